@@ -1,0 +1,279 @@
+package ipam
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Set is everything IPAM holds at one moment, from the site file or from the store.
+type Set struct {
+	Domain  Name   // the forward zone hosts live in
+	Zones   []Name // further authoritative zones; Domain need not be repeated here
+	Subnets []Subnet
+	Hosts   []Host
+	Records []Record
+}
+
+// Problem is one rule a Set breaks.
+type Problem struct {
+	Path    string // where, as a key path into the Set: "hosts[3].ip", "subnets[0].ranges[1]"
+	Message string // what, naming every object involved
+}
+
+func (p Problem) String() string { return p.Path + ": " + p.Message }
+
+// Problems checks every rule and returns each broken one, in the order of the Set.
+// An empty result means the Set is consistent.
+func (s *Set) Problems() []Problem {
+	c := checker{set: s}
+	c.subnets()
+	c.hosts()
+	c.records()
+	return c.problems
+}
+
+type checker struct {
+	set      *Set
+	problems []Problem
+}
+
+func (c *checker) addf(path, format string, args ...any) {
+	c.problems = append(c.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) subnets() {
+	names := map[string]int{}
+	for i, sn := range c.set.Subnets {
+		at := fmt.Sprintf("subnets[%d]", i)
+		switch err := checkLabel(sn.Name, false); {
+		case sn.Name == "":
+			c.addf(at+".name", "a subnet needs a name")
+		case err != nil:
+			c.addf(at+".name", "%q is not a valid subnet name: %v", sn.Name, err)
+		}
+		if j, dup := names[sn.Name]; dup && sn.Name != "" {
+			c.addf(at+".name", "subnet name %q is already used by subnets[%d] (%s)", sn.Name, j, c.set.Subnets[j].CIDR)
+		} else {
+			names[sn.Name] = i
+		}
+		if !sn.Purpose.Valid() {
+			c.addf(at+".purpose", "%q is not a purpose: use nodes, pods or services", sn.Purpose)
+		}
+		for j := range i {
+			if o := c.set.Subnets[j]; o.CIDR.Overlaps(sn.CIDR) {
+				c.addf(at+".cidr", "subnet %q (%s) overlaps subnet %q (%s)", sn.Name, sn.CIDR, o.Name, o.CIDR)
+			}
+		}
+		if gw := sn.Gateway; gw.IsValid() && !sn.CIDR.Contains(gw) {
+			c.addf(at+".gateway", "%s is outside subnet %q (%s)", gw, sn.Name, sn.CIDR)
+		} else if name := edgeName(sn.CIDR, gw); gw.IsValid() && name != "" {
+			c.addf(at+".gateway", "%s is the %s of subnet %q", gw, name, sn.Name)
+		}
+		c.ranges(at, sn)
+	}
+}
+
+func (c *checker) ranges(at string, sn Subnet) {
+	for i, r := range sn.Ranges {
+		rat := fmt.Sprintf("%s.ranges[%d]", at, i)
+		if !r.Kind.Valid() {
+			c.addf(rat+".kind", "%q is not a range kind: use dhcp or reserved", r.Kind)
+		}
+		if r.Kind == RangeReserved && r.Name == "" {
+			c.addf(rat+".name", "a reserved range needs a name (metallb, vip, ...)")
+		}
+		if r.Kind == RangeDHCP && sn.Purpose != PurposeNodes {
+			c.addf(rat+".kind", "subnet %q is for %s: DHCP ranges belong in nodes subnets", sn.Name, sn.Purpose)
+		}
+		if r.End.Less(r.Start) {
+			c.addf(rat, "%s starts after it ends", describeRange(r))
+			continue
+		}
+		if !sn.CIDR.Contains(r.Start) || !sn.CIDR.Contains(r.End) {
+			c.addf(rat, "%s is not inside subnet %q (%s)", describeRange(r), sn.Name, sn.CIDR)
+			continue
+		}
+		if r.Kind == RangeDHCP {
+			for _, a := range []netip.Addr{sn.Gateway, sn.CIDR.Addr(), broadcast(sn.CIDR)} {
+				if name := addressName(sn, a); a.IsValid() && name != "" && r.Contains(a) {
+					c.addf(rat, "%s holds %s, the %s of subnet %q", describeRange(r), a, name, sn.Name)
+				}
+			}
+		}
+		for j := range i {
+			if o := sn.Ranges[j]; o.Overlaps(r) {
+				c.addf(rat, "%s overlaps %s of subnet %q", describeRange(r), describeRange(o), sn.Name)
+			}
+		}
+	}
+}
+
+func (c *checker) hosts() {
+	byName := map[string]int{}
+	byIP := map[netip.Addr]int{}
+	byMAC := map[MAC]int{}
+	for i, h := range c.set.Hosts {
+		at := fmt.Sprintf("hosts[%d]", i)
+		if h.Name == "" {
+			c.addf(at+".name", "a host needs a name")
+		} else if err := CheckHostname(h.Name); err != nil {
+			c.addf(at+".name", "%v", err)
+		} else if j, dup := byName[h.Name]; dup {
+			c.addf(at+".name", "host name %q is already used by hosts[%d] (%s)", h.Name, j, c.set.Hosts[j].IP)
+		} else {
+			byName[h.Name] = i
+		}
+		if j, dup := byIP[h.IP]; dup {
+			c.addf(at+".ip", "%s is already the address of host %q", h.IP, c.set.Hosts[j].Name)
+		} else {
+			byIP[h.IP] = i
+			c.hostAddress(at+".ip", h)
+		}
+		if h.MAC.IsZero() {
+			continue
+		}
+		if h.MAC.IsMulticast() {
+			c.addf(at+".mac", "%s is a multicast address, which no network card has as its own", h.MAC)
+		} else if j, dup := byMAC[h.MAC]; dup {
+			c.addf(at+".mac", "%s is already the MAC of host %q", h.MAC, c.set.Hosts[j].Name)
+		} else {
+			byMAC[h.MAC] = i
+		}
+	}
+}
+
+// hostAddress checks that h's address is a node address that nothing else owns.
+func (c *checker) hostAddress(at string, h Host) {
+	sn, ok := c.set.subnetOf(h.IP)
+	switch {
+	case !ok:
+		c.addf(at, "%s is outside every subnet", h.IP)
+		return
+	case sn.Purpose != PurposeNodes:
+		c.addf(at, "%s is in subnet %q, which is for %s: hosts belong in nodes subnets", h.IP, sn.Name, sn.Purpose)
+		return
+	}
+	if name := addressName(sn, h.IP); name != "" {
+		c.addf(at, "%s is the %s of subnet %q, so host %q cannot have it", h.IP, name, sn.Name, h.Name)
+		return
+	}
+	for _, r := range sn.Ranges {
+		if r.Contains(h.IP) {
+			c.addf(at, "%s is inside %s of subnet %q, so host %q cannot have it", h.IP, describeRange(r), sn.Name, h.Name)
+			return
+		}
+	}
+}
+
+func (c *checker) records() {
+	hostNames := map[Name]string{}
+	for _, h := range c.set.Hosts {
+		hostNames[Name(h.Name+"."+string(c.set.Domain))] = h.Name
+	}
+	byName := map[Name][]int{}
+	for i, r := range c.set.Records {
+		at := fmt.Sprintf("records[%d]", i)
+		if !c.set.inZones(r.Name) {
+			c.addf(at+".name", "%s is outside the site's zones (%s)", r.Name, c.set.zoneList())
+			continue
+		}
+		if host, ok := hostNames[r.Name]; ok && (r.Type == "A" || r.Type == "AAAA" || r.Type == "CNAME") {
+			c.addf(at, "%s is host %q, whose %s follows from the host: change the host instead", r.Name, host, addressRRType(r.Type))
+			continue
+		}
+		for _, j := range byName[r.Name] {
+			if o := c.set.Records[j]; r.Type == "CNAME" || o.Type == "CNAME" {
+				c.addf(at, "a CNAME cannot stand beside other data: records[%d] is a %s record at %s too", j, o.Type, r.Name)
+				break
+			}
+		}
+		byName[r.Name] = append(byName[r.Name], i)
+	}
+}
+
+func addressRRType(t string) string {
+	if t == "CNAME" {
+		return "address record"
+	}
+	return t + " record"
+}
+
+// inZones reports whether n falls in one of the site's forward zones, or is the
+// reverse name of an address in one of its subnets.
+func (s *Set) inZones(n Name) bool {
+	if n.IsIn(s.Domain) {
+		return true
+	}
+	for _, z := range s.Zones {
+		if n.IsIn(z) {
+			return true
+		}
+	}
+	a, ok := ReverseAddr(n)
+	if !ok {
+		return false
+	}
+	_, ok = s.subnetOf(a)
+	return ok
+}
+
+func (s *Set) zoneList() string {
+	names := []string{string(s.Domain)}
+	for _, z := range s.Zones {
+		names = append(names, string(z))
+	}
+	return strings.Join(names, ", ") + " and the reverse zones of its subnets"
+}
+
+// subnetOf returns the first subnet holding a.
+func (s *Set) subnetOf(a netip.Addr) (Subnet, bool) {
+	for _, sn := range s.Subnets {
+		if sn.CIDR.Contains(a) {
+			return sn, true
+		}
+	}
+	return Subnet{}, false
+}
+
+// addressName names the addresses of sn that nothing may be given: its gateway,
+// network and broadcast addresses. It returns "" for any other address.
+func addressName(sn Subnet, a netip.Addr) string {
+	if a == sn.Gateway {
+		return "gateway"
+	}
+	return edgeName(sn.CIDR, a)
+}
+
+// edgeName names the network and broadcast addresses of an IPv4 prefix. IPv6 has no
+// broadcast, and /31 and /32 use every address (RFC 3021).
+func edgeName(p netip.Prefix, a netip.Addr) string {
+	switch {
+	case !a.Is4() || p.Bits() >= 31:
+		return ""
+	case a == p.Addr():
+		return "network address"
+	case a == broadcast(p):
+		return "broadcast address"
+	}
+	return ""
+}
+
+// broadcast returns the last address of an IPv4 prefix, or the zero Addr for IPv6.
+func broadcast(p netip.Prefix) netip.Addr {
+	if !p.Addr().Is4() {
+		return netip.Addr{}
+	}
+	b := p.Masked().Addr().As4()
+	host := ^uint32(0) >> p.Bits()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+func describeRange(r Range) string {
+	if r.Name != "" {
+		return fmt.Sprintf("%s range %q (%s-%s)", r.Kind, r.Name, r.Start, r.End)
+	}
+	return fmt.Sprintf("%s range %s-%s", r.Kind, r.Start, r.End)
+}

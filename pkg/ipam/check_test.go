@@ -1,0 +1,167 @@
+package ipam
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func mustMAC(t *testing.T, s string) MAC {
+	t.Helper()
+	m, err := ParseMAC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// base is a consistent site that each case breaks in one way.
+func base(t *testing.T) Set {
+	return Set{
+		Domain: "k8s.example.com.",
+		Zones:  []Name{"example.com."},
+		Subnets: []Subnet{{
+			Name: "vm", CIDR: netip.MustParsePrefix("10.0.40.0/24"),
+			Gateway: netip.MustParseAddr("10.0.40.1"), Purpose: PurposeNodes,
+			Ranges: []Range{
+				{Kind: RangeDHCP, Start: netip.MustParseAddr("10.0.40.150"), End: netip.MustParseAddr("10.0.40.199")},
+				{Kind: RangeReserved, Name: "metallb", Start: netip.MustParseAddr("10.0.40.100"), End: netip.MustParseAddr("10.0.40.120")},
+			},
+		}, {
+			Name: "pods", CIDR: netip.MustParsePrefix("10.244.0.0/16"), Purpose: PurposePods,
+		}},
+		Hosts: []Host{
+			{Name: "cp01", IP: netip.MustParseAddr("10.0.40.10"), MAC: mustMAC(t, "52:54:00:00:40:10")},
+			{Name: "cp02", IP: netip.MustParseAddr("10.0.40.11"), MAC: mustMAC(t, "52:54:00:00:40:11")},
+		},
+		Records: []Record{
+			{Name: "api.k8s.example.com.", Type: "A", Value: "10.0.40.100"},
+			{Name: "registry.k8s.example.com.", Type: "CNAME", Value: "cp01.k8s.example.com."},
+		},
+	}
+}
+
+func TestProblems(t *testing.T) {
+	tests := []struct {
+		name    string
+		breakIt func(s *Set)
+		path    string
+		words   []string // each must appear in the message: both sides of a conflict
+	}{
+		{"overlapping subnets", func(s *Set) {
+			s.Subnets = append(s.Subnets, Subnet{Name: "lab", CIDR: netip.MustParsePrefix("10.0.40.128/25"), Purpose: PurposeNodes})
+		}, "subnets[2].cidr", []string{`"lab"`, `"vm"`, "10.0.40.0/24", "10.0.40.128/25"}},
+		{"duplicate subnet name", func(s *Set) { s.Subnets[1].Name = "vm" }, "subnets[1].name", []string{`"vm"`, "subnets[0]"}},
+		{"bad purpose", func(s *Set) { s.Subnets[1].Purpose = "storage" }, "subnets[1].purpose", []string{`"storage"`}},
+		{"gateway outside", func(s *Set) { s.Subnets[0].Gateway = netip.MustParseAddr("10.0.41.1") }, "subnets[0].gateway", []string{"10.0.41.1", `"vm"`}},
+		{"gateway is broadcast", func(s *Set) { s.Subnets[0].Gateway = netip.MustParseAddr("10.0.40.255") }, "subnets[0].gateway", []string{"broadcast"}},
+		{"range outside subnet", func(s *Set) { s.Subnets[0].Ranges[0].End = netip.MustParseAddr("10.0.41.10") }, "subnets[0].ranges[0]", []string{"10.0.41.10", `"vm"`}},
+		{"range reversed", func(s *Set) { s.Subnets[0].Ranges[0].Start = netip.MustParseAddr("10.0.40.200") }, "subnets[0].ranges[0]", []string{"starts after it ends"}},
+		{"overlapping ranges", func(s *Set) { s.Subnets[0].Ranges[1].End = netip.MustParseAddr("10.0.40.160") }, "subnets[0].ranges[1]", []string{`"metallb"`, "10.0.40.150-10.0.40.199"}},
+		{"dhcp range holds gateway", func(s *Set) {
+			s.Subnets[0].Ranges[0] = Range{Kind: RangeDHCP, Start: netip.MustParseAddr("10.0.40.1"), End: netip.MustParseAddr("10.0.40.5")}
+		}, "subnets[0].ranges[0]", []string{"gateway", "10.0.40.1"}},
+		{"reserved range without name", func(s *Set) { s.Subnets[0].Ranges[1].Name = "" }, "subnets[0].ranges[1].name", []string{"needs a name"}},
+		{"dhcp range in pods subnet", func(s *Set) {
+			s.Subnets[1].Ranges = []Range{{Kind: RangeDHCP, Start: netip.MustParseAddr("10.244.0.10"), End: netip.MustParseAddr("10.244.0.20")}}
+		}, "subnets[1].ranges[0].kind", []string{`"pods"`}},
+		{"host outside every subnet", func(s *Set) { s.Hosts[1].IP = netip.MustParseAddr("192.168.1.5") }, "hosts[1].ip", []string{"192.168.1.5", "outside every subnet"}},
+		{"host in pods subnet", func(s *Set) { s.Hosts[1].IP = netip.MustParseAddr("10.244.3.3") }, "hosts[1].ip", []string{`"pods"`}},
+		{"host on gateway", func(s *Set) { s.Hosts[1].IP = netip.MustParseAddr("10.0.40.1") }, "hosts[1].ip", []string{"gateway", `"vm"`, `"cp02"`}},
+		{"host on network address", func(s *Set) { s.Hosts[1].IP = netip.MustParseAddr("10.0.40.0") }, "hosts[1].ip", []string{"network address"}},
+		{"host in dhcp range", func(s *Set) { s.Hosts[1].IP = netip.MustParseAddr("10.0.40.155") }, "hosts[1].ip", []string{"dhcp range 10.0.40.150-10.0.40.199", `"cp02"`}},
+		{"host in reserved range", func(s *Set) { s.Hosts[1].IP = netip.MustParseAddr("10.0.40.105") }, "hosts[1].ip", []string{`reserved range "metallb"`, `"cp02"`}},
+		{"duplicate host IP", func(s *Set) { s.Hosts[1].IP = s.Hosts[0].IP }, "hosts[1].ip", []string{"10.0.40.10", `"cp01"`}},
+		{"duplicate host MAC", func(s *Set) { s.Hosts[1].MAC = s.Hosts[0].MAC }, "hosts[1].mac", []string{"52:54:00:00:40:10", `"cp01"`}},
+		{"multicast MAC", func(s *Set) { s.Hosts[1].MAC = mustMAC(t, "01:00:5e:00:00:01") }, "hosts[1].mac", []string{"multicast"}},
+		{"duplicate host name", func(s *Set) { s.Hosts[1].Name = "cp01" }, "hosts[1].name", []string{`"cp01"`, "hosts[0]"}},
+		{"bad host name", func(s *Set) { s.Hosts[1].Name = "cp_02" }, "hosts[1].name", []string{`"cp_02"`}},
+		{"record outside zones", func(s *Set) { s.Records[0].Name = "api.example.org." }, "records[0].name", []string{"api.example.org.", "k8s.example.com."}},
+		{"record at a host's name", func(s *Set) { s.Records[0].Name = "cp02.k8s.example.com." }, "records[0]", []string{`"cp02"`}},
+		{"CNAME beside other data", func(s *Set) {
+			s.Records = append(s.Records, Record{Name: "registry.k8s.example.com.", Type: "TXT", Value: `"x"`})
+		}, "records[2]", []string{"CNAME", "records[1]"}},
+	}
+	t.Run("base is consistent", func(t *testing.T) {
+		s := base(t)
+		if got := s.Problems(); len(got) != 0 {
+			t.Fatalf("got %v, want no problems", got)
+		}
+	})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := base(t)
+			tc.breakIt(&s)
+			got := s.Problems()
+			if len(got) != 1 {
+				t.Fatalf("got %d problems %v, want 1 at %s", len(got), got, tc.path)
+			}
+			if got[0].Path != tc.path {
+				t.Errorf("got path %q, want %q (%s)", got[0].Path, tc.path, got[0].Message)
+			}
+			for _, w := range tc.words {
+				if !strings.Contains(got[0].Message, w) {
+					t.Errorf("message %q does not name %s", got[0].Message, w)
+				}
+			}
+		})
+	}
+}
+
+func TestReverseAddr(t *testing.T) {
+	tests := []struct {
+		name Name
+		want string // "" when not a reverse name
+	}{
+		{"10.40.0.10.in-addr.arpa.", "10.0.40.10"},
+		{"40.0.10.in-addr.arpa.", ""},
+		{"010.40.0.10.in-addr.arpa.", ""},
+		{"b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.0.0.0.0.1.2.3.4.ip6.arpa.", "4321:0:1:2:3:4:567:89ab"},
+		{"cp01.k8s.example.com.", ""},
+	}
+	for _, tc := range tests {
+		got, ok := ReverseAddr(tc.name)
+		if tc.want == "" {
+			if ok {
+				t.Errorf("ReverseAddr(%s): got %s, want not a reverse name", tc.name, got)
+			}
+			continue
+		}
+		if !ok || got.String() != tc.want {
+			t.Errorf("ReverseAddr(%s): got %s %v, want %s", tc.name, got, ok, tc.want)
+		}
+	}
+}
+
+func TestParseRecord(t *testing.T) {
+	origin := Name("k8s.example.com.")
+	tests := []struct {
+		typ, value string
+		want       string // canonical value, or "" for an error
+	}{
+		{"A", "10.0.40.100", "10.0.40.100"},
+		{"A", "10.0.40", ""},
+		{"AAAA", "fd00::1", "fd00::1"},
+		{"cname", "bastion", "bastion.k8s.example.com."},
+		{"CNAME", "grafana.example.com.", "grafana.example.com."},
+		{"SRV", "0 10 2380 cp01", "0 10 2380 cp01.k8s.example.com."},
+		{"SRV", "0 10 port cp01", ""},
+		{"MX", "10 mail", "10 mail.k8s.example.com."},
+		{"TXT", `v=spf1 "quoted" -all`, `"v=spf1 \"quoted\" -all"`},
+		{"PTR", "cp01", "cp01.k8s.example.com."},
+		{"NS", "ns1", ""},
+		{"A", "1.2.3.4\nevil IN A 5.6.7.8", ""},
+	}
+	for _, tc := range tests {
+		got, err := ParseRecord("x.k8s.example.com.", tc.typ, tc.value, 0, origin)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("%s %q: got %q, want an error", tc.typ, tc.value, got.Value)
+			}
+			continue
+		}
+		if err != nil || got.Value != tc.want {
+			t.Errorf("%s %q: got %q, %v; want %q", tc.typ, tc.value, got.Value, err, tc.want)
+		}
+	}
+}

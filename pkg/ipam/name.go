@@ -1,0 +1,99 @@
+package ipam
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Name is a DNS name in canonical form: lower case and fully qualified ("a.example.com.").
+type Name string
+
+// ParseZone parses an absolute zone or domain name such as "k8s.example.com".
+// The trailing dot is optional.
+func ParseZone(s string) (Name, error) {
+	if err := checkName(strings.TrimSuffix(s, "."), false); err != nil {
+		return "", fmt.Errorf("%q is not a valid domain name: %w", s, err)
+	}
+	return Name(strings.ToLower(strings.TrimSuffix(s, ".")) + "."), nil
+}
+
+// ParseOwner parses the owner name of a record: "@" is origin, a name with a trailing
+// dot is absolute, any other is relative to origin. Owner names may hold underscores
+// (_etcd-server-ssl._tcp) and a leading "*" label (a wildcard).
+func ParseOwner(s string, origin Name) (Name, error) {
+	switch {
+	case s == "@":
+		return origin, nil
+	case strings.HasSuffix(s, "."):
+		if err := checkName(strings.TrimSuffix(s, "."), true); err != nil {
+			return "", fmt.Errorf("%q is not a valid DNS name: %w", s, err)
+		}
+		return Name(strings.ToLower(s)), nil
+	}
+	if err := checkName(s, true); err != nil {
+		return "", fmt.Errorf("%q is not a valid DNS name: %w", s, err)
+	}
+	n := Name(strings.ToLower(s) + "." + string(origin))
+	if len(n) > 254 {
+		return "", fmt.Errorf("%q is longer than 253 characters once %s is added", s, origin)
+	}
+	return n, nil
+}
+
+// CheckHostname reports whether s is a valid hostname relative to the site's domain:
+// letters, digits and inner hyphens in each label, and no trailing dot.
+func CheckHostname(s string) error {
+	if strings.HasSuffix(s, ".") {
+		return fmt.Errorf("%q is not a valid hostname: give it relative to the domain, without the trailing dot", s)
+	}
+	if err := checkName(s, false); err != nil {
+		return fmt.Errorf("%q is not a valid hostname: %w", s, err)
+	}
+	return nil
+}
+
+// IsIn reports whether n is zone or a name below it.
+func (n Name) IsIn(zone Name) bool {
+	return n == zone || strings.HasSuffix(string(n), "."+string(zone))
+}
+
+// checkName checks the labels of s, which has no trailing dot. Hostname labels take
+// letters, digits and inner hyphens (RFC 1123); owner names also take underscores and
+// a leading "*" label (RFC 4592).
+func checkName(s string, owner bool) error {
+	if s == "" {
+		return fmt.Errorf("the name is empty")
+	}
+	if len(s) > 253 {
+		return fmt.Errorf("longer than 253 characters")
+	}
+	for i, label := range strings.Split(s, ".") {
+		if label == "*" && owner && i == 0 {
+			continue
+		}
+		if err := checkLabel(label, owner); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkLabel(label string, owner bool) error {
+	switch {
+	case label == "":
+		return fmt.Errorf("it has an empty label")
+	case len(label) > 63:
+		return fmt.Errorf("label %q is longer than 63 characters", label)
+	case label[0] == '-' || label[len(label)-1] == '-':
+		return fmt.Errorf("label %q starts or ends with a hyphen", label)
+	}
+	for _, c := range label {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
+		case c == '_' && owner:
+		default:
+			return fmt.Errorf("label %q holds %q: only letters, digits and hyphens are allowed", label, c)
+		}
+	}
+	return nil
+}
