@@ -1,0 +1,151 @@
+// Package config reads the site file. It parses the YAML strictly (an unknown key is a
+// mistake), applies defaults and validates everything at once, naming each mistake with
+// its key path and line. What it returns is typed: addresses are netip values, hosts
+// and subnets are ipam objects, and ipam's own rules have passed.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/infrad/infrad/pkg/ipam"
+)
+
+// Site is a validated site file.
+type Site struct {
+	Source  string    // the file it was read from
+	Domain  ipam.Name // the forward zone hosts live in
+	DataDir string
+	API     API
+	DNS     DNS
+	NTP     NTP
+	DHCP    DHCP
+	CA      CA
+	Subnets []ipam.Subnet
+	Hosts   []ipam.Host
+}
+
+// API is where the REST API and the UI listen.
+type API struct {
+	Listen netip.AddrPort
+}
+
+// DNS configures the DNS service.
+type DNS struct {
+	Listen         []netip.AddrPort
+	Zones          []ipam.Name // authoritative zones besides Domain
+	Forwarders     []netip.AddrPort
+	RecursionAllow []netip.Prefix // who may have names outside our zones resolved
+	TTL            uint32         // for answers without a TTL of their own; > 0
+	Secondaries    []netip.Addr   // may transfer our zones; are notified of changes
+	TSIGKeys       []TSIGKey
+	Records        []ipam.Record
+}
+
+// TSIGKey is a shared secret that signs zone transfers and dynamic updates.
+type TSIGKey struct {
+	Name      ipam.Name
+	Algorithm string // one of TSIGAlgorithms
+	Secret    string // base64, as nsupdate and external-dns take it
+}
+
+// TSIGAlgorithms are the HMACs a TSIG key may use.
+var TSIGAlgorithms = []string{"hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}
+
+// NTP configures the time service.
+type NTP struct {
+	Listen       []netip.AddrPort
+	Upstream     []string // host or host:port
+	LocalStratum int      // 0: do not serve the local clock when no source is reachable
+}
+
+// DHCP configures the DHCP service.
+type DHCP struct {
+	Interfaces []string // none: the service is idle
+	LeaseTime  time.Duration
+}
+
+// CA configures the ACME certificate authority.
+type CA struct {
+	Listen       netip.AddrPort
+	Name         ipam.Name // the CA's own DNS name: https://<name>/acme/acme/directory
+	CertLifetime time.Duration
+}
+
+// Defaults for keys the site file leaves out.
+const (
+	DefaultDataDir      = "/var/lib/infrad"
+	DefaultAPIListen    = "127.0.0.1:8080"
+	DefaultDNSListen    = "0.0.0.0:53"
+	DefaultNTPListen    = "0.0.0.0:123"
+	DefaultCAListen     = "0.0.0.0:443"
+	DefaultTTL          = 300
+	DefaultLeaseTime    = 12 * time.Hour
+	DefaultCertLifetime = 90 * 24 * time.Hour
+)
+
+// IPAM returns the site's address objects as an ipam.Set.
+func (s *Site) IPAM() ipam.Set {
+	return ipam.Set{Domain: s.Domain, Zones: s.DNS.Zones, Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records}
+}
+
+// Load reads and validates the site file at path. A validation failure is an Errors.
+func Load(path string) (*Site, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read site file: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates a site file's contents; name is used in error messages. Every mistake
+// found is returned at once, as an Errors in file order.
+func Parse(name string, data []byte) (*Site, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&doc)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, Errors{syntaxError(name, err)}
+	}
+	if len(doc.Content) == 0 {
+		return nil, Errors{{File: name, Msg: "the site file is empty"}}
+	}
+	sh := newShape(name)
+	sh.walk(doc.Content[0], reflect.TypeFor[file](), "")
+
+	var f file
+	// Shape errors were reported with their key paths above; the decoder's own
+	// errors for the same values say less, so they are dropped.
+	var typeErr *yaml.TypeError
+	if err := doc.Content[0].Decode(&f); err != nil && !errors.As(err, &typeErr) {
+		return nil, Errors{{File: name, Msg: err.Error()}}
+	}
+	v := validator{shape: sh, bad: sh.bad}
+	site := v.site(&f)
+	site.Source = name
+	errs := append(sh.errs, v.errs...)
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs
+	}
+	return site, nil
+}
+
+// syntaxError places a YAML parse error ("yaml: line 4: did not find expected key").
+func syntaxError(file string, err error) Error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var line int
+	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
+		_, msg, _ = strings.Cut(msg, ": ")
+	}
+	return Error{File: file, Line: line, Msg: msg}
+}

@@ -1,0 +1,120 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// TestEveryMistake parses a file holding one of each mistake and compares every error
+// line, with its key path and line number, to the golden file.
+func TestEveryMistake(t *testing.T) {
+	path := filepath.Join("testdata", "every-mistake.yaml")
+	_, err := Load(path)
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("got %v, want Errors", err)
+	}
+	got := err.Error() + "\n"
+	golden := filepath.Join("testdata", "every-mistake.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	// The golden file is the contract; these make its intent explicit.
+	for _, path := range []string{
+		"domain", "api.listen", "dns.ttl", "dns.forwarders[0]", "dns.tsig_keys[0].algorithm",
+		"dns.tsig_keys[0].secret", "ntp.local_stratum", "dhcp.leas_time", "subnets[0].gateway",
+		"subnets[0].ranges[1]", "subnets[0].ranges[2]", "subnets[1].cidr", "subnets[2].cidr",
+		"subnets[3].cidr", "hosts[1].ip", "hosts[2].mac", "hosts[3].name", "hosts[4].mac",
+		"hosts[5].ip", "hosts[6].ip", "hosts[7].name", "hosts[8].colour",
+	} {
+		if !strings.Contains(got, ": "+path+": ") {
+			t.Errorf("no error at %s", path)
+		}
+	}
+}
+
+func TestErrorPlaces(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown top-level key names its line and the known keys", "domain: a.example\nsubnet: []\n",
+			`x.yaml:2: subnet: unknown key "subnet" (known keys here: domain, data_dir, api, dns, ntp, dhcp, ca, subnets, hosts)`},
+		{"missing domain", "data_dir: /tmp\n", `x.yaml: domain: the site needs a domain, such as k8s.example.com`},
+		{"list where a mapping belongs", "domain: a.example\ndns: [a, b]\n", `x.yaml:2: dns: want a mapping of keys, got a list`},
+		{"mapping where a value belongs", "domain: {a: b}\n", `x.yaml:1: domain: want a single value, got a mapping`},
+		{"syntax error", "domain: a.example\n  bad: indent\n", `x.yaml:2: mapping values are not allowed in this context`},
+		{"empty file", "", `x.yaml: the site file is empty`},
+		{"record outside zones", "domain: a.example\ndns:\n  records:\n    - {name: x.b.example., type: A, value: 10.0.0.1}\n",
+			`x.yaml:4: dns.records[0].name: x.b.example. is outside the site's zones (a.example. and the reverse zones of its subnets)`},
+		{"record with a bad SRV value", "domain: a.example\ndns:\n  records:\n    - {name: _x._tcp, type: SRV, value: \"0 10 port cp01\"}\n",
+			`x.yaml:4: dns.records[0].value: "0 10 port cp01" is not a valid SRV value: bad SRV Port`},
+		{"duration", "domain: a.example\nca: {cert_lifetime: 3 months}\n", `x.yaml:2: ca.cert_lifetime: "3 months" is not a duration, such as 12h, 90m or 90d`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("x.yaml", []byte(tc.yaml))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	s, err := Parse("x.yaml", []byte("domain: K8s.Example.com\nsubnets: [{name: vm, cidr: 10.0.40.0/24}]\nca: {cert_lifetime: 30d}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"domain", string(s.Domain), "k8s.example.com."},
+		{"data_dir", s.DataDir, DefaultDataDir},
+		{"api.listen", s.API.Listen.String(), DefaultAPIListen},
+		{"dns.listen", s.DNS.Listen[0].String(), DefaultDNSListen},
+		{"dns.ttl", s.DNS.TTL, uint32(DefaultTTL)},
+		{"dns.recursion_allow", len(s.DNS.RecursionAllow), 3},
+		{"ntp.listen", s.NTP.Listen[0].String(), DefaultNTPListen},
+		{"dhcp.lease_time", s.DHCP.LeaseTime, DefaultLeaseTime},
+		{"ca.listen", s.CA.Listen.String(), DefaultCAListen},
+		{"ca.name", string(s.CA.Name), "ca.k8s.example.com."},
+		{"ca.cert_lifetime", s.CA.CertLifetime, 30 * 24 * time.Hour},
+		{"subnets[0].purpose", string(s.Subnets[0].Purpose), "nodes"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if got := s.DNS.RecursionAllow[2]; got != netip.MustParsePrefix("10.0.40.0/24") {
+		t.Errorf("recursion_allow[2]: got %s, want the site's subnet", got)
+	}
+}
+
+func TestDemoIsValid(t *testing.T) {
+	s := Demo()
+	if s.Domain != "lab.internal." || s.API.Listen.String() != "127.0.0.1:8080" || s.DataDir != "./data" {
+		t.Errorf("got domain %s, api %s, data %s; want the demo site of DESIGN.md", s.Domain, s.API.Listen, s.DataDir)
+	}
+	if len(s.DHCP.Interfaces) != 0 {
+		t.Errorf("got DHCP interfaces %v, want none (idle)", s.DHCP.Interfaces)
+	}
+}

@@ -1,0 +1,408 @@
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/infrad/infrad/pkg/ipam"
+)
+
+// validator turns a file into a Site, collecting every mistake with its key path.
+type validator struct {
+	shape *shape
+	errs  Errors
+	bad   []string // paths already reported: problems at, under or above them are noise
+}
+
+func (v *validator) errorf(path, format string, args ...any) {
+	if v.related(path) {
+		return
+	}
+	v.errs = append(v.errs, Error{File: v.shape.file, Line: v.shape.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	v.bad = append(v.bad, path)
+}
+
+// related reports whether path is at, under or above a path already reported.
+func (v *validator) related(path string) bool {
+	under := func(a, b string) bool {
+		return a == b || strings.HasPrefix(a, b+".") || strings.HasPrefix(a, b+"[")
+	}
+	for _, b := range v.bad {
+		if under(path, b) || under(b, path) {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) site(f *file) *Site {
+	s := &Site{DataDir: orDefault(f.DataDir, DefaultDataDir)}
+	if f.Domain == "" {
+		v.errorf("domain", "the site needs a domain, such as k8s.example.com")
+	} else if d, err := ipam.ParseZone(f.Domain); err != nil {
+		v.errorf("domain", "%v", err)
+	} else {
+		s.Domain = d
+	}
+	s.API.Listen = v.listen("api.listen", orDefault(f.API.Listen, DefaultAPIListen))
+	s.Subnets = v.subnets(f.Subnets)
+	s.Hosts = v.hosts(f.Hosts)
+	s.DNS = v.dns(&f.DNS, s)
+	s.NTP = v.ntp(&f.NTP)
+	s.DHCP = v.dhcp(&f.DHCP)
+	s.CA = v.ca(&f.CA, s.Domain)
+	for _, p := range ipamProblems(s) {
+		v.errorf(p.Path, "%s", p.Message)
+	}
+	return s
+}
+
+// ipamProblems runs IPAM's rules over the site, with paths as the site file has them.
+func ipamProblems(s *Site) []ipam.Problem {
+	set := s.IPAM()
+	problems := set.Problems()
+	for i, p := range problems {
+		if strings.HasPrefix(p.Path, "records[") {
+			problems[i].Path = "dns." + p.Path
+		}
+	}
+	return problems
+}
+
+func (v *validator) dns(f *fileDNS, s *Site) DNS {
+	d := DNS{TTL: DefaultTTL}
+	listen := f.Listen
+	if listen == nil {
+		listen = []string{DefaultDNSListen}
+	}
+	for i, l := range listen {
+		d.Listen = append(d.Listen, v.listen(fmt.Sprintf("dns.listen[%d]", i), l))
+	}
+	for i, z := range f.Zones {
+		at := fmt.Sprintf("dns.zones[%d]", i)
+		name, err := ipam.ParseZone(z)
+		switch {
+		case err != nil:
+			v.errorf(at, "%v", err)
+		case name == s.Domain:
+			v.errorf(at, "%s is the site's domain, which is served already", name)
+		case slices.Contains(d.Zones, name):
+			v.errorf(at, "%s is listed twice", name)
+		default:
+			d.Zones = append(d.Zones, name)
+		}
+	}
+	for i, fw := range f.Forwarders {
+		at := fmt.Sprintf("dns.forwarders[%d]", i)
+		ap, err := parseHostPort(fw, 53)
+		if err != nil {
+			v.errorf(at, "%v", err)
+			continue
+		}
+		d.Forwarders = append(d.Forwarders, ap)
+	}
+	if f.RecursionAllow == nil {
+		d.RecursionAllow = defaultRecursionAllow(s.Subnets)
+	}
+	for i, p := range f.RecursionAllow {
+		d.RecursionAllow = append(d.RecursionAllow, v.prefix(fmt.Sprintf("dns.recursion_allow[%d]", i), p, true))
+	}
+	if f.TTL != nil {
+		d.TTL = v.ttl("dns.ttl", *f.TTL, 1)
+	}
+	for i, a := range f.Secondaries {
+		d.Secondaries = append(d.Secondaries, v.addr(fmt.Sprintf("dns.secondaries[%d]", i), a))
+	}
+	d.TSIGKeys = v.tsigKeys(f.TSIGKeys)
+	if s.Domain == "" {
+		return d // records are relative to the domain: nothing to check them against
+	}
+	for i, r := range f.Records {
+		d.Records = append(d.Records, v.record(fmt.Sprintf("dns.records[%d]", i), r, s.Domain))
+	}
+	return d
+}
+
+// defaultRecursionAllow lets the site's own networks and this machine resolve names
+// outside our zones, and no one else.
+func defaultRecursionAllow(subnets []ipam.Subnet) []netip.Prefix {
+	allow := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	for _, sn := range subnets {
+		if sn.CIDR.IsValid() {
+			allow = append(allow, sn.CIDR)
+		}
+	}
+	return allow
+}
+
+func (v *validator) tsigKeys(keys []fileTSIGKey) []TSIGKey {
+	var out []TSIGKey
+	for i, k := range keys {
+		at := fmt.Sprintf("dns.tsig_keys[%d]", i)
+		name, err := ipam.ParseZone(k.Name)
+		if err != nil {
+			v.errorf(at+".name", "%v", err)
+		} else if slices.ContainsFunc(out, func(o TSIGKey) bool { return o.Name == name }) {
+			v.errorf(at+".name", "key %s is defined twice", name)
+		}
+		alg := strings.ToLower(k.Algorithm)
+		if !slices.Contains(TSIGAlgorithms, alg) {
+			v.errorf(at+".algorithm", "%q is not one of %s", k.Algorithm, strings.Join(TSIGAlgorithms, ", "))
+		}
+		if k.Secret == "" {
+			v.errorf(at+".secret", "the key has no secret")
+		} else if _, err := base64.StdEncoding.DecodeString(k.Secret); err != nil {
+			v.errorf(at+".secret", "the secret is not base64 (tsig-keygen or 'openssl rand -base64 32' make one)")
+		}
+		out = append(out, TSIGKey{Name: name, Algorithm: alg, Secret: k.Secret})
+	}
+	return out
+}
+
+func (v *validator) record(at string, r fileRecord, domain ipam.Name) ipam.Record {
+	name, err := ipam.ParseOwner(r.Name, domain)
+	if err != nil {
+		v.errorf(at+".name", "%v", err)
+		return ipam.Record{}
+	}
+	var ttl uint32
+	if r.TTL != nil {
+		ttl = v.ttl(at+".ttl", *r.TTL, 0)
+	}
+	rec, err := ipam.ParseRecord(name, r.Type, r.Value, ttl, domain)
+	if err != nil {
+		field := ".value"
+		if !slices.Contains(ipam.RecordTypes, strings.ToUpper(r.Type)) {
+			field = ".type"
+		}
+		v.errorf(at+field, "%v", err)
+		// Keep what did parse, so that the rules on names still apply to it.
+		return ipam.Record{Name: name, Type: strings.ToUpper(r.Type), Value: r.Value, TTL: ttl}
+	}
+	return rec
+}
+
+func (v *validator) ntp(f *fileNTP) NTP {
+	n := NTP{Upstream: f.Upstream}
+	listen := f.Listen
+	if listen == nil {
+		listen = []string{DefaultNTPListen}
+	}
+	for i, l := range listen {
+		n.Listen = append(n.Listen, v.listen(fmt.Sprintf("ntp.listen[%d]", i), l))
+	}
+	for i, u := range f.Upstream {
+		if err := checkServer(u); err != nil {
+			v.errorf(fmt.Sprintf("ntp.upstream[%d]", i), "%v", err)
+		}
+	}
+	if f.LocalStratum != nil {
+		if s := *f.LocalStratum; s < 1 || s > 15 {
+			v.errorf("ntp.local_stratum", "%d is not a stratum from 1 to 15", s)
+		} else {
+			n.LocalStratum = s
+		}
+	}
+	return n
+}
+
+func (v *validator) dhcp(f *fileDHCP) DHCP {
+	d := DHCP{LeaseTime: v.duration("dhcp.lease_time", f.LeaseTime, DefaultLeaseTime, time.Minute)}
+	for i, name := range f.Interfaces {
+		at := fmt.Sprintf("dhcp.interfaces[%d]", i)
+		switch {
+		case name == "" || len(name) > 15 || strings.ContainsAny(name, "/: \t"):
+			v.errorf(at, "%q is not an interface name", name)
+		case slices.Contains(d.Interfaces, name):
+			v.errorf(at, "interface %s is listed twice", name)
+		default:
+			d.Interfaces = append(d.Interfaces, name)
+		}
+	}
+	return d
+}
+
+func (v *validator) ca(f *fileCA, domain ipam.Name) CA {
+	c := CA{
+		Listen:       v.listen("ca.listen", orDefault(f.Listen, DefaultCAListen)),
+		CertLifetime: v.duration("ca.cert_lifetime", f.CertLifetime, DefaultCertLifetime, time.Hour),
+	}
+	if f.Name == "" {
+		if domain != "" {
+			c.Name = "ca." + domain
+		}
+		return c
+	}
+	name, err := ipam.ParseZone(f.Name)
+	if err != nil {
+		v.errorf("ca.name", "%v", err)
+	}
+	c.Name = name
+	return c
+}
+
+func (v *validator) subnets(fs []fileSubnet) []ipam.Subnet {
+	out := make([]ipam.Subnet, len(fs))
+	for i, f := range fs {
+		at := fmt.Sprintf("subnets[%d]", i)
+		sn := ipam.Subnet{Name: f.Name, Purpose: ipam.Purpose(orDefault(f.Purpose, string(ipam.PurposeNodes))), Comment: f.Comment}
+		if f.CIDR == "" {
+			v.errorf(at+".cidr", "a subnet needs a cidr, such as 10.0.40.0/24")
+		} else {
+			sn.CIDR = v.prefix(at+".cidr", f.CIDR, false)
+		}
+		if f.Gateway != "" {
+			sn.Gateway = v.addr(at+".gateway", f.Gateway)
+		}
+		for j, r := range f.Ranges {
+			rat := fmt.Sprintf("%s.ranges[%d]", at, j)
+			sn.Ranges = append(sn.Ranges, ipam.Range{
+				Kind:  ipam.RangeKind(r.Kind),
+				Name:  r.Name,
+				Start: v.required(rat+".start", r.Start, v.addr),
+				End:   v.required(rat+".end", r.End, v.addr),
+			})
+		}
+		out[i] = sn
+	}
+	return out
+}
+
+func (v *validator) hosts(fs []fileHost) []ipam.Host {
+	out := make([]ipam.Host, len(fs))
+	for i, f := range fs {
+		at := fmt.Sprintf("hosts[%d]", i)
+		h := ipam.Host{Name: strings.ToLower(f.Name), Role: f.Role, Comment: f.Comment}
+		h.IP = v.required(at+".ip", f.IP, v.addr)
+		if f.MAC != "" {
+			mac, err := ipam.ParseMAC(f.MAC)
+			if err != nil {
+				v.errorf(at+".mac", "%v", err)
+			}
+			h.MAC = mac
+		}
+		out[i] = h
+	}
+	return out
+}
+
+// required reports a missing value, or parses a present one.
+func (v *validator) required(at, s string, parse func(at, s string) netip.Addr) netip.Addr {
+	if s == "" {
+		v.errorf(at, "an address is required here")
+		return netip.Addr{}
+	}
+	return parse(at, s)
+}
+
+func (v *validator) addr(at, s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		v.errorf(at, "%q is not an IP address", s)
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+func (v *validator) listen(at, s string) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		v.errorf(at, "%q is not an address with a port, such as 0.0.0.0:53 or [::]:53", s)
+	}
+	return ap
+}
+
+// prefix parses a CIDR; with single, a bare address stands for itself (/32 or /128).
+func (v *validator) prefix(at, s string, single bool) netip.Prefix {
+	if a, err := netip.ParseAddr(s); err == nil && single {
+		return netip.PrefixFrom(a, a.BitLen())
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		v.errorf(at, "%q is not a CIDR, such as 10.0.40.0/24", s)
+		return netip.Prefix{}
+	}
+	if p != p.Masked() {
+		v.errorf(at, "%s has host bits set: did you mean %s?", s, p.Masked())
+		return netip.Prefix{}
+	}
+	return p
+}
+
+func (v *validator) ttl(at string, n, least int) uint32 {
+	if n < least || n > math.MaxInt32 {
+		v.errorf(at, "%d is not a TTL from %d to %d seconds", n, least, math.MaxInt32)
+		return 0
+	}
+	return uint32(n)
+}
+
+// duration parses "12h", "90m" or "90d" (days), falling back to def when s is empty.
+func (v *validator) duration(at, s string, def, least time.Duration) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := parseDuration(s)
+	if err != nil {
+		v.errorf(at, "%q is not a duration, such as 12h, 90m or 90d", s)
+		return def
+	}
+	if d < least {
+		v.errorf(at, "%s is shorter than %s", s, least)
+	}
+	return d
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > math.MaxInt64/int(24*time.Hour) {
+			return 0, fmt.Errorf("bad number of days %q", days)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// parseHostPort parses "192.0.2.53", "192.0.2.53:5353", "2001:db8::53" or
+// "[2001:db8::53]:5353", giving port def when none is written.
+func parseHostPort(s string, def uint16) (netip.AddrPort, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(a, def), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%q is not an IP address with an optional port", s)
+	}
+	return ap, nil
+}
+
+// checkServer checks an NTP upstream: an IP address or hostname, with an optional port.
+func checkServer(s string) error {
+	if _, err := parseHostPort(s, 123); err == nil {
+		return nil
+	}
+	host, port, found := strings.Cut(s, ":")
+	if found {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q has no valid port after the colon", s)
+		}
+	}
+	if _, err := ipam.ParseZone(host); err != nil {
+		return fmt.Errorf("%q is neither an IP address nor a hostname", s)
+	}
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
