@@ -1,0 +1,71 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names a top-level bbolt bucket. Every bucket is declared here, once.
+type Bucket string
+
+// bucketMeta holds the schema version and the revision counter.
+const bucketMeta Bucket = "meta"
+
+var (
+	keySchema   = []byte("schema")
+	keyRevision = []byte("revision")
+)
+
+// migration brings a store from one schema version to the next.
+type migration struct {
+	about string
+	apply func(tx *bolt.Tx) error
+}
+
+// migrations[i] brings a store from schema version i to i+1; the schema version this
+// build writes is len(migrations). Append; never edit or reorder a released entry.
+var migrations = []migration{
+	{"create the meta bucket (schema version, revision)", func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+		return err
+	}},
+}
+
+// migrate applies, in the one transaction tx, every migration past the store's version.
+func migrate(tx *bolt.Tx, ms []migration) (from, to int, err error) {
+	from = schemaVersion(tx)
+	if from > len(ms) {
+		return from, from, fmt.Errorf("the store has schema version %d, and this infrad knows versions up to %d: run a newer infrad", from, len(ms))
+	}
+	for v := from; v < len(ms); v++ {
+		if err := ms[v].apply(tx); err != nil {
+			return from, v, fmt.Errorf("migrate schema %d to %d (%s): %w", v, v+1, ms[v].about, err)
+		}
+	}
+	if from < len(ms) {
+		if err := tx.Bucket([]byte(bucketMeta)).Put(keySchema, u64(uint64(len(ms)))); err != nil {
+			return from, from, fmt.Errorf("record schema version: %w", err)
+		}
+	}
+	return from, len(ms), nil
+}
+
+func schemaVersion(tx *bolt.Tx) int {
+	return int(metaU64(tx, keySchema))
+}
+
+func metaU64(tx *bolt.Tx, key []byte) uint64 {
+	b := tx.Bucket([]byte(bucketMeta))
+	if b == nil {
+		return 0
+	}
+	v := b.Get(key)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
