@@ -1,0 +1,156 @@
+// Package api serves infrad's REST API on chi: health and readiness for probes,
+// metrics for Prometheus, and under /api/v1 the token-protected resources. Handlers
+// are thin (decode, one domain call, encode) and every error leaves through one
+// renderer as {"error":{"code","message"}}.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/pkg/service"
+)
+
+// Options configure a Server.
+type Options struct {
+	Listen  netip.AddrPort
+	Token   string                  // non-empty: every /api/v1 request must carry it
+	Status  func() []service.Status // the readiness table in start order; non-nil
+	Site    func() SiteInfo         // the running site; non-nil
+	Build   BuildInfo
+	Started time.Time    // when the daemon started, for uptime
+	Logger  *slog.Logger // nil: slog.Default()
+}
+
+// BuildInfo says which infrad this is.
+type BuildInfo struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	Go      string `json:"go"`
+}
+
+// SiteInfo says which site file is running.
+type SiteInfo struct {
+	Source   string    `json:"source"`
+	Domain   string    `json:"domain"`
+	LoadedAt time.Time `json:"loaded_at"`
+}
+
+// Server is the API listener. It is a service.Service.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	handler http.Handler
+
+	mu       sync.Mutex
+	srv      *http.Server // nil when stopped
+	serveErr error        // why Serve ended on its own
+}
+
+// New builds the router; Start binds the listener.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Server{opts: opts, log: opts.Logger}
+	s.handler = s.routes()
+	return s
+}
+
+func (s *Server) routes() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(serviceCollector{s.opts.Status})
+
+	r := chi.NewRouter()
+	r.Use(s.recoverer, s.logRequests)
+	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(http.StatusNotFound, "not_found", "no route %s", r.URL.Path)
+	}))
+	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", r.Method, r.URL.Path)
+	}))
+	r.Get("/healthz", s.handle(s.healthz))
+	r.Get("/readyz", s.handle(s.readyz))
+	r.Handle("/metrics", metricsHandler(reg))
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(s.requireToken)
+		r.Get("/status", s.handle(s.status))
+	})
+	return r
+}
+
+// Handler is the router, for tests that serve it without a listener.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Name is "api".
+func (s *Server) Name() string { return "api" }
+
+// Start binds the listen address and serves in the background.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return nil
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.opts.Listen.String())
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.opts.Listen, err)
+	}
+	if !s.opts.Listen.Addr().IsLoopback() {
+		s.log.Warn("the API listens on a non-loopback address without TLS: the token crosses the network in clear", "listen", s.opts.Listen)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.srv, s.serveErr = srv, nil
+	go func() {
+		err := srv.Serve(ln)
+		if !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("api listener stopped", "err", err)
+			s.mu.Lock()
+			s.serveErr = err
+			s.mu.Unlock()
+		}
+	}()
+	s.log.Info("api listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Stop lets requests in flight finish within ctx's deadline, then closes the rest.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shut down api: %w", err)
+	}
+	return nil
+}
+
+// Health reports a listener that died on its own; otherwise it defers to the Manager.
+func (s *Server) Health() service.Health {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serveErr != nil {
+		return service.Health{State: service.StateFailed, LastError: s.serveErr.Error()}
+	}
+	return service.Health{}
+}

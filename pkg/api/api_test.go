@@ -1,0 +1,212 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infrad/infrad/pkg/service"
+)
+
+const testToken = "0123456789abcdef0123456789abcdef"
+
+func newTestServer(t *testing.T, states ...service.State) *httptest.Server {
+	t.Helper()
+	names := []string{"ntp", "dns", "api"}
+	s := New(Options{
+		Token: testToken,
+		Status: func() []service.Status {
+			var out []service.Status
+			for i, st := range states {
+				out = append(out, service.Status{Name: names[i], Health: service.Health{State: st}})
+			}
+			return out
+		},
+		Site:    func() SiteInfo { return SiteInfo{Source: "site.yaml", Domain: "k8s.example.com."} },
+		Build:   BuildInfo{Version: "v1.2.3", Commit: "abc", Go: "go1.26"},
+		Started: time.Now(),
+	})
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func get(t *testing.T, url, token string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatalf("decode body: %v", err)
+		}
+	}
+	return resp, body
+}
+
+// errorCode checks the body is {"error":{"code","message"}} and returns the code.
+func errorCode(t *testing.T, body map[string]any) string {
+	t.Helper()
+	e, ok := body["error"].(map[string]any)
+	if !ok {
+		t.Fatalf("got body %v, want an error object", body)
+	}
+	if msg, _ := e["message"].(string); msg == "" {
+		t.Errorf("got error %v without a message", e)
+	}
+	code, _ := e["code"].(string)
+	return code
+}
+
+func TestReadyz(t *testing.T) {
+	tests := []struct {
+		name   string
+		states []service.State
+		want   int
+	}{
+		{"all ready", []service.State{service.StateReady, service.StateReady, service.StateReady}, 200},
+		{"one failed", []service.State{service.StateReady, service.StateFailed, service.StateReady}, 503},
+		{"one waiting", []service.State{service.StateReady, service.StateReady, service.StateWaiting}, 503},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, tc.states...)
+			resp, body := get(t, ts.URL+"/readyz", "")
+			if resp.StatusCode != tc.want {
+				t.Errorf("got %d, want %d", resp.StatusCode, tc.want)
+			}
+			services, _ := body["services"].([]any)
+			if len(services) != 3 || services[0].(map[string]any)["name"] != "ntp" || services[2].(map[string]any)["name"] != "api" {
+				t.Errorf("got services %v, want ntp, dns, api in start order", services)
+			}
+		})
+	}
+}
+
+func TestStatusNeedsToken(t *testing.T) {
+	ts := newTestServer(t, service.StateReady)
+	tests := []struct {
+		name, token string
+		want        int
+	}{
+		{"no token", "", 401},
+		{"wrong token", "ffffffffffffffffffffffffffffffff", 401},
+		{"right token", testToken, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := get(t, ts.URL+"/api/v1/status", tc.token)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("got %d, want %d", resp.StatusCode, tc.want)
+			}
+			if tc.want == 401 {
+				if code := errorCode(t, body); code != "unauthorized" {
+					t.Errorf("got code %q, want unauthorized", code)
+				}
+				if resp.Header.Get("WWW-Authenticate") == "" {
+					t.Errorf("no WWW-Authenticate header on a 401")
+				}
+				return
+			}
+			if body["version"] != "v1.2.3" || body["go"] != "go1.26" || body["ready"] != true {
+				t.Errorf("got %v, want version, go and ready", body)
+			}
+			if site, _ := body["site"].(map[string]any); site["domain"] != "k8s.example.com." {
+				t.Errorf("got site %v, want the running site", body["site"])
+			}
+		})
+	}
+}
+
+func TestErrorsAreJSON(t *testing.T) {
+	ts := newTestServer(t, service.StateReady)
+	tests := []struct {
+		name, method, path, token string
+		status                    int
+		code                      string
+	}{
+		{"unknown route", "GET", "/nope", "", 404, "not_found"},
+		{"unknown api route without token", "GET", "/api/v1/nope", "", 401, "unauthorized"},
+		{"unknown api route with token", "GET", "/api/v1/nope", testToken, 404, "not_found"},
+		{"wrong method", "POST", "/healthz", "", 405, "method_not_allowed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, ts.URL+tc.path, nil)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, body := do(t, req)
+			if resp.StatusCode != tc.status {
+				t.Errorf("got %d, want %d", resp.StatusCode, tc.status)
+			}
+			if code := errorCode(t, body); code != tc.code {
+				t.Errorf("got code %q, want %q", code, tc.code)
+			}
+		})
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	ts := newTestServer(t, service.StateReady, service.StateFailed)
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`infrad_service_ready{service="ntp"} 1`, `infrad_service_ready{service="dns"} 0`, "go_goroutines"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestLoadToken(t *testing.T) {
+	dir := t.TempDir()
+	token, created, _, err := LoadToken(dir)
+	if err != nil || !created || len(token) != 64 {
+		t.Fatalf("first load: got %q created=%v err=%v, want a new 64-character token", token, created, err)
+	}
+	info, err := os.Stat(filepath.Join(dir, TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Mode().Perm(); got != 0o600 {
+		t.Errorf("got mode %o, want 600", got)
+	}
+	again, created, _, err := LoadToken(dir)
+	if err != nil || created || again != token {
+		t.Errorf("second load: got %q created=%v err=%v, want the same token", again, created, err)
+	}
+	if err := os.Chmod(filepath.Join(dir, TokenFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, tightened, err := LoadToken(dir); err != nil || !tightened {
+		t.Errorf("got tightened=%v err=%v, want a world-readable token tightened", tightened, err)
+	}
+	if info, _ := os.Stat(filepath.Join(dir, TokenFile)); info.Mode().Perm() != 0o600 {
+		t.Errorf("got mode %o after tightening, want 600", info.Mode().Perm())
+	}
+}

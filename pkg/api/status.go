@@ -1,0 +1,59 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/infrad/infrad/pkg/service"
+)
+
+// healthz answers while the process can serve HTTP at all.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+type readiness struct {
+	Ready    bool             `json:"ready"`
+	Services []service.Status `json:"services"` // in start order
+}
+
+func (s *Server) readiness() readiness {
+	rd := readiness{Ready: true, Services: s.opts.Status()}
+	for _, st := range rd.Services {
+		rd.Ready = rd.Ready && st.State == service.StateReady
+	}
+	return rd
+}
+
+// readyz is 200 only when every enabled service is ready, 503 otherwise; the body
+// lists every service in start order either way.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	rd := s.readiness()
+	status := http.StatusOK
+	if !rd.Ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, rd)
+	return nil
+}
+
+type statusBody struct {
+	BuildInfo
+	Started       time.Time `json:"started"`
+	UptimeSeconds int64     `json:"uptime_seconds"`
+	Site          SiteInfo  `json:"site"`
+	readiness
+}
+
+// status is readyz plus versions, uptime and the running site.
+func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, statusBody{
+		BuildInfo:     s.opts.Build,
+		Started:       s.opts.Started,
+		UptimeSeconds: int64(time.Since(s.opts.Started).Seconds()),
+		Site:          s.opts.Site(),
+		readiness:     s.readiness(),
+	})
+	return nil
+}
