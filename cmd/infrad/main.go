@@ -1,0 +1,67 @@
+// Command infrad serves NTP, DNS, DHCP, an ACME CA and IPAM for a Kubernetes site
+// before its cluster exists. This package only parses the command line and calls
+// the packages that do the work; only main exits.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"github.com/infrad/infrad/pkg/api"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func build() api.BuildInfo {
+	return api.BuildInfo{Version: version, Commit: commit, Go: runtime.Version()}
+}
+
+const usage = `infrad: NTP, DNS, DHCP, an ACME CA and IPAM for a site, in one binary.
+
+Usage:
+  infrad serve    [-c site.yaml] [--data DIR]   run every service (no -c: the demo site)
+  infrad validate -c site.yaml                  check a site file; every mistake with its key path
+  infrad version                                print version, commit and Go version
+
+Run 'infrad COMMAND -h' for a command's flags.
+`
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return serve(rest, stderr)
+	case "validate":
+		return validate(rest, stdout, stderr)
+	case "version":
+		b := build()
+		fmt.Fprintf(stdout, "infrad %s (commit %s, %s)\n", b.Version, b.Commit, b.Go)
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "infrad: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+}

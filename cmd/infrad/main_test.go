@@ -1,0 +1,341 @@
+package main
+
+// These tests build the infrad binary and run it as a user would.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "infrad-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "infrad")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build infrad:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	output *lockedBuffer
+	done   chan struct{}
+	err    error // valid once done is closed
+}
+
+// start runs the binary in dir; the test's cleanup kills it if it is still running.
+func start(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, args...), output: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("infrad output:\n%s", p.output.String())
+		}
+	})
+	return p
+}
+
+// wait returns the exit code, failing the test if the process runs past limit.
+func (p *proc) wait(t *testing.T, limit time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(limit):
+		t.Fatalf("infrad still running after %s", limit)
+		return -1
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// siteFile writes a small valid site with its API on a free port, in a fresh data dir.
+func siteFile(t *testing.T, dir, domain string, apiPort int) string {
+	t.Helper()
+	path := filepath.Join(dir, "site.yaml")
+	site := fmt.Sprintf(`domain: %s
+data_dir: %s
+api: {listen: "127.0.0.1:%d"}
+subnets:
+  - {name: vm, cidr: 10.0.40.0/24, gateway: 10.0.40.1}
+hosts:
+  - {name: cp01, ip: 10.0.40.10, mac: "52:54:00:00:40:10"}
+`, domain, filepath.Join(dir, "data"), apiPort)
+	if err := os.WriteFile(path, []byte(site), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func httpGet(url, token string) (int, map[string]any, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body, err
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	waitFor(t, base+"/readyz to answer 200", func() bool {
+		code, _, err := httpGet(base+"/readyz", "")
+		return err == nil && code == http.StatusOK
+	})
+}
+
+func readToken(t *testing.T, dataDir string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dataDir, "api-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(raw))
+}
+
+func TestValidateNamesEveryMistake(t *testing.T) {
+	dir, _ := filepath.Abs("../../pkg/config/testdata")
+	p := start(t, dir, "validate", "-c", "every-mistake.yaml")
+	if code := p.wait(t, 30*time.Second); code != exitFail {
+		t.Errorf("got exit %d, want %d", code, exitFail)
+	}
+	golden, err := os.ReadFile(filepath.Join(dir, "every-mistake.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := p.output.String()
+	for _, line := range strings.Split(strings.TrimSpace(string(golden)), "\n") {
+		line = strings.TrimPrefix(line, "testdata/")
+		if !strings.Contains(out, line+"\n") {
+			t.Errorf("validate did not print %q", line)
+		}
+	}
+}
+
+func TestValidateAcceptsAGoodSite(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir, "validate", "-c", siteFile(t, dir, "k8s.example.com", 8080))
+	if code := p.wait(t, 30*time.Second); code != exitOK {
+		t.Errorf("got exit %d, want 0", code)
+	}
+	if !strings.Contains(p.output.String(), "valid (domain k8s.example.com., 1 subnets, 1 hosts") {
+		t.Errorf("got %q, want a one-line summary", p.output.String())
+	}
+}
+
+func TestVersion(t *testing.T) {
+	p := start(t, t.TempDir(), "version")
+	if code := p.wait(t, 30*time.Second); code != exitOK {
+		t.Errorf("got exit %d, want 0", code)
+	}
+	if out := p.output.String(); !strings.HasPrefix(out, "infrad ") || !strings.Contains(out, "commit ") || !strings.Contains(out, "go1.") {
+		t.Errorf("got %q, want version, commit and Go version", out)
+	}
+}
+
+func TestHelpListsOnlyWorkingCommands(t *testing.T) {
+	p := start(t, t.TempDir(), "help")
+	p.wait(t, 30*time.Second)
+	out := p.output.String()
+	for _, cmd := range []string{"serve", "validate", "version"} {
+		if !strings.Contains(out, "infrad "+cmd) {
+			t.Errorf("help does not list %s", cmd)
+		}
+	}
+	for _, cmd := range []string{"plan", "check", "export", "backup"} {
+		if strings.Contains(out, "infrad "+cmd) {
+			t.Errorf("help lists %s, which does not work yet", cmd)
+		}
+	}
+}
+
+// TestDemoSite runs `infrad serve` with no site file, as `make run` does.
+func TestDemoSite(t *testing.T) {
+	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err != nil {
+		if os.Getenv("INFRAD_E2E") == "1" {
+			t.Fatalf("the demo site's port 127.0.0.1:8080 is taken: %v", err)
+		}
+		t.Skipf("the demo site's port 127.0.0.1:8080 is taken (%v); skipping", err)
+	} else {
+		ln.Close()
+	}
+	dir := t.TempDir()
+	p := start(t, dir, "serve")
+	base := "http://127.0.0.1:8080"
+	waitReady(t, base)
+
+	dataDir := filepath.Join(dir, "data")
+	info, err := os.Stat(filepath.Join(dataDir, "api-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Mode().Perm(); got != 0o600 {
+		t.Errorf("api-token: got mode %o, want 600", got)
+	}
+	if code, body, _ := httpGet(base+"/api/v1/status", ""); code != http.StatusUnauthorized || body["error"] == nil {
+		t.Errorf("status without token: got %d %v, want 401 with a JSON error", code, body)
+	}
+	code, body, err := httpGet(base+"/api/v1/status", readToken(t, dataDir))
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("status with token: got %d %v", code, err)
+	}
+	if site := body["site"].(map[string]any); site["domain"] != "lab.internal." {
+		t.Errorf("got domain %v, want lab.internal.", site["domain"])
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 10*time.Second); code != exitOK {
+		t.Errorf("SIGTERM: got exit %d, want 0", code)
+	}
+}
+
+func TestSecondInstanceOnTheSameDataDirExits(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	first := start(t, dir, "serve", "-c", siteFile(t, dir, "k8s.example.com", port))
+	waitReady(t, fmt.Sprintf("http://127.0.0.1:%d", port))
+
+	// Same data dir, another API port: only the store's lock can refuse it.
+	other := t.TempDir()
+	second := start(t, other, "serve", "-c", siteFile(t, other, "k8s.example.com", freePort(t)), "--data", filepath.Join(dir, "data"))
+	if code := second.wait(t, 10*time.Second); code != exitFail {
+		t.Errorf("second infrad: got exit %d, want %d", code, exitFail)
+	}
+	if out := second.output.String(); !strings.Contains(out, "another infrad holds the store") {
+		t.Errorf("second infrad said %q, want that another infrad holds the store", out)
+	}
+	select {
+	case <-first.done:
+		t.Errorf("the first infrad exited")
+	default:
+	}
+}
+
+func TestSIGHUPReloadsAndRefusesABadFile(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	path := siteFile(t, dir, "k8s.example.com", port)
+	p := start(t, dir, "serve", "-c", path)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitReady(t, base)
+	token := readToken(t, filepath.Join(dir, "data"))
+	domain := func() any {
+		_, body, err := httpGet(base+"/api/v1/status", token)
+		if err != nil {
+			return err
+		}
+		return body["site"].(map[string]any)["domain"]
+	}
+
+	if err := os.WriteFile(path, []byte("domain: k8s.example.com\nhosts: [{name: cp01, ip: 10.0.40.999}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the refusal in the log", func() bool {
+		return strings.Contains(p.output.String(), "site file refused") && strings.Contains(p.output.String(), "hosts[0].ip")
+	})
+	if got := domain(); got != "k8s.example.com." {
+		t.Errorf("after a bad reload: got domain %v, want the running site kept", got)
+	}
+
+	siteFile(t, dir, "lab.example.org", port)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the new domain in /api/v1/status", func() bool { return domain() == "lab.example.org." })
+
+	p.cmd.Process.Signal(syscall.SIGINT)
+	if code := p.wait(t, 10*time.Second); code != exitOK {
+		t.Errorf("SIGINT: got exit %d, want 0", code)
+	}
+}
+
+func TestServeRefusesABadSiteFile(t *testing.T) {
+	dir, _ := filepath.Abs("../../pkg/config/testdata")
+	p := start(t, dir, "serve", "-c", "every-mistake.yaml", "--data", t.TempDir())
+	if code := p.wait(t, 10*time.Second); code != exitFail {
+		t.Errorf("got exit %d, want %d", code, exitFail)
+	}
+	if out := p.output.String(); !strings.Contains(out, "hosts[4].mac") || !strings.Contains(out, "subnets[1].cidr") {
+		t.Errorf("got %q, want every mistake logged", out)
+	}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/daemon"
+)
+
+// stopBound is how long SIGTERM may take: services share it to stop in reverse order.
+const stopBound = 8 * time.Second
+
+// serve runs every service until SIGTERM or SIGINT; SIGHUP re-reads the site file.
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "the site file (none: the built-in demo site)")
+	dataDir := fs.String("data", "", "the data directory (overrides data_dir of the site file)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "infrad serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	log := setupLogging(stderr)
+
+	load := func() (*config.Site, error) {
+		site := config.Demo()
+		if *path != "" {
+			var err error
+			if site, err = config.Load(*path); err != nil {
+				return nil, err
+			}
+		}
+		if *dataDir != "" {
+			site.DataDir = *dataDir
+		}
+		return site, nil
+	}
+	site, err := load()
+	if err != nil {
+		logSiteErrors(log, "site file refused", err)
+		return exitFail
+	}
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
+
+	d, err := daemon.Start(context.Background(), daemon.Options{Site: site, Build: build(), Logger: log})
+	if err != nil {
+		log.Error("infrad cannot start", "err", err)
+		return exitFail
+	}
+	for sig := range signals {
+		if sig != syscall.SIGHUP {
+			log.Info("stopping", "signal", sig.String())
+			return stop(log, d, signals)
+		}
+		if *path == "" {
+			log.Info("SIGHUP: the demo site has no file to re-read")
+			continue
+		}
+		next, err := load()
+		if err != nil {
+			logSiteErrors(log, "SIGHUP: site file refused; the running site stays", err)
+			continue
+		}
+		d.Reload(next)
+	}
+	return exitOK
+}
+
+// stop stops the daemon within stopBound. A second signal, or a stop that overruns
+// the bound, ends the process at once.
+func stop(log *slog.Logger, d *daemon.Daemon, signals <-chan os.Signal) int {
+	ctx, cancel := context.WithTimeout(context.Background(), stopBound)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Stop(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Error("stopped with errors", "err", err)
+			return exitFail
+		}
+		log.Info("stopped")
+		return exitOK
+	case <-time.After(stopBound + time.Second):
+		log.Error("stop overran its bound; exiting", "bound", stopBound)
+	case sig := <-signals:
+		log.Error("second signal while stopping; exiting", "signal", sig.String())
+	}
+	return exitFail
+}
+
+// logSiteErrors logs each mistake of a site file on its own line.
+func logSiteErrors(log *slog.Logger, msg string, err error) {
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		log.Error(msg, "err", err)
+		return
+	}
+	for _, e := range errs {
+		log.Error(msg, "mistake", e.Error())
+	}
+}

@@ -1,0 +1,136 @@
+// Package daemon assembles infrad from a site: it takes the data directory (the
+// store's lock makes it the only infrad there), builds the services in start order
+// under a service.Manager, and swaps in a new site on reload. Signals and flags stay
+// in main.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/infrad/infrad/pkg/api"
+	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/store"
+)
+
+// StoreFile is the name of the bbolt file in the data directory.
+const StoreFile = "infrad.db"
+
+// Options configure a Daemon.
+type Options struct {
+	Site   *config.Site // validated; non-nil
+	Build  api.BuildInfo
+	Logger *slog.Logger // nil: slog.Default()
+}
+
+// Daemon is a running infrad.
+type Daemon struct {
+	log       *slog.Logger
+	dataDir   string         // fixed for the daemon's life: the store is open there
+	apiListen netip.AddrPort // fixed for the daemon's life: the API is bound there
+	store     *store.Store
+	mgr       *service.Manager
+
+	mu       sync.Mutex
+	site     *config.Site
+	loadedAt time.Time
+}
+
+// Start opens the data directory and starts every service in order. It returns once
+// the services are starting; Ready says when they all are. It fails at once, having
+// started nothing, when another infrad holds the data directory.
+func Start(ctx context.Context, opts Options) (*Daemon, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	site := opts.Site
+	d := &Daemon{log: opts.Logger, dataDir: site.DataDir, apiListen: site.API.Listen, site: site, loadedAt: time.Now()}
+	if err := os.MkdirAll(d.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	st, err := store.Open(store.Options{Path: filepath.Join(d.dataDir, StoreFile), Logger: d.log.With("component", "store")})
+	if err != nil {
+		return nil, err
+	}
+	d.store = st
+	if err := d.startServices(ctx, opts.Build); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
+	token, created, tightened, err := api.LoadToken(d.dataDir)
+	if err != nil {
+		return err
+	}
+	tokenPath := filepath.Join(d.dataDir, api.TokenFile)
+	if created {
+		d.log.Info("api token created", "path", tokenPath)
+	}
+	if tightened {
+		d.log.Warn("api token was readable by others: its mode is now 0600", "path", tokenPath)
+	}
+	apiServer := api.New(api.Options{
+		Listen:  d.apiListen,
+		Token:   token,
+		Status:  d.Status,
+		Site:    d.siteInfo,
+		Build:   build,
+		Started: time.Now(),
+		Logger:  d.log.With("service", "api"),
+	})
+	// Services join here in start order (ntp, dns, dhcp, ca, api) as they are built.
+	// The API needs none of them: it must answer /readyz while they are failing.
+	d.mgr, err = service.New(service.Options{Logger: d.log},
+		service.Unit{Service: apiServer},
+	)
+	if err != nil {
+		return err
+	}
+	d.mgr.Start(ctx)
+	d.log.Info("infrad starting", "site", d.site.Source, "domain", d.site.Domain, "data_dir", d.dataDir)
+	return nil
+}
+
+// Status is the readiness table, in start order.
+func (d *Daemon) Status() []service.Status { return d.mgr.Status() }
+
+// Ready reports whether every service is ready.
+func (d *Daemon) Ready() bool { return d.mgr.Ready() }
+
+func (d *Daemon) siteInfo() api.SiteInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return api.SiteInfo{Source: d.site.Source, Domain: string(d.site.Domain), LoadedAt: d.loadedAt}
+}
+
+// Reload makes site the running site. Settings that only a restart can change (the
+// data directory, listen addresses) are kept, and each is logged.
+func (d *Daemon) Reload(site *config.Site) {
+	d.mu.Lock()
+	d.site, d.loadedAt = site, time.Now()
+	d.mu.Unlock()
+	if site.DataDir != d.dataDir {
+		d.log.Warn("data_dir changed: it takes effect on restart", "running", d.dataDir, "file", site.DataDir)
+	}
+	if site.API.Listen != d.apiListen {
+		d.log.Warn("api.listen changed: it takes effect on restart", "running", d.apiListen, "file", site.API.Listen)
+	}
+	d.log.Info("site reloaded", "site", site.Source, "domain", site.Domain)
+}
+
+// Stop stops every service in reverse order within ctx's deadline, then closes the store.
+func (d *Daemon) Stop(ctx context.Context) error {
+	err := d.mgr.Stop(ctx)
+	return errors.Join(err, d.store.Close())
+}
