@@ -16,7 +16,7 @@ type shape struct {
 	file  string
 	lines map[string]int // key path → line of its key (or list item)
 	errs  Errors
-	bad   []string // paths with a shape error: later mistakes under them are noise
+	bad   []string // paths with a shape error: validation mistakes at or under them are noise
 }
 
 func newShape(file string) *shape {
@@ -96,16 +96,6 @@ func (s *shape) line(path string) int {
 		path = path[:i]
 	}
 	return 0
-}
-
-// isBad reports whether path lies at or under a path with a shape error.
-func (s *shape) isBad(path string) bool {
-	for _, b := range s.bad {
-		if path == b || strings.HasPrefix(path, b+".") || strings.HasPrefix(path, b+"[") {
-			return true
-		}
-	}
-	return false
 }
 
 func join(path, key string) string {

@@ -1,0 +1,49 @@
+# infrad: `make run` serves the demo site, `make test` runs every gate.
+
+# Go lives here on Debian machines set up from go.dev; put it on the PATH if it is not.
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+# Debian packages the tests and benchmarks use (real clients and peers). `make deps`
+# installs them; .ci/run does so on every clean machine. Tests that need a missing tool
+# skip, saying which, unless INFRAD_E2E=1, where it is a failure. `make test` runs
+# `make deps` first.
+DEPS := make git curl ca-certificates
+
+.PHONY: all build run test bench deps check-go clean
+
+all: build
+
+check-go:
+	@command -v $(GO) >/dev/null || { echo "infrad builds with Go 1.26 or newer, which is not on PATH: see https://go.dev/doc/install"; exit 1; }
+	@$(GO) version | awk '{ split(substr($$3, 3), v, "."); if (v[1] < 1 || (v[1] == 1 && v[2] < 26)) { print "infrad needs Go 1.26 or newer; this is " $$3; exit 1 } }'
+
+build: check-go
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/infrad ./cmd/infrad
+
+run: build
+	./bin/infrad serve
+
+test: check-go deps
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	$(GO) test -race ./...
+
+bench: build
+	bench/startup.sh
+
+# Installs the DEPS that are missing (nothing to do: no apt-get at all). Not root, or not
+# Debian: it says what is missing and carries on, and the tests that need it skip.
+deps:
+	@command -v dpkg >/dev/null || { echo "make deps: not a Debian system; install by hand: $(DEPS)"; exit 0; }; \
+	missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	[ -n "$$missing" ] || exit 0; \
+	if [ "$$(id -u)" != 0 ]; then echo "make deps: not root, so not installing:" $$missing; exit 0; fi; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+clean:
+	rm -rf bin
