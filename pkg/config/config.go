@@ -32,6 +32,14 @@ type Site struct {
 	CA      CA
 	Subnets []ipam.Subnet
 	Hosts   []ipam.Host
+
+	lines lines // where each key path stands in the file
+}
+
+// ErrorAt places a mistake found after validation, such as a conflict with an object
+// made through the API, at its key path and line in the site file.
+func (s *Site) ErrorAt(path, msg string) Error {
+	return Error{File: s.Source, Line: s.lines.line(path), Path: path, Msg: msg}
 }
 
 // API is where the REST API and the UI listen.
@@ -131,7 +139,7 @@ func Parse(name string, data []byte) (*Site, error) {
 	}
 	v := validator{shape: sh, bad: sh.bad}
 	site := v.site(&f)
-	site.Source = name
+	site.Source, site.lines = name, sh.lines
 	errs := append(sh.errs, v.errs...)
 	if len(errs) > 0 {
 		errs.sort()

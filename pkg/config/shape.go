@@ -14,13 +14,13 @@ import (
 // accept silently: unknown keys, and values of the wrong kind.
 type shape struct {
 	file  string
-	lines map[string]int // key path → line of its key (or list item)
+	lines lines
 	errs  Errors
 	bad   []string // paths with a shape error: validation mistakes at or under them are noise
 }
 
 func newShape(file string) *shape {
-	return &shape{file: file, lines: map[string]int{}}
+	return &shape{file: file, lines: lines{}}
 }
 
 func (s *shape) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -83,10 +83,13 @@ func (s *shape) walk(n *yaml.Node, t reflect.Type, path string) {
 	}
 }
 
+// lines maps each key path of a file to the line of its key (or list item).
+type lines map[string]int
+
 // line returns the line of path, or of its nearest ancestor in the file.
-func (s *shape) line(path string) int {
+func (ls lines) line(path string) int {
 	for path != "" {
-		if l, ok := s.lines[path]; ok {
+		if l, ok := ls[path]; ok {
 			return l
 		}
 		i := strings.LastIndexAny(path, ".[")

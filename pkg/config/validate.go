@@ -24,7 +24,7 @@ func (v *validator) errorf(path, format string, args ...any) {
 	if v.related(path) {
 		return
 	}
-	v.errs = append(v.errs, Error{File: v.shape.file, Line: v.shape.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	v.errs = append(v.errs, Error{File: v.shape.file, Line: v.shape.lines.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
 	v.bad = append(v.bad, path)
 }
 
@@ -57,22 +57,20 @@ func (v *validator) site(f *file) *Site {
 	s.NTP = v.ntp(&f.NTP)
 	s.DHCP = v.dhcp(&f.DHCP)
 	s.CA = v.ca(&f.CA, s.Domain)
-	for _, p := range ipamProblems(s) {
-		v.errorf(p.Path, "%s", p.Message)
+	set := s.IPAM()
+	for _, p := range set.Problems() {
+		v.errorf(FilePath(p), "%s", p.Message)
 	}
 	return s
 }
 
-// ipamProblems runs IPAM's rules over the site, with paths as the site file has them.
-func ipamProblems(s *Site) []ipam.Problem {
-	set := s.IPAM()
-	problems := set.Problems()
-	for i, p := range problems {
-		if strings.HasPrefix(p.Path, "records[") {
-			problems[i].Path = "dns." + p.Path
-		}
+// FilePath is where an IPAM problem about a site-file object stands in the file:
+// records are under dns.
+func FilePath(p ipam.Problem) string {
+	if p.List == "records" {
+		return "dns." + p.Path()
 	}
-	return problems
+	return p.Path()
 }
 
 func (v *validator) dns(f *fileDNS, s *Site) DNS {
@@ -111,7 +109,7 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 		d.RecursionAllow = defaultRecursionAllow(s.Subnets)
 	}
 	for i, p := range f.RecursionAllow {
-		d.RecursionAllow = append(d.RecursionAllow, v.prefix(fmt.Sprintf("dns.recursion_allow[%d]", i), p, true))
+		d.RecursionAllow = append(d.RecursionAllow, v.prefix(fmt.Sprintf("dns.recursion_allow[%d]", i), p))
 	}
 	if f.TTL != nil {
 		d.TTL = v.ttl("dns.ttl", *f.TTL, 1)
@@ -165,27 +163,17 @@ func (v *validator) tsigKeys(keys []fileTSIGKey) []TSIGKey {
 	return out
 }
 
-func (v *validator) record(at string, r fileRecord, domain ipam.Name) ipam.Record {
-	name, err := ipam.ParseOwner(r.Name, domain)
-	if err != nil {
-		v.errorf(at+".name", "%v", err)
-		return ipam.Record{}
-	}
-	var ttl uint32
-	if r.TTL != nil {
-		ttl = v.ttl(at+".ttl", *r.TTL, 0)
-	}
-	rec, err := ipam.ParseRecord(name, r.Type, r.Value, ttl, domain)
-	if err != nil {
-		field := ".value"
-		if !slices.Contains(ipam.RecordTypes, strings.ToUpper(r.Type)) {
-			field = ".type"
-		}
-		v.errorf(at+field, "%v", err)
-		// Keep what did parse, so that the rules on names still apply to it.
-		return ipam.Record{Name: name, Type: strings.ToUpper(r.Type), Value: r.Value, TTL: ttl}
-	}
+func (v *validator) record(at string, spec ipam.RecordSpec, domain ipam.Name) ipam.Record {
+	rec, errs := spec.Parse(domain)
+	v.fieldErrors(at, errs)
 	return rec
+}
+
+// fieldErrors reports the malformed fields of the spec at path at.
+func (v *validator) fieldErrors(at string, errs []ipam.FieldError) {
+	for _, e := range errs {
+		v.errorf(at+"."+e.Field, "%s", e.Msg)
+	}
 }
 
 func (v *validator) ntp(f *fileNTP) NTP {
@@ -247,67 +235,32 @@ func (v *validator) ca(f *fileCA, domain ipam.Name) CA {
 	return c
 }
 
-func (v *validator) subnets(fs []fileSubnet) []ipam.Subnet {
-	out := make([]ipam.Subnet, len(fs))
-	for i, f := range fs {
-		at := fmt.Sprintf("subnets[%d]", i)
-		sn := ipam.Subnet{Name: f.Name, Purpose: ipam.Purpose(orDefault(f.Purpose, string(ipam.PurposeNodes))), Comment: f.Comment}
-		if f.CIDR == "" {
-			v.errorf(at+".cidr", "a subnet needs a cidr, such as 10.0.40.0/24")
-		} else {
-			sn.CIDR = v.prefix(at+".cidr", f.CIDR, false)
-		}
-		if f.Gateway != "" {
-			sn.Gateway = v.addr(at+".gateway", f.Gateway)
-		}
-		for j, r := range f.Ranges {
-			rat := fmt.Sprintf("%s.ranges[%d]", at, j)
-			sn.Ranges = append(sn.Ranges, ipam.Range{
-				Kind:  ipam.RangeKind(r.Kind),
-				Name:  r.Name,
-				Start: v.required(rat+".start", r.Start, v.addr),
-				End:   v.required(rat+".end", r.End, v.addr),
-			})
-		}
+func (v *validator) subnets(specs []ipam.SubnetSpec) []ipam.Subnet {
+	out := make([]ipam.Subnet, len(specs))
+	for i, spec := range specs {
+		sn, errs := spec.Parse()
+		v.fieldErrors(fmt.Sprintf("subnets[%d]", i), errs)
 		out[i] = sn
 	}
 	return out
 }
 
-func (v *validator) hosts(fs []fileHost) []ipam.Host {
-	out := make([]ipam.Host, len(fs))
-	for i, f := range fs {
-		at := fmt.Sprintf("hosts[%d]", i)
-		h := ipam.Host{Name: strings.ToLower(f.Name), Role: f.Role, Comment: f.Comment}
-		h.IP = v.required(at+".ip", f.IP, v.addr)
-		if f.MAC != "" {
-			mac, err := ipam.ParseMAC(f.MAC)
-			if err != nil {
-				v.errorf(at+".mac", "%v", err)
-			}
-			h.MAC = mac
-		}
+func (v *validator) hosts(specs []ipam.HostSpec) []ipam.Host {
+	out := make([]ipam.Host, len(specs))
+	for i, spec := range specs {
+		h, errs := spec.Parse()
+		v.fieldErrors(fmt.Sprintf("hosts[%d]", i), errs)
 		out[i] = h
 	}
 	return out
 }
 
-// required reports a missing value, or parses a present one.
-func (v *validator) required(at, s string, parse func(at, s string) netip.Addr) netip.Addr {
-	if s == "" {
-		v.errorf(at, "an address is required here")
-		return netip.Addr{}
-	}
-	return parse(at, s)
-}
-
 func (v *validator) addr(at, s string) netip.Addr {
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		v.errorf(at, "%q is not an IP address", s)
-		return netip.Addr{}
+	a, err := ipam.ParseAddr(s)
+	if err != nil {
+		v.errorf(at, "%v", err)
 	}
-	return a.Unmap()
+	return a
 }
 
 func (v *validator) listen(at, s string) netip.AddrPort {
@@ -318,19 +271,14 @@ func (v *validator) listen(at, s string) netip.AddrPort {
 	return ap
 }
 
-// prefix parses a CIDR; with single, a bare address stands for itself (/32 or /128).
-func (v *validator) prefix(at, s string, single bool) netip.Prefix {
-	if a, err := netip.ParseAddr(s); err == nil && single {
+// prefix parses a CIDR; a bare address stands for itself (/32 or /128).
+func (v *validator) prefix(at, s string) netip.Prefix {
+	if a, err := ipam.ParseAddr(s); err == nil {
 		return netip.PrefixFrom(a, a.BitLen())
 	}
-	p, err := netip.ParsePrefix(s)
+	p, err := ipam.ParseCIDR(s)
 	if err != nil {
-		v.errorf(at, "%q is not a CIDR, such as 10.0.40.0/24", s)
-		return netip.Prefix{}
-	}
-	if p != p.Masked() {
-		v.errorf(at, "%s has host bits set: did you mean %s?", s, p.Masked())
-		return netip.Prefix{}
+		v.errorf(at, "%v", err)
 	}
 	return p
 }

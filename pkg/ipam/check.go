@@ -15,13 +15,31 @@ type Set struct {
 	Records []Record
 }
 
-// Problem is one rule a Set breaks.
+// Problem is one rule a Set breaks, placed at the object it blames.
 type Problem struct {
-	Path    string // where, as a key path into the Set: "hosts[3].ip", "subnets[0].ranges[1]"
-	Message string // what, naming every object involved
+	List     string // the object's list in the Set: "subnets", "hosts" or "records"
+	Index    int    // its index there
+	Field    string // the field at fault: "ip", "ranges[1]", "ranges[1].kind"; "" for the whole object
+	Message  string // what, naming every object involved
+	Conflict bool   // another object is involved; false: the object is wrong on its own
 }
 
-func (p Problem) String() string { return p.Path + ": " + p.Message }
+// Path is where the problem stands, as a key path into the Set: "hosts[3].ip".
+func (p Problem) Path() string {
+	path := fmt.Sprintf("%s[%d]", p.List, p.Index)
+	if p.Field != "" {
+		path += "." + p.Field
+	}
+	return path
+}
+
+func (p Problem) String() string { return p.Path() + ": " + p.Message }
+
+// at names an object of a Set.
+type at struct {
+	list  string
+	index int
+}
 
 // Problems checks every rule and returns each broken one, in the order of the Set.
 // An empty result means the Set is consistent.
@@ -38,72 +56,78 @@ type checker struct {
 	problems []Problem
 }
 
-func (c *checker) addf(path, format string, args ...any) {
-	c.problems = append(c.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+// addf reports a rule the object at a breaks on its own.
+func (c *checker) addf(a at, field, format string, args ...any) {
+	c.problems = append(c.problems, Problem{List: a.list, Index: a.index, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// conflictf reports a rule broken between two objects; the message names both.
+func (c *checker) conflictf(a at, field, format string, args ...any) {
+	c.problems = append(c.problems, Problem{List: a.list, Index: a.index, Field: field, Message: fmt.Sprintf(format, args...), Conflict: true})
 }
 
 func (c *checker) subnets() {
 	names := map[string]int{}
 	for i, sn := range c.set.Subnets {
-		at := fmt.Sprintf("subnets[%d]", i)
+		at := at{"subnets", i}
 		switch err := checkLabel(sn.Name, false); {
 		case sn.Name == "":
-			c.addf(at+".name", "a subnet needs a name")
+			c.addf(at, "name", "a subnet needs a name")
 		case err != nil:
-			c.addf(at+".name", "%q is not a valid subnet name: %v", sn.Name, err)
+			c.addf(at, "name", "%q is not a valid subnet name: %v", sn.Name, err)
 		}
 		if j, dup := names[sn.Name]; dup && sn.Name != "" {
-			c.addf(at+".name", "subnet name %q is already used by subnets[%d] (%s)", sn.Name, j, c.set.Subnets[j].CIDR)
+			c.conflictf(at, "name", "subnet name %q is taken by subnet %s", sn.Name, c.set.Subnets[j].CIDR)
 		} else {
 			names[sn.Name] = i
 		}
 		if !sn.Purpose.Valid() {
-			c.addf(at+".purpose", "%q is not a purpose: use nodes, pods or services", sn.Purpose)
+			c.addf(at, "purpose", "%q is not a purpose: use nodes, pods or services", sn.Purpose)
 		}
 		for j := range i {
 			if o := c.set.Subnets[j]; o.CIDR.Overlaps(sn.CIDR) {
-				c.addf(at+".cidr", "subnet %q (%s) overlaps subnet %q (%s)", sn.Name, sn.CIDR, o.Name, o.CIDR)
+				c.conflictf(at, "cidr", "subnet %q (%s) overlaps subnet %q (%s)", sn.Name, sn.CIDR, o.Name, o.CIDR)
 			}
 		}
 		if gw := sn.Gateway; gw.IsValid() && !sn.CIDR.Contains(gw) {
-			c.addf(at+".gateway", "%s is outside subnet %q (%s)", gw, sn.Name, sn.CIDR)
+			c.addf(at, "gateway", "%s is outside subnet %q (%s)", gw, sn.Name, sn.CIDR)
 		} else if name := edgeName(sn.CIDR, gw); gw.IsValid() && name != "" {
-			c.addf(at+".gateway", "%s is the %s of subnet %q", gw, name, sn.Name)
+			c.addf(at, "gateway", "%s is the %s of subnet %q", gw, name, sn.Name)
 		}
 		c.ranges(at, sn)
 	}
 }
 
-func (c *checker) ranges(at string, sn Subnet) {
+func (c *checker) ranges(at at, sn Subnet) {
 	for i, r := range sn.Ranges {
-		rat := fmt.Sprintf("%s.ranges[%d]", at, i)
+		rat := fmt.Sprintf("ranges[%d]", i)
 		if !r.Kind.Valid() {
-			c.addf(rat+".kind", "%q is not a range kind: use dhcp or reserved", r.Kind)
+			c.addf(at, rat+".kind", "%q is not a range kind: use dhcp or reserved", r.Kind)
 		}
 		if r.Kind == RangeReserved && r.Name == "" {
-			c.addf(rat+".name", "a reserved range needs a name (metallb, vip, ...)")
+			c.addf(at, rat+".name", "a reserved range needs a name (metallb, vip, ...)")
 		}
 		if r.Kind == RangeDHCP && sn.Purpose != PurposeNodes {
-			c.addf(rat+".kind", "subnet %q is for %s: DHCP ranges belong in nodes subnets", sn.Name, sn.Purpose)
+			c.addf(at, rat+".kind", "subnet %q is for %s: DHCP ranges belong in nodes subnets", sn.Name, sn.Purpose)
 		}
 		if r.End.Less(r.Start) {
-			c.addf(rat, "%s starts after it ends", describeRange(r))
+			c.addf(at, rat, "%s starts after it ends", describeRange(r))
 			continue
 		}
 		if !sn.CIDR.Contains(r.Start) || !sn.CIDR.Contains(r.End) {
-			c.addf(rat, "%s is not inside subnet %q (%s)", describeRange(r), sn.Name, sn.CIDR)
+			c.addf(at, rat, "%s is not inside subnet %q (%s)", describeRange(r), sn.Name, sn.CIDR)
 			continue
 		}
 		if r.Kind == RangeDHCP {
 			for _, a := range []netip.Addr{sn.Gateway, sn.CIDR.Addr(), broadcast(sn.CIDR)} {
 				if name := addressName(sn, a); a.IsValid() && name != "" && r.Contains(a) {
-					c.addf(rat, "%s holds %s, the %s of subnet %q", describeRange(r), a, name, sn.Name)
+					c.addf(at, rat, "%s holds %s, the %s of subnet %q", describeRange(r), a, name, sn.Name)
 				}
 			}
 		}
 		for j := range i {
 			if o := sn.Ranges[j]; o.Overlaps(r) {
-				c.addf(rat, "%s overlaps %s of subnet %q", describeRange(r), describeRange(o), sn.Name)
+				c.conflictf(at, rat, "%s overlaps %s of subnet %q", describeRange(r), describeRange(o), sn.Name)
 			}
 		}
 	}
@@ -114,29 +138,29 @@ func (c *checker) hosts() {
 	byIP := map[netip.Addr]int{}
 	byMAC := map[MAC]int{}
 	for i, h := range c.set.Hosts {
-		at := fmt.Sprintf("hosts[%d]", i)
+		at := at{"hosts", i}
 		if h.Name == "" {
-			c.addf(at+".name", "a host needs a name")
+			c.addf(at, "name", "a host needs a name")
 		} else if err := CheckHostname(h.Name); err != nil {
-			c.addf(at+".name", "%v", err)
+			c.addf(at, "name", "%v", err)
 		} else if j, dup := byName[h.Name]; dup {
-			c.addf(at+".name", "host name %q is already used by hosts[%d] (%s)", h.Name, j, c.set.Hosts[j].IP)
+			c.conflictf(at, "name", "host name %q is taken by the host at %s", h.Name, c.set.Hosts[j].IP)
 		} else {
 			byName[h.Name] = i
 		}
 		if j, dup := byIP[h.IP]; dup {
-			c.addf(at+".ip", "%s is already the address of host %q", h.IP, c.set.Hosts[j].Name)
+			c.conflictf(at, "ip", "%s is already the address of host %q", h.IP, c.set.Hosts[j].Name)
 		} else {
 			byIP[h.IP] = i
-			c.hostAddress(at+".ip", h)
+			c.hostAddress(at, h)
 		}
 		if h.MAC.IsZero() {
 			continue
 		}
 		if h.MAC.IsMulticast() {
-			c.addf(at+".mac", "%s is a multicast address, which no network card has as its own", h.MAC)
+			c.addf(at, "mac", "%s is a multicast address, which no network card has as its own", h.MAC)
 		} else if j, dup := byMAC[h.MAC]; dup {
-			c.addf(at+".mac", "%s is already the MAC of host %q", h.MAC, c.set.Hosts[j].Name)
+			c.conflictf(at, "mac", "%s is already the MAC of host %q", h.MAC, c.set.Hosts[j].Name)
 		} else {
 			byMAC[h.MAC] = i
 		}
@@ -144,23 +168,23 @@ func (c *checker) hosts() {
 }
 
 // hostAddress checks that h's address is a node address that nothing else owns.
-func (c *checker) hostAddress(at string, h Host) {
+func (c *checker) hostAddress(at at, h Host) {
 	sn, ok := c.set.subnetOf(h.IP)
 	switch {
 	case !ok:
-		c.addf(at, "%s is outside every subnet", h.IP)
+		c.addf(at, "ip", "%s is outside every subnet", h.IP)
 		return
 	case sn.Purpose != PurposeNodes:
-		c.addf(at, "%s is in subnet %q, which is for %s: hosts belong in nodes subnets", h.IP, sn.Name, sn.Purpose)
+		c.addf(at, "ip", "%s is in subnet %q, which is for %s: hosts belong in nodes subnets", h.IP, sn.Name, sn.Purpose)
 		return
 	}
 	if name := addressName(sn, h.IP); name != "" {
-		c.addf(at, "%s is the %s of subnet %q, so host %q cannot have it", h.IP, name, sn.Name, h.Name)
+		c.conflictf(at, "ip", "%s is the %s of subnet %q, so host %q cannot have it", h.IP, name, sn.Name, h.Name)
 		return
 	}
 	for _, r := range sn.Ranges {
 		if r.Contains(h.IP) {
-			c.addf(at, "%s is inside %s of subnet %q, so host %q cannot have it", h.IP, describeRange(r), sn.Name, h.Name)
+			c.conflictf(at, "ip", "%s is inside %s of subnet %q, so host %q cannot have it", h.IP, describeRange(r), sn.Name, h.Name)
 			return
 		}
 	}
@@ -173,18 +197,18 @@ func (c *checker) records() {
 	}
 	byName := map[Name][]int{}
 	for i, r := range c.set.Records {
-		at := fmt.Sprintf("records[%d]", i)
+		at := at{"records", i}
 		if !c.set.inZones(r.Name) {
-			c.addf(at+".name", "%s is outside the site's zones (%s)", r.Name, c.set.zoneList())
+			c.addf(at, "name", "%s is outside the site's zones (%s)", r.Name, c.set.zoneList())
 			continue
 		}
 		if host, ok := hostNames[r.Name]; ok && (r.Type == "A" || r.Type == "AAAA" || r.Type == "CNAME") {
-			c.addf(at, "%s is host %q, whose %s follows from the host: change the host instead", r.Name, host, addressRRType(r.Type))
+			c.conflictf(at, "", "%s is host %q, whose %s follows from the host: change the host instead", r.Name, host, addressRRType(r.Type))
 			continue
 		}
 		for _, j := range byName[r.Name] {
 			if o := c.set.Records[j]; r.Type == "CNAME" || o.Type == "CNAME" {
-				c.addf(at, "a CNAME cannot stand beside other data: records[%d] is a %s record at %s too", j, o.Type, r.Name)
+				c.conflictf(at, "", "a CNAME cannot stand beside other data: %s has a %s record (%s) too", r.Name, o.Type, o.Value)
 				break
 			}
 		}

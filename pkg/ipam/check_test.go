@@ -51,7 +51,7 @@ func TestProblems(t *testing.T) {
 		{"overlapping subnets", func(s *Set) {
 			s.Subnets = append(s.Subnets, Subnet{Name: "lab", CIDR: netip.MustParsePrefix("10.0.40.128/25"), Purpose: PurposeNodes})
 		}, "subnets[2].cidr", []string{`"lab"`, `"vm"`, "10.0.40.0/24", "10.0.40.128/25"}},
-		{"duplicate subnet name", func(s *Set) { s.Subnets[1].Name = "vm" }, "subnets[1].name", []string{`"vm"`, "subnets[0]"}},
+		{"duplicate subnet name", func(s *Set) { s.Subnets[1].Name = "vm" }, "subnets[1].name", []string{`"vm"`, "10.0.40.0/24"}},
 		{"bad purpose", func(s *Set) { s.Subnets[1].Purpose = "storage" }, "subnets[1].purpose", []string{`"storage"`}},
 		{"gateway outside", func(s *Set) { s.Subnets[0].Gateway = netip.MustParseAddr("10.0.41.1") }, "subnets[0].gateway", []string{"10.0.41.1", `"vm"`}},
 		{"gateway is broadcast", func(s *Set) { s.Subnets[0].Gateway = netip.MustParseAddr("10.0.40.255") }, "subnets[0].gateway", []string{"broadcast"}},
@@ -74,13 +74,13 @@ func TestProblems(t *testing.T) {
 		{"duplicate host IP", func(s *Set) { s.Hosts[1].IP = s.Hosts[0].IP }, "hosts[1].ip", []string{"10.0.40.10", `"cp01"`}},
 		{"duplicate host MAC", func(s *Set) { s.Hosts[1].MAC = s.Hosts[0].MAC }, "hosts[1].mac", []string{"52:54:00:00:40:10", `"cp01"`}},
 		{"multicast MAC", func(s *Set) { s.Hosts[1].MAC = mustMAC(t, "01:00:5e:00:00:01") }, "hosts[1].mac", []string{"multicast"}},
-		{"duplicate host name", func(s *Set) { s.Hosts[1].Name = "cp01" }, "hosts[1].name", []string{`"cp01"`, "hosts[0]"}},
+		{"duplicate host name", func(s *Set) { s.Hosts[1].Name = "cp01" }, "hosts[1].name", []string{`"cp01"`, "10.0.40.10"}},
 		{"bad host name", func(s *Set) { s.Hosts[1].Name = "cp_02" }, "hosts[1].name", []string{`"cp_02"`}},
 		{"record outside zones", func(s *Set) { s.Records[0].Name = "api.example.org." }, "records[0].name", []string{"api.example.org.", "k8s.example.com."}},
 		{"record at a host's name", func(s *Set) { s.Records[0].Name = "cp02.k8s.example.com." }, "records[0]", []string{`"cp02"`}},
 		{"CNAME beside other data", func(s *Set) {
 			s.Records = append(s.Records, Record{Name: "registry.k8s.example.com.", Type: "TXT", Value: `"x"`})
-		}, "records[2]", []string{"CNAME", "records[1]"}},
+		}, "records[2]", []string{"CNAME", "cp01.k8s.example.com."}},
 	}
 	t.Run("base is consistent", func(t *testing.T) {
 		s := base(t)
@@ -96,8 +96,8 @@ func TestProblems(t *testing.T) {
 			if len(got) != 1 {
 				t.Fatalf("got %d problems %v, want 1 at %s", len(got), got, tc.path)
 			}
-			if got[0].Path != tc.path {
-				t.Errorf("got path %q, want %q (%s)", got[0].Path, tc.path, got[0].Message)
+			if got[0].Path() != tc.path {
+				t.Errorf("got path %q, want %q (%s)", got[0].Path(), tc.path, got[0].Message)
 			}
 			for _, w := range tc.words {
 				if !strings.Contains(got[0].Message, w) {

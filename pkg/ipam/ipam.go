@@ -5,7 +5,22 @@
 // both build a Set and ask it for its Problems.
 package ipam
 
-import "net/netip"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+	"time"
+)
+
+// Owner says who declared an object. The site file owns what it declares: reconciled
+// on start and reload, and read-only through the API. The API owns what it creates,
+// and the file never touches it.
+type Owner string
+
+const (
+	OwnerFile Owner = "file"
+	OwnerAPI  Owner = "api"
+)
 
 // Purpose says what a subnet is for.
 type Purpose string
@@ -45,6 +60,7 @@ type Subnet struct {
 	Purpose Purpose      `json:"purpose"`           // never empty
 	Ranges  []Range      `json:"ranges,omitempty"`  // ordered as declared
 	Comment string       `json:"comment,omitempty"` // free text for people
+	Owner   Owner        `json:"owner"`
 }
 
 // Range is a span of addresses inside a subnet, both ends included.
@@ -73,6 +89,7 @@ type Host struct {
 	MAC     MAC        `json:"mac,omitzero"` // zero for a host without DHCP
 	Role    string     `json:"role,omitempty"`
 	Comment string     `json:"comment,omitempty"`
+	Owner   Owner      `json:"owner"`
 }
 
 // Record is one DNS resource record kept in IPAM, beside the ones hosts imply.
@@ -81,6 +98,24 @@ type Record struct {
 	Type  string `json:"type"`          // one of RecordTypes
 	Value string `json:"value"`         // RDATA in presentation form, names fully qualified
 	TTL   uint32 `json:"ttl,omitempty"` // 0: the site's default
+	Owner Owner  `json:"owner"`
+}
+
+// ID names a record in the API and the store. It follows from the record's name,
+// type and value, so the same record always has the same ID, and two records with
+// the same data cannot both exist.
+func (r Record) ID() string {
+	sum := sha256.Sum256([]byte(string(r.Name) + " " + r.Type + " " + r.Value))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Lease is an address the DHCP service has handed out; IPAM never gives it to
+// anything else while the lease is held.
+type Lease struct {
+	IP       netip.Addr `json:"ip"`
+	MAC      MAC        `json:"mac"`
+	Hostname string     `json:"hostname,omitempty"`
+	Expires  time.Time  `json:"expires"`
 }
 
 // RecordTypes are the record types IPAM accepts.

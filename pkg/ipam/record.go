@@ -49,3 +49,29 @@ func parseDetail(err error) string {
 	msg, _, _ = strings.Cut(msg, ": ")
 	return ": " + msg
 }
+
+// Records returns every record IPAM holds (not the ones hosts imply), by ID.
+func (m *IPAM) Records() ([]Record, error) { return list(m, recordKind) }
+
+// Record returns the record with the given ID.
+func (m *IPAM) Record(id string) (Record, error) { return get(m, recordKind, id) }
+
+// CreateRecord adds a record owned by the API; its name is relative to the domain
+// unless it ends with a dot.
+func (m *IPAM) CreateRecord(spec RecordSpec) (Record, error) {
+	m.mu.RLock()
+	domain := m.domain
+	m.mu.RUnlock()
+	if domain == "" {
+		return Record{}, invalid("", "no site file has been loaded, so there is no zone to hold records")
+	}
+	r, errs := spec.Parse(domain)
+	if err := fieldError(errs); err != nil {
+		return Record{}, err
+	}
+	r.Owner = OwnerAPI
+	return r, create(m, recordKind, r)
+}
+
+// DeleteRecord removes the API-owned record id.
+func (m *IPAM) DeleteRecord(id string) error { return remove(m, recordKind, id, nil) }

@@ -10,8 +10,15 @@ import (
 // Bucket names a top-level bbolt bucket. Every bucket is declared here, once.
 type Bucket string
 
-// bucketMeta holds the schema version and the revision counter.
-const bucketMeta Bucket = "meta"
+const (
+	// bucketMeta holds the schema version and the revision counter.
+	bucketMeta Bucket = "meta"
+
+	BucketSubnets Bucket = "subnets" // ipam.Subnet by name
+	BucketHosts   Bucket = "hosts"   // ipam.Host by name
+	BucketRecords Bucket = "records" // ipam.Record by ID
+	BucketLeases  Bucket = "leases"  // ipam.Lease by IP
+)
 
 var (
 	keySchema   = []byte("schema")
@@ -31,6 +38,18 @@ var migrations = []migration{
 		_, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
 		return err
 	}},
+	{"create the IPAM buckets (subnets, hosts, records, leases)", func(tx *bolt.Tx) error {
+		return createBuckets(tx, BucketSubnets, BucketHosts, BucketRecords, BucketLeases)
+	}},
+}
+
+func createBuckets(tx *bolt.Tx, names ...Bucket) error {
+	for _, n := range names {
+		if _, err := tx.CreateBucketIfNotExists([]byte(n)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", n, err)
+		}
+	}
+	return nil
 }
 
 // migrate applies, in the one transaction tx, every migration past the store's version.
