@@ -1,0 +1,361 @@
+package ipam
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infrad/infrad/pkg/store"
+)
+
+func openStore(t *testing.T, path string) *store.Store {
+	t.Helper()
+	st, err := store.Open(store.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// newIPAM returns an IPAM whose file owns base's subnets and hosts, and one record.
+func newIPAM(t *testing.T) (*IPAM, *store.Store) {
+	t.Helper()
+	st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
+	m := New(st)
+	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+		t.Fatal(err)
+	}
+	return m, st
+}
+
+func wantErr(t *testing.T, err, kind error, field string, words ...string) {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("got %v, want an *Error of kind %v", err, kind)
+	}
+	if !errors.Is(err, kind) {
+		t.Errorf("got kind %v (%s), want %v", e.Kind, e.Msg, kind)
+	}
+	if e.Field != field {
+		t.Errorf("got field %q, want %q (%s)", e.Field, field, e.Msg)
+	}
+	for _, w := range words {
+		if !strings.Contains(e.Msg, w) {
+			t.Errorf("message %q does not name %s", e.Msg, w)
+		}
+	}
+}
+
+func TestCreateHostRules(t *testing.T) {
+	m, _ := newIPAM(t)
+	h, err := m.CreateHost(HostSpec{Name: "W01", IP: "10.0.40.20", MAC: "52-54-00-00-40-20", Role: "worker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Name != "w01" || h.MAC.String() != "52:54:00:00:40:20" || h.Owner != OwnerAPI {
+		t.Errorf("got %+v, want a normalised API-owned host", h)
+	}
+	tests := []struct {
+		name  string
+		spec  HostSpec
+		kind  error
+		field string
+		words []string
+	}{
+		{"same name", HostSpec{Name: "w01", IP: "10.0.40.21"}, ErrConflict, "name", []string{`"w01"`}},
+		{"same name as a file host", HostSpec{Name: "cp01", IP: "10.0.40.21"}, ErrConflict, "name", []string{`"cp01"`}},
+		{"same IP", HostSpec{Name: "w02", IP: "10.0.40.10"}, ErrConflict, "ip", []string{"10.0.40.10", `"cp01"`}},
+		{"same MAC", HostSpec{Name: "w02", IP: "10.0.40.21", MAC: "52:54:00:00:40:20"}, ErrConflict, "mac", []string{`"w01"`}},
+		{"in the DHCP range", HostSpec{Name: "w02", IP: "10.0.40.160"}, ErrConflict, "ip", []string{"dhcp range", `"vm"`}},
+		{"on the gateway", HostSpec{Name: "w02", IP: "10.0.40.1"}, ErrConflict, "ip", []string{"gateway", `"vm"`}},
+		{"outside every subnet", HostSpec{Name: "w02", IP: "172.16.0.1"}, ErrInvalid, "ip", []string{"outside every subnet"}},
+		{"malformed MAC", HostSpec{Name: "w02", IP: "10.0.40.21", MAC: "zz"}, ErrInvalid, "mac", []string{`"zz"`}},
+		{"malformed IP", HostSpec{Name: "w02", IP: "10.0.40.300"}, ErrInvalid, "ip", []string{`"10.0.40.300"`}},
+		{"bad name", HostSpec{Name: "w_02", IP: "10.0.40.21"}, ErrInvalid, "name", []string{`"w_02"`}},
+		{"name of a record", HostSpec{Name: "api", IP: "10.0.40.21"}, ErrConflict, "", []string{`"api"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := m.CreateHost(tc.spec)
+			wantErr(t, err, tc.kind, tc.field, tc.words...)
+		})
+	}
+	hosts, _ := m.Hosts()
+	if len(hosts) != 3 {
+		t.Errorf("got %d hosts, want 3: a refused change must write nothing", len(hosts))
+	}
+}
+
+func TestFileOwnedObjectsAreReadOnly(t *testing.T) {
+	m, _ := newIPAM(t)
+	_, err := m.UpdateHost("cp01", HostSpec{IP: "10.0.40.30"})
+	wantErr(t, err, ErrOwnedByFile, "", `"cp01"`, "site.yaml")
+	wantErr(t, m.DeleteHost("cp01"), ErrOwnedByFile, "", `"cp01"`)
+	wantErr(t, m.DeleteSubnet("pods"), ErrOwnedByFile, "", `"pods"`)
+	records, _ := m.Records()
+	wantErr(t, m.DeleteRecord(records[0].ID()), ErrOwnedByFile, "")
+	wantErr(t, m.DeleteHost("nope"), ErrNotFound, "")
+}
+
+func TestUpdateAndDeleteAPIHost(t *testing.T) {
+	m, _ := newIPAM(t)
+	if _, err := m.CreateHost(HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := m.UpdateHost("w01", HostSpec{IP: "10.0.40.21", Role: "worker"})
+	if err != nil || h.IP.String() != "10.0.40.21" {
+		t.Fatalf("got %+v %v, want the new address", h, err)
+	}
+	_, err = m.UpdateHost("w01", HostSpec{Name: "w02", IP: "10.0.40.21"})
+	wantErr(t, err, ErrInvalid, "name", "renamed")
+	_, err = m.UpdateHost("w01", HostSpec{IP: "10.0.40.11"})
+	wantErr(t, err, ErrConflict, "ip", `"cp02"`)
+	if err := m.DeleteHost("w01"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Host("w01"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("got %v after delete, want not found", err)
+	}
+}
+
+func TestSubnetLifecycle(t *testing.T) {
+	m, st := newIPAM(t)
+	_, err := m.CreateSubnet(SubnetSpec{Name: "lab", CIDR: "10.0.40.128/25"})
+	wantErr(t, err, ErrConflict, "cidr", `"lab"`, `"vm"`, "10.0.40.0/24")
+	_, err = m.CreateSubnet(SubnetSpec{Name: "lab", CIDR: "10.0.50.7/24"})
+	wantErr(t, err, ErrInvalid, "cidr", "did you mean 10.0.50.0/24")
+
+	sn, err := m.CreateSubnet(SubnetSpec{Name: "lab", CIDR: "10.0.50.0/24", Gateway: "10.0.50.1",
+		Ranges: []RangeSpec{{Kind: "reserved", Name: "vip", Start: "10.0.50.5", End: "10.0.50.9"}}})
+	if err != nil || sn.Purpose != PurposeNodes {
+		t.Fatalf("got %+v %v", sn, err)
+	}
+	_, err = m.UpdateSubnet("lab", SubnetSpec{CIDR: "10.0.50.0/24", Ranges: []RangeSpec{
+		{Kind: "dhcp", Start: "10.0.50.100", End: "10.0.50.200"}, {Kind: "reserved", Name: "vip", Start: "10.0.50.150", End: "10.0.50.160"}}})
+	wantErr(t, err, ErrConflict, "ranges[1]", `"vip"`, "10.0.50.100-10.0.50.200")
+
+	if _, err := m.CreateHost(HostSpec{Name: "w50", IP: "10.0.50.20"}); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, m.DeleteSubnet("lab"), ErrConflict, "", `"lab"`, `"w50"`)
+	if err := m.DeleteHost("w50"); err != nil {
+		t.Fatal(err)
+	}
+	putLease(t, st, "10.0.50.33")
+	wantErr(t, m.DeleteSubnet("lab"), ErrConflict, "", `"lab"`, "10.0.50.33")
+	if err := st.Update(func(tx *store.Tx) error { return store.Delete(tx, store.BucketLeases, "10.0.50.33") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DeleteSubnet("lab"); err != nil {
+		t.Errorf("got %v, want an empty subnet deleted", err)
+	}
+}
+
+func putLease(t *testing.T, st *store.Store, ip string) {
+	t.Helper()
+	l := Lease{IP: netip.MustParseAddr(ip), MAC: mustMAC(t, "52:54:00:99:99:99"), Expires: time.Now().Add(time.Hour)}
+	if err := st.Update(func(tx *store.Tx) error { return store.Put(tx, store.BucketLeases, ip, l) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecords(t *testing.T) {
+	m, _ := newIPAM(t)
+	r, err := m.CreateRecord(RecordSpec{Name: "grafana", Type: "cname", Value: "cp01"})
+	if err != nil || r.Name != "grafana.k8s.example.com." || r.Value != "cp01.k8s.example.com." {
+		t.Fatalf("got %+v %v", r, err)
+	}
+	_, err = m.CreateRecord(RecordSpec{Name: "grafana", Type: "CNAME", Value: "cp01"})
+	wantErr(t, err, ErrConflict, "name", "exists already", r.ID())
+	_, err = m.CreateRecord(RecordSpec{Name: "grafana", Type: "TXT", Value: "x"})
+	wantErr(t, err, ErrConflict, "", "CNAME")
+	_, err = m.CreateRecord(RecordSpec{Name: "cp02", Type: "A", Value: "10.0.40.99"})
+	wantErr(t, err, ErrConflict, "", `"cp02"`)
+	_, err = m.CreateRecord(RecordSpec{Name: "x.example.org.", Type: "A", Value: "10.0.40.99"})
+	wantErr(t, err, ErrInvalid, "name", "outside the site's zones")
+	_, err = m.CreateRecord(RecordSpec{Name: "10.40.0.10.in-addr.arpa.", Type: "PTR", Value: "cp01"})
+	if err != nil {
+		t.Errorf("a PTR in a subnet's reverse zone: got %v", err)
+	}
+	if err := m.DeleteRecord(r.ID()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAllocateLowestFree(t *testing.T) {
+	m, st := newIPAM(t)
+	putLease(t, st, "10.0.40.3")
+	var got []string
+	for i := range 4 {
+		h, err := m.Allocate("vm", HostSpec{Name: fmt.Sprintf("n%d", i), Role: "worker"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, h.IP.String())
+	}
+	// .0 network, .1 gateway, .3 leased; .10 and .11 are hosts.
+	if want := []string{"10.0.40.2", "10.0.40.4", "10.0.40.5", "10.0.40.6"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	_, err := m.Allocate("pods", HostSpec{Name: "p"})
+	wantErr(t, err, ErrInvalid, "", `"pods"`)
+	_, err = m.Allocate("nope", HostSpec{Name: "p"})
+	wantErr(t, err, ErrNotFound, "")
+	_, err = m.Allocate("vm", HostSpec{Name: "p", IP: "10.0.40.9"})
+	wantErr(t, err, ErrInvalid, "ip")
+}
+
+func TestAllocateExhausted(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
+	m := New(st)
+	tiny := Set{Domain: "k8s.example.com.", Subnets: []Subnet{{Name: "tiny", CIDR: netip.MustParsePrefix("10.1.0.0/30"), Purpose: PurposeNodes}}}
+	if _, err := m.Reconcile("site.yaml", tiny); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := m.Allocate("tiny", HostSpec{Name: fmt.Sprintf("n%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := m.Allocate("tiny", HostSpec{Name: "n2"})
+	wantErr(t, err, ErrConflict, "", "no free address")
+}
+
+func TestConcurrentAllocateNeverCollides(t *testing.T) {
+	m, _ := newIPAM(t)
+	const n = 100
+	ips := make([]netip.Addr, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			h, err := m.Allocate("vm", HostSpec{Name: fmt.Sprintf("node%03d", i)})
+			ips[i], errs[i] = h.IP, err
+		})
+	}
+	wg.Wait()
+	seen := map[netip.Addr]int{}
+	for i, ip := range ips {
+		if errs[i] != nil {
+			t.Fatalf("allocate %d: %v", i, errs[i])
+		}
+		if j, dup := seen[ip]; dup {
+			t.Fatalf("node%03d and node%03d both got %s", i, j, ip)
+		}
+		seen[ip] = i
+	}
+	hosts, _ := m.Hosts()
+	if len(hosts) != n+2 {
+		t.Errorf("got %d hosts, want %d", len(hosts), n+2)
+	}
+}
+
+func TestReconcileTouchesOnlyFileObjects(t *testing.T) {
+	m, _ := newIPAM(t)
+	if _, err := m.CreateHost(HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
+		t.Fatal(err)
+	}
+	file := base(t)
+	file.Hosts[0].Role = "control-plane"                                                           // ~ cp01
+	file.Hosts = append(file.Hosts[:1], Host{Name: "cp03", IP: netip.MustParseAddr("10.0.40.12")}) // - cp02, + cp03
+	changes, err := m.Reconcile("site.yaml", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range changes {
+		got = append(got, c.String())
+	}
+	if want := []string{`~ host "cp01"`, `+ host "cp03"`, `- host "cp02"`}; !slices.Equal(got, want) {
+		t.Errorf("got changes %v, want %v", got, want)
+	}
+	hosts, _ := m.Hosts()
+	var names []string
+	for _, h := range hosts {
+		names = append(names, h.Name+":"+string(h.Owner))
+	}
+	if want := []string{"cp01:file", "cp03:file", "w01:api"}; !slices.Equal(names, want) {
+		t.Errorf("got hosts %v, want %v", names, want)
+	}
+	again, err := m.Reconcile("site.yaml", file)
+	if err != nil || len(again) != 0 {
+		t.Errorf("reconciling the same file again: got %v %v, want no change", again, err)
+	}
+}
+
+func TestReconcileRefusesConflictsWithAPIObjects(t *testing.T) {
+	m, st := newIPAM(t)
+	if _, err := m.CreateHost(HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
+		t.Fatal(err)
+	}
+	rev := st.Revision()
+	tests := []struct {
+		name  string
+		edit  func(s *Set)
+		path  string // "" for a problem about an API object
+		words []string
+	}{
+		{"file host on an API host's address", func(s *Set) {
+			s.Hosts = append(s.Hosts, Host{Name: "cp09", IP: netip.MustParseAddr("10.0.40.20")})
+		}, "hosts[2].ip", []string{`"w01"`}},
+		{"file host with an API host's name", func(s *Set) {
+			s.Hosts = append(s.Hosts, Host{Name: "w01", IP: netip.MustParseAddr("10.0.40.21")})
+		}, "hosts[2]", []string{`"w01"`, "made through the API"}},
+		{"file drops the subnet of an API host", func(s *Set) {
+			s.Subnets = s.Subnets[1:]
+			s.Hosts, s.Records = nil, nil
+		}, "", []string{"made through the API", "10.0.40.20"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			file := base(t)
+			tc.edit(&file)
+			_, err := m.Reconcile("site.yaml", file)
+			var re *ReconcileError
+			if !errors.As(err, &re) {
+				t.Fatalf("got %v, want a ReconcileError", err)
+			}
+			p := re.Problems[0]
+			if path := p.Path(); p.List == "" && tc.path != "" || p.List != "" && path != tc.path {
+				t.Errorf("got %s, want it at %q", p, tc.path)
+			}
+			for _, w := range tc.words {
+				if !strings.Contains(p.Message, w) {
+					t.Errorf("message %q does not name %s", p.Message, w)
+				}
+			}
+		})
+	}
+	if st.Revision() != rev {
+		t.Errorf("a refused reconcile wrote to the store")
+	}
+}
+
+func TestObjectsSurviveReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "infrad.db")
+	st, err := store.Open(store.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(st)
+	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CreateHost(HostSpec{Name: "w01", IP: "10.0.40.20", MAC: "52:54:00:00:40:20"}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	m = New(openStore(t, path))
+	h, err := m.Host("w01")
+	if err != nil || h.IP.String() != "10.0.40.20" || h.MAC.String() != "52:54:00:00:40:20" || h.Owner != OwnerAPI {
+		t.Errorf("after reopen: got %+v %v", h, err)
+	}
+}
