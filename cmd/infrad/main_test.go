@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -337,5 +338,94 @@ func TestServeRefusesABadSiteFile(t *testing.T) {
 	}
 	if out := p.output.String(); !strings.Contains(out, "hosts[4].mac") || !strings.Contains(out, "subnets[1].cidr") {
 		t.Errorf("got %q, want every mistake logged", out)
+	}
+}
+
+// send makes an API request with the token and a JSON body, returning the status and
+// the decoded answer.
+func send(t *testing.T, method, url, token, body string) (int, any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out any
+	if resp.StatusCode != http.StatusNoContent {
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+// hostOwners lists the hosts as "name:owner:role", in name order.
+func hostOwners(t *testing.T, base, token string) []string {
+	t.Helper()
+	_, out := send(t, "GET", base+"/api/v1/hosts", token, "")
+	var got []string
+	for _, h := range out.([]any) {
+		m := h.(map[string]any)
+		role, _ := m["role"].(string) // absent when the host has none
+		got = append(got, fmt.Sprintf("%s:%s:%s", m["name"], m["owner"], role))
+	}
+	return got
+}
+
+func TestAPIObjectsSurviveRestartAndReloadTouchesOnlyFileObjects(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	path := filepath.Join(dir, "site.yaml")
+	writeSite := func(hosts string) {
+		t.Helper()
+		site := fmt.Sprintf("domain: k8s.example.com\ndata_dir: %s\napi: {listen: \"127.0.0.1:%d\"}\n"+
+			"subnets:\n  - {name: vm, cidr: 10.0.40.0/24, gateway: 10.0.40.1}\nhosts:\n%s", filepath.Join(dir, "data"), port, hosts)
+		if err := os.WriteFile(path, []byte(site), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSite("  - {name: cp01, ip: 10.0.40.10, role: control-plane}\n  - {name: cp02, ip: 10.0.40.11}\n")
+
+	p := start(t, dir, "serve", "-c", path)
+	waitReady(t, base)
+	token := readToken(t, filepath.Join(dir, "data"))
+	if code, out := send(t, "POST", base+"/api/v1/hosts", token, `{"name": "w01", "ip": "10.0.40.20", "role": "worker"}`); code != http.StatusCreated {
+		t.Fatalf("create w01: got %d %v", code, out)
+	}
+	if code, out := send(t, "POST", base+"/api/v1/subnets/vm/allocate", token, `{"name": "w02", "role": "worker"}`); code != http.StatusCreated {
+		t.Fatalf("allocate w02: got %d %v", code, out)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 10*time.Second); code != exitOK {
+		t.Fatalf("SIGTERM: got exit %d", code)
+	}
+
+	p = start(t, dir, "serve", "-c", path)
+	waitReady(t, base)
+	want := []string{"cp01:file:control-plane", "cp02:file:", "w01:api:worker", "w02:api:worker"}
+	if got := hostOwners(t, base, token); !slices.Equal(got, want) {
+		t.Errorf("after restart: got %v, want %v", got, want)
+	}
+
+	// cp01 changes, cp02 leaves, cp03 arrives; w01 and w02 are the API's and stay.
+	writeSite("  - {name: cp01, ip: 10.0.40.10, role: etcd}\n  - {name: cp03, ip: 10.0.40.12}\n")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	want = []string{"cp01:file:etcd", "cp03:file:", "w01:api:worker", "w02:api:worker"}
+	waitFor(t, "the reload in /api/v1/hosts", func() bool { return slices.Equal(hostOwners(t, base, token), want) })
+
+	// A file host on w01's address is refused, placed by line, and nothing changes.
+	writeSite("  - {name: cp01, ip: 10.0.40.10, role: etcd}\n  - {name: cp04, ip: 10.0.40.20}\n")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the refusal in the log", func() bool {
+		return strings.Contains(p.output.String(), `site.yaml:8: hosts[1].ip: 10.0.40.20 is already the address of host \"w01\"`)
+	})
+	if got := hostOwners(t, base, token); !slices.Equal(got, want) {
+		t.Errorf("after a refused reload: got %v, want %v", got, want)
 	}
 }

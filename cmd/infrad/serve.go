@@ -59,7 +59,7 @@ func serve(args []string, stderr io.Writer) int {
 
 	d, err := daemon.Start(context.Background(), daemon.Options{Site: site, Build: build(), Logger: log})
 	if err != nil {
-		log.Error("infrad cannot start", "err", err)
+		logSiteErrors(log, "infrad cannot start", err)
 		return exitFail
 	}
 	for sig := range signals {
@@ -72,11 +72,12 @@ func serve(args []string, stderr io.Writer) int {
 			continue
 		}
 		next, err := load()
+		if err == nil {
+			err = d.Reload(next)
+		}
 		if err != nil {
 			logSiteErrors(log, "SIGHUP: site file refused; the running site stays", err)
-			continue
 		}
-		d.Reload(next)
 	}
 	return exitOK
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
 )
 
@@ -26,6 +27,7 @@ type Options struct {
 	Listen  netip.AddrPort
 	Token   string                  // non-empty: every /api/v1 request must carry it
 	Status  func() []service.Status // the readiness table in start order; non-nil
+	IPAM    *ipam.IPAM              // non-nil
 	Site    func() SiteInfo         // the running site; non-nil
 	Build   BuildInfo
 	Started time.Time    // when the daemon started, for uptime
@@ -69,7 +71,7 @@ func New(opts Options) *Server {
 
 func (s *Server) routes() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(serviceCollector{s.opts.Status})
+	reg.MustRegister(serviceCollector{s.opts.Status}, ipam.NewCollector(s.opts.IPAM))
 
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.logRequests)
@@ -81,10 +83,12 @@ func (s *Server) routes() http.Handler {
 	}))
 	r.Get("/healthz", s.handle(s.healthz))
 	r.Get("/readyz", s.handle(s.readyz))
-	r.Handle("/metrics", metricsHandler(reg))
+	r.Method(http.MethodGet, "/metrics", metricsHandler(reg))
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.requireToken)
 		r.Get("/status", s.handle(s.status))
+		r.Get("/openapi.json", s.handle(s.openapi))
+		s.ipamRoutes(r)
 	})
 	return r
 }

@@ -11,16 +11,61 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/store"
 )
 
 const testToken = "0123456789abcdef0123456789abcdef"
 
+// testSite is the site file's part of the IPAM the test server starts with.
+const testSite = `domain: k8s.example.com
+subnets:
+  - name: vm
+    cidr: 10.0.40.0/24
+    gateway: 10.0.40.1
+    ranges:
+      - {kind: dhcp, start: 10.0.40.150, end: 10.0.40.199}
+      - {kind: reserved, name: metallb, start: 10.0.40.100, end: 10.0.40.120}
+hosts:
+  - {name: cp01, ip: 10.0.40.10, mac: "52:54:00:00:40:10"}
+dns:
+  records:
+    - {name: api, type: A, value: 10.0.40.100}
+`
+
+func newIPAM(t *testing.T) *ipam.IPAM {
+	t.Helper()
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "infrad.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	site, err := config.Parse("site.yaml", []byte(testSite))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ipam.New(st)
+	if _, err := m.Reconcile(site.Source, site.IPAM()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func newTestServer(t *testing.T, states ...service.State) *httptest.Server {
 	t.Helper()
+	ts := httptest.NewServer(newServer(t, states...).Handler())
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func newServer(t *testing.T, states ...service.State) *Server {
+	t.Helper()
 	names := []string{"ntp", "dns", "api"}
-	s := New(Options{
+	return New(Options{
 		Token: testToken,
+		IPAM:  newIPAM(t),
 		Status: func() []service.Status {
 			var out []service.Status
 			for i, st := range states {
@@ -32,9 +77,6 @@ func newTestServer(t *testing.T, states ...service.State) *httptest.Server {
 		Build:   BuildInfo{Version: "v1.2.3", Commit: "abc", Go: "go1.26"},
 		Started: time.Now(),
 	})
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(ts.Close)
-	return ts
 }
 
 func get(t *testing.T, url, token string) (*http.Response, map[string]any) {

@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+
+	"github.com/infrad/infrad/pkg/ipam"
 )
 
 // Error is an API error: the status it is sent with, and the body
-// {"error":{"code":"...","message":"..."}}.
+// {"error":{"code":"...","message":"...","field":"..."}}.
 type Error struct {
 	Status  int
 	Code    string // stable, for programs: "unauthorized", "not_found", ...
 	Message string // for people
+	Field   string // the request field at fault, when there is one
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -34,15 +37,42 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 	}
 }
 
-// writeError renders err as the JSON error body. Errors that are not *Error are
-// internal: logged in full, and sent without their detail.
+// domainStatus maps ipam's kinds of refusal to HTTP, in this one place.
+var domainStatus = []struct {
+	kind   error
+	status int
+	code   string
+}{
+	{ipam.ErrNotFound, http.StatusNotFound, "not_found"},
+	{ipam.ErrOwnedByFile, http.StatusConflict, "owned_by_file"},
+	{ipam.ErrConflict, http.StatusConflict, "conflict"},
+	{ipam.ErrInvalid, http.StatusUnprocessableEntity, "invalid"},
+}
+
+// writeError renders err as the JSON error body. Errors that are neither *Error nor a
+// domain refusal are internal: logged in full, and sent without their detail.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
-	if !errors.As(err, &e) {
+	var de *ipam.Error
+	switch {
+	case errors.As(err, &e):
+	case errors.As(err, &de):
+		for _, m := range domainStatus {
+			if errors.Is(de, m.kind) {
+				e = &Error{Status: m.status, Code: m.code, Message: de.Msg, Field: de.Field}
+				break
+			}
+		}
+	}
+	if e == nil {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = errorf(http.StatusInternalServerError, "internal", "internal error; the server log has the detail")
 	}
-	writeJSON(w, e.Status, map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
+	body := map[string]string{"code": e.Code, "message": e.Message}
+	if e.Field != "" {
+		body["field"] = e.Field
+	}
+	writeJSON(w, e.Status, map[string]any{"error": body})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/infrad/infrad/pkg/api"
 	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
 	"github.com/infrad/infrad/pkg/store"
 )
@@ -37,6 +38,7 @@ type Daemon struct {
 	dataDir   string         // fixed for the daemon's life: the store is open there
 	apiListen netip.AddrPort // fixed for the daemon's life: the API is bound there
 	store     *store.Store
+	ipam      *ipam.IPAM
 	mgr       *service.Manager
 
 	mu       sync.Mutex
@@ -61,11 +63,44 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.store = st
+	d.ipam = ipam.New(st)
+	if err := d.reconcile(site); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := d.startServices(ctx, opts.Build); err != nil {
 		st.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// reconcile makes the store's file-owned objects those of site. A site that conflicts
+// with objects made through the API comes back as config.Errors, placed in the file.
+func (d *Daemon) reconcile(site *config.Site) error {
+	changes, err := d.ipam.Reconcile(site.Source, site.IPAM())
+	var re *ipam.ReconcileError
+	if errors.As(err, &re) {
+		errs := make(config.Errors, len(re.Problems))
+		for i, p := range re.Problems {
+			if p.List == "" {
+				errs[i] = config.Error{File: site.Source, Msg: p.Message}
+			} else {
+				errs[i] = site.ErrorAt(config.FilePath(p), p.Message)
+			}
+		}
+		return errs
+	}
+	if err != nil {
+		return fmt.Errorf("apply site file: %w", err)
+	}
+	count := map[string]int{}
+	for _, c := range changes {
+		count[c.Op]++
+		d.log.Debug("site file applied", "change", c.String())
+	}
+	d.log.Info("site file applied", "site", site.Source, "added", count["+"], "changed", count["~"], "removed", count["-"])
+	return nil
 }
 
 func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
@@ -84,6 +119,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Listen:  d.apiListen,
 		Token:   token,
 		Status:  d.Status,
+		IPAM:    d.ipam,
 		Site:    d.siteInfo,
 		Build:   build,
 		Started: time.Now(),
@@ -114,9 +150,15 @@ func (d *Daemon) siteInfo() api.SiteInfo {
 	return api.SiteInfo{Source: d.site.Source, Domain: string(d.site.Domain), LoadedAt: d.loadedAt}
 }
 
-// Reload makes site the running site. Settings that only a restart can change (the
-// data directory, listen addresses) are kept, and each is logged.
-func (d *Daemon) Reload(site *config.Site) {
+// Reload makes site the running site: its subnets, hosts and records replace the
+// file-owned ones in the store. A site that conflicts with objects made through the
+// API is refused whole (config.Errors), and the running site stays. Settings that
+// only a restart can change (the data directory, listen addresses) are kept, and each
+// is logged.
+func (d *Daemon) Reload(site *config.Site) error {
+	if err := d.reconcile(site); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	d.site, d.loadedAt = site, time.Now()
 	d.mu.Unlock()
@@ -127,6 +169,7 @@ func (d *Daemon) Reload(site *config.Site) {
 		d.log.Warn("api.listen changed: it takes effect on restart", "running", d.apiListen, "file", site.API.Listen)
 	}
 	d.log.Info("site reloaded", "site", site.Source, "domain", site.Domain)
+	return nil
 }
 
 // Stop stops every service in reverse order within ctx's deadline, then closes the store.

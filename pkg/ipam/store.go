@@ -231,12 +231,12 @@ func get[T any](m *IPAM, k kind[T], key string) (T, error) {
 	return v, err
 }
 
-// list reads every object of a kind, in key order.
+// list reads every object of a kind, in key order; none is an empty list.
 func list[T any](m *IPAM, k kind[T]) ([]T, error) {
-	var out []T
+	out := []T{}
 	err := m.store.View(func(tx *store.Tx) error {
-		var err error
-		out, err = store.All[T](tx, k.bucket)
+		all, err := store.All[T](tx, k.bucket)
+		out = append(out, all...)
 		return err
 	})
 	return out, err
