@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
@@ -257,5 +258,43 @@ func TestIPAMMetrics(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+func TestConcurrentAllocateOverHTTP(t *testing.T) {
+	ts := newTestServer(t)
+	const n = 100
+	ips := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			body := fmt.Sprintf(`{"name": "node%03d"}`, i)
+			req, _ := http.NewRequest("POST", ts.URL+"/api/v1/subnets/vm/allocate", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var h map[string]any
+			json.NewDecoder(resp.Body).Decode(&h)
+			if resp.StatusCode != http.StatusCreated {
+				t.Errorf("node%03d: got %d %v", i, resp.StatusCode, h)
+				return
+			}
+			ips[i], _ = h["ip"].(string)
+		})
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	for i, ip := range ips {
+		if j, dup := seen[ip]; dup && ip != "" {
+			t.Errorf("node%03d and node%03d both got %s", i, j, ip)
+		}
+		seen[ip] = i
+	}
+	if len(seen) != n {
+		t.Errorf("got %d distinct addresses, want %d", len(seen), n)
 	}
 }

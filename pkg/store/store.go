@@ -67,7 +67,10 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
-	if from != to {
+	switch {
+	case from == 0:
+		s.log.Info("store created", "path", opts.Path, "schema", to)
+	case from != to:
 		s.log.Info("store schema migrated", "path", opts.Path, "from", from, "to", to)
 	}
 	return s, nil
