@@ -51,8 +51,8 @@ func (v *validator) site(f *file) *Site {
 		s.Domain = d
 	}
 	s.API.Listen = v.listen("api.listen", orDefault(f.API.Listen, DefaultAPIListen))
-	s.Subnets = v.subnets(f.Subnets)
-	s.Hosts = v.hosts(f.Hosts)
+	s.Subnets = parseSpecs(v, "subnets", f.Subnets, ipam.SubnetSpec.Parse)
+	s.Hosts = parseSpecs(v, "hosts", f.Hosts, ipam.HostSpec.Parse)
 	s.DNS = v.dns(&f.DNS, s)
 	s.NTP = v.ntp(&f.NTP)
 	s.DHCP = v.dhcp(&f.DHCP)
@@ -121,9 +121,9 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 	if s.Domain == "" {
 		return d // records are relative to the domain: nothing to check them against
 	}
-	for i, r := range f.Records {
-		d.Records = append(d.Records, v.record(fmt.Sprintf("dns.records[%d]", i), r, s.Domain))
-	}
+	d.Records = parseSpecs(v, "dns.records", f.Records, func(r ipam.RecordSpec) (ipam.Record, []ipam.FieldError) {
+		return r.Parse(s.Domain)
+	})
 	return d
 }
 
@@ -161,19 +161,6 @@ func (v *validator) tsigKeys(keys []fileTSIGKey) []TSIGKey {
 		out = append(out, TSIGKey{Name: name, Algorithm: alg, Secret: k.Secret})
 	}
 	return out
-}
-
-func (v *validator) record(at string, spec ipam.RecordSpec, domain ipam.Name) ipam.Record {
-	rec, errs := spec.Parse(domain)
-	v.fieldErrors(at, errs)
-	return rec
-}
-
-// fieldErrors reports the malformed fields of the spec at path at.
-func (v *validator) fieldErrors(at string, errs []ipam.FieldError) {
-	for _, e := range errs {
-		v.errorf(at+"."+e.Field, "%s", e.Msg)
-	}
 }
 
 func (v *validator) ntp(f *fileNTP) NTP {
@@ -235,22 +222,16 @@ func (v *validator) ca(f *fileCA, domain ipam.Name) CA {
 	return c
 }
 
-func (v *validator) subnets(specs []ipam.SubnetSpec) []ipam.Subnet {
-	out := make([]ipam.Subnet, len(specs))
+// parseSpecs parses the specs of one list of the file, reporting each malformed field
+// with its key path.
+func parseSpecs[S, T any](v *validator, list string, specs []S, parse func(S) (T, []ipam.FieldError)) []T {
+	out := make([]T, len(specs))
 	for i, spec := range specs {
-		sn, errs := spec.Parse()
-		v.fieldErrors(fmt.Sprintf("subnets[%d]", i), errs)
-		out[i] = sn
-	}
-	return out
-}
-
-func (v *validator) hosts(specs []ipam.HostSpec) []ipam.Host {
-	out := make([]ipam.Host, len(specs))
-	for i, spec := range specs {
-		h, errs := spec.Parse()
-		v.fieldErrors(fmt.Sprintf("hosts[%d]", i), errs)
-		out[i] = h
+		var errs []ipam.FieldError
+		out[i], errs = parse(spec)
+		for _, e := range errs {
+			v.errorf(fmt.Sprintf("%s[%d].%s", list, i, e.Field), "%s", e.Msg)
+		}
 	}
 	return out
 }
