@@ -28,6 +28,7 @@ type Options struct {
 	Token   string                  // non-empty: every /api/v1 request must carry it
 	Status  func() []service.Status // the readiness table in start order; non-nil
 	IPAM    *ipam.IPAM              // non-nil
+	Metrics *prometheus.Registry    // non-nil: the services' metrics, served with the process's
 	Site    func() SiteInfo         // the running site; non-nil
 	Build   BuildInfo
 	Started time.Time    // when the daemon started, for uptime
@@ -70,7 +71,7 @@ func New(opts Options) *Server {
 }
 
 func (s *Server) routes() http.Handler {
-	reg := prometheus.NewRegistry()
+	reg := s.opts.Metrics
 	reg.MustRegister(serviceCollector{s.opts.Status}, ipam.NewCollector(s.opts.IPAM))
 
 	r := chi.NewRouter()

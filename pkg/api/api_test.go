@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
@@ -64,8 +66,9 @@ func newServer(t *testing.T, states ...service.State) *Server {
 	t.Helper()
 	names := []string{"ntp", "dns", "api"}
 	return New(Options{
-		Token: testToken,
-		IPAM:  newIPAM(t),
+		Token:   testToken,
+		IPAM:    newIPAM(t),
+		Metrics: prometheus.NewRegistry(),
 		Status: func() []service.Status {
 			var out []service.Status
 			for i, st := range states {

@@ -50,11 +50,12 @@ type API struct {
 // DNS configures the DNS service.
 type DNS struct {
 	Listen         []netip.AddrPort
+	Advertise      netip.Addr  // where secondaries and clients reach us: the NS glue; may be zero
 	Zones          []ipam.Name // authoritative zones besides Domain
 	Forwarders     []netip.AddrPort
-	RecursionAllow []netip.Prefix // who may have names outside our zones resolved
-	TTL            uint32         // for answers without a TTL of their own; > 0
-	Secondaries    []netip.Addr   // may transfer our zones; are notified of changes
+	RecursionAllow []netip.Prefix   // who may have names outside our zones resolved
+	TTL            uint32           // for answers without a TTL of their own; > 0
+	Secondaries    []netip.AddrPort // may transfer our zones (by address); notified at the port, 53 by default
 	TSIGKeys       []TSIGKey
 	Records        []ipam.Record
 }

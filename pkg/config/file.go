@@ -25,6 +25,7 @@ type fileAPI struct {
 
 type fileDNS struct {
 	Listen         []string          `yaml:"listen"`
+	Advertise      string            `yaml:"advertise"`
 	Zones          []string          `yaml:"zones"`
 	Forwarders     []string          `yaml:"forwarders"`
 	RecursionAllow []string          `yaml:"recursion_allow"`

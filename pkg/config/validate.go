@@ -82,6 +82,16 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 	for i, l := range listen {
 		d.Listen = append(d.Listen, v.listen(fmt.Sprintf("dns.listen[%d]", i), l))
 	}
+	if f.Advertise != "" {
+		d.Advertise = v.addr("dns.advertise", f.Advertise)
+	} else {
+		for _, l := range d.Listen {
+			if a := l.Addr(); a.IsValid() && !a.IsUnspecified() {
+				d.Advertise = a
+				break
+			}
+		}
+	}
 	for i, z := range f.Zones {
 		at := fmt.Sprintf("dns.zones[%d]", i)
 		name, err := ipam.ParseZone(z)
@@ -96,15 +106,7 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 			d.Zones = append(d.Zones, name)
 		}
 	}
-	for i, fw := range f.Forwarders {
-		at := fmt.Sprintf("dns.forwarders[%d]", i)
-		ap, err := parseHostPort(fw, 53)
-		if err != nil {
-			v.errorf(at, "%v", err)
-			continue
-		}
-		d.Forwarders = append(d.Forwarders, ap)
-	}
+	d.Forwarders = v.servers("dns.forwarders", f.Forwarders)
 	if f.RecursionAllow == nil {
 		d.RecursionAllow = defaultRecursionAllow(s.Subnets)
 	}
@@ -114,9 +116,7 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 	if f.TTL != nil {
 		d.TTL = v.ttl("dns.ttl", *f.TTL, 1)
 	}
-	for i, a := range f.Secondaries {
-		d.Secondaries = append(d.Secondaries, v.addr(fmt.Sprintf("dns.secondaries[%d]", i), a))
-	}
+	d.Secondaries = v.servers("dns.secondaries", f.Secondaries)
 	d.TSIGKeys = v.tsigKeys(f.TSIGKeys)
 	if s.Domain == "" {
 		return d // records are relative to the domain: nothing to check them against
@@ -297,6 +297,20 @@ func parseDuration(s string) (time.Duration, error) {
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(s)
+}
+
+// servers parses a list of DNS servers, "ip" or "ip:port", port 53 by default.
+func (v *validator) servers(list string, ss []string) []netip.AddrPort {
+	var out []netip.AddrPort
+	for i, s := range ss {
+		ap, err := parseHostPort(s, 53)
+		if err != nil {
+			v.errorf(fmt.Sprintf("%s[%d]", list, i), "%v", err)
+			continue
+		}
+		out = append(out, ap)
+	}
+	return out
 }
 
 // parseHostPort parses "192.0.2.53", "192.0.2.53:5353", "2001:db8::53" or

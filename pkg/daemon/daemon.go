@@ -16,7 +16,10 @@ import (
 	"time"
 
 	"github.com/infrad/infrad/pkg/api"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/dns"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
 	"github.com/infrad/infrad/pkg/store"
@@ -39,6 +42,7 @@ type Daemon struct {
 	apiListen netip.AddrPort // fixed for the daemon's life: the API is bound there
 	store     *store.Store
 	ipam      *ipam.IPAM
+	dns       *dns.Service
 	mgr       *service.Manager
 
 	mu       sync.Mutex
@@ -115,19 +119,23 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	if tightened {
 		d.log.Warn("api token was readable by others: its mode is now 0600", "path", tokenPath)
 	}
+	metrics := prometheus.NewRegistry()
+	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns")})
 	apiServer := api.New(api.Options{
 		Listen:  d.apiListen,
 		Token:   token,
 		Status:  d.Status,
 		IPAM:    d.ipam,
+		Metrics: metrics,
 		Site:    d.siteInfo,
 		Build:   build,
 		Started: time.Now(),
 		Logger:  d.log.With("service", "api"),
 	})
-	// Services join here in start order (ntp, dns, dhcp, ca, api) as they are built.
+	// Services in start order (ntp, dns, dhcp, ca, api), joining as they are built.
 	// The API needs none of them: it must answer /readyz while they are failing.
 	d.mgr, err = service.New(service.Options{Logger: d.log},
+		service.Unit{Service: d.dns},
 		service.Unit{Service: apiServer},
 	)
 	if err != nil {
@@ -158,6 +166,9 @@ func (d *Daemon) siteInfo() api.SiteInfo {
 func (d *Daemon) Reload(site *config.Site) error {
 	if err := d.reconcile(site); err != nil {
 		return err
+	}
+	if err := d.dns.Reload(site); err != nil {
+		d.log.Error("dns keeps its running settings", "err", err)
 	}
 	d.mu.Lock()
 	d.site, d.loadedAt = site, time.Now()

@@ -1,0 +1,301 @@
+// Package dns serves the site's DNS with CoreDNS embedded as a library. A plugin of
+// its own answers the site's zones (the domain, further zones, and the reverse zones of
+// its nodes subnets) from an immutable snapshot of IPAM, rebuilt and swapped on every
+// change of the store; names outside them are forwarded, with a cache, for clients in
+// recursion_allow and refused to everyone else. Zone transfers go to the secondaries,
+// which are notified of every change, and TSIG-signed RFC 2136 updates become records.
+package dns
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/plugin/transfer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/service"
+)
+
+// Options configure a Service.
+type Options struct {
+	Site     *config.Site          // validated; non-nil
+	IPAM     *ipam.IPAM            // non-nil
+	Registry prometheus.Registerer // non-nil: the per-query metrics go here
+	Logger   *slog.Logger          // nil: slog.Default()
+	// Coalesce is how long a change of the store waits for more before the snapshot is
+	// rebuilt; 0: 50ms.
+	Coalesce time.Duration
+}
+
+// Service is the DNS service. It is a service.Service.
+type Service struct {
+	id       string
+	log      *slog.Logger
+	ipam     *ipam.IPAM
+	coalesce time.Duration
+	metrics  *metrics
+
+	snap     atomic.Pointer[snapshot]
+	cfg      atomic.Pointer[serving]
+	transfer atomic.Pointer[transfer.Transfer]
+
+	mu       sync.Mutex // guards what follows
+	site     config.DNS
+	domain   ipam.Name
+	inst     *caddy.Instance
+	corefile string
+	stop     context.CancelFunc // ends the watch loop
+	watching chan struct{}      // closed when the watch loop has ended
+}
+
+// serving is what the hot path reads of the site file.
+type serving struct {
+	settings
+	recursionAllow []netip.Prefix
+	notify         bool // secondaries are configured
+}
+
+// New returns a stopped DNS service.
+func New(opts Options) *Service {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Coalesce == 0 {
+		opts.Coalesce = 50 * time.Millisecond
+	}
+	register()
+	s := &Service{
+		id:       hex.EncodeToString(randomBytes(8)),
+		log:      opts.Logger,
+		ipam:     opts.IPAM,
+		coalesce: opts.Coalesce,
+		metrics:  newMetrics(opts.Registry),
+	}
+	s.setSite(opts.Site)
+	services.Store(s.id, s)
+	return s
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// setSite takes the site's DNS settings; the hot path sees them at once, CoreDNS at
+// its next start or restart. s.mu is held, or s is not yet shared.
+func (s *Service) setSite(site *config.Site) {
+	s.site, s.domain = site.DNS, site.Domain
+	s.cfg.Store(&serving{
+		settings:       settings{ttl: site.DNS.TTL, advertise: site.DNS.Advertise},
+		recursionAllow: site.DNS.RecursionAllow,
+		notify:         len(site.DNS.Secondaries) > 0,
+	})
+}
+
+// Name is "dns".
+func (s *Service) Name() string { return "dns" }
+
+// Start builds the first snapshot, checks that every listen address is free, starts
+// CoreDNS and the loop that follows the store.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inst != nil {
+		return nil
+	}
+	if err := s.rebuild(); err != nil {
+		return err
+	}
+	if err := checkFree(s.site.Listen); err != nil {
+		return err
+	}
+	input := s.input()
+	inst, err := caddy.Start(input)
+	if err != nil {
+		if inst != nil {
+			stopInstance(inst)
+		}
+		return fmt.Errorf("start CoreDNS: %w", err)
+	}
+	s.inst, s.corefile = inst, string(input.Contents)
+	watchCtx, cancel := context.WithCancel(context.Background())
+	s.stop, s.watching = cancel, make(chan struct{})
+	go s.watch(watchCtx, s.watching)
+	for _, l := range s.site.Listen {
+		s.log.Info("dns listening", "addr", l.String())
+	}
+	return nil
+}
+
+func (s *Service) input() caddy.CaddyfileInput {
+	return caddy.CaddyfileInput{Filepath: "infrad-Corefile", Contents: []byte(corefile(s.id, s.site)), ServerTypeName: "dns"}
+}
+
+// checkFree binds and releases every listen address, UDP and TCP. CoreDNS binds with
+// SO_REUSEPORT, so without this a second server on a taken port would start and share
+// its queries; and a start that fails half-way can leave sockets open.
+func checkFree(listen []netip.AddrPort) error {
+	for _, l := range listen {
+		pc, err := net.ListenPacket("udp", l.String())
+		if err != nil {
+			return fmt.Errorf("dns listen %s/udp: %w", l, err)
+		}
+		pc.Close()
+		ln, err := net.Listen("tcp", l.String())
+		if err != nil {
+			return fmt.Errorf("dns listen %s/tcp: %w", l, err)
+		}
+		ln.Close()
+	}
+	return nil
+}
+
+func stopInstance(inst *caddy.Instance) {
+	inst.ShutdownCallbacks()
+	inst.Stop()
+}
+
+// Stop ends the watch loop and CoreDNS, releasing every socket.
+func (s *Service) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inst == nil {
+		return nil
+	}
+	s.stop()
+	select {
+	case <-s.watching:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	stopInstance(s.inst)
+	s.inst = nil
+	return nil
+}
+
+// Health defers to the Manager.
+func (s *Service) Health() service.Health { return service.Health{} }
+
+// Reload takes a new site: its settings apply at once, and CoreDNS restarts on the
+// same sockets when the Corefile changes (listen addresses, forwarders, keys). A
+// listen address that is taken refuses the reload, and the running one stays.
+func (s *Service) Reload(site *config.Site) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var added []netip.AddrPort
+	for _, l := range site.DNS.Listen {
+		if !slices.Contains(s.site.Listen, l) {
+			added = append(added, l)
+		}
+	}
+	if s.inst != nil {
+		if err := checkFree(added); err != nil {
+			return err
+		}
+	}
+	s.setSite(site)
+	if s.inst == nil {
+		return nil
+	}
+	if err := s.rebuild(); err != nil {
+		return err
+	}
+	input := s.input()
+	if string(input.Contents) == s.corefile {
+		return nil
+	}
+	inst, err := s.inst.Restart(input)
+	if err != nil {
+		return fmt.Errorf("restart CoreDNS: %w", err)
+	}
+	s.inst, s.corefile = inst, string(input.Contents)
+	return nil
+}
+
+// watch rebuilds the snapshot after every change of the store, waiting coalesce for
+// more changes first, until ctx ends.
+func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	for {
+		_, changed := s.ipam.Watch()
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.coalesce):
+		}
+		s.mu.Lock()
+		err := s.rebuild()
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Error("dns snapshot not rebuilt; still answering from the last one", "err", err)
+		}
+	}
+}
+
+// rebuild reads IPAM, swaps in a new snapshot with a newer serial, and notifies the
+// secondaries. s.mu is held.
+func (s *Service) rebuild() error {
+	v, err := s.ipam.View()
+	if err != nil {
+		return fmt.Errorf("read ipam: %w", err)
+	}
+	v.Domain = s.domain
+	cfg := s.cfg.Load()
+	var prev uint32
+	if old := s.snap.Load(); old != nil {
+		prev = old.serial
+	}
+	snap := build(v, cfg.settings, nextSerial(prev, time.Now()), s.log)
+	s.snap.Store(snap)
+	if t := s.transfer.Load(); t != nil && cfg.notify {
+		go s.notify(t, snap.zones)
+	}
+	return nil
+}
+
+func (s *Service) notify(t *transfer.Transfer, zones []string) {
+	for _, z := range zones {
+		if err := t.Notify(z); err != nil {
+			s.log.Warn("notify of a secondary failed", "zone", z, "err", err)
+		}
+	}
+}
+
+// nextSerial is the time in seconds, or one more than prev if that is not newer: a
+// serial that rises with every change, and across restarts.
+func nextSerial(prev uint32, now time.Time) uint32 {
+	serial := uint32(now.Unix())
+	if !serialNewer(serial, prev) {
+		serial = prev + 1
+	}
+	return serial
+}
+
+// mayRecurse reports whether the client at a may have names outside our zones resolved.
+func (s *Service) mayRecurse(a net.Addr) bool {
+	ip := clientAddr(a)
+	for _, p := range s.cfg.Load().recursionAllow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,341 @@
+package dns
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/store"
+)
+
+// need skips the test when a client it drives is not installed, or fails it under
+// INFRAD_E2E=1, where every client must be there.
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("INFRAD_E2E") == "1" {
+				t.Fatalf("%s is not installed (INFRAD_E2E=1 needs it: make deps)", tool)
+			}
+			t.Skipf("%s is not installed; skipping (make deps installs it)", tool)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// freePort returns a port free for both UDP and TCP on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+const tsigSecret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
+
+// testSite is the site the tests serve; %[1]d is the DNS port, %[2]s further dns keys.
+const testSite = `domain: k8s.example.com
+dns:
+  listen: ["127.0.0.1:%[1]d"]
+  zones: [example.org]
+  tsig_keys:
+    - {name: external-dns, algorithm: hmac-sha256, secret: "` + tsigSecret + `"}
+  records:
+    - {name: api, type: A, value: 10.0.40.100}
+    - {name: "*.apps", type: A, value: 10.0.40.101}
+    - {name: registry, type: CNAME, value: cp01}
+    - {name: chain, type: CNAME, value: registry}
+    - {name: _etcd-server-ssl._tcp, type: SRV, value: "0 10 2380 cp01"}
+    - {name: "@", type: MX, value: "10 mail"}
+    - {name: "@", type: TXT, value: "v=spf1 -all"}
+    - {name: www.example.org., type: CNAME, value: api.k8s.example.com.}
+    - {name: x.deep.sub, type: TXT, value: "under an empty non-terminal"}
+%[2]s
+subnets:
+  - name: vm
+    cidr: 10.0.40.0/24
+    gateway: 10.0.40.1
+    ranges:
+      - {kind: reserved, name: metallb, start: 10.0.40.100, end: 10.0.40.120}
+  - {name: v6, cidr: "fd00:40::/64"}
+hosts:
+  - {name: cp01, ip: 10.0.40.10, mac: "52:54:00:00:40:10"}
+  - {name: cp02, ip: 10.0.40.11}
+  - {name: cp6, ip: "fd00:40::10"}
+`
+
+type server struct {
+	svc  *Service
+	ipam *ipam.IPAM
+	st   *store.Store
+	addr string // host:port of the DNS listener
+	port int
+}
+
+// start serves testSite, with extra dns keys, from an in-process Service.
+func start(t *testing.T, extra string) *server {
+	t.Helper()
+	port := freePort(t)
+	site, err := config.Parse("site.yaml", fmt.Appendf(nil, testSite, port, extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "infrad.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m := ipam.New(st)
+	if _, err := m.Reconcile(site.Source, site.IPAM()); err != nil {
+		t.Fatal(err)
+	}
+	svc := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry(), Coalesce: time.Millisecond})
+	if err := svc.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop(context.Background()) })
+	return &server{svc: svc, ipam: m, st: st, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port}
+}
+
+// query runs dig against the server and returns its output.
+func (s *server) query(args ...string) (string, error) {
+	out, err := exec.Command("dig", append([]string{"@127.0.0.1", "-p", fmt.Sprint(s.port), "+time=2", "+tries=1"}, args...)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("dig %v: %v\n%s", args, err, out)
+	}
+	return string(out), nil
+}
+
+// dig is query, failing the test when dig fails.
+func (s *server) dig(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := s.query(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// answers runs dig +short, failing the test when dig fails.
+func (s *server) answers(t *testing.T, args ...string) []string {
+	t.Helper()
+	return short(s.dig(t, append(args, "+short")...))
+}
+
+func short(out string) []string {
+	out = strings.TrimSpace(out)
+	if out == "" {
+		return nil
+	}
+	return strings.Split(out, "\n")
+}
+
+func status(out string) string {
+	_, after, ok := strings.Cut(out, "status: ")
+	if !ok {
+		return ""
+	}
+	st, _, _ := strings.Cut(after, ",")
+	return st
+}
+
+func TestAuthoritativeAnswers(t *testing.T) {
+	need(t, "dig")
+	s := start(t, "")
+	tests := []struct {
+		name string
+		args []string
+		want string // the answer, as dig +short prints it, one per line
+	}{
+		{"host A", []string{"cp01.k8s.example.com"}, "10.0.40.10"},
+		{"host AAAA", []string{"cp6.k8s.example.com", "AAAA"}, "fd00:40::10"},
+		{"host PTR", []string{"-x", "10.0.40.10"}, "cp01.k8s.example.com."},
+		{"IPv6 PTR", []string{"-x", "fd00:40::10"}, "cp6.k8s.example.com."},
+		{"record A", []string{"api.k8s.example.com"}, "10.0.40.100"},
+		{"wildcard", []string{"grafana.apps.k8s.example.com"}, "10.0.40.101"},
+		{"CNAME chased to the A", []string{"chain.k8s.example.com"}, "registry.k8s.example.com.\ncp01.k8s.example.com.\n10.0.40.10"},
+		{"CNAME across our zones", []string{"www.example.org"}, "api.k8s.example.com.\n10.0.40.100"},
+		{"SRV", []string{"_etcd-server-ssl._tcp.k8s.example.com", "SRV"}, "0 10 2380 cp01.k8s.example.com."},
+		{"MX at the apex", []string{"k8s.example.com", "MX"}, "10 mail.k8s.example.com."},
+		{"TXT at the apex", []string{"k8s.example.com", "TXT"}, `"v=spf1 -all"`},
+		{"NS", []string{"k8s.example.com", "NS"}, "ns.k8s.example.com."},
+		{"NS glue", []string{"ns.k8s.example.com"}, "127.0.0.1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Join(s.answers(t, tc.args...), "\n"); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	t.Run("aa flag", func(t *testing.T) {
+		if out := s.dig(t, "cp01.k8s.example.com"); !strings.Contains(out, "flags: qr aa") {
+			t.Errorf("no aa flag in\n%s", out)
+		}
+	})
+}
+
+func TestNegativeAnswersCarryTheSOA(t *testing.T) {
+	need(t, "dig")
+	s := start(t, "")
+	tests := []struct {
+		name, qname, qtype, status, zone string
+	}{
+		{"NXDOMAIN", "nope.k8s.example.com", "A", "NXDOMAIN", "k8s.example.com."},
+		{"NODATA", "cp01.k8s.example.com", "MX", "NOERROR", "k8s.example.com."},
+		{"empty non-terminal is NODATA", "deep.sub.k8s.example.com", "A", "NOERROR", "k8s.example.com."},
+		{"no wildcard for an empty non-terminal", "sub.k8s.example.com", "TXT", "NOERROR", "k8s.example.com."},
+		{"a wildcard's parent is an empty non-terminal", "apps.k8s.example.com", "A", "NOERROR", "k8s.example.com."},
+		{"reverse NXDOMAIN", "99.40.0.10.in-addr.arpa", "PTR", "NXDOMAIN", "40.0.10.in-addr.arpa."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := s.dig(t, tc.qname, tc.qtype, "+noall", "+comments", "+answer", "+authority")
+			if got := status(out); got != tc.status {
+				t.Errorf("got status %s, want %s\n%s", got, tc.status, out)
+			}
+			if strings.Contains(out, ";; ANSWER SECTION:") {
+				t.Errorf("a negative answer has an answer section:\n%s", out)
+			}
+			soa := regexpSOA(out, tc.zone)
+			if soa == nil {
+				t.Fatalf("no SOA of %s in the authority section:\n%s", tc.zone, out)
+			}
+			if soa.Hdr.Ttl > negTTL {
+				t.Errorf("got SOA TTL %d, want at most the negative TTL %d", soa.Hdr.Ttl, negTTL)
+			}
+		})
+	}
+}
+
+// regexpSOA finds the SOA of zone in dig output.
+func regexpSOA(out, zone string) *dns.SOA {
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, zone) || !strings.Contains(line, "SOA") {
+			continue
+		}
+		rr, err := dns.NewRR(line)
+		if err == nil {
+			if soa, ok := rr.(*dns.SOA); ok {
+				return soa
+			}
+		}
+	}
+	return nil
+}
+
+// stubForwarder answers every A query with 192.0.2.1: an upstream on loopback.
+func stubForwarder(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.RecursionAvailable = true
+		if q := r.Question[0]; q.Qtype == dns.TypeA {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)})
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+func TestForwardingOnlyForAllowedClients(t *testing.T) {
+	need(t, "dig")
+	upstream := stubForwarder(t)
+	t.Run("allowed client", func(t *testing.T) {
+		s := start(t, fmt.Sprintf("  forwarders: [%q]", upstream))
+		if got := s.answers(t, "outside.example.net"); len(got) != 1 || got[0] != "192.0.2.1" {
+			t.Errorf("got %v, want the upstream's answer", got)
+		}
+		if got := s.answers(t, "cp01.k8s.example.com"); len(got) != 1 || got[0] != "10.0.40.10" {
+			t.Errorf("our own name: got %v", got)
+		}
+	})
+	t.Run("outside client", func(t *testing.T) {
+		s := start(t, fmt.Sprintf("  forwarders: [%q]\n  recursion_allow: [10.0.0.0/8]", upstream))
+		if got := status(s.dig(t, "outside.example.net")); got != "REFUSED" {
+			t.Errorf("recursive query from outside recursion_allow: got %s, want REFUSED", got)
+		}
+		if got := s.answers(t, "cp01.k8s.example.com"); len(got) != 1 || got[0] != "10.0.40.10" {
+			t.Errorf("authoritative answers go to everyone: got %v", got)
+		}
+	})
+	t.Run("no forwarders", func(t *testing.T) {
+		s := start(t, "")
+		if got := status(s.dig(t, "outside.example.net")); got != "REFUSED" {
+			t.Errorf("got %s, want REFUSED", got)
+		}
+	})
+}
+
+func TestHostChangesReachDNS(t *testing.T) {
+	need(t, "dig")
+	s := start(t, "")
+	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "w01 in A and PTR", func() bool {
+		a, ptr := s.answers(t, "w01.k8s.example.com"), s.answers(t, "-x", "10.0.40.20")
+		return len(a) == 1 && a[0] == "10.0.40.20" && len(ptr) == 1 && ptr[0] == "w01.k8s.example.com."
+	})
+	if err := s.ipam.DeleteHost("w01"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "w01 gone from A and PTR", func() bool {
+		return status(s.dig(t, "w01.k8s.example.com")) == "NXDOMAIN" && status(s.dig(t, "-x", "10.0.40.20")) == "NXDOMAIN"
+	})
+}
+
+func TestSerialRises(t *testing.T) {
+	need(t, "dig")
+	s := start(t, "")
+	serial := func() uint32 {
+		var n uint32
+		fmt.Sscanf(strings.Fields(s.answers(t, "k8s.example.com", "SOA")[0])[2], "%d", &n)
+		return n
+	}
+	before := serial()
+	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "w02", IP: "10.0.40.21"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a newer serial", func() bool { return serialNewer(serial(), before) })
+}

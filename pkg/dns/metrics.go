@@ -1,0 +1,68 @@
+package dns
+
+import (
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics counts every query by type and rcode and times it. The counters are made
+// up front and indexed, so a query costs two array reads, an atomic add and one
+// histogram observation, with no label lookup.
+type metrics struct {
+	requests [len(metricTypes) + 1][len(metricRcodes) + 1]prometheus.Counter
+	duration prometheus.Histogram
+}
+
+// The types and rcodes with a series of their own; the rest count as "other".
+var (
+	metricTypes  = [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypePTR, dns.TypeCNAME, dns.TypeSRV, dns.TypeTXT, dns.TypeMX, dns.TypeNS, dns.TypeSOA, dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR}
+	metricRcodes = [...]int{dns.RcodeSuccess, dns.RcodeNameError, dns.RcodeRefused, dns.RcodeServerFailure, dns.RcodeFormatError, dns.RcodeNotImplemented, dns.RcodeNotAuth}
+)
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "infrad_dns_request_duration_seconds",
+		Help:    "Time from a query reaching infrad's plugin to its reply, forwarded queries included.",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	})}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "infrad_dns_requests_total",
+		Help: "DNS queries answered, by query type and rcode.",
+	}, []string{"type", "rcode"})
+	for i := range len(metricTypes) + 1 {
+		typ := "other"
+		if i < len(metricTypes) {
+			typ = dns.TypeToString[metricTypes[i]]
+		}
+		for j := range len(metricRcodes) + 1 {
+			rc := "other"
+			if j < len(metricRcodes) {
+				rc = dns.RcodeToString[metricRcodes[j]]
+			}
+			m.requests[i][j] = requests.WithLabelValues(typ, rc)
+		}
+	}
+	reg.MustRegister(requests, m.duration)
+	return m
+}
+
+func (m *metrics) observe(qtype uint16, rcode int, d time.Duration) {
+	i := len(metricTypes)
+	for k, t := range metricTypes {
+		if t == qtype {
+			i = k
+			break
+		}
+	}
+	j := len(metricRcodes)
+	for k, r := range metricRcodes {
+		if r == rcode {
+			j = k
+			break
+		}
+	}
+	m.requests[i][j].Inc()
+	m.duration.Observe(d.Seconds())
+}

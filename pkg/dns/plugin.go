@@ -1,0 +1,176 @@
+package dns
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/plugin"
+	_ "github.com/coredns/coredns/plugin/bind" // the plugins the Corefile uses, and no others
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/forward"
+	"github.com/coredns/coredns/plugin/transfer"
+	_ "github.com/coredns/coredns/plugin/tsig"
+	"github.com/miekg/dns"
+)
+
+const pluginName = "infrad"
+
+// directives is the plugin chain, in order; the Corefile uses only these.
+var directives = []string{"bind", "tsig", "transfer", pluginName, "cache", "forward"}
+
+// CoreDNS keeps its plugins and directive list in package state, so this file does too:
+// the registration happens once, and each Corefile names its Service by an id.
+var (
+	registerOnce sync.Once
+	services     sync.Map // id → *Service
+)
+
+func register() {
+	registerOnce.Do(func() {
+		plugin.Register(pluginName, setup)
+		if err := dnsserver.SetDirectives(directives); err != nil {
+			panic("dns: " + err.Error())
+		}
+		caddy.Quiet, dnsserver.Quiet = true, true
+	})
+}
+
+// setup reads "infrad <id>" and puts the Service's handler into the server block.
+func setup(c *caddy.Controller) error {
+	c.Next()
+	if !c.NextArg() {
+		return plugin.Error(pluginName, c.ArgErr())
+	}
+	v, ok := services.Load(c.Val())
+	if !ok {
+		return plugin.Error(pluginName, c.Errf("no service %q", c.Val()))
+	}
+	svc := v.(*Service)
+	cfg := dnsserver.GetConfig(c)
+	cfg.AllowOpcode(dns.OpcodeUpdate) // CoreDNS answers NOTIMP to opcodes no plugin asked for
+	cfg.AddPlugin(func(next plugin.Handler) plugin.Handler { return &handler{svc: svc, next: next} })
+	c.OnStartup(func() error {
+		if t, ok := cfg.Handler("transfer").(*transfer.Transfer); ok {
+			svc.transfer.Store(t)
+		}
+		return nil
+	})
+	return nil
+}
+
+// handler is the plugin in one server block. It answers every name in our zones from
+// the current snapshot; other names go on to cache and forward for clients that may
+// recurse, and are REFUSED for the rest: infrad is never an open resolver.
+type handler struct {
+	svc  *Service
+	next plugin.Handler // cache → forward; nil without forwarders
+}
+
+func (h *handler) Name() string { return pluginName }
+
+func (h *handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	start := time.Now()
+	qtype := uint16(0)
+	if len(r.Question) == 1 {
+		qtype = r.Question[0].Qtype
+	}
+	rcode, err := h.serve(ctx, w, r)
+	h.svc.metrics.observe(qtype, rcode, time.Since(start))
+	return dns.RcodeSuccess, err // every path wrote its own reply
+}
+
+// serve writes the reply to r and returns its rcode.
+func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	switch {
+	case r.Opcode == dns.OpcodeUpdate:
+		return h.svc.update(ctx, w, r)
+	case r.Opcode != dns.OpcodeQuery:
+		return reply(w, r, dns.RcodeNotImplemented)
+	case len(r.Question) != 1:
+		return reply(w, r, dns.RcodeFormatError)
+	case r.Question[0].Qtype == dns.TypeAXFR || r.Question[0].Qtype == dns.TypeIXFR:
+		return reply(w, r, dns.RcodeRefused) // the transfer plugin, before us, serves the secondaries
+	}
+	q := r.Question[0]
+	name := strings.ToLower(q.Name)
+	snap := h.svc.snap.Load()
+	zone := snap.zoneOf(name)
+	if zone == "" {
+		if h.next == nil || !h.svc.mayRecurse(w.RemoteAddr()) {
+			return reply(w, r, dns.RcodeRefused)
+		}
+		rc, err := plugin.NextOrFailure(pluginName, h.next, ctx, w, r)
+		if !plugin.ClientWrite(rc) {
+			return reply(w, r, rc)
+		}
+		return rc, err
+	}
+	m := new(dns.Msg)
+	m.SetReply(r)
+	snap.answer(m, name, q.Qtype, zone)
+	return m.Rcode, w.WriteMsg(m)
+}
+
+func reply(w dns.ResponseWriter, r *dns.Msg, rcode int) (int, error) {
+	m := new(dns.Msg)
+	m.SetRcode(r, rcode)
+	return rcode, w.WriteMsg(m)
+}
+
+// Transfer gives the transfer plugin a zone of the current snapshot (AXFR; an IXFR
+// at the current serial gets the SOA alone, an older one the whole zone).
+func (h *handler) Transfer(zone string, serial uint32) (<-chan []dns.RR, error) {
+	snap := h.svc.snap.Load()
+	zone = strings.ToLower(zone)
+	if !snap.isZone(zone) {
+		return nil, transfer.ErrNotAuthoritative
+	}
+	ch := make(chan []dns.RR, 1)
+	soa := snap.nodes[zone][dns.TypeSOA]
+	if serial != 0 && !serialNewer(snap.serial, serial) {
+		ch <- soa
+		close(ch)
+		return ch, nil
+	}
+	go func() {
+		defer close(ch)
+		ch <- soa
+		for name, n := range snap.nodes {
+			if snap.zoneOf(name) != zone {
+				continue
+			}
+			var rrs []dns.RR
+			for t, set := range n {
+				if !(name == zone && t == dns.TypeSOA) {
+					rrs = append(rrs, set...)
+				}
+			}
+			if len(rrs) > 0 {
+				ch <- rrs
+			}
+		}
+		ch <- soa
+	}()
+	return ch, nil
+}
+
+// serialNewer reports whether serial a is newer than b (RFC 1982).
+func serialNewer(a, b uint32) bool { return a != b && a-b < 1<<31 }
+
+// clientAddr returns the address of a DNS client.
+func clientAddr(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap.Addr().Unmap()
+}

@@ -1,0 +1,115 @@
+package dns
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/infrad/infrad/pkg/ipam"
+)
+
+// nsd runs NSD, Debian's authoritative server, as a secondary of the server at
+// primary for zone, on 127.0.0.1:port. It lives until the test ends.
+func nsd(t *testing.T, port int, zone, primary string) {
+	t.Helper()
+	dir := t.TempDir()
+	host, pport, _ := strings.Cut(primary, ":")
+	in := func(name string) string { return strconv.Quote(filepath.Join(dir, name)) }
+	conf := fmt.Sprintf(`server:
+	ip-address: 127.0.0.1@%d
+	username: ""
+	chroot: ""
+	zonesdir: %s
+	pidfile: %s
+	xfrdfile: %s
+	zonelistfile: %s
+	database: ""
+	verbosity: 1
+	logfile: %s
+remote-control:
+	control-enable: no
+zone:
+	name: %s
+	zonefile: %[7]s.zone
+	request-xfr: %s@%s NOKEY
+	allow-notify: %[8]s NOKEY
+`, port, strconv.Quote(dir), in("nsd.pid"), in("xfrd.state"), in("zone.list"), in("nsd.log"), zone, host, pport)
+	path := filepath.Join(dir, "nsd.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("nsd", "-d", "-c", path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "nsd.log"))
+			t.Logf("nsd log:\n%s", log)
+		}
+	})
+}
+
+func TestSecondaryFollows(t *testing.T) {
+	need(t, "nsd", "dig")
+	nsdPort := freePort(t)
+	s := start(t, fmt.Sprintf(`  secondaries: ["127.0.0.1:%d"]`, nsdPort))
+	nsd(t, nsdPort, "k8s.example.com", s.addr)
+	secondary := &server{port: nsdPort}
+	answers := func(name string) []string {
+		out, err := secondary.query(name, "+short")
+		if err != nil {
+			return nil // not up yet
+		}
+		return short(out)
+	}
+	waitFor(t, "the secondary to transfer the zone", func() bool {
+		return slices.Equal(answers("cp01.k8s.example.com"), []string{"10.0.40.10"})
+	})
+	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "w03", IP: "10.0.40.23"}); err != nil {
+		t.Fatal(err)
+	}
+	// Only a NOTIFY brings the new host this soon: the SOA refresh is minutes away.
+	waitFor(t, "the secondary to follow a change", func() bool {
+		return slices.Equal(answers("w03.k8s.example.com"), []string{"10.0.40.23"})
+	})
+}
+
+func TestTransferOnlyToSecondaries(t *testing.T) {
+	need(t, "kdig")
+	t.Run("a secondary may transfer", func(t *testing.T) {
+		s := start(t, `  secondaries: ["127.0.0.1"]`)
+		out, err := exec.Command("kdig", "@127.0.0.1", "-p", fmt.Sprint(s.port), "k8s.example.com", "AXFR", "+nocomments").CombinedOutput()
+		if err != nil {
+			t.Fatalf("kdig AXFR: %v\n%s", err, out)
+		}
+		for _, want := range []string{"cp01.k8s.example.com.", "_etcd-server-ssl._tcp.k8s.example.com.", "*.apps.k8s.example.com."} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("AXFR lacks %s:\n%s", want, out)
+			}
+		}
+		if n := strings.Count(string(out), "\tSOA\t"); n != 2 {
+			t.Errorf("got %d SOA records, want 2 (first and last)", n)
+		}
+		rev, err := exec.Command("kdig", "@127.0.0.1", "-p", fmt.Sprint(s.port), "40.0.10.in-addr.arpa", "AXFR").CombinedOutput()
+		if err != nil || !strings.Contains(string(rev), "cp01.k8s.example.com.") {
+			t.Errorf("reverse AXFR: %v\n%s", err, rev)
+		}
+	})
+	t.Run("anyone else is refused", func(t *testing.T) {
+		for _, extra := range []string{"", `  secondaries: ["10.0.40.3"]`} {
+			s := start(t, extra)
+			out, _ := exec.Command("kdig", "@127.0.0.1", "-p", fmt.Sprint(s.port), "k8s.example.com", "AXFR").CombinedOutput()
+			if !strings.Contains(string(out), "REFUSED") {
+				t.Errorf("secondaries %q: got\n%s\nwant REFUSED", extra, out)
+			}
+		}
+	})
+}

@@ -1,0 +1,150 @@
+package dns
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/coredns/coredns/plugin/tsig"
+	"github.com/miekg/dns"
+
+	"github.com/infrad/infrad/pkg/ipam"
+)
+
+// update applies an RFC 2136 UPDATE: its prerequisites are checked against the current
+// snapshot, and its changes become IPAM records (API-owned, so they survive restarts and
+// show in the API), all in one transaction. The tsig plugin has already refused unsigned
+// updates and bad signatures; names of hosts and leases, and the records of the site
+// file, are refused here.
+func (s *Service) update(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	key, signed := tsig.ValidatedKeyName(ctx)
+	if !signed {
+		return reply(w, r, dns.RcodeRefused)
+	}
+	if len(r.Question) != 1 || r.Question[0].Qtype != dns.TypeSOA {
+		return reply(w, r, dns.RcodeFormatError)
+	}
+	zone := strings.ToLower(r.Question[0].Name)
+	snap := s.snap.Load()
+	if !snap.isZone(zone) {
+		return reply(w, r, dns.RcodeNotAuth)
+	}
+	if rc := snap.prerequisites(r.Answer, zone); rc != dns.RcodeSuccess {
+		return reply(w, r, rc)
+	}
+	changes, rc := updates(r.Ns, zone)
+	if rc != dns.RcodeSuccess {
+		return reply(w, r, rc)
+	}
+	if err := s.ipam.ChangeRecords(changes); err != nil {
+		var refused *ipam.Error
+		if !errors.As(err, &refused) {
+			s.log.Error("dns update failed", "key", key, "zone", zone, "err", err)
+			return reply(w, r, dns.RcodeServerFailure)
+		}
+		s.log.Info("dns update refused", "key", key, "zone", zone, "why", err.Error())
+		return reply(w, r, dns.RcodeRefused)
+	}
+	s.log.Info("dns update applied", "key", key, "zone", zone, "changes", len(changes))
+	return reply(w, r, dns.RcodeSuccess)
+}
+
+// updateTypes are the types an update may add; they are the types IPAM holds.
+var updateTypes = []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeSRV, dns.TypeTXT, dns.TypeMX, dns.TypePTR}
+
+// updates turns the update section into record changes (RFC 2136 §3.4).
+func updates(rrs []dns.RR, zone string) ([]ipam.RecordChange, int) {
+	var out []ipam.RecordChange
+	for _, rr := range rrs {
+		h := rr.Header()
+		name := strings.ToLower(h.Name)
+		if !dns.IsSubDomain(zone, name) {
+			return nil, dns.RcodeNotZone
+		}
+		change := ipam.RecordChange{Name: ipam.Name(name), Type: dns.TypeToString[h.Rrtype]}
+		switch h.Class {
+		case dns.ClassINET:
+			if !slices.Contains(updateTypes, h.Rrtype) {
+				return nil, dns.RcodeRefused
+			}
+			change.Add, change.Value, change.TTL = true, rdata(rr), h.Ttl
+		case dns.ClassANY:
+			if h.Ttl != 0 || h.Rdlength != 0 {
+				return nil, dns.RcodeFormatError
+			}
+			if h.Rrtype == dns.TypeANY {
+				change.Type = ""
+			} else if !slices.Contains(updateTypes, h.Rrtype) {
+				continue // the apex SOA and NS are not ours to delete (§3.4.2.3)
+			}
+		case dns.ClassNONE:
+			if h.Ttl != 0 {
+				return nil, dns.RcodeFormatError
+			}
+			if !slices.Contains(updateTypes, h.Rrtype) {
+				continue
+			}
+			change.Value = rdata(rr)
+		default:
+			return nil, dns.RcodeFormatError
+		}
+		out = append(out, change)
+	}
+	return out, dns.RcodeSuccess
+}
+
+// prerequisites checks the prerequisite section against the snapshot (RFC 2136 §3.2).
+func (s *snapshot) prerequisites(rrs []dns.RR, zone string) int {
+	want := map[string][]string{} // "name type" → values, for the value-dependent ones
+	for _, rr := range rrs {
+		h := rr.Header()
+		name := strings.ToLower(h.Name)
+		if h.Ttl != 0 {
+			return dns.RcodeFormatError
+		}
+		if !dns.IsSubDomain(zone, name) {
+			return dns.RcodeNotZone
+		}
+		n := s.nodes[name]
+		switch h.Class {
+		case dns.ClassANY:
+			if h.Rrtype == dns.TypeANY && len(n) == 0 {
+				return dns.RcodeNameError
+			}
+			if h.Rrtype != dns.TypeANY && len(n[h.Rrtype]) == 0 {
+				return dns.RcodeNXRrset
+			}
+		case dns.ClassNONE:
+			if h.Rrtype == dns.TypeANY && len(n) > 0 {
+				return dns.RcodeYXDomain
+			}
+			if h.Rrtype != dns.TypeANY && len(n[h.Rrtype]) > 0 {
+				return dns.RcodeYXRrset
+			}
+		case dns.ClassINET:
+			k := name + " " + dns.TypeToString[h.Rrtype]
+			want[k] = append(want[k], rdata(rr))
+		default:
+			return dns.RcodeFormatError
+		}
+	}
+	for k, values := range want {
+		name, typ, _ := strings.Cut(k, " ")
+		var have []string
+		for _, rr := range s.nodes[name][dns.StringToType[typ]] {
+			have = append(have, rdata(rr))
+		}
+		slices.Sort(have)
+		slices.Sort(values)
+		if !slices.Equal(slices.Compact(have), slices.Compact(values)) {
+			return dns.RcodeNXRrset
+		}
+	}
+	return dns.RcodeSuccess
+}
+
+// rdata is an RR's data in presentation form, as IPAM keeps record values.
+func rdata(rr dns.RR) string {
+	return strings.TrimPrefix(rr.String(), rr.Header().String())
+}

@@ -1,0 +1,102 @@
+package dns
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/infrad/infrad/pkg/ipam"
+)
+
+// reverseZones returns the in-addr.arpa or ip6.arpa zones that cover prefix p.
+//
+// Reverse zones are cut on label boundaries: an octet for IPv4, a nibble for IPv6.
+// A prefix on a boundary is one zone (10.0.40.0/24 is 40.0.10.in-addr.arpa). A prefix
+// between boundaries is rounded down to the next boundary and becomes every zone it
+// covers: 10.0.32.0/20 is the sixteen zones 32.0.10.in-addr.arpa to
+// 47.0.10.in-addr.arpa. A prefix longer than /24 (IPv4) is served as its whole /24 zone.
+func reverseZones(p netip.Prefix) []string {
+	step, full := 8, 24 // IPv4: octets, and no zone below a /24
+	if p.Addr().Is6() {
+		step, full = 4, 124
+	}
+	bits := min(p.Bits(), full)
+	zoneBits := (bits + step - 1) / step * step
+	if zoneBits == 0 {
+		zoneBits = step
+	}
+	base := netip.PrefixFrom(p.Addr(), bits).Masked()
+	count := 1 << (zoneBits - bits)
+	zones := make([]string, 0, count)
+	a := base.Addr()
+	for range count {
+		zones = append(zones, reverseZone(a, zoneBits))
+		a = addAt(a, zoneBits)
+	}
+	return zones
+}
+
+// reverseZone is the reverse zone of the /bits network holding a.
+func reverseZone(a netip.Addr, bits int) string {
+	full := dns.Fqdn(mustReverse(a))
+	labels := dns.SplitDomainName(full)
+	keep := bits/8 + 2 // octets, then in-addr.arpa
+	if a.Is6() {
+		keep = bits/4 + 2 // nibbles, then ip6.arpa
+	}
+	return strings.Join(labels[len(labels)-keep:], ".") + "."
+}
+
+func mustReverse(a netip.Addr) string {
+	name, err := dns.ReverseAddr(a.String())
+	if err != nil {
+		panic("dns: ReverseAddr of a valid address: " + err.Error())
+	}
+	return name
+}
+
+// addAt returns a plus one unit at prefix length bits: the first address of the next
+// /bits network.
+func addAt(a netip.Addr, bits int) netip.Addr {
+	b := a.As16()
+	bit := bits + 128 - a.BitLen() - 1 // index of the /bits network's last bit in b
+	for i := bit / 8; i >= 0; i-- {
+		inc := byte(1) << (7 - bit%8)
+		if i != bit/8 {
+			inc = 1
+		}
+		sum := b[i] + inc
+		carry := sum < b[i]
+		b[i] = sum
+		if !carry {
+			break
+		}
+	}
+	if a.Is4() {
+		return netip.AddrFrom16(b).Unmap()
+	}
+	return netip.AddrFrom16(b)
+}
+
+// siteZones returns every zone the site is authoritative for: the domain, the further
+// zones, and the reverse zones of its nodes subnets.
+func siteZones(set ipam.Set) []string {
+	zones := []string{string(set.Domain)}
+	for _, z := range set.Zones {
+		zones = append(zones, string(z))
+	}
+	seen := map[string]bool{}
+	for _, sn := range set.Subnets {
+		if sn.Purpose != ipam.PurposeNodes {
+			continue
+		}
+		for _, z := range reverseZones(sn.CIDR) {
+			if !seen[z] {
+				seen[z] = true
+				zones = append(zones, z)
+			}
+		}
+	}
+	return zones
+}
