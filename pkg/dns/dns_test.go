@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +101,7 @@ hosts:
 
 type server struct {
 	svc  *Service
+	reg  *prometheus.Registry // the service's metrics
 	ipam *ipam.IPAM
 	st   *store.Store
 	addr string // host:port of the DNS listener
@@ -122,12 +125,13 @@ func start(t *testing.T, extra string) *server {
 	if _, err := m.Reconcile(site.Source, site.IPAM()); err != nil {
 		t.Fatal(err)
 	}
-	svc := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry(), Coalesce: time.Millisecond})
+	reg := prometheus.NewRegistry()
+	svc := New(Options{Site: site, IPAM: m, Registry: reg, Coalesce: time.Millisecond})
 	if err := svc.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Stop(context.Background()) })
-	return &server{svc: svc, ipam: m, st: st, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port}
+	return &server{svc: svc, reg: reg, ipam: m, st: st, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port}
 }
 
 // query runs dig against the server and returns its output.
@@ -338,4 +342,64 @@ func TestSerialRises(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a newer serial", func() bool { return serialNewer(serial(), before) })
+}
+
+func TestLeasesInDNSAndHostsWin(t *testing.T) {
+	need(t, "dig")
+	s := start(t, "")
+	put := func(ip, hostname string) {
+		l := ipam.Lease{IP: netip.MustParseAddr(ip), Hostname: hostname, Expires: time.Now().Add(time.Hour)}
+		if err := s.st.Update(func(tx *store.Tx) error { return store.Put(tx, store.BucketLeases, ip, l) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("10.0.40.150", "laptop")
+	put("10.0.40.151", "cp01") // a lease asking for a host's name
+	waitFor(t, "the lease's A and PTR", func() bool {
+		return slices.Equal(s.answers(t, "laptop.k8s.example.com"), []string{"10.0.40.150"}) &&
+			slices.Equal(s.answers(t, "-x", "10.0.40.150"), []string{"laptop.k8s.example.com."})
+	})
+	if got := s.answers(t, "cp01.k8s.example.com"); !slices.Equal(got, []string{"10.0.40.10"}) {
+		t.Errorf("cp01: got %v, want only the host's address", got)
+	}
+	if got := status(s.dig(t, "-x", "10.0.40.151")); got != "NXDOMAIN" {
+		t.Errorf("PTR of the clashing lease: got %s, want none", got)
+	}
+}
+
+func TestQueryMetrics(t *testing.T) {
+	need(t, "dig")
+	s := start(t, "")
+	s.dig(t, "cp01.k8s.example.com")
+	s.dig(t, "nope.k8s.example.com")
+	s.dig(t, "-x", "10.0.40.10")
+	got := map[string]float64{}
+	families, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := ""
+			for _, l := range m.GetLabel() {
+				labels += l.GetName() + "=" + l.GetValue() + " "
+			}
+			switch {
+			case m.GetCounter() != nil:
+				got[f.GetName()+" "+labels] = m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				got[f.GetName()] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	for k, want := range map[string]float64{
+		"infrad_dns_requests_total rcode=NOERROR type=A ":   1,
+		"infrad_dns_requests_total rcode=NXDOMAIN type=A ":  1,
+		"infrad_dns_requests_total rcode=NOERROR type=PTR ": 1,
+		"infrad_dns_request_duration_seconds":               3,
+	} {
+		if got[k] != want {
+			t.Errorf("%s: got %v, want %v", k, got[k], want)
+		}
+	}
 }
