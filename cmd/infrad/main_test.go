@@ -403,6 +403,15 @@ func TestAPIObjectsSurviveRestartAndReloadTouchesOnlyFileObjects(t *testing.T) {
 	if code, out := send(t, "POST", base+"/api/v1/subnets/vm/allocate", token, `{"name": "w02", "role": "worker"}`); code != http.StatusCreated {
 		t.Fatalf("allocate w02: got %d %v", code, out)
 	}
+	if _, err := exec.LookPath("dig"); err == nil || os.Getenv("INFRAD_E2E") == "1" {
+		dig := func(args ...string) string {
+			out, _ := exec.Command("dig", append([]string{"@127.0.0.1", "-p", fmt.Sprint(dnsPort), "+short"}, args...)...).Output()
+			return strings.TrimSpace(string(out))
+		}
+		waitFor(t, "w01 in DNS, A and PTR", func() bool {
+			return dig("w01.k8s.example.com") == "10.0.40.20" && dig("-x", "10.0.40.20") == "w01.k8s.example.com."
+		})
+	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t, 10*time.Second); code != exitOK {
 		t.Fatalf("SIGTERM: got exit %d", code)

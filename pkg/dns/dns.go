@@ -21,6 +21,7 @@ import (
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin/transfer"
+	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infrad/infrad/pkg/config"
@@ -130,12 +131,48 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 		return fmt.Errorf("start CoreDNS: %w", err)
 	}
+	if err := s.probe(ctx); err != nil {
+		stopInstance(inst)
+		return err
+	}
 	s.inst, s.corefile = inst, string(input.Contents)
 	watchCtx, cancel := context.WithCancel(context.Background())
 	s.stop, s.watching = cancel, make(chan struct{})
 	go s.watch(watchCtx, s.watching)
 	for _, l := range s.site.Listen {
 		s.log.Info("dns listening", "addr", l.String())
+	}
+	return nil
+}
+
+// probe asks every listener for the domain's SOA, over UDP and TCP, until each
+// answers. Start returns only then: CoreDNS serves each socket from a goroutine of its
+// own, and a server stopped before that goroutine has begun keeps its socket open.
+func (s *Service) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	q := new(mdns.Msg).SetQuestion(string(s.domain), mdns.TypeSOA)
+	for _, l := range s.site.Listen {
+		addr := l
+		if l.Addr().IsUnspecified() {
+			addr = netip.AddrPortFrom(netip.IPv6Loopback(), l.Port())
+			if l.Addr().Is4() {
+				addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), l.Port())
+			}
+		}
+		for _, network := range []string{"udp", "tcp"} {
+			c := &mdns.Client{Net: network, Timeout: 200 * time.Millisecond}
+			for {
+				if _, _, err := c.ExchangeContext(ctx, q, addr.String()); err == nil {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("dns on %s/%s does not answer: %w", addr, network, ctx.Err())
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -168,21 +205,22 @@ func stopInstance(inst *caddy.Instance) {
 	inst.Stop()
 }
 
-// Stop ends the watch loop and CoreDNS, releasing every socket.
+// Stop ends the watch loop and CoreDNS, releasing every socket. It does not hold s.mu
+// while the loop ends, since the loop takes it to rebuild.
 func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.inst == nil {
+	inst, stop, watching := s.inst, s.stop, s.watching
+	s.inst = nil
+	s.mu.Unlock()
+	if inst == nil {
 		return nil
 	}
-	s.stop()
+	stop()
 	select {
-	case <-s.watching:
+	case <-watching:
 	case <-ctx.Done():
-		return ctx.Err()
 	}
-	stopInstance(s.inst)
-	s.inst = nil
+	stopInstance(inst)
 	return nil
 }
 

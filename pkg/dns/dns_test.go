@@ -370,36 +370,62 @@ func TestLeasesInDNSAndHostsWin(t *testing.T) {
 func TestQueryMetrics(t *testing.T) {
 	need(t, "dig")
 	s := start(t, "")
+	counts := func() map[string]float64 {
+		got := map[string]float64{}
+		families, err := s.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				key := f.GetName()
+				for _, l := range m.GetLabel() {
+					key += " " + l.GetName() + "=" + l.GetValue()
+				}
+				if m.GetCounter() != nil {
+					got[key] = m.GetCounter().GetValue()
+				} else {
+					got[key] = float64(m.GetHistogram().GetSampleCount())
+				}
+			}
+		}
+		return got
+	}
+	before := counts()
 	s.dig(t, "cp01.k8s.example.com")
 	s.dig(t, "nope.k8s.example.com")
 	s.dig(t, "-x", "10.0.40.10")
-	got := map[string]float64{}
-	families, err := s.reg.Gather()
-	if err != nil {
+	after := counts()
+	for k, want := range map[string]float64{
+		"infrad_dns_requests_total rcode=NOERROR type=A":   1,
+		"infrad_dns_requests_total rcode=NXDOMAIN type=A":  1,
+		"infrad_dns_requests_total rcode=NOERROR type=PTR": 1,
+		"infrad_dns_request_duration_seconds":              3,
+	} {
+		if got := after[k] - before[k]; got != want {
+			t.Errorf("%s: got %v more, want %v", k, got, want)
+		}
+	}
+}
+
+// TestStopWhileTheStoreChanges stops the service while changes keep the watch loop
+// rebuilding, then starts it again on the same port.
+func TestStopWhileTheStoreChanges(t *testing.T) {
+	s := start(t, "")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 50 {
+			s.ipam.CreateHost(ipam.HostSpec{Name: fmt.Sprintf("churn%d", i), IP: fmt.Sprintf("10.0.40.%d", 130+i%20)})
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.svc.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			labels := ""
-			for _, l := range m.GetLabel() {
-				labels += l.GetName() + "=" + l.GetValue() + " "
-			}
-			switch {
-			case m.GetCounter() != nil:
-				got[f.GetName()+" "+labels] = m.GetCounter().GetValue()
-			case m.GetHistogram() != nil:
-				got[f.GetName()] = float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	for k, want := range map[string]float64{
-		"infrad_dns_requests_total rcode=NOERROR type=A ":   1,
-		"infrad_dns_requests_total rcode=NXDOMAIN type=A ":  1,
-		"infrad_dns_requests_total rcode=NOERROR type=PTR ": 1,
-		"infrad_dns_request_duration_seconds":               3,
-	} {
-		if got[k] != want {
-			t.Errorf("%s: got %v, want %v", k, got[k], want)
-		}
+	<-done
+	if err := s.svc.Start(t.Context()); err != nil {
+		t.Fatalf("start after stop: %v", err)
 	}
 }
