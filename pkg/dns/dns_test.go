@@ -73,6 +73,7 @@ const testSite = `domain: k8s.example.com
 dns:
   listen: ["127.0.0.1:%[1]d"]
   zones: [example.org]
+  ttl: 120
   tsig_keys:
     - {name: external-dns, algorithm: hmac-sha256, secret: "` + tsigSecret + `"}
   records:
@@ -82,7 +83,7 @@ dns:
     - {name: chain, type: CNAME, value: registry}
     - {name: _etcd-server-ssl._tcp, type: SRV, value: "0 10 2380 cp01"}
     - {name: "@", type: MX, value: "10 mail"}
-    - {name: "@", type: TXT, value: "v=spf1 -all"}
+    - {name: "@", type: TXT, value: "v=spf1 -all", ttl: 3600}
     - {name: www.example.org., type: CNAME, value: api.k8s.example.com.}
     - {name: x.deep.sub, type: TXT, value: "under an empty non-terminal"}
 %[2]s
@@ -205,6 +206,20 @@ func TestAuthoritativeAnswers(t *testing.T) {
 			}
 		})
 	}
+	t.Run("TTLs", func(t *testing.T) {
+		for _, tc := range []struct {
+			args []string
+			ttl  string
+		}{
+			{[]string{"cp01.k8s.example.com"}, "120"},    // dns.ttl
+			{[]string{"k8s.example.com", "TXT"}, "3600"}, // the record's own
+		} {
+			out := s.dig(t, append(tc.args, "+noall", "+answer")...)
+			if f := strings.Fields(out); len(f) < 2 || f[1] != tc.ttl {
+				t.Errorf("%v: got %q, want TTL %s", tc.args, out, tc.ttl)
+			}
+		}
+	})
 	t.Run("aa flag", func(t *testing.T) {
 		if out := s.dig(t, "cp01.k8s.example.com"); !strings.Contains(out, "flags: qr aa") {
 			t.Errorf("no aa flag in\n%s", out)

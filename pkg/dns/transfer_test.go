@@ -98,6 +98,11 @@ func TestTransferOnlyToSecondaries(t *testing.T) {
 		if n := strings.Count(string(out), "\tSOA\t"); n != 2 {
 			t.Errorf("got %d SOA records, want 2 (first and last)", n)
 		}
+		serial := s.svc.snap.Load().serial
+		ixfr, err := exec.Command("kdig", "@127.0.0.1", "-p", fmt.Sprint(s.port), "k8s.example.com", fmt.Sprintf("IXFR=%d", serial), "+nocomments").CombinedOutput()
+		if err != nil || strings.Count(string(ixfr), "\tSOA\t") != 1 || strings.Contains(string(ixfr), "cp01") {
+			t.Errorf("IXFR from a current secondary: got %v\n%s\nwant the SOA alone", err, ixfr)
+		}
 		rev, err := exec.Command("kdig", "@127.0.0.1", "-p", fmt.Sprint(s.port), "40.0.10.in-addr.arpa", "AXFR").CombinedOutput()
 		if err != nil || !strings.Contains(string(rev), "cp01.k8s.example.com.") {
 			t.Errorf("reverse AXFR: %v\n%s", err, rev)
