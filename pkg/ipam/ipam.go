@@ -60,6 +60,7 @@ type Subnet struct {
 	Purpose Purpose      `json:"purpose"`           // never empty
 	Ranges  []Range      `json:"ranges,omitempty"`  // ordered as declared
 	Comment string       `json:"comment,omitempty"` // free text for people
+	DHCP    *DHCPOptions `json:"dhcp_options,omitempty"`
 	Owner   Owner        `json:"owner"`
 }
 
@@ -84,12 +85,13 @@ func (r Range) Overlaps(o Range) bool {
 // Host is one machine of the site: from it follow its DHCP reservation (when it has
 // a MAC), its A or AAAA record and its PTR record.
 type Host struct {
-	Name    string     `json:"name"` // hostname relative to the site's domain, lower case
-	IP      netip.Addr `json:"ip"`
-	MAC     MAC        `json:"mac,omitzero"` // zero for a host without DHCP
-	Role    string     `json:"role,omitempty"`
-	Comment string     `json:"comment,omitempty"`
-	Owner   Owner      `json:"owner"`
+	Name    string       `json:"name"` // hostname relative to the site's domain, lower case
+	IP      netip.Addr   `json:"ip"`
+	MAC     MAC          `json:"mac,omitzero"` // zero for a host without DHCP
+	Role    string       `json:"role,omitempty"`
+	Comment string       `json:"comment,omitempty"`
+	DHCP    *DHCPOptions `json:"dhcp_options,omitempty"` // override the subnet's
+	Owner   Owner        `json:"owner"`
 }
 
 // Record is one DNS resource record kept in IPAM, beside the ones hosts imply.
@@ -110,12 +112,14 @@ func (r Record) ID() string {
 }
 
 // Lease is an address the DHCP service has handed out; IPAM never gives it to
-// anything else while the lease is held.
+// anything else while the lease is held. A declined lease is an address a client found
+// in use: it is held, by no one, until it expires (quarantine).
 type Lease struct {
 	IP       netip.Addr `json:"ip"`
-	MAC      MAC        `json:"mac"`
-	Hostname string     `json:"hostname,omitempty"`
+	MAC      MAC        `json:"mac,omitzero"`
+	Hostname string     `json:"hostname,omitempty"` // sanitised; its A and PTR are in DNS
 	Expires  time.Time  `json:"expires"`
+	Declined bool       `json:"declined,omitempty"`
 }
 
 // RecordTypes are the record types IPAM accepts.

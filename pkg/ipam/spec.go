@@ -22,12 +22,13 @@ type FieldError struct {
 
 // SubnetSpec is a subnet as written.
 type SubnetSpec struct {
-	Name    string      `yaml:"name" json:"name"`
-	CIDR    string      `yaml:"cidr" json:"cidr"`
-	Gateway string      `yaml:"gateway" json:"gateway,omitempty"`
-	Purpose string      `yaml:"purpose" json:"purpose,omitempty"` // "" is nodes
-	Ranges  []RangeSpec `yaml:"ranges" json:"ranges,omitempty"`
-	Comment string      `yaml:"comment" json:"comment,omitempty"`
+	Name    string           `yaml:"name" json:"name"`
+	CIDR    string           `yaml:"cidr" json:"cidr"`
+	Gateway string           `yaml:"gateway" json:"gateway,omitempty"`
+	Purpose string           `yaml:"purpose" json:"purpose,omitempty"` // "" is nodes
+	Ranges  []RangeSpec      `yaml:"ranges" json:"ranges,omitempty"`
+	Comment string           `yaml:"comment" json:"comment,omitempty"`
+	DHCP    *DHCPOptionsSpec `yaml:"dhcp_options" json:"dhcp_options,omitempty"`
 }
 
 // RangeSpec is a range as written.
@@ -40,11 +41,12 @@ type RangeSpec struct {
 
 // HostSpec is a host as written.
 type HostSpec struct {
-	Name    string `yaml:"name" json:"name"`
-	IP      string `yaml:"ip" json:"ip"`
-	MAC     string `yaml:"mac" json:"mac,omitempty"`
-	Role    string `yaml:"role" json:"role,omitempty"`
-	Comment string `yaml:"comment" json:"comment,omitempty"`
+	Name    string           `yaml:"name" json:"name"`
+	IP      string           `yaml:"ip" json:"ip"`
+	MAC     string           `yaml:"mac" json:"mac,omitempty"`
+	Role    string           `yaml:"role" json:"role,omitempty"`
+	Comment string           `yaml:"comment" json:"comment,omitempty"`
+	DHCP    *DHCPOptionsSpec `yaml:"dhcp_options" json:"dhcp_options,omitempty"`
 }
 
 // RecordSpec is a DNS record as written: Name relative to the domain ("api", "@") or
@@ -74,6 +76,7 @@ func (s SubnetSpec) Parse() (Subnet, []FieldError) {
 	if s.Gateway != "" {
 		sn.Gateway = errs.addr("gateway", s.Gateway)
 	}
+	sn.DHCP = s.DHCP.parse("dhcp_options", &errs)
 	for i, r := range s.Ranges {
 		at := fmt.Sprintf("ranges[%d]", i)
 		sn.Ranges = append(sn.Ranges, Range{
@@ -91,6 +94,7 @@ func (s HostSpec) Parse() (Host, []FieldError) {
 	var errs fieldErrors
 	h := Host{Name: strings.ToLower(s.Name), Role: s.Role, Comment: s.Comment}
 	h.IP = errs.requiredAddr("ip", s.IP)
+	h.DHCP = s.DHCP.parse("dhcp_options", &errs)
 	if s.MAC != "" {
 		mac, err := ParseMAC(s.MAC)
 		if err != nil {

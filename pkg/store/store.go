@@ -113,6 +113,26 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	return nil
 }
 
+// Batch is Update for many concurrent callers with small writes (DHCP leases): bbolt
+// gathers the calls of a few milliseconds into one transaction and one fsync, and each
+// caller returns only once its write is on disk. fn may run more than once (when
+// another call in its batch fails, bbolt retries each alone), so it must be idempotent.
+func (s *Store) Batch(fn func(*Tx) error) error {
+	var rev uint64
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		if err := fn(&Tx{tx: tx}); err != nil {
+			return err
+		}
+		rev = metaU64(tx, keyRevision) + 1
+		return tx.Bucket([]byte(bucketMeta)).Put(keyRevision, u64(rev))
+	})
+	if err != nil {
+		return err
+	}
+	s.publish(rev)
+	return nil
+}
+
 func (s *Store) publish(rev uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
