@@ -28,6 +28,7 @@ type Options struct {
 	Token   string                  // non-empty: every /api/v1 request must carry it
 	Status  func() []service.Status // the readiness table in start order; non-nil
 	IPAM    *ipam.IPAM              // non-nil
+	Leases  Leases                  // non-nil: the DHCP service
 	Metrics *prometheus.Registry    // non-nil: the services' metrics, served with the process's
 	Site    func() SiteInfo         // the running site; non-nil
 	Build   BuildInfo
@@ -90,6 +91,8 @@ func (s *Server) routes() http.Handler {
 		r.Get("/status", s.handle(s.status))
 		r.Get("/openapi.json", s.handle(s.openapi))
 		s.ipamRoutes(r)
+		r.Get("/dhcp/leases", s.handle(s.listLeases))
+		r.Delete("/dhcp/leases/{ip}", s.handle(s.releaseLease))
 	})
 	return r
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,7 @@ func newServer(t *testing.T, states ...service.State) *Server {
 	return New(Options{
 		Token:   testToken,
 		IPAM:    newIPAM(t),
+		Leases:  fakeLeases{},
 		Metrics: prometheus.NewRegistry(),
 		Status: func() []service.Status {
 			var out []service.Status
@@ -254,4 +256,13 @@ func TestLoadToken(t *testing.T) {
 	if info, _ := os.Stat(filepath.Join(dir, TokenFile)); info.Mode().Perm() != 0o600 {
 		t.Errorf("got mode %o after tightening, want 600", info.Mode().Perm())
 	}
+}
+
+// fakeLeases stands in for the DHCP service: no leases.
+type fakeLeases struct{}
+
+func (fakeLeases) Leases() ([]ipam.Lease, error) { return []ipam.Lease{}, nil }
+
+func (fakeLeases) Release(ip netip.Addr) error {
+	return &ipam.Error{Kind: ipam.ErrNotFound, Msg: "no lease of " + ip.String()}
 }

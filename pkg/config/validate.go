@@ -188,7 +188,7 @@ func (v *validator) ntp(f *fileNTP) NTP {
 }
 
 func (v *validator) dhcp(f *fileDHCP) DHCP {
-	d := DHCP{LeaseTime: v.duration("dhcp.lease_time", f.LeaseTime, DefaultLeaseTime, time.Minute)}
+	d := DHCP{LeaseTime: v.duration("dhcp.lease_time", f.LeaseTime, DefaultLeaseTime, 10*time.Second)}
 	for i, name := range f.Interfaces {
 		at := fmt.Sprintf("dhcp.interfaces[%d]", i)
 		switch {

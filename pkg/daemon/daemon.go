@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/dhcp"
 	"github.com/infrad/infrad/pkg/dns"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
@@ -43,6 +44,7 @@ type Daemon struct {
 	store     *store.Store
 	ipam      *ipam.IPAM
 	dns       *dns.Service
+	dhcp      *dhcp.Service
 	mgr       *service.Manager
 
 	mu       sync.Mutex
@@ -121,11 +123,13 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	}
 	metrics := prometheus.NewRegistry()
 	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns")})
+	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Store: d.store, Registry: metrics, Logger: d.log.With("service", "dhcp")})
 	apiServer := api.New(api.Options{
 		Listen:  d.apiListen,
 		Token:   token,
 		Status:  d.Status,
 		IPAM:    d.ipam,
+		Leases:  d.dhcp,
 		Metrics: metrics,
 		Site:    d.siteInfo,
 		Build:   build,
@@ -136,6 +140,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	// The API needs none of them: it must answer /readyz while they are failing.
 	d.mgr, err = service.New(service.Options{Logger: d.log},
 		service.Unit{Service: d.dns},
+		service.Unit{Service: d.dhcp},
 		service.Unit{Service: apiServer},
 	)
 	if err != nil {
@@ -169,6 +174,9 @@ func (d *Daemon) Reload(site *config.Site) error {
 	}
 	if err := d.dns.Reload(site); err != nil {
 		d.log.Error("dns keeps its running settings", "err", err)
+	}
+	if err := d.dhcp.Reload(site); err != nil {
+		d.log.Error("dhcp could not bind its new interfaces", "err", err)
 	}
 	d.mu.Lock()
 	d.site, d.loadedAt = site, time.Now()

@@ -263,29 +263,17 @@ func (s *Service) Reload(site *config.Site) error {
 	return nil
 }
 
-// watch rebuilds the snapshot after every change of the store, waiting coalesce for
-// more changes first, until ctx ends.
+// watch rebuilds the snapshot after changes of the store until ctx ends.
 func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
-	for {
-		_, changed := s.ipam.Watch()
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(s.coalesce):
-		}
+	s.ipam.Follow(ctx, s.coalesce, func() {
 		s.mu.Lock()
 		err := s.rebuild()
 		s.mu.Unlock()
 		if err != nil {
 			s.log.Error("dns snapshot not rebuilt; still answering from the last one", "err", err)
 		}
-	}
+	})
 }
 
 // rebuild reads IPAM, swaps in a new snapshot with a newer serial, and notifies the

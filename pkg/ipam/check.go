@@ -119,7 +119,7 @@ func (c *checker) ranges(at at, sn Subnet) {
 			continue
 		}
 		if r.Kind == RangeDHCP {
-			for _, a := range []netip.Addr{sn.Gateway, sn.CIDR.Addr(), broadcast(sn.CIDR)} {
+			for _, a := range []netip.Addr{sn.Gateway, sn.CIDR.Addr(), Broadcast(sn.CIDR)} {
 				if name := addressName(sn, a); a.IsValid() && name != "" && r.Contains(a) {
 					c.addf(at, rat, "%s holds %s, the %s of subnet %q", describeRange(r), a, name, sn.Name)
 				}
@@ -277,14 +277,14 @@ func edgeName(p netip.Prefix, a netip.Addr) string {
 		return ""
 	case a == p.Addr():
 		return "network address"
-	case a == broadcast(p):
+	case a == Broadcast(p):
 		return "broadcast address"
 	}
 	return ""
 }
 
-// broadcast returns the last address of an IPv4 prefix, or the zero Addr for IPv6.
-func broadcast(p netip.Prefix) netip.Addr {
+// Broadcast returns the last address of an IPv4 prefix, or the zero Addr for IPv6.
+func Broadcast(p netip.Prefix) netip.Addr {
 	if !p.Addr().Is4() {
 		return netip.Addr{}
 	}

@@ -1,8 +1,10 @@
 package ipam
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/infrad/infrad/pkg/store"
 )
@@ -28,9 +30,39 @@ func (m *IPAM) View() (View, error) {
 	return v, err
 }
 
-// Watch returns the store's revision and a channel closed once a later one commits:
-// read a View, then wait on the channel.
-func (m *IPAM) Watch() (uint64, <-chan struct{}) { return m.store.Watch() }
+// Objects reads the Set alone, without the leases.
+func (m *IPAM) Objects() (Set, error) {
+	var set Set
+	err := m.store.View(func(tx *store.Tx) error {
+		var err error
+		set, err = m.load(tx)
+		return err
+	})
+	return set, err
+}
+
+// Follow calls rebuild after every change of the store until ctx ends. It gathers
+// changes for at least coalesce, and for four times as long as the last rebuild took,
+// so that a storm of changes (DHCP leases) costs a follower at most a fifth of a core.
+func (m *IPAM) Follow(ctx context.Context, coalesce time.Duration, rebuild func()) {
+	wait := coalesce
+	for {
+		_, changed := m.store.Watch()
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		start := time.Now()
+		rebuild()
+		wait = max(coalesce, 4*time.Since(start))
+	}
+}
 
 // RecordChange is one change an RFC 2136 update asks for: an addition, or a deletion
 // of the records at Name that match Type and Value (empty: any).

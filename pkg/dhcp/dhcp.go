@@ -1,0 +1,361 @@
+// Package dhcp serves DHCPv4 (insomniacslk/dhcp server4) on the site's interfaces,
+// one server per interface. Addresses come from IPAM: a host's MAC always gets the
+// host's address, other clients get addresses of the subnet's dhcp ranges only, and
+// every lease is in the store, fsync'ed, before its ACK leaves. Leases with a hostname
+// appear in DNS, which reads them from the store.
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/store"
+)
+
+// Options configure a Service.
+type Options struct {
+	Site     *config.Site          // validated; non-nil
+	IPAM     *ipam.IPAM            // non-nil
+	Store    *store.Store          // non-nil: the leases
+	Registry prometheus.Registerer // non-nil
+	Logger   *slog.Logger          // nil: slog.Default()
+	Now      func() time.Time      // nil: time.Now
+}
+
+// Service is the DHCP service. It is a service.Service. With no interfaces it is
+// idle and ready.
+type Service struct {
+	log     *slog.Logger
+	ipam    *ipam.IPAM
+	store   *store.Store
+	now     func() time.Time
+	metrics *metrics
+
+	settings atomic.Pointer[settings]
+	view     atomic.Pointer[view]
+	leases   *leaseTable // set by Start
+
+	mu         sync.Mutex // guards what follows
+	interfaces []string
+	links      []*link
+	stop       context.CancelFunc // ends the loops
+	loops      sync.WaitGroup
+
+	exhaustedMu  sync.Mutex
+	exhaustedLog map[string]time.Time // when exhaustion of a subnet was last logged
+}
+
+// settings are what the site file says about replies.
+type settings struct {
+	leaseTime time.Duration
+	dns       netip.Addr // infrad's DNS address for clients; zero: the interface's
+}
+
+// link is one interface served.
+type link struct {
+	name string
+	addr netip.Addr // its IPv4 address: the server identifier
+	srv  *server4.Server
+}
+
+// New returns a stopped DHCP service.
+func New(opts Options) *Service {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Service{
+		log:          opts.Logger,
+		ipam:         opts.IPAM,
+		store:        opts.Store,
+		now:          opts.Now,
+		metrics:      newMetrics(opts.Registry),
+		exhaustedLog: map[string]time.Time{},
+	}
+	s.setSite(opts.Site)
+	return s
+}
+
+func (s *Service) setSite(site *config.Site) {
+	s.settings.Store(&settings{leaseTime: site.DHCP.LeaseTime, dns: site.DNS.Advertise})
+	s.interfaces = site.DHCP.Interfaces
+}
+
+// Name is "dhcp".
+func (s *Service) Name() string { return "dhcp" }
+
+// Start loads the leases, binds every interface and serves. A failed Start binds
+// nothing.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop != nil {
+		return nil
+	}
+	if err := s.refresh(); err != nil {
+		return err
+	}
+	leases, err := newLeaseTable(s.store, s.now)
+	if err != nil {
+		return fmt.Errorf("load leases: %w", err)
+	}
+	s.leases = leases
+	if err := s.bind(); err != nil {
+		return err
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.loops.Go(func() { s.ipam.Follow(loopCtx, 200*time.Millisecond, s.refreshLogged) })
+	s.loops.Go(func() { s.expireLoop(loopCtx) })
+	return nil
+}
+
+// bind opens a server on every interface, closing them all if one fails. s.mu is held.
+func (s *Service) bind() error {
+	var links []*link
+	for _, name := range s.interfaces {
+		l, err := s.open(name)
+		if err != nil {
+			for _, l := range links {
+				l.srv.Close()
+			}
+			return err
+		}
+		links = append(links, l)
+	}
+	for _, l := range links {
+		go func() {
+			if err := l.srv.Serve(); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("dhcp server stopped", "interface", l.name, "err", err)
+			}
+		}()
+		s.log.Info("dhcp listening", "interface", l.name, "server_id", l.addr)
+	}
+	s.links = links
+	return nil
+}
+
+// open binds 0.0.0.0:67 on the interface (SO_BINDTODEVICE): a socket bound to the
+// interface's address would not see broadcast DISCOVERs.
+func (s *Service) open(name string) (*link, error) {
+	iface, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("dhcp interface %s: %w", name, err)
+	}
+	l := &link{name: name}
+	addrs, _ := iface.Addrs()
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() {
+			l.addr = p.Addr()
+			break
+		}
+	}
+	if !l.addr.IsValid() {
+		return nil, fmt.Errorf("dhcp interface %s has no IPv4 address, which infrad needs as its server identifier", name)
+	}
+	conn, err := server4.NewIPv4UDPConn(name, &net.UDPAddr{IP: net.IPv4zero, Port: dhcpv4.ServerPort})
+	if err != nil {
+		return nil, fmt.Errorf("dhcp interface %s: %w", name, err)
+	}
+	handler := func(conn net.PacketConn, _ net.Addr, m *dhcpv4.DHCPv4) {
+		resp, dst := s.handle(l, m)
+		if resp == nil {
+			return
+		}
+		if _, err := conn.WriteTo(resp.ToBytes(), dst); err != nil {
+			s.log.Warn("dhcp reply not sent", "to", dst, "err", err)
+		}
+	}
+	l.srv, err = server4.NewServer(name, nil, handler, server4.WithConn(conn), server4.WithLogger(libLogger{s.log}))
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("dhcp interface %s: %w", name, err)
+	}
+	return l, nil
+}
+
+// Stop closes every server and ends the loops.
+func (s *Service) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop == nil {
+		return nil
+	}
+	for _, l := range s.links {
+		l.srv.Close()
+	}
+	s.links = nil
+	s.stop()
+	s.stop = nil
+	done := make(chan struct{})
+	go func() { s.loops.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Health defers to the Manager.
+func (s *Service) Health() service.Health { return service.Health{} }
+
+// Reload takes a new site: lease time and options apply at once, and the servers are
+// rebound when the interfaces change.
+func (s *Service) Reload(site *config.Site) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed := !slices.Equal(s.interfaces, site.DHCP.Interfaces)
+	s.setSite(site)
+	if s.stop == nil || !changed {
+		return nil
+	}
+	for _, l := range s.links {
+		l.srv.Close()
+	}
+	s.links = nil
+	return s.bind()
+}
+
+// view is what DHCP needs of IPAM, rebuilt after every change of the store.
+type view struct {
+	domain    ipam.Name
+	subnets   []ipam.Subnet          // the nodes subnets
+	hosts     map[ipam.MAC]ipam.Host // the hosts with a MAC: reservations
+	hostNames map[string]ipam.Host
+}
+
+func (s *Service) refresh() error {
+	set, err := s.ipam.Objects()
+	if err != nil {
+		return fmt.Errorf("read ipam: %w", err)
+	}
+	v := &view{domain: set.Domain, hosts: map[ipam.MAC]ipam.Host{}, hostNames: map[string]ipam.Host{}}
+	for _, sn := range set.Subnets {
+		if sn.Purpose == ipam.PurposeNodes && sn.CIDR.Addr().Is4() {
+			v.subnets = append(v.subnets, sn)
+		}
+	}
+	for _, h := range set.Hosts {
+		v.hostNames[h.Name] = h
+		if !h.MAC.IsZero() {
+			v.hosts[h.MAC] = h
+		}
+	}
+	s.view.Store(v)
+	return nil
+}
+
+func (s *Service) refreshLogged() {
+	if err := s.refresh(); err != nil {
+		s.log.Error("dhcp view not rebuilt; serving from the last one", "err", err)
+	}
+}
+
+// subnetFor is the subnet a message's client is on: the relay's, or the interface's.
+func (v *view) subnetFor(l *link, m *dhcpv4.DHCPv4) (ipam.Subnet, bool) {
+	at := l.addr
+	if gi := addr(m.GatewayIPAddr); gi.IsValid() {
+		at = gi
+	}
+	for _, sn := range v.subnets {
+		if sn.CIDR.Contains(at) {
+			return sn, true
+		}
+	}
+	return ipam.Subnet{}, false
+}
+
+// reservation is the address of the host with mac, when it is on sn.
+func (v *view) reservation(sn ipam.Subnet, mac ipam.MAC) (netip.Addr, bool) {
+	h, ok := v.hosts[mac]
+	if !ok || !sn.CIDR.Contains(h.IP) {
+		return netip.Addr{}, false
+	}
+	return h.IP, true
+}
+
+// expireLoop reclaims ended leases and quarantines every few seconds.
+func (s *Service) expireLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.leases.Expire(); err != nil {
+				s.log.Error("expired leases not reclaimed", "err", err)
+			} else if n > 0 {
+				s.log.Info("expired leases reclaimed", "count", n)
+			}
+		}
+	}
+}
+
+// warnExhausted logs an exhausted pool, at most once a minute per subnet.
+func (s *Service) warnExhausted(sn ipam.Subnet) {
+	s.exhaustedMu.Lock()
+	defer s.exhaustedMu.Unlock()
+	if last, ok := s.exhaustedLog[sn.Name]; ok && s.now().Sub(last) < time.Minute {
+		return
+	}
+	s.exhaustedLog[sn.Name] = s.now()
+	s.log.Warn("dhcp pool exhausted: no address to offer", "subnet", sn.Name)
+}
+
+// Leases returns every lease, by address.
+func (s *Service) Leases() ([]ipam.Lease, error) {
+	v, err := s.ipam.View()
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(v.Leases, func(a, b ipam.Lease) int { return a.IP.Compare(b.IP) })
+	return append([]ipam.Lease{}, v.Leases...), nil
+}
+
+// Release ends the lease of ip, whoever holds it, as if its client had released it.
+func (s *Service) Release(ip netip.Addr) error {
+	s.mu.Lock()
+	leases := s.leases
+	s.mu.Unlock()
+	if leases == nil {
+		var err error
+		if leases, err = newLeaseTable(s.store, s.now); err != nil {
+			return err
+		}
+	}
+	ok, err := leases.Release(ipam.MAC{}, ip)
+	if err == nil && !ok {
+		return &ipam.Error{Kind: ipam.ErrNotFound, Msg: "no lease of " + ip.String()}
+	}
+	return err
+}
+
+// libLogger puts server4's messages into slog at debug level.
+type libLogger struct{ log *slog.Logger }
+
+func (l libLogger) Printf(format string, v ...any) {
+	l.log.Debug(fmt.Sprintf(format, v...))
+}
+
+func (l libLogger) PrintMessage(prefix string, m *dhcpv4.DHCPv4) {
+	l.log.Debug(prefix, "message", m.Summary())
+}

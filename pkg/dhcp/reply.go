@@ -1,0 +1,105 @@
+package dhcp
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/rfc1035label"
+
+	"github.com/infrad/infrad/pkg/ipam"
+)
+
+// reply builds an OFFER or ACK giving ip (none for an ACK to an INFORM) with the
+// options of the subnet, overridden by the client's host, and says where it goes.
+func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv4.DHCPv4, *net.UDPAddr) {
+	st := s.settings.Load()
+	opts := ipam.DHCPOptions{
+		DNS:    []netip.Addr{st.dns},
+		NTP:    []netip.Addr{r.link.addr},
+		Search: []ipam.Name{r.view.domain},
+	}
+	if !st.dns.IsValid() {
+		opts.DNS = []netip.Addr{r.link.addr}
+	}
+	opts = opts.Merge(r.sn.DHCP)
+	if h, ok := r.view.hosts[r.mac]; ok {
+		opts = opts.Merge(h.DHCP)
+	}
+	mods := []dhcpv4.Modifier{
+		dhcpv4.WithMessageType(t),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(r.link.addr.AsSlice())),
+		dhcpv4.WithOption(dhcpv4.OptSubnetMask(net.CIDRMask(r.sn.CIDR.Bits(), 32))),
+		dhcpv4.WithOption(dhcpv4.OptBroadcastAddress(ipam.Broadcast(r.sn.CIDR).AsSlice())),
+		dhcpv4.WithOption(dhcpv4.OptDNS(ips(opts.DNS)...)),
+		dhcpv4.WithOption(dhcpv4.OptNTPServers(ips(opts.NTP)...)),
+		dhcpv4.WithOption(dhcpv4.OptDomainName(strings.TrimSuffix(string(r.view.domain), "."))),
+		dhcpv4.WithOption(dhcpv4.OptDomainSearch(&rfc1035label.Labels{Labels: names(opts.Search)})),
+	}
+	if r.sn.Gateway.IsValid() {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRouter(r.sn.Gateway.AsSlice())))
+	}
+	if ip.IsValid() {
+		lt := st.leaseTime
+		mods = append(mods,
+			dhcpv4.WithYourIP(ip.AsSlice()),
+			dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(lt)),
+			dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(lt/2)),
+			dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(lt*7/8)))
+	}
+	if opts.MTU != 0 {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionInterfaceMTU, []byte{byte(opts.MTU >> 8), byte(opts.MTU)})))
+	}
+	if opts.NextServer.IsValid() {
+		mods = append(mods, dhcpv4.WithServerIP(opts.NextServer.AsSlice()),
+			dhcpv4.WithOption(dhcpv4.OptTFTPServerName(opts.NextServer.String())))
+	}
+	if opts.BootFile != "" {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptBootFileName(opts.BootFile)))
+	}
+	resp, err := dhcpv4.NewReplyFromRequest(r.DHCPv4, mods...)
+	if err != nil {
+		s.log.Error("dhcp reply not built", "err", err)
+		return nil, nil
+	}
+	if opts.BootFile != "" {
+		resp.BootFileName = opts.BootFile // the legacy file field, which PXE ROMs read
+	}
+	s.metrics.sent(t)
+	return resp, destination(r.DHCPv4, t)
+}
+
+// destination is where a reply to req goes (RFC 2131 §4.1): to the relay when there
+// is one; a NAK to everyone; to a client with an address (renewing, or INFORM) at that
+// address; to everyone otherwise, since a client without an address cannot take a
+// unicast that no ARP entry leads to.
+func destination(req *dhcpv4.DHCPv4, t dhcpv4.MessageType) *net.UDPAddr {
+	switch {
+	case addr(req.GatewayIPAddr).IsValid():
+		return &net.UDPAddr{IP: req.GatewayIPAddr, Port: dhcpv4.ServerPort}
+	case t == dhcpv4.MessageTypeNak:
+		return &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}
+	case addr(req.ClientIPAddr).IsValid():
+		return &net.UDPAddr{IP: req.ClientIPAddr, Port: dhcpv4.ClientPort}
+	}
+	return &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}
+}
+
+func ips(as []netip.Addr) []net.IP {
+	out := make([]net.IP, 0, len(as))
+	for _, a := range as {
+		if a.IsValid() {
+			out = append(out, a.AsSlice())
+		}
+	}
+	return out
+}
+
+func names(ns []ipam.Name) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = strings.TrimSuffix(string(n), ".")
+	}
+	return out
+}
