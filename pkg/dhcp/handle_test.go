@@ -1,0 +1,249 @@
+package dhcp
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/store"
+)
+
+const testSite = `domain: lab.test
+dhcp: {lease_time: 1h}
+subnets:
+  - name: lab
+    cidr: 10.77.0.0/24
+    gateway: 10.77.0.254
+    ranges:
+      - {kind: dhcp, start: 10.77.0.100, end: 10.77.0.109}
+  - name: far
+    cidr: 10.88.0.0/24
+    ranges:
+      - {kind: dhcp, start: 10.88.0.100, end: 10.88.0.109}
+hosts:
+  - {name: cp01, ip: 10.77.0.10, mac: "52:54:00:77:00:10"}
+`
+
+// newService returns a Service with its lease table and view, and no sockets: the
+// tests call handle directly, as the server does for each packet.
+func newService(t *testing.T) (*Service, *link) {
+	t.Helper()
+	site, err := config.Parse("site.yaml", []byte(testSite))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "infrad.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m := ipam.New(st)
+	if _, err := m.Reconcile(site.Source, site.IPAM()); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Site: site, IPAM: m, Store: st, Registry: prometheus.NewRegistry()})
+	if err := s.refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if s.leases, err = newLeaseTable(st, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	return s, &link{name: "br0", addr: netip.MustParseAddr("10.77.0.1")}
+}
+
+func mac(i int) net.HardwareAddr { return net.HardwareAddr{0x52, 0x54, 0, 0x99, 0, byte(i)} }
+
+func message(t *testing.T, hw net.HardwareAddr, typ dhcpv4.MessageType, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	t.Helper()
+	m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithHwAddr(hw), dhcpv4.WithMessageType(typ)}, mods...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func requested(ip string) dhcpv4.Modifier {
+	return dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP(ip)))
+}
+
+func serverID(ip string) dhcpv4.Modifier {
+	return dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.ParseIP(ip)))
+}
+
+// lease runs DISCOVER and REQUEST for hw and returns the address ACKed.
+func lease(t *testing.T, s *Service, l *link, hw net.HardwareAddr) string {
+	t.Helper()
+	offer, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeDiscover))
+	if offer == nil {
+		t.Fatalf("%s: no offer", hw)
+	}
+	ack, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeRequest, requested(offer.YourIPAddr.String()), serverID("10.77.0.1")))
+	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("%s: got %v, want an ACK", hw, ack)
+	}
+	return ack.YourIPAddr.String()
+}
+
+func TestRequestsThatAreNAKed(t *testing.T) {
+	s, l := newService(t)
+	taken := lease(t, s, l, mac(1))
+	tests := []struct {
+		name string
+		msg  *dhcpv4.DHCPv4
+	}{
+		{"another client's address", message(t, mac(2), dhcpv4.MessageTypeRequest, requested(taken))},
+		{"an address of another network", message(t, mac(2), dhcpv4.MessageTypeRequest, requested("10.88.0.100"))},
+		{"an address outside the pool", message(t, mac(2), dhcpv4.MessageTypeRequest, requested("10.77.0.50"))},
+		{"a host's address, by another MAC", message(t, mac(2), dhcpv4.MessageTypeRequest, requested("10.77.0.10"))},
+		{"a renewal of an address that is not its own", message(t, mac(2), dhcpv4.MessageTypeRequest, dhcpv4.WithClientIP(net.ParseIP(taken)))},
+		{"a reserved client asking for a pool address", message(t, net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 0x10}, dhcpv4.MessageTypeRequest, requested("10.77.0.105"))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, dst := s.handle(l, tc.msg)
+			if resp == nil || resp.MessageType() != dhcpv4.MessageTypeNak {
+				t.Fatalf("got %v, want a NAK", resp)
+			}
+			if !dst.IP.Equal(net.IPv4bcast) {
+				t.Errorf("NAK sent to %s, want broadcast", dst)
+			}
+		})
+	}
+}
+
+func TestRequestForAnotherServerIsIgnored(t *testing.T) {
+	s, l := newService(t)
+	offer, _ := s.handle(l, message(t, mac(1), dhcpv4.MessageTypeDiscover))
+	resp, _ := s.handle(l, message(t, mac(1), dhcpv4.MessageTypeRequest, requested(offer.YourIPAddr.String()), serverID("10.77.0.2")))
+	if resp != nil {
+		t.Errorf("got %v, want silence: the client chose another server", resp.MessageType())
+	}
+}
+
+func TestDeclineQuarantines(t *testing.T) {
+	s, l := newService(t)
+	ip := lease(t, s, l, mac(1))
+	s.handle(l, message(t, mac(1), dhcpv4.MessageTypeDecline, requested(ip), serverID("10.77.0.1")))
+	for i := 2; i < 12; i++ {
+		offer, _ := s.handle(l, message(t, mac(i), dhcpv4.MessageTypeDiscover))
+		if offer != nil && offer.YourIPAddr.String() == ip {
+			t.Fatalf("the declined %s was offered again", ip)
+		}
+	}
+	leases, _ := s.Leases()
+	if len(leases) != 1 || !leases[0].Declined || !leases[0].MAC.IsZero() {
+		t.Errorf("got %v, want one declined lease held by no one", leases)
+	}
+}
+
+func TestReleaseFreesAndTheClientReturns(t *testing.T) {
+	s, l := newService(t)
+	first := lease(t, s, l, mac(1))
+	s.handle(l, message(t, mac(1), dhcpv4.MessageTypeRelease, dhcpv4.WithClientIP(net.ParseIP(first)), serverID("10.77.0.1")))
+	if leases, _ := s.Leases(); len(leases) != 0 {
+		t.Fatalf("got %v after release, want none", leases)
+	}
+	lease(t, s, l, mac(2))
+	if again := lease(t, s, l, mac(1)); again != first && again != "10.77.0.100" {
+		t.Errorf("the returning client got %s, want its previous %s", again, first)
+	}
+}
+
+func TestReservationWins(t *testing.T) {
+	s, l := newService(t)
+	hw := net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 0x10}
+	offer, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeDiscover, requested("10.77.0.105")))
+	if offer.YourIPAddr.String() != "10.77.0.10" {
+		t.Errorf("got %s, want the host's 10.77.0.10", offer.YourIPAddr)
+	}
+}
+
+func TestInform(t *testing.T) {
+	s, l := newService(t)
+	resp, dst := s.handle(l, message(t, mac(1), dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.ParseIP("10.77.0.50"))))
+	if resp == nil || resp.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("got %v, want an ACK", resp)
+	}
+	if !resp.YourIPAddr.IsUnspecified() || resp.IPAddressLeaseTime(0) != 0 {
+		t.Errorf("an INFORM gets options, not a lease: got yiaddr %s, lease time %s", resp.YourIPAddr, resp.IPAddressLeaseTime(0))
+	}
+	if dst.String() != "10.77.0.50:68" {
+		t.Errorf("sent to %s, want the client's address", dst)
+	}
+	if len(resp.DNS()) == 0 || resp.Router()[0].String() != "10.77.0.254" {
+		t.Errorf("got DNS %v, router %v", resp.DNS(), resp.Router())
+	}
+}
+
+func TestRelayedRequest(t *testing.T) {
+	s, l := newService(t)
+	relay := dhcpv4.WithGatewayIP(net.ParseIP("10.88.0.1"))
+	offer, dst := s.handle(l, message(t, mac(1), dhcpv4.MessageTypeDiscover, relay))
+	if offer == nil || offer.YourIPAddr.String() != "10.88.0.100" {
+		t.Fatalf("got %v, want an address of the relay's subnet", offer)
+	}
+	if dst.String() != "10.88.0.1:67" {
+		t.Errorf("sent to %s, want the relay at 10.88.0.1:67", dst)
+	}
+	nothing, _ := s.handle(l, message(t, mac(2), dhcpv4.MessageTypeDiscover, dhcpv4.WithGatewayIP(net.ParseIP("192.168.9.1"))))
+	if nothing != nil {
+		t.Errorf("a relay on no subnet of ours got %v, want silence", nothing)
+	}
+}
+
+func TestConcurrentClientsNeverShareAnAddress(t *testing.T) {
+	s, l := newService(t)
+	const n = 10 // the pool
+	ips := make([]string, n+5)
+	var wg sync.WaitGroup
+	for i := range n + 5 {
+		wg.Go(func() {
+			hw := mac(i)
+			offer, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeDiscover))
+			if offer == nil {
+				return // exhausted
+			}
+			ack, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeRequest, requested(offer.YourIPAddr.String()), serverID("10.77.0.1")))
+			if ack != nil && ack.MessageType() == dhcpv4.MessageTypeAck {
+				ips[i] = ack.YourIPAddr.String()
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	for i, ip := range ips {
+		if ip == "" {
+			continue
+		}
+		if j, dup := seen[ip]; dup {
+			t.Errorf("clients %d and %d both got %s", i, j, ip)
+		}
+		seen[ip] = i
+	}
+	if len(seen) != n {
+		t.Errorf("got %d leases, want the whole pool of %d", len(seen), n)
+	}
+}
+
+func TestSanitizeHostname(t *testing.T) {
+	for in, want := range map[string]string{
+		"Laptop_01":                 "laptop-01",
+		"-weird name!-":             "weird-name",
+		"ünïcødé":                   "ncd",
+		"":                          "",
+		fmt.Sprint(make([]int, 30)): "0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0",
+	} {
+		if got := sanitizeHostname(in); got != want {
+			t.Errorf("sanitizeHostname(%q): got %q, want %q", in, got, want)
+		}
+	}
+}
