@@ -20,6 +20,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
@@ -122,7 +123,9 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	s.loops.Go(func() { s.ipam.Follow(loopCtx, 200*time.Millisecond, s.refreshLogged) })
+	s.loops.Go(func() {
+		s.ipam.Follow(loopCtx, 200*time.Millisecond, []store.Bucket{store.BucketSubnets, store.BucketHosts}, s.refreshLogged)
+	})
 	s.loops.Go(func() { s.expireLoop(loopCtx) })
 	return nil
 }
@@ -174,6 +177,7 @@ func (s *Service) open(name string) (*link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dhcp interface %s: %w", name, err)
 	}
+	growReadBuffer(conn, readBuffer)
 	handler := func(conn net.PacketConn, _ net.Addr, m *dhcpv4.DHCPv4) {
 		resp, dst := s.handle(l, m)
 		if resp == nil {
@@ -189,6 +193,27 @@ func (s *Service) open(name string) (*link, error) {
 		return nil, fmt.Errorf("dhcp interface %s: %w", name, err)
 	}
 	return l, nil
+}
+
+// readBuffer is the receive buffer a DHCP socket asks for: a boot storm arrives in
+// bursts, and the kernel's default (about 208 KiB) drops them while a commit is on its
+// way to disk.
+const readBuffer = 4 << 20
+
+// growReadBuffer sets the socket's receive buffer to size, past net.core.rmem_max when
+// the process may (CAP_NET_ADMIN), else as far as rmem_max allows.
+func growReadBuffer(conn *net.UDPConn, size int) {
+	raw, err := conn.SyscallConn()
+	if err == nil {
+		var forced error
+		raw.Control(func(fd uintptr) {
+			forced = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size)
+		})
+		if forced == nil {
+			return
+		}
+	}
+	conn.SetReadBuffer(size)
 }
 
 // Stop closes every server and ends the loops.

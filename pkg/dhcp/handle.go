@@ -95,13 +95,8 @@ func (s *Service) request(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 }
 
 func (s *Service) nak(r *request, why string) (*dhcpv4.DHCPv4, *net.UDPAddr) {
-	resp, err := dhcpv4.NewReplyFromRequest(r.DHCPv4,
-		dhcpv4.WithMessageType(dhcpv4.MessageTypeNak),
-		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(r.link.addr.AsSlice())),
-		dhcpv4.WithOption(dhcpv4.OptMessage(why)))
-	if err != nil {
-		return nil, nil
-	}
+	resp := newReply(r.DHCPv4, dhcpv4.MessageTypeNak, r.link.addr)
+	resp.UpdateOption(dhcpv4.OptMessage(why))
 	s.metrics.sent(dhcpv4.MessageTypeNak)
 	return resp, destination(r.DHCPv4, dhcpv4.MessageTypeNak)
 }

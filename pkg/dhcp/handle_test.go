@@ -35,9 +35,14 @@ hosts:
 
 // newService returns a Service with its lease table and view, and no sockets: the
 // tests call handle directly, as the server does for each packet.
-func newService(t *testing.T) (*Service, *link) {
+func newService(t testing.TB) (*Service, *link) {
+	return newServiceOn(t, testSite, "10.77.0.1")
+}
+
+// newServiceOn is newService for another site, its interface at addr.
+func newServiceOn(t testing.TB, siteYAML, addr string) (*Service, *link) {
 	t.Helper()
-	site, err := config.Parse("site.yaml", []byte(testSite))
+	site, err := config.Parse("site.yaml", []byte(siteYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +62,7 @@ func newService(t *testing.T) (*Service, *link) {
 	if s.leases, err = newLeaseTable(st, time.Now); err != nil {
 		t.Fatal(err)
 	}
-	return s, &link{name: "br0", addr: netip.MustParseAddr("10.77.0.1")}
+	return s, &link{name: "br0", addr: netip.MustParseAddr(addr)}
 }
 
 func mac(i int) net.HardwareAddr { return net.HardwareAddr{0x52, 0x54, 0, 0x99, 0, byte(i)} }

@@ -183,11 +183,11 @@ func (t *leaseTable) Commit(mac ipam.MAC, ip netip.Addr, hostname string, d time
 
 	err := t.store.Batch(func(tx *store.Tx) error {
 		if hadOld && old != ip {
-			if err := store.Delete(tx, store.BucketLeases, old.String()); err != nil {
+			if err := ipam.DeleteLease(tx, oldLease); err != nil {
 				return err
 			}
 		}
-		return store.Put(tx, store.BucketLeases, ip.String(), l)
+		return ipam.PutLease(tx, prevAtIP, l)
 	})
 	if err != nil {
 		t.mu.Lock()
@@ -215,7 +215,7 @@ func (t *leaseTable) Release(mac ipam.MAC, ip netip.Addr) (bool, error) {
 	}
 	t.unindex(ip)
 	t.mu.Unlock()
-	err := t.store.Batch(func(tx *store.Tx) error { return store.Delete(tx, store.BucketLeases, ip.String()) })
+	err := t.store.Batch(func(tx *store.Tx) error { return ipam.DeleteLease(tx, l) })
 	return true, err
 }
 
@@ -228,12 +228,13 @@ func (t *leaseTable) Decline(mac ipam.MAC, ip netip.Addr, quarantine time.Durati
 		return nil
 	}
 	l := ipam.Lease{IP: ip, Expires: t.now().Add(quarantine).Truncate(time.Second), Declined: true}
+	prev := t.byIP[ip]
 	t.unindex(ip)
 	delete(t.offers, ip)
 	delete(t.recent, mac)
 	t.byIP[ip] = l
 	t.mu.Unlock()
-	return t.store.Batch(func(tx *store.Tx) error { return store.Put(tx, store.BucketLeases, ip.String(), l) })
+	return t.store.Batch(func(tx *store.Tx) error { return ipam.PutLease(tx, prev, l) })
 }
 
 // Expire removes every lease and quarantine that has ended, and forgets stale offers.
@@ -264,7 +265,7 @@ func (t *leaseTable) Expire() (int, error) {
 				return err
 			}
 			if ok && l.Expires.Before(now) {
-				if err := store.Delete(tx, store.BucketLeases, ip.String()); err != nil {
+				if err := ipam.DeleteLease(tx, l); err != nil {
 					return err
 				}
 			}

@@ -27,47 +27,66 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 	if h, ok := r.view.hosts[r.mac]; ok {
 		opts = opts.Merge(h.DHCP)
 	}
-	mods := []dhcpv4.Modifier{
-		dhcpv4.WithMessageType(t),
-		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(r.link.addr.AsSlice())),
-		dhcpv4.WithOption(dhcpv4.OptSubnetMask(net.CIDRMask(r.sn.CIDR.Bits(), 32))),
-		dhcpv4.WithOption(dhcpv4.OptBroadcastAddress(ipam.Broadcast(r.sn.CIDR).AsSlice())),
-		dhcpv4.WithOption(dhcpv4.OptDNS(ips(opts.DNS)...)),
-		dhcpv4.WithOption(dhcpv4.OptNTPServers(ips(opts.NTP)...)),
-		dhcpv4.WithOption(dhcpv4.OptDomainName(strings.TrimSuffix(string(r.view.domain), "."))),
-		dhcpv4.WithOption(dhcpv4.OptDomainSearch(&rfc1035label.Labels{Labels: names(opts.Search)})),
-	}
+	resp := newReply(r.DHCPv4, t, r.link.addr)
+	resp.UpdateOption(dhcpv4.OptSubnetMask(net.CIDRMask(r.sn.CIDR.Bits(), 32)))
+	resp.UpdateOption(dhcpv4.OptBroadcastAddress(ipam.Broadcast(r.sn.CIDR).AsSlice()))
+	resp.UpdateOption(dhcpv4.OptDNS(ips(opts.DNS)...))
+	resp.UpdateOption(dhcpv4.OptNTPServers(ips(opts.NTP)...))
+	resp.UpdateOption(dhcpv4.OptDomainName(strings.TrimSuffix(string(r.view.domain), ".")))
+	resp.UpdateOption(dhcpv4.OptDomainSearch(&rfc1035label.Labels{Labels: names(opts.Search)}))
 	if r.sn.Gateway.IsValid() {
-		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRouter(r.sn.Gateway.AsSlice())))
+		resp.UpdateOption(dhcpv4.OptRouter(r.sn.Gateway.AsSlice()))
 	}
 	if ip.IsValid() {
 		lt := st.leaseTime
-		mods = append(mods,
-			dhcpv4.WithYourIP(ip.AsSlice()),
-			dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(lt)),
-			dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(lt/2)),
-			dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(lt*7/8)))
+		resp.YourIPAddr = ip.AsSlice()
+		resp.UpdateOption(dhcpv4.OptIPAddressLeaseTime(lt))
+		resp.UpdateOption(dhcpv4.OptRenewTimeValue(lt / 2))
+		resp.UpdateOption(dhcpv4.OptRebindingTimeValue(lt * 7 / 8))
 	}
 	if opts.MTU != 0 {
-		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionInterfaceMTU, []byte{byte(opts.MTU >> 8), byte(opts.MTU)})))
+		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionInterfaceMTU, []byte{byte(opts.MTU >> 8), byte(opts.MTU)}))
 	}
 	if opts.NextServer.IsValid() {
-		mods = append(mods, dhcpv4.WithServerIP(opts.NextServer.AsSlice()),
-			dhcpv4.WithOption(dhcpv4.OptTFTPServerName(opts.NextServer.String())))
+		resp.ServerIPAddr = opts.NextServer.AsSlice()
+		resp.UpdateOption(dhcpv4.OptTFTPServerName(opts.NextServer.String()))
 	}
 	if opts.BootFile != "" {
-		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptBootFileName(opts.BootFile)))
-	}
-	resp, err := dhcpv4.NewReplyFromRequest(r.DHCPv4, mods...)
-	if err != nil {
-		s.log.Error("dhcp reply not built", "err", err)
-		return nil, nil
-	}
-	if opts.BootFile != "" {
+		resp.UpdateOption(dhcpv4.OptBootFileName(opts.BootFile))
 		resp.BootFileName = opts.BootFile // the legacy file field, which PXE ROMs read
 	}
 	s.metrics.sent(t)
 	return resp, destination(r.DHCPv4, t)
+}
+
+// newReply starts a reply of type t to req from the server at id, as the library's
+// NewReplyFromRequest does, without drawing a random transaction ID that the request's
+// then replaces: the relay agent (RFC 3046) and client identifier (RFC 6842) options
+// are copied.
+func newReply(req *dhcpv4.DHCPv4, t dhcpv4.MessageType, id netip.Addr) *dhcpv4.DHCPv4 {
+	resp := &dhcpv4.DHCPv4{
+		OpCode:        dhcpv4.OpcodeBootReply,
+		HWType:        req.HWType,
+		ClientHWAddr:  req.ClientHWAddr,
+		TransactionID: req.TransactionID,
+		Flags:         req.Flags,
+		ClientIPAddr:  net.IPv4zero,
+		YourIPAddr:    net.IPv4zero,
+		ServerIPAddr:  net.IPv4zero,
+		GatewayIPAddr: req.GatewayIPAddr,
+		Options:       dhcpv4.Options{},
+	}
+	if t == dhcpv4.MessageTypeAck && addr(req.ClientIPAddr).IsValid() {
+		resp.ClientIPAddr = req.ClientIPAddr // a renewal or an INFORM
+	}
+	for _, code := range []dhcpv4.OptionCode{dhcpv4.OptionRelayAgentInformation, dhcpv4.OptionClientIdentifier} {
+		if v := req.GetOneOption(code); v != nil {
+			resp.UpdateOption(dhcpv4.OptGeneric(code, v))
+		}
+	}
+	resp.UpdateOption(dhcpv4.OptMessageType(t))
+	resp.UpdateOption(dhcpv4.OptServerIdentifier(id.AsSlice()))
+	return resp
 }
 
 // destination is where a reply to req goes (RFC 2131 §4.1): to the relay when there

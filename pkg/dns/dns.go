@@ -27,6 +27,7 @@ import (
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/store"
 )
 
 // Options configure a Service.
@@ -263,10 +264,13 @@ func (s *Service) Reload(site *config.Site) error {
 	return nil
 }
 
+// followed are the buckets DNS answers from.
+var followed = []store.Bucket{store.BucketSubnets, store.BucketHosts, store.BucketRecords, store.BucketLeaseNames}
+
 // watch rebuilds the snapshot after changes of the store until ctx ends.
 func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
-	s.ipam.Follow(ctx, s.coalesce, func() {
+	s.ipam.Follow(ctx, s.coalesce, followed, func() {
 		s.mu.Lock()
 		err := s.rebuild()
 		s.mu.Unlock()
@@ -279,7 +283,7 @@ func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
 // rebuild reads IPAM, swaps in a new snapshot with a newer serial, and notifies the
 // secondaries. s.mu is held.
 func (s *Service) rebuild() error {
-	v, err := s.ipam.View()
+	v, err := s.ipam.NamedView()
 	if err != nil {
 		return fmt.Errorf("read ipam: %w", err)
 	}

@@ -364,7 +364,7 @@ func TestLeasesInDNSAndHostsWin(t *testing.T) {
 	s := start(t, "")
 	put := func(ip, hostname string) {
 		l := ipam.Lease{IP: netip.MustParseAddr(ip), Hostname: hostname, Expires: time.Now().Add(time.Hour)}
-		if err := s.st.Update(func(tx *store.Tx) error { return store.Put(tx, store.BucketLeases, ip, l) }); err != nil {
+		if err := s.st.Update(func(tx *store.Tx) error { return ipam.PutLease(tx, ipam.Lease{}, l) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -415,11 +415,14 @@ func TestQueryMetrics(t *testing.T) {
 		"infrad_dns_requests_total rcode=NOERROR type=A":   1,
 		"infrad_dns_requests_total rcode=NXDOMAIN type=A":  1,
 		"infrad_dns_requests_total rcode=NOERROR type=PTR": 1,
-		"infrad_dns_request_duration_seconds":              3,
 	} {
 		if got := after[k] - before[k]; got != want {
 			t.Errorf("%s: got %v more, want %v", k, got, want)
 		}
+	}
+	// At least: a probe of Start's that timed out may still be answered meanwhile.
+	if got := after["infrad_dns_request_duration_seconds"] - before["infrad_dns_request_duration_seconds"]; got < 3 {
+		t.Errorf("request durations: got %v more, want at least 3", got)
 	}
 }
 

@@ -3,6 +3,7 @@ package ipam
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -30,6 +31,61 @@ func (m *IPAM) View() (View, error) {
 	return v, err
 }
 
+// NamedView is View with only the leases that carry a hostname, read from their index
+// (IP and hostname alone): what DNS serves, without reading every lease DHCP holds.
+func (m *IPAM) NamedView() (View, error) {
+	var v View
+	err := m.store.View(func(tx *store.Tx) error {
+		var err error
+		if v.Set, err = m.load(tx); err != nil {
+			return err
+		}
+		return store.Each(tx, store.BucketLeaseNames, func(hostname, ip string) error {
+			if a, err := netip.ParseAddr(ip); err == nil {
+				v.Leases = append(v.Leases, Lease{IP: a, Hostname: hostname})
+			}
+			return nil
+		})
+	})
+	return v, err
+}
+
+// PutLease writes l in place of prev (zero: none) at l's address, keeping the index
+// of hostnames true. The DHCP service is its one caller.
+func PutLease(tx *store.Tx, prev, l Lease) error {
+	if prev.Hostname != "" && prev.Hostname != l.Hostname {
+		if err := unname(tx, prev); err != nil {
+			return err
+		}
+	}
+	if l.Hostname != "" {
+		if err := store.PutRaw(tx, store.BucketLeaseNames, l.Hostname, l.IP.String()); err != nil {
+			return err
+		}
+	}
+	return store.Put(tx, store.BucketLeases, l.IP.String(), l)
+}
+
+// DeleteLease removes l, and its hostname from the index.
+func DeleteLease(tx *store.Tx, l Lease) error {
+	if err := unname(tx, l); err != nil {
+		return err
+	}
+	return store.Delete(tx, store.BucketLeases, l.IP.String())
+}
+
+// unname drops l's hostname from the index, if it still points at l.
+func unname(tx *store.Tx, l Lease) error {
+	if l.Hostname == "" {
+		return nil
+	}
+	ip, ok, err := store.GetRaw(tx, store.BucketLeaseNames, l.Hostname)
+	if err != nil || !ok || ip != l.IP.String() {
+		return err
+	}
+	return store.Delete(tx, store.BucketLeaseNames, l.Hostname)
+}
+
 // Objects reads the Set alone, without the leases.
 func (m *IPAM) Objects() (Set, error) {
 	var set Set
@@ -41,11 +97,13 @@ func (m *IPAM) Objects() (Set, error) {
 	return set, err
 }
 
-// Follow calls rebuild after every change of the store until ctx ends. It gathers
-// changes for at least coalesce, and for four times as long as the last rebuild took,
-// so that a storm of changes (DHCP leases) costs a follower at most a fifth of a core.
-func (m *IPAM) Follow(ctx context.Context, coalesce time.Duration, rebuild func()) {
+// Follow calls rebuild after every change of the store that writes one of buckets,
+// until ctx ends. It gathers changes for at least coalesce, and for four times as long
+// as the last rebuild took, so that a storm of changes costs a follower at most a fifth
+// of a core; changes to other buckets (a DHCP storm's leases) cost it nothing.
+func (m *IPAM) Follow(ctx context.Context, coalesce time.Duration, buckets []store.Bucket, rebuild func()) {
 	wait := coalesce
+	var seen uint64
 	for {
 		_, changed := m.store.Watch()
 		select {
@@ -57,6 +115,12 @@ func (m *IPAM) Follow(ctx context.Context, coalesce time.Duration, rebuild func(
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		}
+		rev, _ := m.store.Watch()
+		written := m.store.WrittenSince(seen, buckets...)
+		seen = rev
+		if !written {
+			continue
 		}
 		start := time.Now()
 		rebuild()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,6 +19,9 @@ const (
 	BucketHosts   Bucket = "hosts"   // ipam.Host by name
 	BucketRecords Bucket = "records" // ipam.Record by ID
 	BucketLeases  Bucket = "leases"  // ipam.Lease by IP
+	// BucketLeaseNames indexes the leases that carry a hostname: hostname → IP. DNS
+	// reads it, and not the leases, which DHCP may hold by the hundred thousand.
+	BucketLeaseNames Bucket = "lease_names"
 )
 
 var (
@@ -40,6 +44,21 @@ var migrations = []migration{
 	}},
 	{"create the IPAM buckets (subnets, hosts, records, leases)", func(tx *bolt.Tx) error {
 		return createBuckets(tx, BucketSubnets, BucketHosts, BucketRecords, BucketLeases)
+	}},
+	{"index the leases that carry a hostname", func(tx *bolt.Tx) error {
+		names, err := tx.CreateBucketIfNotExists([]byte(BucketLeaseNames))
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(BucketLeases)).ForEach(func(k, raw []byte) error {
+			var l struct {
+				Hostname string `json:"hostname"`
+			}
+			if err := json.Unmarshal(raw, &l); err != nil || l.Hostname == "" {
+				return err
+			}
+			return names.Put([]byte(l.Hostname), k)
+		})
 	}},
 }
 

@@ -33,8 +33,9 @@ type Store struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	rev     uint64        // the last committed revision
-	changed chan struct{} // closed when a revision after rev commits
+	rev     uint64            // the last committed revision
+	changed chan struct{}     // closed when a revision after rev commits
+	written map[Bucket]uint64 // the last revision that wrote each bucket, since Open
 }
 
 // Open opens (creating if need be) the store at opts.Path and migrates it to the
@@ -56,7 +57,11 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
-	s := &Store{db: db, log: opts.Logger, changed: make(chan struct{})}
+	// A batch gathers callers for at most 2 ms (bbolt's default is 10): callers wait
+	// less for their commit, and the replies a batch releases at once (DHCP ACKs) come
+	// in small groups that a client's or relay's socket buffer takes whole.
+	db.MaxBatchDelay = 2 * time.Millisecond
+	s := &Store{db: db, log: opts.Logger, changed: make(chan struct{}), written: map[Bucket]uint64{}}
 	var from, to int
 	err = db.Update(func(tx *bolt.Tx) error {
 		from, to, err = migrate(tx, opts.migrations)
@@ -99,8 +104,10 @@ func (s *Store) View(fn func(*Tx) error) error {
 // Watchers are woken after the commit.
 func (s *Store) Update(fn func(*Tx) error) error {
 	var rev uint64
+	var t *Tx
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		if err := fn(&Tx{tx: tx}); err != nil {
+		t = &Tx{tx: tx}
+		if err := fn(t); err != nil {
 			return err
 		}
 		rev = metaU64(tx, keyRevision) + 1
@@ -109,7 +116,7 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	if err != nil {
 		return err
 	}
-	s.publish(rev)
+	s.publish(rev, t.touched)
 	return nil
 }
 
@@ -119,8 +126,10 @@ func (s *Store) Update(fn func(*Tx) error) error {
 // another call in its batch fails, bbolt retries each alone), so it must be idempotent.
 func (s *Store) Batch(fn func(*Tx) error) error {
 	var rev uint64
+	var t *Tx
 	err := s.db.Batch(func(tx *bolt.Tx) error {
-		if err := fn(&Tx{tx: tx}); err != nil {
+		t = &Tx{tx: tx}
+		if err := fn(t); err != nil {
 			return err
 		}
 		rev = metaU64(tx, keyRevision) + 1
@@ -129,18 +138,34 @@ func (s *Store) Batch(fn func(*Tx) error) error {
 	if err != nil {
 		return err
 	}
-	s.publish(rev)
+	s.publish(rev, t.touched)
 	return nil
 }
 
-func (s *Store) publish(rev uint64) {
+func (s *Store) publish(rev uint64, touched map[Bucket]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for b := range touched {
+		s.written[b] = max(s.written[b], rev)
+	}
 	if rev > s.rev {
 		s.rev = rev
 		close(s.changed)
 		s.changed = make(chan struct{})
 	}
+}
+
+// WrittenSince reports whether a revision after rev wrote any of buckets, so that a
+// subscriber can pass over changes that are not its concern.
+func (s *Store) WrittenSince(rev uint64, buckets ...Bucket) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range buckets {
+		if s.written[b] > rev {
+			return true
+		}
+	}
+	return false
 }
 
 // Revision is the last committed revision.

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# DHCP throughput: perfdhcp against infrad and against ISC Kea on the same pair of
+# network namespaces, in the same run, alternating (ISC's method: a /8 pool, and an
+# offered rate times duration far below the pool's size, so no run exhausts it).
+# The server runs on core 0, perfdhcp on core 1. Needs root.
+#
+# Usage: bench/dhcp.sh [ROUNDS] [SECONDS] [RATE]   (needs bin/infrad, perfdhcp, kea-dhcp4)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+secs=${2:-10}
+rate=${3:-40000}
+out=$PWD/bench/out
+mkdir -p "$out"
+for tool in perfdhcp kea-dhcp4 ip taskset curl; do
+  command -v "$tool" >/dev/null || { echo "bench/dhcp.sh: $tool is missing (make deps)" >&2; exit 1; }
+done
+[ -x bin/infrad ] || { echo "bench/dhcp.sh: build first (make build)" >&2; exit 1; }
+
+id=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
+srv=ifdb-srv-$id cli=ifdb-cli-$id
+work=$(mktemp -d)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  ip netns del "$srv" 2>/dev/null || true
+  ip netns del "$cli" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Two namespaces joined by a veth pair: the server at 10.0.0.1/8, perfdhcp (a relay to
+# the server) at 10.0.0.2/8.
+ip netns add "$srv"; ip netns add "$cli"
+ip -n "$srv" link set lo up; ip -n "$cli" link set lo up
+ip -n "$srv" link add s0 type veth peer name c0 netns "$cli"
+ip -n "$srv" addr add 10.0.0.1/8 dev s0; ip -n "$srv" link set s0 up
+ip -n "$cli" addr add 10.0.0.2/8 dev c0; ip -n "$cli" link set c0 up
+
+cat > "$work/site.yaml" <<YAML
+domain: bench.example
+data_dir: $work/infrad
+api: {listen: "127.0.0.1:8080"}
+dns: {listen: ["127.0.0.1:1053"]}
+ntp: {listen: ["127.0.0.1:1123"]}
+ca: {listen: "127.0.0.1:8443"}
+dhcp: {interfaces: [s0], lease_time: 1h}
+subnets:
+  - name: bench
+    cidr: 10.0.0.0/8
+    ranges: [{kind: dhcp, start: 10.1.0.0, end: 10.254.255.255}]
+YAML
+cat > "$work/kea.json" <<JSON
+{ "Dhcp4": {
+    "interfaces-config": { "interfaces": ["s0"], "dhcp-socket-type": "udp" },
+    "lease-database": { "type": "memfile", "persist": true, "name": "$work/kea/leases.csv", "lfc-interval": 0 },
+    "valid-lifetime": 3600,
+    "subnet4": [ { "id": 1, "subnet": "10.0.0.0/8", "pools": [ { "pool": "10.1.0.0 - 10.254.255.255" } ] } ],
+    "loggers": [ { "name": "kea-dhcp4", "output_options": [ { "output": "$work/kea/kea.log" } ], "severity": "WARN" } ]
+} }
+JSON
+
+in_srv() { ip netns exec "$srv" "$@"; }
+start_infrad() {
+  rm -rf "$work/infrad"
+  # Not through in_srv: a backgrounded function is a subshell, and $! must be the server.
+  ip netns exec "$srv" taskset -c 0 bin/infrad serve -c "$work/site.yaml" >"$work/infrad.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 200); do in_srv curl -sf http://127.0.0.1:8080/readyz >/dev/null 2>&1 && return; sleep 0.05; done
+  echo "infrad did not start:" >&2; cat "$work/infrad.log" >&2; exit 1
+}
+start_kea() {
+  rm -rf "$work/kea"; mkdir -p "$work/kea"
+  KEA_PIDFILE_DIR=$work/kea KEA_LOCKFILE_DIR=$work/kea ip netns exec "$srv" taskset -c 0 kea-dhcp4 -c "$work/kea.json" >"$work/kea.out" 2>&1 &
+  pid=$!
+  sleep 1
+}
+stop_server() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+
+exchanges() { # perfdhcp on core 1; print the 4-way exchanges per second it saw
+  local report
+  report=$(ip netns exec "$cli" taskset -c 1 perfdhcp -4 -l c0 -r "$rate" -R 100000000 -p "$secs" 10.0.0.1 2>&1 || true)
+  echo "$report" >"$out/perfdhcp.last"
+  if grep -q 'non unique addresses: [1-9]' <<<"$report"; then
+    echo "perfdhcp saw an address given twice:" >&2; grep 'non unique' <<<"$report" >&2; exit 1
+  fi
+  awk '/^Rate:/ { print $2; exit }' <<<"$report"
+}
+
+infrad_rates=() kea_rates=()
+for r in $(seq "$rounds"); do
+  start_infrad
+  infrad_rates+=($(exchanges))
+  token=$(cat "$work/infrad/api-token")
+  leases=$(in_srv curl -s -H "Authorization: Bearer $token" http://127.0.0.1:8080/api/v1/dhcp/leases)
+  grep -q '"ip"' <<<"$leases" || { echo "no leases from infrad: $(head -c 300 <<<"$leases")" >&2; tail -5 "$work/infrad.log" >&2; exit 1; }
+  total=$(grep -c '"ip"' <<<"$leases" || true)
+  unique=$(grep '"ip"' <<<"$leases" | sort -u | wc -l)
+  [ "$total" = "$unique" ] || { echo "an address was leased twice: $total leases, $unique addresses" >&2; exit 1; }
+  stop_server
+  start_kea
+  kea_rates+=($(exchanges))
+  stop_server
+  echo "round $r: infrad ${infrad_rates[-1]} exchanges/s ($total leases, all distinct, fsync'ed), Kea ${kea_rates[-1]} exchanges/s (memfile, no fsync)"
+done
+
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+mi=$(median "${infrad_rates[@]}"); mk=$(median "${kea_rates[@]}")
+ratio=$(awk -v a="$mi" -v b="$mk" 'BEGIN { printf "%.2f", a / b }')
+summary="dhcp: /8 pool, perfdhcp -r $rate for ${secs}s x $rounds rounds, server on core 0, perfdhcp on core 1: infrad $mi 4-way exchanges/s (every lease fsync'ed before its ACK, group commit), Kea $(kea-dhcp4 -v) $mk (memfile persist, no fsync), ratio ${ratio}x"
+echo "$summary" | tee "$out/dhcp-$(date +%Y%m%d-%H%M%S).txt"
