@@ -303,7 +303,7 @@ func TestDHCPWithRealClients(t *testing.T) {
 		<-server.done
 		ip := c.got("BOUND")["new_ip_address"]
 		c.stop()
-		server = l.serveIn(t, dir)
+		l.serveIn(t, dir) // the last server: the test's cleanup ends it
 		if ls := l.leases(t, dir); !hasLease(ls, ip, "52:54:00:77:00:aa") {
 			t.Errorf("after kill -9: got %v, want the lease of %s that was ACKed", ls, ip)
 		}
@@ -331,8 +331,7 @@ func TestDHCPWithRealClients(t *testing.T) {
 		if pool != 4 {
 			t.Errorf("got %d leases of the pool 10.77.0.100-103, want all 4: %v\nperfdhcp:\n%s", pool, ls, out)
 		}
-		var metrics string
-		metrics = sh(t, "ip", "netns", "exec", l.srv, "curl", "-sf", "http://127.0.0.1:8080/metrics")
+		metrics := sh(t, "ip", "netns", "exec", l.srv, "curl", "-sf", "http://127.0.0.1:8080/metrics")
 		if !strings.Contains(metrics, `infrad_dhcp_pool_exhausted_total{subnet="lab"}`) {
 			t.Errorf("no exhaustion counted in /metrics")
 		}

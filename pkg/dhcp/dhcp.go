@@ -1,11 +1,12 @@
-// Package dhcp serves DHCPv4 (insomniacslk/dhcp server4) on the site's interfaces,
-// one server per interface. Addresses come from IPAM: a host's MAC always gets the
+// Package dhcp serves DHCPv4 (insomniacslk/dhcp: server4's interface-bound socket,
+// dhcpv4's messages) on the site's interfaces, one server per interface. Addresses come from IPAM: a host's MAC always gets the
 // host's address, other clients get addresses of the subnet's dhcp ranges only, and
 // every lease is in the store, fsync'ed, before its ACK leaves. Leases with a hostname
 // appear in DNS, which reads them from the store.
 package dhcp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -70,8 +71,8 @@ type settings struct {
 // link is one interface served.
 type link struct {
 	name string
-	addr netip.Addr // its IPv4 address: the server identifier
-	srv  *server4.Server
+	addr netip.Addr   // its IPv4 address: the server identifier
+	conn *net.UDPConn // 0.0.0.0:67, bound to the interface
 }
 
 // New returns a stopped DHCP service.
@@ -137,18 +138,14 @@ func (s *Service) bind() error {
 		l, err := s.open(name)
 		if err != nil {
 			for _, l := range links {
-				l.srv.Close()
+				l.conn.Close()
 			}
 			return err
 		}
 		links = append(links, l)
 	}
 	for _, l := range links {
-		go func() {
-			if err := l.srv.Serve(); err != nil && !errors.Is(err, net.ErrClosed) {
-				s.log.Error("dhcp server stopped", "interface", l.name, "err", err)
-			}
-		}()
+		go s.serve(l)
 		s.log.Info("dhcp listening", "interface", l.name, "server_id", l.addr)
 	}
 	s.links = links
@@ -178,21 +175,50 @@ func (s *Service) open(name string) (*link, error) {
 		return nil, fmt.Errorf("dhcp interface %s: %w", name, err)
 	}
 	growReadBuffer(conn, readBuffer)
-	handler := func(conn net.PacketConn, _ net.Addr, m *dhcpv4.DHCPv4) {
-		resp, dst := s.handle(l, m)
-		if resp == nil {
+	l.conn = conn
+	return l, nil
+}
+
+// serve reads l's socket until it is closed. It answers a DISCOVER or an INFORM
+// before reading on, as they touch only memory: replies leave in the order requests
+// came, and an overloaded server drops what it cannot read (in the kernel) instead of
+// queueing work it will answer too late. A REQUEST, RELEASE or DECLINE waits for the
+// disk, so each gets a goroutine, and the group commit gathers them. (server4's own
+// loop starts a goroutine for every packet.)
+func (s *Service) serve(l *link) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := l.conn.ReadFrom(buf)
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
-		if _, err := conn.WriteTo(resp.ToBytes(), dst); err != nil {
-			s.log.Warn("dhcp reply not sent", "to", dst, "err", err)
+		if err != nil {
+			s.log.Warn("dhcp read failed", "interface", l.name, "err", err)
+			continue
+		}
+		// The parsed options point into the bytes they came from: give each message its own.
+		m, err := dhcpv4.FromBytes(bytes.Clone(buf[:n]))
+		if err != nil {
+			continue // malformed: dropped
+		}
+		switch m.MessageType() {
+		case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
+			go s.answer(l, m)
+		default:
+			s.answer(l, m)
 		}
 	}
-	l.srv, err = server4.NewServer(name, nil, handler, server4.WithConn(conn), server4.WithLogger(libLogger{s.log}))
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("dhcp interface %s: %w", name, err)
+}
+
+// answer handles m and sends the reply, if there is one.
+func (s *Service) answer(l *link, m *dhcpv4.DHCPv4) {
+	resp, dst := s.handle(l, m)
+	if resp == nil {
+		return
 	}
-	return l, nil
+	if _, err := l.conn.WriteTo(resp.ToBytes(), dst); err != nil {
+		s.log.Warn("dhcp reply not sent", "to", dst, "err", err)
+	}
 }
 
 // readBuffer is the receive buffer a DHCP socket asks for: a boot storm arrives in
@@ -224,7 +250,7 @@ func (s *Service) Stop(ctx context.Context) error {
 		return nil
 	}
 	for _, l := range s.links {
-		l.srv.Close()
+		l.conn.Close()
 	}
 	s.links = nil
 	s.stop()
@@ -253,7 +279,7 @@ func (s *Service) Reload(site *config.Site) error {
 		return nil
 	}
 	for _, l := range s.links {
-		l.srv.Close()
+		l.conn.Close()
 	}
 	s.links = nil
 	return s.bind()
@@ -372,15 +398,4 @@ func (s *Service) Release(ip netip.Addr) error {
 		return &ipam.Error{Kind: ipam.ErrNotFound, Msg: "no lease of " + ip.String()}
 	}
 	return err
-}
-
-// libLogger puts server4's messages into slog at debug level.
-type libLogger struct{ log *slog.Logger }
-
-func (l libLogger) Printf(format string, v ...any) {
-	l.log.Debug(fmt.Sprintf(format, v...))
-}
-
-func (l libLogger) PrintMessage(prefix string, m *dhcpv4.DHCPv4) {
-	l.log.Debug(prefix, "message", m.Summary())
 }
