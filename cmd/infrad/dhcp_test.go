@@ -147,30 +147,6 @@ func (c *dhclient) stop() {
 	<-c.p.done
 }
 
-// startCmd runs any command the way start runs infrad.
-func startCmd(t *testing.T, dir, name string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), output: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, p.output.String())
-		}
-	})
-	return p
-}
-
 const labSite = `domain: lab.test
 data_dir: %s
 api: {listen: "127.0.0.1:8080"}

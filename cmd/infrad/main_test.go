@@ -67,7 +67,13 @@ type proc struct {
 // start runs the binary in dir; the test's cleanup kills it if it is still running.
 func start(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), output: &lockedBuffer{}, done: make(chan struct{})}
+	return startCmd(t, dir, binary, args...)
+}
+
+// startCmd runs any command in dir, collecting its output, and kills it at cleanup.
+func startCmd(t *testing.T, dir, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(name, args...), output: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	if err := p.cmd.Start(); err != nil {
@@ -82,7 +88,7 @@ func start(t *testing.T, dir string, args ...string) *proc {
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("infrad output:\n%s", p.output.String())
+			t.Logf("%s output:\n%s", filepath.Base(name), p.output.String())
 		}
 	})
 	return p

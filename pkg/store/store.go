@@ -102,32 +102,20 @@ func (s *Store) View(fn func(*Tx) error) error {
 // Update runs fn in one write transaction and bumps the revision in it: either all of
 // fn's writes and the new revision are on disk when Update returns nil, or none are.
 // Watchers are woken after the commit.
-func (s *Store) Update(fn func(*Tx) error) error {
-	var rev uint64
-	var t *Tx
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		t = &Tx{tx: tx}
-		if err := fn(t); err != nil {
-			return err
-		}
-		rev = metaU64(tx, keyRevision) + 1
-		return tx.Bucket([]byte(bucketMeta)).Put(keyRevision, u64(rev))
-	})
-	if err != nil {
-		return err
-	}
-	s.publish(rev, t.touched)
-	return nil
-}
+func (s *Store) Update(fn func(*Tx) error) error { return s.write(s.db.Update, fn) }
 
 // Batch is Update for many concurrent callers with small writes (DHCP leases): bbolt
 // gathers the calls of a few milliseconds into one transaction and one fsync, and each
 // caller returns only once its write is on disk. fn may run more than once (when
 // another call in its batch fails, bbolt retries each alone), so it must be idempotent.
-func (s *Store) Batch(fn func(*Tx) error) error {
+func (s *Store) Batch(fn func(*Tx) error) error { return s.write(s.db.Batch, fn) }
+
+// write runs fn through commit (bbolt's Update or Batch), bumping the revision in the
+// same transaction and publishing it, with the buckets fn wrote, after the commit.
+func (s *Store) write(commit func(func(*bolt.Tx) error) error, fn func(*Tx) error) error {
 	var rev uint64
 	var t *Tx
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := commit(func(tx *bolt.Tx) error {
 		t = &Tx{tx: tx}
 		if err := fn(t); err != nil {
 			return err
