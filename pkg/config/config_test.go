@@ -66,6 +66,7 @@ func TestErrorPlaces(t *testing.T) {
 		{"record with a bad SRV value", "domain: a.example\ndns:\n  records:\n    - {name: _x._tcp, type: SRV, value: \"0 10 port cp01\"}\n",
 			`x.yaml:4: dns.records[0].value: "0 10 port cp01" is not a valid SRV value: bad SRV Port`},
 		{"duration", "domain: a.example\nca: {cert_lifetime: 3 months}\n", `x.yaml:2: ca.cert_lifetime: "3 months" is not a duration, such as 12h, 90m or 90d`},
+		{"no DNS listener", "domain: a.example\ndns: {listen: []}\n", `x.yaml:2: dns.listen: DNS needs at least one address to listen on (leave the key out for 0.0.0.0:53)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

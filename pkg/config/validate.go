@@ -78,6 +78,8 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 	listen := f.Listen
 	if listen == nil {
 		listen = []string{DefaultDNSListen}
+	} else if len(listen) == 0 {
+		v.errorf("dns.listen", "DNS needs at least one address to listen on (leave the key out for %s)", DefaultDNSListen)
 	}
 	for i, l := range listen {
 		d.Listen = append(d.Listen, v.listen(fmt.Sprintf("dns.listen[%d]", i), l))

@@ -63,7 +63,8 @@ func build(v ipam.View, st settings, serial uint32, log *slog.Logger) *snapshot 
 		}
 		fqdn := strings.ToLower(l.Hostname) + "." + domain
 		if hostNames[fqdn] {
-			log.Warn("lease hostname clashes with a host: the host keeps the name", "hostname", l.Hostname, "lease", l.IP)
+			// DHCP logged the clash when it made the lease; this repeats at every rebuild.
+			log.Debug("lease hostname clashes with a host: the host keeps the name", "hostname", l.Hostname, "lease", l.IP)
 			continue
 		}
 		s.addAddress(fqdn, l.IP, st.ttl)
