@@ -29,6 +29,7 @@ type Options struct {
 	Status  func() []service.Status // the readiness table in start order; non-nil
 	IPAM    *ipam.IPAM              // non-nil
 	Leases  Leases                  // non-nil: the DHCP service
+	Time    Time                    // non-nil: the NTP service
 	Metrics *prometheus.Registry    // non-nil: the services' metrics, served with the process's
 	Site    func() SiteInfo         // the running site; non-nil
 	Build   BuildInfo
@@ -93,6 +94,7 @@ func (s *Server) routes() http.Handler {
 		s.ipamRoutes(r)
 		r.Get("/dhcp/leases", s.handle(s.listLeases))
 		r.Delete("/dhcp/leases/{ip}", s.handle(s.releaseLease))
+		r.Get("/ntp", s.handle(s.ntpStatus))
 	})
 	return r
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/ntp"
 	"github.com/infrad/infrad/pkg/service"
 	"github.com/infrad/infrad/pkg/store"
 )
@@ -70,6 +71,7 @@ func newServer(t *testing.T, states ...service.State) *Server {
 		Token:   testToken,
 		IPAM:    newIPAM(t),
 		Leases:  fakeLeases{},
+		Time:    fakeTime{},
 		Metrics: prometheus.NewRegistry(),
 		Status: func() []service.Status {
 			var out []service.Status
@@ -265,4 +267,11 @@ func (fakeLeases) Leases() ([]ipam.Lease, error) { return []ipam.Lease{}, nil }
 
 func (fakeLeases) Release(ip netip.Addr) error {
 	return &ipam.Error{Kind: ipam.ErrNotFound, Msg: "no lease of " + ip.String()}
+}
+
+// fakeTime stands in for the NTP service.
+type fakeTime struct{}
+
+func (fakeTime) Status() ntp.State {
+	return ntp.State{Source: ntp.SourceLocal, Stratum: 10, RefID: "LOCL"}
 }

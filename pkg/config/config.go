@@ -73,8 +73,11 @@ var TSIGAlgorithms = []string{"hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-s
 // NTP configures the time service.
 type NTP struct {
 	Listen       []netip.AddrPort
-	Upstream     []string // host or host:port
-	LocalStratum int      // 0: do not serve the local clock when no source is reachable
+	Upstream     []string       // host or host:port
+	LocalStratum int            // 0: do not serve the local clock when no source is reachable
+	Chronyd      netip.AddrPort // a co-located chronyd's command port; zero: none is asked
+	MaxOffset    time.Duration  // past this from the upstreams, infrad says it is unsynchronised
+	RateLimit    int            // requests per second per client before a KoD RATE; 0: no limit
 }
 
 // DHCP configures the DHCP service.
@@ -100,6 +103,9 @@ const (
 	DefaultTTL          = 300
 	DefaultLeaseTime    = 12 * time.Hour
 	DefaultCertLifetime = 90 * 24 * time.Hour
+	DefaultChronyd      = "127.0.0.1:323"
+	DefaultMaxOffset    = 100 * time.Millisecond
+	DefaultRateLimit    = 16
 )
 
 // IPAM returns the site's address objects as an ipam.Set.

@@ -45,6 +45,9 @@ type fileNTP struct {
 	Listen       []string `yaml:"listen"`
 	Upstream     []string `yaml:"upstream"`
 	LocalStratum *int     `yaml:"local_stratum"`
+	Chronyd      string   `yaml:"chronyd"`
+	MaxOffset    string   `yaml:"max_offset"`
+	RateLimit    *int     `yaml:"rate_limit"`
 }
 
 type fileDHCP struct {

@@ -170,6 +170,8 @@ func (v *validator) ntp(f *fileNTP) NTP {
 	listen := f.Listen
 	if listen == nil {
 		listen = []string{DefaultNTPListen}
+	} else if len(listen) == 0 {
+		v.errorf("ntp.listen", "NTP needs at least one address to listen on (leave the key out for %s)", DefaultNTPListen)
 	}
 	for i, l := range listen {
 		n.Listen = append(n.Listen, v.listen(fmt.Sprintf("ntp.listen[%d]", i), l))
@@ -185,6 +187,17 @@ func (v *validator) ntp(f *fileNTP) NTP {
 		} else {
 			n.LocalStratum = s
 		}
+	}
+	if f.Chronyd != "none" {
+		n.Chronyd = v.listen("ntp.chronyd", orDefault(f.Chronyd, DefaultChronyd))
+	}
+	n.MaxOffset = v.duration("ntp.max_offset", f.MaxOffset, DefaultMaxOffset, time.Millisecond)
+	n.RateLimit = DefaultRateLimit
+	if f.RateLimit != nil {
+		if *f.RateLimit < 0 {
+			v.errorf("ntp.rate_limit", "%d is not a number of requests per second (0 for no limit)", *f.RateLimit)
+		}
+		n.RateLimit = *f.RateLimit
 	}
 	return n
 }

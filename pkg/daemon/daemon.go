@@ -22,6 +22,7 @@ import (
 	"github.com/infrad/infrad/pkg/dhcp"
 	"github.com/infrad/infrad/pkg/dns"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/ntp"
 	"github.com/infrad/infrad/pkg/service"
 	"github.com/infrad/infrad/pkg/store"
 )
@@ -43,6 +44,7 @@ type Daemon struct {
 	apiListen netip.AddrPort // fixed for the daemon's life: the API is bound there
 	store     *store.Store
 	ipam      *ipam.IPAM
+	ntp       *ntp.Service
 	dns       *dns.Service
 	dhcp      *dhcp.Service
 	mgr       *service.Manager
@@ -122,6 +124,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		d.log.Warn("api token was readable by others: its mode is now 0600", "path", tokenPath)
 	}
 	metrics := prometheus.NewRegistry()
+	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp")})
 	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns")})
 	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Store: d.store, Registry: metrics, Logger: d.log.With("service", "dhcp")})
 	apiServer := api.New(api.Options{
@@ -130,6 +133,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Status:  d.Status,
 		IPAM:    d.ipam,
 		Leases:  d.dhcp,
+		Time:    d.ntp,
 		Metrics: metrics,
 		Site:    d.siteInfo,
 		Build:   build,
@@ -139,6 +143,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	// Services in start order (ntp, dns, dhcp, ca, api), joining as they are built.
 	// The API needs none of them: it must answer /readyz while they are failing.
 	d.mgr, err = service.New(service.Options{Logger: d.log},
+		service.Unit{Service: d.ntp},
 		service.Unit{Service: d.dns},
 		service.Unit{Service: d.dhcp},
 		service.Unit{Service: apiServer},
@@ -171,6 +176,9 @@ func (d *Daemon) siteInfo() api.SiteInfo {
 func (d *Daemon) Reload(site *config.Site) error {
 	if err := d.reconcile(site); err != nil {
 		return err
+	}
+	if err := d.ntp.Reload(site); err != nil {
+		d.log.Error("ntp could not bind its new addresses", "err", err)
 	}
 	if err := d.dns.Reload(site); err != nil {
 		d.log.Error("dns keeps its running settings", "err", err)
