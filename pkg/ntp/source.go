@@ -260,6 +260,9 @@ func refIDOfAddr(a netip.Addr) uint32 {
 // refIDString shows a reference ID as RFC 5905 reads it: four letters at stratum 0
 // and 1 (and for our LOCL), an IPv4 address above.
 func refIDString(id uint32, stratum uint8) string {
+	if id == 0 {
+		return "" // none: an unsynchronised server's
+	}
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], id)
 	if stratum <= 1 || id == refIDOf("LOCL") {
