@@ -36,6 +36,8 @@ test: check-go deps
 bench: build
 	bench/startup.sh
 	bench/dns.sh
+	bench/dhcp.sh
+	bench/ntp.sh
 
 # Installs the DEPS that are missing (nothing to do: no apt-get at all). Not root, or not
 # Debian: it says what is missing and carries on, and the tests that need it skip.
