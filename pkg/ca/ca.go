@@ -1,0 +1,292 @@
+// Package ca is the site's ACME certificate authority: step-ca's authority embedded
+// (smallstep/certificates), a root and an intermediate of its own under data_dir/ca,
+// the ACME server mounted on chi, and challenge validation that resolves names through
+// infrad's own DNS, so that http-01, dns-01 and tls-alpn-01 work on a site with no
+// other resolver.
+package ca
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/smallstep/certificates/acme"
+	acmeapi "github.com/smallstep/certificates/acme/api"
+	acmenosql "github.com/smallstep/certificates/acme/db/nosql"
+	"github.com/smallstep/certificates/authority"
+	"github.com/smallstep/certificates/authority/config"
+	"github.com/smallstep/certificates/authority/policy"
+	"github.com/smallstep/certificates/authority/provisioner"
+	"github.com/smallstep/certificates/db"
+	"github.com/smallstep/nosql"
+	"go.step.sm/crypto/keyutil"
+	"go.step.sm/crypto/x509util"
+
+	infradconfig "github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/service"
+)
+
+// Options configure a Service.
+type Options struct {
+	Site     *infradconfig.Site // validated; non-nil
+	Resolver netip.AddrPort     // the DNS server that answers the site's names: infrad's own
+	Logger   *slog.Logger       // nil: slog.Default()
+}
+
+// Service is the CA. It is a service.Service.
+type Service struct {
+	log      *slog.Logger
+	site     *infradconfig.Site
+	resolver netip.AddrPort
+
+	mu   sync.Mutex // guards what follows
+	auth *authority.Authority
+	root *x509.Certificate
+	srv  *http.Server
+}
+
+// New returns a stopped CA.
+func New(opts Options) *Service {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Service{log: opts.Logger, site: opts.Site, resolver: opts.Resolver}
+}
+
+// Name is "ca".
+func (s *Service) Name() string { return "ca" }
+
+// Start loads (or makes) the root and intermediate, opens the authority and serves
+// ACME over HTTPS on ca.listen.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return nil
+	}
+	dir := filepath.Join(s.site.DataDir, "ca")
+	caName := strings.TrimSuffix(string(s.site.CA.Name), ".")
+	root, inter, err := loadOrCreate(dir, caName, time.Now())
+	if err != nil {
+		return err
+	}
+	auth, err := s.authority(dir, root, inter)
+	if err != nil {
+		return err
+	}
+	acmeDB, err := acmenosql.New(auth.GetDatabase().(nosql.DB))
+	if err != nil {
+		auth.Shutdown()
+		return fmt.Errorf("acme database: %w", err)
+	}
+	leaf, err := serverCert(inter, caName, s.site.CA.Listen.Addr())
+	if err != nil {
+		auth.Shutdown()
+		return err
+	}
+	ln, err := tls.Listen("tcp", s.site.CA.Listen.String(), &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		auth.Shutdown()
+		return fmt.Errorf("ca listen %s: %w", s.site.CA.Listen, err)
+	}
+	client := newClient(s.resolver)
+	linker := acme.NewLinker(caName, "acme")
+	r := chi.NewRouter()
+	r.Route("/acme", func(r chi.Router) {
+		r.Use(func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				c := acme.NewContext(req.Context(), acmeDB, client, linker, nil)
+				next.ServeHTTP(w, req.WithContext(authority.NewContext(c, auth)))
+			})
+		})
+		acmeapi.Route(r)
+	})
+	r.Get("/roots.pem", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.cert.Raw}))
+	})
+	s.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.auth, s.root = auth, root.cert
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("ca listener stopped", "err", err)
+		}
+	}()
+	s.log.Info("ca listening", "addr", ln.Addr().String(), "directory", fmt.Sprintf("https://%s/acme/acme/directory", caName))
+	return nil
+}
+
+// authority embeds step-ca with one ACME provisioner that signs only names in the
+// site's zones, for cert_lifetime.
+func (s *Service) authority(dir string, root, inter pair) (*authority.Authority, error) {
+	database, err := db.New(&db.Config{Type: "bbolt", DataSource: filepath.Join(dir, "db")})
+	if err != nil {
+		return nil, fmt.Errorf("ca database: %w", err)
+	}
+	var domains []string
+	for _, z := range append([]string{string(s.site.Domain)}, zoneStrings(s.site.DNS.Zones)...) {
+		z = strings.TrimSuffix(z, ".")
+		domains = append(domains, z, "*."+z)
+	}
+	lifetime := s.site.CA.CertLifetime
+	prov := &provisioner.ACME{
+		Type:       provisioner.TypeACME.String(),
+		Name:       "acme",
+		Challenges: []provisioner.ACMEChallenge{provisioner.HTTP_01, provisioner.DNS_01, provisioner.TLS_ALPN_01},
+		Claims: &provisioner.Claims{
+			MinTLSDur:     &provisioner.Duration{Duration: 5 * time.Minute},
+			MaxTLSDur:     &provisioner.Duration{Duration: lifetime},
+			DefaultTLSDur: &provisioner.Duration{Duration: lifetime},
+		},
+		Options: &provisioner.Options{X509: &provisioner.X509Options{
+			AllowedNames: &policy.X509NameOptions{DNSDomains: domains},
+		}},
+	}
+	auth, err := authority.NewEmbedded(
+		authority.WithConfig(&config.Config{AuthorityConfig: &config.AuthConfig{
+			Provisioners: provisioner.List{prov}, DisableIssuedAtCheck: true,
+		}}),
+		authority.WithX509RootCerts(root.cert),
+		authority.WithX509Signer(inter.cert, inter.key),
+		authority.WithDatabase(database),
+		authority.WithQuietInit(),
+	)
+	if err != nil {
+		database.Shutdown()
+		return nil, fmt.Errorf("ca authority: %w", err)
+	}
+	return auth, nil
+}
+
+func zoneStrings[T ~string](zs []T) []string {
+	out := make([]string, len(zs))
+	for i, z := range zs {
+		out[i] = string(z)
+	}
+	return out
+}
+
+// serverCert is the CA listener's own certificate for name (and its listen address,
+// when it is a specific one), signed by the intermediate.
+func serverCert(inter pair, name string, listen netip.Addr) (tls.Certificate, error) {
+	key, err := keyutil.GenerateDefaultSigner()
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	sans := []string{name}
+	if listen.IsValid() && !listen.IsUnspecified() {
+		sans = append(sans, listen.String())
+	}
+	cr, err := x509util.CreateCertificateRequest(name, sans, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	c, err := x509util.NewCertificate(cr, x509util.WithTemplate(x509util.DefaultLeafTemplate, x509util.CreateTemplateData(name, sans)))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := c.GetCertificate()
+	now := time.Now()
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Minute), now.Add(30*24*time.Hour)
+	cert, err := x509util.CreateCertificate(tmpl, inter.cert, key.Public(), inter.key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{cert.Raw, inter.cert.Raw}, PrivateKey: key, Leaf: cert}, nil
+}
+
+// Stop closes the listener and the authority.
+func (s *Service) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return nil
+	}
+	err := s.srv.Shutdown(ctx)
+	err = errors.Join(err, s.auth.Shutdown())
+	s.srv, s.auth = nil, nil
+	return err
+}
+
+// Health defers to the Manager.
+func (s *Service) Health() service.Health { return service.Health{} }
+
+// RootPEM is the root certificate, PEM-encoded; nil before the first Start.
+func (s *Service) RootPEM() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.root == nil {
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.root.Raw})
+}
+
+// client validates challenges, resolving every name through resolver, never the
+// system's: a site's names are in infrad's DNS, and the site may have no other.
+type client struct {
+	resolver *net.Resolver
+	dialer   *net.Dialer
+	http     *http.Client
+}
+
+func newClient(dnsServer netip.AddrPort) *client {
+	c := &client{dialer: &net.Dialer{Timeout: 10 * time.Second}}
+	c.resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return c.dialer.DialContext(ctx, network, dnsServer.String())
+	}}
+	c.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: c.dial}}
+	return c
+}
+
+// dial resolves addr's host through the site's DNS and connects to it.
+func (c *client) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	ips, err := c.resolver.LookupHost(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	var last error
+	for _, ip := range ips {
+		conn, err := c.dialer.DialContext(ctx, network, net.JoinHostPort(ip, port))
+		if err == nil {
+			return conn, nil
+		}
+		last = err
+	}
+	return nil, last
+}
+
+func (c *client) Get(url string) (*http.Response, error) { return c.http.Get(url) }
+
+func (c *client) LookupTxt(name string) ([]string, error) {
+	return c.resolver.LookupTXT(context.Background(), name)
+}
+
+func (c *client) TLSDial(network, addr string, cfg *tls.Config) (*tls.Conn, error) {
+	conn, err := c.dial(context.Background(), network, addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tc, nil
+}

@@ -1,0 +1,158 @@
+package ca
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/smallstep/certificates/acme"
+
+	"github.com/infrad/infrad/pkg/config"
+)
+
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("INFRAD_E2E") == "1" {
+				t.Fatalf("%s is not installed (INFRAD_E2E=1 needs it: make deps)", tool)
+			}
+			t.Skipf("%s is not installed; skipping (make deps installs it)", tool)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// stubDNS answers every name of k8s.example.com with 127.0.0.1: the site's DNS, as
+// the CA's validation sees it.
+func stubDNS(t *testing.T) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if q := r.Question[0]; q.Qtype == dns.TypeA && dns.IsSubDomain("k8s.example.com.", q.Name) {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(127, 0, 0, 1)})
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// startCA runs a CA for k8s.example.com on a free port and returns it, its directory
+// URL and the path of its root certificate.
+func startCA(t *testing.T) (*Service, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	site, err := config.Parse("site.yaml", fmt.Appendf(nil, `domain: k8s.example.com
+data_dir: %s
+ca: {listen: "127.0.0.1:%d", name: ca.k8s.example.com, cert_lifetime: 24h}
+`, dir, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Site: site, Resolver: stubDNS(t)})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	root := filepath.Join(dir, "root.pem")
+	if err := os.WriteFile(root, s.RootPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return s, fmt.Sprintf("https://127.0.0.1:%d/acme/acme/directory", port), root
+}
+
+// lego runs lego's http-01 for domain and returns its output and the path of the
+// certificate it wrote.
+func lego(t *testing.T, directory, root, domain string) (string, string, error) {
+	t.Helper()
+	path := t.TempDir()
+	httpPort := freePort(t)
+	acme.InsecurePortHTTP01 = httpPort // the library's one knob for the http-01 port
+	cmd := exec.Command("lego", "--server", directory, "--accept-tos", "--email", "ops@k8s.example.com",
+		"--domains", domain, "--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", httpPort), "--path", path, "run")
+	cmd.Env = append(os.Environ(), "LEGO_CA_CERTIFICATES="+root)
+	out, err := cmd.CombinedOutput()
+	return string(out), filepath.Join(path, "certificates", domain+".crt"), err
+}
+
+func TestLegoHTTP01(t *testing.T) {
+	need(t, "lego")
+	_, directory, root := startCA(t)
+	out, crt, err := lego(t, directory, root, "web.k8s.example.com")
+	if err != nil {
+		t.Fatalf("lego: %v\n%s", err, out)
+	}
+	leaf, intermediates := readChain(t, crt)
+	roots := x509.NewCertPool()
+	rootPEM, _ := os.ReadFile(root)
+	roots.AppendCertsFromPEM(rootPEM)
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "web.k8s.example.com", Roots: roots, Intermediates: intermediates}); err != nil {
+		t.Errorf("the chain does not verify to the root: %v", err)
+	}
+	if got := leaf.NotAfter.Sub(leaf.NotBefore); got < 23*time.Hour || got > 25*time.Hour {
+		t.Errorf("got a lifetime of %s, want cert_lifetime 24h", got)
+	}
+}
+
+func TestNamesOutsideTheZonesAreRefused(t *testing.T) {
+	need(t, "lego")
+	_, directory, root := startCA(t)
+	out, _, err := lego(t, directory, root, "web.example.org")
+	if err == nil {
+		t.Fatalf("lego got a certificate for a name outside the site's zones:\n%s", out)
+	}
+	if !strings.Contains(out, "not allowed") && !strings.Contains(out, "rejectedIdentifier") {
+		t.Errorf("the refusal does not say the name is not allowed:\n%s", out)
+	}
+}
+
+func readChain(t *testing.T, path string) (*x509.Certificate, *x509.CertPool) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var certs []*x509.Certificate
+	for block, rest := pem.Decode(raw); block != nil; block, rest = pem.Decode(rest) {
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) < 2 {
+		t.Fatalf("got %d certificates in %s, want the leaf and the intermediate", len(certs), path)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		pool.AddCert(c)
+	}
+	return certs[0], pool
+}
