@@ -28,6 +28,7 @@ data_dir: $work/data
 api: {listen: "127.0.0.1:18081"}
 dns: {listen: ["127.0.0.1:15303"]}
 ntp: {listen: ["127.0.0.1:11230"], local_stratum: 10, rate_limit: 0, chronyd: none}
+ca: {listen: "127.0.0.1:18444"}
 YAML
 cat > "$work/chrony.conf" <<CONF
 port 11231

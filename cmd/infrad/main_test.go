@@ -136,11 +136,12 @@ data_dir: %s
 api: {listen: "127.0.0.1:%d"}
 dns: {listen: ["127.0.0.1:%d"]}
 ntp: {listen: ["127.0.0.1:%d"]}
+ca: {listen: "127.0.0.1:%d"}
 subnets:
   - {name: vm, cidr: 10.0.40.0/24, gateway: 10.0.40.1}
 hosts:
   - {name: cp01, ip: 10.0.40.10, mac: "52:54:00:00:40:10"}
-`, domain, filepath.Join(dir, "data"), apiPort, freePort(t), freePort(t))
+`, domain, filepath.Join(dir, "data"), apiPort, freePort(t), freePort(t), freePort(t))
 	if err := os.WriteFile(path, []byte(site), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -390,11 +391,11 @@ func TestAPIObjectsSurviveRestartAndReloadTouchesOnlyFileObjects(t *testing.T) {
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	path := filepath.Join(dir, "site.yaml")
-	dnsPort, ntpPort := freePort(t), freePort(t)
+	dnsPort, ntpPort, caPort := freePort(t), freePort(t), freePort(t)
 	writeSite := func(hosts string) {
 		t.Helper()
-		site := fmt.Sprintf("domain: k8s.example.com\ndata_dir: %s\napi: {listen: \"127.0.0.1:%d\"}\ndns: {listen: [\"127.0.0.1:%d\"]}\nntp: {listen: [\"127.0.0.1:%d\"]}\n"+
-			"subnets:\n  - {name: vm, cidr: 10.0.40.0/24, gateway: 10.0.40.1}\nhosts:\n%s", filepath.Join(dir, "data"), port, dnsPort, ntpPort, hosts)
+		site := fmt.Sprintf("domain: k8s.example.com\ndata_dir: %s\napi: {listen: \"127.0.0.1:%d\"}\ndns: {listen: [\"127.0.0.1:%d\"]}\nntp: {listen: [\"127.0.0.1:%d\"]}\nca: {listen: \"127.0.0.1:%d\"}\n"+
+			"subnets:\n  - {name: vm, cidr: 10.0.40.0/24, gateway: 10.0.40.1}\nhosts:\n%s", filepath.Join(dir, "data"), port, dnsPort, ntpPort, caPort, hosts)
 		if err := os.WriteFile(path, []byte(site), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -441,7 +442,7 @@ func TestAPIObjectsSurviveRestartAndReloadTouchesOnlyFileObjects(t *testing.T) {
 	writeSite("  - {name: cp01, ip: 10.0.40.10, role: etcd}\n  - {name: cp04, ip: 10.0.40.20}\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the refusal in the log", func() bool {
-		return strings.Contains(p.output.String(), `site.yaml:10: hosts[1].ip: 10.0.40.20 is already the address of host \"w01\"`)
+		return strings.Contains(p.output.String(), `site.yaml:11: hosts[1].ip: 10.0.40.20 is already the address of host \"w01\"`)
 	})
 	if got := hostOwners(t, base, token); !slices.Equal(got, want) {
 		t.Errorf("after a refused reload: got %v, want %v", got, want)

@@ -30,6 +30,7 @@ type Options struct {
 	IPAM    *ipam.IPAM              // non-nil
 	Leases  Leases                  // non-nil: the DHCP service
 	Time    Time                    // non-nil: the NTP service
+	CA      CA                      // non-nil: the certificate authority
 	Metrics *prometheus.Registry    // non-nil: the services' metrics, served with the process's
 	Site    func() SiteInfo         // the running site; non-nil
 	Build   BuildInfo
@@ -87,6 +88,7 @@ func (s *Server) routes() http.Handler {
 	r.Get("/healthz", s.handle(s.healthz))
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Method(http.MethodGet, "/metrics", metricsHandler(reg))
+	r.Get("/api/v1/ca/root.pem", s.handle(s.rootPEM)) // open: it is what clients come to trust
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.requireToken)
 		r.Get("/status", s.handle(s.status))

@@ -72,6 +72,7 @@ func newServer(t *testing.T, states ...service.State) *Server {
 		IPAM:    newIPAM(t),
 		Leases:  fakeLeases{},
 		Time:    fakeTime{},
+		CA:      fakeCA{},
 		Metrics: prometheus.NewRegistry(),
 		Status: func() []service.Status {
 			var out []service.Status
@@ -275,3 +276,8 @@ type fakeTime struct{}
 func (fakeTime) Status() ntp.State {
 	return ntp.State{Source: ntp.SourceLocal, Stratum: 10, RefID: "LOCL"}
 }
+
+// fakeCA stands in for the CA: not started.
+type fakeCA struct{}
+
+func (fakeCA) RootPEM() []byte { return nil }

@@ -25,6 +25,7 @@ import (
 	"github.com/smallstep/certificates/acme"
 	acmeapi "github.com/smallstep/certificates/acme/api"
 	acmenosql "github.com/smallstep/certificates/acme/db/nosql"
+	"github.com/smallstep/certificates/api/render"
 	"github.com/smallstep/certificates/authority"
 	"github.com/smallstep/certificates/authority/config"
 	"github.com/smallstep/certificates/authority/policy"
@@ -42,7 +43,11 @@ import (
 type Options struct {
 	Site     *infradconfig.Site // validated; non-nil
 	Resolver netip.AddrPort     // the DNS server that answers the site's names: infrad's own
-	Logger   *slog.Logger       // nil: slog.Default()
+	// Synced says whether infrad's own time can be trusted, and if not, why. The CA
+	// issues nothing while it cannot: a certificate's validity is a statement of time.
+	// nil: always.
+	Synced func() (bool, string)
+	Logger *slog.Logger // nil: slog.Default()
 }
 
 // Service is the CA. It is a service.Service.
@@ -50,6 +55,7 @@ type Service struct {
 	log      *slog.Logger
 	site     *infradconfig.Site
 	resolver netip.AddrPort
+	synced   func() (bool, string)
 
 	mu   sync.Mutex // guards what follows
 	auth *authority.Authority
@@ -62,7 +68,10 @@ func New(opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Service{log: opts.Logger, site: opts.Site, resolver: opts.Resolver}
+	if opts.Synced == nil {
+		opts.Synced = func() (bool, string) { return true, "" }
+	}
+	return &Service{log: opts.Logger, site: opts.Site, resolver: opts.Resolver, synced: opts.Synced}
 }
 
 // Name is "ca".
@@ -101,6 +110,9 @@ func (s *Service) Start(ctx context.Context) error {
 		auth.Shutdown()
 		return fmt.Errorf("ca listen %s: %w", s.site.CA.Listen, err)
 	}
+	if port := s.site.CA.HTTP01Port; port != 0 {
+		acme.InsecurePortHTTP01 = port // the library's one knob for it, process-wide
+	}
 	client := newClient(s.resolver)
 	linker := acme.NewLinker(caName, "acme")
 	r := chi.NewRouter()
@@ -110,7 +122,7 @@ func (s *Service) Start(ctx context.Context) error {
 				c := acme.NewContext(req.Context(), acmeDB, client, linker, nil)
 				next.ServeHTTP(w, req.WithContext(authority.NewContext(c, auth)))
 			})
-		})
+		}, s.timeGuard)
 		acmeapi.Route(r)
 	})
 	r.Get("/roots.pem", func(w http.ResponseWriter, req *http.Request) {
@@ -206,6 +218,21 @@ func serverCert(inter pair, name string, listen netip.Addr) (tls.Certificate, er
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{cert.Raw, inter.cert.Raw}, PrivateKey: key, Leaf: cert}, nil
+}
+
+// timeGuard refuses to finalize an order, which is where a certificate is signed,
+// while infrad's time cannot be trusted, with an ACME error that says so.
+func (s *Service) timeGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/finalize") {
+			if ok, why := s.synced(); !ok {
+				render.Error(w, r, acme.NewError(acme.ErrorServerInternalType,
+					"infrad issues no certificate while its clock is not synchronised: %s", why))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Stop closes the listener and the authority.

@@ -91,6 +91,7 @@ type CA struct {
 	Listen       netip.AddrPort
 	Name         ipam.Name // the CA's own DNS name: https://<name>/acme/acme/directory
 	CertLifetime time.Duration
+	HTTP01Port   int // where http-01 challenges are fetched; ACME says 80 (0 here)
 }
 
 // Defaults for keys the site file leaves out.

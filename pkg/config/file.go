@@ -59,4 +59,5 @@ type fileCA struct {
 	Listen       string `yaml:"listen"`
 	Name         string `yaml:"name"`
 	CertLifetime string `yaml:"cert_lifetime"`
+	HTTP01Port   *int   `yaml:"http01_port"`
 }

@@ -223,6 +223,13 @@ func (v *validator) ca(f *fileCA, domain ipam.Name) CA {
 		Listen:       v.listen("ca.listen", orDefault(f.Listen, DefaultCAListen)),
 		CertLifetime: v.duration("ca.cert_lifetime", f.CertLifetime, DefaultCertLifetime, time.Hour),
 	}
+	if f.HTTP01Port != nil {
+		if p := *f.HTTP01Port; p < 1 || p > 65535 {
+			v.errorf("ca.http01_port", "%d is not a port", p)
+		} else {
+			c.HTTP01Port = p
+		}
+	}
 	if f.Name == "" {
 		if domain != "" {
 			c.Name = "ca." + domain

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/infrad/infrad/pkg/api"
+	"github.com/infrad/infrad/pkg/ca"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infrad/infrad/pkg/config"
@@ -47,6 +48,7 @@ type Daemon struct {
 	ntp       *ntp.Service
 	dns       *dns.Service
 	dhcp      *dhcp.Service
+	ca        *ca.Service
 	mgr       *service.Manager
 
 	mu       sync.Mutex
@@ -127,6 +129,11 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp")})
 	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns")})
 	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Store: d.store, Registry: metrics, Logger: d.log.With("service", "dhcp")})
+	d.ca = ca.New(ca.Options{Site: d.site, Resolver: dnsAddr(d.site.DNS.Listen), Logger: d.log.With("service", "ca"),
+		Synced: func() (bool, string) {
+			st := d.ntp.Status()
+			return st.Leap != 3, st.Why
+		}})
 	apiServer := api.New(api.Options{
 		Listen:  d.apiListen,
 		Token:   token,
@@ -134,6 +141,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		IPAM:    d.ipam,
 		Leases:  d.dhcp,
 		Time:    d.ntp,
+		CA:      d.ca,
 		Metrics: metrics,
 		Site:    d.siteInfo,
 		Build:   build,
@@ -146,6 +154,8 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		service.Unit{Service: d.ntp},
 		service.Unit{Service: d.dns},
 		service.Unit{Service: d.dhcp},
+		// The CA trusts infrad's clock and resolves challenges through infrad's DNS.
+		service.Unit{Service: d.ca, Needs: []string{"ntp", "dns"}},
 		service.Unit{Service: apiServer},
 	)
 	if err != nil {
@@ -154,6 +164,22 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	d.mgr.Start(ctx)
 	d.log.Info("infrad starting", "site", d.site.Source, "domain", d.site.Domain, "data_dir", d.dataDir)
 	return nil
+}
+
+// dnsAddr is where infrad's own DNS answers, for the CA's validation: the first
+// listen address, loopback when that is a wildcard.
+func dnsAddr(listen []netip.AddrPort) netip.AddrPort {
+	if len(listen) == 0 {
+		return netip.AddrPort{}
+	}
+	l := listen[0]
+	switch {
+	case l.Addr().IsUnspecified() && l.Addr().Is4():
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), l.Port())
+	case l.Addr().IsUnspecified():
+		return netip.AddrPortFrom(netip.IPv6Loopback(), l.Port())
+	}
+	return l
 }
 
 // Status is the readiness table, in start order.
