@@ -448,3 +448,16 @@ func TestAPIObjectsSurviveRestartAndReloadTouchesOnlyFileObjects(t *testing.T) {
 		t.Errorf("after a refused reload: got %v, want %v", got, want)
 	}
 }
+
+// need skips a test whose client is not installed, or fails it under INFRAD_E2E=1.
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("INFRAD_E2E") == "1" {
+				t.Fatalf("%s is not installed (INFRAD_E2E=1 needs it: make deps)", tool)
+			}
+			t.Skipf("%s is not installed; skipping (make deps installs it)", tool)
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package main
+
+// The CA end to end: infrad serving DNS, NTP and ACME on loopback, and the clients
+// sites use (lego with http-01 and with dns-01 through RFC 2136 into infrad's DNS,
+// certbot standalone) getting certificates that openssl verifies against the root
+// the API serves.
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const caSite = `domain: k8s.example.com
+data_dir: %[1]s
+api: {listen: "127.0.0.1:%[2]d"}
+dns:
+  listen: ["127.0.0.1:%[3]d"]
+  tsig_keys:
+    - {name: lego, algorithm: hmac-sha256, secret: "bGVnby1zZWNyZXQtbGVnby1zZWNyZXQtbGVnby1zZWNyZXQ="}
+  records:
+    - {name: "*", type: A, value: 127.0.0.1}
+ntp: {listen: ["127.0.0.1:%[4]d"], local_stratum: 10, chronyd: none}
+ca: {listen: "127.0.0.1:%[5]d", name: ca.k8s.example.com, cert_lifetime: 48h, http01_port: %[6]d}
+`
+
+type caLab struct {
+	dir, root, directory string
+	dnsPort, httpPort    int
+}
+
+func TestCAWithRealClients(t *testing.T) {
+	need(t, "lego", "certbot", "openssl")
+	dir := t.TempDir()
+	api, dnsPort, ntpPort, caPort, httpPort := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	site := filepath.Join(dir, "site.yaml")
+	os.WriteFile(site, fmt.Appendf(nil, caSite, filepath.Join(dir, "data"), api, dnsPort, ntpPort, caPort, httpPort), 0o644)
+	start(t, dir, "serve", "-c", site)
+	waitReady(t, fmt.Sprintf("http://127.0.0.1:%d", api))
+
+	// The root, from the API, with no token.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/ca/root.pem", api))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET root.pem: %v %v", resp, err)
+	}
+	rootPEM, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	lab := caLab{dir: dir, root: filepath.Join(dir, "root.pem"), dnsPort: dnsPort, httpPort: httpPort,
+		directory: fmt.Sprintf("https://127.0.0.1:%d/acme/acme/directory", caPort)}
+	os.WriteFile(lab.root, rootPEM, 0o644)
+
+	t.Run("the CA's own certificate is for ca.name", func(t *testing.T) {
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(rootPEM)
+		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", caPort), &tls.Config{ServerName: "ca.k8s.example.com", RootCAs: roots})
+		if err != nil {
+			t.Fatalf("TLS to the CA as ca.k8s.example.com: %v", err)
+		}
+		conn.Close()
+	})
+	t.Run("lego http-01", func(t *testing.T) {
+		lab.verify(t, lab.lego(t, "web.k8s.example.com", nil, "--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", httpPort)), "web.k8s.example.com")
+	})
+	t.Run("lego dns-01 through RFC 2136", func(t *testing.T) {
+		env := []string{
+			fmt.Sprintf("RFC2136_NAMESERVER=127.0.0.1:%d", dnsPort),
+			"RFC2136_TSIG_KEY=lego.", "RFC2136_TSIG_ALGORITHM=hmac-sha256.",
+			"RFC2136_TSIG_SECRET=bGVnby1zZWNyZXQtbGVnby1zZWNyZXQtbGVnby1zZWNyZXQ=",
+			"RFC2136_PROPAGATION_TIMEOUT=20", "RFC2136_POLLING_INTERVAL=1",
+		}
+		lab.verify(t, lab.lego(t, "dns01.k8s.example.com", env, "--dns", "rfc2136",
+			"--dns.resolvers", fmt.Sprintf("127.0.0.1:%d", dnsPort), "--dns.disable-cp"), "dns01.k8s.example.com")
+	})
+	t.Run("certbot standalone", func(t *testing.T) {
+		work := t.TempDir()
+		cmd := exec.Command("certbot", "certonly", "--standalone", "--non-interactive", "--agree-tos",
+			"--register-unsafely-without-email", "--server", lab.directory, "-d", "certbot.k8s.example.com",
+			"--http-01-port", fmt.Sprint(httpPort), "--http-01-address", "127.0.0.1",
+			"--config-dir", work, "--work-dir", work, "--logs-dir", work)
+		cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+lab.root)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("certbot: %v\n%s", err, out)
+		}
+		lab.verify(t, filepath.Join(work, "live", "certbot.k8s.example.com", "fullchain.pem"), "certbot.k8s.example.com")
+	})
+}
+
+// lego runs lego for domain with the challenge flags given and returns the path of
+// the certificate (with its chain) it wrote.
+func (l caLab) lego(t *testing.T, domain string, env []string, flags ...string) string {
+	t.Helper()
+	path := t.TempDir()
+	args := append([]string{"--server", l.directory, "--accept-tos", "--email", "ops@k8s.example.com",
+		"--domains", domain, "--path", path}, flags...)
+	cmd := exec.Command("lego", append(args, "run")...)
+	cmd.Env = append(append(os.Environ(), "LEGO_CA_CERTIFICATES="+l.root), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("lego: %v\n%s", err, out)
+	}
+	return filepath.Join(path, "certificates", domain+".crt")
+}
+
+// verify checks the chain in path with openssl against the served root, and the
+// leaf's name and lifetime.
+func (l caLab) verify(t *testing.T, path, name string) {
+	t.Helper()
+	out, err := exec.Command("openssl", "verify", "-CAfile", l.root, "-untrusted", path, path).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ": OK") {
+		t.Errorf("openssl verify: %v\n%s", err, out)
+	}
+	text, _ := exec.Command("openssl", "x509", "-in", path, "-noout", "-ext", "subjectAltName", "-dates").Output()
+	if !strings.Contains(string(text), "DNS:"+name) {
+		t.Errorf("the certificate is not for %s:\n%s", name, text)
+	}
+	end, _ := exec.Command("openssl", "x509", "-in", path, "-noout", "-checkend", fmt.Sprint(47*3600)).CombinedOutput()
+	tooLong, _ := exec.Command("openssl", "x509", "-in", path, "-noout", "-checkend", fmt.Sprint(49*3600)).CombinedOutput()
+	if !strings.Contains(string(end), "will not expire") || !strings.Contains(string(tooLong), "will expire") {
+		t.Errorf("the certificate does not live cert_lifetime (48h):\n%s", text)
+	}
+}
