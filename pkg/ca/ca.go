@@ -226,8 +226,10 @@ func (s *Service) timeGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/finalize") {
 			if ok, why := s.synced(); !ok {
-				render.Error(w, r, acme.NewError(acme.ErrorServerInternalType,
-					"infrad issues no certificate while its clock is not synchronised: %s", why))
+				msg := "infrad issues no certificate while its clock is not synchronised: " + why
+				e := acme.NewError(acme.ErrorServerInternalType, "%s", msg)
+				e.Detail, e.Status = msg, http.StatusServiceUnavailable // the type's own detail says nothing
+				render.Error(w, r, e)
 				return
 			}
 		}

@@ -66,6 +66,11 @@ func stubDNS(t *testing.T) netip.AddrPort {
 // startCA runs a CA for k8s.example.com on a free port and returns it, its directory
 // URL and the path of its root certificate.
 func startCA(t *testing.T) (*Service, string, string) {
+	return startCAWith(t, nil)
+}
+
+// startCAWith is startCA with the clock judged by synced.
+func startCAWith(t *testing.T, synced func() (bool, string)) (*Service, string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
@@ -76,7 +81,7 @@ ca: {listen: "127.0.0.1:%d", name: ca.k8s.example.com, cert_lifetime: 24h}
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Options{Site: site, Resolver: stubDNS(t)})
+	s := New(Options{Site: site, Resolver: stubDNS(t), Synced: synced})
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -155,4 +160,16 @@ func readChain(t *testing.T, path string) (*x509.Certificate, *x509.CertPool) {
 		pool.AddCert(c)
 	}
 	return certs[0], pool
+}
+
+func TestNoCertificateWhileTheClockIsUntrusted(t *testing.T) {
+	need(t, "lego")
+	_, directory, root := startCAWith(t, func() (bool, string) { return false, "no source: leap 3" })
+	out, _, err := lego(t, directory, root, "web.k8s.example.com")
+	if err == nil {
+		t.Fatalf("lego got a certificate from a CA whose clock is not synchronised:\n%s", out)
+	}
+	if !strings.Contains(out, "clock is not synchronised") || !strings.Contains(out, "no source: leap 3") {
+		t.Errorf("the ACME error does not say why:\n%s", out)
+	}
 }
