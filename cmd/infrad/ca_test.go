@@ -8,8 +8,10 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -65,8 +67,12 @@ func TestCAWithRealClients(t *testing.T) {
 		}
 		conn.Close()
 	})
+	httpFlags := []string{"--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", httpPort)}
+	var webPath string
 	t.Run("lego http-01", func(t *testing.T) {
-		lab.verify(t, lab.lego(t, "web.k8s.example.com", nil, "--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", httpPort)), "web.k8s.example.com")
+		crt, path := lab.lego(t, "web.k8s.example.com", nil, httpFlags...)
+		lab.verify(t, crt, "web.k8s.example.com")
+		webPath = path
 	})
 	t.Run("lego dns-01 through RFC 2136", func(t *testing.T) {
 		env := []string{
@@ -75,8 +81,9 @@ func TestCAWithRealClients(t *testing.T) {
 			"RFC2136_TSIG_SECRET=bGVnby1zZWNyZXQtbGVnby1zZWNyZXQtbGVnby1zZWNyZXQ=",
 			"RFC2136_PROPAGATION_TIMEOUT=20", "RFC2136_POLLING_INTERVAL=1",
 		}
-		lab.verify(t, lab.lego(t, "dns01.k8s.example.com", env, "--dns", "rfc2136",
-			"--dns.resolvers", fmt.Sprintf("127.0.0.1:%d", dnsPort), "--dns.disable-cp"), "dns01.k8s.example.com")
+		crt, _ := lab.lego(t, "dns01.k8s.example.com", env, "--dns", "rfc2136",
+			"--dns.resolvers", fmt.Sprintf("127.0.0.1:%d", dnsPort), "--dns.disable-cp")
+		lab.verify(t, crt, "dns01.k8s.example.com")
 	})
 	t.Run("certbot standalone", func(t *testing.T) {
 		work := t.TempDir()
@@ -90,13 +97,93 @@ func TestCAWithRealClients(t *testing.T) {
 		}
 		lab.verify(t, filepath.Join(work, "live", "certbot.k8s.example.com", "fullchain.pem"), "certbot.k8s.example.com")
 	})
+	t.Run("revocation through ACME, the certificate list and the CRL", func(t *testing.T) {
+		if webPath == "" {
+			t.Skip("lego http-01 failed")
+		}
+		cmd := exec.Command("lego", "--server", lab.directory, "--accept-tos", "--email", "ops@k8s.example.com",
+			"--domains", "web.k8s.example.com", "--path", webPath, "revoke")
+		cmd.Env = append(os.Environ(), "LEGO_CA_CERTIFICATES="+lab.root)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("lego revoke: %v\n%s", err, out)
+		}
+		base := fmt.Sprintf("http://127.0.0.1:%d", api)
+		token := readToken(t, filepath.Join(dir, "data"))
+		var certs []struct {
+			Serial  string
+			Names   []string
+			Revoked bool
+		}
+		getJSON(t, base+"/api/v1/ca/certificates", token, &certs)
+		revoked := ""
+		for _, c := range certs {
+			if c.Revoked {
+				revoked = c.Serial
+				if len(c.Names) != 1 || c.Names[0] != "web.k8s.example.com" {
+					t.Errorf("the revoked certificate is %v, want web.k8s.example.com's", c.Names)
+				}
+			}
+		}
+		if len(certs) != 3 || revoked == "" {
+			t.Fatalf("got %+v, want 3 certificates, web's revoked", certs)
+		}
+		crl := filepath.Join(dir, "crl.der")
+		resp, err := http.Get(base + "/api/v1/ca/crl")
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET crl: %v %v", resp, err)
+		}
+		der, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		os.WriteFile(crl, der, 0o644)
+		text, err := exec.Command("openssl", "crl", "-inform", "DER", "-in", crl, "-noout", "-text").CombinedOutput()
+		if err != nil || !strings.Contains(strings.ToUpper(string(text)), strings.ToUpper(serialHex(revoked))) {
+			t.Errorf("the CRL does not list serial %s (%s): %v\n%s", revoked, serialHex(revoked), err, text)
+		}
+		var info struct {
+			RootFingerprint string `json:"root_fingerprint_sha256"`
+			Directory       string
+		}
+		getJSON(t, base+"/api/v1/ca", token, &info)
+		if len(info.RootFingerprint) != 64 || info.Directory != "https://ca.k8s.example.com/acme/acme/directory" {
+			t.Errorf("got %+v", info)
+		}
+		metrics, _ := http.Get(base + "/metrics")
+		body, _ := io.ReadAll(metrics.Body)
+		metrics.Body.Close()
+		if !strings.Contains(string(body), "infrad_ca_certificates_issued 3") || !strings.Contains(string(body), "infrad_ca_intermediate_expiry_days") {
+			t.Errorf("the CA metrics are missing from /metrics")
+		}
+	})
+}
+
+func getJSON(t *testing.T, url, token string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// serialHex is a decimal serial as openssl prints it, in hexadecimal.
+func serialHex(decimal string) string {
+	n, ok := new(big.Int).SetString(decimal, 10)
+	if !ok {
+		return decimal
+	}
+	return fmt.Sprintf("%X", n)
 }
 
 // lego runs lego for domain with the challenge flags given and returns the path of
-// the certificate (with its chain) it wrote.
-func (l caLab) lego(t *testing.T, domain string, env []string, flags ...string) string {
+// the certificate (with its chain) it wrote, and lego's own directory.
+func (l caLab) lego(t *testing.T, domain string, env []string, flags ...string) (crt, path string) {
 	t.Helper()
-	path := t.TempDir()
+	path = filepath.Join(l.dir, "lego-"+domain) // outlives the subtest: revocation needs it
 	args := append([]string{"--server", l.directory, "--accept-tos", "--email", "ops@k8s.example.com",
 		"--domains", domain, "--path", path}, flags...)
 	cmd := exec.Command("lego", append(args, "run")...)
@@ -104,7 +191,7 @@ func (l caLab) lego(t *testing.T, domain string, env []string, flags ...string) 
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("lego: %v\n%s", err, out)
 	}
-	return filepath.Join(path, "certificates", domain+".crt")
+	return filepath.Join(path, "certificates", domain+".crt"), path
 }
 
 // verify checks the chain in path with openssl against the served root, and the

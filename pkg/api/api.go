@@ -89,6 +89,7 @@ func (s *Server) routes() http.Handler {
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Method(http.MethodGet, "/metrics", metricsHandler(reg))
 	r.Get("/api/v1/ca/root.pem", s.handle(s.rootPEM)) // open: it is what clients come to trust
+	r.Get("/api/v1/ca/crl", s.handle(s.crl))          // open: relying parties fetch it
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.requireToken)
 		r.Get("/status", s.handle(s.status))
@@ -97,6 +98,8 @@ func (s *Server) routes() http.Handler {
 		r.Get("/dhcp/leases", s.handle(s.listLeases))
 		r.Delete("/dhcp/leases/{ip}", s.handle(s.releaseLease))
 		r.Get("/ntp", s.handle(s.ntpStatus))
+		r.Get("/ca", s.handle(s.caInfo))
+		r.Get("/ca/certificates", s.handle(s.caCertificates))
 	})
 	return r
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/infrad/infrad/pkg/ca"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ntp"
@@ -280,4 +281,7 @@ func (fakeTime) Status() ntp.State {
 // fakeCA stands in for the CA: not started.
 type fakeCA struct{}
 
-func (fakeCA) RootPEM() []byte { return nil }
+func (fakeCA) RootPEM() []byte                         { return nil }
+func (fakeCA) Info() (ca.Info, error)                  { return ca.Info{}, ca.ErrNotStarted }
+func (fakeCA) Certificates() ([]ca.Certificate, error) { return nil, ca.ErrNotStarted }
+func (fakeCA) CRL() ([]byte, error)                    { return nil, ca.ErrNotStarted }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/smallstep/certificates/acme"
 	acmeapi "github.com/smallstep/certificates/acme/api"
 	acmenosql "github.com/smallstep/certificates/acme/db/nosql"
@@ -46,8 +47,9 @@ type Options struct {
 	// Synced says whether infrad's own time can be trusted, and if not, why. The CA
 	// issues nothing while it cannot: a certificate's validity is a statement of time.
 	// nil: always.
-	Synced func() (bool, string)
-	Logger *slog.Logger // nil: slog.Default()
+	Synced   func() (bool, string)
+	Registry prometheus.Registerer // nil: no metrics
+	Logger   *slog.Logger          // nil: slog.Default()
 }
 
 // Service is the CA. It is a service.Service.
@@ -56,11 +58,13 @@ type Service struct {
 	site     *infradconfig.Site
 	resolver netip.AddrPort
 	synced   func() (bool, string)
+	metrics  *collector
 
-	mu   sync.Mutex // guards what follows
-	auth *authority.Authority
-	root *x509.Certificate
-	srv  *http.Server
+	mu    sync.Mutex // guards what follows
+	auth  *authority.Authority
+	root  *x509.Certificate
+	inter *x509.Certificate
+	srv   *http.Server
 }
 
 // New returns a stopped CA.
@@ -71,7 +75,12 @@ func New(opts Options) *Service {
 	if opts.Synced == nil {
 		opts.Synced = func() (bool, string) { return true, "" }
 	}
-	return &Service{log: opts.Logger, site: opts.Site, resolver: opts.Resolver, synced: opts.Synced}
+	s := &Service{log: opts.Logger, site: opts.Site, resolver: opts.Resolver, synced: opts.Synced}
+	s.metrics = newCollector(s)
+	if opts.Registry != nil {
+		opts.Registry.MustRegister(s.metrics)
+	}
+	return s
 }
 
 // Name is "ca".
@@ -122,8 +131,17 @@ func (s *Service) Start(ctx context.Context) error {
 				c := acme.NewContext(req.Context(), acmeDB, client, linker, nil)
 				next.ServeHTTP(w, req.WithContext(authority.NewContext(c, auth)))
 			})
-		}, s.timeGuard)
+		}, s.metrics.countFailures, s.timeGuard)
 		acmeapi.Route(r)
+	})
+	r.Get("/crl", func(w http.ResponseWriter, req *http.Request) {
+		crl, err := auth.GetCertificateRevocationList()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Write(crl.Data)
 	})
 	r.Get("/roots.pem", func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
@@ -131,7 +149,7 @@ func (s *Service) Start(ctx context.Context) error {
 	})
 	s.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-	s.auth, s.root = auth, root.cert
+	s.auth, s.root, s.inter = auth, root.cert, inter.cert
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("ca listener stopped", "err", err)
@@ -168,9 +186,11 @@ func (s *Service) authority(dir string, root, inter pair) (*authority.Authority,
 		}},
 	}
 	auth, err := authority.NewEmbedded(
-		authority.WithConfig(&config.Config{AuthorityConfig: &config.AuthConfig{
-			Provisioners: provisioner.List{prov}, DisableIssuedAtCheck: true,
-		}}),
+		authority.WithConfig(&config.Config{
+			AuthorityConfig: &config.AuthConfig{Provisioners: provisioner.List{prov}, DisableIssuedAtCheck: true},
+			CRL: &config.CRLConfig{Enabled: true, GenerateOnRevoke: true,
+				CacheDuration: &provisioner.Duration{Duration: 24 * time.Hour}},
+		}),
 		authority.WithX509RootCerts(root.cert),
 		authority.WithX509Signer(inter.cert, inter.key),
 		authority.WithDatabase(database),

@@ -2,10 +2,13 @@ package ca
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -171,5 +174,40 @@ func TestNoCertificateWhileTheClockIsUntrusted(t *testing.T) {
 	}
 	if !strings.Contains(out, "clock is not synchronised") || !strings.Contains(out, "no source: leap 3") {
 		t.Errorf("the ACME error does not say why:\n%s", out)
+	}
+}
+
+func TestKeyFilesAndRootsPEM(t *testing.T) {
+	s, directory, root := startCA(t)
+	dir := filepath.Join(s.site.DataDir, "ca")
+	for _, key := range []string{"root.key", "intermediate.key"} {
+		info, err := os.Stat(filepath.Join(dir, key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := info.Mode().Perm(); got != 0o600 {
+			t.Errorf("%s: got mode %o, want 600", key, got)
+		}
+	}
+	rootPEM, _ := os.ReadFile(root)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(rootPEM)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(strings.Replace(directory, "/acme/acme/directory", "/roots.pem", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if string(got) != string(rootPEM) {
+		t.Errorf("/roots.pem is not the root")
+	}
+	// A restart keeps the root: clients that trust it keep trusting the CA.
+	s.Stop(context.Background())
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if string(s.RootPEM()) != string(rootPEM) {
+		t.Errorf("the root changed across a restart")
 	}
 }

@@ -129,7 +129,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp")})
 	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns")})
 	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Store: d.store, Registry: metrics, Logger: d.log.With("service", "dhcp")})
-	d.ca = ca.New(ca.Options{Site: d.site, Resolver: dnsAddr(d.site.DNS.Listen), Logger: d.log.With("service", "ca"),
+	d.ca = ca.New(ca.Options{Site: d.site, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"),
 		Synced: func() (bool, string) {
 			st := d.ntp.Status()
 			return st.Leap != 3, st.Why
