@@ -147,11 +147,11 @@ func (s *Service) Start(ctx context.Context) error {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.cert.Raw}))
 	})
-	s.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-	s.auth, s.root, s.inter = auth, root.cert, inter.cert
+	s.srv, s.auth, s.root, s.inter = srv, auth, root.cert, inter.cert
 	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("ca listener stopped", "err", err)
 		}
 	}()

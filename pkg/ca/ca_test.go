@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/smallstep/certificates/acme"
 
 	"github.com/infrad/infrad/pkg/config"
 )
@@ -66,21 +65,28 @@ func stubDNS(t *testing.T) netip.AddrPort {
 	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
-// startCA runs a CA for k8s.example.com on a free port and returns it, its directory
-// URL and the path of its root certificate.
-func startCA(t *testing.T) (*Service, string, string) {
+// testCA is a CA for k8s.example.com on free ports.
+type testCA struct {
+	*Service
+	directory string // its ACME directory URL
+	root      string // the path of its root certificate
+	httpPort  int    // where it fetches http-01 challenges
+}
+
+// startCA runs a testCA.
+func startCA(t *testing.T) testCA {
 	return startCAWith(t, nil)
 }
 
 // startCAWith is startCA with the clock judged by synced.
-func startCAWith(t *testing.T, synced func() (bool, string)) (*Service, string, string) {
+func startCAWith(t *testing.T, synced func() (bool, string)) testCA {
 	t.Helper()
 	dir := t.TempDir()
-	port := freePort(t)
+	port, httpPort := freePort(t), freePort(t)
 	site, err := config.Parse("site.yaml", fmt.Appendf(nil, `domain: k8s.example.com
 data_dir: %s
-ca: {listen: "127.0.0.1:%d", name: ca.k8s.example.com, cert_lifetime: 24h}
-`, dir, port))
+ca: {listen: "127.0.0.1:%d", name: ca.k8s.example.com, cert_lifetime: 24h, http01_port: %d}
+`, dir, port, httpPort))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,27 +99,26 @@ ca: {listen: "127.0.0.1:%d", name: ca.k8s.example.com, cert_lifetime: 24h}
 	if err := os.WriteFile(root, s.RootPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return s, fmt.Sprintf("https://127.0.0.1:%d/acme/acme/directory", port), root
+	return testCA{Service: s, directory: fmt.Sprintf("https://127.0.0.1:%d/acme/acme/directory", port), root: root, httpPort: httpPort}
 }
 
 // lego runs lego's http-01 for domain and returns its output and the path of the
 // certificate it wrote.
-func lego(t *testing.T, directory, root, domain string) (string, string, error) {
+func lego(t *testing.T, c testCA, domain string) (string, string, error) {
 	t.Helper()
 	path := t.TempDir()
-	httpPort := freePort(t)
-	acme.InsecurePortHTTP01 = httpPort // the library's one knob for the http-01 port
-	cmd := exec.Command("lego", "--server", directory, "--accept-tos", "--email", "ops@k8s.example.com",
-		"--domains", domain, "--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", httpPort), "--path", path, "run")
-	cmd.Env = append(os.Environ(), "LEGO_CA_CERTIFICATES="+root)
+	cmd := exec.Command("lego", "--server", c.directory, "--accept-tos", "--email", "ops@k8s.example.com",
+		"--domains", domain, "--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", c.httpPort), "--path", path, "run")
+	cmd.Env = append(os.Environ(), "LEGO_CA_CERTIFICATES="+c.root)
 	out, err := cmd.CombinedOutput()
 	return string(out), filepath.Join(path, "certificates", domain+".crt"), err
 }
 
 func TestLegoHTTP01(t *testing.T) {
 	need(t, "lego")
-	_, directory, root := startCA(t)
-	out, crt, err := lego(t, directory, root, "web.k8s.example.com")
+	c := startCA(t)
+	root := c.root
+	out, crt, err := lego(t, c, "web.k8s.example.com")
 	if err != nil {
 		t.Fatalf("lego: %v\n%s", err, out)
 	}
@@ -131,8 +136,7 @@ func TestLegoHTTP01(t *testing.T) {
 
 func TestNamesOutsideTheZonesAreRefused(t *testing.T) {
 	need(t, "lego")
-	_, directory, root := startCA(t)
-	out, _, err := lego(t, directory, root, "web.example.org")
+	out, _, err := lego(t, startCA(t), "web.example.org")
 	if err == nil {
 		t.Fatalf("lego got a certificate for a name outside the site's zones:\n%s", out)
 	}
@@ -167,8 +171,7 @@ func readChain(t *testing.T, path string) (*x509.Certificate, *x509.CertPool) {
 
 func TestNoCertificateWhileTheClockIsUntrusted(t *testing.T) {
 	need(t, "lego")
-	_, directory, root := startCAWith(t, func() (bool, string) { return false, "no source: leap 3" })
-	out, _, err := lego(t, directory, root, "web.k8s.example.com")
+	out, _, err := lego(t, startCAWith(t, func() (bool, string) { return false, "no source: leap 3" }), "web.k8s.example.com")
 	if err == nil {
 		t.Fatalf("lego got a certificate from a CA whose clock is not synchronised:\n%s", out)
 	}
@@ -178,7 +181,8 @@ func TestNoCertificateWhileTheClockIsUntrusted(t *testing.T) {
 }
 
 func TestKeyFilesAndRootsPEM(t *testing.T) {
-	s, directory, root := startCA(t)
+	c := startCA(t)
+	s, directory, root := c.Service, c.directory, c.root
 	dir := filepath.Join(s.site.DataDir, "ca")
 	for _, key := range []string{"root.key", "intermediate.key"} {
 		info, err := os.Stat(filepath.Join(dir, key))
@@ -192,8 +196,8 @@ func TestKeyFilesAndRootsPEM(t *testing.T) {
 	rootPEM, _ := os.ReadFile(root)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(rootPEM)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := c.Get(strings.Replace(directory, "/acme/acme/directory", "/roots.pem", 1))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Get(strings.Replace(directory, "/acme/acme/directory", "/roots.pem", 1))
 	if err != nil {
 		t.Fatal(err)
 	}
