@@ -93,7 +93,7 @@ type dhclient struct {
 }
 
 const dhclientScript = `#!/bin/sh
-env | grep -E '^(reason|new_)' | sort > "$DIR/$reason"
+env | grep -E '^(reason|new_)' | sort > "$DIR/$reason.tmp" && mv "$DIR/$reason.tmp" "$DIR/$reason"
 echo "$reason" >> "$DIR/reasons"
 case "$reason" in
 BOUND|RENEW|REBIND|REBOOT) ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
