@@ -109,12 +109,12 @@ func (s *Service) Start(ctx context.Context) error {
 		auth.Shutdown()
 		return fmt.Errorf("acme database: %w", err)
 	}
-	leaf, err := serverCert(inter, caName, s.site.CA.Listen.Addr())
-	if err != nil {
+	own := &ownCert{inter: inter, name: caName, listen: s.site.CA.Listen.Addr()}
+	if _, err := own.get(nil); err != nil {
 		auth.Shutdown()
 		return err
 	}
-	ln, err := tls.Listen("tcp", s.site.CA.Listen.String(), &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12})
+	ln, err := tls.Listen("tcp", s.site.CA.Listen.String(), &tls.Config{GetCertificate: own.get, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		auth.Shutdown()
 		return fmt.Errorf("ca listen %s: %w", s.site.CA.Listen, err)
@@ -209,6 +209,30 @@ func zoneStrings[T ~string](zs []T) []string {
 		out[i] = string(z)
 	}
 	return out
+}
+
+// ownCert is the CA listener's own certificate, made anew when it has less than ten
+// days to live: the CA runs for months, its certificate for thirty days.
+type ownCert struct {
+	inter  pair
+	name   string
+	listen netip.Addr
+
+	mu   sync.Mutex
+	cert *tls.Certificate
+}
+
+func (o *ownCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cert == nil || time.Until(o.cert.Leaf.NotAfter) < 10*24*time.Hour {
+		c, err := serverCert(o.inter, o.name, o.listen)
+		if err != nil {
+			return nil, err
+		}
+		o.cert = &c
+	}
+	return o.cert, nil
 }
 
 // serverCert is the CA listener's own certificate for name (and its listen address,
