@@ -20,6 +20,7 @@ import (
 
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/web"
 )
 
 // Options configure a Server.
@@ -85,6 +86,10 @@ func (s *Server) routes() http.Handler {
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", r.Method, r.URL.Path)
 	}))
+	ui := http.StripPrefix("/ui/", http.FileServerFS(web.FS()))
+	r.Method(http.MethodGet, "/ui/*", ui) // the page asks for its data with the token; its files are open
+	r.Get("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently).ServeHTTP)
+	r.Get("/", http.RedirectHandler("/ui/", http.StatusFound).ServeHTTP)
 	r.Get("/healthz", s.handle(s.healthz))
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Method(http.MethodGet, "/metrics", metricsHandler(reg))
@@ -141,6 +146,8 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}()
 	s.log.Info("api listening", "addr", ln.Addr().String())
+	// The one place the token is logged: the sign-in link a person opens (as Jupyter does).
+	s.log.Info("sign in to the UI", "url", fmt.Sprintf("http://%s/ui/#token=%s", ln.Addr(), s.opts.Token))
 	return nil
 }
 
