@@ -12,9 +12,9 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # installs them; .ci/run does so on every clean machine. Tests that need a missing tool
 # skip, saying which, unless INFRAD_E2E=1, where it is a failure. `make test` runs
 # `make deps` first.
-DEPS := make git curl ca-certificates iproute2 dnsutils knot-dnsutils nsd dnsperf isc-dhcp-client kea-admin kea-dhcp4-server chrony lego certbot openssl
+DEPS := make git curl ca-certificates iproute2 dnsutils knot-dnsutils nsd dnsperf isc-dhcp-client kea-admin kea-dhcp4-server chrony lego certbot openssl nodejs chromium
 
-.PHONY: all build run test bench deps check-go clean
+.PHONY: all build run test bench deps ui-deps check-go clean
 
 all: build
 
@@ -28,7 +28,7 @@ build: check-go
 run: build
 	./bin/infrad serve
 
-test: check-go deps
+test: check-go deps ui-deps
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 	$(GO) test -race ./...
@@ -41,6 +41,11 @@ bench: build
 
 # Installs the DEPS that are missing (nothing to do: no apt-get at all). Not root, or not
 # Debian: it says what is missing and carries on, and the tests that need it skip.
+# The UI's test tool: playwright-core (no browser of its own: it drives Debian's chromium).
+ui-deps:
+	@command -v npm >/dev/null || { echo "make ui-deps: no npm, so the UI tests will skip"; exit 0; }; \
+	cd web/test && npm ci --no-audit --no-fund --loglevel=error
+
 deps:
 	@command -v dpkg >/dev/null || { echo "make deps: not a Debian system; install by hand: $(DEPS)"; exit 0; }; \
 	missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -108,6 +108,13 @@ request subnet-mask, broadcast-address, routers, domain-name, domain-name-server
 
 func (l *lab) dhclient(t *testing.T, dir, hostname string, extra ...string) *dhclient {
 	t.Helper()
+	return &dhclient{dir: dir, p: startCmd(t, dir, "ip", l.dhclientArgs(t, dir, hostname, extra...)...)}
+}
+
+// dhclientArgs writes dhclient's script and configuration to dir and returns the
+// arguments of ip that run it in the client namespace.
+func (l *lab) dhclientArgs(t *testing.T, dir, hostname string, extra ...string) []string {
+	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +122,9 @@ func (l *lab) dhclient(t *testing.T, dir, hostname string, extra ...string) *dhc
 	os.WriteFile(script, []byte(strings.Replace(dhclientScript, "$DIR", dir, -1)), 0o755)
 	conf := filepath.Join(dir, "dhclient.conf")
 	os.WriteFile(conf, fmt.Appendf(nil, dhclientConf, hostname), 0o644)
-	args := append([]string{"netns", "exec", l.cli, "dhclient", "-d", "-4", "-cf", conf,
+	args := append([]string{"netns", "exec", l.cli, "dhclient", "-4", "-cf", conf,
 		"-lf", filepath.Join(dir, "leases"), "-pf", filepath.Join(dir, "pid"), "-sf", script}, extra...)
-	args = append(args, clientIf)
-	c := &dhclient{dir: dir, p: startCmd(t, dir, "ip", args...)}
-	return c
+	return append(args, clientIf)
 }
 
 // got returns what dhclient was given when reason last happened, or nil.
@@ -146,6 +151,9 @@ func (c *dhclient) stop() {
 	c.p.cmd.Process.Signal(syscall.SIGTERM)
 	<-c.p.done
 }
+
+// labSiteFor is labSite with its data directory.
+func labSiteFor(dataDir string) string { return fmt.Sprintf(labSite, dataDir) }
 
 const labSite = `domain: lab.test
 data_dir: %s
@@ -214,7 +222,7 @@ func TestDHCPWithRealClients(t *testing.T) {
 	// reservation and every option.
 	{
 		l.setMAC(t, "52:54:00:77:00:10")
-		c := l.dhclient(t, filepath.Join(dir, "cp01"), "cp01", "-1")
+		c := l.dhclient(t, filepath.Join(dir, "cp01"), "cp01", "-d", "-1")
 		waitFor(t, "cp01 bound", func() bool { return c.got("BOUND") != nil })
 		got := c.got("BOUND")
 		c.stop()
@@ -245,7 +253,7 @@ func TestDHCPWithRealClients(t *testing.T) {
 	// dynamic lease, DNS name, renewal.
 	{
 		l.setMAC(t, "52:54:00:77:00:99")
-		laptop = l.dhclient(t, filepath.Join(dir, "laptop"), "Laptop_01")
+		laptop = l.dhclient(t, filepath.Join(dir, "laptop"), "Laptop_01", "-d")
 		waitFor(t, "laptop bound", func() bool { return laptop.got("BOUND") != nil })
 		ip := laptop.got("BOUND")["new_ip_address"]
 		if ip != "10.77.0.100" {
@@ -275,7 +283,7 @@ func TestDHCPWithRealClients(t *testing.T) {
 
 		// A fresh client: kill -9 the server as soon as the client holds its ACK.
 		l.setMAC(t, "52:54:00:77:00:aa")
-		c := l.dhclient(t, filepath.Join(dir, "crash"), "crash", "-1")
+		c := l.dhclient(t, filepath.Join(dir, "crash"), "crash", "-d", "-1")
 		waitFor(t, "crash bound", func() bool { return c.got("BOUND") != nil })
 		server.cmd.Process.Signal(syscall.SIGKILL)
 		<-server.done

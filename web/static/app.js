@@ -273,20 +273,20 @@ async function route() {
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || "dashboard";
   const [page, live] = pages[name] || pages.dashboard;
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.getAttribute("href") === `#/${name}`);
-  const draw = async () => {
+  const draw = async (refresh) => {
     try {
       const content = await page();
       const focused = document.activeElement;
-      // A live page does not redraw under a form being filled in; a search box it keeps.
-      if (live && focused && main.contains(focused) && focused.type !== "search") return;
+      // A live page's refresh does not redraw under a form being filled in; a search box it keeps.
+      if (refresh && focused && main.contains(focused) && focused.type !== "search") return;
       main.replaceChildren(...content);
       if (focused?.id && focused.type === "search") document.getElementById(focused.id)?.focus();
     } catch (e) {
       if (e.status !== 401) main.replaceChildren(h("p", { class: "error" }, e.message));
     }
   };
-  await draw();
-  if (live) poll = setInterval(draw, 2000); // live pages follow the site
+  await draw(false);
+  if (live) poll = setInterval(() => draw(true), 2000); // live pages follow the site
 }
 window.addEventListener("hashchange", route);
 route();

@@ -1,0 +1,64 @@
+package main
+
+// The UI end to end: infrad in a namespace of its own, Chromium driven by Playwright
+// (web/test/ui.test.mjs) signing in with the link infrad logged, and a DHCP client
+// whose lease the leases page must show.
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestUI(t *testing.T) {
+	needRoot(t, "ip", "dhclient", "node", "/usr/bin/chromium", "curl")
+	tests, _ := filepath.Abs("../../web/test")
+	if _, err := os.Stat(filepath.Join(tests, "node_modules", "playwright-core")); err != nil {
+		if os.Getenv("INFRAD_E2E") == "1" {
+			t.Fatal("playwright-core is not installed: make test runs npm ci in web/test")
+		}
+		t.Skip("playwright-core is not installed (make test runs npm ci in web/test)")
+	}
+	l := newLab(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "site.yaml"), []byte(strings.Replace(labSiteFor(filepath.Join(dir, "data")), "lease_time: 20s", "lease_time: 1h", 1)), 0o644)
+	server := l.serveIn(t, dir)
+	link := regexp.MustCompile(`http://127\.0\.0\.1:8080/ui/#token=[0-9a-f]+`).FindString(server.output.String())
+	if link == "" {
+		t.Fatalf("infrad logged no sign-in link:\n%s", server.output.String())
+	}
+
+	l.setMAC(t, "52:54:00:77:00:99")
+	client := filepath.Join(dir, "client")
+	lease, _ := json.Marshal(append([]string{"ip"}, l.dhclientArgs(t, client, "laptop", "-1")...))
+	t.Cleanup(func() { // dhclient -1 goes to the background once it has a lease
+		if pid, err := os.ReadFile(filepath.Join(client, "pid")); err == nil {
+			exec.Command("kill", strings.TrimSpace(string(pid))).Run()
+		}
+	})
+
+	shots, _ := filepath.Abs("../../web/test/screenshots")
+	os.MkdirAll(shots, 0o755)
+	cmd := exec.Command("ip", "netns", "exec", l.srv, "node", "--test", "--test-reporter", "spec", "ui.test.mjs")
+	cmd.Dir = tests
+	cmd.Env = append(os.Environ(), "SIGNIN_URL="+link, "LEASE_CMD="+string(lease), "SHOTS="+shots)
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+	}
+	t.Logf("playwright:\n%s\nscreenshots in %s", out, shots)
+	if err != nil {
+		t.Errorf("the UI tests failed: %v", err)
+	}
+}

@@ -1,0 +1,83 @@
+// The UI as a person uses it: Playwright driving Debian's Chromium against a running
+// infrad. The Go test TestUI (cmd/infrad) starts infrad and a DHCP client's namespace,
+// then runs this with node --test and:
+//   SIGNIN_URL  the sign-in link infrad logged
+//   LEASE_CMD   a JSON array: the command that makes a DHCP client take a lease
+//   SHOTS       where screenshots go
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { chromium } from "playwright-core";
+
+const { SIGNIN_URL, LEASE_CMD, SHOTS } = process.env;
+let browser, page;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--no-first-run", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
+});
+after(async () => { await browser?.close(); });
+
+const shot = (name) => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+
+test("sign in with the logged link and see every service ready", async () => {
+  await page.goto(SIGNIN_URL);
+  for (const name of ["ntp", "dns", "dhcp", "ca", "api"]) {
+    await page.locator(`#services tr[data-service="${name}"] .badge.ready`).waitFor({ timeout: 15000 });
+  }
+  assert.match(page.url(), /#\/dashboard$/, "the token is taken out of the address bar");
+  await shot("dashboard");
+});
+
+test("add a host and see it in the list", async () => {
+  await page.goto(SIGNIN_URL.replace(/#.*/, "#/hosts"));
+  const form = page.locator("#add-host form");
+  await form.locator('input[name="name"]').fill("web01");
+  await form.locator('input[name="ip"]').fill("10.77.0.30");
+  await form.locator('input[name="mac"]').fill("52:54:00:77:00:30");
+  await form.locator('button[type="submit"]').click();
+  await page.locator('#hosts tr[data-host="web01"]').waitFor();
+  assert.equal(await page.locator('#hosts tr[data-host="web01"] td').nth(1).textContent(), "10.77.0.30");
+});
+
+test("a duplicate IP is refused, the error beside the field", async () => {
+  const form = page.locator("#add-host form");
+  await form.locator('input[name="name"]').fill("web02");
+  await form.locator('input[name="ip"]').fill("10.77.0.30");
+  await form.locator('button[type="submit"]').click();
+  const err = form.locator('[data-error-for="ip"]');
+  await err.filter({ hasText: "web01" }).waitFor();
+  assert.match(await err.textContent(), /10\.77\.0\.30.*web01/);
+  assert.equal(await page.locator('#hosts tr[data-host="web02"]').count(), 0);
+  await shot("hosts-duplicate-ip");
+});
+
+test("file-owned hosts are read-only", async () => {
+  const row = page.locator('#hosts tr[data-host="cp01"]');
+  assert.match(await row.textContent(), /site file/);
+  assert.equal(await row.locator("button").count(), 0);
+});
+
+test("a lease appears on the live leases page", async () => {
+  await page.goto(SIGNIN_URL.replace(/#.*/, "#/leases"));
+  await page.locator("#lease-filter").waitFor();
+  const [cmd, ...args] = JSON.parse(LEASE_CMD);
+  execFileSync(cmd, args, { stdio: "ignore", timeout: 30000 });
+  await page.locator('tr[data-lease="10.77.0.100"]').waitFor({ timeout: 15000 });
+  assert.match(await page.locator('tr[data-lease="10.77.0.100"]').textContent(), /52:54:00:77:00:99/);
+  await shot("leases");
+});
+
+test("subnets are drawn over their address space", async () => {
+  await page.goto(SIGNIN_URL.replace(/#.*/, "#/subnets"));
+  const lab = page.locator('[data-subnet="lab"]');
+  await lab.waitFor();
+  assert.equal(await lab.locator(".bar i").count(), 256, "a /24 is 256 cells");
+  assert.ok(await lab.locator(".bar i.host").count() >= 2, "the hosts are drawn");
+  assert.equal(await lab.locator(".bar i.lease").count(), 1, "the lease is drawn");
+  await shot("subnets");
+});
