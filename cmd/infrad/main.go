@@ -27,7 +27,12 @@ const usage = `infrad: NTP, DNS, DHCP, an ACME CA and IPAM for a site, in one bi
 Usage:
   infrad serve    [-c site.yaml] [--data DIR]   run every service (no -c: the demo site)
   infrad validate -c site.yaml                  check a site file; every mistake with its key path
+  infrad export   KIND                          kubeadm | metallb | cert-manager | no-proxy | chrony | resolv | cloud-init
+  infrad backup   FILE                          hot, consistent copy of a running infrad's store
   infrad version                                print version, commit and Go version
+
+Commands that talk to a running infrad take --api URL (default $INFRAD_API, else
+http://127.0.0.1:8080) and --token (default $INFRAD_TOKEN, else the data directory's).
 
 Run 'infrad COMMAND -h' for a command's flags.
 `
@@ -53,6 +58,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(rest, stderr)
 	case "validate":
 		return validate(rest, stdout, stderr)
+	case "backup":
+		return backup(rest, stdout, stderr)
+	case "export":
+		return exportCmd(rest, stdout, stderr)
 	case "version":
 		b := build()
 		fmt.Fprintf(stdout, "infrad %s (commit %s, %s)\n", b.Version, b.Commit, b.Go)

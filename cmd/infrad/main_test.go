@@ -227,12 +227,12 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 	p := start(t, t.TempDir(), "help")
 	p.wait(t, 30*time.Second)
 	out := p.output.String()
-	for _, cmd := range []string{"serve", "validate", "version"} {
+	for _, cmd := range []string{"serve", "validate", "export", "backup", "version"} {
 		if !strings.Contains(out, "infrad "+cmd) {
 			t.Errorf("help does not list %s", cmd)
 		}
 	}
-	for _, cmd := range []string{"plan", "check", "export", "backup"} {
+	for _, cmd := range []string{"plan", "check"} {
 		if strings.Contains(out, "infrad "+cmd) {
 			t.Errorf("help lists %s, which does not work yet", cmd)
 		}
@@ -459,5 +459,59 @@ func need(t *testing.T, tools ...string) {
 			}
 			t.Skipf("%s is not installed; skipping (make deps installs it)", tool)
 		}
+	}
+}
+
+func TestBackupAndRestore(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	p := start(t, dir, "serve", "-c", siteFile(t, dir, "k8s.example.com", port))
+	waitReady(t, base)
+	token := readToken(t, filepath.Join(dir, "data"))
+	if code, out := send(t, "POST", base+"/api/v1/hosts", token, `{"name": "w01", "ip": "10.0.40.20"}`); code != http.StatusCreated {
+		t.Fatalf("create w01: %d %v", code, out)
+	}
+	copyPath := filepath.Join(t.TempDir(), "infrad.db")
+	b := start(t, dir, "backup", "--api", base, "--data", filepath.Join(dir, "data"), copyPath)
+	if code := b.wait(t, 30*time.Second); code != exitOK {
+		t.Fatalf("backup: exit %d\n%s", code, b.output.String())
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait(t, 10*time.Second)
+
+	// Restore into a fresh data directory: the copy is the store.
+	other := t.TempDir()
+	os.MkdirAll(filepath.Join(other, "data"), 0o700)
+	raw, _ := os.ReadFile(copyPath)
+	os.WriteFile(filepath.Join(other, "data", "infrad.db"), raw, 0o600)
+	port2 := freePort(t)
+	start(t, other, "serve", "-c", siteFile(t, other, "k8s.example.com", port2))
+	base2 := fmt.Sprintf("http://127.0.0.1:%d", port2)
+	waitReady(t, base2)
+	if code, out := send(t, "GET", base2+"/api/v1/hosts/w01", readToken(t, filepath.Join(other, "data")), ""); code != http.StatusOK {
+		t.Errorf("after restore: got %d %v, want the API's host w01", code, out)
+	}
+}
+
+func TestExportFromARunningInfrad(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	start(t, dir, "serve", "-c", siteFile(t, dir, "k8s.example.com", port))
+	waitReady(t, base)
+	for kind, want := range map[string]string{
+		"no-proxy":     "10.0.40.0/24,k8s.example.com,.k8s.example.com,.cluster.local,.svc",
+		"resolv":       "nameserver 127.0.0.1\nsearch k8s.example.com",
+		"cert-manager": "server: https://ca.k8s.example.com/acme/acme/directory",
+	} {
+		p := start(t, dir, "export", "--api", base, kind)
+		if code := p.wait(t, 30*time.Second); code != exitOK || !strings.Contains(p.output.String(), want) {
+			t.Errorf("export %s: exit %d\n%s\nwant it to hold %q", kind, code, p.output.String(), want)
+		}
+	}
+	p := start(t, dir, "export", "--api", base, "metallb")
+	if code := p.wait(t, 30*time.Second); code != exitFail || !strings.Contains(p.output.String(), "no reserved range is named metallb") {
+		t.Errorf("export metallb with no metallb range: exit %d\n%s", code, p.output.String())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,14 +27,15 @@ import (
 // Options configure a Server.
 type Options struct {
 	Listen  netip.AddrPort
-	Token   string                  // non-empty: every /api/v1 request must carry it
-	Status  func() []service.Status // the readiness table in start order; non-nil
-	IPAM    *ipam.IPAM              // non-nil
-	Leases  Leases                  // non-nil: the DHCP service
-	Time    Time                    // non-nil: the NTP service
-	CA      CA                      // non-nil: the certificate authority
-	Metrics *prometheus.Registry    // non-nil: the services' metrics, served with the process's
-	Site    func() SiteInfo         // the running site; non-nil
+	Token   string                         // non-empty: every /api/v1 request must carry it
+	Status  func() []service.Status        // the readiness table in start order; non-nil
+	IPAM    *ipam.IPAM                     // non-nil
+	Leases  Leases                         // non-nil: the DHCP service
+	Time    Time                           // non-nil: the NTP service
+	CA      CA                             // non-nil: the certificate authority
+	Metrics *prometheus.Registry           // non-nil: the services' metrics, served with the process's
+	Backup  func(io.Writer) (int64, error) // non-nil: a hot, consistent copy of the store
+	Site    func() SiteInfo                // the running site; non-nil
 	Build   BuildInfo
 	Started time.Time    // when the daemon started, for uptime
 	Logger  *slog.Logger // nil: slog.Default()
@@ -105,6 +107,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/ntp", s.handle(s.ntpStatus))
 		r.Get("/ca", s.handle(s.caInfo))
 		r.Get("/ca/certificates", s.handle(s.caCertificates))
+		r.Get("/backup", s.handle(s.backup))
 	})
 	return r
 }

@@ -74,6 +74,7 @@ func newServer(t *testing.T, states ...service.State) *Server {
 		Leases:  fakeLeases{},
 		Time:    fakeTime{},
 		CA:      fakeCA{},
+		Backup:  func(w io.Writer) (int64, error) { n, err := w.Write([]byte("bbolt")); return int64(n), err },
 		Metrics: prometheus.NewRegistry(),
 		Status: func() []service.Status {
 			var out []service.Status

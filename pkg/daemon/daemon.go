@@ -143,6 +143,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Time:    d.ntp,
 		CA:      d.ca,
 		Metrics: metrics,
+		Backup:  d.store.Backup,
 		Site:    d.siteInfo,
 		Build:   build,
 		Started: time.Now(),

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/infrad/infrad/pkg/export"
+	"github.com/infrad/infrad/pkg/ipam"
+)
+
+// exportCmd prints what a cluster or a node needs, from a running infrad.
+func exportCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	connect := clientFlags(fs)
+	server := fs.String("server", "", "the address nodes reach infrad at, for DNS and NTP (default: the API's host)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: infrad export [--api URL] [--token T] [--server ADDR] KIND\n\nKinds:")
+		kinds := make([]string, 0, len(export.Kinds))
+		for k := range export.Kinds {
+			kinds = append(kinds, k)
+		}
+		slices.Sort(kinds)
+		for _, k := range kinds {
+			fmt.Fprintf(stderr, "  %-13s %s\n", k, export.Kinds[k])
+		}
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	c, err := connect()
+	var out string
+	if err == nil {
+		var site export.Site
+		if site, err = c.site(*server); err == nil {
+			out, err = export.Render(fs.Arg(0), site)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "infrad export: %v\n", err)
+		return exitFail
+	}
+	fmt.Fprint(stdout, out)
+	return exitOK
+}
+
+// site reads what the exports need from the API. The CA's part is left empty when the
+// CA has not started; the exports that need it say so.
+func (c *client) site(server string) (export.Site, error) {
+	var s export.Site
+	var status struct{ Site struct{ Domain string } }
+	if err := c.get("/api/v1/status", &status); err != nil {
+		return s, err
+	}
+	s.Domain = strings.TrimSuffix(status.Site.Domain, ".")
+	if err := c.get("/api/v1/subnets", &s.Subnets); err != nil {
+		return s, err
+	}
+	var records []ipam.Record
+	if err := c.get("/api/v1/dns/records", &records); err != nil {
+		return s, err
+	}
+	s.Records = records
+	var ca struct{ Directory string }
+	if c.get("/api/v1/ca", &ca) == nil {
+		s.Directory = ca.Directory
+		if resp, err := c.do("GET", "/api/v1/ca/root.pem", nil); err == nil {
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			s.RootPEM = string(raw)
+		}
+	}
+	s.Server = server
+	if s.Server == "" {
+		u, err := url.Parse(c.base)
+		if err != nil {
+			return s, err
+		}
+		s.Server = u.Hostname()
+	}
+	return s, nil
+}
