@@ -82,6 +82,10 @@ func (c *client) get(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	return jsonDecode(resp, v)
+}
+
+func jsonDecode(resp *http.Response, v any) error {
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
 }

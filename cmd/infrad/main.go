@@ -27,6 +27,7 @@ const usage = `infrad: NTP, DNS, DHCP, an ACME CA and IPAM for a site, in one bi
 Usage:
   infrad serve    [-c site.yaml] [--data DIR]   run every service (no -c: the demo site)
   infrad validate -c site.yaml                  check a site file; every mistake with its key path
+  infrad plan     -c site.yaml                  what a reload would change: + ~ - per object
   infrad export   KIND                          kubeadm | metallb | cert-manager | no-proxy | chrony | resolv | cloud-init
   infrad backup   FILE                          hot, consistent copy of a running infrad's store
   infrad version                                print version, commit and Go version
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return backup(rest, stdout, stderr)
 	case "export":
 		return exportCmd(rest, stdout, stderr)
+	case "plan":
+		return plan(rest, stdout, stderr)
 	case "version":
 		b := build()
 		fmt.Fprintf(stdout, "infrad %s (commit %s, %s)\n", b.Version, b.Commit, b.Go)

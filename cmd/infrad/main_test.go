@@ -227,12 +227,12 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 	p := start(t, t.TempDir(), "help")
 	p.wait(t, 30*time.Second)
 	out := p.output.String()
-	for _, cmd := range []string{"serve", "validate", "export", "backup", "version"} {
+	for _, cmd := range []string{"serve", "validate", "plan", "export", "backup", "version"} {
 		if !strings.Contains(out, "infrad "+cmd) {
 			t.Errorf("help does not list %s", cmd)
 		}
 	}
-	for _, cmd := range []string{"plan", "check"} {
+	for _, cmd := range []string{"check"} {
 		if strings.Contains(out, "infrad "+cmd) {
 			t.Errorf("help lists %s, which does not work yet", cmd)
 		}
@@ -513,5 +513,47 @@ func TestExportFromARunningInfrad(t *testing.T) {
 	p := start(t, dir, "export", "--api", base, "metallb")
 	if code := p.wait(t, 30*time.Second); code != exitFail || !strings.Contains(p.output.String(), "no reserved range is named metallb") {
 		t.Errorf("export metallb with no metallb range: exit %d\n%s", code, p.output.String())
+	}
+}
+
+func TestPlanAndTheChangeBudget(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	path := siteFile(t, dir, "k8s.example.com", port)
+	raw, _ := os.ReadFile(path)
+	os.WriteFile(path, append(raw, []byte("  - {name: cp02, ip: 10.0.40.11}\n")...), 0o644)
+	p := start(t, dir, "serve", "-c", path)
+	waitReady(t, base)
+	token := readToken(t, filepath.Join(dir, "data"))
+
+	// The edit: cp01 changes, cp02 leaves, cp03 arrives.
+	edited := filepath.Join(t.TempDir(), "site.yaml")
+	os.WriteFile(edited, []byte(strings.Replace(string(raw), `mac: "52:54:00:00:40:10"}`, `mac: "52:54:00:00:40:10", role: etcd}`, 1)+
+		"  - {name: cp03, ip: 10.0.40.12}\n"), 0o644)
+	pl := start(t, dir, "plan", "-c", edited, "--api", base)
+	if code := pl.wait(t, 30*time.Second); code != exitOK {
+		t.Fatalf("plan: exit %d\n%s", code, pl.output.String())
+	}
+	for _, want := range []string{`~ host "cp01"`, `+ host "cp03"`, `- host "cp02"`, "1 to add, 1 to change, 1 to remove"} {
+		if !strings.Contains(pl.output.String(), want) {
+			t.Errorf("plan does not say %q:\n%s", want, pl.output.String())
+		}
+	}
+	if got := hostOwners(t, base, token); len(got) != 2 || !strings.HasPrefix(got[1], "cp02") {
+		t.Errorf("plan changed the store: %v", got)
+	}
+	over := start(t, dir, "plan", "-c", edited, "--api", base, "--max-deletes", "0")
+	if code := over.wait(t, 30*time.Second); code != exitFail || !strings.Contains(over.output.String(), "would be refused") {
+		t.Errorf("plan over budget: exit %d\n%s", code, over.output.String())
+	}
+
+	// A SIGHUP over the file's own budget is refused, and changes nothing.
+	budgeted, _ := os.ReadFile(edited)
+	os.WriteFile(path, append([]byte("max_deletes: 0\n"), budgeted...), 0o644)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the refusal", func() bool { return strings.Contains(p.output.String(), "more than max_deletes (0)") })
+	if got := hostOwners(t, base, token); len(got) != 2 || !strings.HasPrefix(got[1], "cp02") {
+		t.Errorf("a refused reload changed the store: %v", got)
 	}
 }

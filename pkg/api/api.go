@@ -35,7 +35,9 @@ type Options struct {
 	CA      CA                             // non-nil: the certificate authority
 	Metrics *prometheus.Registry           // non-nil: the services' metrics, served with the process's
 	Backup  func(io.Writer) (int64, error) // non-nil: a hot, consistent copy of the store
-	Site    func() SiteInfo                // the running site; non-nil
+	// Plan says what reloading a site file (its name and contents) would change. non-nil.
+	Plan    func(name string, data []byte) ([]ipam.Change, error)
+	Site    func() SiteInfo // the running site; non-nil
 	Build   BuildInfo
 	Started time.Time    // when the daemon started, for uptime
 	Logger  *slog.Logger // nil: slog.Default()
@@ -108,6 +110,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/ca", s.handle(s.caInfo))
 		r.Get("/ca/certificates", s.handle(s.caCertificates))
 		r.Get("/backup", s.handle(s.backup))
+		r.Post("/plan", s.handle(s.plan))
 	})
 	return r
 }

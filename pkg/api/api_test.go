@@ -69,12 +69,16 @@ func newServer(t *testing.T, states ...service.State) *Server {
 	t.Helper()
 	names := []string{"ntp", "dns", "api"}
 	return New(Options{
-		Token:   testToken,
-		IPAM:    newIPAM(t),
-		Leases:  fakeLeases{},
-		Time:    fakeTime{},
-		CA:      fakeCA{},
-		Backup:  func(w io.Writer) (int64, error) { n, err := w.Write([]byte("bbolt")); return int64(n), err },
+		Token:  testToken,
+		IPAM:   newIPAM(t),
+		Leases: fakeLeases{},
+		Time:   fakeTime{},
+		CA:     fakeCA{},
+		Backup: func(w io.Writer) (int64, error) { n, err := w.Write([]byte("bbolt")); return int64(n), err },
+		Plan: func(name string, data []byte) ([]ipam.Change, error) {
+			_, err := config.Parse(name, data)
+			return nil, err
+		},
 		Metrics: prometheus.NewRegistry(),
 		Status: func() []service.Status {
 			var out []service.Status

@@ -32,6 +32,9 @@ type Site struct {
 	CA      CA
 	Subnets []ipam.Subnet
 	Hosts   []ipam.Host
+	// MaxDeletes is the change budget: a reload that would remove more objects of the
+	// site file than this is refused. Negative: no limit.
+	MaxDeletes int
 
 	lines lines // where each key path stands in the file
 }

@@ -17,6 +17,8 @@ type file struct {
 	CA      fileCA            `yaml:"ca"`
 	Subnets []ipam.SubnetSpec `yaml:"subnets"`
 	Hosts   []ipam.HostSpec   `yaml:"hosts"`
+
+	MaxDeletes *int `yaml:"max_deletes"`
 }
 
 type fileAPI struct {

@@ -42,7 +42,13 @@ func (v *validator) related(path string) bool {
 }
 
 func (v *validator) site(f *file) *Site {
-	s := &Site{DataDir: orDefault(f.DataDir, DefaultDataDir)}
+	s := &Site{DataDir: orDefault(f.DataDir, DefaultDataDir), MaxDeletes: -1}
+	if f.MaxDeletes != nil {
+		if *f.MaxDeletes < 0 {
+			v.errorf("max_deletes", "%d is not a number of objects", *f.MaxDeletes)
+		}
+		s.MaxDeletes = *f.MaxDeletes
+	}
 	if f.Domain == "" {
 		v.errorf("domain", "the site needs a domain, such as k8s.example.com")
 	} else if d, err := ipam.ParseZone(f.Domain); err != nil {

@@ -89,20 +89,8 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 // with objects made through the API comes back as config.Errors, placed in the file.
 func (d *Daemon) reconcile(site *config.Site) error {
 	changes, err := d.ipam.Reconcile(site.Source, site.IPAM())
-	var re *ipam.ReconcileError
-	if errors.As(err, &re) {
-		errs := make(config.Errors, len(re.Problems))
-		for i, p := range re.Problems {
-			if p.List == "" {
-				errs[i] = config.Error{File: site.Source, Msg: p.Message}
-			} else {
-				errs[i] = site.ErrorAt(config.FilePath(p), p.Message)
-			}
-		}
-		return errs
-	}
 	if err != nil {
-		return fmt.Errorf("apply site file: %w", err)
+		return siteErrors(site, err)
 	}
 	count := map[string]int{}
 	for _, c := range changes {
@@ -144,6 +132,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		CA:      d.ca,
 		Metrics: metrics,
 		Backup:  d.store.Backup,
+		Plan:    d.planFile,
 		Site:    d.siteInfo,
 		Build:   build,
 		Started: time.Now(),
@@ -183,6 +172,26 @@ func dnsAddr(listen []netip.AddrPort) netip.AddrPort {
 	return l
 }
 
+// siteErrors places the problems of a ReconcileError in the site file.
+func siteErrors(site *config.Site, err error) error {
+	var re *ipam.ReconcileError
+	if !errors.As(err, &re) {
+		if err != nil {
+			return fmt.Errorf("apply site file: %w", err)
+		}
+		return nil
+	}
+	errs := make(config.Errors, len(re.Problems))
+	for i, p := range re.Problems {
+		if p.List == "" {
+			errs[i] = config.Error{File: site.Source, Msg: p.Message}
+		} else {
+			errs[i] = site.ErrorAt(config.FilePath(p), p.Message)
+		}
+	}
+	return errs
+}
+
 // Status is the readiness table, in start order.
 func (d *Daemon) Status() []service.Status { return d.mgr.Status() }
 
@@ -201,6 +210,15 @@ func (d *Daemon) siteInfo() api.SiteInfo {
 // only a restart can change (the data directory, listen addresses) are kept, and each
 // is logged.
 func (d *Daemon) Reload(site *config.Site) error {
+	if site.MaxDeletes >= 0 {
+		changes, err := d.Plan(site)
+		if err != nil {
+			return err
+		}
+		if n := deletes(changes); n > site.MaxDeletes {
+			return fmt.Errorf("the reload would remove %d objects of the site file, more than max_deletes (%d): nothing changed (infrad plan shows what; raise max_deletes to go ahead)", n, site.MaxDeletes)
+		}
+	}
 	if err := d.reconcile(site); err != nil {
 		return err
 	}
@@ -224,6 +242,32 @@ func (d *Daemon) Reload(site *config.Site) error {
 	}
 	d.log.Info("site reloaded", "site", site.Source, "domain", site.Domain)
 	return nil
+}
+
+// planFile is Plan for a site file's contents, for the API.
+func (d *Daemon) planFile(name string, data []byte) ([]ipam.Change, error) {
+	site, err := config.Parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return d.Plan(site)
+}
+
+// Plan says what reloading site would change in the store, changing nothing. A site
+// that conflicts with objects made through the API comes back as config.Errors.
+func (d *Daemon) Plan(site *config.Site) ([]ipam.Change, error) {
+	changes, err := d.ipam.Plan(site.IPAM())
+	return changes, siteErrors(site, err)
+}
+
+func deletes(changes []ipam.Change) int {
+	n := 0
+	for _, c := range changes {
+		if c.Op == "-" {
+			n++
+		}
+	}
+	return n
 }
 
 // Stop stops every service in reverse order within ctx's deadline, then closes the store.
