@@ -12,12 +12,16 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/miekg/dns"
 )
 
 const caSite = `domain: k8s.example.com
@@ -210,5 +214,56 @@ func (l caLab) verify(t *testing.T, path, name string) {
 	tooLong, _ := exec.Command("openssl", "x509", "-in", path, "-noout", "-checkend", fmt.Sprint(49*3600)).CombinedOutput()
 	if !strings.Contains(string(end), "will not expire") || !strings.Contains(string(tooLong), "will expire") {
 		t.Errorf("the certificate does not live cert_lifetime (48h):\n%s", text)
+	}
+}
+
+// stubUpstream answers every A query with 192.0.2.1: a forwarder on loopback.
+func stubUpstream(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)})
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	api, dnsPort, ntpPort, caPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	site := filepath.Join(dir, "site.yaml")
+	os.WriteFile(site, fmt.Appendf(nil, `domain: k8s.example.com
+data_dir: %s
+api: {listen: "127.0.0.1:%d"}
+dns: {listen: ["127.0.0.1:%d"], forwarders: [%q]}
+ntp: {listen: ["127.0.0.1:%d"], local_stratum: 10, chronyd: none}
+ca: {listen: "127.0.0.1:%d"}
+subnets: [{name: vm, cidr: 10.0.40.0/24}]
+hosts: [{name: node1, ip: 10.0.40.10}]
+`, filepath.Join(dir, "data"), api, dnsPort, stubUpstream(t), ntpPort, caPort), 0o644)
+	start(t, dir, "serve", "-c", site)
+	waitReady(t, fmt.Sprintf("http://127.0.0.1:%d", api))
+	args := []string{"check", "--server", "127.0.0.1", "--dns-port", fmt.Sprint(dnsPort), "--ntp-port", fmt.Sprint(ntpPort),
+		"--api", fmt.Sprintf("http://127.0.0.1:%d", api), "--ca-port", fmt.Sprint(caPort), "--outside", "outside.test"}
+
+	p := start(t, dir, append(args, "--name", "node1")...)
+	if code := p.wait(t, 30*time.Second); code != exitOK || strings.Count(p.output.String(), "ok    ") != 6 {
+		t.Errorf("check: exit %d, want 6 checks ok:\n%s", code, p.output.String())
+	}
+	for _, want := range []string{"node1.k8s.example.com. is 10.0.40.10", "10.0.40.10 is node1.k8s.example.com.", "sha256 ", "outside.test is 192.0.2.1"} {
+		if !strings.Contains(p.output.String(), want) {
+			t.Errorf("check does not say %q:\n%s", want, p.output.String())
+		}
+	}
+	bad := start(t, dir, append(args, "--name", "nosuch")...)
+	if code := bad.wait(t, 30*time.Second); code != exitFail || !strings.Contains(bad.output.String(), "FAIL  forward name") {
+		t.Errorf("check of an unknown node: exit %d\n%s", code, bad.output.String())
 	}
 }

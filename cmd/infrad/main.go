@@ -28,6 +28,7 @@ Usage:
   infrad serve    [-c site.yaml] [--data DIR]   run every service (no -c: the demo site)
   infrad validate -c site.yaml                  check a site file; every mistake with its key path
   infrad plan     -c site.yaml                  what a reload would change: + ~ - per object
+  infrad check    [--server ADDR]               a node's preflight before kubeadm: names, clock, CA
   infrad export   KIND                          kubeadm | metallb | cert-manager | no-proxy | chrony | resolv | cloud-init
   infrad backup   FILE                          hot, consistent copy of a running infrad's store
   infrad version                                print version, commit and Go version
@@ -65,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exportCmd(rest, stdout, stderr)
 	case "plan":
 		return plan(rest, stdout, stderr)
+	case "check":
+		return check(rest, stdout, stderr)
 	case "version":
 		b := build()
 		fmt.Fprintf(stdout, "infrad %s (commit %s, %s)\n", b.Version, b.Commit, b.Go)

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/facebook/time/ntp/protocol"
+	"github.com/miekg/dns"
+)
+
+// check is the preflight a node runs before kubeadm: one line per check, and a
+// non-zero exit when any fails.
+func check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := fs.String("server", "127.0.0.1", "infrad's address")
+	dnsPort := fs.Int("dns-port", 53, "infrad's DNS port")
+	ntpPort := fs.Int("ntp-port", 123, "infrad's NTP port")
+	api := fs.String("api", "", "infrad's API, for the root certificate (default http://SERVER:8080)")
+	caPort := fs.Int("ca-port", 443, "infrad's ACME port")
+	name := fs.String("name", "", "this node's name, as in the site (default: the hostname)")
+	domain := fs.String("domain", "", "the site's domain (default: from the CA's name)")
+	outside := fs.String("outside", "kubernetes.io", "a name outside the site, which forwarding must resolve")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *api == "" {
+		*api = fmt.Sprintf("http://%s:8080", *server)
+	}
+	if *name == "" {
+		host, _ := os.Hostname()
+		*name, _, _ = strings.Cut(host, ".")
+	}
+	resolver := net.JoinHostPort(*server, fmt.Sprint(*dnsPort))
+	failed := 0
+	report := func(what string, detail string, err error) {
+		if err != nil {
+			failed++
+			fmt.Fprintf(stdout, "FAIL  %-16s %v\n", what, err)
+			return
+		}
+		fmt.Fprintf(stdout, "ok    %-16s %s\n", what, detail)
+	}
+
+	root, err := fetchRoot(*api)
+	var caName string
+	if err == nil {
+		sum := sha256.Sum256(root.Raw)
+		caName = strings.TrimSuffix(root.Subject.CommonName, " Root CA")
+		report("root CA", "sha256 "+hex.EncodeToString(sum[:]), nil)
+	} else {
+		report("root CA", "", err)
+	}
+	if *domain == "" && caName != "" {
+		_, *domain, _ = strings.Cut(caName, ".")
+	}
+	fqdn := dns.Fqdn(*name + "." + *domain)
+	addr, err := lookup(resolver, fqdn, dns.TypeA)
+	report("forward name", fmt.Sprintf("%s is %s", fqdn, addr), err)
+	if err == nil {
+		rev, _ := dns.ReverseAddr(addr)
+		back, err := lookup(resolver, rev, dns.TypePTR)
+		if err == nil && !strings.EqualFold(back, fqdn) {
+			err = fmt.Errorf("%s points back to %s, not %s", addr, back, fqdn)
+		}
+		report("reverse name", fmt.Sprintf("%s is %s", addr, back), err)
+	} else {
+		report("reverse name", "", errors.New("no forward name to check"))
+	}
+	offset, err := clockOffset(net.JoinHostPort(*server, fmt.Sprint(*ntpPort)))
+	if err == nil && (offset > 100*time.Millisecond || offset < -100*time.Millisecond) {
+		err = fmt.Errorf("this clock is %s off infrad's, more than 100ms: etcd and TLS need better", offset)
+	}
+	report("clock", fmt.Sprintf("%s off infrad's", offset), err)
+	if root != nil {
+		err = acmeDirectory(root, caName, net.JoinHostPort(*server, fmt.Sprint(*caPort)))
+		report("ACME directory", fmt.Sprintf("https://%s/acme/acme/directory answers", caName), err)
+	} else {
+		report("ACME directory", "", errors.New("no root to trust it with"))
+	}
+	out, err := lookup(resolver, dns.Fqdn(*outside), dns.TypeA)
+	report("forwarding", fmt.Sprintf("%s is %s", *outside, out), err)
+	if failed > 0 {
+		fmt.Fprintf(stdout, "%d of 6 checks failed\n", failed)
+		return exitFail
+	}
+	return exitOK
+}
+
+func fetchRoot(api string) (*x509.Certificate, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(strings.TrimSuffix(api, "/") + "/api/v1/ca/root.pem")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	block, _ := pem.Decode(raw)
+	if resp.StatusCode != http.StatusOK || block == nil {
+		return nil, fmt.Errorf("no root certificate at %s (%s)", api, resp.Status)
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+// lookup asks infrad's DNS for name and returns the first answer's data.
+func lookup(server, name string, qtype uint16) (string, error) {
+	m := new(dns.Msg).SetQuestion(name, qtype)
+	m.RecursionDesired = true
+	r, _, err := (&dns.Client{Timeout: 3 * time.Second}).Exchange(m, server)
+	if err != nil {
+		return "", err
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		return "", fmt.Errorf("%s: %s", name, dns.RcodeToString[r.Rcode])
+	}
+	for _, rr := range r.Answer {
+		switch rr := rr.(type) {
+		case *dns.A:
+			if qtype == dns.TypeA {
+				return rr.A.String(), nil
+			}
+		case *dns.PTR:
+			return rr.Ptr, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no %s record", name, dns.TypeToString[qtype])
+}
+
+func clockOffset(server string) (time.Duration, error) {
+	conn, err := net.DialTimeout("udp", server, 3*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	t1 := time.Now()
+	req := protocol.Packet{Settings: 4<<3 | 3}
+	req.TxTimeSec, req.TxTimeFrac = protocol.Time(t1)
+	b, _ := req.Bytes()
+	conn.Write(b)
+	buf := make([]byte, 1024)
+	n, err := conn.Read(buf)
+	t4 := time.Now()
+	if err != nil {
+		return 0, err
+	}
+	resp, err := protocol.BytesToPacket(buf[:n])
+	if err != nil {
+		return 0, err
+	}
+	if resp.Settings>>6 == 3 {
+		return 0, errors.New("infrad says its own time is not synchronised (leap 3): see GET /api/v1/ntp")
+	}
+	rx, tx := protocol.Unix(resp.RxTimeSec, resp.RxTimeFrac), protocol.Unix(resp.TxTimeSec, resp.TxTimeFrac)
+	return time.Duration(protocol.Offset(t1, rx, tx, t4)), nil
+}
+
+// acmeDirectory fetches the directory from addr, trusting only root and expecting a
+// certificate for caName.
+func acmeDirectory(root *x509.Certificate, caName, addr string) error {
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: caName},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+		},
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + caName + "/acme/acme/directory")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the directory answers %s", resp.Status)
+	}
+	return nil
+}
