@@ -1,9 +1,15 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,5 +45,62 @@ func TestSystemdUnit(t *testing.T) {
 	out, err := exec.Command("systemd-analyze", "verify", unit).CombinedOutput()
 	if err != nil {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestMetricsOfEveryService checks that /metrics has each service's families.
+func TestMetricsOfEveryService(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	start(t, dir, "serve", "-c", siteFile(t, dir, "k8s.example.com", port))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitReady(t, base)
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, family := range []string{"infrad_service_ready", "infrad_dns_requests_total", "infrad_dhcp_sent_total",
+		"infrad_ntp_requests_total", "infrad_ntp_stratum", "infrad_ca_intermediate_expiry_days",
+		"infrad_ipam_subnet_addresses", "go_goroutines"} {
+		if !strings.Contains(string(body), "\n"+family) {
+			t.Errorf("/metrics lacks %s", family)
+		}
+	}
+}
+
+// TestGrafanaDashboard checks that every panel of deploy/grafana-dashboard.json asks
+// for a metric infrad exports.
+func TestGrafanaDashboard(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	exported := []string{"infrad_service_ready", "infrad_dns_requests_total", "infrad_dns_request_duration_seconds",
+		"infrad_dhcp_sent_total", "infrad_dhcp_pool_exhausted_total", "infrad_ipam_range_addresses", "infrad_ipam_subnet_addresses",
+		"infrad_ntp_offset_seconds", "infrad_ntp_stratum", "infrad_ntp_leap", "infrad_ntp_requests_total", "infrad_ntp_rate_limited_total",
+		"infrad_ca_certificates_issued", "infrad_ca_issue_failures_total", "infrad_ca_intermediate_expiry_days"}
+	if len(dash.Panels) == 0 {
+		t.Fatal("no panels")
+	}
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			for _, name := range regexp.MustCompile(`infrad_[a-z_]+`).FindAllString(target.Expr, -1) {
+				name = strings.TrimSuffix(name, "_bucket")
+				if !slices.Contains(exported, name) {
+					t.Errorf("panel %q asks for %s, which infrad does not export", p.Title, name)
+				}
+			}
+		}
 	}
 }
