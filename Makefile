@@ -14,7 +14,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # `make deps` first.
 DEPS := make git curl ca-certificates iproute2 dnsutils knot-dnsutils nsd dnsperf isc-dhcp-client kea-admin kea-dhcp4-server chrony lego certbot openssl nodejs chromium
 
-.PHONY: all build run test bench deps ui-deps check-go clean
+.PHONY: all build run test bench fuzz deps ui-deps check-go clean
 
 all: build
 
@@ -32,6 +32,17 @@ test: check-go deps ui-deps
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 	$(GO) test -race ./...
+
+# Every fuzz target, FUZZTIME each (not part of `make test`, whose runs replay their
+# seeds and every crash found so far, kept in testdata/fuzz).
+FUZZTIME ?= 30s
+FUZZ := ./pkg/config:FuzzParse ./pkg/dhcp:FuzzHandle ./pkg/ntp:FuzzRequest ./pkg/dns:FuzzMessage ./pkg/api:FuzzDecode
+
+fuzz: check-go
+	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	done
 
 bench: build
 	bench/startup.sh
