@@ -62,3 +62,25 @@ func TestUI(t *testing.T) {
 		t.Errorf("the UI tests failed: %v", err)
 	}
 }
+
+// TestAPIUsesTLSOffLoopback serves the API on the lab's bridge address: it must speak
+// TLS with a certificate from the site's own CA, and refuse plain HTTP.
+func TestAPIUsesTLSOffLoopback(t *testing.T) {
+	needRoot(t, "ip", "curl")
+	l := newLab(t)
+	dir := t.TempDir()
+	site := strings.Replace(labSiteFor(filepath.Join(dir, "data")), `api: {listen: "127.0.0.1:8080"}`, `api: {listen: "10.77.0.1:8080"}`, 1)
+	os.WriteFile(filepath.Join(dir, "site.yaml"), []byte(site), 0o644)
+	p := startCmd(t, dir, "ip", "netns", "exec", l.srv, binary, "serve", "-c", filepath.Join(dir, "site.yaml"))
+	root := filepath.Join(dir, "data", "ca", "root.crt")
+	waitFor(t, "the API over TLS", func() bool {
+		out, err := exec.Command("ip", "netns", "exec", l.srv, "curl", "-sf", "--cacert", root, "https://10.77.0.1:8080/readyz").Output()
+		return err == nil && strings.Contains(string(out), `"ready": true`)
+	})
+	if out, err := exec.Command("ip", "netns", "exec", l.srv, "curl", "-sf", "http://10.77.0.1:8080/readyz").Output(); err == nil {
+		t.Errorf("plain HTTP off loopback answered: %s", out)
+	}
+	if !strings.Contains(p.output.String(), "https://10.77.0.1:8080/ui/#token=") {
+		t.Errorf("the sign-in link is not https:\n%s", p.output.String())
+	}
+}

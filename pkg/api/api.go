@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,7 @@ type Options struct {
 	Site    func() SiteInfo // the running site; non-nil
 	Build   BuildInfo
 	Started time.Time    // when the daemon started, for uptime
+	TLS     *tls.Config  // nil: plain HTTP, which is for loopback only
 	Logger  *slog.Logger // nil: slog.Default()
 }
 
@@ -133,8 +135,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.opts.Listen, err)
 	}
-	if !s.opts.Listen.Addr().IsLoopback() {
-		s.log.Warn("the API listens on a non-loopback address without TLS: the token crosses the network in clear", "listen", s.opts.Listen)
+	scheme := "http"
+	if s.opts.TLS != nil {
+		ln, scheme = tls.NewListener(ln, s.opts.TLS), "https"
 	}
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -153,7 +156,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	s.log.Info("api listening", "addr", ln.Addr().String())
 	// The one place the token is logged: the sign-in link a person opens (as Jupyter does).
-	s.log.Info("sign in to the UI", "url", fmt.Sprintf("http://%s/ui/#token=%s", ln.Addr(), s.opts.Token))
+	s.log.Info("sign in to the UI", "url", fmt.Sprintf("%s://%s/ui/#token=%s", scheme, ln.Addr(), s.opts.Token))
 	return nil
 }
 

@@ -37,6 +37,7 @@ import (
 	"go.step.sm/crypto/x509util"
 
 	infradconfig "github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
 )
 
@@ -211,11 +212,28 @@ func zoneStrings[T ~string](zs []T) []string {
 	return out
 }
 
-// ownCert is the CA listener's own certificate, made anew when it has less than ten
-// days to live: the CA runs for months, its certificate for thirty days.
+// ServerTLS is a TLS configuration for another of infrad's listeners (the API on a
+// non-loopback address): a certificate for names (and listen, when it is a specific
+// address) from the site's intermediate, made on first use and anew before it expires.
+// It reads (or makes) the CA's keys under dataDir, and needs no running CA.
+func ServerTLS(dataDir string, caName ipam.Name, names []string, listen netip.Addr) (*tls.Config, error) {
+	_, inter, err := loadOrCreate(filepath.Join(dataDir, "ca"), strings.TrimSuffix(string(caName), "."), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	own := &ownCert{inter: inter, name: names[0], extra: names[1:], listen: listen}
+	if _, err := own.get(nil); err != nil {
+		return nil, err
+	}
+	return &tls.Config{GetCertificate: own.get, MinVersion: tls.VersionTLS12}, nil
+}
+
+// ownCert is a listener's own certificate, made anew when it has less than ten days to
+// live: infrad runs for months, its certificates for thirty days.
 type ownCert struct {
 	inter  pair
 	name   string
+	extra  []string // more DNS names
 	listen netip.Addr
 
 	mu   sync.Mutex
@@ -226,7 +244,7 @@ func (o *ownCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.cert == nil || time.Until(o.cert.Leaf.NotAfter) < 10*24*time.Hour {
-		c, err := serverCert(o.inter, o.name, o.listen)
+		c, err := serverCert(o.inter, o.name, o.extra, o.listen)
 		if err != nil {
 			return nil, err
 		}
@@ -237,12 +255,12 @@ func (o *ownCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 
 // serverCert is the CA listener's own certificate for name (and its listen address,
 // when it is a specific one), signed by the intermediate.
-func serverCert(inter pair, name string, listen netip.Addr) (tls.Certificate, error) {
+func serverCert(inter pair, name string, extra []string, listen netip.Addr) (tls.Certificate, error) {
 	key, err := keyutil.GenerateDefaultSigner()
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	sans := []string{name}
+	sans := append([]string{name}, extra...)
 	if listen.IsValid() && !listen.IsUnspecified() {
 		sans = append(sans, listen.String())
 	}

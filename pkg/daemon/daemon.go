@@ -6,12 +6,14 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,6 +115,15 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	if tightened {
 		d.log.Warn("api token was readable by others: its mode is now 0600", "path", tokenPath)
 	}
+	// Off loopback, the API speaks TLS only, with a certificate from the site's CA:
+	// the token must not cross the network in clear.
+	var apiTLS *tls.Config
+	if !d.apiListen.Addr().IsLoopback() {
+		names := []string{"infrad." + strings.TrimSuffix(string(d.site.Domain), "."), strings.TrimSuffix(string(d.site.CA.Name), ".")}
+		if apiTLS, err = ca.ServerTLS(d.dataDir, d.site.CA.Name, names, d.apiListen.Addr()); err != nil {
+			return fmt.Errorf("the API's certificate: %w", err)
+		}
+	}
 	metrics := prometheus.NewRegistry()
 	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp")})
 	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns")})
@@ -132,6 +143,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		CA:      d.ca,
 		Metrics: metrics,
 		Backup:  d.store.Backup,
+		TLS:     apiTLS,
 		Plan:    d.planFile,
 		Site:    d.siteInfo,
 		Build:   build,
