@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/ratelimit"
 	"github.com/infrad/infrad/pkg/service"
 )
 
@@ -40,8 +41,8 @@ type Service struct {
 	metrics  *metrics
 
 	cfg   atomic.Pointer[config.NTP]
-	state atomic.Pointer[State] // what the hot path serves
-	limit *limiter
+	state atomic.Pointer[State]          // what the hot path serves
+	limit *ratelimit.Limiter[netip.Addr] // per client: rate_limit a second, twice that at once
 
 	mu     sync.Mutex // guards what follows
 	listen []netip.AddrPort
@@ -67,7 +68,7 @@ func New(opts Options) *Service {
 func (s *Service) setSite(site *config.Site) {
 	cfg := site.NTP
 	s.cfg.Store(&cfg)
-	s.limit = newLimiter(cfg.RateLimit)
+	s.limit = ratelimit.New[netip.Addr](float64(cfg.RateLimit), 2*float64(cfg.RateLimit))
 	s.listen = cfg.Listen
 }
 

@@ -4,11 +4,12 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/facebook/time/ntp/protocol"
 	"github.com/facebook/time/timestamp"
+
+	"github.com/infrad/infrad/pkg/ratelimit"
 )
 
 // precision is the clock's precision we announce: 2^-20 s, about a microsecond.
@@ -16,7 +17,7 @@ const precision = -20
 
 // serve answers the requests on conn until it is closed. A packet that is not an NTP
 // client request (mode 3, version 1 to 4) is dropped without a word.
-func (s *Service) serve(conn *net.UDPConn, limit *limiter) {
+func (s *Service) serve(conn *net.UDPConn, limit *ratelimit.Limiter[netip.Addr]) {
 	buf := make([]byte, 1024)
 	oob := make([]byte, timestamp.ControlSizeBytes)
 	for {
@@ -38,7 +39,7 @@ func (s *Service) serve(conn *net.UDPConn, limit *limiter) {
 		}
 		s.metrics.requests.Inc()
 		var resp *protocol.Packet
-		if !limit.allow(from.Addr(), rx) {
+		if !limit.Allow(from.Addr(), rx) {
 			s.metrics.limited.Inc()
 			resp = kissOfDeath(req, "RATE")
 		} else {
@@ -88,50 +89,4 @@ func kissOfDeath(req *protocol.Packet, code string) *protocol.Packet {
 		OrigTimeSec:  req.TxTimeSec,
 		OrigTimeFrac: req.TxTimeFrac,
 	}
-}
-
-// limiter allows each client rate requests a second, with a burst of twice that, by
-// token bucket. A zero rate allows everything.
-type limiter struct {
-	rate float64
-	mu   sync.Mutex
-	last time.Time // of the last sweep of idle clients
-	by   map[netip.Addr]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-func newLimiter(rate int) *limiter {
-	return &limiter{rate: float64(rate), by: map[netip.Addr]*bucket{}}
-}
-
-func (l *limiter) allow(client netip.Addr, now time.Time) bool {
-	if l.rate == 0 {
-		return true
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.last) > time.Minute { // forget the clients that went quiet
-		for a, b := range l.by {
-			if now.Sub(b.at) > time.Minute {
-				delete(l.by, a)
-			}
-		}
-		l.last = now
-	}
-	b, ok := l.by[client]
-	if !ok {
-		b = &bucket{tokens: 2 * l.rate, at: now}
-		l.by[client] = b
-	}
-	b.tokens = min(2*l.rate, b.tokens+now.Sub(b.at).Seconds()*l.rate)
-	b.at = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
