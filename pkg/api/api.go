@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/ratelimit"
 	"github.com/infrad/infrad/pkg/service"
 	"github.com/infrad/infrad/web"
 )
@@ -37,12 +38,13 @@ type Options struct {
 	Metrics *prometheus.Registry           // non-nil: the services' metrics, served with the process's
 	Backup  func(io.Writer) (int64, error) // non-nil: a hot, consistent copy of the store
 	// Plan says what reloading a site file (its name and contents) would change. non-nil.
-	Plan    func(name string, data []byte) ([]ipam.Change, error)
-	Site    func() SiteInfo // the running site; non-nil
-	Build   BuildInfo
-	Started time.Time    // when the daemon started, for uptime
-	TLS     *tls.Config  // nil: plain HTTP, which is for loopback only
-	Logger  *slog.Logger // nil: slog.Default()
+	Plan      func(name string, data []byte) ([]ipam.Change, error)
+	Site      func() SiteInfo // the running site; non-nil
+	Build     BuildInfo
+	Started   time.Time    // when the daemon started, for uptime
+	TLS       *tls.Config  // nil: plain HTTP, which is for loopback only
+	RateLimit int          // /api/v1 requests a second per client address; 0: no limit
+	Logger    *slog.Logger // nil: slog.Default()
 }
 
 // BuildInfo says which infrad this is.
@@ -101,8 +103,9 @@ func (s *Server) routes() http.Handler {
 	r.Method(http.MethodGet, "/metrics", metricsHandler(reg))
 	r.Get("/api/v1/ca/root.pem", s.handle(s.rootPEM)) // open: it is what clients come to trust
 	r.Get("/api/v1/ca/crl", s.handle(s.crl))          // open: relying parties fetch it
+	limit := ratelimit.New[netip.Addr](float64(s.opts.RateLimit), 2*float64(s.opts.RateLimit))
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(s.requireToken)
+		r.Use(s.limitRate(limit), s.requireToken)
 		r.Get("/status", s.handle(s.status))
 		r.Get("/openapi.json", s.handle(s.openapi))
 		s.ipamRoutes(r)
@@ -115,6 +118,21 @@ func (s *Server) routes() http.Handler {
 		r.Post("/plan", s.handle(s.plan))
 	})
 	return r
+}
+
+// limitRate answers 429 to a client past its rate, before anything else is done.
+func (s *Server) limitRate(limit *ratelimit.Limiter[netip.Addr]) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			client, _ := netip.ParseAddrPort(r.RemoteAddr)
+			if !limit.Allow(client.Addr(), time.Now()) {
+				w.Header().Set("Retry-After", "1")
+				s.writeError(w, r, errorf(http.StatusTooManyRequests, "rate_limited", "more than %d requests a second from %s: slow down", s.opts.RateLimit, client.Addr()))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // Handler is the router, for tests that serve it without a listener.

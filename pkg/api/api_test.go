@@ -290,3 +290,24 @@ func (fakeCA) RootPEM() []byte                         { return nil }
 func (fakeCA) Info() (ca.Info, error)                  { return ca.Info{}, ca.ErrNotStarted }
 func (fakeCA) Certificates() ([]ca.Certificate, error) { return nil, ca.ErrNotStarted }
 func (fakeCA) CRL() ([]byte, error)                    { return nil, ca.ErrNotStarted }
+
+func TestRateLimit(t *testing.T) {
+	s := newServer(t, service.StateReady)
+	s.opts.RateLimit = 2
+	s.handler = s.routes() // the limit is read when the router is built
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	limited := 0
+	for range 10 {
+		resp, body := get(t, ts.URL+"/api/v1/status", testToken)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited++
+			if errorCode(t, body) != "rate_limited" || resp.Header.Get("Retry-After") == "" {
+				t.Errorf("got %v, want a rate_limited error with Retry-After", body)
+			}
+		}
+	}
+	if limited == 0 || limited > 6 {
+		t.Errorf("ten requests at once past 2/s (burst 4): got %d refused, want 6", limited)
+	}
+}

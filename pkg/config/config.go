@@ -47,7 +47,8 @@ func (s *Site) ErrorAt(path, msg string) Error {
 
 // API is where the REST API and the UI listen.
 type API struct {
-	Listen netip.AddrPort
+	Listen    netip.AddrPort
+	RateLimit int // requests a second per client (twice that at once); 0: no limit
 }
 
 // DNS configures the DNS service.
@@ -61,6 +62,7 @@ type DNS struct {
 	Secondaries    []netip.AddrPort // may transfer our zones (by address); notified at the port, 53 by default
 	TSIGKeys       []TSIGKey
 	Records        []ipam.Record
+	RateLimit      int // authoritative answers a second per client (twice that at once); 0: no limit
 }
 
 // TSIGKey is a shared secret that signs zone transfers and dynamic updates.
@@ -85,8 +87,10 @@ type NTP struct {
 
 // DHCP configures the DHCP service.
 type DHCP struct {
-	Interfaces []string // none: the service is idle
-	LeaseTime  time.Duration
+	Interfaces     []string // none: the service is idle
+	LeaseTime      time.Duration
+	RateLimit      int // messages a second per client MAC (twice that at once); 0: no limit
+	RelayRateLimit int // messages a second per relay agent (giaddr); 0: no limit
 }
 
 // CA configures the ACME certificate authority.
@@ -99,17 +103,19 @@ type CA struct {
 
 // Defaults for keys the site file leaves out.
 const (
-	DefaultDataDir      = "/var/lib/infrad"
-	DefaultAPIListen    = "127.0.0.1:8080"
-	DefaultDNSListen    = "0.0.0.0:53"
-	DefaultNTPListen    = "0.0.0.0:123"
-	DefaultCAListen     = "0.0.0.0:443"
-	DefaultTTL          = 300
-	DefaultLeaseTime    = 12 * time.Hour
-	DefaultCertLifetime = 90 * 24 * time.Hour
-	DefaultChronyd      = "127.0.0.1:323"
-	DefaultMaxOffset    = 100 * time.Millisecond
-	DefaultRateLimit    = 16
+	DefaultDataDir       = "/var/lib/infrad"
+	DefaultAPIListen     = "127.0.0.1:8080"
+	DefaultDNSListen     = "0.0.0.0:53"
+	DefaultNTPListen     = "0.0.0.0:123"
+	DefaultCAListen      = "0.0.0.0:443"
+	DefaultTTL           = 300
+	DefaultLeaseTime     = 12 * time.Hour
+	DefaultCertLifetime  = 90 * 24 * time.Hour
+	DefaultChronyd       = "127.0.0.1:323"
+	DefaultMaxOffset     = 100 * time.Millisecond
+	DefaultRateLimit     = 16 // NTP requests a second per client
+	DefaultAPIRateLimit  = 50
+	DefaultDHCPRateLimit = 10
 )
 
 // IPAM returns the site's address objects as an ipam.Set.

@@ -22,7 +22,8 @@ type file struct {
 }
 
 type fileAPI struct {
-	Listen string `yaml:"listen"`
+	Listen    string `yaml:"listen"`
+	RateLimit *int   `yaml:"rate_limit"`
 }
 
 type fileDNS struct {
@@ -35,6 +36,7 @@ type fileDNS struct {
 	Secondaries    []string          `yaml:"secondaries"`
 	TSIGKeys       []fileTSIGKey     `yaml:"tsig_keys"`
 	Records        []ipam.RecordSpec `yaml:"records"`
+	RateLimit      *int              `yaml:"rate_limit"`
 }
 
 type fileTSIGKey struct {
@@ -53,8 +55,10 @@ type fileNTP struct {
 }
 
 type fileDHCP struct {
-	Interfaces []string `yaml:"interfaces"`
-	LeaseTime  string   `yaml:"lease_time"`
+	Interfaces     []string `yaml:"interfaces"`
+	LeaseTime      string   `yaml:"lease_time"`
+	RateLimit      *int     `yaml:"rate_limit"`
+	RelayRateLimit *int     `yaml:"relay_rate_limit"`
 }
 
 type fileCA struct {

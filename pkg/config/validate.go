@@ -57,6 +57,7 @@ func (v *validator) site(f *file) *Site {
 		s.Domain = d
 	}
 	s.API.Listen = v.listen("api.listen", orDefault(f.API.Listen, DefaultAPIListen))
+	s.API.RateLimit = v.rate("api.rate_limit", f.API.RateLimit, DefaultAPIRateLimit)
 	s.Subnets = parseSpecs(v, "subnets", f.Subnets, ipam.SubnetSpec.Parse)
 	s.Hosts = parseSpecs(v, "hosts", f.Hosts, ipam.HostSpec.Parse)
 	s.DNS = v.dns(&f.DNS, s)
@@ -126,6 +127,7 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 	}
 	d.Secondaries = v.servers("dns.secondaries", f.Secondaries)
 	d.TSIGKeys = v.tsigKeys(f.TSIGKeys)
+	d.RateLimit = v.rate("dns.rate_limit", f.RateLimit, 0)
 	if s.Domain == "" {
 		return d // records are relative to the domain: nothing to check them against
 	}
@@ -198,18 +200,16 @@ func (v *validator) ntp(f *fileNTP) NTP {
 		n.Chronyd = v.listen("ntp.chronyd", orDefault(f.Chronyd, DefaultChronyd))
 	}
 	n.MaxOffset = v.duration("ntp.max_offset", f.MaxOffset, DefaultMaxOffset, time.Millisecond)
-	n.RateLimit = DefaultRateLimit
-	if f.RateLimit != nil {
-		if *f.RateLimit < 0 {
-			v.errorf("ntp.rate_limit", "%d is not a number of requests per second (0 for no limit)", *f.RateLimit)
-		}
-		n.RateLimit = *f.RateLimit
-	}
+	n.RateLimit = v.rate("ntp.rate_limit", f.RateLimit, DefaultRateLimit)
 	return n
 }
 
 func (v *validator) dhcp(f *fileDHCP) DHCP {
-	d := DHCP{LeaseTime: v.duration("dhcp.lease_time", f.LeaseTime, DefaultLeaseTime, 10*time.Second)}
+	d := DHCP{
+		LeaseTime:      v.duration("dhcp.lease_time", f.LeaseTime, DefaultLeaseTime, 10*time.Second),
+		RateLimit:      v.rate("dhcp.rate_limit", f.RateLimit, DefaultDHCPRateLimit),
+		RelayRateLimit: v.rate("dhcp.relay_rate_limit", f.RelayRateLimit, 0),
+	}
 	for i, name := range f.Interfaces {
 		at := fmt.Sprintf("dhcp.interfaces[%d]", i)
 		switch {
@@ -369,6 +369,18 @@ func checkServer(s string) error {
 		return fmt.Errorf("%q is neither an IP address nor a hostname", s)
 	}
 	return nil
+}
+
+// rate reads a per-second limit: def when it is absent, 0 for none.
+func (v *validator) rate(at string, n *int, def int) int {
+	if n == nil {
+		return def
+	}
+	if *n < 0 {
+		v.errorf(at, "%d is not a number a second (0 for no limit)", *n)
+		return def
+	}
+	return *n
 }
 
 func orDefault(s, def string) string {

@@ -134,21 +134,22 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 			return st.Leap != 3, st.Why
 		}})
 	apiServer := api.New(api.Options{
-		Listen:  d.apiListen,
-		Token:   token,
-		Status:  d.Status,
-		IPAM:    d.ipam,
-		Leases:  d.dhcp,
-		Time:    d.ntp,
-		CA:      d.ca,
-		Metrics: metrics,
-		Backup:  d.store.Backup,
-		TLS:     apiTLS,
-		Plan:    d.planFile,
-		Site:    d.siteInfo,
-		Build:   build,
-		Started: time.Now(),
-		Logger:  d.log.With("service", "api"),
+		Listen:    d.apiListen,
+		Token:     token,
+		Status:    d.Status,
+		IPAM:      d.ipam,
+		Leases:    d.dhcp,
+		Time:      d.ntp,
+		CA:        d.ca,
+		Metrics:   metrics,
+		Backup:    d.store.Backup,
+		TLS:       apiTLS,
+		RateLimit: d.site.API.RateLimit,
+		Plan:      d.planFile,
+		Site:      d.siteInfo,
+		Build:     build,
+		Started:   time.Now(),
+		Logger:    d.log.With("service", "api"),
 	})
 	// Services in start order (ntp, dns, dhcp, ca, api), joining as they are built.
 	// The API needs none of them: it must answer /readyz while they are failing.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/ratelimit"
 	"github.com/infrad/infrad/pkg/service"
 	"github.com/infrad/infrad/pkg/store"
 )
@@ -62,10 +63,12 @@ type Service struct {
 	exhaustedLog map[string]time.Time // when exhaustion of a subnet was last logged
 }
 
-// settings are what the site file says about replies.
+// settings are what the site file says about replies, and the starvation limits.
 type settings struct {
 	leaseTime time.Duration
 	dns       netip.Addr // infrad's DNS address for clients; zero: the interface's
+	perMAC    *ratelimit.Limiter[ipam.MAC]
+	perRelay  *ratelimit.Limiter[netip.Addr]
 }
 
 // link is one interface served.
@@ -96,7 +99,10 @@ func New(opts Options) *Service {
 }
 
 func (s *Service) setSite(site *config.Site) {
-	s.settings.Store(&settings{leaseTime: site.DHCP.LeaseTime, dns: site.DNS.Advertise})
+	d := site.DHCP
+	s.settings.Store(&settings{leaseTime: d.LeaseTime, dns: site.DNS.Advertise,
+		perMAC:   ratelimit.New[ipam.MAC](float64(d.RateLimit), 2*float64(d.RateLimit)),
+		perRelay: ratelimit.New[netip.Addr](float64(d.RelayRateLimit), 2*float64(d.RelayRateLimit))})
 	s.interfaces = site.DHCP.Interfaces
 }
 

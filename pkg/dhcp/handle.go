@@ -30,6 +30,16 @@ func (s *Service) handle(l *link, m *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, *net.UDPAdd
 		return nil, nil
 	}
 	r := &request{DHCPv4: m, link: l, view: s.view.Load(), mac: ipam.MAC(m.ClientHWAddr)}
+	// Starvation: one client, or one relay, may not ask faster than the site allows.
+	st, now := s.settings.Load(), s.now()
+	if relay := addr(m.GatewayIPAddr); relay.IsValid() && !st.perRelay.Allow(relay, now) {
+		s.metrics.limited.WithLabelValues("relay").Inc()
+		return nil, nil
+	}
+	if !st.perMAC.Allow(r.mac, now) {
+		s.metrics.limited.WithLabelValues("mac").Inc()
+		return nil, nil
+	}
 	var ok bool
 	if r.sn, ok = r.view.subnetFor(l, m); !ok {
 		s.log.Debug("dhcp message for no subnet of ours", "mac", r.mac, "giaddr", m.GatewayIPAddr, "interface", l.name)

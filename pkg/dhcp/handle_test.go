@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,4 +252,34 @@ func TestSanitizeHostname(t *testing.T) {
 			t.Errorf("sanitizeHostname(%q): got %q, want %q", in, got, want)
 		}
 	}
+}
+
+func TestStarvationLimits(t *testing.T) {
+	t.Run("per MAC", func(t *testing.T) {
+		s, l := newServiceOn(t, strings.Replace(testSite, "dhcp: {lease_time: 1h}", "dhcp: {lease_time: 1h, rate_limit: 2}", 1), "10.77.0.1")
+		answered := 0
+		for range 10 {
+			if resp, _ := s.handle(l, message(t, mac(1), dhcpv4.MessageTypeDiscover)); resp != nil {
+				answered++
+			}
+		}
+		if answered != 4 {
+			t.Errorf("ten DISCOVERs from one MAC at 2/s (burst 4): got %d answered, want 4", answered)
+		}
+		if resp, _ := s.handle(l, message(t, mac(2), dhcpv4.MessageTypeDiscover)); resp == nil {
+			t.Errorf("another client is held back by the first")
+		}
+	})
+	t.Run("per relay", func(t *testing.T) {
+		s, l := newServiceOn(t, strings.Replace(testSite, "dhcp: {lease_time: 1h}", "dhcp: {lease_time: 1h, relay_rate_limit: 3}", 1), "10.77.0.1")
+		answered := 0
+		for i := range 20 { // a starvation attack: a new MAC every time
+			if resp, _ := s.handle(l, message(t, mac(i), dhcpv4.MessageTypeDiscover, dhcpv4.WithGatewayIP(net.ParseIP("10.88.0.1")))); resp != nil {
+				answered++
+			}
+		}
+		if answered != 6 {
+			t.Errorf("twenty DISCOVERs through one relay at 3/s (burst 6): got %d answered, want 6", answered)
+		}
+	})
 }

@@ -11,6 +11,7 @@ import (
 type metrics struct {
 	in, out [maxType + 1]prometheus.Counter
 	dry     *prometheus.CounterVec
+	limited *prometheus.CounterVec // by "mac" or "relay"
 }
 
 // maxType is the highest DHCP message type counted by name (RFC 2132: 1 to 8).
@@ -25,7 +26,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"type"})
 	m := &metrics{dry: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "infrad_dhcp_pool_exhausted_total", Help: "DISCOVERs left unanswered because the subnet's pool had no free address.",
-	}, []string{"subnet"})}
+	}, []string{"subnet"}), limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "infrad_dhcp_rate_limited_total", Help: "Messages dropped because their client (by MAC) or relay asked too fast: starvation.",
+	}, []string{"by"})}
 	for t := range m.in {
 		name := "other"
 		if t > 0 {
@@ -33,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 		m.in[t], m.out[t] = in.WithLabelValues(name), out.WithLabelValues(name)
 	}
-	reg.MustRegister(in, out, m.dry)
+	reg.MustRegister(in, out, m.dry, m.limited)
 	return m
 }
 

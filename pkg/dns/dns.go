@@ -26,6 +26,7 @@ import (
 
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/ratelimit"
 	"github.com/infrad/infrad/pkg/service"
 	"github.com/infrad/infrad/pkg/store"
 )
@@ -66,7 +67,8 @@ type Service struct {
 type serving struct {
 	settings
 	recursionAllow []netip.Prefix
-	notify         bool // secondaries are configured
+	notify         bool                           // secondaries are configured
+	rrl            *ratelimit.Limiter[netip.Addr] // authoritative answers per client
 }
 
 // New returns a stopped DNS service.
@@ -104,6 +106,7 @@ func (s *Service) setSite(site *config.Site) {
 		settings:       settings{ttl: site.DNS.TTL, advertise: site.DNS.Advertise},
 		recursionAllow: site.DNS.RecursionAllow,
 		notify:         len(site.DNS.Secondaries) > 0,
+		rrl:            ratelimit.New[netip.Addr](float64(site.DNS.RateLimit), 2*float64(site.DNS.RateLimit)),
 	})
 }
 

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -445,5 +447,24 @@ func TestStopWhileTheStoreChanges(t *testing.T) {
 	<-done
 	if err := s.svc.Start(t.Context()); err != nil {
 		t.Fatalf("start after stop: %v", err)
+	}
+}
+
+func TestResponseRateLimiting(t *testing.T) {
+	s := start(t, "  rate_limit: 2")
+	c := &dns.Client{Timeout: time.Second}
+	var answered atomic.Int32
+	var wg sync.WaitGroup
+	for range 10 { // all at once: the bucket has no time to refill
+		wg.Go(func() {
+			if _, _, err := c.Exchange(new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA), s.addr); err == nil {
+				answered.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	// Start's own probes took from the bucket too: at most the burst of 4 is answered.
+	if n := answered.Load(); n == 0 || n > 4 {
+		t.Errorf("ten queries at once at 2/s (burst 4): got %d answered", n)
 	}
 }

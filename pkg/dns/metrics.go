@@ -13,6 +13,7 @@ import (
 type metrics struct {
 	requests [len(metricTypes) + 1][len(metricRcodes) + 1]prometheus.Counter
 	duration prometheus.Histogram
+	limited  prometheus.Counter
 }
 
 // The types and rcodes with a series of their own; the rest count as "other".
@@ -44,7 +45,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			m.requests[i][j] = requests.WithLabelValues(typ, rc)
 		}
 	}
-	reg.MustRegister(requests, m.duration)
+	m.limited = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "infrad_dns_rate_limited_total",
+		Help: "Authoritative answers not sent because their client asked faster than dns.rate_limit.",
+	})
+	reg.MustRegister(requests, m.duration, m.limited)
 	return m
 }
 

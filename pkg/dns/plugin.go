@@ -111,6 +111,10 @@ func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 		}
 		return rc, err
 	}
+	if !h.svc.cfg.Load().rrl.Allow(clientAddr(w.RemoteAddr()), time.Now()) {
+		h.svc.metrics.limited.Inc() // response rate limiting: the client gets nothing
+		return dns.RcodeRefused, nil
+	}
 	m := new(dns.Msg)
 	m.SetReply(r)
 	snap.answer(m, name, q.Qtype, zone)
