@@ -67,8 +67,14 @@ func newTestServer(t *testing.T, states ...service.State) *httptest.Server {
 
 func newServer(t *testing.T, states ...service.State) *Server {
 	t.Helper()
+	return newServerWith(t, func(*Options) {}, states...)
+}
+
+// newServerWith is newServer with its options changed by tweak.
+func newServerWith(t *testing.T, tweak func(*Options), states ...service.State) *Server {
+	t.Helper()
 	names := []string{"ntp", "dns", "api"}
-	return New(Options{
+	opts := Options{
 		Token:  testToken,
 		IPAM:   newIPAM(t),
 		Leases: fakeLeases{},
@@ -90,7 +96,9 @@ func newServer(t *testing.T, states ...service.State) *Server {
 		Site:    func() SiteInfo { return SiteInfo{Source: "site.yaml", Domain: "k8s.example.com."} },
 		Build:   BuildInfo{Version: "v1.2.3", Commit: "abc", Go: "go1.26"},
 		Started: time.Now(),
-	})
+	}
+	tweak(&opts)
+	return New(opts)
 }
 
 func get(t *testing.T, url, token string) (*http.Response, map[string]any) {
@@ -292,9 +300,7 @@ func (fakeCA) Certificates() ([]ca.Certificate, error) { return nil, ca.ErrNotSt
 func (fakeCA) CRL() ([]byte, error)                    { return nil, ca.ErrNotStarted }
 
 func TestRateLimit(t *testing.T) {
-	s := newServer(t, service.StateReady)
-	s.opts.RateLimit = 2
-	s.handler = s.routes() // the limit is read when the router is built
+	s := newServerWith(t, func(o *Options) { o.RateLimit = 2 }, service.StateReady)
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 	limited := 0
