@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -20,20 +22,30 @@ type client struct {
 	http        *http.Client
 }
 
-// clientFlags adds --api and --token to fs; the defaults are $INFRAD_API and
-// $INFRAD_TOKEN, else the demo's address and the token file of the data directory.
+// clientFlags adds --api, --token, --ca and --data to fs; the defaults are $INFRAD_API,
+// $INFRAD_TOKEN and $INFRAD_CA, else the demo's address and the token file and CA root
+// of the data directory. Off loopback the API speaks only TLS, with a certificate from
+// the site's CA: an https URL is checked against that root as well as the system's.
 func clientFlags(fs *flag.FlagSet) func() (*client, error) {
-	api := fs.String("api", envOr("INFRAD_API", "http://127.0.0.1:8080"), "the infrad API ($INFRAD_API)")
+	api := fs.String("api", envOr("INFRAD_API", "http://127.0.0.1:8080"), "the infrad API, https:// when it listens off loopback ($INFRAD_API)")
 	token := fs.String("token", os.Getenv("INFRAD_TOKEN"), "the API token ($INFRAD_TOKEN; default: the data directory's api-token)")
+	caFile := fs.String("ca", os.Getenv("INFRAD_CA"), "the site's root certificate, for an https API ($INFRAD_CA; default: the data directory's ca/root.crt)")
 	data := fs.String("data", "", "the data directory whose api-token to use (default: ./data, then /var/lib/infrad)")
 	return func() (*client, error) {
-		c := &client{base: strings.TrimSuffix(*api, "/"), token: *token, http: &http.Client{Timeout: 30 * time.Second}}
-		if c.token != "" {
-			return c, nil
-		}
 		dirs := []string{"data", "/var/lib/infrad"}
 		if *data != "" {
 			dirs = []string{*data}
+		}
+		c := &client{base: strings.TrimSuffix(*api, "/"), token: *token, http: &http.Client{Timeout: 30 * time.Second}}
+		if strings.HasPrefix(c.base, "https://") {
+			roots, err := siteRoots(*caFile, dirs)
+			if err != nil {
+				return nil, err
+			}
+			c.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+		}
+		if c.token != "" {
+			return c, nil
 		}
 		for _, dir := range dirs {
 			if raw, err := os.ReadFile(filepath.Join(dir, "api-token")); err == nil {
@@ -43,6 +55,39 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 		}
 		return nil, fmt.Errorf("no API token: give --token or $INFRAD_TOKEN, or --data with the data directory (looked in %s)", strings.Join(dirs, ", "))
 	}
+}
+
+// siteRoots is the system's roots and the site's: file if given, else the first
+// data directory's ca/root.crt that exists.
+func siteRoots(file string, dirs []string) (*x509.CertPool, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if file == "" {
+		for _, dir := range dirs {
+			if p := filepath.Join(dir, "ca", "root.crt"); fileExists(p) {
+				file = p
+				break
+			}
+		}
+	}
+	if file == "" {
+		return roots, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("the site's root certificate: %w", err)
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("the site's root certificate: %s holds no PEM certificate", file)
+	}
+	return roots, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func envOr(key, def string) string {

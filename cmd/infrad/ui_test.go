@@ -83,4 +83,19 @@ func TestAPIUsesTLSOffLoopback(t *testing.T) {
 	if !strings.Contains(p.output.String(), "https://10.77.0.1:8080/ui/#token=") {
 		t.Errorf("the sign-in link is not https:\n%s", p.output.String())
 	}
+	// infrad's own commands trust the site's root from the data directory, or --ca.
+	copy := filepath.Join(dir, "copy.db")
+	if out, err := exec.Command("ip", "netns", "exec", l.srv, binary, "backup", "--api", "https://10.77.0.1:8080",
+		"--data", filepath.Join(dir, "data"), copy).CombinedOutput(); err != nil {
+		t.Errorf("infrad backup over TLS: %v\n%s", err, out)
+	}
+	token, _ := os.ReadFile(filepath.Join(dir, "data", "api-token"))
+	if out, err := exec.Command("ip", "netns", "exec", l.srv, binary, "export", "--api", "https://10.77.0.1:8080",
+		"--token", strings.TrimSpace(string(token)), "--ca", root, "no-proxy").CombinedOutput(); err != nil || !strings.Contains(string(out), "10.77.0.0/24") {
+		t.Errorf("infrad export --ca over TLS: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", l.srv, binary, "export", "--api", "https://10.77.0.1:8080",
+		"--token", strings.TrimSpace(string(token)), "--data", t.TempDir(), "no-proxy").CombinedOutput(); err == nil {
+		t.Errorf("infrad export trusted the API without the site's root:\n%s", out)
+	}
 }
