@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# DNS throughput: dnsperf against infrad and against a stock CoreDNS serving the same
-# 5,000-host forward and reverse zones with its `file` plugin, on this machine, in the
-# same run, alternating. The server runs on core 0, dnsperf on core 1.
+# DNS throughput: dnsperf against infrad, a stock CoreDNS serving the same 5,000-host
+# forward and reverse zones with its `file` plugin, and NSD serving the same zone files,
+# on this machine, in the same run, alternating. The server runs on core 0 (NSD with one
+# server process), dnsperf on core 1.
 #
-# Usage: bench/dns.sh [ROUNDS] [SECONDS]     (needs bin/infrad, dnsperf, dig, taskset)
+# Usage: bench/dns.sh [ROUNDS] [SECONDS]   (needs bin/infrad, dnsperf, dig, nsd, taskset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -16,7 +17,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-for tool in dnsperf dig taskset; do
+for tool in dnsperf dig nsd taskset; do
   command -v "$tool" >/dev/null || { echo "bench/dns.sh: $tool is missing (make deps)" >&2; exit 1; }
 done
 [ -x bin/infrad ] || { echo "bench/dns.sh: build first (make build)" >&2; exit 1; }
@@ -65,6 +66,28 @@ soa='300 IN SOA ns.bench.example. hostmaster.bench.example. 1 300 60 1209600 60'
     printf '%d.%d 300 IN PTR h%04d.bench.example.\n' $((i % 250 + 1)) $((i / 250)) "$i"
   done
 } > "$rev"
+cat > "$work/nsd.conf" <<EOF
+server:
+    ip-address: 127.0.0.1
+    port: 15303
+    server-count: 1
+    username: ""
+    chroot: ""
+    zonesdir: "$work"
+    zonelistfile: "$work/nsd.zonelist"
+    xfrdfile: "$work/nsd.xfrd"
+    pidfile: "$work/nsd.pid"
+    database: ""
+    hide-version: yes
+remote-control:
+    control-enable: no
+zone:
+    name: bench.example
+    zonefile: $fwd
+zone:
+    name: 20.10.in-addr.arpa
+    zonefile: $rev
+EOF
 cat > "$work/Corefile" <<EOF
 bench.example:15302 {
     bind 127.0.0.1
@@ -98,19 +121,25 @@ start_coredns() {
   taskset -c 0 "$out/coredns-$coredns_version" -conf "$work/Corefile" -quiet >"$work/coredns.log" 2>&1 &
   pids+=($!); wait_port 15302
 }
+start_nsd() {
+  taskset -c 0 nsd -d -c "$work/nsd.conf" >"$work/nsd.log" 2>&1 &
+  pids+=($!); wait_port 15303
+}
 stop_last() { kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; }
 
-# Same answers: every one of a sample of names, from both.
-start_infrad; start_coredns
-for name in h0000.bench.example h2499.bench.example h4999.bench.example; do
-  a=$(dig @127.0.0.1 -p 15301 +short "$name"); b=$(dig @127.0.0.1 -p 15302 +short "$name")
-  [ "$a" = "$b" ] && [ -n "$a" ] || { echo "answers differ for $name: infrad '$a', coredns '$b'" >&2; exit 1; }
+# Same answers: every one of a sample of names, from all three.
+start_infrad; start_coredns; start_nsd
+for q in h0000.bench.example h2499.bench.example h4999.bench.example \
+         "-x 10.20.0.1" "-x 10.20.9.250" "-x 10.20.19.250"; do
+  # shellcheck disable=SC2086 # $q is a name or "-x address"
+  a=$(dig @127.0.0.1 -p 15301 +short $q)
+  for port in 15302 15303; do
+    # shellcheck disable=SC2086
+    b=$(dig @127.0.0.1 -p "$port" +short $q)
+    [ "$a" = "$b" ] && [ -n "$a" ] || { echo "answers differ for $q: infrad '$a', port $port '$b'" >&2; exit 1; }
+  done
 done
-for ip in 10.20.0.1 10.20.9.250 10.20.19.250; do
-  a=$(dig @127.0.0.1 -p 15301 +short -x "$ip"); b=$(dig @127.0.0.1 -p 15302 +short -x "$ip")
-  [ "$a" = "$b" ] && [ -n "$a" ] || { echo "answers differ for $ip: infrad '$a', coredns '$b'" >&2; exit 1; }
-done
-stop_last; stop_last
+stop_last; stop_last; stop_last
 
 qps() { # run dnsperf on core 1 against port $1; print queries per second
   local report
@@ -124,15 +153,17 @@ qps() { # run dnsperf on core 1 against port $1; print queries per second
   awk '/Queries per second/ { print $4 }' <<<"$report"
 }
 
-infrad_qps=() coredns_qps=()
+infrad_qps=() coredns_qps=() nsd_qps=()
 for r in $(seq "$rounds"); do
   start_infrad;  infrad_qps+=($(qps 15301));  stop_last
   start_coredns; coredns_qps+=($(qps 15302)); stop_last
-  echo "round $r: infrad ${infrad_qps[-1]} q/s, stock CoreDNS file ${coredns_qps[-1]} q/s"
+  start_nsd;     nsd_qps+=($(qps 15303));     stop_last
+  echo "round $r: infrad ${infrad_qps[-1]} q/s, stock CoreDNS file ${coredns_qps[-1]} q/s, NSD ${nsd_qps[-1]} q/s"
 done
 
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-mi=$(median "${infrad_qps[@]}"); mc=$(median "${coredns_qps[@]}")
-ratio=$(awk -v a="$mi" -v b="$mc" 'BEGIN { printf "%.2f", a / b }')
-summary="dns: $hosts hosts, A+PTR mix, ${secs}s x $rounds rounds, server on core 0, dnsperf on core 1: infrad $mi q/s, stock CoreDNS $coredns_version file $mc q/s, ratio ${ratio}x"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+mi=$(median "${infrad_qps[@]}"); mc=$(median "${coredns_qps[@]}"); mn=$(median "${nsd_qps[@]}")
+nsd_version=$(nsd -v 2>&1 | awk 'NR == 1 { print $3 }')
+summary="dns: $hosts hosts, A+PTR mix, ${secs}s x $rounds rounds, server on core 0, dnsperf on core 1: infrad $mi q/s; stock CoreDNS $coredns_version file $mc q/s, ratio $(ratio "$mi" "$mc")x; NSD $nsd_version $mn q/s, ratio $(ratio "$mi" "$mn")x"
 echo "$summary" | tee "$out/dns-$(date +%Y%m%d-%H%M%S).txt"
