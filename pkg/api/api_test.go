@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +164,36 @@ func TestReadyz(t *testing.T) {
 				t.Errorf("got services %v, want ntp, dns, api in start order", services)
 			}
 		})
+	}
+}
+
+// TestEveryRouteNeedsToken walks the router: every /api/v1 route but the two that
+// relying parties fetch answers 401 without the token, or with a wrong one, before it
+// reads a byte of the request.
+func TestEveryRouteNeedsToken(t *testing.T) {
+	ts := newTestServer(t, service.StateReady)
+	open := []string{"GET /api/v1/ca/root.pem", "GET /api/v1/ca/crl"}
+	checked := 0
+	for _, route := range routes(t, newServer(t)) {
+		method, path, _ := strings.Cut(route, " ")
+		if !strings.HasPrefix(path, "/api/v1/") || slices.Contains(open, route) {
+			continue
+		}
+		url := ts.URL + regexp.MustCompile(`\{[^}]*\}`).ReplaceAllString(path, "x")
+		for _, token := range []string{"", "ffffffffffffffffffffffffffffffff"} {
+			req, _ := http.NewRequest(method, url, strings.NewReader(`{"name": "x"}`))
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, body := do(t, req)
+			if resp.StatusCode != http.StatusUnauthorized || errorCode(t, body) != "unauthorized" {
+				t.Errorf("%s with token %q: got %d %v, want 401 unauthorized", route, token, resp.StatusCode, body)
+			}
+		}
+		checked++
+	}
+	if checked < 15 {
+		t.Errorf("checked %d routes: the walk missed the API", checked)
 	}
 }
 
