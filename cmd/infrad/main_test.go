@@ -274,6 +274,11 @@ func TestDemoSite(t *testing.T) {
 	if code := p.wait(t, 10*time.Second); code != exitOK {
 		t.Errorf("SIGTERM: got exit %d, want 0", code)
 	}
+	// The token appears in the log once: in the sign-in link.
+	token, out := readToken(t, dataDir), p.output.String()
+	if n := strings.Count(out, token); n != 1 || !strings.Contains(out, "/ui/#token="+token) {
+		t.Errorf("the token appears %d times in the log, want once, in the sign-in link:\n%s", n, out)
+	}
 }
 
 func TestSecondInstanceOnTheSameDataDirExits(t *testing.T) {
