@@ -103,7 +103,7 @@ func (s *Server) routes() http.Handler {
 	r.Method(http.MethodGet, "/metrics", metricsHandler(reg))
 	r.Get("/api/v1/ca/root.pem", s.handle(s.rootPEM)) // open: it is what clients come to trust
 	r.Get("/api/v1/ca/crl", s.handle(s.crl))          // open: relying parties fetch it
-	limit := ratelimit.New[netip.Addr](float64(s.opts.RateLimit), 2*float64(s.opts.RateLimit))
+	limit := ratelimit.New[netip.Addr](s.opts.RateLimit)
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.limitRate(limit), s.requireToken)
 		r.Get("/status", s.handle(s.status))

@@ -101,8 +101,8 @@ func New(opts Options) *Service {
 func (s *Service) setSite(site *config.Site) {
 	d := site.DHCP
 	s.settings.Store(&settings{leaseTime: d.LeaseTime, dns: site.DNS.Advertise,
-		perMAC:   ratelimit.New[ipam.MAC](float64(d.RateLimit), 2*float64(d.RateLimit)),
-		perRelay: ratelimit.New[netip.Addr](float64(d.RelayRateLimit), 2*float64(d.RelayRateLimit))})
+		perMAC:   ratelimit.New[ipam.MAC](d.RateLimit),
+		perRelay: ratelimit.New[netip.Addr](d.RelayRateLimit)})
 	s.interfaces = site.DHCP.Interfaces
 }
 

@@ -106,7 +106,7 @@ func (s *Service) setSite(site *config.Site) {
 		settings:       settings{ttl: site.DNS.TTL, advertise: site.DNS.Advertise},
 		recursionAllow: site.DNS.RecursionAllow,
 		notify:         len(site.DNS.Secondaries) > 0,
-		rrl:            ratelimit.New[netip.Addr](float64(site.DNS.RateLimit), 2*float64(site.DNS.RateLimit)),
+		rrl:            ratelimit.New[netip.Addr](site.DNS.RateLimit),
 	})
 }
 

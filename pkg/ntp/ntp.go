@@ -68,7 +68,7 @@ func New(opts Options) *Service {
 func (s *Service) setSite(site *config.Site) {
 	cfg := site.NTP
 	s.cfg.Store(&cfg)
-	s.limit = ratelimit.New[netip.Addr](float64(cfg.RateLimit), 2*float64(cfg.RateLimit))
+	s.limit = ratelimit.New[netip.Addr](cfg.RateLimit)
 	s.listen = cfg.Listen
 }
 

@@ -22,9 +22,10 @@ type bucket struct {
 	at     time.Time
 }
 
-// New returns a Limiter; burst below 1 is taken as 1.
-func New[K comparable](rate, burst float64) *Limiter[K] {
-	return &Limiter[K]{rate: rate, burst: max(burst, 1), by: map[K]*bucket{}}
+// New returns a Limiter of rate events a second and twice that at once, the burst
+// every limit of a site file allows. A rate of 0 allows everything.
+func New[K comparable](rate int) *Limiter[K] {
+	return &Limiter[K]{rate: float64(rate), burst: max(2*float64(rate), 1), by: map[K]*bucket{}}
 }
 
 // Allow takes a token of k's bucket at now, and reports whether there was one.

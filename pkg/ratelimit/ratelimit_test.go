@@ -7,7 +7,7 @@ import (
 
 func TestLimiter(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	l := New[string](2, 4)
+	l := New[string](2)
 	got := 0
 	for range 10 {
 		if l.Allow("a", now) {
@@ -23,7 +23,7 @@ func TestLimiter(t *testing.T) {
 	if !l.Allow("a", now.Add(600*time.Millisecond)) || l.Allow("a", now.Add(600*time.Millisecond)) {
 		t.Errorf("after 0.6 s at 2/s, want exactly one more")
 	}
-	if off := New[string](0, 0); !off.Allow("a", now) {
+	if off := New[string](0); !off.Allow("a", now) {
 		t.Errorf("a zero rate limits")
 	}
 }
