@@ -261,14 +261,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	s.links = nil
 	s.stop()
 	s.stop = nil
-	done := make(chan struct{})
-	go func() { s.loops.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return service.Wait(ctx, &s.loops)
 }
 
 // Health defers to the Manager.

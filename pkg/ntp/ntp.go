@@ -135,14 +135,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	}
 	s.stop()
 	s.stop, s.conns = nil, nil
-	done := make(chan struct{})
-	go func() { s.loops.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return service.Wait(ctx, &s.loops)
 }
 
 // Health defers to the Manager.

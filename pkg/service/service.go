@@ -5,6 +5,7 @@ package service
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -51,4 +52,17 @@ type Status struct {
 	Name  string   `json:"name"`
 	Needs []string `json:"needs,omitempty"`
 	Health
+}
+
+// Wait waits for a service's goroutines to end, or for ctx: what a Stop does after
+// closing its sockets.
+func Wait(ctx context.Context, loops *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { loops.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
