@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/infrad/infrad/internal/testenv"
 )
 
 const caSite = `domain: k8s.example.com
@@ -43,9 +45,9 @@ type caLab struct {
 }
 
 func TestCAWithRealClients(t *testing.T) {
-	need(t, "lego", "certbot", "openssl")
+	testenv.Need(t, "lego", "certbot", "openssl")
 	dir := t.TempDir()
-	api, dnsPort, ntpPort, caPort, httpPort := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	api, dnsPort, ntpPort, caPort, httpPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	site := filepath.Join(dir, "site.yaml")
 	os.WriteFile(site, fmt.Appendf(nil, caSite, filepath.Join(dir, "data"), api, dnsPort, ntpPort, caPort, httpPort), 0o644)
 	start(t, dir, "serve", "-c", site)
@@ -237,7 +239,7 @@ func stubUpstream(t *testing.T) string {
 
 func TestCheck(t *testing.T) {
 	dir := t.TempDir()
-	api, dnsPort, ntpPort, caPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	api, dnsPort, ntpPort, caPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	site := filepath.Join(dir, "site.yaml")
 	os.WriteFile(site, fmt.Appendf(nil, `domain: k8s.example.com
 data_dir: %s

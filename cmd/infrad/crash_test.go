@@ -18,11 +18,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/infrad/infrad/internal/testenv"
 )
 
 func TestKillDuringAPIWrites(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	site := siteFile(t, dir, "k8s.example.com", port)
 	p := start(t, dir, "serve", "-c", site)
@@ -60,7 +62,7 @@ func TestKillDuringAPIWrites(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "writes under way", func() bool { return n.Load() >= 30 })
+	testenv.WaitFor(t, "writes under way", func() bool { return n.Load() >= 30 })
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
 	close(stop)
@@ -95,7 +97,7 @@ func decodeJSON(resp *http.Response, v any) {
 }
 
 func TestKillDuringDHCPBurst(t *testing.T) {
-	needRoot(t, "ip", "perfdhcp", "curl")
+	testenv.NeedRoot(t, "ip", "perfdhcp", "curl")
 	l := newLab(t)
 	dir := t.TempDir()
 	site := strings.Replace(labSiteFor(filepath.Join(dir, "data")), "end: 10.77.0.103}", "end: 10.77.0.250}", 1)

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/infrad/infrad/internal/testenv"
 )
 
 // TestExamplesValidate runs infrad validate on every example site in deploy/.
@@ -51,7 +53,7 @@ func TestSystemdUnit(t *testing.T) {
 // TestMetricsOfEveryService checks that /metrics has each service's families.
 func TestMetricsOfEveryService(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	start(t, dir, "serve", "-c", siteFile(t, dir, "k8s.example.com", port))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitReady(t, base)

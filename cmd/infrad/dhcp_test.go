@@ -17,24 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// needRoot skips (or fails, under INFRAD_E2E=1) a test that makes namespaces.
-func needRoot(t *testing.T, tools ...string) {
-	t.Helper()
-	fail := t.Skipf
-	if os.Getenv("INFRAD_E2E") == "1" {
-		fail = t.Fatalf
-	}
-	if os.Geteuid() != 0 {
-		fail("network namespaces need root")
-	}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			fail("%s is not installed (make deps installs it)", tool)
-		}
-	}
-}
+	"github.com/infrad/infrad/internal/testenv"
+)
 
 // lab is a server namespace with a bridge at 10.77.0.1/24 and a client namespace
 // whose interface c0 is on that bridge.
@@ -178,7 +163,7 @@ hosts:
 func (l *lab) serveIn(t *testing.T, dir string) *proc {
 	t.Helper()
 	p := startCmd(t, dir, "ip", "netns", "exec", l.srv, binary, "serve", "-c", filepath.Join(dir, "site.yaml"))
-	waitFor(t, "infrad ready in its namespace", func() bool {
+	testenv.WaitFor(t, "infrad ready in its namespace", func() bool {
 		out, err := exec.Command("ip", "netns", "exec", l.srv, "curl", "-sf", "http://127.0.0.1:8080/readyz").Output()
 		return err == nil && strings.Contains(string(out), `"ready": true`)
 	})
@@ -213,7 +198,7 @@ func (l *lab) dig(args ...string) string {
 }
 
 func TestDHCPWithRealClients(t *testing.T) {
-	needRoot(t, "ip", "dhclient", "perfdhcp", "curl", "dig")
+	testenv.NeedRoot(t, "ip", "dhclient", "perfdhcp", "curl", "dig")
 	l := newLab(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "site.yaml"), fmt.Appendf(nil, labSite, filepath.Join(dir, "data")), 0o644)
@@ -223,7 +208,7 @@ func TestDHCPWithRealClients(t *testing.T) {
 	{
 		l.setMAC(t, "52:54:00:77:00:10")
 		c := l.dhclient(t, filepath.Join(dir, "cp01"), "cp01", "-d", "-1")
-		waitFor(t, "cp01 bound", func() bool { return c.got("BOUND") != nil })
+		testenv.WaitFor(t, "cp01 bound", func() bool { return c.got("BOUND") != nil })
 		got := c.got("BOUND")
 		c.stop()
 		for k, want := range map[string]string{
@@ -254,16 +239,16 @@ func TestDHCPWithRealClients(t *testing.T) {
 	{
 		l.setMAC(t, "52:54:00:77:00:99")
 		laptop = l.dhclient(t, filepath.Join(dir, "laptop"), "Laptop_01", "-d")
-		waitFor(t, "laptop bound", func() bool { return laptop.got("BOUND") != nil })
+		testenv.WaitFor(t, "laptop bound", func() bool { return laptop.got("BOUND") != nil })
 		ip := laptop.got("BOUND")["new_ip_address"]
 		if ip != "10.77.0.100" {
 			t.Errorf("got %s, want the first address of the dhcp range", ip)
 		}
-		waitFor(t, "laptop in DNS", func() bool {
+		testenv.WaitFor(t, "laptop in DNS", func() bool {
 			return l.dig("laptop-01.lab.test") == ip && l.dig("-x", ip) == "laptop-01.lab.test."
 		})
 		// T1 is half the 20 s lease: dhclient renews, by unicast, within about 10 s.
-		waitFor(t, "a renewal", func() bool { return strings.Contains(laptop.reasons(), "RENEW") })
+		testenv.WaitFor(t, "a renewal", func() bool { return strings.Contains(laptop.reasons(), "RENEW") })
 		if got := laptop.got("RENEW")["new_ip_address"]; got != ip {
 			t.Errorf("renewed to %s, want %s", got, ip)
 		}
@@ -284,7 +269,7 @@ func TestDHCPWithRealClients(t *testing.T) {
 		// A fresh client: kill -9 the server as soon as the client holds its ACK.
 		l.setMAC(t, "52:54:00:77:00:aa")
 		c := l.dhclient(t, filepath.Join(dir, "crash"), "crash", "-d", "-1")
-		waitFor(t, "crash bound", func() bool { return c.got("BOUND") != nil })
+		testenv.WaitFor(t, "crash bound", func() bool { return c.got("BOUND") != nil })
 		server.cmd.Process.Signal(syscall.SIGKILL)
 		<-server.done
 		ip := c.got("BOUND")["new_ip_address"]

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/infrad/infrad/internal/testenv"
 )
 
 var binary string
@@ -106,27 +108,6 @@ func (p *proc) wait(t *testing.T, limit time.Duration) int {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // siteFile writes a small valid site with its API on a free port, in a fresh data dir.
 func siteFile(t *testing.T, dir, domain string, apiPort int) string {
 	t.Helper()
@@ -141,7 +122,7 @@ subnets:
   - {name: vm, cidr: 10.0.40.0/24, gateway: 10.0.40.1}
 hosts:
   - {name: cp01, ip: 10.0.40.10, mac: "52:54:00:00:40:10"}
-`, domain, filepath.Join(dir, "data"), apiPort, freePort(t), freePort(t), freePort(t))
+`, domain, filepath.Join(dir, "data"), apiPort, testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t))
 	if err := os.WriteFile(path, []byte(site), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +149,7 @@ func httpGet(url, token string) (int, map[string]any, error) {
 
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	waitFor(t, base+"/readyz to answer 200", func() bool {
+	testenv.WaitFor(t, base+"/readyz to answer 200", func() bool {
 		code, _, err := httpGet(base+"/readyz", "")
 		return err == nil && code == http.StatusOK
 	})
@@ -283,13 +264,13 @@ func TestDemoSite(t *testing.T) {
 
 func TestSecondInstanceOnTheSameDataDirExits(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	first := start(t, dir, "serve", "-c", siteFile(t, dir, "k8s.example.com", port))
 	waitReady(t, fmt.Sprintf("http://127.0.0.1:%d", port))
 
 	// Same data dir, another API port: only the store's lock can refuse it.
 	other := t.TempDir()
-	second := start(t, other, "serve", "-c", siteFile(t, other, "k8s.example.com", freePort(t)), "--data", filepath.Join(dir, "data"))
+	second := start(t, other, "serve", "-c", siteFile(t, other, "k8s.example.com", testenv.FreePort(t)), "--data", filepath.Join(dir, "data"))
 	if code := second.wait(t, 10*time.Second); code != exitFail {
 		t.Errorf("second infrad: got exit %d, want %d", code, exitFail)
 	}
@@ -305,7 +286,7 @@ func TestSecondInstanceOnTheSameDataDirExits(t *testing.T) {
 
 func TestSIGHUPReloadsAndRefusesABadFile(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	path := siteFile(t, dir, "k8s.example.com", port)
 	p := start(t, dir, "serve", "-c", path)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -323,7 +304,7 @@ func TestSIGHUPReloadsAndRefusesABadFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the refusal in the log", func() bool {
+	testenv.WaitFor(t, "the refusal in the log", func() bool {
 		return strings.Contains(p.output.String(), "site file refused") && strings.Contains(p.output.String(), "hosts[0].ip")
 	})
 	if got := domain(); got != "k8s.example.com." {
@@ -332,7 +313,7 @@ func TestSIGHUPReloadsAndRefusesABadFile(t *testing.T) {
 
 	siteFile(t, dir, "lab.example.org", port)
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the new domain in /api/v1/status", func() bool { return domain() == "lab.example.org." })
+	testenv.WaitFor(t, "the new domain in /api/v1/status", func() bool { return domain() == "lab.example.org." })
 
 	p.cmd.Process.Signal(syscall.SIGINT)
 	if code := p.wait(t, 10*time.Second); code != exitOK {
@@ -389,10 +370,10 @@ func hostOwners(t *testing.T, base, token string) []string {
 
 func TestAPIObjectsSurviveRestartAndReloadTouchesOnlyFileObjects(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	path := filepath.Join(dir, "site.yaml")
-	dnsPort, ntpPort, caPort := freePort(t), freePort(t), freePort(t)
+	dnsPort, ntpPort, caPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	writeSite := func(hosts string) {
 		t.Helper()
 		site := fmt.Sprintf("domain: k8s.example.com\ndata_dir: %s\napi: {listen: \"127.0.0.1:%d\"}\ndns: {listen: [\"127.0.0.1:%d\"]}\nntp: {listen: [\"127.0.0.1:%d\"]}\nca: {listen: \"127.0.0.1:%d\"}\n"+
@@ -417,7 +398,7 @@ func TestAPIObjectsSurviveRestartAndReloadTouchesOnlyFileObjects(t *testing.T) {
 			out, _ := exec.Command("dig", append([]string{"@127.0.0.1", "-p", fmt.Sprint(dnsPort), "+short"}, args...)...).Output()
 			return strings.TrimSpace(string(out))
 		}
-		waitFor(t, "w01 in DNS, A and PTR", func() bool {
+		testenv.WaitFor(t, "w01 in DNS, A and PTR", func() bool {
 			return dig("w01.k8s.example.com") == "10.0.40.20" && dig("-x", "10.0.40.20") == "w01.k8s.example.com."
 		})
 	}
@@ -437,12 +418,12 @@ func TestAPIObjectsSurviveRestartAndReloadTouchesOnlyFileObjects(t *testing.T) {
 	writeSite("  - {name: cp01, ip: 10.0.40.10, role: etcd}\n  - {name: cp03, ip: 10.0.40.12}\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	want = []string{"cp01:file:etcd", "cp03:file:", "w01:api:worker", "w02:api:worker"}
-	waitFor(t, "the reload in /api/v1/hosts", func() bool { return slices.Equal(hostOwners(t, base, token), want) })
+	testenv.WaitFor(t, "the reload in /api/v1/hosts", func() bool { return slices.Equal(hostOwners(t, base, token), want) })
 
 	// A file host on w01's address is refused, placed by line, and nothing changes.
 	writeSite("  - {name: cp01, ip: 10.0.40.10, role: etcd}\n  - {name: cp04, ip: 10.0.40.20}\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the refusal in the log", func() bool {
+	testenv.WaitFor(t, "the refusal in the log", func() bool {
 		return strings.Contains(p.output.String(), `site.yaml:11: hosts[1].ip: 10.0.40.20 is already the address of host \"w01\"`)
 	})
 	if got := hostOwners(t, base, token); !slices.Equal(got, want) {
@@ -450,22 +431,9 @@ func TestAPIObjectsSurviveRestartAndReloadTouchesOnlyFileObjects(t *testing.T) {
 	}
 }
 
-// need skips a test whose client is not installed, or fails it under INFRAD_E2E=1.
-func need(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("INFRAD_E2E") == "1" {
-				t.Fatalf("%s is not installed (INFRAD_E2E=1 needs it: make deps)", tool)
-			}
-			t.Skipf("%s is not installed; skipping (make deps installs it)", tool)
-		}
-	}
-}
-
 func TestBackupAndRestore(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	p := start(t, dir, "serve", "-c", siteFile(t, dir, "k8s.example.com", port))
 	waitReady(t, base)
@@ -486,7 +454,7 @@ func TestBackupAndRestore(t *testing.T) {
 	os.MkdirAll(filepath.Join(other, "data"), 0o700)
 	raw, _ := os.ReadFile(copyPath)
 	os.WriteFile(filepath.Join(other, "data", "infrad.db"), raw, 0o600)
-	port2 := freePort(t)
+	port2 := testenv.FreePort(t)
 	start(t, other, "serve", "-c", siteFile(t, other, "k8s.example.com", port2))
 	base2 := fmt.Sprintf("http://127.0.0.1:%d", port2)
 	waitReady(t, base2)
@@ -497,7 +465,7 @@ func TestBackupAndRestore(t *testing.T) {
 
 func TestExportFromARunningInfrad(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	start(t, dir, "serve", "-c", siteFile(t, dir, "k8s.example.com", port))
 	waitReady(t, base)
@@ -519,7 +487,7 @@ func TestExportFromARunningInfrad(t *testing.T) {
 
 func TestPlanAndTheChangeBudget(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	path := siteFile(t, dir, "k8s.example.com", port)
 	raw, _ := os.ReadFile(path)
@@ -553,7 +521,7 @@ func TestPlanAndTheChangeBudget(t *testing.T) {
 	budgeted, _ := os.ReadFile(edited)
 	os.WriteFile(path, append([]byte("max_deletes: 0\n"), budgeted...), 0o644)
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the refusal", func() bool { return strings.Contains(p.output.String(), "more than max_deletes (0)") })
+	testenv.WaitFor(t, "the refusal", func() bool { return strings.Contains(p.output.String(), "more than max_deletes (0)") })
 	if got := hostOwners(t, base, token); len(got) != 2 || !strings.HasPrefix(got[1], "cp02") {
 		t.Errorf("a refused reload changed the store: %v", got)
 	}

@@ -13,10 +13,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/infrad/infrad/internal/testenv"
 )
 
 func TestUI(t *testing.T) {
-	needRoot(t, "ip", "dhclient", "node", "/usr/bin/chromium", "curl")
+	testenv.NeedRoot(t, "ip", "dhclient", "node", "/usr/bin/chromium", "curl")
 	tests, _ := filepath.Abs("../../web/test")
 	if _, err := os.Stat(filepath.Join(tests, "node_modules", "playwright-core")); err != nil {
 		if os.Getenv("INFRAD_E2E") == "1" {
@@ -66,14 +68,14 @@ func TestUI(t *testing.T) {
 // TestAPIUsesTLSOffLoopback serves the API on the lab's bridge address: it must speak
 // TLS with a certificate from the site's own CA, and refuse plain HTTP.
 func TestAPIUsesTLSOffLoopback(t *testing.T) {
-	needRoot(t, "ip", "curl")
+	testenv.NeedRoot(t, "ip", "curl")
 	l := newLab(t)
 	dir := t.TempDir()
 	site := strings.Replace(labSiteFor(filepath.Join(dir, "data")), `api: {listen: "127.0.0.1:8080"}`, `api: {listen: "10.77.0.1:8080"}`, 1)
 	os.WriteFile(filepath.Join(dir, "site.yaml"), []byte(site), 0o644)
 	p := startCmd(t, dir, "ip", "netns", "exec", l.srv, binary, "serve", "-c", filepath.Join(dir, "site.yaml"))
 	root := filepath.Join(dir, "data", "ca", "root.crt")
-	waitFor(t, "the API over TLS", func() bool {
+	testenv.WaitFor(t, "the API over TLS", func() bool {
 		out, err := exec.Command("ip", "netns", "exec", l.srv, "curl", "-sf", "--cacert", root, "https://10.77.0.1:8080/readyz").Output()
 		return err == nil && strings.Contains(string(out), `"ready": true`)
 	})

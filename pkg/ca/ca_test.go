@@ -19,30 +19,9 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/config"
 )
-
-func need(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("INFRAD_E2E") == "1" {
-				t.Fatalf("%s is not installed (INFRAD_E2E=1 needs it: make deps)", tool)
-			}
-			t.Skipf("%s is not installed; skipping (make deps installs it)", tool)
-		}
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // stubDNS answers every name of k8s.example.com with 127.0.0.1: the site's DNS, as
 // the CA's validation sees it.
@@ -82,7 +61,7 @@ func startCA(t *testing.T) testCA {
 func startCAWith(t *testing.T, synced func() (bool, string)) testCA {
 	t.Helper()
 	dir := t.TempDir()
-	port, httpPort := freePort(t), freePort(t)
+	port, httpPort := testenv.FreePort(t), testenv.FreePort(t)
 	site, err := config.Parse("site.yaml", fmt.Appendf(nil, `domain: k8s.example.com
 data_dir: %s
 ca: {listen: "127.0.0.1:%d", name: ca.k8s.example.com, cert_lifetime: 24h, http01_port: %d}
@@ -115,7 +94,7 @@ func lego(t *testing.T, c testCA, domain string) (string, string, error) {
 }
 
 func TestLegoHTTP01(t *testing.T) {
-	need(t, "lego")
+	testenv.Need(t, "lego")
 	c := startCA(t)
 	root := c.root
 	out, crt, err := lego(t, c, "web.k8s.example.com")
@@ -135,7 +114,7 @@ func TestLegoHTTP01(t *testing.T) {
 }
 
 func TestNamesOutsideTheZonesAreRefused(t *testing.T) {
-	need(t, "lego")
+	testenv.Need(t, "lego")
 	out, _, err := lego(t, startCA(t), "web.example.org")
 	if err == nil {
 		t.Fatalf("lego got a certificate for a name outside the site's zones:\n%s", out)
@@ -170,7 +149,7 @@ func readChain(t *testing.T, path string) (*x509.Certificate, *x509.CertPool) {
 }
 
 func TestNoCertificateWhileTheClockIsUntrusted(t *testing.T) {
-	need(t, "lego")
+	testenv.Need(t, "lego")
 	out, _, err := lego(t, startCAWith(t, func() (bool, string) { return false, "no source: leap 3" }), "web.k8s.example.com")
 	if err == nil {
 		t.Fatalf("lego got a certificate from a CA whose clock is not synchronised:\n%s", out)

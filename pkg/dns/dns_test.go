@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -18,55 +17,11 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/store"
 )
-
-// need skips the test when a client it drives is not installed, or fails it under
-// INFRAD_E2E=1, where every client must be there.
-func need(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("INFRAD_E2E") == "1" {
-				t.Fatalf("%s is not installed (INFRAD_E2E=1 needs it: make deps)", tool)
-			}
-			t.Skipf("%s is not installed; skipping (make deps installs it)", tool)
-		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// freePort returns a port free for both UDP and TCP on 127.0.0.1.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 const tsigSecret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
 
@@ -114,7 +69,7 @@ type server struct {
 // start serves testSite, with extra dns keys, from an in-process Service.
 func start(t *testing.T, extra string) *server {
 	t.Helper()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	site, err := config.Parse("site.yaml", fmt.Appendf(nil, testSite, port, extra))
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +135,7 @@ func status(out string) string {
 }
 
 func TestAuthoritativeAnswers(t *testing.T) {
-	need(t, "dig")
+	testenv.Need(t, "dig")
 	s := start(t, "")
 	tests := []struct {
 		name string
@@ -230,7 +185,7 @@ func TestAuthoritativeAnswers(t *testing.T) {
 }
 
 func TestNegativeAnswersCarryTheSOA(t *testing.T) {
-	need(t, "dig")
+	testenv.Need(t, "dig")
 	s := start(t, "")
 	tests := []struct {
 		name, qname, qtype, status, zone string
@@ -300,7 +255,7 @@ func stubForwarder(t *testing.T) string {
 }
 
 func TestForwardingOnlyForAllowedClients(t *testing.T) {
-	need(t, "dig")
+	testenv.Need(t, "dig")
 	upstream := stubForwarder(t)
 	t.Run("allowed client", func(t *testing.T) {
 		s := start(t, fmt.Sprintf("  forwarders: [%q]", upstream))
@@ -329,25 +284,25 @@ func TestForwardingOnlyForAllowedClients(t *testing.T) {
 }
 
 func TestHostChangesReachDNS(t *testing.T) {
-	need(t, "dig")
+	testenv.Need(t, "dig")
 	s := start(t, "")
 	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "w01 in A and PTR", func() bool {
+	testenv.WaitFor(t, "w01 in A and PTR", func() bool {
 		a, ptr := s.answers(t, "w01.k8s.example.com"), s.answers(t, "-x", "10.0.40.20")
 		return len(a) == 1 && a[0] == "10.0.40.20" && len(ptr) == 1 && ptr[0] == "w01.k8s.example.com."
 	})
 	if err := s.ipam.DeleteHost("w01"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "w01 gone from A and PTR", func() bool {
+	testenv.WaitFor(t, "w01 gone from A and PTR", func() bool {
 		return status(s.dig(t, "w01.k8s.example.com")) == "NXDOMAIN" && status(s.dig(t, "-x", "10.0.40.20")) == "NXDOMAIN"
 	})
 }
 
 func TestSerialRises(t *testing.T) {
-	need(t, "dig")
+	testenv.Need(t, "dig")
 	s := start(t, "")
 	serial := func() uint32 {
 		var n uint32
@@ -358,11 +313,11 @@ func TestSerialRises(t *testing.T) {
 	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "w02", IP: "10.0.40.21"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a newer serial", func() bool { return serialNewer(serial(), before) })
+	testenv.WaitFor(t, "a newer serial", func() bool { return serialNewer(serial(), before) })
 }
 
 func TestLeasesInDNSAndHostsWin(t *testing.T) {
-	need(t, "dig")
+	testenv.Need(t, "dig")
 	s := start(t, "")
 	put := func(ip, hostname string) {
 		l := ipam.Lease{IP: netip.MustParseAddr(ip), Hostname: hostname, Expires: time.Now().Add(time.Hour)}
@@ -372,7 +327,7 @@ func TestLeasesInDNSAndHostsWin(t *testing.T) {
 	}
 	put("10.0.40.150", "laptop")
 	put("10.0.40.151", "cp01") // a lease asking for a host's name
-	waitFor(t, "the lease's A and PTR", func() bool {
+	testenv.WaitFor(t, "the lease's A and PTR", func() bool {
 		return slices.Equal(s.answers(t, "laptop.k8s.example.com"), []string{"10.0.40.150"}) &&
 			slices.Equal(s.answers(t, "-x", "10.0.40.150"), []string{"laptop.k8s.example.com."})
 	})
@@ -385,7 +340,7 @@ func TestLeasesInDNSAndHostsWin(t *testing.T) {
 }
 
 func TestQueryMetrics(t *testing.T) {
-	need(t, "dig")
+	testenv.Need(t, "dig")
 	s := start(t, "")
 	counts := func() map[string]float64 {
 		got := map[string]float64{}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/ipam"
 )
 
@@ -58,8 +59,8 @@ zone:
 }
 
 func TestSecondaryFollows(t *testing.T) {
-	need(t, "nsd", "dig")
-	nsdPort := freePort(t)
+	testenv.Need(t, "nsd", "dig")
+	nsdPort := testenv.FreePort(t)
 	s := start(t, fmt.Sprintf(`  secondaries: ["127.0.0.1:%d"]`, nsdPort))
 	nsd(t, nsdPort, "k8s.example.com", s.addr)
 	secondary := &server{port: nsdPort}
@@ -70,20 +71,20 @@ func TestSecondaryFollows(t *testing.T) {
 		}
 		return short(out)
 	}
-	waitFor(t, "the secondary to transfer the zone", func() bool {
+	testenv.WaitFor(t, "the secondary to transfer the zone", func() bool {
 		return slices.Equal(answers("cp01.k8s.example.com"), []string{"10.0.40.10"})
 	})
 	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "w03", IP: "10.0.40.23"}); err != nil {
 		t.Fatal(err)
 	}
 	// Only a NOTIFY brings the new host this soon: the SOA refresh is minutes away.
-	waitFor(t, "the secondary to follow a change", func() bool {
+	testenv.WaitFor(t, "the secondary to follow a change", func() bool {
 		return slices.Equal(answers("w03.k8s.example.com"), []string{"10.0.40.23"})
 	})
 }
 
 func TestTransferOnlyToSecondaries(t *testing.T) {
-	need(t, "kdig")
+	testenv.Need(t, "kdig")
 	t.Run("a secondary may transfer", func(t *testing.T) {
 		s := start(t, `  secondaries: ["127.0.0.1"]`)
 		out, err := exec.Command("kdig", "@127.0.0.1", "-p", fmt.Sprint(s.port), "k8s.example.com", "AXFR", "+nocomments").CombinedOutput()

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/ipam"
 )
 
@@ -27,14 +28,14 @@ func (s *server) nsupdate(t *testing.T, key string, commands ...string) (string,
 const goodKey = "hmac-sha256:external-dns:" + tsigSecret
 
 func TestUpdateWithTSIG(t *testing.T) {
-	need(t, "nsupdate", "dig")
+	testenv.Need(t, "nsupdate", "dig")
 	s := start(t, "")
 	if out, err := s.nsupdate(t, goodKey,
 		"update add acme.k8s.example.com 120 TXT \"token-1\"",
 		"update add lb.k8s.example.com 300 A 10.0.40.110"); err != nil {
 		t.Fatalf("signed update: %v\n%s", err, out)
 	}
-	waitFor(t, "the updated names", func() bool {
+	testenv.WaitFor(t, "the updated names", func() bool {
 		return slices.Equal(s.answers(t, "acme.k8s.example.com", "TXT"), []string{`"token-1"`}) &&
 			slices.Equal(s.answers(t, "lb.k8s.example.com"), []string{"10.0.40.110"})
 	})
@@ -54,7 +55,7 @@ func TestUpdateWithTSIG(t *testing.T) {
 	if out, err := s.nsupdate(t, goodKey, "update delete acme.k8s.example.com TXT"); err != nil {
 		t.Fatalf("signed delete: %v\n%s", err, out)
 	}
-	waitFor(t, "the TXT gone", func() bool { return status(s.dig(t, "acme.k8s.example.com", "TXT")) == "NXDOMAIN" })
+	testenv.WaitFor(t, "the TXT gone", func() bool { return status(s.dig(t, "acme.k8s.example.com", "TXT")) == "NXDOMAIN" })
 
 	t.Run("prerequisite not met", func(t *testing.T) {
 		out, err := s.nsupdate(t, goodKey, "prereq nxdomain lb.k8s.example.com", "update add lb.k8s.example.com 300 A 10.0.40.111")
@@ -65,7 +66,7 @@ func TestUpdateWithTSIG(t *testing.T) {
 }
 
 func TestUpdateRefusals(t *testing.T) {
-	need(t, "nsupdate", "dig")
+	testenv.Need(t, "nsupdate", "dig")
 	s := start(t, "")
 	tests := []struct {
 		name, key, command, want string

@@ -16,47 +16,15 @@ import (
 	"github.com/facebook/time/ntp/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/config"
 )
-
-func need(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("INFRAD_E2E") == "1" {
-				t.Fatalf("%s is not installed (INFRAD_E2E=1 needs it: make deps)", tool)
-			}
-			t.Skipf("%s is not installed; skipping (make deps installs it)", tool)
-		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
-}
 
 // start serves NTP on a free loopback port with the given ntp keys, assessing the
 // source every 100 ms.
 func start(t *testing.T, keys string) (*Service, string) {
 	t.Helper()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	site, err := config.Parse("site.yaml", fmt.Appendf(nil, "domain: lab.test\nntp:\n  listen: [\"127.0.0.1:%d\"]\n%s", port, keys))
 	if err != nil {
 		t.Fatal(err)
@@ -172,10 +140,10 @@ func TestTransitions(t *testing.T) {
 	if err := s.Reload(site); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the upstream to take over", func() bool { return ask(t, addr, 4).Stratum == 3 })
+	testenv.WaitFor(t, "the upstream to take over", func() bool { return ask(t, addr, 4).Stratum == 3 })
 	site, _ = config.Parse("site.yaml", fmt.Appendf(nil, "domain: lab.test\nntp:\n  listen: [%q]\n  chronyd: none\n", addr))
 	s.Reload(site)
-	waitFor(t, "leap 3, stratum 16", func() bool { r := ask(t, addr, 4); return leap(r) == 3 && r.Stratum == 16 })
+	testenv.WaitFor(t, "leap 3, stratum 16", func() bool { r := ask(t, addr, 4); return leap(r) == 3 && r.Stratum == 16 })
 }
 
 func TestReplyFormat(t *testing.T) {
@@ -229,7 +197,7 @@ func TestRateLimitAndGarbage(t *testing.T) {
 // TestChronydAcceptsInfrad runs chronyd -Q, which measures a source without touching
 // the clock.
 func TestChronydAcceptsInfrad(t *testing.T) {
-	need(t, "chronyd")
+	testenv.Need(t, "chronyd")
 	_, addr := start(t, "  chronyd: none\n  local_stratum: 10\n  rate_limit: 0")
 	host, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -251,9 +219,9 @@ func TestChronydAcceptsInfrad(t *testing.T) {
 // TestColocatedChronyd serves from a chronyd on this machine (its clock left alone:
 // -x) that holds a local reference at stratum 5.
 func TestColocatedChronyd(t *testing.T) {
-	need(t, "chronyd")
+	testenv.Need(t, "chronyd")
 	dir := t.TempDir()
-	cmdport := freePort(t)
+	cmdport := testenv.FreePort(t)
 	conf := fmt.Sprintf("cmdport %d\nbindcmdaddress 127.0.0.1\nbindcmdaddress %s\nport 0\nlocal stratum 5\npidfile %s\ndriftfile %s\n",
 		cmdport, filepath.Join(dir, "chronyd.sock"), filepath.Join(dir, "chronyd.pid"), filepath.Join(dir, "drift"))
 	os.WriteFile(filepath.Join(dir, "chrony.conf"), []byte(conf), 0o644)
@@ -271,7 +239,7 @@ func TestColocatedChronyd(t *testing.T) {
 		}
 	})
 	s, addr := start(t, fmt.Sprintf("  chronyd: \"127.0.0.1:%d\"\n  local_stratum: 10", cmdport))
-	waitFor(t, "infrad to follow chronyd", func() bool { return s.Status().Source == SourceChronyd })
+	testenv.WaitFor(t, "infrad to follow chronyd", func() bool { return s.Status().Source == SourceChronyd })
 	resp := ask(t, addr, 4)
 	if resp.Stratum != 6 || leap(resp) != 0 {
 		t.Errorf("got stratum %d, leap %d; want chronyd's 5 + 1, leap 0", resp.Stratum, leap(resp))

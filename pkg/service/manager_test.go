@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/infrad/infrad/internal/testenv"
 )
 
 // journal records the Start and Stop calls of fake services, in order.
@@ -64,17 +66,6 @@ func (f *fake) heal() {
 	f.failures = 0
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func states(m *Manager) map[string]State {
 	out := map[string]State{}
 	for _, s := range m.Status() {
@@ -102,7 +93,7 @@ func TestStartOrderAndReverseStop(t *testing.T) {
 		Unit{Service: api, Needs: []string{"dhcp"}},
 	)
 	m.Start(t.Context())
-	waitFor(t, "every service ready", m.Ready)
+	testenv.WaitFor(t, "every service ready", m.Ready)
 	if got, want := j.list(), []string{"start ntp", "start dns", "start dhcp", "start api"}; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
@@ -139,7 +130,7 @@ func TestFailedStartIsRetriedAndDependentsWait(t *testing.T) {
 	m.Start(t.Context())
 	defer m.Stop(context.Background())
 
-	waitFor(t, "a few retries of dns", func() bool {
+	testenv.WaitFor(t, "a few retries of dns", func() bool {
 		return len(slices.DeleteFunc(j.list(), func(e string) bool { return e != "fail dns" })) >= 3
 	})
 	got := states(m)
@@ -156,7 +147,7 @@ func TestFailedStartIsRetriedAndDependentsWait(t *testing.T) {
 	}
 
 	dns.heal()
-	waitFor(t, "dns and then dhcp ready", m.Ready)
+	testenv.WaitFor(t, "dns and then dhcp ready", m.Ready)
 	entries := j.list()
 	if slices.Index(entries, "start dhcp") < slices.Index(entries, "start dns") {
 		t.Errorf("dhcp started before dns: %v", entries)
@@ -169,7 +160,7 @@ func TestStopEndsRetryingAndStopsOnlyStarted(t *testing.T) {
 	dns := &fake{name: "dns", j: j, failures: 1 << 30, err: errors.New("no")}
 	m := newManager(t, Unit{Service: ntp}, Unit{Service: dns})
 	m.Start(t.Context())
-	waitFor(t, "ntp ready and dns failing", func() bool { s := states(m); return s["ntp"] == StateReady && s["dns"] == StateFailed })
+	testenv.WaitFor(t, "ntp ready and dns failing", func() bool { s := states(m); return s["ntp"] == StateReady && s["dns"] == StateFailed })
 	if err := m.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +177,7 @@ func TestOwnHealthOfAStartedService(t *testing.T) {
 	m := newManager(t, Unit{Service: dhcp})
 	m.Start(t.Context())
 	defer m.Stop(context.Background())
-	waitFor(t, "dhcp ready", m.Ready)
+	testenv.WaitFor(t, "dhcp ready", m.Ready)
 	dhcp.mu.Lock()
 	dhcp.health = Health{State: StateFailed, LastError: "interface eth1 is gone"}
 	dhcp.mu.Unlock()
