@@ -12,16 +12,14 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 
 	"github.com/infrad/infrad/internal/testenv"
 )
@@ -219,24 +217,6 @@ func (l caLab) verify(t *testing.T, path, name string) {
 	}
 }
 
-// stubUpstream answers every A query with 192.0.2.1: a forwarder on loopback.
-func stubUpstream(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)})
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String()
-}
-
 func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	api, dnsPort, ntpPort, caPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
@@ -249,7 +229,7 @@ ntp: {listen: ["127.0.0.1:%d"], local_stratum: 10, chronyd: none}
 ca: {listen: "127.0.0.1:%d"}
 subnets: [{name: vm, cidr: 10.0.40.0/24}]
 hosts: [{name: node1, ip: 10.0.40.10}]
-`, filepath.Join(dir, "data"), api, dnsPort, stubUpstream(t), ntpPort, caPort), 0o644)
+`, filepath.Join(dir, "data"), api, dnsPort, testenv.StubDNS(t, ".", netip.MustParseAddr("192.0.2.1")).String(), ntpPort, caPort), 0o644)
 	start(t, dir, "serve", "-c", site)
 	waitReady(t, fmt.Sprintf("http://127.0.0.1:%d", api))
 	args := []string{"check", "--server", "127.0.0.1", "--dns-port", fmt.Sprint(dnsPort), "--ntp-port", fmt.Sprint(ntpPort),

@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -17,32 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/config"
 )
-
-// stubDNS answers every name of k8s.example.com with 127.0.0.1: the site's DNS, as
-// the CA's validation sees it.
-func stubDNS(t *testing.T) netip.AddrPort {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		if q := r.Question[0]; q.Qtype == dns.TypeA && dns.IsSubDomain("k8s.example.com.", q.Name) {
-			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(127, 0, 0, 1)})
-		}
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
-}
 
 // testCA is a CA for k8s.example.com on free ports.
 type testCA struct {
@@ -69,7 +45,7 @@ ca: {listen: "127.0.0.1:%d", name: ca.k8s.example.com, cert_lifetime: 24h, http0
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Options{Site: site, Resolver: stubDNS(t), Synced: synced})
+	s := New(Options{Site: site, Resolver: testenv.StubDNS(t, "k8s.example.com.", netip.MustParseAddr("127.0.0.1")), Synced: synced})
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package dns
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -233,30 +232,9 @@ func regexpSOA(out, zone string) *dns.SOA {
 	return nil
 }
 
-// stubForwarder answers every A query with 192.0.2.1: an upstream on loopback.
-func stubForwarder(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.RecursionAvailable = true
-		if q := r.Question[0]; q.Qtype == dns.TypeA {
-			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)})
-		}
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String()
-}
-
 func TestForwardingOnlyForAllowedClients(t *testing.T) {
 	testenv.Need(t, "dig")
-	upstream := stubForwarder(t)
+	upstream := testenv.StubDNS(t, ".", netip.MustParseAddr("192.0.2.1")).String()
 	t.Run("allowed client", func(t *testing.T) {
 		s := start(t, fmt.Sprintf("  forwarders: [%q]", upstream))
 		if got := s.answers(t, "outside.example.net"); len(got) != 1 || got[0] != "192.0.2.1" {
