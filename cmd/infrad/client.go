@@ -30,7 +30,7 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 	api := fs.String("api", envOr("INFRAD_API", "http://127.0.0.1:8080"), "the infrad API, https:// when it listens off loopback ($INFRAD_API)")
 	token := fs.String("token", os.Getenv("INFRAD_TOKEN"), "the API token ($INFRAD_TOKEN; default: the data directory's api-token)")
 	caFile := fs.String("ca", os.Getenv("INFRAD_CA"), "the site's root certificate, for an https API ($INFRAD_CA; default: the data directory's ca/root.crt)")
-	data := fs.String("data", "", "the data directory whose api-token to use (default: ./data, then /var/lib/infrad)")
+	data := fs.String("data", "", "the data directory whose api-token and ca/root.crt to use (default: ./data, then /var/lib/infrad)")
 	return func() (*client, error) {
 		dirs := []string{"data", "/var/lib/infrad"}
 		if *data != "" {
