@@ -2,16 +2,14 @@ package config
 
 import (
 	"errors"
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/infrad/infrad/internal/testenv"
+)
 
 // TestEveryMistake parses a file holding one of each mistake and compares every error
 // line, with its key path and line number, to the golden file.
@@ -23,19 +21,7 @@ func TestEveryMistake(t *testing.T) {
 		t.Fatalf("got %v, want Errors", err)
 	}
 	got := err.Error() + "\n"
-	golden := filepath.Join("testdata", "every-mistake.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("got:\n%s\nwant:\n%s", got, want)
-	}
+	testenv.Golden(t, "every-mistake.golden", got)
 	// The golden file is the contract; these make its intent explicit.
 	for _, path := range []string{
 		"domain", "api.listen", "dns.ttl", "dns.forwarders[0]", "dns.tsig_keys[0].algorithm",

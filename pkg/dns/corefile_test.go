@@ -1,15 +1,11 @@
 package dns
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/config"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // TestCorefile compares the Corefile of a site with every DNS setting to its golden file.
 func TestCorefile(t *testing.T) {
@@ -26,17 +22,5 @@ dns:
 		t.Fatal(err)
 	}
 	got := corefile("ID", site.DNS)
-	golden := filepath.Join("testdata", "Corefile.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("got:\n%s\nwant:\n%s", got, want)
-	}
+	testenv.Golden(t, "Corefile.golden", got)
 }
