@@ -16,12 +16,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/pkg/ca"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ntp"
 	"github.com/infrad/infrad/pkg/service"
-	"github.com/infrad/infrad/pkg/store"
 )
 
 const testToken = "0123456789abcdef0123456789abcdef"
@@ -44,19 +44,7 @@ dns:
 
 func newIPAM(t *testing.T) *ipam.IPAM {
 	t.Helper()
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "infrad.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	site, err := config.Parse("site.yaml", []byte(testSite))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := ipam.New(st)
-	if _, err := m.Reconcile(site.Source, site.IPAM()); err != nil {
-		t.Fatal(err)
-	}
+	m, _ := sitetest.IPAM(t, []byte(testSite))
 	return m
 }
 

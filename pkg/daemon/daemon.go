@@ -75,12 +75,17 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.store = st
-	d.ipam = ipam.New(st)
+	if d.ipam, err = ipam.New(ipam.Options{Store: st}); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := d.reconcile(site); err != nil {
+		d.ipam.Close()
 		st.Close()
 		return nil, err
 	}
 	if err := d.startServices(ctx, opts.Build); err != nil {
+		d.ipam.Close()
 		st.Close()
 		return nil, err
 	}
@@ -127,7 +132,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	metrics := prometheus.NewRegistry()
 	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp")})
 	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns")})
-	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Store: d.store, Registry: metrics, Logger: d.log.With("service", "dhcp")})
+	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp")})
 	d.ca = ca.New(ca.Options{Site: d.site, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"),
 		Synced: func() (bool, string) {
 			st := d.ntp.Status()
@@ -286,5 +291,6 @@ func deletes(changes []ipam.Change) int {
 // Stop stops every service in reverse order within ctx's deadline, then closes the store.
 func (d *Daemon) Stop(ctx context.Context) error {
 	err := d.mgr.Stop(ctx)
+	d.ipam.Close()
 	return errors.Join(err, d.store.Close())
 }

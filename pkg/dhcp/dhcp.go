@@ -1,8 +1,9 @@
 // Package dhcp serves DHCPv4 (insomniacslk/dhcp: server4's interface-bound socket,
-// dhcpv4's messages) on the site's interfaces, one server per interface. Addresses come from IPAM: a host's MAC always gets the
-// host's address, other clients get addresses of the subnet's dhcp ranges only, and
-// every lease is in the store, fsync'ed, before its ACK leaves. Leases with a hostname
-// appear in DNS, which reads them from the store.
+// dhcpv4's messages) on the site's interfaces, one server per interface. It decides
+// from IPAM's published model and changes leases through IPAM's write path: a host's
+// MAC always gets the host's address, other clients get addresses of the subnet's
+// dhcp ranges only, and every lease is checked, fsync'ed and in the model (so in DNS,
+// with its hostname) before its ACK leaves.
 package dhcp
 
 import (
@@ -27,14 +28,12 @@ import (
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ratelimit"
 	"github.com/infrad/infrad/pkg/service"
-	"github.com/infrad/infrad/pkg/store"
 )
 
 // Options configure a Service.
 type Options struct {
 	Site     *config.Site          // validated; non-nil
-	IPAM     *ipam.IPAM            // non-nil
-	Store    *store.Store          // non-nil: the leases
+	IPAM     *ipam.IPAM            // non-nil: the model, and the write path for leases
 	Registry prometheus.Registerer // non-nil
 	Logger   *slog.Logger          // nil: slog.Default()
 	Now      func() time.Time      // nil: time.Now
@@ -45,13 +44,11 @@ type Options struct {
 type Service struct {
 	log     *slog.Logger
 	ipam    *ipam.IPAM
-	store   *store.Store
 	now     func() time.Time
 	metrics *metrics
 
 	settings atomic.Pointer[settings]
-	view     atomic.Pointer[view]
-	leases   *leaseTable // set by Start
+	offers   *offers
 
 	mu         sync.Mutex // guards what follows
 	interfaces []string
@@ -89,8 +86,8 @@ func New(opts Options) *Service {
 	s := &Service{
 		log:          opts.Logger,
 		ipam:         opts.IPAM,
-		store:        opts.Store,
 		now:          opts.Now,
+		offers:       newOffers(opts.Now),
 		metrics:      newMetrics(opts.Registry),
 		exhaustedLog: map[string]time.Time{},
 	}
@@ -109,30 +106,18 @@ func (s *Service) setSite(site *config.Site) {
 // Name is "dhcp".
 func (s *Service) Name() string { return "dhcp" }
 
-// Start loads the leases, binds every interface and serves. A failed Start binds
-// nothing.
+// Start binds every interface and serves. A failed Start binds nothing.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stop != nil {
 		return nil
 	}
-	if err := s.refresh(); err != nil {
-		return err
-	}
-	leases, err := newLeaseTable(s.store, s.now)
-	if err != nil {
-		return fmt.Errorf("load leases: %w", err)
-	}
-	s.leases = leases
 	if err := s.bind(); err != nil {
 		return err
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	s.loops.Go(func() {
-		s.ipam.Follow(loopCtx, 200*time.Millisecond, []store.Bucket{store.BucketSubnets, store.BucketHosts}, s.refreshLogged)
-	})
 	s.loops.Go(func() { s.expireLoop(loopCtx) })
 	return nil
 }
@@ -284,49 +269,14 @@ func (s *Service) Reload(site *config.Site) error {
 	return s.bind()
 }
 
-// view is what DHCP needs of IPAM, rebuilt after every change of the store.
-type view struct {
-	domain    ipam.Name
-	subnets   []ipam.Subnet          // the nodes subnets
-	hosts     map[ipam.MAC]ipam.Host // the hosts with a MAC: reservations
-	hostNames map[string]ipam.Host
-}
-
-func (s *Service) refresh() error {
-	set, err := s.ipam.Objects()
-	if err != nil {
-		return fmt.Errorf("read ipam: %w", err)
-	}
-	v := &view{domain: set.Domain, hosts: map[ipam.MAC]ipam.Host{}, hostNames: map[string]ipam.Host{}}
-	for _, sn := range set.Subnets {
-		if sn.Purpose == ipam.PurposeNodes && sn.CIDR.Addr().Is4() {
-			v.subnets = append(v.subnets, sn)
-		}
-	}
-	for _, h := range set.Hosts {
-		v.hostNames[h.Name] = h
-		if !h.MAC.IsZero() {
-			v.hosts[h.MAC] = h
-		}
-	}
-	s.view.Store(v)
-	return nil
-}
-
-func (s *Service) refreshLogged() {
-	if err := s.refresh(); err != nil {
-		s.log.Error("dhcp view not rebuilt; serving from the last one", "err", err)
-	}
-}
-
 // subnetFor is the subnet a message's client is on: the relay's, or the interface's.
-func (v *view) subnetFor(l *link, m *dhcpv4.DHCPv4) (ipam.Subnet, bool) {
+func subnetFor(m *ipam.Model, l *link, msg *dhcpv4.DHCPv4) (ipam.Subnet, bool) {
 	at := l.addr
-	if gi := addr(m.GatewayIPAddr); gi.IsValid() {
+	if gi := addr(msg.GatewayIPAddr); gi.IsValid() {
 		at = gi
 	}
-	for _, sn := range v.subnets {
-		if sn.CIDR.Contains(at) {
+	for _, sn := range m.Subnets() {
+		if sn.Purpose == ipam.PurposeNodes && sn.CIDR.Addr().Is4() && sn.CIDR.Contains(at) {
 			return sn, true
 		}
 	}
@@ -334,8 +284,8 @@ func (v *view) subnetFor(l *link, m *dhcpv4.DHCPv4) (ipam.Subnet, bool) {
 }
 
 // reservation is the address of the host with mac, when it is on sn.
-func (v *view) reservation(sn ipam.Subnet, mac ipam.MAC) (netip.Addr, bool) {
-	h, ok := v.hosts[mac]
+func reservation(m *ipam.Model, sn ipam.Subnet, mac ipam.MAC) (netip.Addr, bool) {
+	h, ok := m.HostWithMAC(mac)
 	if !ok || !sn.CIDR.Contains(h.IP) {
 		return netip.Addr{}, false
 	}
@@ -351,9 +301,10 @@ func (s *Service) expireLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := s.leases.Expire(); err != nil {
+			s.offers.Expire()
+			if n, err := s.ipam.Apply(ctx, ipam.ExpireLeases{Stamp: ipam.Stamp{At: s.now()}}); err != nil {
 				s.log.Error("expired leases not reclaimed", "err", err)
-			} else if n > 0 {
+			} else if n.(int) > 0 {
 				s.log.Info("expired leases reclaimed", "count", n)
 			}
 		}
@@ -372,29 +323,7 @@ func (s *Service) warnExhausted(sn ipam.Subnet) {
 }
 
 // Leases returns every lease, by address.
-func (s *Service) Leases() ([]ipam.Lease, error) {
-	v, err := s.ipam.View()
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(v.Leases, func(a, b ipam.Lease) int { return a.IP.Compare(b.IP) })
-	return append([]ipam.Lease{}, v.Leases...), nil
-}
+func (s *Service) Leases() ([]ipam.Lease, error) { return s.ipam.Leases(), nil }
 
 // Release ends the lease of ip, whoever holds it, as if its client had released it.
-func (s *Service) Release(ip netip.Addr) error {
-	s.mu.Lock()
-	leases := s.leases
-	s.mu.Unlock()
-	if leases == nil {
-		var err error
-		if leases, err = newLeaseTable(s.store, s.now); err != nil {
-			return err
-		}
-	}
-	ok, err := leases.Release(ipam.MAC{}, ip)
-	if err == nil && !ok {
-		return &ipam.Error{Kind: ipam.ErrNotFound, Msg: "no lease of " + ip.String()}
-	}
-	return err
-}
+func (s *Service) Release(ip netip.Addr) error { return s.ipam.ReleaseLease(ip) }

@@ -1,6 +1,8 @@
 package dhcp
 
 import (
+	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"time"
@@ -17,10 +19,10 @@ const declineQuarantine = 10 * time.Minute
 // request is one DHCP message with what the server worked out about it.
 type request struct {
 	*dhcpv4.DHCPv4
-	link *link       // the interface it came in on
-	view *view       // IPAM as it was when the message came
-	mac  ipam.MAC    //
-	sn   ipam.Subnet // the subnet the client is on
+	link  *link       // the interface it came in on
+	model *ipam.Model // IPAM as it was when the message came
+	mac   ipam.MAC    //
+	sn    ipam.Subnet // the subnet the client is on
 }
 
 // handle answers one message: the reply and where to send it, or nil to stay silent.
@@ -29,7 +31,7 @@ func (s *Service) handle(l *link, m *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, *net.UDPAdd
 	if m.OpCode != dhcpv4.OpcodeBootRequest || m.HWType != iana.HWTypeEthernet || len(m.ClientHWAddr) != 6 {
 		return nil, nil
 	}
-	r := &request{DHCPv4: m, link: l, view: s.view.Load(), mac: ipam.MAC(m.ClientHWAddr)}
+	r := &request{DHCPv4: m, link: l, model: s.ipam.Model(), mac: ipam.MAC(m.ClientHWAddr)}
 	// Starvation: one client, or one relay, may not ask faster than the site allows.
 	st, now := s.settings.Load(), s.now()
 	if relay := addr(m.GatewayIPAddr); relay.IsValid() && !st.perRelay.Allow(relay, now) {
@@ -41,7 +43,7 @@ func (s *Service) handle(l *link, m *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, *net.UDPAdd
 		return nil, nil
 	}
 	var ok bool
-	if r.sn, ok = r.view.subnetFor(l, m); !ok {
+	if r.sn, ok = subnetFor(r.model, l, m); !ok {
 		s.log.Debug("dhcp message for no subnet of ours", "mac", r.mac, "giaddr", m.GatewayIPAddr, "interface", l.name)
 		return nil, nil
 	}
@@ -62,10 +64,10 @@ func (s *Service) handle(l *link, m *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, *net.UDPAdd
 }
 
 func (s *Service) discover(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
-	ip, reserved := r.view.reservation(r.sn, r.mac)
+	ip, reserved := reservation(r.model, r.sn, r.mac)
 	if !reserved {
 		var ok bool
-		if ip, ok = s.leases.Offer(r.sn, r.mac, addr(r.RequestedIPAddress())); !ok {
+		if ip, ok = s.offers.Offer(r.model, r.sn, r.mac, addr(r.RequestedIPAddress())); !ok {
 			s.metrics.exhausted(r.sn.Name)
 			s.warnExhausted(r.sn)
 			return nil, nil
@@ -90,16 +92,24 @@ func (s *Service) request(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	if !r.sn.CIDR.Contains(ip) {
 		return s.nak(r, "the address is not on this network")
 	}
-	if reserved, ok := r.view.reservation(r.sn, r.mac); ok {
-		if ip != reserved {
-			return s.nak(r, "this client's address is "+reserved.String())
-		}
-	} else if !s.leases.Grantable(r.sn, r.mac, ip) {
-		return s.nak(r, "the address is not this client's")
+	if s.offers.OfferedToOther(ip, r.mac) {
+		return s.nak(r, "the address is offered to another client")
 	}
-	if _, err := s.leases.Commit(r.mac, ip, s.hostname(r), s.settings.Load().leaseTime); err != nil {
+	now := s.now()
+	c := ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: r.sn.Name, MAC: r.mac, IP: ip,
+		Hostname: sanitizeHostname(clientName(r.DHCPv4)), Expires: now.Add(s.settings.Load().leaseTime).Truncate(time.Second)}
+	res, err := s.ipam.Apply(context.Background(), c)
+	var refused *ipam.Error
+	switch {
+	case errors.As(err, &refused):
+		return s.nak(r, refused.Msg)
+	case err != nil:
 		s.log.Error("lease not stored: no ACK", "ip", ip, "mac", r.mac, "err", err)
 		return nil, nil
+	}
+	s.offers.Taken(ip)
+	if done := res.(ipam.Committed); done.NameKeptBy != "" {
+		s.log.Warn("lease hostname is taken: the first keeps it", "hostname", c.Hostname, "mac", r.mac, "kept_by", done.NameKeptBy)
 	}
 	return s.reply(r, dhcpv4.MessageTypeAck, ip)
 }
@@ -115,40 +125,32 @@ func (s *Service) release(r *request) {
 	if id := addr(r.ServerIdentifier()); id.IsValid() && id != r.link.addr {
 		return
 	}
-	if _, err := s.leases.Release(r.mac, addr(r.ClientIPAddr)); err != nil {
+	_, err := s.ipam.Apply(context.Background(), ipam.ReleaseLease{Stamp: ipam.Stamp{At: s.now()}, IP: addr(r.ClientIPAddr), MAC: r.mac})
+	if err != nil && !errors.Is(err, ipam.ErrNotFound) {
 		s.log.Error("release not stored", "ip", r.ClientIPAddr, "mac", r.mac, "err", err)
 	}
 }
 
 func (s *Service) decline(r *request) {
 	ip := addr(r.RequestedIPAddress())
-	if id := addr(r.ServerIdentifier()); !ip.IsValid() || (id.IsValid() && id != r.link.addr) {
+	if id := addr(r.ServerIdentifier()); !ip.IsValid() || (id.IsValid() && id != r.link.addr) || !r.sn.CIDR.Contains(ip) {
 		return
 	}
-	s.log.Warn("client declined an address: it is in use on the network; quarantined", "ip", ip, "mac", r.mac, "for", declineQuarantine)
-	if err := s.leases.Decline(r.mac, ip, declineQuarantine); err != nil {
+	if s.offers.OfferedToOther(ip, r.mac) {
+		return
+	}
+	now := s.now()
+	_, err := s.ipam.Apply(context.Background(), ipam.DeclineLease{Stamp: ipam.Stamp{At: now}, IP: ip, MAC: r.mac, Until: now.Add(declineQuarantine).Truncate(time.Second)})
+	switch {
+	case errors.Is(err, ipam.ErrConflict):
+		return // not this client's to decline
+	case err != nil:
 		s.log.Error("decline not stored", "ip", ip, "err", err)
+		return
 	}
-}
-
-// hostname is the client's name for DNS: its option 81 or 12, sanitised, unless a
-// host of the site or another client's lease has that name.
-func (s *Service) hostname(r *request) string {
-	name := sanitizeHostname(clientName(r.DHCPv4))
-	if name == "" {
-		return ""
-	}
-	if h, ok := r.view.hostNames[name]; ok {
-		if h.MAC != r.mac {
-			s.log.Warn("lease hostname is a host's name: the host keeps it", "hostname", name, "mac", r.mac, "host", h.Name)
-		}
-		return ""
-	}
-	if s.leases.HostnameTaken(name, r.mac) {
-		s.log.Warn("lease hostname is another client's: the first keeps it", "hostname", name, "mac", r.mac)
-		return ""
-	}
-	return name
+	s.offers.Taken(ip)
+	s.offers.Forget(r.mac)
+	s.log.Warn("client declined an address: it is in use on the network; quarantined", "ip", ip, "mac", r.mac, "for", declineQuarantine)
 }
 
 // addr converts a net.IP from the library, where nil and 0.0.0.0 mean none.

@@ -4,18 +4,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/infrad/infrad/pkg/config"
-	"github.com/infrad/infrad/pkg/ipam"
-	"github.com/infrad/infrad/pkg/store"
+	"github.com/infrad/infrad/internal/sitetest"
 )
 
 const testSite = `domain: lab.test
@@ -34,7 +30,7 @@ hosts:
   - {name: cp01, ip: 10.77.0.10, mac: "52:54:00:77:00:10"}
 `
 
-// newService returns a Service with its lease table and view, and no sockets: the
+// newService returns a Service on a fresh store, with no sockets: the
 // tests call handle directly, as the server does for each packet.
 func newService(t testing.TB) (*Service, *link) {
 	return newServiceOn(t, testSite, "10.77.0.1")
@@ -43,26 +39,8 @@ func newService(t testing.TB) (*Service, *link) {
 // newServiceOn is newService for another site, its interface at addr.
 func newServiceOn(t testing.TB, siteYAML, addr string) (*Service, *link) {
 	t.Helper()
-	site, err := config.Parse("site.yaml", []byte(siteYAML))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "infrad.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	m := ipam.New(st)
-	if _, err := m.Reconcile(site.Source, site.IPAM()); err != nil {
-		t.Fatal(err)
-	}
-	s := New(Options{Site: site, IPAM: m, Store: st, Registry: prometheus.NewRegistry()})
-	if err := s.refresh(); err != nil {
-		t.Fatal(err)
-	}
-	if s.leases, err = newLeaseTable(st, time.Now); err != nil {
-		t.Fatal(err)
-	}
+	m, site := sitetest.IPAM(t, []byte(siteYAML))
+	s := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry()})
 	return s, &link{name: "br0", addr: netip.MustParseAddr(addr)}
 }
 
@@ -85,14 +63,20 @@ func serverID(ip string) dhcpv4.Modifier {
 	return dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.ParseIP(ip)))
 }
 
+func hostname(name string) dhcpv4.Modifier {
+	return dhcpv4.WithOption(dhcpv4.OptHostName(name))
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
 // lease runs DISCOVER and REQUEST for hw and returns the address ACKed.
-func lease(t *testing.T, s *Service, l *link, hw net.HardwareAddr) string {
+func lease(t *testing.T, s *Service, l *link, hw net.HardwareAddr, mods ...dhcpv4.Modifier) string {
 	t.Helper()
-	offer, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeDiscover))
+	offer, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeDiscover, mods...))
 	if offer == nil {
 		t.Fatalf("%s: no offer", hw)
 	}
-	ack, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeRequest, requested(offer.YourIPAddr.String()), serverID("10.77.0.1")))
+	ack, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeRequest, append(mods, requested(offer.YourIPAddr.String()), serverID(l.addr.String()))...))
 	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
 		t.Fatalf("%s: got %v, want an ACK", hw, ack)
 	}
@@ -282,4 +266,109 @@ func TestStarvationLimits(t *testing.T) {
 			t.Errorf("twenty DISCOVERs through one relay at 3/s (burst 6): got %d answered, want 6", answered)
 		}
 	})
+}
+
+// TestRacingRequestsForOneAddress is the promise "no address twice", raced: in each
+// round, two to six fresh clients REQUEST the same free address at the same moment,
+// rebooting with it (INIT-REBOOT) or selecting it after each got an offer of its own
+// (SELECTING, with our server identifier). At most one gets an ACK, and that one holds
+// the lease.
+func TestRacingRequestsForOneAddress(t *testing.T) {
+	s, l := newService(t)
+	rounds := 1000
+	if testing.Short() {
+		rounds = 100
+	}
+	for round := range rounds {
+		clients := 2 + round%5
+		target := fmt.Sprintf("10.77.0.%d", 100+round%10)
+		selecting := round%2 == 1
+		var hws []net.HardwareAddr
+		for c := range clients {
+			hw := net.HardwareAddr{0x52, 0x54, byte(round >> 8), byte(round), 0, byte(c)}
+			hws = append(hws, hw)
+			if selecting {
+				s.handle(l, message(t, hw, dhcpv4.MessageTypeDiscover))
+			}
+		}
+		acks := make([]bool, clients)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for c, hw := range hws {
+			mods := []dhcpv4.Modifier{requested(target)}
+			if selecting {
+				mods = append(mods, serverID("10.77.0.1"))
+			}
+			msg := message(t, hw, dhcpv4.MessageTypeRequest, mods...)
+			wg.Go(func() {
+				<-start
+				resp, _ := s.handle(l, msg)
+				acks[c] = resp != nil && resp.MessageType() == dhcpv4.MessageTypeAck
+			})
+		}
+		close(start)
+		wg.Wait()
+		winners := 0
+		for c, ok := range acks {
+			if !ok {
+				continue
+			}
+			winners++
+			lease, held := s.ipam.Model().Lease(mustAddr(target))
+			if !held || lease.MAC.String() != hws[c].String() {
+				t.Fatalf("round %d: %s got the ACK for %s, the lease is %+v", round, hws[c], target, lease)
+			}
+		}
+		if winners > 1 {
+			t.Fatalf("round %d: %d clients got an ACK for %s", round, winners, target)
+		}
+		// Free the address for the next round that wants it.
+		if lease, held := s.ipam.Model().Lease(mustAddr(target)); held {
+			s.handle(l, message(t, net.HardwareAddr(lease.MAC[:]), dhcpv4.MessageTypeRelease, dhcpv4.WithClientIP(net.ParseIP(target)), serverID("10.77.0.1")))
+		}
+	}
+}
+
+// TestBurstOfDiscoversNeverDoubleBooks: many clients DISCOVER at once, then all
+// REQUEST what they were offered: no address is offered to two clients that then both
+// get it.
+func TestBurstOfDiscoversNeverDoubleBooks(t *testing.T) {
+	s, l := newService(t)
+	for round := range 50 {
+		offers := make([]string, 12)
+		var wg sync.WaitGroup
+		for c := range offers {
+			wg.Go(func() {
+				hw := net.HardwareAddr{0x52, 0x55, 0, byte(round), 0, byte(c)}
+				if o, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeDiscover)); o != nil {
+					offers[c] = o.YourIPAddr.String()
+				}
+			})
+		}
+		wg.Wait()
+		acked := make([]string, len(offers))
+		for c, ip := range offers {
+			if ip == "" {
+				continue
+			}
+			hw := net.HardwareAddr{0x52, 0x55, 0, byte(round), 0, byte(c)}
+			msg := message(t, hw, dhcpv4.MessageTypeRequest, requested(ip), serverID("10.77.0.1"))
+			wg.Go(func() {
+				if ack, _ := s.handle(l, msg); ack != nil && ack.MessageType() == dhcpv4.MessageTypeAck {
+					acked[c] = ip
+				}
+			})
+		}
+		wg.Wait()
+		seen := map[string]bool{}
+		for _, ip := range acked {
+			if ip != "" && seen[ip] {
+				t.Fatalf("round %d: %s ACKed to two clients", round, ip)
+			}
+			seen[ip] = true
+		}
+		for _, lease := range s.ipam.Leases() {
+			s.handle(l, message(t, net.HardwareAddr(lease.MAC[:]), dhcpv4.MessageTypeRelease, dhcpv4.WithClientIP(lease.IP.AsSlice()), serverID("10.77.0.1")))
+		}
+	}
 }

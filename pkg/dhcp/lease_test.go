@@ -1,14 +1,15 @@
 package dhcp
 
 import (
-	"net/netip"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/pkg/ipam"
-	"github.com/infrad/infrad/pkg/store"
 )
 
 // clock is a time that only moves when the test says.
@@ -21,48 +22,37 @@ func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now
 
 func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
-func TestEndedLeasesAreReclaimed(t *testing.T) {
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "infrad.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	c := &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	table, err := newLeaseTable(st, c.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sn := ipam.Subnet{Name: "lab", CIDR: netip.MustParsePrefix("10.77.0.0/24"), Ranges: []ipam.Range{
-		{Kind: ipam.RangeDHCP, Start: netip.MustParseAddr("10.77.0.100"), End: netip.MustParseAddr("10.77.0.100")}}}
-	a, b := ipam.MAC{0x52, 0, 0, 0, 0, 1}, ipam.MAC{0x52, 0, 0, 0, 0, 2}
+const oneAddressSite = `domain: k8s.example.com
+dhcp: {lease_time: 1m}
+subnets:
+  - name: lab
+    cidr: 10.77.0.0/24
+    ranges:
+      - {kind: dhcp, start: 10.77.0.100, end: 10.77.0.100}
+`
 
-	ip, ok := table.Offer(sn, a, netip.Addr{})
-	if !ok {
-		t.Fatal("no offer")
-	}
-	if _, err := table.Commit(a, ip, "laptop", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := table.Offer(sn, b, netip.Addr{}); ok {
+func TestEndedLeasesAreReclaimed(t *testing.T) {
+	m, site := sitetest.IPAM(t, []byte(oneAddressSite))
+	c := &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	s := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry(), Now: c.Now})
+	l := &link{name: "br0", addr: mustAddr("10.77.0.1")}
+
+	ip := lease(t, s, l, mac(1), hostname("laptop"))
+	if offer, _ := s.handle(l, message(t, mac(2), dhcpv4.MessageTypeDiscover)); offer != nil {
 		t.Fatal("the one address of the pool was offered while leased")
 	}
 	c.advance(2 * time.Minute)
-	if n, err := table.Expire(); err != nil || n != 1 {
-		t.Fatalf("Expire: got %d, %v; want 1 lease reclaimed", n, err)
+	if n, err := m.Apply(t.Context(), ipam.ExpireLeases{Stamp: ipam.Stamp{At: c.Now()}}); err != nil || n != 1 {
+		t.Fatalf("expire: got %v, %v; want 1 lease reclaimed", n, err)
 	}
-	err = st.View(func(tx *store.Tx) error {
-		if _, ok, _ := store.Get[ipam.Lease](tx, store.BucketLeases, ip.String()); ok {
-			t.Errorf("the ended lease is still stored")
-		}
-		if _, ok, _ := store.GetRaw(tx, store.BucketLeaseNames, "laptop"); ok {
-			t.Errorf("the ended lease's name is still in the index")
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	if _, ok := m.Model().Lease(mustAddr(ip)); ok {
+		t.Errorf("the ended lease is still there")
 	}
-	if got, ok := table.Offer(sn, b, netip.Addr{}); !ok || got != ip {
-		t.Errorf("after expiry: got %s %v, want %s offered to another client", got, ok, ip)
+	if _, ok := m.Model().LeaseNamed("laptop"); ok {
+		t.Errorf("the ended lease's name is still there")
+	}
+	s.offers.Expire()
+	if offer, _ := s.handle(l, message(t, mac(2), dhcpv4.MessageTypeDiscover)); offer == nil || offer.YourIPAddr.String() != ip {
+		t.Errorf("after expiry: got %v, want %s offered to another client", offer, ip)
 	}
 }

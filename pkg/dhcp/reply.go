@@ -18,13 +18,13 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 	opts := ipam.DHCPOptions{
 		DNS:    []netip.Addr{st.dns},
 		NTP:    []netip.Addr{r.link.addr},
-		Search: []ipam.Name{r.view.domain},
+		Search: []ipam.Name{r.model.Domain()},
 	}
 	if !st.dns.IsValid() {
 		opts.DNS = []netip.Addr{r.link.addr}
 	}
 	opts = opts.Merge(r.sn.DHCP)
-	if h, ok := r.view.hosts[r.mac]; ok {
+	if h, ok := r.model.HostWithMAC(r.mac); ok {
 		opts = opts.Merge(h.DHCP)
 	}
 	resp := newReply(r.DHCPv4, t, r.link.addr)
@@ -32,7 +32,7 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 	resp.UpdateOption(dhcpv4.OptBroadcastAddress(ipam.Broadcast(r.sn.CIDR).AsSlice()))
 	resp.UpdateOption(dhcpv4.OptDNS(ips(opts.DNS)...))
 	resp.UpdateOption(dhcpv4.OptNTPServers(ips(opts.NTP)...))
-	resp.UpdateOption(dhcpv4.OptDomainName(strings.TrimSuffix(string(r.view.domain), ".")))
+	resp.UpdateOption(dhcpv4.OptDomainName(strings.TrimSuffix(string(r.model.Domain()), ".")))
 	resp.UpdateOption(dhcpv4.OptDomainSearch(&rfc1035label.Labels{Labels: names(opts.Search)}))
 	if r.sn.Gateway.IsValid() {
 		resp.UpdateOption(dhcpv4.OptRouter(r.sn.Gateway.AsSlice()))

@@ -7,19 +7,19 @@ import (
 // maxChase bounds how many in-zone CNAMEs one answer follows.
 const maxChase = 8
 
-// answer fills m, a reply to a query for name (lower case) and qtype in zone, from the
-// snapshot: the RRset, a CNAME chain followed through our zones, a wildcard expanded
-// (RFC 4592), or NXDOMAIN or NODATA with the zone's SOA in the authority section.
-func (s *snapshot) answer(m *dns.Msg, name string, qtype uint16, zone string) {
+// answer fills m, a reply to a query for name (lower case) and qtype in zone: the
+// RRset, a CNAME chain followed through our zones, a wildcard expanded (RFC 4592), or
+// NXDOMAIN or NODATA with the zone's SOA in the authority section.
+func (v *view) answer(m *dns.Msg, name string, qtype uint16, zone string) {
 	m.Authoritative = true
 	for range maxChase {
-		n, exists := s.nodes[name]
+		n, exists := v.node(name)
 		if !exists {
-			n, exists = s.wildcard(name, zone)
+			n, exists = v.wildcard(name, zone)
 		}
 		if !exists {
 			m.Rcode = dns.RcodeNameError
-			s.negative(m, zone)
+			v.negative(m, zone)
 			return
 		}
 		if qtype == dns.TypeANY {
@@ -34,12 +34,12 @@ func (s *snapshot) answer(m *dns.Msg, name string, qtype uint16, zone string) {
 		}
 		cname := n[dns.TypeCNAME]
 		if len(cname) == 0 {
-			s.negative(m, zone) // NODATA
+			v.negative(m, zone) // NODATA
 			return
 		}
 		m.Answer = append(m.Answer, cname...)
 		name = cname[0].(*dns.CNAME).Target
-		if zone = s.zoneOf(name); zone == "" {
+		if zone = v.zoneOf(name); zone == "" {
 			return // the target is not ours: the client resolves it
 		}
 	}
@@ -47,36 +47,30 @@ func (s *snapshot) answer(m *dns.Msg, name string, qtype uint16, zone string) {
 
 // wildcard returns the RRsets that a wildcard synthesises for name, which does not
 // exist: those of "*.<closest encloser>", owned by name (RFC 4592 §3.3.1).
-func (s *snapshot) wildcard(name, zone string) (node, bool) {
+func (v *view) wildcard(name, zone string) (node, bool) {
 	ce := parent(name)
-	for ; ce != "" && dns.IsSubDomain(zone, ce); ce = parent(ce) {
-		if _, ok := s.nodes[ce]; ok {
+	for ; ce != "" && ce != zone && dns.IsSubDomain(zone, ce); ce = parent(ce) {
+		if _, ok := v.node(ce); ok {
 			break
 		}
 	}
 	if ce == "" || !dns.IsSubDomain(zone, ce) {
 		return nil, false
 	}
-	src, ok := s.nodes["*."+ce]
-	if !ok || src == nil {
+	src, ok := v.node("*." + ce)
+	if !ok || len(src) == 0 {
 		return nil, false
 	}
-	out := make(node, len(src))
-	for t, rrs := range src {
-		copied := make([]dns.RR, len(rrs))
-		for i, rr := range rrs {
-			copied[i] = dns.Copy(rr)
-			copied[i].Header().Name = name
+	for _, rrs := range src {
+		for _, rr := range rrs {
+			rr.Header().Name = name // node made these RRs for this query alone
 		}
-		out[t] = copied
 	}
-	return out, true
+	return src, true
 }
 
-// negative puts the zone's SOA in the authority section, as RFC 2308 asks of a
-// negative answer.
-func (s *snapshot) negative(m *dns.Msg, zone string) {
-	if soa := s.negSOA[zone]; soa != nil {
-		m.Ns = append(m.Ns, soa)
-	}
+// negative puts the zone's SOA, with the TTL of a negative answer, in the authority
+// section, as RFC 2308 asks.
+func (v *view) negative(m *dns.Msg, zone string) {
+	m.Ns = append(m.Ns, v.soa(zone, min(v.ttl, negTTL)))
 }

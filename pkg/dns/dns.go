@@ -1,9 +1,10 @@
 // Package dns serves the site's DNS with CoreDNS embedded as a library. A plugin of
 // its own answers the site's zones (the domain, further zones, and the reverse zones of
-// its nodes subnets) from an immutable snapshot of IPAM, rebuilt and swapped on every
-// change of the store; names outside them are forwarded, with a cache, for clients in
+// its nodes subnets) from the IPAM model the write path publishes, which holds every
+// acknowledged write; names outside them are forwarded, with a cache, for clients in
 // recursion_allow and refused to everyone else. Zone transfers go to the secondaries,
-// which are notified of every change, and TSIG-signed RFC 2136 updates become records.
+// which are notified of every change, and TSIG-signed RFC 2136 updates go through the
+// write path, prerequisites and all.
 package dns
 
 import (
@@ -28,7 +29,6 @@ import (
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ratelimit"
 	"github.com/infrad/infrad/pkg/service"
-	"github.com/infrad/infrad/pkg/store"
 )
 
 // Options configure a Service.
@@ -37,8 +37,8 @@ type Options struct {
 	IPAM     *ipam.IPAM            // non-nil
 	Registry prometheus.Registerer // non-nil: the per-query metrics go here
 	Logger   *slog.Logger          // nil: slog.Default()
-	// Coalesce is how long a change of the store waits for more before the snapshot is
-	// rebuilt; 0: 50ms.
+	// Coalesce is how long a change waits for more before the secondaries are
+	// notified; 0: 50ms.
 	Coalesce time.Duration
 }
 
@@ -50,7 +50,7 @@ type Service struct {
 	coalesce time.Duration
 	metrics  *metrics
 
-	snap     atomic.Pointer[snapshot]
+	zones    zoneCache
 	cfg      atomic.Pointer[serving]
 	transfer atomic.Pointer[transfer.Transfer]
 
@@ -120,9 +120,6 @@ func (s *Service) Start(ctx context.Context) error {
 	defer s.mu.Unlock()
 	if s.inst != nil {
 		return nil
-	}
-	if err := s.rebuild(); err != nil {
-		return err
 	}
 	if err := checkFree(s.site.Listen); err != nil {
 		return err
@@ -252,9 +249,6 @@ func (s *Service) Reload(site *config.Site) error {
 	if s.inst == nil {
 		return nil
 	}
-	if err := s.rebuild(); err != nil {
-		return err
-	}
 	input := s.input()
 	if string(input.Contents) == s.corefile {
 		return nil
@@ -267,41 +261,38 @@ func (s *Service) Reload(site *config.Site) error {
 	return nil
 }
 
-// followed are the buckets DNS answers from.
-var followed = []store.Bucket{store.BucketSubnets, store.BucketHosts, store.BucketRecords, store.BucketLeaseNames}
-
-// watch rebuilds the snapshot after changes of the store until ctx ends.
-func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
-	s.ipam.Follow(ctx, s.coalesce, followed, func() {
-		s.mu.Lock()
-		err := s.rebuild()
-		s.mu.Unlock()
-		if err != nil {
-			s.log.Error("dns snapshot not rebuilt; still answering from the last one", "err", err)
-		}
-	})
+// view is what a query answers from now.
+func (s *Service) view() *view {
+	m := s.ipam.Model()
+	return &view{m: m, zones: s.zones.of(m), settings: s.cfg.Load().settings}
 }
 
-// rebuild reads IPAM, swaps in a new snapshot with a newer serial, and notifies the
-// secondaries. s.mu is held.
-func (s *Service) rebuild() error {
-	v, err := s.ipam.NamedView()
-	if err != nil {
-		return fmt.Errorf("read ipam: %w", err)
+// watch notifies the secondaries after each change of the zones' serial, gathering
+// the changes of s.coalesce into one NOTIFY, until ctx ends.
+func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	m, changed := s.ipam.Watch()
+	serial := m.Serial()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.coalesce):
+		}
+		m, changed = s.ipam.Watch()
+		if m.Serial() == serial {
+			continue
+		}
+		serial = m.Serial()
+		if t := s.transfer.Load(); t != nil && s.cfg.Load().notify {
+			s.notify(t, s.zones.of(m).list)
+		}
 	}
-	v.Domain = s.domain
-	cfg := s.cfg.Load()
-	var prev uint32
-	if old := s.snap.Load(); old != nil {
-		prev = old.serial
-	}
-	snap := build(v, cfg.settings, nextSerial(prev, time.Now()), s.log)
-	s.snap.Store(snap)
-	if t := s.transfer.Load(); t != nil && cfg.notify {
-		go s.notify(t, snap.zones)
-	}
-	return nil
 }
 
 func (s *Service) notify(t *transfer.Transfer, zones []string) {
@@ -310,16 +301,6 @@ func (s *Service) notify(t *transfer.Transfer, zones []string) {
 			s.log.Warn("notify of a secondary failed", "zone", z, "err", err)
 		}
 	}
-}
-
-// nextSerial is the time in seconds, or one more than prev if that is not newer: a
-// serial that rises with every change, and across restarts.
-func nextSerial(prev uint32, now time.Time) uint32 {
-	serial := uint32(now.Unix())
-	if !serialNewer(serial, prev) {
-		serial = prev + 1
-	}
-	return serial
 }
 
 // mayRecurse reports whether the client at a may have names outside our zones resolved.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,10 +15,9 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
-	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
-	"github.com/infrad/infrad/pkg/store"
 )
 
 const tsigSecret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
@@ -49,6 +47,7 @@ subnets:
     gateway: 10.0.40.1
     ranges:
       - {kind: reserved, name: metallb, start: 10.0.40.100, end: 10.0.40.120}
+      - {kind: dhcp, start: 10.0.40.150, end: 10.0.40.199}
   - {name: v6, cidr: "fd00:40::/64"}
 hosts:
   - {name: cp01, ip: 10.0.40.10, mac: "52:54:00:00:40:10"}
@@ -60,7 +59,6 @@ type server struct {
 	svc  *Service
 	reg  *prometheus.Registry // the service's metrics
 	ipam *ipam.IPAM
-	st   *store.Store
 	addr string // host:port of the DNS listener
 	port int
 }
@@ -69,26 +67,14 @@ type server struct {
 func start(t *testing.T, extra string) *server {
 	t.Helper()
 	port := testenv.FreePort(t)
-	site, err := config.Parse("site.yaml", fmt.Appendf(nil, testSite, port, extra))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "infrad.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	m := ipam.New(st)
-	if _, err := m.Reconcile(site.Source, site.IPAM()); err != nil {
-		t.Fatal(err)
-	}
+	m, site := sitetest.IPAM(t, fmt.Appendf(nil, testSite, port, extra))
 	reg := prometheus.NewRegistry()
 	svc := New(Options{Site: site, IPAM: m, Registry: reg, Coalesce: time.Millisecond})
 	if err := svc.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Stop(context.Background()) })
-	return &server{svc: svc, reg: reg, ipam: m, st: st, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port}
+	return &server{svc: svc, reg: reg, ipam: m, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port}
 }
 
 // query runs dig against the server and returns its output.
@@ -297,24 +283,37 @@ func TestSerialRises(t *testing.T) {
 func TestLeasesInDNSAndHostsWin(t *testing.T) {
 	testenv.Need(t, "dig")
 	s := start(t, "")
-	put := func(ip, hostname string) {
-		l := ipam.Lease{IP: netip.MustParseAddr(ip), Hostname: hostname, Expires: time.Now().Add(time.Hour)}
-		if err := s.st.Update(func(tx *store.Tx) error { return ipam.PutLease(tx, ipam.Lease{}, l) }); err != nil {
+	put := func(ip, mac, hostname string) {
+		c := ipam.CommitLease{Stamp: ipam.Stamp{At: time.Now()}, Subnet: "vm", MAC: mustMAC(t, mac),
+			IP: netip.MustParseAddr(ip), Hostname: hostname, Expires: time.Now().Add(time.Hour)}
+		if _, err := s.ipam.Apply(t.Context(), c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	put("10.0.40.150", "laptop")
-	put("10.0.40.151", "cp01") // a lease asking for a host's name
-	testenv.WaitFor(t, "the lease's A and PTR", func() bool {
-		return slices.Equal(s.answers(t, "laptop.k8s.example.com"), []string{"10.0.40.150"}) &&
-			slices.Equal(s.answers(t, "-x", "10.0.40.150"), []string{"laptop.k8s.example.com."})
-	})
+	put("10.0.40.150", "52:54:00:00:01:50", "laptop")
+	put("10.0.40.151", "52:54:00:00:01:51", "cp01") // a lease asking for a host's name
+	// Answered as soon as the commit returns: no waiting.
+	if got := s.answers(t, "laptop.k8s.example.com"); !slices.Equal(got, []string{"10.0.40.150"}) {
+		t.Errorf("the lease's A: got %v", got)
+	}
+	if got := s.answers(t, "-x", "10.0.40.150"); !slices.Equal(got, []string{"laptop.k8s.example.com."}) {
+		t.Errorf("the lease's PTR: got %v", got)
+	}
 	if got := s.answers(t, "cp01.k8s.example.com"); !slices.Equal(got, []string{"10.0.40.10"}) {
 		t.Errorf("cp01: got %v, want only the host's address", got)
 	}
 	if got := status(s.dig(t, "-x", "10.0.40.151")); got != "NXDOMAIN" {
 		t.Errorf("PTR of the clashing lease: got %s, want none", got)
 	}
+}
+
+func mustMAC(t *testing.T, s string) ipam.MAC {
+	t.Helper()
+	mac, err := ipam.ParseMAC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
 }
 
 func TestQueryMetrics(t *testing.T) {

@@ -2,15 +2,13 @@ package dns
 
 import (
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
 
-	"github.com/infrad/infrad/pkg/config"
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/internal/sitetest"
 )
 
 // FuzzMessage feeds the answering and update parsing any message: none panics.
@@ -31,26 +29,22 @@ func FuzzMessage(f *testing.F) {
 	b, _ := u.Pack()
 	f.Add(b)
 
-	site, err := config.Parse("site.yaml", fmt.Appendf(nil, testSite, 53, ""))
-	if err != nil {
-		f.Fatal(err)
-	}
-	set := site.IPAM()
-	snap := build(ipam.View{Set: set}, settings{ttl: 300, advertise: netip.MustParseAddr("127.0.0.1")}, 1, slog.Default())
+	m, _ := sitetest.IPAM(f, fmt.Appendf(nil, testSite, 53, ""))
+	v := &view{m: m.Model(), zones: new(zoneCache).of(m.Model()), settings: settings{ttl: 300, advertise: netip.MustParseAddr("127.0.0.1")}}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r dns.Msg
 		if r.Unpack(data) != nil || len(r.Question) != 1 {
 			return
 		}
 		if r.Opcode == dns.OpcodeUpdate {
-			snap.prerequisites(r.Answer, strings.ToLower(r.Question[0].Name))
+			prerequisites(r.Answer, strings.ToLower(r.Question[0].Name))
 			updates(r.Ns, strings.ToLower(r.Question[0].Name))
 			return
 		}
 		name := strings.ToLower(r.Question[0].Name)
-		if zone := snap.zoneOf(name); zone != "" {
+		if zone := v.zoneOf(name); zone != "" {
 			m := new(dns.Msg).SetReply(&r)
-			snap.answer(m, name, r.Question[0].Qtype, zone)
+			v.answer(m, name, r.Question[0].Qtype, zone)
 			if _, err := m.Pack(); err != nil {
 				t.Fatalf("an answer that does not pack: %v", err)
 			}

@@ -99,8 +99,8 @@ func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 	}
 	q := r.Question[0]
 	name := strings.ToLower(q.Name)
-	snap := h.svc.snap.Load()
-	zone := snap.zoneOf(name)
+	v := h.svc.view()
+	zone := v.zoneOf(name)
 	if zone == "" {
 		if h.next == nil || !h.svc.mayRecurse(w.RemoteAddr()) {
 			return reply(w, r, dns.RcodeRefused)
@@ -117,7 +117,7 @@ func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 	}
 	m := new(dns.Msg)
 	m.SetReply(r)
-	snap.answer(m, name, q.Qtype, zone)
+	v.answer(m, name, q.Qtype, zone)
 	return m.Rcode, w.WriteMsg(m)
 }
 
@@ -127,17 +127,17 @@ func reply(w dns.ResponseWriter, r *dns.Msg, rcode int) (int, error) {
 	return rcode, w.WriteMsg(m)
 }
 
-// Transfer gives the transfer plugin a zone of the current snapshot (AXFR; an IXFR
+// Transfer gives the transfer plugin a zone of the current model (AXFR; an IXFR
 // at the current serial gets the SOA alone, an older one the whole zone).
 func (h *handler) Transfer(zone string, serial uint32) (<-chan []dns.RR, error) {
-	snap := h.svc.snap.Load()
+	v := h.svc.view()
 	zone = strings.ToLower(zone)
-	if !snap.isZone(zone) {
+	if !v.isZone(zone) {
 		return nil, transfer.ErrNotAuthoritative
 	}
 	ch := make(chan []dns.RR, 1)
-	soa := snap.nodes[zone][dns.TypeSOA]
-	if serial != 0 && !serialNewer(snap.serial, serial) {
+	soa := []dns.RR{v.soa(zone, v.ttl)}
+	if serial != 0 && !serialNewer(v.m.Serial(), serial) {
 		ch <- soa
 		close(ch)
 		return ch, nil
@@ -145,10 +145,8 @@ func (h *handler) Transfer(zone string, serial uint32) (<-chan []dns.RR, error) 
 	go func() {
 		defer close(ch)
 		ch <- soa
-		for name, n := range snap.nodes {
-			if snap.zoneOf(name) != zone {
-				continue
-			}
+		for _, name := range v.owners(zone) {
+			n, _ := v.node(name)
 			var rrs []dns.RR
 			for t, set := range n {
 				if !(name == zone && t == dns.TypeSOA) {

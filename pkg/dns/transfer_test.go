@@ -99,7 +99,7 @@ func TestTransferOnlyToSecondaries(t *testing.T) {
 		if n := strings.Count(string(out), "\tSOA\t"); n != 2 {
 			t.Errorf("got %d SOA records, want 2 (first and last)", n)
 		}
-		serial := s.svc.snap.Load().serial
+		serial := s.ipam.Model().Serial()
 		ixfr, err := exec.Command("kdig", "@127.0.0.1", "-p", fmt.Sprint(s.port), "k8s.example.com", fmt.Sprintf("IXFR=%d", serial), "+nocomments").CombinedOutput()
 		if err != nil || strings.Count(string(ixfr), "\tSOA\t") != 1 || strings.Contains(string(ixfr), "cp01") {
 			t.Errorf("IXFR from a current secondary: got %v\n%s\nwant the SOA alone", err, ixfr)

@@ -12,11 +12,12 @@ import (
 	"github.com/infrad/infrad/pkg/ipam"
 )
 
-// update applies an RFC 2136 UPDATE: its prerequisites are checked against the current
-// snapshot, and its changes become IPAM records (API-owned, so they survive restarts and
-// show in the API), all in one transaction. The tsig plugin has already refused unsigned
-// updates and bad signatures; names of hosts and leases, and the records of the site
-// file, are refused here.
+// update applies an RFC 2136 UPDATE through IPAM's write path: its prerequisites
+// are checked, and its changes become IPAM records (API-owned, so they survive restarts
+// and show in the API), in the one transaction that writes them. The answer leaves
+// after the change is published, so a query right after it sees it. The tsig plugin
+// has already refused unsigned updates and bad signatures; names of hosts and leases,
+// and the records of the site file, are refused by IPAM.
 func (s *Service) update(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	key, signed := tsig.ValidatedKeyName(ctx)
 	if !signed {
@@ -26,25 +27,29 @@ func (s *Service) update(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		return reply(w, r, dns.RcodeFormatError)
 	}
 	zone := strings.ToLower(r.Question[0].Name)
-	snap := s.snap.Load()
-	if !snap.isZone(zone) {
+	if !s.view().isZone(zone) {
 		return reply(w, r, dns.RcodeNotAuth)
 	}
-	if rc := snap.prerequisites(r.Answer, zone); rc != dns.RcodeSuccess {
+	prereqs, rc := prerequisites(r.Answer, zone)
+	if rc != dns.RcodeSuccess {
 		return reply(w, r, rc)
 	}
 	changes, rc := updates(r.Ns, zone)
 	if rc != dns.RcodeSuccess {
 		return reply(w, r, rc)
 	}
-	if err := s.ipam.ChangeRecords(changes); err != nil {
-		var refused *ipam.Error
-		if !errors.As(err, &refused) {
-			s.log.Error("dns update failed", "key", key, "zone", zone, "err", err)
-			return reply(w, r, dns.RcodeServerFailure)
-		}
+	err := s.ipam.Update(ipam.Name(zone), prereqs, changes)
+	var unmet *ipam.PrereqError
+	var refused *ipam.Error
+	switch {
+	case errors.As(err, &unmet):
+		return reply(w, r, dns.StringToRcode[unmet.Rcode])
+	case errors.As(err, &refused):
 		s.log.Info("dns update refused", "key", key, "zone", zone, "why", err.Error())
 		return reply(w, r, dns.RcodeRefused)
+	case err != nil:
+		s.log.Error("dns update failed", "key", key, "zone", zone, "err", err)
+		return reply(w, r, dns.RcodeServerFailure)
 	}
 	s.log.Info("dns update applied", "key", key, "zone", zone, "changes", len(changes))
 	return reply(w, r, dns.RcodeSuccess)
@@ -94,54 +99,34 @@ func updates(rrs []dns.RR, zone string) ([]ipam.RecordChange, int) {
 	return out, dns.RcodeSuccess
 }
 
-// prerequisites checks the prerequisite section against the snapshot (RFC 2136 §3.2).
-func (s *snapshot) prerequisites(rrs []dns.RR, zone string) int {
-	want := map[string][]string{} // "name type" → values, for the value-dependent ones
+// prerequisites reads the prerequisite section (RFC 2136 §2.4, §3.2.1); IPAM checks
+// them against the site inside the update's transaction.
+func prerequisites(rrs []dns.RR, zone string) ([]ipam.Prereq, int) {
+	var out []ipam.Prereq
 	for _, rr := range rrs {
 		h := rr.Header()
 		name := strings.ToLower(h.Name)
 		if h.Ttl != 0 {
-			return dns.RcodeFormatError
+			return nil, dns.RcodeFormatError
 		}
 		if !dns.IsSubDomain(zone, name) {
-			return dns.RcodeNotZone
+			return nil, dns.RcodeNotZone
 		}
-		n := s.nodes[name]
+		p := ipam.Prereq{Name: ipam.Name(name), Type: dns.TypeToString[h.Rrtype]}
 		switch h.Class {
-		case dns.ClassANY:
-			if h.Rrtype == dns.TypeANY && len(n) == 0 {
-				return dns.RcodeNameError
+		case dns.ClassANY, dns.ClassNONE:
+			if h.Rdlength != 0 {
+				return nil, dns.RcodeFormatError
 			}
-			if h.Rrtype != dns.TypeANY && len(n[h.Rrtype]) == 0 {
-				return dns.RcodeNXRrset
-			}
-		case dns.ClassNONE:
-			if h.Rrtype == dns.TypeANY && len(n) > 0 {
-				return dns.RcodeYXDomain
-			}
-			if h.Rrtype != dns.TypeANY && len(n[h.Rrtype]) > 0 {
-				return dns.RcodeYXRrset
-			}
+			p.Class = dns.ClassToString[h.Class]
 		case dns.ClassINET:
-			k := name + " " + dns.TypeToString[h.Rrtype]
-			want[k] = append(want[k], rdata(rr))
+			p.Class, p.Value = "IN", rdata(rr)
 		default:
-			return dns.RcodeFormatError
+			return nil, dns.RcodeFormatError
 		}
+		out = append(out, p)
 	}
-	for k, values := range want {
-		name, typ, _ := strings.Cut(k, " ")
-		var have []string
-		for _, rr := range s.nodes[name][dns.StringToType[typ]] {
-			have = append(have, rdata(rr))
-		}
-		slices.Sort(have)
-		slices.Sort(values)
-		if !slices.Equal(slices.Compact(have), slices.Compact(values)) {
-			return dns.RcodeNXRrset
-		}
-	}
-	return dns.RcodeSuccess
+	return out, dns.RcodeSuccess
 }
 
 // rdata is an RR's data in presentation form, as IPAM keeps record values.

@@ -6,8 +6,6 @@ import (
 	"net/netip"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/infrad/infrad/pkg/store"
 )
 
 var (
@@ -33,20 +31,9 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
-	var set Set
-	var leases []Lease
-	err := c.m.store.View(func(tx *store.Tx) error {
-		var err error
-		if set, err = c.m.load(tx); err != nil {
-			return err
-		}
-		leases, err = store.All[Lease](tx, store.BucketLeases)
-		return err
-	})
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(subnetAddressesDesc, err)
-		return
-	}
+	model := c.m.Model()
+	set := model.Set()
+	leases := model.Leases()
 	for _, sn := range set.Subnets {
 		usage := subnetUsage(sn, set.Hosts, leases)
 		ch <- prometheus.MustNewConstMetric(subnetAddressesDesc, prometheus.GaugeValue, usage.used, sn.Name, "used")

@@ -2,11 +2,11 @@ package ipam
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
-
-	"github.com/infrad/infrad/pkg/store"
 )
 
 // Change is one difference a reconcile makes to the store.
@@ -36,46 +36,78 @@ func (e *ReconcileError) Error() string {
 	return "the site file conflicts with the store: " + strings.Join(msgs, "; ")
 }
 
-// Reconcile makes the file-owned objects in the store exactly those of file (the site
-// file's objects, in file order, and its domain and zones), leaving the API's objects
-// alone, in one transaction. source names the file in later refusals. Nothing changes
-// when the result would break a rule: the error is a *ReconcileError.
-func (m *IPAM) Reconcile(source string, file Set) ([]Change, error) {
-	file = fileOwned(file)
-	changes, err := m.Plan(file)
-	if err == nil && len(changes) > 0 {
-		err = m.store.Update(func(tx *store.Tx) error {
-			var err error
-			if changes, err = m.plan(tx, file); err != nil {
-				return err
-			}
-			return apply(tx, file)
-		})
-	}
+// Reconcile makes the file-owned objects exactly those of File (the site file's
+// objects, in file order, and its domain and zones), leaving the API's objects alone.
+// Source names the file in later refusals. Nothing changes when the result would
+// break a rule: the error is a *ReconcileError. Its result is the []Change it made.
+type Reconcile struct {
+	Stamp
+	Source string `json:"source"`
+	File   Set    `json:"file"`
+}
+
+func (c Reconcile) apply(t *txn) (any, error) {
+	file := fileOwned(c.File)
+	changes, err := plan(t.m, file)
 	if err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	m.domain, m.zones, m.source = file.Domain, file.Zones, source
-	m.mu.Unlock()
+	sh := &Shape{Domain: file.Domain, Zones: file.Zones, Source: c.Source}
+	for _, sn := range t.m.shape.Subnets {
+		if sn.Owner != OwnerFile {
+			sh.Subnets = append(sh.Subnets, sn)
+		}
+	}
+	sh.Subnets = append(sh.Subnets, file.Subnets...)
+	if !sameJSON(sh, t.m.shape) {
+		t.setShape(sh)
+	}
+	inFile := map[string]bool{}
+	for _, h := range file.Hosts {
+		inFile[h.Name] = true
+		if old, ok := t.m.Host(h.Name); !ok || !sameJSON(old, h) {
+			t.putHost(h)
+		}
+	}
+	for _, h := range t.m.Hosts() {
+		if h.Owner == OwnerFile && !inFile[h.Name] {
+			t.deleteHost(h.Name)
+		}
+	}
+	inFile = map[string]bool{}
+	for _, r := range file.Records {
+		inFile[r.ID()] = true
+		if old, ok := t.m.Record(r.ID()); !ok || !sameJSON(old, r) {
+			if err := t.putRecord(r); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, r := range t.m.Records() {
+		if r.Owner == OwnerFile && !inFile[r.ID()] {
+			t.deleteRecord(r.ID())
+		}
+	}
 	return changes, nil
+}
+
+// Reconcile applies the site file's objects; see the command Reconcile.
+func (m *IPAM) Reconcile(source string, file Set) ([]Change, error) {
+	res, err := m.Apply(context.Background(), Reconcile{Stamp: Stamp{At: m.now()}, Source: source, File: file})
+	if err != nil {
+		return nil, err
+	}
+	return res.([]Change), nil
 }
 
 // Plan says what Reconcile would change, changing nothing.
 func (m *IPAM) Plan(file Set) ([]Change, error) {
-	file = fileOwned(file)
-	var changes []Change
-	err := m.store.View(func(tx *store.Tx) error {
-		var err error
-		changes, err = m.plan(tx, file)
-		return err
-	})
-	return changes, err
+	return plan(m.Model(), fileOwned(file))
 }
 
 // fileOwned returns a copy of s with every object owned by the site file.
 func fileOwned(s Set) Set {
-	s = s.clone()
+	s.Subnets, s.Hosts, s.Records = slices.Clone(s.Subnets), slices.Clone(s.Hosts), slices.Clone(s.Records)
 	for i := range s.Subnets {
 		s.Subnets[i].Owner = OwnerFile
 	}
@@ -97,12 +129,9 @@ type planning struct {
 	problems []Problem
 }
 
-// plan checks file against the API's objects in tx and lists the changes it brings.
-func (m *IPAM) plan(tx *store.Tx, file Set) ([]Change, error) {
-	cur, err := m.load(tx)
-	if err != nil {
-		return nil, err
-	}
+// plan checks file against the API's objects in m and lists the changes it brings.
+func plan(m *Model, file Set) ([]Change, error) {
+	cur := m.Set()
 	p := &planning{merged: Set{Domain: file.Domain, Zones: file.Zones}, apiCount: map[string]int{}}
 	mergeKind(p, subnetKind, &cur, &file)
 	mergeKind(p, hostKind, &cur, &file)
@@ -118,8 +147,11 @@ func (m *IPAM) plan(tx *store.Tx, file Set) ([]Change, error) {
 		}
 		p.problems = append(p.problems, pr)
 	}
-	if err := orphanLeases(tx, p); err != nil {
-		return nil, err
+	for _, l := range m.Leases() {
+		if _, ok := p.merged.subnetOf(l.IP); !ok {
+			p.problems = append(p.problems, Problem{Conflict: true,
+				Message: fmt.Sprintf("the DHCP lease of %s (%s) would be in no subnet: keep its subnet in the file, or release the lease first", l.IP, l.MAC)})
+		}
 	}
 	if len(p.problems) > 0 {
 		return nil, &ReconcileError{Problems: p.problems}
@@ -164,55 +196,36 @@ func mergeKind[T any](p *planning, k kind[T], cur, file *Set) {
 	}
 }
 
-// orphanLeases refuses a file that would leave a DHCP lease in no subnet.
-func orphanLeases(tx *store.Tx, p *planning) error {
-	leases, err := store.All[Lease](tx, store.BucketLeases)
-	if err != nil {
-		return err
-	}
-	for _, l := range leases {
-		if _, ok := p.merged.subnetOf(l.IP); !ok {
-			p.problems = append(p.problems, Problem{Conflict: true,
-				Message: fmt.Sprintf("the DHCP lease of %s (%s) would be in no subnet: keep its subnet in the file, or release the lease first", l.IP, l.MAC)})
-		}
-	}
-	return nil
-}
-
-// apply writes file's objects as the file-owned ones, removing the file-owned objects
-// it no longer has.
-func apply(tx *store.Tx, file Set) error {
-	if err := applyKind(tx, subnetKind, file); err != nil {
-		return err
-	}
-	if err := applyKind(tx, hostKind, file); err != nil {
-		return err
-	}
-	return applyKind(tx, recordKind, file)
-}
-
-func applyKind[T any](tx *store.Tx, k kind[T], file Set) error {
-	cur, err := store.All[T](tx, k.bucket)
-	if err != nil {
-		return err
-	}
-	for _, v := range cur {
-		if k.owner(v) == OwnerFile {
-			if err := store.Delete(tx, k.bucket, k.key(v)); err != nil {
-				return err
-			}
-		}
-	}
-	for _, v := range *k.list(&file) {
-		if err := store.Put(tx, k.bucket, k.key(v), v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func sameJSON(a, b any) bool {
 	ja, errA := json.Marshal(a)
 	jb, errB := json.Marshal(b)
 	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
+
+// kind describes one sort of stored object to the generic change path below.
+type kind[T any] struct {
+	noun  string // "host", in messages
+	path  string // its list in a Set and in the site file: "hosts"
+	key   func(T) string
+	title func(T) string // names an object in messages: host "cp01"
+	owner func(T) Owner
+	list  func(*Set) *[]T
+}
+
+var (
+	subnetKind = kind[Subnet]{"subnet", "subnets",
+		func(s Subnet) string { return s.Name },
+		func(s Subnet) string { return fmt.Sprintf("subnet %q", s.Name) },
+		func(s Subnet) Owner { return s.Owner },
+		func(s *Set) *[]Subnet { return &s.Subnets }}
+	hostKind = kind[Host]{"host", "hosts",
+		func(h Host) string { return h.Name },
+		func(h Host) string { return fmt.Sprintf("host %q", h.Name) },
+		func(h Host) Owner { return h.Owner },
+		func(s *Set) *[]Host { return &s.Hosts }}
+	recordKind = kind[Record]{"record", "records",
+		Record.ID,
+		func(r Record) string { return fmt.Sprintf("record %s %s %s (id %s)", r.Name, r.Type, r.Value, r.ID()) },
+		func(r Record) Owner { return r.Owner },
+		func(s *Set) *[]Record { return &s.Records }}
+)

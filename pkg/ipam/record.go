@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -51,17 +52,21 @@ func parseDetail(err error) string {
 }
 
 // Records returns every record IPAM holds (not the ones hosts imply), by ID.
-func (m *IPAM) Records() ([]Record, error) { return list(m, recordKind) }
+func (m *IPAM) Records() ([]Record, error) { return m.Model().Records(), nil }
 
 // Record returns the record with the given ID.
-func (m *IPAM) Record(id string) (Record, error) { return get(m, recordKind, id) }
+func (m *IPAM) Record(id string) (Record, error) {
+	r, ok := m.Model().Record(id)
+	if !ok {
+		return Record{}, notFound(fmt.Sprintf("record %q", id))
+	}
+	return r, nil
+}
 
 // CreateRecord adds a record owned by the API; its name is relative to the domain
 // unless it ends with a dot.
 func (m *IPAM) CreateRecord(spec RecordSpec) (Record, error) {
-	m.mu.RLock()
-	domain := m.domain
-	m.mu.RUnlock()
+	domain := m.Model().Domain()
 	if domain == "" {
 		return Record{}, invalid("", "no site file has been loaded, so there is no zone to hold records")
 	}
@@ -69,9 +74,11 @@ func (m *IPAM) CreateRecord(spec RecordSpec) (Record, error) {
 	if err := fieldError(errs); err != nil {
 		return Record{}, err
 	}
-	r.Owner = OwnerAPI
-	return r, create(m, recordKind, r)
+	return result[Record](m.Apply(context.Background(), PutRecord{Stamp: m.stamp(), Record: r}))
 }
 
 // DeleteRecord removes the API-owned record id.
-func (m *IPAM) DeleteRecord(id string) error { return remove(m, recordKind, id, nil) }
+func (m *IPAM) DeleteRecord(id string) error {
+	_, err := m.Apply(context.Background(), DeleteRecord{Stamp: m.stamp(), ID: id})
+	return err
+}

@@ -1,16 +1,21 @@
 package ipam
 
 import (
+	"context"
 	"fmt"
-
-	"github.com/infrad/infrad/pkg/store"
 )
 
 // Subnets returns every subnet, by name.
-func (m *IPAM) Subnets() ([]Subnet, error) { return list(m, subnetKind) }
+func (m *IPAM) Subnets() ([]Subnet, error) { return append([]Subnet{}, m.Model().Subnets()...), nil }
 
 // Subnet returns the named subnet.
-func (m *IPAM) Subnet(name string) (Subnet, error) { return get(m, subnetKind, name) }
+func (m *IPAM) Subnet(name string) (Subnet, error) {
+	sn, ok := m.Model().Subnet(name)
+	if !ok {
+		return Subnet{}, notFound(fmt.Sprintf("subnet %q", name))
+	}
+	return sn, nil
+}
 
 // CreateSubnet adds a subnet owned by the API.
 func (m *IPAM) CreateSubnet(spec SubnetSpec) (Subnet, error) {
@@ -18,8 +23,7 @@ func (m *IPAM) CreateSubnet(spec SubnetSpec) (Subnet, error) {
 	if err := fieldError(errs); err != nil {
 		return Subnet{}, err
 	}
-	sn.Owner = OwnerAPI
-	return sn, create(m, subnetKind, sn)
+	return result[Subnet](m.Apply(context.Background(), PutSubnet{Stamp: m.stamp(), Subnet: sn, Create: true}))
 }
 
 // UpdateSubnet replaces the API-owned subnet name.
@@ -31,32 +35,14 @@ func (m *IPAM) UpdateSubnet(name string, spec SubnetSpec) (Subnet, error) {
 	if err := fieldError(errs); err != nil {
 		return Subnet{}, err
 	}
-	sn.Owner = OwnerAPI
-	return sn, update(m, subnetKind, name, sn)
+	if sn.Name != name {
+		return Subnet{}, renamed(sn.Name, name)
+	}
+	return result[Subnet](m.Apply(context.Background(), PutSubnet{Stamp: m.stamp(), Subnet: sn}))
 }
 
 // DeleteSubnet removes the API-owned subnet name, which must hold no host and no lease.
 func (m *IPAM) DeleteSubnet(name string) error {
-	return remove(m, subnetKind, name, func(tx *store.Tx, set Set, sn Subnet) error {
-		return subnetInUse(tx, set, sn)
-	})
-}
-
-// subnetInUse refuses to let sn go while a host or a lease has an address in it.
-func subnetInUse(tx *store.Tx, set Set, sn Subnet) error {
-	for _, h := range set.Hosts {
-		if sn.CIDR.Contains(h.IP) {
-			return &Error{Kind: ErrConflict, Msg: fmt.Sprintf("subnet %q still holds host %q (%s): delete or move its hosts first", sn.Name, h.Name, h.IP)}
-		}
-	}
-	leases, err := store.All[Lease](tx, store.BucketLeases)
-	if err != nil {
-		return err
-	}
-	for _, l := range leases {
-		if sn.CIDR.Contains(l.IP) {
-			return &Error{Kind: ErrConflict, Msg: fmt.Sprintf("subnet %q still holds the DHCP lease of %s (%s): release it first", sn.Name, l.IP, l.MAC)}
-		}
-	}
-	return nil
+	_, err := m.Apply(context.Background(), DeleteSubnet{Stamp: m.stamp(), Name: name})
+	return err
 }

@@ -3,9 +3,11 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket names a top-level bbolt bucket. Every bucket is declared here, once.
@@ -19,9 +21,8 @@ const (
 	BucketHosts   Bucket = "hosts"   // ipam.Host by name
 	BucketRecords Bucket = "records" // ipam.Record by ID
 	BucketLeases  Bucket = "leases"  // ipam.Lease by IP
-	// BucketLeaseNames indexes the leases that carry a hostname: hostname → IP. DNS
-	// reads it, and not the leases, which DHCP may hold by the hundred thousand.
-	BucketLeaseNames Bucket = "lease_names"
+	// BucketState holds the write path's own values (the zones' serial).
+	BucketState Bucket = "state"
 )
 
 var (
@@ -46,7 +47,7 @@ var migrations = []migration{
 		return createBuckets(tx, BucketSubnets, BucketHosts, BucketRecords, BucketLeases)
 	}},
 	{"index the leases that carry a hostname", func(tx *bolt.Tx) error {
-		names, err := tx.CreateBucketIfNotExists([]byte(BucketLeaseNames))
+		names, err := tx.CreateBucketIfNotExists([]byte("lease_names"))
 		if err != nil {
 			return err
 		}
@@ -59,6 +60,12 @@ var migrations = []migration{
 			}
 			return names.Put([]byte(l.Hostname), k)
 		})
+	}},
+	{"drop the lease hostname index (the published model indexes leases); create the state bucket", func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("lease_names")); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+		return createBuckets(tx, BucketState)
 	}},
 }
 

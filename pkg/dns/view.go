@@ -1,0 +1,214 @@
+package dns
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+
+	"github.com/infrad/infrad/pkg/ipam"
+)
+
+// view is what one query answers from: the published IPAM model (immutable), the
+// zones it makes, and the site file's settings. A query reads the model through its
+// indexes and builds the RRs it needs; nothing is rebuilt when the site changes, so a
+// write is answered as soon as the write path publishes it, which is before the
+// write is acknowledged.
+type view struct {
+	m     *ipam.Model
+	zones *zoneSet
+	settings
+}
+
+// SOA timers. The negative TTL (the SOA minimum) is short, so that a name created
+// right after a client asked for it is found within a minute.
+const (
+	soaRefresh = 300
+	soaRetry   = 60
+	soaExpire  = 1209600 // two weeks
+	negTTL     = 60
+)
+
+// settings are what the site file says about answers.
+type settings struct {
+	ttl       uint32     // for records without a TTL of their own
+	advertise netip.Addr // the NS glue address; zero: none known
+}
+
+// zoneSet is the zones of one shape of the site, longest first.
+type zoneSet struct {
+	shape *ipam.Shape
+	list  []string
+}
+
+// zoneCache keeps the zones of the last shape seen: they change only with the
+// subnets or the zones, so queries share them.
+type zoneCache struct{ last atomic.Pointer[zoneSet] }
+
+func (c *zoneCache) of(m *ipam.Model) *zoneSet {
+	sh := m.Shape()
+	if z := c.last.Load(); z != nil && z.shape == sh {
+		return z
+	}
+	set := ipam.Set{Domain: sh.Domain, Zones: sh.Zones, Subnets: sh.Subnets}
+	z := &zoneSet{shape: sh, list: siteZones(set)}
+	slices.SortStableFunc(z.list, func(a, b string) int { return len(b) - len(a) })
+	c.last.Store(z)
+	return z
+}
+
+// isZone reports whether z is one of our zones.
+func (v *view) isZone(z string) bool { return slices.Contains(v.zones.list, z) }
+
+// zoneOf returns the longest of our zones that holds name, or "".
+func (v *view) zoneOf(name string) string {
+	for _, z := range v.zones.list {
+		if dns.IsSubDomain(z, name) {
+			return z
+		}
+	}
+	return ""
+}
+
+// node holds the RRsets of one owner name, by type.
+type node map[uint16][]dns.RR
+
+func (n node) add(rr dns.RR) { t := rr.Header().Rrtype; n[t] = append(n[t], rr) }
+
+// node returns the RRsets at name (lower case), and whether the name exists: it has
+// RRsets, or names below it do (an empty non-terminal).
+func (v *view) node(name string) (node, bool) {
+	n := node{}
+	owner := ipam.Name(name)
+	if v.isZone(name) {
+		n.add(v.soa(name, v.ttl))
+		n.add(&dns.NS{Hdr: v.hdr(name, dns.TypeNS, v.ttl), Ns: v.nsName()})
+	}
+	if host, ok := v.m.HostnameOf(owner); ok {
+		if h, ok := v.m.Host(host); ok {
+			n.add(v.address(name, h.IP))
+		} else if l, ok := v.m.LeaseNamed(host); ok {
+			n.add(v.address(name, l.IP))
+		} else if name == v.glueName() {
+			n.add(v.address(name, v.advertise))
+		}
+	}
+	if a, ok := ipam.ReverseAddr(owner); ok {
+		if target := v.ptr(a); target != "" {
+			n.add(&dns.PTR{Hdr: v.hdr(name, dns.TypePTR, v.ttl), Ptr: target})
+		}
+	}
+	for _, rr := range v.m.RecordsAt(owner) {
+		rr = dns.Copy(rr)
+		if rr.Header().Ttl == 0 {
+			rr.Header().Ttl = v.ttl
+		}
+		n.add(rr)
+	}
+	return n, len(n) > 0 || v.m.NameExists(owner)
+}
+
+// ptr is the name the address a points back to: its host's, else its named lease's,
+// else the NS glue's; "" for none.
+func (v *view) ptr(a netip.Addr) string {
+	if h, ok := v.m.HostAt(a); ok {
+		return string(v.m.FQDN(h.Name))
+	}
+	if l, ok := v.m.Lease(a); ok && l.Hostname != "" {
+		if _, clash := v.m.Host(l.Hostname); !clash {
+			return string(v.m.FQDN(l.Hostname))
+		}
+	}
+	if a == v.advertise && v.glueName() != "" {
+		return v.glueName()
+	}
+	return ""
+}
+
+// nsName is the name of the zones' server: the host at the advertised address, else
+// ns.<domain>.
+func (v *view) nsName() string {
+	if h, ok := v.m.HostAt(v.advertise); ok && v.advertise.IsValid() {
+		return string(v.m.FQDN(h.Name))
+	}
+	return "ns." + string(v.m.Domain())
+}
+
+// glueName is ns.<domain> when infrad gives it the advertised address itself: no host
+// has that address or that name. Otherwise "".
+func (v *view) glueName() string {
+	if !v.advertise.IsValid() {
+		return ""
+	}
+	if _, ok := v.m.HostAt(v.advertise); ok {
+		return ""
+	}
+	if _, ok := v.m.Host("ns"); ok {
+		return ""
+	}
+	return "ns." + string(v.m.Domain())
+}
+
+func (v *view) hdr(name string, rrtype uint16, ttl uint32) dns.RR_Header {
+	return dns.RR_Header{Name: name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: ttl}
+}
+
+func (v *view) address(name string, a netip.Addr) dns.RR {
+	if a.Is4() {
+		return &dns.A{Hdr: v.hdr(name, dns.TypeA, v.ttl), A: net.IP(a.AsSlice())}
+	}
+	return &dns.AAAA{Hdr: v.hdr(name, dns.TypeAAAA, v.ttl), AAAA: net.IP(a.AsSlice())}
+}
+
+func (v *view) soa(zone string, ttl uint32) *dns.SOA {
+	return &dns.SOA{Hdr: v.hdr(zone, dns.TypeSOA, ttl), Ns: v.nsName(), Mbox: "hostmaster." + string(v.m.Domain()),
+		Serial: v.m.Serial(), Refresh: soaRefresh, Retry: soaRetry, Expire: soaExpire, Minttl: negTTL}
+}
+
+// owners lists every owner name of zone, each once.
+func (v *view) owners(zone string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(n ipam.Name) {
+		if s := string(n); !seen[s] && v.zoneOf(s) == zone {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	add(ipam.Name(zone))
+	for _, h := range v.m.Hosts() {
+		add(v.m.FQDN(h.Name))
+		add(reverse(h.IP))
+	}
+	for _, l := range v.m.Leases() {
+		if l.Hostname != "" {
+			add(v.m.FQDN(l.Hostname))
+			add(reverse(l.IP))
+		}
+	}
+	for _, r := range v.m.Records() {
+		add(r.Name)
+	}
+	if g := v.glueName(); g != "" {
+		add(ipam.Name(g))
+		add(reverse(v.advertise))
+	}
+	return out
+}
+
+func reverse(a netip.Addr) ipam.Name { return ipam.Name(mustReverse(a)) }
+
+// parent strips the first label: "a.b.c." is "b.c.", "c." is ".", "." is "".
+func parent(name string) string {
+	if name == "." {
+		return ""
+	}
+	i := strings.IndexByte(name, '.')
+	if i == len(name)-1 {
+		return "."
+	}
+	return name[i+1:]
+}

@@ -1,0 +1,266 @@
+package ipam
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"time"
+)
+
+// Command is one change of the site's state, as a value. Its apply checks the change
+// against the working model and makes it there, in the transaction that writes it; it
+// reads no clock and no random source (the time travels in the command as At), so the
+// same command on the same store makes the same change on any box.
+type Command interface {
+	apply(t *txn) (any, error)
+	time() time.Time
+}
+
+// Stamp is the time a command was made, which its apply uses as "now".
+type Stamp struct {
+	At time.Time `json:"at"`
+}
+
+func (s Stamp) time() time.Time { return s.At }
+
+// commandTypes names every command for Encode and Decode.
+var commandTypes = map[string]reflect.Type{}
+
+func init() {
+	for _, c := range []Command{
+		PutSubnet{}, DeleteSubnet{}, PutHost{}, DeleteHost{}, AllocateHost{}, PutRecord{}, DeleteRecord{},
+		UpdateRecords{}, Reconcile{}, CommitLease{}, ReleaseLease{}, DeclineLease{}, ExpireLeases{},
+	} {
+		t := reflect.TypeOf(c)
+		commandTypes[t.Name()] = t
+	}
+}
+
+type envelope struct {
+	Type    string          `json:"type"`
+	Command json.RawMessage `json:"command"`
+}
+
+// Encode serialises cmd, naming its type: what a log of commands holds.
+func Encode(cmd Command) ([]byte, error) {
+	body, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(envelope{Type: reflect.TypeOf(cmd).Name(), Command: body})
+}
+
+// Decode is the inverse of Encode.
+func Decode(data []byte) (Command, error) {
+	var env envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("decode command: %w", err)
+	}
+	t, ok := commandTypes[env.Type]
+	if !ok {
+		return nil, fmt.Errorf("decode command: unknown type %q", env.Type)
+	}
+	v := reflect.New(t)
+	if err := json.Unmarshal(env.Command, v.Interface()); err != nil {
+		return nil, fmt.Errorf("decode command %s: %w", env.Type, err)
+	}
+	return v.Elem().Interface().(Command), nil
+}
+
+// PutSubnet creates (Create) or replaces an API-owned subnet.
+type PutSubnet struct {
+	Stamp
+	Subnet Subnet `json:"subnet"`
+	Create bool   `json:"create"`
+}
+
+func (c PutSubnet) apply(t *txn) (any, error) {
+	sn := c.Subnet
+	sn.Owner = OwnerAPI
+	old, exists := t.m.Subnet(sn.Name)
+	if c.Create && exists {
+		return nil, &Error{Kind: ErrConflict, Field: "name", Msg: fmt.Sprintf("subnet %q exists already", sn.Name)}
+	}
+	if !c.Create {
+		if err := t.changeable("subnet", sn.Name, exists, old.Owner); err != nil {
+			return nil, err
+		}
+	}
+	var prev *Subnet
+	if exists {
+		prev = &old
+	}
+	if err := t.checkSubnet(prev, &sn); err != nil {
+		return nil, err
+	}
+	t.replaceSubnet(sn.Name, &sn)
+	return sn, nil
+}
+
+// DeleteSubnet removes an API-owned subnet that holds no host and no lease.
+type DeleteSubnet struct {
+	Stamp
+	Name string `json:"name"`
+}
+
+func (c DeleteSubnet) apply(t *txn) (any, error) {
+	sn, ok := t.m.Subnet(c.Name)
+	if err := t.changeable("subnet", c.Name, ok, sn.Owner); err != nil {
+		return nil, err
+	}
+	var err error
+	t.m.HostsIn(sn.CIDR.Addr(), lastAddr(sn.CIDR), func(h Host) bool {
+		err = &Error{Kind: ErrConflict, Msg: fmt.Sprintf("subnet %q still holds host %q (%s): delete or move its hosts first", sn.Name, h.Name, h.IP)}
+		return false
+	})
+	t.m.LeasesIn(sn.CIDR.Addr(), lastAddr(sn.CIDR), func(l Lease) bool {
+		err = &Error{Kind: ErrConflict, Msg: fmt.Sprintf("subnet %q still holds the DHCP lease of %s (%s): release it first", sn.Name, l.IP, l.MAC)}
+		return false
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := t.checkSubnet(&sn, nil); err != nil {
+		return nil, err
+	}
+	t.replaceSubnet(c.Name, nil)
+	return nil, nil
+}
+
+// PutHost creates (Create) or replaces an API-owned host.
+type PutHost struct {
+	Stamp
+	Host   Host `json:"host"`
+	Create bool `json:"create"`
+}
+
+func (c PutHost) apply(t *txn) (any, error) {
+	h := c.Host
+	h.Owner = OwnerAPI
+	old, exists := t.m.Host(h.Name)
+	if c.Create && exists {
+		return nil, &Error{Kind: ErrConflict, Field: "name", Msg: fmt.Sprintf("host %q exists already", h.Name)}
+	}
+	if !c.Create {
+		if err := t.changeable("host", h.Name, exists, old.Owner); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.checkHost(h.Name, &h); err != nil {
+		return nil, err
+	}
+	t.putHost(h)
+	return h, nil
+}
+
+// DeleteHost removes an API-owned host.
+type DeleteHost struct {
+	Stamp
+	Name string `json:"name"`
+}
+
+func (c DeleteHost) apply(t *txn) (any, error) {
+	h, ok := t.m.Host(c.Name)
+	if err := t.changeable("host", c.Name, ok, h.Owner); err != nil {
+		return nil, err
+	}
+	t.deleteHost(c.Name)
+	return nil, nil
+}
+
+// AllocateHost creates an API-owned host at the lowest free address of a subnet: not
+// its network, broadcast or gateway address, not in a range, not a host's and not
+// leased. The address is chosen inside the transaction from the model, so it follows
+// from the store and the command alone.
+type AllocateHost struct {
+	Stamp
+	Subnet string `json:"subnet"`
+	Host   Host   `json:"host"` // without an address
+}
+
+func (c AllocateHost) apply(t *txn) (any, error) {
+	sn, ok := t.m.Subnet(c.Subnet)
+	if !ok {
+		return nil, notFound(fmt.Sprintf("subnet %q", c.Subnet))
+	}
+	if sn.Purpose != PurposeNodes {
+		return nil, invalid("", fmt.Sprintf("subnet %q is for %s: hosts belong in nodes subnets", sn.Name, sn.Purpose))
+	}
+	if _, exists := t.m.Host(c.Host.Name); exists {
+		return nil, &Error{Kind: ErrConflict, Field: "name", Msg: fmt.Sprintf("host %q exists already", c.Host.Name)}
+	}
+	ip, ok := lowestFree(t.m, sn)
+	if !ok {
+		return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("subnet %q (%s) has no free address outside its ranges", sn.Name, sn.CIDR)}
+	}
+	h := c.Host
+	h.IP, h.Owner = ip, OwnerAPI
+	if err := t.checkHost(h.Name, &h); err != nil {
+		return nil, err
+	}
+	t.putHost(h)
+	return h, nil
+}
+
+// PutRecord creates an API-owned record.
+type PutRecord struct {
+	Stamp
+	Record Record `json:"record"`
+}
+
+func (c PutRecord) apply(t *txn) (any, error) {
+	r := c.Record
+	r.Owner = OwnerAPI
+	if t.m.shape.Domain == "" {
+		return nil, invalid("", "no site file has been loaded, so there is no zone to hold records")
+	}
+	if old, exists := t.m.Record(r.ID()); exists {
+		return nil, &Error{Kind: ErrConflict, Field: "name", Msg: recordTitle(old) + " exists already"}
+	}
+	if err := t.checkRecord("", &r); err != nil {
+		return nil, err
+	}
+	return r, t.putRecord(r)
+}
+
+// DeleteRecord removes an API-owned record.
+type DeleteRecord struct {
+	Stamp
+	ID string `json:"id"`
+}
+
+func (c DeleteRecord) apply(t *txn) (any, error) {
+	r, ok := t.m.Record(c.ID)
+	if err := t.changeable("record", c.ID, ok, r.Owner); err != nil {
+		return nil, err
+	}
+	t.deleteRecord(c.ID)
+	return nil, nil
+}
+
+func recordTitle(r Record) string {
+	return fmt.Sprintf("record %s %s %s (id %s)", r.Name, r.Type, r.Value, r.ID())
+}
+
+// changeable says whether the API may change the object key of a kind: it must exist
+// and be the API's.
+func (t *txn) changeable(noun, key string, exists bool, owner Owner) error {
+	if !exists {
+		return notFound(fmt.Sprintf("%s %q", noun, key))
+	}
+	if owner == OwnerFile {
+		return &Error{Kind: ErrOwnedByFile, Msg: fmt.Sprintf("%s %q is owned by the site file (%s): change it there and reload", noun, key, t.m.shape.Source)}
+	}
+	return nil
+}
+
+// replaceSubnet puts sn in place of the subnet called name (nil: removes it).
+func (t *txn) replaceSubnet(name string, sn *Subnet) {
+	sh := *t.m.shape
+	sh.Subnets = slices.DeleteFunc(slices.Clone(sh.Subnets), func(s Subnet) bool { return s.Name == name })
+	if sn != nil {
+		sh.Subnets = append(sh.Subnets, *sn)
+	}
+	t.setShape(&sh)
+}

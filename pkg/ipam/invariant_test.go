@@ -1,0 +1,226 @@
+package ipam
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infrad/infrad/pkg/store"
+)
+
+// invariants checks what the write path promises of a model, and that the store holds
+// exactly the model: every rule of Set.Problems; no address held twice (two hosts, a
+// host and a lease, two live leases); one live lease per client; every index true to
+// the objects; the DNS names index exactly what the hosts, leases and records make;
+// nothing at a host's or a named lease's name that redefines its address.
+func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
+	t.Helper()
+	set := m.Set()
+	for _, p := range set.Problems() {
+		t.Errorf("rule broken: %s", p)
+	}
+	holder := map[netip.Addr]string{}
+	hold := func(a netip.Addr, who string) {
+		if prev, ok := holder[a]; ok {
+			t.Errorf("%s is held twice: by %s and %s", a, prev, who)
+		}
+		holder[a] = who
+	}
+	for _, h := range set.Hosts {
+		hold(h.IP, "host "+h.Name)
+		if name, _ := m.hostByIP.Get(h.IP); name != h.Name {
+			t.Errorf("hostByIP[%s] = %q, want %q", h.IP, name, h.Name)
+		}
+		if name, _ := m.hostByMAC.Get(h.MAC); !h.MAC.IsZero() && name != h.Name {
+			t.Errorf("hostByMAC[%s] = %q, want %q", h.MAC, name, h.Name)
+		}
+		for _, rr := range m.RecordsAt(m.FQDN(h.Name)) {
+			if typ := rr.Header().Rrtype; typ == 1 || typ == 28 || typ == 5 {
+				t.Errorf("a record redefines host %s: %s", h.Name, rr)
+			}
+		}
+	}
+	if m.hostByIP.Len() != len(set.Hosts) || m.hostByMAC.Len() > len(set.Hosts) {
+		t.Errorf("host indexes: %d by IP, %d by MAC, for %d hosts", m.hostByIP.Len(), m.hostByMAC.Len(), len(set.Hosts))
+	}
+	clients := map[MAC]netip.Addr{}
+	names := map[string]netip.Addr{}
+	for _, l := range m.Leases() {
+		if l.Ended(now) {
+			continue
+		}
+		if h, ok := m.HostAt(l.IP); !ok || h.MAC != l.MAC || l.Declined { // a reservation's lease shares its host's address
+			hold(l.IP, "the lease of "+l.MAC.String())
+		}
+		if _, ok := m.SubnetOf(l.IP); !ok {
+			t.Errorf("lease %s is in no subnet", l.IP)
+		}
+		if l.Declined {
+			continue
+		}
+		if prev, ok := clients[l.MAC]; ok {
+			t.Errorf("client %s holds %s and %s", l.MAC, prev, l.IP)
+		}
+		clients[l.MAC] = l.IP
+		if a, _ := m.leaseByMAC.Get(l.MAC); a != l.IP {
+			t.Errorf("leaseByMAC[%s] = %s, want %s", l.MAC, a, l.IP)
+		}
+		if l.Hostname == "" {
+			continue
+		}
+		if prev, ok := names[l.Hostname]; ok {
+			t.Errorf("hostname %s is the lease of %s and of %s", l.Hostname, prev, l.IP)
+		}
+		names[l.Hostname] = l.IP
+		if _, ok := m.Host(l.Hostname); ok {
+			t.Errorf("lease %s has host %q's name", l.IP, l.Hostname)
+		}
+		if len(m.RecordsAt(m.FQDN(l.Hostname))) > 0 {
+			t.Errorf("records stand at lease %s's name %s", l.IP, l.Hostname)
+		}
+	}
+	if want := namesOf(&Model{shape: m.shape, hosts: m.hosts, leases: m.leases, records: m.records}); !sameCounts(m, want) {
+		t.Errorf("the DNS names index is not what the objects make")
+	}
+	if st == nil {
+		return
+	}
+	stored, err := load(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameJSON(stored.Set().Subnets, set.Subnets) || !sameJSON(stored.Hosts(), set.Hosts) ||
+		!sameJSON(stored.Records(), set.Records) || !sameJSON(stored.Leases(), m.Leases()) || stored.serial != m.serial {
+		t.Errorf("the store does not hold what the model does")
+	}
+}
+
+func sameCounts(m *Model, want interface {
+	Len() int
+	Get(Name) (int, bool)
+}) bool {
+	if m.names.Len() != want.Len() {
+		return false
+	}
+	for it := m.names.Iterator(); !it.Done(); {
+		k, v, _ := it.Next()
+		if w, _ := want.Get(k); w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// universe is a small world of names, addresses and MACs, so that random commands
+// collide often.
+type universe struct{ now time.Time }
+
+func (u universe) ip(i byte) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, 0, 40, []byte{20, 21, 22, 150, 151, 152, 153, 3}[i%8]})
+}
+func (u universe) mac(i byte) MAC     { return MAC{0x52, 0x54, 0, 0, 0, i % 6} }
+func (u universe) name(i byte) string { return []string{"a", "b", "c", "cp01", "laptop", "x"}[i%6] }
+
+// command makes one command of the universe from four bytes.
+func (u universe) command(b [4]byte) Command {
+	at := Stamp{At: u.now}
+	switch b[0] % 9 {
+	case 0:
+		return PutHost{Stamp: at, Host: Host{Name: u.name(b[1]), IP: u.ip(b[2]), MAC: u.mac(b[3])}, Create: b[3]%2 == 0}
+	case 1:
+		return DeleteHost{Stamp: at, Name: u.name(b[1])}
+	case 2:
+		return AllocateHost{Stamp: at, Subnet: "vm", Host: Host{Name: u.name(b[1])}}
+	case 3, 4:
+		return CommitLease{Stamp: at, Subnet: "vm", MAC: u.mac(b[1]), IP: u.ip(b[2]), Hostname: u.name(b[3]), Expires: u.now.Add(time.Hour)}
+	case 5:
+		return ReleaseLease{Stamp: at, IP: u.ip(b[1]), MAC: u.mac(b[2])}
+	case 6:
+		return DeclineLease{Stamp: at, IP: u.ip(b[1]), MAC: u.mac(b[2]), Until: u.now.Add(time.Minute)}
+	case 7:
+		name := Name(u.name(b[1]) + ".k8s.example.com.")
+		return UpdateRecords{Stamp: at, Zone: "k8s.example.com.",
+			Prereqs: []Prereq{{Name: name, Class: "NONE", Type: "ANY"}},
+			Changes: []RecordChange{{Add: true, Name: name, Type: []string{"A", "TXT", "CNAME"}[b[2]%3],
+				Value: []string{u.ip(b[3]).String(), `"t"`, "api.k8s.example.com."}[b[2]%3]}}}
+	default:
+		return UpdateRecords{Stamp: at, Zone: "k8s.example.com.",
+			Changes: []RecordChange{{Name: Name(u.name(b[1]) + ".k8s.example.com.")}}}
+	}
+}
+
+// TestStorm races every kind of writer over the same names and addresses: many
+// goroutines apply random commands at once (so they share transactions), and then
+// every invariant holds, in the model and in the store.
+func TestStorm(t *testing.T) {
+	m, st := newIPAM(t)
+	u := universe{now: time.Now()}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for range 300 {
+				var b [4]byte
+				for i := range b {
+					b[i] = byte(r.Uint32())
+				}
+				m.Apply(t.Context(), u.command(b))
+			}
+		})
+	}
+	wg.Wait()
+	invariants(t, m.Model(), st, u.now)
+}
+
+// FuzzCommands applies a sequence of commands drawn from the universe, checking the
+// invariants after each one.
+func FuzzCommands(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 3, 4, 4, 4, 7, 3, 0, 0, 2, 1, 1, 1, 8, 3, 0, 0})
+	f.Add([]byte{3, 0, 3, 4, 3, 1, 3, 4, 5, 0, 3, 0, 6, 1, 4, 0, 0, 4, 0, 0})
+	f.Add([]byte{7, 0, 0, 5, 7, 0, 1, 5, 0, 0, 0, 0, 1, 0, 0, 0, 2, 2, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 400 {
+			return
+		}
+		st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
+		m := newOn(t, st)
+		if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+			t.Fatal(err)
+		}
+		u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+		for i := 0; i+4 <= len(data); i += 4 {
+			cmd := u.command([4]byte(data[i : i+4]))
+			m.Apply(t.Context(), cmd)
+			invariants(t, m.Model(), nil, u.now)
+			if t.Failed() {
+				t.Fatalf("after %#v", cmd)
+			}
+		}
+		invariants(t, m.Model(), st, u.now)
+	})
+}
+
+func TestCommandsRoundTrip(t *testing.T) {
+	u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	for i := range 64 {
+		cmd := u.command([4]byte{byte(i), byte(i * 7), byte(i * 13), byte(i * 29)})
+		data, err := Encode(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(back, cmd) {
+			t.Errorf("got %#v, want %#v", back, cmd)
+		}
+	}
+	if _, err := Decode([]byte(`{"type":"Nope","command":{}}`)); err == nil {
+		t.Error("an unknown command decoded")
+	}
+}

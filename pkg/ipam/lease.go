@@ -1,0 +1,172 @@
+package ipam
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// The DHCP service's changes. An offer is not one: it is a promise the DHCP service
+// keeps in memory, and the REQUEST that takes it up is checked here again, in the
+// transaction that writes the lease.
+
+// CommitLease gives IP to MAC until Expires: a new lease, a renewal, or a client
+// coming back. It is refused (an *Error, ErrConflict) unless IP is the client's
+// reservation on Subnet, or lies in a DHCP range of Subnet and no host, no other
+// client's lease and no quarantine holds it at At. Any other address the client held
+// is released. Hostname is dropped when a host or another client's lease has it.
+type CommitLease struct {
+	Stamp
+	Subnet   string     `json:"subnet"`
+	MAC      MAC        `json:"mac"`
+	IP       netip.Addr `json:"ip"`
+	Hostname string     `json:"hostname,omitempty"` // sanitised
+	Expires  time.Time  `json:"expires"`
+}
+
+// Committed is what CommitLease made: the lease, and who kept the hostname it asked
+// for when the lease did not get it.
+type Committed struct {
+	Lease
+	NameKeptBy string // "", or the host or lease that has the hostname
+}
+
+func (c CommitLease) apply(t *txn) (any, error) {
+	sn, ok := t.m.Subnet(c.Subnet)
+	switch {
+	case !ok:
+		return nil, notFound(fmt.Sprintf("subnet %q", c.Subnet))
+	case !sn.CIDR.Contains(c.IP):
+		return nil, &Error{Kind: ErrConflict, Msg: "the address is not on this network"}
+	}
+	if h, ok := t.m.HostWithMAC(c.MAC); ok && sn.CIDR.Contains(h.IP) {
+		if h.IP != c.IP {
+			return nil, &Error{Kind: ErrConflict, Msg: "this client's address is " + h.IP.String()}
+		}
+	} else if err := t.grantable(sn, c.MAC, c.IP, c.At); err != nil {
+		return nil, err
+	}
+	res := Committed{Lease: Lease{IP: c.IP, MAC: c.MAC, Hostname: c.Hostname, Expires: c.Expires}}
+	if name := c.Hostname; name != "" {
+		if h, ok := t.m.Host(name); ok {
+			res.Hostname, res.NameKeptBy = "", fmt.Sprintf("host %q", h.Name)
+		} else if l, ok := t.m.LeaseNamed(name); ok && l.MAC != c.MAC && !l.Ended(c.At) {
+			res.Hostname, res.NameKeptBy = "", "the lease of "+l.IP.String()
+		}
+	}
+	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP != c.IP {
+		t.deleteLease(old.IP)
+	}
+	t.putLease(res.Lease)
+	return res, nil
+}
+
+// grantable refuses ip to mac unless ip is in a DHCP range of sn and free at now, or
+// already mac's.
+func (t *txn) grantable(sn Subnet, mac MAC, ip netip.Addr, now time.Time) error {
+	if !InDHCPRange(sn, ip) {
+		return &Error{Kind: ErrConflict, Msg: "the address is not in a DHCP range of subnet " + sn.Name}
+	}
+	if h, ok := t.m.HostAt(ip); ok {
+		return &Error{Kind: ErrConflict, Msg: fmt.Sprintf("the address is host %q's", h.Name)}
+	}
+	if l, ok := t.m.Lease(ip); ok && !l.Ended(now) && (l.Declined || l.MAC != mac) {
+		return &Error{Kind: ErrConflict, Msg: "the address is not this client's"}
+	}
+	return nil
+}
+
+// InDHCPRange reports whether ip is in one of sn's DHCP ranges.
+func InDHCPRange(sn Subnet, ip netip.Addr) bool {
+	for _, r := range sn.Ranges {
+		if r.Kind == RangeDHCP && r.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// ReleaseLease ends the lease of IP; MAC, when not zero, must be its client's. It is
+// refused (ErrNotFound) when there is no such lease.
+type ReleaseLease struct {
+	Stamp
+	IP  netip.Addr `json:"ip"`
+	MAC MAC        `json:"mac,omitzero"`
+}
+
+func (c ReleaseLease) apply(t *txn) (any, error) {
+	l, ok := t.m.Lease(c.IP)
+	if !ok || (!c.MAC.IsZero() && (l.MAC != c.MAC || l.Declined)) {
+		return nil, &Error{Kind: ErrNotFound, Msg: "no lease of " + c.IP.String()}
+	}
+	t.deleteLease(c.IP)
+	return l, nil
+}
+
+// DeclineLease quarantines IP, which MAC found in use on the network, until Until:
+// no one gets it before. The address must be free or MAC's.
+type DeclineLease struct {
+	Stamp
+	IP    netip.Addr `json:"ip"`
+	MAC   MAC        `json:"mac"`
+	Until time.Time  `json:"until"`
+}
+
+func (c DeclineLease) apply(t *txn) (any, error) {
+	if h, ok := t.m.HostAt(c.IP); ok {
+		return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("the address is host %q's: a quarantine cannot take it", h.Name)}
+	}
+	if l, ok := t.m.Lease(c.IP); ok && !l.Ended(c.At) && (l.Declined || l.MAC != c.MAC) {
+		return nil, &Error{Kind: ErrConflict, Msg: "the address is not this client's"}
+	}
+	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP == c.IP {
+		t.deleteLease(c.IP)
+	}
+	l := Lease{IP: c.IP, Expires: c.Until, Declined: true}
+	t.putLease(l)
+	return l, nil
+}
+
+// ExpireLeases removes the leases and quarantines that have ended at At, at most
+// maxExpire of them (the oldest first); its result is how many it removed.
+type ExpireLeases struct {
+	Stamp
+}
+
+const maxExpire = 4096
+
+func (c ExpireLeases) apply(t *txn) (any, error) {
+	var gone []netip.Addr
+	for it := t.m.expiries.Iterator(); !it.Done() && len(gone) < maxExpire; {
+		e, _, _ := it.Next()
+		if e.at > c.At.Unix() {
+			break
+		}
+		if l, ok := t.m.Lease(e.ip); ok && l.Ended(c.At) {
+			gone = append(gone, e.ip)
+		}
+	}
+	for _, ip := range gone {
+		t.deleteLease(ip)
+	}
+	return len(gone), nil
+}
+
+// Leases returns every lease, by address.
+func (m *IPAM) Leases() []Lease { return m.Model().Leases() }
+
+// ReleaseLease ends the lease of ip, whoever holds it.
+func (m *IPAM) ReleaseLease(ip netip.Addr) error {
+	_, err := m.Apply(context.Background(), ReleaseLease{Stamp: m.stamp(), IP: ip})
+	return err
+}
+
+func decodeLease(raw string) (Lease, error) {
+	var l Lease
+	if err := json.Unmarshal([]byte(raw), &l); err != nil {
+		return l, fmt.Errorf("decode lease: %w", err)
+	}
+	return l, nil
+}

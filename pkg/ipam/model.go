@@ -1,0 +1,293 @@
+package ipam
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/benbjohnson/immutable"
+	"github.com/miekg/dns"
+)
+
+// Model is the site as one commit left it: subnets, hosts, records and leases, with
+// indexes by name, address and MAC. It is never changed once published: a reader
+// holds one without a lock and sees one consistent revision. The write path makes the
+// next model from the last with persistent maps, so a change costs in proportion to
+// itself (a few map paths copied), not to the site.
+type Model struct {
+	revision uint64 // the store revision this model is of
+	serial   uint32 // the zones' SOA serial: rises with every change DNS answers from
+
+	shape *Shape // domain, zones and subnets: small, and replaced whole when they change
+
+	hosts     *immutable.SortedMap[string, Host]       // by name
+	hostByIP  *immutable.SortedMap[netip.Addr, string] // address → host name
+	hostByMAC *immutable.Map[MAC, string]              // MAC → host name
+
+	records   *immutable.SortedMap[string, Record] // by ID
+	recordsAt *immutable.Map[Name, []string]       // owner name → record IDs
+	rrs       *immutable.Map[string, dns.RR]       // record ID → its parsed RR (TTL as stored)
+
+	leases      *immutable.SortedMap[netip.Addr, Lease] // by address
+	leaseByMAC  *immutable.Map[MAC, netip.Addr]         // the active (not declined) lease of each client
+	leaseByName *immutable.Map[string, netip.Addr]      // hostname → address
+	expiries    *immutable.SortedMap[expiry, struct{}]  // every lease, by when it ends
+
+	// names counts, for every DNS name, the owner names at or below it that hosts,
+	// leases and records make: a name with a count exists in DNS (RFC 4592 empty
+	// non-terminals included).
+	names *immutable.Map[Name, int]
+}
+
+// Shape is the part of the site that changes rarely: the zones and the subnets.
+type Shape struct {
+	Domain  Name     // the forward zone hosts live in
+	Zones   []Name   // further authoritative zones
+	Source  string   // the site file, named when the API may not change its objects
+	Subnets []Subnet // by name
+}
+
+type expiry struct {
+	at int64 // unix seconds
+	ip netip.Addr
+}
+
+func emptyModel() *Model {
+	return &Model{
+		shape:       &Shape{},
+		hosts:       immutable.NewSortedMap[string, Host](stringComparer{}),
+		hostByIP:    immutable.NewSortedMap[netip.Addr, string](addrComparer{}),
+		hostByMAC:   immutable.NewMap[MAC, string](macHasher{}),
+		records:     immutable.NewSortedMap[string, Record](stringComparer{}),
+		recordsAt:   immutable.NewMap[Name, []string](nameHasher{}),
+		rrs:         immutable.NewMap[string, dns.RR](stringHasher{}),
+		leases:      immutable.NewSortedMap[netip.Addr, Lease](addrComparer{}),
+		leaseByMAC:  immutable.NewMap[MAC, netip.Addr](macHasher{}),
+		leaseByName: immutable.NewMap[string, netip.Addr](stringHasher{}),
+		expiries:    immutable.NewSortedMap[expiry, struct{}](expiryComparer{}),
+		names:       immutable.NewMap[Name, int](nameHasher{}),
+	}
+}
+
+// Revision is the store revision the model is of.
+func (m *Model) Revision() uint64 { return m.revision }
+
+// Serial is the SOA serial of the site's zones.
+func (m *Model) Serial() uint32 { return m.serial }
+
+// Shape is the model's domain, zones and subnets. Callers must not change it; its
+// pointer changes exactly when they do, so a reader may cache what it derives.
+func (m *Model) Shape() *Shape { return m.shape }
+
+// Domain is the site's forward zone.
+func (m *Model) Domain() Name { return m.shape.Domain }
+
+// Subnets returns every subnet, by name.
+func (m *Model) Subnets() []Subnet { return m.shape.Subnets }
+
+// Subnet returns the named subnet.
+func (m *Model) Subnet(name string) (Subnet, bool) {
+	i, ok := slices.BinarySearchFunc(m.shape.Subnets, name, func(s Subnet, n string) int { return strings.Compare(s.Name, n) })
+	if !ok {
+		return Subnet{}, false
+	}
+	return m.shape.Subnets[i], true
+}
+
+// SubnetOf returns the first subnet holding a.
+func (m *Model) SubnetOf(a netip.Addr) (Subnet, bool) {
+	for _, sn := range m.shape.Subnets {
+		if sn.CIDR.Contains(a) {
+			return sn, true
+		}
+	}
+	return Subnet{}, false
+}
+
+// Host returns the named host.
+func (m *Model) Host(name string) (Host, bool) { return m.hosts.Get(name) }
+
+// HostAt returns the host with address a.
+func (m *Model) HostAt(a netip.Addr) (Host, bool) {
+	name, ok := m.hostByIP.Get(a)
+	if !ok {
+		return Host{}, false
+	}
+	return m.hosts.Get(name)
+}
+
+// HostWithMAC returns the host with mac: the client's reservation.
+func (m *Model) HostWithMAC(mac MAC) (Host, bool) {
+	name, ok := m.hostByMAC.Get(mac)
+	if !ok {
+		return Host{}, false
+	}
+	return m.hosts.Get(name)
+}
+
+// Hosts returns every host, by name.
+func (m *Model) Hosts() []Host { return values(m.hosts) }
+
+// Record returns the record with id.
+func (m *Model) Record(id string) (Record, bool) { return m.records.Get(id) }
+
+// Records returns every record, by ID.
+func (m *Model) Records() []Record { return values(m.records) }
+
+// RecordsAt returns the records at name, with their parsed RRs.
+func (m *Model) RecordsAt(name Name) []dns.RR {
+	ids, _ := m.recordsAt.Get(name)
+	out := make([]dns.RR, 0, len(ids))
+	for _, id := range ids {
+		if rr, ok := m.rrs.Get(id); ok {
+			out = append(out, rr)
+		}
+	}
+	return out
+}
+
+// Lease returns the lease of address a.
+func (m *Model) Lease(a netip.Addr) (Lease, bool) { return m.leases.Get(a) }
+
+// LeaseOf returns the active lease of the client mac.
+func (m *Model) LeaseOf(mac MAC) (Lease, bool) {
+	a, ok := m.leaseByMAC.Get(mac)
+	if !ok {
+		return Lease{}, false
+	}
+	return m.leases.Get(a)
+}
+
+// LeaseNamed returns the lease whose hostname is name.
+func (m *Model) LeaseNamed(hostname string) (Lease, bool) {
+	a, ok := m.leaseByName.Get(hostname)
+	if !ok {
+		return Lease{}, false
+	}
+	return m.leases.Get(a)
+}
+
+// Leases returns every lease, by address.
+func (m *Model) Leases() []Lease { return values(m.leases) }
+
+// LeaseCount is how many leases (and quarantines) there are.
+func (m *Model) LeaseCount() int { return m.leases.Len() }
+
+// LeasesIn calls fn with each lease from address from (included) to to (included),
+// in order, until fn returns false.
+func (m *Model) LeasesIn(from, to netip.Addr, fn func(Lease) bool) {
+	it := m.leases.Iterator()
+	it.Seek(from)
+	for !it.Done() {
+		a, l, _ := it.Next()
+		if to.Less(a) || !fn(l) {
+			return
+		}
+	}
+}
+
+// HostsIn calls fn with each host whose address is from from to to, in address order,
+// until fn returns false.
+func (m *Model) HostsIn(from, to netip.Addr, fn func(Host) bool) {
+	it := m.hostByIP.Iterator()
+	it.Seek(from)
+	for !it.Done() {
+		a, name, _ := it.Next()
+		if to.Less(a) {
+			return
+		}
+		if h, ok := m.hosts.Get(name); ok && !fn(h) {
+			return
+		}
+	}
+}
+
+// NameExists reports whether DNS has name: records, a host's or a lease's name or
+// PTR, or a name below one of those (an empty non-terminal).
+func (m *Model) NameExists(name Name) bool {
+	n, _ := m.names.Get(name)
+	return n > 0
+}
+
+// FQDN is the fully qualified name of hostname in the site's domain.
+func (m *Model) FQDN(hostname string) Name { return Name(hostname + "." + string(m.shape.Domain)) }
+
+// HostnameOf returns the hostname an owner name in the site's domain has ("cp01" for
+// cp01.<domain>), or false when it is not one label under the domain.
+func (m *Model) HostnameOf(name Name) (string, bool) {
+	host, ok := strings.CutSuffix(string(name), "."+string(m.shape.Domain))
+	if !ok || host == "" || strings.Contains(host, ".") {
+		return "", false
+	}
+	return host, true
+}
+
+// Set is the model's objects as a Set, for checking every rule at once.
+func (m *Model) Set() Set {
+	return Set{Domain: m.shape.Domain, Zones: m.shape.Zones, Subnets: slices.Clone(m.shape.Subnets), Hosts: m.Hosts(), Records: m.Records()}
+}
+
+func values[K, V any](sm *immutable.SortedMap[K, V]) []V {
+	out := make([]V, 0, sm.Len())
+	for it := sm.Iterator(); !it.Done(); {
+		_, v, _ := it.Next()
+		out = append(out, v)
+	}
+	return out
+}
+
+// reverseName is the PTR owner name of a.
+func reverseName(a netip.Addr) Name {
+	n, err := dns.ReverseAddr(a.String())
+	if err != nil {
+		panic("ipam: ReverseAddr of a valid address: " + err.Error())
+	}
+	return Name(n)
+}
+
+// expiryOf is l's key in the expiry index.
+func expiryOf(l Lease) expiry { return expiry{at: l.Expires.Unix(), ip: l.IP} }
+
+// Ended reports whether l has ended at now.
+func (l Lease) Ended(now time.Time) bool { return !now.Before(l.Expires) }
+
+// Comparers and hashers for the persistent maps.
+
+var seed = maphash.MakeSeed()
+
+type stringComparer struct{}
+
+func (stringComparer) Compare(a, b string) int { return strings.Compare(a, b) }
+
+type addrComparer struct{}
+
+func (addrComparer) Compare(a, b netip.Addr) int { return a.Compare(b) }
+
+type expiryComparer struct{}
+
+func (expiryComparer) Compare(a, b expiry) int {
+	if a.at != b.at {
+		if a.at < b.at {
+			return -1
+		}
+		return 1
+	}
+	return a.ip.Compare(b.ip)
+}
+
+type stringHasher struct{}
+
+func (stringHasher) Hash(k string) uint32   { return uint32(maphash.String(seed, k)) }
+func (stringHasher) Equal(a, b string) bool { return a == b }
+
+type nameHasher struct{}
+
+func (nameHasher) Hash(k Name) uint32   { return uint32(maphash.String(seed, string(k))) }
+func (nameHasher) Equal(a, b Name) bool { return a == b }
+
+type macHasher struct{}
+
+func (macHasher) Hash(k MAC) uint32   { return uint32(maphash.Comparable(seed, k)) }
+func (macHasher) Equal(a, b MAC) bool { return a == b }

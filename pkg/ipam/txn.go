@@ -1,0 +1,301 @@
+package ipam
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/benbjohnson/immutable"
+	"github.com/miekg/dns"
+
+	"github.com/infrad/infrad/pkg/store"
+)
+
+// txn is the write path's working state while a batch of commands applies: the next
+// model, made from the last one change by change, and the store keys those changes
+// touched. Commands change the site only through its methods, which keep every index
+// of the model true and mark what the commit must write: the store's writes follow
+// from the model, so the two cannot disagree.
+type txn struct {
+	m     *Model // the working model: a private copy until it is published
+	at    time.Time
+	dirty map[dirtyKey]bool
+	fresh []dirtyKey // keys first marked by the command applying now
+	dns   bool       // the command applying now changed what DNS answers
+}
+
+type dirtyKey struct {
+	bucket store.Bucket
+	key    string
+}
+
+func newTxn(last *Model) *txn {
+	m := *last
+	return &txn{m: &m, dirty: map[dirtyKey]bool{}}
+}
+
+// begin starts a command at time at; the returned undo puts back the model and the
+// marks as they were before it.
+func (t *txn) begin(at time.Time) (undo func()) {
+	saved := *t.m
+	t.at, t.fresh, t.dns = at, t.fresh[:0], false
+	return func() {
+		*t.m = saved
+		for _, k := range t.fresh {
+			delete(t.dirty, k)
+		}
+		t.fresh = t.fresh[:0]
+		t.dns = false
+	}
+}
+
+// end finishes a command that was applied: a change DNS answers from raises the serial.
+func (t *txn) end() {
+	if t.dns {
+		t.m.serial = nextSerial(t.m.serial, t.at)
+	}
+}
+
+// nextSerial is the time in seconds, or one more than prev if that is not newer
+// (RFC 1982): a serial that rises with every change, and across restarts.
+func nextSerial(prev uint32, at time.Time) uint32 {
+	serial := uint32(at.Unix())
+	if serial == prev || serial-prev >= 1<<31 {
+		serial = prev + 1
+	}
+	return serial
+}
+
+func (t *txn) mark(b store.Bucket, key string) {
+	k := dirtyKey{b, key}
+	if !t.dirty[k] {
+		t.dirty[k] = true
+		t.fresh = append(t.fresh, k)
+	}
+}
+
+// count adds delta to name and every name above it in the DNS names index.
+func (t *txn) count(name Name, delta int) {
+	for n := name; ; n = parentName(n) {
+		c, _ := t.m.names.Get(n)
+		if c += delta; c > 0 {
+			t.m.names = t.m.names.Set(n, c)
+		} else {
+			t.m.names = t.m.names.Delete(n)
+		}
+		if n == "." || n == "" {
+			return
+		}
+	}
+}
+
+// parentName strips the first label: "a.b.c." is "b.c.", "c." is ".".
+func parentName(n Name) Name {
+	i := strings.IndexByte(string(n), '.')
+	if i < 0 || i == len(n)-1 {
+		return "."
+	}
+	return n[i+1:]
+}
+
+// putHost adds h, or replaces the host of its name. A lease with h's name loses it:
+// the host keeps its name against a lease. (A deleted host's lease stays until it
+// ends: the machine may still use the address.)
+func (t *txn) putHost(h Host) {
+	if old, ok := t.m.hosts.Get(h.Name); ok {
+		t.unindexHost(old)
+		// The lease of the old reservation goes with it.
+		if l, ok := t.m.Lease(old.IP); ok && l.MAC == old.MAC && !l.Declined && (old.IP != h.IP || old.MAC != h.MAC) {
+			t.deleteLease(old.IP)
+		}
+	}
+	if l, ok := t.m.LeaseNamed(h.Name); ok {
+		l.Hostname = ""
+		t.putLease(l)
+	}
+	t.m.hosts = t.m.hosts.Set(h.Name, h)
+	t.m.hostByIP = t.m.hostByIP.Set(h.IP, h.Name)
+	if !h.MAC.IsZero() {
+		t.m.hostByMAC = t.m.hostByMAC.Set(h.MAC, h.Name)
+	}
+	t.count(t.m.FQDN(h.Name), 1)
+	t.count(reverseName(h.IP), 1)
+	t.mark(store.BucketHosts, h.Name)
+	t.dns = true
+}
+
+func (t *txn) deleteHost(name string) {
+	old, ok := t.m.hosts.Get(name)
+	if !ok {
+		return
+	}
+	t.unindexHost(old)
+	t.m.hosts = t.m.hosts.Delete(name)
+	t.mark(store.BucketHosts, name)
+	t.dns = true
+}
+
+func (t *txn) unindexHost(h Host) {
+	if n, _ := t.m.hostByIP.Get(h.IP); n == h.Name {
+		t.m.hostByIP = t.m.hostByIP.Delete(h.IP)
+	}
+	if n, _ := t.m.hostByMAC.Get(h.MAC); !h.MAC.IsZero() && n == h.Name {
+		t.m.hostByMAC = t.m.hostByMAC.Delete(h.MAC)
+	}
+	t.count(t.m.FQDN(h.Name), -1)
+	t.count(reverseName(h.IP), -1)
+}
+
+// putRecord adds r, or replaces the record with its ID (whose name is the same).
+func (t *txn) putRecord(r Record) error {
+	rr, err := dns.NewRR(fmt.Sprintf("%s %d IN %s %s", r.Name, r.TTL, r.Type, r.Value))
+	if err != nil || rr == nil {
+		return invalid("value", fmt.Sprintf("%s %s %q cannot be served: %v", r.Name, r.Type, r.Value, err))
+	}
+	id := r.ID()
+	if _, ok := t.m.records.Get(id); !ok {
+		ids, _ := t.m.recordsAt.Get(r.Name)
+		t.m.recordsAt = t.m.recordsAt.Set(r.Name, append(slices.Clip(ids), id))
+		t.count(r.Name, 1)
+	}
+	t.m.records = t.m.records.Set(id, r)
+	t.m.rrs = t.m.rrs.Set(id, rr)
+	t.mark(store.BucketRecords, id)
+	t.dns = true
+	return nil
+}
+
+func (t *txn) deleteRecord(id string) {
+	r, ok := t.m.records.Get(id)
+	if !ok {
+		return
+	}
+	ids, _ := t.m.recordsAt.Get(r.Name)
+	if ids = slices.DeleteFunc(slices.Clone(ids), func(s string) bool { return s == id }); len(ids) > 0 {
+		t.m.recordsAt = t.m.recordsAt.Set(r.Name, ids)
+	} else {
+		t.m.recordsAt = t.m.recordsAt.Delete(r.Name)
+	}
+	t.count(r.Name, -1)
+	t.m.records = t.m.records.Delete(id)
+	t.m.rrs = t.m.rrs.Delete(id)
+	t.mark(store.BucketRecords, id)
+	t.dns = true
+}
+
+// putLease writes l at its address, in place of any lease there.
+func (t *txn) putLease(l Lease) {
+	if old, ok := t.m.leases.Get(l.IP); ok {
+		t.unindexLease(old)
+	}
+	t.m.leases = t.m.leases.Set(l.IP, l)
+	if !l.Declined {
+		t.m.leaseByMAC = t.m.leaseByMAC.Set(l.MAC, l.IP)
+	}
+	if l.Hostname != "" {
+		t.m.leaseByName = t.m.leaseByName.Set(l.Hostname, l.IP)
+		t.count(t.m.FQDN(l.Hostname), 1)
+		t.count(reverseName(l.IP), 1)
+		t.dns = true
+	}
+	t.m.expiries = t.m.expiries.Set(expiryOf(l), struct{}{})
+	t.mark(store.BucketLeases, l.IP.String())
+}
+
+func (t *txn) deleteLease(ip netip.Addr) {
+	old, ok := t.m.leases.Get(ip)
+	if !ok {
+		return
+	}
+	t.unindexLease(old)
+	t.m.leases = t.m.leases.Delete(ip)
+	t.mark(store.BucketLeases, ip.String())
+}
+
+func (t *txn) unindexLease(l Lease) {
+	if a, _ := t.m.leaseByMAC.Get(l.MAC); !l.Declined && a == l.IP {
+		t.m.leaseByMAC = t.m.leaseByMAC.Delete(l.MAC)
+	}
+	if l.Hostname != "" {
+		if a, _ := t.m.leaseByName.Get(l.Hostname); a == l.IP {
+			t.m.leaseByName = t.m.leaseByName.Delete(l.Hostname)
+		}
+		t.count(t.m.FQDN(l.Hostname), -1)
+		t.count(reverseName(l.IP), -1)
+		t.dns = true
+	}
+	t.m.expiries = t.m.expiries.Delete(expiryOf(l))
+}
+
+// setShape replaces the domain, zones and subnets, marking the subnets that changed.
+// A new domain renames every host and named lease in DNS: the names index is remade.
+func (t *txn) setShape(sh *Shape) {
+	old := t.m.shape
+	slices.SortFunc(sh.Subnets, func(a, b Subnet) int { return strings.Compare(a.Name, b.Name) })
+	for _, sn := range old.Subnets {
+		if n, ok := (&Model{shape: sh}).Subnet(sn.Name); !ok || !sameJSON(n, sn) {
+			t.mark(store.BucketSubnets, sn.Name)
+		}
+	}
+	for _, sn := range sh.Subnets {
+		if _, ok := (&Model{shape: old}).Subnet(sn.Name); !ok {
+			t.mark(store.BucketSubnets, sn.Name)
+		}
+	}
+	t.m.shape = sh
+	t.dns = true
+	if sh.Domain != old.Domain {
+		t.m.names = namesOf(t.m)
+	}
+}
+
+// namesOf counts every owner name of m from scratch.
+func namesOf(m *Model) *immutable.Map[Name, int] {
+	t := &txn{m: m}
+	m.names = emptyModel().names
+	for _, h := range m.Hosts() {
+		t.count(m.FQDN(h.Name), 1)
+		t.count(reverseName(h.IP), 1)
+	}
+	for _, l := range m.Leases() {
+		if l.Hostname != "" {
+			t.count(m.FQDN(l.Hostname), 1)
+			t.count(reverseName(l.IP), 1)
+		}
+	}
+	for _, r := range m.Records() {
+		t.count(r.Name, 1)
+	}
+	return m.names
+}
+
+// flush writes every marked object as the model has it (or deletes it, when the model
+// no longer has it), and the serial, in tx.
+func (t *txn) flush(tx *store.Tx) error {
+	for k := range t.dirty {
+		var v any
+		var ok bool
+		switch k.bucket {
+		case store.BucketSubnets:
+			v, ok = t.m.Subnet(k.key)
+		case store.BucketHosts:
+			v, ok = t.m.hosts.Get(k.key)
+		case store.BucketRecords:
+			v, ok = t.m.records.Get(k.key)
+		case store.BucketLeases:
+			v, ok = t.m.leases.Get(netip.MustParseAddr(k.key))
+		}
+		var err error
+		if ok {
+			err = store.Put(tx, k.bucket, k.key, v)
+		} else {
+			err = store.Delete(tx, k.bucket, k.key)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return store.Put(tx, store.BucketState, stateSerial, t.m.serial)
+}

@@ -1,0 +1,275 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/immutable"
+
+	"github.com/infrad/infrad/pkg/store"
+)
+
+// IPAM is the site's one write path and its published model. Every change is a
+// Command; one goroutine, the writer, applies commands in the order they come, each
+// checked against the working model and written in the same bbolt transaction, and
+// publishes the new model before any of them is acknowledged. Commands that arrive
+// while a commit is on its way to disk share the next transaction and its fsync
+// (group commit), each still checked against everything before it.
+type IPAM struct {
+	store *store.Store
+	now   func() time.Time
+
+	model atomic.Pointer[Model]
+	queue chan *pending
+	quit  chan struct{}
+	done  chan struct{}
+
+	mu      sync.Mutex
+	changed chan struct{} // closed when a newer model is published
+}
+
+// Options configure New.
+type Options struct {
+	Store *store.Store     // non-nil
+	Now   func() time.Time // nil: time.Now; the time commands are stamped with
+}
+
+// maxBatch bounds how many commands share one transaction.
+const maxBatch = 1024
+
+// stateSerial is the key of the zones' serial in the state bucket.
+const stateSerial = "serial"
+
+// New loads the model from the store and starts the writer; Close stops it.
+func New(opts Options) (*IPAM, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m := &IPAM{store: opts.Store, now: opts.Now, queue: make(chan *pending, maxBatch),
+		quit: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{})}
+	model, err := load(opts.Store)
+	if err != nil {
+		return nil, err
+	}
+	m.model.Store(model)
+	go m.write()
+	return m, nil
+}
+
+// Close stops the writer once the commands already queued are applied. Apply fails
+// after it.
+func (m *IPAM) Close() {
+	select {
+	case <-m.quit:
+	default:
+		close(m.quit)
+	}
+	<-m.done
+}
+
+// Model is the last published model.
+func (m *IPAM) Model() *Model { return m.model.Load() }
+
+// Watch returns the last published model and a channel closed once a newer one is.
+func (m *IPAM) Watch() (*Model, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.model.Load(), m.changed
+}
+
+// ErrClosed is returned by Apply once the IPAM is closed.
+var ErrClosed = errors.New("ipam: the write path is closed")
+
+type pending struct {
+	cmd    Command
+	result any
+	err    error
+	done   chan struct{}
+}
+
+// Apply applies cmd and returns once it is on disk and in the published model, or
+// refused: a refusal is an *Error (or a *ReconcileError, a *PrereqError) and changes
+// nothing.
+func (m *IPAM) Apply(ctx context.Context, cmd Command) (any, error) {
+	p := &pending{cmd: cmd, done: make(chan struct{})}
+	select {
+	case m.queue <- p:
+	case <-m.quit:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-p.done:
+	case <-m.done:
+		select {
+		case <-p.done:
+		default:
+			return nil, ErrClosed // queued after the writer's last look
+		}
+	}
+	return p.result, p.err
+}
+
+func (m *IPAM) write() {
+	defer close(m.done)
+	batch := make([]*pending, 0, maxBatch)
+	for {
+		select {
+		case p := <-m.queue:
+			batch = append(batch[:0], p)
+		case <-m.quit:
+			for {
+				select {
+				case p := <-m.queue:
+					m.commit([]*pending{p})
+				default:
+					return
+				}
+			}
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-m.queue:
+				batch = append(batch, p)
+			default:
+				break more
+			}
+		}
+		m.commit(batch)
+	}
+}
+
+// errNoChange ends a transaction whose commands all were refused or changed nothing.
+var errNoChange = errors.New("no change")
+
+// commit applies batch in one transaction, publishes the model it makes, and only
+// then answers each command.
+func (m *IPAM) commit(batch []*pending) {
+	last := m.model.Load()
+	t := newTxn(last)
+	err := m.store.Update(func(tx *store.Tx) error {
+		for _, p := range batch {
+			undo := t.begin(p.cmd.time())
+			if p.result, p.err = apply(t, p.cmd); p.err != nil {
+				undo()
+				continue
+			}
+			t.end()
+		}
+		if len(t.dirty) == 0 {
+			return errNoChange
+		}
+		return t.flush(tx)
+	})
+	switch {
+	case errors.Is(err, errNoChange):
+	case err != nil:
+		for _, p := range batch {
+			if p.err == nil {
+				p.result, p.err = nil, fmt.Errorf("write to the store: %w", err)
+			}
+		}
+	default:
+		t.m.revision = m.store.Revision()
+		m.publish(t.m)
+	}
+	for _, p := range batch {
+		close(p.done)
+	}
+}
+
+// apply runs one command, turning a panic into an error so that one bad command
+// cannot take the write path down.
+func apply(t *txn, cmd Command) (result any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("ipam: %T panicked: %v", cmd, r)
+		}
+	}()
+	return cmd.apply(t)
+}
+
+func (m *IPAM) publish(model *Model) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.model.Store(model)
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// load reads every object of the store into a model.
+func load(st *store.Store) (*Model, error) {
+	m := emptyModel()
+	t := &txn{m: m, dirty: map[dirtyKey]bool{}}
+	err := st.View(func(tx *store.Tx) error {
+		subnets, err := store.All[Subnet](tx, store.BucketSubnets)
+		if err != nil {
+			return err
+		}
+		// The domain and zones come with the site file's first reconcile.
+		m.shape = &Shape{Subnets: subnets}
+		hosts := immutable.NewSortedMapBuilder[string, Host](stringComparer{})
+		byIP := immutable.NewSortedMapBuilder[netip.Addr, string](addrComparer{})
+		byMAC := immutable.NewMapBuilder[MAC, string](macHasher{})
+		all, err := store.All[Host](tx, store.BucketHosts)
+		if err != nil {
+			return err
+		}
+		for _, h := range all {
+			hosts.Set(h.Name, h)
+			byIP.Set(h.IP, h.Name)
+			if !h.MAC.IsZero() {
+				byMAC.Set(h.MAC, h.Name)
+			}
+		}
+		m.hosts, m.hostByIP, m.hostByMAC = hosts.Map(), byIP.Map(), byMAC.Map()
+		records, err := store.All[Record](tx, store.BucketRecords)
+		if err != nil {
+			return err
+		}
+		for _, r := range records {
+			if err := t.putRecord(r); err != nil {
+				return fmt.Errorf("load record %s: %w", r.ID(), err)
+			}
+		}
+		leases := immutable.NewSortedMapBuilder[netip.Addr, Lease](addrComparer{})
+		byMACL := immutable.NewMapBuilder[MAC, netip.Addr](macHasher{})
+		byName := immutable.NewMapBuilder[string, netip.Addr](stringHasher{})
+		expiries := immutable.NewSortedMapBuilder[expiry, struct{}](expiryComparer{})
+		err = store.Each(tx, store.BucketLeases, func(_, raw string) error {
+			l, err := decodeLease(raw)
+			if err != nil {
+				return err
+			}
+			leases.Set(l.IP, l)
+			if !l.Declined {
+				byMACL.Set(l.MAC, l.IP)
+			}
+			if l.Hostname != "" {
+				byName.Set(l.Hostname, l.IP)
+			}
+			expiries.Set(expiryOf(l), struct{}{})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		m.leases, m.leaseByMAC, m.leaseByName, m.expiries = leases.Map(), byMACL.Map(), byName.Map(), expiries.Map()
+		serial, _, err := store.Get[uint32](tx, store.BucketState, stateSerial)
+		m.serial = serial
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load the site from the store: %w", err)
+	}
+	m.names = namesOf(m)
+	m.revision = st.Revision()
+	return m, nil
+}
