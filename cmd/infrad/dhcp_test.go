@@ -244,9 +244,10 @@ func TestDHCPWithRealClients(t *testing.T) {
 		if ip != "10.77.0.100" {
 			t.Errorf("got %s, want the first address of the dhcp range", ip)
 		}
-		testenv.WaitFor(t, "laptop in DNS", func() bool {
-			return l.dig("laptop-01.lab.test") == ip && l.dig("-x", ip) == "laptop-01.lab.test."
-		})
+		// Bound means ACKed, and the ACK left after the lease was in the model: DNS has it.
+		if a, ptr := l.dig("laptop-01.lab.test"), l.dig("-x", ip); a != ip || ptr != "laptop-01.lab.test." {
+			t.Errorf("right after the ACK: got A %q, PTR %q; want %s and laptop-01.lab.test.", a, ptr, ip)
+		}
 		// T1 is half the 20 s lease: dhclient renews, by unicast, within about 10 s.
 		testenv.WaitFor(t, "a renewal", func() bool { return strings.Contains(laptop.reasons(), "RENEW") })
 		if got := laptop.got("RENEW")["new_ip_address"]; got != ip {

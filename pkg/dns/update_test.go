@@ -5,7 +5,11 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/ipam"
@@ -35,10 +39,13 @@ func TestUpdateWithTSIG(t *testing.T) {
 		"update add lb.k8s.example.com 300 A 10.0.40.110"); err != nil {
 		t.Fatalf("signed update: %v\n%s", err, out)
 	}
-	testenv.WaitFor(t, "the updated names", func() bool {
-		return slices.Equal(s.answers(t, "acme.k8s.example.com", "TXT"), []string{`"token-1"`}) &&
-			slices.Equal(s.answers(t, "lb.k8s.example.com"), []string{"10.0.40.110"})
-	})
+	// NOERROR left after the change was published: the names answer at once.
+	if got := s.answers(t, "acme.k8s.example.com", "TXT"); !slices.Equal(got, []string{`"token-1"`}) {
+		t.Errorf("right after NOERROR: TXT %v", got)
+	}
+	if got := s.answers(t, "lb.k8s.example.com"); !slices.Equal(got, []string{"10.0.40.110"}) {
+		t.Errorf("right after NOERROR: A %v", got)
+	}
 	records, _ := s.ipam.Records()
 	var got []string
 	for _, r := range records {
@@ -55,7 +62,9 @@ func TestUpdateWithTSIG(t *testing.T) {
 	if out, err := s.nsupdate(t, goodKey, "update delete acme.k8s.example.com TXT"); err != nil {
 		t.Fatalf("signed delete: %v\n%s", err, out)
 	}
-	testenv.WaitFor(t, "the TXT gone", func() bool { return status(s.dig(t, "acme.k8s.example.com", "TXT")) == "NXDOMAIN" })
+	if got := status(s.dig(t, "acme.k8s.example.com", "TXT")); got != "NXDOMAIN" {
+		t.Errorf("right after the delete: got %s, want NXDOMAIN", got)
+	}
 
 	t.Run("prerequisite not met", func(t *testing.T) {
 		out, err := s.nsupdate(t, goodKey, "prereq nxdomain lb.k8s.example.com", "update add lb.k8s.example.com 300 A 10.0.40.111")
@@ -93,4 +102,80 @@ func TestUpdateRefusals(t *testing.T) {
 	if got := s.answers(t, "api.k8s.example.com"); !slices.Equal(got, []string{"10.0.40.100"}) {
 		t.Errorf("a refused delete changed api: got %v", got)
 	}
+}
+
+// TestUpdateAnsweredBeforeItsAck: nsupdate, then dig at once, many times.
+func TestUpdateAnsweredBeforeItsAck(t *testing.T) {
+	testenv.Need(t, "nsupdate", "dig")
+	s := start(t, "")
+	for i := range 16 {
+		name, ip := fmt.Sprintf("u%02d.k8s.example.com", i), fmt.Sprintf("10.0.40.%d", 30+i)
+		if out, err := s.nsupdate(t, goodKey, fmt.Sprintf("update add %s 300 A %s", name, ip)); err != nil {
+			t.Fatalf("update %s: %v\n%s", name, err, out)
+		}
+		if got := s.answers(t, name); !slices.Equal(got, []string{ip}) {
+			t.Errorf("%s right after NOERROR: got %v, want %s", name, got, ip)
+		}
+	}
+}
+
+// TestBackToBackPrerequisites races two updates whose prerequisites exclude each
+// other ("prereq nxdomain N; update add N"), sent at the same moment, many rounds:
+// one is applied, the other refused YXDOMAIN, and N has the winner's address alone.
+// The first rounds use two nsupdate processes, the rest a TSIG client in the test.
+func TestBackToBackPrerequisites(t *testing.T) {
+	testenv.Need(t, "nsupdate", "dig")
+	s := start(t, "")
+	for round := range 100 {
+		name := fmt.Sprintf("race%03d.k8s.example.com.", round)
+		rcodes := make([]string, 2)
+		var wg sync.WaitGroup
+		for c := range 2 {
+			ip := fmt.Sprintf("10.0.40.%d", 30+c)
+			wg.Go(func() {
+				if round < 10 {
+					out, err := s.nsupdate(t, goodKey, "prereq nxdomain "+name, fmt.Sprintf("update add %s 300 A %s", name, ip))
+					switch {
+					case err == nil:
+						rcodes[c] = "NOERROR"
+					case strings.Contains(out, "YXDOMAIN"):
+						rcodes[c] = "YXDOMAIN"
+					default:
+						rcodes[c] = out
+					}
+					return
+				}
+				rcodes[c] = s.signedUpdate(t, name, ip)
+			})
+		}
+		wg.Wait()
+		slices.Sort(rcodes)
+		if !slices.Equal(rcodes, []string{"NOERROR", "YXDOMAIN"}) {
+			t.Fatalf("round %d: got %v, want one NOERROR and one YXDOMAIN", round, rcodes)
+		}
+		if got := s.answers(t, name); len(got) != 1 {
+			t.Fatalf("round %d: %s has %v, want the winner's address alone", round, name, got)
+		}
+	}
+}
+
+// signedUpdate sends "prereq nxdomain name; update add name A ip", TSIG-signed, and
+// returns the rcode.
+func (s *server) signedUpdate(t *testing.T, name, ip string) string {
+	m := new(dns.Msg).SetUpdate("k8s.example.com.")
+	rr, err := dns.NewRR(fmt.Sprintf("%s 300 IN A %s", name, ip))
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	m.NameNotUsed([]dns.RR{rr})
+	m.Insert([]dns.RR{rr})
+	m.SetTsig("external-dns.", dns.HmacSHA256, 300, time.Now().Unix())
+	c := &dns.Client{TsigSecret: map[string]string{"external-dns.": tsigSecret}, Timeout: 3 * time.Second}
+	r, _, err := c.Exchange(m, s.addr)
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	return dns.RcodeToString[r.Rcode]
 }
