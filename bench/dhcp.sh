@@ -42,7 +42,7 @@ domain: bench.example
 data_dir: $work/infrad
 api: {listen: "127.0.0.1:8080"}
 dns: {listen: ["127.0.0.1:1053"]}
-ntp: {listen: ["127.0.0.1:1123"]}
+ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
 ca: {listen: "127.0.0.1:8443"}
 dhcp: {interfaces: [s0], lease_time: 1h}
 subnets:

@@ -38,7 +38,7 @@ domain: bench.example
 data_dir: $work/data
 api: {listen: "127.0.0.1:18080"}
 dns: {listen: ["127.0.0.1:15301"], advertise: 127.0.0.1}
-ntp: {listen: ["127.0.0.1:11123"]}
+ntp: {listen: ["127.0.0.1:11123"], local_stratum: 10, chronyd: none}
 ca: {listen: "127.0.0.1:18443"}
 subnets:
   - {name: bench, cidr: 10.20.0.0/16}

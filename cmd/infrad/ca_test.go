@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ func TestCAWithRealClients(t *testing.T) {
 	api, dnsPort, ntpPort, caPort, httpPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	site := filepath.Join(dir, "site.yaml")
 	os.WriteFile(site, fmt.Appendf(nil, caSite, filepath.Join(dir, "data"), api, dnsPort, ntpPort, caPort, httpPort), 0o644)
-	start(t, dir, "serve", "-c", site)
+	p := start(t, dir, "serve", "-c", site)
 	waitReady(t, fmt.Sprintf("http://127.0.0.1:%d", api))
 
 	// The root, from the API, with no token.
@@ -158,6 +159,71 @@ func TestCAWithRealClients(t *testing.T) {
 			t.Errorf("the CA metrics are missing from /metrics")
 		}
 	})
+	t.Run("backup and restore carry the CA's database", func(t *testing.T) {
+		if webPath == "" {
+			t.Skip("lego http-01 failed")
+		}
+		base := fmt.Sprintf("http://127.0.0.1:%d", api)
+		backup := filepath.Join(t.TempDir(), "infrad.db")
+		b := start(t, dir, "backup", "--api", base, "--data", filepath.Join(dir, "data"), backup)
+		if code := b.wait(t, 30*time.Second); code != exitOK {
+			t.Fatalf("backup: exit %d\n%s", code, b.output.String())
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.wait(t, 10*time.Second)
+
+		// A fresh data directory: the store from the backup, the CA's keys from files.
+		restored := filepath.Join(t.TempDir(), "data")
+		os.MkdirAll(filepath.Join(restored, "ca"), 0o700)
+		copyFile(t, backup, filepath.Join(restored, "infrad.db"))
+		keys, _ := filepath.Glob(filepath.Join(dir, "data", "ca", "*"))
+		for _, k := range keys {
+			copyFile(t, k, filepath.Join(restored, "ca", filepath.Base(k)))
+		}
+		site2 := filepath.Join(t.TempDir(), "site.yaml")
+		os.WriteFile(site2, fmt.Appendf(nil, caSite, restored, api, dnsPort, ntpPort, caPort, httpPort), 0o644)
+		start(t, dir, "serve", "-c", site2)
+		waitReady(t, base)
+		token := readToken(t, restored)
+
+		var certs []struct {
+			Serial  string
+			Names   []string
+			Revoked bool
+		}
+		getJSON(t, base+"/api/v1/ca/certificates", token, &certs)
+		listed := map[string]bool{}
+		for _, c := range certs {
+			listed[strings.Join(c.Names, ",")] = true
+			if c.Names[0] == "web.k8s.example.com" && !c.Revoked {
+				t.Errorf("the certificate revoked before the backup is not revoked after the restore: %+v", c)
+			}
+		}
+		if len(certs) != 3 || !listed["web.k8s.example.com"] || !listed["certbot.k8s.example.com"] {
+			t.Errorf("after restore: got %+v, want the 3 certificates issued before", certs)
+		}
+		// lego's account, registered before the backup, still works: lego reuses it
+		// from web's directory, and the CA must know it.
+		args := append([]string{"--server", lab.directory, "--accept-tos", "--email", "ops@k8s.example.com",
+			"--domains", "after.k8s.example.com", "--path", webPath}, httpFlags...)
+		cmd := exec.Command("lego", append(args, "run")...)
+		cmd.Env = append(os.Environ(), "LEGO_CA_CERTIFICATES="+lab.root)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("lego with the account from before the backup: %v\n%s", err, out)
+		}
+		lab.verify(t, filepath.Join(webPath, "certificates", "after.k8s.example.com.crt"), "after.k8s.example.com")
+	})
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	raw, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func getJSON(t *testing.T, url, token string, v any) {

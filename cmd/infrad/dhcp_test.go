@@ -144,7 +144,7 @@ const labSite = `domain: lab.test
 data_dir: %s
 api: {listen: "127.0.0.1:8080"}
 dns: {listen: ["127.0.0.1:1053"], advertise: 10.77.0.1}
-ntp: {listen: ["127.0.0.1:1123"]}
+ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
 ca: {listen: "127.0.0.1:8443"}
 dhcp: {interfaces: [br0], lease_time: 20s}
 subnets:

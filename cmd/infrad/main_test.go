@@ -116,7 +116,7 @@ func siteFile(t *testing.T, dir, domain string, apiPort int) string {
 data_dir: %s
 api: {listen: "127.0.0.1:%d"}
 dns: {listen: ["127.0.0.1:%d"]}
-ntp: {listen: ["127.0.0.1:%d"]}
+ntp: {listen: ["127.0.0.1:%d"], local_stratum: 10, chronyd: none}
 ca: {listen: "127.0.0.1:%d"}
 subnets:
   - {name: vm, cidr: 10.0.40.0/24, gateway: 10.0.40.1}
@@ -376,7 +376,7 @@ func TestAPIObjectsSurviveRestartAndReloadTouchesOnlyFileObjects(t *testing.T) {
 	dnsPort, ntpPort, caPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	writeSite := func(hosts string) {
 		t.Helper()
-		site := fmt.Sprintf("domain: k8s.example.com\ndata_dir: %s\napi: {listen: \"127.0.0.1:%d\"}\ndns: {listen: [\"127.0.0.1:%d\"]}\nntp: {listen: [\"127.0.0.1:%d\"]}\nca: {listen: \"127.0.0.1:%d\"}\n"+
+		site := fmt.Sprintf("domain: k8s.example.com\ndata_dir: %s\napi: {listen: \"127.0.0.1:%d\"}\ndns: {listen: [\"127.0.0.1:%d\"]}\nntp: {listen: [\"127.0.0.1:%d\"], local_stratum: 10, chronyd: none}\nca: {listen: \"127.0.0.1:%d\"}\n"+
 			"subnets:\n  - {name: vm, cidr: 10.0.40.0/24, gateway: 10.0.40.1}\nhosts:\n%s", filepath.Join(dir, "data"), port, dnsPort, ntpPort, caPort, hosts)
 		if err := os.WriteFile(path, []byte(site), 0o644); err != nil {
 			t.Fatal(err)

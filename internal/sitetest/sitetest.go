@@ -15,6 +15,13 @@ import (
 // closed when the test ends.
 func IPAM(t testing.TB, siteYAML []byte) (*ipam.IPAM, *config.Site) {
 	t.Helper()
+	m, _, site := Open(t, siteYAML)
+	return m, site
+}
+
+// Open is IPAM, with the store too.
+func Open(t testing.TB, siteYAML []byte) (*ipam.IPAM, *store.Store, *config.Site) {
+	t.Helper()
 	site, err := config.Parse("site.yaml", siteYAML)
 	if err != nil {
 		t.Fatal(err)
@@ -32,5 +39,5 @@ func IPAM(t testing.TB, siteYAML []byte) (*ipam.IPAM, *config.Site) {
 	if _, err := m.Reconcile(site.Source, site.IPAM()); err != nil {
 		t.Fatal(err)
 	}
-	return m, site
+	return m, st, site
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -28,15 +29,17 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	Listen  netip.AddrPort
-	Token   string                         // non-empty: every /api/v1 request must carry it
-	Status  func() []service.Status        // the readiness table in start order; non-nil
-	IPAM    *ipam.IPAM                     // non-nil
-	Leases  Leases                         // non-nil: the DHCP service
-	Time    Time                           // non-nil: the NTP service
-	CA      CA                             // non-nil: the certificate authority
-	Metrics *prometheus.Registry           // non-nil: the services' metrics, served with the process's
-	Backup  func(io.Writer) (int64, error) // non-nil: a hot, consistent copy of the store
+	Listen netip.AddrPort
+	Token  string                  // non-empty: every /api/v1 request must carry it
+	Status func() []service.Status // the readiness table in start order; non-nil
+	// RestartNeeded names the site-file keys the last reload could not apply; nil: none.
+	RestartNeeded func() []string
+	IPAM          *ipam.IPAM                     // non-nil
+	Leases        Leases                         // non-nil: the DHCP service
+	Time          Time                           // non-nil: the NTP service
+	CA            CA                             // non-nil: the certificate authority
+	Metrics       *prometheus.Registry           // non-nil: the services' metrics, served with the process's
+	Backup        func(io.Writer) (int64, error) // non-nil: a hot, consistent copy of the store
 	// Plan says what reloading a site file (its name and contents) would change. non-nil.
 	Plan      func(name string, data []byte) ([]ipam.Change, error)
 	Site      func() SiteInfo // the running site; non-nil
@@ -67,9 +70,25 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 
+	limit atomic.Pointer[rateLimit] // api.rate_limit, swapped on reload
+
 	mu       sync.Mutex
 	srv      *http.Server // nil when stopped
 	serveErr error        // why Serve ended on its own
+}
+
+// rateLimit is the /api/v1 limit per client, with the rate it was made for.
+type rateLimit struct {
+	rate    int
+	limiter *ratelimit.Limiter[netip.Addr]
+}
+
+// SetRateLimit applies a reloaded api.rate_limit at once.
+func (s *Server) SetRateLimit(rate int) {
+	if old := s.limit.Load(); old != nil && old.rate == rate {
+		return
+	}
+	s.limit.Store(&rateLimit{rate: rate, limiter: ratelimit.New[netip.Addr](rate)})
 }
 
 // New builds the router; Start binds the listener.
@@ -103,9 +122,9 @@ func (s *Server) routes() http.Handler {
 	r.Method(http.MethodGet, "/metrics", metricsHandler(reg))
 	r.Get("/api/v1/ca/root.pem", s.handle(s.rootPEM)) // open: it is what clients come to trust
 	r.Get("/api/v1/ca/crl", s.handle(s.crl))          // open: relying parties fetch it
-	limit := ratelimit.New[netip.Addr](s.opts.RateLimit)
+	s.SetRateLimit(s.opts.RateLimit)
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(s.limitRate(limit), s.requireToken)
+		r.Use(s.limitRate, s.requireToken)
 		r.Get("/status", s.handle(s.status))
 		r.Get("/openapi.json", s.handle(s.openapi))
 		s.ipamRoutes(r)
@@ -121,18 +140,17 @@ func (s *Server) routes() http.Handler {
 }
 
 // limitRate answers 429 to a client past its rate, before anything else is done.
-func (s *Server) limitRate(limit *ratelimit.Limiter[netip.Addr]) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			client, _ := netip.ParseAddrPort(r.RemoteAddr)
-			if !limit.Allow(client.Addr(), time.Now()) {
-				w.Header().Set("Retry-After", "1")
-				s.writeError(w, r, errorf(http.StatusTooManyRequests, "rate_limited", "more than %d requests a second from %s: slow down", s.opts.RateLimit, client.Addr()))
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
+func (s *Server) limitRate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client, _ := netip.ParseAddrPort(r.RemoteAddr)
+		limit := s.limit.Load()
+		if !limit.limiter.Allow(client.Addr(), time.Now()) {
+			w.Header().Set("Retry-After", "1")
+			s.writeError(w, r, errorf(http.StatusTooManyRequests, "rate_limited", "more than %d requests a second from %s: slow down", limit.rate, client.Addr()))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Handler is the router, for tests that serve it without a listener.

@@ -16,10 +16,16 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 type readiness struct {
 	Ready    bool             `json:"ready"`
 	Services []service.Status `json:"services"` // in start order
+	// RestartNeeded names the site-file keys that changed on a reload and take effect
+	// only when infrad restarts.
+	RestartNeeded []string `json:"restart_needed,omitempty"`
 }
 
 func (s *Server) readiness() readiness {
 	rd := readiness{Ready: true, Services: s.opts.Status()}
+	if s.opts.RestartNeeded != nil {
+		rd.RestartNeeded = s.opts.RestartNeeded()
+	}
 	for _, st := range rd.Services {
 		rd.Ready = rd.Ready && st.State == service.StateReady
 	}

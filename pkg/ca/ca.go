@@ -17,8 +17,11 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -39,6 +42,7 @@ import (
 	infradconfig "github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/store"
 )
 
 // Options configure a Service.
@@ -51,15 +55,19 @@ type Options struct {
 	Synced   func() (bool, string)
 	Registry prometheus.Registerer // nil: no metrics
 	Logger   *slog.Logger          // nil: slog.Default()
+	Store    *store.Store          // non-nil: the CA's tables are read here
+	IPAM     *ipam.IPAM            // non-nil: the write path the CA's tables are written through
 }
 
 // Service is the CA. It is a service.Service.
 type Service struct {
 	log      *slog.Logger
-	site     *infradconfig.Site
+	site     atomic.Pointer[infradconfig.Site]
+	health   service.Tracker
 	resolver netip.AddrPort
 	synced   func() (bool, string)
 	metrics  *collector
+	db       *storeDB
 
 	mu    sync.Mutex // guards what follows
 	auth  *authority.Authority
@@ -76,7 +84,9 @@ func New(opts Options) *Service {
 	if opts.Synced == nil {
 		opts.Synced = func() (bool, string) { return true, "" }
 	}
-	s := &Service{log: opts.Logger, site: opts.Site, resolver: opts.Resolver, synced: opts.Synced}
+	s := &Service{log: opts.Logger, resolver: opts.Resolver, synced: opts.Synced,
+		db: &storeDB{store: opts.Store, ipam: opts.IPAM}}
+	s.site.Store(opts.Site)
 	s.metrics = newCollector(s)
 	if opts.Registry != nil {
 		opts.Registry.MustRegister(s.metrics)
@@ -95,8 +105,9 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.srv != nil {
 		return nil
 	}
-	dir := filepath.Join(s.site.DataDir, "ca")
-	caName := strings.TrimSuffix(string(s.site.CA.Name), ".")
+	site := s.site.Load()
+	dir := filepath.Join(site.DataDir, "ca")
+	caName := strings.TrimSuffix(string(site.CA.Name), ".")
 	root, inter, err := loadOrCreate(dir, caName, time.Now())
 	if err != nil {
 		return err
@@ -110,17 +121,17 @@ func (s *Service) Start(ctx context.Context) error {
 		auth.Shutdown()
 		return fmt.Errorf("acme database: %w", err)
 	}
-	own := &ownCert{inter: inter, name: caName, listen: s.site.CA.Listen.Addr()}
+	own := &ownCert{inter: inter, name: caName, listen: site.CA.Listen.Addr()}
 	if _, err := own.get(nil); err != nil {
 		auth.Shutdown()
 		return err
 	}
-	ln, err := tls.Listen("tcp", s.site.CA.Listen.String(), &tls.Config{GetCertificate: own.get, MinVersion: tls.VersionTLS12})
+	ln, err := tls.Listen("tcp", site.CA.Listen.String(), &tls.Config{GetCertificate: own.get, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		auth.Shutdown()
-		return fmt.Errorf("ca listen %s: %w", s.site.CA.Listen, err)
+		return fmt.Errorf("ca listen %s: %w", site.CA.Listen, err)
 	}
-	if port := s.site.CA.HTTP01Port; port != 0 {
+	if port := site.CA.HTTP01Port; port != 0 {
 		acme.InsecurePortHTTP01 = port // the library's one knob for it, process-wide
 	}
 	client := newClient(s.resolver)
@@ -151,28 +162,46 @@ func (s *Service) Start(ctx context.Context) error {
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.srv, s.auth, s.root, s.inter = srv, auth, root.cert, inter.cert
+	s.health.Reset()
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("ca listener stopped", "err", err)
+			s.health.Fail("listen", "the CA's listener stopped: "+err.Error())
 		}
 	}()
 	s.log.Info("ca listening", "addr", ln.Addr().String(), "directory", fmt.Sprintf("https://%s/acme/acme/directory", caName))
 	return nil
 }
 
+// caTables are the tables step-ca's db.New would create.
+var caTables = []string{"x509_certs", "x509_certs_data", "revoked_x509_certs", "x509_crl", "revoked_ssh_certs",
+	"used_ott", "ssh_certs", "ssh_hosts", "ssh_users", "ssh_host_principals"}
+
 // authority embeds step-ca with one ACME provisioner that signs only names in the
 // site's zones, for cert_lifetime.
 func (s *Service) authority(dir string, root, inter pair) (*authority.Authority, error) {
-	database, err := db.New(&db.Config{Type: "bbolt", DataSource: filepath.Join(dir, "db")})
+	migrated, err := s.db.migrate(dir)
 	if err != nil {
+		return nil, err
+	}
+	if migrated {
+		s.log.Info("the CA's separate database is now in the store", "old", filepath.Join(dir, "db.migrated"))
+	}
+	var create []ipam.TableOp
+	for _, t := range caTables {
+		create = append(create, ipam.TableOp{Op: "create", Table: t})
+	}
+	if _, err := s.db.write(create...); err != nil {
 		return nil, fmt.Errorf("ca database: %w", err)
 	}
+	database := &db.DB{DB: s.db}
+	site := s.site.Load()
 	var domains []string
-	for _, z := range append([]string{string(s.site.Domain)}, zoneStrings(s.site.DNS.Zones)...) {
+	for _, z := range append([]string{string(site.Domain)}, zoneStrings(site.DNS.Zones)...) {
 		z = strings.TrimSuffix(z, ".")
 		domains = append(domains, z, "*."+z)
 	}
-	lifetime := s.site.CA.CertLifetime
+	lifetime := site.CA.CertLifetime
 	prov := &provisioner.ACME{
 		Type:       provisioner.TypeACME.String(),
 		Name:       "acme",
@@ -312,8 +341,34 @@ func (s *Service) Stop(ctx context.Context) error {
 	return err
 }
 
-// Health defers to the Manager.
-func (s *Service) Health() service.Health { return service.Health{} }
+// Health reports a listener that stopped, and a reload that could not restart the CA.
+func (s *Service) Health() service.Health { return s.health.Health() }
+
+// Reload takes a new site. What the authority is built from (ca.*, the zones it signs
+// for) takes effect by restarting the CA: its listener is closed and opened again with
+// an authority made from the new site. A restart that fails leaves the CA failed, to
+// be retried by the Manager.
+func (s *Service) Reload(ctx context.Context, site *infradconfig.Site) error {
+	old := s.site.Swap(site)
+	if reflect.DeepEqual(old.CA, site.CA) && old.Domain == site.Domain && slices.Equal(old.DNS.Zones, site.DNS.Zones) {
+		return nil
+	}
+	s.mu.Lock()
+	running := s.srv != nil
+	s.mu.Unlock()
+	if !running {
+		return nil
+	}
+	s.log.Info("the CA's settings changed: restarting it")
+	if err := s.Stop(ctx); err != nil {
+		s.log.Warn("the CA did not stop cleanly", "err", err)
+	}
+	if err := s.Start(ctx); err != nil {
+		s.health.Fail("reload", "the CA did not start with the reloaded site: "+err.Error())
+		return err
+	}
+	return nil
+}
 
 // RootPEM is the root certificate, PEM-encoded; nil before the first Start.
 func (s *Service) RootPEM() []byte {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -16,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smallstep/certificates/db"
+
+	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
-	"github.com/infrad/infrad/pkg/config"
 )
 
 // testCA is a CA for k8s.example.com on free ports.
@@ -38,14 +41,11 @@ func startCAWith(t *testing.T, synced func() (bool, string)) testCA {
 	t.Helper()
 	dir := t.TempDir()
 	port, httpPort := testenv.FreePort(t), testenv.FreePort(t)
-	site, err := config.Parse("site.yaml", fmt.Appendf(nil, `domain: k8s.example.com
+	m, st, site := sitetest.Open(t, fmt.Appendf(nil, `domain: k8s.example.com
 data_dir: %s
 ca: {listen: "127.0.0.1:%d", name: ca.k8s.example.com, cert_lifetime: 24h, http01_port: %d}
 `, dir, port, httpPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Options{Site: site, Resolver: testenv.StubDNS(t, "k8s.example.com.", netip.MustParseAddr("127.0.0.1")), Synced: synced})
+	s := New(Options{Site: site, Store: st, IPAM: m, Resolver: testenv.StubDNS(t, "k8s.example.com.", netip.MustParseAddr("127.0.0.1")), Synced: synced})
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestNoCertificateWhileTheClockIsUntrusted(t *testing.T) {
 func TestKeyFilesAndRootsPEM(t *testing.T) {
 	c := startCA(t)
 	s, directory, root := c.Service, c.directory, c.root
-	dir := filepath.Join(s.site.DataDir, "ca")
+	dir := filepath.Join(s.site.Load().DataDir, "ca")
 	for _, key := range []string{"root.key", "intermediate.key"} {
 		info, err := os.Stat(filepath.Join(dir, key))
 		if err != nil {
@@ -168,5 +168,48 @@ func TestKeyFilesAndRootsPEM(t *testing.T) {
 	}
 	if string(s.RootPEM()) != string(rootPEM) {
 		t.Errorf("the root changed across a restart")
+	}
+}
+
+// TestSeparateDatabaseIsMigrated: a data directory of an older infrad has step-ca's
+// own bbolt file (ca/db). Its tables come into the store on the first start, once, and
+// the old file is set aside.
+func TestSeparateDatabaseIsMigrated(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "ca"), 0o700)
+	old, err := db.New(&db.Config{Type: "bbolt", DataSource: filepath.Join(dir, "ca", "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nosqlDB := old.(*db.DB)
+	if err := nosqlDB.CreateTable([]byte("acme_accounts")); err != nil {
+		t.Fatal(err)
+	}
+	if err := nosqlDB.Set([]byte("acme_accounts"), []byte("acct-1"), []byte(`{"id":"acct-1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	revoked, _ := json.Marshal(db.RevokedCertificateInfo{Serial: "1234", RevokedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), Reason: "test"})
+	if err := nosqlDB.Set([]byte("revoked_x509_certs"), []byte("1234"), revoked); err != nil {
+		t.Fatal(err)
+	}
+	old.Shutdown()
+
+	port := testenv.FreePort(t)
+	m, st, site := sitetest.Open(t, fmt.Appendf(nil, "domain: k8s.example.com\ndata_dir: %s\nca: {listen: \"127.0.0.1:%d\"}\n", dir, port))
+	s := New(Options{Site: site, Store: st, IPAM: m, Resolver: testenv.StubDNS(t, "k8s.example.com.", netip.MustParseAddr("127.0.0.1"))})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	for table, key := range map[string]string{"acme_accounts": "acct-1", "revoked_x509_certs": "1234"} {
+		if v, err := s.db.Get([]byte(table), []byte(key)); err != nil || len(v) == 0 {
+			t.Errorf("%s/%s after migration: got %q %v", table, key, v, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca", "db")); !os.IsNotExist(err) {
+		t.Errorf("the old database is still where it was: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca", "db.migrated")); err != nil {
+		t.Errorf("the old database was not set aside: %v", err)
 	}
 }

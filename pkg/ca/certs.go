@@ -42,9 +42,9 @@ func (s *Service) Info() (Info, error) {
 	sum := sha256.Sum256(s.root.Raw)
 	return Info{
 		RootFingerprint:    hex.EncodeToString(sum[:]),
-		Directory:          fmt.Sprintf("https://%s/acme/acme/directory", strings.TrimSuffix(string(s.site.CA.Name), ".")),
+		Directory:          fmt.Sprintf("https://%s/acme/acme/directory", strings.TrimSuffix(string(s.site.Load().CA.Name), ".")),
 		IntermediateExpiry: s.inter.NotAfter,
-		CertLifetime:       s.site.CA.CertLifetime.String(),
+		CertLifetime:       s.site.Load().CA.CertLifetime.String(),
 	}, nil
 }
 

@@ -53,9 +53,12 @@ type Daemon struct {
 	ca        *ca.Service
 	mgr       *service.Manager
 
+	api *api.Server
+
 	mu       sync.Mutex
 	site     *config.Site
 	loadedAt time.Time
+	restart  []string // keys of the running site file that need a restart
 }
 
 // Start opens the data directory and starts every service in order. It returns once
@@ -133,29 +136,31 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp")})
 	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns")})
 	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp")})
-	d.ca = ca.New(ca.Options{Site: d.site, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"),
+	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"),
 		Synced: func() (bool, string) {
 			st := d.ntp.Status()
 			return st.Leap != 3, st.Why
 		}})
 	apiServer := api.New(api.Options{
-		Listen:    d.apiListen,
-		Token:     token,
-		Status:    d.Status,
-		IPAM:      d.ipam,
-		Leases:    d.dhcp,
-		Time:      d.ntp,
-		CA:        d.ca,
-		Metrics:   metrics,
-		Backup:    d.store.Backup,
-		TLS:       apiTLS,
-		RateLimit: d.site.API.RateLimit,
-		Plan:      d.planFile,
-		Site:      d.siteInfo,
-		Build:     build,
-		Started:   time.Now(),
-		Logger:    d.log.With("service", "api"),
+		Listen:        d.apiListen,
+		RestartNeeded: d.restartNeeded,
+		Token:         token,
+		Status:        d.Status,
+		IPAM:          d.ipam,
+		Leases:        d.dhcp,
+		Time:          d.ntp,
+		CA:            d.ca,
+		Metrics:       metrics,
+		Backup:        d.store.Backup,
+		TLS:           apiTLS,
+		RateLimit:     d.site.API.RateLimit,
+		Plan:          d.planFile,
+		Site:          d.siteInfo,
+		Build:         build,
+		Started:       time.Now(),
+		Logger:        d.log.With("service", "api"),
 	})
+	d.api = apiServer
 	// Services in start order (ntp, dns, dhcp, ca, api), joining as they are built.
 	// The API needs none of them: it must answer /readyz while they are failing.
 	d.mgr, err = service.New(service.Options{Logger: d.log},
@@ -216,6 +221,12 @@ func (d *Daemon) Status() []service.Status { return d.mgr.Status() }
 // Ready reports whether every service is ready.
 func (d *Daemon) Ready() bool { return d.mgr.Ready() }
 
+func (d *Daemon) restartNeeded() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.restart
+}
+
 func (d *Daemon) siteInfo() api.SiteInfo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -223,10 +234,11 @@ func (d *Daemon) siteInfo() api.SiteInfo {
 }
 
 // Reload makes site the running site: its subnets, hosts and records replace the
-// file-owned ones in the store. A site that conflicts with objects made through the
-// API is refused whole (config.Errors), and the running site stays. Settings that
-// only a restart can change (the data directory, listen addresses) are kept, and each
-// is logged.
+// file-owned ones in the store, and every service takes its settings (the CA by
+// restarting itself). A site that conflicts with objects made through the API is
+// refused whole (config.Errors), and the running site stays. The settings only a
+// restart can change (data_dir, api.listen) are kept, and each is logged and named
+// in /readyz as restart_needed.
 func (d *Daemon) Reload(site *config.Site) error {
 	if site.MaxDeletes >= 0 {
 		changes, err := d.Plan(site)
@@ -249,15 +261,22 @@ func (d *Daemon) Reload(site *config.Site) error {
 	if err := d.dhcp.Reload(site); err != nil {
 		d.log.Error("dhcp could not bind its new interfaces", "err", err)
 	}
-	d.mu.Lock()
-	d.site, d.loadedAt = site, time.Now()
-	d.mu.Unlock()
+	if err := d.ca.Reload(context.Background(), site); err != nil {
+		d.log.Error("the CA did not restart with the reloaded site", "err", err)
+	}
+	d.api.SetRateLimit(site.API.RateLimit)
+	var restart []string
 	if site.DataDir != d.dataDir {
+		restart = append(restart, "data_dir")
 		d.log.Warn("data_dir changed: it takes effect on restart", "running", d.dataDir, "file", site.DataDir)
 	}
 	if site.API.Listen != d.apiListen {
+		restart = append(restart, "api.listen")
 		d.log.Warn("api.listen changed: it takes effect on restart", "running", d.apiListen, "file", site.API.Listen)
 	}
+	d.mu.Lock()
+	d.site, d.loadedAt, d.restart = site, time.Now(), restart
+	d.mu.Unlock()
 	d.log.Info("site reloaded", "site", site.Source, "domain", site.Domain)
 	return nil
 }

@@ -49,6 +49,7 @@ type Service struct {
 
 	settings atomic.Pointer[settings]
 	offers   *offers
+	health   service.Tracker
 
 	mu         sync.Mutex // guards what follows
 	interfaces []string
@@ -70,9 +71,16 @@ type settings struct {
 
 // link is one interface served.
 type link struct {
-	name string
-	addr netip.Addr   // its IPv4 address: the server identifier
-	conn *net.UDPConn // 0.0.0.0:67, bound to the interface
+	name    string
+	addr    netip.Addr   // its IPv4 address: the server identifier
+	conn    *net.UDPConn // 0.0.0.0:67, bound to the interface
+	closing atomic.Bool  // the service is closing conn: a closed socket is no fault
+}
+
+// close closes l's socket on the service's behalf.
+func (l *link) close() {
+	l.closing.Store(true)
+	l.conn.Close()
 }
 
 // New returns a stopped DHCP service.
@@ -113,6 +121,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.stop != nil {
 		return nil
 	}
+	s.health.Reset()
 	if err := s.bind(); err != nil {
 		return err
 	}
@@ -129,7 +138,7 @@ func (s *Service) bind() error {
 		l, err := s.open(name)
 		if err != nil {
 			for _, l := range links {
-				l.conn.Close()
+				l.close()
 			}
 			return err
 		}
@@ -181,6 +190,9 @@ func (s *Service) serve(l *link) {
 	for {
 		n, _, err := l.conn.ReadFrom(buf)
 		if errors.Is(err, net.ErrClosed) {
+			if !l.closing.Load() {
+				s.health.Fail("socket "+l.name, "the socket on interface "+l.name+" was closed under the service")
+			}
 			return
 		}
 		if err != nil {
@@ -241,7 +253,7 @@ func (s *Service) Stop(ctx context.Context) error {
 		return nil
 	}
 	for _, l := range s.links {
-		l.conn.Close()
+		l.close()
 	}
 	s.links = nil
 	s.stop()
@@ -249,8 +261,37 @@ func (s *Service) Stop(ctx context.Context) error {
 	return service.Wait(ctx, &s.loops)
 }
 
-// Health defers to the Manager.
-func (s *Service) Health() service.Health { return service.Health{} }
+// Health reports a socket lost or an interface gone (failed: the Manager restarts the
+// service), and interfaces a reload could not bind.
+func (s *Service) Health() service.Health { return s.health.Health() }
+
+// checkLinks finds each served interface still there with its address, or records why
+// not.
+func (s *Service) checkLinks() {
+	s.mu.Lock()
+	links := s.links
+	s.mu.Unlock()
+	for _, l := range links {
+		key := "interface " + l.name
+		iface, err := net.InterfaceByName(l.name)
+		if err != nil {
+			s.health.Fail(key, fmt.Sprintf("interface %s is gone: %v", l.name, err))
+			continue
+		}
+		addrs, _ := iface.Addrs()
+		has := false
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr() == l.addr {
+				has = true
+			}
+		}
+		if !has {
+			s.health.Fail(key, fmt.Sprintf("interface %s no longer has %s, the server identifier", l.name, l.addr))
+			continue
+		}
+		s.health.Clear(key)
+	}
+}
 
 // Reload takes a new site: lease time and options apply at once, and the servers are
 // rebound when the interfaces change.
@@ -263,10 +304,15 @@ func (s *Service) Reload(site *config.Site) error {
 		return nil
 	}
 	for _, l := range s.links {
-		l.conn.Close()
+		l.close()
 	}
 	s.links = nil
-	return s.bind()
+	if err := s.bind(); err != nil {
+		s.health.Fail("reload", "the reload's interfaces could not be bound: "+err.Error())
+		return err
+	}
+	s.health.Clear("reload")
+	return nil
 }
 
 // subnetFor is the subnet a message's client is on: the relay's, or the interface's.
@@ -301,6 +347,7 @@ func (s *Service) expireLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			s.checkLinks()
 			s.offers.Expire()
 			if n, err := s.ipam.Apply(ctx, ipam.ExpireLeases{Stamp: ipam.Stamp{At: s.now()}}); err != nil {
 				s.log.Error("expired leases not reclaimed", "err", err)

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -51,6 +52,7 @@ type Service struct {
 	metrics  *metrics
 
 	zones    zoneCache
+	health   service.Tracker
 	cfg      atomic.Pointer[serving]
 	transfer atomic.Pointer[transfer.Transfer]
 
@@ -137,6 +139,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	s.inst, s.corefile = inst, string(input.Contents)
+	s.health.Reset()
 	watchCtx, cancel := context.WithCancel(context.Background())
 	s.stop, s.watching = cancel, make(chan struct{})
 	go s.watch(watchCtx, s.watching)
@@ -152,8 +155,29 @@ func (s *Service) Start(ctx context.Context) error {
 func (s *Service) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	q := new(mdns.Msg).SetQuestion(string(s.domain), mdns.TypeSOA)
-	for _, l := range s.site.Listen {
+	return s.ask(ctx, s.site.Listen, string(s.domain))
+}
+
+// selfCheck asks every listener once, as probe does, and records the ones that do
+// not answer: a socket CoreDNS lost is a failure the Manager restarts.
+func (s *Service) selfCheck(ctx context.Context) {
+	s.mu.Lock()
+	listen, domain := s.site.Listen, string(s.domain)
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.ask(ctx, listen, domain); err != nil && !errors.Is(err, context.Canceled) {
+		s.health.Fail("listen", err.Error())
+		return
+	}
+	s.health.Clear("listen")
+}
+
+// ask queries each listen address for domain's SOA over UDP and TCP, retrying until
+// ctx ends.
+func (s *Service) ask(ctx context.Context, listen []netip.AddrPort, domain string) error {
+	q := new(mdns.Msg).SetQuestion(domain, mdns.TypeSOA)
+	for _, l := range listen {
 		addr := l
 		if l.Addr().IsUnspecified() {
 			addr = netip.AddrPortFrom(netip.IPv6Loopback(), l.Port())
@@ -225,8 +249,9 @@ func (s *Service) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Health defers to the Manager.
-func (s *Service) Health() service.Health { return service.Health{} }
+// Health reports a listener that stopped answering (failed: the Manager restarts the
+// service) and a reload whose settings could not be applied (degraded).
+func (s *Service) Health() service.Health { return s.health.Health() }
 
 // Reload takes a new site: its settings apply at once, and CoreDNS restarts on the
 // same sockets when the Corefile changes (listen addresses, forwarders, keys). A
@@ -242,6 +267,7 @@ func (s *Service) Reload(site *config.Site) error {
 	}
 	if s.inst != nil {
 		if err := checkFree(added); err != nil {
+			s.health.Degrade("reload", "the reload's listen addresses could not be bound, so the running ones stay: "+err.Error())
 			return err
 		}
 	}
@@ -251,13 +277,16 @@ func (s *Service) Reload(site *config.Site) error {
 	}
 	input := s.input()
 	if string(input.Contents) == s.corefile {
+		s.health.Clear("reload")
 		return nil
 	}
 	inst, err := s.inst.Restart(input)
 	if err != nil {
+		s.health.Fail("reload", "CoreDNS did not restart with the reloaded site: "+err.Error())
 		return fmt.Errorf("restart CoreDNS: %w", err)
 	}
 	s.inst, s.corefile = inst, string(input.Contents)
+	s.health.Clear("reload")
 	return nil
 }
 
@@ -273,10 +302,15 @@ func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	m, changed := s.ipam.Watch()
 	serial := m.Serial()
+	check := time.NewTicker(5 * time.Second)
+	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-check.C:
+			s.selfCheck(ctx)
+			continue
 		case <-changed:
 		}
 		select {

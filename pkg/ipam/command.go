@@ -30,7 +30,7 @@ var commandTypes = map[string]reflect.Type{}
 func init() {
 	for _, c := range []Command{
 		PutSubnet{}, DeleteSubnet{}, PutHost{}, DeleteHost{}, AllocateHost{}, PutRecord{}, DeleteRecord{},
-		UpdateRecords{}, Reconcile{}, CommitLease{}, ReleaseLease{}, DeclineLease{}, ExpireLeases{},
+		UpdateRecords{}, Reconcile{}, CommitLease{}, ReleaseLease{}, DeclineLease{}, ExpireLeases{}, TableWrite{},
 	} {
 		t := reflect.TypeOf(c)
 		commandTypes[t.Name()] = t

@@ -378,3 +378,28 @@ func TestObjectsSurviveReopen(t *testing.T) {
 		t.Errorf("after reopen: got %+v %v", h, err)
 	}
 }
+
+// TestZonesAfterReopen: a restart reconciles a site file that changes no object, only
+// the zones the model knows (they are not in the store): the model with them is still
+// published.
+func TestZonesAfterReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "infrad.db")
+	st := openStore(t, path)
+	m := newOn(t, st)
+	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+		t.Fatal(err)
+	}
+	serial := m.Model().Serial()
+	m.Close()
+	st.Close()
+	m = newOn(t, openStore(t, path))
+	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Model().Domain(); got != "k8s.example.com." {
+		t.Errorf("after reopen: the published domain is %q", got)
+	}
+	if got := m.Model().Serial(); !(got > serial) {
+		t.Errorf("after reopen: serial %d, want more than %d", got, serial)
+	}
+}

@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -138,20 +139,70 @@ type ExpireLeases struct {
 const maxExpire = 4096
 
 func (c ExpireLeases) apply(t *txn) (any, error) {
-	var gone []netip.Addr
-	for it := t.m.expiries.Iterator(); !it.Done() && len(gone) < maxExpire; {
-		e, _, _ := it.Next()
-		if e.at > c.At.Unix() {
+	if t.ends == nil {
+		return 0, nil
+	}
+	n := 0
+	for n < maxExpire {
+		e, ok := t.ends.next(c.At)
+		if !ok {
 			break
 		}
-		if l, ok := t.m.Lease(e.ip); ok && l.Ended(c.At) {
-			gone = append(gone, e.ip)
+		// The index may hold an ending that a renewal or a release has passed.
+		if l, ok := t.m.Lease(e.ip); ok && l.Expires.Unix() == e.at && l.Ended(c.At) {
+			t.deleteLease(e.ip)
+			n++
 		}
 	}
-	for _, ip := range gone {
-		t.deleteLease(ip)
+	return n, nil
+}
+
+// endings is the writer's index of when leases end: a heap of (second, address).
+// Only the writer touches it, and it may hold more than the leases' endings (a lease
+// renewed, or a batch that failed after adding one): ExpireLeases checks each against
+// the model, so what it removes follows from the model alone.
+type endings []ending
+
+type ending struct {
+	at int64 // unix seconds
+	ip netip.Addr
+}
+
+func (h endings) Len() int { return len(h) }
+func (h endings) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
 	}
-	return len(gone), nil
+	return h[i].ip.Less(h[j].ip)
+}
+func (h endings) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *endings) Push(x any)   { *h = append(*h, x.(ending)) }
+func (h *endings) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+func (h *endings) add(l Lease) { heap.Push(h, ending{at: l.Expires.Unix(), ip: l.IP}) }
+
+// next pops the earliest ending at or before now's second.
+func (h *endings) next(now time.Time) (ending, bool) {
+	if h.Len() == 0 || (*h)[0].at > now.Unix() {
+		return ending{}, false
+	}
+	return heap.Pop(h).(ending), true
+}
+
+// endingsOf indexes every lease of m.
+func endingsOf(m *Model) *endings {
+	h := make(endings, 0, m.leases.Len())
+	for it := m.leases.Iterator(); !it.Done(); {
+		_, l, _ := it.Next()
+		h = append(h, ending{at: l.Expires.Unix(), ip: l.IP})
+	}
+	heap.Init(&h)
+	return &h
 }
 
 // Leases returns every lease, by address.

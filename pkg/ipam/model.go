@@ -30,10 +30,9 @@ type Model struct {
 	recordsAt *immutable.Map[Name, []string]       // owner name → record IDs
 	rrs       *immutable.Map[string, dns.RR]       // record ID → its parsed RR (TTL as stored)
 
-	leases      *immutable.SortedMap[netip.Addr, Lease] // by address
-	leaseByMAC  *immutable.Map[MAC, netip.Addr]         // the active (not declined) lease of each client
-	leaseByName *immutable.Map[string, netip.Addr]      // hostname → address
-	expiries    *immutable.SortedMap[expiry, struct{}]  // every lease, by when it ends
+	leases      *immutable.SortedMap[netip.Addr, *Lease] // by address; a pointer keeps the copied nodes small
+	leaseByMAC  *immutable.Map[MAC, netip.Addr]          // the active (not declined) lease of each client
+	leaseByName *immutable.Map[string, netip.Addr]       // hostname → address
 
 	// names counts, for every DNS name, the owner names at or below it that hosts,
 	// leases and records make: a name with a count exists in DNS (RFC 4592 empty
@@ -49,11 +48,6 @@ type Shape struct {
 	Subnets []Subnet // by name
 }
 
-type expiry struct {
-	at int64 // unix seconds
-	ip netip.Addr
-}
-
 func emptyModel() *Model {
 	return &Model{
 		shape:       &Shape{},
@@ -63,10 +57,9 @@ func emptyModel() *Model {
 		records:     immutable.NewSortedMap[string, Record](stringComparer{}),
 		recordsAt:   immutable.NewMap[Name, []string](nameHasher{}),
 		rrs:         immutable.NewMap[string, dns.RR](stringHasher{}),
-		leases:      immutable.NewSortedMap[netip.Addr, Lease](addrComparer{}),
+		leases:      immutable.NewSortedMap[netip.Addr, *Lease](addrComparer{}),
 		leaseByMAC:  immutable.NewMap[MAC, netip.Addr](macHasher{}),
 		leaseByName: immutable.NewMap[string, netip.Addr](stringHasher{}),
-		expiries:    immutable.NewSortedMap[expiry, struct{}](expiryComparer{}),
 		names:       immutable.NewMap[Name, int](nameHasher{}),
 	}
 }
@@ -149,7 +142,13 @@ func (m *Model) RecordsAt(name Name) []dns.RR {
 }
 
 // Lease returns the lease of address a.
-func (m *Model) Lease(a netip.Addr) (Lease, bool) { return m.leases.Get(a) }
+func (m *Model) Lease(a netip.Addr) (Lease, bool) {
+	l, ok := m.leases.Get(a)
+	if !ok {
+		return Lease{}, false
+	}
+	return *l, true
+}
 
 // LeaseOf returns the active lease of the client mac.
 func (m *Model) LeaseOf(mac MAC) (Lease, bool) {
@@ -157,7 +156,7 @@ func (m *Model) LeaseOf(mac MAC) (Lease, bool) {
 	if !ok {
 		return Lease{}, false
 	}
-	return m.leases.Get(a)
+	return m.Lease(a)
 }
 
 // LeaseNamed returns the lease whose hostname is name.
@@ -166,11 +165,18 @@ func (m *Model) LeaseNamed(hostname string) (Lease, bool) {
 	if !ok {
 		return Lease{}, false
 	}
-	return m.leases.Get(a)
+	return m.Lease(a)
 }
 
 // Leases returns every lease, by address.
-func (m *Model) Leases() []Lease { return values(m.leases) }
+func (m *Model) Leases() []Lease {
+	out := make([]Lease, 0, m.leases.Len())
+	for it := m.leases.Iterator(); !it.Done(); {
+		_, l, _ := it.Next()
+		out = append(out, *l)
+	}
+	return out
+}
 
 // LeaseCount is how many leases (and quarantines) there are.
 func (m *Model) LeaseCount() int { return m.leases.Len() }
@@ -182,7 +188,7 @@ func (m *Model) LeasesIn(from, to netip.Addr, fn func(Lease) bool) {
 	it.Seek(from)
 	for !it.Done() {
 		a, l, _ := it.Next()
-		if to.Less(a) || !fn(l) {
+		if to.Less(a) || !fn(*l) {
 			return
 		}
 	}
@@ -247,9 +253,6 @@ func reverseName(a netip.Addr) Name {
 	return Name(n)
 }
 
-// expiryOf is l's key in the expiry index.
-func expiryOf(l Lease) expiry { return expiry{at: l.Expires.Unix(), ip: l.IP} }
-
 // Ended reports whether l has ended at now.
 func (l Lease) Ended(now time.Time) bool { return !now.Before(l.Expires) }
 
@@ -264,18 +267,6 @@ func (stringComparer) Compare(a, b string) int { return strings.Compare(a, b) }
 type addrComparer struct{}
 
 func (addrComparer) Compare(a, b netip.Addr) int { return a.Compare(b) }
-
-type expiryComparer struct{}
-
-func (expiryComparer) Compare(a, b expiry) int {
-	if a.at != b.at {
-		if a.at < b.at {
-			return -1
-		}
-		return 1
-	}
-	return a.ip.Compare(b.ip)
-}
 
 type stringHasher struct{}
 

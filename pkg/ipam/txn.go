@@ -19,11 +19,16 @@ import (
 // of the model true and mark what the commit must write: the store's writes follow
 // from the model, so the two cannot disagree.
 type txn struct {
-	m     *Model // the working model: a private copy until it is published
+	tx    *store.Tx // the transaction the batch writes in
+	wrote bool      // a command wrote to tx directly (the CA's tables)
+	m     *Model    // the working model: a private copy until it is published
+	ends  *endings  // the writer's index of when leases end; nil: none kept
 	at    time.Time
 	dirty map[dirtyKey]bool
 	fresh []dirtyKey // keys first marked by the command applying now
 	dns   bool       // the command applying now changed what DNS answers
+
+	serial0 uint32 // the serial before the batch
 }
 
 type dirtyKey struct {
@@ -33,7 +38,7 @@ type dirtyKey struct {
 
 func newTxn(last *Model) *txn {
 	m := *last
-	return &txn{m: &m, dirty: map[dirtyKey]bool{}}
+	return &txn{m: &m, dirty: map[dirtyKey]bool{}, serial0: last.serial}
 }
 
 // begin starts a command at time at; the returned undo puts back the model and the
@@ -188,9 +193,9 @@ func (t *txn) deleteRecord(id string) {
 // putLease writes l at its address, in place of any lease there.
 func (t *txn) putLease(l Lease) {
 	if old, ok := t.m.leases.Get(l.IP); ok {
-		t.unindexLease(old)
+		t.unindexLease(*old)
 	}
-	t.m.leases = t.m.leases.Set(l.IP, l)
+	t.m.leases = t.m.leases.Set(l.IP, &l)
 	if !l.Declined {
 		t.m.leaseByMAC = t.m.leaseByMAC.Set(l.MAC, l.IP)
 	}
@@ -200,7 +205,9 @@ func (t *txn) putLease(l Lease) {
 		t.count(reverseName(l.IP), 1)
 		t.dns = true
 	}
-	t.m.expiries = t.m.expiries.Set(expiryOf(l), struct{}{})
+	if t.ends != nil {
+		t.ends.add(l)
+	}
 	t.mark(store.BucketLeases, l.IP.String())
 }
 
@@ -209,7 +216,7 @@ func (t *txn) deleteLease(ip netip.Addr) {
 	if !ok {
 		return
 	}
-	t.unindexLease(old)
+	t.unindexLease(*old)
 	t.m.leases = t.m.leases.Delete(ip)
 	t.mark(store.BucketLeases, ip.String())
 }
@@ -226,7 +233,6 @@ func (t *txn) unindexLease(l Lease) {
 		t.count(reverseName(l.IP), -1)
 		t.dns = true
 	}
-	t.m.expiries = t.m.expiries.Delete(expiryOf(l))
 }
 
 // setShape replaces the domain, zones and subnets, marking the subnets that changed.
@@ -251,24 +257,40 @@ func (t *txn) setShape(sh *Shape) {
 	}
 }
 
-// namesOf counts every owner name of m from scratch.
+// namesOf counts every owner name of m from scratch (at load, and when the domain
+// changes), in a plain map first: a persistent map built key by key would copy a path
+// for each of the millions of counts a big site makes.
 func namesOf(m *Model) *immutable.Map[Name, int] {
-	t := &txn{m: m}
-	m.names = emptyModel().names
-	for _, h := range m.Hosts() {
-		t.count(m.FQDN(h.Name), 1)
-		t.count(reverseName(h.IP), 1)
-	}
-	for _, l := range m.Leases() {
-		if l.Hostname != "" {
-			t.count(m.FQDN(l.Hostname), 1)
-			t.count(reverseName(l.IP), 1)
+	counts := map[Name]int{}
+	count := func(n Name) {
+		for ; ; n = parentName(n) {
+			counts[n]++
+			if n == "." || n == "" {
+				return
+			}
 		}
 	}
-	for _, r := range m.Records() {
-		t.count(r.Name, 1)
+	for it := m.hosts.Iterator(); !it.Done(); {
+		_, h, _ := it.Next()
+		count(m.FQDN(h.Name))
+		count(reverseName(h.IP))
 	}
-	return m.names
+	for it := m.leases.Iterator(); !it.Done(); {
+		_, l, _ := it.Next()
+		if l.Hostname != "" {
+			count(m.FQDN(l.Hostname))
+			count(reverseName(l.IP))
+		}
+	}
+	for it := m.records.Iterator(); !it.Done(); {
+		_, r, _ := it.Next()
+		count(r.Name)
+	}
+	b := immutable.NewMapBuilder[Name, int](nameHasher{})
+	for n, c := range counts {
+		b.Set(n, c)
+	}
+	return b.Map()
 }
 
 // flush writes every marked object as the model has it (or deletes it, when the model
@@ -285,7 +307,7 @@ func (t *txn) flush(tx *store.Tx) error {
 		case store.BucketRecords:
 			v, ok = t.m.records.Get(k.key)
 		case store.BucketLeases:
-			v, ok = t.m.leases.Get(netip.MustParseAddr(k.key))
+			v, ok = t.m.Lease(netip.MustParseAddr(k.key))
 		}
 		var err error
 		if ok {
@@ -296,6 +318,9 @@ func (t *txn) flush(tx *store.Tx) error {
 		if err != nil {
 			return err
 		}
+	}
+	if t.m.serial == t.serial0 {
+		return nil
 	}
 	return store.Put(tx, store.BucketState, stateSerial, t.m.serial)
 }

@@ -25,6 +25,7 @@ type IPAM struct {
 	now   func() time.Time
 
 	model atomic.Pointer[Model]
+	ends  *endings // the writer's alone
 	queue chan *pending
 	quit  chan struct{}
 	done  chan struct{}
@@ -57,6 +58,7 @@ func New(opts Options) (*IPAM, error) {
 		return nil, err
 	}
 	m.model.Store(model)
+	m.ends = endingsOf(model)
 	go m.write()
 	return m, nil
 }
@@ -119,6 +121,7 @@ func (m *IPAM) Apply(ctx context.Context, cmd Command) (any, error) {
 func (m *IPAM) write() {
 	defer close(m.done)
 	batch := make([]*pending, 0, maxBatch)
+	busy := false // the last batch had company: more are coming
 	for {
 		select {
 		case p := <-m.queue:
@@ -133,17 +136,44 @@ func (m *IPAM) write() {
 				}
 			}
 		}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case p := <-m.queue:
-				batch = append(batch, p)
-			default:
-				break more
-			}
-		}
+		batch = m.gather(batch, busy)
+		busy = len(batch) > 1
 		m.commit(batch)
 	}
+}
+
+// batchDelay is how long a busy writer gathers commands before it commits: a commit
+// costs about as much CPU for one command as for a hundred, so under load (a boot
+// storm's REQUESTs) waiting a little lets the commits keep up. An idle writer commits
+// a lone command at once.
+const batchDelay = 2 * time.Millisecond
+
+// gather adds to batch what is queued, and when busy, what comes within batchDelay.
+func (m *IPAM) gather(batch []*pending, busy bool) []*pending {
+	var window <-chan time.Time
+	if busy {
+		timer := time.NewTimer(batchDelay)
+		defer timer.Stop()
+		window = timer.C
+	}
+	for len(batch) < maxBatch {
+		select {
+		case p := <-m.queue:
+			batch = append(batch, p)
+			continue
+		default:
+		}
+		if window == nil {
+			return batch
+		}
+		select {
+		case p := <-m.queue:
+			batch = append(batch, p)
+		case <-window:
+			return batch
+		}
+	}
+	return batch
 }
 
 // errNoChange ends a transaction whose commands all were refused or changed nothing.
@@ -154,17 +184,23 @@ var errNoChange = errors.New("no change")
 func (m *IPAM) commit(batch []*pending) {
 	last := m.model.Load()
 	t := newTxn(last)
+	t.ends = m.ends
 	err := m.store.Update(func(tx *store.Tx) error {
+		t.tx = tx
 		for _, p := range batch {
 			undo := t.begin(p.cmd.time())
 			if p.result, p.err = apply(t, p.cmd); p.err != nil {
+				var failed *abortError
+				if errors.As(p.err, &failed) {
+					return failed.err // the transaction has a half-made write: none of the batch commits
+				}
 				undo()
 				continue
 			}
 			t.end()
 		}
-		if len(t.dirty) == 0 {
-			return errNoChange
+		if len(t.dirty) == 0 && !t.wrote && t.m.serial == t.serial0 {
+			return errNoChange // (a change of the model alone, its zones, raises the serial)
 		}
 		return t.flush(tx)
 	})
@@ -176,6 +212,7 @@ func (m *IPAM) commit(batch []*pending) {
 				p.result, p.err = nil, fmt.Errorf("write to the store: %w", err)
 			}
 		}
+		m.ends = endingsOf(last) // the batch's expiries were taken out for nothing
 	default:
 		t.m.revision = m.store.Revision()
 		m.publish(t.m)
@@ -184,6 +221,15 @@ func (m *IPAM) commit(batch []*pending) {
 		close(p.done)
 	}
 }
+
+// abortError is a command that failed after it wrote to the transaction: the whole
+// batch rolls back.
+type abortError struct{ err error }
+
+func (e *abortError) Error() string { return e.err.Error() }
+func (e *abortError) Unwrap() error { return e.err }
+
+func abort(err error) error { return &abortError{err} }
 
 // apply runs one command, turning a panic into an error so that one bad command
 // cannot take the write path down.
@@ -239,29 +285,27 @@ func load(st *store.Store) (*Model, error) {
 				return fmt.Errorf("load record %s: %w", r.ID(), err)
 			}
 		}
-		leases := immutable.NewSortedMapBuilder[netip.Addr, Lease](addrComparer{})
+		leases := immutable.NewSortedMapBuilder[netip.Addr, *Lease](addrComparer{})
 		byMACL := immutable.NewMapBuilder[MAC, netip.Addr](macHasher{})
 		byName := immutable.NewMapBuilder[string, netip.Addr](stringHasher{})
-		expiries := immutable.NewSortedMapBuilder[expiry, struct{}](expiryComparer{})
 		err = store.Each(tx, store.BucketLeases, func(_, raw string) error {
 			l, err := decodeLease(raw)
 			if err != nil {
 				return err
 			}
-			leases.Set(l.IP, l)
+			leases.Set(l.IP, &l)
 			if !l.Declined {
 				byMACL.Set(l.MAC, l.IP)
 			}
 			if l.Hostname != "" {
 				byName.Set(l.Hostname, l.IP)
 			}
-			expiries.Set(expiryOf(l), struct{}{})
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		m.leases, m.leaseByMAC, m.leaseByName, m.expiries = leases.Map(), byMACL.Map(), byName.Map(), expiries.Map()
+		m.leases, m.leaseByMAC, m.leaseByName = leases.Map(), byMACL.Map(), byName.Map()
 		serial, _, err := store.Get[uint32](tx, store.BucketState, stateSerial)
 		m.serial = serial
 		return err

@@ -40,9 +40,11 @@ type Service struct {
 	interval time.Duration
 	metrics  *metrics
 
-	cfg   atomic.Pointer[config.NTP]
-	state atomic.Pointer[State]          // what the hot path serves
-	limit *ratelimit.Limiter[netip.Addr] // per client: rate_limit a second, twice that at once
+	cfg     atomic.Pointer[config.NTP]
+	state   atomic.Pointer[State]                         // what the hot path serves
+	limit   atomic.Pointer[ratelimit.Limiter[netip.Addr]] // per client: rate_limit a second, twice that at once
+	health  service.Tracker
+	closing atomic.Bool // Stop is closing the sockets: a closed socket is no fault
 
 	mu     sync.Mutex // guards what follows
 	listen []netip.AddrPort
@@ -68,7 +70,7 @@ func New(opts Options) *Service {
 func (s *Service) setSite(site *config.Site) {
 	cfg := site.NTP
 	s.cfg.Store(&cfg)
-	s.limit = ratelimit.New[netip.Addr](cfg.RateLimit)
+	s.limit.Store(ratelimit.New[netip.Addr](cfg.RateLimit))
 	s.listen = cfg.Listen
 }
 
@@ -97,9 +99,10 @@ func (s *Service) Start(ctx context.Context) error {
 	s.assess(ctx)
 	loopCtx, cancel := context.WithCancel(context.Background())
 	s.stop, s.conns = cancel, conns
-	limit := s.limit
+	s.closing.Store(false)
+	s.health.Reset()
 	for _, c := range conns {
-		s.loops.Go(func() { s.serve(c, limit) })
+		s.loops.Go(func() { s.serve(c) })
 		s.log.Info("ntp listening", "addr", c.LocalAddr().String())
 	}
 	s.loops.Go(func() { s.track(loopCtx) })
@@ -130,6 +133,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	if s.stop == nil {
 		return nil
 	}
+	s.closing.Store(true)
 	for _, c := range s.conns {
 		c.Close()
 	}
@@ -138,8 +142,16 @@ func (s *Service) Stop(ctx context.Context) error {
 	return service.Wait(ctx, &s.loops)
 }
 
-// Health defers to the Manager.
-func (s *Service) Health() service.Health { return service.Health{} }
+// Health is not ready while infrad's time is unsynchronised (leap 3: clients would
+// get no time worth having), saying why, and failed when a socket was lost.
+func (s *Service) Health() service.Health {
+	if st := s.Status(); st.Leap == 3 {
+		s.health.Degrade("time", "no time source: "+st.Why)
+	} else {
+		s.health.Clear("time")
+	}
+	return s.health.Health()
+}
 
 // Reload takes a new site: sources, limits and offsets apply at the next assessment;
 // changed listen addresses are rebound.

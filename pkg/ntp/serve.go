@@ -2,14 +2,12 @@ package ntp
 
 import (
 	"errors"
+	"fmt"
 	"net"
-	"net/netip"
 	"time"
 
 	"github.com/facebook/time/ntp/protocol"
 	"github.com/facebook/time/timestamp"
-
-	"github.com/infrad/infrad/pkg/ratelimit"
 )
 
 // precision is the clock's precision we announce: 2^-20 s, about a microsecond.
@@ -17,12 +15,15 @@ const precision = -20
 
 // serve answers the requests on conn until it is closed. A packet that is not an NTP
 // client request (mode 3, version 1 to 4) is dropped without a word.
-func (s *Service) serve(conn *net.UDPConn, limit *ratelimit.Limiter[netip.Addr]) {
+func (s *Service) serve(conn *net.UDPConn) {
 	buf := make([]byte, 1024)
 	oob := make([]byte, timestamp.ControlSizeBytes)
 	for {
 		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
 		if errors.Is(err, net.ErrClosed) {
+			if !s.closing.Load() {
+				s.health.Fail("socket "+conn.LocalAddr().String(), fmt.Sprintf("the socket on %s was closed under the service", conn.LocalAddr()))
+			}
 			return
 		}
 		if err != nil {
@@ -39,7 +40,7 @@ func (s *Service) serve(conn *net.UDPConn, limit *ratelimit.Limiter[netip.Addr])
 		}
 		s.metrics.requests.Inc()
 		var resp *protocol.Packet
-		if !limit.Allow(from.Addr(), rx) {
+		if !s.limit.Load().Allow(from.Addr(), rx) {
 			s.metrics.limited.Inc()
 			resp = kissOfDeath(req, "RATE")
 		} else {

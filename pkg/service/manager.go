@@ -16,6 +16,7 @@ type Options struct {
 	Now        func() time.Time // nil: time.Now
 	MinBackoff time.Duration    // first wait after a failed start; 0: 500ms
 	MaxBackoff time.Duration    // the wait doubles up to this; 0: 30s
+	Check      time.Duration    // how often started services are asked for their health; 0: 1s
 }
 
 // Manager starts units in order, retries the ones that fail, and stops them in reverse.
@@ -45,6 +46,9 @@ func New(opts Options, units ...Unit) (*Manager, error) {
 	}
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = 30 * time.Second
+	}
+	if opts.Check == 0 {
+		opts.Check = time.Second
 	}
 	m := &Manager{
 		opts:    opts,
@@ -76,15 +80,67 @@ func (m *Manager) Start(ctx context.Context) {
 	m.cancel = cancel
 	m.mu.Unlock()
 	for _, u := range m.units {
-		m.loops.Go(func() { m.run(ctx, u) })
+		m.loops.Go(func() { m.run(ctx, u, 0) })
+	}
+	m.loops.Go(func() { m.supervise(ctx) })
+}
+
+// supervise asks every started unit for its health every opts.Check, and restarts one
+// that says it has failed: stopped, then started again as at first, after a backoff
+// that doubles while it keeps failing soon after its restarts.
+func (m *Manager) supervise(ctx context.Context) {
+	backoff := map[string]time.Duration{}
+	restarted := map[string]time.Time{}
+	t := time.NewTicker(m.opts.Check)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, u := range m.units {
+			name := u.Service.Name()
+			m.mu.Lock()
+			started := m.started[name]
+			m.mu.Unlock()
+			if !started {
+				continue
+			}
+			h := u.Service.Health()
+			if h.State != StateFailed {
+				continue
+			}
+			wait := m.opts.MinBackoff
+			if time.Since(restarted[name]) < time.Minute {
+				wait = min(2*backoff[name], m.opts.MaxBackoff)
+			}
+			backoff[name], restarted[name] = wait, time.Now()
+			m.opts.Logger.Error("service failed after it was ready; restarting", "service", name, "err", h.LastError, "in", wait)
+			m.mu.Lock()
+			delete(m.started, name)
+			m.mu.Unlock()
+			m.set(name, StateFailed, h.LastError)
+			stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := u.Service.Stop(stopCtx); err != nil {
+				m.opts.Logger.Warn("service did not stop cleanly before its restart", "service", name, "err", err)
+			}
+			cancel()
+			m.loops.Go(func() { m.run(ctx, u, wait) })
+		}
 	}
 }
 
-// run waits for u's needs, then starts u, retrying with backoff until it succeeds or
-// ctx ends.
-func (m *Manager) run(ctx context.Context, u Unit) {
+// run waits for u's needs (and first for delay), then starts u, retrying with backoff
+// until it succeeds or ctx ends.
+func (m *Manager) run(ctx context.Context, u Unit, delay time.Duration) {
 	name := u.Service.Name()
 	log := m.opts.Logger.With("service", name)
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(delay):
+	}
 	if !m.waitNeeds(ctx, u.Needs) {
 		return
 	}

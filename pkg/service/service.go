@@ -18,7 +18,8 @@ type Service interface {
 	// Stop releases everything Start took. It is idempotent and honours ctx's deadline.
 	Stop(ctx context.Context) error
 	// Health is cheap: what a started service knows of itself (it may have lost an
-	// interface, say). A Health with an empty State defers to the Manager's view.
+	// interface, say). A Health with an empty State defers to the Manager's view;
+	// StateFailed makes the Manager restart the service; StateDegraded is shown only.
 	Health() Health
 }
 
@@ -30,6 +31,9 @@ const (
 	StateStarting State = "starting" // Start is running
 	StateReady    State = "ready"
 	StateFailed   State = "failed" // the last Start failed, or the service says it has; retrying
+	// StateDegraded is a started service that serves, but not as it should (no time
+	// source, a setting it could not apply): not ready, and a restart would not help.
+	StateDegraded State = "degraded"
 	StateStopping State = "stopping"
 	StateStopped  State = "stopped"
 )

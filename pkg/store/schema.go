@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -23,7 +24,12 @@ const (
 	BucketLeases  Bucket = "leases"  // ipam.Lease by IP
 	// BucketState holds the write path's own values (the zones' serial).
 	BucketState Bucket = "state"
+	// BucketCA holds step-ca's tables, one nested bucket each (see table.go).
+	BucketCA Bucket = "ca"
 )
+
+// timeoutOpenForeign is how long ReadFile waits for another file's lock.
+const timeoutOpenForeign = time.Second
 
 var (
 	keySchema   = []byte("schema")
@@ -66,6 +72,9 @@ var migrations = []migration{
 			return err
 		}
 		return createBuckets(tx, BucketState)
+	}},
+	{"create the CA's bucket (step-ca's tables, nested)", func(tx *bolt.Tx) error {
+		return createBuckets(tx, BucketCA)
 	}},
 }
 

@@ -1,0 +1,155 @@
+package ipam
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/infrad/infrad/pkg/store"
+)
+
+// The cost of one write against the size of the site. Each benchmark fills a store
+// with hosts (and leases) in one transaction, opens IPAM on it, then times writes:
+// through the whole write path (check, bbolt commit with fsync, publish), and the
+// apply alone (check and model change, no disk), which is the part that could grow
+// with the site.
+
+var sizes = []int{1_000, 30_000, 100_000}
+
+func BenchmarkHostWrite(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			m := bigSite(b, n, 0)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := m.CreateHost(HostSpec{Name: fmt.Sprintf("new%d", i), IP: addrAt(200_000 + i).String()}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkHostApply(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			m := bigSite(b, n, 0)
+			t := newTxn(m.Model())
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				t.begin(time.Now())
+				cmd := PutHost{Host: Host{Name: fmt.Sprintf("new%d", i), IP: addrAt(200_000 + i)}, Create: true}
+				if _, err := cmd.apply(t); err != nil {
+					b.Fatal(err)
+				}
+				t.end()
+			}
+		})
+	}
+}
+
+func BenchmarkLeaseCommit(b *testing.B) {
+	for _, leases := range []int{1_000, 500_000} {
+		b.Run(fmt.Sprintf("hosts=1000,leases=%d", leases), func(b *testing.B) {
+			m := bigSite(b, 1000, leases)
+			now := time.Now()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				c := CommitLease{Stamp: Stamp{At: now}, Subnet: "big", MAC: macAt(1_000_000 + i), IP: freeLeaseAt(i), Expires: now.Add(time.Hour)}
+				if _, err := m.Apply(b.Context(), c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkLeaseApply(b *testing.B) {
+	for _, leases := range []int{1_000, 500_000} {
+		b.Run(fmt.Sprintf("hosts=1000,leases=%d", leases), func(b *testing.B) {
+			m := bigSite(b, 1000, leases)
+			t := newTxn(m.Model())
+			now := time.Now()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				t.begin(now)
+				c := CommitLease{Stamp: Stamp{At: now}, Subnet: "big", MAC: macAt(1_000_000 + i), IP: freeLeaseAt(i), Expires: now.Add(time.Hour)}
+				if _, err := c.apply(t); err != nil {
+					b.Fatal(err)
+				}
+				t.end()
+			}
+		})
+	}
+}
+
+// freeLeaseAt is the i-th address of the range's tail, past every lease bigSite makes.
+func freeLeaseAt(i int) netip.Addr {
+	v := 170<<8 + i%20_000
+	return netip.AddrFrom4([4]byte{10, 15, byte(v >> 8), byte(v)})
+}
+
+// addrAt is the i-th address of 10.0.0.0/8, from 10.0.1.0.
+func addrAt(i int) netip.Addr {
+	v := 256 + i
+	return netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+func macAt(i int) MAC { return MAC{0x52, 0x54, 0, byte(i >> 16), byte(i >> 8), byte(i)} }
+
+// bigSite is a store with one /8 subnet whose DHCP range is 10.8.0.0-10.15.255.255,
+// hosts hosts from 10.0.1.0 and leases leases from 10.8.0.0, written in one
+// transaction; then IPAM on it, with the site applied.
+func bigSite(b *testing.B, hosts, leases int) *IPAM {
+	b.Helper()
+	st, err := store.Open(store.Options{Path: filepath.Join(b.TempDir(), "infrad.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	sn := Subnet{Name: "big", CIDR: netip.MustParsePrefix("10.0.0.0/8"), Purpose: PurposeNodes, Owner: OwnerFile,
+		Ranges: []Range{{Kind: RangeDHCP, Start: netip.MustParseAddr("10.8.0.0"), End: netip.MustParseAddr("10.15.255.255")}}}
+	expires := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	// In chunks: bbolt splits its pages only at commit, so one huge transaction is slow.
+	write := func(n int, put func(tx *store.Tx, i int) error) {
+		for from := 0; from < n; from += 10_000 {
+			err := st.Update(func(tx *store.Tx) error {
+				for i := from; i < min(n, from+10_000); i++ {
+					if err := put(tx, i); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	write(1, func(tx *store.Tx, _ int) error { return store.Put(tx, store.BucketSubnets, sn.Name, sn) })
+	write(hosts, func(tx *store.Tx, i int) error {
+		h := Host{Name: fmt.Sprintf("h%d", i), IP: addrAt(i), MAC: macAt(i), Owner: OwnerAPI}
+		return store.Put(tx, store.BucketHosts, h.Name, h)
+	})
+	write(leases, func(tx *store.Tx, i int) error {
+		ip := netip.AddrFrom4([4]byte{10, byte(8 + i>>16), byte(i >> 8), byte(i)})
+		l := Lease{IP: ip, MAC: macAt(2_000_000 + i), Hostname: fmt.Sprintf("l%d", i), Expires: expires}
+		return store.Put(tx, store.BucketLeases, ip.String(), l)
+	})
+	m, err := New(Options{Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(m.Close)
+	m.Apply(b.Context(), setShape{&Shape{Domain: "big.test.", Source: "bench", Subnets: []Subnet{sn}}})
+	return m
+}
+
+// setShape sets the domain without a site file's reconcile (which checks the whole
+// site once, and is not what is measured).
+type setShape struct{ sh *Shape }
+
+func (c setShape) apply(t *txn) (any, error) { t.setShape(c.sh); return nil, nil }
+func (c setShape) time() time.Time           { return time.Now() }
