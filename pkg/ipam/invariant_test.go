@@ -172,7 +172,46 @@ func TestStorm(t *testing.T) {
 			}
 		})
 	}
+	// Every model published on the way keeps the promises too.
+	done := make(chan struct{})
+	checked := 0
+	go func() {
+		defer close(done)
+		for {
+			model, changed := m.Watch()
+			invariants(t, model, nil, u.now)
+			checked++
+			select {
+			case <-changed:
+			case <-time.After(100 * time.Millisecond):
+				return
+			}
+		}
+	}()
 	wg.Wait()
+	<-done
+	invariants(t, m.Model(), st, u.now)
+	t.Logf("%d models checked on the way", checked)
+}
+
+// TestRandomSequences is FuzzCommands with seeded random sequences, long enough to
+// meet the rare orders (a record, then a lease asking for its name).
+func TestRandomSequences(t *testing.T) {
+	m, st := newIPAM(t)
+	u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 3000 {
+		var b [4]byte
+		for j := range b {
+			b[j] = byte(r.Uint32())
+		}
+		cmd := u.command(b)
+		m.Apply(t.Context(), cmd)
+		invariants(t, m.Model(), nil, u.now)
+		if t.Failed() {
+			t.Fatalf("step %d: after %#v", i, cmd)
+		}
+	}
 	invariants(t, m.Model(), st, u.now)
 }
 

@@ -17,7 +17,8 @@ import (
 // coming back. It is refused (an *Error, ErrConflict) unless IP is the client's
 // reservation on Subnet, or lies in a DHCP range of Subnet and no host, no other
 // client's lease and no quarantine holds it at At. Any other address the client held
-// is released. Hostname is dropped when a host or another client's lease has it.
+// is released. Hostname is dropped when a host, another client's lease or records
+// have it.
 type CommitLease struct {
 	Stamp
 	Subnet   string     `json:"subnet"`
@@ -55,6 +56,8 @@ func (c CommitLease) apply(t *txn) (any, error) {
 			res.Hostname, res.NameKeptBy = "", fmt.Sprintf("host %q", h.Name)
 		} else if l, ok := t.m.LeaseNamed(name); ok && l.MAC != c.MAC && !l.Ended(c.At) {
 			res.Hostname, res.NameKeptBy = "", "the lease of "+l.IP.String()
+		} else if fqdn := t.m.FQDN(name); len(t.m.RecordsAt(fqdn)) > 0 {
+			res.Hostname, res.NameKeptBy = "", "the records at "+string(fqdn)
 		}
 	}
 	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP != c.IP {
