@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -401,5 +402,23 @@ func TestZonesAfterReopen(t *testing.T) {
 	}
 	if got := m.Model().Serial(); !(got > serial) {
 		t.Errorf("after reopen: serial %d, want more than %d", got, serial)
+	}
+}
+
+func TestLeaseJSON(t *testing.T) {
+	type plain Lease
+	for _, l := range []Lease{
+		{IP: netip.MustParseAddr("10.0.40.150"), MAC: mustMAC(t, "52:54:00:00:01:50"), Hostname: "laptop-01", Expires: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)},
+		{IP: netip.MustParseAddr("10.0.40.151"), Expires: time.Date(2026, 12, 1, 10, 0, 0, 5, time.FixedZone("x", 3600)), Declined: true},
+		{IP: netip.MustParseAddr("fd00::1"), MAC: mustMAC(t, "52:54:00:00:01:51"), Hostname: `odd"name`, Expires: time.Unix(0, 0).UTC()},
+	} {
+		got, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(plain(l))
+		if string(got) != string(want) {
+			t.Errorf("got %s, want %s", got, want)
+		}
 	}
 }

@@ -30,9 +30,9 @@ type Model struct {
 	recordsAt *immutable.Map[Name, []string]       // owner name → record IDs
 	rrs       *immutable.Map[string, dns.RR]       // record ID → its parsed RR (TTL as stored)
 
-	leases      *immutable.SortedMap[netip.Addr, *Lease] // by address; a pointer keeps the copied nodes small
-	leaseByMAC  *immutable.Map[MAC, netip.Addr]          // the active (not declined) lease of each client
-	leaseByName *immutable.Map[string, netip.Addr]       // hostname → address
+	leases      *immutable.Map[netip.Addr, *Lease] // by address (a hash map: a lease commit is the hot write); a pointer keeps the copied nodes small
+	leaseByMAC  *immutable.Map[MAC, netip.Addr]    // the active (not declined) lease of each client
+	leaseByName *immutable.Map[string, netip.Addr] // hostname → address
 
 	// names counts, for every DNS name, the owner names at or below it that hosts,
 	// leases and records make: a name with a count exists in DNS (RFC 4592 empty
@@ -57,7 +57,7 @@ func emptyModel() *Model {
 		records:     immutable.NewSortedMap[string, Record](stringComparer{}),
 		recordsAt:   immutable.NewMap[Name, []string](nameHasher{}),
 		rrs:         immutable.NewMap[string, dns.RR](stringHasher{}),
-		leases:      immutable.NewSortedMap[netip.Addr, *Lease](addrComparer{}),
+		leases:      immutable.NewMap[netip.Addr, *Lease](addrHasher{}),
 		leaseByMAC:  immutable.NewMap[MAC, netip.Addr](macHasher{}),
 		leaseByName: immutable.NewMap[string, netip.Addr](stringHasher{}),
 		names:       immutable.NewMap[Name, int](nameHasher{}),
@@ -175,6 +175,7 @@ func (m *Model) Leases() []Lease {
 		_, l, _ := it.Next()
 		out = append(out, *l)
 	}
+	slices.SortFunc(out, func(a, b Lease) int { return a.IP.Compare(b.IP) })
 	return out
 }
 
@@ -182,13 +183,19 @@ func (m *Model) Leases() []Lease {
 func (m *Model) LeaseCount() int { return m.leases.Len() }
 
 // LeasesIn calls fn with each lease from address from (included) to to (included),
-// in order, until fn returns false.
+// in order, until fn returns false. It reads every lease: subnet changes use it, and
+// they are rare.
 func (m *Model) LeasesIn(from, to netip.Addr, fn func(Lease) bool) {
-	it := m.leases.Iterator()
-	it.Seek(from)
-	for !it.Done() {
+	var in []Lease
+	for it := m.leases.Iterator(); !it.Done(); {
 		a, l, _ := it.Next()
-		if to.Less(a) || !fn(*l) {
+		if from.Compare(a) <= 0 && a.Compare(to) <= 0 {
+			in = append(in, *l)
+		}
+	}
+	slices.SortFunc(in, func(a, b Lease) int { return a.IP.Compare(b.IP) })
+	for _, l := range in {
+		if !fn(l) {
 			return
 		}
 	}
@@ -277,6 +284,11 @@ type nameHasher struct{}
 
 func (nameHasher) Hash(k Name) uint32   { return uint32(maphash.String(seed, string(k))) }
 func (nameHasher) Equal(a, b Name) bool { return a == b }
+
+type addrHasher struct{}
+
+func (addrHasher) Hash(k netip.Addr) uint32   { b := k.As16(); return uint32(maphash.Bytes(seed, b[:])) }
+func (addrHasher) Equal(a, b netip.Addr) bool { return a == b }
 
 type macHasher struct{}
 

@@ -41,7 +41,7 @@ type Options struct {
 }
 
 // maxBatch bounds how many commands share one transaction.
-const maxBatch = 1024
+const maxBatch = 128
 
 // stateSerial is the key of the zones' serial in the state bucket.
 const stateSerial = "serial"
@@ -89,6 +89,7 @@ var ErrClosed = errors.New("ipam: the write path is closed")
 
 type pending struct {
 	cmd    Command
+	queued time.Time
 	result any
 	err    error
 	done   chan struct{}
@@ -98,7 +99,7 @@ type pending struct {
 // refused: a refusal is an *Error (or a *ReconcileError, a *PrereqError) and changes
 // nothing.
 func (m *IPAM) Apply(ctx context.Context, cmd Command) (any, error) {
-	p := &pending{cmd: cmd, done: make(chan struct{})}
+	p := &pending{cmd: cmd, queued: time.Now(), done: make(chan struct{})}
 	select {
 	case m.queue <- p:
 	case <-m.quit:
@@ -142,17 +143,19 @@ func (m *IPAM) write() {
 	}
 }
 
-// batchDelay is how long a busy writer gathers commands before it commits: a commit
-// costs about as much CPU for one command as for a hundred, so under load (a boot
-// storm's REQUESTs) waiting a little lets the commits keep up. An idle writer commits
-// a lone command at once.
+// batchDelay is how long a busy writer lets a command wait for company before it
+// commits: a commit costs about as much CPU for one command as for a hundred, so under
+// load (a boot storm's REQUESTs) waiting a little lets the commits keep up. An idle
+// writer commits a lone command at once. (bbolt's Batch has the same window.)
 const batchDelay = 2 * time.Millisecond
 
-// gather adds to batch what is queued, and when busy, what comes within batchDelay.
+// gather adds to batch what is queued and, when busy, what comes until the first
+// command of the batch has waited batchDelay (those that came during the last commit
+// have waited already).
 func (m *IPAM) gather(batch []*pending, busy bool) []*pending {
 	var window <-chan time.Time
-	if busy {
-		timer := time.NewTimer(batchDelay)
+	if wait := time.Until(batch[0].queued.Add(batchDelay)); busy && wait > 0 {
+		timer := time.NewTimer(wait)
 		defer timer.Stop()
 		window = timer.C
 	}
@@ -285,7 +288,7 @@ func load(st *store.Store) (*Model, error) {
 				return fmt.Errorf("load record %s: %w", r.ID(), err)
 			}
 		}
-		leases := immutable.NewSortedMapBuilder[netip.Addr, *Lease](addrComparer{})
+		leases := immutable.NewMapBuilder[netip.Addr, *Lease](addrHasher{})
 		byMACL := immutable.NewMapBuilder[MAC, netip.Addr](macHasher{})
 		byName := immutable.NewMapBuilder[string, netip.Addr](stringHasher{})
 		err = store.Each(tx, store.BucketLeases, func(_, raw string) error {
