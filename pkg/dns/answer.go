@@ -1,7 +1,11 @@
 package dns
 
 import (
+	"net/netip"
+
 	"github.com/miekg/dns"
+
+	"github.com/infrad/infrad/pkg/ipam"
 )
 
 // maxChase bounds how many in-zone CNAMEs one answer follows.
@@ -12,6 +16,10 @@ const maxChase = 8
 // NXDOMAIN or NODATA with the zone's SOA in the authority section.
 func (v *view) answer(m *dns.Msg, name string, qtype uint16, zone string) {
 	m.Authoritative = true
+	if rr := v.fast(name, qtype); rr != nil {
+		m.Answer = append(m.Answer, rr)
+		return
+	}
 	for range maxChase {
 		n, exists := v.node(name)
 		if !exists {
@@ -43,6 +51,42 @@ func (v *view) answer(m *dns.Msg, name string, qtype uint16, zone string) {
 			return // the target is not ours: the client resolves it
 		}
 	}
+}
+
+// fast answers the commonest queries without gathering the name's RRsets: a host's or
+// a named lease's address, and an address's PTR, where no record stands beside them.
+// It returns nil for every other case, which answer then takes the long way.
+func (v *view) fast(name string, qtype uint16) dns.RR {
+	owner := ipam.Name(name)
+	if v.m.HasRecords(owner) || v.isZone(name) {
+		return nil
+	}
+	switch qtype {
+	case dns.TypeA, dns.TypeAAAA:
+		host, ok := v.m.HostnameOf(owner)
+		if !ok {
+			return nil
+		}
+		var a netip.Addr
+		if h, ok := v.m.Host(host); ok {
+			a = h.IP
+		} else if l, ok := v.m.LeaseNamed(host); ok {
+			a = l.IP
+		}
+		if !a.IsValid() || a.Is4() != (qtype == dns.TypeA) {
+			return nil
+		}
+		return v.address(name, a)
+	case dns.TypePTR:
+		a, ok := ipam.ReverseAddr(owner)
+		if !ok {
+			return nil
+		}
+		if target := v.ptr(a); target != "" {
+			return &dns.PTR{Hdr: v.hdr(name, dns.TypePTR, v.ttl), Ptr: target}
+		}
+	}
+	return nil
 }
 
 // wildcard returns the RRsets that a wildcard synthesises for name, which does not

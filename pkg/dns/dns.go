@@ -291,9 +291,9 @@ func (s *Service) Reload(site *config.Site) error {
 }
 
 // view is what a query answers from now.
-func (s *Service) view() *view {
+func (s *Service) view() view {
 	m := s.ipam.Model()
-	return &view{m: m, zones: s.zones.of(m), settings: s.cfg.Load().settings}
+	return view{m: m, zones: s.zones.of(m), settings: s.cfg.Load().settings}
 }
 
 // watch notifies the secondaries after each change of the zones' serial, gathering

@@ -27,7 +27,7 @@ func (s *Service) update(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		return reply(w, r, dns.RcodeFormatError)
 	}
 	zone := strings.ToLower(r.Question[0].Name)
-	if !s.view().isZone(zone) {
+	if v := s.view(); !v.isZone(zone) {
 		return reply(w, r, dns.RcodeNotAuth)
 	}
 	prereqs, rc := prerequisites(r.Answer, zone)

@@ -129,6 +129,12 @@ func (m *Model) Record(id string) (Record, bool) { return m.records.Get(id) }
 // Records returns every record, by ID.
 func (m *Model) Records() []Record { return values(m.records) }
 
+// HasRecords reports whether records stand at name.
+func (m *Model) HasRecords(name Name) bool {
+	_, ok := m.recordsAt.Get(name)
+	return ok
+}
+
 // RecordsAt returns the records at name, with their parsed RRs.
 func (m *Model) RecordsAt(name Name) []dns.RR {
 	ids, _ := m.recordsAt.Get(name)
