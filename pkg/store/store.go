@@ -1,7 +1,7 @@
 // Package store owns infrad's one bbolt file: opening it (and with it the claim to be
 // the only infrad on its data directory), the schema version and its forward
-// migrations, typed transactions, a revision counter that every write transaction bumps
-// and that subscribers wait on, and hot backup.
+// migrations, typed transactions, a revision counter that every write transaction
+// bumps, and hot backup. Its one writer is IPAM's write path.
 package store
 
 import (
@@ -32,10 +32,8 @@ type Store struct {
 	db  *bolt.DB
 	log *slog.Logger
 
-	mu      sync.Mutex
-	rev     uint64            // the last committed revision
-	changed chan struct{}     // closed when a revision after rev commits
-	written map[Bucket]uint64 // the last revision that wrote each bucket, since Open
+	mu  sync.Mutex
+	rev uint64 // the last committed revision
 }
 
 // Open opens (creating if need be) the store at opts.Path and migrates it to the
@@ -57,11 +55,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
-	// A batch gathers callers for at most 2 ms (bbolt's default is 10): callers wait
-	// less for their commit, and the replies a batch releases at once (DHCP ACKs) come
-	// in small groups that a client's or relay's socket buffer takes whole.
-	db.MaxBatchDelay = 2 * time.Millisecond
-	s := &Store{db: db, log: opts.Logger, changed: make(chan struct{}), written: map[Bucket]uint64{}}
+	s := &Store{db: db, log: opts.Logger}
 	var from, to int
 	err = db.Update(func(tx *bolt.Tx) error {
 		from, to, err = migrate(tx, opts.migrations)
@@ -101,23 +95,10 @@ func (s *Store) View(fn func(*Tx) error) error {
 
 // Update runs fn in one write transaction and bumps the revision in it: either all of
 // fn's writes and the new revision are on disk when Update returns nil, or none are.
-// Watchers are woken after the commit.
-func (s *Store) Update(fn func(*Tx) error) error { return s.write(s.db.Update, fn) }
-
-// Batch is Update for many concurrent callers with small writes (DHCP leases): bbolt
-// gathers the calls of a few milliseconds into one transaction and one fsync, and each
-// caller returns only once its write is on disk. fn may run more than once (when
-// another call in its batch fails, bbolt retries each alone), so it must be idempotent.
-func (s *Store) Batch(fn func(*Tx) error) error { return s.write(s.db.Batch, fn) }
-
-// write runs fn through commit (bbolt's Update or Batch), bumping the revision in the
-// same transaction and publishing it, with the buckets fn wrote, after the commit.
-func (s *Store) write(commit func(func(*bolt.Tx) error) error, fn func(*Tx) error) error {
+func (s *Store) Update(fn func(*Tx) error) error {
 	var rev uint64
-	var t *Tx
-	err := commit(func(tx *bolt.Tx) error {
-		t = &Tx{tx: tx}
-		if err := fn(t); err != nil {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(&Tx{tx: tx}); err != nil {
 			return err
 		}
 		rev = metaU64(tx, keyRevision) + 1
@@ -126,34 +107,10 @@ func (s *Store) write(commit func(func(*bolt.Tx) error) error, fn func(*Tx) erro
 	if err != nil {
 		return err
 	}
-	s.publish(rev, t.touched)
+	s.mu.Lock()
+	s.rev = max(s.rev, rev)
+	s.mu.Unlock()
 	return nil
-}
-
-func (s *Store) publish(rev uint64, touched map[Bucket]bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for b := range touched {
-		s.written[b] = max(s.written[b], rev)
-	}
-	if rev > s.rev {
-		s.rev = rev
-		close(s.changed)
-		s.changed = make(chan struct{})
-	}
-}
-
-// WrittenSince reports whether a revision after rev wrote any of buckets, so that a
-// subscriber can pass over changes that are not its concern.
-func (s *Store) WrittenSince(rev uint64, buckets ...Bucket) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, b := range buckets {
-		if s.written[b] > rev {
-			return true
-		}
-	}
-	return false
 }
 
 // Revision is the last committed revision.
@@ -161,14 +118,6 @@ func (s *Store) Revision() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rev
-}
-
-// Watch returns the last committed revision and a channel that is closed once a later
-// revision commits. A subscriber reads the store at the returned revision, then waits.
-func (s *Store) Watch() (uint64, <-chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rev, s.changed
 }
 
 // Backup writes a consistent copy of the whole store to w while it keeps serving.

@@ -3,11 +3,9 @@ package store
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -164,31 +162,6 @@ func TestFailedUpdateWritesNothing(t *testing.T) {
 	})
 }
 
-func TestWatchWakesOnEveryCommit(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "infrad.db"), nil)
-	rev, changed := s.Watch()
-	if rev != 0 {
-		t.Fatalf("got revision %d, want 0", rev)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		<-changed
-	})
-	if err := s.Update(func(*Tx) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	rev, changed = s.Watch()
-	if rev != 1 {
-		t.Errorf("got revision %d, want 1", rev)
-	}
-	select {
-	case <-changed:
-		t.Errorf("the channel for revision 1 is closed before anything changed")
-	default:
-	}
-}
-
 func TestBackupIsAnOpenableCopy(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, filepath.Join(dir, "infrad.db"), withThings())
@@ -211,30 +184,6 @@ func TestBackupIsAnOpenableCopy(t *testing.T) {
 	_ = c.View(func(tx *Tx) error {
 		if got, ok, _ := Get[thing](tx, things, "a"); !ok || got.N != 7 {
 			t.Errorf("got %v %v in the copy, want {a 7}", got, ok)
-		}
-		return nil
-	})
-}
-
-func TestBatchCommitsEveryCaller(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "infrad.db"), withThings())
-	var wg sync.WaitGroup
-	for i := range 200 {
-		wg.Go(func() {
-			name := fmt.Sprintf("t%03d", i)
-			if err := s.Batch(func(tx *Tx) error { return Put(tx, things, name, thing{name, i}) }); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	if got := s.Revision(); got != 200 {
-		t.Errorf("got revision %d, want 200: one per call", got)
-	}
-	_ = s.View(func(tx *Tx) error {
-		all, _ := All[thing](tx, things)
-		if len(all) != 200 {
-			t.Errorf("got %d things, want 200", len(all))
 		}
 		return nil
 	})

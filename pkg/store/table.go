@@ -33,7 +33,6 @@ func CreateTable(t *Tx, name string) error {
 	if err != nil {
 		return err
 	}
-	t.touch(BucketCA)
 	_, err = ca.CreateBucketIfNotExists([]byte(name))
 	return err
 }
@@ -44,7 +43,6 @@ func DropTable(t *Tx, name string) error {
 	if err != nil {
 		return err
 	}
-	t.touch(BucketCA)
 	if err := ca.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 		return err
 	}
@@ -70,7 +68,6 @@ func TablePut(t *Tx, table string, key, value []byte) error {
 	if err != nil {
 		return err
 	}
-	t.touch(BucketCA)
 	return b.Put(key, value)
 }
 
@@ -80,7 +77,6 @@ func TableDelete(t *Tx, table string, key []byte) error {
 	if err != nil {
 		return err
 	}
-	t.touch(BucketCA)
 	return b.Delete(key)
 }
 

@@ -10,15 +10,7 @@ import (
 // Tx is one transaction, read-only inside View, read-write inside Update.
 // Objects are stored as JSON under string keys; the helpers below are typed.
 type Tx struct {
-	tx      *bolt.Tx
-	touched map[Bucket]bool // buckets written in this transaction
-}
-
-func (t *Tx) touch(b Bucket) {
-	if t.touched == nil {
-		t.touched = map[Bucket]bool{}
-	}
-	t.touched[b] = true
+	tx *bolt.Tx
 }
 
 func (t *Tx) bucket(b Bucket) (*bolt.Bucket, error) {
@@ -55,7 +47,6 @@ func Put[T any](t *Tx, b Bucket, key string, v T) error {
 	if err != nil {
 		return fmt.Errorf("store: encode %s/%s: %w", b, key, err)
 	}
-	t.touch(b)
 	return bk.Put([]byte(key), raw)
 }
 
@@ -65,7 +56,6 @@ func Delete(t *Tx, b Bucket, key string) error {
 	if err != nil {
 		return err
 	}
-	t.touch(b)
 	return bk.Delete([]byte(key))
 }
 
@@ -87,27 +77,7 @@ func All[T any](t *Tx, b Bucket) ([]T, error) {
 	return out, err
 }
 
-// PutRaw writes a plain string value, for index buckets.
-func PutRaw(t *Tx, b Bucket, key, value string) error {
-	bk, err := t.bucket(b)
-	if err != nil {
-		return err
-	}
-	t.touch(b)
-	return bk.Put([]byte(key), []byte(value))
-}
-
-// GetRaw reads a plain string value.
-func GetRaw(t *Tx, b Bucket, key string) (string, bool, error) {
-	bk, err := t.bucket(b)
-	if err != nil {
-		return "", false, err
-	}
-	v := bk.Get([]byte(key))
-	return string(v), v != nil, nil
-}
-
-// Each calls fn with every key and plain string value of an index bucket, in key order.
+// Each calls fn with every key and raw value of a bucket, in key order.
 func Each(t *Tx, b Bucket, fn func(key, value string) error) error {
 	bk, err := t.bucket(b)
 	if err != nil {
