@@ -314,6 +314,24 @@ func TestSIGHUPReloadsAndRefusesABadFile(t *testing.T) {
 	siteFile(t, dir, "lab.example.org", port)
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	testenv.WaitFor(t, "the new domain in /api/v1/status", func() bool { return domain() == "lab.example.org." })
+	// That reload moved DNS, NTP and the CA to new ports (siteFile picks fresh ones):
+	// the CA restarted itself, and every service is ready again.
+	waitReady(t, base)
+	if !strings.Contains(p.output.String(), "the CA's settings changed: restarting it") {
+		t.Errorf("the CA did not restart for its new ca.listen")
+	}
+
+	// api.listen takes a restart: the running API stays, and /readyz names the key.
+	siteFile(t, dir, "lab.example.org", testenv.FreePort(t))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	testenv.WaitFor(t, "restart_needed in /readyz", func() bool {
+		_, body, err := httpGet(base+"/readyz", "")
+		if err != nil {
+			return false
+		}
+		keys, _ := body["restart_needed"].([]any)
+		return len(keys) == 1 && keys[0] == "api.listen"
+	})
 
 	p.cmd.Process.Signal(syscall.SIGINT)
 	if code := p.wait(t, 10*time.Second); code != exitOK {
