@@ -318,3 +318,43 @@ func hasLease(ls []lease, ip, mac string) bool {
 	}
 	return false
 }
+
+// TestDHCPInterfaceLosesItsAddress takes the served interface's address away under a
+// running infrad: /readyz says DHCP has failed and why, the service manager restarts
+// it until the address is back, and then a real client gets a lease again.
+func TestDHCPInterfaceLosesItsAddress(t *testing.T) {
+	testenv.NeedRoot(t, "ip", "dhclient", "curl")
+	l := newLab(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "site.yaml"), fmt.Appendf(nil, labSite, filepath.Join(dir, "data")), 0o644)
+	l.serveIn(t, dir)
+	dhcpState := func() (string, string) {
+		var rd struct {
+			Services []struct {
+				Name, State string
+				LastError   string `json:"last_error"`
+			}
+		}
+		out, _ := exec.Command("ip", "netns", "exec", l.srv, "curl", "-s", "http://127.0.0.1:8080/readyz").Output()
+		json.Unmarshal(out, &rd)
+		for _, s := range rd.Services {
+			if s.Name == "dhcp" {
+				return s.State, s.LastError
+			}
+		}
+		return "", ""
+	}
+
+	sh(t, "ip", "-n", l.srv, "addr", "del", "10.77.0.1/24", "dev", "br0")
+	testenv.WaitFor(t, "dhcp failed in /readyz, saying why", func() bool {
+		state, why := dhcpState()
+		return state == "failed" && strings.Contains(why, "br0")
+	})
+	sh(t, "ip", "-n", l.srv, "addr", "add", "10.77.0.1/24", "dev", "br0")
+	testenv.WaitFor(t, "dhcp ready again", func() bool { state, _ := dhcpState(); return state == "ready" })
+
+	l.setMAC(t, "52:54:00:77:00:33")
+	c := l.dhclient(t, filepath.Join(dir, "after"), "after", "-d", "-1")
+	testenv.WaitFor(t, "a lease after the recovery", func() bool { return c.got("BOUND") != nil })
+	c.stop()
+}
