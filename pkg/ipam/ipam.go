@@ -1,8 +1,11 @@
-// Package ipam owns the site's address model: subnets with their ranges, hosts and
-// DNS records, and the rules that keep every address with exactly one owner.
+// Package ipam owns the site's state and its one write path: subnets with their
+// ranges, hosts, DNS records, DHCP leases (and the CA's tables, which it only stores),
+// the rules that keep every address with exactly one owner, the commands that change
+// them (each checked and written in one bbolt transaction by one writer), and the
+// immutable model published after each commit, which DNS, DHCP and the API read.
 //
 // The same rules apply whether an object comes from the site file or from the API:
-// both build a Set and ask it for its Problems.
+// both are checked with Set.Problems, the API's changes on their neighbourhood.
 package ipam
 
 import (
