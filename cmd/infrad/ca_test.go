@@ -164,18 +164,14 @@ func TestCAWithRealClients(t *testing.T) {
 			t.Skip("lego http-01 failed")
 		}
 		base := fmt.Sprintf("http://127.0.0.1:%d", api)
-		backup := filepath.Join(t.TempDir(), "infrad.db")
-		b := start(t, dir, "backup", "--api", base, "--data", filepath.Join(dir, "data"), backup)
-		if code := b.wait(t, 30*time.Second); code != exitOK {
-			t.Fatalf("backup: exit %d\n%s", code, b.output.String())
-		}
+		copyPath := runBackup(t, dir, base)
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		p.wait(t, 10*time.Second)
 
 		// A fresh data directory: the store from the backup, the CA's keys from files.
 		restored := filepath.Join(t.TempDir(), "data")
 		os.MkdirAll(filepath.Join(restored, "ca"), 0o700)
-		copyFile(t, backup, filepath.Join(restored, "infrad.db"))
+		copyFile(t, copyPath, filepath.Join(restored, "infrad.db"))
 		keys, _ := filepath.Glob(filepath.Join(dir, "data", "ca", "*"))
 		for _, k := range keys {
 			copyFile(t, k, filepath.Join(restored, "ca", filepath.Base(k)))

@@ -466,6 +466,18 @@ func TestAPIObjectsSurviveRestartAndReloadTouchesOnlyFileObjects(t *testing.T) {
 	}
 }
 
+// runBackup runs infrad backup against the infrad at base, whose data directory is
+// dir/data, and returns the copy's path.
+func runBackup(t *testing.T, dir, base string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "infrad.db")
+	b := start(t, dir, "backup", "--api", base, "--data", filepath.Join(dir, "data"), path)
+	if code := b.wait(t, 30*time.Second); code != exitOK {
+		t.Fatalf("backup: exit %d\n%s", code, b.output.String())
+	}
+	return path
+}
+
 func TestBackupAndRestore(t *testing.T) {
 	dir := t.TempDir()
 	port := testenv.FreePort(t)
@@ -476,11 +488,7 @@ func TestBackupAndRestore(t *testing.T) {
 	if code, out := send(t, "POST", base+"/api/v1/hosts", token, `{"name": "w01", "ip": "10.0.40.20"}`); code != http.StatusCreated {
 		t.Fatalf("create w01: %d %v", code, out)
 	}
-	copyPath := filepath.Join(t.TempDir(), "infrad.db")
-	b := start(t, dir, "backup", "--api", base, "--data", filepath.Join(dir, "data"), copyPath)
-	if code := b.wait(t, 30*time.Second); code != exitOK {
-		t.Fatalf("backup: exit %d\n%s", code, b.output.String())
-	}
+	copyPath := runBackup(t, dir, base)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.wait(t, 10*time.Second)
 

@@ -91,28 +91,21 @@ func (d *storeDB) List(bucket []byte) ([]*database.Entry, error) {
 	return out, err
 }
 
+// tableOps names each nosql operation as a TableOp.
+var tableOps = map[database.TxCmd]string{
+	database.CreateTable: "create", database.DeleteTable: "drop", database.Get: "get",
+	database.Set: "set", database.Delete: "delete", database.CmpAndSwap: "swap",
+}
+
 // Update applies a nosql transaction as one TableWrite: all its operations, or none.
 func (d *storeDB) Update(tx *database.Tx) error {
 	ops := make([]ipam.TableOp, len(tx.Operations))
 	for i, e := range tx.Operations {
-		op := ipam.TableOp{Table: string(e.Bucket), Key: e.Key, Value: e.Value, Old: e.CmpValue}
-		switch e.Cmd {
-		case database.CreateTable:
-			op.Op = "create"
-		case database.DeleteTable:
-			op.Op = "drop"
-		case database.Get:
-			op.Op = "get"
-		case database.Set:
-			op.Op = "set"
-		case database.Delete:
-			op.Op = "delete"
-		case database.CmpAndSwap:
-			op.Op = "swap"
-		default:
+		name, ok := tableOps[e.Cmd]
+		if !ok {
 			return fmt.Errorf("ca database: operation %s is not supported", e.Cmd)
 		}
-		ops[i] = op
+		ops[i] = ipam.TableOp{Op: name, Table: string(e.Bucket), Key: e.Key, Value: e.Value, Old: e.CmpValue}
 	}
 	res, err := d.write(ops...)
 	if err != nil {

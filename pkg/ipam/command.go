@@ -79,13 +79,8 @@ func (c PutSubnet) apply(t *txn) (any, error) {
 	sn := c.Subnet
 	sn.Owner = OwnerAPI
 	old, exists := t.m.Subnet(sn.Name)
-	if c.Create && exists {
-		return nil, &Error{Kind: ErrConflict, Field: "name", Msg: fmt.Sprintf("subnet %q exists already", sn.Name)}
-	}
-	if !c.Create {
-		if err := t.changeable("subnet", sn.Name, exists, old.Owner); err != nil {
-			return nil, err
-		}
+	if err := t.mayPut("subnet", sn.Name, c.Create, exists, old.Owner); err != nil {
+		return nil, err
 	}
 	var prev *Subnet
 	if exists {
@@ -139,13 +134,8 @@ func (c PutHost) apply(t *txn) (any, error) {
 	h := c.Host
 	h.Owner = OwnerAPI
 	old, exists := t.m.Host(h.Name)
-	if c.Create && exists {
-		return nil, &Error{Kind: ErrConflict, Field: "name", Msg: fmt.Sprintf("host %q exists already", h.Name)}
-	}
-	if !c.Create {
-		if err := t.changeable("host", h.Name, exists, old.Owner); err != nil {
-			return nil, err
-		}
+	if err := t.mayPut("host", h.Name, c.Create, exists, old.Owner); err != nil {
+		return nil, err
 	}
 	if err := t.checkHost(h.Name, &h); err != nil {
 		return nil, err
@@ -241,6 +231,18 @@ func (c DeleteRecord) apply(t *txn) (any, error) {
 
 func recordTitle(r Record) string {
 	return fmt.Sprintf("record %s %s %s (id %s)", r.Name, r.Type, r.Value, r.ID())
+}
+
+// mayPut refuses to create an object that exists, and to replace one the API may not
+// change.
+func (t *txn) mayPut(noun, key string, create, exists bool, owner Owner) error {
+	if create && exists {
+		return &Error{Kind: ErrConflict, Field: "name", Msg: fmt.Sprintf("%s %q exists already", noun, key)}
+	}
+	if !create {
+		return t.changeable(noun, key, exists, owner)
+	}
+	return nil
 }
 
 // changeable says whether the API may change the object key of a kind: it must exist
