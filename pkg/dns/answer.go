@@ -94,7 +94,7 @@ func (v *view) fast(name string, qtype uint16) dns.RR {
 func (v *view) wildcard(name, zone string) (node, bool) {
 	ce := parent(name)
 	for ; ce != "" && ce != zone && dns.IsSubDomain(zone, ce); ce = parent(ce) {
-		if _, ok := v.node(ce); ok {
+		if v.exists(ce) {
 			break
 		}
 	}

@@ -111,6 +111,14 @@ func (v *view) node(name string) (node, bool) {
 	return n, len(n) > 0 || v.m.NameExists(owner)
 }
 
+// exists reports whether name exists, as node does, without making its RRs: the
+// names index counts every host's, lease's and record's owner name and those above
+// them; the apexes and the NS glue are the rest.
+func (v *view) exists(name string) bool {
+	return v.m.NameExists(ipam.Name(name)) || v.isZone(name) || name == v.glueName() ||
+		(v.glueName() != "" && name == string(ipam.ReverseName(v.advertise)))
+}
+
 // ptr is the name the address a points back to: its host's, else its named lease's,
 // else the NS glue's; "" for none.
 func (v *view) ptr(a netip.Addr) string {
@@ -118,9 +126,7 @@ func (v *view) ptr(a netip.Addr) string {
 		return string(v.m.FQDN(h.Name))
 	}
 	if l, ok := v.m.Lease(a); ok && l.Hostname != "" {
-		if _, clash := v.m.Host(l.Hostname); !clash {
-			return string(v.m.FQDN(l.Hostname))
-		}
+		return string(v.m.FQDN(l.Hostname)) // the write path gives no lease a host's name
 	}
 	if a == v.advertise && v.glueName() != "" {
 		return v.glueName()
@@ -181,12 +187,12 @@ func (v *view) owners(zone string) []string {
 	add(ipam.Name(zone))
 	for _, h := range v.m.Hosts() {
 		add(v.m.FQDN(h.Name))
-		add(reverse(h.IP))
+		add(ipam.ReverseName(h.IP))
 	}
 	for _, l := range v.m.Leases() {
 		if l.Hostname != "" {
 			add(v.m.FQDN(l.Hostname))
-			add(reverse(l.IP))
+			add(ipam.ReverseName(l.IP))
 		}
 	}
 	for _, r := range v.m.Records() {
@@ -194,12 +200,10 @@ func (v *view) owners(zone string) []string {
 	}
 	if g := v.glueName(); g != "" {
 		add(ipam.Name(g))
-		add(reverse(v.advertise))
+		add(ipam.ReverseName(v.advertise))
 	}
 	return out
 }
-
-func reverse(a netip.Addr) ipam.Name { return ipam.Name(mustReverse(a)) }
 
 // parent strips the first label: "a.b.c." is "b.c.", "c." is ".", "." is "".
 func parent(name string) string {

@@ -39,21 +39,13 @@ func reverseZones(p netip.Prefix) []string {
 
 // reverseZone is the reverse zone of the /bits network holding a.
 func reverseZone(a netip.Addr, bits int) string {
-	full := dns.Fqdn(mustReverse(a))
+	full := string(ipam.ReverseName(a))
 	labels := dns.SplitDomainName(full)
 	keep := bits/8 + 2 // octets, then in-addr.arpa
 	if a.Is6() {
 		keep = bits/4 + 2 // nibbles, then ip6.arpa
 	}
 	return strings.Join(labels[len(labels)-keep:], ".") + "."
-}
-
-func mustReverse(a netip.Addr) string {
-	name, err := dns.ReverseAddr(a.String())
-	if err != nil {
-		panic("dns: ReverseAddr of a valid address: " + err.Error())
-	}
-	return name
 }
 
 // addAt returns a plus one unit at prefix length bits: the first address of the next

@@ -36,7 +36,7 @@ func BenchmarkHostApply(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
 			m := bigSite(b, n, 0)
-			t := newTxn(m.Model())
+			t := newTxn(m.Model(), endingsOf(m.Model()))
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				t.begin(time.Now())
@@ -70,7 +70,7 @@ func BenchmarkLeaseApply(b *testing.B) {
 	for _, leases := range []int{1_000, 500_000} {
 		b.Run(fmt.Sprintf("hosts=1000,leases=%d", leases), func(b *testing.B) {
 			m := bigSite(b, 1000, leases)
-			t := newTxn(m.Model())
+			t := newTxn(m.Model(), endingsOf(m.Model()))
 			now := time.Now()
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {

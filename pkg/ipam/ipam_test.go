@@ -422,3 +422,37 @@ func TestLeaseJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseNamesAndTheSerial: a renewal that keeps its hostname leaves the zones'
+// serial alone (no NOTIFY for nothing); a new name raises it. A host's own machine
+// asking for the host's name is not a clash; another machine asking is.
+func TestLeaseNamesAndTheSerial(t *testing.T) {
+	m, _ := newIPAM(t)
+	at := time.Now()
+	commit := func(mac, ip, name string) Committed {
+		t.Helper()
+		res, err := m.Apply(t.Context(), CommitLease{Stamp: Stamp{At: at}, Subnet: "vm", MAC: mustMAC(t, mac),
+			IP: netip.MustParseAddr(ip), Hostname: name, Expires: at.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.(Committed)
+	}
+	commit("52:54:00:00:01:50", "10.0.40.150", "laptop")
+	serial := m.Model().Serial()
+	at = at.Add(10 * time.Second)
+	commit("52:54:00:00:01:50", "10.0.40.150", "laptop")
+	if got := m.Model().Serial(); got != serial {
+		t.Errorf("a renewal keeping its name: serial %d, want %d still", got, serial)
+	}
+	commit("52:54:00:00:01:50", "10.0.40.150", "laptop2")
+	if got := m.Model().Serial(); got == serial {
+		t.Errorf("a renewal with a new name: serial still %d", got)
+	}
+	if res := commit("52:54:00:00:40:10", "10.0.40.10", "cp01"); res.Hostname != "" || res.NameKeptBy != "" {
+		t.Errorf("cp01's own machine asking for cp01: got %+v, want no name and no clash", res)
+	}
+	if res := commit("52:54:00:00:01:51", "10.0.40.151", "cp01"); res.Hostname != "" || res.NameKeptBy != `host "cp01"` {
+		t.Errorf("another machine asking for cp01: got %+v, want the host to keep it", res)
+	}
+}

@@ -53,10 +53,13 @@ func (c CommitLease) apply(t *txn) (any, error) {
 	res := Committed{Lease: Lease{IP: c.IP, MAC: c.MAC, Hostname: c.Hostname, Expires: c.Expires}}
 	if name := c.Hostname; name != "" {
 		if h, ok := t.m.Host(name); ok {
-			res.Hostname, res.NameKeptBy = "", fmt.Sprintf("host %q", h.Name)
+			res.Hostname = "" // the host's name is the host's
+			if h.MAC != c.MAC {
+				res.NameKeptBy = fmt.Sprintf("host %q", h.Name) // another machine asked for it
+			}
 		} else if l, ok := t.m.LeaseNamed(name); ok && l.MAC != c.MAC && !l.Ended(c.At) {
 			res.Hostname, res.NameKeptBy = "", "the lease of "+l.IP.String()
-		} else if fqdn := t.m.FQDN(name); len(t.m.RecordsAt(fqdn)) > 0 {
+		} else if fqdn := t.m.FQDN(name); t.m.HasRecords(fqdn) {
 			res.Hostname, res.NameKeptBy = "", "the records at "+string(fqdn)
 		}
 	}
@@ -142,9 +145,6 @@ type ExpireLeases struct {
 const maxExpire = 4096
 
 func (c ExpireLeases) apply(t *txn) (any, error) {
-	if t.ends == nil {
-		return 0, nil
-	}
 	n := 0
 	for n < maxExpire {
 		e, ok := t.ends.next(c.At)
@@ -215,14 +215,6 @@ func (m *IPAM) Leases() []Lease { return m.Model().Leases() }
 func (m *IPAM) ReleaseLease(ip netip.Addr) error {
 	_, err := m.Apply(context.Background(), ReleaseLease{Stamp: m.stamp(), IP: ip})
 	return err
-}
-
-func decodeLease(raw string) (Lease, error) {
-	var l Lease
-	if err := json.Unmarshal([]byte(raw), &l); err != nil {
-		return l, fmt.Errorf("decode lease: %w", err)
-	}
-	return l, nil
 }
 
 // MarshalJSON writes a lease as encoding/json would, without reflection: the DHCP

@@ -17,8 +17,7 @@ import (
 // next model from the last with persistent maps, so a change costs in proportion to
 // itself (a few map paths copied), not to the site.
 type Model struct {
-	revision uint64 // the store revision this model is of
-	serial   uint32 // the zones' SOA serial: rises with every change DNS answers from
+	serial uint32 // the zones' SOA serial: rises with every change DNS answers from
 
 	shape *Shape // domain, zones and subnets: small, and replaced whole when they change
 
@@ -63,9 +62,6 @@ func emptyModel() *Model {
 		names:       immutable.NewMap[Name, int](nameHasher{}),
 	}
 }
-
-// Revision is the store revision the model is of.
-func (m *Model) Revision() uint64 { return m.revision }
 
 // Serial is the SOA serial of the site's zones.
 func (m *Model) Serial() uint32 { return m.serial }
@@ -185,9 +181,6 @@ func (m *Model) Leases() []Lease {
 	return out
 }
 
-// LeaseCount is how many leases (and quarantines) there are.
-func (m *Model) LeaseCount() int { return m.leases.Len() }
-
 // LeasesIn calls fn with each lease from address from (included) to to (included),
 // in order, until fn returns false. It reads every lease: subnet changes use it, and
 // they are rare.
@@ -257,8 +250,8 @@ func values[K, V any](sm *immutable.SortedMap[K, V]) []V {
 	return out
 }
 
-// reverseName is the PTR owner name of a.
-func reverseName(a netip.Addr) Name {
+// ReverseName is the PTR owner name of a ("10.40.0.10.in-addr.arpa.").
+func ReverseName(a netip.Addr) Name {
 	n, err := dns.ReverseAddr(a.String())
 	if err != nil {
 		panic("ipam: ReverseAddr of a valid address: " + err.Error())

@@ -22,11 +22,12 @@ type txn struct {
 	tx    *store.Tx // the transaction the batch writes in
 	wrote bool      // a command wrote to tx directly (the CA's tables)
 	m     *Model    // the working model: a private copy until it is published
-	ends  *endings  // the writer's index of when leases end; nil: none kept
+	ends  *endings  // the writer's index of when leases end
 	at    time.Time
 	dirty map[dirtyKey]bool
 	fresh []dirtyKey // keys first marked by the command applying now
 	dns   bool       // the command applying now changed what DNS answers
+	saved Model      // the model before the command applying now
 
 	serial0 uint32 // the serial before the batch
 }
@@ -36,24 +37,25 @@ type dirtyKey struct {
 	key    string
 }
 
-func newTxn(last *Model) *txn {
+func newTxn(last *Model, ends *endings) *txn {
 	m := *last
-	return &txn{m: &m, dirty: map[dirtyKey]bool{}, serial0: last.serial}
+	return &txn{m: &m, ends: ends, dirty: map[dirtyKey]bool{}, serial0: last.serial}
 }
 
-// begin starts a command at time at; the returned undo puts back the model and the
-// marks as they were before it.
-func (t *txn) begin(at time.Time) (undo func()) {
-	saved := *t.m
+// begin starts a command at time at.
+func (t *txn) begin(at time.Time) {
+	t.saved = *t.m
 	t.at, t.fresh, t.dns = at, t.fresh[:0], false
-	return func() {
-		*t.m = saved
-		for _, k := range t.fresh {
-			delete(t.dirty, k)
-		}
-		t.fresh = t.fresh[:0]
-		t.dns = false
+}
+
+// undo puts back the model and the marks as they were before the command began.
+func (t *txn) undo() {
+	*t.m = t.saved
+	for _, k := range t.fresh {
+		delete(t.dirty, k)
 	}
+	t.fresh = t.fresh[:0]
+	t.dns = false
 }
 
 // end finishes a command that was applied: a change DNS answers from raises the serial.
@@ -126,7 +128,7 @@ func (t *txn) putHost(h Host) {
 		t.m.hostByMAC = t.m.hostByMAC.Set(h.MAC, h.Name)
 	}
 	t.count(t.m.FQDN(h.Name), 1)
-	t.count(reverseName(h.IP), 1)
+	t.count(ReverseName(h.IP), 1)
 	t.mark(store.BucketHosts, h.Name)
 	t.dns = true
 }
@@ -150,7 +152,7 @@ func (t *txn) unindexHost(h Host) {
 		t.m.hostByMAC = t.m.hostByMAC.Delete(h.MAC)
 	}
 	t.count(t.m.FQDN(h.Name), -1)
-	t.count(reverseName(h.IP), -1)
+	t.count(ReverseName(h.IP), -1)
 }
 
 // putRecord adds r, or replaces the record with its ID (whose name is the same).
@@ -190,24 +192,25 @@ func (t *txn) deleteRecord(id string) {
 	t.dns = true
 }
 
-// putLease writes l at its address, in place of any lease there.
+// putLease writes l at its address, in place of any lease there. A renewal that
+// keeps its hostname leaves DNS as it was: no serial raised, no NOTIFY.
 func (t *txn) putLease(l Lease) {
-	if old, ok := t.m.leases.Get(l.IP); ok {
-		t.unindexLease(*old)
+	old, had := t.m.leases.Get(l.IP)
+	named := !had || old.Hostname != l.Hostname // DNS changes
+	if had {
+		t.unindexLease(*old, named)
 	}
 	t.m.leases = t.m.leases.Set(l.IP, &l)
 	if !l.Declined {
 		t.m.leaseByMAC = t.m.leaseByMAC.Set(l.MAC, l.IP)
 	}
-	if l.Hostname != "" {
+	if l.Hostname != "" && named {
 		t.m.leaseByName = t.m.leaseByName.Set(l.Hostname, l.IP)
 		t.count(t.m.FQDN(l.Hostname), 1)
-		t.count(reverseName(l.IP), 1)
+		t.count(ReverseName(l.IP), 1)
 		t.dns = true
 	}
-	if t.ends != nil {
-		t.ends.add(l)
-	}
+	t.ends.add(l)
 	t.mark(store.BucketLeases, l.IP.String())
 }
 
@@ -216,21 +219,22 @@ func (t *txn) deleteLease(ip netip.Addr) {
 	if !ok {
 		return
 	}
-	t.unindexLease(*old)
+	t.unindexLease(*old, true)
 	t.m.leases = t.m.leases.Delete(ip)
 	t.mark(store.BucketLeases, ip.String())
 }
 
-func (t *txn) unindexLease(l Lease) {
+// unindexLease takes l out of the indexes: its name too when unname.
+func (t *txn) unindexLease(l Lease, unname bool) {
 	if a, _ := t.m.leaseByMAC.Get(l.MAC); !l.Declined && a == l.IP {
 		t.m.leaseByMAC = t.m.leaseByMAC.Delete(l.MAC)
 	}
-	if l.Hostname != "" {
+	if l.Hostname != "" && unname {
 		if a, _ := t.m.leaseByName.Get(l.Hostname); a == l.IP {
 			t.m.leaseByName = t.m.leaseByName.Delete(l.Hostname)
 		}
 		t.count(t.m.FQDN(l.Hostname), -1)
-		t.count(reverseName(l.IP), -1)
+		t.count(ReverseName(l.IP), -1)
 		t.dns = true
 	}
 }
@@ -273,13 +277,13 @@ func namesOf(m *Model) *immutable.Map[Name, int] {
 	for it := m.hosts.Iterator(); !it.Done(); {
 		_, h, _ := it.Next()
 		count(m.FQDN(h.Name))
-		count(reverseName(h.IP))
+		count(ReverseName(h.IP))
 	}
 	for it := m.leases.Iterator(); !it.Done(); {
 		_, l, _ := it.Next()
 		if l.Hostname != "" {
 			count(m.FQDN(l.Hostname))
-			count(reverseName(l.IP))
+			count(ReverseName(l.IP))
 		}
 	}
 	for it := m.records.Iterator(); !it.Done(); {

@@ -186,18 +186,17 @@ var errNoChange = errors.New("no change")
 // then answers each command.
 func (m *IPAM) commit(batch []*pending) {
 	last := m.model.Load()
-	t := newTxn(last)
-	t.ends = m.ends
+	t := newTxn(last, m.ends)
 	err := m.store.Update(func(tx *store.Tx) error {
 		t.tx = tx
 		for _, p := range batch {
-			undo := t.begin(p.cmd.time())
+			t.begin(p.cmd.time())
 			if p.result, p.err = apply(t, p.cmd); p.err != nil {
 				var failed *abortError
 				if errors.As(p.err, &failed) {
 					return failed.err // the transaction has a half-made write: none of the batch commits
 				}
-				undo()
+				t.undo()
 				continue
 			}
 			t.end()
@@ -217,7 +216,6 @@ func (m *IPAM) commit(batch []*pending) {
 		}
 		m.ends = endingsOf(last) // the batch's expiries were taken out for nothing
 	default:
-		t.m.revision = m.store.Revision()
 		m.publish(t.m)
 	}
 	for _, p := range batch {
@@ -291,11 +289,11 @@ func load(st *store.Store) (*Model, error) {
 		leases := immutable.NewMapBuilder[netip.Addr, *Lease](addrHasher{})
 		byMACL := immutable.NewMapBuilder[MAC, netip.Addr](macHasher{})
 		byName := immutable.NewMapBuilder[string, netip.Addr](stringHasher{})
-		err = store.Each(tx, store.BucketLeases, func(_, raw string) error {
-			l, err := decodeLease(raw)
-			if err != nil {
-				return err
-			}
+		stored, err := store.All[Lease](tx, store.BucketLeases)
+		if err != nil {
+			return err
+		}
+		for _, l := range stored {
 			leases.Set(l.IP, &l)
 			if !l.Declined {
 				byMACL.Set(l.MAC, l.IP)
@@ -303,10 +301,6 @@ func load(st *store.Store) (*Model, error) {
 			if l.Hostname != "" {
 				byName.Set(l.Hostname, l.IP)
 			}
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 		m.leases, m.leaseByMAC, m.leaseByName = leases.Map(), byMACL.Map(), byName.Map()
 		serial, _, err := store.Get[uint32](tx, store.BucketState, stateSerial)
@@ -317,6 +311,5 @@ func load(st *store.Store) (*Model, error) {
 		return nil, fmt.Errorf("load the site from the store: %w", err)
 	}
 	m.names = namesOf(m)
-	m.revision = st.Revision()
 	return m, nil
 }

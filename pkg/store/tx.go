@@ -76,12 +76,3 @@ func All[T any](t *Tx, b Bucket) ([]T, error) {
 	})
 	return out, err
 }
-
-// Each calls fn with every key and raw value of a bucket, in key order.
-func Each(t *Tx, b Bucket, fn func(key, value string) error) error {
-	bk, err := t.bucket(b)
-	if err != nil {
-		return err
-	}
-	return bk.ForEach(func(k, v []byte) error { return fn(string(k), string(v)) })
-}
