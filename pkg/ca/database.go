@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -131,7 +132,7 @@ func (d *storeDB) DeleteTable(bucket []byte) error {
 // of step-ca's own) into the store, once, in one write; the old file is then renamed
 // db.migrated, so that it is not read again.
 func (d *storeDB) migrate(dir string) (bool, error) {
-	path := dir + "/db"
+	path := filepath.Join(dir, "db")
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}

@@ -3,6 +3,7 @@ package ipam
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -172,18 +173,18 @@ func (t *txn) rrsets(zone, name Name) map[string][]string {
 		typ := dns.TypeToString[rr.Header().Rrtype]
 		sets[typ] = append(sets[typ], strings.TrimPrefix(rr.String(), rr.Header().String()))
 	}
-	addrType := func(a fmt.Stringer, v6 bool) {
+	address := func(a netip.Addr) {
 		typ := "A"
-		if v6 {
+		if a.Is6() {
 			typ = "AAAA"
 		}
 		sets[typ] = append(sets[typ], a.String())
 	}
 	if host, ok := t.m.HostnameOf(name); ok {
 		if h, ok := t.m.Host(host); ok {
-			addrType(h.IP, h.IP.Is6())
+			address(h.IP)
 		} else if l, ok := t.m.LeaseNamed(host); ok {
-			addrType(l.IP, l.IP.Is6())
+			address(l.IP)
 		}
 	}
 	if a, ok := ReverseAddr(name); ok {
