@@ -77,10 +77,10 @@ start_kea() {
 }
 stop_server() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 
-exchanges() { # perfdhcp on core 1; print the 4-way exchanges per second it saw
+exchanges() { # perfdhcp on core 1; print the 4-way exchanges per second it saw; $1 names the server
   local report
   report=$(ip netns exec "$cli" taskset -c 1 perfdhcp -4 -l c0 -r "$rate" -R 100000000 -p "$secs" 10.0.0.1 2>&1 || true)
-  echo "$report" >"$out/perfdhcp.last"
+  echo "$report" >"$out/perfdhcp-$1.last"
   if grep -q 'non unique addresses: [1-9]' <<<"$report"; then
     echo "perfdhcp saw an address given twice:" >&2; grep 'non unique' <<<"$report" >&2; exit 1
   fi
@@ -90,7 +90,7 @@ exchanges() { # perfdhcp on core 1; print the 4-way exchanges per second it saw
 infrad_rates=() kea_rates=()
 for r in $(seq "$rounds"); do
   start_infrad
-  infrad_rates+=($(exchanges))
+  infrad_rates+=($(exchanges infrad))
   token=$(cat "$work/infrad/api-token")
   leases=$(in_srv curl -s -H "Authorization: Bearer $token" http://127.0.0.1:8080/api/v1/dhcp/leases)
   grep -q '"ip"' <<<"$leases" || { echo "no leases from infrad: $(head -c 300 <<<"$leases")" >&2; tail -5 "$work/infrad.log" >&2; exit 1; }
@@ -99,7 +99,7 @@ for r in $(seq "$rounds"); do
   [ "$total" = "$unique" ] || { echo "an address was leased twice: $total leases, $unique addresses" >&2; exit 1; }
   stop_server
   start_kea
-  kea_rates+=($(exchanges))
+  kea_rates+=($(exchanges kea))
   stop_server
   echo "round $r: infrad ${infrad_rates[-1]} exchanges/s ($total leases, all distinct, fsync'ed), Kea ${kea_rates[-1]} exchanges/s (memfile, no fsync)"
 done

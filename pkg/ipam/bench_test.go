@@ -36,7 +36,7 @@ func BenchmarkHostApply(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
 			m := bigSite(b, n, 0)
-			t := newTxn(m.Model(), endingsOf(m.Model()))
+			t := newTxn(m.Model(), m.Model().leases.clone(), endingsOf(m.Model()))
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				t.begin(time.Now())
@@ -70,10 +70,13 @@ func BenchmarkLeaseApply(b *testing.B) {
 	for _, leases := range []int{1_000, 500_000} {
 		b.Run(fmt.Sprintf("hosts=1000,leases=%d", leases), func(b *testing.B) {
 			m := bigSite(b, 1000, leases)
-			t := newTxn(m.Model(), endingsOf(m.Model()))
+			t := newTxn(m.Model(), m.Model().leases.clone(), endingsOf(m.Model()))
 			now := time.Now()
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
+				if i%20_000 == 0 && i > 0 { // the free addresses are used up: start again from the model
+					t = newTxn(m.Model(), m.Model().leases.clone(), t.ends)
+				}
 				t.begin(now)
 				c := CommitLease{Stamp: Stamp{At: now}, Subnet: "big", MAC: macAt(1_000_000 + i), IP: freeLeaseAt(i), Expires: now.Add(time.Hour)}
 				if _, err := c.apply(t); err != nil {

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"reflect"
 	"sync"
 	"testing"
@@ -49,7 +50,14 @@ func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
 	}
 	clients := map[MAC]netip.Addr{}
 	names := map[string]netip.Addr{}
+	active, named := 0, map[string]bool{} // what the indexes by MAC and by hostname hold, ended or not
 	for _, l := range m.Leases() {
+		if !l.Declined {
+			active++
+		}
+		if l.Hostname != "" {
+			named[l.Hostname] = true // (an ended lease's name may be taken again before it goes)
+		}
 		if l.Ended(now) {
 			continue
 		}
@@ -66,8 +74,8 @@ func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
 			t.Errorf("client %s holds %s and %s", l.MAC, prev, l.IP)
 		}
 		clients[l.MAC] = l.IP
-		if a, _ := m.leaseByMAC.Get(l.MAC); a != l.IP {
-			t.Errorf("leaseByMAC[%s] = %s, want %s", l.MAC, a, l.IP)
+		if c, _ := m.LeaseOf(l.MAC); c != l {
+			t.Errorf("the lease of %s is %+v, want %+v", l.MAC, c, l)
 		}
 		if l.Hostname == "" {
 			continue
@@ -76,12 +84,21 @@ func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
 			t.Errorf("hostname %s is the lease of %s and of %s", l.Hostname, prev, l.IP)
 		}
 		names[l.Hostname] = l.IP
+		if c, _ := m.LeaseNamed(l.Hostname); c != l {
+			t.Errorf("the lease named %s is %+v, want %+v", l.Hostname, c, l)
+		}
 		if _, ok := m.Host(l.Hostname); ok {
 			t.Errorf("lease %s has host %q's name", l.IP, l.Hostname)
 		}
 		if len(m.RecordsAt(m.FQDN(l.Hostname))) > 0 {
 			t.Errorf("records stand at lease %s's name %s", l.IP, l.Hostname)
 		}
+	}
+	if n, want := m.leases.byMAC.Len(), active; n != want {
+		t.Errorf("the index by MAC has %d leases, want %d", n, want)
+	}
+	if n, want := m.leases.byName.Len(), len(named); n != want {
+		t.Errorf("the index by hostname has %d leases, want %d", n, want)
 	}
 	if want := namesOf(&Model{shape: m.shape, hosts: m.hosts, leases: m.leases, records: m.records}); !sameCounts(m, want) {
 		t.Errorf("the DNS names index is not what the objects make")
@@ -261,5 +278,42 @@ func TestCommandsRoundTrip(t *testing.T) {
 	}
 	if _, err := Decode([]byte(`{"type":"Nope","command":{}}`)); err == nil {
 		t.Error("an unknown command decoded")
+	}
+}
+
+// TestLeaseIndexesUndo changes the writer's lease indexes in place and undoes the
+// changes, as a refused command does: the indexes hold what they held, and the
+// published model they were cloned from never saw a change.
+func TestLeaseIndexesUndo(t *testing.T) {
+	m, _ := newIPAM(t)
+	u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	for i := range byte(3) {
+		c := CommitLease{Stamp: Stamp{At: u.now}, Subnet: "vm", MAC: u.mac(i), IP: u.ip(3 + i), Hostname: u.name(i), Expires: u.now.Add(time.Hour)}
+		if _, err := m.Apply(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	published := m.Model()
+	want := published.Leases()
+	tx := newTxn(published, published.leases.clone(), endingsOf(published))
+	for round := range 2 {
+		tx.begin(u.now)
+		tx.deleteLease(u.ip(3))
+		tx.putLease(Lease{IP: u.ip(4), MAC: u.mac(4), Hostname: u.name(0), Expires: u.now.Add(time.Minute)})
+		tx.putLease(Lease{IP: u.ip(5), MAC: u.mac(2), Expires: u.now.Add(time.Minute)})
+		tx.putLease(Lease{IP: u.ip(6), Expires: u.now.Add(time.Minute), Declined: true})
+		if got := published.Leases(); !slices.Equal(got, want) {
+			t.Fatalf("round %d: the published model changed with the writer's indexes: %v", round, got)
+		}
+		tx.undo()
+		if got := tx.m.Leases(); !slices.Equal(got, want) {
+			t.Fatalf("round %d: after undo the leases are %v, want %v", round, got, want)
+		}
+		invariants(t, tx.m, nil, u.now)
+		for _, l := range want {
+			if got, _ := tx.m.LeaseOf(l.MAC); got != l {
+				t.Errorf("round %d: the lease of %s is %+v, want %+v", round, l.MAC, got, l)
+			}
+		}
 	}
 }

@@ -199,11 +199,11 @@ func (h *endings) next(now time.Time) (ending, bool) {
 
 // endingsOf indexes every lease of m.
 func endingsOf(m *Model) *endings {
-	h := make(endings, 0, m.leases.Len())
-	for it := m.leases.Iterator(); !it.Done(); {
-		_, l, _ := it.Next()
-		h = append(h, ending{at: l.Expires.Unix(), ip: l.IP})
-	}
+	h := make(endings, 0, m.leases.byIP.Len())
+	m.leases.byIP.Ascend(func(e keyed[netip.Addr]) bool {
+		h = append(h, ending{at: e.lease.Expires.Unix(), ip: e.key})
+		return true
+	})
 	heap.Init(&h)
 	return &h
 }

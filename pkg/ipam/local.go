@@ -188,7 +188,7 @@ func lowestFree(m *Model, sn Subnet) (netip.Addr, bool) {
 			break
 		}
 		if _, held := m.hostByIP.Get(a); !held && addressName(sn, a) == "" && !inRange(sn, a) && !(a.Is6() && a == sn.CIDR.Addr()) {
-			if _, leased := m.leases.Get(a); !leased {
+			if _, leased := get(m.leases.byIP, a); !leased {
 				return a, true
 			}
 		}

@@ -14,8 +14,8 @@ import (
 // Model is the site as one commit left it: subnets, hosts, records and leases, with
 // indexes by name, address and MAC. It is never changed once published: a reader
 // holds one without a lock and sees one consistent revision. The write path makes the
-// next model from the last with persistent maps, so a change costs in proportion to
-// itself (a few map paths copied), not to the site.
+// next model from the last with persistent maps and copy-on-write B-trees, so a
+// change costs in proportion to itself (a few paths copied), not to the site.
 type Model struct {
 	serial uint32 // the zones' SOA serial: rises with every change DNS answers from
 
@@ -29,9 +29,7 @@ type Model struct {
 	recordsAt *immutable.Map[Name, []string]       // owner name → record IDs
 	rrs       *immutable.Map[string, dns.RR]       // record ID → its parsed RR (TTL as stored)
 
-	leases      *immutable.Map[netip.Addr, *Lease] // by address (a hash map: a lease commit is the hot write); a pointer keeps the copied nodes small
-	leaseByMAC  *immutable.Map[MAC, netip.Addr]    // the active (not declined) lease of each client
-	leaseByName *immutable.Map[string, netip.Addr] // hostname → address
+	leases leaseIndexes // by address, MAC and hostname
 
 	// names counts, for every DNS name, the owner names at or below it that hosts,
 	// leases and records make: a name with a count exists in DNS (RFC 4592 empty
@@ -56,9 +54,7 @@ func emptyModel() *Model {
 		records:     immutable.NewSortedMap[string, Record](stringComparer{}),
 		recordsAt:   immutable.NewMap[Name, []string](nameHasher{}),
 		rrs:         immutable.NewMap[string, dns.RR](stringHasher{}),
-		leases:      immutable.NewMap[netip.Addr, *Lease](addrHasher{}),
-		leaseByMAC:  immutable.NewMap[MAC, netip.Addr](macHasher{}),
-		leaseByName: immutable.NewMap[string, netip.Addr](stringHasher{}),
+		leases:      newLeaseIndexes(),
 		names:       immutable.NewMap[Name, int](nameHasher{}),
 	}
 }
@@ -144,60 +140,39 @@ func (m *Model) RecordsAt(name Name) []dns.RR {
 }
 
 // Lease returns the lease of address a.
-func (m *Model) Lease(a netip.Addr) (Lease, bool) {
-	l, ok := m.leases.Get(a)
+func (m *Model) Lease(a netip.Addr) (Lease, bool) { return deref(get(m.leases.byIP, a)) }
+
+// LeaseOf returns the active lease of the client mac.
+func (m *Model) LeaseOf(mac MAC) (Lease, bool) { return deref(get(m.leases.byMAC, mac)) }
+
+// LeaseNamed returns the lease whose hostname is name.
+func (m *Model) LeaseNamed(hostname string) (Lease, bool) {
+	return deref(get(m.leases.byName, hostname))
+}
+
+func deref(l *Lease, ok bool) (Lease, bool) {
 	if !ok {
 		return Lease{}, false
 	}
 	return *l, true
 }
 
-// LeaseOf returns the active lease of the client mac.
-func (m *Model) LeaseOf(mac MAC) (Lease, bool) {
-	a, ok := m.leaseByMAC.Get(mac)
-	if !ok {
-		return Lease{}, false
-	}
-	return m.Lease(a)
-}
-
-// LeaseNamed returns the lease whose hostname is name.
-func (m *Model) LeaseNamed(hostname string) (Lease, bool) {
-	a, ok := m.leaseByName.Get(hostname)
-	if !ok {
-		return Lease{}, false
-	}
-	return m.Lease(a)
-}
-
 // Leases returns every lease, by address.
 func (m *Model) Leases() []Lease {
-	out := make([]Lease, 0, m.leases.Len())
-	for it := m.leases.Iterator(); !it.Done(); {
-		_, l, _ := it.Next()
-		out = append(out, *l)
-	}
-	slices.SortFunc(out, func(a, b Lease) int { return a.IP.Compare(b.IP) })
+	out := make([]Lease, 0, m.leases.byIP.Len())
+	m.leases.byIP.Ascend(func(e keyed[netip.Addr]) bool {
+		out = append(out, *e.lease)
+		return true
+	})
 	return out
 }
 
 // LeasesIn calls fn with each lease from address from (included) to to (included),
-// in order, until fn returns false. It reads every lease: subnet changes use it, and
-// they are rare.
+// in order, until fn returns false.
 func (m *Model) LeasesIn(from, to netip.Addr, fn func(Lease) bool) {
-	var in []Lease
-	for it := m.leases.Iterator(); !it.Done(); {
-		a, l, _ := it.Next()
-		if from.Compare(a) <= 0 && a.Compare(to) <= 0 {
-			in = append(in, *l)
-		}
-	}
-	slices.SortFunc(in, func(a, b Lease) int { return a.IP.Compare(b.IP) })
-	for _, l := range in {
-		if !fn(l) {
-			return
-		}
-	}
+	m.leases.byIP.AscendGreaterOrEqual(keyed[netip.Addr]{key: from}, func(e keyed[netip.Addr]) bool {
+		return !to.Less(e.key) && fn(*e.lease)
+	})
 }
 
 // HostsIn calls fn with each host whose address is from from to to, in address order,

@@ -28,6 +28,8 @@ type txn struct {
 	fresh []dirtyKey // keys first marked by the command applying now
 	dns   bool       // the command applying now changed what DNS answers
 	saved Model      // the model before the command applying now
+	log   leaseLog   // what the batch's changes to the lease indexes replaced
+	since logMark    // where in log the command applying now began
 
 	serial0 uint32 // the serial before the batch
 }
@@ -37,20 +39,25 @@ type dirtyKey struct {
 	key    string
 }
 
-func newTxn(last *Model, ends *endings) *txn {
+// newTxn starts a batch on last, with the writer's own lease indexes: leases, whose
+// entries are last's.
+func newTxn(last *Model, leases leaseIndexes, ends *endings) *txn {
 	m := *last
+	m.leases = leases
 	return &txn{m: &m, ends: ends, dirty: map[dirtyKey]bool{}, serial0: last.serial}
 }
 
 // begin starts a command at time at.
 func (t *txn) begin(at time.Time) {
 	t.saved = *t.m
+	t.since = t.log.mark()
 	t.at, t.fresh, t.dns = at, t.fresh[:0], false
 }
 
 // undo puts back the model and the marks as they were before the command began.
 func (t *txn) undo() {
 	*t.m = t.saved
+	t.m.leases.rewind(&t.log, t.since)
 	for _, k := range t.fresh {
 		delete(t.dirty, k)
 	}
@@ -195,17 +202,20 @@ func (t *txn) deleteRecord(id string) {
 // putLease writes l at its address, in place of any lease there. A renewal that
 // keeps its hostname leaves DNS as it was: no serial raised, no NOTIFY.
 func (t *txn) putLease(l Lease) {
-	old, had := t.m.leases.Get(l.IP)
+	old, had := get(t.m.leases.byIP, l.IP)
 	named := !had || old.Hostname != l.Hostname // DNS changes
 	if had {
 		t.unindexLease(*old, named)
 	}
-	t.m.leases = t.m.leases.Set(l.IP, &l)
+	x := t.m.leases
+	set(x.byIP, &t.log.byIP, l.IP, &l)
 	if !l.Declined {
-		t.m.leaseByMAC = t.m.leaseByMAC.Set(l.MAC, l.IP)
+		set(x.byMAC, &t.log.byMAC, l.MAC, &l)
+	}
+	if l.Hostname != "" {
+		set(x.byName, &t.log.byName, l.Hostname, &l)
 	}
 	if l.Hostname != "" && named {
-		t.m.leaseByName = t.m.leaseByName.Set(l.Hostname, l.IP)
 		t.count(t.m.FQDN(l.Hostname), 1)
 		t.count(ReverseName(l.IP), 1)
 		t.dns = true
@@ -215,23 +225,24 @@ func (t *txn) putLease(l Lease) {
 }
 
 func (t *txn) deleteLease(ip netip.Addr) {
-	old, ok := t.m.leases.Get(ip)
+	old, ok := get(t.m.leases.byIP, ip)
 	if !ok {
 		return
 	}
 	t.unindexLease(*old, true)
-	t.m.leases = t.m.leases.Delete(ip)
+	unset(t.m.leases.byIP, &t.log.byIP, ip)
 	t.mark(store.BucketLeases, ip.String())
 }
 
 // unindexLease takes l out of the indexes: its name too when unname.
 func (t *txn) unindexLease(l Lease, unname bool) {
-	if a, _ := t.m.leaseByMAC.Get(l.MAC); !l.Declined && a == l.IP {
-		t.m.leaseByMAC = t.m.leaseByMAC.Delete(l.MAC)
+	x := t.m.leases
+	if c, _ := get(x.byMAC, l.MAC); !l.Declined && c != nil && c.IP == l.IP {
+		unset(x.byMAC, &t.log.byMAC, l.MAC)
 	}
 	if l.Hostname != "" && unname {
-		if a, _ := t.m.leaseByName.Get(l.Hostname); a == l.IP {
-			t.m.leaseByName = t.m.leaseByName.Delete(l.Hostname)
+		if c, _ := get(x.byName, l.Hostname); c != nil && c.IP == l.IP {
+			unset(x.byName, &t.log.byName, l.Hostname)
 		}
 		t.count(t.m.FQDN(l.Hostname), -1)
 		t.count(ReverseName(l.IP), -1)
@@ -279,13 +290,13 @@ func namesOf(m *Model) *immutable.Map[Name, int] {
 		count(m.FQDN(h.Name))
 		count(ReverseName(h.IP))
 	}
-	for it := m.leases.Iterator(); !it.Done(); {
-		_, l, _ := it.Next()
-		if l.Hostname != "" {
+	m.leases.byIP.Ascend(func(e keyed[netip.Addr]) bool {
+		if l := e.lease; l.Hostname != "" {
 			count(m.FQDN(l.Hostname))
 			count(ReverseName(l.IP))
 		}
-	}
+		return true
+	})
 	for it := m.records.Iterator(); !it.Done(); {
 		_, r, _ := it.Next()
 		count(r.Name)

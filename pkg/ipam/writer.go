@@ -24,8 +24,9 @@ type IPAM struct {
 	store *store.Store
 	now   func() time.Time
 
-	model atomic.Pointer[Model]
-	ends  *endings // the writer's alone
+	model  atomic.Pointer[Model]
+	leases leaseIndexes // the writer's alone: its lease indexes, changed in place, with the published model's entries
+	ends   *endings     // the writer's alone
 	queue chan *pending
 	quit  chan struct{}
 	done  chan struct{}
@@ -57,6 +58,7 @@ func New(opts Options) (*IPAM, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.leases = model.leases.clone()
 	m.model.Store(model)
 	m.ends = endingsOf(model)
 	go m.write()
@@ -186,7 +188,7 @@ var errNoChange = errors.New("no change")
 // then answers each command.
 func (m *IPAM) commit(batch []*pending) {
 	last := m.model.Load()
-	t := newTxn(last, m.ends)
+	t := newTxn(last, m.leases, m.ends)
 	err := m.store.Update(func(tx *store.Tx) error {
 		t.tx = tx
 		for _, p := range batch {
@@ -208,14 +210,17 @@ func (m *IPAM) commit(batch []*pending) {
 	})
 	switch {
 	case errors.Is(err, errNoChange):
+		m.leases.rewind(&t.log, logMark{})
 	case err != nil:
 		for _, p := range batch {
 			if p.err == nil {
 				p.result, p.err = nil, fmt.Errorf("write to the store: %w", err)
 			}
 		}
+		m.leases.rewind(&t.log, logMark{})
 		m.ends = endingsOf(last) // the batch's expiries were taken out for nothing
 	default:
+		t.m.leases = m.leases.clone()
 		m.publish(t.m)
 	}
 	for _, p := range batch {
@@ -286,23 +291,20 @@ func load(st *store.Store) (*Model, error) {
 				return fmt.Errorf("load record %s: %w", r.ID(), err)
 			}
 		}
-		leases := immutable.NewMapBuilder[netip.Addr, *Lease](addrHasher{})
-		byMACL := immutable.NewMapBuilder[MAC, netip.Addr](macHasher{})
-		byName := immutable.NewMapBuilder[string, netip.Addr](stringHasher{})
 		stored, err := store.All[Lease](tx, store.BucketLeases)
 		if err != nil {
 			return err
 		}
+		x := m.leases
 		for _, l := range stored {
-			leases.Set(l.IP, &l)
+			x.byIP.ReplaceOrInsert(keyed[netip.Addr]{l.IP, &l})
 			if !l.Declined {
-				byMACL.Set(l.MAC, l.IP)
+				x.byMAC.ReplaceOrInsert(keyed[MAC]{l.MAC, &l})
 			}
 			if l.Hostname != "" {
-				byName.Set(l.Hostname, l.IP)
+				x.byName.ReplaceOrInsert(keyed[string]{l.Hostname, &l})
 			}
 		}
-		m.leases, m.leaseByMAC, m.leaseByName = leases.Map(), byMACL.Map(), byName.Map()
 		serial, _, err := store.Get[uint32](tx, store.BucketState, stateSerial)
 		m.serial = serial
 		return err
