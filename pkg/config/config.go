@@ -59,7 +59,8 @@ type DNS struct {
 	Forwarders     []netip.AddrPort
 	RecursionAllow []netip.Prefix   // who may have names outside our zones resolved
 	TTL            uint32           // for answers without a TTL of their own; > 0
-	Secondaries    []netip.AddrPort // may transfer our zones (by address); notified at the port, 53 by default
+	Secondaries    []netip.AddrPort // notified of every change, at the port (53 by default); may transfer unsigned from their address
+	TransferFrom   []netip.Prefix   // further sources that may transfer the zones unsigned
 	TSIGKeys       []TSIGKey
 	Records        []ipam.Record
 	RateLimit      int // authoritative answers a second per client (twice that at once); 0: no limit
@@ -70,6 +71,7 @@ type TSIGKey struct {
 	Name      ipam.Name
 	Algorithm string // one of TSIGAlgorithms
 	Secret    string // base64, as nsupdate and external-dns take it
+	Transfer  bool   // a transfer signed with the key is served from any address
 }
 
 // TSIGAlgorithms are the HMACs a TSIG key may use.

@@ -52,6 +52,10 @@ func TestErrorPlaces(t *testing.T) {
 		{"record with a bad SRV value", "domain: a.example\ndns:\n  records:\n    - {name: _x._tcp, type: SRV, value: \"0 10 port cp01\"}\n",
 			`x.yaml:4: dns.records[0].value: "0 10 port cp01" is not a valid SRV value: bad SRV Port`},
 		{"duration", "domain: a.example\nca: {cert_lifetime: 3 months}\n", `x.yaml:2: ca.cert_lifetime: "3 months" is not a duration, such as 12h, 90m or 90d`},
+		{"a key's transfer not a boolean", "domain: a.example\ndns:\n  tsig_keys:\n    - {name: k, algorithm: hmac-sha256, secret: c2VjcmV0, transfer: sometimes}\n",
+			`x.yaml:4: dns.tsig_keys[0].transfer: want true or false, got "sometimes"`},
+		{"a transfer source not an address", "domain: a.example\ndns: {transfer_from: [somewhere]}\n",
+			`x.yaml:2: dns.transfer_from[0]: "somewhere" is not a CIDR, such as 10.0.40.0/24`},
 		{"no DNS listener", "domain: a.example\ndns: {listen: []}\n", `x.yaml:2: dns.listen: DNS needs at least one address to listen on (leave the key out for 0.0.0.0:53)`},
 	}
 	for _, tc := range tests {

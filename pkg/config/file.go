@@ -34,6 +34,7 @@ type fileDNS struct {
 	RecursionAllow []string          `yaml:"recursion_allow"`
 	TTL            *int              `yaml:"ttl"`
 	Secondaries    []string          `yaml:"secondaries"`
+	TransferFrom   []string          `yaml:"transfer_from"`
 	TSIGKeys       []fileTSIGKey     `yaml:"tsig_keys"`
 	Records        []ipam.RecordSpec `yaml:"records"`
 	RateLimit      *int              `yaml:"rate_limit"`
@@ -43,6 +44,7 @@ type fileTSIGKey struct {
 	Name      string `yaml:"name"`
 	Algorithm string `yaml:"algorithm"`
 	Secret    string `yaml:"secret"`
+	Transfer  *bool  `yaml:"transfer"`
 }
 
 type fileNTP struct {

@@ -78,6 +78,11 @@ func (s *shape) walk(n *yaml.Node, t reflect.Type, path string) {
 		} else if _, err := strconv.Atoi(n.Value); err != nil {
 			s.errorf(n, path, "%q is not a whole number", n.Value)
 		}
+	case reflect.Bool:
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
+			s.errorf(n, path, "want true or false, got %s", describe(n))
+		}
 	default:
 		panic(fmt.Sprintf("config: the file struct holds a %s, which shape does not know", t))
 	}

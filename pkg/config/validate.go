@@ -126,6 +126,9 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 		d.TTL = v.ttl("dns.ttl", *f.TTL, 1)
 	}
 	d.Secondaries = v.servers("dns.secondaries", f.Secondaries)
+	for i, p := range f.TransferFrom {
+		d.TransferFrom = append(d.TransferFrom, v.prefix(fmt.Sprintf("dns.transfer_from[%d]", i), p))
+	}
 	d.TSIGKeys = v.tsigKeys(f.TSIGKeys)
 	d.RateLimit = v.rate("dns.rate_limit", f.RateLimit, 0)
 	if s.Domain == "" {
@@ -168,7 +171,7 @@ func (v *validator) tsigKeys(keys []fileTSIGKey) []TSIGKey {
 		} else if _, err := base64.StdEncoding.DecodeString(k.Secret); err != nil {
 			v.errorf(at+".secret", "the secret is not base64 (tsig-keygen or 'openssl rand -base64 32' make one)")
 		}
-		out = append(out, TSIGKey{Name: name, Algorithm: alg, Secret: k.Secret})
+		out = append(out, TSIGKey{Name: name, Algorithm: alg, Secret: k.Secret, Transfer: k.Transfer == nil || *k.Transfer})
 	}
 	return out
 }

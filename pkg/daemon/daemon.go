@@ -17,10 +17,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/infrad/infrad/pkg/api"
-	"github.com/infrad/infrad/pkg/ca"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/infrad/infrad/pkg/api"
+	"github.com/infrad/infrad/pkg/ca"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/dhcp"
 	"github.com/infrad/infrad/pkg/dns"

@@ -31,10 +31,12 @@ func corefile(id string, d config.DNS) string {
 			fmt.Fprintf(&b, "\t\tsecret %s %s\n", k.Name, k.Secret)
 		}
 		b.WriteString("\t\trequire_opcode UPDATE\n\t}\n")
-		if len(d.Secondaries) > 0 {
-			fmt.Fprintf(&b, "\ttransfer {\n\t\tto %s\n\t}\n", joinAddrs(d.Secondaries))
+		// Who may transfer is transferACL's to say; the transfer plugin notifies the
+		// secondaries.
+		fmt.Fprintf(&b, "\ttransfer {\n\t\tto %s\n\t}\n", strings.TrimSpace("* "+joinAddrs(d.Secondaries)))
+		for _, p := range []string{tsigCheckName, transferACLName, pluginName} {
+			fmt.Fprintf(&b, "\t%s %s\n", p, id)
 		}
-		fmt.Fprintf(&b, "\t%s %s\n", pluginName, id)
 		if len(d.Forwarders) > 0 {
 			fmt.Fprintf(&b, "\tcache\n\tforward . %s\n", joinAddrs(d.Forwarders))
 		}

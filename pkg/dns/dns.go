@@ -70,6 +70,7 @@ type serving struct {
 	settings
 	recursionAllow []netip.Prefix
 	notify         bool                           // secondaries are configured
+	tsig           *tsigPolicy                    // keys and who may transfer
 	rrl            *ratelimit.Limiter[netip.Addr] // authoritative answers per client
 }
 
@@ -108,6 +109,7 @@ func (s *Service) setSite(site *config.Site) {
 		settings:       settings{ttl: site.DNS.TTL, advertise: site.DNS.Advertise},
 		recursionAllow: site.DNS.RecursionAllow,
 		notify:         len(site.DNS.Secondaries) > 0,
+		tsig:           newTSIGPolicy(site.DNS),
 		rrl:            ratelimit.New[netip.Addr](site.DNS.RateLimit),
 	})
 }

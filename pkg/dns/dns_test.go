@@ -30,6 +30,7 @@ dns:
   ttl: 120
   tsig_keys:
     - {name: external-dns, algorithm: hmac-sha256, secret: "` + tsigSecret + `"}
+    - {name: update-only, algorithm: hmac-sha512, secret: "` + tsigSecret + `", transfer: false}
   records:
     - {name: api, type: A, value: 10.0.40.100}
     - {name: "*.apps", type: A, value: 10.0.40.101}

@@ -22,7 +22,13 @@ import (
 const pluginName = "infrad"
 
 // directives is the plugin chain, in order; the Corefile uses only these.
-var directives = []string{"bind", "tsig", "transfer", pluginName, "cache", "forward"}
+var directives = []string{"bind", tsigCheckName, "tsig", transferACLName, "transfer", pluginName, "cache", "forward"}
+
+// The names of infrad's plugins around CoreDNS's tsig and transfer (tsig.go).
+const (
+	tsigCheckName   = pluginName + "_tsig"
+	transferACLName = pluginName + "_transfer"
+)
 
 // CoreDNS keeps its plugins and directive list in package state, so this file does too:
 // the registration happens once, and each Corefile names its Service by an id.
@@ -34,6 +40,8 @@ var (
 func register() {
 	registerOnce.Do(func() {
 		plugin.Register(pluginName, setup)
+		plugin.Register(tsigCheckName, setupAround(func(svc *Service, next plugin.Handler) plugin.Handler { return &tsigCheck{svc: svc, next: next} }))
+		plugin.Register(transferACLName, setupAround(func(svc *Service, next plugin.Handler) plugin.Handler { return &transferACL{svc: svc, next: next} }))
 		if err := dnsserver.SetDirectives(directives); err != nil {
 			panic("dns: " + err.Error())
 		}
@@ -41,17 +49,38 @@ func register() {
 	})
 }
 
-// setup reads "infrad <id>" and puts the Service's handler into the server block.
-func setup(c *caddy.Controller) error {
+// serviceOf reads the "<directive> <id>" line of a plugin and returns the Service it names.
+func serviceOf(c *caddy.Controller) (*Service, error) {
 	c.Next()
+	name := c.Val()
 	if !c.NextArg() {
-		return plugin.Error(pluginName, c.ArgErr())
+		return nil, plugin.Error(name, c.ArgErr())
 	}
 	v, ok := services.Load(c.Val())
 	if !ok {
-		return plugin.Error(pluginName, c.Errf("no service %q", c.Val()))
+		return nil, plugin.Error(name, c.Errf("no service %q", c.Val()))
 	}
-	svc := v.(*Service)
+	return v.(*Service), nil
+}
+
+// setupAround sets up one of the plugins around CoreDNS's tsig and transfer.
+func setupAround(handler func(*Service, plugin.Handler) plugin.Handler) caddy.SetupFunc {
+	return func(c *caddy.Controller) error {
+		svc, err := serviceOf(c)
+		if err != nil {
+			return err
+		}
+		dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler { return handler(svc, next) })
+		return nil
+	}
+}
+
+// setup reads "infrad <id>" and puts the Service's handler into the server block.
+func setup(c *caddy.Controller) error {
+	svc, err := serviceOf(c)
+	if err != nil {
+		return err
+	}
 	cfg := dnsserver.GetConfig(c)
 	cfg.AllowOpcode(dns.OpcodeUpdate) // CoreDNS answers NOTIMP to opcodes no plugin asked for
 	cfg.AddPlugin(func(next plugin.Handler) plugin.Handler { return &handler{svc: svc, next: next} })

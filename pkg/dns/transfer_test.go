@@ -119,3 +119,31 @@ func TestTransferOnlyToSecondaries(t *testing.T) {
 		}
 	})
 }
+
+// TestTransferByKey: a transfer signed with a key that may transfer is served from
+// any address (the tests' 127.0.0.1 is no secondary); unsigned, or signed with a key
+// that may only update, it is refused; an unsigned transfer from a transfer_from
+// source is served.
+func TestTransferByKey(t *testing.T) {
+	testenv.Need(t, "dig")
+	s := start(t, "")
+	axfr := func(args ...string) string {
+		return s.dig(t, append([]string{"k8s.example.com", "AXFR"}, args...)...)
+	}
+	out := axfr("-y", goodKey)
+	if !strings.Contains(out, "cp01.k8s.example.com.") || !strings.Contains(out, "; TSIG") && !strings.Contains(out, "TSIG") {
+		t.Errorf("a transfer signed with external-dns:\n%s", out)
+	}
+	if strings.Contains(out, "Transfer failed") || strings.Contains(out, "tsig verify failure") {
+		t.Errorf("the signed transfer failed:\n%s", out)
+	}
+	for _, args := range [][]string{nil, {"-y", "hmac-sha512:update-only:" + tsigSecret}} {
+		if out := axfr(args...); !strings.Contains(out, "Transfer failed") || strings.Contains(out, "cp01.k8s.example.com.") {
+			t.Errorf("dig %v: want the transfer refused, got\n%s", args, out)
+		}
+	}
+	s = start(t, `  transfer_from: [127.0.0.0/8]`)
+	if out := axfr(); !strings.Contains(out, "cp01.k8s.example.com.") {
+		t.Errorf("an unsigned transfer from transfer_from:\n%s", out)
+	}
+}

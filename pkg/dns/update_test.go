@@ -81,8 +81,10 @@ func TestUpdateRefusals(t *testing.T) {
 		name, key, command, want string
 	}{
 		{"unsigned", "", "update add evil.k8s.example.com 300 A 10.0.40.66", "REFUSED"},
-		{"wrong secret", "hmac-sha256:external-dns:d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA==", "update add evil.k8s.example.com 300 A 10.0.40.66", "NOTAUTH"},
-		{"unknown key", "hmac-sha256:nobody:" + tsigSecret, "update add evil.k8s.example.com 300 A 10.0.40.66", "NOTAUTH"},
+		{"wrong secret", "hmac-sha256:external-dns:d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA==", "update add evil.k8s.example.com 300 A 10.0.40.66", "NOTAUTH(BADSIG)"},
+		{"unknown key", "hmac-sha256:nobody:" + tsigSecret, "update add evil.k8s.example.com 300 A 10.0.40.66", "NOTAUTH(BADKEY)"},
+		{"the key's secret under another algorithm", "hmac-sha512:external-dns:" + tsigSecret, "update add evil.k8s.example.com 300 A 10.0.40.66", "NOTAUTH(BADKEY)"},
+		{"the key's secret under a weaker algorithm", "hmac-sha1:external-dns:" + tsigSecret, "update add evil.k8s.example.com 300 A 10.0.40.66", "NOTAUTH(BADKEY)"},
 		{"a host's name", goodKey, "update add cp01.k8s.example.com 300 TXT \"mine\"", "REFUSED"},
 		{"deleting a host", goodKey, "update delete cp01.k8s.example.com A", "REFUSED"},
 		{"a site-file record", goodKey, "update delete api.k8s.example.com A", "REFUSED"},
@@ -93,6 +95,9 @@ func TestUpdateRefusals(t *testing.T) {
 			out, err := s.nsupdate(t, tc.key, tc.command)
 			if err == nil || !strings.Contains(out, tc.want) {
 				t.Errorf("got %v %q, want %s", err, out, tc.want)
+			}
+			if strings.Contains(out, "clocks are unsynchronized") { // the Time Signed of an error is the server's
+				t.Errorf("nsupdate blames the clocks: %q", out)
 			}
 		})
 	}

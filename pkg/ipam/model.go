@@ -47,15 +47,15 @@ type Shape struct {
 
 func emptyModel() *Model {
 	return &Model{
-		shape:       &Shape{},
-		hosts:       immutable.NewSortedMap[string, Host](stringComparer{}),
-		hostByIP:    immutable.NewSortedMap[netip.Addr, string](addrComparer{}),
-		hostByMAC:   immutable.NewMap[MAC, string](macHasher{}),
-		records:     immutable.NewSortedMap[string, Record](stringComparer{}),
-		recordsAt:   immutable.NewMap[Name, []string](nameHasher{}),
-		rrs:         immutable.NewMap[string, dns.RR](stringHasher{}),
-		leases:      newLeaseIndexes(),
-		names:       immutable.NewMap[Name, int](nameHasher{}),
+		shape:     &Shape{},
+		hosts:     immutable.NewSortedMap[string, Host](stringComparer{}),
+		hostByIP:  immutable.NewSortedMap[netip.Addr, string](addrComparer{}),
+		hostByMAC: immutable.NewMap[MAC, string](macHasher{}),
+		records:   immutable.NewSortedMap[string, Record](stringComparer{}),
+		recordsAt: immutable.NewMap[Name, []string](nameHasher{}),
+		rrs:       immutable.NewMap[string, dns.RR](stringHasher{}),
+		leases:    newLeaseIndexes(),
+		names:     immutable.NewMap[Name, int](nameHasher{}),
 	}
 }
 

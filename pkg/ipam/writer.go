@@ -27,9 +27,9 @@ type IPAM struct {
 	model  atomic.Pointer[Model]
 	leases leaseIndexes // the writer's alone: its lease indexes, changed in place, with the published model's entries
 	ends   *endings     // the writer's alone
-	queue chan *pending
-	quit  chan struct{}
-	done  chan struct{}
+	queue  chan *pending
+	quit   chan struct{}
+	done   chan struct{}
 
 	mu      sync.Mutex
 	changed chan struct{} // closed when a newer model is published
