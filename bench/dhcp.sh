@@ -5,6 +5,7 @@
 # The server runs on core 0, perfdhcp on core 1. Needs root.
 #
 # Usage: bench/dhcp.sh [ROUNDS] [SECONDS] [RATE]   (needs bin/infrad, perfdhcp, kea-dhcp4)
+# INFRAD=path runs another build (to compare two, alternate them round by round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -15,7 +16,8 @@ mkdir -p "$out"
 for tool in perfdhcp kea-dhcp4 ip taskset curl; do
   command -v "$tool" >/dev/null || { echo "bench/dhcp.sh: $tool is missing (make deps)" >&2; exit 1; }
 done
-[ -x bin/infrad ] || { echo "bench/dhcp.sh: build first (make build)" >&2; exit 1; }
+infrad=${INFRAD:-bin/infrad}
+[ -x "$infrad" ] || { echo "bench/dhcp.sh: build first (make build)" >&2; exit 1; }
 
 id=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
 srv=ifdb-srv-$id cli=ifdb-cli-$id
@@ -64,7 +66,7 @@ in_srv() { ip netns exec "$srv" "$@"; }
 start_infrad() {
   rm -rf "$work/infrad"
   # Not through in_srv: a backgrounded function is a subshell, and $! must be the server.
-  ip netns exec "$srv" taskset -c 0 bin/infrad serve -c "$work/site.yaml" >"$work/infrad.log" 2>&1 &
+  ip netns exec "$srv" taskset -c 0 "$infrad" serve -c "$work/site.yaml" >"$work/infrad.log" 2>&1 &
   pid=$!
   for _ in $(seq 200); do in_srv curl -sf http://127.0.0.1:8080/readyz >/dev/null 2>&1 && return; sleep 0.05; done
   echo "infrad did not start:" >&2; cat "$work/infrad.log" >&2; exit 1
@@ -87,10 +89,21 @@ exchanges() { # perfdhcp on core 1; print the 4-way exchanges per second it saw;
   awk '/^Rate:/ { print $2; exit }' <<<"$report"
 }
 
-infrad_rates=() kea_rates=()
+# measure NAME: run perfdhcp against the server, then append its rate to NAME_rates
+# and the server's CPU per exchange (µs, user and system, from /proc) to NAME_cpu: a
+# figure the machine's other tenants disturb less than the rate.
+ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+measure() {
+  local t0 t1 seen
+  t0=$(ticks); seen=$(exchanges "$1"); t1=$(ticks)
+  eval "$1_rates+=($seen)"
+  eval "$1_cpu+=($(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v r="$seen" -v s="$secs" 'BEGIN { printf "%.1f", t / hz * 1e6 / (r * s) }'))"
+}
+
+infrad_rates=() kea_rates=() infrad_cpu=() kea_cpu=()
 for r in $(seq "$rounds"); do
   start_infrad
-  infrad_rates+=($(exchanges infrad))
+  measure infrad
   token=$(cat "$work/infrad/api-token")
   leases=$(in_srv curl -s -H "Authorization: Bearer $token" http://127.0.0.1:8080/api/v1/dhcp/leases)
   grep -q '"ip"' <<<"$leases" || { echo "no leases from infrad: $(head -c 300 <<<"$leases")" >&2; tail -5 "$work/infrad.log" >&2; exit 1; }
@@ -99,13 +112,14 @@ for r in $(seq "$rounds"); do
   [ "$total" = "$unique" ] || { echo "an address was leased twice: $total leases, $unique addresses" >&2; exit 1; }
   stop_server
   start_kea
-  kea_rates+=($(exchanges kea))
+  measure kea
   stop_server
-  echo "round $r: infrad ${infrad_rates[-1]} exchanges/s ($total leases, all distinct, fsync'ed), Kea ${kea_rates[-1]} exchanges/s (memfile, no fsync)"
+  echo "round $r: infrad ${infrad_rates[-1]} exchanges/s, ${infrad_cpu[-1]} µs CPU each ($total leases, all distinct, fsync'ed), Kea ${kea_rates[-1]} exchanges/s, ${kea_cpu[-1]} µs CPU each (memfile, no fsync)"
 done
 
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 mi=$(median "${infrad_rates[@]}"); mk=$(median "${kea_rates[@]}")
+ci=$(median "${infrad_cpu[@]}"); ck=$(median "${kea_cpu[@]}")
 ratio=$(awk -v a="$mi" -v b="$mk" 'BEGIN { printf "%.2f", a / b }')
-summary="dhcp: /8 pool, perfdhcp -r $rate for ${secs}s x $rounds rounds, server on core 0, perfdhcp on core 1: infrad $mi 4-way exchanges/s (every lease fsync'ed before its ACK, group commit), Kea $(kea-dhcp4 -v) $mk (memfile persist, no fsync), ratio ${ratio}x"
+summary="dhcp: /8 pool, perfdhcp -r $rate for ${secs}s x $rounds rounds, server on core 0, perfdhcp on core 1: infrad $mi 4-way exchanges/s, $ci µs CPU each (every lease fsync'ed before its ACK, group commit), Kea $(kea-dhcp4 -v) $mk, $ck µs CPU each (memfile persist, no fsync), ratio ${ratio}x"
 echo "$summary" | tee "$out/dhcp-$(date +%Y%m%d-%H%M%S).txt"

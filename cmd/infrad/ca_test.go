@@ -44,7 +44,7 @@ type caLab struct {
 }
 
 func TestCAWithRealClients(t *testing.T) {
-	testenv.Need(t, "lego", "certbot", "openssl")
+	testenv.Need(t, "lego", "certbot", "openssl", "curl")
 	dir := t.TempDir()
 	api, dnsPort, ntpPort, caPort, httpPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	site := filepath.Join(dir, "site.yaml")
@@ -149,8 +149,14 @@ func TestCAWithRealClients(t *testing.T) {
 			Directory       string
 		}
 		getJSON(t, base+"/api/v1/ca", token, &info)
-		if len(info.RootFingerprint) != 64 || info.Directory != "https://ca.k8s.example.com/acme/acme/directory" {
+		host := fmt.Sprintf("ca.k8s.example.com:%d", caPort) // the CA's port is in the URL: it is not 443
+		if len(info.RootFingerprint) != 64 || info.Directory != "https://"+host+"/acme/acme/directory" {
 			t.Errorf("got %+v", info)
+		}
+		// The directory answers at the URL given, and its links point where it is.
+		out, err := exec.Command("curl", "-sS", "--resolve", host+":127.0.0.1", "--cacert", lab.root, info.Directory).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"newAccount":"https://`+host+`/acme/acme/new-account"`) {
+			t.Errorf("curl %s: %v\n%s", info.Directory, err, out)
 		}
 		metrics, _ := http.Get(base + "/metrics")
 		body, _ := io.ReadAll(metrics.Body)

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,8 +170,18 @@ func (s *Service) Start(ctx context.Context) error {
 			s.health.Fail("listen", "the CA's listener stopped: "+err.Error())
 		}
 	}()
-	s.log.Info("ca listening", "addr", ln.Addr().String(), "directory", fmt.Sprintf("https://%s/acme/acme/directory", caName))
+	s.log.Info("ca listening", "addr", ln.Addr().String(), "directory", DirectoryURL(s.site.Load().CA.Name, s.site.Load().CA.Listen.Port()))
 	return nil
+}
+
+// DirectoryURL is the ACME directory of the CA called name that listens on port: the
+// port is in the URL unless it is 443.
+func DirectoryURL(name ipam.Name, port uint16) string {
+	host := strings.TrimSuffix(string(name), ".")
+	if port != 443 && port != 0 {
+		host = net.JoinHostPort(host, strconv.Itoa(int(port)))
+	}
+	return "https://" + host + "/acme/acme/directory"
 }
 
 // caTables are the tables step-ca's db.New would create.

@@ -213,3 +213,14 @@ func TestSeparateDatabaseIsMigrated(t *testing.T) {
 		t.Errorf("the old database was not set aside: %v", err)
 	}
 }
+
+func TestDirectoryURL(t *testing.T) {
+	for port, want := range map[uint16]string{
+		443:  "https://ca.k8s.example.com/acme/acme/directory",
+		8443: "https://ca.k8s.example.com:8443/acme/acme/directory",
+	} {
+		if got := DirectoryURL("ca.k8s.example.com.", port); got != want {
+			t.Errorf("port %d: got %s, want %s", port, got, want)
+		}
+	}
+}

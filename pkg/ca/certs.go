@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/smallstep/certificates/db"
@@ -42,7 +40,7 @@ func (s *Service) Info() (Info, error) {
 	sum := sha256.Sum256(s.root.Raw)
 	return Info{
 		RootFingerprint:    hex.EncodeToString(sum[:]),
-		Directory:          fmt.Sprintf("https://%s/acme/acme/directory", strings.TrimSuffix(string(s.site.Load().CA.Name), ".")),
+		Directory:          DirectoryURL(s.site.Load().CA.Name, s.site.Load().CA.Listen.Port()),
 		IntermediateExpiry: s.inter.NotAfter,
 		CertLifetime:       s.site.Load().CA.CertLifetime.String(),
 	}, nil
