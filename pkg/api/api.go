@@ -48,6 +48,7 @@ type Options struct {
 	TLS       *tls.Config  // nil: plain HTTP, which is for loopback only
 	RateLimit int          // /api/v1 requests a second per client address; 0: no limit
 	Logger    *slog.Logger // nil: slog.Default()
+	Timeouts  service.HTTPTimeouts
 }
 
 // BuildInfo says which infrad this is.
@@ -175,11 +176,8 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.opts.TLS != nil {
 		ln, scheme = tls.NewListener(ln, s.opts.TLS), "https"
 	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	srv := &http.Server{Handler: s.handler, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.opts.Timeouts.Apply(srv)
 	s.srv, s.serveErr = srv, nil
 	go func() {
 		err := srv.Serve(ln)

@@ -58,6 +58,7 @@ type Options struct {
 	Logger   *slog.Logger          // nil: slog.Default()
 	Store    *store.Store          // non-nil: the CA's tables are read here
 	IPAM     *ipam.IPAM            // non-nil: the write path the CA's tables are written through
+	Timeouts service.HTTPTimeouts
 }
 
 // Service is the CA. It is a service.Service.
@@ -67,6 +68,7 @@ type Service struct {
 	health   service.Tracker
 	resolver netip.AddrPort
 	synced   func() (bool, string)
+	timeouts service.HTTPTimeouts
 	metrics  *collector
 	db       *storeDB
 
@@ -85,7 +87,7 @@ func New(opts Options) *Service {
 	if opts.Synced == nil {
 		opts.Synced = func() (bool, string) { return true, "" }
 	}
-	s := &Service{log: opts.Logger, resolver: opts.Resolver, synced: opts.Synced,
+	s := &Service{log: opts.Logger, resolver: opts.Resolver, synced: opts.Synced, timeouts: opts.Timeouts,
 		db: &storeDB{store: opts.Store, ipam: opts.IPAM}}
 	s.site.Store(opts.Site)
 	s.metrics = newCollector(s)
@@ -160,8 +162,8 @@ func (s *Service) Start(ctx context.Context) error {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.cert.Raw}))
 	})
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: r, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.timeouts.Apply(srv)
 	s.srv, s.auth, s.root, s.inter = srv, auth, root.cert, inter.cert
 	s.health.Reset()
 	go func() {

@@ -8,8 +8,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
+	"github.com/infrad/infrad/pkg/service"
 )
 
 // testCA is a CA for k8s.example.com on free ports.
@@ -38,6 +41,11 @@ func startCA(t *testing.T) testCA {
 
 // startCAWith is startCA with the clock judged by synced.
 func startCAWith(t *testing.T, synced func() (bool, string)) testCA {
+	return startCAOpts(t, Options{Synced: synced})
+}
+
+// startCAOpts is startCA with opts' Synced and Timeouts.
+func startCAOpts(t *testing.T, opts Options) testCA {
 	t.Helper()
 	dir := t.TempDir()
 	port, httpPort := testenv.FreePort(t), testenv.FreePort(t)
@@ -45,7 +53,8 @@ func startCAWith(t *testing.T, synced func() (bool, string)) testCA {
 data_dir: %s
 ca: {listen: "127.0.0.1:%d", name: ca.k8s.example.com, cert_lifetime: 24h, http01_port: %d}
 `, dir, port, httpPort))
-	s := New(Options{Site: site, Store: st, IPAM: m, Resolver: testenv.StubDNS(t, "k8s.example.com.", netip.MustParseAddr("127.0.0.1")), Synced: synced})
+	s := New(Options{Site: site, Store: st, IPAM: m, Resolver: testenv.StubDNS(t, "k8s.example.com.", netip.MustParseAddr("127.0.0.1")),
+		Synced: opts.Synced, Timeouts: opts.Timeouts})
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -222,5 +231,25 @@ func TestDirectoryURL(t *testing.T) {
 		if got := DirectoryURL("ca.k8s.example.com.", port); got != want {
 			t.Errorf("port %d: got %s, want %s", port, got, want)
 		}
+	}
+}
+
+// TestTimeouts: an ACME client that trickles its request's body, or keeps its
+// connection idle, is cut off (short bounds here).
+func TestTimeouts(t *testing.T) {
+	ca := startCAOpts(t, Options{Timeouts: service.HTTPTimeouts{Read: 300 * time.Millisecond, Idle: 300 * time.Millisecond}})
+	u, _ := url.Parse(ca.directory)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.RootPEM())
+	dial := func() net.Conn {
+		conn, err := tls.Dial("tcp", u.Host, &tls.Config{ServerName: "ca.k8s.example.com", RootCAs: roots})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	testenv.Trickle(t, dial(), "ca.k8s.example.com", "/acme/acme/new-account", "", 10*time.Second)
+	if !testenv.IdleClosed(t, dial(), "ca.k8s.example.com", "/roots.pem", 10*time.Second) {
+		t.Errorf("an idle connection stayed open")
 	}
 }
