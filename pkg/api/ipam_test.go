@@ -188,6 +188,8 @@ func TestRefusalsMapToStatus(t *testing.T) {
 		{"duplicate IP", "POST", "/api/v1/hosts", map[string]any{"name": "w02", "ip": "10.0.40.10"}, 409, "conflict", "ip", []string{"10.0.40.10", `"cp01"`}},
 		{"host in a reserved range", "POST", "/api/v1/hosts", map[string]any{"name": "w02", "ip": "10.0.40.105"}, 409, "conflict", "ip", []string{`"metallb"`}},
 		{"malformed MAC", "POST", "/api/v1/hosts", map[string]any{"name": "w02", "ip": "10.0.40.22", "mac": "zz"}, 422, "invalid", "mac", []string{`"zz"`}},
+		{"a host name of two labels", "POST", "/api/v1/hosts", map[string]any{"name": "web03.example.com", "ip": "10.0.40.22"}, 422, "invalid", "name", []string{"one label", `name it "web03"`}},
+		{"an absolute host name", "POST", "/api/v1/hosts", map[string]any{"name": "web03.k8s.example.com.", "ip": "10.0.40.22"}, 422, "invalid", "name", []string{"one label"}},
 		{"field of the wrong type", "POST", "/api/v1/hosts", map[string]any{"name": 7}, 400, "malformed", "name", nil},
 		{"file-owned host", "PUT", "/api/v1/hosts/cp01", map[string]any{"ip": "10.0.40.30"}, 409, "owned_by_file", "", []string{"site.yaml"}},
 		{"delete file-owned subnet", "DELETE", "/api/v1/subnets/vm", nil, 409, "owned_by_file", "", []string{`"vm"`}},

@@ -28,7 +28,7 @@ func TestEveryMistake(t *testing.T) {
 		"dns.tsig_keys[0].secret", "ntp.local_stratum", "dhcp.leas_time", "subnets[0].gateway",
 		"subnets[0].ranges[1]", "subnets[0].ranges[2]", "subnets[1].cidr", "subnets[2].cidr",
 		"subnets[3].cidr", "hosts[1].ip", "hosts[2].mac", "hosts[3].name", "hosts[4].mac",
-		"hosts[5].ip", "hosts[6].ip", "hosts[7].name", "hosts[8].colour",
+		"hosts[5].ip", "hosts[6].ip", "hosts[7].name", "hosts[8].colour", "hosts[9].name",
 	} {
 		if !strings.Contains(got, ": "+path+": ") {
 			t.Errorf("no error at %s", path)

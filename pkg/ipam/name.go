@@ -40,14 +40,18 @@ func ParseOwner(s string, origin Name) (Name, error) {
 	return n, nil
 }
 
-// CheckHostname reports whether s is a valid hostname relative to the site's domain:
-// letters, digits and inner hyphens in each label, and no trailing dot.
+// CheckHostname reports whether s is a valid host name: one label of letters, digits
+// and inner hyphens, which the site's domain follows (cp01 is cp01.<domain>).
 func CheckHostname(s string) error {
-	if strings.HasSuffix(s, ".") {
-		return fmt.Errorf("%q is not a valid hostname: give it relative to the domain, without the trailing dot", s)
+	switch {
+	case strings.HasSuffix(s, "."):
+		return fmt.Errorf("%q is not a valid host name: give the host's one label, without the domain or a trailing dot", s)
+	case strings.Contains(s, "."):
+		first, _, _ := strings.Cut(s, ".")
+		return fmt.Errorf("%q is not a valid host name: a host's name is one label, published as <name>.<domain> (for %s.<domain>, name it %q; names elsewhere are records)", s, first, first)
 	}
 	if err := checkName(s, false); err != nil {
-		return fmt.Errorf("%q is not a valid hostname: %w", s, err)
+		return fmt.Errorf("%q is not a valid host name: %w", s, err)
 	}
 	return nil
 }
