@@ -81,7 +81,8 @@ const dhclientScript = `#!/bin/sh
 env | grep -E '^(reason|new_)' | sort > "$DIR/$reason.tmp" && mv "$DIR/$reason.tmp" "$DIR/$reason"
 echo "$reason" >> "$DIR/reasons"
 case "$reason" in
-BOUND|RENEW|REBIND|REBOOT) ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
+BOUND|RENEW|REBIND|REBOOT) ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"
+	[ -z "$new_routers" ] || ip route replace default via "${new_routers%% *}" dev "$interface" ;;
 EXPIRE|FAIL|RELEASE|STOP) ip addr flush dev "$interface" ;;
 esac
 `

@@ -315,11 +315,16 @@ func (s *Service) Reload(site *config.Site) error {
 	return nil
 }
 
-// subnetFor is the subnet a message's client is on: the relay's, or the interface's.
+// subnetFor is the subnet a message's client is on, as RFC 2131 §4.3.2 (and Kea, and
+// ISC dhcpd) choose it: the relay's (giaddr); else, for a REQUEST or INFORM from a
+// client that has its address (ciaddr), that address's; else the interface's.
 func subnetFor(m *ipam.Model, l *link, msg *dhcpv4.DHCPv4) (ipam.Subnet, bool) {
 	at := l.addr
-	if gi := addr(msg.GatewayIPAddr); gi.IsValid() {
+	switch gi, ci := addr(msg.GatewayIPAddr), addr(msg.ClientIPAddr); {
+	case gi.IsValid():
 		at = gi
+	case ci.IsValid() && (msg.MessageType() == dhcpv4.MessageTypeRequest || msg.MessageType() == dhcpv4.MessageTypeInform):
+		at = ci // renewing, or asking for options, by unicast: perhaps through a router, with no relay
 	}
 	for _, sn := range m.Subnets() {
 		if sn.Purpose == ipam.PurposeNodes && sn.CIDR.Addr().Is4() && sn.CIDR.Contains(at) {

@@ -90,10 +90,10 @@ func (s *Service) request(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 		return nil, nil
 	}
 	if !r.sn.CIDR.Contains(ip) {
-		return s.nak(r, "the address is not on this network")
+		return s.nak(r, nakWrongNetwork, "the address is not on this network")
 	}
 	if s.offers.OfferedToOther(ip, r.mac) {
-		return s.nak(r, "the address is offered to another client")
+		return s.nak(r, nakOffered, "the address is offered to another client")
 	}
 	now := s.now()
 	c := ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: r.sn.Name, MAC: r.mac, IP: ip,
@@ -102,7 +102,7 @@ func (s *Service) request(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	var refused *ipam.Error
 	switch {
 	case errors.As(err, &refused):
-		return s.nak(r, refused.Msg)
+		return s.nak(r, nakRefused, refused.Msg)
 	case err != nil:
 		s.log.Error("lease not stored: no ACK", "ip", ip, "mac", r.mac, "err", err)
 		return nil, nil
@@ -114,10 +114,26 @@ func (s *Service) request(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	return s.reply(r, dhcpv4.MessageTypeAck, ip)
 }
 
-func (s *Service) nak(r *request, why string) (*dhcpv4.DHCPv4, *net.UDPAddr) {
+// The reasons a REQUEST is NAKed, as infrad_dhcp_naks_total counts them.
+const (
+	nakWrongNetwork = "wrong_network"      // the address is not on the client's subnet
+	nakOffered      = "offered_to_another" // the address is another client's offer
+	nakRefused      = "refused"            // the write path refused the lease (why is in the message)
+)
+
+// nak refuses r's REQUEST, saying why in the message (RFC 2131 §4.3.2). A relayed NAK
+// has the broadcast bit set, so that the relay broadcasts it to the client, which has
+// no address to be sent one.
+func (s *Service) nak(r *request, reason, why string) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	resp := newReply(r.DHCPv4, dhcpv4.MessageTypeNak, r.link.addr)
 	resp.UpdateOption(dhcpv4.OptMessage(why))
+	if addr(r.GatewayIPAddr).IsValid() {
+		resp.SetBroadcast()
+	}
+	s.log.Debug("dhcp nak", "reason", reason, "why", why, "mac", r.mac, "ciaddr", r.ClientIPAddr,
+		"requested", r.RequestedIPAddress(), "giaddr", r.GatewayIPAddr, "subnet", r.sn.Name)
 	s.metrics.sent(dhcpv4.MessageTypeNak)
+	s.metrics.nak(reason)
 	return resp, destination(r.DHCPv4, dhcpv4.MessageTypeNak)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/infrad/infrad/internal/sitetest"
 )
@@ -187,6 +188,38 @@ func TestRelayedRequest(t *testing.T) {
 	nothing, _ := s.handle(l, message(t, mac(2), dhcpv4.MessageTypeDiscover, dhcpv4.WithGatewayIP(net.ParseIP("192.168.9.1"))))
 	if nothing != nil {
 		t.Errorf("a relay on no subnet of ours got %v, want silence", nothing)
+	}
+}
+
+// TestRelayedClientRenewsByUnicast: at T1 a relayed client unicasts its REQUEST to the
+// server through the router, with its address in ciaddr and no giaddr (RFC 2131
+// §4.3.2); the subnet is the one holding ciaddr, not the interface's, and the ACK goes
+// to the client's address. A relayed NAK has the broadcast bit set, and is counted.
+func TestRelayedClientRenewsByUnicast(t *testing.T) {
+	s, l := newService(t)
+	relay := dhcpv4.WithGatewayIP(net.ParseIP("10.88.0.1"))
+	ip := lease(t, s, l, mac(3), relay)
+	ack, dst := s.handle(l, message(t, mac(3), dhcpv4.MessageTypeRequest, dhcpv4.WithClientIP(net.ParseIP(ip))))
+	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || ack.YourIPAddr.String() != ip {
+		t.Fatalf("the unicast renewal of %s got %v, want an ACK", ip, ack)
+	}
+	if dst.String() != ip+":68" {
+		t.Errorf("the ACK went to %s, want the client at %s:68", dst, ip)
+	}
+	inform, dst := s.handle(l, message(t, mac(3), dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.ParseIP(ip))))
+	if inform == nil || inform.MessageType() != dhcpv4.MessageTypeAck || dst.String() != ip+":68" {
+		t.Errorf("the unicast INFORM of %s got %v to %s, want an ACK to the client", ip, inform, dst)
+	}
+
+	nak, dst := s.handle(l, message(t, mac(4), dhcpv4.MessageTypeRequest, relay, requested("10.77.0.100")))
+	if nak == nil || nak.MessageType() != dhcpv4.MessageTypeNak {
+		t.Fatalf("a relayed REQUEST for another network's address got %v, want a NAK", nak)
+	}
+	if !nak.IsBroadcast() || dst.String() != "10.88.0.1:67" {
+		t.Errorf("the relayed NAK: broadcast bit %v, sent to %s; want the bit set, sent to the relay", nak.IsBroadcast(), dst)
+	}
+	if n := testutil.ToFloat64(s.metrics.naks.WithLabelValues(nakWrongNetwork)); n != 1 {
+		t.Errorf("infrad_dhcp_naks_total{reason=wrong_network} = %v, want 1", n)
 	}
 }
 

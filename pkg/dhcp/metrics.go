@@ -12,6 +12,7 @@ type metrics struct {
 	in, out [maxType + 1]prometheus.Counter
 	dry     *prometheus.CounterVec
 	limited *prometheus.CounterVec // by "mac" or "relay"
+	naks    *prometheus.CounterVec // by reason
 }
 
 // maxType is the highest DHCP message type counted by name (RFC 2132: 1 to 8).
@@ -28,7 +29,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "infrad_dhcp_pool_exhausted_total", Help: "DISCOVERs left unanswered because the subnet's pool had no free address.",
 	}, []string{"subnet"}), limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "infrad_dhcp_rate_limited_total", Help: "Messages dropped because their client (by MAC) or relay asked too fast: starvation.",
-	}, []string{"by"})}
+	}, []string{"by"}), naks: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "infrad_dhcp_naks_total", Help: "REQUESTs NAKed, by reason: wrong_network (the address is not on the client's subnet), offered_to_another, refused (by the write path: the address is held, out of range, or not the client's reservation).",
+	}, []string{"reason"})}
+	for _, r := range []string{nakWrongNetwork, nakOffered, nakRefused} {
+		m.naks.WithLabelValues(r) // every reason from the start, at 0
+	}
 	for t := range m.in {
 		name := "other"
 		if t > 0 {
@@ -36,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 		m.in[t], m.out[t] = in.WithLabelValues(name), out.WithLabelValues(name)
 	}
-	reg.MustRegister(in, out, m.dry, m.limited)
+	reg.MustRegister(in, out, m.dry, m.limited, m.naks)
 	return m
 }
 
@@ -50,3 +56,4 @@ func index(t dhcpv4.MessageType) int {
 func (m *metrics) received(t dhcpv4.MessageType) { m.in[index(t)].Inc() }
 func (m *metrics) sent(t dhcpv4.MessageType)     { m.out[index(t)].Inc() }
 func (m *metrics) exhausted(subnet string)       { m.dry.WithLabelValues(subnet).Inc() }
+func (m *metrics) nak(reason string)             { m.naks.WithLabelValues(reason).Inc() }
