@@ -184,3 +184,31 @@ func (s *server) signedUpdate(t *testing.T, name, ip string) string {
 	}
 	return dns.RcodeToString[r.Rcode]
 }
+
+// TestOneTTLPerRRset: records added to one name and type at different TTLs are one
+// RRset with one TTL (RFC 2181 §5.2), the lowest, in answers and in a transfer.
+func TestOneTTLPerRRset(t *testing.T) {
+	testenv.Need(t, "nsupdate", "dig")
+	s := start(t, "")
+	if out, err := s.nsupdate(t, goodKey,
+		"update add multi.k8s.example.com 600 A 10.0.40.60",
+		"update add multi.k8s.example.com 30 A 10.0.40.61",
+		"update add multi.k8s.example.com 300 A 10.0.40.62"); err != nil {
+		t.Fatalf("nsupdate: %v\n%s", err, out)
+	}
+	ttls := func(out string) []string {
+		var got []string
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) == 5 && f[0] == "multi.k8s.example.com." && f[3] == "A" {
+				got = append(got, f[1])
+			}
+		}
+		return got
+	}
+	if got := ttls(s.dig(t, "multi.k8s.example.com", "A", "+noall", "+answer")); !slices.Equal(got, []string{"30", "30", "30"}) {
+		t.Errorf("answer TTLs %v, want 30 for all three", got)
+	}
+	if got := ttls(s.dig(t, "k8s.example.com", "AXFR", "-y", goodKey)); !slices.Equal(got, []string{"30", "30", "30"}) {
+		t.Errorf("transferred TTLs %v, want 30 for all three", got)
+	}
+}

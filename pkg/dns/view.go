@@ -108,7 +108,26 @@ func (v *view) node(name string) (node, bool) {
 		}
 		n.add(rr)
 	}
+	n.oneTTL()
 	return n, len(n) > 0 || v.m.NameExists(owner)
+}
+
+// oneTTL gives every RR of an RRset the set's lowest TTL: an RRset has one TTL (RFC
+// 2181 §5.2), and records added at different TTLs (the site file, the API, updates)
+// are served, and transferred, as one.
+func (n node) oneTTL() {
+	for _, set := range n {
+		if len(set) < 2 {
+			continue
+		}
+		low := set[0].Header().Ttl
+		for _, rr := range set[1:] {
+			low = min(low, rr.Header().Ttl)
+		}
+		for _, rr := range set {
+			rr.Header().Ttl = low
+		}
+	}
 }
 
 // exists reports whether name exists, as node does, without making its RRs: the
