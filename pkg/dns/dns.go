@@ -298,12 +298,16 @@ func (s *Service) view() view {
 	return view{m: m, zones: s.zones.of(m), settings: s.cfg.Load().settings}
 }
 
-// watch notifies the secondaries after each change of the zones' serial, gathering
-// the changes of s.coalesce into one NOTIFY, until ctx ends.
+// watch notifies the secondaries once at start (a change made while infrad was
+// stopped reaches them now, not at their next refresh), then after each change of the
+// zones' serial, gathering the changes of s.coalesce into one NOTIFY, until ctx ends.
 func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	m, changed := s.ipam.Watch()
 	serial := m.Serial()
+	if t := s.transfer.Load(); t != nil && s.cfg.Load().notify {
+		s.notify(t, s.zones.of(m).list)
+	}
 	check := time.NewTicker(5 * time.Second)
 	defer check.Stop()
 	for {
