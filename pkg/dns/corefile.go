@@ -34,7 +34,7 @@ func corefile(id string, d config.DNS) string {
 		// Who may transfer is transferACL's to say; the transfer plugin notifies the
 		// secondaries.
 		fmt.Fprintf(&b, "\ttransfer {\n\t\tto %s\n\t}\n", strings.TrimSpace("* "+joinAddrs(d.Secondaries)))
-		for _, p := range []string{tsigCheckName, transferACLName, pluginName} {
+		for _, p := range []string{guardName, transferACLName, pluginName} {
 			fmt.Fprintf(&b, "\t%s %s\n", p, id)
 		}
 		if len(d.Forwarders) > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,11 +23,11 @@ import (
 const pluginName = "infrad"
 
 // directives is the plugin chain, in order; the Corefile uses only these.
-var directives = []string{"bind", tsigCheckName, "tsig", transferACLName, "transfer", pluginName, "cache", "forward"}
+var directives = []string{"bind", guardName, "tsig", transferACLName, "transfer", pluginName, "cache", "forward"}
 
 // The names of infrad's plugins around CoreDNS's tsig and transfer (tsig.go).
 const (
-	tsigCheckName   = pluginName + "_tsig"
+	guardName       = pluginName + "_guard"
 	transferACLName = pluginName + "_transfer"
 )
 
@@ -40,7 +41,7 @@ var (
 func register() {
 	registerOnce.Do(func() {
 		plugin.Register(pluginName, setup)
-		plugin.Register(tsigCheckName, setupAround(func(svc *Service, next plugin.Handler) plugin.Handler { return &tsigCheck{svc: svc, next: next} }))
+		plugin.Register(guardName, setupAround(func(svc *Service, next plugin.Handler) plugin.Handler { return &guard{svc: svc, next: next} }))
 		plugin.Register(transferACLName, setupAround(func(svc *Service, next plugin.Handler) plugin.Handler { return &transferACL{svc: svc, next: next} }))
 		if err := dnsserver.SetDirectives(directives); err != nil {
 			panic("dns: " + err.Error())
@@ -109,6 +110,9 @@ func (h *handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	if len(r.Question) == 1 {
 		qtype = r.Question[0].Qtype
 	}
+	if opt := r.IsEdns0(); opt != nil {
+		w = &ednsWriter{ResponseWriter: w, do: opt.Do()}
+	}
 	rcode, err := h.serve(ctx, w, r)
 	h.svc.metrics.observe(qtype, rcode, time.Since(start))
 	return dns.RcodeSuccess, err // every path wrote its own reply
@@ -131,10 +135,10 @@ func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 	v := h.svc.view()
 	zone := v.zoneOf(name)
 	if zone == "" {
-		if h.next == nil || !h.svc.mayRecurse(w.RemoteAddr()) {
-			return reply(w, r, dns.RcodeRefused)
+		if h.next == nil || !r.RecursionDesired || !h.svc.mayRecurse(w.RemoteAddr()) {
+			return reply(w, r, dns.RcodeRefused) // (RD=0: the client asks us, not the world)
 		}
-		rc, err := plugin.NextOrFailure(pluginName, h.next, ctx, w, r)
+		rc, err := plugin.NextOrFailure(pluginName, h.next, ctx, recursive{w}, r)
 		if !plugin.ClientWrite(rc) {
 			return reply(w, r, rc)
 		}
@@ -148,6 +152,37 @@ func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 	m.SetReply(r)
 	v.answer(m, name, q.Qtype, zone)
 	return m.Rcode, w.WriteMsg(m)
+}
+
+// ednsUDPSize is the UDP payload infrad's replies advertise (the DNS flag day's 1232).
+const ednsUDPSize = 1232
+
+// ednsWriter gives a reply to an EDNS query an OPT record of infrad's own (RFC 6891):
+// version 0, infrad's UDP size, the DO bit as asked, and no Z flags or options echoed
+// from the query or an upstream. (CoreDNS then sets the UDP size to the client's.)
+type ednsWriter struct {
+	dns.ResponseWriter
+	do bool
+}
+
+func (w *ednsWriter) WriteMsg(m *dns.Msg) error {
+	m.Extra = slices.DeleteFunc(m.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT })
+	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+	o.SetUDPSize(ednsUDPSize)
+	if w.do {
+		o.SetDo()
+	}
+	m.Extra = append(m.Extra, o)
+	return w.ResponseWriter.WriteMsg(m)
+}
+
+// recursive marks a forwarded answer as infrad's: recursion available, and not
+// authoritative, whatever the upstream said.
+type recursive struct{ dns.ResponseWriter }
+
+func (w recursive) WriteMsg(m *dns.Msg) error {
+	m.Authoritative, m.RecursionAvailable = false, true
+	return w.ResponseWriter.WriteMsg(m)
 }
 
 func reply(w dns.ResponseWriter, r *dns.Msg, rcode int) (int, error) {

@@ -17,7 +17,8 @@ import (
 
 // Two small plugins stand around CoreDNS's tsig and transfer plugins:
 //
-//   - tsigCheck, before tsig, answers what that plugin gets wrong: a message signed
+//   - guard, the first plugin, refuses a message with more than one OPT record
+//     (FORMERR, RFC 6891 §6.1.1), and answers what the tsig plugin gets wrong: a message signed
 //     with a key infrad does not have, or with an algorithm other than the key's, is
 //     BADKEY (CoreDNS checks only the name, so any HMAC of the right secret passed), and
 //     a wrong MAC is BADSIG. Both answers are unsigned with the server's time in Time
@@ -48,14 +49,25 @@ func newTSIGPolicy(d config.DNS) *tsigPolicy {
 	return p
 }
 
-type tsigCheck struct {
+type guard struct {
 	svc  *Service
 	next plugin.Handler
 }
 
-func (h *tsigCheck) Name() string { return pluginName + "_tsig" }
+func (h *guard) Name() string { return guardName }
 
-func (h *tsigCheck) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+func (h *guard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	opts := 0
+	for _, rr := range r.Extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			opts++
+		}
+	}
+	if opts > 1 {
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeFormatError)
+		return dns.RcodeFormatError, w.WriteMsg(m)
+	}
 	t := r.IsTsig()
 	if t == nil {
 		return plugin.NextOrFailure(h.Name(), h.next, ctx, w, r)
@@ -102,7 +114,7 @@ type transferACL struct {
 	next plugin.Handler
 }
 
-func (h *transferACL) Name() string { return pluginName + "_transfer" }
+func (h *transferACL) Name() string { return transferACLName }
 
 func (h *transferACL) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if len(r.Question) != 1 || (r.Question[0].Qtype != dns.TypeAXFR && r.Question[0].Qtype != dns.TypeIXFR) {

@@ -1,0 +1,159 @@
+package dns
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/infrad/infrad/internal/testenv"
+)
+
+// kdig runs kdig against addr and returns its output.
+func kdig(t *testing.T, addr string, args ...string) string {
+	t.Helper()
+	host, port, _ := strings.Cut(addr, ":")
+	out, err := exec.Command("kdig", append([]string{"@" + host, "-p", port, "+time=2", "+retry=0"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kdig %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// TestSameAnswersAsNSD: NSD, a secondary of infrad's zones in the same test, and
+// infrad answer a sample of questions alike: status, the aa flag, the answer and the
+// authority sections, record for record.
+func TestSameAnswersAsNSD(t *testing.T) {
+	testenv.Need(t, "nsd", "kdig")
+	s := start(t, `  transfer_from: [127.0.0.0/8]`)
+	fwdPort, revPort := testenv.FreePort(t), testenv.FreePort(t)
+	nsd(t, fwdPort, "k8s.example.com", s.addr)
+	nsd(t, revPort, "40.0.10.in-addr.arpa", s.addr)
+	for _, port := range []int{fwdPort, revPort} {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		testenv.WaitFor(t, "NSD to load the zone", func() bool {
+			out, err := exec.Command("kdig", "@127.0.0.1", "-p", fmt.Sprint(port), "+short", "+time=1", "+retry=0", "-t", "SOA", map[int]string{fwdPort: "k8s.example.com", revPort: "40.0.10.in-addr.arpa"}[port]).Output()
+			return err == nil && strings.TrimSpace(string(out)) != "" && addr != ""
+		})
+	}
+	for _, q := range [][]string{
+		{"cp01.k8s.example.com", "A"}, {"cp6.k8s.example.com", "AAAA"}, {"api.k8s.example.com", "A"},
+		{"web.apps.k8s.example.com", "A"}, {"_etcd-server-ssl._tcp.k8s.example.com", "SRV"},
+		{"k8s.example.com", "NS"}, {"k8s.example.com", "SOA"}, {"k8s.example.com", "MX"},
+		{"k8s.example.com", "TXT"}, {"registry.k8s.example.com", "CNAME"},
+		{"nope.k8s.example.com", "A"}, {"cp01.k8s.example.com", "TXT"}, {"deep.sub.k8s.example.com", "TXT"},
+		{"10.40.0.10.in-addr.arpa", "PTR"}, {"99.40.0.10.in-addr.arpa", "PTR"},
+	} {
+		nsdAddr := fmt.Sprintf("127.0.0.1:%d", fwdPort)
+		if strings.HasSuffix(q[0], ".arpa") {
+			nsdAddr = fmt.Sprintf("127.0.0.1:%d", revPort)
+		}
+		// The answer, with the status and flags; and for a negative answer the authority
+		// section too. (A positive answer's authority section is a server's choice: NSD
+		// adds the zone's NS, infrad gives minimal responses, as BIND does by default.)
+		ours := comparable(kdig(t, s.addr, append([]string{"+norec", "+noall", "+answer", "+header"}, q...)...))
+		theirs := comparable(kdig(t, nsdAddr, append([]string{"+norec", "+noall", "+answer", "+header"}, q...)...))
+		if !slices.Equal(ours, theirs) {
+			t.Errorf("%s %s:\ninfrad:\n  %s\nNSD:\n  %s", q[0], q[1], strings.Join(ours, "\n  "), strings.Join(theirs, "\n  "))
+			continue
+		}
+		if len(ours) > 2 {
+			continue // status, flags and an answer
+		}
+		ours = comparable(kdig(t, s.addr, append([]string{"+norec", "+noall", "+authority"}, q...)...))
+		theirs = comparable(kdig(t, nsdAddr, append([]string{"+norec", "+noall", "+authority"}, q...)...))
+		if len(ours) == 0 || !slices.Equal(ours, theirs) {
+			t.Errorf("%s %s, authority:\ninfrad:\n  %s\nNSD:\n  %s", q[0], q[1], strings.Join(ours, "\n  "), strings.Join(theirs, "\n  "))
+		}
+	}
+}
+
+// comparable is kdig's output as sorted lines, without what differs between two
+// servers of one zone: the message ID, and the counts of the sections not compared.
+func comparable(out string) []string {
+	var lines []string
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, ";; Received") || strings.HasPrefix(line, ";; Time") || strings.HasPrefix(line, ";; From"):
+		case strings.HasPrefix(line, ";; ->>HEADER<<-"):
+			status, _, _ := strings.Cut(line, "; id:")
+			lines = append(lines, status)
+		case strings.HasPrefix(line, ";; Flags:"):
+			flags, _, _ := strings.Cut(line, ";")
+			flags, _, _ = strings.Cut(strings.TrimPrefix(line, ";; Flags: "), "; QUERY")
+			lines = append(lines, "flags: "+flags)
+		default:
+			lines = append(lines, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+// TestProtocolDetails: what peers check of a server's EDNS and recursion handling,
+// with dig where dig can ask it.
+func TestProtocolDetails(t *testing.T) {
+	testenv.Need(t, "dig")
+	// An upstream that claims authority for what it answers: infrad's forwarded answer
+	// must not.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg).SetReply(r)
+		m.Authoritative, m.RecursionAvailable = true, true
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)})
+		w.WriteMsg(m)
+	})}
+	go up.ActivateAndServe()
+	t.Cleanup(func() { up.Shutdown() })
+	s := start(t, fmt.Sprintf("  forwarders: [%q]", pc.LocalAddr()))
+
+	t.Run("EDNS Z flags are not echoed", func(t *testing.T) {
+		out := s.dig(t, "cp01.k8s.example.com", "+ednsflags=0x7fff")
+		if !strings.Contains(out, "EDNS: version: 0") || strings.Contains(out, "MBZ") {
+			t.Errorf("dig +ednsflags=0x7fff:\n%s", out)
+		}
+	})
+	t.Run("a forwarded answer has ra and not the upstream's aa", func(t *testing.T) {
+		out := s.dig(t, "www.outside.test")
+		flags := regexp.MustCompile(`flags: ([a-z ]+);`).FindStringSubmatch(out)
+		if !strings.Contains(out, "192.0.2.1") || len(flags) < 2 || !slices.Contains(strings.Fields(flags[1]), "ra") || slices.Contains(strings.Fields(flags[1]), "aa") {
+			t.Errorf("dig www.outside.test:\n%s", out)
+		}
+	})
+	t.Run("RD=0 outside the zones is not forwarded", func(t *testing.T) {
+		if got := status(s.dig(t, "www.outside.test", "+norec")); got != "REFUSED" {
+			t.Errorf("dig +norec www.outside.test: %s, want REFUSED", got)
+		}
+	})
+	raw := func(t *testing.T, m *dns.Msg) *dns.Msg {
+		r, err := dns.Exchange(m, s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	t.Run("two OPT records are FORMERR", func(t *testing.T) {
+		m := new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA)
+		m.SetEdns0(1232, false)
+		m.Extra = append(m.Extra, m.Extra[0])
+		if r := raw(t, m); r.Rcode != dns.RcodeFormatError {
+			t.Errorf("got %s, want FORMERR", dns.RcodeToString[r.Rcode])
+		}
+	})
+	t.Run("no question is FORMERR", func(t *testing.T) {
+		m := new(dns.Msg)
+		m.Id = dns.Id()
+		if r := raw(t, m); r.Rcode != dns.RcodeFormatError {
+			t.Errorf("got %s, want FORMERR", dns.RcodeToString[r.Rcode])
+		}
+	})
+}
