@@ -569,3 +569,18 @@ func TestPlanAndTheChangeBudget(t *testing.T) {
 		t.Errorf("a refused reload changed the store: %v", got)
 	}
 }
+
+func TestValidateWarns(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "site.yaml")
+	os.WriteFile(path, []byte("domain: k8s.example.com\ndns: {listen: [\"0.0.0.0:53\"]}\nntp: {listen: [\"0.0.0.0:1123\"]}\ndhcp: {interfaces: [eth0]}\n"), 0o644)
+	p := start(t, dir, "validate", "-c", path)
+	if code := p.wait(t, 30*time.Second); code != exitOK {
+		t.Errorf("got exit %d, want 0: warnings are not mistakes", code)
+	}
+	for _, want := range []string{"warning: dns.advertise: not set", "warning: ntp.listen: DHCP clients are told NTP is at the DHCP interface's address, port 123"} {
+		if !strings.Contains(p.output.String(), want) {
+			t.Errorf("validate did not warn %q:\n%s", want, p.output.String())
+		}
+	}
+}

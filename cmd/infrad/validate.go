@@ -34,6 +34,9 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "infrad: %v\n", err)
 		return exitFail
 	}
+	for _, w := range site.Warnings() {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
+	}
 	fmt.Fprintf(stdout, "%s: valid (domain %s, %d subnets, %d hosts, %d records)\n",
 		*path, site.Domain, len(site.Subnets), len(site.Hosts), len(site.DNS.Records))
 	return exitOK

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,35 @@ func TestDemoIsValid(t *testing.T) {
 	}
 	if len(s.DHCP.Interfaces) != 0 {
 		t.Errorf("got DHCP interfaces %v, want none (idle)", s.DHCP.Interfaces)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string // key paths
+	}{
+		{"loopback listeners", "domain: a.example\ndns: {listen: [\"127.0.0.1:53\"]}\n", nil},
+		{"a wildcard DNS listener with no advertise", "domain: a.example\n", []string{"dns.advertise"}},
+		{"DHCP with NTP on every address", "domain: a.example\ndns: {advertise: 10.0.0.1}\ndhcp: {interfaces: [eth0]}\n", nil},
+		{"DHCP with NTP on the advertised address", "domain: a.example\ndns: {advertise: 10.0.0.1}\nntp: {listen: [\"10.0.0.1:123\"]}\ndhcp: {interfaces: [eth0]}\n", nil},
+		{"DHCP with NTP on another port", "domain: a.example\ndns: {advertise: 10.0.0.1}\nntp: {listen: [\"0.0.0.0:1123\"]}\ndhcp: {interfaces: [eth0]}\n", []string{"ntp.listen"}},
+		{"DHCP with DNS and NTP on loopback only", "domain: a.example\ndns: {listen: [\"127.0.0.1:53\"]}\nntp: {listen: [\"127.0.0.1:123\"]}\ndhcp: {interfaces: [eth0]}\n", []string{"dns.advertise"}},
+		{"DHCP with NTP on loopback only", "domain: a.example\ndns: {advertise: 10.0.0.1}\nntp: {listen: [\"127.0.0.1:123\"]}\ndhcp: {interfaces: [eth0]}\n", []string{"ntp.listen"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			site, err := Parse("x.yaml", []byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range site.Warnings() {
+				got = append(got, w.Path)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", site.Warnings(), tc.want)
+			}
+		})
 	}
 }

@@ -108,6 +108,9 @@ func (d *Daemon) reconcile(site *config.Site) error {
 		d.log.Debug("site file applied", "change", c.String())
 	}
 	d.log.Info("site file applied", "site", site.Source, "added", count["+"], "changed", count["~"], "removed", count["-"])
+	for _, w := range site.Warnings() {
+		d.log.Warn("site file: "+w.Msg, "key", w.Path)
+	}
 	return nil
 }
 

@@ -64,7 +64,7 @@ type Service struct {
 // settings are what the site file says about replies, and the starvation limits.
 type settings struct {
 	leaseTime time.Duration
-	dns       netip.Addr // infrad's DNS address for clients; zero: the interface's
+	dns       netip.Addr // infrad's address for clients, its DNS and NTP (dns.advertise); zero: the interface's
 	perMAC    *ratelimit.Limiter[ipam.MAC]
 	perRelay  *ratelimit.Limiter[netip.Addr]
 }

@@ -405,3 +405,21 @@ func TestBurstOfDiscoversNeverDoubleBooks(t *testing.T) {
 		}
 	}
 }
+
+// TestAdvertisedServers: option 6 (DNS) and option 42 (NTP) name dns.advertise, where
+// infrad serves both, and the interface's address without it.
+func TestAdvertisedServers(t *testing.T) {
+	for _, tc := range []struct{ extra, want string }{
+		{"", "10.77.0.1"},
+		{"dns: {advertise: 10.77.0.2}\n", "10.77.0.2"},
+	} {
+		s, l := newServiceOn(t, tc.extra+testSite, "10.77.0.1")
+		resp, _ := s.handle(l, message(t, mac(1), dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.ParseIP("10.77.0.50"))))
+		if resp == nil {
+			t.Fatal("no answer to an INFORM")
+		}
+		if dns, ntp := resp.DNS(), resp.NTPServers(); len(dns) != 1 || dns[0].String() != tc.want || len(ntp) != 1 || ntp[0].String() != tc.want {
+			t.Errorf("%q: DNS %v, NTP %v; want %s for both", tc.extra, dns, ntp, tc.want)
+		}
+	}
+}

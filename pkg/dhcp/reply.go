@@ -15,14 +15,11 @@ import (
 // options of the subnet, overridden by the client's host, and says where it goes.
 func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	st := s.settings.Load()
-	opts := ipam.DHCPOptions{
-		DNS:    []netip.Addr{st.dns},
-		NTP:    []netip.Addr{r.link.addr},
-		Search: []ipam.Name{r.model.Domain()},
+	infrad := st.dns // where clients reach infrad's DNS and NTP
+	if !infrad.IsValid() {
+		infrad = r.link.addr
 	}
-	if !st.dns.IsValid() {
-		opts.DNS = []netip.Addr{r.link.addr}
-	}
+	opts := ipam.DHCPOptions{DNS: []netip.Addr{infrad}, NTP: []netip.Addr{infrad}, Search: []ipam.Name{r.model.Domain()}}
 	opts = opts.Merge(r.sn.DHCP)
 	if h, ok := r.model.HostWithMAC(r.mac); ok {
 		opts = opts.Merge(h.DHCP)

@@ -38,6 +38,7 @@ func (v *view) answer(m *dns.Msg, name string, qtype uint16, zone string) {
 		}
 		if rrs := n[qtype]; len(rrs) > 0 {
 			m.Answer = append(m.Answer, rrs...)
+			v.additional(m, rrs)
 			return
 		}
 		cname := n[dns.TypeCNAME]
@@ -49,6 +50,33 @@ func (v *view) answer(m *dns.Msg, name string, qtype uint16, zone string) {
 		name = cname[0].(*dns.CNAME).Target
 		if zone = v.zoneOf(name); zone == "" {
 			return // the target is not ours: the client resolves it
+		}
+	}
+}
+
+// additional adds to m the addresses infrad knows of the names an NS, MX or SRV answer
+// points at (RFC 1034 §4.3.2, RFC 2782): the glue a resolver would ask for next.
+func (v *view) additional(m *dns.Msg, rrs []dns.RR) {
+	seen := map[string]bool{}
+	for _, rr := range rrs {
+		var target string
+		switch rr := rr.(type) {
+		case *dns.NS:
+			target = rr.Ns
+		case *dns.MX:
+			target = rr.Mx
+		case *dns.SRV:
+			target = rr.Target
+		default:
+			return
+		}
+		target = dns.CanonicalName(target)
+		if seen[target] || v.zoneOf(target) == "" {
+			continue
+		}
+		seen[target] = true
+		if n, ok := v.node(target); ok {
+			m.Extra = append(append(m.Extra, n[dns.TypeA]...), n[dns.TypeAAAA]...)
 		}
 	}
 }

@@ -157,3 +157,18 @@ func TestProtocolDetails(t *testing.T) {
 		}
 	})
 }
+
+// TestAdditionalAddresses: an NS or SRV answer carries the addresses infrad knows of
+// its targets, as dig shows them.
+func TestAdditionalAddresses(t *testing.T) {
+	testenv.Need(t, "dig")
+	s := start(t, "")
+	for _, tc := range []struct{ name, qtype, want string }{
+		{"k8s.example.com", "NS", "ns.k8s.example.com.\t120\tIN\tA\t127.0.0.1"},
+		{"_etcd-server-ssl._tcp.k8s.example.com", "SRV", "cp01.k8s.example.com.\t120\tIN\tA\t10.0.40.10"},
+	} {
+		if out := s.dig(t, tc.name, tc.qtype, "+noall", "+additional"); !strings.Contains(out, tc.want) {
+			t.Errorf("dig %s %s: the additional section lacks %q:\n%s", tc.name, tc.qtype, tc.want, out)
+		}
+	}
+}

@@ -221,6 +221,9 @@ func (h *handler) Transfer(zone string, serial uint32) (<-chan []dns.RR, error) 
 				ch <- rrs
 			}
 		}
+		for _, rr := range v.delegations(zone) {
+			ch <- []dns.RR{rr}
+		}
 		ch <- soa
 	}()
 	return ch, nil

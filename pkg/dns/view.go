@@ -224,6 +224,29 @@ func (v *view) owners(zone string) []string {
 	return out
 }
 
+// delegations are what zone's transfer holds of the zones infrad serves below it (the
+// site's domain below an extra zone, say k8s.example.com below example.com): an NS
+// record delegating each to the zones' name server, and that server's address as glue
+// when its name lies in zone. Queries to infrad never need them (it answers from the
+// child zone), but a secondary of the parent alone does, and BIND and Knot refuse a
+// zone whose in-zone NS target has no address.
+func (v *view) delegations(zone string) []dns.RR {
+	var out []dns.RR
+	ns := v.nsName()
+	for _, child := range v.zones.list {
+		if child == zone || !dns.IsSubDomain(zone, child) || v.zoneOf(parent(child)) != zone {
+			continue
+		}
+		out = append(out, &dns.NS{Hdr: v.hdr(child, dns.TypeNS, v.ttl), Ns: ns})
+	}
+	if len(out) > 0 && dns.IsSubDomain(zone, ns) {
+		if n, _ := v.node(ns); n != nil {
+			out = append(append(out, n[dns.TypeA]...), n[dns.TypeAAAA]...)
+		}
+	}
+	return out
+}
+
 // parent strips the first label: "a.b.c." is "b.c.", "c." is ".", "." is "".
 func parent(name string) string {
 	if name == "." {
