@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/infrad/infrad/pkg/api"
 	"github.com/infrad/infrad/pkg/export"
 	"github.com/infrad/infrad/pkg/ipam"
 )
@@ -57,12 +58,16 @@ func exportCmd(args []string, stdout, stderr io.Writer) int {
 // CA has not started; the exports that need it say so.
 func (c *client) site(server string) (export.Site, error) {
 	var s export.Site
-	var status struct{ Site struct{ Domain string } }
+	var status struct{ Site api.SiteInfo }
 	if err := c.get("/api/v1/status", &status); err != nil {
 		return s, err
 	}
 	s.Domain = strings.TrimSuffix(status.Site.Domain, ".")
+	s.Cluster, s.BGP = status.Site.Kubernetes, status.Site.MetalLB.BGP
 	if err := c.get("/api/v1/subnets", &s.Subnets); err != nil {
+		return s, err
+	}
+	if err := c.get("/api/v1/hosts", &s.Hosts); err != nil {
 		return s, err
 	}
 	var records []ipam.Record

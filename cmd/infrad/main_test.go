@@ -584,3 +584,51 @@ func TestValidateWarns(t *testing.T) {
 		}
 	}
 }
+
+// TestExportForALoadBalancedBGPSite: a homelab whose control-plane endpoint is a
+// CNAME to a load balancer's host, and whose MetalLB pool is announced by BGP.
+func TestExportForALoadBalancedBGPSite(t *testing.T) {
+	dir := t.TempDir()
+	api := testenv.FreePort(t)
+	site := fmt.Sprintf(`domain: home.example
+data_dir: %s
+api: {listen: "127.0.0.1:%d"}
+dns:
+  listen: ["127.0.0.1:%d"]
+  records:
+    - {name: k8s, type: CNAME, value: haproxy}
+ntp: {listen: ["127.0.0.1:%d"], local_stratum: 10, chronyd: none}
+ca: {listen: "127.0.0.1:%d"}
+kubernetes: {endpoint: "k8s:8443", cluster_name: homelab, dns_domain: cluster.home}
+metallb:
+  bgp: {my_asn: 64512, peer_asn: 64513, peer_address: 10.4.0.1}
+subnets:
+  - name: nodes
+    cidr: 10.4.0.0/24
+    ranges: [{kind: reserved, name: metallb, start: 10.4.0.200, end: 10.4.0.250}]
+  - {name: pods, cidr: 10.244.0.0/16, purpose: pods}
+hosts:
+  - {name: haproxy, ip: 10.4.0.9}
+`, filepath.Join(dir, "data"), api, testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t))
+	path := filepath.Join(dir, "site.yaml")
+	os.WriteFile(path, []byte(site), 0o644)
+	base := fmt.Sprintf("http://127.0.0.1:%d", api)
+	start(t, dir, "serve", "-c", path)
+	waitReady(t, base)
+	for kind, wants := range map[string][]string{
+		"kubeadm": {"clusterName: homelab\n", "controlPlaneEndpoint: k8s.home.example:8443\n", "dnsDomain: cluster.home\n",
+			"podSubnet: 10.244.0.0/16\n", "    - k8s.home.example\n    - haproxy.home.example\n    - 10.4.0.9\n"},
+		"metallb": {"kind: BGPPeer", "myASN: 64512", "peerASN: 64513", "peerAddress: 10.4.0.1", "kind: BGPAdvertisement", "    - nodes-metallb\n"},
+	} {
+		p := start(t, dir, "export", "--api", base, kind)
+		if code := p.wait(t, 30*time.Second); code != exitOK {
+			t.Errorf("export %s: exit %d\n%s", kind, code, p.output.String())
+			continue
+		}
+		for _, want := range wants {
+			if !strings.Contains(p.output.String(), want) {
+				t.Errorf("export %s lacks %q:\n%s", kind, want, p.output.String())
+			}
+		}
+	}
+}

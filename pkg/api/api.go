@@ -21,6 +21,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/infrad/infrad/pkg/export"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ratelimit"
 	"github.com/infrad/infrad/pkg/service"
@@ -60,9 +61,13 @@ type BuildInfo struct {
 
 // SiteInfo says which site file is running.
 type SiteInfo struct {
-	Source   string    `json:"source"`
-	Domain   string    `json:"domain"`
-	LoadedAt time.Time `json:"loaded_at"`
+	Source     string         `json:"source"`
+	Domain     string         `json:"domain"`
+	LoadedAt   time.Time      `json:"loaded_at"`
+	Kubernetes export.Cluster `json:"kubernetes"` // what infrad export kubeadm writes
+	MetalLB    struct {
+		BGP *export.BGP `json:"bgp,omitempty"`
+	} `json:"metallb"`
 }
 
 // Server is the API listener. It is a service.Service.

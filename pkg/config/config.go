@@ -32,6 +32,9 @@ type Site struct {
 	CA      CA
 	Subnets []ipam.Subnet
 	Hosts   []ipam.Host
+	// What the exports tell a cluster's tools: kubeadm's endpoint, MetalLB's BGP.
+	Kubernetes Kubernetes
+	MetalLB    MetalLB
 	// MaxDeletes is the change budget: a reload that would remove more objects of the
 	// site file than this is refused. Negative: no limit.
 	MaxDeletes int

@@ -42,7 +42,7 @@ func TestErrorPlaces(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown top-level key names its line and the known keys", "domain: a.example\nsubnet: []\n",
-			`x.yaml:2: subnet: unknown key "subnet" (known keys here: domain, data_dir, api, dns, ntp, dhcp, ca, subnets, hosts, max_deletes)`},
+			`x.yaml:2: subnet: unknown key "subnet" (known keys here: domain, data_dir, api, dns, ntp, dhcp, ca, subnets, hosts, kubernetes, metallb, max_deletes)`},
 		{"missing domain", "data_dir: /tmp\n", `x.yaml: domain: the site needs a domain, such as k8s.example.com`},
 		{"list where a mapping belongs", "domain: a.example\ndns: [a, b]\n", `x.yaml:2: dns: want a mapping of keys, got a list`},
 		{"mapping where a value belongs", "domain: {a: b}\n", `x.yaml:1: domain: want a single value, got a mapping`},
@@ -57,6 +57,12 @@ func TestErrorPlaces(t *testing.T) {
 			`x.yaml:4: dns.tsig_keys[0].transfer: want true or false, got "sometimes"`},
 		{"a transfer source not an address", "domain: a.example\ndns: {transfer_from: [somewhere]}\n",
 			`x.yaml:2: dns.transfer_from[0]: "somewhere" is not a CIDR, such as 10.0.40.0/24`},
+		{"a kubernetes endpoint without a port", "domain: a.example\nkubernetes: {endpoint: lb}\n",
+			`x.yaml:2: kubernetes.endpoint: "lb" is not a name with a port, such as api:6443 or lb.a.example.:6443`},
+		{"a kubernetes endpoint outside the zones", "domain: a.example\nkubernetes: {endpoint: \"lb.b.example.:6443\"}\n",
+			`x.yaml:2: kubernetes.endpoint: lb.b.example. is outside the site's zones: the endpoint is a name infrad serves`},
+		{"BGP without the router's AS", "domain: a.example\nmetallb:\n  bgp: {my_asn: 64512, peer_address: 10.0.0.1}\n",
+			`x.yaml:3: metallb.bgp.peer_asn: BGP needs it: the AS number, such as 64512`},
 		{"no DNS listener", "domain: a.example\ndns: {listen: []}\n", `x.yaml:2: dns.listen: DNS needs at least one address to listen on (leave the key out for 0.0.0.0:53)`},
 	}
 	for _, tc := range tests {

@@ -18,6 +18,9 @@ type file struct {
 	Subnets []ipam.SubnetSpec `yaml:"subnets"`
 	Hosts   []ipam.HostSpec   `yaml:"hosts"`
 
+	Kubernetes fileKubernetes `yaml:"kubernetes"`
+	MetalLB    fileMetalLB    `yaml:"metallb"`
+
 	MaxDeletes *int `yaml:"max_deletes"`
 }
 

@@ -64,6 +64,8 @@ func (v *validator) site(f *file) *Site {
 	s.NTP = v.ntp(&f.NTP)
 	s.DHCP = v.dhcp(&f.DHCP)
 	s.CA = v.ca(&f.CA, s.Domain)
+	s.Kubernetes = v.kubernetes(&f.Kubernetes, s)
+	s.MetalLB = v.metallb(&f.MetalLB)
 	set := s.IPAM()
 	for _, p := range set.Problems() {
 		v.errorf(FilePath(p), "%s", p.Message)

@@ -24,6 +24,7 @@ import (
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/dhcp"
 	"github.com/infrad/infrad/pkg/dns"
+	"github.com/infrad/infrad/pkg/export"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ntp"
 	"github.com/infrad/infrad/pkg/service"
@@ -233,7 +234,13 @@ func (d *Daemon) restartNeeded() []string {
 func (d *Daemon) siteInfo() api.SiteInfo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return api.SiteInfo{Source: d.site.Source, Domain: string(d.site.Domain), LoadedAt: d.loadedAt}
+	k := d.site.Kubernetes
+	info := api.SiteInfo{Source: d.site.Source, Domain: string(d.site.Domain), LoadedAt: d.loadedAt,
+		Kubernetes: export.Cluster{Endpoint: k.String(), ClusterName: k.ClusterName, DNSDomain: strings.TrimSuffix(string(k.DNSDomain), ".")}}
+	if b := d.site.MetalLB.BGP; b != nil {
+		info.MetalLB.BGP = &export.BGP{MyASN: b.MyASN, PeerASN: b.PeerASN, PeerAddress: b.PeerAddress, PeerPort: b.PeerPort}
+	}
+	return info
 }
 
 // Reload makes site the running site: its subnets, hosts and records replace the

@@ -17,18 +17,36 @@ import (
 type Site struct {
 	Domain    string // without the trailing dot
 	Subnets   []ipam.Subnet
+	Hosts     []ipam.Host
 	Records   []ipam.Record
 	Directory string // the ACME directory URL
 	RootPEM   string // the CA's root certificate
 	Server    string // the address nodes reach infrad at, for DNS and NTP
+	Cluster   Cluster
+	BGP       *BGP // nil: MetalLB announces on the layer-2 segment
+}
+
+// Cluster is the site file's kubernetes section, as GET /api/v1/status gives it.
+type Cluster struct {
+	Endpoint    string `json:"endpoint"` // name:port, the name fully qualified without its dot
+	ClusterName string `json:"cluster_name"`
+	DNSDomain   string `json:"dns_domain"` // without the trailing dot
+}
+
+// BGP is the site file's metallb.bgp, as GET /api/v1/status gives it.
+type BGP struct {
+	MyASN       uint32     `json:"my_asn"`
+	PeerASN     uint32     `json:"peer_asn"`
+	PeerAddress netip.Addr `json:"peer_address"`
+	PeerPort    uint16     `json:"peer_port"`
 }
 
 // Kinds are the exports there are, with what each is for.
 var Kinds = map[string]string{
-	"metallb":      "MetalLB IPAddressPool and L2Advertisement from the reserved ranges named metallb",
+	"metallb":      "MetalLB IPAddressPools from the reserved ranges named metallb, with a BGPPeer and BGPAdvertisement (metallb.bgp) or an L2Advertisement",
 	"no-proxy":     "a NO_PROXY list: every subnet, the domain, .cluster.local and .svc",
 	"cert-manager": "a cert-manager ACME ClusterIssuer for infrad's CA",
-	"kubeadm":      "a kubeadm ClusterConfiguration: endpoint, pod and service subnets, certificate SANs",
+	"kubeadm":      "a kubeadm ClusterConfiguration: endpoint (kubernetes.endpoint), cluster name, DNS domain, pod and service subnets, certificate SANs",
 	"chrony":       "a node's chrony.conf, with infrad as its time server",
 	"resolv":       "a node's resolv.conf, with infrad as its resolver",
 	"cloud-init":   "a cloud-config that trusts infrad's root and uses infrad for time and names",
@@ -80,7 +98,13 @@ func metallb(s Site) (string, error) {
 	if len(pools) == 0 {
 		return "", fmt.Errorf("no reserved range is named metallb: add one to a subnet, such as {kind: reserved, name: metallb, start: ..., end: ...}")
 	}
-	fmt.Fprintf(&b, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata:\n  name: infrad\n  namespace: metallb-system\nspec:\n  ipAddressPools:\n")
+	if bgp := s.BGP; bgp != nil {
+		fmt.Fprintf(&b, "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata:\n  name: infrad\n  namespace: metallb-system\nspec:\n  myASN: %d\n  peerASN: %d\n  peerAddress: %s\n  peerPort: %d\n---\n",
+			bgp.MyASN, bgp.PeerASN, bgp.PeerAddress, bgp.PeerPort)
+		fmt.Fprintf(&b, "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata:\n  name: infrad\n  namespace: metallb-system\nspec:\n  ipAddressPools:\n")
+	} else {
+		fmt.Fprintf(&b, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata:\n  name: infrad\n  namespace: metallb-system\nspec:\n  ipAddressPools:\n")
+	}
 	for _, p := range pools {
 		fmt.Fprintf(&b, "    - %s\n", p)
 	}
@@ -113,7 +137,10 @@ spec:
 `, s.Directory, base64.StdEncoding.EncodeToString([]byte(s.RootPEM)))
 }
 
-// kubeadm's endpoint is the api record (api.<domain>), on port 6443.
+// kubeadm writes a ClusterConfiguration (kubeadm.k8s.io/v1beta4) whose endpoint is the
+// site file's kubernetes.endpoint, which must resolve in the site: a host, A or AAAA
+// records, or a CNAME chain to one of those (a load balancer's host, a kube-vip VIP).
+// The endpoint's names and addresses are the API server's extra certificate SANs.
 func kubeadm(s Site) (string, error) {
 	var pods, services string
 	for _, sn := range s.Subnets {
@@ -124,23 +151,18 @@ func kubeadm(s Site) (string, error) {
 			services = sn.CIDR.String()
 		}
 	}
-	api := "api." + s.Domain
-	sans := []string{api}
-	found := false
-	for _, r := range s.Records {
-		if strings.TrimSuffix(string(r.Name), ".") == api && (r.Type == "A" || r.Type == "AAAA") {
-			found = true
-			if a, err := netip.ParseAddr(r.Value); err == nil {
-				sans = append(sans, a.String())
-			}
-		}
+	c := s.Cluster
+	if c.Endpoint == "" {
+		c.Endpoint = "api." + s.Domain + ":6443"
 	}
-	if !found {
-		return "", fmt.Errorf("no A record for %s: add {name: api, type: A, value: <the control plane's VIP>} to dns.records", api)
+	name, _, _ := strings.Cut(c.Endpoint, ":")
+	sans, err := resolve(s, name)
+	if err != nil {
+		return "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: %s:6443\n", api)
-	b.WriteString("networking:\n")
+	fmt.Fprintf(&b, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nclusterName: %s\ncontrolPlaneEndpoint: %s\n", or(c.ClusterName, "kubernetes"), c.Endpoint)
+	fmt.Fprintf(&b, "networking:\n  dnsDomain: %s\n", or(c.DNSDomain, "cluster.local"))
 	if pods != "" {
 		fmt.Fprintf(&b, "  podSubnet: %s\n", pods)
 	}
@@ -152,6 +174,50 @@ func kubeadm(s Site) (string, error) {
 		fmt.Fprintf(&b, "    - %s\n", san)
 	}
 	return b.String(), nil
+}
+
+// resolve follows name through the site's hosts and records to its addresses, and
+// returns the names on the way and the addresses, in order.
+func resolve(s Site, name string) ([]string, error) {
+	var out []string
+	start := name
+	for range 8 {
+		out = append(out, name)
+		fqdn := ipam.Name(name + ".")
+		var addrs []string
+		for _, h := range s.Hosts {
+			if string(h.Name)+"."+s.Domain == name {
+				addrs = append(addrs, h.IP.String())
+			}
+		}
+		next := ""
+		for _, r := range s.Records {
+			switch {
+			case r.Name != fqdn:
+			case r.Type == "A" || r.Type == "AAAA":
+				if a, err := netip.ParseAddr(r.Value); err == nil {
+					addrs = append(addrs, a.String())
+				}
+			case r.Type == "CNAME":
+				next = strings.TrimSuffix(r.Value, ".")
+			}
+		}
+		if len(addrs) > 0 {
+			return append(out, addrs...), nil
+		}
+		if next == "" {
+			break
+		}
+		name = next
+	}
+	return nil, fmt.Errorf("the endpoint %s resolves to no address in the site: add a host or an A record for it, or point kubernetes.endpoint at one", start)
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func cloudInit(s Site) string {

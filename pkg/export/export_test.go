@@ -1,12 +1,14 @@
 package export
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/ipam"
 )
 
 func site(t *testing.T) Site {
@@ -15,7 +17,8 @@ func site(t *testing.T) Site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Site{Domain: strings.TrimSuffix(string(s.Domain), "."), Subnets: s.Subnets, Records: s.DNS.Records,
+	return Site{Domain: strings.TrimSuffix(string(s.Domain), "."), Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records,
+		Cluster:   Cluster{Endpoint: s.Kubernetes.String(), ClusterName: s.Kubernetes.ClusterName, DNSDomain: strings.TrimSuffix(string(s.Kubernetes.DNSDomain), ".")},
 		Directory: "https://ca.k8s.corp.example/acme/acme/directory", Server: "10.0.40.2",
 		RootPEM: "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"}
 }
@@ -35,6 +38,52 @@ func TestGolden(t *testing.T) {
 			}
 			testenv.Golden(t, kind+".golden", got)
 		})
+	}
+}
+
+// TestKubeadmEndpoints: the endpoint may be an A record (a VIP), a host (kube-vip's
+// address as a host, a load balancer's box), or a CNAME to one; its names and
+// addresses become SANs.
+func TestKubeadmEndpoints(t *testing.T) {
+	for _, tc := range []struct {
+		name, endpoint string
+		want           []string // lines the export holds
+	}{
+		{"an A record", "api.k8s.corp.example:6443", []string{"controlPlaneEndpoint: api.k8s.corp.example:6443", "    - api.k8s.corp.example\n    - 10.0.40.100\n"}},
+		{"a CNAME to a host", "lb.k8s.corp.example:8443", []string{"controlPlaneEndpoint: lb.k8s.corp.example:8443", "    - lb.k8s.corp.example\n    - bastion.k8s.corp.example\n    - 10.0.40.2\n"}},
+		{"a host", "bastion.k8s.corp.example:6443", []string{"    - bastion.k8s.corp.example\n    - 10.0.40.2\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := site(t)
+			s.Records = append(s.Records, ipam.Record{Name: "lb.k8s.corp.example.", Type: "CNAME", Value: "bastion.k8s.corp.example."})
+			s.Cluster.Endpoint = tc.endpoint
+			got, err := Render("kubeadm", s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(got, want) {
+					t.Errorf("the export lacks %q:\n%s", want, got)
+				}
+			}
+		})
+	}
+}
+
+func TestMetalLBBGP(t *testing.T) {
+	s := site(t)
+	s.BGP = &BGP{MyASN: 64512, PeerASN: 64513, PeerAddress: netip.MustParseAddr("10.0.40.1"), PeerPort: 179}
+	got, err := Render("metallb", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kind: BGPPeer", "myASN: 64512", "peerASN: 64513", "peerAddress: 10.0.40.1", "kind: BGPAdvertisement"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the export lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "L2Advertisement") {
+		t.Errorf("a BGP site got an L2Advertisement:\n%s", got)
 	}
 }
 
