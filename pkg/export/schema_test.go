@@ -82,8 +82,8 @@ func loadCRDs(t *testing.T) map[string]*jsonschema.Schema {
 			var crd struct {
 				Kind string
 				Spec struct {
-					Group string
-					Names struct{ Kind string }
+					Group    string
+					Names    struct{ Kind string }
 					Versions []struct {
 						Name   string
 						Served bool
