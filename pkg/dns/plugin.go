@@ -191,8 +191,10 @@ func reply(w dns.ResponseWriter, r *dns.Msg, rcode int) (int, error) {
 	return rcode, w.WriteMsg(m)
 }
 
-// Transfer gives the transfer plugin a zone of the current model (AXFR; an IXFR
-// at the current serial gets the SOA alone, an older one the whole zone).
+// Transfer gives the transfer plugin a zone of the current model: an AXFR; for an
+// IXFR (RFC 1995), the SOA alone when the secondary is current, the differences since
+// its serial when IPAM still has that serial's model (condensed into one: the RRs
+// deleted, then those added), and the whole zone otherwise.
 func (h *handler) Transfer(zone string, serial uint32) (<-chan []dns.RR, error) {
 	v := h.svc.view()
 	zone = strings.ToLower(zone)
@@ -200,15 +202,38 @@ func (h *handler) Transfer(zone string, serial uint32) (<-chan []dns.RR, error) 
 		return nil, transfer.ErrNotAuthoritative
 	}
 	ch := make(chan []dns.RR, 1)
-	soa := []dns.RR{v.soa(zone, v.ttl)}
+	soa := v.soa(zone, v.ttl)
 	if serial != 0 && !serialNewer(v.m.Serial(), serial) {
-		ch <- soa
+		ch <- []dns.RR{soa}
 		close(ch)
 		return ch, nil
 	}
+	if old, ok := h.svc.ipam.AtSerial(serial); ok && serial != 0 {
+		was := view{m: old, zones: zonesOf(old), settings: v.settings}
+		if was.isZone(zone) {
+			go func() {
+				defer close(ch)
+				before, after := was.contents(zone), v.contents(zone)
+				ch <- []dns.RR{soa, was.soa(zone, v.ttl)}
+				for k, rr := range before {
+					if _, kept := after[k]; !kept {
+						ch <- []dns.RR{rr}
+					}
+				}
+				ch <- []dns.RR{soa}
+				for k, rr := range after {
+					if _, had := before[k]; !had {
+						ch <- []dns.RR{rr}
+					}
+				}
+				ch <- []dns.RR{soa}
+			}()
+			return ch, nil
+		}
+	}
 	go func() {
 		defer close(ch)
-		ch <- soa
+		ch <- []dns.RR{soa}
 		for _, name := range v.owners(zone) {
 			n, _ := v.node(name)
 			var rrs []dns.RR
@@ -224,7 +249,7 @@ func (h *handler) Transfer(zone string, serial uint32) (<-chan []dns.RR, error) 
 		for _, rr := range v.delegations(zone) {
 			ch <- []dns.RR{rr}
 		}
-		ch <- soa
+		ch <- []dns.RR{soa}
 	}()
 	return ch, nil
 }

@@ -147,3 +147,58 @@ func TestTransferByKey(t *testing.T) {
 		t.Errorf("an unsigned transfer from transfer_from:\n%s", out)
 	}
 }
+
+// TestIXFR: an IXFR from a serial infrad still has answers with the differences (RFC
+// 1995: the new SOA, the old SOA, what was deleted, the new SOA, what was added, the
+// new SOA); from a serial it no longer has, with the whole zone; from the current
+// serial, with the SOA alone; and over UDP with the SOA alone, so the client asks again
+// over TCP.
+func TestIXFR(t *testing.T) {
+	testenv.Need(t, "dig", "nsupdate")
+	s := start(t, `  transfer_from: [127.0.0.0/8]`)
+	serial := func() string {
+		f := strings.Fields(s.answers(t, "k8s.example.com", "SOA")[0])
+		return f[2]
+	}
+	if out, err := s.nsupdate(t, goodKey, "update add x1.k8s.example.com 300 TXT \"one\""); err != nil {
+		t.Fatalf("nsupdate: %v\n%s", err, out)
+	}
+	from := serial()
+	if out, err := s.nsupdate(t, goodKey, "update delete x1.k8s.example.com TXT", "update add x2.k8s.example.com 300 A 10.0.40.77"); err != nil {
+		t.Fatalf("nsupdate: %v\n%s", err, out)
+	}
+	now := serial()
+	if now == from {
+		t.Fatalf("the serial did not move: %s", now)
+	}
+	records := func(out string) []string {
+		var rrs []string
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) >= 5 && !strings.HasPrefix(line, ";") {
+				rr := f[0] + " " + f[3]
+				if f[3] == "SOA" {
+					rr += " " + f[6]
+				} else {
+					rr += " " + strings.Join(f[4:], " ")
+				}
+				rrs = append(rrs, rr)
+			}
+		}
+		return rrs
+	}
+	soa := func(serial string) string { return "k8s.example.com. SOA " + serial }
+	got := records(s.dig(t, "k8s.example.com", "IXFR="+from, "+tcp"))
+	want := []string{soa(now), soa(from), `x1.k8s.example.com. TXT "one"`, soa(now), "x2.k8s.example.com. A 10.0.40.77", soa(now)}
+	if !slices.Equal(got, want) {
+		t.Errorf("IXFR=%s:\ngot  %q\nwant %q", from, got, want)
+	}
+	if got := records(s.dig(t, "k8s.example.com", "IXFR="+now, "+tcp")); !slices.Equal(got, []string{soa(now)}) {
+		t.Errorf("IXFR at the current serial: %q, want the SOA alone", got)
+	}
+	if got := records(s.dig(t, "k8s.example.com", "IXFR=12345", "+tcp")); len(got) < 5 || got[0] != soa(now) || got[1] == soa("12345") || !slices.Contains(got, "cp01.k8s.example.com. A 10.0.40.10") {
+		t.Errorf("IXFR from a serial infrad never had: %q, want the whole zone", got)
+	}
+	if got := records(s.dig(t, "k8s.example.com", "IXFR="+from, "+notcp")); !slices.Equal(got, []string{soa(now)}) {
+		t.Errorf("IXFR over UDP: %q, want the SOA alone", got)
+	}
+}

@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -120,13 +121,32 @@ func (h *transferACL) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 	if len(r.Question) != 1 || (r.Question[0].Qtype != dns.TypeAXFR && r.Question[0].Qtype != dns.TypeIXFR) {
 		return plugin.NextOrFailure(h.Name(), h.next, ctx, w, r)
 	}
+	if !h.allowed(ctx, w) {
+		return reply(w, r, dns.RcodeRefused)
+	}
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp && r.Question[0].Qtype == dns.TypeIXFR {
+		// RFC 1995 §2: an IXFR over UDP whose answer may not fit gets the current SOA
+		// alone, and the client asks again over TCP.
+		v := h.svc.view()
+		zone := strings.ToLower(r.Question[0].Name)
+		if !v.isZone(zone) {
+			return reply(w, r, dns.RcodeNotAuth)
+		}
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Authoritative = true
+		m.Answer = []dns.RR{v.soa(zone, v.ttl)}
+		return dns.RcodeSuccess, w.WriteMsg(m)
+	}
+	return plugin.NextOrFailure(h.Name(), h.next, ctx, w, r)
+}
+
+// allowed says whether the client of a transfer may have it.
+func (h *transferACL) allowed(ctx context.Context, w dns.ResponseWriter) bool {
 	p := h.svc.cfg.Load().tsig
 	if key, signed := tsig.ValidatedKeyName(ctx); signed {
-		if p.keys[strings.ToLower(key)].Transfer {
-			return plugin.NextOrFailure(h.Name(), h.next, ctx, w, r)
-		}
-	} else if client := clientAddr(w.RemoteAddr()); slices.ContainsFunc(p.transferFrom, func(pr netip.Prefix) bool { return pr.Contains(client) }) {
-		return plugin.NextOrFailure(h.Name(), h.next, ctx, w, r)
+		return p.keys[strings.ToLower(key)].Transfer
 	}
-	return reply(w, r, dns.RcodeRefused)
+	client := clientAddr(w.RemoteAddr())
+	return slices.ContainsFunc(p.transferFrom, func(pr netip.Prefix) bool { return pr.Contains(client) })
 }

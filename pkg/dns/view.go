@@ -49,14 +49,20 @@ type zoneSet struct {
 type zoneCache struct{ last atomic.Pointer[zoneSet] }
 
 func (c *zoneCache) of(m *ipam.Model) *zoneSet {
-	sh := m.Shape()
-	if z := c.last.Load(); z != nil && z.shape == sh {
+	if z := c.last.Load(); z != nil && z.shape == m.Shape() {
 		return z
 	}
+	z := zonesOf(m)
+	c.last.Store(z)
+	return z
+}
+
+// zonesOf makes the zones of m's shape.
+func zonesOf(m *ipam.Model) *zoneSet {
+	sh := m.Shape()
 	set := ipam.Set{Domain: sh.Domain, Zones: sh.Zones, Subnets: sh.Subnets}
 	z := &zoneSet{shape: sh, list: siteZones(set)}
 	slices.SortStableFunc(z.list, func(a, b string) int { return len(b) - len(a) })
-	c.last.Store(z)
 	return z
 }
 
@@ -220,6 +226,26 @@ func (v *view) owners(zone string) []string {
 	if g := v.glueName(); g != "" {
 		add(ipam.Name(g))
 		add(ipam.ReverseName(v.advertise))
+	}
+	return out
+}
+
+// contents are every RR of zone but its SOA, as a transfer sends them, by their text.
+func (v *view) contents(zone string) map[string]dns.RR {
+	out := map[string]dns.RR{}
+	for _, name := range v.owners(zone) {
+		n, _ := v.node(name)
+		for t, set := range n {
+			if t == dns.TypeSOA {
+				continue
+			}
+			for _, rr := range set {
+				out[rr.String()] = rr
+			}
+		}
+	}
+	for _, rr := range v.delegations(zone) {
+		out[rr.String()] = rr
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,12 @@ type IPAM struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed when a newer model is published
+	history []*Model      // the last models of distinct serials, oldest first, for IXFR
 }
+
+// historyLen is how many serials back an IXFR can be answered with differences.
+// The models share their unchanged structure, so each costs what its changes did.
+const historyLen = 64
 
 // Options configure New.
 type Options struct {
@@ -60,6 +66,7 @@ func New(opts Options) (*IPAM, error) {
 	}
 	m.leases = model.leases.clone()
 	m.model.Store(model)
+	m.history = []*Model{model}
 	m.ends = endingsOf(model)
 	go m.write()
 	return m, nil
@@ -84,6 +91,19 @@ func (m *IPAM) Watch() (*Model, <-chan struct{}) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.model.Load(), m.changed
+}
+
+// AtSerial returns the last published model whose zones' serial was serial, if it is
+// among the last historyLen serials: what a secondary at serial holds.
+func (m *IPAM) AtSerial(serial uint32) (*Model, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := len(m.history) - 1; i >= 0; i-- {
+		if m.history[i].serial == serial {
+			return m.history[i], true
+		}
+	}
+	return nil, false
 }
 
 // ErrClosed is returned by Apply once the IPAM is closed.
@@ -252,6 +272,14 @@ func (m *IPAM) publish(model *Model) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.model.Store(model)
+	if last := m.history[len(m.history)-1]; last.serial != model.serial {
+		m.history = append(m.history, model)
+		if len(m.history) > historyLen {
+			m.history = slices.Delete(m.history, 0, len(m.history)-historyLen)
+		}
+	} else {
+		m.history[len(m.history)-1] = model // the same serial: DNS answers as before
+	}
 	close(m.changed)
 	m.changed = make(chan struct{})
 }
