@@ -85,8 +85,7 @@ func comparable(out string) []string {
 			status, _, _ := strings.Cut(line, "; id:")
 			lines = append(lines, status)
 		case strings.HasPrefix(line, ";; Flags:"):
-			flags, _, _ := strings.Cut(line, ";")
-			flags, _, _ = strings.Cut(strings.TrimPrefix(line, ";; Flags: "), "; QUERY")
+			flags, _, _ := strings.Cut(strings.TrimPrefix(line, ";; Flags: "), "; QUERY")
 			lines = append(lines, "flags: "+flags)
 		default:
 			lines = append(lines, strings.Join(strings.Fields(line), " "))

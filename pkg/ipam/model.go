@@ -259,11 +259,6 @@ type nameHasher struct{}
 func (nameHasher) Hash(k Name) uint32   { return uint32(maphash.String(seed, string(k))) }
 func (nameHasher) Equal(a, b Name) bool { return a == b }
 
-type addrHasher struct{}
-
-func (addrHasher) Hash(k netip.Addr) uint32   { b := k.As16(); return uint32(maphash.Bytes(seed, b[:])) }
-func (addrHasher) Equal(a, b netip.Addr) bool { return a == b }
-
 type macHasher struct{}
 
 func (macHasher) Hash(k MAC) uint32   { return uint32(maphash.Comparable(seed, k)) }
