@@ -50,7 +50,7 @@ func TestUpdateWithTSIG(t *testing.T) {
 	var got []string
 	for _, r := range records {
 		if r.Owner == ipam.OwnerAPI {
-			got = append(got, fmt.Sprintf("%s %s %s %d", r.Name, r.Type, r.Value, r.TTL))
+			got = append(got, fmt.Sprintf("%s %s %s %d", r.Name, r.Type, r.Value, *r.TTL))
 		}
 	}
 	slices.Sort(got)
@@ -210,5 +210,21 @@ func TestOneTTLPerRRset(t *testing.T) {
 	}
 	if got := ttls(s.dig(t, "k8s.example.com", "AXFR", "-y", goodKey)); !slices.Equal(got, []string{"30", "30", "30"}) {
 		t.Errorf("transferred TTLs %v, want 30 for all three", got)
+	}
+}
+
+// TestUpdateAtTTLZero: an UPDATE's TTL is the record's own, 0 too (a record without
+// one, from the site file or the API, takes dns.ttl).
+func TestUpdateAtTTLZero(t *testing.T) {
+	testenv.Need(t, "nsupdate", "dig")
+	s := start(t, "")
+	if out, err := s.nsupdate(t, goodKey, "update add zero.k8s.example.com 0 A 10.0.40.80"); err != nil {
+		t.Fatalf("nsupdate: %v\n%s", err, out)
+	}
+	for name, want := range map[string]string{"zero.k8s.example.com.": "0", "api.k8s.example.com.": "120"} {
+		f := strings.Fields(s.dig(t, name, "A", "+noall", "+answer"))
+		if len(f) < 2 || f[1] != want {
+			t.Errorf("%s: TTL %v, want %s", name, f, want)
+		}
 	}
 }

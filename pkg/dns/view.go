@@ -109,7 +109,7 @@ func (v *view) node(name string) (node, bool) {
 	}
 	for _, rr := range v.m.RecordsAt(owner) {
 		rr = dns.Copy(rr)
-		if rr.Header().Ttl == 0 {
+		if rr.Header().Ttl == ipam.DefaultTTL {
 			rr.Header().Ttl = v.ttl
 		}
 		n.add(rr)

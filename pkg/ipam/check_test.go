@@ -153,7 +153,7 @@ func TestParseRecord(t *testing.T) {
 		{"A", "1.2.3.4\nevil IN A 5.6.7.8", ""},
 	}
 	for _, tc := range tests {
-		got, err := ParseRecord("x.k8s.example.com.", tc.typ, tc.value, 0, origin)
+		got, err := ParseRecord("x.k8s.example.com.", tc.typ, tc.value, nil, origin)
 		if tc.want == "" {
 			if err == nil {
 				t.Errorf("%s %q: got %q, want an error", tc.typ, tc.value, got.Value)

@@ -102,7 +102,7 @@ type Record struct {
 	Name  Name   `json:"name"`          // fully qualified, inside one of the site's zones
 	Type  string `json:"type"`          // one of RecordTypes
 	Value string `json:"value"`         // RDATA in presentation form, names fully qualified
-	TTL   uint32 `json:"ttl,omitempty"` // 0: the site's default
+	TTL   *uint32 `json:"ttl,omitempty"` // nil: the site's default (dns.ttl); 0 is a TTL of 0
 	Owner Owner  `json:"owner"`
 }
 

@@ -27,7 +27,7 @@ type Model struct {
 
 	records   *immutable.SortedMap[string, Record] // by ID
 	recordsAt *immutable.Map[Name, []string]       // owner name → record IDs
-	rrs       *immutable.Map[string, dns.RR]       // record ID → its parsed RR (TTL as stored)
+	rrs       *immutable.Map[string, dns.RR]       // record ID → its parsed RR (TTL as stored, DefaultTTL for none)
 
 	leases leaseIndexes // by address, MAC and hostname
 

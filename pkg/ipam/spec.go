@@ -115,12 +115,13 @@ func (s RecordSpec) Parse(origin Name) (Record, []FieldError) {
 		errs.add("name", err.Error())
 		return Record{}, errs
 	}
-	var ttl uint32
+	var ttl *uint32
 	if s.TTL != nil {
 		if *s.TTL < 0 || *s.TTL > math.MaxInt32 {
 			errs.add("ttl", fmt.Sprintf("%d is not a TTL from 0 to %d seconds", *s.TTL, math.MaxInt32))
 		} else {
-			ttl = uint32(*s.TTL)
+			t := uint32(*s.TTL)
+			ttl = &t
 		}
 	}
 	rec, err := ParseRecord(name, s.Type, s.Value, ttl, origin)

@@ -164,7 +164,11 @@ func (t *txn) unindexHost(h Host) {
 
 // putRecord adds r, or replaces the record with its ID (whose name is the same).
 func (t *txn) putRecord(r Record) error {
-	rr, err := dns.NewRR(fmt.Sprintf("%s %d IN %s %s", r.Name, r.TTL, r.Type, r.Value))
+	ttl := uint32(DefaultTTL)
+	if r.TTL != nil {
+		ttl = *r.TTL
+	}
+	rr, err := dns.NewRR(fmt.Sprintf("%s %d IN %s %s", r.Name, ttl, r.Type, r.Value))
 	if err != nil || rr == nil {
 		return invalid("value", fmt.Sprintf("%s %s %q cannot be served: %v", r.Name, r.Type, r.Value, err))
 	}

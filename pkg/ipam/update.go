@@ -68,13 +68,13 @@ func (c UpdateRecords) apply(t *txn) (any, error) {
 			}
 			continue
 		}
-		rec, err := ParseRecord(ch.Name, ch.Type, ch.Value, ch.TTL, t.m.shape.Domain)
+		rec, err := ParseRecord(ch.Name, ch.Type, ch.Value, &ch.TTL, t.m.shape.Domain) // an update's TTL is its own, 0 too
 		if err != nil {
 			return nil, invalid("", err.Error())
 		}
 		rec.Owner = OwnerAPI
 		old, exists := t.m.Record(rec.ID())
-		if exists && (old.Owner == OwnerFile || old.TTL == rec.TTL) {
+		if exists && (old.Owner == OwnerFile || (old.TTL != nil && *old.TTL == ch.TTL)) {
 			continue // already there, as RFC 2136 §3.4.2.2 allows
 		}
 		oldID := ""

@@ -242,7 +242,7 @@ async function dnsPage() {
   async (v) => { const r = clean(v); if (r.ttl) r.ttl = Number(r.ttl); await api("POST", "/api/v1/dns/records", r); route(); });
   return [h("h1", {}, "DNS records"), h("section", { class: "card" }, h("h2", {}, "Add a record"), add),
     h("section", { class: "card" }, table(["Name", "Type", "Value", "TTL", "Owner", ""], records.map((r) =>
-      h("tr", { "data-record": r.id }, h("td", {}, r.name), h("td", {}, r.type), h("td", {}, r.value), h("td", {}, r.ttl ? String(r.ttl) : ""),
+      h("tr", { "data-record": r.id }, h("td", {}, r.name), h("td", {}, r.type), h("td", {}, r.value), h("td", {}, r.ttl !== undefined ? String(r.ttl) : ""),
         h("td", {}, badge(r.owner === "file" ? "site file" : "api", "")),
         h("td", {}, r.owner === "file" ? "" : h("button", { class: "danger", onclick: async () => { await api("DELETE", `/api/v1/dns/records/${r.id}`); route(); } }, "Delete"))))))];
 }
