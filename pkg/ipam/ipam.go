@@ -99,11 +99,11 @@ type Host struct {
 
 // Record is one DNS resource record kept in IPAM, beside the ones hosts imply.
 type Record struct {
-	Name  Name   `json:"name"`          // fully qualified, inside one of the site's zones
-	Type  string `json:"type"`          // one of RecordTypes
-	Value string `json:"value"`         // RDATA in presentation form, names fully qualified
+	Name  Name    `json:"name"`          // fully qualified, inside one of the site's zones
+	Type  string  `json:"type"`          // one of RecordTypes
+	Value string  `json:"value"`         // RDATA in presentation form, names fully qualified
 	TTL   *uint32 `json:"ttl,omitempty"` // nil: the site's default (dns.ttl); 0 is a TTL of 0
-	Owner Owner  `json:"owner"`
+	Owner Owner   `json:"owner"`
 }
 
 // ID names a record in the API and the store. It follows from the record's name,
