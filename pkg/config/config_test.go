@@ -63,6 +63,8 @@ func TestErrorPlaces(t *testing.T) {
 			`x.yaml:2: kubernetes.endpoint: lb.b.example. is outside the site's zones: the endpoint is a name infrad serves`},
 		{"BGP without the router's AS", "domain: a.example\nmetallb:\n  bgp: {my_asn: 64512, peer_address: 10.0.0.1}\n",
 			`x.yaml:3: metallb.bgp.peer_asn: BGP needs it: the AS number, such as 64512`},
+		{"an absolute host name outside the zones", "domain: a.example\nsubnets: [{name: n, cidr: 10.0.0.0/24}]\nhosts:\n  - {name: web.b.example., ip: 10.0.0.5}\n",
+			`x.yaml:4: hosts[0].name: web.b.example. is outside the site's zones (a.example. and dns.zones): a host's name is one DNS serves`},
 		{"no DNS listener", "domain: a.example\ndns: {listen: []}\n", `x.yaml:2: dns.listen: DNS needs at least one address to listen on (leave the key out for 0.0.0.0:53)`},
 	}
 	for _, tc := range tests {

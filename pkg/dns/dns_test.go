@@ -401,3 +401,32 @@ func TestResponseRateLimiting(t *testing.T) {
 		t.Errorf("ten queries at once at 2/s (burst 4): got %d answered", n)
 	}
 }
+
+// TestAbsoluteHostName: a host named by an absolute name in an extra zone has its A
+// and PTR there, and is in that zone's transfer; one in no zone of the site, or one
+// label under the domain written absolutely, is refused.
+func TestAbsoluteHostName(t *testing.T) {
+	testenv.Need(t, "dig")
+	s := start(t, `  transfer_from: [127.0.0.0/8]`)
+	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "Web03.Example.org.", IP: "10.0.40.33"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.answers(t, "web03.example.org", "A"); !slices.Equal(got, []string{"10.0.40.33"}) {
+		t.Errorf("A: %v", got)
+	}
+	if got := s.answers(t, "-x", "10.0.40.33"); !slices.Equal(got, []string{"web03.example.org."}) {
+		t.Errorf("PTR: %v", got)
+	}
+	if out := s.dig(t, "example.org", "AXFR"); !strings.Contains(out, "web03.example.org.\t120\tIN\tA\t10.0.40.33") {
+		t.Errorf("the example.org transfer lacks the host:\n%s", out)
+	}
+	for name, want := range map[string]string{
+		"web04.elsewhere.test.":  "outside the site's zones",
+		"web05.k8s.example.com.": `name it "web05"`,
+	} {
+		_, err := s.ipam.CreateHost(ipam.HostSpec{Name: name, IP: "10.0.40.34"})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("host %s: got %v, want %q", name, err, want)
+		}
+	}
+}

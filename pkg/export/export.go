@@ -186,7 +186,7 @@ func resolve(s Site, name string) ([]string, error) {
 		fqdn := ipam.Name(name + ".")
 		var addrs []string
 		for _, h := range s.Hosts {
-			if string(h.Name)+"."+s.Domain == name {
+			if ipam.HostFQDN(h.Name, ipam.Name(s.Domain+".")) == ipam.Name(name+".") {
 				addrs = append(addrs, h.IP.String())
 			}
 		}

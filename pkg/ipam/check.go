@@ -3,6 +3,7 @@ package ipam
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -143,6 +144,8 @@ func (c *checker) hosts() {
 			c.addf(at, "name", "a host needs a name")
 		} else if err := CheckHostname(h.Name); err != nil {
 			c.addf(at, "name", "%v", err)
+		} else if err := c.absoluteHostname(h.Name); err != nil {
+			c.addf(at, "name", "%v", err)
 		} else if j, dup := byName[h.Name]; dup {
 			c.conflictf(at, "name", "host name %q is taken by the host at %s", h.Name, c.set.Hosts[j].IP)
 		} else {
@@ -165,6 +168,23 @@ func (c *checker) hosts() {
 			byMAC[h.MAC] = i
 		}
 	}
+}
+
+// absoluteHostname checks an absolute host name against the site's forward zones: it
+// lies in one of them, and is not one label under the domain, which is written as its
+// label so that each host has one name.
+func (c *checker) absoluteHostname(name string) error {
+	n := Name(name)
+	if !strings.HasSuffix(name, ".") || c.set.Domain == "" {
+		return nil
+	}
+	if label, ok := strings.CutSuffix(name, "."+string(c.set.Domain)); ok && !strings.Contains(label, ".") {
+		return fmt.Errorf("%q is one label under the domain: name it %q", name, label)
+	}
+	if !slices.ContainsFunc(append([]Name{c.set.Domain}, c.set.Zones...), n.IsIn) {
+		return fmt.Errorf("%s is outside the site's zones (%s and dns.zones): a host's name is one DNS serves", name, c.set.Domain)
+	}
+	return nil
 }
 
 // hostAddress checks that h's address is a node address that nothing else owns.
@@ -193,7 +213,7 @@ func (c *checker) hostAddress(at at, h Host) {
 func (c *checker) records() {
 	hostNames := map[Name]string{}
 	for _, h := range c.set.Hosts {
-		hostNames[Name(h.Name+"."+string(c.set.Domain))] = h.Name
+		hostNames[HostFQDN(h.Name, c.set.Domain)] = h.Name
 	}
 	byName := map[Name][]int{}
 	for i, r := range c.set.Records {

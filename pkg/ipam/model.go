@@ -199,16 +199,19 @@ func (m *Model) NameExists(name Name) bool {
 }
 
 // FQDN is the fully qualified name of hostname in the site's domain.
-func (m *Model) FQDN(hostname string) Name { return Name(hostname + "." + string(m.shape.Domain)) }
+func (m *Model) FQDN(hostname string) Name { return HostFQDN(hostname, m.shape.Domain) }
 
-// HostnameOf returns the hostname an owner name in the site's domain has ("cp01" for
-// cp01.<domain>), or false when it is not one label under the domain.
+// HostnameOf returns the name a host or a lease at owner name would have: the name of
+// the host whose absolute name it is, or its label when it is one label under the
+// domain ("cp01" for cp01.<domain>); false otherwise.
 func (m *Model) HostnameOf(name Name) (string, bool) {
-	host, ok := strings.CutSuffix(string(name), "."+string(m.shape.Domain))
-	if !ok || host == "" || strings.Contains(host, ".") {
-		return "", false
+	if host, ok := strings.CutSuffix(string(name), "."+string(m.shape.Domain)); ok && host != "" && !strings.Contains(host, ".") {
+		return host, true // (no absolute host name is one label under the domain)
 	}
-	return host, true
+	if _, ok := m.hosts.Get(string(name)); ok {
+		return string(name), true
+	}
+	return "", false
 }
 
 // Set is the model's objects as a Set, for checking every rule at once.

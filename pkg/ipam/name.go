@@ -41,19 +41,34 @@ func ParseOwner(s string, origin Name) (Name, error) {
 }
 
 // CheckHostname reports whether s is a valid host name: one label of letters, digits
-// and inner hyphens, which the site's domain follows (cp01 is cp01.<domain>).
+// and inner hyphens, which the site's domain follows (cp01 is cp01.<domain>), or an
+// absolute name ending in a dot (web03.example.org.). That an absolute name lies in
+// one of the site's zones, and is not one label under the domain (which is written as
+// its label), is a rule of the site (Set.Problems).
 func CheckHostname(s string) error {
-	switch {
-	case strings.HasSuffix(s, "."):
-		return fmt.Errorf("%q is not a valid host name: give the host's one label, without the domain or a trailing dot", s)
-	case strings.Contains(s, "."):
+	if abs, ok := strings.CutSuffix(s, "."); ok {
+		if err := checkName(abs, false); err != nil {
+			return fmt.Errorf("%q is not a valid host name: %w", s, err)
+		}
+		return nil
+	}
+	if strings.Contains(s, ".") {
 		first, _, _ := strings.Cut(s, ".")
-		return fmt.Errorf("%q is not a valid host name: a host's name is one label, published as <name>.<domain> (for %s.<domain>, name it %q; names elsewhere are records)", s, first, first)
+		return fmt.Errorf("%q is not a valid host name: a host's name is one label, published as <name>.<domain> (for %s.<domain>, name it %q), or an absolute name in one of the site's zones, ending in a dot", s, first, first)
 	}
 	if err := checkName(s, false); err != nil {
 		return fmt.Errorf("%q is not a valid host name: %w", s, err)
 	}
 	return nil
+}
+
+// HostFQDN is the DNS name of the host called name in a site whose domain is domain:
+// an absolute name is itself, a label is <label>.<domain>.
+func HostFQDN(name string, domain Name) Name {
+	if strings.HasSuffix(name, ".") {
+		return Name(name)
+	}
+	return Name(name + "." + string(domain))
 }
 
 // IsIn reports whether n is zone or a name below it.
