@@ -1,6 +1,8 @@
 package dns
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -10,9 +12,9 @@ import (
 )
 
 // corefile writes the Corefile that runs the site's DNS: one server block per listen
-// port, each binding that port's addresses and chaining tsig, transfer, the infrad
-// plugin (which answers our zones, and sends only allowed clients on), cache and
-// forward. id ties the blocks to the Service that owns them.
+// port, each binding that port's addresses and chaining the infrad plugin (which
+// answers our zones, updates and transfers, and sends only allowed clients on), cache
+// and forward. id ties the blocks to the Service that owns them.
 func corefile(id string, d config.DNS) string {
 	var ports []uint16
 	addrs := map[uint16][]string{}
@@ -26,17 +28,13 @@ func corefile(id string, d config.DNS) string {
 	for _, port := range ports {
 		fmt.Fprintf(&b, ".:%d {\n", port)
 		fmt.Fprintf(&b, "\tbind %s\n", strings.Join(addrs[port], " "))
-		b.WriteString("\ttsig {\n")
-		for _, k := range d.TSIGKeys {
-			fmt.Fprintf(&b, "\t\tsecret %s %s\n", k.Name, k.Secret)
+		if len(d.TSIGKeys) > 0 {
+			// The keys reach CoreDNS's server from the plugin's setup, not through the
+			// file: their digest makes a change of keys a change of the Corefile, and so
+			// a restart of CoreDNS with them.
+			fmt.Fprintf(&b, "\t# tsig keys %s\n", keysDigest(d.TSIGKeys))
 		}
-		b.WriteString("\t\trequire_opcode UPDATE\n\t}\n")
-		// Who may transfer is transferACL's to say; the transfer plugin notifies the
-		// secondaries.
-		fmt.Fprintf(&b, "\ttransfer {\n\t\tto %s\n\t}\n", strings.TrimSpace("* "+joinAddrs(d.Secondaries)))
-		for _, p := range []string{guardName, transferACLName, pluginName} {
-			fmt.Fprintf(&b, "\t%s %s\n", p, id)
-		}
+		fmt.Fprintf(&b, "\t%s %s\n", pluginName, id)
 		if len(d.Forwarders) > 0 {
 			fmt.Fprintf(&b, "\tcache\n\tforward . %s\n", joinAddrs(d.Forwarders))
 		}
@@ -51,4 +49,12 @@ func joinAddrs(aps []netip.AddrPort) string {
 		out[i] = ap.String()
 	}
 	return strings.Join(out, " ")
+}
+
+func keysDigest(keys []config.TSIGKey) string {
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s %s %s %v\n", k.Name, k.Algorithm, k.Secret, k.Transfer)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }

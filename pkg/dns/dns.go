@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/coredns/caddy"
-	"github.com/coredns/coredns/plugin/transfer"
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -51,10 +50,9 @@ type Service struct {
 	coalesce time.Duration
 	metrics  *metrics
 
-	zones    zoneCache
-	health   service.Tracker
-	cfg      atomic.Pointer[serving]
-	transfer atomic.Pointer[transfer.Transfer]
+	zones  zoneCache
+	health service.Tracker
+	cfg    atomic.Pointer[serving]
 
 	mu       sync.Mutex // guards what follows
 	site     config.DNS
@@ -69,7 +67,8 @@ type Service struct {
 type serving struct {
 	settings
 	recursionAllow []netip.Prefix
-	notify         bool                           // secondaries are configured
+	secondaries    []netip.AddrPort               // notified of every change
+	keys           []config.TSIGKey               // as CoreDNS's server verifies with them
 	tsig           *tsigPolicy                    // keys and who may transfer
 	rrl            *ratelimit.Limiter[netip.Addr] // authoritative answers per client
 }
@@ -108,7 +107,8 @@ func (s *Service) setSite(site *config.Site) {
 	s.cfg.Store(&serving{
 		settings:       settings{ttl: site.DNS.TTL, advertise: site.DNS.Advertise},
 		recursionAllow: site.DNS.RecursionAllow,
-		notify:         len(site.DNS.Secondaries) > 0,
+		secondaries:    site.DNS.Secondaries,
+		keys:           site.DNS.TSIGKeys,
 		tsig:           newTSIGPolicy(site.DNS),
 		rrl:            ratelimit.New[netip.Addr](site.DNS.RateLimit),
 	})
@@ -305,9 +305,7 @@ func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	m, changed := s.ipam.Watch()
 	serial := m.Serial()
-	if t := s.transfer.Load(); t != nil && s.cfg.Load().notify {
-		s.notify(t, s.zones.of(m).list)
-	}
+	s.notify(s.zones.of(m).list)
 	check := time.NewTicker(5 * time.Second)
 	defer check.Stop()
 	for {
@@ -329,17 +327,7 @@ func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
 			continue
 		}
 		serial = m.Serial()
-		if t := s.transfer.Load(); t != nil && s.cfg.Load().notify {
-			s.notify(t, s.zones.of(m).list)
-		}
-	}
-}
-
-func (s *Service) notify(t *transfer.Transfer, zones []string) {
-	for _, z := range zones {
-		if err := t.Notify(z); err != nil {
-			s.log.Warn("notify of a secondary failed", "zone", z, "err", err)
-		}
+		s.notify(s.zones.of(m).list)
 	}
 }
 

@@ -1,38 +1,30 @@
 package dns
 
 import (
-	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/coredns/coredns/plugin"
-	"github.com/coredns/coredns/plugin/tsig"
 	"github.com/miekg/dns"
 
 	"github.com/infrad/infrad/pkg/config"
 )
 
-// Two small plugins stand around CoreDNS's tsig and transfer plugins:
-//
-//   - guard, the first plugin, refuses a message with more than one OPT record
-//     (FORMERR, RFC 6891 §6.1.1), and answers what the tsig plugin gets wrong: a message signed
-//     with a key infrad does not have, or with an algorithm other than the key's, is
-//     BADKEY (CoreDNS checks only the name, so any HMAC of the right secret passed), and
-//     a wrong MAC is BADSIG. Both answers are unsigned with the server's time in Time
-//     Signed, as RFC 8945 §5.3.2 says (CoreDNS sent time 0, which nsupdate and dig
-//     report as unsynchronised clocks). BADTIME and good signatures go on to tsig,
-//     which signs the reply.
-//   - transferACL, between tsig and transfer, decides who may transfer a zone: a
-//     transfer signed with a key that may transfer, from anywhere (external-dns in a
-//     cluster has no fixed address), or an unsigned one from a secondary or a
-//     transfer_from source. The transfer plugin itself is told "to *" and the
-//     secondaries, which it only notifies.
+// TSIG (RFC 8945). CoreDNS's server verifies a signed message's MAC with the keys the
+// setup gives it (miekg/dns, by key name) and signs a reply that carries a TSIG record;
+// infrad's plugin does the rest, where CoreDNS's own tsig plugin fell short: a message
+// signed with a key infrad does not have, or with an algorithm other than the key's,
+// is BADKEY (CoreDNS checked only the name, so any HMAC of the right secret passed);
+// a wrong MAC is BADSIG; both answers are unsigned with the server's time in Time
+// Signed (CoreDNS sent time 0, which nsupdate and dig report as unsynchronised
+// clocks). A message outside the time window gets BADTIME, signed, with the server's
+// time in Other Data.
 
-// tsigPolicy is what the two plugins read of the site file.
+// tsigPolicy is what the plugin reads of the site file's keys and transfer settings.
 type tsigPolicy struct {
 	keys         map[string]config.TSIGKey // by lower-case name
 	transferFrom []netip.Prefix            // the secondaries' addresses and transfer_from
@@ -50,42 +42,37 @@ func newTSIGPolicy(d config.DNS) *tsigPolicy {
 	return p
 }
 
-type guard struct {
-	svc  *Service
-	next plugin.Handler
+// secrets are the keys as CoreDNS's server takes them, to verify and sign with.
+func secrets(keys []config.TSIGKey) map[string]string {
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		out[strings.ToLower(string(k.Name))] = k.Secret
+	}
+	return out
 }
 
-func (h *guard) Name() string { return guardName }
-
-func (h *guard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	opts := 0
-	for _, rr := range r.Extra {
-		if rr.Header().Rrtype == dns.TypeOPT {
-			opts++
-		}
-	}
-	if opts > 1 {
-		m := new(dns.Msg)
-		m.SetRcode(r, dns.RcodeFormatError)
-		return dns.RcodeFormatError, w.WriteMsg(m)
-	}
-	t := r.IsTsig()
-	if t == nil {
-		return plugin.NextOrFailure(h.Name(), h.next, ctx, w, r)
-	}
-	key, known := h.svc.cfg.Load().tsig.keys[strings.ToLower(t.Hdr.Name)]
+// verify judges the TSIG t of r. It returns the key's name when the signature is good;
+// otherwise it has answered r itself, and returns done.
+func (s *Service) verify(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG) (key string, done bool, err error) {
+	k, known := s.cfg.Load().tsig.keys[strings.ToLower(t.Hdr.Name)]
 	var tsigErr uint16
 	switch status := w.TsigStatus(); {
-	case !known || dns.CanonicalName(t.Algorithm) != dns.CanonicalName(key.Algorithm+"."):
+	case !known || dns.CanonicalName(t.Algorithm) != dns.CanonicalName(k.Algorithm+"."):
 		tsigErr = dns.RcodeBadKey
-	case status == nil || errors.Is(status, dns.ErrTime):
-		return plugin.NextOrFailure(h.Name(), h.next, ctx, w, r)
+	case errors.Is(status, dns.ErrTime):
+		s.log.Info("dns: a signed message outside the time window", "key", t.Hdr.Name, "client", clientAddr(w.RemoteAddr()))
+		r.Extra = r.Extra[:len(r.Extra)-1]
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeNotAuth)
+		return "", true, (&tsigWriter{ResponseWriter: w, req: t, err: dns.RcodeBadTime}).WriteMsg(m)
+	case status == nil:
+		return strings.ToLower(t.Hdr.Name), false, nil
 	default:
 		tsigErr = dns.RcodeBadSig
 	}
-	h.svc.log.Info("dns: a signed message refused", "key", t.Hdr.Name, "algorithm", t.Algorithm,
+	s.log.Info("dns: a signed message refused", "key", t.Hdr.Name, "algorithm", t.Algorithm,
 		"error", dns.RcodeToString[int(tsigErr)], "client", clientAddr(w.RemoteAddr()))
-	return dns.RcodeNotAuth, writeTSIGError(w, r, t, tsigErr, time.Now())
+	return "", true, writeTSIGError(w, r, t, tsigErr, time.Now())
 }
 
 // writeTSIGError answers r NOTAUTH with an unsigned TSIG carrying tsigErr (RFC 8945
@@ -110,42 +97,36 @@ func writeTSIGError(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, tsigErr uint1
 	return err
 }
 
-type transferACL struct {
-	svc  *Service
-	next plugin.Handler
+// tsigWriter gives every reply to a signed request a TSIG record of the request's key,
+// last in the message, which CoreDNS's server then signs.
+type tsigWriter struct {
+	dns.ResponseWriter
+	req *dns.TSIG // the request's
+	err uint16    // the TSIG error to report: BADTIME, or none
 }
 
-func (h *transferACL) Name() string { return transferACLName }
-
-func (h *transferACL) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if len(r.Question) != 1 || (r.Question[0].Qtype != dns.TypeAXFR && r.Question[0].Qtype != dns.TypeIXFR) {
-		return plugin.NextOrFailure(h.Name(), h.next, ctx, w, r)
+func (w *tsigWriter) WriteMsg(m *dns.Msg) error {
+	t := &dns.TSIG{Hdr: dns.RR_Header{Name: w.req.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
+		Algorithm: w.req.Algorithm, Fudge: w.req.Fudge, OrigId: m.Id, Error: w.err}
+	if w.err == dns.RcodeBadTime {
+		// RFC 8945 §5.2.3: the client's time in Time Signed, the server's (48 bits) in
+		// Other Data.
+		t.TimeSigned = w.req.TimeSigned
+		b := make([]byte, 8)
+		binary.BigEndian.PutUint64(b, uint64(time.Now().Unix()))
+		t.OtherData, t.OtherLen = hex.EncodeToString(b[2:]), 6
 	}
-	if !h.allowed(ctx, w) {
-		return reply(w, r, dns.RcodeRefused)
-	}
-	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp && r.Question[0].Qtype == dns.TypeIXFR {
-		// RFC 1995 §2: an IXFR over UDP whose answer may not fit gets the current SOA
-		// alone, and the client asks again over TCP.
-		v := h.svc.view()
-		zone := strings.ToLower(r.Question[0].Name)
-		if !v.isZone(zone) {
-			return reply(w, r, dns.RcodeNotAuth)
-		}
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.Authoritative = true
-		m.Answer = []dns.RR{v.soa(zone, v.ttl)}
-		return dns.RcodeSuccess, w.WriteMsg(m)
-	}
-	return plugin.NextOrFailure(h.Name(), h.next, ctx, w, r)
+	m.Extra = append(m.Extra, t)
+	return w.ResponseWriter.WriteMsg(m)
 }
 
-// allowed says whether the client of a transfer may have it.
-func (h *transferACL) allowed(ctx context.Context, w dns.ResponseWriter) bool {
-	p := h.svc.cfg.Load().tsig
-	if key, signed := tsig.ValidatedKeyName(ctx); signed {
-		return p.keys[strings.ToLower(key)].Transfer
+// mayTransfer says whether the client of a transfer may have it: signed with a key
+// that may transfer, from anywhere (external-dns in a cluster has no fixed address),
+// or unsigned from a secondary or a transfer_from source.
+func (s *Service) mayTransfer(w dns.ResponseWriter, key string) bool {
+	p := s.cfg.Load().tsig
+	if key != "" {
+		return p.keys[key].Transfer
 	}
 	client := clientAddr(w.RemoteAddr())
 	return slices.ContainsFunc(p.transferFrom, func(pr netip.Prefix) bool { return pr.Contains(client) })

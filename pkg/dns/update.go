@@ -1,12 +1,10 @@
 package dns
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strings"
 
-	"github.com/coredns/coredns/plugin/tsig"
 	"github.com/miekg/dns"
 
 	"github.com/infrad/infrad/pkg/ipam"
@@ -15,12 +13,12 @@ import (
 // update applies an RFC 2136 UPDATE through IPAM's write path: its prerequisites
 // are checked, and its changes become IPAM records (API-owned, so they survive restarts
 // and show in the API), in the one transaction that writes them. The answer leaves
-// after the change is published, so a query right after it sees it. The tsig plugin
-// has already refused unsigned updates and bad signatures; names of hosts and leases,
-// and the records of the site file, are refused by IPAM.
-func (s *Service) update(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	key, signed := tsig.ValidatedKeyName(ctx)
-	if !signed {
+// after the change is published, so a query right after it sees it. key is the TSIG
+// key the update was signed with (bad signatures were answered before): an unsigned
+// update is refused; names of hosts and leases, and the records of the site file, are
+// refused by IPAM.
+func (s *Service) update(w dns.ResponseWriter, r *dns.Msg, key string) (int, error) {
+	if key == "" {
 		return reply(w, r, dns.RcodeRefused)
 	}
 	if len(r.Question) != 1 || r.Question[0].Qtype != dns.TypeSOA {

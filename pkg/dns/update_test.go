@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/infrad/infrad/internal/testenv"
+	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
 )
 
@@ -226,5 +227,28 @@ func TestUpdateAtTTLZero(t *testing.T) {
 		if len(f) < 2 || f[1] != want {
 			t.Errorf("%s: TTL %v, want %s", name, f, want)
 		}
+	}
+}
+
+// TestReloadedKeysSign: a key added by a reload signs updates at once (CoreDNS's
+// server holds the keys: a change of keys restarts it with them).
+func TestReloadedKeysSign(t *testing.T) {
+	testenv.Need(t, "nsupdate")
+	s := start(t, "")
+	const newKey = "hmac-sha256:new-key:" + tsigSecret
+	if out, err := s.nsupdate(t, newKey, "update add before.k8s.example.com 300 A 10.0.40.90"); err == nil || !strings.Contains(out, "BADKEY") {
+		t.Fatalf("an unknown key: %v %q, want BADKEY", err, out)
+	}
+	yaml := fmt.Sprintf(testSite, s.port, "")
+	yaml = strings.Replace(yaml, "  tsig_keys:\n", "  tsig_keys:\n    - {name: new-key, algorithm: hmac-sha256, secret: \""+tsigSecret+"\"}\n", 1)
+	site, err := config.Parse("site.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.svc.Reload(site); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.nsupdate(t, newKey, "update add after.k8s.example.com 300 A 10.0.40.91"); err != nil {
+		t.Errorf("the reloaded key: %v\n%s", err, out)
 	}
 }
