@@ -2,11 +2,13 @@ package dns
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infrad/infrad/internal/sitetest"
 )
@@ -51,3 +53,62 @@ func FuzzMessage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzServe feeds the plugin's whole path any message, as CoreDNS hands it over (over
+// UDP or TCP, its signature judged good or bad): none panics, and every reply packs.
+func FuzzServe(f *testing.F) {
+	for _, q := range []*dns.Msg{
+		new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA),
+		new(dns.Msg).SetAxfr("k8s.example.com."),
+		new(dns.Msg).SetIxfr("k8s.example.com.", 1, "ns.k8s.example.com.", "hostmaster.k8s.example.com."),
+		new(dns.Msg).SetQuestion("www.outside.test.", dns.TypeA).SetEdns0(1232, true),
+		new(dns.Msg).SetUpdate("k8s.example.com.").SetTsig("external-dns.", dns.HmacSHA256, 300, 0),
+	} {
+		b, _ := q.Pack()
+		f.Add(b, byte(0))
+	}
+	m, site := sitetest.IPAM(f, fmt.Appendf(nil, testSite, 53, "  transfer_from: [127.0.0.0/8]"))
+	h := &handler{svc: New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry()})}
+	f.Fuzz(func(t *testing.T, data []byte, how byte) {
+		var r dns.Msg
+		if r.Unpack(data) != nil {
+			return
+		}
+		w := &fuzzWriter{t: t, tcp: how&1 == 1}
+		if how&2 == 2 {
+			w.status = dns.ErrSig
+		}
+		h.ServeDNS(t.Context(), w, &r)
+	})
+}
+
+// fuzzWriter is a ResponseWriter that checks that what is written is a DNS message.
+type fuzzWriter struct {
+	t      *testing.T
+	tcp    bool
+	status error
+}
+
+func (w *fuzzWriter) LocalAddr() net.Addr { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53} }
+func (w *fuzzWriter) RemoteAddr() net.Addr {
+	if w.tcp {
+		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+	}
+	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+}
+func (w *fuzzWriter) WriteMsg(m *dns.Msg) error {
+	if _, err := m.Pack(); err != nil {
+		w.t.Fatalf("a reply that does not pack: %v\n%s", err, m)
+	}
+	return nil
+}
+func (w *fuzzWriter) Write(b []byte) (int, error) {
+	if err := new(dns.Msg).Unpack(b); err != nil {
+		w.t.Fatalf("bytes written that are no message: %v", err)
+	}
+	return len(b), nil
+}
+func (w *fuzzWriter) Close() error        { return nil }
+func (w *fuzzWriter) TsigStatus() error   { return w.status }
+func (w *fuzzWriter) TsigTimersOnly(bool) {}
+func (w *fuzzWriter) Hijack()             {}

@@ -83,7 +83,7 @@ func writeTSIGError(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, tsigErr uint1
 	m.SetRcode(r, dns.RcodeNotAuth)
 	m.Extra = append(m.Extra, &dns.TSIG{
 		Hdr:        dns.RR_Header{Name: t.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
-		Algorithm:  t.Algorithm,
+		Algorithm:  dns.Fqdn(t.Algorithm), // (miekg/dns packs an empty name as nothing at all)
 		TimeSigned: uint64(now.Unix()),
 		Fudge:      t.Fudge,
 		OrigId:     r.Id,
