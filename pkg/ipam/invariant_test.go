@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
@@ -316,4 +317,40 @@ func TestLeaseIndexesUndo(t *testing.T) {
 			}
 		}
 	}
+}
+
+// failing is a command whose write fails after it began, as a disk error would: the
+// whole batch's transaction rolls back.
+type failing struct{}
+
+func (failing) apply(*txn) (any, error) { return nil, abort(errors.New("the disk said no")) }
+func (failing) time() time.Time         { return time.Now() }
+
+// TestFailedBatchLeavesNothing: a lease committed in a batch whose transaction fails
+// is not acknowledged, not published, not stored, and not carried into the next batch
+// by the writer's lease indexes.
+func TestFailedBatchLeavesNothing(t *testing.T) {
+	m, st := newIPAM(t)
+	u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	lease := func(i byte) Command {
+		return CommitLease{Stamp: Stamp{At: u.now}, Subnet: "vm", MAC: u.mac(i), IP: u.ip(3 + i), Hostname: u.name(i), Expires: u.now.Add(time.Hour)}
+	}
+	if _, err := m.Apply(t.Context(), lease(0)); err != nil {
+		t.Fatal(err)
+	}
+	lost := &pending{cmd: lease(1), queued: time.Now(), done: make(chan struct{})}
+	m.commit([]*pending{lost, {cmd: failing{}, queued: time.Now(), done: make(chan struct{})}})
+	if lost.err == nil {
+		t.Fatal("a lease of a failed batch was acknowledged")
+	}
+	if _, err := m.Apply(t.Context(), lease(2)); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := m.Model().Lease(u.ip(4)); ok {
+		t.Errorf("the failed batch's lease is in the model: %+v", l)
+	}
+	if _, ok := m.Model().LeaseOf(u.mac(1)); ok {
+		t.Errorf("the failed batch's client has a lease")
+	}
+	invariants(t, m.Model(), st, u.now)
 }
