@@ -163,7 +163,13 @@ func (w *ednsWriter) WriteMsg(m *dns.Msg) error {
 	if w.do {
 		o.SetDo()
 	}
-	m.Extra = append(m.Extra, o)
+	// Before a TSIG, which must stay last to be signed (a transfer's messages carry
+	// theirs already); CoreDNS's scrubbing would otherwise append an OPT after it.
+	at := len(m.Extra)
+	if m.IsTsig() != nil {
+		at--
+	}
+	m.Extra = slices.Insert(m.Extra, at, dns.RR(o))
 	return w.ResponseWriter.WriteMsg(m)
 }
 

@@ -18,6 +18,9 @@ func (s *Service) serveTransfer(w dns.ResponseWriter, r *dns.Msg, key string) (i
 	_, udp := w.RemoteAddr().(*net.UDPAddr)
 	v := s.view()
 	zone := strings.ToLower(q.Name)
+	if opt := r.IsEdns0(); opt != nil {
+		w = &ednsWriter{ResponseWriter: w, do: opt.Do()} // (an OPT of the transfer's own, before its TSIG)
+	}
 	rw := w // where plain replies go: signed, when the request was
 	if t := r.IsTsig(); t != nil {
 		rw = &tsigWriter{ResponseWriter: w, req: t}

@@ -134,8 +134,19 @@ func TestTransferByKey(t *testing.T) {
 	if !strings.Contains(out, "cp01.k8s.example.com.") || !strings.Contains(out, "; TSIG") && !strings.Contains(out, "TSIG") {
 		t.Errorf("a transfer signed with external-dns:\n%s", out)
 	}
-	if strings.Contains(out, "Transfer failed") || strings.Contains(out, "tsig verify failure") {
+	if strings.Contains(out, "Transfer failed") || strings.Contains(out, "tsig verify failure") || strings.Contains(out, "could not be validated") {
 		t.Errorf("the signed transfer failed:\n%s", out)
+	}
+	// dig asks with EDNS unless told not to; without it the messages are laid out
+	// otherwise (no OPT before the TSIG), and both must verify.
+	if out := axfr("-y", goodKey, "+noedns"); strings.Contains(out, "could not be validated") || !strings.Contains(out, "cp01.k8s.example.com.") {
+		t.Errorf("a signed transfer without EDNS:\n%s", out)
+	}
+	testenv.Need(t, "kdig")
+	for _, edns := range []string{"+edns", "+noedns"} { // Knot's client verifies every message's TSIG too
+		if out := kdig(t, s.addr, "-y", goodKey, edns, "-t", "AXFR", "k8s.example.com"); strings.Contains(out, ";; ERROR") || strings.Contains(out, ";; WARNING") || !strings.Contains(out, "cp01.k8s.example.com.") {
+			t.Errorf("kdig %s, a signed transfer:\n%s", edns, out)
+		}
 	}
 	for _, args := range [][]string{nil, {"-y", "hmac-sha512:update-only:" + tsigSecret}} {
 		if out := axfr(args...); !strings.Contains(out, "Transfer failed") || strings.Contains(out, "cp01.k8s.example.com.") {
