@@ -62,9 +62,13 @@ func (s *Service) verify(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG) (key str
 	case errors.Is(status, dns.ErrTime):
 		s.log.Info("dns: a signed message outside the time window", "key", t.Hdr.Name, "client", clientAddr(w.RemoteAddr()))
 		r.Extra = r.Extra[:len(r.Extra)-1]
+		var out dns.ResponseWriter = &tsigWriter{ResponseWriter: w, req: t, err: dns.RcodeBadTime}
+		if opt := r.IsEdns0(); opt != nil {
+			out = &ednsWriter{ResponseWriter: out, do: opt.Do()} // (before the TSIG, which is signed last)
+		}
 		m := new(dns.Msg)
 		m.SetRcode(r, dns.RcodeNotAuth)
-		return "", true, (&tsigWriter{ResponseWriter: w, req: t, err: dns.RcodeBadTime}).WriteMsg(m)
+		return "", true, out.WriteMsg(m)
 	case status == nil:
 		return strings.ToLower(t.Hdr.Name), false, nil
 	default:
