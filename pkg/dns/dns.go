@@ -2,9 +2,12 @@
 // its own answers the site's zones (the domain, further zones, and the reverse zones of
 // its nodes subnets) from the IPAM model the write path publishes, which holds every
 // acknowledged write; names outside them are forwarded, with a cache, for clients in
-// recursion_allow and refused to everyone else. Zone transfers go to the secondaries,
-// which are notified of every change, and TSIG-signed RFC 2136 updates go through the
-// write path, prerequisites and all.
+// recursion_allow and refused to everyone else. Zone transfers (AXFR, and IXFR from the
+// models IPAM keeps) go to the secondaries and to clients signing with a key that may
+// transfer; the secondaries are notified at start and after every change; TSIG-signed
+// RFC 2136 updates go through the write path, prerequisites and all. The plugin is the
+// only one before cache and forward: it checks TSIG itself (tsig.go), serves transfers
+// (transfer.go) and answers (answer.go, view.go).
 package dns
 
 import (
