@@ -78,13 +78,19 @@ func start(t *testing.T, extra string) *server {
 	return &server{svc: svc, reg: reg, ipam: m, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port}
 }
 
-// query runs dig against the server and returns its output.
+// query runs dig against the server and returns its output. A packet that is no
+// answer ("query response not set": another test's NTP or DNS client writing to the
+// ephemeral port dig was given, once its server's port was freed) is asked again.
 func (s *server) query(args ...string) (string, error) {
-	out, err := exec.Command("dig", append([]string{"@127.0.0.1", "-p", fmt.Sprint(s.port), "+time=2", "+tries=1"}, args...)...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("dig %v: %v\n%s", args, err, out)
+	for try := 0; ; try++ {
+		out, err := exec.Command("dig", append([]string{"@127.0.0.1", "-p", fmt.Sprint(s.port), "+time=2", "+tries=1"}, args...)...).CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("dig %v: %v\n%s", args, err, out)
+		}
+		if !strings.Contains(string(out), ";; Warning: query response not set") || try == 2 {
+			return string(out), nil
+		}
 	}
-	return string(out), nil
 }
 
 // dig is query, failing the test when dig fails.
