@@ -47,28 +47,43 @@ func (s *Service) serveTransfer(w dns.ResponseWriter, r *dns.Msg, key string) (i
 		}
 		serial = soa.Serial
 	}
+	// miekg/dns's Transfer.Out writes each envelope as a message, signed (chained to
+	// the last) when the request was.
 	envelopes := make(chan *dns.Envelope)
 	done := make(chan error, 1)
-	tr := new(dns.Transfer)
-	if r.IsTsig() != nil {
-		tr.TsigSecret = secrets(s.cfg.Load().keys)
+	go func() { done <- new(dns.Transfer).Out(w, r, envelopes) }()
+	records := s.zoneRecords(v, zone, serial)
+	send := func(rrs []dns.RR) error {
+		select {
+		case envelopes <- &dns.Envelope{RR: rrs}:
+			return nil
+		case err := <-done: // the client went away: let the records' producer finish
+			go func() {
+				for range records {
+				}
+			}()
+			return err
+		}
 	}
-	go func() { done <- tr.Out(w, r, envelopes) }()
 	var batch []dns.RR
 	size := 0
-	for rrs := range s.zoneRecords(v, zone, serial) {
+	for rrs := range records {
 		for _, rr := range rrs {
 			// A TCP message holds 64 KB: the header and question are not counted here,
 			// so the batch leaves room for them.
 			if n := dns.Len(rr); len(batch) > 0 && size+n > 63000 {
-				envelopes <- &dns.Envelope{RR: batch}
+				if err := send(batch); err != nil {
+					return dns.RcodeServerFailure, err
+				}
 				batch, size = nil, 0
 			}
 			batch = append(batch, rr)
 			size += dns.Len(rr)
 		}
 	}
-	envelopes <- &dns.Envelope{RR: batch}
+	if err := send(batch); err != nil {
+		return dns.RcodeServerFailure, err
+	}
 	close(envelopes)
 	if err := <-done; err != nil {
 		return dns.RcodeServerFailure, err
