@@ -131,21 +131,7 @@ func (s *Service) zoneRecords(v view, zone string, serial uint32) <-chan []dns.R
 	go func() {
 		defer close(ch)
 		ch <- []dns.RR{soa}
-		for _, name := range v.owners(zone) {
-			n, _ := v.node(name)
-			var rrs []dns.RR
-			for t, set := range n {
-				if !(name == zone && t == dns.TypeSOA) {
-					rrs = append(rrs, set...)
-				}
-			}
-			if len(rrs) > 0 {
-				ch <- rrs
-			}
-		}
-		for _, rr := range v.delegations(zone) {
-			ch <- []dns.RR{rr}
-		}
+		v.eachRRs(zone, func(rrs []dns.RR) { ch <- rrs })
 		ch <- []dns.RR{soa}
 	}()
 	return ch

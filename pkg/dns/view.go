@@ -230,23 +230,34 @@ func (v *view) owners(zone string) []string {
 	return out
 }
 
-// contents are every RR of zone but its SOA, as a transfer sends them, by their text.
-func (v *view) contents(zone string) map[string]dns.RR {
-	out := map[string]dns.RR{}
+// eachRRs calls fn with what a transfer of zone holds between its SOAs: the RRs of
+// each owner name (the apex's SOA aside), then the delegations of the zones below it.
+func (v *view) eachRRs(zone string, fn func([]dns.RR)) {
 	for _, name := range v.owners(zone) {
 		n, _ := v.node(name)
+		var rrs []dns.RR
 		for t, set := range n {
-			if t == dns.TypeSOA {
-				continue
-			}
-			for _, rr := range set {
-				out[rr.String()] = rr
+			if !(name == zone && t == dns.TypeSOA) {
+				rrs = append(rrs, set...)
 			}
 		}
+		if len(rrs) > 0 {
+			fn(rrs)
+		}
 	}
-	for _, rr := range v.delegations(zone) {
-		out[rr.String()] = rr
+	if d := v.delegations(zone); len(d) > 0 {
+		fn(d)
 	}
+}
+
+// contents are the RRs eachRRs gives, by their text: what an IXFR compares.
+func (v *view) contents(zone string) map[string]dns.RR {
+	out := map[string]dns.RR{}
+	v.eachRRs(zone, func(rrs []dns.RR) {
+		for _, rr := range rrs {
+			out[rr.String()] = rr
+		}
+	})
 	return out
 }
 
