@@ -54,7 +54,7 @@ func joinAddrs(aps []netip.AddrPort) string {
 func keysDigest(keys []config.TSIGKey) string {
 	h := sha256.New()
 	for _, k := range keys {
-		fmt.Fprintf(h, "%s %s %s %v\n", k.Name, k.Algorithm, k.Secret, k.Transfer)
+		fmt.Fprintf(h, "%s %s\n", k.Name, k.Secret) // what the server holds; the rest is read per message
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

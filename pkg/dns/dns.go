@@ -71,7 +71,6 @@ type serving struct {
 	settings
 	recursionAllow []netip.Prefix
 	secondaries    []netip.AddrPort               // notified of every change
-	keys           []config.TSIGKey               // as CoreDNS's server verifies with them
 	tsig           *tsigPolicy                    // keys and who may transfer
 	rrl            *ratelimit.Limiter[netip.Addr] // authoritative answers per client
 }
@@ -111,7 +110,6 @@ func (s *Service) setSite(site *config.Site) {
 		settings:       settings{ttl: site.DNS.TTL, advertise: site.DNS.Advertise},
 		recursionAllow: site.DNS.RecursionAllow,
 		secondaries:    site.DNS.Secondaries,
-		keys:           site.DNS.TSIGKeys,
 		tsig:           newTSIGPolicy(site.DNS),
 		rrl:            ratelimit.New[netip.Addr](site.DNS.RateLimit),
 	})

@@ -57,7 +57,7 @@ func setup(c *caddy.Controller) error {
 	svc := v.(*Service)
 	cfg := dnsserver.GetConfig(c)
 	cfg.AllowOpcode(dns.OpcodeUpdate) // CoreDNS answers NOTIMP to opcodes no plugin asked for
-	cfg.TsigSecret = secrets(svc.cfg.Load().keys)
+	cfg.TsigSecret = svc.cfg.Load().tsig.secrets()
 	cfg.AddPlugin(func(next plugin.Handler) plugin.Handler { return &handler{svc: svc, next: next} })
 	return nil
 }
@@ -95,18 +95,18 @@ func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 	if opts > 1 {
 		return reply(w, r, dns.RcodeFormatError) // RFC 6891 §6.1.1
 	}
-	key := ""
-	if t := r.IsTsig(); t != nil {
+	key, tsig := "", r.IsTsig()
+	if tsig != nil {
 		var done bool
 		var err error
-		if key, done, err = h.svc.verify(w, r, t); done {
+		if key, done, err = h.svc.verify(w, r, tsig); done {
 			return dns.RcodeNotAuth, err
 		}
 	}
 	if r.Opcode == dns.OpcodeQuery && len(r.Question) == 1 && (r.Question[0].Qtype == dns.TypeAXFR || r.Question[0].Qtype == dns.TypeIXFR) {
 		return h.svc.serveTransfer(w, r, key)
 	}
-	if t := r.IsTsig(); t != nil {
+	if t := tsig; t != nil {
 		r.Extra = r.Extra[:len(r.Extra)-1] // what follows reads the message, not its signature
 		w = &tsigWriter{ResponseWriter: w, req: t}
 	}
@@ -145,12 +145,9 @@ func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 	return m.Rcode, w.WriteMsg(m)
 }
 
-// ednsUDPSize is the UDP payload infrad's replies advertise (the DNS flag day's 1232).
-const ednsUDPSize = 1232
-
 // ednsWriter gives a reply to an EDNS query an OPT record of infrad's own (RFC 6891):
-// version 0, infrad's UDP size, the DO bit as asked, and no Z flags or options echoed
-// from the query or an upstream. (CoreDNS then sets the UDP size to the client's.)
+// version 0, the DO bit as asked, and no Z flags or options echoed from the query or
+// an upstream. (Its UDP size is CoreDNS's to set: its scrubbing writes the client's.)
 type ednsWriter struct {
 	dns.ResponseWriter
 	do bool
@@ -159,7 +156,6 @@ type ednsWriter struct {
 func (w *ednsWriter) WriteMsg(m *dns.Msg) error {
 	m.Extra = slices.DeleteFunc(m.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT })
 	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-	o.SetUDPSize(ednsUDPSize)
 	if w.do {
 		o.SetDo()
 	}

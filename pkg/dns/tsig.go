@@ -43,10 +43,10 @@ func newTSIGPolicy(d config.DNS) *tsigPolicy {
 }
 
 // secrets are the keys as CoreDNS's server takes them, to verify and sign with.
-func secrets(keys []config.TSIGKey) map[string]string {
-	out := make(map[string]string, len(keys))
-	for _, k := range keys {
-		out[strings.ToLower(string(k.Name))] = k.Secret
+func (p *tsigPolicy) secrets() map[string]string {
+	out := make(map[string]string, len(p.keys))
+	for name, k := range p.keys {
+		out[name] = k.Secret
 	}
 	return out
 }
