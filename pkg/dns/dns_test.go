@@ -67,8 +67,14 @@ type server struct {
 // start serves testSite, with extra dns keys, from an in-process Service.
 func start(t *testing.T, extra string) *server {
 	t.Helper()
+	return startSite(t, func(port int) string { return fmt.Sprintf(testSite, port, extra) })
+}
+
+// startSite serves the site that siteAt writes for a DNS port, from an in-process Service.
+func startSite(t *testing.T, siteAt func(port int) string) *server {
+	t.Helper()
 	port := testenv.FreePort(t)
-	m, site := sitetest.IPAM(t, fmt.Appendf(nil, testSite, port, extra))
+	m, site := sitetest.IPAM(t, []byte(siteAt(port)))
 	reg := prometheus.NewRegistry()
 	svc := New(Options{Site: site, IPAM: m, Registry: reg, Coalesce: time.Millisecond})
 	if err := svc.Start(t.Context()); err != nil {

@@ -1,18 +1,13 @@
 package dns
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
 )
 
@@ -41,14 +36,7 @@ hosts:
 // name server's glue.
 func TestZonesLoadInBINDAndKnot(t *testing.T) {
 	testenv.Need(t, "dig", "named-checkzone", "kzonecheck")
-	port := testenv.FreePort(t)
-	m, site := sitetest.IPAM(t, fmt.Appendf(nil, zonesSite, port))
-	svc := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry(), Coalesce: time.Millisecond})
-	if err := svc.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { svc.Stop(context.Background()) })
-	s := &server{svc: svc, ipam: m, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port}
+	s := startSite(t, func(port int) string { return fmt.Sprintf(zonesSite, port) })
 	for _, zone := range []string{"example.com.", "k8s.example.com.", "example.org.", "40.0.10.in-addr.arpa.", "0.0.0.0.0.0.0.0.0.4.0.0.0.0.d.f.ip6.arpa."} {
 		out := s.dig(t, zone, "AXFR", "+nocmd", "+nostats", "+nocomments")
 		if !strings.Contains(out, "SOA") || strings.Contains(out, "Transfer failed") {
