@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/infrad/infrad/pkg/ipam"
 )
@@ -120,7 +121,5 @@ func (v *validator) metallb(f *fileMetalLB) MetalLB {
 
 // String is the endpoint as kubeadm's controlPlaneEndpoint takes it.
 func (k Kubernetes) String() string {
-	return fmt.Sprintf("%s:%d", trimDot(k.Endpoint), k.EndpointPort)
+	return fmt.Sprintf("%s:%d", strings.TrimSuffix(string(k.Endpoint), "."), k.EndpointPort)
 }
-
-func trimDot(n ipam.Name) string { return string(n[:max(0, len(n)-1)]) }
