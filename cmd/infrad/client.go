@@ -12,7 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
+
+	"github.com/infrad/infrad/pkg/cluster"
 )
 
 // client talks to a running infrad's API, for the commands that read the site
@@ -182,4 +185,68 @@ func (c *client) backup(path string) error {
 		return errors.Join(errors.New("the copy is incomplete"), err)
 	}
 	return os.Rename(tmp, path)
+}
+
+// clusterCmd shows the cluster's nodes (status) or takes one out (remove NAME).
+func clusterCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	connect := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	rest := fs.Args()
+	if len(rest) == 0 || (rest[0] == "status" && len(rest) != 1) || (rest[0] == "remove" && len(rest) != 2) || (rest[0] != "status" && rest[0] != "remove") {
+		fmt.Fprintln(stderr, "usage: infrad cluster [--api URL] [--token T] status | remove NAME")
+		return exitUsage
+	}
+	c, err := connect()
+	if err == nil && rest[0] == "remove" {
+		var resp *http.Response
+		if resp, err = c.do(http.MethodDelete, "/api/v1/cluster/nodes/"+rest[1], nil); err == nil {
+			resp.Body.Close()
+			fmt.Fprintf(stdout, "%s is no longer a voter of the cluster\n", rest[1])
+		}
+	} else if err == nil {
+		err = c.clusterStatus(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "infrad cluster: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+func (c *client) clusterStatus(w io.Writer) error {
+	resp, err := c.do(http.MethodGet, "/api/v1/cluster", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var st cluster.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return err
+	}
+	leader := st.Leader
+	if leader == "" {
+		leader = "none known: this node has no quorum"
+	}
+	fmt.Fprintf(w, "leader: %s (answered by %s)\n", leader, st.Node)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tADDRESS\tROLE\tSTATE\tLAST CONTACT\tAPPLIED\tLAG")
+	for _, n := range st.Nodes {
+		role := "voter"
+		switch {
+		case n.Witness && n.Voter:
+			role = "witness"
+		case !n.Voter:
+			role = "not a voter"
+		}
+		contact := "never"
+		if n.LastContact != nil {
+			contact = time.Since(*n.LastContact).Round(time.Millisecond).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", n.Name, n.Address, role, n.State, contact, n.Applied, n.Lag)
+	}
+	return tw.Flush()
 }

@@ -26,6 +26,9 @@ const usage = `infrad: NTP, DNS, DHCP, an ACME CA and IPAM for a site, in one bi
 
 Usage:
   infrad serve    [-c site.yaml] [--data DIR]   run every service (no -c: the demo site)
+                  [--node NAME] [--join TOKEN]  a node of a cluster; a new one joins with the token
+  infrad witness  -c site.yaml --node NAME      a cluster voter that serves nothing
+  infrad cluster  status | remove NAME          the cluster's nodes, leader and lag; take a node out
   infrad validate -c site.yaml                  check a site file; every mistake with its key path
   infrad plan     -c site.yaml                  what a reload would change: + ~ - per object
   infrad check    [--server ADDR]               a node's preflight before kubeadm: names, clock, CA
@@ -57,7 +60,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		return serve(rest, stderr)
+		return serve(rest, stderr, false)
+	case "witness":
+		return serve(rest, stderr, true)
+	case "cluster":
+		return clusterCmd(rest, stdout, stderr)
 	case "validate":
 		return validate(rest, stdout, stderr)
 	case "backup":

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,17 +22,38 @@ import (
 const stopBound = 8 * time.Second
 
 // serve runs every service until SIGTERM or SIGINT; SIGHUP re-reads the site file.
-func serve(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+// As witness, it runs the node as a cluster voter that serves nothing.
+func serve(args []string, stderr io.Writer, witness bool) int {
+	name := "serve"
+	if witness {
+		name = "witness"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("c", "", "the site file (none: the built-in demo site)")
 	dataDir := fs.String("data", "", "the data directory (overrides data_dir of the site file)")
+	node := fs.String("node", "", "this box's name among the site file's cluster.nodes")
+	join := fs.String("join", os.Getenv("INFRAD_JOIN_TOKEN"), "the join token of the cluster's first node, to join it ($INFRAD_JOIN_TOKEN)")
+	joinFile := fs.String("join-file", "", "a file holding the join token")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "infrad serve: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "infrad %s: unexpected argument %q\n", name, fs.Arg(0))
 		return exitUsage
+	}
+	if witness && (*path == "" || *node == "") {
+		fmt.Fprintln(stderr, "infrad witness: give the site file (-c) and this node's name (--node)")
+		return exitUsage
+	}
+	token := *join
+	if *joinFile != "" {
+		raw, err := os.ReadFile(*joinFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "infrad %s: %v\n", name, err)
+			return exitUsage
+		}
+		token = strings.TrimSpace(string(raw))
 	}
 	log := setupLogging(stderr)
 	tuneGC()
@@ -59,7 +81,7 @@ func serve(args []string, stderr io.Writer) int {
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(signals)
 
-	d, err := daemon.Start(context.Background(), daemon.Options{Site: site, Build: build(), Logger: log})
+	d, err := daemon.Start(context.Background(), daemon.Options{Site: site, Build: build(), Logger: log, Node: *node, JoinToken: token, Witness: witness})
 	if err != nil {
 		logSiteErrors(log, "infrad cannot start", err)
 		return exitFail
@@ -69,8 +91,8 @@ func serve(args []string, stderr io.Writer) int {
 			log.Info("stopping", "signal", sig.String())
 			return stop(log, d, signals)
 		}
-		if *path == "" {
-			log.Info("SIGHUP: the demo site has no file to re-read")
+		if *path == "" || witness {
+			log.Info("SIGHUP: nothing to re-read (the demo site has no file; a witness serves nothing)")
 			continue
 		}
 		next, err := load()

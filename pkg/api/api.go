@@ -41,6 +41,7 @@ type Options struct {
 	CA            CA                             // non-nil: the certificate authority
 	Metrics       *prometheus.Registry           // non-nil: the services' metrics, served with the process's
 	Backup        func(io.Writer) (int64, error) // non-nil: a hot, consistent copy of the store
+	Cluster       Cluster                        // non-nil
 	// Plan says what reloading a site file (its name and contents) would change. non-nil.
 	Plan      func(name string, data []byte) ([]ipam.Change, error)
 	Site      func() SiteInfo // the running site; non-nil
@@ -140,6 +141,8 @@ func (s *Server) routes() http.Handler {
 		r.Get("/ca", s.handle(s.caInfo))
 		r.Get("/ca/certificates", s.handle(s.caCertificates))
 		r.Get("/backup", s.handle(s.backup))
+		r.Get("/cluster", s.handle(s.clusterStatus))
+		r.Delete("/cluster/nodes/{name}", s.handle(s.removeNode))
 		r.Post("/plan", s.handle(s.plan))
 	})
 	return r

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/pkg/ca"
+	"github.com/infrad/infrad/pkg/cluster"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ntp"
@@ -65,12 +68,13 @@ func newServerWith(t *testing.T, tweak func(*Options), states ...service.State) 
 	t.Helper()
 	names := []string{"ntp", "dns", "api"}
 	opts := Options{
-		Token:  testToken,
-		IPAM:   newIPAM(t),
-		Leases: fakeLeases{},
-		Time:   fakeTime{},
-		CA:     fakeCA{},
-		Backup: func(w io.Writer) (int64, error) { n, err := w.Write([]byte("bbolt")); return int64(n), err },
+		Token:   testToken,
+		IPAM:    newIPAM(t),
+		Leases:  fakeLeases{},
+		Time:    fakeTime{},
+		CA:      fakeCA{},
+		Cluster: fakeCluster{},
+		Backup:  func(w io.Writer) (int64, error) { n, err := w.Write([]byte("bbolt")); return int64(n), err },
 		Plan: func(name string, data []byte) ([]ipam.Change, error) {
 			_, err := config.Parse(name, data)
 			return nil, err
@@ -336,4 +340,15 @@ func TestRateLimit(t *testing.T) {
 	if limited == 0 || limited > 6 {
 		t.Errorf("ten requests at once past 2/s (burst 4): got %d refused, want 6", limited)
 	}
+}
+
+// fakeCluster is one box, alone in its cluster.
+type fakeCluster struct{}
+
+func (fakeCluster) Status() cluster.Status {
+	return cluster.Status{Node: "infrad", Leader: "infrad", Quorum: true, Nodes: []cluster.NodeStatus{{Name: "infrad", Voter: true, State: "leader"}}}
+}
+
+func (fakeCluster) Remove(context.Context, string) error {
+	return errors.New("the site runs on one box")
 }

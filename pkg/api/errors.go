@@ -56,6 +56,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var de *ipam.Error
 	switch {
 	case errors.As(err, &e):
+	case errors.Is(err, ipam.ErrNoQuorum):
+		e = &Error{Status: http.StatusServiceUnavailable, Code: "no_quorum", Message: err.Error()}
 	case errors.As(err, &de):
 		for _, m := range domainStatus {
 			if errors.Is(de, m.kind) {

@@ -19,10 +19,15 @@ type readiness struct {
 	// RestartNeeded names the site-file keys that changed on a reload and take effect
 	// only when infrad restarts.
 	RestartNeeded []string `json:"restart_needed,omitempty"`
+	// Quorum is false while this node cannot reach a majority of the cluster: it
+	// keeps answering from what it has, and refuses writes.
+	Quorum bool   `json:"quorum"`
+	Leader string `json:"leader"`
 }
 
 func (s *Server) readiness() readiness {
-	rd := readiness{Ready: true, Services: s.opts.Status()}
+	cs := s.opts.Cluster.Status()
+	rd := readiness{Ready: true, Services: s.opts.Status(), Quorum: cs.Quorum, Leader: cs.Leader}
 	if s.opts.RestartNeeded != nil {
 		rd.RestartNeeded = s.opts.RestartNeeded()
 	}

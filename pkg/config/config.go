@@ -35,6 +35,7 @@ type Site struct {
 	// What the exports tell a cluster's tools: kubeadm's endpoint, MetalLB's BGP.
 	Kubernetes Kubernetes
 	MetalLB    MetalLB
+	Cluster    *Cluster // nil: one box
 	// MaxDeletes is the change budget: a reload that would remove more objects of the
 	// site file than this is refused. Negative: no limit.
 	MaxDeletes int

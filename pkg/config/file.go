@@ -20,6 +20,7 @@ type file struct {
 
 	Kubernetes fileKubernetes `yaml:"kubernetes"`
 	MetalLB    fileMetalLB    `yaml:"metallb"`
+	Cluster    *fileCluster   `yaml:"cluster"`
 
 	MaxDeletes *int `yaml:"max_deletes"`
 }

@@ -66,6 +66,7 @@ func (v *validator) site(f *file) *Site {
 	s.CA = v.ca(&f.CA, s.Domain)
 	s.Kubernetes = v.kubernetes(&f.Kubernetes, s)
 	s.MetalLB = v.metallb(&f.MetalLB)
+	s.Cluster = v.cluster(f.Cluster)
 	set := s.IPAM()
 	for _, p := range set.Problems() {
 		v.errorf(FilePath(p), "%s", p.Message)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/infrad/infrad/pkg/api"
 	"github.com/infrad/infrad/pkg/ca"
+	"github.com/infrad/infrad/pkg/cluster"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/dhcp"
 	"github.com/infrad/infrad/pkg/dns"
@@ -39,6 +40,13 @@ type Options struct {
 	Site   *config.Site // validated; non-nil
 	Build  api.BuildInfo
 	Logger *slog.Logger // nil: slog.Default()
+
+	// Node is this box's name among the site's cluster.nodes (none for one box);
+	// JoinToken, given to a node that has never been a member, makes it join the
+	// cluster; Witness runs the node as a voter that serves nothing.
+	Node      string
+	JoinToken string
+	Witness   bool
 }
 
 // Daemon is a running infrad.
@@ -47,6 +55,7 @@ type Daemon struct {
 	dataDir   string         // fixed for the daemon's life: the store is open there
 	apiListen netip.AddrPort // fixed for the daemon's life: the API is bound there
 	store     *store.Store
+	node      *cluster.Node
 	ipam      *ipam.IPAM
 	ntp       *ntp.Service
 	dns       *dns.Service
@@ -74,26 +83,128 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	if err := os.MkdirAll(d.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	st, err := store.Open(store.Options{Path: filepath.Join(d.dataDir, StoreFile), Logger: d.log.With("component", "store")})
+	if err := checkRole(site, opts); err != nil {
+		return nil, err
+	}
+	node, err := cluster.New(cluster.Options{Site: site, Node: opts.Node, DataDir: d.dataDir, Logger: d.log.With("component", "cluster")})
 	if err != nil {
 		return nil, err
 	}
-	d.store = st
-	if d.ipam, err = ipam.New(ipam.Options{Store: st}); err != nil {
-		st.Close()
+	d.node = node
+	if err := d.open(ctx, opts); err != nil {
+		node.Stop()
 		return nil, err
 	}
-	if err := d.reconcile(site); err != nil {
-		d.ipam.Close()
-		st.Close()
+	if opts.Witness {
+		d.log.Info("infrad witness: a voter of the cluster that serves nothing", "node", opts.Node, "data_dir", d.dataDir)
+		return d, nil
+	}
+	if err := d.firstReconcile(site); err != nil {
+		d.closeStore()
 		return nil, err
 	}
 	if err := d.startServices(ctx, opts.Build); err != nil {
-		d.ipam.Close()
-		st.Close()
+		d.closeStore()
 		return nil, err
 	}
 	return d, nil
+}
+
+// checkRole refuses a node started in a role the site file does not give it.
+func checkRole(site *config.Site, opts Options) error {
+	c := site.Cluster
+	switch {
+	case c == nil && (opts.Node != "" || opts.JoinToken != "" || opts.Witness):
+		return fmt.Errorf("%s has no cluster key: --node, --join and infrad witness are for a cluster of boxes", site.Source)
+	case c == nil:
+		return nil
+	case opts.Node == "":
+		return fmt.Errorf("%s declares a cluster: say which node this is with --node NAME", site.Source)
+	}
+	n, ok := c.Node(opts.Node)
+	switch {
+	case !ok:
+		return fmt.Errorf("--node %q is not one of cluster.nodes in %s", opts.Node, site.Source)
+	case n.Witness && !opts.Witness:
+		return fmt.Errorf("%s is a witness in %s: run it with infrad witness", n.Name, site.Source)
+	case !n.Witness && opts.Witness:
+		return fmt.Errorf("%s is not a witness in %s (witness: true): run it with infrad serve", n.Name, site.Source)
+	}
+	return nil
+}
+
+// open joins the cluster when this node is new to it, opens the store, and starts
+// applying the cluster's log to it.
+func (d *Daemon) open(ctx context.Context, opts Options) error {
+	path := filepath.Join(d.dataDir, StoreFile)
+	if d.node.Clustered() && d.node.Fresh() && opts.JoinToken != "" {
+		if err := d.node.Join(ctx, opts.JoinToken); err != nil {
+			return fmt.Errorf("join the cluster: %w", err)
+		}
+		// The node's store is the cluster's log applied from its start: a store of
+		// the box's life before is kept aside, not mixed in.
+		if _, err := os.Stat(path); err == nil {
+			aside := path + ".before-join"
+			if err := os.Rename(path, aside); err != nil {
+				return err
+			}
+			d.log.Warn("the store of this box's life before joining is kept aside", "path", aside)
+		}
+	}
+	st, err := store.Open(store.Options{Path: path, Logger: d.log.With("component", "store")})
+	if err != nil {
+		return err
+	}
+	d.store = st
+	if d.ipam, err = ipam.New(ipam.Options{Store: st, Log: d.node, Origin: d.node.Name()}); err != nil {
+		st.Close()
+		return err
+	}
+	if err := d.node.Start(st, d.ipam); err != nil {
+		d.ipam.Close()
+		st.Close()
+		return err
+	}
+	return nil
+}
+
+// closeStore stops the node's Raft, then closes the write path and the store.
+func (d *Daemon) closeStore() error {
+	err := d.node.Stop()
+	d.ipam.Close()
+	return errors.Join(err, d.store.Close())
+}
+
+// firstReconcile applies the site file on start. One box refuses to start with a
+// file that conflicts with the store. A node of a cluster may start before the
+// quorum is back (the first of three after a power cut): it serves what it has and
+// applies the file once it can.
+func (d *Daemon) firstReconcile(site *config.Site) error {
+	err := d.reconcile(site)
+	if !d.node.Clustered() || !errors.Is(err, ipam.ErrNoQuorum) {
+		return err
+	}
+	d.log.Warn("the site file waits for the cluster's quorum", "err", err)
+	go func() {
+		for {
+			time.Sleep(2 * time.Second)
+			d.mu.Lock()
+			current := d.site
+			d.mu.Unlock()
+			if current != site {
+				return // a reload applied a newer file
+			}
+			err := d.reconcile(site)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, ipam.ErrNoQuorum) {
+				d.log.Error("the site file was refused", "err", err)
+				return
+			}
+		}
+	}()
+	return nil
 }
 
 // reconcile makes the store's file-owned objects those of site. A site that conflicts
@@ -139,7 +250,8 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	metrics := prometheus.NewRegistry()
 	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp")})
 	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns")})
-	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp")})
+	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp"),
+		Share: d.node.DHCPShare, Quorum: d.node.Quorum})
 	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"),
 		Synced: func() (bool, string) {
 			st := d.ntp.Status()
@@ -156,6 +268,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		CA:            d.ca,
 		Metrics:       metrics,
 		Backup:        d.store.Backup,
+		Cluster:       d.node,
 		TLS:           apiTLS,
 		RateLimit:     d.site.API.RateLimit,
 		Plan:          d.planFile,
@@ -317,9 +430,12 @@ func deletes(changes []ipam.Change) int {
 	return n
 }
 
-// Stop stops every service in reverse order within ctx's deadline, then closes the store.
+// Stop stops every service in reverse order within ctx's deadline, then leaves the
+// cluster's Raft and closes the store.
 func (d *Daemon) Stop(ctx context.Context) error {
-	err := d.mgr.Stop(ctx)
-	d.ipam.Close()
-	return errors.Join(err, d.store.Close())
+	var err error
+	if d.mgr != nil {
+		err = d.mgr.Stop(ctx)
+	}
+	return errors.Join(err, d.closeStore())
 }

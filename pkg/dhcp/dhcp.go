@@ -37,15 +37,22 @@ type Options struct {
 	Registry prometheus.Registerer // non-nil
 	Logger   *slog.Logger          // nil: slog.Default()
 	Now      func() time.Time      // nil: time.Now
+	// Share says which share of the clients this node answers in a cluster (see
+	// Service.mine); nil: every client. Quorum says whether the node can commit
+	// leases; nil: always.
+	Share  func() (mine, of int)
+	Quorum func() bool
 }
 
 // Service is the DHCP service. It is a service.Service. With no interfaces it is
 // idle and ready.
 type Service struct {
-	log     *slog.Logger
-	ipam    *ipam.IPAM
-	now     func() time.Time
-	metrics *metrics
+	log       *slog.Logger
+	ipam      *ipam.IPAM
+	share     func() (mine, of int)
+	hasQuorum func() bool
+	now       func() time.Time
+	metrics   *metrics
 
 	settings atomic.Pointer[settings]
 	offers   *offers
@@ -94,6 +101,8 @@ func New(opts Options) *Service {
 	s := &Service{
 		log:          opts.Logger,
 		ipam:         opts.IPAM,
+		share:        opts.Share,
+		hasQuorum:    opts.Quorum,
 		now:          opts.Now,
 		offers:       newOffers(opts.Now),
 		metrics:      newMetrics(opts.Registry),
@@ -354,6 +363,9 @@ func (s *Service) expireLoop(ctx context.Context) {
 		case <-t.C:
 			s.checkLinks()
 			s.offers.Expire()
+			if !s.quorum() {
+				continue // the nodes with the quorum reclaim them
+			}
 			if n, err := s.ipam.Apply(ctx, ipam.ExpireLeases{Stamp: ipam.Stamp{At: s.now()}}); err != nil {
 				s.log.Error("expired leases not reclaimed", "err", err)
 			} else if n.(int) > 0 {

@@ -3,6 +3,7 @@ package dhcp
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"time"
@@ -23,6 +24,9 @@ type request struct {
 	model *ipam.Model // IPAM as it was when the message came
 	mac   ipam.MAC    //
 	sn    ipam.Subnet // the subnet the client is on
+	// leaseFor, when set, is the lease time the reply gives instead of the site's:
+	// what is left of a lease renewed without the cluster's quorum.
+	leaseFor time.Duration
 }
 
 // handle answers one message: the reply and where to send it, or nil to stay silent.
@@ -48,6 +52,9 @@ func (s *Service) handle(l *link, m *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, *net.UDPAdd
 		return nil, nil
 	}
 	s.metrics.received(m.MessageType())
+	if !s.mine(m) {
+		return nil, nil // another node of the cluster answers this client
+	}
 	switch m.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
 		return s.discover(r)
@@ -65,6 +72,16 @@ func (s *Service) handle(l *link, m *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, *net.UDPAdd
 
 func (s *Service) discover(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	ip, reserved := reservation(r.model, r.sn, r.mac)
+	if !reserved && !s.quorum() {
+		// Cut off from the cluster: no new address, only the one the client holds.
+		l, ok := r.model.LeaseOf(r.mac)
+		if !ok || l.Ended(s.now()) || !r.sn.CIDR.Contains(l.IP) {
+			s.metrics.noQuorum.Inc()
+			return nil, nil
+		}
+		r.leaseFor = time.Until(l.Expires).Truncate(time.Second)
+		return s.reply(r, dhcpv4.MessageTypeOffer, l.IP)
+	}
 	if !reserved {
 		var ok bool
 		if ip, ok = s.offers.Offer(r.model, r.sn, r.mac, addr(r.RequestedIPAddress())); !ok {
@@ -103,6 +120,8 @@ func (s *Service) request(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	switch {
 	case errors.As(err, &refused):
 		return s.nak(r, nakRefused, refused.Msg)
+	case errors.Is(err, ipam.ErrNoQuorum):
+		return s.withoutQuorum(r, ip)
 	case err != nil:
 		s.log.Error("lease not stored: no ACK", "ip", ip, "mac", r.mac, "err", err)
 		return nil, nil
@@ -113,6 +132,48 @@ func (s *Service) request(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	}
 	return s.reply(r, dhcpv4.MessageTypeAck, ip)
 }
+
+// withoutQuorum answers a REQUEST that the cluster could not commit, because this
+// node is cut off from its quorum: a reservation is ACKed as ever; a client renewing
+// a lease the model has gets what is left of it, never past its committed expiry;
+// any other client gets no answer, so that a node with the quorum answers it.
+func (s *Service) withoutQuorum(r *request, ip netip.Addr) (*dhcpv4.DHCPv4, *net.UDPAddr) {
+	s.metrics.noQuorum.Inc()
+	if reserved, ok := reservation(r.model, r.sn, r.mac); ok && reserved == ip {
+		return s.reply(r, dhcpv4.MessageTypeAck, ip)
+	}
+	l, ok := r.model.Lease(ip)
+	left := time.Until(l.Expires).Truncate(time.Second)
+	if !ok || l.MAC != r.mac || l.Declined || left < time.Second {
+		return nil, nil
+	}
+	r.leaseFor = left
+	return s.reply(r, dhcpv4.MessageTypeAck, ip)
+}
+
+// mine says whether this node answers m's client. The nodes of a cluster share the
+// clients by a hash of their identifier (option 61, else the hardware address), as
+// RFC 3074's load balancing does: each node is given the buckets whose number, modulo
+// how many serving nodes are up, is its place among them. A REQUEST naming a server
+// (a client taking up an offer) is for that server, which checks it itself.
+func (s *Service) mine(m *dhcpv4.DHCPv4) bool {
+	if s.share == nil {
+		return true
+	}
+	mine, of := s.share()
+	if of <= 1 || (m.MessageType() == dhcpv4.MessageTypeRequest && m.ServerIdentifier() != nil) {
+		return true
+	}
+	id := m.Options.Get(dhcpv4.OptionClientIdentifier)
+	if len(id) == 0 {
+		id = m.ClientHWAddr
+	}
+	h := fnv.New32a()
+	h.Write(id)
+	return int(h.Sum32()%256)%of == mine
+}
+
+func (s *Service) quorum() bool { return s.hasQuorum == nil || s.hasQuorum() }
 
 // The reasons a REQUEST is NAKed, as infrad_dhcp_naks_total counts them.
 const (

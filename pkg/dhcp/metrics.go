@@ -13,6 +13,9 @@ type metrics struct {
 	dry     *prometheus.CounterVec
 	limited *prometheus.CounterVec // by "mac" or "relay"
 	naks    *prometheus.CounterVec // by reason
+	// noQuorum counts the DISCOVERs and REQUESTs a node cut off from its cluster's
+	// quorum answered only from what it holds, or left to the others.
+	noQuorum prometheus.Counter
 }
 
 // maxType is the highest DHCP message type counted by name (RFC 2132: 1 to 8).
@@ -31,7 +34,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "infrad_dhcp_rate_limited_total", Help: "Messages dropped because their client (by MAC) or relay asked too fast: starvation.",
 	}, []string{"by"}), naks: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "infrad_dhcp_naks_total", Help: "REQUESTs NAKed, by reason: wrong_network (the address is not on the client's subnet), offered_to_another, refused (by the write path: the address is held, out of range, or not the client's reservation).",
-	}, []string{"reason"})}
+	}, []string{"reason"}), noQuorum: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "infrad_dhcp_without_quorum_total", Help: "DISCOVERs and REQUESTs met while this node was cut off from its cluster's quorum: reservations and held leases answered, new addresses refused.",
+	})}
 	for _, r := range []string{nakWrongNetwork, nakOffered, nakRefused} {
 		m.naks.WithLabelValues(r) // every reason from the start, at 0
 	}
@@ -42,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 		m.in[t], m.out[t] = in.WithLabelValues(name), out.WithLabelValues(name)
 	}
-	reg.MustRegister(in, out, m.dry, m.limited, m.naks)
+	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum)
 	return m
 }
 

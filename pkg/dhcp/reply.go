@@ -36,6 +36,9 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 	}
 	if ip.IsValid() {
 		lt := st.leaseTime
+		if r.leaseFor > 0 {
+			lt = r.leaseFor
+		}
 		resp.YourIPAddr = ip.AsSlice()
 		resp.UpdateOption(dhcpv4.OptIPAddressLeaseTime(lt))
 		resp.UpdateOption(dhcpv4.OptRenewTimeValue(lt / 2))

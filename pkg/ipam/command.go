@@ -48,8 +48,10 @@ func Encode(cmd Command) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(envelope{Type: reflect.TypeOf(cmd).Name(), Command: body})
+	return json.Marshal(envelope{Type: typeName(cmd), Command: body})
 }
+
+func typeName(cmd Command) string { return reflect.TypeOf(cmd).Name() }
 
 // Decode is the inverse of Encode.
 func Decode(data []byte) (Command, error) {
@@ -57,6 +59,10 @@ func Decode(data []byte) (Command, error) {
 	if err := json.Unmarshal(data, &env); err != nil {
 		return nil, fmt.Errorf("decode command: %w", err)
 	}
+	return decodeEnvelope(env)
+}
+
+func decodeEnvelope(env envelope) (Command, error) {
 	t, ok := commandTypes[env.Type]
 	if !ok {
 		return nil, fmt.Errorf("decode command: unknown type %q", env.Type)

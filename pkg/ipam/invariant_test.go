@@ -107,7 +107,7 @@ func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
 	if st == nil {
 		return
 	}
-	stored, err := load(st)
+	stored, _, err := load(st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,17 +319,18 @@ func TestLeaseIndexesUndo(t *testing.T) {
 	}
 }
 
-// failing is a command whose write fails after it began, as a disk error would: the
-// whole batch's transaction rolls back.
+// failing is a command whose write fails after it began, as a bucket's refusal of a
+// key would: its transaction rolls back.
 type failing struct{}
 
-func (failing) apply(*txn) (any, error) { return nil, abort(errors.New("the disk said no")) }
+func (failing) apply(*txn) (any, error) { return nil, abort(errors.New("the bucket said no")) }
 func (failing) time() time.Time         { return time.Now() }
 
-// TestFailedBatchLeavesNothing: a lease committed in a batch whose transaction fails
-// is not acknowledged, not published, not stored, and not carried into the next batch
-// by the writer's lease indexes.
-func TestFailedBatchLeavesNothing(t *testing.T) {
+// TestAbortedCommandLeavesItsBatch: a command that fails after it wrote leaves
+// nothing, and the commands that shared its transaction are committed as if each had
+// been alone, so a box that batched the same log differently ends the same. The
+// writer's lease indexes carry nothing of the rolled-back attempt.
+func TestAbortedCommandLeavesItsBatch(t *testing.T) {
 	m, st := newIPAM(t)
 	u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
 	lease := func(i byte) Command {
@@ -338,19 +339,18 @@ func TestFailedBatchLeavesNothing(t *testing.T) {
 	if _, err := m.Apply(t.Context(), lease(0)); err != nil {
 		t.Fatal(err)
 	}
-	lost := &pending{cmd: lease(1), queued: time.Now(), done: make(chan struct{})}
-	m.commit([]*pending{lost, {cmd: failing{}, queued: time.Now(), done: make(chan struct{})}})
-	if lost.err == nil {
-		t.Fatal("a lease of a failed batch was acknowledged")
-	}
-	if _, err := m.Apply(t.Context(), lease(2)); err != nil {
+	before, after := &pending{cmd: lease(1), done: make(chan struct{})}, &pending{cmd: lease(2), done: make(chan struct{})}
+	failed := &pending{cmd: failing{}, done: make(chan struct{})}
+	if err := m.commit([]*pending{before, failed, after}); err != nil {
 		t.Fatal(err)
 	}
-	if l, ok := m.Model().Lease(u.ip(4)); ok {
-		t.Errorf("the failed batch's lease is in the model: %+v", l)
+	if before.err != nil || after.err != nil || failed.err == nil {
+		t.Fatalf("outcomes %v, %v, %v: want the leases committed and the failing command refused", before.err, failed.err, after.err)
 	}
-	if _, ok := m.Model().LeaseOf(u.mac(1)); ok {
-		t.Errorf("the failed batch's client has a lease")
+	for i := range byte(3) {
+		if l, ok := m.Model().LeaseOf(u.mac(i)); !ok || l.IP != u.ip(3+i) {
+			t.Errorf("client %d has %+v, %v", i, l, ok)
+		}
 	}
 	invariants(t, m.Model(), st, u.now)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sync"
@@ -24,6 +25,12 @@ import (
 type IPAM struct {
 	store *store.Store
 	now   func() time.Time
+	log   Log // nil: the writer goroutine orders the commands
+
+	origin  string        // who this process is in the log's entries
+	seq     atomic.Uint64 // the last sequence number given to one of its entries
+	waiting map[uint64]*pending
+	applied atomic.Uint64 // the index of the last log entry applied
 
 	model  atomic.Pointer[Model]
 	leases leaseIndexes // the writer's alone: its lease indexes, changed in place, with the published model's entries
@@ -45,31 +52,60 @@ const historyLen = 64
 type Options struct {
 	Store *store.Store     // non-nil
 	Now   func() time.Time // nil: time.Now; the time commands are stamped with
+	// Log, when set, orders the commands: Apply appends them to it, and they are
+	// applied when the log hands them back (ApplyLogged), on every box alike.
+	Log    Log
+	Origin string // this box's name in the log's entries
 }
 
 // maxBatch bounds how many commands share one transaction.
 const maxBatch = 128
 
-// stateSerial is the key of the zones' serial in the state bucket.
-const stateSerial = "serial"
+// The keys of the state bucket: the zones' serial, and the index of the last log
+// entry applied.
+const (
+	stateSerial  = "serial"
+	stateApplied = "applied"
+)
 
 // New loads the model from the store and starts the writer; Close stops it.
 func New(opts Options) (*IPAM, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m := &IPAM{store: opts.Store, now: opts.Now, queue: make(chan *pending, maxBatch),
+	m := &IPAM{store: opts.Store, now: opts.Now, log: opts.Log, queue: make(chan *pending, maxBatch),
 		quit: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{})}
-	model, err := load(opts.Store)
-	if err != nil {
+	if err := m.reload(); err != nil {
 		return nil, err
 	}
-	m.leases = model.leases.clone()
-	m.model.Store(model)
-	m.history = []*Model{model}
-	m.ends = endingsOf(model)
+	if m.log != nil {
+		m.origin = fmt.Sprintf("%s/%x", opts.Origin, rand.Uint64()) // a restarted box does not wait on its old entries
+		m.waiting = map[uint64]*pending{}
+		close(m.done) // no writer: the log's applier is the one
+		return m, nil
+	}
 	go m.write()
 	return m, nil
+}
+
+// reload makes the model from the store and publishes it.
+func (m *IPAM) reload() error {
+	model, applied, err := load(m.store)
+	if err != nil {
+		return err
+	}
+	m.leases = model.leases.clone()
+	m.ends = endingsOf(model)
+	m.applied.Store(applied)
+	m.mu.Lock()
+	m.history = []*Model{model}
+	m.mu.Unlock()
+	m.model.Store(model)
+	m.mu.Lock()
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
+	return nil
 }
 
 // Close stops the writer once the commands already queued are applied. Apply fails
@@ -111,6 +147,7 @@ var ErrClosed = errors.New("ipam: the write path is closed")
 
 type pending struct {
 	cmd    Command
+	index  uint64 // its log entry's index (0: none)
 	queued time.Time
 	result any
 	err    error
@@ -121,6 +158,9 @@ type pending struct {
 // refused: a refusal is an *Error (or a *ReconcileError, a *PrereqError) and changes
 // nothing.
 func (m *IPAM) Apply(ctx context.Context, cmd Command) (any, error) {
+	if m.log != nil {
+		return m.applyLogged(ctx, cmd)
+	}
 	p := &pending{cmd: cmd, queued: time.Now(), done: make(chan struct{})}
 	select {
 	case m.queue <- p:
@@ -205,10 +245,14 @@ func (m *IPAM) gather(batch []*pending, busy bool) []*pending {
 var errNoChange = errors.New("no change")
 
 // commit applies batch in one transaction, publishes the model it makes, and only
-// then answers each command.
-func (m *IPAM) commit(batch []*pending) {
+// then answers each command. A command that fails after it wrote (an abortError)
+// takes the transaction with it, so then the others are committed again one by one:
+// each command's outcome depends on the commands before it, never on which of them
+// shared its transaction. Only an error of the store itself comes back.
+func (m *IPAM) commit(batch []*pending) error {
 	last := m.model.Load()
 	t := newTxn(last, m.leases, m.ends)
+	aborted := false
 	err := m.store.Update(func(tx *store.Tx) error {
 		t.tx = tx
 		for _, p := range batch {
@@ -216,6 +260,7 @@ func (m *IPAM) commit(batch []*pending) {
 			if p.result, p.err = apply(t, p.cmd); p.err != nil {
 				var failed *abortError
 				if errors.As(p.err, &failed) {
+					aborted = true
 					return failed.err // the transaction has a half-made write: none of the batch commits
 				}
 				t.undo()
@@ -223,14 +268,30 @@ func (m *IPAM) commit(batch []*pending) {
 			}
 			t.end()
 		}
+		applied := batch[len(batch)-1].index
 		if len(t.dirty) == 0 && !t.wrote && t.m.serial == t.serial0 {
-			return errNoChange // (a change of the model alone, its zones, raises the serial)
+			return errNoChange // (a change of the model alone, its zones, raises the serial; a replay of what changed nothing changes nothing)
+		}
+		if applied != 0 {
+			if err := store.Put(tx, store.BucketState, stateApplied, applied); err != nil {
+				return err
+			}
 		}
 		return t.flush(tx)
 	})
 	switch {
 	case errors.Is(err, errNoChange):
 		m.leases.rewind(&t.log, logMark{})
+		err = nil
+	case aborted && len(batch) > 1:
+		m.leases.rewind(&t.log, logMark{})
+		m.ends = endingsOf(last)
+		for _, p := range batch {
+			if err := m.commit([]*pending{p}); err != nil {
+				return err
+			}
+		}
+		return nil
 	case err != nil:
 		for _, p := range batch {
 			if p.err == nil {
@@ -239,13 +300,20 @@ func (m *IPAM) commit(batch []*pending) {
 		}
 		m.leases.rewind(&t.log, logMark{})
 		m.ends = endingsOf(last) // the batch's expiries were taken out for nothing
+		if aborted {
+			err = nil // the command's own failure, the same on every box
+		}
 	default:
 		t.m.leases = m.leases.clone()
 		m.publish(t.m)
 	}
+	if i := batch[len(batch)-1].index; i != 0 && err == nil {
+		m.applied.Store(i)
+	}
 	for _, p := range batch {
 		close(p.done)
 	}
+	return err
 }
 
 // abortError is a command that failed after it wrote to the transaction: the whole
@@ -284,9 +352,11 @@ func (m *IPAM) publish(model *Model) {
 	m.changed = make(chan struct{})
 }
 
-// load reads every object of the store into a model.
-func load(st *store.Store) (*Model, error) {
+// load reads every object of the store into a model, with the index of the last log
+// entry the store holds.
+func load(st *store.Store) (*Model, uint64, error) {
 	m := emptyModel()
+	var applied uint64
 	t := &txn{m: m, dirty: map[dirtyKey]bool{}}
 	err := st.View(func(tx *store.Tx) error {
 		subnets, err := store.All[Subnet](tx, store.BucketSubnets)
@@ -335,11 +405,15 @@ func load(st *store.Store) (*Model, error) {
 		}
 		serial, _, err := store.Get[uint32](tx, store.BucketState, stateSerial)
 		m.serial = serial
+		if err != nil {
+			return err
+		}
+		applied, _, err = store.Get[uint64](tx, store.BucketState, stateApplied)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load the site from the store: %w", err)
+		return nil, 0, fmt.Errorf("load the site from the store: %w", err)
 	}
 	m.names = namesOf(m)
-	return m, nil
+	return m, applied, nil
 }

@@ -1,0 +1,380 @@
+// Package cluster replicates the site across the boxes of a cluster with
+// hashicorp/raft: the write path's commands are the log's entries, each box's store
+// is the state machine the log is applied to, and a Raft snapshot is the store's hot
+// backup stream. One box is a cluster of one, on the same path. Nodes talk mutual TLS
+// on the cluster port with certificates the site's root signs; a follower forwards
+// the commands it is given to the leader.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/infrad/infrad/pkg/ca"
+	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/store"
+)
+
+// Dir is where a node keeps Raft's log and snapshots in its data directory.
+const Dir = "raft"
+
+// oneBox is the one box's name in its cluster of one.
+const oneBox = "infrad"
+
+// Options configure New.
+type Options struct {
+	Site    *config.Site // its Cluster nil: one box
+	Node    string       // this node's name in Site.Cluster; ignored for one box
+	DataDir string
+	Logger  *slog.Logger
+}
+
+// Node is this box's member of the cluster.
+type Node struct {
+	log       *slog.Logger
+	site      *config.Site
+	self      config.Node // the zero Node for one box
+	dataDir   string
+	fresh     bool   // no Raft state on disk when New ran
+	joinedVia string // the node that admitted this one, when it joined now
+
+	logs      *raftboltdb.BoltStore
+	snaps     raft.SnapshotStore
+	raft      *raft.Raft
+	localAddr raft.ServerAddress
+	ipam      *ipam.IPAM
+	store     *store.Store
+
+	id     *ca.NodeIdentity // nil for one box
+	tls    tlsConfigs
+	mux    *portMux
+	http   *http.Server
+	client *http.Client
+
+	seenLeader atomic.Bool
+	peers      peerTable
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+// New opens this node's Raft log and snapshots, and for a cluster its identity (the
+// site's CA under the data directory: made here on the first node's first start, and
+// received on joining). Start starts it.
+func New(opts Options) (*Node, error) {
+	n := &Node{log: opts.Logger, site: opts.Site, dataDir: opts.DataDir, stop: make(chan struct{})}
+	if c := opts.Site.Cluster; c != nil {
+		self, ok := c.Node(opts.Node)
+		if !ok {
+			return nil, fmt.Errorf("--node %q is not one of cluster.nodes in %s", opts.Node, opts.Site.Source)
+		}
+		n.self = self
+	}
+	dir := filepath.Join(opts.DataDir, Dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "raft.db")
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{Timeout: 500 * time.Millisecond}})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open the Raft log %s: %w (its lock is taken: stop the other infrad, or give this one another data directory)", path, store.ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the Raft log: %w", err)
+	}
+	n.logs = logs
+	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, n.hclog()); err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("open the Raft snapshots: %w", err)
+	}
+	has, err := raft.HasExistingState(logs, logs, n.snaps)
+	if err != nil {
+		logs.Close()
+		return nil, err
+	}
+	n.fresh = !has
+	return n, nil
+}
+
+// Clustered says whether the site runs on several boxes.
+func (n *Node) Clustered() bool { return n.site.Cluster != nil }
+
+func (n *Node) joined() bool { return n.joinedVia != "" }
+
+// Fresh says whether this node has never been a member: it bootstraps the cluster,
+// or joins it.
+func (n *Node) Fresh() bool { return n.fresh }
+
+// Name is this node's name in the cluster.
+func (n *Node) Name() string {
+	if !n.Clustered() {
+		return oneBox
+	}
+	return n.self.Name
+}
+
+func (n *Node) advertise() string {
+	return netip.AddrPortFrom(n.self.Address, n.site.Cluster.Port).String()
+}
+
+func (n *Node) addressOf(node config.Node) raft.ServerAddress {
+	return raft.ServerAddress(netip.AddrPortFrom(node.Address, n.site.Cluster.Port).String())
+}
+
+// raftConfig is Raft's configuration: quick to elect on one box, and on a LAN.
+func (n *Node) raftConfig() *raft.Config {
+	c := raft.DefaultConfig()
+	c.LocalID = raft.ServerID(n.Name())
+	c.Logger = n.hclog()
+	c.NoSnapshotRestoreOnStart = true // the store is durable by itself, and knows the last entry it applied
+	c.MaxAppendEntries = 256
+	c.TrailingLogs = 4096
+	c.SnapshotThreshold = 8192
+	if n.Clustered() {
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+	} else {
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	}
+	return c
+}
+
+// Start applies the log to m's store from now on and joins the cluster's Raft: on a
+// fresh node it bootstraps the cluster (one box, or a first node started without a
+// join token), and a node that joined asks the leader to take it as a voter.
+func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
+	n.store, n.ipam = st, m
+	var trans raft.Transport
+	if n.Clustered() {
+		id, err := ca.NewNodeIdentity(n.dataDir, n.site.CA.Name, n.self.Name, n.self.Address)
+		if err != nil {
+			return err
+		}
+		n.id, n.tls = id, tlsConfigs{id: id}
+		ln, err := net.Listen("tcp", n.advertise())
+		if err != nil {
+			return fmt.Errorf("the cluster port: %w", err)
+		}
+		n.mux = newPortMux(ln, n.tls.server())
+		trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  &streamLayer{connQueue: n.mux.raft, advertise: ln.Addr(), client: n.tls.client(protoRaft)},
+			MaxPool: 3, Timeout: 5 * time.Second, Logger: n.hclog(),
+		})
+		n.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: n.tls.client(protoHTTP), MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute,
+		}}
+		n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+		go n.http.Serve(n.mux.http)
+	} else {
+		_, trans = raft.NewInmemTransport(raft.ServerAddress(oneBox))
+	}
+	n.localAddr = trans.LocalAddr()
+	if n.fresh && !n.joined() {
+		if err := m.ResetApplied(); err != nil {
+			return err
+		}
+		if n.Clustered() {
+			if err := n.checkAlone(); err != nil {
+				return err
+			}
+			t, err := n.ensureToken()
+			if err != nil {
+				return fmt.Errorf("the join token: %w", err)
+			}
+			n.log.Info("cluster bootstrapped: start the other nodes with --join and this token", "node", n.self.Name, "token", t.String(),
+				"token_file", filepath.Join(n.dataDir, JoinTokenFile))
+		}
+		servers := []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(n.Name()), Address: trans.LocalAddr()}}
+		if err := raft.BootstrapCluster(n.raftConfig(), n.logs, n.logs, n.snaps, trans, raft.Configuration{Servers: servers}); err != nil {
+			return fmt.Errorf("bootstrap the cluster: %w", err)
+		}
+	}
+	r, err := raft.NewRaft(n.raftConfig(), &fsm{node: n}, n.logs, n.logs, n.snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start Raft: %w", err)
+	}
+	n.raft = r
+	if n.Clustered() {
+		n.wg.Add(2)
+		go n.probe()
+		go n.becomeVoter()
+	}
+	return nil
+}
+
+// Stop leaves the node's Raft and closes its log. A leader hands its leadership to
+// another voter first, so that writes go on without waiting out an election.
+func (n *Node) Stop() error {
+	close(n.stop)
+	if n.raft == nil {
+		return n.logs.Close()
+	}
+	if n.Clustered() && n.raft.State() == raft.Leader {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.log.Debug("leadership not handed over", "err", err)
+		}
+	}
+	err := n.raft.Shutdown().Error()
+	if n.mux != nil {
+		n.mux.Close()
+		n.http.Close()
+	}
+	n.wg.Wait()
+	return errors.Join(err, n.logs.Close())
+}
+
+// applyTimeout bounds how long the leader waits to take an entry into its log.
+const applyTimeout = 5 * time.Second
+
+// startupWait is how long a node that has not yet seen a leader since it started
+// waits for one before refusing a write.
+const startupWait = 5 * time.Second
+
+// Append commits entry to the log: on the leader directly, on a follower through the
+// leader. It is the write path's ipam.Log.
+func (n *Node) Append(ctx context.Context, entry []byte) error {
+	for attempt := 0; ; attempt++ {
+		leader, err := n.leader(ctx)
+		if err != nil {
+			return err
+		}
+		if leader != n.localAddr && n.raft.State() != raft.Leader {
+			err = n.forward(ctx, leader, entry)
+			if errors.Is(err, errNotLeader) && attempt < 2 {
+				continue // the lead moved on: ask the new leader
+			}
+			return err
+		}
+		err = n.raft.Apply(entry, applyTimeout).Error()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, raft.ErrNotLeader) && attempt < 2:
+			continue // it has just lost the lead: the new leader takes it
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout):
+			return fmt.Errorf("%w: %s lost the leadership before the change was committed (%v); it may or may not be made", ipam.ErrNoQuorum, n.Name(), err)
+		}
+		return err
+	}
+}
+
+// leader is the leader's cluster address. Without one the node has no quorum: it
+// refuses at once, except just after it started, when it waits a little for one.
+func (n *Node) leader(ctx context.Context) (raft.ServerAddress, error) {
+	deadline := time.Now().Add(startupWait)
+	for {
+		if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			n.seenLeader.Store(true)
+			return addr, nil
+		}
+		if n.seenLeader.Load() || time.Now().After(deadline) {
+			return "", fmt.Errorf("%w: %s cannot reach a majority of the cluster's voters, so it takes no writes (it keeps answering from what it has)", ipam.ErrNoQuorum, n.Name())
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Quorum says whether this node can make writes now: it knows a leader.
+func (n *Node) Quorum() bool {
+	if n.raft == nil {
+		return false
+	}
+	addr, _ := n.raft.LeaderWithID()
+	return addr != ""
+}
+
+// hclog is Raft's logger, writing through the node's slog logger.
+func (n *Node) hclog() hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: &slogWriter{log: n.log}, DisableTime: true})
+}
+
+// slogWriter passes hclog's lines to slog.
+type slogWriter struct{ log *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	switch {
+	case strings.HasPrefix(line, "[ERROR]"):
+		level = slog.LevelError
+	case strings.HasPrefix(line, "[WARN]"):
+		level = slog.LevelWarn
+	case strings.HasPrefix(line, "[DEBUG]"), strings.HasPrefix(line, "[TRACE]"):
+		level = slog.LevelDebug
+	}
+	w.log.Log(context.Background(), level, line, "component", "raft")
+	return len(p), nil
+}
+
+// fsm applies the log to the node's store through its write path.
+type fsm struct{ node *Node }
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	entries := make([]ipam.LogEntry, 0, len(logs))
+	for _, l := range logs {
+		if l.Type == raft.LogCommand {
+			entries = append(entries, ipam.LogEntry{Index: l.Index, Data: l.Data})
+		}
+	}
+	if err := f.node.ipam.ApplyLogged(entries); err != nil {
+		// The store no longer follows the log; a restart replays the log from the
+		// last entry it holds.
+		f.node.log.Error("the store failed to apply the log: stopping", "err", err)
+		panic(fmt.Sprintf("infrad: the store failed to apply the log: %v", err))
+	}
+	return make([]any, len(logs))
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	sn, err := f.node.store.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{sn}, nil
+}
+
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if err := f.node.ipam.Restore(rc); err != nil {
+		return err
+	}
+	f.node.log.Info("store restored from the leader's snapshot", "applied", f.node.ipam.Applied())
+	return nil
+}
+
+type snapshot struct{ *store.Snapshot }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() { s.Close() }

@@ -1,0 +1,251 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/infrad/infrad/pkg/ipam"
+)
+
+// The nodes' HTTP on the cluster port: forwarded writes, each node's state, joining.
+
+// Error codes between nodes.
+const (
+	codeNotLeader = "not_leader"
+	codeNoQuorum  = "no_quorum"
+)
+
+var errNotLeader = errors.New("the node asked is no longer the leader")
+
+func (n *Node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /cluster/v1/join", n.serveJoin)
+	mux.Handle("POST /cluster/v1/voters", nodesOnly(n.serveVoters))
+	mux.Handle("DELETE /cluster/v1/voters/{name}", nodesOnly(n.serveRemove))
+	mux.Handle("POST /cluster/v1/append", nodesOnly(n.serveAppend))
+	mux.Handle("GET /cluster/v1/state", nodesOnly(n.serveState))
+	return mux
+}
+
+// nodesOnly admits requests of nodes: the TLS handshake checked their certificates.
+func nodesOnly(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isNode(r.TLS) {
+			writeError(w, http.StatusForbidden, "forbidden", "only the cluster's nodes may ask this")
+			return
+		}
+		h(w, r)
+	})
+}
+
+func rawCerts(r *http.Request) [][]byte {
+	var raw [][]byte
+	for _, c := range r.TLS.PeerCertificates {
+		raw = append(raw, c.Raw)
+	}
+	return raw
+}
+
+// serveAppend commits a follower's entry, on the leader.
+func (n *Node) serveAppend(w http.ResponseWriter, r *http.Request) {
+	entry, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if n.raft.State() != raft.Leader {
+		writeError(w, http.StatusServiceUnavailable, codeNotLeader, "this node is not the leader")
+		return
+	}
+	if err := n.raft.Apply(entry, applyTimeout).Error(); err != nil {
+		code := codeNoQuorum
+		if errors.Is(err, raft.ErrNotLeader) {
+			code = codeNotLeader
+		}
+		writeError(w, http.StatusServiceUnavailable, code, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// forward commits entry through the leader at addr.
+func (n *Node) forward(ctx context.Context, addr raft.ServerAddress, entry []byte) error {
+	err := n.call(ctx, http.MethodPost, addr, "/cluster/v1/append", entry, nil)
+	var re *remoteError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re) && re.Code == codeNotLeader:
+		return errNotLeader
+	case errors.As(err, &re):
+		return fmt.Errorf("%w: the leader could not commit the change: %s", ipam.ErrNoQuorum, re.Message)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return fmt.Errorf("%w: the leader at %s is out of reach (%v); the change may or may not be made", ipam.ErrNoQuorum, addr, err)
+}
+
+// call sends a request to the node at addr and decodes its JSON answer into out.
+func (n *Node) call(ctx context.Context, method string, addr raft.ServerAddress, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+string(addr)+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return readError(resp)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+type remoteError struct {
+	Status  int
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *remoteError) Error() string { return e.Message }
+
+func readError(resp *http.Response) error {
+	var body struct {
+		Error remoteError `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body); err != nil || body.Error.Message == "" {
+		return fmt.Errorf("the node answered %s", resp.Status)
+	}
+	body.Error.Status = resp.StatusCode
+	return &body.Error
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// state is what a node says of itself to the others.
+type state struct {
+	Name    string `json:"name"`
+	State   string `json:"state"` // Raft's: Leader, Follower, Candidate
+	Leader  string `json:"leader"`
+	Applied uint64 `json:"applied"`
+	Serving bool   `json:"serving"` // not a witness
+}
+
+func (n *Node) ownState() state {
+	_, leader := n.raft.LeaderWithID()
+	return state{Name: n.Name(), State: n.raft.State().String(), Leader: string(leader), Applied: n.ipam.Applied(), Serving: !n.self.Witness}
+}
+
+func (n *Node) serveState(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, n.ownState())
+}
+
+// peerTable is what the probes last heard from each other node.
+type peerTable struct {
+	mu   sync.Mutex
+	seen map[string]peerSeen
+}
+
+type peerSeen struct {
+	at    time.Time // the last answer
+	state state
+	err   string // the last probe's failure, when it failed
+}
+
+// probeEvery is how often a node asks each other node for its state; liveFor is how
+// long an answer counts: a node unheard for longer is down, and its DHCP clients
+// are shared among the others.
+const (
+	probeEvery = time.Second
+	liveFor    = 3 * time.Second
+)
+
+func (n *Node) probe() {
+	defer n.wg.Done()
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		var wg sync.WaitGroup
+		for _, peer := range n.site.Cluster.Nodes {
+			if peer.Name == n.self.Name {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), probeEvery)
+				defer cancel()
+				var st state
+				err := n.call(ctx, http.MethodGet, n.addressOf(peer), "/cluster/v1/state", nil, &st)
+				n.peers.mu.Lock()
+				defer n.peers.mu.Unlock()
+				if n.peers.seen == nil {
+					n.peers.seen = map[string]peerSeen{}
+				}
+				seen := n.peers.seen[peer.Name]
+				if err != nil {
+					seen.err = err.Error()
+				} else {
+					seen = peerSeen{at: time.Now(), state: st}
+				}
+				n.peers.seen[peer.Name] = seen
+			}()
+		}
+		wg.Wait()
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) seen(name string) (peerSeen, bool) {
+	n.peers.mu.Lock()
+	defer n.peers.mu.Unlock()
+	s, ok := n.peers.seen[name]
+	return s, ok && time.Since(s.at) < liveFor
+}
+
+// DHCPShare says which share of the DHCP clients this node answers: clients are
+// split by a hash of their identifier among the serving nodes that are up, ordered
+// by name (RFC 3074's load balancing); this node answers bucket mine of of. One box
+// answers every client.
+func (n *Node) DHCPShare() (mine, of int) {
+	if !n.Clustered() {
+		return 0, 1
+	}
+	var live []string
+	for _, node := range n.site.Cluster.Serving() {
+		if node.Name == n.self.Name {
+			live = append(live, node.Name)
+		} else if _, up := n.seen(node.Name); up {
+			live = append(live, node.Name)
+		}
+	}
+	slices.Sort(live)
+	return slices.Index(live, n.self.Name), len(live)
+}

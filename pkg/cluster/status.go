@@ -1,0 +1,129 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Status is the cluster as one node sees it.
+type Status struct {
+	Node   string       `json:"node"`   // the node answering
+	Leader string       `json:"leader"` // "" while there is none this node knows
+	Quorum bool         `json:"quorum"` // this node takes writes
+	Nodes  []NodeStatus `json:"nodes"`
+}
+
+// NodeStatus is one node of the cluster.
+type NodeStatus struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Witness bool   `json:"witness"`
+	Voter   bool   `json:"voter"` // in the Raft configuration
+	// State is leader, follower or candidate as the node said it, or unreachable.
+	State string `json:"state"`
+	// LastContact is when this node last heard from it (itself: now).
+	LastContact *time.Time `json:"last_contact,omitempty"`
+	Applied     uint64     `json:"applied"` // the index of the last log entry it applied
+	Lag         uint64     `json:"lag"`     // entries behind the most advanced node
+	Error       string     `json:"error,omitempty"`
+}
+
+// Status is the cluster's nodes, roles, leader, last contact and lag, as this node
+// knows them.
+func (n *Node) Status() Status {
+	own := n.ownState()
+	st := Status{Node: own.Name, Leader: own.Leader, Quorum: n.Quorum()}
+	voters := map[string]bool{}
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			voters[string(s.ID)] = s.Suffrage == raft.Voter
+		}
+	}
+	now := time.Now()
+	if !n.Clustered() {
+		st.Nodes = []NodeStatus{{Name: own.Name, Voter: true, State: lower(own.State), LastContact: &now, Applied: own.Applied}}
+		return st
+	}
+	var most uint64
+	for _, node := range n.site.Cluster.Nodes {
+		ns := NodeStatus{Name: node.Name, Address: node.Address.String(), Witness: node.Witness, Voter: voters[node.Name]}
+		if node.Name == n.self.Name {
+			ns.State, ns.LastContact, ns.Applied = lower(own.State), &now, own.Applied
+		} else if seen, ok := n.seenAny(node.Name); ok {
+			if !seen.at.IsZero() {
+				at := seen.at
+				ns.LastContact = &at
+			}
+			if up := time.Since(seen.at) < liveFor; up {
+				ns.State, ns.Applied = lower(seen.state.State), seen.state.Applied
+			} else {
+				ns.State, ns.Applied, ns.Error = "unreachable", seen.state.Applied, seen.err
+			}
+		} else {
+			ns.State = "unreachable"
+		}
+		most = max(most, ns.Applied)
+		st.Nodes = append(st.Nodes, ns)
+	}
+	for i := range st.Nodes {
+		st.Nodes[i].Lag = most - st.Nodes[i].Applied
+	}
+	return st
+}
+
+func (n *Node) seenAny(name string) (peerSeen, bool) {
+	n.peers.mu.Lock()
+	defer n.peers.mu.Unlock()
+	s, ok := n.peers.seen[name]
+	return s, ok
+}
+
+func lower(s string) string {
+	switch s {
+	case "Leader":
+		return "leader"
+	case "Follower":
+		return "follower"
+	case "Candidate":
+		return "candidate"
+	case "Shutdown":
+		return "stopped"
+	}
+	return s
+}
+
+// Remove takes the node called name out of the cluster's voters, through the leader.
+func (n *Node) Remove(ctx context.Context, name string) error {
+	if !n.Clustered() {
+		return fmt.Errorf("the site runs on one box")
+	}
+	if _, ok := n.site.Cluster.Node(name); !ok {
+		return fmt.Errorf("%q is not one of cluster.nodes", name)
+	}
+	if n.raft.State() == raft.Leader {
+		return n.raft.RemoveServer(raft.ServerID(name), 0, 10*time.Second).Error()
+	}
+	leader, err := n.leader(ctx)
+	if err != nil {
+		return err
+	}
+	return n.call(ctx, http.MethodDelete, leader, "/cluster/v1/voters/"+name, nil, nil)
+}
+
+func (n *Node) serveRemove(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if n.raft.State() != raft.Leader {
+		writeError(w, http.StatusServiceUnavailable, codeNotLeader, "this node is not the leader")
+		return
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(name), 0, 10*time.Second).Error(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, codeNoQuorum, err.Error())
+		return
+	}
+	n.log.Info("node removed from the voters", "node", name)
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,156 @@
+package ipam
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/infrad/infrad/pkg/store"
+)
+
+// A cluster's boxes agree on one order of commands, its log (Raft's), and each box
+// applies the log to its own store: the same commands on the same store make the same
+// site. Apply on any box appends the command to the log and answers once this box has
+// applied it, so that a client reads its own write from the box it wrote to.
+
+// Log is the cluster's log of commands, as the write path uses it.
+type Log interface {
+	// Append returns once entry is committed to the log, to be applied on every box.
+	// When it fails, the entry may or may not be committed; an error that is
+	// ErrNoQuorum says no box can commit anything now.
+	Append(ctx context.Context, entry []byte) error
+}
+
+// ErrNoQuorum is the log's refusal while this box cannot reach a majority of the
+// cluster's voters: the write is not made, and the box keeps answering from what it has.
+var ErrNoQuorum = errors.New("no quorum")
+
+// LogEntry is one entry of the log, handed back for ApplyLogged.
+type LogEntry struct {
+	Index uint64
+	Data  []byte
+}
+
+// entry is a command as the log holds it, with who appended it, so that the box that
+// did can answer its caller when it applies it.
+type entry struct {
+	Origin string `json:"origin"`
+	Seq    uint64 `json:"seq"`
+	envelope
+}
+
+// appliedWait bounds how long Apply waits, after the log took a command, for this box
+// to apply it, when the caller set no deadline.
+const appliedWait = 10 * time.Second
+
+func (m *IPAM) applyLogged(ctx context.Context, cmd Command) (any, error) {
+	body, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, err
+	}
+	seq := m.seq.Add(1)
+	data, err := json.Marshal(entry{Origin: m.origin, Seq: seq, envelope: envelope{Type: typeName(cmd), Command: body}})
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, appliedWait)
+		defer cancel()
+	}
+	p := &pending{cmd: cmd, done: make(chan struct{})}
+	m.mu.Lock()
+	m.waiting[seq] = p
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.waiting, seq)
+		m.mu.Unlock()
+	}()
+	if err := m.log.Append(ctx, data); err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.done:
+		return p.result, p.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("the cluster took the change, and this box has not applied it yet: %w", ctx.Err())
+	}
+}
+
+// ApplyLogged applies entries, which follow each other in the log, in one
+// transaction, and records the last one's index in it. Entries the store already has
+// (a log replayed after a restart) are skipped. It returns an error only when the
+// store failed: then this box no longer follows the log, and must stop.
+func (m *IPAM) ApplyLogged(entries []LogEntry) error {
+	batch := make([]*pending, 0, len(entries))
+	for _, e := range entries {
+		if e.Index <= m.applied.Load() {
+			continue
+		}
+		var en entry
+		p := &pending{index: e.Index, done: make(chan struct{})}
+		err := json.Unmarshal(e.Data, &en)
+		if err == nil {
+			p.cmd, err = decodeEnvelope(en.envelope)
+		}
+		if err != nil {
+			p.cmd = undecodable{err}
+		}
+		if en.Origin == m.origin {
+			m.mu.Lock()
+			if w, ok := m.waiting[en.Seq]; ok {
+				w.index = e.Index
+				p = w
+			}
+			m.mu.Unlock()
+		}
+		batch = append(batch, p)
+	}
+	for len(batch) > 0 {
+		n := min(len(batch), maxBatch)
+		if err := m.commit(batch[:n]); err != nil {
+			return err
+		}
+		batch = batch[n:]
+	}
+	return nil
+}
+
+// Applied is the index of the last log entry this box applied.
+func (m *IPAM) Applied() uint64 { return m.applied.Load() }
+
+// Restore replaces the store with the stream of a snapshot and publishes its model.
+// It is for the log's applier, between two ApplyLogged calls.
+func (m *IPAM) Restore(snapshot io.Reader) error {
+	if err := m.store.Restore(snapshot); err != nil {
+		return err
+	}
+	return m.reload()
+}
+
+// undecodable stands for an entry this build cannot read (one of a newer build, in
+// a rolling upgrade): it changes nothing, on every box of this build alike.
+type undecodable struct{ err error }
+
+func (u undecodable) apply(*txn) (any, error) {
+	return nil, fmt.Errorf("a command of the log this infrad cannot read (upgrade it): %w", u.err)
+}
+func (undecodable) time() time.Time { return time.Time{} }
+
+// ResetApplied forgets the index of the last entry applied: the store's entries
+// belonged to a log that is no more (a box's first start with a log, a store restored
+// from a backup with its log removed), and a new log begins.
+func (m *IPAM) ResetApplied() error {
+	if m.applied.Load() == 0 {
+		return nil
+	}
+	err := m.store.Update(func(tx *store.Tx) error { return store.Put(tx, store.BucketState, stateApplied, uint64(0)) })
+	if err == nil {
+		m.applied.Store(0)
+	}
+	return err
+}
