@@ -84,7 +84,8 @@ func (s *Service) discover(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	}
 	if !reserved {
 		var ok bool
-		if ip, ok = s.offers.Offer(r.model, r.sn, r.mac, addr(r.RequestedIPAddress())); !ok {
+		mine, of := s.shareOf()
+		if ip, ok = s.offers.Offer(r.model, r.sn, r.mac, addr(r.RequestedIPAddress()), mine, of); !ok {
 			s.metrics.exhausted(r.sn.Name)
 			s.warnExhausted(r.sn)
 			return nil, nil
@@ -157,10 +158,7 @@ func (s *Service) withoutQuorum(r *request, ip netip.Addr) (*dhcpv4.DHCPv4, *net
 // how many serving nodes are up, is its place among them. A REQUEST naming a server
 // (a client taking up an offer) is for that server, which checks it itself.
 func (s *Service) mine(m *dhcpv4.DHCPv4) bool {
-	if s.share == nil {
-		return true
-	}
-	mine, of := s.share()
+	mine, of := s.shareOf()
 	if of <= 1 || (m.MessageType() == dhcpv4.MessageTypeRequest && m.ServerIdentifier() != nil) {
 		return true
 	}
@@ -171,6 +169,13 @@ func (s *Service) mine(m *dhcpv4.DHCPv4) bool {
 	h := fnv.New32a()
 	h.Write(id)
 	return int(h.Sum32()%256)%of == mine
+}
+
+func (s *Service) shareOf() (mine, of int) {
+	if s.share == nil {
+		return 0, 1
+	}
+	return s.share()
 }
 
 func (s *Service) quorum() bool { return s.hasQuorum == nil || s.hasQuorum() }

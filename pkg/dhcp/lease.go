@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"time"
@@ -54,26 +55,38 @@ func (o *offers) holder(m *ipam.Model, ip netip.Addr, now time.Time) (ipam.MAC, 
 // Offer picks an address of sn's DHCP ranges for mac and holds it for offerHold: the
 // client's lease, else the address it was last offered, else requested, else the next
 // free one. It returns false when the pool is exhausted.
-func (o *offers) Offer(m *ipam.Model, sn ipam.Subnet, mac ipam.MAC, requested netip.Addr) (netip.Addr, bool) {
+//
+// A node of a cluster offers from its own part of the pool first (the addresses whose
+// number, modulo of, is mine), so that two nodes offering at once rarely offer one
+// address to two clients: the second REQUEST would be NAKed. When its part is used
+// up, it offers from the others'.
+func (o *offers) Offer(m *ipam.Model, sn ipam.Subnet, mac ipam.MAC, requested netip.Addr, mine, of int) (netip.Addr, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.now()
-	mine := func(ip netip.Addr) bool {
+	its := func(ip netip.Addr) bool {
 		holder, held := o.holder(m, ip, now)
 		return ip.IsValid() && ipam.InDHCPRange(sn, ip) && (!held || holder == mac)
 	}
 	var ip netip.Addr
 	lease, _ := m.LeaseOf(mac)
 	switch {
-	case mine(lease.IP):
+	case its(lease.IP):
 		ip = lease.IP
-	case mine(o.recent[mac]):
+	case its(o.recent[mac]):
 		ip = o.recent[mac]
-	case mine(requested):
+	case its(requested):
 		ip = requested
 	default:
 		var ok bool
-		if ip, ok = o.nextFree(m, sn, now); !ok {
+		ip, ok = o.nextFree(m, sn, now, func(ip netip.Addr) bool {
+			a := ip.As4()
+			return of <= 1 || int(binary.BigEndian.Uint32(a[:])%uint32(of)) == mine
+		})
+		if !ok && of > 1 {
+			ip, ok = o.nextFree(m, sn, now, func(netip.Addr) bool { return true })
+		}
+		if !ok {
 			return netip.Addr{}, false
 		}
 	}
@@ -83,9 +96,9 @@ func (o *offers) Offer(m *ipam.Model, sn ipam.Subnet, mac ipam.MAC, requested ne
 }
 
 // nextFree walks sn's DHCP ranges from where the last search stopped, at most once
-// round each (and at most maxScan addresses), and returns the first address no one
-// holds. o.mu is held.
-func (o *offers) nextFree(m *ipam.Model, sn ipam.Subnet, now time.Time) (netip.Addr, bool) {
+// round each (and at most maxScan addresses), and returns the first address in part
+// that no one holds. o.mu is held.
+func (o *offers) nextFree(m *ipam.Model, sn ipam.Subnet, now time.Time, part func(netip.Addr) bool) (netip.Addr, bool) {
 	for _, r := range sn.Ranges {
 		if r.Kind != ipam.RangeDHCP {
 			continue
@@ -100,7 +113,7 @@ func (o *offers) nextFree(m *ipam.Model, sn ipam.Subnet, now time.Time) (netip.A
 			if !r.Contains(next) {
 				next = r.Start
 			}
-			if _, held := o.holder(m, ip, now); !held {
+			if _, held := o.holder(m, ip, now); !held && part(ip) {
 				o.cursor[r] = next
 				return ip, true
 			}

@@ -1,0 +1,416 @@
+package main
+
+// Two or three boxes, end to end: each infrad node in its own network namespace, the
+// nodes and a client namespace on one bridge (in a switch namespace), real clients
+// (dig, perfdhcp, curl) in the client namespace. The test makes the namespaces and
+// removes them; no packet leaves them.
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/infrad/infrad/internal/testenv"
+)
+
+type clusterLab struct {
+	sw, cli string // the switch's namespace (the bridge) and the clients'
+	dir     string
+	site    string // the site file every node runs
+	nodes   []*clusterNode
+}
+
+type clusterNode struct {
+	name, ns, addr, data string
+	witness              bool
+	p                    *proc
+}
+
+const clusterSite = `domain: lab.test
+data_dir: /nonexistent
+api: {listen: "127.0.0.1:8080"}
+dns: {listen: ["0.0.0.0:1053"]}
+ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
+ca: {listen: "127.0.0.1:8443"}
+dhcp: {interfaces: [eth0], lease_time: 120s}
+cluster:
+  port: 7443
+  nodes:
+%s
+subnets:
+  - name: lab
+    cidr: 10.78.0.0/16
+    gateway: 10.78.0.254
+    ranges:
+      - {kind: dhcp, start: 10.78.1.1, end: 10.78.9.254}
+hosts:
+  - {name: cp01, ip: 10.78.0.10, mac: "52:54:00:78:00:10"}
+`
+
+// newClusterLab makes the namespaces for nodes named infra1, infra2, ... (the last
+// one a witness when witness is set) at 10.78.0.1, .2, ..., and a client namespace
+// whose interface c0 is on the same bridge.
+func newClusterLab(t *testing.T, n int, witness bool) *clusterLab {
+	t.Helper()
+	testenv.NeedRoot(t, "ip", "dig", "curl", "perfdhcp")
+	b := make([]byte, 3)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	l := &clusterLab{sw: "ifd-sw-" + id, cli: "ifd-cc-" + id, dir: t.TempDir()}
+	addNS := func(ns string) {
+		sh(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	addNS(l.sw)
+	sh(t, "ip", "-n", l.sw, "link", "add", "br0", "type", "bridge")
+	sh(t, "ip", "-n", l.sw, "link", "set", "br0", "up")
+	plug := func(ns, port, ifname string) {
+		sh(t, "ip", "-n", l.sw, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns)
+		sh(t, "ip", "-n", l.sw, "link", "set", port, "master", "br0", "up")
+		sh(t, "ip", "-n", ns, "link", "set", ifname, "up")
+	}
+	var decl []string
+	for i := range n {
+		node := &clusterNode{name: fmt.Sprintf("infra%d", i+1), ns: fmt.Sprintf("ifd-n%d-%s", i+1, id), addr: fmt.Sprintf("10.78.0.%d", i+1),
+			witness: witness && i == n-1}
+		node.data = filepath.Join(l.dir, node.name)
+		addNS(node.ns)
+		plug(node.ns, fmt.Sprintf("p%d", i+1), "eth0")
+		sh(t, "ip", "-n", node.ns, "addr", "add", node.addr+"/16", "dev", "eth0")
+		l.nodes = append(l.nodes, node)
+		decl = append(decl, fmt.Sprintf("    - {name: %s, address: %s, witness: %v}", node.name, node.addr, node.witness))
+	}
+	addNS(l.cli)
+	plug(l.cli, "pc", clientIf)
+	sh(t, "ip", "-n", l.cli, "addr", "add", "10.78.0.99/16", "dev", clientIf)
+	l.site = filepath.Join(l.dir, "site.yaml")
+	writeFile(t, l.site, fmt.Sprintf(clusterSite, strings.Join(decl, "\n")))
+	return l
+}
+
+// start starts node (joining with token when it is given) and waits until it serves.
+func (l *clusterLab) start(t *testing.T, node *clusterNode, token string) {
+	t.Helper()
+	verb := "serve"
+	if node.witness {
+		verb = "witness"
+	}
+	args := []string{"netns", "exec", node.ns, binary, verb, "-c", l.site, "--node", node.name, "--data", node.data}
+	if token != "" {
+		args = append(args, "--join", token)
+	}
+	node.p = startCmd(t, l.dir, "ip", args...)
+	if node.witness {
+		testenv.WaitFor(t, node.name+" a voter", func() bool {
+			st, ok := l.anyStatus(t)
+			return ok && slices.ContainsFunc(st.Nodes, func(n nodeStatus) bool { return n.Name == node.name && n.Voter && n.State == "follower" })
+		})
+		return
+	}
+	testenv.WaitFor(t, node.name+" ready", func() bool {
+		out, err := exec.Command("ip", "netns", "exec", node.ns, "curl", "-sf", "http://127.0.0.1:8080/readyz").Output()
+		return err == nil && strings.Contains(string(out), `"ready": true`)
+	})
+}
+
+// kill ends node at once (SIGKILL), as a power cut would.
+func (l *clusterLab) kill(node *clusterNode) {
+	node.p.cmd.Process.Signal(syscall.SIGKILL)
+	<-node.p.done
+}
+
+// form starts the first node and joins the others with its token.
+func (l *clusterLab) form(t *testing.T) string {
+	t.Helper()
+	l.start(t, l.nodes[0], "")
+	raw, err := os.ReadFile(filepath.Join(l.nodes[0].data, "join-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(raw))
+	for _, n := range l.nodes[1:] {
+		l.start(t, n, token)
+	}
+	testenv.WaitFor(t, "every node a voter", func() bool {
+		st, ok := l.status(t, l.nodes[0])
+		if !ok || st.Leader == "" {
+			return false
+		}
+		for _, n := range st.Nodes {
+			if !n.Voter || n.State == "unreachable" {
+				return false
+			}
+		}
+		return true
+	})
+	return token
+}
+
+type nodeStatus struct {
+	Name    string
+	Voter   bool
+	State   string
+	Applied uint64
+}
+
+type clusterStatus struct {
+	Node, Leader string
+	Quorum       bool
+	Nodes        []nodeStatus
+}
+
+// curl runs curl with the API token in node's namespace against its API.
+func (l *clusterLab) curl(node *clusterNode, args ...string) (string, error) {
+	token, _ := os.ReadFile(filepath.Join(node.data, "api-token"))
+	args = append([]string{"netns", "exec", node.ns, "curl", "-s", "--max-time", "10", "-H", "Authorization: Bearer " + strings.TrimSpace(string(token))}, args...)
+	out, err := exec.Command("ip", args...).Output()
+	return string(out), err
+}
+
+func (l *clusterLab) status(t *testing.T, node *clusterNode) (clusterStatus, bool) {
+	var st clusterStatus
+	out, err := l.curl(node, "-f", "http://127.0.0.1:8080/api/v1/cluster")
+	return st, err == nil && json.Unmarshal([]byte(out), &st) == nil
+}
+
+// anyStatus is the status as the first serving node that answers sees it.
+func (l *clusterLab) anyStatus(t *testing.T) (clusterStatus, bool) {
+	for _, n := range l.nodes {
+		if n.witness || n.p == nil {
+			continue
+		}
+		select {
+		case <-n.p.done:
+			continue
+		default:
+		}
+		if st, ok := l.status(t, n); ok {
+			return st, true
+		}
+	}
+	return clusterStatus{}, false
+}
+
+func (l *clusterLab) node(name string) *clusterNode {
+	for _, n := range l.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// leases is what node's API lists.
+func (l *clusterLab) leases(t *testing.T, node *clusterNode) []lease {
+	t.Helper()
+	out, err := l.curl(node, "-f", "http://127.0.0.1:8080/api/v1/dhcp/leases")
+	var ls []lease
+	if err != nil || json.Unmarshal([]byte(out), &ls) != nil {
+		t.Fatalf("leases of %s: %v %s", node.name, err, out)
+	}
+	return ls
+}
+
+// putHost creates a host through node's API, and says whether it was made.
+func (l *clusterLab) putHost(node *clusterNode, name, ip string) (bool, string) {
+	out, err := l.curl(node, "-X", "POST", "-w", "\n%{http_code}", "http://127.0.0.1:8080/api/v1/hosts", "-d", fmt.Sprintf(`{"name":%q,"ip":%q}`, name, ip))
+	return err == nil && strings.HasSuffix(out, "\n201"), out
+}
+
+// digLoop asks each of servers for cp01's address from the client namespace, over
+// and over until stop is closed, counting the queries that got no right answer.
+func (l *clusterLab) digLoop(servers []string, stop chan struct{}) (asked, failed *atomic.Int64, done *sync.WaitGroup) {
+	asked, failed, done = &atomic.Int64{}, &atomic.Int64{}, &sync.WaitGroup{}
+	for _, s := range servers {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				out, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+s, "-p", "1053", "+short", "+tries=1", "+time=2", "cp01.lab.test").Output()
+				asked.Add(1)
+				if strings.TrimSpace(string(out)) != "10.78.0.10" {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	return asked, failed, done
+}
+
+// perfdhcp runs perfdhcp's four-way exchanges, broadcast from the client namespace,
+// at rate a second for secs seconds, and returns its output.
+func (l *clusterLab) perfdhcp(t *testing.T, rate, secs int) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", l.cli, "perfdhcp", "-4", "-l", clientIf, "-r", strconv.Itoa(rate), "-R", "100000", "-p", strconv.Itoa(secs))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+func perfACKs(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	cmd.Wait()
+	out := cmd.Stdout.(*strings.Builder).String()
+	m := regexp.MustCompile(`(?s)REQUEST-ACK.*?received packets: (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("perfdhcp said nothing of ACKs:\n%s", out)
+	}
+	n, _ := strconv.Atoi(m[1])
+	t.Logf("perfdhcp: %d ACKs\n%s", n, out)
+	return n
+}
+
+// checkLeases fails unless every survivor lists the same leases, at least acked of
+// them from the pool, and no address or client twice.
+func (l *clusterLab) checkLeases(t *testing.T, survivors []*clusterNode, acked int) {
+	t.Helper()
+	var first []lease
+	testenv.WaitFor(t, "the survivors to list the same leases", func() bool {
+		first = l.leases(t, survivors[0])
+		for _, s := range survivors[1:] {
+			if !slices.Equal(l.leases(t, s), first) {
+				return false
+			}
+		}
+		return true
+	})
+	ips, macs := map[string]bool{}, map[string]bool{}
+	for _, le := range first {
+		if ips[le.IP] {
+			t.Errorf("%s is leased twice", le.IP)
+		}
+		if macs[le.MAC] && !le.Declined {
+			t.Errorf("%s holds two leases", le.MAC)
+		}
+		ips[le.IP], macs[le.MAC] = true, true
+	}
+	if len(first) < acked {
+		t.Errorf("perfdhcp received %d ACKs, and the survivors hold %d leases", acked, len(first))
+	}
+	t.Logf("%d ACKs, %d leases on every survivor", acked, len(first))
+}
+
+// TestClusterLosesItsLeader: three nodes; the leader is killed during a DHCP burst
+// and a dig loop. Every ACKed lease is on both survivors, no address is held twice,
+// no query to a survivor fails, and writes resume on the survivors.
+func TestClusterLosesItsLeader(t *testing.T) {
+	l := newClusterLab(t, 3, false)
+	l.form(t)
+
+	// A write on a follower is read back from it at once, and reaches the others.
+	st, _ := l.status(t, l.nodes[0])
+	var follower *clusterNode
+	for _, n := range l.nodes {
+		if n.name != st.Leader {
+			follower = n
+			break
+		}
+	}
+	if ok, out := l.putHost(follower, "w1", "10.78.0.21"); !ok {
+		t.Fatalf("a write on follower %s: %s", follower.name, out)
+	}
+	if out, _ := l.curl(follower, "-f", "http://127.0.0.1:8080/api/v1/hosts/w1"); !strings.Contains(out, "10.78.0.21") {
+		t.Fatalf("%s does not read its own write: %s", follower.name, out)
+	}
+	for _, n := range l.nodes {
+		testenv.WaitFor(t, "w1 in "+n.name+"'s DNS", func() bool {
+			out, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+n.addr, "-p", "1053", "+short", "w1.lab.test").Output()
+			return strings.TrimSpace(string(out)) == "10.78.0.21"
+		})
+	}
+
+	leader := l.node(st.Leader)
+	var survivors []*clusterNode
+	var addrs []string
+	for _, n := range l.nodes {
+		if n != leader {
+			survivors, addrs = append(survivors, n), append(addrs, n.addr)
+		}
+	}
+	stop := make(chan struct{})
+	asked, failed, digs := l.digLoop(addrs, stop)
+	perf := l.perfdhcp(t, 100, 5)
+	time.Sleep(2 * time.Second) // a point in the burst, not a bound on anything
+	l.kill(leader)
+	killed := time.Now()
+	var resumed time.Duration
+	testenv.WaitFor(t, "a write on a survivor", func() bool {
+		ok, _ := l.putHost(survivors[0], "w2", "10.78.0.22")
+		resumed = time.Since(killed)
+		return ok
+	})
+	t.Logf("writes resumed %s after the leader's death", resumed.Round(time.Millisecond))
+	acked := perfACKs(t, perf)
+	close(stop)
+	digs.Wait()
+	if failed.Load() > 0 {
+		t.Errorf("%d of %d queries to the survivors failed", failed.Load(), asked.Load())
+	}
+	t.Logf("%d queries to the survivors, none failed", asked.Load())
+	if acked == 0 {
+		t.Fatal("perfdhcp got no ACK")
+	}
+	l.checkLeases(t, survivors, acked)
+}
+
+// offersSent is the OFFERs node's /metrics counts.
+func (l *clusterLab) offersSent(t *testing.T, node *clusterNode) int {
+	t.Helper()
+	out, err := l.curl(node, "-f", "http://127.0.0.1:8080/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^infrad_dhcp_sent_total\{type="OFFER"\} (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// TestClusterOneOfferPerClient: while every node is up, each DISCOVER gets one OFFER
+// from one node, and the nodes share the clients.
+func TestClusterOneOfferPerClient(t *testing.T) {
+	l := newClusterLab(t, 3, false)
+	l.form(t)
+	perf := l.perfdhcp(t, 100, 3)
+	acked := perfACKs(t, perf)
+	out := perf.Stdout.(*strings.Builder).String()
+	m := regexp.MustCompile(`(?s)DISCOVER-OFFER.*?sent packets: (\d+)`).FindStringSubmatch(out)
+	discovers, _ := strconv.Atoi(m[1])
+	total := 0
+	for _, n := range l.nodes {
+		offers := l.offersSent(t, n)
+		t.Logf("%s sent %d offers", n.name, offers)
+		if offers == 0 {
+			t.Errorf("%s answered no client", n.name)
+		}
+		total += offers
+	}
+	if total != discovers {
+		t.Errorf("%d DISCOVERs got %d OFFERs from the nodes together, want one each", discovers, total)
+	}
+	l.checkLeases(t, l.nodes, acked)
+}
