@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/infrad/infrad/pkg/cluster"
+	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/daemon"
 )
 
 // client talks to a running infrad's API, for the commands that read the site
@@ -189,6 +191,9 @@ func (c *client) backup(path string) error {
 
 // clusterCmd shows the cluster's nodes (status) or takes one out (remove NAME).
 func clusterCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "recover" {
+		return recoverCmd(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	connect := clientFlags(fs)
@@ -197,7 +202,7 @@ func clusterCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	rest := fs.Args()
 	if len(rest) == 0 || (rest[0] == "status" && len(rest) != 1) || (rest[0] == "remove" && len(rest) != 2) || (rest[0] != "status" && rest[0] != "remove") {
-		fmt.Fprintln(stderr, "usage: infrad cluster [--api URL] [--token T] status | remove NAME")
+		fmt.Fprintln(stderr, "usage: infrad cluster [--api URL] [--token T] status | remove NAME\n       infrad cluster recover -c site.yaml --node NAME [--data DIR]")
 		return exitUsage
 	}
 	c, err := connect()
@@ -249,4 +254,36 @@ func (c *client) clusterStatus(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", n.Name, n.Address, role, n.State, contact, n.Applied, n.Lag)
 	}
 	return tw.Flush()
+}
+
+// recoverCmd makes a stopped node its cluster's only voter, after the quorum is lost
+// for good.
+func recoverCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cluster recover", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "the site file")
+	node := fs.String("node", "", "this node's name among cluster.nodes")
+	dataDir := fs.String("data", "", "the data directory (overrides data_dir of the site file)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *path == "" || *node == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: infrad cluster recover -c site.yaml --node NAME [--data DIR]  (with the node stopped)")
+		return exitUsage
+	}
+	site, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "infrad cluster recover: %v\n", err)
+		return exitFail
+	}
+	if *dataDir != "" {
+		site.DataDir = *dataDir
+	}
+	log := setupLogging(stderr)
+	if err := daemon.Recover(daemon.Options{Site: site, Node: *node, Logger: log}); err != nil {
+		fmt.Fprintf(stderr, "infrad cluster recover: %v\n", err)
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "%s is now the cluster's only voter: start it with infrad serve, then join the other nodes to it from empty data directories\n", *node)
+	return exitOK
 }

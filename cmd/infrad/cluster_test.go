@@ -414,3 +414,130 @@ func TestClusterOneOfferPerClient(t *testing.T) {
 	}
 	l.checkLeases(t, l.nodes, acked)
 }
+
+// relayDORA runs one DHCP exchange of the client with mac, relayed (giaddr: the
+// client namespace's address) to the node at server alone, and returns how many
+// OFFERs and ACKs perfdhcp received.
+func (l *clusterLab) relayDORA(t *testing.T, server, mac string) (offers, acks int) {
+	t.Helper()
+	out, _ := exec.Command("ip", "netns", "exec", l.cli, "perfdhcp", "-4", "-l", clientIf, "-R", "1", "-b", "mac="+mac,
+		"-r", "1", "-p", "2", "-W", "1000000", server).CombinedOutput()
+	count := func(stage string) int {
+		m := regexp.MustCompile(`(?s)` + stage + `.*?received packets: (\d+)`).FindStringSubmatch(string(out))
+		if m == nil {
+			return 0
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return count("DISCOVER-OFFER"), count("REQUEST-ACK")
+}
+
+// broadcastDORA runs one broadcast DHCP exchange of the client with mac.
+func (l *clusterLab) broadcastDORA(t *testing.T, mac string) int {
+	t.Helper()
+	out, _ := exec.Command("ip", "netns", "exec", l.cli, "perfdhcp", "-4", "-l", clientIf, "-R", "1", "-b", "mac="+mac,
+		"-r", "1", "-p", "2", "-W", "1000000").CombinedOutput()
+	m := regexp.MustCompile(`(?s)REQUEST-ACK.*?received packets: (\d+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Logf("perfdhcp:\n%s", out)
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// partition cuts node off from the other nodes (its packets to them are dropped),
+// leaving the client namespace's path to it; heal undoes it.
+func (l *clusterLab) partition(t *testing.T, node *clusterNode, cut bool) {
+	t.Helper()
+	op := "add"
+	if !cut {
+		op = "del"
+	}
+	for _, n := range l.nodes {
+		if n != node {
+			sh(t, "ip", "-n", node.ns, "route", op, "blackhole", n.addr+"/32")
+		}
+	}
+}
+
+func (l *clusterLab) dig(server, name string) string {
+	out, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+server, "-p", "1053", "+short", "+tries=1", "+time=2", name).Output()
+	return strings.TrimSpace(string(out))
+}
+
+// TestClusterPartition: a node cut off from the others keeps answering DNS, its
+// reservations and the leases it holds, grants nothing new and refuses writes saying
+// why; healed, it catches up with what the others wrote meanwhile.
+func TestClusterPartition(t *testing.T) {
+	l := newClusterLab(t, 3, false)
+	l.form(t)
+	const held, fresh = "52:54:00:78:00:77", "52:54:00:78:00:88"
+	if l.broadcastDORA(t, held) != 1 {
+		t.Fatal("no lease before the partition")
+	}
+	cut := l.nodes[0] // the first node, the leader as it bootstrapped
+	l.partition(t, cut, true)
+	testenv.WaitFor(t, cut.name+" to see it has no quorum", func() bool {
+		st, ok := l.status(t, cut)
+		return ok && !st.Quorum
+	})
+	if got := l.dig(cut.addr, "cp01.lab.test"); got != "10.78.0.10" {
+		t.Errorf("the cut-off node answers cp01 with %q", got)
+	}
+	out, _ := l.curl(cut, "-X", "POST", "-w", "\n%{http_code}", "http://127.0.0.1:8080/api/v1/hosts", "-d", `{"name":"w9","ip":"10.78.0.29"}`)
+	if !strings.HasSuffix(out, "\n503") || !strings.Contains(out, `"no_quorum"`) || !strings.Contains(out, "majority") {
+		t.Errorf("a write on the cut-off node: %s", out)
+	}
+	if out, _ := l.curl(cut, "http://127.0.0.1:8080/readyz"); !strings.Contains(out, `"quorum": false`) {
+		t.Errorf("/readyz does not say the quorum is lost: %s", out)
+	}
+	if offers, acks := l.relayDORA(t, cut.addr, "52:54:00:78:00:10"); offers != 1 || acks != 1 {
+		t.Errorf("the reservation got %d OFFERs and %d ACKs from the cut-off node, want 1 and 1", offers, acks)
+	}
+	if offers, acks := l.relayDORA(t, cut.addr, held); offers != 1 || acks != 1 {
+		t.Errorf("the held lease got %d OFFERs and %d ACKs from the cut-off node, want 1 and 1", offers, acks)
+	}
+	if offers, _ := l.relayDORA(t, cut.addr, fresh); offers != 0 {
+		t.Errorf("the cut-off node offered a new client an address")
+	}
+
+	// The others go on, and write.
+	others := l.nodes[1:]
+	testenv.WaitFor(t, "a write on the majority", func() bool { ok, _ := l.putHost(others[0], "w3", "10.78.0.23"); return ok })
+	l.partition(t, cut, false)
+	testenv.WaitFor(t, cut.name+" to catch up", func() bool { return l.dig(cut.addr, "w3.lab.test") == "10.78.0.23" })
+	testenv.WaitFor(t, cut.name+" to take writes again", func() bool { ok, _ := l.putHost(cut, "w4", "10.78.0.24"); return ok })
+	l.checkLeases(t, l.nodes, 1)
+}
+
+// TestClusterTwoBoxesAndAWitness: two serving nodes and a witness; either box may
+// die and the other goes on serving and writing.
+func TestClusterTwoBoxesAndAWitness(t *testing.T) {
+	l := newClusterLab(t, 3, true)
+	token := l.form(t)
+	a, b := l.nodes[0], l.nodes[1]
+	for i, pair := range [][2]*clusterNode{{a, b}, {b, a}} {
+		dead, alive := pair[0], pair[1]
+		l.kill(dead)
+		name := fmt.Sprintf("x%d", i)
+		testenv.WaitFor(t, "a write on "+alive.name+" with "+dead.name+" dead", func() bool {
+			ok, _ := l.putHost(alive, name, fmt.Sprintf("10.78.0.%d", 40+i))
+			return ok
+		})
+		if got := l.dig(alive.addr, name+".lab.test"); got != fmt.Sprintf("10.78.0.%d", 40+i) {
+			t.Errorf("%s answers %s with %q", alive.name, name, got)
+		}
+		if l.broadcastDORA(t, fmt.Sprintf("52:54:00:78:01:%02d", i)) != 1 {
+			t.Errorf("no lease from %s with %s dead", alive.name, dead.name)
+		}
+		l.start(t, dead, token) // back, with its state: the token is not used again
+		testenv.WaitFor(t, dead.name+" to catch up", func() bool { return l.dig(dead.addr, name+".lab.test") != "" })
+	}
+	// The witness serves nothing.
+	if got := l.dig(l.nodes[2].addr, "cp01.lab.test"); strings.Contains(got, "10.78.0.10") {
+		t.Errorf("the witness answered DNS: %q", got)
+	}
+	l.checkLeases(t, []*clusterNode{a, b}, 2)
+}

@@ -29,6 +29,7 @@ Usage:
                   [--node NAME] [--join TOKEN]  a node of a cluster; a new one joins with the token
   infrad witness  -c site.yaml --node NAME      a cluster voter that serves nothing
   infrad cluster  status | remove NAME          the cluster's nodes, leader and lag; take a node out
+  infrad cluster  recover -c site.yaml --node NAME   a stopped node becomes the only voter (quorum lost for good)
   infrad validate -c site.yaml                  check a site file; every mistake with its key path
   infrad plan     -c site.yaml                  what a reload would change: + ~ - per object
   infrad check    [--server ADDR]               a node's preflight before kubeadm: names, clock, CA

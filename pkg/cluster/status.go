@@ -2,11 +2,15 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/store"
 )
 
 // Status is the cluster as one node sees it.
@@ -126,4 +130,26 @@ func (n *Node) serveRemove(w http.ResponseWriter, r *http.Request) {
 	}
 	n.log.Info("node removed from the voters", "node", name)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// Recover makes this node the cluster's only voter, from what its own log and store
+// hold: Raft's manual recovery, for a cluster that has lost its quorum for good. It
+// runs while the node is stopped; started again, the node leads a cluster of one,
+// and the others join it anew, each from an empty data directory.
+func (n *Node) Recover(st *store.Store, m *ipam.IPAM) error {
+	if !n.Clustered() {
+		return errors.New("the site runs on one box: there is no cluster to recover")
+	}
+	if n.fresh {
+		return errors.New("this node has no Raft state: it was never a member, so there is nothing to recover from")
+	}
+	n.store, n.ipam = st, m
+	addr := raft.ServerAddress(n.advertise())
+	_, trans := raft.NewInmemTransport(addr)
+	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(n.Name()), Address: addr}}}
+	if err := raft.RecoverCluster(n.raftConfig(), &fsm{node: n}, n.logs, n.logs, n.snaps, trans, conf); err != nil {
+		return fmt.Errorf("recover the cluster: %w", err)
+	}
+	n.log.Warn("cluster recovered: this node is its only voter; the others join it again from empty data directories", "node", n.Name(), "applied", m.Applied())
+	return nil
 }

@@ -110,6 +110,34 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	return d, nil
 }
 
+// Recover makes the stopped node opts.Node its cluster's only voter (Raft's manual
+// recovery after the quorum is lost for good). Then serve starts it as a cluster of
+// one, which the other nodes join again.
+func Recover(opts Options) error {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := checkRole(opts.Site, opts); err != nil {
+		return err
+	}
+	dataDir := opts.Site.DataDir
+	node, err := cluster.New(cluster.Options{Site: opts.Site, Node: opts.Node, DataDir: dataDir, Logger: opts.Logger})
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(store.Options{Path: filepath.Join(dataDir, StoreFile), Logger: opts.Logger})
+	if err != nil {
+		node.Stop()
+		return err
+	}
+	m, err := ipam.New(ipam.Options{Store: st, Log: node, Origin: node.Name()})
+	if err == nil {
+		err = node.Recover(st, m)
+		m.Close()
+	}
+	return errors.Join(err, node.Stop(), st.Close())
+}
+
 // checkRole refuses a node started in a role the site file does not give it.
 func checkRole(site *config.Site, opts Options) error {
 	c := site.Cluster
