@@ -355,7 +355,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{sn}, nil
+	return &snapshot{sn: sn}, nil
 }
 
 func (f *fsm) Restore(rc io.ReadCloser) error {
@@ -367,14 +367,21 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type snapshot struct{ *store.Snapshot }
+// snapshot is the store's view at the snapshot's index. Persist releases it once
+// written (raft's RecoverCluster never calls Release, and an open view would keep the
+// store from closing).
+type snapshot struct {
+	sn   *store.Snapshot
+	once sync.Once
+}
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := s.WriteTo(sink); err != nil {
+	defer s.Release()
+	if _, err := s.sn.WriteTo(sink); err != nil {
 		sink.Cancel()
 		return err
 	}
 	return sink.Close()
 }
 
-func (s *snapshot) Release() { s.Close() }
+func (s *snapshot) Release() { s.once.Do(func() { s.sn.Close() }) }

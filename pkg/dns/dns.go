@@ -107,7 +107,7 @@ func randomBytes(n int) []byte {
 func (s *Service) setSite(site *config.Site) {
 	s.site, s.domain = site.DNS, site.Domain
 	s.cfg.Store(&serving{
-		settings:       settings{ttl: site.DNS.TTL, advertise: site.DNS.Advertise},
+		settings:       settings{ttl: site.DNS.TTL, advertise: site.DNS.Advertise, servers: servers(site)},
 		recursionAllow: site.DNS.RecursionAllow,
 		secondaries:    site.DNS.Secondaries,
 		tsig:           newTSIGPolicy(site.DNS),
@@ -341,4 +341,16 @@ func (s *Service) mayRecurse(a net.Addr) bool {
 		}
 	}
 	return false
+}
+
+// servers are the addresses of the site's serving nodes, when it runs on several.
+func servers(site *config.Site) []netip.Addr {
+	if site.Cluster == nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, n := range site.Cluster.Serving() {
+		out = append(out, n.Address)
+	}
+	return out
 }

@@ -36,6 +36,9 @@ const (
 type settings struct {
 	ttl       uint32     // for records without a TTL of their own
 	advertise netip.Addr // the NS glue address; zero: none known
+	// servers are the addresses of a cluster's serving nodes, in the site file's
+	// order: each one that is a host's is a name server of the zones.
+	servers []netip.Addr
 }
 
 // zoneSet is the zones of one shape of the site, longest first.
@@ -91,7 +94,9 @@ func (v *view) node(name string) (node, bool) {
 	owner := ipam.Name(name)
 	if v.isZone(name) {
 		n.add(v.soa(name, v.ttl))
-		n.add(&dns.NS{Hdr: v.hdr(name, dns.TypeNS, v.ttl), Ns: v.nsName()})
+		for _, ns := range v.nsNames() {
+			n.add(&dns.NS{Hdr: v.hdr(name, dns.TypeNS, v.ttl), Ns: ns})
+		}
 	}
 	if host, ok := v.m.HostnameOf(owner); ok {
 		if h, ok := v.m.Host(host); ok {
@@ -166,6 +171,21 @@ func (v *view) nsName() string {
 		return string(v.m.FQDN(h.Name))
 	}
 	return "ns." + string(v.m.Domain())
+}
+
+// nsNames are the zones' name servers: a cluster's serving nodes that are hosts of
+// the site, else the one of nsName.
+func (v *view) nsNames() []string {
+	var out []string
+	for _, a := range v.servers {
+		if h, ok := v.m.HostAt(a); ok {
+			out = append(out, string(v.m.FQDN(h.Name)))
+		}
+	}
+	if len(out) == 0 {
+		return []string{v.nsName()}
+	}
+	return out
 }
 
 // glueName is ns.<domain> when infrad gives it the advertised address itself: no host
@@ -269,16 +289,23 @@ func (v *view) contents(zone string) map[string]dns.RR {
 // zone whose in-zone NS target has no address.
 func (v *view) delegations(zone string) []dns.RR {
 	var out []dns.RR
-	ns := v.nsName()
+	names := v.nsNames()
 	for _, child := range v.zones.list {
 		if child == zone || !dns.IsSubDomain(zone, child) || v.zoneOf(parent(child)) != zone {
 			continue
 		}
-		out = append(out, &dns.NS{Hdr: v.hdr(child, dns.TypeNS, v.ttl), Ns: ns})
+		for _, ns := range names {
+			out = append(out, &dns.NS{Hdr: v.hdr(child, dns.TypeNS, v.ttl), Ns: ns})
+		}
 	}
-	if len(out) > 0 && dns.IsSubDomain(zone, ns) {
-		if n, _ := v.node(ns); n != nil {
-			out = append(append(out, n[dns.TypeA]...), n[dns.TypeAAAA]...)
+	if len(out) == 0 {
+		return out
+	}
+	for _, ns := range names {
+		if dns.IsSubDomain(zone, ns) {
+			if n, _ := v.node(ns); n != nil {
+				out = append(append(out, n[dns.TypeA]...), n[dns.TypeAAAA]...)
+			}
 		}
 	}
 	return out
