@@ -431,6 +431,18 @@ func TestClusterOneOfferPerClient(t *testing.T) {
 		t.Errorf("%d DISCOVERs got %d OFFERs from the nodes together, want one each", discovers, total)
 	}
 	l.checkLeases(t, l.nodes, acked)
+
+	// The exports name every serving node.
+	first := l.nodes[0]
+	chrony, err := exec.Command("ip", "netns", "exec", first.ns, binary, "export", "--data", first.data, "--server", first.addr, "chrony").CombinedOutput()
+	if err != nil {
+		t.Fatalf("infrad export chrony: %v\n%s", err, chrony)
+	}
+	for _, n := range l.nodes {
+		if !strings.Contains(string(chrony), "server "+n.addr+" iburst\n") {
+			t.Errorf("chrony.conf does not name %s:\n%s", n.name, chrony)
+		}
+	}
 }
 
 // relayDORA runs one DHCP exchange of the client with mac, relayed (giaddr: the

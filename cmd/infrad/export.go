@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/infrad/infrad/pkg/api"
+	"github.com/infrad/infrad/pkg/cluster"
 	"github.com/infrad/infrad/pkg/export"
 	"github.com/infrad/infrad/pkg/ipam"
 )
@@ -91,6 +92,16 @@ func (c *client) site(server string) (export.Site, error) {
 			return s, err
 		}
 		s.Server = u.Hostname()
+	}
+	// A cluster's other serving nodes follow, so that a node keeps its names and time
+	// when one box dies.
+	var cl cluster.Status
+	if c.get("/api/v1/cluster", &cl) == nil {
+		for _, n := range cl.Nodes {
+			if !n.Witness && n.Address != "" {
+				s.Others = append(s.Others, n.Address)
+			}
+		}
 	}
 	return s, nil
 }

@@ -276,6 +276,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		}
 	}
 	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(cluster.NewCollector(d.node))
 	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp")})
 	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns")})
 	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp"),

@@ -19,9 +19,10 @@ type Site struct {
 	Subnets   []ipam.Subnet
 	Hosts     []ipam.Host
 	Records   []ipam.Record
-	Directory string // the ACME directory URL
-	RootPEM   string // the CA's root certificate
-	Server    string // the address nodes reach infrad at, for DNS and NTP
+	Directory string   // the ACME directory URL
+	RootPEM   string   // the CA's root certificate
+	Server    string   // the address nodes reach infrad at, for DNS and NTP
+	Others    []string // the other serving nodes of a cluster, after Server
 	Cluster   Cluster
 	BGP       *BGP // nil: MetalLB announces on the layer-2 segment
 }
@@ -70,9 +71,17 @@ func Render(kind string, s Site) (string, error) {
 	case "kubeadm":
 		return kubeadm(s)
 	case "chrony":
-		return fmt.Sprintf("# chrony.conf for a node of %s, from infrad\nserver %s iburst\nmakestep 1.0 3\nrtcsync\ndriftfile /var/lib/chrony/chrony.drift\n", s.Domain, s.Server), nil
+		var servers strings.Builder
+		for _, a := range s.servers() {
+			fmt.Fprintf(&servers, "server %s iburst\n", a)
+		}
+		return fmt.Sprintf("# chrony.conf for a node of %s, from infrad\n%smakestep 1.0 3\nrtcsync\ndriftfile /var/lib/chrony/chrony.drift\n", s.Domain, servers.String()), nil
 	case "resolv":
-		return fmt.Sprintf("# resolv.conf for a node of %s, from infrad\nnameserver %s\nsearch %s\noptions edns0\n", s.Domain, s.Server, s.Domain), nil
+		var servers strings.Builder
+		for _, a := range s.servers() {
+			fmt.Fprintf(&servers, "nameserver %s\n", a)
+		}
+		return fmt.Sprintf("# resolv.conf for a node of %s, from infrad\n%ssearch %s\noptions edns0\n", s.Domain, servers.String(), s.Domain), nil
 	}
 	names := make([]string, 0, len(Kinds))
 	for k := range Kinds {
@@ -226,6 +235,19 @@ func cloudInit(s Site) string {
 	for _, line := range strings.Split(strings.TrimSpace(s.RootPEM), "\n") {
 		fmt.Fprintf(&b, "      %s\n", line)
 	}
-	fmt.Fprintf(&b, "ntp:\n  enabled: true\n  servers: [%s]\nmanage_resolv_conf: true\nresolv_conf:\n  nameservers: [%s]\n  searchdomains: [%s]\n  domain: %s\n", s.Server, s.Server, s.Domain, s.Domain)
+	servers := strings.Join(s.servers(), ", ")
+	fmt.Fprintf(&b, "ntp:\n  enabled: true\n  servers: [%s]\nmanage_resolv_conf: true\nresolv_conf:\n  nameservers: [%s]\n  searchdomains: [%s]\n  domain: %s\n", servers, servers, s.Domain, s.Domain)
 	return b.String()
+}
+
+// servers are where nodes reach infrad: Server, then a cluster's other serving nodes
+// (resolv.conf takes three name servers; a cluster has at most three serving nodes).
+func (s Site) servers() []string {
+	out := []string{s.Server}
+	for _, o := range s.Others {
+		if o != s.Server {
+			out = append(out, o)
+		}
+	}
+	return out
 }
