@@ -659,3 +659,38 @@ func TestClusterRecoversFromALostQuorum(t *testing.T) {
 		return l.dig(fresh.addr, "w2.lab.test") == "10.78.0.22" && l.dig(fresh.addr, "w1.lab.test") == "10.78.0.21"
 	})
 }
+
+// TestClusterFromOneBox: a box that served its site alone becomes the first node of
+// a cluster with its data, and a second node joins it.
+func TestClusterFromOneBox(t *testing.T) {
+	l := newClusterLab(t, 2, false)
+	first, second := l.nodes[0], l.nodes[1]
+	site, _ := os.ReadFile(l.site)
+	alone := regexp.MustCompile(`(?s)cluster:.*?\nsubnets:`).ReplaceAllString(string(site), "subnets:")
+	aloneSite := filepath.Join(l.dir, "alone.yaml")
+	writeFile(t, aloneSite, alone)
+	first.p = startCmd(t, l.dir, "ip", "netns", "exec", first.ns, binary, "serve", "-c", aloneSite, "--data", first.data)
+	testenv.WaitFor(t, "the box alone ready", func() bool {
+		out, err := exec.Command("ip", "netns", "exec", first.ns, "curl", "-sf", "http://127.0.0.1:8080/readyz").Output()
+		return err == nil && strings.Contains(string(out), `"ready": true`)
+	})
+	if ok, out := l.putHost(first, "w1", "10.78.0.21"); !ok {
+		t.Fatal(out)
+	}
+	first.p.cmd.Process.Signal(syscall.SIGTERM)
+	first.p.wait(t, 15*time.Second)
+
+	l.start(t, first, "")
+	if got := l.dig(first.addr, "w1.lab.test"); got != "10.78.0.21" {
+		t.Fatalf("the first node lost w1: %q", got)
+	}
+	raw, err := os.ReadFile(filepath.Join(first.data, "join-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.start(t, second, strings.TrimSpace(string(raw)))
+	testenv.WaitFor(t, "the second node to serve the box's data", func() bool { return l.dig(second.addr, "w1.lab.test") == "10.78.0.21" })
+	if ok, out := l.putHost(second, "w2", "10.78.0.22"); !ok {
+		t.Fatalf("a write on the second node: %s", out)
+	}
+}

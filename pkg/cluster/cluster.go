@@ -186,6 +186,11 @@ func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 		_, trans = raft.NewInmemTransport(raft.ServerAddress(oneBox))
 	}
 	n.localAddr = trans.LocalAddr()
+	if n.Clustered() && !n.fresh {
+		if err := n.fromOneBox(); err != nil {
+			return err
+		}
+	}
 	if n.fresh && !n.joined() {
 		if err := m.ResetApplied(); err != nil {
 			return err
@@ -216,6 +221,33 @@ func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 		go n.probe()
 		go n.becomeVoter()
 	}
+	return nil
+}
+
+// fromOneBox makes a box that served its site alone the first node of the cluster
+// its site file now declares, with everything its store and log hold: its log's
+// configuration (the one box, oneBox) is replaced by this node alone, as Raft's
+// manual recovery does, and the others join it.
+func (n *Node) fromOneBox() error {
+	_, probe := raft.NewInmemTransport(raft.ServerAddress(oneBox))
+	conf, err := raft.GetConfiguration(n.raftConfig(), &fsm{node: n}, n.logs, n.logs, n.snaps, probe)
+	if err != nil {
+		return fmt.Errorf("read the Raft configuration: %w", err)
+	}
+	if len(conf.Servers) != 1 || conf.Servers[0].ID != oneBox {
+		return nil
+	}
+	self := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(n.self.Name), Address: n.localAddr}}}
+	_, tmp := raft.NewInmemTransport(n.localAddr)
+	if err := raft.RecoverCluster(n.raftConfig(), &fsm{node: n}, n.logs, n.logs, n.snaps, tmp, self); err != nil {
+		return fmt.Errorf("make this box the cluster's first node: %w", err)
+	}
+	t, err := n.ensureToken()
+	if err != nil {
+		return err
+	}
+	n.log.Info("this box served its site alone: it is now the cluster's first node, with its data; start the other nodes with --join and this token",
+		"node", n.self.Name, "token", t.String(), "token_file", filepath.Join(n.dataDir, JoinTokenFile))
 	return nil
 }
 
