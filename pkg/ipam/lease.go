@@ -59,6 +59,11 @@ func (c CommitLease) apply(t *txn) (any, error) {
 			}
 		} else if l, ok := t.m.LeaseNamed(name); ok && l.MAC != c.MAC && !l.Ended(c.At) {
 			res.Hostname, res.NameKeptBy = "", "the lease of "+l.IP.String()
+		} else if ok && l.MAC != c.MAC {
+			// An ended lease gives its name up: one hostname, one lease, so that a model
+			// loaded from the store indexes names as the one that wrote it did.
+			l.Hostname = ""
+			t.putLease(l)
 		} else if fqdn := t.m.FQDN(name); t.m.HasRecords(fqdn) {
 			res.Hostname, res.NameKeptBy = "", "the records at "+string(fqdn)
 		}

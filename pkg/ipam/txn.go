@@ -32,6 +32,7 @@ type txn struct {
 	since logMark    // where in log the command applying now began
 
 	serial0 uint32 // the serial before the batch
+	shape0  *Shape // the shape before the batch
 }
 
 type dirtyKey struct {
@@ -44,7 +45,7 @@ type dirtyKey struct {
 func newTxn(last *Model, leases leaseIndexes, ends *endings) *txn {
 	m := *last
 	m.leases = leases
-	return &txn{m: &m, ends: ends, dirty: map[dirtyKey]bool{}, serial0: last.serial}
+	return &txn{m: &m, ends: ends, dirty: map[dirtyKey]bool{}, serial0: last.serial, shape0: last.shape}
 }
 
 // begin starts a command at time at.
@@ -338,8 +339,23 @@ func (t *txn) flush(tx *store.Tx) error {
 			return err
 		}
 	}
+	if t.m.shape != t.shape0 {
+		sh := t.m.shape
+		if err := store.Put(tx, store.BucketState, stateZones, zones{Domain: sh.Domain, Zones: sh.Zones, Source: sh.Source}); err != nil {
+			return err
+		}
+	}
 	if t.m.serial == t.serial0 {
 		return nil
 	}
 	return store.Put(tx, store.BucketState, stateSerial, t.m.serial)
+}
+
+// zones is the part of the shape kept in the state bucket (the subnets have their own
+// bucket): a model loaded from the store is the model that wrote it, so a box that
+// replays the log after a restart decides as the others did.
+type zones struct {
+	Domain Name   `json:"domain"`
+	Zones  []Name `json:"zones"` // nil and empty as they were: Reconcile compares them
+	Source string `json:"source"`
 }

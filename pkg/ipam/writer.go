@@ -66,6 +66,7 @@ const maxBatch = 128
 const (
 	stateSerial  = "serial"
 	stateApplied = "applied"
+	stateZones   = "zones"
 )
 
 // New loads the model from the store and starts the writer; Close stops it.
@@ -363,8 +364,11 @@ func load(st *store.Store) (*Model, uint64, error) {
 		if err != nil {
 			return err
 		}
-		// The domain and zones come with the site file's first reconcile.
-		m.shape = &Shape{Subnets: subnets}
+		z, _, err := store.Get[zones](tx, store.BucketState, stateZones)
+		if err != nil {
+			return err
+		}
+		m.shape = &Shape{Domain: z.Domain, Zones: z.Zones, Source: z.Source, Subnets: subnets}
 		hosts := immutable.NewSortedMapBuilder[string, Host](stringComparer{})
 		byIP := immutable.NewSortedMapBuilder[netip.Addr, string](addrComparer{})
 		byMAC := immutable.NewMapBuilder[MAC, string](macHasher{})
