@@ -139,7 +139,9 @@ func (n *Node) addressOf(node config.Node) raft.ServerAddress {
 	return raft.ServerAddress(netip.AddrPortFrom(node.Address, n.site.Cluster.Port).String())
 }
 
-// raftConfig is Raft's configuration: quick to elect on one box, and on a LAN.
+// raftConfig is Raft's configuration: quick to elect on one box; Raft's own timeouts
+// (a second) between boxes, which hold under a saturating DHCP storm where half of
+// them lost the leader again and again.
 func (n *Node) raftConfig() *raft.Config {
 	c := raft.DefaultConfig()
 	c.LocalID = raft.ServerID(n.Name())
@@ -148,9 +150,7 @@ func (n *Node) raftConfig() *raft.Config {
 	c.MaxAppendEntries = 256
 	c.TrailingLogs = 4096
 	c.SnapshotThreshold = 8192
-	if n.Clustered() {
-		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
-	} else {
+	if !n.Clustered() {
 		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
 	}
 	return c

@@ -44,6 +44,10 @@ type Options struct {
 	Quorum func() bool
 }
 
+// maxCommits bounds the REQUESTs waiting for their commits at once; more are dropped
+// (the client asks again).
+const maxCommits = 256
+
 // Service is the DHCP service. It is a service.Service. With no interfaces it is
 // idle and ready.
 type Service struct {
@@ -51,6 +55,7 @@ type Service struct {
 	ipam      *ipam.IPAM
 	share     func() (mine, of int)
 	hasQuorum func() bool
+	commits   atomic.Int32 // REQUESTs waiting for their lease's commit
 	now       func() time.Time
 	metrics   *metrics
 

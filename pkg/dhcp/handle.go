@@ -113,6 +113,15 @@ func (s *Service) request(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	if s.offers.OfferedToOther(ip, r.mac) {
 		return s.nak(r, nakOffered, "the address is offered to another client")
 	}
+	// Shed load rather than queue it: a REQUEST whose commit would wait behind
+	// maxCommits others is answered later than its client waits, and in a cluster a
+	// backlog of forwarded commits starves the leader's heartbeats.
+	if s.commits.Add(1) > maxCommits {
+		s.commits.Add(-1)
+		s.metrics.shed.Inc()
+		return nil, nil
+	}
+	defer s.commits.Add(-1)
 	now := s.now()
 	c := ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: r.sn.Name, MAC: r.mac, IP: ip,
 		Hostname: sanitizeHostname(clientName(r.DHCPv4)), Expires: now.Add(s.settings.Load().leaseTime).Truncate(time.Second)}

@@ -16,6 +16,7 @@ type metrics struct {
 	// noQuorum counts the DISCOVERs and REQUESTs a node cut off from its cluster's
 	// quorum answered only from what it holds, or left to the others.
 	noQuorum prometheus.Counter
+	shed     prometheus.Counter // REQUESTs dropped while maxCommits others waited
 }
 
 // maxType is the highest DHCP message type counted by name (RFC 2132: 1 to 8).
@@ -36,6 +37,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "infrad_dhcp_naks_total", Help: "REQUESTs NAKed, by reason: wrong_network (the address is not on the client's subnet), offered_to_another, refused (by the write path: the address is held, out of range, or not the client's reservation).",
 	}, []string{"reason"}), noQuorum: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "infrad_dhcp_without_quorum_total", Help: "DISCOVERs and REQUESTs met while this node was cut off from its cluster's quorum: reservations and held leases answered, new addresses refused.",
+	}), shed: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "infrad_dhcp_shed_total", Help: "REQUESTs dropped unanswered because as many commits as the service lets wait were waiting already (the client asks again).",
 	})}
 	for _, r := range []string{nakWrongNetwork, nakOffered, nakRefused} {
 		m.naks.WithLabelValues(r) // every reason from the start, at 0
@@ -47,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 		m.in[t], m.out[t] = in.WithLabelValues(name), out.WithLabelValues(name)
 	}
-	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum)
+	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed)
 	return m
 }
 
