@@ -344,11 +344,19 @@ func TestClusterLosesItsLeader(t *testing.T) {
 		})
 	}
 
-	leader := l.node(st.Leader)
+	survivors := l.killDuringLoad(t, l.node(st.Leader))
+	l.lego(t, survivors[1], "lego1.lab.test")
+}
+
+// killDuringLoad SIGKILLs victim during a DHCP burst and a dig loop against the other
+// serving nodes, and checks that no query to them failed, that every ACKed lease is
+// on each of them and none twice, and that they take writes. It returns them.
+func (l *clusterLab) killDuringLoad(t *testing.T, victim *clusterNode) []*clusterNode {
+	t.Helper()
 	var survivors []*clusterNode
 	var addrs []string
 	for _, n := range l.nodes {
-		if n != leader {
+		if n != victim && !n.witness {
 			survivors, addrs = append(survivors, n), append(addrs, n.addr)
 		}
 	}
@@ -356,15 +364,15 @@ func TestClusterLosesItsLeader(t *testing.T) {
 	asked, failed, digs := l.digLoop(addrs, stop)
 	perf := l.perfdhcp(t, 100, 5)
 	time.Sleep(2 * time.Second) // a point in the burst, not a bound on anything
-	l.kill(leader)
+	l.kill(victim)
 	killed := time.Now()
 	var resumed time.Duration
 	testenv.WaitFor(t, "a write on a survivor", func() bool {
-		ok, _ := l.putHost(survivors[0], "w2", "10.78.0.22")
+		ok, _ := l.putHost(survivors[0], "after-"+victim.name, "10.78.0.22")
 		resumed = time.Since(killed)
 		return ok
 	})
-	t.Logf("writes resumed %s after the leader's death", resumed.Round(time.Millisecond))
+	t.Logf("writes went on %s after %s's death", resumed.Round(time.Millisecond), victim.name)
 	acked := perfACKs(t, perf)
 	close(stop)
 	digs.Wait()
@@ -376,7 +384,28 @@ func TestClusterLosesItsLeader(t *testing.T) {
 		t.Fatal("perfdhcp got no ACK")
 	}
 	l.checkLeases(t, survivors, acked)
-	l.lego(t, survivors[1], "lego1.lab.test")
+	return survivors
+}
+
+// TestClusterLosesAFollowerOrTheWitness: the same as the leader's death, with a
+// follower of three nodes, and with the witness of two boxes.
+func TestClusterLosesAFollowerOrTheWitness(t *testing.T) {
+	t.Run("follower", func(t *testing.T) {
+		l := newClusterLab(t, 3, false)
+		l.form(t)
+		st, _ := l.status(t, l.nodes[0])
+		for _, n := range l.nodes {
+			if n.name != st.Leader {
+				l.killDuringLoad(t, n)
+				return
+			}
+		}
+	})
+	t.Run("witness", func(t *testing.T) {
+		l := newClusterLab(t, 3, true)
+		l.form(t)
+		l.killDuringLoad(t, l.nodes[2])
+	})
 }
 
 // lego gets a certificate for domain from node's CA with http-01, lego running in
