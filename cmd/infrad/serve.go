@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +58,14 @@ func serve(args []string, stderr io.Writer, witness bool) int {
 	}
 	log := setupLogging(stderr)
 	tuneGC()
+	if path := os.Getenv("INFRAD_CPUPROFILE"); path != "" {
+		stop, err := cpuProfile(fmt.Sprintf("%s.%d", path, os.Getpid()))
+		if err != nil {
+			log.Error("no CPU profile", "err", err)
+		} else {
+			defer stop()
+		}
+	}
 
 	load := func() (*config.Site, error) {
 		site := config.Demo()
@@ -157,4 +166,18 @@ func tuneGC() {
 			debug.SetMemoryLimit(max(total/4, 256<<20))
 		}
 	}
+}
+
+// cpuProfile writes a CPU profile to path until stop is called: INFRAD_CPUPROFILE, for
+// the benchmarks (the file gets the process's ID appended).
+func cpuProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -70,6 +70,7 @@ type Node struct {
 	http   *http.Server
 	client *http.Client
 
+	forwards   chan *forwarded
 	seenLeader atomic.Bool
 	peers      peerTable
 	stop       chan struct{}
@@ -80,7 +81,7 @@ type Node struct {
 // site's CA under the data directory: made here on the first node's first start, and
 // received on joining). Start starts it.
 func New(opts Options) (*Node, error) {
-	n := &Node{log: opts.Logger, site: opts.Site, dataDir: opts.DataDir, stop: make(chan struct{})}
+	n := &Node{log: opts.Logger, site: opts.Site, dataDir: opts.DataDir, stop: make(chan struct{}), forwards: make(chan *forwarded)}
 	if c := opts.Site.Cluster; c != nil {
 		self, ok := c.Node(opts.Node)
 		if !ok {
@@ -217,9 +218,12 @@ func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 	}
 	n.raft = r
 	if n.Clustered() {
-		n.wg.Add(2)
+		n.wg.Add(2 + forwardWorkers)
 		go n.probe()
 		go n.becomeVoter()
+		for range forwardWorkers {
+			go n.forwarding()
+		}
 	}
 	return nil
 }
@@ -288,7 +292,7 @@ func (n *Node) Append(ctx context.Context, entry []byte) error {
 			return err
 		}
 		if leader != n.localAddr && n.raft.State() != raft.Leader {
-			err = n.forward(ctx, leader, entry)
+			err = n.forward(ctx, entry)
 			if errors.Is(err, errNotLeader) && attempt < 2 {
 				continue // the lead moved on: ask the new leader
 			}

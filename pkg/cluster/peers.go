@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/infrad/infrad/pkg/ipam"
 )
 
 // The nodes' HTTP on the cluster port: forwarded writes, each node's state, joining.
@@ -54,45 +52,6 @@ func rawCerts(r *http.Request) [][]byte {
 		raw = append(raw, c.Raw)
 	}
 	return raw
-}
-
-// serveAppend commits a follower's entry, on the leader.
-func (n *Node) serveAppend(w http.ResponseWriter, r *http.Request) {
-	entry, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-		return
-	}
-	if n.raft.State() != raft.Leader {
-		writeError(w, http.StatusServiceUnavailable, codeNotLeader, "this node is not the leader")
-		return
-	}
-	if err := n.raft.Apply(entry, applyTimeout).Error(); err != nil {
-		code := codeNoQuorum
-		if errors.Is(err, raft.ErrNotLeader) {
-			code = codeNotLeader
-		}
-		writeError(w, http.StatusServiceUnavailable, code, err.Error())
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// forward commits entry through the leader at addr.
-func (n *Node) forward(ctx context.Context, addr raft.ServerAddress, entry []byte) error {
-	err := n.call(ctx, http.MethodPost, addr, "/cluster/v1/append", entry, nil)
-	var re *remoteError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &re) && re.Code == codeNotLeader:
-		return errNotLeader
-	case errors.As(err, &re):
-		return fmt.Errorf("%w: the leader could not commit the change: %s", ipam.ErrNoQuorum, re.Message)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err
-	}
-	return fmt.Errorf("%w: the leader at %s is out of reach (%v); the change may or may not be made", ipam.ErrNoQuorum, addr, err)
 }
 
 // call sends a request to the node at addr and decodes its JSON answer into out.

@@ -46,7 +46,7 @@ type Options struct {
 
 // maxCommits bounds the REQUESTs waiting for their commits at once; more are dropped
 // (the client asks again).
-const maxCommits = 256
+const maxCommits = 1024
 
 // Service is the DHCP service. It is a service.Service. With no interfaces it is
 // idle and ready.
