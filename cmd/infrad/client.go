@@ -160,7 +160,7 @@ func backup(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "infrad backup: %v\n", err)
 		return exitFail
 	}
-	fmt.Fprintf(stdout, "%s: a consistent copy of the store (restore: stop infrad, copy it to <data_dir>/infrad.db, start)\n", fs.Arg(0))
+	fmt.Fprintf(stdout, "%s: a consistent copy of the store (restore: stop infrad, copy it to <data_dir>/infrad.db, remove <data_dir>/raft, start; a cluster's other nodes then join it from empty data directories)\n", fs.Arg(0))
 	return exitOK
 }
 

@@ -149,6 +149,7 @@ func (n *Node) raftConfig() *raft.Config {
 	c.Logger = n.hclog()
 	c.NoSnapshotRestoreOnStart = true // the store is durable by itself, and knows the last entry it applied
 	c.MaxAppendEntries = 256
+	c.BatchApplyCh = true
 	c.TrailingLogs = 4096
 	c.SnapshotThreshold = 8192
 	if !n.Clustered() {
@@ -187,6 +188,11 @@ func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 		_, trans = raft.NewInmemTransport(raft.ServerAddress(oneBox))
 	}
 	n.localAddr = trans.LocalAddr()
+	if !n.fresh {
+		if err := n.catchUpWithSnapshot(); err != nil {
+			return err
+		}
+	}
 	if n.Clustered() && !n.fresh {
 		if err := n.fromOneBox(); err != nil {
 			return err
@@ -226,6 +232,23 @@ func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 		}
 	}
 	return nil
+}
+
+// catchUpWithSnapshot restores Raft's last snapshot into a store that is behind it
+// (a store put back from an older backup while the log was kept): Raft replays the
+// log only from that snapshot on, and the entries before it are gone from the log.
+func (n *Node) catchUpWithSnapshot() error {
+	metas, err := n.snaps.List()
+	if err != nil || len(metas) == 0 || metas[0].Index <= n.ipam.Applied() {
+		return err
+	}
+	meta, rc, err := n.snaps.Open(metas[0].ID)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	n.log.Warn("the store is behind Raft's last snapshot: restoring the snapshot", "store", n.ipam.Applied(), "snapshot", meta.Index)
+	return n.ipam.Restore(rc)
 }
 
 // fromOneBox makes a box that served its site alone the first node of the cluster
@@ -364,7 +387,10 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 }
 
 // fsm applies the log to the node's store through its write path.
-type fsm struct{ node *Node }
+type fsm struct {
+	node   *Node
+	synced time.Time // when the store was last synced
+}
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
@@ -377,16 +403,33 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			entries = append(entries, ipam.LogEntry{Index: l.Index, Data: l.Data})
 		}
 	}
-	if err := f.node.ipam.ApplyLogged(entries); err != nil {
-		// The store no longer follows the log; a restart replays the log from the
-		// last entry it holds.
-		f.node.log.Error("the store failed to apply the log: stopping", "err", err)
-		panic(fmt.Sprintf("infrad: the store failed to apply the log: %v", err))
+	f.node.ipam.ApplyLogged(entries)
+	if time.Since(f.synced) > syncEvery {
+		f.node.ipam.Flush()
+		if err := f.sync(); err != nil {
+			f.node.log.Error("the store failed to sync: stopping", "err", err)
+			panic(fmt.Sprintf("infrad: the store failed to sync: %v", err))
+		}
 	}
 	return make([]any, len(logs))
 }
 
+// The store is Raft's state machine, and Raft's log is what makes a write durable
+// before it is acknowledged (fsync'ed by a majority): the store commits to the page
+// cache and is synced every syncEvery and before each snapshot, so that it never lags
+// a snapshot on disk (Raft replays the log only from the last snapshot on).
+const syncEvery = time.Second
+
+func (f *fsm) sync() error {
+	f.synced = time.Now()
+	return f.node.store.Sync()
+}
+
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.node.ipam.Flush() // the view is at the last entry Raft handed over
+	if err := f.sync(); err != nil {
+		return nil, err
+	}
 	sn, err := f.node.store.Snapshot()
 	if err != nil {
 		return nil, err
@@ -397,6 +440,9 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	if err := f.node.ipam.Restore(rc); err != nil {
+		return err
+	}
+	if err := f.sync(); err != nil {
 		return err
 	}
 	f.node.log.Info("store restored from the leader's snapshot", "applied", f.node.ipam.Applied())

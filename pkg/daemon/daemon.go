@@ -179,7 +179,9 @@ func (d *Daemon) open(ctx context.Context, opts Options) error {
 			d.log.Warn("the store of this box's life before joining is kept aside", "path", aside)
 		}
 	}
-	st, err := store.Open(store.Options{Path: path, Logger: d.log.With("component", "store")})
+	// The cluster's Raft log makes each write durable; the store, its state
+	// machine, is synced by the cluster package (see cluster.syncEvery).
+	st, err := store.Open(store.Options{Path: path, NoSync: true, Logger: d.log.With("component", "store")})
 	if err != nil {
 		return err
 	}

@@ -81,18 +81,21 @@ func (m *IPAM) applyLogged(ctx context.Context, cmd Command) (any, error) {
 	}
 }
 
-// ApplyLogged applies entries, which follow each other in the log, in one
-// transaction, and records the last one's index in it. Entries the store already has
-// (a log replayed after a restart) are skipped. It returns an error only when the
-// store failed: then this box no longer follows the log, and must stop.
-func (m *IPAM) ApplyLogged(entries []LogEntry) error {
-	batch := make([]*pending, 0, len(entries))
+// ApplyLogged hands entries, which follow each other in the log, to the writer, which
+// applies them in that order, as many to a transaction as come together, and records
+// in each transaction the index of its last entry. It returns once they are queued:
+// the node that appended an entry answers its caller when the writer has applied it,
+// and Flush waits for everything queued. Entries the store already has (a log
+// replayed after a restart) are skipped. A failure of the store stops the process:
+// the store would no longer follow the log.
+func (m *IPAM) ApplyLogged(entries []LogEntry) {
 	for _, e := range entries {
-		if e.Index <= m.applied.Load() {
+		if e.Index <= m.enqueued {
 			continue
 		}
+		m.enqueued = e.Index
 		var en entry
-		p := &pending{index: e.Index, done: make(chan struct{})}
+		p := &pending{index: e.Index, queued: time.Now(), done: make(chan struct{})}
 		err := json.Unmarshal(e.Data, &en)
 		if err == nil {
 			p.cmd, err = decodeEnvelope(en.envelope)
@@ -103,22 +106,30 @@ func (m *IPAM) ApplyLogged(entries []LogEntry) error {
 		if en.Origin == m.origin {
 			m.mu.Lock()
 			if w, ok := m.waiting[en.Seq]; ok {
-				w.index = e.Index
+				w.index, w.queued = e.Index, p.queued
 				p = w
 			}
 			m.mu.Unlock()
 		}
-		batch = append(batch, p)
+		m.queue <- p
 	}
-	for len(batch) > 0 {
-		n := min(len(batch), maxBatch)
-		if err := m.commit(batch[:n]); err != nil {
-			return err
-		}
-		batch = batch[n:]
-	}
-	return nil
 }
+
+// Flush returns once the writer has applied everything handed to it.
+func (m *IPAM) Flush() {
+	p := &pending{cmd: barrier{}, queued: time.Now(), done: make(chan struct{})}
+	select {
+	case m.queue <- p:
+		<-p.done
+	case <-m.done:
+	}
+}
+
+// barrier changes nothing: Flush waits for it.
+type barrier struct{}
+
+func (barrier) apply(*txn) (any, error) { return nil, nil }
+func (barrier) time() time.Time         { return time.Time{} }
 
 // Applied is the index of the last log entry this box applied.
 func (m *IPAM) Applied() uint64 { return m.applied.Load() }
@@ -126,6 +137,7 @@ func (m *IPAM) Applied() uint64 { return m.applied.Load() }
 // Restore replaces the store with the stream of a snapshot and publishes its model.
 // It is for the log's applier, between two ApplyLogged calls.
 func (m *IPAM) Restore(snapshot io.Reader) error {
+	m.Flush()
 	if err := m.store.Restore(snapshot); err != nil {
 		return err
 	}
@@ -151,6 +163,7 @@ func (m *IPAM) ResetApplied() error {
 	err := m.store.Update(func(tx *store.Tx) error { return store.Put(tx, store.BucketState, stateApplied, uint64(0)) })
 	if err == nil {
 		m.applied.Store(0)
+		m.enqueued = 0
 	}
 	return err
 }

@@ -31,6 +31,9 @@ type IPAM struct {
 	seq     atomic.Uint64 // the last sequence number given to one of its entries
 	waiting map[uint64]*pending
 	applied atomic.Uint64 // the index of the last log entry applied
+	// enqueued is the index of the last log entry handed to the writer; only the
+	// log's applier (ApplyLogged's caller) touches it.
+	enqueued uint64
 
 	model  atomic.Pointer[Model]
 	leases leaseIndexes // the writer's alone: its lease indexes, changed in place, with the published model's entries
@@ -82,8 +85,6 @@ func New(opts Options) (*IPAM, error) {
 	if m.log != nil {
 		m.origin = fmt.Sprintf("%s/%x", opts.Origin, rand.Uint64()) // a restarted box does not wait on its old entries
 		m.waiting = map[uint64]*pending{}
-		close(m.done) // no writer: the log's applier is the one
-		return m, nil
 	}
 	go m.write()
 	return m, nil
@@ -98,6 +99,7 @@ func (m *IPAM) reload() error {
 	m.leases = model.leases.clone()
 	m.ends = endingsOf(model)
 	m.applied.Store(applied)
+	m.enqueued = applied
 	m.mu.Lock()
 	m.history = []*Model{model}
 	m.mu.Unlock()
@@ -202,7 +204,11 @@ func (m *IPAM) write() {
 		}
 		batch = m.gather(batch, busy)
 		busy = len(batch) > 1
-		m.commit(batch)
+		if err := m.commit(batch); err != nil && m.log != nil {
+			// The store no longer follows the log; a restart replays the log from
+			// the last entry the store holds.
+			panic(fmt.Sprintf("infrad: the store failed to apply the cluster's log: %v", err))
+		}
 	}
 }
 
@@ -269,7 +275,7 @@ func (m *IPAM) commit(batch []*pending) error {
 			}
 			t.end()
 		}
-		applied := batch[len(batch)-1].index
+		applied := lastIndex(batch)
 		if len(t.dirty) == 0 && !t.wrote && t.m.serial == t.serial0 {
 			return errNoChange // (a change of the model alone, its zones, raises the serial; a replay of what changed nothing changes nothing)
 		}
@@ -308,13 +314,22 @@ func (m *IPAM) commit(batch []*pending) error {
 		t.m.leases = m.leases.clone()
 		m.publish(t.m)
 	}
-	if i := batch[len(batch)-1].index; i != 0 && err == nil {
+	if i := lastIndex(batch); i != 0 && err == nil {
 		m.applied.Store(i)
 	}
 	for _, p := range batch {
 		close(p.done)
 	}
 	return err
+}
+
+// lastIndex is the log index of the batch's last logged command (0: none).
+func lastIndex(batch []*pending) uint64 {
+	var i uint64
+	for _, p := range batch {
+		i = max(i, p.index)
+	}
+	return i
 }
 
 // abortError is a command that failed after it wrote to the transaction: the whole

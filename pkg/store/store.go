@@ -21,10 +21,14 @@ var ErrLocked = errors.New("another infrad holds the store")
 
 // Options configure Open.
 type Options struct {
-	Path       string        // the bbolt file; its directory must exist
-	LockWait   time.Duration // how long to wait for another process's lock; 0: 500ms
-	Logger     *slog.Logger  // nil: slog.Default()
-	migrations []migration   // nil: the package's migrations; set by tests
+	Path     string        // the bbolt file; its directory must exist
+	LockWait time.Duration // how long to wait for another process's lock; 0: 500ms
+	Logger   *slog.Logger  // nil: slog.Default()
+	// NoSync leaves commits to the page cache, for a store that is the state machine
+	// of a durable log (the cluster's Raft log): after a power cut the log is applied
+	// again from the store's last applied entry. Sync makes what is committed durable.
+	NoSync     bool
+	migrations []migration // nil: the package's migrations; set by tests
 }
 
 // Store is the open bbolt file. It is safe for concurrent use.
@@ -55,6 +59,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
+	db.NoSync = opts.NoSync
 	s := &Store{db: db, log: opts.Logger}
 	var from, to int
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -74,6 +79,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// Sync writes what is committed to disk (for a NoSync store).
+func (s *Store) Sync() error { return s.db.Sync() }
 
 // Close releases the file and its lock.
 func (s *Store) Close() error { return s.db.Close() }
