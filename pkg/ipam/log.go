@@ -52,10 +52,9 @@ func (m *IPAM) applyLogged(ctx context.Context, cmd Command) (any, error) {
 		return nil, err
 	}
 	seq := m.seq.Add(1)
-	data, err := json.Marshal(entry{Origin: m.origin, Seq: seq, envelope: envelope{Type: typeName(cmd), Command: body}})
-	if err != nil {
-		return nil, err
-	}
+	// The entry as json.Marshal(entry{...}) writes it, without a second pass over body.
+	data := fmt.Appendf(make([]byte, 0, len(body)+96), `{"origin":%q,"seq":%d,"type":%q,"command":`, m.origin, seq, typeName(cmd))
+	data = append(append(data, body...), '}')
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, appliedWait)
