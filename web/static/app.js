@@ -101,8 +101,8 @@ function fieldForm(fields, submitLabel, onSubmit) {
 // --- pages ---
 
 async function dashboard() {
-  const [status, ntp, subnets, leases] = await Promise.all([
-    get("/api/v1/status"), get("/api/v1/ntp"), get("/api/v1/subnets"), get("/api/v1/dhcp/leases")]);
+  const [status, ntp, subnets, leases, cl] = await Promise.all([
+    get("/api/v1/status"), get("/api/v1/ntp"), get("/api/v1/subnets"), get("/api/v1/dhcp/leases"), get("/api/v1/cluster")]);
   let certs = null;
   try { certs = await get("/api/v1/ca/certificates"); } catch (e) { if (e.status !== 503) throw e; }
   document.getElementById("site").textContent = `${status.site.domain.replace(/\.$/, "")} · infrad ${status.version}`;
@@ -128,7 +128,16 @@ async function dashboard() {
     certs === null ? h("p", { class: "muted" }, "The CA has not started.") :
       h("p", {}, `${certs.length} issued, ${soon.length} expiring within a week`),
     soon.length ? table(["Names", "Expires"], soon.map((c) => h("tr", {}, h("td", {}, c.names.join(", ")), h("td", {}, when(c.not_after))))) : "");
-  return [h("h1", {}, "Dashboard"), services, h("div", { class: "grid" }, time, pool, ca)];
+  const role = (n) => (n.witness ? "witness" : n.voter ? "voter" : "not a voter");
+  const cluster = h("section", { class: "card", id: "cluster" },
+    h("h2", {}, cl.nodes.length > 1 ? `Cluster · leader ${cl.leader || "none known"}` : "One box"),
+    cl.quorum ? "" : h("p", {}, badge("no quorum", "bad"),
+      ` ${cl.node} cannot reach a majority of the cluster: it answers from what it has and refuses writes.`),
+    table(["Node", "Role", "State", "Last contact", "Applied", "Lag"], cl.nodes.map((n) =>
+      h("tr", { "data-node": n.name }, h("td", {}, n.name, n.address ? ` (${n.address})` : ""), h("td", {}, role(n)),
+        h("td", {}, badge(n.state, n.state === "unreachable" ? "bad" : n.state === "candidate" ? "warn" : "ok")),
+        h("td", {}, n.last_contact ? when(n.last_contact) : "never"), h("td", {}, String(n.applied)), h("td", {}, String(n.lag))))));
+  return [h("h1", {}, "Dashboard"), services, cluster, h("div", { class: "grid" }, time, pool, ca)];
 }
 
 function ipNum(ip) {

@@ -30,6 +30,10 @@ test("sign in with the logged link and see every service ready", async () => {
     await page.locator(`#services tr[data-service="${name}"] .badge.ready`).waitFor({ timeout: 15000 });
   }
   assert.match(page.url(), /#\/dashboard$/, "the token is taken out of the address bar");
+  const box = page.locator('#cluster tr[data-node="infrad"]');
+  await box.waitFor();
+  assert.match(await box.textContent(), /leader/, "one box leads its cluster of one");
+  assert.equal(await page.locator("#cluster h2").textContent(), "One box");
   await shot("dashboard");
 });
 
