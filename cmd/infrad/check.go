@@ -96,11 +96,51 @@ func check(args []string, stdout, stderr io.Writer) int {
 	}
 	out, err := lookup(resolver, dns.Fqdn(*outside), dns.TypeA)
 	report("forwarding", fmt.Sprintf("%s is %s", *outside, out), err)
+	checks := 6
+	// The site's other name servers are its cluster's other serving nodes: this node
+	// must get its name and its time from each of them too.
+	for _, ns := range nameServers(resolver, *domain, *server) {
+		checks += 2
+		a, err := lookup(net.JoinHostPort(ns.addr, fmt.Sprint(*dnsPort)), fqdn, dns.TypeA)
+		report("name from "+ns.name, fmt.Sprintf("%s is %s at %s", fqdn, a, ns.addr), err)
+		offset, err := clockOffset(net.JoinHostPort(ns.addr, fmt.Sprint(*ntpPort)))
+		if err == nil && (offset > 100*time.Millisecond || offset < -100*time.Millisecond) {
+			err = fmt.Errorf("this clock is %s off %s's, more than 100ms", offset, ns.name)
+		}
+		report("clock of "+ns.name, fmt.Sprintf("%s off %s's", offset, ns.addr), err)
+	}
 	if failed > 0 {
-		fmt.Fprintf(stdout, "%d of 6 checks failed\n", failed)
+		fmt.Fprintf(stdout, "%d of %d checks failed\n", failed, checks)
 		return exitFail
 	}
 	return exitOK
+}
+
+type nameServer struct{ name, addr string }
+
+// nameServers are the domain's name servers other than server, with their
+// addresses, as infrad's DNS at resolver gives them.
+func nameServers(resolver, domain, server string) []nameServer {
+	if domain == "" {
+		return nil
+	}
+	m := new(dns.Msg).SetQuestion(dns.Fqdn(domain), dns.TypeNS)
+	r, _, err := (&dns.Client{Timeout: 3 * time.Second}).Exchange(m, resolver)
+	if err != nil || r.Rcode != dns.RcodeSuccess {
+		return nil
+	}
+	var out []nameServer
+	for _, rr := range r.Answer {
+		ns, ok := rr.(*dns.NS)
+		if !ok {
+			continue
+		}
+		addr, err := lookup(resolver, ns.Ns, dns.TypeA)
+		if err == nil && addr != server {
+			out = append(out, nameServer{name: strings.TrimSuffix(ns.Ns, "."), addr: addr})
+		}
+	}
+	return out
 }
 
 func fetchRoot(api string) (*x509.Certificate, error) {

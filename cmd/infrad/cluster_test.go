@@ -46,7 +46,7 @@ dns:
   listen: ["0.0.0.0:1053"]
   records:
     - {name: lego1, type: A, value: 127.0.0.1}
-ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
+ntp: {listen: ["0.0.0.0:1123"], local_stratum: 10, chronyd: none}
 ca: {listen: "127.0.0.1:8443", http01_port: 5002}
 dhcp: {interfaces: [eth0], lease_time: 120s}
 cluster:
@@ -61,6 +61,9 @@ subnets:
       - {kind: dhcp, start: 10.78.1.1, end: 10.78.9.254}
 hosts:
   - {name: cp01, ip: 10.78.0.10, mac: "52:54:00:78:00:10"}
+  - {name: infra1, ip: 10.78.0.1}
+  - {name: infra2, ip: 10.78.0.2}
+  - {name: infra3, ip: 10.78.0.3}
 `
 
 // newClusterLab makes the namespaces for nodes named infra1, infra2, ... (the last
@@ -470,6 +473,24 @@ func TestClusterOneOfferPerClient(t *testing.T) {
 	for _, n := range l.nodes {
 		if !strings.Contains(string(chrony), "server "+n.addr+" iburst\n") {
 			t.Errorf("chrony.conf does not name %s:\n%s", n.name, chrony)
+		}
+	}
+
+	// Every serving node is a name server of the zone, and infrad check asks each for
+	// the node's name and time (cp01 stands for a node of the Kubernetes cluster).
+	ns, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+first.addr, "-p", "1053", "+short", "lab.test", "NS").Output()
+	for _, n := range l.nodes {
+		if !strings.Contains(string(ns), n.name+".lab.test.") {
+			t.Errorf("the zone's NS records do not name %s:\n%s", n.name, ns)
+		}
+	}
+	check, _ := exec.Command("ip", "netns", "exec", first.ns, binary, "check", "--server", first.addr, "--dns-port", "1053", "--ntp-port", "1123",
+		"--ca-port", "8443", "--api", "http://127.0.0.1:8080", "--name", "cp01").CombinedOutput()
+	for _, n := range l.nodes[1:] {
+		for _, want := range []string{"ok    name from " + n.name + ".lab.test", "ok    clock of " + n.name + ".lab.test"} {
+			if !strings.Contains(string(check), want) {
+				t.Errorf("infrad check does not say %q:\n%s", want, check)
+			}
 		}
 	}
 }
