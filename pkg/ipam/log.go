@@ -1,11 +1,13 @@
 package ipam
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/infrad/infrad/pkg/store"
@@ -53,7 +55,7 @@ func (m *IPAM) applyLogged(ctx context.Context, cmd Command) (any, error) {
 	}
 	seq := m.seq.Add(1)
 	// The entry as json.Marshal(entry{...}) writes it, without a second pass over body.
-	data := fmt.Appendf(make([]byte, 0, len(body)+96), `{"origin":%q,"seq":%d,"type":%q,"command":`, m.origin, seq, typeName(cmd))
+	data := append(m.entryPrefix(seq), fmt.Sprintf(`"type":%q,"command":`, typeName(cmd))...)
 	data = append(append(data, body...), '}')
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -80,6 +82,27 @@ func (m *IPAM) applyLogged(ctx context.Context, cmd Command) (any, error) {
 	}
 }
 
+// entryPrefix is how this box's entries begin: its origin and their sequence number.
+func (m *IPAM) entryPrefix(seq uint64) []byte {
+	return fmt.Appendf(make([]byte, 0, 256), `{"origin":%q,"seq":%d,`, m.origin, seq)
+}
+
+// ownSeq is the sequence number of data when this box appended it.
+func (m *IPAM) ownSeq(data []byte) (uint64, bool) {
+	prefix := m.entryPrefix(0)
+	head := prefix[:len(prefix)-len(`0,`)] // {"origin":"<origin>","seq":
+	if !bytes.HasPrefix(data, head) {
+		return 0, false
+	}
+	rest := data[len(head):]
+	end := bytes.IndexByte(rest, ',')
+	if end < 0 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(string(rest[:end]), 10, 64)
+	return seq, err == nil
+}
+
 // ApplyLogged hands entries, which follow each other in the log, to the writer, which
 // applies them in that order, as many to a transaction as come together, and records
 // in each transaction the index of its last entry. It returns once they are queued:
@@ -93,8 +116,20 @@ func (m *IPAM) ApplyLogged(entries []LogEntry) {
 			continue
 		}
 		m.enqueued = e.Index
+		now := time.Now()
+		// This box's own entry: its caller waits with the command, undecoded.
+		if seq, ok := m.ownSeq(e.Data); ok {
+			m.mu.Lock()
+			w, ok := m.waiting[seq]
+			m.mu.Unlock()
+			if ok {
+				w.index, w.queued = e.Index, now
+				m.queue <- w
+				continue
+			}
+		}
 		var en entry
-		p := &pending{index: e.Index, queued: time.Now(), done: make(chan struct{})}
+		p := &pending{index: e.Index, queued: now, done: make(chan struct{})}
 		err := json.Unmarshal(e.Data, &en)
 		if err == nil {
 			p.cmd, err = decodeEnvelope(en.envelope)
@@ -102,10 +137,10 @@ func (m *IPAM) ApplyLogged(entries []LogEntry) {
 		if err != nil {
 			p.cmd = undecodable{err}
 		}
-		if en.Origin == m.origin {
+		if en.Origin == m.origin { // (written by another build of this box, say)
 			m.mu.Lock()
 			if w, ok := m.waiting[en.Seq]; ok {
-				w.index, w.queued = e.Index, p.queued
+				w.index, w.queued = e.Index, now
 				p = w
 			}
 			m.mu.Unlock()

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -91,4 +94,61 @@ func TestLogAppliedAlikeHoweverBatched(t *testing.T) {
 	again.ApplyLogged(log)
 	again.Flush()
 	sameSite(t, "restarted and replayed", one, again)
+}
+
+// echo is a log of one box: it hands each entry straight back, in order.
+type echo struct {
+	m     *IPAM
+	mu    sync.Mutex
+	index uint64
+}
+
+func (e *echo) Append(_ context.Context, data []byte) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.index++
+	e.m.ApplyLogged([]LogEntry{{Index: e.index, Data: data}})
+	return nil
+}
+
+// TestAppliedThroughTheLog: a caller's command goes through the log and the caller
+// gets its own result (the address allocated, a refusal), as through the writer.
+func TestAppliedThroughTheLog(t *testing.T) {
+	log := &echo{}
+	m, err := New(Options{Store: openStore(t, filepath.Join(t.TempDir(), "infrad.db")), Log: log, Origin: "box"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.m = m
+	t.Cleanup(m.Close)
+	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	got := make([]Host, 8)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := m.Apply(context.Background(), AllocateHost{Stamp: m.stamp(), Subnet: "vm", Host: Host{Name: fmt.Sprintf("n%d", i)}})
+			if err != nil {
+				t.Error(err)
+			}
+			got[i], _ = res.(Host)
+		}()
+	}
+	wg.Wait()
+	seen := map[netip.Addr]bool{}
+	for i, h := range got {
+		if h.Name != fmt.Sprintf("n%d", i) || !h.IP.IsValid() || seen[h.IP] {
+			t.Errorf("caller %d got %+v", i, h)
+		}
+		seen[h.IP] = true
+		if stored, ok := m.Model().Host(h.Name); !ok || stored.IP != h.IP {
+			t.Errorf("caller %d's host is not in the model: %+v", i, stored)
+		}
+	}
+	if _, err := m.Apply(context.Background(), AllocateHost{Stamp: m.stamp(), Subnet: "vm", Host: Host{Name: "n0"}}); !errors.Is(err, ErrConflict) {
+		t.Errorf("a second n0: %v, want a conflict", err)
+	}
 }
