@@ -427,6 +427,9 @@ func (f *fsm) sync() error {
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.node.ipam.Flush() // the view is at the last entry Raft handed over
+	if err := f.node.ipam.SaveApplied(); err != nil {
+		return nil, err
+	}
 	if err := f.sync(); err != nil {
 		return nil, err
 	}

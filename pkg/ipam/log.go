@@ -201,3 +201,12 @@ func (m *IPAM) ResetApplied() error {
 	}
 	return err
 }
+
+// SaveApplied records the index of the last entry applied in the store, where a
+// batch that changed nothing left an older one: a snapshot taken next says exactly
+// which entry it follows. For the log's applier, after Flush.
+func (m *IPAM) SaveApplied() error {
+	return m.store.Update(func(tx *store.Tx) error {
+		return store.Put(tx, store.BucketState, stateApplied, m.applied.Load())
+	})
+}
