@@ -744,3 +744,38 @@ func TestClusterFromOneBox(t *testing.T) {
 		t.Fatalf("a write on the second node: %s", out)
 	}
 }
+
+// TestClusterRacesForOneAddress: two clients, on two nodes, ask for the same address
+// at the same moment, round after round: exactly one gets it, and every node agrees
+// which.
+func TestClusterRacesForOneAddress(t *testing.T) {
+	l := newClusterLab(t, 3, false)
+	l.form(t)
+	a, b := l.nodes[1], l.nodes[2]
+	for round := range 25 {
+		ip := fmt.Sprintf("10.78.0.%d", 100+round) // outside the DHCP range
+		names := [2]string{fmt.Sprintf("a%d", round), fmt.Sprintf("b%d", round)}
+		var won [2]bool
+		var wg sync.WaitGroup
+		for i, n := range []*clusterNode{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				won[i], _ = l.putHost(n, names[i], ip)
+			}()
+		}
+		wg.Wait()
+		if won[0] == won[1] {
+			t.Fatalf("round %d: %s on %s got it %v, %s on %s got it %v: want exactly one", round, names[0], a.name, won[0], names[1], b.name, won[1])
+		}
+		winner := names[0]
+		if won[1] {
+			winner = names[1]
+		}
+		for _, n := range l.nodes {
+			testenv.WaitFor(t, n.name+" to name the winner", func() bool {
+				return l.dig(n.addr, winner+".lab.test") == ip
+			})
+		}
+	}
+}
