@@ -282,16 +282,16 @@ func (n *Node) fromOneBox() error {
 // another voter first, so that writes go on without waiting out an election.
 func (n *Node) Stop() error {
 	close(n.stop)
-	if n.raft == nil {
-		return n.logs.Close()
-	}
-	if n.Clustered() && n.raft.State() == raft.Leader {
-		if err := n.raft.LeadershipTransfer().Error(); err != nil {
-			n.log.Debug("leadership not handed over", "err", err)
+	var err error
+	if n.raft != nil {
+		if n.Clustered() && n.raft.State() == raft.Leader {
+			if err := n.raft.LeadershipTransfer().Error(); err != nil {
+				n.log.Debug("leadership not handed over", "err", err)
+			}
 		}
+		err = n.raft.Shutdown().Error()
 	}
-	err := n.raft.Shutdown().Error()
-	if n.mux != nil {
+	if n.mux != nil { // (also when Start failed after it took the port)
 		n.mux.Close()
 		n.http.Close()
 	}
