@@ -24,9 +24,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
+	wal "github.com/hashicorp/raft-wal"
+	"golang.org/x/sys/unix"
 
 	"github.com/infrad/infrad/pkg/ca"
 	"github.com/infrad/infrad/pkg/config"
@@ -36,6 +35,10 @@ import (
 
 // Dir is where a node keeps Raft's log and snapshots in its data directory.
 const Dir = "raft"
+
+// walSegment is the size of the Raft log's segment files, which raft-wal allocates
+// whole (its default, 64 MiB, is much for a small box's site).
+const walSegment = 8 << 20
 
 // oneBox is the one box's name in its cluster of one.
 const oneBox = "infrad"
@@ -57,7 +60,8 @@ type Node struct {
 	fresh     bool   // no Raft state on disk when New ran
 	joinedVia string // the node that admitted this one, when it joined now
 
-	logs      *raftboltdb.BoltStore
+	logs      *wal.WAL // Raft's log and stable store, in <data_dir>/raft/wal
+	lock      *os.File // held while the log is open
 	snaps     raft.SnapshotStore
 	raft      *raft.Raft
 	localAddr raft.ServerAddress
@@ -93,21 +97,35 @@ func New(opts Options) (*Node, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, "raft.db")
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{Timeout: 500 * time.Millisecond}})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open the Raft log %s: %w (its lock is taken: stop the other infrad, or give this one another data directory)", path, store.ErrLocked)
-	}
+	// raft-wal takes no lock of its own: this one keeps a second infrad off the log,
+	// as the store's keeps it off the store.
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open the Raft log in %s: %w (its lock is taken: stop the other infrad, or give this one another data directory)", dir, store.ErrLocked)
+	}
+	n.lock = lock
+	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o700); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	logs, err := wal.Open(filepath.Join(dir, "wal"), wal.WithLogger(n.hclog()), wal.WithSegmentSize(walSegment))
+	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("open the Raft log: %w", err)
 	}
 	n.logs = logs
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, n.hclog()); err != nil {
+		lock.Close()
 		logs.Close()
 		return nil, fmt.Errorf("open the Raft snapshots: %w", err)
 	}
 	has, err := raft.HasExistingState(logs, logs, n.snaps)
 	if err != nil {
+		lock.Close()
 		logs.Close()
 		return nil, err
 	}
@@ -296,7 +314,9 @@ func (n *Node) Stop() error {
 		n.http.Close()
 	}
 	n.wg.Wait()
-	return errors.Join(err, n.logs.Close())
+	err = errors.Join(err, n.logs.Close())
+	n.lock.Close()
+	return err
 }
 
 // applyTimeout bounds how long the leader waits to take an entry into its log.
