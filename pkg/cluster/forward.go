@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -94,7 +95,7 @@ func (n *Node) sendBatch(batch []*forwarded) []error {
 		body.Write(binary.AppendUvarint(nil, uint64(len(f.entry))))
 		body.Write(f.entry)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout+5e9)
+	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout+5*time.Second)
 	defer cancel()
 	var outcomes []outcome
 	err := n.call(ctx, http.MethodPost, addr, "/cluster/v1/append", body.Bytes(), &outcomes)
