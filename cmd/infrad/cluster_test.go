@@ -279,12 +279,22 @@ func perfACKs(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
 	cmd.Wait()
 	out := cmd.Stdout.(*strings.Builder).String()
-	m := regexp.MustCompile(`(?s)REQUEST-ACK.*?received packets: (\d+)`).FindStringSubmatch(out)
-	if m == nil {
+	n := perfCount(out, "REQUEST-ACK", "received")
+	if n < 0 {
 		t.Fatalf("perfdhcp said nothing of ACKs:\n%s", out)
 	}
-	n, _ := strconv.Atoi(m[1])
 	t.Logf("perfdhcp: %d ACKs\n%s", n, out)
+	return n
+}
+
+// perfCount is a figure of perfdhcp's report: the packets of stage (DISCOVER-OFFER,
+// REQUEST-ACK) sent or received; -1 when the report has none.
+func perfCount(report, stage, field string) int {
+	m := regexp.MustCompile(`(?s)` + stage + `.*?` + field + ` packets: (\d+)`).FindStringSubmatch(report)
+	if m == nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[1])
 	return n
 }
 
@@ -448,8 +458,7 @@ func TestClusterOneOfferPerClient(t *testing.T) {
 	perf := l.perfdhcp(t, 100, 3)
 	acked := perfACKs(t, perf)
 	out := perf.Stdout.(*strings.Builder).String()
-	m := regexp.MustCompile(`(?s)DISCOVER-OFFER.*?sent packets: (\d+)`).FindStringSubmatch(out)
-	discovers, _ := strconv.Atoi(m[1])
+	discovers := perfCount(out, "DISCOVER-OFFER", "sent")
 	total := 0
 	for _, n := range l.nodes {
 		offers := l.offersSent(t, n)
@@ -495,36 +504,21 @@ func TestClusterOneOfferPerClient(t *testing.T) {
 	}
 }
 
-// relayDORA runs one DHCP exchange of the client with mac, relayed (giaddr: the
-// client namespace's address) to the node at server alone, and returns how many
-// OFFERs and ACKs perfdhcp received.
-func (l *clusterLab) relayDORA(t *testing.T, server, mac string) (offers, acks int) {
+// dora runs one DHCP exchange of the client with mac: broadcast when server is "",
+// else relayed (giaddr: the client namespace's address) to the node at server alone.
+// It returns how many OFFERs and ACKs perfdhcp received.
+func (l *clusterLab) dora(t *testing.T, mac, server string) (offers, acks int) {
 	t.Helper()
-	out, _ := exec.Command("ip", "netns", "exec", l.cli, "perfdhcp", "-4", "-l", clientIf, "-R", "1", "-b", "mac="+mac,
-		"-r", "1", "-p", "2", "-W", "1000000", server).CombinedOutput()
-	count := func(stage string) int {
-		m := regexp.MustCompile(`(?s)` + stage + `.*?received packets: (\d+)`).FindStringSubmatch(string(out))
-		if m == nil {
-			return 0
-		}
-		n, _ := strconv.Atoi(m[1])
-		return n
+	args := []string{"netns", "exec", l.cli, "perfdhcp", "-4", "-l", clientIf, "-R", "1", "-b", "mac=" + mac, "-r", "1", "-p", "2", "-W", "1000000"}
+	if server != "" {
+		args = append(args, server)
 	}
-	return count("DISCOVER-OFFER"), count("REQUEST-ACK")
-}
-
-// broadcastDORA runs one broadcast DHCP exchange of the client with mac.
-func (l *clusterLab) broadcastDORA(t *testing.T, mac string) int {
-	t.Helper()
-	out, _ := exec.Command("ip", "netns", "exec", l.cli, "perfdhcp", "-4", "-l", clientIf, "-R", "1", "-b", "mac="+mac,
-		"-r", "1", "-p", "2", "-W", "1000000").CombinedOutput()
-	m := regexp.MustCompile(`(?s)REQUEST-ACK.*?received packets: (\d+)`).FindStringSubmatch(string(out))
-	if m == nil {
+	out, _ := exec.Command("ip", args...).CombinedOutput()
+	offers, acks = perfCount(string(out), "DISCOVER-OFFER", "received"), perfCount(string(out), "REQUEST-ACK", "received")
+	if offers < 0 || acks < 0 {
 		t.Logf("perfdhcp:\n%s", out)
-		return 0
 	}
-	n, _ := strconv.Atoi(m[1])
-	return n
+	return max(offers, 0), max(acks, 0)
 }
 
 // partition cuts node off from the other nodes (its packets to them are dropped),
@@ -554,7 +548,7 @@ func TestClusterPartition(t *testing.T) {
 	l := newClusterLab(t, 3, false)
 	l.form(t)
 	const held, fresh = "52:54:00:78:00:77", "52:54:00:78:00:88"
-	if l.broadcastDORA(t, held) != 1 {
+	if _, acks := l.dora(t, held, ""); acks != 1 {
 		t.Fatal("no lease before the partition")
 	}
 	cut := l.nodes[0] // the first node, the leader as it bootstrapped
@@ -573,13 +567,13 @@ func TestClusterPartition(t *testing.T) {
 	if out, _ := l.curl(cut, "http://127.0.0.1:8080/readyz"); !strings.Contains(out, `"quorum": false`) {
 		t.Errorf("/readyz does not say the quorum is lost: %s", out)
 	}
-	if offers, acks := l.relayDORA(t, cut.addr, "52:54:00:78:00:10"); offers != 1 || acks != 1 {
+	if offers, acks := l.dora(t, "52:54:00:78:00:10", cut.addr); offers != 1 || acks != 1 {
 		t.Errorf("the reservation got %d OFFERs and %d ACKs from the cut-off node, want 1 and 1", offers, acks)
 	}
-	if offers, acks := l.relayDORA(t, cut.addr, held); offers != 1 || acks != 1 {
+	if offers, acks := l.dora(t, held, cut.addr); offers != 1 || acks != 1 {
 		t.Errorf("the held lease got %d OFFERs and %d ACKs from the cut-off node, want 1 and 1", offers, acks)
 	}
-	if offers, _ := l.relayDORA(t, cut.addr, fresh); offers != 0 {
+	if offers, _ := l.dora(t, fresh, cut.addr); offers != 0 {
 		t.Errorf("the cut-off node offered a new client an address")
 	}
 
@@ -609,7 +603,7 @@ func TestClusterTwoBoxesAndAWitness(t *testing.T) {
 		if got := l.dig(alive.addr, name+".lab.test"); got != fmt.Sprintf("10.78.0.%d", 40+i) {
 			t.Errorf("%s answers %s with %q", alive.name, name, got)
 		}
-		if l.broadcastDORA(t, fmt.Sprintf("52:54:00:78:01:%02d", i)) != 1 {
+		if _, acks := l.dora(t, fmt.Sprintf("52:54:00:78:01:%02d", i), ""); acks != 1 {
 			t.Errorf("no lease from %s with %s dead", alive.name, dead.name)
 		}
 		l.start(t, dead, token) // back, with its state: the token is not used again

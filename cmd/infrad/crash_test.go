@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,11 +115,8 @@ func TestKillDuringDHCPBurst(t *testing.T) {
 	server.cmd.Process.Signal(syscall.SIGKILL)
 	<-server.done
 	perf.Wait()
-	acked := 0
-	if m := regexp.MustCompile(`(?s)REQUEST-ACK.*?received packets: (\d+)`).FindStringSubmatch(out.String()); m != nil {
-		acked, _ = strconv.Atoi(m[1])
-	}
-	if acked == 0 {
+	acked := perfCount(out.String(), "REQUEST-ACK", "received")
+	if acked <= 0 {
 		t.Fatalf("perfdhcp got no ACK before the kill:\n%s", out.String())
 	}
 

@@ -182,11 +182,13 @@ func (n *Node) probe() {
 	}
 }
 
-func (n *Node) seen(name string) (peerSeen, bool) {
+// seen is what the probes last heard from the node called name, and whether it is
+// up: it answered within liveFor.
+func (n *Node) seen(name string) (s peerSeen, up bool) {
 	n.peers.mu.Lock()
 	defer n.peers.mu.Unlock()
-	s, ok := n.peers.seen[name]
-	return s, ok && time.Since(s.at) < liveFor
+	s = n.peers.seen[name]
+	return s, !s.at.IsZero() && time.Since(s.at) < liveFor
 }
 
 // DHCPShare says which share of the DHCP clients this node answers: clients are

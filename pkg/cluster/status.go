@@ -57,18 +57,16 @@ func (n *Node) Status() Status {
 		ns := NodeStatus{Name: node.Name, Address: node.Address.String(), Witness: node.Witness, Voter: voters[node.Name]}
 		if node.Name == n.self.Name {
 			ns.State, ns.LastContact, ns.Applied = lower(own.State), &now, own.Applied
-		} else if seen, ok := n.seenAny(node.Name); ok {
+		} else {
+			seen, up := n.seen(node.Name)
 			if !seen.at.IsZero() {
 				at := seen.at
 				ns.LastContact = &at
 			}
-			if up := time.Since(seen.at) < liveFor; up {
-				ns.State, ns.Applied = lower(seen.state.State), seen.state.Applied
-			} else {
-				ns.State, ns.Applied, ns.Error = "unreachable", seen.state.Applied, seen.err
+			ns.State, ns.Applied = lower(seen.state.State), seen.state.Applied
+			if !up {
+				ns.State, ns.Error = "unreachable", seen.err
 			}
-		} else {
-			ns.State = "unreachable"
 		}
 		most = max(most, ns.Applied)
 		st.Nodes = append(st.Nodes, ns)
@@ -77,13 +75,6 @@ func (n *Node) Status() Status {
 		st.Nodes[i].Lag = most - st.Nodes[i].Applied
 	}
 	return st
-}
-
-func (n *Node) seenAny(name string) (peerSeen, bool) {
-	n.peers.mu.Lock()
-	defer n.peers.mu.Unlock()
-	s, ok := n.peers.seen[name]
-	return s, ok
 }
 
 func lower(s string) string {

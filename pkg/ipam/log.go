@@ -137,14 +137,6 @@ func (m *IPAM) ApplyLogged(entries []LogEntry) {
 		if err != nil {
 			p.cmd = undecodable{err}
 		}
-		if en.Origin == m.origin { // (written by another build of this box, say)
-			m.mu.Lock()
-			if w, ok := m.waiting[en.Seq]; ok {
-				w.index, w.queued = e.Index, now
-				p = w
-			}
-			m.mu.Unlock()
-		}
 		m.queue <- p
 	}
 }
