@@ -4,15 +4,16 @@
 # and every lease is committed through Raft to a majority and fsync'ed on each node
 # before its ACK), DNS queries a second to one node of each (dnsperf), and the time
 # from the leader's death (SIGKILL) to the first write a survivor acknowledges.
-# Every node runs on this machine: on two cores, the three nodes share the CPU that
-# the one infrad has alone. Needs root.
+# Every server runs on core 0 (the three nodes share the core the one infrad has
+# alone), perfdhcp and dnsperf on core 1: unpinned, the clients starved, and perfdhcp's
+# socket dropped a third of the replies the cluster had sent. Needs root.
 #
 # Usage: bench/cluster.sh [ROUNDS] [SECONDS] [RATE]   (needs bin/infrad, perfdhcp, dnsperf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 secs=${2:-5}
-rate=${3:-3000}
+rate=${3:-12000}
 out=$PWD/bench/out
 mkdir -p "$out"
 for tool in perfdhcp dnsperf ip curl; do
@@ -81,7 +82,7 @@ ready() { # wait until the infrad in namespace $1 is ready
 }
 start() { # namespace, log name, infrad arguments...
   local ns=$1 name=$2; shift 2
-  ip netns exec "$ns" "$infrad" "$@" >"$work/$name.log" 2>&1 &
+  ip netns exec "$ns" taskset -c 0 "$infrad" "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
 }
 stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
@@ -94,15 +95,22 @@ start_cluster() {
   for i in 2 3; do start "${nodes[$((i - 1))]}" "node$i" serve -c "$work/cluster.yaml" --node "node$i" --data "$work/node$i" --join "$token"; ready "${nodes[$((i - 1))]}"; done
 }
 
-exchanges() { # perfdhcp broadcasting from the clients' namespace; print exchanges/s
-  local report
-  report=$(ip netns exec "$cli" perfdhcp -4 -l eth0 -r "$rate" -R 100000000 -p "$secs" 2>&1 || true)
+ticks() { for p in "${pids[@]}"; do awk '{ printf "%d ", $14 + $15 }' "/proc/$p/stat"; done; }
+exchanges() { # perfdhcp broadcasting from the clients' namespace; print exchanges/s, and
+  # each server's share of a core during the run (on stderr)
+  local report t0 t1
+  t0=($(ticks))
+  report=$(ip netns exec "$cli" taskset -c 1 perfdhcp -4 -l eth0 -r "$rate" -R 100000000 -p "$secs" 2>&1 || true)
+  t1=($(ticks))
   echo "$report" >"$out/perfdhcp-cluster-$1.last"
+  for i in "${!t0[@]}"; do
+    awk -v t="$(( t1[i] - t0[i] ))" -v hz="$(getconf CLK_TCK)" -v s="$secs" -v n="$1 $((i + 1))" 'BEGIN { printf "%s: %.0f%% of a core\n", n, t / hz / s * 100 }' >&2
+  done
   awk '/^Rate:/ { print $2; exit }' <<<"$report"
 }
 queries() { # dnsperf from the clients' namespace against node 1; print queries/s
   printf 'node1.bench.example A\nnode2.bench.example A\n1.0.0.10.in-addr.arpa PTR\n' >"$work/queries"
-  ip netns exec "$cli" dnsperf -s 10.0.0.1 -p 1053 -d "$work/queries" -l "$secs" -c 4 -q 256 2>&1 |
+  ip netns exec "$cli" taskset -c 1 dnsperf -s 10.0.0.1 -p 1053 -d "$work/queries" -l "$secs" -c 4 -q 256 2>&1 |
     awk '/Queries per second/ { print $4; exit }'
 }
 failover() { # kill the leader, and time the first write a survivor acknowledges
