@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -126,6 +127,9 @@ func (n *Node) serveState(w http.ResponseWriter, _ *http.Request) {
 type peerTable struct {
 	mu   sync.Mutex
 	seen map[string]peerSeen
+	// share is DHCPShare's answer, worked out after each round of probes rather than
+	// for each packet: mine<<32 | of.
+	share atomic.Uint64
 }
 
 type peerSeen struct {
@@ -174,6 +178,7 @@ func (n *Node) probe() {
 			}()
 		}
 		wg.Wait()
+		n.reshare()
 		select {
 		case <-n.stop:
 			return
@@ -194,11 +199,17 @@ func (n *Node) seen(name string) (s peerSeen, up bool) {
 // DHCPShare says which share of the DHCP clients this node answers: clients are
 // split by a hash of their identifier among the serving nodes that are up, ordered
 // by name (RFC 3074's load balancing); this node answers bucket mine of of. One box
-// answers every client.
+// answers every client. The split is worked out again after each round of probes.
 func (n *Node) DHCPShare() (mine, of int) {
 	if !n.Clustered() {
 		return 0, 1
 	}
+	s := n.peers.share.Load()
+	return int(int32(s >> 32)), int(uint32(s))
+}
+
+// reshare works out DHCPShare's answer from what the probes heard.
+func (n *Node) reshare() {
 	var live []string
 	for _, node := range n.site.Cluster.Serving() {
 		if node.Name == n.self.Name {
@@ -208,5 +219,6 @@ func (n *Node) DHCPShare() (mine, of int) {
 		}
 	}
 	slices.Sort(live)
-	return slices.Index(live, n.self.Name), len(live)
+	mine := slices.Index(live, n.self.Name)
+	n.peers.share.Store(uint64(uint32(mine))<<32 | uint64(len(live)))
 }
