@@ -154,11 +154,14 @@ func logSiteErrors(log *slog.Logger, msg string, err error) {
 	}
 }
 
-// tuneRuntime lets the heap grow to five times what is live (GOGC=400) under a soft limit
-// of a quarter of the machine's memory (GOMEMLIMIT), unless the environment sets
+// tuneRuntime lets the heap grow to three times what is live (GOGC=200) under a soft
+// limit of a quarter of the machine's memory (GOMEMLIMIT), unless the environment sets
 // either. The write path makes much short-lived garbage (the model's copied paths, a
-// few KB a lease); with Go's default (GOGC=100) a DHCP storm spent a sixth of its CPU
-// collecting it. The limit keeps a large site on a small box from growing past it.
+// few KB a lease); with Go's default (GOGC=100) a DHCP storm once spent a sixth of its
+// CPU collecting it. GOGC=400 saved no CPU that bench/dhcp.sh could tell from 200, and
+// let a flood from a million spoofed sources (bench/flood.sh) hold 130 MB more than
+// idle where 200 held under 64. The limit keeps a large site on a small box from
+// growing past it.
 //
 // It also runs at least minProcs goroutines at once (GOMAXPROCS) on a box of fewer
 // CPUs, unless the environment sets it: the write path waits in fsync (Raft's log,
@@ -170,7 +173,7 @@ func tuneRuntime() {
 		runtime.GOMAXPROCS(minProcs)
 	}
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(200)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		var info syscall.Sysinfo_t

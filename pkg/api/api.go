@@ -77,7 +77,8 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 
-	limit atomic.Pointer[rateLimit] // api.rate_limit, swapped on reload
+	limit   atomic.Pointer[rateLimit] // api.rate_limit, swapped on reload
+	evicted prometheus.Counter        // clients the limit forgot to make room
 
 	mu       sync.Mutex
 	srv      *http.Server // nil when stopped
@@ -95,7 +96,7 @@ func (s *Server) SetRateLimit(rate int) {
 	if old := s.limit.Load(); old != nil && old.rate == rate {
 		return
 	}
-	s.limit.Store(&rateLimit{rate: rate, limiter: ratelimit.New[netip.Addr](rate)})
+	s.limit.Store(&rateLimit{rate: rate, limiter: ratelimit.New[netip.Addr](rate, s.evicted)})
 }
 
 // New builds the router; Start binds the listener.
@@ -110,7 +111,8 @@ func New(opts Options) *Server {
 
 func (s *Server) routes() http.Handler {
 	reg := s.opts.Metrics
-	reg.MustRegister(serviceCollector{s.opts.Status}, ipam.NewCollector(s.opts.IPAM))
+	s.evicted = ratelimit.Evictions("api")
+	reg.MustRegister(serviceCollector{s.opts.Status}, ipam.NewCollector(s.opts.IPAM), s.evicted)
 
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.logRequests)

@@ -120,8 +120,8 @@ func New(opts Options) *Service {
 func (s *Service) setSite(site *config.Site) {
 	d := site.DHCP
 	s.settings.Store(&settings{leaseTime: d.LeaseTime, dns: site.DNS.Advertise,
-		perMAC:   ratelimit.New[ipam.MAC](d.RateLimit),
-		perRelay: ratelimit.New[netip.Addr](d.RelayRateLimit)})
+		perMAC:   ratelimit.New[ipam.MAC](d.RateLimit, s.metrics.evictedMAC),
+		perRelay: ratelimit.New[netip.Addr](d.RelayRateLimit, s.metrics.evictedRelay)})
 	s.interfaces = site.DHCP.Interfaces
 }
 

@@ -3,6 +3,8 @@ package dhcp
 import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/pkg/ratelimit"
 )
 
 // metrics counts messages by type, and the times a pool had nothing to offer. How full
@@ -17,6 +19,9 @@ type metrics struct {
 	// quorum answered only from what it holds, or left to the others.
 	noQuorum prometheus.Counter
 	shed     prometheus.Counter // REQUESTs dropped while maxCommits others waited
+	// evictedMAC and evictedRelay count the clients and relays the rate limits forgot
+	// to make room.
+	evictedMAC, evictedRelay prometheus.Counter
 }
 
 // maxType is the highest DHCP message type counted by name (RFC 2132: 1 to 8).
@@ -50,7 +55,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 		m.in[t], m.out[t] = in.WithLabelValues(name), out.WithLabelValues(name)
 	}
-	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed)
+	m.evictedMAC, m.evictedRelay = ratelimit.Evictions("dhcp_mac"), ratelimit.Evictions("dhcp_relay")
+	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed, m.evictedMAC, m.evictedRelay)
 	return m
 }
 

@@ -111,7 +111,7 @@ func (s *Service) setSite(site *config.Site) {
 		recursionAllow: site.DNS.RecursionAllow,
 		secondaries:    site.DNS.Secondaries,
 		tsig:           newTSIGPolicy(site.DNS),
-		rrl:            ratelimit.New[netip.Addr](site.DNS.RateLimit),
+		rrl:            ratelimit.New[netip.Addr](site.DNS.RateLimit, s.metrics.evicted),
 	})
 }
 

@@ -5,6 +5,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/pkg/ratelimit"
 )
 
 // metrics counts every query by type and rcode and times it. The counters are made
@@ -14,6 +16,7 @@ type metrics struct {
 	requests [len(metricTypes) + 1][len(metricRcodes) + 1]prometheus.Counter
 	duration prometheus.Histogram
 	limited  prometheus.Counter
+	evicted  prometheus.Counter // clients the rate limit forgot to make room
 }
 
 // The types and rcodes with a series of their own; the rest count as "other".
@@ -49,7 +52,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "infrad_dns_rate_limited_total",
 		Help: "Authoritative answers not sent because their client asked faster than dns.rate_limit.",
 	})
-	reg.MustRegister(requests, m.duration, m.limited)
+	m.evicted = ratelimit.Evictions("dns")
+	reg.MustRegister(requests, m.duration, m.limited, m.evicted)
 	return m
 }
 

@@ -1,9 +1,14 @@
 package ntp
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/pkg/ratelimit"
+)
 
 type metrics struct {
 	requests, limited, dropped prometheus.Counter
+	evicted                    prometheus.Counter // clients the rate limit forgot to make room
 	offset, stratum, leap      prometheus.Gauge
 }
 
@@ -15,8 +20,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		offset:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "infrad_ntp_offset_seconds", Help: "This clock's offset against its time source (0 with none)."}),
 		stratum:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "infrad_ntp_stratum", Help: "The stratum infrad serves (16: none)."}),
 		leap:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "infrad_ntp_leap", Help: "The leap indicator infrad serves (3: not synchronised)."}),
+		evicted:  ratelimit.Evictions("ntp"),
 	}
-	reg.MustRegister(m.requests, m.limited, m.dropped, m.offset, m.stratum, m.leap)
+	reg.MustRegister(m.requests, m.limited, m.dropped, m.offset, m.stratum, m.leap, m.evicted)
 	return m
 }
 

@@ -70,7 +70,7 @@ func New(opts Options) *Service {
 func (s *Service) setSite(site *config.Site) {
 	cfg := site.NTP
 	s.cfg.Store(&cfg)
-	s.limit.Store(ratelimit.New[netip.Addr](cfg.RateLimit))
+	s.limit.Store(ratelimit.New[netip.Addr](cfg.RateLimit, s.metrics.evicted))
 	s.listen = cfg.Listen
 }
 
