@@ -134,7 +134,8 @@ async function dashboard() {
     cl.quorum ? "" : h("p", {}, badge("no quorum", "bad"),
       ` ${cl.node} cannot reach a majority of the cluster: it answers from what it has and refuses writes.`),
     table(["Node", "Role", "State", "Last contact", "Applied", "Lag"], cl.nodes.map((n) =>
-      h("tr", { "data-node": n.name }, h("td", {}, n.name, n.address ? ` (${n.address})` : ""), h("td", {}, role(n)),
+      h("tr", { "data-node": n.name }, h("td", {}, n.name, n.address ? ` (${n.address})` : "",
+        n.error ? h("div", { class: "muted" }, n.error) : ""), h("td", {}, role(n)),
         h("td", {}, badge(n.state, n.state === "unreachable" ? "bad" : n.state === "candidate" ? "warn" : "ok")),
         h("td", {}, n.last_contact ? when(n.last_contact) : "never"), h("td", {}, String(n.applied)), h("td", {}, String(n.lag))))));
   return [h("h1", {}, "Dashboard"), services, cluster, h("div", { class: "grid" }, time, pool, ca)];

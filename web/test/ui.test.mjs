@@ -37,6 +37,32 @@ test("sign in with the logged link and see every service ready", async () => {
   await shot("dashboard");
 });
 
+// A cluster's status as GET /api/v1/cluster gives it (pkg/cluster.Status): node2 cut
+// off, node1 left without a majority. This box serves one, so the answer is replayed.
+test("a cluster's dashboard shows each node, the witness and a lost quorum", async () => {
+  const now = new Date().toISOString();
+  const status = {
+    node: "node1", leader: "", quorum: false, nodes: [
+      { name: "node1", address: "10.78.0.1:7443", witness: false, voter: true, state: "follower", last_contact: now, applied: 812, lag: 0 },
+      { name: "node2", address: "10.78.0.2:7443", witness: false, voter: true, state: "unreachable", applied: 0, lag: 0, error: "dial tcp 10.78.0.2:7443: i/o timeout" },
+      { name: "pi", address: "10.78.0.3:7443", witness: true, voter: true, state: "candidate", last_contact: now, applied: 810, lag: 2 },
+    ],
+  };
+  await page.route("**/api/v1/cluster", (route) => route.fulfill({ json: status }));
+  try {
+    await page.goto(SIGNIN_URL.replace(/#.*/, "#/dashboard"));
+    await page.locator('#cluster tr[data-node="pi"]').waitFor();
+    assert.equal(await page.locator("#cluster h2").textContent(), "Cluster · leader none known");
+    assert.match(await page.locator("#cluster").textContent(), /no quorum\s*node1 cannot reach a majority/);
+    assert.match(await page.locator('#cluster tr[data-node="pi"]').textContent(), /witness.*candidate.*810.*2$/);
+    assert.equal(await page.locator('#cluster tr[data-node="node2"] .badge.bad').textContent(), "unreachable");
+    assert.match(await page.locator('#cluster tr[data-node="node2"]').textContent(), /i\/o timeout.*never/, "why it is unreachable, and no contact");
+    await shot("dashboard-cluster-no-quorum");
+  } finally {
+    await page.unroute("**/api/v1/cluster");
+  }
+});
+
 test("add a host and see it in the list", async () => {
   await page.goto(SIGNIN_URL.replace(/#.*/, "#/hosts"));
   const form = page.locator("#add-host form");
