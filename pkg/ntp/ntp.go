@@ -11,13 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/facebook/time/timestamp"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ratelimit"
@@ -87,14 +90,14 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	var conns []*net.UDPConn
 	for _, l := range s.listen {
-		conn, err := listen(l)
+		group, err := listen(l, sockets())
 		if err != nil {
 			for _, c := range conns {
 				c.Close()
 			}
 			return err
 		}
-		conns = append(conns, conn)
+		conns = append(conns, group...)
 	}
 	s.assess(ctx)
 	loopCtx, cancel := context.WithCancel(context.Background())
@@ -103,27 +106,65 @@ func (s *Service) Start(ctx context.Context) error {
 	s.health.Reset()
 	for _, c := range conns {
 		s.loops.Go(func() { s.serve(c) })
-		s.log.Info("ntp listening", "addr", c.LocalAddr().String())
+	}
+	for _, l := range s.listen {
+		s.log.Info("ntp listening", "addr", l.String(), "sockets", sockets())
 	}
 	s.loops.Go(func() { s.track(loopCtx) })
 	return nil
 }
 
-// listen binds a UDP socket with kernel receive timestamps.
-func listen(addr netip.AddrPort) (*net.UDPConn, error) {
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
-	if err != nil {
+// sockets is how many sockets serve each listen address: one a core this process may
+// run on, up to 8. The kernel spreads clients over them by address (SO_REUSEPORT), and
+// each is read by a goroutine of its own.
+func sockets() int { return min(runtime.NumCPU(), 8) }
+
+// listen binds n UDP sockets to addr, sharing it (SO_REUSEPORT), each with kernel
+// receive timestamps. The address is first bound alone, and released: another
+// process's socket on it, shared or not, makes that fail, so infrad never silently
+// splits a port's clients with a stranger.
+func listen(addr netip.AddrPort, n int) ([]*net.UDPConn, error) {
+	if addr.Port() != 0 {
+		alone, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+		if err != nil {
+			return nil, fmt.Errorf("ntp listen %s: %w", addr, err)
+		}
+		alone.Close()
+	}
+	shared := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	var conns []*net.UDPConn
+	fail := func(err error) ([]*net.UDPConn, error) {
+		for _, c := range conns {
+			c.Close()
+		}
 		return nil, fmt.Errorf("ntp listen %s: %w", addr, err)
 	}
-	fd, err := timestamp.ConnFd(conn)
-	if err == nil {
-		err = timestamp.EnableSWTimestampsRx(fd)
+	for range n {
+		pc, err := shared.ListenPacket(context.Background(), "udp", addr.String())
+		if err != nil {
+			return fail(err)
+		}
+		conn := pc.(*net.UDPConn)
+		conns = append(conns, conn)
+		// Port 0: the first socket's port is the one the others share.
+		addr = netip.AddrPortFrom(addr.Addr(), uint16(conn.LocalAddr().(*net.UDPAddr).Port))
+		fd, err := timestamp.ConnFd(conn)
+		if err == nil {
+			err = timestamp.EnableSWTimestampsRx(fd)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("kernel timestamps: %w", err))
+		}
 	}
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("ntp listen %s: kernel timestamps: %w", addr, err)
-	}
-	return conn, nil
+	return conns, nil
 }
 
 // Stop closes every socket and ends the loops.
