@@ -239,17 +239,24 @@ func (d *Daemon) firstReconcile(site *config.Site) error {
 
 // reconcile makes the store's file-owned objects those of site. A site that conflicts
 // with objects made through the API comes back as config.Errors, placed in the file.
+// The file the store last applied is not applied again: that would read and check the
+// whole site (a third of a second at 50,000 hosts) to change nothing.
 func (d *Daemon) reconcile(site *config.Site) error {
-	changes, err := d.ipam.Reconcile(site.Source, site.IPAM())
-	if err != nil {
-		return siteErrors(site, err)
+	set := site.IPAM()
+	if d.ipam.Model().Shape().Digest == ipam.FileDigest(site.Source, set) {
+		d.log.Info("site file applied already: nothing to change", "site", site.Source)
+	} else {
+		changes, err := d.ipam.Reconcile(site.Source, set)
+		if err != nil {
+			return siteErrors(site, err)
+		}
+		count := map[string]int{}
+		for _, c := range changes {
+			count[c.Op]++
+			d.log.Debug("site file applied", "change", c.String())
+		}
+		d.log.Info("site file applied", "site", site.Source, "added", count["+"], "changed", count["~"], "removed", count["-"])
 	}
-	count := map[string]int{}
-	for _, c := range changes {
-		count[c.Op]++
-		d.log.Debug("site file applied", "change", c.String())
-	}
-	d.log.Info("site file applied", "site", site.Source, "added", count["+"], "changed", count["~"], "removed", count["-"])
 	for _, w := range site.Warnings() {
 		d.log.Warn("site file: "+w.Msg, "key", w.Path)
 	}

@@ -310,6 +310,35 @@ func TestReconcileTouchesOnlyFileObjects(t *testing.T) {
 	}
 }
 
+// The model keeps the digest of the file it applied last, in the store: a box that
+// starts on the same file can skip the reconcile, and any change to the file, or to
+// its name, makes another digest.
+func TestReconcileKeepsTheDigestOfItsFile(t *testing.T) {
+	m, st := newIPAM(t)
+	file := base(t)
+	want := FileDigest("site.yaml", file)
+	if got := m.Model().Shape().Digest; got != want {
+		t.Fatalf("the model's digest is %q, want the file's, %q", got, want)
+	}
+	m.Close()
+	if got := newOn(t, st).Model().Shape().Digest; got != want {
+		t.Errorf("after a restart the digest is %q, want %q", got, want)
+	}
+	changed := base(t)
+	changed.Hosts[0].Comment = "rack 2"
+	moreZones := base(t)
+	moreZones.Zones = append(moreZones.Zones, "extra.lab.test.")
+	for what, d := range map[string]string{
+		"a comment":       FileDigest("site.yaml", changed),
+		"the zones":       FileDigest("site.yaml", moreZones),
+		"the file's name": FileDigest("other.yaml", file),
+	} {
+		if d == want {
+			t.Errorf("a change of %s keeps the digest", what)
+		}
+	}
+}
+
 func TestReconcileRefusesConflictsWithAPIObjects(t *testing.T) {
 	m, st := newIPAM(t)
 	if _, err := m.CreateHost(HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {

@@ -43,6 +43,9 @@ type Shape struct {
 	Zones   []Name   // further authoritative zones
 	Source  string   // the site file, named when the API may not change its objects
 	Subnets []Subnet // by name
+	// Digest is FileDigest of the last site file Reconcile applied: one it finds
+	// again needs no reconcile.
+	Digest string
 }
 
 func emptyModel() *Model {

@@ -3,6 +3,8 @@ package ipam
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -52,7 +54,7 @@ func (c Reconcile) apply(t *txn) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	sh := &Shape{Domain: file.Domain, Zones: file.Zones, Source: c.Source}
+	sh := &Shape{Domain: file.Domain, Zones: file.Zones, Source: c.Source, Digest: FileDigest(c.Source, c.File)}
 	for _, sn := range t.m.shape.Subnets {
 		if sn.Owner != OwnerFile {
 			sh.Subnets = append(sh.Subnets, sn)
@@ -98,6 +100,23 @@ func (m *IPAM) Reconcile(source string, file Set) ([]Change, error) {
 		return nil, err
 	}
 	return res.([]Change), nil
+}
+
+// reconcileFormat is part of every FileDigest: raise it when Reconcile comes to store
+// something else for the same file, so that each store reconciles once more.
+const reconcileFormat = 1
+
+// FileDigest sums up what Reconcile(source, file) would be given. The model keeps the
+// digest of the last file it applied (Shape.Digest): a box that starts with the same
+// file again skips the reconcile, which reads and checks the whole site.
+func FileDigest(source string, file Set) string {
+	h := sha256.New()
+	json.NewEncoder(h).Encode(struct {
+		Format int    `json:"format"`
+		Source string `json:"source"`
+		File   Set    `json:"file"`
+	}{reconcileFormat, source, file})
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Plan says what Reconcile would change, changing nothing.

@@ -341,7 +341,7 @@ func (t *txn) flush(tx *store.Tx) error {
 	}
 	if t.m.shape != t.shape0 {
 		sh := t.m.shape
-		if err := store.Put(tx, store.BucketState, stateZones, zones{Domain: sh.Domain, Zones: sh.Zones, Source: sh.Source}); err != nil {
+		if err := store.Put(tx, store.BucketState, stateZones, zones{Domain: sh.Domain, Zones: sh.Zones, Source: sh.Source, Digest: sh.Digest}); err != nil {
 			return err
 		}
 	}
@@ -358,4 +358,5 @@ type zones struct {
 	Domain Name   `json:"domain"`
 	Zones  []Name `json:"zones"` // nil and empty as they were: Reconcile compares them
 	Source string `json:"source"`
+	Digest string `json:"digest,omitempty"`
 }
