@@ -52,6 +52,7 @@ bench: build
 	bench/write.sh
 	bench/cluster.sh
 	bench/flood.sh
+	bench/scale.sh
 
 # Installs the DEPS that are missing (nothing to do: no apt-get at all). Not root, or not
 # Debian: it says what is missing and carries on, and the tests that need it skip.
