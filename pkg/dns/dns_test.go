@@ -14,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
@@ -411,6 +412,31 @@ func TestResponseRateLimiting(t *testing.T) {
 	// Start's own probes took from the bucket too: at most the burst of 4 is answered.
 	if n := answered.Load(); n == 0 || n > 4 {
 		t.Errorf("ten queries at once at 2/s (burst 4): got %d answered", n)
+	}
+}
+
+// TestShedsQueriesWhenOverloaded: past maxGoroutines goroutines a query is dropped
+// unanswered and counted; once they are gone, the same query is answered.
+func TestShedsQueriesWhenOverloaded(t *testing.T) {
+	s := start(t, "")
+	release := make(chan struct{})
+	var parked sync.WaitGroup
+	for range maxGoroutines {
+		parked.Go(func() { <-release })
+	}
+	c := &dns.Client{Timeout: 300 * time.Millisecond}
+	q := new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA)
+	if _, _, err := c.Exchange(q, s.addr); err == nil {
+		t.Error("a query was answered with more than maxGoroutines goroutines")
+	}
+	if n := testutil.ToFloat64(s.svc.metrics.shed); n < 1 {
+		t.Errorf("infrad_dns_shed_total is %v, want the dropped query", n)
+	}
+	close(release)
+	parked.Wait()
+	c.Timeout = 2 * time.Second
+	if r, _, err := c.Exchange(q, s.addr); err != nil || len(r.Answer) != 1 {
+		t.Errorf("once the load is gone: %v %v, want the host's address", r, err)
 	}
 }
 

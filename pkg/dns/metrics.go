@@ -17,6 +17,7 @@ type metrics struct {
 	duration prometheus.Histogram
 	limited  prometheus.Counter
 	evicted  prometheus.Counter // clients the rate limit forgot to make room
+	shed     prometheus.Counter // queries dropped while the process was overloaded
 }
 
 // The types and rcodes with a series of their own; the rest count as "other".
@@ -53,7 +54,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Authoritative answers not sent because their client asked faster than dns.rate_limit.",
 	})
 	m.evicted = ratelimit.Evictions("dns")
-	reg.MustRegister(requests, m.duration, m.limited, m.evicted)
+	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "infrad_dns_shed_total",
+		Help: "Queries dropped unanswered because more than a bound of goroutines were running or waiting to: more queries than infrad answers.",
+	})
+	reg.MustRegister(requests, m.duration, m.limited, m.evicted, m.shed)
 	return m
 }
 
