@@ -59,6 +59,7 @@ type Options struct {
 	Store    *store.Store          // non-nil: the CA's tables are read here
 	IPAM     *ipam.IPAM            // non-nil: the write path the CA's tables are written through
 	Timeouts service.HTTPTimeouts
+	Held     *service.Held // counts the listener's open connections; nil: not counted
 }
 
 // Service is the CA. It is a service.Service.
@@ -69,6 +70,7 @@ type Service struct {
 	resolver netip.AddrPort
 	synced   func() (bool, string)
 	timeouts service.HTTPTimeouts
+	held     *service.Held
 	metrics  *collector
 	db       *storeDB
 
@@ -87,7 +89,7 @@ func New(opts Options) *Service {
 	if opts.Synced == nil {
 		opts.Synced = func() (bool, string) { return true, "" }
 	}
-	s := &Service{log: opts.Logger, resolver: opts.Resolver, synced: opts.Synced, timeouts: opts.Timeouts,
+	s := &Service{log: opts.Logger, resolver: opts.Resolver, synced: opts.Synced, timeouts: opts.Timeouts, held: opts.Held,
 		db: &storeDB{store: opts.Store, ipam: opts.IPAM}}
 	s.site.Store(opts.Site)
 	s.metrics = newCollector(s)
@@ -164,6 +166,7 @@ func (s *Service) Start(ctx context.Context) error {
 	})
 	srv := &http.Server{Handler: r, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.timeouts.Apply(srv)
+	s.held.Track(srv)
 	s.srv, s.auth, s.root, s.inter = srv, auth, root.cert, inter.cert
 	s.health.Reset()
 	go func() {

@@ -286,11 +286,12 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(cluster.NewCollector(d.node))
+	held := &service.Held{} // what the API, the CA and DHCP hold for their clients, left out of DNS's bound
 	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp")})
-	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns")})
+	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns"), Held: held})
 	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp"),
-		Share: d.node.DHCPShare, Quorum: d.node.Quorum})
-	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"),
+		Share: d.node.DHCPShare, Quorum: d.node.Quorum, Held: held})
+	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"), Held: held,
 		Synced: func() (bool, string) {
 			st := d.ntp.Status()
 			return st.Leap != 3, st.Why
@@ -314,6 +315,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Build:         build,
 		Started:       time.Now(),
 		Logger:        d.log.With("service", "api"),
+		Held:          held,
 	})
 	d.api = apiServer
 	// Services in start order (ntp, dns, dhcp, ca, api), joining as they are built.

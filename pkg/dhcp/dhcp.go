@@ -42,6 +42,9 @@ type Options struct {
 	// leases; nil: always.
 	Share  func() (mine, of int)
 	Quorum func() bool
+	// Held counts the goroutines REQUESTs, RELEASEs and DECLINEs hold while they wait
+	// for the write path; nil: not counted.
+	Held *service.Held
 }
 
 // maxCommits bounds the REQUESTs waiting for their commits at once; more are dropped
@@ -56,6 +59,7 @@ type Service struct {
 	share     func() (mine, of int)
 	hasQuorum func() bool
 	commits   atomic.Int32 // REQUESTs waiting for their lease's commit
+	held      *service.Held
 	now       func() time.Time
 	metrics   *metrics
 
@@ -108,6 +112,7 @@ func New(opts Options) *Service {
 		ipam:         opts.IPAM,
 		share:        opts.Share,
 		hasQuorum:    opts.Quorum,
+		held:         opts.Held,
 		now:          opts.Now,
 		offers:       newOffers(opts.Now),
 		metrics:      newMetrics(opts.Registry),
@@ -220,7 +225,11 @@ func (s *Service) serve(l *link) {
 		}
 		switch m.MessageType() {
 		case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
-			go s.answer(l, m)
+			s.held.Add(1)
+			go func() {
+				defer s.held.Add(-1)
+				s.answer(l, m)
+			}()
 		default:
 			s.answer(l, m)
 		}

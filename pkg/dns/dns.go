@@ -43,6 +43,9 @@ type Options struct {
 	// Coalesce is how long a change waits for more before the secondaries are
 	// notified; 0: 50ms.
 	Coalesce time.Duration
+	// Held counts the goroutines the other services hold for their clients, which
+	// DNS's bound on queries in flight leaves out (see maxGoroutines); nil: none.
+	Held *service.Held
 }
 
 // Service is the DNS service. It is a service.Service.
@@ -52,6 +55,7 @@ type Service struct {
 	ipam     *ipam.IPAM
 	coalesce time.Duration
 	metrics  *metrics
+	held     *service.Held // goroutines other services hold for their clients
 
 	zones  zoneCache
 	health service.Tracker
@@ -90,6 +94,7 @@ func New(opts Options) *Service {
 		ipam:     opts.IPAM,
 		coalesce: opts.Coalesce,
 		metrics:  newMetrics(opts.Registry),
+		held:     opts.Held,
 	}
 	s.setSite(opts.Site)
 	services.Store(s.id, s)

@@ -19,6 +19,7 @@ import (
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/service"
 )
 
 const tsigSecret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
@@ -432,9 +433,23 @@ func TestShedsQueriesWhenOverloaded(t *testing.T) {
 	if n := testutil.ToFloat64(s.svc.metrics.shed); n < 1 {
 		t.Errorf("infrad_dns_shed_total is %v, want the dropped query", n)
 	}
+	// Goroutines the other services hold for their clients (idle API connections, say)
+	// are left out of DNS's bound.
+	port := testenv.FreePort(t)
+	m, site := sitetest.IPAM(t, fmt.Appendf(nil, testSite, port, ""))
+	held := &service.Held{}
+	held.Add(maxGoroutines)
+	svc := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry(), Held: held})
+	if err := svc.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop(context.Background())
+	c.Timeout = 2 * time.Second
+	if r, _, err := c.Exchange(q, fmt.Sprintf("127.0.0.1:%d", port)); err != nil || len(r.Answer) != 1 {
+		t.Errorf("with the goroutines held by other services: %v %v, want the host's address", r, err)
+	}
 	close(release)
 	parked.Wait()
-	c.Timeout = 2 * time.Second
 	if r, _, err := c.Exchange(q, s.addr); err != nil || len(r.Answer) != 1 {
 		t.Errorf("once the load is gone: %v %v, want the host's address", r, err)
 	}

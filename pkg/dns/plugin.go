@@ -74,19 +74,20 @@ type handler struct {
 func (h *handler) Name() string { return pluginName }
 
 // maxGoroutines bounds the queries waiting for an answer, by the process's goroutines
-// (DNS's, and about a thousand more for DHCP's REQUESTs at most). CoreDNS's UDP server
+// less those other services hold for their clients (Options.Held: API and CA
+// connections, DHCP REQUESTs waiting for their commits). CoreDNS's UDP server
 // starts a goroutine for every packet it reads and has no bound of its own: when
 // queries come faster than they are answered, the goroutines waiting to run pile up
 // (their stacks held 229 MB after a flood from 300,000 sources). Past the bound a
 // query is dropped as soon as it runs, which costs far less than an answer, so the
 // pile drains. The count includes goroutines not yet started, which a count of DNS's
 // own queries could not see. At 4,096 a flood from a million sources held 77 MB above
-// idle; at 2,048, 52 (bench/flood.sh), with room left for dnsperf's 1,024 queries in
-// flight during a DHCP storm's thousand REQUESTs.
+// idle; at 2,048, 52 (bench/flood.sh), room enough for dnsperf's 1,024 queries in
+// flight.
 const maxGoroutines = 2048
 
 func (h *handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if runtime.NumGoroutine() > maxGoroutines {
+	if runtime.NumGoroutine()-h.svc.held.Count() > maxGoroutines {
 		h.svc.metrics.shed.Inc()
 		return dns.RcodeSuccess, nil // dropped: the client asks again
 	}
