@@ -10,10 +10,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +24,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 
 	"github.com/infrad/infrad/internal/testenv"
 )
@@ -44,6 +49,8 @@ data_dir: /nonexistent
 api: {listen: "127.0.0.1:8080"}
 dns:
   listen: ["0.0.0.0:1053"]
+  secondaries: ["10.78.0.99:5300"]
+  transfer_from: [10.78.0.0/16]
   records:
     - {name: lego1, type: A, value: 127.0.0.1}
 ntp: {listen: ["0.0.0.0:1123"], local_stratum: 10, chronyd: none}
@@ -502,6 +509,80 @@ func TestClusterOneOfferPerClient(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestClusterZoneIsOneOnEveryNode: a host written through one node is in the zone of
+// every node at once, under one SOA serial that rose; each node transfers the zone
+// (AXFR) to an outside secondary and NOTIFYs it.
+func TestClusterZoneIsOneOnEveryNode(t *testing.T) {
+	l := newClusterLab(t, 3, false)
+	stub := &notifyStub{}
+	srv := &dns.Server{PacketConn: listenPacketIn(t, l.cli, "10.78.0.99:5300"), Handler: stub}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	l.form(t)
+
+	serial := func(n *clusterNode) uint64 {
+		out, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+n.addr, "-p", "1053", "+short", "+tries=1", "+time=2", "lab.test", "SOA").Output()
+		fields := strings.Fields(string(out))
+		if len(fields) < 3 {
+			t.Fatalf("no SOA from %s: %q", n.name, fields)
+		}
+		v, _ := strconv.ParseUint(fields[2], 10, 32)
+		return v
+	}
+	before := serial(l.nodes[0])
+	if ok, out := l.putHost(l.nodes[2], "web9", "10.78.0.50"); !ok {
+		t.Fatalf("a host through %s: %s", l.nodes[2].name, out)
+	}
+	var serials []uint64
+	for _, n := range l.nodes {
+		testenv.WaitFor(t, "web9 on "+n.name, func() bool { return l.dig(n.addr, "web9.lab.test") == "10.78.0.50" })
+		serials = append(serials, serial(n))
+		axfr, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+n.addr, "-p", "1053", "+tries=1", "+time=5", "lab.test", "AXFR").Output()
+		if !regexp.MustCompile(`(?m)^web9\.lab\.test\.\s+\d+\s+IN\s+A\s+10\.78\.0\.50$`).Match(axfr) {
+			t.Errorf("the zone %s transfers lacks web9:\n%s", n.name, axfr)
+		}
+	}
+	if slices.Min(serials) != slices.Max(serials) || serials[0] <= before {
+		t.Errorf("SOA serials %v on the three nodes after the write, %d before: want one serial, risen", serials, before)
+	}
+	testenv.WaitFor(t, "a NOTIFY of lab.test from every node", func() bool {
+		from := map[string]bool{}
+		for _, n := range stub.notifiers("lab.test.") {
+			from[n] = true
+		}
+		return from["10.78.0.1"] && from["10.78.0.2"] && from["10.78.0.3"]
+	})
+}
+
+// listenPacketIn opens a UDP socket at addr in the network namespace ns: the test's
+// own thread enters it for the socket's creation, and leaves it.
+func listenPacketIn(t *testing.T, ns, addr string) net.PacketConn {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	target, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		t.Fatal(err)
+	}
+	pc, lerr := net.ListenPacket("udp", addr)
+	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+		panic(err) // this thread is in the wrong namespace: better no test process than a wrong one
+	}
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	return pc
 }
 
 // dora runs one DHCP exchange of the client with mac: broadcast when server is "",

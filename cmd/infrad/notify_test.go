@@ -17,16 +17,20 @@ import (
 	"github.com/infrad/infrad/internal/testenv"
 )
 
-// notifyStub is a secondary that only records the NOTIFYs it gets, and acknowledges them.
+// notifyStub is a secondary that only records the NOTIFYs it gets, and from where,
+// and acknowledges them.
 type notifyStub struct {
 	mu    sync.Mutex
 	zones []string
+	from  []string // the sender of each, by address
 }
 
 func (n *notifyStub) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if r.Opcode == dns.OpcodeNotify && len(r.Question) == 1 {
 		n.mu.Lock()
 		n.zones = append(n.zones, r.Question[0].Name)
+		host, _, _ := net.SplitHostPort(w.RemoteAddr().String())
+		n.from = append(n.from, host)
 		n.mu.Unlock()
 	}
 	m := new(dns.Msg).SetReply(r)
@@ -38,6 +42,19 @@ func (n *notifyStub) got() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return slices.Clone(n.zones)
+}
+
+// notifiers are the addresses that sent a NOTIFY of zone.
+func (n *notifyStub) notifiers(zone string) []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for i, z := range n.zones {
+		if z == zone {
+			out = append(out, n.from[i])
+		}
+	}
+	return out
 }
 
 // TestNotifyOnStartAndQuietReload: the secondaries get a NOTIFY for every zone as soon
