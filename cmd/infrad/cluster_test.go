@@ -29,6 +29,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/infrad/infrad/internal/testenv"
+	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/store"
 )
 
 type clusterLab struct {
@@ -513,7 +515,8 @@ func TestClusterOneOfferPerClient(t *testing.T) {
 
 // TestClusterZoneIsOneOnEveryNode: a host written through one node is in the zone of
 // every node at once, under one SOA serial that rose; each node transfers the zone
-// (AXFR) to an outside secondary and NOTIFYs it.
+// (AXFR) to an outside secondary and NOTIFYs it. Then a follower's backup holds the
+// host, and a node that died is removed, leaving two that take writes.
 func TestClusterZoneIsOneOnEveryNode(t *testing.T) {
 	l := newClusterLab(t, 3, false)
 	stub := &notifyStub{}
@@ -554,6 +557,56 @@ func TestClusterZoneIsOneOnEveryNode(t *testing.T) {
 		}
 		return from["10.78.0.1"] && from["10.78.0.2"] && from["10.78.0.3"]
 	})
+
+	// A backup taken from a follower holds what was written through another node.
+	st, _ := l.status(t, l.nodes[0])
+	follower := l.nodes[0]
+	if st.Leader == follower.name {
+		follower = l.nodes[1]
+	}
+	backup := filepath.Join(l.dir, "backup.db")
+	if out, err := exec.Command("ip", "netns", "exec", follower.ns, binary, "backup", "--api", "http://127.0.0.1:8080", "--data", follower.data, backup).CombinedOutput(); err != nil {
+		t.Fatalf("infrad backup from %s: %v\n%s", follower.name, err, out)
+	}
+	copied, err := store.Open(store.Options{Path: backup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inBackup bool
+	copied.View(func(tx *store.Tx) error {
+		_, inBackup, err = store.Get[ipam.Host](tx, store.BucketHosts, "web9")
+		return err
+	})
+	copied.Close()
+	if !inBackup {
+		t.Errorf("the backup from %s lacks web9 (%v)", follower.name, err)
+	}
+
+	// A node that died for good is taken out: the other two are the cluster, and
+	// take writes.
+	gone, from := l.nodes[2], l.nodes[0]
+	if st.Leader == gone.name {
+		gone, from = l.nodes[0], l.nodes[1]
+	}
+	l.kill(gone)
+	if out, err := exec.Command("ip", "netns", "exec", from.ns, binary, "cluster", "--api", "http://127.0.0.1:8080", "--data", from.data, "remove", gone.name).CombinedOutput(); err != nil {
+		t.Fatalf("infrad cluster remove %s: %v\n%s", gone.name, err, out)
+	}
+	testenv.WaitFor(t, gone.name+" no longer a voter, a leader among the others", func() bool {
+		st, ok := l.status(t, from)
+		if !ok || !st.Quorum || st.Leader == "" || st.Leader == gone.name {
+			return false
+		}
+		for _, n := range st.Nodes {
+			if n.Name == gone.name && n.Voter {
+				return false
+			}
+		}
+		return true
+	})
+	if ok, out := l.putHost(from, "web10", "10.78.0.51"); !ok {
+		t.Errorf("a write after the removal: %s", out)
+	}
 }
 
 // listenPacketIn opens a UDP socket at addr in the network namespace ns: the test's
