@@ -434,14 +434,20 @@ func TestClusterLosesAFollowerOrTheWitness(t *testing.T) {
 // node's namespace.
 func (l *clusterLab) lego(t *testing.T, node *clusterNode, domain string) {
 	t.Helper()
+	if out, err := l.tryLego(t, node, domain); err != nil {
+		t.Fatalf("lego against %s: %v\n%s", node.name, err, out)
+	}
+}
+
+// tryLego is lego's attempt, with its output.
+func (l *clusterLab) tryLego(t *testing.T, node *clusterNode, domain string) ([]byte, error) {
+	t.Helper()
 	testenv.Need(t, "lego")
 	path := filepath.Join(l.dir, "lego-"+node.name)
 	cmd := exec.Command("ip", "netns", "exec", node.ns, "lego", "--server", "https://127.0.0.1:8443/acme/acme/directory", "--accept-tos",
 		"--email", "ops@lab.test", "--domains", domain, "--path", path, "--http", "--http.port", "127.0.0.1:5002", "run")
 	cmd.Env = append(os.Environ(), "LEGO_CA_CERTIFICATES="+filepath.Join(node.data, "ca", "root.crt"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("lego against %s: %v\n%s", node.name, err, out)
-	}
+	return cmd.CombinedOutput()
 }
 
 // offersSent is the OFFERs node's /metrics counts.
@@ -709,6 +715,9 @@ func TestClusterPartition(t *testing.T) {
 	}
 	if offers, _ := l.dora(t, fresh, cut.addr); offers != 0 {
 		t.Errorf("the cut-off node offered a new client an address")
+	}
+	if out, err := l.tryLego(t, cut, "lego1.lab.test"); err == nil {
+		t.Errorf("the cut-off node's CA issued a certificate without the quorum:\n%s", out)
 	}
 
 	// The others go on, and write.

@@ -127,10 +127,18 @@ func (n *Node) serveState(w http.ResponseWriter, _ *http.Request) {
 type peerTable struct {
 	mu   sync.Mutex
 	seen map[string]peerSeen
-	// share is DHCPShare's answer, worked out after each round of probes rather than
-	// for each packet: mine<<32 | of.
-	share atomic.Uint64
+	// share is DHCPShare's answer, mine<<32 | of, worked out at most every
+	// reshareEvery (at shareAt, Unix nanoseconds) rather than for each packet, by one
+	// caller at a time (resharing) while the others take the last answer.
+	share     atomic.Uint64
+	shareAt   atomic.Int64
+	resharing sync.Mutex
 }
+
+// reshareEvery is how stale DHCPShare's answer may be: a node seen last liveFor ago
+// is down within this of that (working it out for every packet, under the peers'
+// lock, cost a fifteenth of a follower's CPU in a storm).
+const reshareEvery = 100 * time.Millisecond
 
 type peerSeen struct {
 	at    time.Time // the last answer
@@ -178,7 +186,6 @@ func (n *Node) probe() {
 			}()
 		}
 		wg.Wait()
-		n.reshare()
 		select {
 		case <-n.stop:
 			return
@@ -199,10 +206,14 @@ func (n *Node) seen(name string) (s peerSeen, up bool) {
 // DHCPShare says which share of the DHCP clients this node answers: clients are
 // split by a hash of their identifier among the serving nodes that are up, ordered
 // by name (RFC 3074's load balancing); this node answers bucket mine of of. One box
-// answers every client. The split is worked out again after each round of probes.
+// answers every client.
 func (n *Node) DHCPShare() (mine, of int) {
 	if !n.Clustered() {
 		return 0, 1
+	}
+	if time.Since(time.Unix(0, n.peers.shareAt.Load())) > reshareEvery && n.peers.resharing.TryLock() {
+		n.reshare()
+		n.peers.resharing.Unlock()
 	}
 	s := n.peers.share.Load()
 	return int(int32(s >> 32)), int(uint32(s))
@@ -221,4 +232,5 @@ func (n *Node) reshare() {
 	slices.Sort(live)
 	mine := slices.Index(live, n.self.Name)
 	n.peers.share.Store(uint64(uint32(mine))<<32 | uint64(len(live)))
+	n.peers.shareAt.Store(time.Now().UnixNano())
 }
