@@ -53,7 +53,11 @@ type Options struct {
 	// Synced says whether infrad's own time can be trusted, and if not, why. The CA
 	// issues nothing while it cannot: a certificate's validity is a statement of time.
 	// nil: always.
-	Synced   func() (bool, string)
+	Synced func() (bool, string)
+	// Quorum says whether this node's writes can commit (a cluster's majority is in
+	// reach): every ACME step writes (a nonce, an order), so the CA answers 503 while
+	// it cannot. nil: always.
+	Quorum   func() bool
 	Registry prometheus.Registerer // nil: no metrics
 	Logger   *slog.Logger          // nil: slog.Default()
 	Store    *store.Store          // non-nil: the CA's tables are read here
@@ -69,6 +73,7 @@ type Service struct {
 	health   service.Tracker
 	resolver netip.AddrPort
 	synced   func() (bool, string)
+	quorum   func() bool
 	timeouts service.HTTPTimeouts
 	held     *service.Held
 	metrics  *collector
@@ -86,10 +91,13 @@ func New(opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Quorum == nil {
+		opts.Quorum = func() bool { return true }
+	}
 	if opts.Synced == nil {
 		opts.Synced = func() (bool, string) { return true, "" }
 	}
-	s := &Service{log: opts.Logger, resolver: opts.Resolver, synced: opts.Synced, timeouts: opts.Timeouts, held: opts.Held,
+	s := &Service{log: opts.Logger, resolver: opts.Resolver, synced: opts.Synced, quorum: opts.Quorum, timeouts: opts.Timeouts, held: opts.Held,
 		db: &storeDB{store: opts.Store, ipam: opts.IPAM}}
 	s.site.Store(opts.Site)
 	s.metrics = newCollector(s)
@@ -148,7 +156,7 @@ func (s *Service) Start(ctx context.Context) error {
 				c := acme.NewContext(req.Context(), acmeDB, client, linker, nil)
 				next.ServeHTTP(w, req.WithContext(authority.NewContext(c, auth)))
 			})
-		}, s.metrics.countFailures, s.timeGuard)
+		}, s.metrics.countFailures, s.quorumGuard, s.timeGuard)
 		acmeapi.Route(r)
 	})
 	r.Get("/crl", func(w http.ResponseWriter, req *http.Request) {
@@ -329,6 +337,23 @@ func serverCert(inter pair, name string, extra []string, listen netip.Addr) (tls
 
 // timeGuard refuses to finalize an order, which is where a certificate is signed,
 // while infrad's time cannot be trusted, with an ACME error that says so.
+// quorumGuard refuses every ACME request but the directory with a 503 while this node
+// of a cluster cannot reach a majority: each would write (a nonce, an account, an
+// order), and fail as an internal error.
+func (s *Service) quorumGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/directory") && !s.quorum() {
+			msg := "this node cannot reach a majority of its cluster, so it issues nothing: ask another node"
+			e := acme.NewError(acme.ErrorServerInternalType, "%s", msg)
+			e.Detail, e.Status = msg, http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "10")
+			render.Error(w, r, e)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func (s *Service) timeGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/finalize") {

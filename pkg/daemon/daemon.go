@@ -291,7 +291,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns"), Held: held})
 	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp"),
 		Share: d.node.DHCPShare, Quorum: d.node.Quorum, Held: held})
-	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"), Held: held,
+	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"), Held: held, Quorum: d.node.Quorum,
 		Synced: func() (bool, string) {
 			st := d.ntp.Status()
 			return st.Leap != 3, st.Why
