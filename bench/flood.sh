@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Memory under hostile load: floods each of infrad's per-client tables (the rate limits
-# of NTP, DNS, DHCP per MAC and per relay, and the API) with requests from more
-# distinct clients than a table keeps, each client once: spoofed loopback sources for
+# of NTP, DNS, DHCP per MAC and per relay, and the API; DHCP's offers) with requests
+# from more distinct clients than a table keeps, each client once: spoofed sources for
 # NTP and DNS, new MACs and relay addresses for DHCP, new loopback addresses for the
 # API (a tenth as many). It reports the peak RSS (VmHWM) each flood reached above idle,
 # a fresh infrad for each, and the clients each table forgot to stay within its size.
 # The bar: under 64 MB above idle.
 # Needs root (a raw socket, network namespaces).
 #
-# Usage: bench/flood.sh [CLIENTS]   (needs bin/infrad, curl, ip)
+# Usage: bench/flood.sh [CLIENTS [KINDS]]   (needs bin/infrad, curl, ip; KINDS defaults
+# to "ntp dns dhcp-mac dhcp-relay api")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients=${1:-1000000}
+kinds=${2:-ntp dns dhcp-mac dhcp-relay api}
 out=$PWD/bench/out
 mkdir -p "$out"
 infrad=${INFRAD:-bin/infrad}
@@ -31,13 +33,14 @@ cleanup() {
 trap cleanup EXIT
 go build -o "$work/flood" ./bench/flood
 
-# The server at 10.0.0.1/24 in one namespace (NTP, DNS and the API on its loopback,
-# DHCP on its veth), the DHCP flood from 10.0.0.2 in another.
+# The server at 10.0.0.1/8 in one namespace (NTP, DNS and the API on its loopback,
+# DHCP on its veth), the DHCP flood from 10.0.0.2 in another. The pool is large, so
+# that every new client is offered an address: the offers are a table too.
 ip netns add "$srv"; ip netns add "$cli"
 ip -n "$srv" link set lo up; ip -n "$cli" link set lo up
 ip -n "$srv" link add s0 type veth peer name c0 netns "$cli"
-ip -n "$srv" addr add 10.0.0.1/24 dev s0; ip -n "$srv" link set s0 up
-ip -n "$cli" addr add 10.0.0.2/24 dev c0; ip -n "$cli" link set c0 up
+ip -n "$srv" addr add 10.0.0.1/8 dev s0; ip -n "$srv" link set s0 up
+ip -n "$cli" addr add 10.0.0.2/8 dev c0; ip -n "$cli" link set c0 up
 
 cat >"$work/site.yaml" <<YAML
 domain: flood.example
@@ -49,8 +52,8 @@ ca: {listen: "127.0.0.1:8443"}
 dhcp: {interfaces: [s0], lease_time: 1h, rate_limit: 10, relay_rate_limit: 1000}
 subnets:
   - name: lan
-    cidr: 10.0.0.0/24
-    ranges: [{kind: dhcp, start: 10.0.0.100, end: 10.0.0.200}]
+    cidr: 10.0.0.0/8
+    ranges: [{kind: dhcp, start: 10.1.0.0, end: 10.254.255.255}]
 hosts:
   - {name: ns1, ip: 10.0.0.1}
 YAML
@@ -70,6 +73,7 @@ evictions() { ip netns exec "$srv" curl -s http://127.0.0.1:8080/metrics | awk -
 results=()
 flood() { # kind, table, namespace, address, clients
   local kind=$1 table=$2 ns=$3 to=$4 n=$5 idle peak line
+  [[ " $kinds " == *" $kind "* ]] || return 0
   start
   idle=$(kb VmRSS)
   echo 5 >"/proc/$pid/clear_refs" # the peak RSS starts again from now
@@ -77,7 +81,11 @@ flood() { # kind, table, namespace, address, clients
   sleep 1
   peak=$(kb VmHWM)
   kill -0 "$pid" || { echo "infrad died during the $kind flood:" >&2; tail -20 "$work/infrad.log" >&2; exit 1; }
-  results+=("$line; idle $((idle / 1024)) MB, peak $(( (peak - idle) / 1024 )) MB above it, $(evictions "$table") clients forgotten")
+  line+="; idle $((idle / 1024)) MB, peak $(( (peak - idle) / 1024 )) MB above it, $(evictions "$table") clients forgotten"
+  if [ "$kind" = dhcp-mac ]; then
+    line+=", $(ip netns exec "$srv" curl -s http://127.0.0.1:8080/metrics | awk '/^infrad_dhcp_offers_dropped_total / { print $2 }') offers dropped"
+  fi
+  results+=("$line")
   echo "${results[-1]}"
   [ -n "${DEBUG:-}" ] && ip netns exec "$srv" curl -s http://127.0.0.1:8080/metrics | grep -E '^go_(goroutines|memstats_(heap_inuse|heap_alloc|stack_inuse|sys))' >&2
   stop

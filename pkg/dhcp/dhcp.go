@@ -114,10 +114,10 @@ func New(opts Options) *Service {
 		hasQuorum:    opts.Quorum,
 		held:         opts.Held,
 		now:          opts.Now,
-		offers:       newOffers(opts.Now),
 		metrics:      newMetrics(opts.Registry),
 		exhaustedLog: map[string]time.Time{},
 	}
+	s.offers = newOffers(opts.Now, s.metrics.offersDropped.Inc)
 	s.setSite(opts.Site)
 	return s
 }

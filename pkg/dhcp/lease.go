@@ -14,12 +14,16 @@ import (
 // is checked again by the write path, in the transaction that writes the lease. What
 // offers decide is only which address to offer; they never grant one.
 type offers struct {
-	now func() time.Time
+	now     func() time.Time
+	dropped func() // counts an offer dropped to make room; nil: not counted
 
 	mu     sync.Mutex
 	byIP   map[netip.Addr]offer
-	recent map[ipam.MAC]netip.Addr // the last address offered to each client, to give it again
+	recent map[ipam.MAC]netip.Addr // the address each client was last offered, to give it again
 	cursor map[ipam.Range]netip.Addr
+	// made is every offer in the order it was made, the oldest first; an entry whose
+	// offer was since taken up, made again or dropped is skipped when it comes first.
+	made []made
 }
 
 type offer struct {
@@ -27,14 +31,25 @@ type offer struct {
 	until time.Time
 }
 
+type made struct {
+	ip    netip.Addr
+	until time.Time
+}
+
 // offerHold is how long an offered address waits for the client's REQUEST.
 const offerHold = 30 * time.Second
+
+// maxOffers bounds the offers waiting for their REQUESTs: past it the oldest is dropped
+// (its client, if it asks, is offered an address again). A flood of DISCOVERs from new
+// MACs into a large pool would otherwise hold an offer for each for offerHold: at the
+// 80,000 a second one core parses, 2.4 million of them.
+const maxOffers = 1 << 16
 
 // maxScan bounds how many addresses one offer looks at.
 const maxScan = 1 << 16
 
-func newOffers(now func() time.Time) *offers {
-	return &offers{now: now, byIP: map[netip.Addr]offer{}, recent: map[ipam.MAC]netip.Addr{}, cursor: map[ipam.Range]netip.Addr{}}
+func newOffers(now func() time.Time, dropped func()) *offers {
+	return &offers{now: now, dropped: dropped, byIP: map[netip.Addr]offer{}, recent: map[ipam.MAC]netip.Addr{}, cursor: map[ipam.Range]netip.Addr{}}
 }
 
 // holder says who holds ip in m now: the MAC of its lease or live offer (the zero MAC
@@ -90,9 +105,55 @@ func (o *offers) Offer(m *ipam.Model, sn ipam.Subnet, mac ipam.MAC, requested ne
 			return netip.Addr{}, false
 		}
 	}
-	o.byIP[ip] = offer{mac: mac, until: now.Add(offerHold)}
+	until := now.Add(offerHold)
+	if prev, ok := o.recent[mac]; ok && prev != ip && o.byIP[prev].mac == mac {
+		o.forget(prev) // one offer a client
+	}
+	o.byIP[ip] = offer{mac: mac, until: until}
 	o.recent[mac] = ip
+	o.made = append(o.made, made{ip, until})
+	for len(o.byIP) > maxOffers {
+		if o.dropFirst(func(offer) bool { return true }) && o.dropped != nil {
+			o.dropped()
+		}
+	}
+	// The clients' memories of addresses taken up are kept for as many clients again,
+	// any of them forgotten past that.
+	for k, ip := range o.recent {
+		if len(o.recent) <= 2*maxOffers {
+			break
+		}
+		if _, held := o.byIP[ip]; !held {
+			delete(o.recent, k)
+		}
+	}
 	return ip, true
+}
+
+// dropFirst takes the oldest entry of made, and forgets its offer if it is still the
+// one made then and drop says so; it reports whether it forgot one. o.mu is held.
+func (o *offers) dropFirst(drop func(offer) bool) bool {
+	first := o.made[0]
+	if of, ok := o.byIP[first.ip]; ok && of.until.Equal(first.until) {
+		if !drop(of) {
+			return false
+		}
+		o.forget(first.ip)
+		o.made = o.made[1:]
+		return true
+	}
+	o.made = o.made[1:] // taken up, made again or dropped since
+	return false
+}
+
+// forget drops the offer of ip, and its client's memory of it. o.mu is held.
+func (o *offers) forget(ip netip.Addr) {
+	if of, ok := o.byIP[ip]; ok {
+		delete(o.byIP, ip)
+		if o.recent[of.mac] == ip {
+			delete(o.recent, of.mac)
+		}
+	}
 }
 
 // nextFree walks sn's DHCP ranges from where the last search stopped, at most once
@@ -134,7 +195,9 @@ func (o *offers) OfferedToOther(ip netip.Addr, mac ipam.MAC) bool {
 	return ok && of.mac != mac && o.now().Before(of.until)
 }
 
-// Taken forgets the offer of ip: it is leased, declined or refused.
+// Taken forgets the offer of ip: it is leased, declined or refused. Its client's
+// memory of it stays, so that a client that releases its lease and comes back is
+// offered the same address.
 func (o *offers) Taken(ip netip.Addr) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -148,17 +211,13 @@ func (o *offers) Forget(mac ipam.MAC) {
 	delete(o.recent, mac)
 }
 
-// Expire forgets the offers that have lapsed, and the clients last seen with them.
+// Expire forgets the offers that have lapsed, and the clients last seen with them:
+// the oldest first, up to the first still held.
 func (o *offers) Expire() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.now()
-	for ip, of := range o.byIP {
-		if !now.Before(of.until) {
-			delete(o.byIP, ip)
-			if o.recent[of.mac] == ip {
-				delete(o.recent, of.mac)
-			}
-		}
+	for len(o.made) > 0 && !now.Before(o.made[0].until) {
+		o.dropFirst(func(of offer) bool { return !now.Before(of.until) })
 	}
 }

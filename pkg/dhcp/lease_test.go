@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -54,5 +55,58 @@ func TestEndedLeasesAreReclaimed(t *testing.T) {
 	s.offers.Expire()
 	if offer, _ := s.handle(l, message(t, mac(2), dhcpv4.MessageTypeDiscover)); offer == nil || offer.YourIPAddr.String() != ip {
 		t.Errorf("after expiry: got %v, want %s offered to another client", offer, ip)
+	}
+}
+
+const wideSite = `domain: k8s.example.com
+subnets:
+  - name: lab
+    cidr: 10.0.0.0/8
+    ranges:
+      - {kind: dhcp, start: 10.1.0.0, end: 10.254.255.255}
+`
+
+// A flood of DISCOVERs from new clients holds at most maxOffers offers: the oldest go
+// first, each counted, and the newest are still held. Each client holds one offer.
+// Lapsed offers go with their clients' memory of them.
+func TestOffersAreBounded(t *testing.T) {
+	m, _ := sitetest.IPAM(t, []byte(wideSite))
+	c := &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	var dropped int
+	o := newOffers(c.Now, func() { dropped++ })
+	sn, _ := m.Model().Subnet("lab")
+	macOf := func(i int) ipam.MAC { return ipam.MAC{0x02, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)} }
+	var first, last netip.Addr
+	for i := range maxOffers + 100 {
+		ip, ok := o.Offer(m.Model(), sn, macOf(i), netip.Addr{}, 0, 1)
+		if !ok {
+			t.Fatalf("offer %d: the pool is not empty", i)
+		}
+		if i == 0 {
+			first = ip
+		}
+		last = ip
+	}
+	if len(o.byIP) != maxOffers || len(o.recent) != maxOffers || dropped != 100 {
+		t.Errorf("%d offers, %d clients remembered, %d dropped; want %d, %d and 100", len(o.byIP), len(o.recent), dropped, maxOffers, maxOffers)
+	}
+	if o.OfferedToOther(first, macOf(1)) || !o.OfferedToOther(last, macOf(1)) {
+		t.Error("want the oldest offer dropped and the newest held")
+	}
+
+	// A client offered another address (its first was taken meanwhile) holds only that.
+	again, _ := o.Offer(m.Model(), sn, macOf(maxOffers+99), netip.Addr{}, 0, 1)
+	if again != last {
+		t.Fatalf("a client asking again was offered %s, want its %s", again, last)
+	}
+	o.Taken(last)
+	if o.OfferedToOther(last, macOf(1)) {
+		t.Error("a taken offer is still held")
+	}
+
+	c.advance(offerHold)
+	o.Expire()
+	if len(o.byIP) != 0 || len(o.recent) != 1 || len(o.made) != 0 {
+		t.Errorf("after offerHold: %d offers, %d clients remembered, %d entries in order, want none, the one that took its offer, none", len(o.byIP), len(o.recent), len(o.made))
 	}
 }

@@ -22,6 +22,7 @@ type metrics struct {
 	// evictedMAC and evictedRelay count the clients and relays the rate limits forgot
 	// to make room.
 	evictedMAC, evictedRelay prometheus.Counter
+	offersDropped            prometheus.Counter // offers dropped, oldest first, past maxOffers
 }
 
 // maxType is the highest DHCP message type counted by name (RFC 2132: 1 to 8).
@@ -56,7 +57,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.in[t], m.out[t] = in.WithLabelValues(name), out.WithLabelValues(name)
 	}
 	m.evictedMAC, m.evictedRelay = ratelimit.Evictions("dhcp_mac"), ratelimit.Evictions("dhcp_relay")
-	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed, m.evictedMAC, m.evictedRelay)
+	m.offersDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "infrad_dhcp_offers_dropped_total",
+		Help: "Offers dropped, the oldest first, to keep at most 65,536 waiting for their REQUESTs (a flood of DISCOVERs from new clients).",
+	})
+	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed, m.evictedMAC, m.evictedRelay, m.offersDropped)
 	return m
 }
 
