@@ -59,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.evictedMAC, m.evictedRelay = ratelimit.Evictions("dhcp_mac"), ratelimit.Evictions("dhcp_relay")
 	m.offersDropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "infrad_dhcp_offers_dropped_total",
-		Help: "Offers dropped, the oldest first, to keep at most 65,536 waiting for their REQUESTs (a flood of DISCOVERs from new clients).",
+		Help: "Offers dropped, the oldest first, to keep at most 16,384 waiting for their REQUESTs (a flood of DISCOVERs from new clients).",
 	})
 	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed, m.evictedMAC, m.evictedRelay, m.offersDropped)
 	return m
