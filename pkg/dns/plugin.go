@@ -86,10 +86,30 @@ func (h *handler) Name() string { return pluginName }
 // flight.
 const maxGoroutines = 2048
 
+// growStack grows the query's goroutine's stack once, here, where it is shallow:
+// CoreDNS starts each query's goroutine with a small stack, and answering it grew that
+// stack twice, deep in the model's lookups, each time copying every frame above (a
+// fifth of the CPU in a profile under dnsperf). bench/dns.sh, alternating builds: 5 to
+// 13% more queries a second. Not when many queries wait: the runtime starts new
+// goroutines with the stack its goroutines used on average, and a flood of queries
+// with grown stacks held 111 MB above idle against 52.
+//
+//go:noinline
+func growStack() byte {
+	var frame [24 << 10]byte
+	frame[len(frame)-1] = 1
+	return frame[stackProbe]
+}
+
+var stackProbe = 0 // read by growStack, so that its frame is not optimised away
+
 func (h *handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if runtime.NumGoroutine()-h.svc.held.Count() > maxGoroutines {
+	switch n := runtime.NumGoroutine() - h.svc.held.Count(); {
+	case n > maxGoroutines:
 		h.svc.metrics.shed.Inc()
 		return dns.RcodeSuccess, nil // dropped: the client asks again
+	case n < maxGoroutines/8:
+		growStack()
 	}
 	start := time.Now()
 	qtype := uint16(0)
