@@ -49,7 +49,13 @@ type entry struct {
 const appliedWait = 10 * time.Second
 
 func (m *IPAM) applyLogged(ctx context.Context, cmd Command) (any, error) {
-	body, err := json.Marshal(cmd)
+	var body []byte
+	var err error
+	if c, ok := cmd.(CommitLease); ok {
+		body, err = c.appendJSON(nil)
+	} else {
+		body, err = json.Marshal(cmd)
+	}
 	if err != nil {
 		return nil, err
 	}

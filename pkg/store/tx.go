@@ -43,11 +43,22 @@ func Put[T any](t *Tx, b Bucket, key string, v T) error {
 	if err != nil {
 		return err
 	}
-	raw, err := json.Marshal(v)
+	var raw []byte
+	if a, ok := any(v).(JSONAppender); ok {
+		raw, err = a.AppendJSON(nil)
+	} else {
+		raw, err = json.Marshal(v)
+	}
 	if err != nil {
 		return fmt.Errorf("store: encode %s/%s: %w", b, key, err)
 	}
 	return bk.Put([]byte(key), raw)
+}
+
+// JSONAppender is a value that writes its own JSON, exactly as encoding/json would,
+// for Put to store without reflection (a lease, written for every DHCP exchange).
+type JSONAppender interface {
+	AppendJSON(b []byte) ([]byte, error)
 }
 
 // Delete removes key; removing a missing key is not an error.

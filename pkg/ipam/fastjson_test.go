@@ -1,0 +1,38 @@
+package ipam
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// The hand-written JSON of a lease and of a CommitLease is encoding/json's, byte for
+// byte, whatever the fields hold: plain, empty, zero, escaped or out of range.
+func TestFastJSONIsEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	names := []string{"", "laptop", "web-01.lab", "x_y", "<b>&", "ünï", "a\"b", "tab\there", "\u2028"}
+	addrs := []netip.Addr{{}, netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("::ffff:10.0.0.1"), netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("2001:db8::7")}
+	times := []time.Time{{}, time.Date(2026, 12, 2, 7, 1, 2, 345678900, time.UTC), time.Date(2026, 12, 2, 8, 0, 0, 0, time.FixedZone("X", 3600)),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), time.Now()}
+	for range 2000 {
+		var mac MAC
+		if r.IntN(4) > 0 {
+			for i := range mac {
+				mac[i] = byte(r.Uint32())
+			}
+		}
+		l := Lease{IP: addrs[r.IntN(len(addrs))], MAC: mac, Hostname: names[r.IntN(len(names))], Expires: times[r.IntN(len(times))], Declined: r.IntN(2) == 0}
+		want, wantErr := json.Marshal(l)
+		if got, err := l.AppendJSON(nil); string(got) != string(want) || (err == nil) != (wantErr == nil) {
+			t.Fatalf("lease %+v:\n got %s, %v\nwant %s, %v", l, got, err, want, wantErr)
+		}
+		c := CommitLease{Stamp: Stamp{At: times[r.IntN(len(times))]}, Subnet: names[r.IntN(len(names))], MAC: mac,
+			IP: l.IP, Hostname: names[r.IntN(len(names))], Expires: times[r.IntN(len(times))]}
+		want, wantErr = json.Marshal(c)
+		if got, err := c.appendJSON(nil); string(got) != string(want) || (err == nil) != (wantErr == nil) {
+			t.Fatalf("command %+v:\n got %s, %v\nwant %s, %v", c, got, err, want, wantErr)
+		}
+	}
+}
