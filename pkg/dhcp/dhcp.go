@@ -64,6 +64,7 @@ type Service struct {
 	metrics   *metrics
 
 	settings atomic.Pointer[settings]
+	options  atomic.Pointer[optionCache] // each subnet's options, encoded
 	offers   *offers
 	health   service.Tracker
 
