@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/infrad/infrad/internal/sitetest"
+	"github.com/infrad/infrad/pkg/ipam"
 )
 
 const testSite = `domain: lab.test
@@ -421,5 +422,35 @@ func TestAdvertisedServers(t *testing.T) {
 		if dns, ntp := resp.DNS(), resp.NTPServers(); len(dns) != 1 || dns[0].String() != tc.want || len(ntp) != 1 || ntp[0].String() != tc.want {
 			t.Errorf("%q: DNS %v, NTP %v; want %s for both", tc.extra, dns, ntp, tc.want)
 		}
+	}
+}
+
+// The options a subnet's replies share follow a reload of the settings, and a host
+// with options of its own gets them, not the subnet's.
+func TestSharedOptionsFollowTheSite(t *testing.T) {
+	s, l := newServiceOn(t, testSite, "10.77.0.1")
+	inform := func(hw net.HardwareAddr) []net.IP {
+		resp, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.ParseIP("10.77.0.50"))))
+		if resp == nil {
+			t.Fatal("no answer to an INFORM")
+		}
+		return resp.DNS()
+	}
+	if dns := inform(mac(1)); len(dns) != 1 || dns[0].String() != "10.77.0.1" {
+		t.Fatalf("DNS %v, want the interface's address", dns)
+	}
+	_, site := sitetest.IPAM(t, []byte("dns: {advertise: 10.77.0.2}\n"+testSite))
+	s.setSite(site)
+	if dns := inform(mac(1)); len(dns) != 1 || dns[0].String() != "10.77.0.2" {
+		t.Errorf("after a reload: DNS %v, want dns.advertise's 10.77.0.2", dns)
+	}
+	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "pxe", IP: "10.77.0.60", MAC: mac(7).String(), DHCP: &ipam.DHCPOptionsSpec{DNS: []string{"10.77.0.9"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if dns := inform(mac(7)); len(dns) != 1 || dns[0].String() != "10.77.0.9" {
+		t.Errorf("a host with its own DNS got %v, want 10.77.0.9", dns)
+	}
+	if dns := inform(mac(1)); len(dns) != 1 || dns[0].String() != "10.77.0.2" {
+		t.Errorf("a client without a host of its own got %v after the host's reply, want 10.77.0.2", dns)
 	}
 }

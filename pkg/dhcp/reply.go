@@ -84,32 +84,37 @@ func newSubnetOptions(m *ipam.Model, sn ipam.Subnet, infrad netip.Addr, host *ip
 	return &subnetOptions{opts: opts, encoded: o}
 }
 
-// optionCache holds each subnet's options for one shape of the site (its subnets and
-// domain) and one set of settings (infrad's address): a change of either starts a
-// new cache.
+// optionCache holds each subnet's options, by subnet and by the address infrad gives
+// its clients there, for one shape of the site (its subnets and domain) and one set of
+// settings: a change of either starts a new cache.
 type optionCache struct {
 	shape    *ipam.Shape
 	settings *settings
-	infrad   netip.Addr
-	subnets  map[string]*subnetOptions
+	subnets  map[optionKey]*subnetOptions
+}
+
+type optionKey struct {
+	subnet string
+	infrad netip.Addr
 }
 
 // subnetOptions returns sn's options from the cache, making them on a miss.
 func (s *Service) subnetOptions(m *ipam.Model, sn ipam.Subnet, st *settings, infrad netip.Addr) *subnetOptions {
+	key := optionKey{sn.Name, infrad}
 	c := s.options.Load()
-	if c != nil && c.shape == m.Shape() && c.settings == st && c.infrad == infrad {
-		if o, ok := c.subnets[sn.Name]; ok {
+	if c != nil && c.shape == m.Shape() && c.settings == st {
+		if o, ok := c.subnets[key]; ok {
 			return o
 		}
 	} else {
-		c = &optionCache{shape: m.Shape(), settings: st, infrad: infrad}
+		c = &optionCache{shape: m.Shape(), settings: st}
 	}
 	o := newSubnetOptions(m, sn, infrad, nil)
-	next := &optionCache{shape: c.shape, settings: c.settings, infrad: c.infrad, subnets: maps.Clone(c.subnets)}
+	next := &optionCache{shape: c.shape, settings: c.settings, subnets: maps.Clone(c.subnets)}
 	if next.subnets == nil {
-		next.subnets = map[string]*subnetOptions{}
+		next.subnets = map[optionKey]*subnetOptions{}
 	}
-	next.subnets[sn.Name] = o
+	next.subnets[key] = o
 	s.options.Store(next)
 	return o
 }
