@@ -19,25 +19,10 @@ done
 infrad=${INFRAD:-bin/infrad}
 [ -x "$infrad" ] || { echo "bench/dhcp.sh: build first (make build)" >&2; exit 1; }
 
-id=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
-srv=ifdb-srv-$id cli=ifdb-cli-$id
-work=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  ip netns del "$srv" 2>/dev/null || true
-  ip netns del "$cli" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
 # Two namespaces joined by a veth pair: the server at 10.0.0.1/8, perfdhcp (a relay to
 # the server) at 10.0.0.2/8.
-ip netns add "$srv"; ip netns add "$cli"
-ip -n "$srv" link set lo up; ip -n "$cli" link set lo up
-ip -n "$srv" link add s0 type veth peer name c0 netns "$cli"
-ip -n "$srv" addr add 10.0.0.1/8 dev s0; ip -n "$srv" link set s0 up
-ip -n "$cli" addr add 10.0.0.2/8 dev c0; ip -n "$cli" link set c0 up
+. bench/netns.sh
+two_namespaces ifdb 10.0.0.1/8 10.0.0.2/8
 
 cat > "$work/site.yaml" <<YAML
 domain: bench.example

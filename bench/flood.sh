@@ -20,27 +20,12 @@ infrad=${INFRAD:-bin/infrad}
 [ -x "$infrad" ] || { echo "bench/flood.sh: build first (make build)" >&2; exit 1; }
 infrad=$(realpath "$infrad")
 
-id=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
-srv=iffl-srv-$id cli=iffl-cli-$id
-work=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  ip netns del "$srv" 2>/dev/null || true
-  ip netns del "$cli" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-go build -o "$work/flood" ./bench/flood
-
 # The server at 10.0.0.1/8 in one namespace (NTP, DNS and the API on its loopback,
 # DHCP on its veth), the DHCP flood from 10.0.0.2 in another. The pool is large, so
 # that every new client is offered an address: the offers are a table too.
-ip netns add "$srv"; ip netns add "$cli"
-ip -n "$srv" link set lo up; ip -n "$cli" link set lo up
-ip -n "$srv" link add s0 type veth peer name c0 netns "$cli"
-ip -n "$srv" addr add 10.0.0.1/8 dev s0; ip -n "$srv" link set s0 up
-ip -n "$cli" addr add 10.0.0.2/8 dev c0; ip -n "$cli" link set c0 up
+. bench/netns.sh
+two_namespaces iffl 10.0.0.1/8 10.0.0.2/8
+go build -o "$work/flood" ./bench/flood
 
 cat >"$work/site.yaml" <<YAML
 domain: flood.example

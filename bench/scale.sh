@@ -27,25 +27,10 @@ done
 infrad=$(realpath "${INFRAD:-bin/infrad}")
 [ -x "$infrad" ] || { echo "bench/scale.sh: build first (make build)" >&2; exit 1; }
 
-id=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
-srv=ifsc-srv-$id cli=ifsc-cli-$id
-work=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  ip netns del "$srv" 2>/dev/null || true
-  ip netns del "$cli" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-go build -o "$work/gensite" ./bench/gensite
-
 # The server's interface at 10.255.255.254/8, perfdhcp (a relay) at 10.255.255.253/8.
-ip netns add "$srv"; ip netns add "$cli"
-ip -n "$srv" link set lo up; ip -n "$cli" link set lo up
-ip -n "$srv" link add s0 type veth peer name c0 netns "$cli"
-ip -n "$srv" addr add 10.255.255.254/8 dev s0; ip -n "$srv" link set s0 up
-ip -n "$cli" addr add 10.255.255.253/8 dev c0; ip -n "$cli" link set c0 up
+. bench/netns.sh
+two_namespaces ifsc 10.255.255.254/8 10.255.255.253/8
+go build -o "$work/gensite" ./bench/gensite
 
 in_srv() { ip netns exec "$srv" "$@"; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
