@@ -255,7 +255,6 @@ func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 	}
 	n.raft = r
 	if n.Clustered() {
-		n.reshare()
 		n.wg.Add(2 + forwardWorkers)
 		go n.probe()
 		go n.becomeVoter()

@@ -120,12 +120,14 @@ func (o *offers) Offer(m *ipam.Model, sn ipam.Subnet, mac ipam.MAC, requested ne
 	}
 	// The clients' memories of addresses taken up are kept for as many clients again,
 	// any of them forgotten past that.
-	for k, ip := range o.recent {
-		if len(o.recent) <= 2*maxOffers {
-			break
-		}
-		if _, held := o.byIP[ip]; !held {
-			delete(o.recent, k)
+	if len(o.recent) > 2*maxOffers {
+		for k, ip := range o.recent {
+			if len(o.recent) <= 2*maxOffers {
+				break
+			}
+			if _, held := o.byIP[ip]; !held {
+				delete(o.recent, k)
+			}
 		}
 	}
 	return ip, true

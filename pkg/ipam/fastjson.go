@@ -11,7 +11,7 @@ import (
 // encoding/json writes (TestFastJSONIsEncodingJSON holds them to it), and falls back
 // to it for what it does not know how to write alone.
 
-// AppendJSON appends l as json.Marshal writes it. The store uses it (store.Put).
+// AppendJSON appends l as json.Marshal writes it (a store.JSONAppender, for store.Put).
 func (l Lease) AppendJSON(b []byte) ([]byte, error) {
 	if !plainString(l.Hostname) || !writableTime(l.Expires) {
 		raw, err := json.Marshal(l)
@@ -35,8 +35,8 @@ func (l Lease) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// appendJSON appends c as json.Marshal writes it, for the log.
-func (c CommitLease) appendJSON(b []byte) ([]byte, error) {
+// AppendJSON appends c as json.Marshal writes it (a store.JSONAppender, for the log).
+func (c CommitLease) AppendJSON(b []byte) ([]byte, error) {
 	if !plainString(c.Subnet) || !plainString(c.Hostname) || !writableTime(c.At) || !writableTime(c.Expires) {
 		raw, err := json.Marshal(c)
 		return append(b, raw...), err

@@ -31,7 +31,7 @@ func TestFastJSONIsEncodingJSON(t *testing.T) {
 		c := CommitLease{Stamp: Stamp{At: times[r.IntN(len(times))]}, Subnet: names[r.IntN(len(names))], MAC: mac,
 			IP: l.IP, Hostname: names[r.IntN(len(names))], Expires: times[r.IntN(len(times))]}
 		want, wantErr = json.Marshal(c)
-		if got, err := c.appendJSON(nil); string(got) != string(want) || (err == nil) != (wantErr == nil) {
+		if got, err := c.AppendJSON(nil); string(got) != string(want) || (err == nil) != (wantErr == nil) {
 			t.Fatalf("command %+v:\n got %s, %v\nwant %s, %v", c, got, err, want, wantErr)
 		}
 	}

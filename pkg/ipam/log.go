@@ -51,8 +51,8 @@ const appliedWait = 10 * time.Second
 func (m *IPAM) applyLogged(ctx context.Context, cmd Command) (any, error) {
 	var body []byte
 	var err error
-	if c, ok := cmd.(CommitLease); ok {
-		body, err = c.appendJSON(nil)
+	if a, ok := cmd.(store.JSONAppender); ok {
+		body, err = a.AppendJSON(nil)
 	} else {
 		body, err = json.Marshal(cmd)
 	}

@@ -56,7 +56,8 @@ func Put[T any](t *Tx, b Bucket, key string, v T) error {
 }
 
 // JSONAppender is a value that writes its own JSON, exactly as encoding/json would,
-// for Put to store without reflection (a lease, written for every DHCP exchange).
+// without reflection: Put stores it so (a lease, written for every DHCP exchange), and
+// the IPAM log encodes a command so (a CommitLease).
 type JSONAppender interface {
 	AppendJSON(b []byte) ([]byte, error)
 }
