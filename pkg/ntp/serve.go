@@ -58,8 +58,9 @@ func (s *Service) serve(conn *net.UDPConn) {
 			if err != nil {
 				rx = time.Now() // no kernel timestamp: the next best
 			}
-			if reply := s.answer(m.Buffers[0][:m.N], from.AddrPort(), rx); reply != nil {
-				conn.WriteToUDPAddrPort(reply, from.AddrPort())
+			client := from.AddrPort()
+			if reply := s.answer(m.Buffers[0][:m.N], client, rx); reply != nil {
+				conn.WriteToUDPAddrPort(reply, client)
 			}
 		}
 	}
