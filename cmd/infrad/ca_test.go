@@ -132,6 +132,33 @@ func TestCAWithRealClients(t *testing.T) {
 		if len(certs) != 3 || revoked == "" {
 			t.Fatalf("got %+v, want 3 certificates, web's revoked", certs)
 		}
+		// The change log has each issue and the revocation, by ACME, and lego's TXT
+		// records through RFC 2136 under its key.
+		var log struct {
+			Changes []struct {
+				Source  string
+				Changes []struct{ Kind, Key, Op string }
+			}
+		}
+		getJSON(t, base+"/api/v1/changes?object=certificate&limit=1000", token, &log)
+		ops := map[string]int{}
+		for _, e := range log.Changes {
+			for _, c := range e.Changes {
+				if c.Kind == "certificate" {
+					ops[e.Source+" "+c.Op]++
+					if c.Op == "revoke" && c.Key != revoked {
+						t.Errorf("the change log revoked %s, want %s", c.Key, revoked)
+					}
+				}
+			}
+		}
+		if ops["acme create"] != 3 || ops["acme revoke"] != 1 {
+			t.Errorf("the change log's certificates: %v, want 3 issued and 1 revoked by acme", ops)
+		}
+		getJSON(t, base+"/api/v1/changes?source=rfc2136%20key%20lego.&limit=1", token, &log)
+		if len(log.Changes) != 1 {
+			t.Errorf("the change log has no change by lego's TSIG key")
+		}
 		crl := filepath.Join(dir, "crl.der")
 		resp, err := http.Get(base + "/api/v1/ca/crl")
 		if err != nil || resp.StatusCode != http.StatusOK {

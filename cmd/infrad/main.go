@@ -35,6 +35,7 @@ Usage:
   infrad check    [--server ADDR]               a node's preflight before kubeadm: names, clock, CA
   infrad export   KIND                          kubeadm | metallb | cert-manager | no-proxy | chrony | resolv | cloud-init
   infrad backup   FILE                          hot, consistent copy of a running infrad's store
+  infrad token    create NAME [--read-only] | list | revoke NAME   named API tokens
   infrad version                                print version, commit and Go version
 
 Commands that talk to a running infrad take --api URL (default $INFRAD_API, else
@@ -68,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return clusterCmd(rest, stdout, stderr)
 	case "validate":
 		return validate(rest, stdout, stderr)
+	case "token":
+		return tokenCmd(rest, stdout, stderr)
 	case "backup":
 		return backup(rest, stdout, stderr)
 	case "export":

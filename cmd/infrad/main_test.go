@@ -208,7 +208,7 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 	p := start(t, t.TempDir(), "help")
 	p.wait(t, 30*time.Second)
 	out := p.output.String()
-	for _, cmd := range []string{"serve", "validate", "plan", "check", "export", "backup", "version"} {
+	for _, cmd := range []string{"serve", "validate", "plan", "check", "export", "backup", "token", "version"} {
 		if !strings.Contains(out, "infrad "+cmd) {
 			t.Errorf("help does not list %s", cmd)
 		}

@@ -304,7 +304,7 @@ type fakeLeases struct{}
 
 func (fakeLeases) Leases() ([]ipam.Lease, error) { return []ipam.Lease{}, nil }
 
-func (fakeLeases) Release(ip netip.Addr) error {
+func (fakeLeases) Release(_ context.Context, ip netip.Addr) error {
 	return &ipam.Error{Kind: ipam.ErrNotFound, Msg: "no lease of " + ip.String()}
 }
 

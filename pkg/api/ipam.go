@@ -63,7 +63,7 @@ func (s *Server) createSubnet(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &spec); err != nil {
 		return err
 	}
-	sn, err := s.opts.IPAM.CreateSubnet(spec)
+	sn, err := s.opts.IPAM.CreateSubnet(r.Context(), spec)
 	if err == nil {
 		location(w, "/api/v1/subnets/%s", sn.Name)
 	}
@@ -75,12 +75,12 @@ func (s *Server) updateSubnet(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &spec); err != nil {
 		return err
 	}
-	sn, err := s.opts.IPAM.UpdateSubnet(chi.URLParam(r, "name"), spec)
+	sn, err := s.opts.IPAM.UpdateSubnet(r.Context(), chi.URLParam(r, "name"), spec)
 	return reply(w, http.StatusOK, sn, err)
 }
 
 func (s *Server) deleteSubnet(w http.ResponseWriter, r *http.Request) error {
-	return noContent(w, s.opts.IPAM.DeleteSubnet(chi.URLParam(r, "name")))
+	return noContent(w, s.opts.IPAM.DeleteSubnet(r.Context(), chi.URLParam(r, "name")))
 }
 
 func (s *Server) allocate(w http.ResponseWriter, r *http.Request) error {
@@ -88,7 +88,7 @@ func (s *Server) allocate(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &spec); err != nil {
 		return err
 	}
-	h, err := s.opts.IPAM.Allocate(chi.URLParam(r, "name"), spec)
+	h, err := s.opts.IPAM.Allocate(r.Context(), chi.URLParam(r, "name"), spec)
 	if err == nil {
 		location(w, "/api/v1/hosts/%s", h.Name)
 	}
@@ -110,7 +110,7 @@ func (s *Server) createHost(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &spec); err != nil {
 		return err
 	}
-	h, err := s.opts.IPAM.CreateHost(spec)
+	h, err := s.opts.IPAM.CreateHost(r.Context(), spec)
 	if err == nil {
 		location(w, "/api/v1/hosts/%s", h.Name)
 	}
@@ -122,12 +122,12 @@ func (s *Server) updateHost(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &spec); err != nil {
 		return err
 	}
-	h, err := s.opts.IPAM.UpdateHost(chi.URLParam(r, "name"), spec)
+	h, err := s.opts.IPAM.UpdateHost(r.Context(), chi.URLParam(r, "name"), spec)
 	return reply(w, http.StatusOK, h, err)
 }
 
 func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request) error {
-	return noContent(w, s.opts.IPAM.DeleteHost(chi.URLParam(r, "name")))
+	return noContent(w, s.opts.IPAM.DeleteHost(r.Context(), chi.URLParam(r, "name")))
 }
 
 // record is a record as the API shows it: with its ID.
@@ -155,7 +155,7 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &spec); err != nil {
 		return err
 	}
-	rec, err := s.opts.IPAM.CreateRecord(spec)
+	rec, err := s.opts.IPAM.CreateRecord(r.Context(), spec)
 	if err == nil {
 		location(w, "/api/v1/dns/records/%s", rec.ID())
 	}
@@ -163,5 +163,5 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request) error {
-	return noContent(w, s.opts.IPAM.DeleteRecord(chi.URLParam(r, "id")))
+	return noContent(w, s.opts.IPAM.DeleteRecord(r.Context(), chi.URLParam(r, "id")))
 }

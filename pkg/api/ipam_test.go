@@ -120,6 +120,12 @@ func TestEveryRouteAnswersBadRequestsWithJSON(t *testing.T) {
 // call sends a JSON body with the token and decodes the JSON answer.
 func call(t *testing.T, base, method, path string, body any) (*http.Response, map[string]any, []any) {
 	t.Helper()
+	return callAs(t, testToken, base, method, path, body)
+}
+
+// callAs is call with the bearer token token.
+func callAs(t *testing.T, token, base, method, path string, body any) (*http.Response, map[string]any, []any) {
+	t.Helper()
 	var buf bytes.Buffer
 	if body != nil {
 		if err := json.NewEncoder(&buf).Encode(body); err != nil {
@@ -127,7 +133,7 @@ func call(t *testing.T, base, method, path string, body any) (*http.Response, ma
 		}
 	}
 	req, _ := http.NewRequest(method, base+path, &buf)
-	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

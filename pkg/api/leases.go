@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 
@@ -12,7 +13,7 @@ import (
 // Leases is the DHCP service, as the API sees it.
 type Leases interface {
 	Leases() ([]ipam.Lease, error)
-	Release(ip netip.Addr) error
+	Release(ctx context.Context, ip netip.Addr) error
 }
 
 func (s *Server) listLeases(w http.ResponseWriter, r *http.Request) error {
@@ -25,5 +26,24 @@ func (s *Server) releaseLease(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errorf(http.StatusBadRequest, "malformed", "%v", err)
 	}
-	return noContent(w, s.opts.Leases.Release(ip))
+	return noContent(w, s.opts.Leases.Release(r.Context(), ip))
+}
+
+// pinLease makes a lease a reservation: a host with its address, MAC and hostname
+// (or the name the body gives).
+func (s *Server) pinLease(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Name string `json:"name"`
+	}
+	if r.ContentLength != 0 {
+		if err := decode(w, r, &body); err != nil {
+			return err
+		}
+	}
+	ip, err := ipam.ParseAddr(chi.URLParam(r, "ip"))
+	if err != nil {
+		return errorf(http.StatusBadRequest, "malformed", "%v", err)
+	}
+	h, err := s.opts.IPAM.PinLease(r.Context(), ip, body.Name)
+	return reply(w, http.StatusCreated, h, err)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -11,6 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/infrad/infrad/pkg/ipam"
 )
 
 // TokenFile is the name of the API token's file in the data directory.
@@ -68,8 +73,10 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-// requireToken lets a request through only with "Authorization: Bearer <token>",
-// compared in constant time.
+// requireToken lets a request through only with "Authorization: Bearer <token>": the
+// data directory's token (compared in constant time) or a named token (found by its
+// SHA-256). A read-only token may only read (403 otherwise). The request goes on with
+// the token's name as the source of the changes it makes (the change log's "who").
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	want := []byte(s.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -80,11 +87,74 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 				"this route needs the header Authorization: Bearer <token>; the token is in %s in the data directory", TokenFile))
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="infrad", error="invalid_token"`)
-			s.writeError(w, r, errorf(http.StatusUnauthorized, "unauthorized", "the bearer token is not this site's API token"))
+		got = strings.TrimSpace(got)
+		name, readOnly := ipam.FileTokenName, false
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			tok, ok := s.opts.IPAM.Model().TokenWithHash(HashToken(got))
+			if !ok {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="infrad", error="invalid_token"`)
+				s.writeError(w, r, errorf(http.StatusUnauthorized, "unauthorized", "the bearer token is neither this site's API token nor a named token (it may have been revoked)"))
+				return
+			}
+			name, readOnly = tok.Name, tok.ReadOnly
+		}
+		if readOnly && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			s.writeError(w, r, errorf(http.StatusForbidden, "forbidden", "token %q is read-only: %s needs a token that may write", name, r.Method))
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(ipam.WithSource(r.Context(), "token "+name)))
 	})
+}
+
+// HashToken is how a named token is kept: its SHA-256, in hex. A token is 32 random
+// bytes, so a plain hash is enough: there is nothing to guess.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// tokenView is a named token as the API shows it; Token only once, when it is made.
+type tokenView struct {
+	Name     string    `json:"name"`
+	ReadOnly bool      `json:"read_only"`
+	Created  time.Time `json:"created"`
+	Token    string    `json:"token,omitempty"`
+}
+
+func viewOf(t ipam.Token) tokenView {
+	return tokenView{Name: t.Name, ReadOnly: t.ReadOnly, Created: t.Created}
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
+	views := []tokenView{{Name: ipam.FileTokenName}} // every box has its own file's
+	for _, t := range s.opts.IPAM.Model().Tokens() {
+		views = append(views, viewOf(t))
+	}
+	return reply(w, http.StatusOK, views, nil)
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Name     string `json:"name"`
+		ReadOnly bool   `json:"read_only"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	secret := "infrad_" + hex.EncodeToString(randomBytes(32))
+	tok, err := s.opts.IPAM.CreateToken(r.Context(), ipam.Token{Name: body.Name, Hash: HashToken(secret), ReadOnly: body.ReadOnly})
+	if err != nil {
+		return err
+	}
+	v := viewOf(tok)
+	v.Token = secret
+	return reply(w, http.StatusCreated, v, nil)
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
+	name := chi.URLParam(r, "name")
+	if name == ipam.FileTokenName {
+		return errorf(http.StatusConflict, "conflict", "%q is the token in each box's data directory, not a named token: to change it, delete the file %s and restart infrad, which makes a new one", name, TokenFile)
+	}
+	return noContent(w, s.opts.IPAM.RevokeToken(r.Context(), name))
 }

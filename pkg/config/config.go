@@ -39,6 +39,9 @@ type Site struct {
 	// MaxDeletes is the change budget: a reload that would remove more objects of the
 	// site file than this is refused. Negative: no limit.
 	MaxDeletes int
+	// ChangeLog bounds the change log (zero fields: ipam's defaults, 90 days and
+	// 100,000 entries).
+	ChangeLog ipam.ChangeLimits
 
 	lines lines // where each key path stands in the file
 }
@@ -126,7 +129,7 @@ const (
 
 // IPAM returns the site's address objects as an ipam.Set.
 func (s *Site) IPAM() ipam.Set {
-	return ipam.Set{Domain: s.Domain, Zones: s.DNS.Zones, Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records}
+	return ipam.Set{Domain: s.Domain, Zones: s.DNS.Zones, Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records, Changes: s.ChangeLog}
 }
 
 // Load reads and validates the site file at path. A validation failure is an Errors.

@@ -42,7 +42,7 @@ func TestErrorPlaces(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown top-level key names its line and the known keys", "domain: a.example\nsubnet: []\n",
-			`x.yaml:2: subnet: unknown key "subnet" (known keys here: domain, data_dir, api, dns, ntp, dhcp, ca, subnets, hosts, kubernetes, metallb, cluster, max_deletes)`},
+			`x.yaml:2: subnet: unknown key "subnet" (known keys here: domain, data_dir, api, dns, ntp, dhcp, ca, subnets, hosts, kubernetes, metallb, cluster, max_deletes, change_log)`},
 		{"missing domain", "data_dir: /tmp\n", `x.yaml: domain: the site needs a domain, such as k8s.example.com`},
 		{"list where a mapping belongs", "domain: a.example\ndns: [a, b]\n", `x.yaml:2: dns: want a mapping of keys, got a list`},
 		{"mapping where a value belongs", "domain: {a: b}\n", `x.yaml:1: domain: want a single value, got a mapping`},
@@ -65,6 +65,8 @@ func TestErrorPlaces(t *testing.T) {
 			`x.yaml:3: metallb.bgp.peer_asn: BGP needs it: the AS number, such as 64512`},
 		{"an absolute host name outside the zones", "domain: a.example\nsubnets: [{name: n, cidr: 10.0.0.0/24}]\nhosts:\n  - {name: web.b.example., ip: 10.0.0.5}\n",
 			`x.yaml:4: hosts[0].name: web.b.example. is outside the site's zones (a.example. and dns.zones): a host's name is one DNS serves`},
+		{"a change log kept for no days", "domain: a.example\nchange_log: {days: 0}\n",
+			`x.yaml:2: change_log.days: 0: keep the change log from 1 to 3650 days (default 90)`},
 		{"no DNS listener", "domain: a.example\ndns: {listen: []}\n", `x.yaml:2: dns.listen: DNS needs at least one address to listen on (leave the key out for 0.0.0.0:53)`},
 	}
 	for _, tc := range tests {

@@ -22,7 +22,13 @@ type file struct {
 	MetalLB    fileMetalLB    `yaml:"metallb"`
 	Cluster    *fileCluster   `yaml:"cluster"`
 
-	MaxDeletes *int `yaml:"max_deletes"`
+	MaxDeletes *int          `yaml:"max_deletes"`
+	ChangeLog  fileChangeLog `yaml:"change_log"`
+}
+
+type fileChangeLog struct {
+	Days    *int `yaml:"days"`
+	Entries *int `yaml:"entries"`
 }
 
 type fileAPI struct {

@@ -49,6 +49,18 @@ func (v *validator) site(f *file) *Site {
 		}
 		s.MaxDeletes = *f.MaxDeletes
 	}
+	if d := f.ChangeLog.Days; d != nil {
+		if *d < 1 || *d > 3650 {
+			v.errorf("change_log.days", "%d: keep the change log from 1 to 3650 days (default %d)", *d, ipam.DefaultChangeDays)
+		}
+		s.ChangeLog.Days = *d
+	}
+	if n := f.ChangeLog.Entries; n != nil {
+		if *n < 100 || *n > 10_000_000 {
+			v.errorf("change_log.entries", "%d: keep from 100 to 10,000,000 entries (default %d)", *n, ipam.DefaultChangeEntries)
+		}
+		s.ChangeLog.Entries = *n
+	}
 	if f.Domain == "" {
 		v.errorf("domain", "the site needs a domain, such as k8s.example.com")
 	} else if d, err := ipam.ParseZone(f.Domain); err != nil {

@@ -405,4 +405,6 @@ func (s *Service) warnExhausted(sn ipam.Subnet) {
 func (s *Service) Leases() ([]ipam.Lease, error) { return s.ipam.Leases(), nil }
 
 // Release ends the lease of ip, whoever holds it, as if its client had released it.
-func (s *Service) Release(ip netip.Addr) error { return s.ipam.ReleaseLease(ip) }
+func (s *Service) Release(ctx context.Context, ip netip.Addr) error {
+	return s.ipam.ReleaseLease(ctx, ip)
+}

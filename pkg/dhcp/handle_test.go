@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -444,7 +445,7 @@ func TestSharedOptionsFollowTheSite(t *testing.T) {
 	if dns := inform(mac(1)); len(dns) != 1 || dns[0].String() != "10.77.0.2" {
 		t.Errorf("after a reload: DNS %v, want dns.advertise's 10.77.0.2", dns)
 	}
-	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "pxe", IP: "10.77.0.60", MAC: mac(7).String(), DHCP: &ipam.DHCPOptionsSpec{DNS: []string{"10.77.0.9"}}}); err != nil {
+	if _, err := s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: "pxe", IP: "10.77.0.60", MAC: mac(7).String(), DHCP: &ipam.DHCPOptionsSpec{DNS: []string{"10.77.0.9"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if dns := inform(mac(7)); len(dns) != 1 || dns[0].String() != "10.77.0.9" {

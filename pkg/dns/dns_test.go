@@ -265,14 +265,14 @@ func TestForwardingOnlyForAllowedClients(t *testing.T) {
 func TestHostChangesReachDNS(t *testing.T) {
 	testenv.Need(t, "dig")
 	s := start(t, "")
-	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
+	if _, err := s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, "w01 in A and PTR", func() bool {
 		a, ptr := s.answers(t, "w01.k8s.example.com"), s.answers(t, "-x", "10.0.40.20")
 		return len(a) == 1 && a[0] == "10.0.40.20" && len(ptr) == 1 && ptr[0] == "w01.k8s.example.com."
 	})
-	if err := s.ipam.DeleteHost("w01"); err != nil {
+	if err := s.ipam.DeleteHost(context.Background(), "w01"); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, "w01 gone from A and PTR", func() bool {
@@ -289,7 +289,7 @@ func TestSerialRises(t *testing.T) {
 		return n
 	}
 	before := serial()
-	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "w02", IP: "10.0.40.21"}); err != nil {
+	if _, err := s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: "w02", IP: "10.0.40.21"}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, "a newer serial", func() bool { return serialNewer(serial(), before) })
@@ -383,7 +383,7 @@ func TestStopWhileTheStoreChanges(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := range 50 {
-			s.ipam.CreateHost(ipam.HostSpec{Name: fmt.Sprintf("churn%d", i), IP: fmt.Sprintf("10.0.40.%d", 130+i%20)})
+			s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: fmt.Sprintf("churn%d", i), IP: fmt.Sprintf("10.0.40.%d", 130+i%20)})
 		}
 	}()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
@@ -461,7 +461,7 @@ func TestShedsQueriesWhenOverloaded(t *testing.T) {
 func TestAbsoluteHostName(t *testing.T) {
 	testenv.Need(t, "dig")
 	s := start(t, `  transfer_from: [127.0.0.0/8]`)
-	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "Web03.Example.org.", IP: "10.0.40.33"}); err != nil {
+	if _, err := s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: "Web03.Example.org.", IP: "10.0.40.33"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.answers(t, "web03.example.org", "A"); !slices.Equal(got, []string{"10.0.40.33"}) {
@@ -477,7 +477,7 @@ func TestAbsoluteHostName(t *testing.T) {
 		"web04.elsewhere.test.":  "outside the site's zones",
 		"web05.k8s.example.com.": `name it "web05"`,
 	} {
-		_, err := s.ipam.CreateHost(ipam.HostSpec{Name: name, IP: "10.0.40.34"})
+		_, err := s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: name, IP: "10.0.40.34"})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("host %s: got %v, want %q", name, err, want)
 		}

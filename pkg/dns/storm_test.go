@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -35,9 +36,9 @@ func TestStormKeepsNamesAndAddressesTrue(t *testing.T) {
 				switch g % 3 {
 				case 0: // the API
 					if r.IntN(2) == 0 {
-						s.ipam.Allocate("vm", ipam.HostSpec{Name: name})
+						s.ipam.Allocate(context.Background(), "vm", ipam.HostSpec{Name: name})
 					} else {
-						s.ipam.DeleteHost(name)
+						s.ipam.DeleteHost(context.Background(), name)
 					}
 				case 1: // DHCP
 					ip := netip.MustParseAddr(leaseIPs[r.IntN(len(leaseIPs))])

@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -74,7 +75,7 @@ func TestSecondaryFollows(t *testing.T) {
 	testenv.WaitFor(t, "the secondary to transfer the zone", func() bool {
 		return slices.Equal(answers("cp01.k8s.example.com"), []string{"10.0.40.10"})
 	})
-	if _, err := s.ipam.CreateHost(ipam.HostSpec{Name: "w03", IP: "10.0.40.23"}); err != nil {
+	if _, err := s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: "w03", IP: "10.0.40.23"}); err != nil {
 		t.Fatal(err)
 	}
 	// Only a NOTIFY brings the new host this soon: the SOA refresh is minutes away.

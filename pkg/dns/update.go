@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -36,7 +37,7 @@ func (s *Service) update(w dns.ResponseWriter, r *dns.Msg, key string) (int, err
 	if rc != dns.RcodeSuccess {
 		return reply(w, r, rc)
 	}
-	err := s.ipam.Update(ipam.Name(zone), prereqs, changes)
+	err := s.ipam.Update(ipam.WithSource(context.Background(), "rfc2136 key "+key), ipam.Name(zone), prereqs, changes)
 	var unmet *ipam.PrereqError
 	var refused *ipam.Error
 	switch {

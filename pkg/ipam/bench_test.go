@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -24,7 +25,7 @@ func BenchmarkHostWrite(b *testing.B) {
 			m := bigSite(b, n, 0)
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				if _, err := m.CreateHost(HostSpec{Name: fmt.Sprintf("new%d", i), IP: addrAt(200_000 + i).String()}); err != nil {
+				if _, err := m.CreateHost(context.Background(), HostSpec{Name: fmt.Sprintf("new%d", i), IP: addrAt(200_000 + i).String()}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -44,7 +45,8 @@ func BenchmarkHostApply(b *testing.B) {
 				if _, err := cmd.apply(t); err != nil {
 					b.Fatal(err)
 				}
-				t.end()
+				t.end(cmd)
+				t.entries = t.entries[:0] // the commit would write them
 			}
 		})
 	}
@@ -82,7 +84,8 @@ func BenchmarkLeaseApply(b *testing.B) {
 				if _, err := c.apply(t); err != nil {
 					b.Fatal(err)
 				}
-				t.end()
+				t.end(c)
+				t.entries = t.entries[:0] // the commit would write them
 			}
 		})
 	}
@@ -156,3 +159,4 @@ type setShape struct{ sh *Shape }
 
 func (c setShape) apply(t *txn) (any, error) { t.setShape(c.sh); return nil, nil }
 func (c setShape) time() time.Time           { return time.Now() }
+func (c setShape) source() string            { return "" }

@@ -14,6 +14,8 @@ type Set struct {
 	Subnets []Subnet
 	Hosts   []Host
 	Records []Record
+	// Changes bounds the change log; zero: the defaults.
+	Changes ChangeLimits `json:",omitzero"`
 }
 
 // Problem is one rule a Set breaks, placed at the object it blames.
@@ -203,7 +205,9 @@ func (c *checker) hostAddress(at at, h Host) {
 		return
 	}
 	for _, r := range sn.Ranges {
-		if r.Contains(h.IP) {
+		// A DHCP pool's address may be a host's (an in-pool reservation, as pinning a
+		// lease makes): the pool skips it. A reserved range's never.
+		if r.Kind == RangeReserved && r.Contains(h.IP) {
 			c.conflictf(at, "ip", "%s is inside %s of subnet %q, so host %q cannot have it", h.IP, describeRange(r), sn.Name, h.Name)
 			return
 		}

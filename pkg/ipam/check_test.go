@@ -69,7 +69,6 @@ func TestProblems(t *testing.T) {
 		{"host in pods subnet", func(s *Set) { s.Hosts[1].IP = netip.MustParseAddr("10.244.3.3") }, "hosts[1].ip", []string{`"pods"`}},
 		{"host on gateway", func(s *Set) { s.Hosts[1].IP = netip.MustParseAddr("10.0.40.1") }, "hosts[1].ip", []string{"gateway", `"vm"`, `"cp02"`}},
 		{"host on network address", func(s *Set) { s.Hosts[1].IP = netip.MustParseAddr("10.0.40.0") }, "hosts[1].ip", []string{"network address"}},
-		{"host in dhcp range", func(s *Set) { s.Hosts[1].IP = netip.MustParseAddr("10.0.40.155") }, "hosts[1].ip", []string{"dhcp range 10.0.40.150-10.0.40.199", `"cp02"`}},
 		{"host in reserved range", func(s *Set) { s.Hosts[1].IP = netip.MustParseAddr("10.0.40.105") }, "hosts[1].ip", []string{`reserved range "metallb"`, `"cp02"`}},
 		{"duplicate host IP", func(s *Set) { s.Hosts[1].IP = s.Hosts[0].IP }, "hosts[1].ip", []string{"10.0.40.10", `"cp01"`}},
 		{"duplicate host MAC", func(s *Set) { s.Hosts[1].MAC = s.Hosts[0].MAC }, "hosts[1].mac", []string{"52:54:00:00:40:10", `"cp01"`}},

@@ -15,14 +15,20 @@ import (
 type Command interface {
 	apply(t *txn) (any, error)
 	time() time.Time
+	source() string
 }
 
-// Stamp is the time a command was made, which its apply uses as "now".
+// Stamp is the time a command was made, which its apply uses as "now", and who made
+// it, which the change log records.
 type Stamp struct {
 	At time.Time `json:"at"`
+	// By is who made the command ("token NAME" through the API); empty: the source
+	// its kind implies (DHCP's commands "dhcp", Reconcile "site file", the CA's "acme").
+	By string `json:"by,omitempty"`
 }
 
 func (s Stamp) time() time.Time { return s.At }
+func (s Stamp) source() string  { return s.By }
 
 // commandTypes names every command for Encode and Decode.
 var commandTypes = map[string]reflect.Type{}
@@ -31,6 +37,7 @@ func init() {
 	for _, c := range []Command{
 		PutSubnet{}, DeleteSubnet{}, PutHost{}, DeleteHost{}, AllocateHost{}, PutRecord{}, DeleteRecord{},
 		UpdateRecords{}, Reconcile{}, CommitLease{}, ReleaseLease{}, DeclineLease{}, ExpireLeases{}, TableWrite{},
+		PinLease{}, PutToken{}, DeleteToken{},
 	} {
 		t := reflect.TypeOf(c)
 		commandTypes[t.Name()] = t

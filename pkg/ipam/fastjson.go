@@ -37,7 +37,7 @@ func (l Lease) AppendJSON(b []byte) ([]byte, error) {
 
 // AppendJSON appends c as json.Marshal writes it (a store.JSONAppender, for the log).
 func (c CommitLease) AppendJSON(b []byte) ([]byte, error) {
-	if !plainString(c.Subnet) || !plainString(c.Hostname) || !writableTime(c.At) || !writableTime(c.Expires) {
+	if c.By != "" || !plainString(c.Subnet) || !plainString(c.Hostname) || !writableTime(c.At) || !writableTime(c.Expires) {
 		raw, err := json.Marshal(c)
 		return append(b, raw...), err
 	}

@@ -18,16 +18,16 @@ func (m *IPAM) Host(name string) (Host, error) {
 }
 
 // CreateHost adds a host owned by the API.
-func (m *IPAM) CreateHost(spec HostSpec) (Host, error) {
+func (m *IPAM) CreateHost(ctx context.Context, spec HostSpec) (Host, error) {
 	h, errs := spec.Parse()
 	if err := fieldError(errs); err != nil {
 		return Host{}, err
 	}
-	return result[Host](m.Apply(context.Background(), PutHost{Stamp: m.stamp(), Host: h, Create: true}))
+	return result[Host](m.Apply(ctx, PutHost{Stamp: m.stampFor(ctx), Host: h, Create: true}))
 }
 
 // UpdateHost replaces the API-owned host name.
-func (m *IPAM) UpdateHost(name string, spec HostSpec) (Host, error) {
+func (m *IPAM) UpdateHost(ctx context.Context, name string, spec HostSpec) (Host, error) {
 	if spec.Name == "" {
 		spec.Name = name
 	}
@@ -38,19 +38,19 @@ func (m *IPAM) UpdateHost(name string, spec HostSpec) (Host, error) {
 	if h.Name != name {
 		return Host{}, renamed(h.Name, name)
 	}
-	return result[Host](m.Apply(context.Background(), PutHost{Stamp: m.stamp(), Host: h}))
+	return result[Host](m.Apply(ctx, PutHost{Stamp: m.stampFor(ctx), Host: h}))
 }
 
 // DeleteHost removes the API-owned host name.
-func (m *IPAM) DeleteHost(name string) error {
-	_, err := m.Apply(context.Background(), DeleteHost{Stamp: m.stamp(), Name: name})
+func (m *IPAM) DeleteHost(ctx context.Context, name string) error {
+	_, err := m.Apply(ctx, DeleteHost{Stamp: m.stampFor(ctx), Name: name})
 	return err
 }
 
 // Allocate creates an API-owned host at the lowest free address of the named subnet
 // (see AllocateHost). The search and the write are one transaction, so concurrent
 // calls never get the same address.
-func (m *IPAM) Allocate(subnet string, spec HostSpec) (Host, error) {
+func (m *IPAM) Allocate(ctx context.Context, subnet string, spec HostSpec) (Host, error) {
 	if spec.IP != "" {
 		return Host{}, invalid("ip", "allocate picks the address: leave ip out, or create the host with POST /api/v1/hosts")
 	}
@@ -59,10 +59,25 @@ func (m *IPAM) Allocate(subnet string, spec HostSpec) (Host, error) {
 	if err := fieldError(errs); err != nil {
 		return Host{}, err
 	}
-	return result[Host](m.Apply(context.Background(), AllocateHost{Stamp: m.stamp(), Subnet: subnet, Host: h}))
+	return result[Host](m.Apply(ctx, AllocateHost{Stamp: m.stampFor(ctx), Subnet: subnet, Host: h}))
 }
 
-func (m *IPAM) stamp() Stamp { return Stamp{At: m.now()} }
+// stampFor stamps a command made for ctx: now, by ctx's source (WithSource).
+func (m *IPAM) stampFor(ctx context.Context) Stamp { return Stamp{At: m.now(), By: SourceOf(ctx)} }
+
+type sourceKey struct{}
+
+// WithSource is ctx for commands made by by: the change log's source ("token alice",
+// "rfc2136 key ddns.").
+func WithSource(ctx context.Context, by string) context.Context {
+	return context.WithValue(ctx, sourceKey{}, by)
+}
+
+// SourceOf is the source WithSource gave ctx ("" for none).
+func SourceOf(ctx context.Context) string {
+	by, _ := ctx.Value(sourceKey{}).(string)
+	return by
+}
 
 // result types what Apply returned.
 func result[T any](v any, err error) (T, error) {

@@ -325,6 +325,7 @@ type failing struct{}
 
 func (failing) apply(*txn) (any, error) { return nil, abort(errors.New("the bucket said no")) }
 func (failing) time() time.Time         { return time.Now() }
+func (failing) source() string          { return "" }
 
 // TestAbortedCommandLeavesItsBatch: a command that fails after it wrote leaves
 // nothing, and the commands that shared its transaction are committed as if each had

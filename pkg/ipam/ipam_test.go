@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,7 +69,7 @@ func wantErr(t *testing.T, err, kind error, field string, words ...string) {
 
 func TestCreateHostRules(t *testing.T) {
 	m, _ := newIPAM(t)
-	h, err := m.CreateHost(HostSpec{Name: "W01", IP: "10.0.40.20", MAC: "52-54-00-00-40-20", Role: "worker"})
+	h, err := m.CreateHost(context.Background(), HostSpec{Name: "W01", IP: "10.0.40.20", MAC: "52-54-00-00-40-20", Role: "worker"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestCreateHostRules(t *testing.T) {
 		{"same name as a file host", HostSpec{Name: "cp01", IP: "10.0.40.21"}, ErrConflict, "name", []string{`"cp01"`}},
 		{"same IP", HostSpec{Name: "w02", IP: "10.0.40.10"}, ErrConflict, "ip", []string{"10.0.40.10", `"cp01"`}},
 		{"same MAC", HostSpec{Name: "w02", IP: "10.0.40.21", MAC: "52:54:00:00:40:20"}, ErrConflict, "mac", []string{`"w01"`}},
-		{"in the DHCP range", HostSpec{Name: "w02", IP: "10.0.40.160"}, ErrConflict, "ip", []string{"dhcp range", `"vm"`}},
+		{"in a reserved range", HostSpec{Name: "w02", IP: "10.0.40.105"}, ErrConflict, "ip", []string{"reserved range", `"metallb"`}},
 		{"on the gateway", HostSpec{Name: "w02", IP: "10.0.40.1"}, ErrConflict, "ip", []string{"gateway", `"vm"`}},
 		{"outside every subnet", HostSpec{Name: "w02", IP: "172.16.0.1"}, ErrInvalid, "ip", []string{"outside every subnet"}},
 		{"malformed MAC", HostSpec{Name: "w02", IP: "10.0.40.21", MAC: "zz"}, ErrInvalid, "mac", []string{`"zz"`}},
@@ -96,7 +97,7 @@ func TestCreateHostRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := m.CreateHost(tc.spec)
+			_, err := m.CreateHost(context.Background(), tc.spec)
 			wantErr(t, err, tc.kind, tc.field, tc.words...)
 		})
 	}
@@ -108,29 +109,29 @@ func TestCreateHostRules(t *testing.T) {
 
 func TestFileOwnedObjectsAreReadOnly(t *testing.T) {
 	m, _ := newIPAM(t)
-	_, err := m.UpdateHost("cp01", HostSpec{IP: "10.0.40.30"})
+	_, err := m.UpdateHost(context.Background(), "cp01", HostSpec{IP: "10.0.40.30"})
 	wantErr(t, err, ErrOwnedByFile, "", `"cp01"`, "site.yaml")
-	wantErr(t, m.DeleteHost("cp01"), ErrOwnedByFile, "", `"cp01"`)
-	wantErr(t, m.DeleteSubnet("pods"), ErrOwnedByFile, "", `"pods"`)
+	wantErr(t, m.DeleteHost(context.Background(), "cp01"), ErrOwnedByFile, "", `"cp01"`)
+	wantErr(t, m.DeleteSubnet(context.Background(), "pods"), ErrOwnedByFile, "", `"pods"`)
 	records, _ := m.Records()
-	wantErr(t, m.DeleteRecord(records[0].ID()), ErrOwnedByFile, "")
-	wantErr(t, m.DeleteHost("nope"), ErrNotFound, "")
+	wantErr(t, m.DeleteRecord(context.Background(), records[0].ID()), ErrOwnedByFile, "")
+	wantErr(t, m.DeleteHost(context.Background(), "nope"), ErrNotFound, "")
 }
 
 func TestUpdateAndDeleteAPIHost(t *testing.T) {
 	m, _ := newIPAM(t)
-	if _, err := m.CreateHost(HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
+	if _, err := m.CreateHost(context.Background(), HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := m.UpdateHost("w01", HostSpec{IP: "10.0.40.21", Role: "worker"})
+	h, err := m.UpdateHost(context.Background(), "w01", HostSpec{IP: "10.0.40.21", Role: "worker"})
 	if err != nil || h.IP.String() != "10.0.40.21" {
 		t.Fatalf("got %+v %v, want the new address", h, err)
 	}
-	_, err = m.UpdateHost("w01", HostSpec{Name: "w02", IP: "10.0.40.21"})
+	_, err = m.UpdateHost(context.Background(), "w01", HostSpec{Name: "w02", IP: "10.0.40.21"})
 	wantErr(t, err, ErrInvalid, "name", "renamed")
-	_, err = m.UpdateHost("w01", HostSpec{IP: "10.0.40.11"})
+	_, err = m.UpdateHost(context.Background(), "w01", HostSpec{IP: "10.0.40.11"})
 	wantErr(t, err, ErrConflict, "ip", `"cp02"`)
-	if err := m.DeleteHost("w01"); err != nil {
+	if err := m.DeleteHost(context.Background(), "w01"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.Host("w01"); !errors.Is(err, ErrNotFound) {
@@ -140,33 +141,33 @@ func TestUpdateAndDeleteAPIHost(t *testing.T) {
 
 func TestSubnetLifecycle(t *testing.T) {
 	m, _ := newIPAM(t)
-	_, err := m.CreateSubnet(SubnetSpec{Name: "lab", CIDR: "10.0.40.128/25"})
+	_, err := m.CreateSubnet(context.Background(), SubnetSpec{Name: "lab", CIDR: "10.0.40.128/25"})
 	wantErr(t, err, ErrConflict, "cidr", `"lab"`, `"vm"`, "10.0.40.0/24")
-	_, err = m.CreateSubnet(SubnetSpec{Name: "lab", CIDR: "10.0.50.7/24"})
+	_, err = m.CreateSubnet(context.Background(), SubnetSpec{Name: "lab", CIDR: "10.0.50.7/24"})
 	wantErr(t, err, ErrInvalid, "cidr", "did you mean 10.0.50.0/24")
 
-	sn, err := m.CreateSubnet(SubnetSpec{Name: "lab", CIDR: "10.0.50.0/24", Gateway: "10.0.50.1",
+	sn, err := m.CreateSubnet(context.Background(), SubnetSpec{Name: "lab", CIDR: "10.0.50.0/24", Gateway: "10.0.50.1",
 		Ranges: []RangeSpec{{Kind: "reserved", Name: "vip", Start: "10.0.50.5", End: "10.0.50.9"}}})
 	if err != nil || sn.Purpose != PurposeNodes {
 		t.Fatalf("got %+v %v", sn, err)
 	}
-	_, err = m.UpdateSubnet("lab", SubnetSpec{CIDR: "10.0.50.0/24", Ranges: []RangeSpec{
+	_, err = m.UpdateSubnet(context.Background(), "lab", SubnetSpec{CIDR: "10.0.50.0/24", Ranges: []RangeSpec{
 		{Kind: "dhcp", Start: "10.0.50.100", End: "10.0.50.200"}, {Kind: "reserved", Name: "vip", Start: "10.0.50.150", End: "10.0.50.160"}}})
 	wantErr(t, err, ErrConflict, "ranges[1]", `"vip"`, "10.0.50.100-10.0.50.200")
 
-	if _, err := m.CreateHost(HostSpec{Name: "w50", IP: "10.0.50.20"}); err != nil {
+	if _, err := m.CreateHost(context.Background(), HostSpec{Name: "w50", IP: "10.0.50.20"}); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, m.DeleteSubnet("lab"), ErrConflict, "", `"lab"`, `"w50"`)
-	if err := m.DeleteHost("w50"); err != nil {
+	wantErr(t, m.DeleteSubnet(context.Background(), "lab"), ErrConflict, "", `"lab"`, `"w50"`)
+	if err := m.DeleteHost(context.Background(), "w50"); err != nil {
 		t.Fatal(err)
 	}
 	putLease(t, m, "10.0.50.33")
-	wantErr(t, m.DeleteSubnet("lab"), ErrConflict, "", `"lab"`, "10.0.50.33")
-	if err := m.ReleaseLease(netip.MustParseAddr("10.0.50.33")); err != nil {
+	wantErr(t, m.DeleteSubnet(context.Background(), "lab"), ErrConflict, "", `"lab"`, "10.0.50.33")
+	if err := m.ReleaseLease(context.Background(), netip.MustParseAddr("10.0.50.33")); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.DeleteSubnet("lab"); err != nil {
+	if err := m.DeleteSubnet(context.Background(), "lab"); err != nil {
 		t.Errorf("got %v, want an empty subnet deleted", err)
 	}
 }
@@ -185,26 +186,27 @@ type rawLease struct{ l Lease }
 
 func (c rawLease) apply(t *txn) (any, error) { t.putLease(c.l); return nil, nil }
 func (c rawLease) time() time.Time           { return c.l.Expires }
+func (c rawLease) source() string            { return "" }
 
 func TestRecords(t *testing.T) {
 	m, _ := newIPAM(t)
-	r, err := m.CreateRecord(RecordSpec{Name: "grafana", Type: "cname", Value: "cp01"})
+	r, err := m.CreateRecord(context.Background(), RecordSpec{Name: "grafana", Type: "cname", Value: "cp01"})
 	if err != nil || r.Name != "grafana.k8s.example.com." || r.Value != "cp01.k8s.example.com." {
 		t.Fatalf("got %+v %v", r, err)
 	}
-	_, err = m.CreateRecord(RecordSpec{Name: "grafana", Type: "CNAME", Value: "cp01"})
+	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "grafana", Type: "CNAME", Value: "cp01"})
 	wantErr(t, err, ErrConflict, "name", "exists already", r.ID())
-	_, err = m.CreateRecord(RecordSpec{Name: "grafana", Type: "TXT", Value: "x"})
+	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "grafana", Type: "TXT", Value: "x"})
 	wantErr(t, err, ErrConflict, "", "CNAME")
-	_, err = m.CreateRecord(RecordSpec{Name: "cp02", Type: "A", Value: "10.0.40.99"})
+	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "cp02", Type: "A", Value: "10.0.40.99"})
 	wantErr(t, err, ErrConflict, "", `"cp02"`)
-	_, err = m.CreateRecord(RecordSpec{Name: "x.example.org.", Type: "A", Value: "10.0.40.99"})
+	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "x.example.org.", Type: "A", Value: "10.0.40.99"})
 	wantErr(t, err, ErrInvalid, "name", "outside the site's zones")
-	_, err = m.CreateRecord(RecordSpec{Name: "10.40.0.10.in-addr.arpa.", Type: "PTR", Value: "cp01"})
+	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "10.40.0.10.in-addr.arpa.", Type: "PTR", Value: "cp01"})
 	if err != nil {
 		t.Errorf("a PTR in a subnet's reverse zone: got %v", err)
 	}
-	if err := m.DeleteRecord(r.ID()); err != nil {
+	if err := m.DeleteRecord(context.Background(), r.ID()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -214,7 +216,7 @@ func TestAllocateLowestFree(t *testing.T) {
 	putLease(t, m, "10.0.40.3")
 	var got []string
 	for i := range 4 {
-		h, err := m.Allocate("vm", HostSpec{Name: fmt.Sprintf("n%d", i), Role: "worker"})
+		h, err := m.Allocate(context.Background(), "vm", HostSpec{Name: fmt.Sprintf("n%d", i), Role: "worker"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -224,11 +226,11 @@ func TestAllocateLowestFree(t *testing.T) {
 	if want := []string{"10.0.40.2", "10.0.40.4", "10.0.40.5", "10.0.40.6"}; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
-	_, err := m.Allocate("pods", HostSpec{Name: "p"})
+	_, err := m.Allocate(context.Background(), "pods", HostSpec{Name: "p"})
 	wantErr(t, err, ErrInvalid, "", `"pods"`)
-	_, err = m.Allocate("nope", HostSpec{Name: "p"})
+	_, err = m.Allocate(context.Background(), "nope", HostSpec{Name: "p"})
 	wantErr(t, err, ErrNotFound, "")
-	_, err = m.Allocate("vm", HostSpec{Name: "p", IP: "10.0.40.9"})
+	_, err = m.Allocate(context.Background(), "vm", HostSpec{Name: "p", IP: "10.0.40.9"})
 	wantErr(t, err, ErrInvalid, "ip")
 }
 
@@ -240,11 +242,11 @@ func TestAllocateExhausted(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		if _, err := m.Allocate("tiny", HostSpec{Name: fmt.Sprintf("n%d", i)}); err != nil {
+		if _, err := m.Allocate(context.Background(), "tiny", HostSpec{Name: fmt.Sprintf("n%d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := m.Allocate("tiny", HostSpec{Name: "n2"})
+	_, err := m.Allocate(context.Background(), "tiny", HostSpec{Name: "n2"})
 	wantErr(t, err, ErrConflict, "", "no free address")
 }
 
@@ -256,7 +258,7 @@ func TestConcurrentAllocateNeverCollides(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			h, err := m.Allocate("vm", HostSpec{Name: fmt.Sprintf("node%03d", i)})
+			h, err := m.Allocate(context.Background(), "vm", HostSpec{Name: fmt.Sprintf("node%03d", i)})
 			ips[i], errs[i] = h.IP, err
 		})
 	}
@@ -279,7 +281,7 @@ func TestConcurrentAllocateNeverCollides(t *testing.T) {
 
 func TestReconcileTouchesOnlyFileObjects(t *testing.T) {
 	m, _ := newIPAM(t)
-	if _, err := m.CreateHost(HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
+	if _, err := m.CreateHost(context.Background(), HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
 		t.Fatal(err)
 	}
 	file := base(t)
@@ -341,7 +343,7 @@ func TestReconcileKeepsTheDigestOfItsFile(t *testing.T) {
 
 func TestReconcileRefusesConflictsWithAPIObjects(t *testing.T) {
 	m, st := newIPAM(t)
-	if _, err := m.CreateHost(HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
+	if _, err := m.CreateHost(context.Background(), HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
 		t.Fatal(err)
 	}
 	rev := st.Revision()
@@ -397,7 +399,7 @@ func TestObjectsSurviveReopen(t *testing.T) {
 	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.CreateHost(HostSpec{Name: "w01", IP: "10.0.40.20", MAC: "52:54:00:00:40:20"}); err != nil {
+	if _, err := m.CreateHost(context.Background(), HostSpec{Name: "w01", IP: "10.0.40.20", MAC: "52:54:00:00:40:20"}); err != nil {
 		t.Fatal(err)
 	}
 	m.Close()

@@ -216,9 +216,54 @@ func endingsOf(m *Model) *endings {
 // Leases returns every lease, by address.
 func (m *IPAM) Leases() []Lease { return m.Model().Leases() }
 
+// PinLease turns the lease of IP into a reservation: an API-owned host with the
+// lease's address and MAC, named Name, or the lease's hostname when Name is empty.
+// The lease stays, now the host's: its client keeps its address without a break.
+type PinLease struct {
+	Stamp
+	IP   netip.Addr `json:"ip"`
+	Name string     `json:"name,omitempty"`
+}
+
+func (c PinLease) apply(t *txn) (any, error) {
+	l, ok := t.m.Lease(c.IP)
+	switch {
+	case !ok:
+		return nil, notFound("the lease of " + c.IP.String())
+	case l.Declined:
+		return nil, &Error{Kind: ErrConflict, Msg: c.IP.String() + " is quarantined (a client declined it), not leased: there is no machine to reserve it for"}
+	}
+	h := Host{Name: c.Name, IP: l.IP, MAC: l.MAC, Owner: OwnerAPI}
+	if h.Name == "" {
+		h.Name = l.Hostname
+	}
+	if h.Name == "" {
+		return nil, invalid("name", fmt.Sprintf("the lease of %s (%s) has no hostname: give the host a name", l.IP, l.MAC))
+	}
+	if err := CheckHostname(h.Name); err != nil {
+		return nil, invalid("name", err.Error())
+	}
+	if other, ok := t.m.HostWithMAC(l.MAC); ok {
+		return nil, &Error{Kind: ErrConflict, Field: "mac", Msg: fmt.Sprintf("%s is already host %q's MAC (%s)", l.MAC, other.Name, other.IP)}
+	}
+	if _, exists := t.m.Host(h.Name); exists {
+		return nil, &Error{Kind: ErrConflict, Field: "name", Msg: fmt.Sprintf("host %q exists already: give the reservation another name", h.Name)}
+	}
+	if err := t.checkHost(h.Name, &h); err != nil {
+		return nil, err
+	}
+	t.putHost(h)
+	return h, nil
+}
+
+// PinLease makes the lease of ip a reservation (see the command PinLease).
+func (m *IPAM) PinLease(ctx context.Context, ip netip.Addr, name string) (Host, error) {
+	return result[Host](m.Apply(ctx, PinLease{Stamp: m.stampFor(ctx), IP: ip, Name: name}))
+}
+
 // ReleaseLease ends the lease of ip, whoever holds it.
-func (m *IPAM) ReleaseLease(ip netip.Addr) error {
-	_, err := m.Apply(context.Background(), ReleaseLease{Stamp: m.stamp(), IP: ip})
+func (m *IPAM) ReleaseLease(ctx context.Context, ip netip.Addr) error {
+	_, err := m.Apply(ctx, ReleaseLease{Stamp: m.stampFor(ctx), IP: ip})
 	return err
 }
 

@@ -162,6 +162,7 @@ type barrier struct{}
 
 func (barrier) apply(*txn) (any, error) { return nil, nil }
 func (barrier) time() time.Time         { return time.Time{} }
+func (barrier) source() string          { return "" }
 
 // Applied is the index of the last log entry this box applied.
 func (m *IPAM) Applied() uint64 { return m.applied.Load() }
@@ -184,6 +185,7 @@ func (u undecodable) apply(*txn) (any, error) {
 	return nil, fmt.Errorf("a command of the log this infrad cannot read (upgrade it): %w", u.err)
 }
 func (undecodable) time() time.Time { return time.Time{} }
+func (undecodable) source() string  { return "" }
 
 // ResetApplied forgets the index of the last entry applied: the store's entries
 // belonged to a log that is no more (a box's first start with a log, a store restored

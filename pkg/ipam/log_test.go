@@ -130,7 +130,7 @@ func TestAppliedThroughTheLog(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := m.Apply(context.Background(), AllocateHost{Stamp: m.stamp(), Subnet: "vm", Host: Host{Name: fmt.Sprintf("n%d", i)}})
+			res, err := m.Apply(context.Background(), AllocateHost{Stamp: m.stampFor(context.Background()), Subnet: "vm", Host: Host{Name: fmt.Sprintf("n%d", i)}})
 			if err != nil {
 				t.Error(err)
 			}
@@ -148,7 +148,7 @@ func TestAppliedThroughTheLog(t *testing.T) {
 			t.Errorf("caller %d's host is not in the model: %+v", i, stored)
 		}
 	}
-	if _, err := m.Apply(context.Background(), AllocateHost{Stamp: m.stamp(), Subnet: "vm", Host: Host{Name: "n0"}}); !errors.Is(err, ErrConflict) {
+	if _, err := m.Apply(context.Background(), AllocateHost{Stamp: m.stampFor(context.Background()), Subnet: "vm", Host: Host{Name: "n0"}}); !errors.Is(err, ErrConflict) {
 		t.Errorf("a second n0: %v, want a conflict", err)
 	}
 }

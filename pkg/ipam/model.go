@@ -35,6 +35,9 @@ type Model struct {
 	// leases and records make: a name with a count exists in DNS (RFC 4592 empty
 	// non-terminals included).
 	names *immutable.Map[Name, int]
+
+	tokens      *immutable.SortedMap[string, Token] // the named API tokens, by name
+	tokenByHash *immutable.Map[string, string]      // SHA-256 (hex) → token name
 }
 
 // Shape is the part of the site that changes rarely: the zones and the subnets.
@@ -46,6 +49,9 @@ type Shape struct {
 	// Digest is FileDigest of the last site file Reconcile applied: one it finds
 	// again needs no reconcile.
 	Digest string
+	// Changes bounds the change log (the site file's change_log), so that every box
+	// trims it alike.
+	Changes ChangeLimits
 }
 
 func emptyModel() *Model {
@@ -59,6 +65,9 @@ func emptyModel() *Model {
 		rrs:       immutable.NewMap[string, dns.RR](stringHasher{}),
 		leases:    newLeaseIndexes(),
 		names:     immutable.NewMap[Name, int](nameHasher{}),
+
+		tokens:      immutable.NewSortedMap[string, Token](stringComparer{}),
+		tokenByHash: immutable.NewMap[string, string](stringHasher{}),
 	}
 }
 

@@ -54,7 +54,7 @@ func (c Reconcile) apply(t *txn) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	sh := &Shape{Domain: file.Domain, Zones: file.Zones, Source: c.Source, Digest: FileDigest(c.Source, c.File)}
+	sh := &Shape{Domain: file.Domain, Zones: file.Zones, Source: c.Source, Digest: FileDigest(c.Source, c.File), Changes: file.Changes}
 	for _, sn := range t.m.shape.Subnets {
 		if sn.Owner != OwnerFile {
 			sh.Subnets = append(sh.Subnets, sn)

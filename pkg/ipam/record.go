@@ -80,7 +80,7 @@ func (m *IPAM) Record(id string) (Record, error) {
 
 // CreateRecord adds a record owned by the API; its name is relative to the domain
 // unless it ends with a dot.
-func (m *IPAM) CreateRecord(spec RecordSpec) (Record, error) {
+func (m *IPAM) CreateRecord(ctx context.Context, spec RecordSpec) (Record, error) {
 	domain := m.Model().Domain()
 	if domain == "" {
 		return Record{}, invalid("", "no site file has been loaded, so there is no zone to hold records")
@@ -89,11 +89,11 @@ func (m *IPAM) CreateRecord(spec RecordSpec) (Record, error) {
 	if err := fieldError(errs); err != nil {
 		return Record{}, err
 	}
-	return result[Record](m.Apply(context.Background(), PutRecord{Stamp: m.stamp(), Record: r}))
+	return result[Record](m.Apply(ctx, PutRecord{Stamp: m.stampFor(ctx), Record: r}))
 }
 
 // DeleteRecord removes the API-owned record id.
-func (m *IPAM) DeleteRecord(id string) error {
-	_, err := m.Apply(context.Background(), DeleteRecord{Stamp: m.stamp(), ID: id})
+func (m *IPAM) DeleteRecord(ctx context.Context, id string) error {
+	_, err := m.Apply(ctx, DeleteRecord{Stamp: m.stampFor(ctx), ID: id})
 	return err
 }

@@ -18,16 +18,16 @@ func (m *IPAM) Subnet(name string) (Subnet, error) {
 }
 
 // CreateSubnet adds a subnet owned by the API.
-func (m *IPAM) CreateSubnet(spec SubnetSpec) (Subnet, error) {
+func (m *IPAM) CreateSubnet(ctx context.Context, spec SubnetSpec) (Subnet, error) {
 	sn, errs := spec.Parse()
 	if err := fieldError(errs); err != nil {
 		return Subnet{}, err
 	}
-	return result[Subnet](m.Apply(context.Background(), PutSubnet{Stamp: m.stamp(), Subnet: sn, Create: true}))
+	return result[Subnet](m.Apply(ctx, PutSubnet{Stamp: m.stampFor(ctx), Subnet: sn, Create: true}))
 }
 
 // UpdateSubnet replaces the API-owned subnet name.
-func (m *IPAM) UpdateSubnet(name string, spec SubnetSpec) (Subnet, error) {
+func (m *IPAM) UpdateSubnet(ctx context.Context, name string, spec SubnetSpec) (Subnet, error) {
 	if spec.Name == "" {
 		spec.Name = name
 	}
@@ -38,11 +38,11 @@ func (m *IPAM) UpdateSubnet(name string, spec SubnetSpec) (Subnet, error) {
 	if sn.Name != name {
 		return Subnet{}, renamed(sn.Name, name)
 	}
-	return result[Subnet](m.Apply(context.Background(), PutSubnet{Stamp: m.stamp(), Subnet: sn}))
+	return result[Subnet](m.Apply(ctx, PutSubnet{Stamp: m.stampFor(ctx), Subnet: sn}))
 }
 
 // DeleteSubnet removes the API-owned subnet name, which must hold no host and no lease.
-func (m *IPAM) DeleteSubnet(name string) error {
-	_, err := m.Apply(context.Background(), DeleteSubnet{Stamp: m.stamp(), Name: name})
+func (m *IPAM) DeleteSubnet(ctx context.Context, name string) error {
+	_, err := m.Apply(ctx, DeleteSubnet{Stamp: m.stampFor(ctx), Name: name})
 	return err
 }

@@ -2,8 +2,11 @@ package ipam
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/infrad/infrad/pkg/store"
 )
@@ -80,8 +83,12 @@ func (c TableWrite) apply(t *txn) (any, error) {
 			}
 			results[i].Value = v
 		case "set":
-			if _, err := read(op.Table, op.Key); err != nil {
+			cur, err := read(op.Table, op.Key)
+			if err != nil {
 				return nil, err
+			}
+			if cur == nil {
+				t.noteCertificate(op)
 			}
 			over[k] = cell{append([]byte{}, op.Value...)}
 		case "delete":
@@ -97,6 +104,9 @@ func (c TableWrite) apply(t *txn) (any, error) {
 			if !bytes.Equal(cur, op.Old) {
 				results[i].Value = cur
 				continue
+			}
+			if cur == nil {
+				t.noteCertificate(op)
 			}
 			over[k] = cell{append([]byte{}, op.Value...)}
 			results[i] = TableResult{Value: op.Value, Swapped: true}
@@ -129,4 +139,29 @@ func (c TableWrite) apply(t *txn) (any, error) {
 		t.wrote = true
 	}
 	return results, nil
+}
+
+// The CA's tables whose new rows the change log records: step-ca's certificates, by
+// serial number, and its revocations.
+const (
+	certsTable   = "x509_certs"
+	revokedTable = "revoked_x509_certs"
+)
+
+// noteCertificate records in the change log a certificate the CA issued or revoked.
+func (t *txn) noteCertificate(op TableOp) {
+	switch op.Table {
+	case certsTable:
+		c := ObjectChange{Kind: "certificate", Key: string(op.Key), Op: "create"}
+		if cert, err := x509.ParseCertificate(op.Value); err == nil {
+			c.After, _ = json.Marshal(struct {
+				Subject  string    `json:"subject"`
+				DNSNames []string  `json:"dns_names,omitempty"`
+				NotAfter time.Time `json:"not_after"`
+			}{cert.Subject.CommonName, cert.DNSNames, cert.NotAfter.UTC()})
+		}
+		t.noteExtra(c)
+	case revokedTable:
+		t.noteExtra(ObjectChange{Kind: "certificate", Key: string(op.Key), Op: "revoke"})
+	}
 }

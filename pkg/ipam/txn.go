@@ -33,6 +33,15 @@ type txn struct {
 
 	serial0 uint32 // the serial before the batch
 	shape0  *Shape // the shape before the batch
+
+	// The change log's view of the command applying now (nil touched: not kept, as
+	// when a model is loaded): the objects it touched, in order, the leases as they
+	// were, and what else it changed; and the batch's entries.
+	touched      map[dirtyKey]bool
+	order        []dirtyKey
+	leasesBefore map[netip.Addr]*Lease
+	extra        []ObjectChange
+	entries      []ChangeEntry
 }
 
 type dirtyKey struct {
@@ -45,7 +54,8 @@ type dirtyKey struct {
 func newTxn(last *Model, leases leaseIndexes, ends *endings) *txn {
 	m := *last
 	m.leases = leases
-	return &txn{m: &m, ends: ends, dirty: map[dirtyKey]bool{}, serial0: last.serial, shape0: last.shape}
+	return &txn{m: &m, ends: ends, dirty: map[dirtyKey]bool{}, serial0: last.serial, shape0: last.shape,
+		touched: map[dirtyKey]bool{}, leasesBefore: map[netip.Addr]*Lease{}}
 }
 
 // begin starts a command at time at.
@@ -53,6 +63,9 @@ func (t *txn) begin(at time.Time) {
 	t.saved = *t.m
 	t.since = t.log.mark()
 	t.at, t.fresh, t.dns = at, t.fresh[:0], false
+	clear(t.touched)
+	clear(t.leasesBefore)
+	t.order, t.extra = t.order[:0], nil
 }
 
 // undo puts back the model and the marks as they were before the command began.
@@ -66,11 +79,13 @@ func (t *txn) undo() {
 	t.dns = false
 }
 
-// end finishes a command that was applied: a change DNS answers from raises the serial.
-func (t *txn) end() {
+// end finishes cmd, applied: a change DNS answers from raises the serial, and what
+// it changed goes to the change log.
+func (t *txn) end(cmd Command) {
 	if t.dns {
 		t.m.serial = nextSerial(t.m.serial, t.at)
 	}
+	t.logChange(cmd)
 }
 
 // nextSerial is the time in seconds, or one more than prev if that is not newer
@@ -85,6 +100,7 @@ func nextSerial(prev uint32, at time.Time) uint32 {
 
 func (t *txn) mark(b store.Bucket, key string) {
 	k := dirtyKey{b, key}
+	t.touch(k)
 	if !t.dirty[k] {
 		t.dirty[k] = true
 		t.fresh = append(t.fresh, k)
@@ -208,6 +224,7 @@ func (t *txn) deleteRecord(id string) {
 // keeps its hostname leaves DNS as it was: no serial raised, no NOTIFY.
 func (t *txn) putLease(l Lease) {
 	old, had := get(t.m.leases.byIP, l.IP)
+	t.touchLease(l.IP, old)
 	named := !had || old.Hostname != l.Hostname // DNS changes
 	if had {
 		t.unindexLease(*old, named)
@@ -234,6 +251,7 @@ func (t *txn) deleteLease(ip netip.Addr) {
 	if !ok {
 		return
 	}
+	t.touchLease(ip, old)
 	t.unindexLease(*old, true)
 	unset(t.m.leases.byIP, &t.log.byIP, ip)
 	t.mark(store.BucketLeases, ip.String())
@@ -317,18 +335,7 @@ func namesOf(m *Model) *immutable.Map[Name, int] {
 // no longer has it), and the serial, in tx.
 func (t *txn) flush(tx *store.Tx) error {
 	for k := range t.dirty {
-		var v any
-		var ok bool
-		switch k.bucket {
-		case store.BucketSubnets:
-			v, ok = t.m.Subnet(k.key)
-		case store.BucketHosts:
-			v, ok = t.m.hosts.Get(k.key)
-		case store.BucketRecords:
-			v, ok = t.m.records.Get(k.key)
-		case store.BucketLeases:
-			v, ok = t.m.Lease(netip.MustParseAddr(k.key))
-		}
+		v, ok := objectIn(t.m, k)
 		var err error
 		if ok {
 			err = store.Put(tx, k.bucket, k.key, v)
@@ -341,9 +348,12 @@ func (t *txn) flush(tx *store.Tx) error {
 	}
 	if t.m.shape != t.shape0 {
 		sh := t.m.shape
-		if err := store.Put(tx, store.BucketState, stateZones, zones{Domain: sh.Domain, Zones: sh.Zones, Source: sh.Source, Digest: sh.Digest}); err != nil {
+		if err := store.Put(tx, store.BucketState, stateZones, zones{Domain: sh.Domain, Zones: sh.Zones, Source: sh.Source, Digest: sh.Digest, Changes: sh.Changes}); err != nil {
 			return err
 		}
+	}
+	if err := t.writeChanges(tx); err != nil {
+		return err
 	}
 	if t.m.serial == t.serial0 {
 		return nil
@@ -359,4 +369,6 @@ type zones struct {
 	Zones  []Name `json:"zones"` // nil and empty as they were: Reconcile compares them
 	Source string `json:"source"`
 	Digest string `json:"digest,omitempty"`
+	// Changes is how long and how large the change log grows.
+	Changes ChangeLimits `json:"changes,omitzero"`
 }

@@ -202,7 +202,7 @@ func (t *txn) rrsets(zone, name Name) map[string][]string {
 }
 
 // Update applies an RFC 2136 update (see UpdateRecords).
-func (m *IPAM) Update(zone Name, prereqs []Prereq, changes []RecordChange) error {
-	_, err := m.Apply(context.Background(), UpdateRecords{Stamp: m.stamp(), Zone: zone, Prereqs: prereqs, Changes: changes})
+func (m *IPAM) Update(ctx context.Context, zone Name, prereqs []Prereq, changes []RecordChange) error {
+	_, err := m.Apply(ctx, UpdateRecords{Stamp: m.stampFor(ctx), Zone: zone, Prereqs: prereqs, Changes: changes})
 	return err
 }

@@ -273,7 +273,7 @@ func (m *IPAM) commit(batch []*pending) error {
 				t.undo()
 				continue
 			}
-			t.end()
+			t.end(p.cmd)
 		}
 		applied := lastIndex(batch)
 		if len(t.dirty) == 0 && !t.wrote && t.m.serial == t.serial0 {
@@ -383,7 +383,7 @@ func load(st *store.Store) (*Model, uint64, error) {
 		if err != nil {
 			return err
 		}
-		m.shape = &Shape{Domain: z.Domain, Zones: z.Zones, Source: z.Source, Subnets: subnets, Digest: z.Digest}
+		m.shape = &Shape{Domain: z.Domain, Zones: z.Zones, Source: z.Source, Subnets: subnets, Digest: z.Digest, Changes: z.Changes}
 		hosts := immutable.NewSortedMapBuilder[string, Host](stringComparer{})
 		byIP := immutable.NewSortedMapBuilder[netip.Addr, string](addrComparer{})
 		byMAC := immutable.NewMapBuilder[MAC, string](macHasher{})
@@ -421,6 +421,13 @@ func load(st *store.Store) (*Model, uint64, error) {
 			if l.Hostname != "" {
 				x.byName.ReplaceOrInsert(keyed[string]{l.Hostname, &l})
 			}
+		}
+		tokens, err := store.All[Token](tx, store.BucketTokens)
+		if err != nil {
+			return err
+		}
+		for _, tok := range tokens {
+			t.putToken(tok)
 		}
 		serial, _, err := store.Get[uint32](tx, store.BucketState, stateSerial)
 		m.serial = serial

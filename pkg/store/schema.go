@@ -26,6 +26,10 @@ const (
 	BucketState Bucket = "state"
 	// BucketCA holds step-ca's tables, one nested bucket each (see table.go).
 	BucketCA Bucket = "ca"
+	// BucketChanges is the change log: ipam.ChangeEntry by sequence number (see seq.go).
+	BucketChanges Bucket = "changes"
+	// BucketTokens holds the named API tokens, ipam.Token by name (hashed, never the token).
+	BucketTokens Bucket = "tokens"
 )
 
 // timeoutOpenForeign is how long ReadFile waits for another file's lock.
@@ -75,6 +79,9 @@ var migrations = []migration{
 	}},
 	{"create the CA's bucket (step-ca's tables, nested)", func(tx *bolt.Tx) error {
 		return createBuckets(tx, BucketCA)
+	}},
+	{"create the change log's and the named API tokens' buckets", func(tx *bolt.Tx) error {
+		return createBuckets(tx, BucketChanges, BucketTokens)
 	}},
 }
 

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"text/tabwriter"
+	"time"
+)
+
+// tokenCmd manages the named API tokens of a running infrad: create NAME [--read-only],
+// list, revoke NAME. A token's secret is printed once, when it is made.
+func tokenCmd(args []string, stdout, stderr io.Writer) int {
+	const use = "usage: infrad token create NAME [--read-only] | list | revoke NAME   [--api URL] [--token T]"
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, use)
+		return exitUsage
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("token "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	connect := clientFlags(fs)
+	readOnly := fs.Bool("read-only", false, "create: the token may only read (every write gets 403)")
+	// The name may come before the flags (infrad token create ci --read-only).
+	var name string
+	rest := args[1:]
+	if len(rest) > 0 && len(rest[0]) > 0 && rest[0][0] != '-' {
+		name, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return exitUsage
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	wantName := verb == "create" || verb == "revoke"
+	if (verb != "create" && verb != "list" && verb != "revoke") || wantName != (name != "") || fs.NArg() > 1 {
+		fmt.Fprintln(stderr, use)
+		return exitUsage
+	}
+	c, err := connect()
+	if err == nil {
+		switch verb {
+		case "create":
+			err = c.createToken(stdout, name, *readOnly)
+		case "list":
+			err = c.listTokens(stdout)
+		case "revoke":
+			if _, err = c.do(http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(name), nil); err == nil {
+				fmt.Fprintf(stdout, "token %s revoked: requests with it are refused now\n", name)
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "infrad token %s: %v\n", verb, err)
+		return exitFail
+	}
+	return exitOK
+}
+
+type tokenInfo struct {
+	Name     string    `json:"name"`
+	ReadOnly bool      `json:"read_only"`
+	Created  time.Time `json:"created"`
+	Token    string    `json:"token"`
+}
+
+func (c *client) createToken(stdout io.Writer, name string, readOnly bool) error {
+	body, _ := json.Marshal(map[string]any{"name": name, "read_only": readOnly})
+	resp, err := c.do(http.MethodPost, "/api/v1/tokens", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	var t tokenInfo
+	if err := jsonDecode(resp, &t); err != nil {
+		return err
+	}
+	// The secret alone on stdout, so that TOKEN=$(infrad token create ci) works.
+	fmt.Fprintln(stdout, t.Token)
+	return nil
+}
+
+func (c *client) listTokens(stdout io.Writer) error {
+	var tokens []tokenInfo
+	if err := c.get("/api/v1/tokens", &tokens); err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tACCESS\tCREATED")
+	for _, t := range tokens {
+		access, created := "read-write", t.Created.Format(time.RFC3339)
+		if t.ReadOnly {
+			access = "read-only"
+		}
+		if t.Created.IsZero() {
+			created = "(each box's data directory file)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", t.Name, access, created)
+	}
+	return w.Flush()
+}

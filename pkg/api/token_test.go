@@ -1,0 +1,141 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/infrad/infrad/pkg/ipam"
+)
+
+// TestNamedTokens: a token made through the API signs requests under its name, which
+// the change log records; a read-only one may read and gets 403 on a write; a
+// revoked one is refused at once.
+func TestNamedTokens(t *testing.T) {
+	ts := newTestServer(t)
+	resp, alice, _ := call(t, ts.URL, "POST", "/api/v1/tokens", map[string]any{"name": "alice"})
+	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(fmt.Sprint(alice["token"]), "infrad_") {
+		t.Fatalf("create alice: %d %v", resp.StatusCode, alice)
+	}
+	_, viewer, _ := call(t, ts.URL, "POST", "/api/v1/tokens", map[string]any{"name": "viewer", "read_only": true})
+	aliceToken, viewerToken := alice["token"].(string), viewer["token"].(string)
+
+	if resp, body, _ := callAs(t, aliceToken, ts.URL, "POST", "/api/v1/hosts", map[string]any{"name": "w01", "ip": "10.0.40.20"}); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("alice creates a host: %d %v", resp.StatusCode, body)
+	}
+	if resp, _, _ := callAs(t, viewerToken, ts.URL, "GET", "/api/v1/hosts", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("the read-only token reads: %d", resp.StatusCode)
+	}
+	resp, body, _ := callAs(t, viewerToken, ts.URL, "DELETE", "/api/v1/hosts/w01", nil)
+	if e, _ := body["error"].(map[string]any); resp.StatusCode != http.StatusForbidden || e["code"] != "forbidden" {
+		t.Errorf("the read-only token deletes: %d %v, want 403 forbidden", resp.StatusCode, body)
+	}
+	if resp, body, _ := callAs(t, viewerToken, ts.URL, "POST", "/api/v1/tokens", map[string]any{"name": "sneaky"}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("the read-only token makes a token: %d %v", resp.StatusCode, body)
+	}
+
+	_, page, _ := call(t, ts.URL, "GET", "/api/v1/changes?object=w01", nil)
+	changes, _ := page["changes"].([]any)
+	if len(changes) != 1 || changes[0].(map[string]any)["source"] != "token alice" {
+		t.Errorf("the change log for w01: %v, want one entry by token alice", page)
+	}
+	_, page, _ = call(t, ts.URL, "GET", "/api/v1/changes?object=token", nil)
+	if got := fmt.Sprint(page); !strings.Contains(got, "token api-token") || strings.Contains(got, "hash") {
+		t.Errorf("the tokens' entries: %s, want them made by api-token, without hashes", got)
+	}
+
+	_, _, list := call(t, ts.URL, "GET", "/api/v1/tokens", nil)
+	if got := fmt.Sprint(list); !strings.Contains(got, "alice") || !strings.Contains(got, "viewer") || strings.Contains(got, aliceToken) {
+		t.Errorf("the token list: %s, want the names without the secrets", got)
+	}
+	if resp, _, _ := call(t, ts.URL, "DELETE", "/api/v1/tokens/alice", nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("revoke alice: %d", resp.StatusCode)
+	}
+	if resp, _, _ := callAs(t, aliceToken, ts.URL, "GET", "/api/v1/hosts", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a revoked token reads: %d, want 401", resp.StatusCode)
+	}
+	if resp, _, _ := call(t, ts.URL, "DELETE", "/api/v1/tokens/api-token", nil); resp.StatusCode != http.StatusConflict {
+		t.Errorf("revoking the file's token: %d, want 409", resp.StatusCode)
+	}
+	if resp, _, _ := call(t, ts.URL, "POST", "/api/v1/tokens", map[string]any{"name": "viewer"}); resp.StatusCode != http.StatusConflict {
+		t.Errorf("a second viewer: %d, want 409", resp.StatusCode)
+	}
+}
+
+// TestRevokeRacesRequests: clients keep using a token while it is revoked, over many
+// rounds: every request begun after the revoke was acknowledged is refused.
+func TestRevokeRacesRequests(t *testing.T) {
+	ts := newTestServer(t)
+	for round := range 10 {
+		name := fmt.Sprintf("t%d", round)
+		_, tok, _ := call(t, ts.URL, "POST", "/api/v1/tokens", map[string]any{"name": name})
+		secret := tok["token"].(string)
+		var acked atomic.Int64 // when the revoke was acknowledged (UnixNano); 0: not yet
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					after := acked.Load() != 0
+					resp, _, _ := callAs(t, secret, ts.URL, "GET", "/api/v1/hosts", nil)
+					if after && resp.StatusCode != http.StatusUnauthorized {
+						t.Errorf("round %d: a request begun after the revoke got %d", round, resp.StatusCode)
+					}
+				}
+			})
+		}
+		time.Sleep(5 * time.Millisecond)
+		if resp, _, _ := call(t, ts.URL, "DELETE", "/api/v1/tokens/"+name, nil); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("revoke: %d", resp.StatusCode)
+		}
+		acked.Store(time.Now().UnixNano())
+		time.Sleep(5 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+	}
+}
+
+// TestPinLeaseOverHTTP: a lease becomes a host through the API, and the change log
+// says who did it.
+func TestPinLeaseOverHTTP(t *testing.T) {
+	s := newServer(t)
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	m := s.opts.IPAM
+	mac, _ := ipam.ParseMAC("52:54:00:00:40:99")
+	now := time.Now()
+	if _, err := m.Apply(context.Background(), ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: "vm", MAC: mac,
+		IP: netip.MustParseAddr("10.0.40.150"), Hostname: "laptop", Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	resp, host, _ := call(t, ts.URL, "POST", "/api/v1/dhcp/leases/10.0.40.150/reserve", nil)
+	if resp.StatusCode != http.StatusCreated || host["name"] != "laptop" || host["ip"] != "10.0.40.150" || host["mac"] != "52:54:00:00:40:99" {
+		t.Fatalf("pin: %d %v", resp.StatusCode, host)
+	}
+	resp, body, _ := call(t, ts.URL, "POST", "/api/v1/dhcp/leases/10.0.40.150/reserve", map[string]any{"name": "again"})
+	if resp.StatusCode != http.StatusConflict {
+		t.Errorf("pin twice: %d %v, want 409", resp.StatusCode, body)
+	}
+	if resp, _, _ := call(t, ts.URL, "POST", "/api/v1/dhcp/leases/10.0.40.160/reserve", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("pin no lease: %d, want 404", resp.StatusCode)
+	}
+	_, page, _ := call(t, ts.URL, "GET", "/api/v1/changes?source=api-token&limit=1", nil)
+	if got := fmt.Sprint(page); !strings.Contains(got, "PinLease") || !strings.Contains(got, "laptop") {
+		t.Errorf("the change log's newest: %s", got)
+	}
+	if resp, body, _ := call(t, ts.URL, "GET", "/api/v1/changes?since=yesterday", nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("since=yesterday: %d %v, want 400", resp.StatusCode, body)
+	}
+}
