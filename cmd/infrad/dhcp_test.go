@@ -254,6 +254,31 @@ func TestDHCPWithRealClients(t *testing.T) {
 		if got := laptop.got("RENEW")["new_ip_address"]; got != ip {
 			t.Errorf("renewed to %s, want %s", got, ip)
 		}
+
+		// Pin the lease: the laptop becomes a host with its address and MAC, and keeps
+		// renewing the same address, now its reservation.
+		token := readToken(t, filepath.Join(dir, "data"))
+		out := sh(t, "ip", "netns", "exec", l.srv, "curl", "-s", "-X", "POST", "-H", "Authorization: Bearer "+token,
+			"http://127.0.0.1:8080/api/v1/dhcp/leases/"+ip+"/reserve")
+		var host struct{ Name, IP, MAC string }
+		if json.Unmarshal([]byte(out), &host) != nil || host.Name != "laptop-01" || host.IP != ip || host.MAC != "52:54:00:77:00:99" {
+			t.Fatalf("pin the laptop's lease: %s", out)
+		}
+		renewals := strings.Count(laptop.reasons(), "RENEW")
+		testenv.WaitFor(t, "a renewal after the pin", func() bool { return strings.Count(laptop.reasons(), "RENEW") > renewals })
+		if got := laptop.got("RENEW")["new_ip_address"]; got != ip {
+			t.Errorf("after the pin, renewed to %s, want %s", got, ip)
+		}
+		if a, ptr := l.dig("laptop-01.lab.test"), l.dig("-x", ip); a != ip || ptr != "laptop-01.lab.test." {
+			t.Errorf("after the pin: got A %q, PTR %q; want %s and laptop-01.lab.test.", a, ptr, ip)
+		}
+		var changes struct {
+			Changes []struct{ Source, Command string }
+		}
+		l.api(t, dir, "/api/v1/changes?object=laptop-01&limit=1", &changes)
+		if len(changes.Changes) != 1 || changes.Changes[0].Command != "PinLease" || changes.Changes[0].Source != "token api-token" {
+			t.Errorf("the change log's newest for laptop-01: %+v, want the pin by token api-token", changes.Changes)
+		}
 	}
 
 	// leases survive a restart and kill -9.
