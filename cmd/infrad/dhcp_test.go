@@ -249,6 +249,23 @@ func TestDHCPWithRealClients(t *testing.T) {
 		if a, ptr := l.dig("laptop-01.lab.test"), l.dig("-x", ip); a != ip || ptr != "laptop-01.lab.test." {
 			t.Errorf("right after the ACK: got A %q, PTR %q; want %s and laptop-01.lab.test.", a, ptr, ip)
 		}
+		// The activity view has the exchange, both ways.
+		var events []struct {
+			Type, MAC, IP string
+			Sent          bool
+		}
+		l.api(t, dir, "/api/v1/dhcp/events?q=52:54:00:77:00:99", &events)
+		seen := map[string]bool{}
+		for _, e := range events {
+			if e.MAC == "52:54:00:77:00:99" {
+				seen[fmt.Sprintf("%s sent=%v", e.Type, e.Sent)] = true
+			}
+		}
+		for _, want := range []string{"DISCOVER sent=false", "OFFER sent=true", "REQUEST sent=false", "ACK sent=true"} {
+			if !seen[want] {
+				t.Errorf("the activity view lacks %s: %+v", want, events)
+			}
+		}
 		// T1 is half the 20 s lease: dhclient renews, by unicast, within about 10 s.
 		testenv.WaitFor(t, "a renewal", func() bool { return strings.Contains(laptop.reasons(), "RENEW") })
 		if got := laptop.got("RENEW")["new_ip_address"]; got != ip {

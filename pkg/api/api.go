@@ -141,6 +141,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/dhcp/leases", s.handle(s.listLeases))
 		r.Delete("/dhcp/leases/{ip}", s.handle(s.releaseLease))
 		r.Post("/dhcp/leases/{ip}/reserve", s.handle(s.pinLease))
+		r.Get("/dhcp/events", s.handle(s.activity))
 		r.Get("/changes", s.handle(s.changes))
 		r.Get("/tokens", s.handle(s.listTokens))
 		r.Post("/tokens", s.handle(s.createToken))

@@ -22,6 +22,7 @@ import (
 	"github.com/infrad/infrad/pkg/ca"
 	"github.com/infrad/infrad/pkg/cluster"
 	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/dhcp"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ntp"
 	"github.com/infrad/infrad/pkg/service"
@@ -303,6 +304,8 @@ func TestLoadToken(t *testing.T) {
 type fakeLeases struct{}
 
 func (fakeLeases) Leases() ([]ipam.Lease, error) { return []ipam.Lease{}, nil }
+
+func (fakeLeases) Activity(string, int) []dhcp.Event { return []dhcp.Event{} }
 
 func (fakeLeases) Release(_ context.Context, ip netip.Addr) error {
 	return &ipam.Error{Kind: ipam.ErrNotFound, Msg: "no lease of " + ip.String()}

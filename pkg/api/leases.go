@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/infrad/infrad/pkg/dhcp"
 	"github.com/infrad/infrad/pkg/ipam"
 )
 
@@ -14,6 +16,23 @@ import (
 type Leases interface {
 	Leases() ([]ipam.Lease, error)
 	Release(ctx context.Context, ip netip.Addr) error
+	// Activity is the DHCP messages received and sent lately, newest first.
+	Activity(q string, limit int) []dhcp.Event
+}
+
+// activity serves the DHCP messages this box received and sent lately, newest first:
+// ?q= (a word of the type, MAC, address, relay, hostname or NAK reason), ?limit= (1
+// to 2048, 200 by default). It is this box's view: a cluster's other nodes have theirs.
+func (s *Server) activity(w http.ResponseWriter, r *http.Request) error {
+	limit := 200
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 2048 {
+			return fieldErrorf("limit", "limit=%q: want a number from 1 to 2048", v)
+		}
+		limit = n
+	}
+	return reply(w, http.StatusOK, s.opts.Leases.Activity(r.URL.Query().Get("q"), limit), nil)
 }
 
 func (s *Server) listLeases(w http.ResponseWriter, r *http.Request) error {

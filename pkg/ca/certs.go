@@ -26,8 +26,10 @@ var ErrNotStarted = errors.New("the CA has not started yet: see /readyz")
 type Info struct {
 	RootFingerprint    string    `json:"root_fingerprint_sha256"`
 	Directory          string    `json:"directory"`
+	RootExpiry         time.Time `json:"root_expiry"`
 	IntermediateExpiry time.Time `json:"intermediate_expiry"`
-	CertLifetime       string    `json:"cert_lifetime"`
+	CertLifetime       string    `json:"cert_lifetime"` // as Go writes a duration: 2160h0m0s
+	CertLifetimeSecs   int64     `json:"cert_lifetime_seconds"`
 }
 
 // Info is nil-safe: before Start it returns ErrNotStarted.
@@ -41,8 +43,10 @@ func (s *Service) Info() (Info, error) {
 	return Info{
 		RootFingerprint:    hex.EncodeToString(sum[:]),
 		Directory:          DirectoryURL(s.site.Load().CA.Name, s.site.Load().CA.Listen.Port()),
+		RootExpiry:         s.root.NotAfter,
 		IntermediateExpiry: s.inter.NotAfter,
 		CertLifetime:       s.site.Load().CA.CertLifetime.String(),
+		CertLifetimeSecs:   int64(s.site.Load().CA.CertLifetime.Seconds()),
 	}, nil
 }
 

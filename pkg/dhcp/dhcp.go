@@ -66,6 +66,7 @@ type Service struct {
 	settings atomic.Pointer[settings]
 	options  atomic.Pointer[optionCache] // each subnet's options, encoded
 	offers   *offers
+	activity activity // the last messages received and sent, for the activity view
 	health   service.Tracker
 
 	mu         sync.Mutex // guards what follows
@@ -239,10 +240,14 @@ func (s *Service) serve(l *link) {
 
 // answer handles m and sends the reply, if there is one.
 func (s *Service) answer(l *link, m *dhcpv4.DHCPv4) {
+	if m.OpCode == dhcpv4.OpcodeBootRequest {
+		s.activity.add(eventOf(l, m, false, s.now()))
+	}
 	resp, dst := s.handle(l, m)
 	if resp == nil {
 		return
 	}
+	s.activity.add(eventOf(l, resp, true, s.now()))
 	if _, err := l.conn.WriteTo(resp.ToBytes(), dst); err != nil {
 		s.log.Warn("dhcp reply not sent", "to", dst, "err", err)
 	}
