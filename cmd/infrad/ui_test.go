@@ -6,6 +6,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,24 @@ import (
 
 	"github.com/infrad/infrad/internal/testenv"
 )
+
+// uiSite is the lab's site file with none of its objects but a record and a pods
+// subnet, owned by the file: the browser builds the rest, the lab's subnet first (its
+// DHCP pool then serves the client).
+const uiSite = `domain: lab.test
+data_dir: %s
+api: {listen: "127.0.0.1:8080"}
+dns:
+  listen: ["127.0.0.1:1053"]
+  advertise: 10.77.0.1
+  records:
+    - {name: www, type: CNAME, value: infra}
+ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
+ca: {listen: "127.0.0.1:8443"}
+dhcp: {interfaces: [br0], lease_time: 1h}
+subnets:
+  - {name: pods, cidr: 10.244.0.0/16, purpose: pods}
+`
 
 func TestUI(t *testing.T) {
 	testenv.NeedRoot(t, "ip", "dhclient", "node", "/usr/bin/chromium", "curl")
@@ -28,7 +47,7 @@ func TestUI(t *testing.T) {
 	}
 	l := newLab(t)
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "site.yaml"), []byte(strings.Replace(labSiteFor(filepath.Join(dir, "data")), "lease_time: 20s", "lease_time: 1h", 1)), 0o644)
+	os.WriteFile(filepath.Join(dir, "site.yaml"), fmt.Appendf(nil, uiSite, filepath.Join(dir, "data")), 0o644)
 	server := l.serveIn(t, dir)
 	link := regexp.MustCompile(`http://127\.0\.0\.1:8080/ui/#token=[0-9a-f]+`).FindString(server.output.String())
 	if link == "" {
@@ -48,14 +67,15 @@ func TestUI(t *testing.T) {
 	os.MkdirAll(shots, 0o755)
 	cmd := exec.Command("ip", "netns", "exec", l.srv, "node", "--test", "--test-reporter", "spec", "ui.test.mjs")
 	cmd.Dir = tests
-	cmd.Env = append(os.Environ(), "SIGNIN_URL="+link, "LEASE_CMD="+string(lease), "SHOTS="+shots)
+	cmd.Env = append(os.Environ(), "SIGNIN_URL="+link, "LEASE_CMD="+string(lease), "SHOTS="+shots,
+		"API_TOKEN="+readToken(t, filepath.Join(dir, "data")))
 	done := make(chan struct{})
 	var out []byte
 	var err error
 	go func() { out, err = cmd.CombinedOutput(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(3 * time.Minute):
+	case <-time.After(6 * time.Minute):
 		cmd.Process.Kill()
 		<-done
 	}

@@ -136,16 +136,34 @@ func (c DeleteSubnet) apply(t *txn) (any, error) {
 	return nil, nil
 }
 
-// PutHost creates (Create) or replaces an API-owned host.
+// PutHost creates (Create) or replaces an API-owned host. With Renames, it replaces
+// the API-owned host of that name under Host's new name, in one change: its address,
+// its MAC's lease and its DNS records follow the host.
 type PutHost struct {
 	Stamp
-	Host   Host `json:"host"`
-	Create bool `json:"create"`
+	Host    Host   `json:"host"`
+	Create  bool   `json:"create"`
+	Renames string `json:"renames,omitempty"`
 }
 
 func (c PutHost) apply(t *txn) (any, error) {
 	h := c.Host
 	h.Owner = OwnerAPI
+	if c.Renames != "" && c.Renames != h.Name {
+		old, ok := t.m.Host(c.Renames)
+		if err := t.changeable("host", c.Renames, ok, old.Owner); err != nil {
+			return nil, err
+		}
+		if _, taken := t.m.Host(h.Name); taken {
+			return nil, &Error{Kind: ErrConflict, Field: "name", Msg: fmt.Sprintf("host %q exists already: %q cannot take its name", h.Name, c.Renames)}
+		}
+		if err := t.checkHost(c.Renames, &h); err != nil {
+			return nil, err
+		}
+		t.deleteHost(c.Renames)
+		t.putHost(h)
+		return h, nil
+	}
 	old, exists := t.m.Host(h.Name)
 	if err := t.mayPut("host", h.Name, c.Create, exists, old.Owner); err != nil {
 		return nil, err

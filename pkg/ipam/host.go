@@ -26,7 +26,7 @@ func (m *IPAM) CreateHost(ctx context.Context, spec HostSpec) (Host, error) {
 	return result[Host](m.Apply(ctx, PutHost{Stamp: m.stampFor(ctx), Host: h, Create: true}))
 }
 
-// UpdateHost replaces the API-owned host name.
+// UpdateHost replaces the API-owned host name; a spec with another name renames it.
 func (m *IPAM) UpdateHost(ctx context.Context, name string, spec HostSpec) (Host, error) {
 	if spec.Name == "" {
 		spec.Name = name
@@ -35,10 +35,7 @@ func (m *IPAM) UpdateHost(ctx context.Context, name string, spec HostSpec) (Host
 	if err := fieldError(errs); err != nil {
 		return Host{}, err
 	}
-	if h.Name != name {
-		return Host{}, renamed(h.Name, name)
-	}
-	return result[Host](m.Apply(ctx, PutHost{Stamp: m.stampFor(ctx), Host: h}))
+	return result[Host](m.Apply(ctx, PutHost{Stamp: m.stampFor(ctx), Host: h, Renames: name}))
 }
 
 // DeleteHost removes the API-owned host name.

@@ -127,14 +127,30 @@ func TestUpdateAndDeleteAPIHost(t *testing.T) {
 	if err != nil || h.IP.String() != "10.0.40.21" {
 		t.Fatalf("got %+v %v, want the new address", h, err)
 	}
-	_, err = m.UpdateHost(context.Background(), "w01", HostSpec{Name: "w02", IP: "10.0.40.21"})
-	wantErr(t, err, ErrInvalid, "name", "renamed")
-	_, err = m.UpdateHost(context.Background(), "w01", HostSpec{IP: "10.0.40.11"})
+	_, err = m.UpdateHost(context.Background(), "w01", HostSpec{Name: "cp01", IP: "10.0.40.21"})
+	wantErr(t, err, ErrConflict, "name", `"cp01"`)
+	_, err = m.UpdateHost(context.Background(), "cp02", HostSpec{Name: "cp09", IP: "10.0.40.11"})
+	wantErr(t, err, ErrOwnedByFile, "", `"cp02"`)
+	// A rename keeps the address: one change, the old name's records gone with it.
+	if h, err := m.UpdateHost(context.Background(), "w01", HostSpec{Name: "w02", IP: "10.0.40.21"}); err != nil || h.Name != "w02" {
+		t.Fatalf("rename w01 to w02: %+v %v", h, err)
+	}
+	md := m.Model()
+	if _, ok := md.Host("w01"); ok {
+		t.Error("w01 is still there after the rename")
+	}
+	if md.NameExists(md.FQDN("w01")) || !md.NameExists(md.FQDN("w02")) {
+		t.Error("DNS has w01's name, or not w02's")
+	}
+	if got, ok := md.HostAt(netip.MustParseAddr("10.0.40.21")); !ok || got.Name != "w02" {
+		t.Errorf("10.0.40.21 is %+v, want w02's", got)
+	}
+	_, err = m.UpdateHost(context.Background(), "w02", HostSpec{IP: "10.0.40.11"})
 	wantErr(t, err, ErrConflict, "ip", `"cp02"`)
-	if err := m.DeleteHost(context.Background(), "w01"); err != nil {
+	if err := m.DeleteHost(context.Background(), "w02"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Host("w01"); !errors.Is(err, ErrNotFound) {
+	if _, err := m.Host("w02"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("got %v after delete, want not found", err)
 	}
 }

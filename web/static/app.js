@@ -1,18 +1,23 @@
-// infrad's UI: hash routes over the REST API, with the token kept in sessionStorage.
+// infrad's UI: hash routes over the REST API. The token is kept in localStorage, so
+// every tab of the browser shares the sign-in, and signing out in one signs out all.
 "use strict";
 
 const main = document.getElementById("main");
+const TOKEN = "infrad-token";
 let poll = null; // the live page's refresh timer
 
-// Sign-in: the start-up log gives /ui/#token=...; the form takes a pasted token.
-function token() { return sessionStorage.getItem("infrad-token"); }
+// --- the API ---
+
+function token() { return localStorage.getItem(TOKEN); }
+// The start-up log gives /ui/#token=...: the token is taken out of the address bar.
 (function takeTokenFromURL() {
-  const m = location.hash.match(/^#token=([0-9a-fA-F]+)/);
+  const m = location.hash.match(/^#token=([0-9A-Za-z_]+)/);
   if (m) {
-    sessionStorage.setItem("infrad-token", m[1]);
+    localStorage.setItem(TOKEN, m[1]);
     history.replaceState(null, "", location.pathname + "#/dashboard");
   }
 })();
+window.addEventListener("storage", (e) => { if (e.key === TOKEN) route(); });
 
 class APIError extends Error {
   constructor(status, body) {
@@ -24,12 +29,20 @@ class APIError extends Error {
 }
 
 async function api(method, path, body) {
-  const res = await fetch(path, {
-    method,
-    headers: { Authorization: `Bearer ${token()}`, ...(body ? { "Content-Type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (res.status === 401) { signIn("the token was refused"); throw new APIError(401, null); }
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: { Authorization: `Bearer ${token()}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch (e) {
+    throw new APIError(0, { error: { message: "infrad does not answer: is it running? (" + e.message + ")" } });
+  }
+  if (res.status === 401) {
+    signIn("The token was refused: it may have been revoked. Sign in again.");
+    throw new APIError(401, null);
+  }
   if (res.status === 204) return null;
   const data = await res.json().catch(() => null);
   if (!res.ok) throw new APIError(res.status, data);
@@ -37,266 +50,779 @@ async function api(method, path, body) {
 }
 const get = (path) => api("GET", path);
 
+// --- building blocks ---
+
 // h builds an element: h("td", {class: "x"}, "text", child, ...).
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "value") el.value = v ?? "";
     else if (v !== undefined && v !== null && v !== false) el.setAttribute(k, v === true ? "" : v);
   }
   for (const c of children.flat()) el.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
   return el;
 }
-const badge = (text, kind) => h("span", { class: `badge ${kind || text}` }, text);
+const badge = (text, kind) => h("span", { class: `badge ${kind ?? text}` }, text);
 const when = (t) => (t && !t.startsWith("0001") ? new Date(t).toLocaleString() : "");
-const table = (heads, rows) => h("table", {}, h("thead", {}, h("tr", {}, heads.map((x) => h("th", {}, x)))), h("tbody", {}, rows));
+const hidden = (text) => h("span", { class: "sr-only" }, text);
 
-function signIn(why) {
-  clearInterval(poll);
-  sessionStorage.removeItem("infrad-token");
-  document.getElementById("signout").hidden = true;
-  main.replaceChildren(document.getElementById("signin").content.cloneNode(true));
-  document.getElementById("signin-error").textContent = why || "";
-  document.getElementById("signin-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    sessionStorage.setItem("infrad-token", new FormData(e.target).get("token").trim());
-    location.hash = "#/dashboard";
-    route();
-  });
+// table makes a table whose cells carry their column's name (a phone shows it beside
+// each value). A heading may be {hidden: "Actions"}: named for screen readers only.
+function table(heads, rows, attrs = {}) {
+  const names = heads.map((x) => (typeof x === "string" ? x : x.hidden || x.text));
+  const body = h("tbody", {}, rows);
+  const label = (tr) => [...tr.children].forEach((td, i) => td.setAttribute("data-label", names[i] || ""));
+  rows.forEach(label);
+  const t = h("table", { class: "rows", ...attrs },
+    h("thead", {}, h("tr", {}, heads.map((x) => h("th", { scope: "col" }, typeof x === "string" ? x : x.node || hidden(x.hidden))))), body);
+  t.setRows = (rs) => { rs.forEach(label); body.replaceChildren(...rs); };
+  return t;
 }
-document.getElementById("signout").addEventListener("click", () => signIn("signed out"));
 
-// A form whose errors appear beside the field the API names.
-function fieldForm(fields, submitLabel, onSubmit) {
-  const form = h("form", { class: "inline" });
-  const errs = {};
-  for (const f of fields) {
-    const input = f.options
-      ? h("select", { name: f.name }, f.options.map((o) => h("option", { value: o, selected: o === f.value }, o)))
-      : h("input", { name: f.name, placeholder: f.placeholder || "", value: f.value ?? "", required: f.required });
-    errs[f.name] = h("span", { class: "error", "data-error-for": f.name });
-    form.append(h("label", {}, f.label, input, errs[f.name]));
+// notify says something at the top of the page; bad ones stay until dismissed.
+function notify(message, bad) {
+  const n = document.getElementById("notice");
+  n.className = bad ? "bad" : "";
+  n.setAttribute("role", bad ? "alert" : "status");
+  n.replaceChildren(message, h("button", { class: "link", onclick: () => n.replaceChildren() }, "Dismiss"));
+  if (!bad) setTimeout(() => { if (n.firstChild?.textContent === message) n.replaceChildren(); }, 6000);
+}
+
+// act runs an action, says when it failed, and redraws the page either way: a row of
+// an object already gone disappears.
+async function act(fn, done) {
+  try {
+    await fn();
+    if (done) notify(done);
+  } catch (e) {
+    if (e.status !== 401) notify(e.message, true);
   }
-  const general = h("p", { class: "error", "data-error-for": "" });
-  form.append(h("button", { type: "submit" }, submitLabel), general);
+  await refresh();
+}
+
+// fieldForm is a form whose API errors appear beside the field they name ("ip",
+// "ranges[1].start": the closest field named so, else the form's own line).
+function fieldForm(fields, submitLabel, onSubmit, opts = {}) {
+  const form = h("form", { class: "inline", novalidate: true });
+  const errs = {};
+  const general = h("p", { class: "error", "data-error-for": "", role: "alert" });
+  const addField = (parent, f) => {
+    let input;
+    if (f.options) input = h("select", { name: f.name }, f.options.map((o) => h("option", { value: o.value ?? o, selected: (o.value ?? o) === f.value }, o.label ?? o)));
+    else if (f.type === "checkbox") input = h("input", { name: f.name, type: "checkbox", checked: !!f.value, value: "true" });
+    else input = h("input", { name: f.name, placeholder: f.placeholder || "", value: f.value ?? "", required: f.required, inputmode: f.inputmode, autocomplete: "off" });
+    errs[f.name] = h("span", { class: "error", "data-error-for": f.name });
+    parent.append(h("label", { class: f.type === "checkbox" ? "check" : "" }, f.type === "checkbox" ? [input, f.label] : [f.label, input], errs[f.name]));
+  };
+  for (const f of fields) {
+    if (f instanceof Node) form.append(f);
+    else addField(form, f);
+  }
+  form.addField = addField;
+  form.errs = errs;
+  const buttons = h("div", { class: "buttons" }, h("button", { type: "submit" }, submitLabel));
+  if (opts.cancel) buttons.append(h("button", { type: "button", class: "secondary", onclick: opts.cancel }, "Cancel"));
+  form.append(buttons, general);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     for (const el of form.querySelectorAll(".error")) el.textContent = "";
-    for (const el of form.querySelectorAll("input")) el.classList.remove("invalid");
-    const values = Object.fromEntries(new FormData(form));
+    for (const el of form.querySelectorAll(".invalid")) { el.classList.remove("invalid"); el.removeAttribute("aria-invalid"); }
+    const values = {};
+    for (const el of form.elements) {
+      if (!el.name) continue;
+      values[el.name] = el.type === "checkbox" ? el.checked : el.value.trim();
+    }
     try {
       await onSubmit(values);
     } catch (err) {
       if (!(err instanceof APIError)) throw err;
-      const top = err.field.split(/[.[]/)[0];
-      if (errs[top]) {
-        errs[top].textContent = err.message;
-        form.querySelector(`[name="${top}"]`)?.classList.add("invalid");
+      if (err.status === 401) return;
+      let name = err.field;
+      while (name && !errs[name]) name = name.replace(/(\.[^.[]*|\[\d+\])$/, "");
+      if (name && errs[name]) {
+        errs[name].textContent = err.message;
+        const input = form.querySelector(`[name="${CSS.escape(name)}"]`);
+        input?.classList.add("invalid");
+        input?.setAttribute("aria-invalid", "true");
+        input?.focus();
       } else general.textContent = err.message;
     }
   });
   return form;
 }
 
-// --- pages ---
-
-async function dashboard() {
-  const [status, ntp, subnets, leases, cl] = await Promise.all([
-    get("/api/v1/status"), get("/api/v1/ntp"), get("/api/v1/subnets"), get("/api/v1/dhcp/leases"), get("/api/v1/cluster")]);
-  let certs = null;
-  try { certs = await get("/api/v1/ca/certificates"); } catch (e) { if (e.status !== 503) throw e; }
-  document.getElementById("site").textContent = `${status.site.domain.replace(/\.$/, "")} · infrad ${status.version}`;
-  const services = h("section", { class: "card", id: "services" }, h("h2", {}, "Services, in start order"),
-    table(["Service", "State", "Since", "Last error"], status.services.map((s) =>
-      h("tr", { "data-service": s.name }, h("td", {}, s.name), h("td", {}, badge(s.state)), h("td", {}, when(s.since)), h("td", { class: "muted" }, s.last_error || "")))));
-  const time = h("section", { class: "card", id: "ntp" }, h("h2", {}, "Time"),
-    table(["Source", "Stratum", "Leap", "Offset"], [h("tr", {}, h("td", {}, ntp.source, ntp.refid ? ` (${ntp.refid})` : ""), h("td", {}, String(ntp.stratum)),
-      h("td", {}, ntp.leap === 3 ? badge("unsynchronised", "bad") : badge("ok")), h("td", {}, `${(ntp.offset_seconds * 1000).toFixed(3)} ms`))]),
-    ntp.why ? h("p", { class: "muted" }, ntp.why) : "");
-  const pools = [];
-  for (const sn of subnets) for (const r of sn.ranges || []) {
-    if (r.kind !== "dhcp") continue;
-    const size = ipNum(r.end) - ipNum(r.start) + 1;
-    const used = leases.filter((l) => ipNum(l.ip) >= ipNum(r.start) && ipNum(l.ip) <= ipNum(r.end)).length;
-    pools.push(h("tr", {}, h("td", {}, sn.name), h("td", {}, `${r.start} – ${r.end}`),
-      h("td", {}, h("div", { class: "meter" }, h("span", { style: `width:${(100 * used) / size}%` }))), h("td", {}, `${used} / ${size}`)));
-  }
-  const pool = h("section", { class: "card", id: "pools" }, h("h2", {}, "DHCP pools"),
-    pools.length ? table(["Subnet", "Range", "Used", ""], pools) : h("p", { class: "muted" }, "No DHCP range."));
-  const soon = certs ? certs.filter((c) => !c.revoked && new Date(c.not_after) - Date.now() < 7 * 864e5) : [];
-  const ca = h("section", { class: "card", id: "certs" }, h("h2", {}, "Certificates"),
-    certs === null ? h("p", { class: "muted" }, "The CA has not started.") :
-      h("p", {}, `${certs.length} issued, ${soon.length} expiring within a week`),
-    soon.length ? table(["Names", "Expires"], soon.map((c) => h("tr", {}, h("td", {}, c.names.join(", ")), h("td", {}, when(c.not_after))))) : "");
-  const role = (n) => (n.witness ? "witness" : n.voter ? "voter" : "not a voter");
-  const cluster = h("section", { class: "card", id: "cluster" },
-    h("h2", {}, cl.nodes.length > 1 ? `Cluster · leader ${cl.leader || "none known"}` : "One box"),
-    cl.quorum ? "" : h("p", {}, badge("no quorum", "bad"),
-      ` ${cl.node} cannot reach a majority of the cluster: it answers from what it has and refuses writes.`),
-    table(["Node", "Role", "State", "Last contact", "Applied", "Lag"], cl.nodes.map((n) =>
-      h("tr", { "data-node": n.name }, h("td", {}, n.name, n.address ? ` (${n.address})` : "",
-        n.error ? h("div", { class: "muted" }, n.error) : ""), h("td", {}, role(n)),
-        h("td", {}, badge(n.state, n.state === "unreachable" ? "bad" : n.state === "candidate" ? "warn" : "ok")),
-        h("td", {}, n.last_contact ? when(n.last_contact) : "never"), h("td", {}, String(n.applied)), h("td", {}, String(n.lag))))));
-  return [h("h1", {}, "Dashboard"), services, cluster, h("div", { class: "grid" }, time, pool, ca)];
-}
+// clean drops empty fields, so that the API sees them as absent.
+const clean = (v) => Object.fromEntries(Object.entries(v).filter(([, x]) => x !== ""));
+const confirmed = (what) => window.confirm(what);
 
 function ipNum(ip) {
-  return ip.includes(":") ? NaN : ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
-}
-
-async function subnetsPage() {
-  const [subnets, hosts, leases] = await Promise.all([get("/api/v1/subnets"), get("/api/v1/hosts"), get("/api/v1/dhcp/leases")]);
-  const legend = h("div", { class: "legend" }, ["host", "lease", "pool", "reserved", "edge", "free"].map((k) =>
-    h("span", {}, h("i", { class: k }), { edge: "gateway, network, broadcast", pool: "DHCP pool" }[k] || k)));
-  return [h("h1", {}, "Subnets"), legend, ...subnets.map((sn) => {
-    const [base, bits] = sn.cidr.split("/");
-    const size = base.includes(":") ? Infinity : 2 ** (32 - Number(bits));
-    const first = ipNum(base);
-    const kind = (n) => {
-      if (n === first || n === first + size - 1 || (sn.gateway && n === ipNum(sn.gateway))) return "edge";
-      if (hosts.some((x) => ipNum(x.ip) === n)) return "host";
-      if (leases.some((l) => ipNum(l.ip) === n)) return "lease";
-      for (const r of sn.ranges || []) if (n >= ipNum(r.start) && n <= ipNum(r.end)) return r.kind === "dhcp" ? "pool" : "reserved";
-      return "free";
-    };
-    let bar;
-    if (size <= 1024) {
-      bar = h("div", { class: "bar" }, Array.from({ length: size }, (_, i) =>
-        h("i", { class: kind(first + i), title: numIP(first + i) })));
-    } else { // too many to draw one by one: the ranges, to scale
-      bar = h("div", { class: "bar wide" });
-      let at = first;
-      for (const r of [...(sn.ranges || [])].sort((a, b) => ipNum(a.start) - ipNum(b.start))) {
-        const s = ipNum(r.start), e = ipNum(r.end);
-        if (!Number.isFinite(size)) break;
-        bar.append(h("i", { class: "free", style: `flex:${s - at}` }), h("i", { class: r.kind === "dhcp" ? "pool" : "reserved", style: `flex:${e - s + 1}`, title: `${r.kind} ${r.name || ""} ${r.start}–${r.end}` }));
-        at = e + 1;
-      }
-      if (Number.isFinite(size)) bar.append(h("i", { class: "free", style: `flex:${first + size - at}` }));
-    }
-    const inside = (ip) => ipNum(ip) >= first && ipNum(ip) < first + size;
-    return h("section", { class: "card", "data-subnet": sn.name },
-      h("h2", {}, `${sn.name} `, h("span", { class: "muted" }, `${sn.cidr} · ${sn.purpose}${sn.gateway ? " · gateway " + sn.gateway : ""}`),
-        sn.owner === "file" ? badge("site file", "") : ""),
-      bar,
-      h("p", { class: "muted" }, `${hosts.filter((x) => inside(x.ip)).length} hosts, ${leases.filter((l) => inside(l.ip)).length} leases`));
-  })];
+  return !ip || ip.includes(":") ? NaN : ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
 }
 const numIP = (n) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join(".");
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many || one + "s"}`;
 
-async function hostsPage() {
-  const hosts = await get("/api/v1/hosts");
-  const list = h("tbody");
-  const search = h("input", { type: "search", placeholder: "Search name, IP, MAC, role", id: "host-search" });
-  const draw = () => {
-    const q = search.value.toLowerCase();
-    list.replaceChildren(...hosts.filter((x) => !q || [x.name, x.ip, x.mac, x.role].some((v) => (v || "").toLowerCase().includes(q))).map(hostRow));
-  };
-  search.addEventListener("input", draw);
-  draw();
-  const add = fieldForm([
-    { name: "name", label: "Name", required: true }, { name: "ip", label: "IP address", required: true },
-    { name: "mac", label: "MAC" }, { name: "role", label: "Role" }], "Add host",
-  async (v) => { await api("POST", "/api/v1/hosts", clean(v)); route(); });
-  return [h("h1", {}, "Hosts"), h("section", { class: "card", id: "add-host" }, h("h2", {}, "Add a host"), add),
-    h("section", { class: "card" }, search, h("table", { id: "hosts" },
-      h("thead", {}, h("tr", {}, ["Name", "IP", "MAC", "Role", "Owner", ""].map((x) => h("th", {}, x)))), list))];
+// parseTTL reads 300, 30s, 5m, 2h or 1d as seconds; NaN for anything else.
+function parseTTL(s) {
+  const m = String(s).trim().match(/^(\d+)\s*([smhd]?)$/i);
+  return m ? Number(m[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2].toLowerCase()] : NaN;
+}
+function duration(secs) {
+  for (const [unit, n] of [["day", 86400], ["hour", 3600], ["minute", 60]]) if (secs >= n && secs % n === 0) return plural(secs / n, unit);
+  return plural(secs, "second");
 }
 
-function hostRow(x) {
+// The query of the page's address: #/hosts?q=cp01.
+function query(name) { return new URLSearchParams((location.hash.split("?")[1] || "")).get(name) || ""; }
+
+function searchBox(id, label, value, oninput) {
+  return h("input", { type: "search", id, "aria-label": label, placeholder: label, value, oninput });
+}
+
+// --- sign-in ---
+
+function signIn(why) {
+  clearInterval(poll);
+  localStorage.removeItem(TOKEN);
+  for (const id of ["nav", "search", "signout"]) document.getElementById(id).hidden = true;
+  document.getElementById("site").textContent = "";
+  document.title = "Sign in · infrad";
+  main.replaceChildren(document.getElementById("signin").content.cloneNode(true));
+  document.getElementById("signin-error").textContent = why || "";
+  document.getElementById("signin-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const candidate = new FormData(e.target).get("token").trim();
+    const res = await fetch("/api/v1/status", { headers: { Authorization: `Bearer ${candidate}` } }).catch(() => null);
+    if (!res || !res.ok) {
+      document.getElementById("signin-error").textContent = res ? "That token was refused." : "infrad does not answer.";
+      return;
+    }
+    localStorage.setItem(TOKEN, candidate);
+    route(); // the page asked for: a deep link stays where it pointed
+  });
+  main.querySelector("input")?.focus();
+}
+document.getElementById("signout").addEventListener("click", () => signIn("Signed out."));
+document.getElementById("search").addEventListener("submit", (e) => {
+  e.preventDefault();
+  location.hash = "#/search?q=" + encodeURIComponent(document.getElementById("global-search").value.trim());
+});
+
+// --- pages: each builds its frame once and returns update, which fetches and redraws
+// its data; a live page's update runs every 2 s. ---
+
+async function dashboard(root) {
+  const sections = Object.fromEntries(["services", "cluster", "ntp", "pools", "certs"].map((id) => [id, h("section", { class: "card", id })]));
+  root.append(h("h1", {}, "Dashboard"), sections.services, sections.cluster, h("div", { class: "grid" }, sections.ntp, sections.pools, sections.certs));
+  return async () => {
+    const [status, ntp, subnets, leases, cl] = await Promise.all([
+      get("/api/v1/status"), get("/api/v1/ntp"), get("/api/v1/subnets"), get("/api/v1/dhcp/leases"), get("/api/v1/cluster")]);
+    let certs = null;
+    try { certs = await get("/api/v1/ca/certificates"); } catch (e) { if (e.status !== 503) throw e; }
+    document.getElementById("site").textContent = `${status.site.domain.replace(/\.$/, "")} · infrad ${status.version}`;
+    sections.services.replaceChildren(h("h2", {}, "Services, in start order"),
+      table(["Service", "State", "Since", "Last error"], status.services.map((s) =>
+        h("tr", { "data-service": s.name }, h("td", {}, s.name), h("td", {}, badge(s.state)), h("td", {}, when(s.since)), h("td", { class: "muted" }, s.last_error || "")))));
+    sections.ntp.replaceChildren(h("h2", {}, "Time"),
+      table(["Source", "Stratum", "Leap", "Offset"], [h("tr", {}, h("td", {}, ntp.source, ntp.refid ? ` (${ntp.refid})` : ""), h("td", {}, String(ntp.stratum)),
+        h("td", {}, ntp.leap === 3 ? badge("unsynchronised", "bad") : badge("ok")), h("td", {}, `${(ntp.offset_seconds * 1000).toFixed(3)} ms`))]),
+      ntp.why ? h("p", { class: "muted" }, ntp.why) : "");
+    const pools = [];
+    for (const sn of subnets) for (const r of sn.ranges || []) {
+      if (r.kind !== "dhcp") continue;
+      const size = ipNum(r.end) - ipNum(r.start) + 1;
+      const used = leases.filter((l) => ipNum(l.ip) >= ipNum(r.start) && ipNum(l.ip) <= ipNum(r.end)).length;
+      pools.push(h("tr", {}, h("td", {}, sn.name), h("td", {}, `${r.start} – ${r.end}`),
+        h("td", {}, h("div", { class: "meter", role: "img", "aria-label": `${Math.round((100 * used) / size)}% used` }, h("span", { style: `width:${(100 * used) / size}%` }))), h("td", {}, `${used} / ${size}`)));
+    }
+    sections.pools.replaceChildren(h("h2", {}, "DHCP pools"),
+      pools.length ? table(["Subnet", "Range", "Used", "Leases"], pools) : h("p", { class: "muted" }, "No DHCP range."));
+    const soon = certs ? certs.filter((c) => !c.revoked && new Date(c.not_after) - Date.now() < 7 * 864e5) : [];
+    sections.certs.replaceChildren(h("h2", {}, "Certificates"),
+      certs === null ? h("p", { class: "muted" }, "The CA has not started.") : h("p", {}, `${certs.length} issued, ${soon.length} expiring within a week`),
+      soon.length ? table(["Names", "Expires"], soon.map((c) => h("tr", {}, h("td", {}, c.names.join(", ")), h("td", {}, when(c.not_after))))) : "");
+    const role = (n) => (n.witness ? "witness" : n.voter ? "voter" : "not a voter");
+    sections.cluster.replaceChildren(
+      h("h2", {}, cl.nodes.length > 1 ? `Cluster · leader ${cl.leader || "none known"}` : "One box"),
+      cl.quorum ? "" : h("p", {}, badge("no quorum", "bad"), ` ${cl.node} cannot reach a majority of the cluster: it answers from what it has and refuses writes.`),
+      table(["Node", "Role", "State", "Last contact", "Applied", "Lag"], cl.nodes.map((n) =>
+        h("tr", { "data-node": n.name }, h("td", {}, n.name, n.address ? ` (${n.address})` : "", n.error ? h("div", { class: "muted" }, n.error) : ""), h("td", {}, role(n)),
+          h("td", {}, badge(n.state, n.state === "unreachable" ? "bad" : n.state === "candidate" ? "warn" : "ok")),
+          h("td", {}, n.last_contact ? when(n.last_contact) : "never"), h("td", {}, String(n.applied)), h("td", {}, String(n.lag))))));
+  };
+}
+
+// --- subnets ---
+
+// subnetUse counts, for an address block, the hosts, leases and free addresses.
+function useOf(from, to, sn, hosts, leases) {
+  const inBlock = (ip) => { const n = ipNum(ip); return n >= from && n <= to; };
+  const hs = hosts.filter((x) => inBlock(x.ip)).length;
+  const ls = leases.filter((l) => inBlock(l.ip) && !hosts.some((x) => x.ip === l.ip)).length;
+  const [base, bits] = sn.cidr.split("/");
+  const first = ipNum(base), last = first + 2 ** (32 - Number(bits)) - 1;
+  let edges = 0;
+  for (const n of [first, last, ipNum(sn.gateway)]) if (n >= from && n <= to) edges++;
+  return { hosts: hs, leases: ls, free: Math.max(0, to - from + 1 - hs - ls - edges) };
+}
+
+function rangeOf(sn, n) {
+  return (sn.ranges || []).find((r) => n >= ipNum(r.start) && n <= ipNum(r.end));
+}
+const rangeName = (r) => (r.kind === "dhcp" ? `DHCP pool${r.name ? " " + r.name : ""}` : `reserved range ${r.name}`);
+
+// addressMap draws a subnet of /16 to /32 in at most 256 cells, 16 a row, each row
+// labelled with its first address. Pointing at, tapping or moving (arrow keys) to a
+// cell names what is there below the map.
+function addressMap(sn, hosts, leases) {
+  const [base, bits] = sn.cidr.split("/");
+  if (base.includes(":") || Number(bits) < 16) return h("p", { class: "muted" }, "The map draws IPv4 subnets of /16 and smaller.");
+  const size = 2 ** (32 - Number(bits)), first = ipNum(base);
+  const cells = Math.min(size, 256), per = size / cells;
+  const hostAt = new Map(hosts.map((x) => [ipNum(x.ip), x]));
+  const leaseAt = new Map(leases.map((l) => [ipNum(l.ip), l]));
+  const detail = h("p", { class: "map-detail", "aria-live": "polite" }, "Point at an address, or focus the map and use the arrow keys.");
+  const describe = (i) => {
+    const from = first + i * per, to = from + per - 1;
+    if (per === 1) {
+      const n = from, ip = numIP(n), r = rangeOf(sn, n);
+      let what = "free";
+      if (n === first) what = "the network address";
+      else if (n === first + size - 1) what = "the broadcast address";
+      else if (n === ipNum(sn.gateway)) what = "the gateway";
+      else if (hostAt.has(n)) what = `host ${hostAt.get(n).name}${r ? " (in " + rangeName(r) + ")" : ""}`;
+      else if (leaseAt.has(n)) what = `leased to ${leaseAt.get(n).mac}${leaseAt.get(n).hostname ? " (" + leaseAt.get(n).hostname + ")" : ""}, ${rangeName(r || { kind: "dhcp" })}`;
+      else if (r) what = `${rangeName(r)}, free`;
+      return `${ip}: ${what}`;
+    }
+    const u = useOf(from, to, sn, hosts, leases);
+    const ranges = (sn.ranges || []).filter((r) => ipNum(r.start) <= to && ipNum(r.end) >= from).map(rangeName);
+    return `${numIP(from)} – ${numIP(to)}: ${plural(u.hosts, "host")}, ${plural(u.leases, "lease")}, ${u.free} free${ranges.length ? "; " + ranges.join(", ") : ""}`;
+  };
+  const kindOf = (i) => {
+    const from = first + i * per, to = from + per - 1;
+    if (per === 1) {
+      const n = from;
+      if (n === first || n === first + size - 1 || n === ipNum(sn.gateway)) return "edge";
+      if (hostAt.has(n)) return "host";
+      if (leaseAt.has(n)) return "lease";
+      const r = rangeOf(sn, n);
+      return r ? (r.kind === "dhcp" ? "pool" : "reserved") : "free";
+    }
+    const u = useOf(from, to, sn, hosts, leases);
+    if (u.hosts) return "host";
+    if (u.leases) return "lease";
+    const r = rangeOf(sn, from + per / 2);
+    return r ? (r.kind === "dhcp" ? "pool" : "reserved") : "free";
+  };
+  const map = h("div", { class: "map", tabindex: "0", role: "group", "aria-label": `Address map of ${sn.cidr}: arrow keys move, the address is named below` });
+  const cellEls = [];
+  for (let i = 0; i < cells; i++) {
+    if (i % 16 === 0) map.append(h("span", { class: "row-label", "aria-hidden": "true" }, numIP(first + i * per)));
+    const cell = h("i", { class: kindOf(i), "data-cell": String(i), "aria-hidden": "true" });
+    cellEls.push(cell);
+    map.append(cell);
+  }
+  let cursor = -1;
+  const show = (i) => {
+    cellEls[cursor]?.classList.remove("cursor");
+    cursor = i;
+    cellEls[i].classList.add("cursor");
+    detail.textContent = describe(i);
+  };
+  map.addEventListener("pointerover", (e) => { if (e.target.dataset.cell) show(Number(e.target.dataset.cell)); });
+  map.addEventListener("click", (e) => { if (e.target.dataset.cell) show(Number(e.target.dataset.cell)); });
+  map.addEventListener("keydown", (e) => {
+    const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: 16, ArrowUp: -16, Home: -cells, End: cells }[e.key];
+    if (step === undefined) return;
+    e.preventDefault();
+    show(Math.min(cells - 1, Math.max(0, (cursor < 0 ? 0 : cursor) + step)));
+  });
+  map.addEventListener("focus", () => { if (cursor < 0) show(0); });
+  return h("div", {}, map, detail);
+}
+
+// rangesEditor is the ranges of a subnet form: a row each, added and removed.
+function rangesEditor(form, ranges) {
+  const list = h("div", { class: "ranges-editor" });
+  let count = 0;
+  const add = (r = {}) => {
+    const i = count++;
+    const row = h("div", { class: "range", "data-range": String(i) });
+    form.addField(row, { name: `ranges[${i}].kind`, label: "Kind", options: [{ value: "dhcp", label: "DHCP pool" }, { value: "reserved", label: "reserved" }], value: r.kind || "dhcp" });
+    form.addField(row, { name: `ranges[${i}].name`, label: "Name", value: r.name, placeholder: "metallb, vip, ..." });
+    form.addField(row, { name: `ranges[${i}].start`, label: "Start", value: r.start });
+    form.addField(row, { name: `ranges[${i}].end`, label: "End", value: r.end });
+    row.append(h("button", { type: "button", class: "secondary", onclick: () => row.remove() }, "Remove range"));
+    form.errs[`ranges[${i}]`] = h("span", { class: "error", "data-error-for": `ranges[${i}]` });
+    row.append(form.errs[`ranges[${i}]`]);
+    list.insertBefore(row, addButton);
+  };
+  const addButton = h("button", { type: "button", class: "secondary", onclick: () => add() }, "Add a range");
+  list.append(addButton);
+  (ranges || []).forEach(add);
+  return list;
+}
+
+// subnetBody turns the form's values into a SubnetSpec, its ranges in order.
+function subnetBody(v) {
+  const body = { name: v.name, cidr: v.cidr, gateway: v.gateway, purpose: v.purpose, comment: v.comment, ranges: [] };
+  const rows = {};
+  for (const [k, x] of Object.entries(v)) {
+    const m = k.match(/^ranges\[(\d+)\]\.(\w+)$/);
+    if (m) (rows[m[1]] ||= {})[m[2]] = x;
+  }
+  // The API's errors name ranges by their place in the list it gets: renumber the fields.
+  const kept = Object.keys(rows).sort((a, b) => a - b);
+  kept.forEach((k) => body.ranges.push(clean(rows[k])));
+  return { body: clean(body), order: kept };
+}
+
+function subnetForm(sn, onDone, cancel) {
+  const form = fieldForm([
+    { name: "name", label: "Name", value: sn?.name, required: true },
+    { name: "cidr", label: "CIDR", value: sn?.cidr, placeholder: "10.0.40.0/24", required: true },
+    { name: "gateway", label: "Gateway", value: sn?.gateway },
+    { name: "purpose", label: "Purpose", options: ["nodes", "pods", "services"], value: sn?.purpose || "nodes" },
+    { name: "comment", label: "Comment", value: sn?.comment }], sn ? "Save subnet" : "Add subnet",
+  async (v) => {
+    const { body, order } = subnetBody(v);
+    if (sn?.dhcp_options) body.dhcp_options = sn.dhcp_options; // the form does not show them: they stay
+    try {
+      if (sn) await api("PUT", `/api/v1/subnets/${encodeURIComponent(sn.name)}`, body);
+      else await api("POST", "/api/v1/subnets", body);
+    } catch (e) {
+      // ranges[1] of the body is the form's ranges[order[1]].
+      e.field = e.field.replace(/^ranges\[(\d+)\]/, (_, i) => `ranges[${order[i]}]`);
+      throw e;
+    }
+    onDone(body.name);
+  }, { cancel });
+  if (sn) form.querySelector('[name="name"]').readOnly = true;
+  form.insertBefore(rangesEditor(form, sn?.ranges), form.querySelector(".buttons"));
+  return form;
+}
+
+async function subnetsPage(root) {
+  const add = h("section", { class: "card", id: "add-subnet" });
+  const blank = () => add.replaceChildren(h("h2", {}, "Add a subnet"), subnetForm(null, (name) => { notify(`Subnet ${name} added.`); blank(); refresh(); }));
+  blank();
+  const legend = h("div", { class: "legend" }, ["host", "lease", "pool", "reserved", "edge", "free"].map((k) =>
+    h("span", {}, h("i", { class: k }), { edge: "gateway, network, broadcast", pool: "DHCP pool", reserved: "reserved range" }[k] || k)));
+  const list = h("div", { id: "subnets" });
+  root.append(h("h1", {}, "Subnets"), add, legend, list);
+  return async () => {
+    const [subnets, hosts, leases, status] = await Promise.all([get("/api/v1/subnets"), get("/api/v1/hosts"), get("/api/v1/dhcp/leases"), get("/api/v1/status")]);
+    list.replaceChildren(...subnets.map((sn) => subnetCard(sn, hosts, leases, status.site.source)));
+  };
+}
+
+function subnetCard(sn, hosts, leases, source) {
+  const [base, bits] = sn.cidr.split("/");
+  const v4 = !base.includes(":");
+  const first = ipNum(base), last = v4 ? first + 2 ** (32 - Number(bits)) - 1 : NaN;
+  const card = h("section", { class: "card", "data-subnet": sn.name });
+  const u = v4 ? useOf(first, last, sn, hosts, leases) : null;
+  const ranges = (sn.ranges || []).map((r) => {
+    const ru = useOf(ipNum(r.start), ipNum(r.end), sn, hosts, leases);
+    return h("tr", { "data-range": r.name || `${r.start}-${r.end}` }, h("td", {}, r.name || h("span", { class: "muted" }, "(unnamed)")),
+      h("td", {}, r.kind === "dhcp" ? "DHCP pool" : "reserved"), h("td", {}, `${r.start} – ${r.end}`),
+      h("td", {}, String(ipNum(r.end) - ipNum(r.start) + 1)), h("td", {}, String(ru.hosts)), h("td", {}, String(ru.leases)), h("td", {}, String(ru.free)));
+  });
+  const file = sn.owner === "file";
+  const actions = file
+    ? h("p", { class: "muted" }, `From the site file${source ? " (" + source + ")" : ""}: change it there and reload.`)
+    : h("div", { class: "buttons" },
+      h("button", { class: "secondary", onclick: () => card.replaceChildren(h("h2", {}, `Edit ${sn.name}`), subnetForm(sn, (name) => { notify(`Subnet ${name} saved.`); refresh(); }, () => refresh())) }, "Edit"),
+      h("button", { class: "danger", onclick: () => { if (confirmed(`Delete subnet ${sn.name} (${sn.cidr})?`)) act(() => api("DELETE", `/api/v1/subnets/${encodeURIComponent(sn.name)}`), `Subnet ${sn.name} deleted.`); } }, "Delete"));
+  card.append(
+    h("h2", {}, `${sn.name} `, h("span", { class: "muted" }, `${sn.cidr} · ${sn.purpose}${sn.gateway ? " · gateway " + sn.gateway : ""}`), " ", badge(file ? "site file" : "api", "")),
+    sn.comment ? h("p", {}, sn.comment) : "",
+    u ? h("p", { class: "use" }, `${last - first + 1} addresses: ${plural(u.hosts, "host")}, ${plural(u.leases, "lease")}, ${u.free} free`) : "",
+    ranges.length ? table(["Range", "Kind", "Addresses", "Size", "Hosts", "Leases", "Free"], ranges) : h("p", { class: "muted" }, "No ranges."),
+    addressMap(sn, hosts, leases), actions);
+  return card;
+}
+
+// --- hosts ---
+
+async function hostsPage(root) {
+  let hosts = [], subnets = [];
+  const search = searchBox("host-search", "Search hosts by name, IP, MAC, role, subnet or comment", query("q"), () => draw());
+  const list = table(["Name", "IP", "MAC", "Role", "Subnet", "Comment", "Owner", { hidden: "Actions" }], [], { id: "hosts" });
+  const subnetOf = (ip) => subnets.find((sn) => { const [b, bits] = sn.cidr.split("/"); const n = ipNum(ip), f = ipNum(b); return n >= f && n < f + 2 ** (32 - Number(bits)); })?.name || "";
+  const draw = () => {
+    const q = search.value.toLowerCase();
+    list.setRows(hosts.filter((x) => !q || [x.name, x.ip, x.mac, x.role, x.comment, subnetOf(x.ip)].some((v) => (v || "").toLowerCase().includes(q)))
+      .map((x) => hostRow(x, subnetOf(x.ip))));
+  };
+  const allocateIn = h("select", { name: "subnet" });
+  const add = fieldForm([
+    { name: "name", label: "Name", required: true }, { name: "ip", label: "IP address", placeholder: "or the next free one" },
+    h("label", {}, "Next free address in", allocateIn),
+    { name: "mac", label: "MAC" }, { name: "role", label: "Role" }, { name: "comment", label: "Comment" }], "Add host",
+  async (v) => {
+    const { subnet, ...spec } = clean(v);
+    if (!spec.ip && subnet) {
+      const host = await api("POST", `/api/v1/subnets/${encodeURIComponent(subnet)}/allocate`, spec);
+      notify(`Host ${host.name} added at ${host.ip}, the next free address of ${subnet}.`);
+    } else {
+      await api("POST", "/api/v1/hosts", spec);
+      notify(`Host ${spec.name} added.`);
+    }
+    add.reset();
+    refresh();
+  });
+  root.append(h("h1", {}, "Hosts"), h("section", { class: "card", id: "add-host" }, h("h2", {}, "Add a host"), add), h("section", { class: "card" }, search, list));
+  return async () => {
+    [hosts, subnets] = await Promise.all([get("/api/v1/hosts"), get("/api/v1/subnets")]);
+    const chosen = allocateIn.value;
+    allocateIn.replaceChildren(h("option", { value: "" }, "(give the IP)"), ...subnets.filter((sn) => sn.purpose === "nodes").map((sn) => h("option", { value: sn.name, selected: sn.name === chosen }, `${sn.name} (${sn.cidr})`)));
+    draw();
+  };
+}
+
+function hostRow(x, subnet) {
   const actions = x.owner === "file"
-    ? h("td", { class: "muted" }, "read-only")
-    : h("td", {}, h("button", { class: "secondary", onclick: (e) => editHost(e.target.closest("tr"), x) }, "Edit"), " ",
-      h("button", { class: "danger", onclick: async () => { if (confirm(`Delete ${x.name}?`)) { await api("DELETE", `/api/v1/hosts/${x.name}`); route(); } } }, "Delete"));
+    ? h("td", { class: "actions muted" }, "read-only: from the site file")
+    : h("td", { class: "actions" }, h("button", { class: "secondary", onclick: (e) => editHost(e.target.closest("tr"), x) }, "Edit"), " ",
+      h("button", { class: "danger", onclick: () => { if (confirmed(`Delete host ${x.name} (${x.ip})?`)) act(() => api("DELETE", `/api/v1/hosts/${encodeURIComponent(x.name)}`), `Host ${x.name} deleted.`); } }, "Delete"));
   return h("tr", { "data-host": x.name }, h("td", {}, x.name), h("td", {}, x.ip), h("td", {}, x.mac || ""), h("td", {}, x.role || ""),
-    h("td", {}, x.owner === "file" ? badge("site file", "") : badge("api", "")), actions);
+    h("td", {}, subnet), h("td", {}, x.comment || ""), h("td", {}, x.owner === "file" ? badge("site file", "") : badge("api", "")), actions);
 }
 
 function editHost(row, x) {
+  row.dataset.editing = "true";
   const form = fieldForm([
-    { name: "ip", label: "IP address", value: x.ip }, { name: "mac", label: "MAC", value: x.mac },
-    { name: "role", label: "Role", value: x.role }], "Save",
-  async (v) => { await api("PUT", `/api/v1/hosts/${x.name}`, clean(v)); route(); });
-  row.replaceChildren(h("td", {}, x.name), h("td", { colspan: 5 }, form));
+    { name: "name", label: "Name", value: x.name }, { name: "ip", label: "IP address", value: x.ip }, { name: "mac", label: "MAC", value: x.mac },
+    { name: "role", label: "Role", value: x.role }, { name: "comment", label: "Comment", value: x.comment }], "Save",
+  async (v) => {
+    const spec = clean(v);
+    // A new name renames the host: one change, its address and records with it.
+    await api("PUT", `/api/v1/hosts/${encodeURIComponent(x.name)}`, { ...spec, dhcp_options: x.dhcp_options });
+    notify(spec.name && spec.name !== x.name ? `Host ${x.name} renamed ${spec.name}.` : `Host ${x.name} saved.`);
+    refresh();
+  }, { cancel: () => refresh() });
+  row.replaceChildren(h("td", { colspan: 8 }, form));
+  form.querySelector("input")?.focus();
 }
 
-// clean drops empty fields, so that the API sees them as absent.
-const clean = (v) => Object.fromEntries(Object.entries(v).filter(([, x]) => x !== ""));
+// --- leases ---
 
-async function leasesPage() {
-  const leases = await get("/api/v1/dhcp/leases");
-  const filter = h("input", { type: "search", placeholder: "Filter by IP, MAC or hostname", id: "lease-filter", value: leaseFilter });
-  const body = h("tbody");
+async function leasesPage(root) {
+  let leases = [], hosts = [];
+  const filter = searchBox("lease-filter", "Filter leases by IP, MAC or hostname", query("q"), () => draw());
+  const list = table(["IP", "MAC", "Hostname", "Expires", "State", { hidden: "Actions" }], [], { id: "leases" });
+  const count = h("span", { class: "muted" });
   const draw = () => {
-    leaseFilter = filter.value;
     const q = filter.value.toLowerCase();
-    body.replaceChildren(...leases.filter((l) => !q || [l.ip, l.mac, l.hostname].some((v) => (v || "").toLowerCase().includes(q))).map((l) =>
-      h("tr", { "data-lease": l.ip }, h("td", {}, l.ip), h("td", {}, l.mac || ""), h("td", {}, l.hostname || ""), h("td", {}, when(l.expires)),
-        h("td", {}, l.declined ? badge("declined", "warn") : ""),
-        h("td", {}, h("button", { class: "danger", onclick: async () => { await api("DELETE", `/api/v1/dhcp/leases/${l.ip}`); route(); } }, "Release")))));
+    list.setRows(leases.filter((l) => !q || [l.ip, l.mac, l.hostname].some((v) => (v || "").toLowerCase().includes(q))).map((l) => {
+      const host = hosts.find((x) => x.ip === l.ip);
+      return h("tr", { "data-lease": l.ip }, h("td", {}, l.ip), h("td", {}, l.mac || ""), h("td", {}, l.hostname || (host ? host.name : "")), h("td", {}, when(l.expires)),
+        h("td", {}, l.declined ? badge("declined", "warn") : host ? badge(`reserved: ${host.name}`, "ok") : "dynamic"),
+        h("td", { class: "actions" },
+          !l.declined && !host ? h("button", { class: "secondary", onclick: () => pinLease(l) }, "Pin as reservation") : "", " ",
+          h("button", { class: "danger", onclick: () => { if (confirmed(`Release the lease of ${l.ip} (${l.mac || "quarantined"})? Its client must ask again.`)) act(() => api("DELETE", `/api/v1/dhcp/leases/${l.ip}`), `Lease of ${l.ip} released.`); } }, "Release")));
+    }));
+    count.textContent = `(${leases.length}, live)`;
   };
-  filter.addEventListener("input", draw);
-  draw();
-  return [h("h1", {}, "Leases ", h("span", { class: "muted" }, `(${leases.length}, live)`)),
-    h("section", { class: "card" }, filter, table(["IP", "MAC", "Hostname", "Expires", "", ""], [body]))];
+  root.append(h("h1", {}, "Leases ", count), h("section", { class: "card" }, filter, list));
+  return async () => {
+    [leases, hosts] = await Promise.all([get("/api/v1/dhcp/leases"), get("/api/v1/hosts")]);
+    draw();
+  };
 }
-let leaseFilter = "";
 
-async function dnsPage() {
-  const records = await get("/api/v1/dns/records");
+function pinLease(l) {
+  let name = l.hostname;
+  if (!name) {
+    name = window.prompt(`The lease of ${l.ip} (${l.mac}) has no hostname. Name the reservation:`);
+    if (!name) return;
+  } else if (!confirmed(`Make ${l.ip} the reservation of ${l.mac}, as host ${l.hostname}?`)) return;
+  act(() => api("POST", `/api/v1/dhcp/leases/${l.ip}/reserve`, l.hostname ? undefined : { name }),
+    `${l.ip} is now host ${name}'s: its client keeps it.`);
+}
+
+// --- DHCP activity ---
+
+async function activityPage(root) {
+  let q = query("q");
+  const filter = searchBox("activity-filter", "Filter by type, MAC, IP, relay, hostname or reason", q, () => { q = filter.value; refresh(); });
+  const list = table(["Time", "Direction", "Type", "MAC", "IP", "Hostname", "Relay", "Interface", "Reason"], [], { id: "activity" });
+  root.append(h("h1", {}, "DHCP activity ", h("span", { class: "muted" }, "(this box's last 2,048 messages, live)")), h("section", { class: "card" }, filter, list));
+  return async () => {
+    const events = await get(`/api/v1/dhcp/events?limit=200&q=${encodeURIComponent(q.trim())}`);
+    list.setRows(events.map((e) => h("tr", { "data-type": e.type }, h("td", {}, new Date(e.at).toLocaleTimeString()), h("td", {}, e.sent ? "to the client" : "from the client"),
+      h("td", {}, e.type === "NAK" ? badge("NAK", "bad") : e.type), h("td", {}, e.mac || ""), h("td", {}, e.ip || ""), h("td", {}, e.hostname || ""),
+      h("td", {}, e.relay || ""), h("td", {}, e.interface), h("td", {}, e.reason || ""))));
+    if (!events.length) list.setRows([h("tr", {}, h("td", { colspan: 9, class: "muted" }, q ? "No message matches." : "No DHCP message yet."))]);
+  };
+}
+
+// --- DNS ---
+
+async function dnsPage(root) {
+  let records = [], sortBy = "name", flip = 1;
+  const search = searchBox("record-search", "Search records by name, type or value", query("q"), () => draw());
+  const sortButton = (key, label) => ({ text: label, node: h("button", { class: "sort", onclick: () => { flip = sortBy === key ? -flip : 1; sortBy = key; draw(); } }, label) });
+  const list = table([sortButton("name", "Name"), sortButton("type", "Type"), sortButton("value", "Value"), "TTL", "From", { hidden: "Actions" }], [], { id: "records" });
+  const draw = () => {
+    const q = search.value.toLowerCase();
+    const rows = records.filter((r) => !q || [r.name, r.type, r.value, r.from].some((v) => (v || "").toLowerCase().includes(q)))
+      .sort((a, b) => flip * (a[sortBy] || "").localeCompare(b[sortBy] || "", undefined, { numeric: true }) || a.name.localeCompare(b.name));
+    list.setRows(rows.map(recordRow));
+  };
   const add = fieldForm([
     { name: "name", label: "Name", placeholder: "grafana, or x.example.com.", required: true },
     { name: "type", label: "Type", options: ["A", "AAAA", "CNAME", "SRV", "TXT", "MX", "PTR"] },
-    { name: "value", label: "Value", required: true }, { name: "ttl", label: "TTL", placeholder: "site default" }], "Add record",
-  async (v) => { const r = clean(v); if (r.ttl) r.ttl = Number(r.ttl); await api("POST", "/api/v1/dns/records", r); route(); });
-  return [h("h1", {}, "DNS records"), h("section", { class: "card" }, h("h2", {}, "Add a record"), add),
-    h("section", { class: "card" }, table(["Name", "Type", "Value", "TTL", "Owner", ""], records.map((r) =>
-      h("tr", { "data-record": r.id }, h("td", {}, r.name), h("td", {}, r.type), h("td", {}, r.value), h("td", {}, r.ttl !== undefined ? String(r.ttl) : ""),
-        h("td", {}, badge(r.owner === "file" ? "site file" : "api", "")),
-        h("td", {}, r.owner === "file" ? "" : h("button", { class: "danger", onclick: async () => { await api("DELETE", `/api/v1/dns/records/${r.id}`); route(); } }, "Delete"))))))];
+    { name: "value", label: "Value", required: true }, { name: "ttl", label: "TTL", placeholder: "300, 5m, 1h (site default)" }], "Add record",
+  async (v) => { await api("POST", "/api/v1/dns/records", recordBody(v)); notify(`Record ${v.name} ${v.type} added.`); add.reset(); refresh(); });
+  root.append(h("h1", {}, "DNS records"), h("section", { class: "card", id: "add-record" }, h("h2", {}, "Add a record"), add),
+    h("section", { class: "card" }, h("p", { class: "muted" }, "Hosts and named leases make their A and PTR records: they are listed here, and change with them."), search, list));
+  return async () => {
+    const [own, hosts, leases, status] = await Promise.all([get("/api/v1/dns/records"), get("/api/v1/hosts"), get("/api/v1/dhcp/leases"), get("/api/v1/status")]);
+    const domain = status.site.domain.replace(/\.?$/, ".");
+    const fqdn = (n) => (n.endsWith(".") ? n : `${n}.${domain}`);
+    const ptr = (ip) => ip.split(".").reverse().join(".") + ".in-addr.arpa.";
+    records = own.map((r) => ({ ...r, from: r.owner === "file" ? "site file" : "api" }));
+    for (const x of hosts) records.push({ name: fqdn(x.name), type: x.ip.includes(":") ? "AAAA" : "A", value: x.ip, from: `host ${x.name}`, derived: true },
+      { name: ptr(x.ip), type: "PTR", value: fqdn(x.name), from: `host ${x.name}`, derived: true });
+    for (const l of leases) if (l.hostname) records.push({ name: fqdn(l.hostname), type: "A", value: l.ip, from: `lease ${l.ip}`, derived: true },
+      { name: ptr(l.ip), type: "PTR", value: fqdn(l.hostname), from: `lease ${l.ip}`, derived: true });
+    draw();
+  };
 }
 
-async function caPage() {
-  let info, certs;
-  try { [info, certs] = await Promise.all([get("/api/v1/ca"), get("/api/v1/ca/certificates")]); } catch (e) {
-    if (e.status === 503) return [h("h1", {}, "Certificate authority"), h("p", { class: "muted" }, e.message)];
-    throw e;
+function recordBody(v) {
+  const r = clean(v);
+  if (r.ttl !== undefined) {
+    const secs = parseTTL(r.ttl);
+    if (!Number.isFinite(secs)) throw Object.assign(new APIError(422, { error: { message: `"${r.ttl}" is not a TTL: give seconds, or 30s, 5m, 2h, 1d` } }), { field: "ttl" });
+    r.ttl = secs;
   }
-  return [h("h1", {}, "Certificate authority"), h("section", { class: "card" }, table(["", ""], [
-    h("tr", {}, h("th", {}, "Root"), h("td", {}, h("a", { href: "/api/v1/ca/root.pem", download: "root.pem" }, "Download root.pem"), " ", h("code", {}, info.root_fingerprint_sha256))),
-    h("tr", {}, h("th", {}, "ACME directory"), h("td", {}, h("code", {}, info.directory))),
-    h("tr", {}, h("th", {}, "Intermediate expires"), h("td", {}, when(info.intermediate_expiry))),
-    h("tr", {}, h("th", {}, "Certificate lifetime"), h("td", {}, info.cert_lifetime))])),
-  h("section", { class: "card" }, h("h2", {}, "Issued"), table(["Serial", "Names", "Not after", ""], certs.map((c) =>
-    h("tr", {}, h("td", {}, h("code", {}, c.serial)), h("td", {}, c.names.join(", ")), h("td", {}, when(c.not_after)), h("td", {}, c.revoked ? badge("revoked", "bad") : "")))))];
+  return r;
+}
+
+function recordRow(r) {
+  const actions = r.derived || r.owner === "file" ? h("td", { class: "actions muted" }, r.derived ? "follows from the " + r.from.split(" ")[0] : "read-only")
+    : h("td", { class: "actions" }, h("button", { class: "secondary", onclick: (e) => editRecord(e.target.closest("tr"), r) }, "Edit"), " ",
+      h("button", { class: "danger", onclick: () => { if (confirmed(`Delete ${r.name} ${r.type} ${r.value}?`)) act(() => api("DELETE", `/api/v1/dns/records/${r.id}`), `Record ${r.name} ${r.type} deleted.`); } }, "Delete"));
+  return h("tr", { "data-record": r.id || `${r.name} ${r.type}` }, h("td", {}, r.name), h("td", {}, r.type), h("td", {}, r.value),
+    h("td", {}, r.ttl !== undefined ? duration(r.ttl) : ""), h("td", {}, badge(r.from, "")), actions);
+}
+
+function editRecord(row, r) {
+  row.dataset.editing = "true";
+  const form = fieldForm([
+    { name: "name", label: "Name", value: r.name }, { name: "type", label: "Type", options: ["A", "AAAA", "CNAME", "SRV", "TXT", "MX", "PTR"], value: r.type },
+    { name: "value", label: "Value", value: r.value }, { name: "ttl", label: "TTL", value: r.ttl !== undefined ? String(r.ttl) : "" }], "Save",
+  async (v) => {
+    const body = recordBody(v);
+    // Records have no update: the new one is made and the old removed. When only the
+    // TTL changes the two share an ID, so the old goes first and comes back on failure.
+    const same = body.name.replace(/\.$/, "") === r.name.replace(/\.$/, "") && body.type === r.type && body.value === r.value;
+    if (same) {
+      await api("DELETE", `/api/v1/dns/records/${r.id}`);
+      try { await api("POST", "/api/v1/dns/records", body); } catch (e) {
+        await api("POST", "/api/v1/dns/records", { name: r.name, type: r.type, value: r.value, ttl: r.ttl }).catch(() => {});
+        throw e;
+      }
+    } else {
+      await api("POST", "/api/v1/dns/records", body);
+      await api("DELETE", `/api/v1/dns/records/${r.id}`);
+    }
+    notify(`Record ${body.name} ${body.type} saved.`);
+    refresh();
+  }, { cancel: () => refresh() });
+  row.replaceChildren(h("td", { colspan: 6 }, form));
+}
+
+// --- CA ---
+
+const colons = (hex) => hex.toUpperCase().match(/../g).join(":");
+
+async function caPage(root) {
+  const body = h("div");
+  root.append(h("h1", {}, "Certificate authority"), body);
+  return async () => {
+    let info, certs;
+    try { [info, certs] = await Promise.all([get("/api/v1/ca"), get("/api/v1/ca/certificates")]); } catch (e) {
+      if (e.status !== 503) throw e;
+      body.replaceChildren(h("p", { class: "muted" }, e.message));
+      return;
+    }
+    body.replaceChildren(h("section", { class: "card", id: "ca-info" }, h("table", {}, h("tbody", {},
+      h("tr", {}, h("th", { scope: "row" }, "Root"), h("td", {}, h("a", { href: "/api/v1/ca/root.pem", download: "root.pem" }, "Download root.pem"))),
+      h("tr", {}, h("th", { scope: "row" }, "Root SHA-256"), h("td", {}, h("code", { id: "fingerprint" }, colons(info.root_fingerprint_sha256)))),
+      h("tr", {}, h("th", { scope: "row" }, "Root expires"), h("td", {}, when(info.root_expiry))),
+      h("tr", {}, h("th", { scope: "row" }, "Intermediate expires"), h("td", {}, when(info.intermediate_expiry))),
+      h("tr", {}, h("th", { scope: "row" }, "ACME directory"), h("td", {}, h("code", {}, info.directory))),
+      h("tr", {}, h("th", { scope: "row" }, "Certificate lifetime"), h("td", { id: "lifetime" }, duration(info.cert_lifetime_seconds)))))),
+    h("section", { class: "card" }, h("h2", {}, "Issued"), certs.length
+      ? table(["Serial", "Names", "Not after", "State"], certs.map((c) =>
+        h("tr", {}, h("td", {}, h("code", {}, c.serial)), h("td", {}, c.names.join(", ")), h("td", {}, when(c.not_after)), h("td", {}, c.revoked ? badge("revoked", "bad") : "valid"))))
+      : h("p", { class: "muted", id: "no-certs" }, "No certificate issued yet: point an ACME client (cert-manager, lego, certbot) at the directory above.")));
+  };
+}
+
+// --- changes ---
+
+const commandNames = {
+  PutSubnet: "subnet saved", DeleteSubnet: "subnet deleted", PutHost: "host saved", DeleteHost: "host deleted", AllocateHost: "host allocated",
+  PutRecord: "record added", DeleteRecord: "record deleted", UpdateRecords: "dynamic update", Reconcile: "site file applied",
+  CommitLease: "lease granted", ReleaseLease: "lease released", DeclineLease: "address declined", ExpireLeases: "leases expired",
+  TableWrite: "certificate authority", PinLease: "lease pinned", PutToken: "token created", DeleteToken: "token revoked",
+};
+
+// difference names the fields that changed from before to after: "ip 10.0.0.5 → 10.0.0.6".
+function difference(before, after) {
+  const keys = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])];
+  const show = (v) => (v === undefined ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v));
+  return keys.filter((k) => JSON.stringify(before?.[k]) !== JSON.stringify(after?.[k])).map((k) => `${k} ${show(before?.[k])} → ${show(after?.[k])}`).join("; ");
+}
+
+async function changesPage(root) {
+  const filters = { object: query("object"), source: query("source"), since: "", until: "" };
+  let before = 0, shown = [];
+  const list = table(["When", "Who", "What", "Changes"], [], { id: "changes" });
+  const more = h("button", { class: "secondary", hidden: true, onclick: () => load(true) }, "Show older");
+  const form = fieldForm([
+    { name: "object", label: "Object", value: filters.object, placeholder: "host cp01, 10.0.40.5, lease" },
+    { name: "source", label: "Who", value: filters.source, placeholder: "alice, dhcp, site file" },
+    { name: "since", label: "Since", placeholder: "2026-12-01T09:00" }, { name: "until", label: "Until", placeholder: "2026-12-02" }], "Filter",
+  async (v) => { Object.assign(filters, v); before = 0; shown = []; await load(false); });
+  const at = (s, field) => {
+    if (!s) return "";
+    const d = new Date(s);
+    if (isNaN(d)) throw Object.assign(new APIError(400, { error: { message: `"${s}" is not a date: 2026-12-01, or 2026-12-01T09:00` } }), { field });
+    return d.toISOString().replace(/\.\d+Z$/, "Z");
+  };
+  const load = async (older) => {
+    const p = new URLSearchParams(clean({ object: filters.object, source: filters.source, since: at(filters.since, "since"), until: at(filters.until, "until"), limit: "50" }));
+    if (older && before) p.set("before", before);
+    const page = await get(`/api/v1/changes?${p}`);
+    shown = older ? shown.concat(page.changes) : page.changes;
+    before = page.next || 0;
+    more.hidden = !page.next;
+    list.setRows(shown.length ? shown.map((e) => h("tr", { "data-change": String(e.id) }, h("td", {}, when(e.at)), h("td", {}, e.source),
+      h("td", {}, commandNames[e.command] || e.command),
+      h("td", {}, h("ul", { class: "change-list" }, e.changes.map((c) => h("li", {}, `${c.op} ${c.kind} ${c.key}`,
+        c.op === "update" ? h("span", { class: "muted" }, `: ${difference(c.before, c.after)}`) : "")),
+      e.more ? h("li", { class: "muted" }, `and ${e.more} more`) : ""))))
+      : [h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No change matches."))]);
+  };
+  root.append(h("h1", {}, "Changes"), h("section", { class: "card", id: "change-filter" }, form), h("section", { class: "card" }, list, more));
+  return () => load(false);
+}
+
+// --- tokens ---
+
+async function tokensPage(root) {
+  const made = h("div", { id: "new-token" });
+  const form = fieldForm([{ name: "name", label: "Name", placeholder: "alice, ci, external-dns", required: true },
+    { name: "read_only", label: "read-only (every write gets 403)", type: "checkbox" }], "Create token",
+  async (v) => {
+    const t = await api("POST", "/api/v1/tokens", { name: v.name, read_only: v.read_only });
+    const link = `${location.origin}/ui/#token=${t.token}`;
+    made.replaceChildren(h("section", { class: "card" }, h("h2", {}, `Token ${t.name}`),
+      h("p", {}, "Copy it now: infrad keeps only its hash, and shows it this once."),
+      h("p", { class: "secret", id: "token-secret" }, t.token),
+      h("p", {}, "Sign-in link: ", h("code", {}, link)),
+      h("button", { class: "secondary", onclick: () => navigator.clipboard?.writeText(t.token).then(() => notify("Copied."), () => notify("The browser would not copy: select the token instead.", true)) }, "Copy the token")));
+    form.reset();
+    refresh();
+  });
+  const list = table(["Name", "Access", "Created", { hidden: "Actions" }], [], { id: "tokens" });
+  root.append(h("h1", {}, "API tokens"), h("section", { class: "card", id: "add-token" }, h("h2", {}, "Create a token"), form), made,
+    h("section", { class: "card" }, h("p", { class: "muted" }, "The change log names the token of each change. api-token is the token in each box's data directory: to change it, delete the file and restart infrad."), list));
+  return async () => {
+    const tokens = await get("/api/v1/tokens");
+    list.setRows(tokens.map((t) => h("tr", { "data-token": t.name }, h("td", {}, t.name), h("td", {}, t.read_only ? "read-only" : "read-write"),
+      h("td", {}, t.created && !t.created.startsWith("0001") ? when(t.created) : "(each box's file)"),
+      h("td", { class: "actions" }, t.name === "api-token" ? "" : h("button", { class: "danger", onclick: () => { if (confirmed(`Revoke token ${t.name}? Whatever uses it is refused from now on.`)) act(() => api("DELETE", `/api/v1/tokens/${encodeURIComponent(t.name)}`), `Token ${t.name} revoked.`); } }, "Revoke")))));
+  };
+}
+
+// --- search across the site ---
+
+async function searchPage(root) {
+  const q = query("q").toLowerCase();
+  document.getElementById("global-search").value = query("q");
+  const results = h("div", { class: "results", id: "results" });
+  root.append(h("h1", {}, `Search: ${query("q")}`), results);
+  return async () => {
+    const [hosts, leases, records, subnets] = await Promise.all([get("/api/v1/hosts"), get("/api/v1/dhcp/leases"), get("/api/v1/dns/records"), get("/api/v1/subnets")]);
+    const has = (...vs) => vs.some((v) => (v || "").toLowerCase().includes(q));
+    const groups = [
+      ["Hosts", "hosts", hosts.filter((x) => has(x.name, x.ip, x.mac, x.role, x.comment)).map((x) => [x.name, `${x.ip}${x.mac ? " · " + x.mac : ""}`])],
+      ["Leases", "leases", leases.filter((l) => has(l.ip, l.mac, l.hostname)).map((l) => [l.ip, `${l.mac || "quarantined"}${l.hostname ? " · " + l.hostname : ""}`])],
+      ["DNS records", "dns", records.filter((r) => has(r.name, r.type, r.value)).map((r) => [r.name, `${r.type} ${r.value}`])],
+      ["Subnets", "subnets", subnets.filter((sn) => has(sn.name, sn.cidr, sn.comment, ...(sn.ranges || []).map((r) => r.name))).map((sn) => [sn.name, sn.cidr])],
+    ];
+    const found = groups.filter(([, , items]) => items.length);
+    results.replaceChildren(...(q && found.length ? found.map(([title, page, items]) => h("section", { class: "card", "data-results": page }, h("h2", {}, `${title} (${items.length})`),
+      h("ul", {}, items.map(([name, about]) => h("li", {}, h("a", { href: `#/${page}?q=${encodeURIComponent(name)}` }, name), " ", h("span", { class: "muted" }, about))))))
+      : [h("p", { class: "muted" }, q ? "Nothing matches." : "Type in the search box above.")]));
+  };
 }
 
 // --- routing ---
 
-const pages = { dashboard: [dashboard, true], subnets: [subnetsPage], hosts: [hostsPage], leases: [leasesPage, true], dns: [dnsPage], ca: [caPage] };
+const pages = {
+  dashboard: ["Dashboard", dashboard, true], subnets: ["Subnets", subnetsPage], hosts: ["Hosts", hostsPage], leases: ["Leases", leasesPage, true],
+  activity: ["DHCP activity", activityPage, true], dns: ["DNS records", dnsPage], ca: ["Certificate authority", caPage],
+  changes: ["Changes", changesPage], tokens: ["API tokens", tokensPage], search: ["Search", searchPage],
+};
+let update = null; // the page's redraw
+
+// busy says whether a refresh now would be in the way: a form being filled in, a row
+// being edited, or text selected (to be copied).
+function busy() {
+  const focused = document.activeElement;
+  if (focused && main.contains(focused) && focused.type !== "search" && focused.tagName !== "BUTTON" && focused !== main) return true;
+  if (main.querySelector("[data-editing]")) return true;
+  const sel = window.getSelection();
+  return sel && !sel.isCollapsed && main.contains(sel.anchorNode);
+}
+
+// refresh redraws the page's data; when infrad does not answer it says so and keeps
+// what the page showed.
+async function refresh() {
+  if (!update) return;
+  const banner = main.querySelector(".offline");
+  try {
+    await update();
+    banner?.remove();
+  } catch (e) {
+    if (e.status === 401) return;
+    if (e.status === 0) {
+      if (!banner) main.prepend(h("p", { class: "offline", role: "alert" }, `${e.message} The page shows what it last had, and tries again every 2 seconds.`));
+    } else notify(e.message, true);
+  }
+}
 
 async function route() {
   clearInterval(poll);
+  update = null;
   if (!token()) return signIn();
-  document.getElementById("signout").hidden = false;
+  for (const id of ["nav", "search", "signout"]) document.getElementById(id).hidden = false;
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || "dashboard";
-  const [page, live] = pages[name] || pages.dashboard;
-  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.getAttribute("href") === `#/${name}`);
-  const draw = async (refresh) => {
-    try {
-      const content = await page();
-      const focused = document.activeElement;
-      // A live page's refresh does not redraw under a form being filled in; a search box it keeps.
-      if (refresh && focused && main.contains(focused) && focused.type !== "search") return;
-      main.replaceChildren(...content);
-      if (focused?.id && focused.type === "search") document.getElementById(focused.id)?.focus();
-    } catch (e) {
-      if (e.status !== 401) main.replaceChildren(h("p", { class: "error" }, e.message));
-    }
-  };
-  await draw(false);
-  if (live) poll = setInterval(() => draw(true), 2000); // live pages follow the site
+  const [title, page, live] = pages[name] || pages.dashboard;
+  document.title = `${title} · infrad`;
+  for (const a of document.querySelectorAll("#nav a")) {
+    if (a.getAttribute("href") === `#/${name}`) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  const root = h("div");
+  main.replaceChildren(root);
+  try {
+    update = await page(root);
+  } catch (e) {
+    if (e.status !== 401) root.replaceChildren(h("p", { class: "error", role: "alert" }, e.message));
+    return;
+  }
+  await refresh();
+  if (live) poll = setInterval(() => { if (!busy()) refresh(); }, 2000); // live pages follow the site
 }
-window.addEventListener("hashchange", route);
+window.addEventListener("hashchange", () => { route(); main.focus({ preventScroll: true }); });
 route();

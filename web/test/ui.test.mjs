@@ -1,16 +1,47 @@
 // The UI as a person uses it: Playwright driving Debian's Chromium against a running
-// infrad. The Go test TestUI (cmd/infrad) starts infrad and a DHCP client's namespace,
-// then runs this with node --test and:
+// infrad. The Go test TestUI (cmd/infrad) starts infrad, with a site file that holds
+// almost nothing, and a DHCP client's namespace, then runs this with node --test and:
 //   SIGNIN_URL  the sign-in link infrad logged
+//   API_TOKEN   the same token, for checking results through the API
 //   LEASE_CMD   a JSON array: the command that makes a DHCP client take a lease
 //   SHOTS       where screenshots go
-import { test, before, after } from "node:test";
+// A new user builds the lab's subnet, ranges, hosts and records here, in the browser;
+// every action is checked through the API. Any uncaught error or console error fails
+// the test (the browser's own note of an HTTP error answer, which a refused action
+// gets on purpose, excepted), and axe-core checks every page at two widths.
+import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
-const { SIGNIN_URL, LEASE_CMD, SHOTS } = process.env;
-let browser, page;
+const { SIGNIN_URL, API_TOKEN, LEASE_CMD, SHOTS } = process.env;
+const BASE = new URL(SIGNIN_URL).origin;
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+const PAGES = ["dashboard", "subnets", "hosts", "leases", "activity", "dns", "ca", "changes", "tokens", "search"];
+let browser, context, page;
+const errors = [];
+let netErrorsExpected = false;
+let promptAnswer = "";
+
+// watch collects a page's errors and answers its dialogs (confirm: yes; prompt: promptAnswer).
+function watch(p) {
+  p.on("pageerror", (e) => errors.push(`uncaught: ${e.message}`));
+  p.on("console", (m) => {
+    if (m.type() !== "error") return;
+    if (/Failed to load resource: the server responded with a status of (4\d\d|503)/.test(m.text())) return;
+    if (netErrorsExpected && /net::ERR_FAILED|Failed to fetch/.test(m.text())) return;
+    errors.push(`console: ${m.text()}`);
+  });
+  p.on("dialog", (d) => d.accept(d.type() === "prompt" ? promptAnswer : undefined));
+  return p;
+}
+
+async function newContext(viewport, signedIn = true) {
+  const ctx = await browser.newContext({ viewport });
+  if (signedIn) await ctx.addInitScript((t) => localStorage.setItem("infrad-token", t), API_TOKEN);
+  return ctx;
+}
 
 before(async () => {
   browser = await chromium.launch({
@@ -18,11 +49,39 @@ before(async () => {
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
       "--disable-component-update", "--no-first-run", "--disable-sync"],
   });
-  page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
+  context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  page = watch(await context.newPage());
 });
 after(async () => { await browser?.close(); });
+afterEach(() => {
+  const found = errors.splice(0);
+  assert.deepEqual(found, [], "the page logged errors");
+});
 
-const shot = (name) => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+const shot = (p, name) => p.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+// go opens the page afresh, as a reload would (the same address again is no navigation).
+const go = async (hash) => {
+  await page.goto("about:blank");
+  await page.goto(`${BASE}/ui/${hash}`);
+  await page.locator("main h1").first().waitFor();
+};
+
+// call is the API, as a script would use it, with token.
+async function call(method, path, body, token = API_TOKEN) {
+  const res = await fetch(BASE + path, {
+    method, headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, body: res.status === 204 ? null : await res.json() };
+}
+
+async function fill(form, values) {
+  for (const [name, v] of Object.entries(values)) {
+    const el = form.locator(`[name="${name}"]`);
+    if ((await el.evaluate((e) => e.tagName)) === "SELECT") await el.selectOption(v);
+    else await el.fill(v);
+  }
+}
 
 test("sign in with the logged link and see every service ready", async () => {
   await page.goto(SIGNIN_URL);
@@ -30,11 +89,13 @@ test("sign in with the logged link and see every service ready", async () => {
     await page.locator(`#services tr[data-service="${name}"] .badge.ready`).waitFor({ timeout: 15000 });
   }
   assert.match(page.url(), /#\/dashboard$/, "the token is taken out of the address bar");
+  assert.equal(await page.title(), "Dashboard · infrad");
+  assert.equal(await page.locator('#nav a[aria-current="page"]').textContent(), "Dashboard");
   const box = page.locator('#cluster tr[data-node="infrad"]');
   await box.waitFor();
   assert.match(await box.textContent(), /leader/, "one box leads its cluster of one");
   assert.equal(await page.locator("#cluster h2").textContent(), "One box");
-  await shot("dashboard");
+  await shot(page, "dashboard");
 });
 
 // A cluster's status as GET /api/v1/cluster gives it (pkg/cluster.Status): node2 cut
@@ -50,64 +111,413 @@ test("a cluster's dashboard shows each node, the witness and a lost quorum", asy
   };
   await page.route("**/api/v1/cluster", (route) => route.fulfill({ json: status }));
   try {
-    await page.goto(SIGNIN_URL.replace(/#.*/, "#/dashboard"));
+    await go("#/dashboard");
     await page.locator('#cluster tr[data-node="pi"]').waitFor();
     assert.equal(await page.locator("#cluster h2").textContent(), "Cluster · leader none known");
     assert.match(await page.locator("#cluster").textContent(), /no quorum\s*node1 cannot reach a majority/);
     assert.match(await page.locator('#cluster tr[data-node="pi"]').textContent(), /witness.*candidate.*810.*2$/);
     assert.equal(await page.locator('#cluster tr[data-node="node2"] .badge.bad').textContent(), "unreachable");
     assert.match(await page.locator('#cluster tr[data-node="node2"]').textContent(), /i\/o timeout.*never/, "why it is unreachable, and no contact");
-    await shot("dashboard-cluster-no-quorum");
+    await shot(page, "dashboard-cluster-no-quorum");
   } finally {
     await page.unroute("**/api/v1/cluster");
   }
 });
 
-test("add a host and see it in the list", async () => {
-  await page.goto(SIGNIN_URL.replace(/#.*/, "#/hosts"));
-  const form = page.locator("#add-host form");
-  await form.locator('input[name="name"]').fill("web01");
-  await form.locator('input[name="ip"]').fill("10.77.0.30");
-  await form.locator('input[name="mac"]').fill("52:54:00:77:00:30");
-  await form.locator('button[type="submit"]').click();
-  await page.locator('#hosts tr[data-host="web01"]').waitFor();
-  assert.equal(await page.locator('#hosts tr[data-host="web01"] td').nth(1).textContent(), "10.77.0.30");
+test("the dashboard's refresh keeps a selection, so an error can be copied", async () => {
+  await go("#/dashboard");
+  const cell = page.locator('#services tr[data-service="ntp"] td').first();
+  await cell.waitFor();
+  await cell.evaluate((td) => { const r = document.createRange(); r.selectNodeContents(td); getSelection().removeAllRanges(); getSelection().addRange(r); });
+  await page.waitForTimeout(2600);
+  assert.equal(await page.evaluate(() => getSelection().toString()), "ntp", "the selection survived a refresh");
+  await page.evaluate(() => getSelection().removeAllRanges());
 });
 
-test("a duplicate IP is refused, the error beside the field", async () => {
-  const form = page.locator("#add-host form");
-  await form.locator('input[name="name"]').fill("web02");
-  await form.locator('input[name="ip"]').fill("10.77.0.30");
-  await form.locator('button[type="submit"]').click();
-  const err = form.locator('[data-error-for="ip"]');
-  await err.filter({ hasText: "web01" }).waitFor();
-  assert.match(await err.textContent(), /10\.77\.0\.30.*web01/);
-  assert.equal(await page.locator('#hosts tr[data-host="web02"]').count(), 0);
-  await shot("hosts-duplicate-ip");
-});
+test("a new user builds the lab's subnet and its named ranges", async () => {
+  await go("#/subnets");
+  const pods = page.locator('[data-subnet="pods"]');
+  await pods.waitFor();
+  assert.match(await pods.textContent(), /From the site file/, "a file-owned subnet says where it comes from");
+  assert.equal(await pods.locator("button").count(), 0, "and cannot be changed here");
 
-test("file-owned hosts are read-only", async () => {
-  const row = page.locator('#hosts tr[data-host="cp01"]');
-  assert.match(await row.textContent(), /site file/);
-  assert.equal(await row.locator("button").count(), 0);
-});
-
-test("a lease appears on the live leases page", async () => {
-  await page.goto(SIGNIN_URL.replace(/#.*/, "#/leases"));
-  await page.locator("#lease-filter").waitFor();
-  const [cmd, ...args] = JSON.parse(LEASE_CMD);
-  execFileSync(cmd, args, { stdio: "ignore", timeout: 30000 });
-  await page.locator('tr[data-lease="10.77.0.100"]').waitFor({ timeout: 15000 });
-  assert.match(await page.locator('tr[data-lease="10.77.0.100"]').textContent(), /52:54:00:77:00:99/);
-  await shot("leases");
-});
-
-test("subnets are drawn over their address space", async () => {
-  await page.goto(SIGNIN_URL.replace(/#.*/, "#/subnets"));
+  const form = page.locator("#add-subnet form");
+  await fill(form, { name: "lab", cidr: "10.77.0.0/24", gateway: "10.77.0.254" });
+  await form.getByRole("button", { name: "Add a range" }).click();
+  await form.getByRole("button", { name: "Add a range" }).click();
+  await fill(form, {
+    "ranges[0].kind": "dhcp", "ranges[0].name": "clients", "ranges[0].start": "10.77.0.100", "ranges[0].end": "10.77.0.103",
+    "ranges[1].kind": "reserved", "ranges[1].name": "metallb", "ranges[1].start": "10.77.0.200", "ranges[1].end": "10.77.0.220",
+  });
+  await form.getByRole("button", { name: "Add subnet" }).click();
   const lab = page.locator('[data-subnet="lab"]');
   await lab.waitFor();
-  assert.equal(await lab.locator(".bar i").count(), 256, "a /24 is 256 cells");
-  assert.ok(await lab.locator(".bar i.host").count() >= 2, "the hosts are drawn");
-  assert.equal(await lab.locator(".bar i.lease").count(), 1, "the lease is drawn");
-  await shot("subnets");
+  const { body: sn } = await call("GET", "/api/v1/subnets/lab");
+  assert.deepEqual(sn.ranges.map((r) => `${r.kind} ${r.name || ""} ${r.start}-${r.end}`),
+    ["dhcp clients 10.77.0.100-10.77.0.103", "reserved metallb 10.77.0.200-10.77.0.220"]);
+  assert.match(await lab.locator('tr[data-range="metallb"]').textContent(), /metallb.*reserved.*10\.77\.0\.200 – 10\.77\.0\.220.*21/);
+  assert.match(await lab.locator(".use").textContent(), /256 addresses: 0 hosts, 0 leases, 253 free/);
 });
+
+test("a subnet's mistakes are shown beside their fields", async () => {
+  const form = page.locator("#add-subnet form");
+  await fill(form, { name: "bad", cidr: "10.78.0.0/33", gateway: "" });
+  await form.getByRole("button", { name: "Add subnet" }).click();
+  await form.locator('[data-error-for="cidr"]').filter({ hasText: /\S/ }).waitFor();
+  assert.equal(await form.locator('[name="cidr"]').getAttribute("aria-invalid"), "true");
+  await fill(form, { cidr: "10.78.0.0/24" });
+  await form.getByRole("button", { name: "Add a range" }).click();
+  await fill(form, { "ranges[0].kind": "reserved", "ranges[0].name": "vip", "ranges[0].start": "10.79.0.1", "ranges[0].end": "10.79.0.5" });
+  await form.getByRole("button", { name: "Add subnet" }).click();
+  const err = form.locator('[data-error-for="ranges[0]"]');
+  await err.filter({ hasText: /\S/ }).waitFor();
+  assert.match(await err.textContent(), /not inside subnet "bad"/);
+  assert.equal((await call("GET", "/api/v1/subnets/bad")).status, 404, "nothing was made");
+  await shot(page, "subnets-error-beside-range");
+});
+
+test("edit a subnet, with Cancel, and delete one", async () => {
+  await go("#/subnets");
+  const lab = page.locator('[data-subnet="lab"]');
+  await lab.getByRole("button", { name: "Edit" }).click();
+  await lab.getByRole("button", { name: "Cancel" }).click();
+  await lab.getByRole("button", { name: "Edit" }).waitFor();
+  await lab.getByRole("button", { name: "Edit" }).click();
+  await lab.locator('[name="comment"]').fill("the lab's LAN");
+  await lab.getByRole("button", { name: "Save subnet" }).click();
+  await page.locator('[data-subnet="lab"] p', { hasText: "the lab's LAN" }).waitFor();
+  assert.equal((await call("GET", "/api/v1/subnets/lab")).body.comment, "the lab's LAN");
+  assert.equal((await call("GET", "/api/v1/subnets/lab")).body.ranges.length, 2, "the ranges stay");
+
+  assert.equal((await call("POST", "/api/v1/subnets", { name: "scratch", cidr: "10.81.0.0/24" })).status, 201);
+  await go("#/subnets");
+  await page.locator('[data-subnet="scratch"]').getByRole("button", { name: "Delete" }).click();
+  await page.locator('[data-subnet="scratch"]').waitFor({ state: "detached" });
+  assert.equal((await call("GET", "/api/v1/subnets/scratch")).status, 404);
+});
+
+test("the address map names what is under the pointer, for /24 to /16", async () => {
+  assert.equal((await call("POST", "/api/v1/subnets", { name: "big", cidr: "10.80.0.0/20", ranges: [{ kind: "dhcp", name: "fleet", start: "10.80.4.0", end: "10.80.7.255" }] })).status, 201);
+  assert.equal((await call("POST", "/api/v1/hosts", { name: "bighost", ip: "10.80.0.5" })).status, 201);
+  await go("#/subnets");
+  const lab = page.locator('[data-subnet="lab"] .map');
+  await lab.waitFor();
+  assert.equal(await lab.locator("i").count(), 256, "a /24 is 256 cells");
+  assert.deepEqual((await lab.locator(".row-label").allTextContents()).slice(0, 2), ["10.77.0.0", "10.77.0.16"], "each row is labelled");
+  await lab.locator('i[data-cell="205"]').hover();
+  const detail = page.locator('[data-subnet="lab"] .map-detail');
+  assert.equal(await detail.textContent(), "10.77.0.205: reserved range metallb, free");
+  await lab.focus();
+  await page.keyboard.press("Home");
+  assert.equal(await detail.textContent(), "10.77.0.0: the network address");
+  await page.keyboard.press("ArrowRight");
+  assert.equal(await detail.textContent(), "10.77.0.1: free", "the keyboard moves through the map");
+  await page.keyboard.press("ArrowDown");
+  assert.equal(await detail.textContent(), "10.77.0.17: free");
+
+  const big = page.locator('[data-subnet="big"]');
+  assert.equal(await big.locator(".map i").count(), 256, "a /20 is 256 cells of 16 addresses");
+  assert.match(await big.locator('.map i[data-cell="0"]').getAttribute("class"), /host/, "its host is drawn");
+  await big.locator('.map i[data-cell="64"]').click();
+  assert.equal(await big.locator(".map-detail").textContent(), "10.80.4.0 – 10.80.4.15: 0 hosts, 0 leases, 16 free; DHCP pool fleet");
+  const pods = page.locator('[data-subnet="pods"]');
+  assert.equal(await pods.locator(".map i").count(), 256, "a /16 is 256 cells of 256 addresses");
+  await pods.locator('.map i[data-cell="255"]').click();
+  assert.match(await pods.locator(".map-detail").textContent(), /^10\.244\.255\.0 – 10\.244\.255\.255: 0 hosts, 0 leases, 255 free$/);
+  await shot(page, "subnets");
+});
+
+test("hosts: add, the next free address, a refusal beside its field", async () => {
+  await go("#/hosts");
+  const form = page.locator("#add-host form");
+  await fill(form, { name: "infra", ip: "10.77.0.1", comment: "this box" });
+  await form.getByRole("button", { name: "Add host" }).click();
+  await page.locator('#hosts tr[data-host="infra"]').waitFor();
+  await fill(form, { name: "cp01", ip: "10.77.0.10", mac: "52:54:00:77:00:10", role: "control-plane" });
+  await form.getByRole("button", { name: "Add host" }).click();
+  await page.locator('#hosts tr[data-host="cp01"]').waitFor();
+  assert.match(await page.locator('#hosts tr[data-host="cp01"]').textContent(), /cp0110\.77\.0\.1052:54:00:77:00:10control-planelab/);
+
+  await fill(form, { name: "w01", ip: "", subnet: "lab", role: "worker" });
+  await form.getByRole("button", { name: "Add host" }).click();
+  await page.locator('#hosts tr[data-host="w01"]').waitFor();
+  assert.equal((await call("GET", "/api/v1/hosts/w01")).body.ip, "10.77.0.2", "the lowest free address of lab");
+
+  await fill(form, { name: "web02", ip: "10.77.0.10", subnet: "" });
+  await form.getByRole("button", { name: "Add host" }).click();
+  const err = form.locator('[data-error-for="ip"]');
+  await err.filter({ hasText: "cp01" }).waitFor();
+  assert.match(await err.textContent(), /10\.77\.0\.10.*cp01/);
+  assert.equal((await call("GET", "/api/v1/hosts/web02")).status, 404);
+  await shot(page, "hosts-duplicate-ip");
+});
+
+test("hosts: edit with Cancel, rename, comments searched, delete", async () => {
+  await go("#/hosts");
+  let row = page.locator('#hosts tr[data-host="cp01"]');
+  await row.getByRole("button", { name: "Edit" }).click();
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await page.locator('#hosts tr[data-host="cp01"] td', { hasText: "control-plane" }).waitFor();
+
+  row = page.locator('#hosts tr[data-host="w01"]');
+  await row.getByRole("button", { name: "Edit" }).click();
+  const edit = page.locator("#hosts form");
+  await fill(edit, { name: "w02", comment: "rack 3" });
+  await edit.getByRole("button", { name: "Save" }).click();
+  await page.locator('#hosts tr[data-host="w02"]').waitFor();
+  assert.equal((await call("GET", "/api/v1/hosts/w01")).status, 404);
+  const w02 = (await call("GET", "/api/v1/hosts/w02")).body;
+  assert.equal(`${w02.ip} ${w02.comment}`, "10.77.0.2 rack 3");
+
+  await page.locator("#host-search").fill("rack");
+  assert.deepEqual(await page.locator("#hosts tbody tr").evaluateAll((rs) => rs.map((r) => r.dataset.host)), ["w02"]);
+  await page.locator("#host-search").fill("");
+
+  await page.locator('#hosts tr[data-host="w02"]').getByRole("button", { name: "Delete" }).click();
+  await page.locator('#hosts tr[data-host="w02"]').waitFor({ state: "detached" });
+  assert.equal((await call("GET", "/api/v1/hosts/w02")).status, 404);
+});
+
+test("a failed action says why, and the stale row goes", async () => {
+  assert.equal((await call("POST", "/api/v1/hosts", { name: "ghost", ip: "10.77.0.66" })).status, 201);
+  await go("#/hosts");
+  await page.locator('#hosts tr[data-host="ghost"]').waitFor();
+  assert.equal((await call("DELETE", "/api/v1/hosts/ghost")).status, 204);
+  await page.locator('#hosts tr[data-host="ghost"]').getByRole("button", { name: "Delete" }).click();
+  await page.locator("#notice.bad", { hasText: 'host "ghost"' }).waitFor();
+  await page.locator('#hosts tr[data-host="ghost"]').waitFor({ state: "detached" });
+  await page.locator("#notice button").click();
+});
+
+test("DNS records: add with a TTL of 5m, refuse a bad one, search, sort, edit, delete", async () => {
+  await go("#/dns");
+  const form = page.locator("#add-record form");
+  await fill(form, { name: "grafana", type: "A", value: "10.77.0.50", ttl: "5 min" });
+  await form.getByRole("button", { name: "Add record" }).click();
+  await form.locator('[data-error-for="ttl"]').filter({ hasText: /not a TTL/ }).waitFor();
+  await fill(form, { ttl: "5m" });
+  await form.getByRole("button", { name: "Add record" }).click();
+  await page.locator("#records td", { hasText: "grafana.lab.test." }).first().waitFor();
+  const mine = (await call("GET", "/api/v1/dns/records")).body.find((r) => r.name === "grafana.lab.test.");
+  assert.equal(mine.ttl, 300, "5m is 300 seconds");
+  for (const [name, type, value] of [["registry", "CNAME", "cp01"], ["_etcd-server-ssl._tcp", "SRV", "0 10 2380 cp01"]]) {
+    await fill(form, { name, type, value, ttl: "" });
+    await form.getByRole("button", { name: "Add record" }).click();
+    await page.locator("#records td", { hasText: value }).first().waitFor();
+  }
+
+  const derived = page.locator('#records tr', { hasText: "host cp01" });
+  assert.equal(await derived.count(), 2, "cp01's A and PTR, from the host");
+  assert.match(await derived.first().textContent(), /follows from the host/);
+  assert.match(await page.locator("#records tr", { hasText: "www.lab.test." }).textContent(), /site file.*read-only/);
+
+  await page.locator("#record-search").fill("grafana");
+  assert.equal(await page.locator("#records tbody tr").count(), 1);
+  await page.locator("#record-search").fill("");
+  await page.locator("#records th button", { hasText: "Type" }).click();
+  const types = await page.locator("#records tbody tr td:nth-child(2)").allTextContents();
+  assert.deepEqual(types, [...types].sort(), "sorted by type");
+
+  await page.locator(`#records tr[data-record="${mine.id}"]`).getByRole("button", { name: "Edit" }).click();
+  const edit = page.locator("#records form");
+  await fill(edit, { value: "10.77.0.51" });
+  await edit.getByRole("button", { name: "Save" }).click();
+  await page.locator("#records td", { hasText: "10.77.0.51" }).waitFor();
+  const now = (await call("GET", "/api/v1/dns/records")).body.filter((r) => r.name === "grafana.lab.test.");
+  assert.deepEqual(now.map((r) => `${r.value} ${r.ttl}`), ["10.77.0.51 300"], "the record changed, its TTL kept");
+
+  await page.locator(`#records tr[data-record="${now[0].id}"]`).getByRole("button", { name: "Delete" }).click();
+  await page.locator(`#records tr[data-record="${now[0].id}"]`).waitFor({ state: "detached" });
+  assert.equal((await call("GET", `/api/v1/dns/records/${now[0].id}`)).status, 404);
+  await shot(page, "dns");
+});
+
+test("a real client's lease appears live; the filter keeps what is typed", async () => {
+  await go("#/leases");
+  const filter = page.locator("#lease-filter");
+  await filter.click();
+  await page.keyboard.type("10.77");
+  await page.waitForTimeout(2600); // a refresh or more
+  await page.keyboard.type(".0.10");
+  assert.equal(await filter.inputValue(), "10.77.0.10");
+  const [cmd, ...args] = JSON.parse(LEASE_CMD);
+  execFileSync(cmd, args, { stdio: "ignore", timeout: 30000 });
+  const row = page.locator('tr[data-lease="10.77.0.100"]');
+  await row.waitFor({ timeout: 15000 });
+  assert.match(await row.textContent(), /52:54:00:77:00:99.*laptop.*dynamic/);
+  assert.equal(await filter.inputValue(), "10.77.0.10", "the refresh that drew the lease left the filter alone");
+  await shot(page, "leases");
+});
+
+test("pin the lease as a reservation", async () => {
+  const row = page.locator('tr[data-lease="10.77.0.100"]');
+  await row.getByRole("button", { name: "Pin as reservation" }).click();
+  await page.locator('tr[data-lease="10.77.0.100"] .badge', { hasText: "reserved: laptop" }).waitFor();
+  const host = (await call("GET", "/api/v1/hosts/laptop")).body;
+  assert.equal(`${host.ip} ${host.mac} ${host.owner}`, "10.77.0.100 52:54:00:77:00:99 api");
+});
+
+test("DHCP activity shows the exchange, searchable", async () => {
+  await go("#/activity");
+  for (const type of ["DISCOVER", "OFFER", "REQUEST", "ACK"]) await page.locator(`#activity tr[data-type="${type}"]`).first().waitFor();
+  await page.locator("#activity-filter").fill("ack");
+  await page.waitForFunction(() => [...document.querySelectorAll("#activity tbody tr")].every((r) => r.dataset.type === "ACK"));
+  assert.match(await page.locator("#activity tbody tr").first().textContent(), /to the client.*ACK.*52:54:00:77:00:99.*10\.77\.0\.100/);
+  await shot(page, "activity");
+});
+
+test("the CA page: fingerprint, expiries, lifetime, nothing issued yet", async () => {
+  await go("#/ca");
+  await page.locator("#fingerprint").waitFor();
+  assert.match(await page.locator("#fingerprint").textContent(), /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  assert.equal(await page.locator("#lifetime").textContent(), "90 days");
+  assert.match(await page.locator("#ca-info").textContent(), /Root expires\S/);
+  await page.locator("#no-certs").waitFor();
+  await shot(page, "ca");
+});
+
+test("tokens: create, use under its name, read-only refused, revoke", async () => {
+  await go("#/tokens");
+  const form = page.locator("#add-token form");
+  await fill(form, { name: "alice" });
+  await form.getByRole("button", { name: "Create token" }).click();
+  const alice = (await page.locator("#token-secret").textContent()).trim();
+  assert.match(alice, /^infrad_[0-9a-f]{64}$/);
+  assert.equal((await call("POST", "/api/v1/hosts", { name: "by-alice", ip: "10.77.0.70" }, alice)).status, 201);
+
+  await fill(form, { name: "viewer" });
+  await form.locator('[name="read_only"]').check();
+  await form.getByRole("button", { name: "Create token" }).click();
+  await page.locator('#tokens tr[data-token="viewer"]', { hasText: "read-only" }).waitFor();
+  const viewer = (await page.locator("#token-secret").textContent()).trim();
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const other = watch(await ctx.newPage());
+  await other.goto(`${BASE}/ui/#token=${viewer}`);
+  await other.goto(`${BASE}/ui/#/hosts`);
+  const add = other.locator("#add-host form");
+  await fill(add, { name: "nope", ip: "10.77.0.71" });
+  await add.getByRole("button", { name: "Add host" }).click();
+  await add.locator('[data-error-for=""]', { hasText: "read-only" }).waitFor();
+  await ctx.close();
+
+  await page.locator('#tokens tr[data-token="alice"]').getByRole("button", { name: "Revoke" }).click();
+  await page.locator('#tokens tr[data-token="alice"]').waitFor({ state: "detached" });
+  assert.equal((await call("GET", "/api/v1/hosts", null, alice)).status, 401);
+  await shot(page, "tokens");
+});
+
+test("the change log: who did what, filtered", async () => {
+  await go("#/changes");
+  const form = page.locator("#change-filter form");
+  await fill(form, { source: "alice" });
+  await form.getByRole("button", { name: "Filter" }).click();
+  await page.locator("#changes tbody tr", { hasText: "create host by-alice" }).waitFor();
+  assert.match(await page.locator("#changes tbody tr").first().textContent(), /token alice.*host saved.*create host by-alice/);
+  assert.equal(await page.locator("#changes tbody tr").count(), 1);
+
+  await fill(form, { source: "", object: "laptop" });
+  await form.getByRole("button", { name: "Filter" }).click();
+  await page.locator("#changes tbody tr", { hasText: "lease pinned" }).waitFor();
+  await fill(form, { object: "subnet lab" });
+  await form.getByRole("button", { name: "Filter" }).click();
+  const update = page.locator("#changes tbody tr", { hasText: "update subnet lab" });
+  await update.waitFor(); // the update, before and after
+  assert.match(await update.textContent(), /comment — → the lab's LAN/);
+
+  await fill(form, { object: "", since: "yesterday" });
+  await form.getByRole("button", { name: "Filter" }).click();
+  await form.locator('[data-error-for="since"]').filter({ hasText: "not a date" }).waitFor();
+  await fill(form, { since: "" });
+  await shot(page, "changes");
+});
+
+test("search the site from the top bar", async () => {
+  await go("#/dashboard");
+  await page.locator("#global-search").fill("cp01");
+  await page.keyboard.press("Enter");
+  await page.locator('[data-results="hosts"]').waitFor();
+  assert.ok(await page.locator('[data-results="dns"]').count(), "records that name cp01 are found too");
+  await page.locator('[data-results="hosts"] a', { hasText: "cp01" }).click();
+  await page.locator('#hosts tr[data-host="cp01"]').waitFor();
+  assert.equal(await page.locator("#host-search").inputValue(), "cp01");
+  assert.equal(await page.locator("#hosts tbody tr").count(), 1);
+});
+
+test("release a lease, after a confirmation", async () => {
+  await go("#/leases");
+  await page.locator('tr[data-lease="10.77.0.100"]').getByRole("button", { name: "Release" }).click();
+  await page.locator('tr[data-lease="10.77.0.100"]').waitFor({ state: "detached" });
+  const leases = (await call("GET", "/api/v1/dhcp/leases")).body;
+  assert.equal(leases.filter((l) => l.ip === "10.77.0.100").length, 0);
+});
+
+test("with infrad unreachable the page says so and keeps what it had", async () => {
+  await go("#/dashboard");
+  await page.locator('#services tr[data-service="api"]').waitFor();
+  netErrorsExpected = true;
+  await page.route("**/api/v1/**", (route) => route.abort());
+  try {
+    await page.locator(".offline", { hasText: "infrad does not answer" }).waitFor({ timeout: 6000 });
+    assert.equal(await page.locator('#services tr[data-service="api"]').count(), 1, "the last data stays");
+    await shot(page, "offline");
+  } finally {
+    await page.unroute("**/api/v1/**");
+  }
+  await page.locator(".offline").waitFor({ state: "detached", timeout: 6000 });
+  netErrorsExpected = false;
+});
+
+test("one sign-in for every tab; a deep link survives sign-in; sign-out everywhere", async () => {
+  const second = watch(await context.newPage());
+  await second.goto(`${BASE}/ui/#/hosts`);
+  await second.locator('#hosts tr[data-host="cp01"]').waitFor();
+
+  const fresh = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const p = watch(await fresh.newPage());
+  await p.goto(`${BASE}/ui/#/hosts`);
+  assert.equal(await p.locator("#nav").isVisible(), false, "no navigation before sign-in");
+  await p.locator('input[name="token"]').fill("not-a-token");
+  await p.getByRole("button", { name: "Sign in" }).click();
+  await p.locator("#signin-error", { hasText: "refused" }).waitFor();
+  await p.locator('input[name="token"]').fill(API_TOKEN);
+  await p.getByRole("button", { name: "Sign in" }).click();
+  await p.locator('#hosts tr[data-host="cp01"]').waitFor();
+  assert.match(p.url(), /#\/hosts$/, "the deep link was kept");
+  assert.equal(await p.title(), "Hosts · infrad");
+  await fresh.close();
+
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.locator("#signin-form").waitFor();
+  assert.equal(await page.locator("#nav").isVisible(), false, "sign-out hides the navigation");
+  await second.locator("#signin-form").waitFor({ timeout: 5000 }); // the other tab signed out too
+  await second.close();
+});
+
+// Every page at a desktop's and a phone's width: nothing wider than the screen (no
+// panning to reach Edit or Delete), the header's Sign out on screen, a title of its
+// own, and no serious or critical finding of axe-core.
+for (const [label, viewport] of [["desktop", { width: 1400, height: 900 }], ["phone", { width: 390, height: 844 }]]) {
+  test(`every page at ${label} width: fits, titled, accessible`, async () => {
+    const ctx = await newContext(viewport);
+    const p = watch(await ctx.newPage());
+    const titles = new Set();
+    for (const name of PAGES) {
+      await p.goto(`${BASE}/ui/#/${name}${name === "search" ? "?q=lab" : ""}`);
+      await p.locator("main h1").first().waitFor();
+      await p.waitForLoadState("networkidle");
+      titles.add(await p.title());
+      const wide = await p.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(wide <= viewport.width + 1, `${name}: the page is ${wide}px wide on a ${viewport.width}px screen`);
+      const out = await p.getByRole("button", { name: "Sign out" }).boundingBox();
+      assert.ok(out && out.x >= 0 && out.x + out.width <= viewport.width, `${name}: Sign out is off screen`);
+      await p.addScriptTag({ path: AXE });
+      const found = await p.evaluate(async () => (await window.axe.run(document, { resultTypes: ["violations"] })).violations
+        .filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => `${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join("; ")})`));
+      assert.deepEqual(found, [], `${name} at ${label} width`);
+      await shot(p, `${name}-${label}`);
+    }
+    assert.equal(titles.size, PAGES.length, "each page has a title of its own");
+    await ctx.close();
+  });
+}
