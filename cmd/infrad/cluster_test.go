@@ -564,6 +564,46 @@ func TestClusterZoneIsOneOnEveryNode(t *testing.T) {
 		return from["10.78.0.1"] && from["10.78.0.2"] && from["10.78.0.3"]
 	})
 
+	// A named token made through one node signs requests on every node, and a revoke
+	// through another refuses it everywhere; the change log is one on every node.
+	out, err := l.curl(l.nodes[2], "-X", "POST", "http://127.0.0.1:8080/api/v1/tokens", "-d", `{"name":"ops"}`)
+	var tok struct{ Token string }
+	if err != nil || json.Unmarshal([]byte(out), &tok) != nil || tok.Token == "" {
+		t.Fatalf("a token through %s: %v %s", l.nodes[2].name, err, out)
+	}
+	codeWith := func(n *clusterNode, token string) string {
+		out, _ := exec.Command("ip", "netns", "exec", n.ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+			"-H", "Authorization: Bearer "+token, "http://127.0.0.1:8080/api/v1/hosts").Output()
+		return string(out)
+	}
+	for _, n := range l.nodes {
+		testenv.WaitFor(t, "the token ops on "+n.name, func() bool { return codeWith(n, tok.Token) == "200" })
+	}
+	if out, err := l.curl(l.nodes[0], "-X", "DELETE", "-w", "%{http_code}", "http://127.0.0.1:8080/api/v1/tokens/ops"); err != nil || out != "204" {
+		t.Fatalf("revoke ops through %s: %v %s", l.nodes[0].name, err, out)
+	}
+	if got := codeWith(l.nodes[0], tok.Token); got != "401" {
+		t.Errorf("ops on %s right after its revoke there: %s, want 401", l.nodes[0].name, got)
+	}
+	for _, n := range l.nodes {
+		testenv.WaitFor(t, "ops refused on "+n.name, func() bool { return codeWith(n, tok.Token) == "401" })
+	}
+	logOf := func(n *clusterNode) string {
+		out, _ := l.curl(n, "http://127.0.0.1:8080/api/v1/changes?limit=1000")
+		return out
+	}
+	defer func() {
+		if t.Failed() {
+			for _, n := range l.nodes {
+				t.Logf("%s's change log:\n%s", n.name, logOf(n))
+			}
+		}
+	}()
+	testenv.WaitFor(t, "one change log on the three nodes", func() bool {
+		a := logOf(l.nodes[0])
+		return strings.Contains(a, `"DeleteToken"`) && strings.Contains(a, `"web9"`) && a == logOf(l.nodes[1]) && a == logOf(l.nodes[2])
+	})
+
 	// A backup taken from a follower holds what was written through another node.
 	st, _ := l.status(t, l.nodes[0])
 	follower := l.nodes[0]

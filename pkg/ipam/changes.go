@@ -19,7 +19,7 @@ import (
 
 // ChangeEntry is one applied command in the change log.
 type ChangeEntry struct {
-	ID      uint64         `json:"id"`
+	ID      uint64         `json:"id,omitempty"` // its key in the log: not in the stored value, which begins with At
 	At      time.Time      `json:"at"`
 	Source  string         `json:"source"`  // "token alice", "site file", "dhcp", "rfc2136 key ddns.", "acme"
 	Command string         `json:"command"` // the command's type: PutHost, CommitLease, ...
@@ -231,25 +231,39 @@ func objectIn(m *Model, k dirtyKey) (any, bool) {
 	return nil, false
 }
 
-// writeChanges appends the batch's entries to the change log and trims it to the
-// shape's bounds, measured from the newest entry's time: every box trims alike.
+// writeChanges appends the batch's entries to the change log, trimming it to the
+// shape's bounds after each, measured from that entry's time: every box trims alike,
+// however its commands were batched.
 func (t *txn) writeChanges(tx *store.Tx) error {
-	if len(t.entries) == 0 {
-		return nil
-	}
+	limits := t.m.shape.Changes.orDefault()
 	for i := range t.entries {
 		if _, err := store.Append(tx, store.BucketChanges, &t.entries[i]); err != nil {
 			return err
 		}
-	}
-	limits := t.m.shape.Changes.orDefault()
-	cutoff := t.entries[len(t.entries)-1].At.AddDate(0, 0, -limits.Days)
-	return store.Trim(tx, store.BucketChanges, uint64(limits.Entries), func(raw []byte) bool {
-		var e struct {
-			At time.Time `json:"at"`
+		cutoff := t.entries[i].At.AddDate(0, 0, -limits.Days)
+		err := store.Trim(tx, store.BucketChanges, uint64(limits.Entries), func(raw []byte) bool {
+			at, ok := entryTime(raw)
+			return ok && at.Before(cutoff)
+		})
+		if err != nil {
+			return err
 		}
-		return json.Unmarshal(raw, &e) == nil && e.At.Before(cutoff)
-	})
+	}
+	return nil
+}
+
+// entryTime reads the time of a stored entry from its first bytes, without decoding
+// the rest (an entry may list a hundred objects, and a trim looks at one per write).
+func entryTime(raw []byte) (time.Time, bool) {
+	rest, ok := bytes.CutPrefix(raw, []byte(`{"at":"`))
+	if end := bytes.IndexByte(rest, '"'); ok && end > 0 {
+		at, err := time.Parse(time.RFC3339Nano, string(rest[:end]))
+		return at, err == nil
+	}
+	var e struct {
+		At time.Time `json:"at"`
+	}
+	return e.At, json.Unmarshal(raw, &e) == nil
 }
 
 // ChangeFilter selects entries of the change log; its zero value selects all.

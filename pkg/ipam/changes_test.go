@@ -280,3 +280,17 @@ func TestTokens(t *testing.T) {
 	}
 	wantErr(t, m.RevokeToken(context.Background(), "ci"), ErrNotFound, "", `"ci"`)
 }
+
+func TestEntryTimeReadsTheStoredForm(t *testing.T) {
+	at := time.Date(2026, 12, 1, 9, 30, 0, 123456789, time.UTC)
+	raw, err := json.Marshal(&ChangeEntry{At: at, Source: "dhcp", Command: "CommitLease", Changes: []ObjectChange{{Kind: "lease", Key: "10.0.0.1", Op: "create"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := entryTime(raw); !ok || !got.Equal(at) {
+		t.Errorf("entryTime(%s) = %v %v, want %v", raw, got, ok, at)
+	}
+	if got, ok := entryTime([]byte(`{"source":"x","at":"2026-12-01T09:30:00Z"}`)); !ok || got.Hour() != 9 {
+		t.Errorf("another order of fields: %v %v", got, ok)
+	}
+}

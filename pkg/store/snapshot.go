@@ -83,8 +83,12 @@ func (s *Store) Restore(r io.Reader) error {
 	})
 }
 
-// copyBucket copies every key and nested bucket of from into into.
+// copyBucket copies every key and nested bucket of from into into, and its sequence
+// (the change log's numbers go on from where they were).
 func copyBucket(into, from *bolt.Bucket) error {
+	if err := into.SetSequence(from.Sequence()); err != nil {
+		return err
+	}
 	return from.ForEach(func(k, v []byte) error {
 		if v != nil {
 			return into.Put(k, v)

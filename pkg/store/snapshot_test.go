@@ -25,6 +25,11 @@ func TestSnapshotRestore(t *testing.T) {
 		if err := CreateTable(tx, "acme_accounts"); err != nil {
 			return err
 		}
+		for range 3 {
+			if _, err := Append(tx, BucketChanges, map[string]string{"at": "x"}); err != nil {
+				return err
+			}
+		}
 		return TablePut(tx, "acme_accounts", []byte("a1"), []byte("key"))
 	}))
 	sn, err := from.Snapshot()
@@ -44,11 +49,15 @@ func TestSnapshotRestore(t *testing.T) {
 	into := open(t, filepath.Join(dir, "into.db"), migrations)
 	must(into.Update(func(tx *Tx) error { return Put(tx, BucketHosts, "gone", "10.0.40.12") }))
 	must(into.Restore(&stream))
-	must(into.View(func(tx *Tx) error {
+	must(into.Update(func(tx *Tx) error {
 		for key, want := range map[string]bool{"cp01": true, "later": false, "gone": false} {
 			if _, ok, err := Get[string](tx, BucketHosts, key); err != nil || ok != want {
 				t.Errorf("host %s after the restore: %v, %v; want %v", key, ok, err, want)
 			}
+		}
+		// The change log's numbering goes on where the snapshot's was.
+		if id, err := Append(tx, BucketChanges, map[string]string{"at": "y"}); err != nil || id != 4 {
+			t.Errorf("the next entry after the restore is numbered %d (%v), want 4", id, err)
 		}
 		v, err := TableGet(tx, "acme_accounts", []byte("a1"))
 		if err != nil || string(v) != "key" {

@@ -422,7 +422,8 @@ test("the change log: who did what, filtered", async () => {
   await form.getByRole("button", { name: "Filter" }).click();
   const update = page.locator("#changes tbody tr", { hasText: "update subnet lab" });
   await update.waitFor(); // the update, before and after
-  assert.match(await update.textContent(), /comment — → the lab's LAN/);
+  assert.match(await update.textContent(), /token api-token.*subnet saved.*comment — → the lab's LAN/, "who changed it, and how");
+  assert.match(await page.locator("#changes tbody tr", { hasText: "create subnet lab" }).textContent(), /token api-token/);
 
   await fill(form, { object: "", since: "yesterday" });
   await form.getByRole("button", { name: "Filter" }).click();
