@@ -35,7 +35,7 @@ Usage:
   infrad check    [--server ADDR]               a node's preflight before kubeadm: names, clock, CA
   infrad export   KIND                          kubeadm | metallb | cert-manager | no-proxy | chrony | resolv | cloud-init
   infrad backup   FILE                          hot, consistent copy of a running infrad's store
-  infrad token    create NAME [--read-only] | list | revoke NAME   named API tokens
+  infrad token    create NAME [--read-only] | list | revoke NAME | rotate   API tokens
   infrad version                                print version, commit and Go version
 
 Commands that talk to a running infrad take --api URL (default $INFRAD_API, else

@@ -15,7 +15,7 @@ import (
 // tokenCmd manages the named API tokens of a running infrad: create NAME [--read-only],
 // list, revoke NAME. A token's secret is printed once, when it is made.
 func tokenCmd(args []string, stdout, stderr io.Writer) int {
-	const use = "usage: infrad token create NAME [--read-only] | list | revoke NAME   [--api URL] [--token T]"
+	const use = "usage: infrad token create NAME [--read-only] | list | revoke NAME | rotate   [--api URL] [--token T]"
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, use)
 		return exitUsage
@@ -38,7 +38,7 @@ func tokenCmd(args []string, stdout, stderr io.Writer) int {
 		name = fs.Arg(0)
 	}
 	wantName := verb == "create" || verb == "revoke"
-	if (verb != "create" && verb != "list" && verb != "revoke") || wantName != (name != "") || fs.NArg() > 1 {
+	if (verb != "create" && verb != "list" && verb != "revoke" && verb != "rotate") || wantName != (name != "") || fs.NArg() > 1 {
 		fmt.Fprintln(stderr, use)
 		return exitUsage
 	}
@@ -49,6 +49,8 @@ func tokenCmd(args []string, stdout, stderr io.Writer) int {
 			err = c.createToken(stdout, name, *readOnly)
 		case "list":
 			err = c.listTokens(stdout)
+		case "rotate":
+			err = c.rotateToken(stdout)
 		case "revoke":
 			if _, err = c.do(http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(name), nil); err == nil {
 				fmt.Fprintf(stdout, "token %s revoked: requests with it are refused now\n", name)
@@ -80,6 +82,21 @@ func (c *client) createToken(stdout io.Writer, name string, readOnly bool) error
 		return err
 	}
 	// The secret alone on stdout, so that TOKEN=$(infrad token create ci) works.
+	fmt.Fprintln(stdout, t.Token)
+	return nil
+}
+
+// rotateToken gives the data-directory token of the infrad at --api a new value (the
+// file is rewritten there) and prints it alone.
+func (c *client) rotateToken(stdout io.Writer) error {
+	resp, err := c.do(http.MethodPost, "/api/v1/tokens/api-token/rotate", nil)
+	if err != nil {
+		return err
+	}
+	var t tokenInfo
+	if err := jsonDecode(resp, &t); err != nil {
+		return err
+	}
 	fmt.Fprintln(stdout, t.Token)
 	return nil
 }

@@ -69,6 +69,18 @@ func TestTokensFromTheCommandLine(t *testing.T) {
 	if code, _, _ := httpGet(base+"/api/v1/hosts", alice); code != http.StatusUnauthorized {
 		t.Errorf("alice after the revoke: %d, want 401", code)
 	}
+	// rotate: the data directory's token changes, in the file and at once.
+	old := readToken(t, data)
+	code, fresh := tokenRun("rotate")
+	if code != exitOK || fresh == old || fresh != readToken(t, data) {
+		t.Fatalf("token rotate: exit %d, %q (the file holds %q, held %q)", code, fresh, readToken(t, data), old)
+	}
+	if code, _, _ := httpGet(base+"/api/v1/hosts", old); code != http.StatusUnauthorized {
+		t.Errorf("the old file token after a rotate: %d, want 401", code)
+	}
+	if code, _, _ := httpGet(base+"/api/v1/hosts", fresh); code != http.StatusOK {
+		t.Errorf("the new file token: %d, want 200", code)
+	}
 	if code, _ := tokenRun("revoke"); code != exitUsage {
 		t.Errorf("revoke without a name: exit %d, want %d", code, exitUsage)
 	}

@@ -31,8 +31,10 @@ import (
 // Options configure a Server.
 type Options struct {
 	Listen netip.AddrPort
-	Token  string                  // non-empty: every /api/v1 request must carry it
-	Status func() []service.Status // the readiness table in start order; non-nil
+	Token  string // non-empty: every /api/v1 request must carry it
+	// DataDir is where the token's file is, rewritten when it is rotated; "": it cannot be.
+	DataDir string
+	Status  func() []service.Status // the readiness table in start order; non-nil
 	// RestartNeeded names the site-file keys the last reload could not apply; nil: none.
 	RestartNeeded func() []string
 	IPAM          *ipam.IPAM                     // non-nil
@@ -78,8 +80,10 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 
-	limit   atomic.Pointer[rateLimit] // api.rate_limit, swapped on reload
-	evicted prometheus.Counter        // clients the limit forgot to make room
+	limit     atomic.Pointer[rateLimit] // api.rate_limit, swapped on reload
+	fileToken atomic.Pointer[string]    // the data directory's token, swapped when rotated
+	rotating  sync.Mutex                // one rotation at a time
+	evicted   prometheus.Counter        // clients the limit forgot to make room
 
 	mu       sync.Mutex
 	srv      *http.Server // nil when stopped
@@ -106,6 +110,7 @@ func New(opts Options) *Server {
 		opts.Logger = slog.Default()
 	}
 	s := &Server{opts: opts, log: opts.Logger}
+	s.fileToken.Store(&opts.Token)
 	s.handler = s.routes()
 	return s
 }
@@ -146,6 +151,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/tokens", s.handle(s.listTokens))
 		r.Post("/tokens", s.handle(s.createToken))
 		r.Delete("/tokens/{name}", s.handle(s.revokeToken))
+		r.Post("/tokens/api-token/rotate", s.handle(s.rotateFileToken))
 		r.Get("/ntp", s.handle(s.ntpStatus))
 		r.Get("/ca", s.handle(s.caInfo))
 		r.Get("/ca/certificates", s.handle(s.caCertificates))
@@ -208,7 +214,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	s.log.Info("api listening", "addr", ln.Addr().String())
 	// The one place the token is logged: the sign-in link a person opens (as Jupyter does).
-	s.log.Info("sign in to the UI", "url", fmt.Sprintf("%s://%s/ui/#token=%s", scheme, ln.Addr(), s.opts.Token))
+	s.log.Info("sign in to the UI", "url", fmt.Sprintf("%s://%s/ui/#token=%s", scheme, ln.Addr(), *s.fileToken.Load()))
 	return nil
 }
 

@@ -50,6 +50,24 @@ func LoadToken(dataDir string) (token string, created, tightened bool, err error
 	return token, false, tightened, nil
 }
 
+// RotateToken replaces the token in dataDir's file with a new one, which it returns:
+// written to a new file, synced, then renamed over the old, so that a crash leaves
+// one or the other.
+func RotateToken(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, TokenFile)
+	tmp := path + ".new"
+	os.Remove(tmp)
+	token, err := createToken(tmp)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("replace api token: %w", err)
+	}
+	return token, nil
+}
+
 func createToken(path string) (string, error) {
 	token := hex.EncodeToString(randomBytes(32))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -78,7 +96,6 @@ func randomBytes(n int) []byte {
 // SHA-256). A read-only token may only read (403 otherwise). The request goes on with
 // the token's name as the source of the changes it makes (the change log's "who").
 func (s *Server) requireToken(next http.Handler) http.Handler {
-	want := []byte(s.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
@@ -89,7 +106,7 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 		}
 		got = strings.TrimSpace(got)
 		name, readOnly := ipam.FileTokenName, false
-		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+		if subtle.ConstantTimeCompare([]byte(got), []byte(*s.fileToken.Load())) != 1 {
 			tok, ok := s.opts.IPAM.Model().TokenWithHash(HashToken(got))
 			if !ok {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="infrad", error="invalid_token"`)
@@ -151,10 +168,32 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	return reply(w, http.StatusCreated, v, nil)
 }
 
+// rotateFileToken gives this box's data-directory token a new value, at once: the old
+// one, and the sign-in link logged with it, stop working. Other boxes keep theirs.
+func (s *Server) rotateFileToken(w http.ResponseWriter, r *http.Request) error {
+	if r.ContentLength != 0 { // no body, or an empty object
+		if err := decode(w, r, &struct{}{}); err != nil {
+			return err
+		}
+	}
+	if s.opts.DataDir == "" {
+		return errorf(http.StatusConflict, "conflict", "this server has no data directory to keep a token in")
+	}
+	s.rotating.Lock()
+	defer s.rotating.Unlock()
+	token, err := RotateToken(s.opts.DataDir)
+	if err != nil {
+		return err
+	}
+	s.fileToken.Store(&token)
+	s.log.Info("the data directory's api token was rotated", "by", ipam.SourceOf(r.Context()))
+	return reply(w, http.StatusOK, tokenView{Name: ipam.FileTokenName, Token: token}, nil)
+}
+
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	name := chi.URLParam(r, "name")
 	if name == ipam.FileTokenName {
-		return errorf(http.StatusConflict, "conflict", "%q is the token in each box's data directory, not a named token: to change it, delete the file %s and restart infrad, which makes a new one", name, TokenFile)
+		return errorf(http.StatusConflict, "conflict", "%q is the token in each box's data directory, not a named token: rotate it (POST /api/v1/tokens/%s/rotate, or infrad token rotate) instead", name, name)
 	}
 	return noContent(w, s.opts.IPAM.RevokeToken(r.Context(), name))
 }

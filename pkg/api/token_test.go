@@ -61,11 +61,38 @@ func TestNamedTokens(t *testing.T) {
 	if resp, _, _ := callAs(t, aliceToken, ts.URL, "GET", "/api/v1/hosts", nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("a revoked token reads: %d, want 401", resp.StatusCode)
 	}
-	if resp, _, _ := call(t, ts.URL, "DELETE", "/api/v1/tokens/api-token", nil); resp.StatusCode != http.StatusConflict {
-		t.Errorf("revoking the file's token: %d, want 409", resp.StatusCode)
-	}
 	if resp, _, _ := call(t, ts.URL, "POST", "/api/v1/tokens", map[string]any{"name": "viewer"}); resp.StatusCode != http.StatusConflict {
 		t.Errorf("a second viewer: %d, want 409", resp.StatusCode)
+	}
+}
+
+// TestRotateTheFileToken: the data directory's token changes in its file and at once:
+// after the rotation is answered only the new token works.
+func TestRotateTheFileToken(t *testing.T) {
+	dir := t.TempDir()
+	old, _, _, err := LoadToken(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newServerWith(t, func(o *Options) { o.Token, o.DataDir = old, dir })
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	resp, body, _ := callAs(t, old, ts.URL, "POST", "/api/v1/tokens/api-token/rotate", nil)
+	fresh, _ := body["token"].(string)
+	if resp.StatusCode != http.StatusOK || fresh == "" || fresh == old {
+		t.Fatalf("rotate: %d %v", resp.StatusCode, body)
+	}
+	if onDisk, _, _, err := LoadToken(dir); err != nil || onDisk != fresh {
+		t.Errorf("the file holds %q (%v), want the new token", onDisk, err)
+	}
+	if resp, _, _ := callAs(t, old, ts.URL, "GET", "/api/v1/hosts", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the old token: %d, want 401", resp.StatusCode)
+	}
+	if resp, _, _ := callAs(t, fresh, ts.URL, "GET", "/api/v1/hosts", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("the new token: %d, want 200", resp.StatusCode)
+	}
+	if resp, _, _ := callAs(t, fresh, ts.URL, "DELETE", "/api/v1/tokens/api-token", nil); resp.StatusCode != http.StatusConflict {
+		t.Errorf("revoking the file's token: %d, want 409", resp.StatusCode)
 	}
 }
 

@@ -300,6 +300,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Listen:        d.apiListen,
 		RestartNeeded: d.restartNeeded,
 		Token:         token,
+		DataDir:       d.dataDir,
 		Status:        d.Status,
 		IPAM:          d.ipam,
 		Leases:        d.dhcp,

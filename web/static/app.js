@@ -734,13 +734,26 @@ async function tokensPage(root) {
   });
   const list = table(["Name", "Access", "Created", { hidden: "Actions" }], [], { id: "tokens" });
   root.append(h("h1", {}, "API tokens"), h("section", { class: "card", id: "add-token" }, h("h2", {}, "Create a token"), form), made,
-    h("section", { class: "card" }, h("p", { class: "muted" }, "The change log names the token of each change. api-token is the token in each box's data directory: to change it, delete the file and restart infrad."), list));
+    h("section", { class: "card" }, h("p", { class: "muted" }, "The change log names the token of each change. api-token is the token in this box's data directory: Rotate gives it a new value, at once, and the sign-in link infrad logged stops working."), list));
   return async () => {
     const tokens = await get("/api/v1/tokens");
     list.setRows(tokens.map((t) => h("tr", { "data-token": t.name }, h("td", {}, t.name), h("td", {}, t.read_only ? "read-only" : "read-write"),
       h("td", {}, t.created && !t.created.startsWith("0001") ? when(t.created) : "(each box's file)"),
-      h("td", { class: "actions" }, t.name === "api-token" ? "" : h("button", { class: "danger", onclick: () => { if (confirmed(`Revoke token ${t.name}? Whatever uses it is refused from now on.`)) act(() => api("DELETE", `/api/v1/tokens/${encodeURIComponent(t.name)}`), `Token ${t.name} revoked.`); } }, "Revoke")))));
+      h("td", { class: "actions" }, t.name === "api-token" ? h("button", { class: "danger", onclick: () => rotateFileToken(made) }, "Rotate") : h("button", { class: "danger", onclick: () => { if (confirmed(`Revoke token ${t.name}? Whatever uses it is refused from now on.`)) act(() => api("DELETE", `/api/v1/tokens/${encodeURIComponent(t.name)}`), `Token ${t.name} revoked.`); } }, "Revoke")))));
   };
+}
+
+// rotateFileToken gives this box's api-token a new value. A browser signed in with it
+// (not with a named token, which begins infrad_) goes on with the new one.
+function rotateFileToken(made) {
+  if (!confirmed("Rotate this box's api-token? The old token, and the sign-in link infrad logged, stop working now.")) return;
+  act(async () => {
+    const t = await api("POST", "/api/v1/tokens/api-token/rotate");
+    if (!token().startsWith("infrad_")) localStorage.setItem(TOKEN, t.token);
+    made.replaceChildren(h("section", { class: "card" }, h("h2", {}, "The new api-token"),
+      h("p", {}, "Copy it now. It is also in this box's data directory, in api-token."),
+      h("p", { class: "secret", id: "token-secret" }, t.token)));
+  }, "api-token rotated.");
 }
 
 // --- search across the site ---

@@ -15,7 +15,8 @@ import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
-const { SIGNIN_URL, API_TOKEN, LEASE_CMD, SHOTS } = process.env;
+const { SIGNIN_URL, LEASE_CMD, SHOTS } = process.env;
+let API_TOKEN = process.env.API_TOKEN; // until the test that rotates it
 const BASE = new URL(SIGNIN_URL).origin;
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const PAGES = ["dashboard", "subnets", "hosts", "leases", "activity", "dns", "ca", "changes", "tokens", "search"];
@@ -492,6 +493,25 @@ test("one sign-in for every tab; a deep link survives sign-in; sign-out everywhe
   assert.equal(await page.locator("#nav").isVisible(), false, "sign-out hides the navigation");
   await second.locator("#signin-form").waitFor({ timeout: 5000 }); // the other tab signed out too
   await second.close();
+});
+
+test("rotate the data directory's token: the old one and the logged link stop working", async () => {
+  const ctx = await newContext({ width: 1400, height: 900 });
+  const p = watch(await ctx.newPage());
+  await p.goto(`${BASE}/ui/#/tokens`);
+  await p.locator('#tokens tr[data-token="api-token"]').getByRole("button", { name: "Rotate" }).click();
+  await p.locator("#token-secret").waitFor();
+  const fresh = (await p.locator("#token-secret").textContent()).trim();
+  assert.match(fresh, /^[0-9a-f]{64}$/);
+  assert.equal((await call("GET", "/api/v1/hosts", null, API_TOKEN)).status, 401, "the old token is refused");
+  assert.equal((await call("GET", "/api/v1/hosts", null, fresh)).status, 200);
+  await p.goto(`${BASE}/ui/#/hosts`);
+  await p.locator('#hosts tr[data-host="cp01"]').waitFor(); // this browser signed in with it goes on
+  API_TOKEN = fresh;
+  const q = watch(await (await browser.newContext()).newPage());
+  await q.goto(SIGNIN_URL);
+  await q.locator("#signin-error", { hasText: "refused" }).waitFor(); // the logged link is dead
+  await ctx.close();
 });
 
 // Every page at a desktop's and a phone's width: nothing wider than the screen (no
