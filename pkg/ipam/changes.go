@@ -30,7 +30,7 @@ type ChangeEntry struct {
 // ObjectChange is one object a command created, updated or deleted.
 type ObjectChange struct {
 	Kind   string          `json:"kind"` // subnet, host, record, lease, token, certificate
-	Key    string          `json:"key"`  // its name, ID or address
+	Key    string          `json:"key"`  // its name or address; a record's name, type and value
 	Op     string          `json:"op"`   // create, update, delete; revoke (a certificate)
 	Before json.RawMessage `json:"before,omitempty"`
 	After  json.RawMessage `json:"after,omitempty"`
@@ -142,7 +142,15 @@ func (t *txn) logChange(cmd Command) {
 				continue // a renewal: the same client keeps the address
 			}
 		}
-		if c, ok := objectChange(kind, k.key, before, had, after, has); ok {
+		key := k.key
+		if k.bucket == store.BucketRecords { // its ID says nothing to a reader: name, type and value do
+			r, _ := after.(Record)
+			if !has {
+				r, _ = before.(Record)
+			}
+			key = fmt.Sprintf("%s %s %s", r.Name, r.Type, r.Value)
+		}
+		if c, ok := objectChange(kind, key, before, had, after, has); ok {
 			add(c)
 		}
 	}

@@ -50,7 +50,7 @@ before(async () => {
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
       "--disable-component-update", "--no-first-run", "--disable-sync"],
   });
-  context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  context = await browser.newContext({ viewport: { width: 1400, height: 900 }, permissions: ["clipboard-read", "clipboard-write"] });
   page = watch(await context.newPage());
 });
 after(async () => { await browser?.close(); });
@@ -174,6 +174,12 @@ test("a subnet's mistakes are shown beside their fields", async () => {
   await err.filter({ hasText: /\S/ }).waitFor();
   assert.match(await err.textContent(), /not inside subnet "bad"/);
   assert.equal((await call("GET", "/api/v1/subnets/bad")).status, 404, "nothing was made");
+  // Without the range the subnet is good.
+  await form.locator('[data-range="0"]').getByRole("button", { name: "Remove range" }).click();
+  await form.getByRole("button", { name: "Add subnet" }).click();
+  await page.locator('[data-subnet="bad"]').waitFor();
+  assert.deepEqual((await call("GET", "/api/v1/subnets/bad")).body.ranges ?? [], []);
+  assert.equal((await call("DELETE", "/api/v1/subnets/bad")).status, 204);
   await shot(page, "subnets-error-beside-range");
 });
 
@@ -384,6 +390,9 @@ test("tokens: create, use under its name, read-only refused, revoke", async () =
   await form.getByRole("button", { name: "Create token" }).click();
   const alice = (await page.locator("#token-secret").textContent()).trim();
   assert.match(alice, /^infrad_[0-9a-f]{64}$/);
+  await page.getByRole("button", { name: "Copy the token" }).click();
+  await page.locator("#notice", { hasText: "Copied." }).waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), alice);
   assert.equal((await call("POST", "/api/v1/hosts", { name: "by-alice", ip: "10.77.0.70" }, alice)).status, 201);
 
   await fill(form, { name: "viewer" });
@@ -425,6 +434,17 @@ test("the change log: who did what, filtered", async () => {
   await update.waitFor(); // the update, before and after
   assert.match(await update.textContent(), /token api-token.*subnet saved.*comment — → the lab's LAN/, "who changed it, and how");
   assert.match(await page.locator("#changes tbody tr", { hasText: "create subnet lab" }).textContent(), /token api-token/);
+
+  // Pages of 50: more than that, and "Show older" brings the next.
+  for (let i = 0; i < 55; i++) assert.equal((await call("POST", "/api/v1/dns/records", { name: `bulk${i}`, type: "TXT", value: `n${i}` })).status, 201);
+  await fill(form, { object: "", source: "" });
+  await form.getByRole("button", { name: "Filter" }).click();
+  await page.locator("#changes tbody tr", { hasText: "create record bulk54" }).waitFor();
+  assert.equal(await page.locator("#changes tbody tr").count(), 50);
+  await page.getByRole("button", { name: "Show older" }).click();
+  await page.locator("#changes tbody tr", { hasText: "create record bulk4." }).first().waitFor();
+  assert.ok(await page.locator("#changes tbody tr").count() > 50, "the next page was added below");
+  assert.equal(await page.locator("#changes tbody tr", { hasText: "create record bulk54" }).count(), 1, "no entry twice");
 
   await fill(form, { object: "", since: "yesterday" });
   await form.getByRole("button", { name: "Filter" }).click();
@@ -495,6 +515,51 @@ test("one sign-in for every tab; a deep link survives sign-in; sign-out everywhe
   await second.close();
 });
 
+// The forms and buttons at a phone's width, where each table row is a block.
+test("at a phone's width: add, edit and delete a host; a record; a token; filter the log", async () => {
+  const ctx = await newContext({ width: 390, height: 844 });
+  const p = watch(await ctx.newPage());
+  await p.goto(`${BASE}/ui/#/hosts`);
+  const form = p.locator("#add-host form");
+  await fill(form, { name: "phone1", ip: "10.77.0.90" });
+  await form.getByRole("button", { name: "Add host" }).click();
+  const row = p.locator('#hosts tr[data-host="phone1"]');
+  await row.waitFor();
+  await row.getByRole("button", { name: "Edit" }).click();
+  await fill(p.locator("#hosts form"), { role: "kiosk" });
+  await p.locator("#hosts form").getByRole("button", { name: "Save" }).click();
+  await p.locator('#hosts tr[data-host="phone1"] td', { hasText: "kiosk" }).waitFor();
+  assert.equal((await call("GET", "/api/v1/hosts/phone1")).body.role, "kiosk");
+  await p.locator('#hosts tr[data-host="phone1"]').getByRole("button", { name: "Delete" }).click();
+  await p.locator('#hosts tr[data-host="phone1"]').waitFor({ state: "detached" });
+  assert.equal((await call("GET", "/api/v1/hosts/phone1")).status, 404);
+
+  await p.goto(`${BASE}/ui/#/dns`);
+  const rec = p.locator("#add-record form");
+  await fill(rec, { name: "phone-rec", type: "TXT", value: "hello", ttl: "1h" });
+  await rec.getByRole("button", { name: "Add record" }).click();
+  const recRow = p.locator("#records tr", { hasText: "phone-rec" });
+  await recRow.waitFor();
+  assert.match(await recRow.textContent(), /1 hour/);
+  await recRow.getByRole("button", { name: "Delete" }).click();
+  await recRow.waitFor({ state: "detached" });
+
+  await p.goto(`${BASE}/ui/#/tokens`);
+  const tok = p.locator("#add-token form");
+  await fill(tok, { name: "pocket" });
+  await tok.getByRole("button", { name: "Create token" }).click();
+  await p.locator('#tokens tr[data-token="pocket"]').getByRole("button", { name: "Revoke" }).click();
+  await p.locator('#tokens tr[data-token="pocket"]').waitFor({ state: "detached" });
+
+  await p.goto(`${BASE}/ui/#/changes`);
+  const filter = p.locator("#change-filter form");
+  await fill(filter, { object: "pocket" });
+  await filter.getByRole("button", { name: "Filter" }).click();
+  await p.locator("#changes tbody tr", { hasText: "token revoked" }).waitFor();
+  await shot(p, "changes-phone-filtered");
+  await ctx.close();
+});
+
 test("rotate the data directory's token: the old one and the logged link stop working", async () => {
   const ctx = await newContext({ width: 1400, height: 900 });
   const p = watch(await ctx.newPage());
@@ -529,6 +594,19 @@ for (const [label, viewport] of [["desktop", { width: 1400, height: 900 }], ["ph
       titles.add(await p.title());
       const wide = await p.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(wide <= viewport.width + 1, `${name}: the page is ${wide}px wide on a ${viewport.width}px screen`);
+      const broken = await p.evaluate(() => {
+        const bad = [];
+        if (document.querySelector("tbody tbody, table table")) bad.push("a table inside a table");
+        for (const t of document.querySelectorAll("table")) {
+          const heads = t.querySelectorAll("thead th").length;
+          for (const tr of t.querySelectorAll(":scope > tbody > tr")) {
+            const cells = [...tr.children].reduce((n, td) => n + (Number(td.getAttribute("colspan")) || 1), 0);
+            if (heads && cells !== heads) bad.push(`${t.id || "a table"}: a row of ${cells} cells under ${heads} headings`);
+          }
+        }
+        return bad;
+      });
+      assert.deepEqual(broken, [], `${name}: tables`);
       const out = await p.getByRole("button", { name: "Sign out" }).boundingBox();
       assert.ok(out && out.x >= 0 && out.x + out.width <= viewport.width, `${name}: Sign out is off screen`);
       await p.addScriptTag({ path: AXE });
