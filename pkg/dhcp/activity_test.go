@@ -2,9 +2,12 @@ package dhcp
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
 func TestActivityKeepsTheNewest(t *testing.T) {
@@ -26,5 +29,23 @@ func TestActivityKeepsTheNewest(t *testing.T) {
 	}
 	if got := a.newest("discover", 5); len(got) != 5 {
 		t.Errorf("a limit of 5: %d events", len(got))
+	}
+}
+
+// TestActivityOfARelayedNAK: the event of a relayed REQUEST and of its NAK carry the
+// MAC, the address asked for, the relay and the NAK's reason.
+func TestActivityOfARelayedNAK(t *testing.T) {
+	s, l := newService(t)
+	req := message(t, mac(4), dhcpv4.MessageTypeRequest, dhcpv4.WithGatewayIP(net.ParseIP("10.88.0.1")), requested("10.77.0.100"))
+	nak, _ := s.handle(l, req)
+	if nak == nil {
+		t.Fatal("no NAK")
+	}
+	in, out := eventOf(l, req, false, time.Now()), eventOf(l, nak, true, time.Now())
+	if in.Type != "REQUEST" || in.Sent || in.IP.String() != "10.77.0.100" || in.Relay.String() != "10.88.0.1" || in.MAC.String() != mac(4).String() {
+		t.Errorf("the REQUEST's event: %+v", in)
+	}
+	if out.Type != "NAK" || !out.Sent || out.Reason == "" || out.MAC != in.MAC {
+		t.Errorf("the NAK's event: %+v, want its reason", out)
 	}
 }
