@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
 	"github.com/infrad/infrad/pkg/ipam"
 )
 
@@ -52,7 +53,7 @@ func LoadToken(dataDir string) (token string, created, tightened bool, err error
 
 // RotateToken replaces the token in dataDir's file with a new one, which it returns:
 // written to a new file, synced, then renamed over the old, so that a crash leaves
-// one or the other.
+// one or the other. A token with an error is in the file, perhaps not on disk yet.
 func RotateToken(dataDir string) (string, error) {
 	path := filepath.Join(dataDir, TokenFile)
 	tmp := path + ".new"
@@ -65,7 +66,17 @@ func RotateToken(dataDir string) (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("replace api token: %w", err)
 	}
-	return token, nil
+	// The rename lasts once the directory is synced; it is made either way, so the
+	// token is the new one even when the sync fails (said in err).
+	dir, err := os.Open(dataDir)
+	if err == nil {
+		err = dir.Sync()
+		dir.Close()
+	}
+	if err != nil {
+		err = fmt.Errorf("sync the data directory after replacing the api token: %w", err)
+	}
+	return token, err
 }
 
 func createToken(path string) (string, error) {
@@ -107,7 +118,7 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 		got = strings.TrimSpace(got)
 		name, readOnly := ipam.FileTokenName, false
 		if subtle.ConstantTimeCompare([]byte(got), []byte(*s.fileToken.Load())) != 1 {
-			tok, ok := s.opts.IPAM.Model().TokenWithHash(HashToken(got))
+			tok, ok := s.opts.IPAM.Model().TokenWithHash(hashToken(got))
 			if !ok {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="infrad", error="invalid_token"`)
 				s.writeError(w, r, errorf(http.StatusUnauthorized, "unauthorized", "the bearer token is neither this site's API token nor a named token (it may have been revoked)"))
@@ -123,9 +134,9 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 	})
 }
 
-// HashToken is how a named token is kept: its SHA-256, in hex. A token is 32 random
+// hashToken is how a named token is kept: its SHA-256, in hex. A token is 32 random
 // bytes, so a plain hash is enough: there is nothing to guess.
-func HashToken(token string) string {
+func hashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
@@ -159,7 +170,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	secret := "infrad_" + hex.EncodeToString(randomBytes(32))
-	tok, err := s.opts.IPAM.CreateToken(r.Context(), ipam.Token{Name: body.Name, Hash: HashToken(secret), ReadOnly: body.ReadOnly})
+	tok, err := s.opts.IPAM.CreateToken(r.Context(), ipam.Token{Name: body.Name, Hash: hashToken(secret), ReadOnly: body.ReadOnly})
 	if err != nil {
 		return err
 	}
@@ -182,10 +193,13 @@ func (s *Server) rotateFileToken(w http.ResponseWriter, r *http.Request) error {
 	s.rotating.Lock()
 	defer s.rotating.Unlock()
 	token, err := RotateToken(s.opts.DataDir)
-	if err != nil {
+	if token == "" {
 		return err
 	}
 	s.fileToken.Store(&token)
+	if err != nil {
+		s.log.Warn("the api token was rotated, and may not survive a crash", "err", err)
+	}
 	s.log.Info("the data directory's api token was rotated", "by", ipam.SourceOf(r.Context()))
 	return reply(w, http.StatusOK, tokenView{Name: ipam.FileTokenName, Token: token}, nil)
 }
