@@ -142,6 +142,10 @@ func (t *txn) logChange(cmd Command) {
 				continue // a renewal: the same client keeps the address
 			}
 		}
+		if len(e.Changes) == maxEntryChanges && had != has {
+			e.More++ // past the list a create or a delete is counted, not encoded
+			continue
+		}
 		key := k.key
 		if k.bucket == store.BucketRecords { // its ID says nothing to a reader: name, type and value do
 			r, _ := after.(Record)

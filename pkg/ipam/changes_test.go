@@ -294,3 +294,34 @@ func TestEntryTimeReadsTheStoredForm(t *testing.T) {
 		t.Errorf("another order of fields: %v %v", got, ok)
 	}
 }
+
+// TestChangeLogEntryListsAHundred: a reconcile that changes more objects lists the
+// first hundred and counts the rest.
+func TestChangeLogEntryListsAHundred(t *testing.T) {
+	m := newOn(t, openStore(t, filepath.Join(t.TempDir(), "infrad.db")))
+	hosts := func(prefix string, from int) []Host {
+		var hs []Host
+		for i := range 60 {
+			hs = append(hs, Host{Name: fmt.Sprintf("%s%02d", prefix, i), IP: netip.MustParseAddr(fmt.Sprintf("10.0.40.%d", from+i))})
+		}
+		return hs
+	}
+	set := base(t)
+	set.Hosts = append(set.Hosts, hosts("n", 30)...)
+	if _, err := m.Reconcile("site.yaml", set); err != nil {
+		t.Fatal(err)
+	}
+	got := changesOf(t, m, ChangeFilter{})
+	// 2 subnets, 62 hosts, 2 records.
+	if len(got) != 1 || len(got[0].Changes) != 66 || got[0].More != 0 {
+		t.Fatalf("a reconcile of 66 objects: %d entries, %d listed, %d more", len(got), len(got[0].Changes), got[0].More)
+	}
+	set.Hosts = append(base(t).Hosts, hosts("x", 121)...) // 60 go, 60 come
+	if _, err := m.Reconcile("site.yaml", set); err != nil {
+		t.Fatal(err)
+	}
+	e := changesOf(t, m, ChangeFilter{Limit: 1})[0]
+	if len(e.Changes) != 100 || e.More != 20 {
+		t.Errorf("a reconcile of 120 changes lists %d and counts %d more, want 100 and 20", len(e.Changes), e.More)
+	}
+}
