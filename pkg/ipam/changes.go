@@ -203,9 +203,12 @@ func objectChange(kind, key string, before any, had bool, after any, has bool) (
 
 // changeJSON is v as the change log shows it: a token without its hash.
 func changeJSON(v any) (json.RawMessage, error) {
-	if tok, ok := v.(Token); ok {
-		tok.Hash = ""
-		v = tok
+	switch x := v.(type) {
+	case Lease:
+		return x.AppendJSON(nil) // json.Marshal's, without its reflection and its check
+	case Token:
+		x.Hash = ""
+		v = x
 	}
 	return json.Marshal(v)
 }

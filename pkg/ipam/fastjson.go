@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -54,6 +55,57 @@ func (c CommitLease) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"expires":`...)
 	b = appendTime(b, c.Expires)
 	return append(b, '}'), nil
+}
+
+// AppendJSON appends e as json.Marshal writes it (a store.JSONAppender, for the
+// change log, which gets an entry for every new DHCP client). Its objects' values are
+// json.Marshal's already.
+func (e *ChangeEntry) AppendJSON(b []byte) ([]byte, error) {
+	plain := e.ID == 0 && len(e.Changes) > 0 && writableTime(e.At) && printable(e.Source) && printable(e.Command)
+	for _, c := range e.Changes {
+		plain = plain && printable(c.Kind) && printable(c.Key) && printable(c.Op)
+	}
+	if !plain {
+		raw, err := json.Marshal(e)
+		return append(b, raw...), err
+	}
+	b = append(b, `{"at":`...)
+	b = appendTime(b, e.At)
+	b = append(append(b, `,"source":"`...), e.Source...)
+	b = append(append(b, `","command":"`...), e.Command...)
+	b = append(b, `","changes":[`...)
+	for i, c := range e.Changes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(b, `{"kind":"`...), c.Kind...)
+		b = append(append(b, `","key":"`...), c.Key...)
+		b = append(append(b, `","op":"`...), c.Op...)
+		b = append(b, '"')
+		if len(c.Before) > 0 {
+			b = append(append(b, `,"before":`...), c.Before...)
+		}
+		if len(c.After) > 0 {
+			b = append(append(b, `,"after":`...), c.After...)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	if e.More != 0 {
+		b = strconv.AppendInt(append(b, `,"more":`...), int64(e.More), 10)
+	}
+	return append(b, '}'), nil
+}
+
+// printable reports whether encoding/json writes s as it is, between quotes: printable
+// ASCII but the quote, the backslash and the three it escapes for HTML.
+func printable(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // plainString reports whether encoding/json writes s as it is, between quotes.

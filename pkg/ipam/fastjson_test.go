@@ -36,3 +36,26 @@ func TestFastJSONIsEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// A change-log entry's hand-written JSON is encoding/json's too.
+func TestChangeEntryJSONIsEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	words := []string{"", "dhcp", "token api-token", "site file", "rfc2136 key lego.", "a\"b", "<x>", "ünï", "tab\there", "10.0.0.1", "web01.lab A 10.0.0.5"}
+	values := []json.RawMessage{nil, json.RawMessage(`{"ip":"10.0.0.1","mac":"52:54:00:00:00:01","expires":"2026-12-02T08:00:00Z"}`),
+		json.RawMessage(`{"name":"a\u003cb","ip":"10.0.0.2","owner":"api"}`), json.RawMessage(`null`)}
+	times := []time.Time{time.Date(2026, 12, 2, 7, 1, 2, 345678900, time.UTC), time.Date(2026, 12, 2, 8, 0, 0, 0, time.FixedZone("X", 3600)), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Now()}
+	pick := func() string { return words[r.IntN(len(words))] }
+	for range 2000 {
+		e := ChangeEntry{At: times[r.IntN(len(times))], Source: pick(), Command: pick(), More: r.IntN(3) * r.IntN(200)}
+		if r.IntN(10) == 0 {
+			e.ID = uint64(r.IntN(100))
+		}
+		for range r.IntN(4) {
+			e.Changes = append(e.Changes, ObjectChange{Kind: pick(), Key: pick(), Op: pick(), Before: values[r.IntN(len(values))], After: values[r.IntN(len(values))]})
+		}
+		want, wantErr := json.Marshal(&e)
+		if got, err := e.AppendJSON(nil); string(got) != string(want) || (err == nil) != (wantErr == nil) {
+			t.Fatalf("entry %+v:\n got %s, %v\nwant %s, %v", e, got, err, want, wantErr)
+		}
+	}
+}

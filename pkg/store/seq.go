@@ -21,7 +21,12 @@ func Append(t *Tx, b Bucket, v any) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	raw, err := json.Marshal(v)
+	var raw []byte
+	if a, ok := v.(JSONAppender); ok {
+		raw, err = a.AppendJSON(nil)
+	} else {
+		raw, err = json.Marshal(v)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("store: encode %s/%d: %w", b, id, err)
 	}
