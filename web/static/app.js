@@ -424,10 +424,11 @@ function subnetCard(sn, hosts, leases, source) {
   const card = h("section", { class: "card", "data-subnet": sn.name });
   const u = v4 ? useOf(first, last, sn, hosts, leases) : null;
   const ranges = (sn.ranges || []).map((r) => {
-    const ru = useOf(ipNum(r.start), ipNum(r.end), sn, hosts, leases);
+    const ru = v4 ? useOf(ipNum(r.start), ipNum(r.end), sn, hosts, leases) : null; // IPv6: no counts
+    const n = (x) => (ru ? String(x) : "");
     return h("tr", { "data-range": r.name || `${r.start}-${r.end}` }, h("td", {}, r.name || h("span", { class: "muted" }, "(unnamed)")),
       h("td", {}, r.kind === "dhcp" ? "DHCP pool" : "reserved"), h("td", {}, `${r.start} – ${r.end}`),
-      h("td", {}, String(ipNum(r.end) - ipNum(r.start) + 1)), h("td", {}, String(ru.hosts)), h("td", {}, String(ru.leases)), h("td", {}, String(ru.free)));
+      h("td", {}, n(ipNum(r.end) - ipNum(r.start) + 1)), h("td", {}, n(ru?.hosts)), h("td", {}, n(ru?.leases)), h("td", {}, n(ru?.free)));
   });
   const file = sn.owner === "file";
   const actions = file
@@ -583,10 +584,13 @@ async function dnsPage(root) {
     const [own, hosts, leases, status] = await Promise.all([get("/api/v1/dns/records"), get("/api/v1/hosts"), get("/api/v1/dhcp/leases"), get("/api/v1/status")]);
     const domain = status.site.domain.replace(/\.?$/, ".");
     const fqdn = (n) => (n.endsWith(".") ? n : `${n}.${domain}`);
-    const ptr = (ip) => ip.split(".").reverse().join(".") + ".in-addr.arpa.";
+    const ptr = (ip) => ip.split(".").reverse().join(".") + ".in-addr.arpa."; // IPv4: an IPv6 host's PTR is not listed here
     records = own.map((r) => ({ ...r, from: r.owner === "file" ? "site file" : "api" }));
-    for (const x of hosts) records.push({ name: fqdn(x.name), type: x.ip.includes(":") ? "AAAA" : "A", value: x.ip, from: `host ${x.name}`, derived: true },
-      { name: ptr(x.ip), type: "PTR", value: fqdn(x.name), from: `host ${x.name}`, derived: true });
+    for (const x of hosts) {
+      const v6 = x.ip.includes(":");
+      records.push({ name: fqdn(x.name), type: v6 ? "AAAA" : "A", value: x.ip, from: `host ${x.name}`, derived: true });
+      if (!v6) records.push({ name: ptr(x.ip), type: "PTR", value: fqdn(x.name), from: `host ${x.name}`, derived: true });
+    }
     for (const l of leases) if (l.hostname) records.push({ name: fqdn(l.hostname), type: "A", value: l.ip, from: `lease ${l.ip}`, derived: true },
       { name: ptr(l.ip), type: "PTR", value: fqdn(l.hostname), from: `lease ${l.ip}`, derived: true });
     draw();
