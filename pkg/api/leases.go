@@ -27,8 +27,8 @@ func (s *Server) activity(w http.ResponseWriter, r *http.Request) error {
 	limit := 200
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 2048 {
-			return fieldErrorf("limit", "limit=%q: want a number from 1 to 2048", v)
+		if err != nil || n < 1 || n > dhcp.ActivityLen {
+			return fieldErrorf("limit", "limit=%q: want a number from 1 to %d", v, dhcp.ActivityLen)
 		}
 		limit = n
 	}
@@ -64,5 +64,8 @@ func (s *Server) pinLease(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "malformed", "%v", err)
 	}
 	h, err := s.opts.IPAM.PinLease(r.Context(), ip, body.Name)
+	if err == nil {
+		location(w, "/api/v1/hosts/%s", h.Name)
+	}
 	return reply(w, http.StatusCreated, h, err)
 }

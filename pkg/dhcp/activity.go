@@ -24,13 +24,13 @@ type Event struct {
 	Reason    string     `json:"reason,omitempty"` // why a NAK
 }
 
-// activityLen bounds the events kept: the newest, in a ring.
-const activityLen = 2048
+// ActivityLen bounds the events kept: the newest, in a ring.
+const ActivityLen = 2048
 
-// activity is the last activityLen events, newest last.
+// activity is the last ActivityLen events, newest last.
 type activity struct {
 	mu     sync.Mutex
-	ring   [activityLen]Event
+	ring   [ActivityLen]Event
 	next   int // where the next event goes
 	filled bool
 }
@@ -38,7 +38,7 @@ type activity struct {
 func (a *activity) add(e Event) {
 	a.mu.Lock()
 	a.ring[a.next] = e
-	if a.next++; a.next == activityLen {
+	if a.next++; a.next == ActivityLen {
 		a.next, a.filled = 0, true
 	}
 	a.mu.Unlock()
@@ -52,10 +52,10 @@ func (a *activity) newest(q string, limit int) []Event {
 	out := []Event{}
 	n := a.next
 	if a.filled {
-		n = activityLen
+		n = ActivityLen
 	}
 	for i := range n {
-		e := a.ring[(a.next-1-i+activityLen)%activityLen]
+		e := a.ring[(a.next-1-i+ActivityLen)%ActivityLen]
 		if q == "" || e.matches(q) {
 			out = append(out, e)
 			if len(out) == limit {

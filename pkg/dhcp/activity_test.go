@@ -13,12 +13,12 @@ import (
 func TestActivityKeepsTheNewest(t *testing.T) {
 	var a activity
 	at := time.Now()
-	for i := range activityLen + 952 {
+	for i := range ActivityLen + 952 {
 		a.add(Event{At: at.Add(time.Duration(i)), Type: "DISCOVER", Hostname: fmt.Sprintf("h%d", i)})
 	}
-	all := a.newest("", activityLen*2)
-	if len(all) != activityLen || all[0].Hostname != fmt.Sprintf("h%d", activityLen+951) || all[activityLen-1].Hostname != "h952" {
-		t.Fatalf("kept %d, newest %s, oldest %s: want the last %d, newest first", len(all), all[0].Hostname, all[len(all)-1].Hostname, activityLen)
+	all := a.newest("", ActivityLen*2)
+	if len(all) != ActivityLen || all[0].Hostname != fmt.Sprintf("h%d", ActivityLen+951) || all[ActivityLen-1].Hostname != "h952" {
+		t.Fatalf("kept %d, newest %s, oldest %s: want the last %d, newest first", len(all), all[0].Hostname, all[len(all)-1].Hostname, ActivityLen)
 	}
 	a.add(Event{Type: "NAK", IP: netip.MustParseAddr("10.0.0.9"), Reason: "the address is offered to another client", Sent: true})
 	if got := a.newest("offered", 10); len(got) != 1 || got[0].Type != "NAK" {
