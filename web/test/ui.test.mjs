@@ -38,9 +38,10 @@ function watch(p) {
   return p;
 }
 
-async function newContext(viewport, signedIn = true) {
+// newContext is a browser signed in with API_TOKEN, at viewport.
+async function newContext(viewport) {
   const ctx = await browser.newContext({ viewport });
-  if (signedIn) await ctx.addInitScript((t) => localStorage.setItem("infrad-token", t), API_TOKEN);
+  await ctx.addInitScript((t) => localStorage.setItem("infrad-token", t), API_TOKEN);
   return ctx;
 }
 
@@ -581,9 +582,11 @@ test("rotate the data directory's token: the old one and the logged link stop wo
   await p.goto(`${BASE}/ui/#/hosts`);
   await p.locator('#hosts tr[data-host="cp01"]').waitFor(); // this browser signed in with it goes on
   API_TOKEN = fresh;
-  const q = watch(await (await browser.newContext()).newPage());
+  const other = await browser.newContext();
+  const q = watch(await other.newPage());
   await q.goto(SIGNIN_URL);
   await q.locator("#signin-error", { hasText: "refused" }).waitFor(); // the logged link is dead
+  await other.close();
   await ctx.close();
 });
 
