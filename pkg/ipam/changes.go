@@ -133,14 +133,17 @@ func (t *txn) logChange(cmd Command) {
 	}
 	for _, k := range t.order {
 		kind := kindOf(k.bucket)
-		before, had := objectIn(&t.saved, k)
 		after, has := objectIn(t.m, k)
-		if k.bucket == store.BucketLeases {
+		var before any
+		var had bool
+		if k.bucket == store.BucketLeases { // the indexes changed in place: the lease as first touched
 			old := t.leasesBefore[netip.MustParseAddr(k.key)]
 			before, had = leaseOrNil(old), old != nil
 			if l, _ := after.(Lease); had && has && old.MAC == l.MAC && old.Hostname == l.Hostname && old.Declined == l.Declined {
 				continue // a renewal: the same client keeps the address
 			}
+		} else {
+			before, had = objectIn(&t.saved, k)
 		}
 		if len(e.Changes) == maxEntryChanges && had != has {
 			e.More++ // past the list a create or a delete is counted, not encoded
