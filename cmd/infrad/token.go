@@ -73,23 +73,19 @@ type tokenInfo struct {
 
 func (c *client) createToken(stdout io.Writer, name string, readOnly bool) error {
 	body, _ := json.Marshal(map[string]any{"name": name, "read_only": readOnly})
-	resp, err := c.do(http.MethodPost, "/api/v1/tokens", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	var t tokenInfo
-	if err := jsonDecode(resp, &t); err != nil {
-		return err
-	}
-	// The secret alone on stdout, so that TOKEN=$(infrad token create ci) works.
-	fmt.Fprintln(stdout, t.Token)
-	return nil
+	return c.postForToken(stdout, "/api/v1/tokens", bytes.NewReader(body))
 }
 
 // rotateToken gives the data-directory token of the infrad at --api a new value (the
 // file is rewritten there) and prints it alone.
 func (c *client) rotateToken(stdout io.Writer) error {
-	resp, err := c.do(http.MethodPost, "/api/v1/tokens/api-token/rotate", nil)
+	return c.postForToken(stdout, "/api/v1/tokens/api-token/rotate", nil)
+}
+
+// postForToken POSTs body to path and prints the token of the answer, alone on
+// stdout, so that TOKEN=$(infrad token create ci) works.
+func (c *client) postForToken(stdout io.Writer, path string, body io.Reader) error {
+	resp, err := c.do(http.MethodPost, path, body)
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,8 @@ func (e *Event) matches(q string) bool {
 
 // eventOf is m, received on l (sent, when a reply of ours), as an Event.
 func eventOf(l *link, m *dhcpv4.DHCPv4, sent bool, at time.Time) Event {
-	e := Event{At: at, Type: strings.ToUpper(m.MessageType().String()), Sent: sent,
+	mt := m.MessageType()
+	e := Event{At: at, Type: mt.String(), Sent: sent, // the library's names: DISCOVER, ACK, ...
 		Interface: l.name, Relay: addr(m.GatewayIPAddr), Hostname: m.HostName()}
 	if len(m.ClientHWAddr) == 6 {
 		e.MAC = ipam.MAC(m.ClientHWAddr)
@@ -85,7 +86,7 @@ func eventOf(l *link, m *dhcpv4.DHCPv4, sent bool, at time.Time) Event {
 	switch {
 	case sent:
 		e.IP = addr(m.YourIPAddr)
-		if m.MessageType() == dhcpv4.MessageTypeNak {
+		if mt == dhcpv4.MessageTypeNak {
 			e.Reason = m.Message()
 		}
 	case addr(m.RequestedIPAddress()).IsValid():

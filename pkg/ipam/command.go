@@ -154,8 +154,9 @@ func (c PutHost) apply(t *txn) (any, error) {
 		if err := t.changeable("host", c.Renames, ok, old.Owner); err != nil {
 			return nil, err
 		}
-		if _, taken := t.m.Host(h.Name); taken {
-			return nil, &Error{Kind: ErrConflict, Field: "name", Msg: fmt.Sprintf("host %q exists already: %q cannot take its name", h.Name, c.Renames)}
+		other, taken := t.m.Host(h.Name)
+		if err := t.mayPut("host", h.Name, true, taken, other.Owner); err != nil {
+			return nil, err
 		}
 		if err := t.checkHost(c.Renames, &h); err != nil {
 			return nil, err

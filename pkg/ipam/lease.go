@@ -240,14 +240,10 @@ func (c PinLease) apply(t *txn) (any, error) {
 	if h.Name == "" {
 		return nil, invalid("name", fmt.Sprintf("the lease of %s (%s) has no hostname: give the host a name", l.IP, l.MAC))
 	}
-	if err := CheckHostname(h.Name); err != nil {
-		return nil, invalid("name", err.Error())
-	}
-	if other, ok := t.m.HostWithMAC(l.MAC); ok {
-		return nil, &Error{Kind: ErrConflict, Field: "mac", Msg: fmt.Sprintf("%s is already host %q's MAC (%s)", l.MAC, other.Name, other.IP)}
-	}
-	if _, exists := t.m.Host(h.Name); exists {
-		return nil, &Error{Kind: ErrConflict, Field: "name", Msg: fmt.Sprintf("host %q exists already: give the reservation another name", h.Name)}
+	// The host is new: its name, MAC and address are checked as any new host's.
+	old, exists := t.m.Host(h.Name)
+	if err := t.mayPut("host", h.Name, true, exists, old.Owner); err != nil {
+		return nil, err
 	}
 	if err := t.checkHost(h.Name, &h); err != nil {
 		return nil, err
