@@ -40,6 +40,7 @@ type Options struct {
 	IPAM          *ipam.IPAM                     // non-nil
 	Leases        Leases                         // non-nil: the DHCP service
 	Time          Time                           // non-nil: the NTP service
+	Signer        Signer                         // non-nil: the DNS service
 	CA            CA                             // non-nil: the certificate authority
 	Metrics       *prometheus.Registry           // non-nil: the services' metrics, served with the process's
 	Backup        func(io.Writer) (int64, error) // non-nil: a hot, consistent copy of the store
@@ -153,6 +154,7 @@ func (s *Server) routes() http.Handler {
 		r.Delete("/tokens/{name}", s.handle(s.revokeToken))
 		r.Post("/tokens/api-token/rotate", s.handle(s.rotateFileToken))
 		r.Get("/ntp", s.handle(s.ntpStatus))
+		r.Get("/dns/dnssec", s.handle(s.dnssecStatus))
 		r.Get("/ca", s.handle(s.caInfo))
 		r.Get("/ca/certificates", s.handle(s.caCertificates))
 		r.Get("/backup", s.handle(s.backup))

@@ -23,6 +23,7 @@ import (
 	"github.com/infrad/infrad/pkg/cluster"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/dhcp"
+	"github.com/infrad/infrad/pkg/dns"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ntp"
 	"github.com/infrad/infrad/pkg/service"
@@ -73,6 +74,7 @@ func newServerWith(t *testing.T, tweak func(*Options), states ...service.State) 
 		IPAM:    newIPAM(t),
 		Leases:  fakeLeases{},
 		Time:    fakeTime{},
+		Signer:  fakeSigner{},
 		CA:      fakeCA{},
 		Cluster: fakeCluster{},
 		Backup:  func(w io.Writer) (int64, error) { n, err := w.Write([]byte("bbolt")); return int64(n), err },
@@ -310,6 +312,11 @@ func (fakeLeases) Activity(string, int) []dhcp.Event { return []dhcp.Event{} }
 func (fakeLeases) Release(_ context.Context, ip netip.Addr) error {
 	return &ipam.Error{Kind: ipam.ErrNotFound, Msg: "no lease of " + ip.String()}
 }
+
+// fakeSigner stands in for the DNS service's DNSSEC, which is off.
+type fakeSigner struct{}
+
+func (fakeSigner) DNSSEC() dns.DNSSECStatus { return dns.DNSSECStatus{} }
 
 // fakeTime stands in for the NTP service.
 type fakeTime struct{}

@@ -70,7 +70,8 @@ type DNS struct {
 	TransferFrom   []netip.Prefix   // further sources that may transfer the zones unsigned
 	TSIGKeys       []TSIGKey
 	Records        []ipam.Record
-	RateLimit      int // authoritative answers a second per client (twice that at once); 0: no limit
+	RateLimit      int  // authoritative answers a second per client (twice that at once); 0: no limit
+	DNSSEC         bool // sign the zones (online, with keys kept in the store)
 }
 
 // TSIGKey is a shared secret that signs zone transfers and dynamic updates.

@@ -48,6 +48,7 @@ type fileDNS struct {
 	TSIGKeys       []fileTSIGKey     `yaml:"tsig_keys"`
 	Records        []ipam.RecordSpec `yaml:"records"`
 	RateLimit      *int              `yaml:"rate_limit"`
+	DNSSEC         bool              `yaml:"dnssec"`
 }
 
 type fileTSIGKey struct {

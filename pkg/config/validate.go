@@ -146,6 +146,7 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 	}
 	d.TSIGKeys = v.tsigKeys(f.TSIGKeys)
 	d.RateLimit = v.rate("dns.rate_limit", f.RateLimit, 0)
+	d.DNSSEC = f.DNSSEC
 	if s.Domain == "" {
 		return d // records are relative to the domain: nothing to check them against
 	}

@@ -288,14 +288,15 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	metrics.MustRegister(cluster.NewCollector(d.node))
 	held := &service.Held{} // what the API, the CA and DHCP hold for their clients, left out of DNS's bound
 	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp")})
-	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns"), Held: held})
+	synced := func() (bool, string) { // the CA signs, and DNSSEC signs, only by a trusted clock
+		st := d.ntp.Status()
+		return st.Leap != 3, st.Why
+	}
+	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns"), Held: held, Synced: synced})
 	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp"),
 		Share: d.node.DHCPShare, Quorum: d.node.Quorum, Held: held})
 	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"), Held: held, Quorum: d.node.Quorum,
-		Synced: func() (bool, string) {
-			st := d.ntp.Status()
-			return st.Leap != 3, st.Why
-		}})
+		Synced: synced})
 	apiServer := api.New(api.Options{
 		Listen:        d.apiListen,
 		RestartNeeded: d.restartNeeded,
@@ -305,6 +306,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		IPAM:          d.ipam,
 		Leases:        d.dhcp,
 		Time:          d.ntp,
+		Signer:        d.dns,
 		CA:            d.ca,
 		Metrics:       metrics,
 		Backup:        d.store.Backup,

@@ -30,6 +30,7 @@ import (
 
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/keyring"
 	"github.com/infrad/infrad/pkg/ratelimit"
 	"github.com/infrad/infrad/pkg/service"
 )
@@ -46,6 +47,11 @@ type Options struct {
 	// Held counts the goroutines the other services hold for their clients, which
 	// DNS's bound on queries in flight leaves out (see maxGoroutines); nil: none.
 	Held *service.Held
+	// Synced says whether infrad's clock may be trusted (NTP is not at leap 3), and
+	// why not: DNSSEC signs and rolls keys only while it may; nil: always.
+	Synced func() (bool, string)
+	// Now is the clock DNSSEC signs and rolls keys by; nil: time.Now.
+	Now func() time.Time
 }
 
 // Service is the DNS service. It is a service.Service.
@@ -60,6 +66,8 @@ type Service struct {
 	zones  zoneCache
 	health service.Tracker
 	cfg    atomic.Pointer[serving]
+	signer *signer
+	keys   *keyring.Keeper[signingKeys] // the DNSSEC keys, kept in the store
 
 	mu       sync.Mutex // guards what follows
 	site     config.DNS
@@ -77,6 +85,7 @@ type serving struct {
 	secondaries    []netip.AddrPort               // notified of every change
 	tsig           *tsigPolicy                    // keys and who may transfer
 	rrl            *ratelimit.Limiter[netip.Addr] // authoritative answers per client
+	dnssec         bool                           // sign the zones
 }
 
 // New returns a stopped DNS service.
@@ -87,6 +96,9 @@ func New(opts Options) *Service {
 	if opts.Coalesce == 0 {
 		opts.Coalesce = 50 * time.Millisecond
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	register()
 	s := &Service{
 		id:       hex.EncodeToString(randomBytes(8)),
@@ -95,6 +107,25 @@ func New(opts Options) *Service {
 		coalesce: opts.Coalesce,
 		metrics:  newMetrics(opts.Registry),
 		held:     opts.Held,
+		signer:   newSigner(opts.Now, opts.Synced),
+	}
+	s.keys = &keyring.Keeper[signingKeys]{
+		Name:  ringName,
+		Store: opts.IPAM,
+		Now:   opts.Now,
+		Plan: func(r signingKeys, now time.Time) (signingKeys, bool, error) {
+			if !s.cfg.Load().dnssec {
+				return r, false, nil // the keys are made when the site turns signing on
+			}
+			return planKeys(r, now)
+		},
+		Trusted: func() bool { ok, _ := s.signer.synced(); return ok },
+		Use: func(r signingKeys) {
+			if err := s.signer.use(r); err != nil {
+				s.log.Error("dnssec: the key ring cannot be used", "err", err)
+			}
+		},
+		Log: opts.Logger,
 	}
 	s.setSite(opts.Site)
 	services.Store(s.id, s)
@@ -117,6 +148,7 @@ func (s *Service) setSite(site *config.Site) {
 		secondaries:    site.DNS.Secondaries,
 		tsig:           newTSIGPolicy(site.DNS),
 		rrl:            ratelimit.New[netip.Addr](site.DNS.RateLimit, s.metrics.evicted),
+		dnssec:         site.DNS.DNSSEC,
 	})
 }
 
@@ -134,6 +166,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := checkFree(s.site.Listen); err != nil {
 		return err
 	}
+	s.refreshKeys(ctx)
 	input := s.input()
 	inst, err := caddy.Start(input)
 	if err != nil {
@@ -151,6 +184,7 @@ func (s *Service) Start(ctx context.Context) error {
 	watchCtx, cancel := context.WithCancel(context.Background())
 	s.stop, s.watching = cancel, make(chan struct{})
 	go s.watch(watchCtx, s.watching)
+	go s.keys.Run(watchCtx, keyCheck)
 	for _, l := range s.site.Listen {
 		s.log.Info("dns listening", "addr", l.String())
 	}
@@ -258,8 +292,19 @@ func (s *Service) Stop(ctx context.Context) error {
 }
 
 // Health reports a listener that stopped answering (failed: the Manager restarts the
-// service) and a reload whose settings could not be applied (degraded).
-func (s *Service) Health() service.Health { return s.health.Health() }
+// service), a reload whose settings could not be applied (degraded), and DNSSEC
+// signing paused while the clock is not trusted (degraded: answers go on, their
+// signatures expire unrenewed).
+func (s *Service) Health() service.Health {
+	if st := s.DNSSEC(); st.Paused != "" {
+		s.health.Degrade("dnssec", st.Paused)
+	} else if st.Enabled && len(st.Keys) == 0 {
+		s.health.Degrade("dnssec", "no DNSSEC keys yet: the zones are served unsigned until the key ring is stored")
+	} else {
+		s.health.Clear("dnssec")
+	}
+	return s.health.Health()
+}
 
 // Reload takes a new site: its settings apply at once, and CoreDNS restarts on the
 // same sockets when the Corefile changes (listen addresses, forwarders, keys). A
@@ -283,6 +328,7 @@ func (s *Service) Reload(site *config.Site) error {
 	if s.inst == nil {
 		return nil
 	}
+	s.refreshKeys(context.Background()) // signing turned on: the keys are made now
 	input := s.input()
 	if string(input.Contents) == s.corefile {
 		s.health.Clear("reload")
@@ -301,7 +347,71 @@ func (s *Service) Reload(site *config.Site) error {
 // view is what a query answers from now.
 func (s *Service) view() view {
 	m := s.ipam.Model()
-	return view{m: m, zones: s.zones.of(m), settings: s.cfg.Load().settings}
+	cfg := s.cfg.Load()
+	v := view{m: m, zones: s.zones.of(m), settings: cfg.settings}
+	if cfg.dnssec {
+		v.dnssec = s.signer
+	}
+	return v
+}
+
+// keyCheck is how often the DNSSEC key ring is read, and rolled when it is due.
+const keyCheck = 15 * time.Second
+
+// refreshKeys reads the DNSSEC key ring, making or rolling keys when they are due.
+func (s *Service) refreshKeys(ctx context.Context) {
+	if err := s.keys.Refresh(ctx); err != nil {
+		s.log.Warn("dnssec: the key ring", "err", err)
+	}
+}
+
+// DNSSEC is what the zones are signed with: the keys' tags, roles and times, each
+// zone's DS set, and whether signing is paused; the zero value when it is off.
+func (s *Service) DNSSEC() DNSSECStatus {
+	cfg := s.cfg.Load()
+	if !cfg.dnssec {
+		return DNSSECStatus{}
+	}
+	st := DNSSECStatus{Enabled: true}
+	if ok, why := s.signer.synced(); !ok {
+		st.Paused = "signing is paused while the clock is not synchronised: " + why
+	}
+	ks := s.signer.keys.Load()
+	if ks == nil {
+		return st
+	}
+	for _, k := range ks.keys {
+		role := "zsk"
+		if k.KSK {
+			role = "ksk"
+		}
+		st.Keys = append(st.Keys, DNSSECKey{Tag: k.tag, Role: role, Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.Remove})
+	}
+	for _, z := range s.zones.of(s.ipam.Model()).list {
+		for _, ds := range ks.ds(z, cfg.ttl) {
+			st.DS = append(st.DS, ds.String())
+		}
+	}
+	slices.Sort(st.DS)
+	return st
+}
+
+// DNSSECStatus is what DNSSEC reports.
+type DNSSECStatus struct {
+	Enabled bool        `json:"enabled"`
+	Paused  string      `json:"paused,omitempty"` // why signing is paused
+	Keys    []DNSSECKey `json:"keys,omitempty"`
+	DS      []string    `json:"ds,omitempty"` // each zone's DS records, in zone-file form
+}
+
+// DNSSECKey is one signing key, without its secret.
+type DNSSECKey struct {
+	Tag      uint16    `json:"tag"`
+	Role     string    `json:"role"` // ksk or zsk
+	Publish  time.Time `json:"publish"`
+	Activate time.Time `json:"activate"`
+	Retire   time.Time `json:"retire,omitzero"`
+	Remove   time.Time `json:"remove,omitzero"`
 }
 
 // watch notifies the secondaries once at start (a change made while infrad was

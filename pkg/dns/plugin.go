@@ -149,8 +149,10 @@ func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 		r.Extra = r.Extra[:len(r.Extra)-1] // what follows reads the message, not its signature
 		w = &tsigWriter{ResponseWriter: w, req: t}
 	}
+	do := false
 	if opt := r.IsEdns0(); opt != nil {
-		w = &ednsWriter{ResponseWriter: w, do: opt.Do()}
+		do = opt.Do()
+		w = &ednsWriter{ResponseWriter: w, do: do}
 	}
 	switch {
 	case r.Opcode == dns.OpcodeUpdate:
@@ -181,6 +183,9 @@ func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 	m := new(dns.Msg)
 	m.SetReply(r)
 	v.answer(m, name, q.Qtype, zone)
+	if do && v.dnssec != nil {
+		v.dnssec.signReply(&v, m, name, q.Qtype)
+	}
 	return m.Rcode, w.WriteMsg(m)
 }
 

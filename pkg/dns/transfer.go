@@ -96,13 +96,22 @@ func (s *Service) serveTransfer(w dns.ResponseWriter, r *dns.Msg, key string) (i
 // zoneRecords are the records of a transfer of zone, one of v's: an AXFR's (serial 0);
 // for an IXFR (RFC 1995), the SOA alone when the secondary is current, the
 // differences since its serial when IPAM still has that serial's model (condensed
-// into one: the RRs deleted, then those added), and the whole zone otherwise.
+// into one: the RRs deleted, then those added), and the whole zone otherwise, as it
+// always is when the zone is signed.
 func (s *Service) zoneRecords(v view, zone string, serial uint32) <-chan []dns.RR {
 	ch := make(chan []dns.RR, 1)
 	soa := v.soa(zone, v.ttl)
 	if serial != 0 && !serialNewer(v.m.Serial(), serial) {
 		ch <- []dns.RR{soa}
 		close(ch)
+		return ch
+	}
+	if v.dnssec != nil { // signed: the whole zone, whose NSEC chain and signatures an IXFR's differences would have to carry too
+		go func() {
+			defer close(ch)
+			ch <- v.dnssec.signZone(&v, zone)
+			ch <- []dns.RR{soa}
+		}()
 		return ch
 	}
 	if old, ok := s.ipam.AtSerial(serial); ok && serial != 0 {

@@ -21,6 +21,7 @@ type view struct {
 	m     *ipam.Model
 	zones *zoneSet
 	settings
+	dnssec *signer // nil: the zones are not signed
 }
 
 // SOA timers. The negative TTL (the SOA minimum) is short, so that a name created
@@ -96,6 +97,13 @@ func (v *view) node(name string) (node, bool) {
 		n.add(v.soa(name, v.ttl))
 		for _, ns := range v.nsNames() {
 			n.add(&dns.NS{Hdr: v.hdr(name, dns.TypeNS, v.ttl), Ns: ns})
+		}
+		if v.dnssec != nil {
+			if ks := v.dnssec.keys.Load(); ks != nil {
+				for _, k := range ks.dnskeys(name, v.ttl, v.dnssec.now()) {
+					n.add(k)
+				}
+			}
 		}
 	}
 	if host, ok := v.m.HostnameOf(owner); ok {

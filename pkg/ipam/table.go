@@ -105,7 +105,7 @@ func (c TableWrite) apply(t *txn) (any, error) {
 				results[i].Value = cur
 				continue
 			}
-			if cur == nil {
+			if cur == nil || op.Table == keyringTable {
 				t.noteCertificate(op)
 			}
 			over[k] = cell{append([]byte{}, op.Value...)}
@@ -148,7 +148,8 @@ const (
 	revokedTable = "revoked_x509_certs"
 )
 
-// noteCertificate records in the change log a certificate the CA issued or revoked.
+// noteCertificate records in the change log a certificate the CA issued or revoked,
+// and a key ring's change (not its keys).
 func (t *txn) noteCertificate(op TableOp) {
 	switch op.Table {
 	case certsTable:
@@ -163,5 +164,7 @@ func (t *txn) noteCertificate(op TableOp) {
 		t.noteExtra(c)
 	case revokedTable:
 		t.noteExtra(ObjectChange{Kind: "certificate", Key: string(op.Key), Op: "revoke"})
+	case keyringTable: // the keys themselves stay out of the log
+		t.noteExtra(ObjectChange{Kind: "keyring", Key: string(op.Key), Op: "update"})
 	}
 }

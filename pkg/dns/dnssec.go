@@ -1,0 +1,502 @@
+package dns
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/coredns/coredns/plugin/pkg/cache"
+	"github.com/miekg/dns"
+)
+
+// DNSSEC (dns.dnssec: true) signs the site's zones online, as each answer is made:
+// an RRset is signed the first time it is served and its signature kept until half
+// its life has passed. One key-signing key (KSK) signs each zone's DNSKEY set, and a
+// zone-signing key (ZSK) the rest; both are ECDSA P-256 (algorithm 13), made by infrad
+// and kept in the store's key ring "dnssec", so every box of a cluster signs with
+// the same keys. The ZSK rolls every zskLifetime by pre-publication (RFC 6781 §4.1.1.1):
+// its successor is in the DNSKEY set prepublish before it signs, and it stays there
+// until every signature it made has expired. Denial of existence is compact (RFC
+// 9824): a name that does not exist, or has no RRset of the type asked, is proved so
+// by one NSEC at the name itself, signed on the spot, which says what types it has
+// (none: NXNAME). A zone transfer carries the signed zone with its full NSEC chain.
+//
+// Signing trusts the clock: while NTP is at leap 3, no signature is made or renewed
+// (those kept are served while they last), and no key is rolled.
+
+// ringName is the key ring's name in the store.
+const ringName = "dnssec"
+
+const (
+	zskLifetime = 30 * 24 * time.Hour
+	// prepublish is how long a new ZSK is in the DNSKEY set before it signs: far more
+	// than a DNSKEY set's TTL, so every resolver has it by then.
+	prepublish = 2 * 24 * time.Hour
+	// sigValidity is how long a signature is valid (from sigBackdate before it is
+	// made, for clocks a little behind); a signature kept in the cache is made anew
+	// once less than sigRefresh of it is left.
+	sigValidity = 14 * 24 * time.Hour
+	sigRefresh  = 7 * 24 * time.Hour
+	sigBackdate = time.Hour
+	// sigCacheSize bounds the signatures kept: beyond it, the oldest are made anew.
+	sigCacheSize = 100_000
+)
+
+// typeNXNAME is the NSEC type bit that says a name does not exist (RFC 9824 §2).
+const typeNXNAME = 128
+
+// signingKey is one key of the ring, as the store keeps it.
+type signingKey struct {
+	KSK      bool      `json:"ksk,omitempty"`
+	Private  []byte    `json:"private"`  // ECDSA P-256, PKCS #8
+	Publish  time.Time `json:"publish"`  // in the DNSKEY set from
+	Activate time.Time `json:"activate"` // signs from (until a later key of its kind activates)
+	Retire   time.Time `json:"retire,omitzero"`
+	Remove   time.Time `json:"remove,omitzero"` // out of the DNSKEY set from; zero: never
+}
+
+// signingKeys is the ring.
+type signingKeys struct {
+	Keys []signingKey `json:"keys"`
+}
+
+func newSigningKey(ksk bool, publish, activate time.Time) (signingKey, error) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return signingKey{}, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return signingKey{}, err
+	}
+	k := signingKey{KSK: ksk, Private: der, Publish: publish, Activate: activate}
+	if !ksk {
+		k.Retire = activate.Add(zskLifetime)
+		k.Remove = k.Retire.Add(sigValidity)
+	}
+	return k, nil
+}
+
+// planKeys is the ring as it should be at now: a KSK; a ZSK that signs; its successor
+// published prepublish before the ZSK retires; and no key past its removal. When the
+// clock has jumped past a retirement with no successor published, the ZSK signs on
+// until one has been published for prepublish: no key signs before resolvers can
+// know it.
+func planKeys(r signingKeys, now time.Time) (signingKeys, bool, error) {
+	now = now.Round(0).UTC() // as the store gives it back
+	changed := false
+	keys := slices.Clone(r.Keys)
+	add := func(ksk bool, publish, activate time.Time) error {
+		k, err := newSigningKey(ksk, publish, activate)
+		keys, changed = append(keys, k), true
+		return err
+	}
+	if !slices.ContainsFunc(keys, func(k signingKey) bool { return k.KSK }) {
+		if err := add(true, now, now); err != nil {
+			return r, false, err
+		}
+	}
+	cur, next := -1, -1
+	for i, k := range keys {
+		switch {
+		case k.KSK:
+		case !k.Activate.After(now):
+			if cur < 0 || k.Activate.After(keys[cur].Activate) {
+				cur = i
+			}
+		case next < 0 || k.Activate.Before(keys[next].Activate):
+			next = i
+		}
+	}
+	switch {
+	case cur < 0 && next < 0:
+		if err := add(false, now, now); err != nil { // the first: no resolver knows the zone yet
+			return r, false, err
+		}
+		cur = len(keys) - 1
+	case cur >= 0 && next < 0 && !now.Before(keys[cur].Retire.Add(-prepublish)):
+		at := keys[cur].Retire
+		if earliest := now.Add(prepublish); at.Before(earliest) {
+			at = earliest
+			keys[cur].Retire, keys[cur].Remove = at, at.Add(sigValidity)
+		}
+		if err := add(false, now, at); err != nil {
+			return r, false, err
+		}
+	}
+	kept := keys[:0]
+	for i, k := range keys {
+		if k.KSK || i == cur || k.Remove.IsZero() || now.Before(k.Remove) {
+			kept = append(kept, k)
+		} else {
+			changed = true
+		}
+	}
+	return signingKeys{Keys: kept}, changed, nil
+}
+
+// zoneKey is a ring's key ready to sign: its DNSKEY has no owner, which each zone
+// gives it.
+type zoneKey struct {
+	signingKey
+	priv   *ecdsa.PrivateKey
+	dnskey dns.DNSKEY
+	tag    uint16
+}
+
+// keySet is the ring, parsed.
+type keySet struct{ keys []zoneKey }
+
+func parseKeys(r signingKeys) (*keySet, error) {
+	ks := &keySet{}
+	for _, k := range r.Keys {
+		p, err := x509.ParsePKCS8PrivateKey(k.Private)
+		if err != nil {
+			return nil, fmt.Errorf("a DNSSEC key in the store: %w", err)
+		}
+		priv, ok := p.(*ecdsa.PrivateKey)
+		if !ok || priv.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("a DNSSEC key in the store is not ECDSA P-256")
+		}
+		pub, err := priv.PublicKey.ECDH()
+		if err != nil {
+			return nil, err
+		}
+		zk := zoneKey{signingKey: k, priv: priv, dnskey: dns.DNSKEY{
+			Hdr:       dns.RR_Header{Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET},
+			Flags:     dns.ZONE,
+			Protocol:  3,
+			Algorithm: dns.ECDSAP256SHA256,
+			PublicKey: base64.StdEncoding.EncodeToString(pub.Bytes()[1:]), // X || Y (RFC 6605 §4)
+		}}
+		if k.KSK {
+			zk.dnskey.Flags |= dns.SEP
+		}
+		zk.tag = zk.dnskey.KeyTag()
+		ks.keys = append(ks.keys, zk)
+	}
+	return ks, nil
+}
+
+// signer is the key that signs rrtype at now: the KSK for the DNSKEY set, else the
+// ZSK activated last; nil when there is none.
+func (ks *keySet) signer(rrtype uint16, now time.Time) *zoneKey {
+	var out *zoneKey
+	for i := range ks.keys {
+		k := &ks.keys[i]
+		if k.KSK != (rrtype == dns.TypeDNSKEY) || k.Activate.After(now) {
+			continue
+		}
+		if out == nil || k.Activate.After(out.Activate) {
+			out = k
+		}
+	}
+	return out
+}
+
+// dnskeys is zone's DNSKEY set at now.
+func (ks *keySet) dnskeys(zone string, ttl uint32, now time.Time) []dns.RR {
+	var out []dns.RR
+	for _, k := range ks.keys {
+		if k.Publish.After(now) || (!k.Remove.IsZero() && !now.Before(k.Remove)) {
+			continue
+		}
+		rr := k.dnskey
+		rr.Hdr.Name, rr.Hdr.Ttl = zone, ttl
+		out = append(out, &rr)
+	}
+	return out
+}
+
+// ds is zone's DS set: one SHA-256 digest of each KSK (RFC 4509).
+func (ks *keySet) ds(zone string, ttl uint32) []dns.RR {
+	var out []dns.RR
+	for _, k := range ks.keys {
+		if !k.KSK {
+			continue
+		}
+		key := k.dnskey
+		key.Hdr.Name, key.Hdr.Ttl = zone, ttl
+		if ds := key.ToDS(dns.SHA256); ds != nil {
+			out = append(out, ds)
+		}
+	}
+	return out
+}
+
+// signer signs RRsets with the ring's keys, keeping each signature for reuse.
+type signer struct {
+	keys  atomic.Pointer[keySet] // nil: no ring read yet
+	cache *cache.Cache[*dns.RRSIG]
+	now   func() time.Time
+	// synced says whether the clock may be trusted; while not, signing pauses.
+	synced func() (bool, string)
+}
+
+func newSigner(now func() time.Time, synced func() (bool, string)) *signer {
+	if synced == nil {
+		synced = func() (bool, string) { return true, "" }
+	}
+	return &signer{cache: cache.New[*dns.RRSIG](sigCacheSize), now: now, synced: synced}
+}
+
+// use takes a ring read from the store.
+func (s *signer) use(r signingKeys) error {
+	ks, err := parseKeys(r)
+	if err != nil {
+		return err
+	}
+	s.keys.Store(ks)
+	return nil
+}
+
+// sign returns the signature of rrset (one owner, type and TTL) in zone; nil when
+// there is no key yet, or when signing is paused and no signature is kept.
+func (s *signer) sign(rrset []dns.RR, zone string, now time.Time, paused bool) *dns.RRSIG {
+	ks := s.keys.Load()
+	if ks == nil || len(rrset) == 0 {
+		return nil
+	}
+	h := rrset[0].Header()
+	k := ks.signer(h.Rrtype, now)
+	if k == nil {
+		return nil
+	}
+	id := rrsetHash(rrset, zone, k.tag)
+	if sig, ok := s.cache.Get(id); ok {
+		left := time.Unix(int64(sig.Expiration), 0).Sub(now)
+		if paused || (left > sigRefresh && now.Unix() >= int64(sig.Inception)) {
+			return sig
+		}
+	}
+	if paused {
+		return nil
+	}
+	sig := &dns.RRSIG{
+		Hdr:        dns.RR_Header{Name: h.Name, Rrtype: dns.TypeRRSIG, Class: dns.ClassINET, Ttl: h.Ttl},
+		Algorithm:  dns.ECDSAP256SHA256,
+		Inception:  uint32(now.Add(-sigBackdate).Unix()),
+		Expiration: uint32(now.Add(sigValidity).Unix()),
+		KeyTag:     k.tag,
+		SignerName: zone,
+	}
+	if err := sig.Sign(k.priv, rrset); err != nil {
+		return nil
+	}
+	s.cache.Add(id, sig)
+	return sig
+}
+
+// rrsetHash names rrset, signed in zone by the key tagged tag, in the cache: the
+// same RRs in any order are the same set.
+func rrsetHash(rrset []dns.RR, zone string, tag uint16) uint64 {
+	wires := make([][]byte, 0, len(rrset))
+	buf := make([]byte, 0, 512)
+	for _, rr := range rrset {
+		b := make([]byte, dns.Len(rr)+1)
+		n, err := dns.PackRR(rr, b, 0, nil, false)
+		if err != nil {
+			continue
+		}
+		wires = append(wires, b[:n])
+	}
+	slices.SortFunc(wires, bytes.Compare)
+	h := fnv.New64a()
+	h.Write([]byte(zone))
+	buf = binary.BigEndian.AppendUint16(buf, tag)
+	h.Write(buf)
+	for _, w := range wires {
+		h.Write(w)
+	}
+	return h.Sum64()
+}
+
+// signReply adds to m, the answer to a query for qname in zone from v, what a
+// validating resolver needs: a signature for each RRset of ours, and for an answer
+// that has no RRset of qtype, the NSEC that proves it (RFC 9824).
+func (s *signer) signReply(v *view, m *dns.Msg, qname string, qtype uint16) {
+	now := s.now()
+	ok, _ := s.synced()
+	paused := !ok
+	final := qname // the name the answer ends at, past its CNAMEs
+	for _, rr := range m.Answer {
+		if c, ok := rr.(*dns.CNAME); ok && c.Hdr.Name == final {
+			final = dns.CanonicalName(c.Target)
+		}
+	}
+	negative := m.Rcode == dns.RcodeNameError ||
+		(m.Rcode == dns.RcodeSuccess && len(m.Ns) > 0 && m.Ns[0].Header().Rrtype == dns.TypeSOA &&
+			!slices.ContainsFunc(m.Answer, func(rr dns.RR) bool { return rr.Header().Name == final && rr.Header().Rrtype == qtype }))
+	if zone := v.zoneOf(final); negative && zone != "" {
+		types := []uint16{dns.TypeRRSIG, dns.TypeNSEC}
+		if m.Rcode == dns.RcodeNameError {
+			types = append(types, typeNXNAME)
+			m.Rcode = dns.RcodeSuccess // NODATA in form, with the NXNAME bit saying why
+		} else {
+			n, ok := v.node(final)
+			if !ok {
+				n, _ = v.wildcard(final, zone)
+			}
+			for t := range n {
+				types = append(types, t)
+			}
+		}
+		slices.Sort(types)
+		m.Ns = append(m.Ns, &dns.NSEC{Hdr: v.hdr(final, dns.TypeNSEC, m.Ns[0].Header().Ttl),
+			NextDomain: "\\000." + final, TypeBitMap: slices.Compact(types)})
+	}
+	m.Answer = s.signSection(v, m.Answer, now, paused)
+	m.Ns = s.signSection(v, m.Ns, now, paused)
+	m.Extra = s.signSection(v, m.Extra, now, paused)
+}
+
+// signSection returns rrs with the signature of each of its RRsets of our zones after it.
+func (s *signer) signSection(v *view, rrs []dns.RR, now time.Time, paused bool) []dns.RR {
+	if len(rrs) == 0 {
+		return rrs
+	}
+	out := make([]dns.RR, 0, 2*len(rrs))
+	for i := 0; i < len(rrs); {
+		h := rrs[i].Header()
+		j := i + 1
+		for j < len(rrs) && rrs[j].Header().Name == h.Name && rrs[j].Header().Rrtype == h.Rrtype {
+			j++
+		}
+		out = append(out, rrs[i:j]...)
+		if zone := v.zoneOf(h.Name); zone != "" && h.Rrtype != dns.TypeOPT && h.Rrtype != dns.TypeRRSIG {
+			if sig := s.sign(rrs[i:j], zone, now, paused); sig != nil {
+				out = append(out, sig)
+			}
+		}
+		i = j
+	}
+	return out
+}
+
+// signZone returns zone's transfer, signed: its RRsets (SOA first), each with its
+// signature, and the NSEC chain through its names in canonical order (RFC 4034 §6.1).
+// The delegations to zones of ours below it are not signed; their DS sets are.
+func (s *signer) signZone(v *view, zone string) []dns.RR {
+	now := s.now()
+	ok, _ := s.synced()
+	paused := !ok
+	nodes := map[string]node{}
+	add := func(rr dns.RR) {
+		name := dns.CanonicalName(rr.Header().Name)
+		n := nodes[name]
+		if n == nil {
+			n = node{}
+			nodes[name] = n
+		}
+		n.add(rr)
+	}
+	add(v.soa(zone, v.ttl))
+	v.eachRRs(zone, func(rrs []dns.RR) {
+		for _, rr := range rrs {
+			add(rr)
+		}
+	})
+	// The cuts: our zones below this one, which its delegations name.
+	var cuts []string
+	for _, child := range v.zones.list {
+		if child != zone && dns.IsSubDomain(zone, child) && nodes[child] != nil {
+			cuts = append(cuts, child)
+			if ks := s.keys.Load(); ks != nil {
+				for _, ds := range ks.ds(child, v.ttl) {
+					add(ds)
+				}
+			}
+		}
+	}
+	below := func(name string) bool { // at or below a cut, and not the cut's own DS
+		return slices.ContainsFunc(cuts, func(c string) bool { return dns.IsSubDomain(c, name) })
+	}
+	names := make([]string, 0, len(nodes))
+	for name := range nodes {
+		if name == zone || !below(name) || slices.Contains(cuts, name) {
+			names = append(names, name)
+		}
+	}
+	slices.SortFunc(names, canonicalCompare)
+	nsecTTL := min(v.ttl, negTTL)
+	out := make([]dns.RR, 0, 4*len(names))
+	for i, name := range names {
+		n := nodes[name]
+		cut := slices.Contains(cuts, name)
+		types := []uint16{dns.TypeRRSIG, dns.TypeNSEC}
+		for t := range n {
+			types = append(types, t)
+		}
+		slices.Sort(types)
+		next := names[(i+1)%len(names)]
+		n.add(&dns.NSEC{Hdr: v.hdr(name, dns.TypeNSEC, nsecTTL), NextDomain: next, TypeBitMap: types})
+		order := make([]uint16, 0, len(n))
+		for t := range n {
+			order = append(order, t)
+		}
+		slices.Sort(order)
+		if name == zone { // the SOA first: a transfer begins with it
+			order = slices.DeleteFunc(order, func(t uint16) bool { return t == dns.TypeSOA })
+			order = slices.Insert(order, 0, dns.TypeSOA)
+		}
+		for _, t := range order {
+			out = append(out, n[t]...)
+			if cut && t != dns.TypeDS && t != dns.TypeNSEC {
+				continue // a delegation's NS is the child's, and not signed here
+			}
+			if sig := s.sign(n[t], zone, now, paused); sig != nil {
+				out = append(out, sig)
+			}
+		}
+	}
+	for name, n := range nodes { // the glue below the cuts, unsigned
+		if below(name) && !slices.Contains(cuts, name) {
+			for _, rrs := range n {
+				out = append(out, rrs...)
+			}
+		}
+	}
+	return out
+}
+
+// canonicalCompare orders names as DNSSEC does (RFC 4034 §6.1): by their labels from
+// the root, each compared as lower-case octets.
+func canonicalCompare(a, b string) int {
+	la, lb := dns.SplitDomainName(dns.CanonicalName(a)), dns.SplitDomainName(dns.CanonicalName(b))
+	for i, j := len(la)-1, len(lb)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
+		if c := bytes.Compare(labelOctets(la[i]), labelOctets(lb[j])); c != 0 {
+			return c
+		}
+	}
+	return len(la) - len(lb)
+}
+
+// labelOctets is a label's octets, its presentation escapes (\DDD, \X) undone.
+func labelOctets(l string) []byte {
+	out := make([]byte, 0, len(l))
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if c == '\\' && i+3 < len(l) && isDigit(l[i+1]) && isDigit(l[i+2]) && isDigit(l[i+3]) {
+			out = append(out, (l[i+1]-'0')*100+(l[i+2]-'0')*10+(l[i+3]-'0'))
+			i += 3
+			continue
+		}
+		if c == '\\' && i+1 < len(l) {
+			i++
+			c = l[i]
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

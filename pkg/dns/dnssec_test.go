@@ -1,0 +1,344 @@
+package dns
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/internal/sitetest"
+	"github.com/infrad/infrad/internal/testenv"
+	"github.com/infrad/infrad/pkg/service"
+)
+
+// clock is a clock the test moves.
+type clock struct{ at atomic.Int64 }
+
+func newClock(t time.Time) *clock    { c := &clock{}; c.set(t); return c }
+func (c *clock) now() time.Time      { return time.Unix(0, c.at.Load()) }
+func (c *clock) set(t time.Time)     { c.at.Store(t.UnixNano()) }
+func (c *clock) add(d time.Duration) { c.set(c.now().Add(d)) }
+
+// signedServer serves testSite with DNSSEC on, by clk, trusting the clock while
+// synced holds.
+func signedServer(t *testing.T, clk *clock, synced *atomic.Bool) *server {
+	t.Helper()
+	port := testenv.FreePort(t)
+	m, site := sitetest.IPAM(t, []byte(strings.Replace(fmt.Sprintf(testSite, port, ""), "  ttl: 120\n", "  ttl: 120\n  dnssec: true\n  transfer_from: [127.0.0.0/8]\n", 1)))
+	svc := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry(), Coalesce: time.Millisecond, Now: clk.now,
+		Synced: func() (bool, string) { return synced.Load(), "no source (test)" }})
+	if err := svc.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop(context.Background()) })
+	return &server{svc: svc, ipam: m, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port}
+}
+
+// ask sends a query with the DO bit and returns the reply.
+func (s *server) ask(t *testing.T, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	q := new(dns.Msg).SetQuestion(name, qtype)
+	q.SetEdns0(1232, true)
+	c := &dns.Client{Net: "tcp", Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(q, s.addr)
+	if err != nil {
+		t.Fatalf("%s %s: %v", name, dns.TypeToString[qtype], err)
+	}
+	return r
+}
+
+// validator checks replies as a validating resolver does, against a zone's DNSKEY set.
+type validator struct {
+	t    *testing.T
+	keys map[uint16]*dns.DNSKEY
+}
+
+// trust reads zone's DNSKEY set from s, checks that its KSK signed it, and trusts it.
+func trust(t *testing.T, s *server, zone string, at time.Time) *validator {
+	t.Helper()
+	r := s.ask(t, zone, dns.TypeDNSKEY)
+	v := &validator{t: t, keys: map[uint16]*dns.DNSKEY{}}
+	var set []dns.RR
+	for _, rr := range r.Answer {
+		if k, ok := rr.(*dns.DNSKEY); ok {
+			v.keys[k.KeyTag()] = k
+			set = append(set, k)
+		}
+	}
+	if len(set) < 2 {
+		t.Fatalf("%s has %d DNSKEYs, want a KSK and a ZSK at least:\n%s", zone, len(set), r)
+	}
+	for _, rr := range r.Answer {
+		if sig, ok := rr.(*dns.RRSIG); ok {
+			if k := v.keys[sig.KeyTag]; k == nil || k.Flags&dns.SEP == 0 {
+				t.Errorf("%s's DNSKEY set is signed by key %d, not its KSK", zone, sig.KeyTag)
+			}
+		}
+	}
+	v.check(r, at)
+	return v
+}
+
+// check fails the test unless every RRset in r's answer and authority sections is
+// signed by one of v's keys, validly at at.
+func (v *validator) check(r *dns.Msg, at time.Time) {
+	v.t.Helper()
+	for _, section := range [][]dns.RR{r.Answer, r.Ns} {
+		sets := map[[2]string][]dns.RR{}
+		sigs := map[[2]string]*dns.RRSIG{}
+		for _, rr := range section {
+			h := rr.Header()
+			if sig, ok := rr.(*dns.RRSIG); ok {
+				sigs[[2]string{h.Name, dns.TypeToString[sig.TypeCovered]}] = sig
+				continue
+			}
+			k := [2]string{h.Name, dns.TypeToString[h.Rrtype]}
+			sets[k] = append(sets[k], rr)
+		}
+		for k, set := range sets {
+			sig := sigs[k]
+			switch {
+			case sig == nil:
+				v.t.Errorf("%s %s is not signed:\n%s", k[0], k[1], r)
+			case v.keys[sig.KeyTag] == nil:
+				v.t.Errorf("%s %s is signed by key %d, which is not in the DNSKEY set trusted", k[0], k[1], sig.KeyTag)
+			case !sig.ValidityPeriod(at):
+				v.t.Errorf("%s %s's signature is not valid at %s", k[0], k[1], at)
+			default:
+				if err := sig.Verify(v.keys[sig.KeyTag], set); err != nil {
+					v.t.Errorf("%s %s's signature does not verify: %v", k[0], k[1], err)
+				}
+			}
+		}
+	}
+}
+
+func TestSignedAnswersVerify(t *testing.T) {
+	var synced atomic.Bool
+	synced.Store(true)
+	clk := newClock(time.Now())
+	s := signedServer(t, clk, &synced)
+	v := trust(t, s, "k8s.example.com.", clk.now())
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+		want  string // in the answer
+	}{
+		{"cp01.k8s.example.com.", dns.TypeA, "10.0.40.10"},
+		{"api.k8s.example.com.", dns.TypeA, "10.0.40.100"},
+		{"anything.apps.k8s.example.com.", dns.TypeA, "10.0.40.101"}, // a wildcard, signed as the name asked
+		{"chain.k8s.example.com.", dns.TypeA, "10.0.40.10"},          // CNAME → CNAME → A
+		{"k8s.example.com.", dns.TypeMX, "mail.k8s.example.com."},
+		{"k8s.example.com.", dns.TypeSOA, "hostmaster"},
+	} {
+		r := s.ask(t, q.name, q.qtype)
+		if r.Rcode != dns.RcodeSuccess || !strings.Contains(fmt.Sprint(r.Answer), q.want) {
+			t.Errorf("%s %s: want %s in the answer:\n%s", q.name, dns.TypeToString[q.qtype], q.want, r)
+		}
+		v.check(r, clk.now())
+	}
+
+	// Denial: one NSEC at the name asked, whose types say what is there.
+	for _, q := range []struct {
+		name       string
+		qtype      uint16
+		has, hasnt []uint16
+	}{
+		{"nope.k8s.example.com.", dns.TypeA, []uint16{typeNXNAME}, []uint16{dns.TypeA}},
+		{"cp01.k8s.example.com.", dns.TypeAAAA, []uint16{dns.TypeA}, []uint16{dns.TypeAAAA, typeNXNAME}},
+		{"deep.sub.k8s.example.com.", dns.TypeTXT, nil, []uint16{dns.TypeTXT, typeNXNAME}}, // an empty non-terminal
+	} {
+		r := s.ask(t, q.name, q.qtype)
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 0 {
+			t.Errorf("%s %s: want NOERROR, no answer (RFC 9824):\n%s", q.name, dns.TypeToString[q.qtype], r)
+		}
+		var nsec *dns.NSEC
+		for _, rr := range r.Ns {
+			if n, ok := rr.(*dns.NSEC); ok {
+				nsec = n
+			}
+		}
+		if nsec == nil || nsec.Hdr.Name != q.name || nsec.NextDomain != "\\000."+q.name {
+			t.Fatalf("%s %s: want an NSEC from the name to \\000.name:\n%s", q.name, dns.TypeToString[q.qtype], r)
+		}
+		for _, typ := range q.has {
+			if !slices.Contains(nsec.TypeBitMap, typ) {
+				t.Errorf("%s: the NSEC lacks type %d: %v", q.name, typ, nsec)
+			}
+		}
+		for _, typ := range q.hasnt {
+			if slices.Contains(nsec.TypeBitMap, typ) {
+				t.Errorf("%s: the NSEC has type %d: %v", q.name, typ, nsec)
+			}
+		}
+		v.check(r, clk.now())
+	}
+
+	// Without the DO bit, nothing changes: NXDOMAIN, no signatures.
+	r, err := dns.Exchange(new(dns.Msg).SetQuestion("nope.k8s.example.com.", dns.TypeA), s.addr)
+	if err != nil || r.Rcode != dns.RcodeNameError || strings.Contains(r.String(), "RRSIG") {
+		t.Errorf("a query without DO: want a plain NXDOMAIN: %v\n%s", err, r)
+	}
+
+	// The reverse zone and the extra zone are signed with the same keys.
+	for _, z := range []string{"40.0.10.in-addr.arpa.", "example.org."} {
+		zv := trust(t, s, z, clk.now())
+		zv.check(s.ask(t, z, dns.TypeSOA), clk.now())
+	}
+	trust(t, s, "40.0.10.in-addr.arpa.", clk.now()).check(s.ask(t, "10.40.0.10.in-addr.arpa.", dns.TypePTR), clk.now())
+}
+
+// TestSignedTransfer checks an AXFR of a signed zone: every RRset of the zone's own
+// signed, the NSEC chain closed through every name in canonical order.
+func TestSignedTransfer(t *testing.T) {
+	var synced atomic.Bool
+	synced.Store(true)
+	clk := newClock(time.Now())
+	s := signedServer(t, clk, &synced)
+	v := trust(t, s, "k8s.example.com.", clk.now())
+	tr := new(dns.Transfer)
+	envs, err := tr.In(new(dns.Msg).SetAxfr("k8s.example.com."), s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := new(dns.Msg)
+	for e := range envs {
+		if e.Error != nil {
+			t.Fatal(e.Error)
+		}
+		m.Answer = append(m.Answer, e.RR...)
+	}
+	m.Answer = m.Answer[:len(m.Answer)-1] // the closing SOA
+	// check wants each RRset's RRs together: sort them so.
+	slices.SortStableFunc(m.Answer, func(a, b dns.RR) int {
+		return strings.Compare(a.Header().Name+dns.TypeToString[a.Header().Rrtype], b.Header().Name+dns.TypeToString[b.Header().Rrtype])
+	})
+	v.check(m, clk.now())
+	next := map[string]string{}
+	for _, rr := range m.Answer {
+		if n, ok := rr.(*dns.NSEC); ok {
+			next[n.Hdr.Name] = n.NextDomain
+		}
+	}
+	name, seen := "k8s.example.com.", 0
+	for {
+		nx, ok := next[name]
+		if !ok {
+			t.Fatalf("no NSEC at %s", name)
+		}
+		if seen++; nx == "k8s.example.com." {
+			break
+		}
+		if canonicalCompare(name, nx) >= 0 {
+			t.Errorf("the NSEC chain goes back from %s to %s", name, nx)
+		}
+		name = nx
+	}
+	if seen != len(next) {
+		t.Errorf("the NSEC chain visits %d names of %d", seen, len(next))
+	}
+	if !slices.ContainsFunc(m.Answer, func(rr dns.RR) bool { return strings.HasPrefix(rr.Header().Name, "x.deep.sub.") }) {
+		t.Errorf("the transfer lacks x.deep.sub")
+	}
+}
+
+// TestZSKRolloverUnderAMovedClock moves the clock forward twelve hours at a time for
+// 80 days. At each step a resolver that trusted the DNSKEY set a step before, or one
+// holding answers from a step before, still validates: a new ZSK is published before
+// it signs, and an old one stays until its signatures are gone.
+func TestZSKRolloverUnderAMovedClock(t *testing.T) {
+	var synced atomic.Bool
+	synced.Store(true)
+	clk := newClock(time.Now())
+	s := signedServer(t, clk, &synced)
+	ctx := t.Context()
+	zone := "k8s.example.com."
+	before := trust(t, s, zone, clk.now())
+	held := s.ask(t, "cp01.k8s.example.com.", dns.TypeA)
+	signers := map[uint16]bool{}
+	maxKeys := 0
+	for step := range 160 {
+		clk.add(12 * time.Hour)
+		s.svc.refreshKeys(ctx)
+		now := clk.now()
+		r := s.ask(t, "cp01.k8s.example.com.", dns.TypeA)
+		before.check(r, now) // signed by a key the last step's DNSKEY set had
+		after := trust(t, s, zone, now)
+		after.check(held, now) // the last step's answers verify against the DNSKEY set of now
+		for _, rr := range r.Answer {
+			if sig, ok := rr.(*dns.RRSIG); ok {
+				signers[sig.KeyTag] = true
+			}
+		}
+		maxKeys = max(maxKeys, len(after.keys))
+		if t.Failed() {
+			t.Fatalf("step %d (%s): validation broke", step, now.Format(time.DateTime))
+		}
+		before, held = after, r
+	}
+	if len(signers) < 3 {
+		t.Errorf("in 80 days %d ZSKs signed, want at least 3 (a roll every %s)", len(signers), zskLifetime)
+	}
+	if len(before.keys) > 3 || maxKeys < 3 {
+		t.Errorf("the DNSKEY set held at most %d keys and ends with %d: want 3 during a roll, and the old ZSKs removed", maxKeys, len(before.keys))
+	}
+}
+
+// TestSigningPausesWithoutTrustedTime: while the clock is not trusted, no signature is
+// made, no key rolled, and the service says so; the signatures made before are served.
+func TestSigningPausesWithoutTrustedTime(t *testing.T) {
+	var synced atomic.Bool
+	synced.Store(true)
+	clk := newClock(time.Now())
+	s := signedServer(t, clk, &synced)
+	v := trust(t, s, "k8s.example.com.", clk.now())
+	v.check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), clk.now())
+	synced.Store(false)
+	if h := s.svc.Health(); h.State != service.StateDegraded || !strings.Contains(h.LastError, "signing is paused") {
+		t.Errorf("health while the clock is untrusted: %+v", h)
+	}
+	v.check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), clk.now()) // kept
+	r := s.ask(t, "cp02.k8s.example.com.", dns.TypeA)                // never signed
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Errorf("an answer while signing is paused: want the address alone:\n%s", r)
+	}
+	ring, _ := s.ipam.Keyring(ringName)
+	clk.add(40 * 24 * time.Hour)
+	s.svc.refreshKeys(t.Context())
+	if after, _ := s.ipam.Keyring(ringName); string(after) != string(ring) {
+		t.Errorf("the key ring changed while the clock was untrusted")
+	}
+	synced.Store(true)
+	if h := s.svc.Health(); h.State == service.StateDegraded {
+		t.Errorf("health once the clock is trusted again: %+v", h)
+	}
+}
+
+// TestKeyRingRace has two services on one store find the ring empty at once: one
+// ring wins, and both sign with it.
+func TestKeyRingRace(t *testing.T) {
+	for round := range 10 {
+		port := testenv.FreePort(t)
+		m, site := sitetest.IPAM(t, []byte(strings.Replace(fmt.Sprintf(testSite, port, ""), "  ttl: 120\n", "  ttl: 120\n  dnssec: true\n", 1)))
+		var svcs [2]*Service
+		for i := range svcs {
+			svcs[i] = New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry()})
+		}
+		var wg sync.WaitGroup
+		for _, svc := range svcs {
+			wg.Go(func() { svc.refreshKeys(t.Context()) })
+		}
+		wg.Wait()
+		a, b := svcs[0].DNSSEC(), svcs[1].DNSSEC()
+		if len(a.DS) == 0 || !slices.Equal(a.DS, b.DS) || fmt.Sprint(a.Keys) != fmt.Sprint(b.Keys) {
+			t.Fatalf("round %d: the two services hold different keys:\n%+v\n%+v", round, a, b)
+		}
+	}
+}

@@ -1,0 +1,114 @@
+// Package keyring keeps a ring of infrad's own keys (DNSSEC's signing keys, NTS's
+// cookie keys) in the site's store and rolls it on a schedule. Every box of a
+// cluster runs a Keeper for each ring; a change is a compare-and-swap through the
+// write path, so when two boxes find the ring due at once, one change wins and both
+// use it. Keys are made before they are used, so a box that has not yet read a new
+// key never meets it.
+package keyring
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Store keeps rings by name: the site's store, through IPAM.
+type Store interface {
+	Keyring(name string) ([]byte, error)
+	SwapKeyring(ctx context.Context, name string, old, next []byte) (bool, error)
+}
+
+// Plan returns the ring as it should be at now, and whether that differs from ring.
+type Plan[R any] func(ring R, now time.Time) (R, bool, error)
+
+// Keeper holds one ring: the last one read, rolled by its plan.
+type Keeper[R any] struct {
+	Name  string
+	Store Store
+	Plan  Plan[R]
+	Now   func() time.Time // nil: time.Now
+	// Trusted says whether the clock may be trusted to roll the ring; nil: always.
+	// While it may not, the ring is read and never changed.
+	Trusted func() bool
+	// Use is called with each ring read that differs from the last.
+	Use func(R)
+	Log *slog.Logger // nil: slog.Default()
+
+	mu  sync.Mutex
+	raw []byte
+}
+
+func (k *Keeper[R]) now() time.Time {
+	if k.Now == nil {
+		return time.Now()
+	}
+	return k.Now()
+}
+
+// Refresh reads the ring, changes it when its plan says so, and gives it to Use.
+func (k *Keeper[R]) Refresh(ctx context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for range 3 { // a lost swap reads the winner's ring and plans again
+		raw, err := k.Store.Keyring(k.Name)
+		if err != nil {
+			return fmt.Errorf("read the %s key ring: %w", k.Name, err)
+		}
+		var ring R
+		if raw != nil {
+			if err := json.Unmarshal(raw, &ring); err != nil {
+				return fmt.Errorf("the %s key ring in the store: %w", k.Name, err)
+			}
+		}
+		if k.Trusted == nil || k.Trusted() {
+			next, changed, err := k.Plan(ring, k.now())
+			if err != nil {
+				return fmt.Errorf("roll the %s key ring: %w", k.Name, err)
+			}
+			if changed {
+				b, err := json.Marshal(next)
+				if err != nil {
+					return err
+				}
+				swapped, err := k.Store.SwapKeyring(ctx, k.Name, raw, b)
+				if err != nil {
+					return fmt.Errorf("store the %s key ring: %w", k.Name, err)
+				}
+				if !swapped {
+					continue
+				}
+				raw, ring = b, next
+			}
+		}
+		if string(raw) != string(k.raw) {
+			k.raw = raw
+			k.Use(ring)
+		}
+		return nil
+	}
+	return fmt.Errorf("the %s key ring changed under three plans in a row", k.Name)
+}
+
+// Run refreshes the ring every interval until ctx ends, logging what fails (the next
+// round tries again: a box without a quorum keeps its ring until it has one).
+func (k *Keeper[R]) Run(ctx context.Context, every time.Duration) {
+	log := k.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := k.Refresh(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("key ring", "ring", k.Name, "err", err)
+			}
+		}
+	}
+}
