@@ -93,6 +93,10 @@ type NTP struct {
 	Chronyd      netip.AddrPort // a co-located chronyd's command port; zero: none is asked
 	MaxOffset    time.Duration  // past this from the upstreams, infrad says it is unsynchronised
 	RateLimit    int            // requests per second per client before a KoD RATE; 0: no limit
+	// NTS serves Network Time Security (RFC 8915): its key establishment on NTSListen,
+	// NTS-protected NTP on Listen.
+	NTS       bool
+	NTSListen []netip.AddrPort
 }
 
 // DHCP configures the DHCP service.
@@ -122,6 +126,7 @@ const (
 	DefaultLeaseTime     = 12 * time.Hour
 	DefaultCertLifetime  = 90 * 24 * time.Hour
 	DefaultChronyd       = "127.0.0.1:323"
+	DefaultNTSPort       = 4460 // NTS-KE (RFC 8915 §4)
 	DefaultMaxOffset     = 100 * time.Millisecond
 	DefaultRateLimit     = 16 // NTP requests a second per client
 	DefaultAPIRateLimit  = 50

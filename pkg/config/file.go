@@ -65,6 +65,8 @@ type fileNTP struct {
 	Chronyd      string   `yaml:"chronyd"`
 	MaxOffset    string   `yaml:"max_offset"`
 	RateLimit    *int     `yaml:"rate_limit"`
+	NTS          bool     `yaml:"nts"`
+	NTSListen    []string `yaml:"nts_listen"`
 }
 
 type fileDHCP struct {

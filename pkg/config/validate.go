@@ -220,6 +220,22 @@ func (v *validator) ntp(f *fileNTP) NTP {
 	}
 	n.MaxOffset = v.duration("ntp.max_offset", f.MaxOffset, DefaultMaxOffset, time.Millisecond)
 	n.RateLimit = v.rate("ntp.rate_limit", f.RateLimit, DefaultRateLimit)
+	n.NTS = f.NTS
+	switch {
+	case f.NTSListen != nil && !f.NTS:
+		v.errorf("ntp.nts_listen", "NTS is off: set ntp.nts: true, or leave nts_listen out")
+	case f.NTSListen == nil && f.NTS: // by default, beside each NTP address
+		for _, l := range n.Listen {
+			if l.IsValid() {
+				n.NTSListen = append(n.NTSListen, netip.AddrPortFrom(l.Addr(), DefaultNTSPort))
+			}
+		}
+	case f.NTS && len(f.NTSListen) == 0:
+		v.errorf("ntp.nts_listen", "NTS needs an address for its key establishment (leave the key out for port %d beside each NTP address)", DefaultNTSPort)
+	}
+	for i, l := range f.NTSListen {
+		n.NTSListen = append(n.NTSListen, v.listen(fmt.Sprintf("ntp.nts_listen[%d]", i), l))
+	}
 	return n
 }
 

@@ -287,7 +287,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(cluster.NewCollector(d.node))
 	held := &service.Held{} // what the API, the CA and DHCP hold for their clients, left out of DNS's bound
-	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp")})
+	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp"), Keys: d.ipam, NTSTLS: d.ntsTLS})
 	synced := func() (bool, string) { // the CA signs, and DNSSEC signs, only by a trusted clock
 		st := d.ntp.Status()
 		return st.Leap != 3, st.Why
@@ -337,6 +337,24 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	d.mgr.Start(ctx)
 	d.log.Info("infrad starting", "site", d.site.Source, "domain", d.site.Domain, "data_dir", d.dataDir)
 	return nil
+}
+
+// ntsTLS is the TLS configuration of an NTS-KE listener on listen: a certificate from
+// the site's CA for the names and addresses a node may give in its chrony.conf (ntp.
+// and infrad. of the domain, the advertised address, a cluster's serving nodes, and
+// listen when it is a specific address), made anew before it expires.
+func (d *Daemon) ntsTLS(listen netip.Addr) (*tls.Config, error) {
+	domain := strings.TrimSuffix(string(d.site.Domain), ".")
+	names := []string{"ntp." + domain, "infrad." + domain}
+	if a := d.site.DNS.Advertise; a.IsValid() {
+		names = append(names, a.String())
+	}
+	if d.site.Cluster != nil {
+		for _, n := range d.site.Cluster.Serving() {
+			names = append(names, n.Address.String())
+		}
+	}
+	return ca.ServerTLS(d.dataDir, d.site.CA.Name, names, listen)
 }
 
 // dnsAddr is where infrad's own DNS answers, for the CA's validation: the first

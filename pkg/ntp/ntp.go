@@ -7,6 +7,7 @@ package ntp
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/keyring"
 	"github.com/infrad/infrad/pkg/ratelimit"
 	"github.com/infrad/infrad/pkg/service"
 )
@@ -35,6 +37,11 @@ type Options struct {
 	// Interval is how often the time source is assessed and the upstreams polled;
 	// 0: 16 seconds.
 	Interval time.Duration
+	// Keys keeps NTS's cookie keys (the site's store); NTSTLS makes the TLS
+	// configuration of an NTS-KE listener on an address, with a certificate from the
+	// site's CA. Both are needed for ntp.nts.
+	Keys   keyring.Store
+	NTSTLS func(listen netip.Addr) (*tls.Config, error)
 }
 
 // Service is the NTP service. It is a service.Service.
@@ -49,8 +56,13 @@ type Service struct {
 	health  service.Tracker
 	closing atomic.Bool // Stop is closing the sockets: a closed socket is no fault
 
+	nts     *keystore                   // NTS's cookie keys
+	ntsKeys *keyring.Keeper[cookieKeys] // nil: no store to keep them in
+	ntsTLS  func(netip.Addr) (*tls.Config, error)
+
 	mu     sync.Mutex // guards what follows
 	listen []netip.AddrPort
+	ntsOn  []netip.AddrPort // NTS-KE's listen addresses; none: NTS is off
 	conns  []*net.UDPConn
 	stop   context.CancelFunc
 	loops  sync.WaitGroup
@@ -64,7 +76,12 @@ func New(opts Options) *Service {
 	if opts.Interval == 0 {
 		opts.Interval = 16 * time.Second
 	}
-	s := &Service{log: opts.Logger, interval: opts.Interval, metrics: newMetrics(opts.Registry)}
+	s := &Service{log: opts.Logger, interval: opts.Interval, metrics: newMetrics(opts.Registry),
+		nts: &keystore{now: time.Now}, ntsTLS: opts.NTSTLS}
+	if opts.Keys != nil {
+		s.ntsKeys = &keyring.Keeper[cookieKeys]{Name: ringName, Store: opts.Keys, Plan: planCookieKeys,
+			Use: func(r cookieKeys) { s.nts.keys.Store(&r) }, Log: opts.Logger}
+	}
 	s.setSite(opts.Site)
 	s.state.Store(unsynchronised("not assessed yet", nil))
 	return s
@@ -75,6 +92,10 @@ func (s *Service) setSite(site *config.Site) {
 	s.cfg.Store(&cfg)
 	s.limit.Store(ratelimit.New[netip.Addr](cfg.RateLimit, s.metrics.evicted))
 	s.listen = cfg.Listen
+	s.ntsOn = nil
+	if cfg.NTS {
+		s.ntsOn = cfg.NTSListen
+	}
 }
 
 // Name is "ntp".
@@ -101,6 +122,13 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.assess(ctx)
 	loopCtx, cancel := context.WithCancel(context.Background())
+	if err := s.startNTS(ctx, loopCtx, conns); err != nil {
+		cancel()
+		for _, c := range conns {
+			c.Close()
+		}
+		return err
+	}
 	s.stop, s.conns = cancel, conns
 	s.closing.Store(false)
 	s.health.Reset()
@@ -195,11 +223,12 @@ func (s *Service) Health() service.Health {
 }
 
 // Reload takes a new site: sources, limits and offsets apply at the next assessment;
-// changed listen addresses are rebound.
+// changed listen addresses, NTP's or NTS-KE's, are rebound.
 func (s *Service) Reload(site *config.Site) error {
 	s.mu.Lock()
 	running := s.stop != nil
-	changed := !slices.Equal(s.listen, site.NTP.Listen)
+	changed := !slices.Equal(s.listen, site.NTP.Listen) || site.NTP.NTS != (s.ntsOn != nil) ||
+		(site.NTP.NTS && !slices.Equal(s.ntsOn, site.NTP.NTSListen))
 	s.mu.Unlock()
 	if !running || !changed {
 		s.mu.Lock()

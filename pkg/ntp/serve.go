@@ -81,8 +81,14 @@ func (s *Service) answer(b []byte, client netip.AddrPort, rx time.Time) []byte {
 	} else {
 		resp = s.state.Load().reply(&req, rx)
 	}
-	// The transmit timestamp, as late as can be: just before the packet is encoded.
+	// The transmit timestamp, as late as can be: just before the packet is encoded,
+	// or, with NTS, authenticated.
 	resp.TxTimeSec, resp.TxTimeFrac = protocol.Time(time.Now())
+	if s.cfg.Load().NTS && protocol.HasNTSField(req.ExtensionFields) {
+		if resp = s.authenticated(&req, resp); resp == nil {
+			return nil
+		}
+	}
 	out, err := resp.Bytes()
 	if err != nil {
 		return nil
