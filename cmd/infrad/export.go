@@ -10,6 +10,7 @@ import (
 
 	"github.com/infrad/infrad/pkg/api"
 	"github.com/infrad/infrad/pkg/cluster"
+	"github.com/infrad/infrad/pkg/dns"
 	"github.com/infrad/infrad/pkg/export"
 	"github.com/infrad/infrad/pkg/ipam"
 )
@@ -64,7 +65,7 @@ func (c *client) site(server string) (export.Site, error) {
 		return s, err
 	}
 	s.Domain = strings.TrimSuffix(status.Site.Domain, ".")
-	s.Cluster, s.BGP = status.Site.Kubernetes, status.Site.MetalLB.BGP
+	s.Cluster, s.BGP, s.NTS = status.Site.Kubernetes, status.Site.MetalLB.BGP, status.Site.NTS
 	if err := c.get("/api/v1/subnets", &s.Subnets); err != nil {
 		return s, err
 	}
@@ -76,6 +77,11 @@ func (c *client) site(server string) (export.Site, error) {
 		return s, err
 	}
 	s.Records = records
+	var dnssec dns.DNSSECStatus
+	if err := c.get("/api/v1/dns/dnssec", &dnssec); err != nil {
+		return s, err
+	}
+	s.DS = dnssec.DS
 	var ca struct{ Directory string }
 	if c.get("/api/v1/ca", &ca) == nil {
 		s.Directory = ca.Directory

@@ -73,6 +73,7 @@ type SiteInfo struct {
 	MetalLB    struct {
 		BGP *export.BGP `json:"bgp,omitempty"`
 	} `json:"metallb"`
+	NTS *export.NTS `json:"nts,omitempty"` // nil: NTS is off
 }
 
 // Server is the API listener. It is a service.Service.

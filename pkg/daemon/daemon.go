@@ -414,6 +414,9 @@ func (d *Daemon) siteInfo() api.SiteInfo {
 	if b := d.site.MetalLB.BGP; b != nil {
 		info.MetalLB.BGP = &export.BGP{MyASN: b.MyASN, PeerASN: b.PeerASN, PeerAddress: b.PeerAddress, PeerPort: b.PeerPort}
 	}
+	if n := d.site.NTP; n.NTS && len(n.NTSListen) > 0 {
+		info.NTS = &export.NTS{Port: n.NTSListen[0].Port()}
+	}
 	return info
 }
 

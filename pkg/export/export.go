@@ -24,7 +24,14 @@ type Site struct {
 	Server    string   // the address nodes reach infrad at, for DNS and NTP
 	Others    []string // the other serving nodes of a cluster, after Server
 	Cluster   Cluster
-	BGP       *BGP // nil: MetalLB announces on the layer-2 segment
+	BGP       *BGP     // nil: MetalLB announces on the layer-2 segment
+	DS        []string // the signed zones' DS records, zone-file form; none: DNSSEC is off
+	NTS       *NTS     // nil: NTS is off
+}
+
+// NTS is what a node needs of the site file's ntp.nts, as GET /api/v1/status gives it.
+type NTS struct {
+	Port uint16 `json:"port"` // NTS-KE's
 }
 
 // Cluster is the site file's kubernetes section, as GET /api/v1/status gives it.
@@ -51,6 +58,7 @@ var Kinds = map[string]string{
 	"chrony":       "a node's chrony.conf, with infrad as its time server",
 	"resolv":       "a node's resolv.conf, with infrad as its resolver",
 	"cloud-init":   "a cloud-config that trusts infrad's root and uses infrad for time and names",
+	"ds":           "the DS records of the zones infrad signs (dns.dnssec), for their parent zone or a validating resolver's trust anchors",
 }
 
 // Render writes the export kind of s.
@@ -71,11 +79,12 @@ func Render(kind string, s Site) (string, error) {
 	case "kubeadm":
 		return kubeadm(s)
 	case "chrony":
-		var servers strings.Builder
-		for _, a := range s.servers() {
-			fmt.Fprintf(&servers, "server %s iburst\n", a)
+		return chrony(s), nil
+	case "ds":
+		if len(s.DS) == 0 {
+			return "", fmt.Errorf("no zone is signed: DNSSEC is off (dns.dnssec), or its keys are not made yet (see /readyz)")
 		}
-		return fmt.Sprintf("# chrony.conf for a node of %s, from infrad\n%smakestep 1.0 3\nrtcsync\ndriftfile /var/lib/chrony/chrony.drift\n", s.Domain, servers.String()), nil
+		return fmt.Sprintf("; DS records of the zones infrad signs for %s. Give each to its parent zone, or to a\n; validating resolver as a trust anchor (Unbound: trust-anchor: \"<record>\").\n%s\n", s.Domain, strings.Join(s.DS, "\n")), nil
 	case "resolv":
 		var servers strings.Builder
 		for _, a := range s.servers() {
@@ -89,6 +98,32 @@ func Render(kind string, s Site) (string, error) {
 	}
 	slices.Sort(names)
 	return "", fmt.Errorf("no export %q: there are %s", kind, strings.Join(names, ", "))
+}
+
+// chrony is a node's chrony.conf; with NTS on, the time it takes is authenticated
+// (RFC 8915), by a certificate that chains to the site's root.
+func chrony(s Site) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# chrony.conf for a node of %s, from infrad\n", s.Domain)
+	nts := ""
+	if s.NTS != nil {
+		fmt.Fprintf(&b, "# NTS: chronyd takes time only from a server whose NTS-KE certificate chains to the\n"+
+			"# site's root, saved at /etc/chrony/infrad-root.pem (GET /api/v1/ca/root.pem). The name or\n"+
+			"# address on each server line must be in that certificate: ntp.%[1]s, infrad.%[1]s,\n"+
+			"# dns.advertise, a cluster node's address, or the NTS-KE listen address.\n", s.Domain)
+		nts = " nts"
+		if s.NTS.Port != 4460 {
+			nts += fmt.Sprintf(" ntsport %d", s.NTS.Port)
+		}
+	}
+	for _, a := range s.servers() {
+		fmt.Fprintf(&b, "server %s iburst%s\n", a, nts)
+	}
+	if s.NTS != nil {
+		b.WriteString("ntstrustedcerts /etc/chrony/infrad-root.pem\nntsdumpdir /var/lib/chrony\n")
+	}
+	b.WriteString("makestep 1.0 3\nrtcsync\ndriftfile /var/lib/chrony/chrony.drift\n")
+	return b.String()
 }
 
 func metallb(s Site) (string, error) {

@@ -20,7 +20,29 @@ func site(t *testing.T) Site {
 	return Site{Domain: strings.TrimSuffix(string(s.Domain), "."), Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records,
 		Cluster:   Cluster{Endpoint: s.Kubernetes.String(), ClusterName: s.Kubernetes.ClusterName, DNSDomain: strings.TrimSuffix(string(s.Kubernetes.DNSDomain), ".")},
 		Directory: "https://ca.k8s.corp.example/acme/acme/directory", Server: "10.0.40.2",
-		RootPEM: "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"}
+		RootPEM: "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n",
+		DS:      []string{"k8s.corp.example.\t300\tIN\tDS\t12345 13 2 0A1B2C3D"}}
+}
+
+// TestChronyNTS: with NTS on, every server line asks for it, and the root is trusted.
+func TestChronyNTS(t *testing.T) {
+	s := site(t)
+	s.Others = []string{"10.0.40.3"}
+	s.NTS = &NTS{Port: 4460}
+	got, _ := Render("chrony", s)
+	for _, want := range []string{"server 10.0.40.2 iburst nts\n", "server 10.0.40.3 iburst nts\n", "ntstrustedcerts /etc/chrony/infrad-root.pem\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the export lacks %q:\n%s", want, got)
+		}
+	}
+	s.NTS.Port = 14460
+	if got, _ := Render("chrony", s); !strings.Contains(got, "server 10.0.40.2 iburst nts ntsport 14460\n") {
+		t.Errorf("NTS-KE on another port: the export does not say so:\n%s", got)
+	}
+	s.DS = nil
+	if _, err := Render("ds", s); err == nil || !strings.Contains(err.Error(), "dns.dnssec") {
+		t.Errorf("ds of an unsigned site: %v", err)
+	}
 }
 
 // TestGolden renders every export of the bastion example against its golden file.
