@@ -252,7 +252,8 @@ func TestSignedTransfer(t *testing.T) {
 // TestZSKRolloverUnderAMovedClock moves the clock forward twelve hours at a time for
 // 80 days. At each step a resolver that trusted the DNSKEY set a step before, or one
 // holding answers from a step before, still validates: a new ZSK is published before
-// it signs, and an old one stays until its signatures are gone.
+// it signs, and an old one stays until its signatures are gone. At each step where
+// the DNSKEY set changed, Unbound, validating by the moved clock, says ad too.
 func TestZSKRolloverUnderAMovedClock(t *testing.T) {
 	var synced atomic.Bool
 	synced.Store(true)
@@ -263,7 +264,7 @@ func TestZSKRolloverUnderAMovedClock(t *testing.T) {
 	before := trust(t, s, zone, clk.now())
 	held := s.ask(t, "cp01.k8s.example.com.", dns.TypeA)
 	signers := map[uint16]bool{}
-	maxKeys := 0
+	maxKeys, unbounds := 0, 0
 	for step := range 160 {
 		clk.add(12 * time.Hour)
 		s.svc.refreshKeys(ctx)
@@ -278,6 +279,13 @@ func TestZSKRolloverUnderAMovedClock(t *testing.T) {
 			}
 		}
 		maxKeys = max(maxKeys, len(after.keys))
+		if len(after.keys) != len(before.keys) && unbounds < 8 {
+			unbounds++
+			port := unbound(t, "127.0.0.1@"+fmt.Sprint(s.port), []string{zone}, anchors(t, s), now)
+			if r := resolve(t, port, "cp01.k8s.example.com.", dns.TypeA); !r.AuthenticatedData {
+				t.Errorf("Unbound at %s, with %d keys published: no ad:\n%s", now.Format(time.DateTime), len(after.keys), r)
+			}
+		}
 		if t.Failed() {
 			t.Fatalf("step %d (%s): validation broke", step, now.Format(time.DateTime))
 		}
@@ -285,6 +293,9 @@ func TestZSKRolloverUnderAMovedClock(t *testing.T) {
 	}
 	if len(signers) < 3 {
 		t.Errorf("in 80 days %d ZSKs signed, want at least 3 (a roll every %s)", len(signers), zskLifetime)
+	}
+	if unbounds < 4 {
+		t.Errorf("Unbound checked %d changes of the DNSKEY set, want 4 or more", unbounds)
 	}
 	if len(before.keys) > 3 || maxKeys < 3 {
 		t.Errorf("the DNSKEY set held at most %d keys and ends with %d: want 3 during a roll, and the old ZSKs removed", maxKeys, len(before.keys))

@@ -1,0 +1,235 @@
+package dns
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/internal/sitetest"
+	"github.com/infrad/infrad/internal/testenv"
+)
+
+// The validators here are real ones: Unbound as a validating resolver, delv, and
+// dnssec-verify on a transferred zone. Each trusts the DS records the service
+// reports (what `infrad export ds` prints), as a node's resolver would.
+
+// anchors are the DS records of s's zones.
+func anchors(t *testing.T, s *server) []string {
+	t.Helper()
+	ds := s.svc.DNSSEC().DS
+	if len(ds) == 0 {
+		t.Fatal("no DS records: the zones are not signed")
+	}
+	return ds
+}
+
+// unbound runs Unbound as a validating resolver of zones, which it asks at upstream
+// ("host@port"), trusting anchors; at, when not zero, is the time it checks
+// signatures by (val-override-date). It returns the port Unbound answers on.
+func unbound(t *testing.T, upstream string, zones, anchors []string, at time.Time) int {
+	t.Helper()
+	testenv.Need(t, "unbound")
+	dir := t.TempDir()
+	port := testenv.FreePort(t)
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "server:\n  interface: 127.0.0.1\n  port: %d\n  do-daemonize: no\n  chroot: \"\"\n  username: \"\"\n  directory: %q\n  pidfile: %q\n  use-syslog: no\n  logfile: \"\"\n  verbosity: 1\n  val-log-level: 2\n  do-not-query-localhost: no\n  do-ip6: no\n  access-control: 127.0.0.0/8 allow\n  module-config: \"validator iterator\"\n",
+		port, dir, filepath.Join(dir, "unbound.pid"))
+	if !at.IsZero() {
+		fmt.Fprintf(&conf, "  val-override-date: %q\n", at.UTC().Format("20060102150405"))
+	}
+	for _, a := range anchors {
+		fmt.Fprintf(&conf, "  trust-anchor: %q\n", strings.Join(strings.Fields(a), " "))
+	}
+	conf.WriteString("  local-zone: \"10.in-addr.arpa.\" nodefault\n") // else Unbound answers the RFC 1918 reverse zones itself
+	for _, z := range zones {
+		fmt.Fprintf(&conf, "stub-zone:\n  name: %q\n  stub-addr: %s\n", z, upstream)
+	}
+	conf.WriteString("remote-control:\n  control-enable: no\n")
+	path := filepath.Join(dir, "unbound.conf")
+	os.WriteFile(path, []byte(conf.String()), 0o644)
+	cmd := exec.Command("unbound", "-d", "-c", path)
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("unbound:\n%s", out.String())
+		}
+	})
+	testenv.WaitFor(t, "unbound to answer", func() bool {
+		c := &dns.Client{Timeout: 500 * time.Millisecond}
+		_, _, err := c.Exchange(new(dns.Msg).SetQuestion(zones[0], dns.TypeSOA), fmt.Sprintf("127.0.0.1:%d", port))
+		return err == nil
+	})
+	return port
+}
+
+// resolve asks the resolver at port, with the DO bit, as a node's stub resolver does.
+func resolve(t *testing.T, port int, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	q := new(dns.Msg).SetQuestion(name, qtype)
+	q.SetEdns0(1232, true)
+	c := &dns.Client{Timeout: 5 * time.Second}
+	r, _, err := c.Exchange(q, fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatalf("%s %s through unbound: %v", name, dns.TypeToString[qtype], err)
+	}
+	return r
+}
+
+var siteZones3 = []string{"k8s.example.com.", "example.org.", "40.0.10.in-addr.arpa."}
+
+// TestUnboundValidates: Unbound, trusting the exported DS records, marks the site's
+// answers authenticated (ad), its denials too, and refuses an answer changed on the
+// way (SERVFAIL).
+func TestUnboundValidates(t *testing.T) {
+	var synced atomic.Bool
+	synced.Store(true)
+	s := signedServer(t, newClock(time.Now()), &synced)
+	port := unbound(t, "127.0.0.1@"+fmt.Sprint(s.port), siteZones3, anchors(t, s), time.Time{})
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+		rcode int
+	}{
+		{"cp01.k8s.example.com.", dns.TypeA, dns.RcodeSuccess},
+		{"anything.apps.k8s.example.com.", dns.TypeA, dns.RcodeSuccess},
+		{"www.example.org.", dns.TypeA, dns.RcodeSuccess}, // a CNAME across zones
+		{"10.40.0.10.in-addr.arpa.", dns.TypePTR, dns.RcodeSuccess},
+		{"nope.k8s.example.com.", dns.TypeA, dns.RcodeSuccess}, // compact denial: NOERROR, no answer
+		{"cp01.k8s.example.com.", dns.TypeAAAA, dns.RcodeSuccess},
+	} {
+		r := resolve(t, port, q.name, q.qtype)
+		if !r.AuthenticatedData || r.Rcode != q.rcode {
+			t.Errorf("%s %s: want %s with ad, got %s ad=%v:\n%s", q.name, dns.TypeToString[q.qtype], dns.RcodeToString[q.rcode], dns.RcodeToString[r.Rcode], r.AuthenticatedData, r)
+		}
+	}
+
+	// A proxy that changes cp01's address in every answer: Unbound refuses it.
+	proxy := tamper(t, s.addr, "cp01.k8s.example.com.", net.IPv4(10, 6, 6, 6))
+	port = unbound(t, proxy, siteZones3, anchors(t, s), time.Time{})
+	if r := resolve(t, port, "cp01.k8s.example.com.", dns.TypeA); r.Rcode != dns.RcodeServerFailure {
+		t.Errorf("a tampered answer: want SERVFAIL, got:\n%s", r)
+	}
+	if r := resolve(t, port, "cp02.k8s.example.com.", dns.TypeA); !r.AuthenticatedData {
+		t.Errorf("an answer the proxy left alone: want ad:\n%s", r)
+	}
+}
+
+// tamper runs a UDP proxy to upstream that sets name's A records to ip, leaving the
+// signatures as they were; it returns its "host@port".
+func tamper(t *testing.T, upstream, name string, ip net.IP) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := new(dns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			go func() {
+				r, err := dns.Exchange(q, upstream)
+				if err != nil {
+					return
+				}
+				for _, rr := range r.Answer {
+					if a, ok := rr.(*dns.A); ok && a.Hdr.Name == name {
+						a.A = ip
+					}
+				}
+				if b, err := r.Pack(); err == nil {
+					pc.WriteTo(b, from)
+				}
+			}()
+		}
+	}()
+	return "127.0.0.1@" + fmt.Sprint(pc.LocalAddr().(*net.UDPAddr).Port)
+}
+
+// TestDelvValidates: BIND's delv, trusting the DS records, fully validates an
+// answer and a denial.
+func TestDelvValidates(t *testing.T) {
+	testenv.Need(t, "delv")
+	var synced atomic.Bool
+	synced.Store(true)
+	s := signedServer(t, newClock(time.Now()), &synced)
+	var conf strings.Builder
+	conf.WriteString("trust-anchors {\n")
+	for _, a := range anchors(t, s) {
+		f := strings.Fields(a) // name ttl IN DS tag alg digesttype digest
+		if f[0] == "k8s.example.com." {
+			fmt.Fprintf(&conf, "  %q initial-ds %s %s %s %q;\n", f[0], f[4], f[5], f[6], f[7])
+		}
+	}
+	conf.WriteString("};\n")
+	path := filepath.Join(t.TempDir(), "anchors.conf")
+	os.WriteFile(path, []byte(conf.String()), 0o644)
+	for _, q := range []string{"cp01.k8s.example.com", "nope.k8s.example.com"} {
+		out, err := exec.Command("delv", "@127.0.0.1", "-p", fmt.Sprint(s.port), "-a", path, "+root=k8s.example.com", q, "A").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "fully validated") {
+			t.Errorf("delv %s: %v\n%s", q, err, out)
+		}
+	}
+}
+
+// TestDNSSECVerifyAcceptsTheTransfer: dnssec-verify checks the zones dig transferred,
+// the domain's and a parent zone's whose delegation to it carries a DS and glue.
+func TestDNSSECVerifyAcceptsTheTransfer(t *testing.T) {
+	testenv.Need(t, "dig", "dnssec-verify")
+	port := testenv.FreePort(t)
+	m, site := sitetest.IPAM(t, []byte(fmt.Sprintf(`domain: k8s.example.com
+dns:
+  listen: ["127.0.0.1:%d"]
+  advertise: 10.0.40.2
+  zones: [example.com]
+  dnssec: true
+  transfer_from: [127.0.0.0/8]
+  records:
+    - {name: "*.apps", type: A, value: 10.0.40.101}
+    - {name: x.deep.sub, type: TXT, value: "under an empty non-terminal"}
+    - {name: www.example.com., type: A, value: 10.0.40.100}
+subnets:
+  - {name: vm, cidr: 10.0.40.0/24}
+hosts:
+  - {name: cp01, ip: 10.0.40.10}
+  - {name: cp02, ip: 10.0.40.11}
+`, port)))
+	svc := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry()})
+	if err := svc.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop(t.Context()) })
+	for _, zone := range []string{"k8s.example.com", "example.com", "40.0.10.in-addr.arpa"} {
+		out, err := exec.Command("dig", "@127.0.0.1", "-p", fmt.Sprint(port), "+onesoa", "+nocmd", "+nostats", zone, "AXFR").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "RRSIG") {
+			t.Fatalf("dig axfr %s: %v\n%s", zone, err, out)
+		}
+		path := filepath.Join(t.TempDir(), zone+".zone")
+		os.WriteFile(path, out, 0o644)
+		if v, err := exec.Command("dnssec-verify", "-o", zone, path).CombinedOutput(); err != nil || !strings.Contains(string(v), "Zone fully signed") {
+			t.Errorf("dnssec-verify %s: %v\n%s\nzone:\n%s", zone, err, v, out)
+		}
+	}
+}
