@@ -30,8 +30,14 @@ func (c *clock) add(d time.Duration) { c.set(c.now().Add(d)) }
 // synced holds.
 func signedServer(t *testing.T, clk *clock, synced *atomic.Bool) *server {
 	t.Helper()
+	return signedServerWith(t, clk, synced, "")
+}
+
+// signedServerWith is signedServer with further dns keys.
+func signedServerWith(t *testing.T, clk *clock, synced *atomic.Bool, extra string) *server {
+	t.Helper()
 	port := testenv.FreePort(t)
-	m, site := sitetest.IPAM(t, []byte(strings.Replace(fmt.Sprintf(testSite, port, ""), "  ttl: 120\n", "  ttl: 120\n  dnssec: true\n  transfer_from: [127.0.0.0/8]\n", 1)))
+	m, site := sitetest.IPAM(t, []byte(strings.Replace(fmt.Sprintf(testSite, port, extra), "  ttl: 120\n", "  ttl: 120\n  dnssec: true\n  transfer_from: [127.0.0.0/8]\n", 1)))
 	svc := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry(), Coalesce: time.Millisecond, Now: clk.now,
 		Synced: func() (bool, string) { return synced.Load(), "no source (test)" }})
 	if err := svc.Start(t.Context()); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
+	"github.com/infrad/infrad/pkg/ipam"
 )
 
 // The validators here are real ones: Unbound as a validating resolver, delv, and
@@ -232,4 +233,34 @@ hosts:
 			t.Errorf("dnssec-verify %s: %v\n%s\nzone:\n%s", zone, err, v, out)
 		}
 	}
+}
+
+// TestSignedSecondary: NSD, a secondary, transfers the signed zone and serves it;
+// Unbound validates NSD's answers, for a host made after the first transfer too.
+func TestSignedSecondary(t *testing.T) {
+	testenv.Need(t, "nsd")
+	var synced atomic.Bool
+	synced.Store(true)
+	nsdPort := testenv.FreePort(t)
+	s := signedServerWith(t, newClock(time.Now()), &synced, fmt.Sprintf(`  secondaries: ["127.0.0.1:%d"]`, nsdPort))
+	nsd(t, nsdPort, "k8s.example.com", s.addr)
+	secondary := &server{port: nsdPort}
+	serves := func(name string) bool { // asked of NSD itself, so that Unbound caches no denial
+		out, err := secondary.query(name, "+short")
+		return err == nil && strings.TrimSpace(out) != ""
+	}
+	testenv.WaitFor(t, "the secondary to transfer the zone", func() bool { return serves("cp01.k8s.example.com") })
+	port := unbound(t, "127.0.0.1@"+fmt.Sprint(nsdPort), []string{"k8s.example.com."}, anchors(t, s), time.Time{})
+	testenv.WaitFor(t, "Unbound to validate cp01 from the secondary", func() bool {
+		r := resolve(t, port, "cp01.k8s.example.com.", dns.TypeA)
+		return r.AuthenticatedData && len(r.Answer) > 0
+	})
+	if _, err := s.ipam.CreateHost(t.Context(), ipam.HostSpec{Name: "w03", IP: "10.0.40.23"}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "the secondary to follow the change", func() bool { return serves("w03.k8s.example.com") })
+	testenv.WaitFor(t, "Unbound to validate w03, made after the first transfer, from the secondary", func() bool {
+		r := resolve(t, port, "w03.k8s.example.com.", dns.TypeA)
+		return r.AuthenticatedData && len(r.Answer) > 0
+	})
 }
