@@ -287,8 +287,8 @@ func TestZSKRolloverUnderAMovedClock(t *testing.T) {
 		maxKeys = max(maxKeys, len(after.keys))
 		if len(after.keys) != len(before.keys) && unbounds < 8 {
 			unbounds++
-			port := unbound(t, "127.0.0.1@"+fmt.Sprint(s.port), []string{zone}, anchors(t, s), now)
-			if r := resolve(t, port, "cp01.k8s.example.com.", dns.TypeA); !r.AuthenticatedData {
+			port := testenv.Unbound(t, "127.0.0.1@"+fmt.Sprint(s.port), []string{zone}, anchors(t, s), now)
+			if r := testenv.Resolve(t, port, "cp01.k8s.example.com.", dns.TypeA); !r.AuthenticatedData {
 				t.Errorf("Unbound at %s, with %d keys published: no ad:\n%s", now.Format(time.DateTime), len(after.keys), r)
 			}
 		}

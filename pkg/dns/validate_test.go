@@ -33,64 +33,6 @@ func anchors(t *testing.T, s *server) []string {
 	return ds
 }
 
-// unbound runs Unbound as a validating resolver of zones, which it asks at upstream
-// ("host@port"), trusting anchors; at, when not zero, is the time it checks
-// signatures by (val-override-date). It returns the port Unbound answers on.
-func unbound(t *testing.T, upstream string, zones, anchors []string, at time.Time) int {
-	t.Helper()
-	testenv.Need(t, "unbound")
-	dir := t.TempDir()
-	port := testenv.FreePort(t)
-	var conf strings.Builder
-	fmt.Fprintf(&conf, "server:\n  interface: 127.0.0.1\n  port: %d\n  do-daemonize: no\n  chroot: \"\"\n  username: \"\"\n  directory: %q\n  pidfile: %q\n  use-syslog: no\n  logfile: \"\"\n  verbosity: 1\n  val-log-level: 2\n  do-not-query-localhost: no\n  do-ip6: no\n  access-control: 127.0.0.0/8 allow\n  module-config: \"validator iterator\"\n",
-		port, dir, filepath.Join(dir, "unbound.pid"))
-	if !at.IsZero() {
-		fmt.Fprintf(&conf, "  val-override-date: %q\n", at.UTC().Format("20060102150405"))
-	}
-	for _, a := range anchors {
-		fmt.Fprintf(&conf, "  trust-anchor: %q\n", strings.Join(strings.Fields(a), " "))
-	}
-	conf.WriteString("  local-zone: \"10.in-addr.arpa.\" nodefault\n") // else Unbound answers the RFC 1918 reverse zones itself
-	for _, z := range zones {
-		fmt.Fprintf(&conf, "stub-zone:\n  name: %q\n  stub-addr: %s\n", z, upstream)
-	}
-	conf.WriteString("remote-control:\n  control-enable: no\n")
-	path := filepath.Join(dir, "unbound.conf")
-	os.WriteFile(path, []byte(conf.String()), 0o644)
-	cmd := exec.Command("unbound", "-d", "-c", path)
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("unbound:\n%s", out.String())
-		}
-	})
-	testenv.WaitFor(t, "unbound to answer", func() bool {
-		c := &dns.Client{Timeout: 500 * time.Millisecond}
-		_, _, err := c.Exchange(new(dns.Msg).SetQuestion(zones[0], dns.TypeSOA), fmt.Sprintf("127.0.0.1:%d", port))
-		return err == nil
-	})
-	return port
-}
-
-// resolve asks the resolver at port, with the DO bit, as a node's stub resolver does.
-func resolve(t *testing.T, port int, name string, qtype uint16) *dns.Msg {
-	t.Helper()
-	q := new(dns.Msg).SetQuestion(name, qtype)
-	q.SetEdns0(1232, true)
-	c := &dns.Client{Timeout: 5 * time.Second}
-	r, _, err := c.Exchange(q, fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatalf("%s %s through unbound: %v", name, dns.TypeToString[qtype], err)
-	}
-	return r
-}
-
 var siteZones3 = []string{"k8s.example.com.", "example.org.", "40.0.10.in-addr.arpa."}
 
 // TestUnboundValidates: Unbound, trusting the exported DS records, marks the site's
@@ -100,7 +42,7 @@ func TestUnboundValidates(t *testing.T) {
 	var synced atomic.Bool
 	synced.Store(true)
 	s := signedServer(t, newClock(time.Now()), &synced)
-	port := unbound(t, "127.0.0.1@"+fmt.Sprint(s.port), siteZones3, anchors(t, s), time.Time{})
+	port := testenv.Unbound(t, "127.0.0.1@"+fmt.Sprint(s.port), siteZones3, anchors(t, s), time.Time{})
 	for _, q := range []struct {
 		name  string
 		qtype uint16
@@ -113,7 +55,7 @@ func TestUnboundValidates(t *testing.T) {
 		{"nope.k8s.example.com.", dns.TypeA, dns.RcodeSuccess}, // compact denial: NOERROR, no answer
 		{"cp01.k8s.example.com.", dns.TypeAAAA, dns.RcodeSuccess},
 	} {
-		r := resolve(t, port, q.name, q.qtype)
+		r := testenv.Resolve(t, port, q.name, q.qtype)
 		if !r.AuthenticatedData || r.Rcode != q.rcode {
 			t.Errorf("%s %s: want %s with ad, got %s ad=%v:\n%s", q.name, dns.TypeToString[q.qtype], dns.RcodeToString[q.rcode], dns.RcodeToString[r.Rcode], r.AuthenticatedData, r)
 		}
@@ -121,11 +63,11 @@ func TestUnboundValidates(t *testing.T) {
 
 	// A proxy that changes cp01's address in every answer: Unbound refuses it.
 	proxy := tamper(t, s.addr, "cp01.k8s.example.com.", net.IPv4(10, 6, 6, 6))
-	port = unbound(t, proxy, siteZones3, anchors(t, s), time.Time{})
-	if r := resolve(t, port, "cp01.k8s.example.com.", dns.TypeA); r.Rcode != dns.RcodeServerFailure {
+	port = testenv.Unbound(t, proxy, siteZones3, anchors(t, s), time.Time{})
+	if r := testenv.Resolve(t, port, "cp01.k8s.example.com.", dns.TypeA); r.Rcode != dns.RcodeServerFailure {
 		t.Errorf("a tampered answer: want SERVFAIL, got:\n%s", r)
 	}
-	if r := resolve(t, port, "cp02.k8s.example.com.", dns.TypeA); !r.AuthenticatedData {
+	if r := testenv.Resolve(t, port, "cp02.k8s.example.com.", dns.TypeA); !r.AuthenticatedData {
 		t.Errorf("an answer the proxy left alone: want ad:\n%s", r)
 	}
 }
@@ -250,9 +192,9 @@ func TestSignedSecondary(t *testing.T) {
 		return err == nil && strings.TrimSpace(out) != ""
 	}
 	testenv.WaitFor(t, "the secondary to transfer the zone", func() bool { return serves("cp01.k8s.example.com") })
-	port := unbound(t, "127.0.0.1@"+fmt.Sprint(nsdPort), []string{"k8s.example.com."}, anchors(t, s), time.Time{})
+	port := testenv.Unbound(t, "127.0.0.1@"+fmt.Sprint(nsdPort), []string{"k8s.example.com."}, anchors(t, s), time.Time{})
 	testenv.WaitFor(t, "Unbound to validate cp01 from the secondary", func() bool {
-		r := resolve(t, port, "cp01.k8s.example.com.", dns.TypeA)
+		r := testenv.Resolve(t, port, "cp01.k8s.example.com.", dns.TypeA)
 		return r.AuthenticatedData && len(r.Answer) > 0
 	})
 	if _, err := s.ipam.CreateHost(t.Context(), ipam.HostSpec{Name: "w03", IP: "10.0.40.23"}); err != nil {
@@ -260,7 +202,7 @@ func TestSignedSecondary(t *testing.T) {
 	}
 	testenv.WaitFor(t, "the secondary to follow the change", func() bool { return serves("w03.k8s.example.com") })
 	testenv.WaitFor(t, "Unbound to validate w03, made after the first transfer, from the secondary", func() bool {
-		r := resolve(t, port, "w03.k8s.example.com.", dns.TypeA)
+		r := testenv.Resolve(t, port, "w03.k8s.example.com.", dns.TypeA)
 		return r.AuthenticatedData && len(r.Answer) > 0
 	})
 }

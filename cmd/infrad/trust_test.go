@@ -1,0 +1,137 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/infrad/infrad/internal/testenv"
+)
+
+// trustSite signs the zones and serves NTS; %[1]s is the data directory, then the
+// ports: API, DNS, NTP, NTS-KE, CA. The ntp keys follow (%[7]s).
+const trustSite = `domain: k8s.example.com
+data_dir: %[1]s
+api: {listen: "127.0.0.1:%[2]d"}
+dns:
+  listen: ["127.0.0.1:%[3]d"]
+  dnssec: true
+ntp:
+  listen: ["127.0.0.1:%[4]d"]
+  chronyd: none
+  nts: true
+  nts_listen: ["127.0.0.1:%[5]d"]
+%[7]s
+ca: {listen: "127.0.0.1:%[6]d", name: ca.k8s.example.com}
+subnets:
+  - {name: vm, cidr: 10.0.40.0/24, gateway: 10.0.40.1}
+hosts:
+  - {name: cp01, ip: 10.0.40.10, mac: "52:54:00:00:40:10"}
+`
+
+// TestTrustOfNamesAndTime is how a node trusts the site: the DS records from `infrad
+// export ds` anchor Unbound, which validates the site's names; the chrony.conf from
+// `infrad export chrony`, with the root from the API, gets chronyd authenticated
+// time over NTS.
+func TestTrustOfNamesAndTime(t *testing.T) {
+	testenv.Need(t, "unbound", "chronyd", "chronyc")
+	dir := t.TempDir()
+	api, dnsPort, ntpPort, ntsPort, caPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	site := filepath.Join(dir, "site.yaml")
+	os.WriteFile(site, fmt.Appendf(nil, trustSite, filepath.Join(dir, "data"), api, dnsPort, ntpPort, ntsPort, caPort, "  local_stratum: 10\n  rate_limit: 0"), 0o644)
+	base := fmt.Sprintf("http://127.0.0.1:%d", api)
+	start(t, dir, "serve", "-c", site)
+	waitReady(t, base)
+	token := readToken(t, filepath.Join(dir, "data"))
+
+	t.Run("names: export ds anchors Unbound", func(t *testing.T) {
+		p := start(t, dir, "export", "--api", base, "--token", token, "ds")
+		if code := p.wait(t, 30*time.Second); code != exitOK {
+			t.Fatalf("export ds: exit %d\n%s", code, p.output.String())
+		}
+		var anchors []string
+		for _, line := range strings.Split(p.output.String(), "\n") {
+			if f := strings.Fields(line); len(f) == 8 && f[3] == "DS" {
+				anchors = append(anchors, line)
+			}
+		}
+		if len(anchors) != 2 { // the domain and its reverse zone
+			t.Fatalf("export ds gave %d DS records, want 2:\n%s", len(anchors), p.output.String())
+		}
+		port := testenv.Unbound(t, fmt.Sprintf("127.0.0.1@%d", dnsPort), []string{"k8s.example.com.", "40.0.10.in-addr.arpa."}, anchors, time.Time{})
+		for _, q := range []struct {
+			name  string
+			qtype uint16
+		}{{"cp01.k8s.example.com.", dns.TypeA}, {"10.40.0.10.in-addr.arpa.", dns.TypePTR}, {"nope.k8s.example.com.", dns.TypeA}} {
+			if r := testenv.Resolve(t, port, q.name, q.qtype); !r.AuthenticatedData || r.Rcode != dns.RcodeSuccess {
+				t.Errorf("%s through Unbound: want NOERROR with ad:\n%s", q.name, r)
+			}
+		}
+	})
+
+	t.Run("time: export chrony gets chronyd NTS", func(t *testing.T) {
+		p := start(t, dir, "export", "--api", base, "--token", token, "--server", "127.0.0.1", "chrony")
+		if code := p.wait(t, 30*time.Second); code != exitOK {
+			t.Fatalf("export chrony: exit %d\n%s", code, p.output.String())
+		}
+		conf := p.output.String()
+		if want := fmt.Sprintf("server 127.0.0.1 iburst nts ntsport %d\n", ntsPort); !strings.Contains(conf, want) {
+			t.Fatalf("export chrony lacks %q:\n%s", want, conf)
+		}
+		resp, err := http.Get(base + "/api/v1/ca/root.pem")
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET root.pem: %v %v", resp, err)
+		}
+		root, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cdir := t.TempDir()
+		os.Chmod(cdir, 0o700)
+		os.WriteFile(filepath.Join(cdir, "root.pem"), root, 0o644)
+		// The export as a node would install it, in the test's own directory; the
+		// clock left alone (-x), commands through a socket of its own.
+		sock := filepath.Join(cdir, "chronyd.sock")
+		conf = strings.NewReplacer("/etc/chrony/infrad-root.pem", filepath.Join(cdir, "root.pem"),
+			"/var/lib/chrony", cdir, " iburst nts", " iburst minpoll -4 maxpoll -4 nts").Replace(conf)
+		conf += fmt.Sprintf("cmdport 0\nbindcmdaddress %s\nport 0\npidfile %s\n", sock, filepath.Join(cdir, "chronyd.pid"))
+		os.WriteFile(filepath.Join(cdir, "chrony.conf"), []byte(conf), 0o644)
+		startCmd(t, cdir, "chronyd", "-x", "-d", "-u", "root", "-f", filepath.Join(cdir, "chrony.conf"))
+		good := regexp.MustCompile(`Total good RX\s*:\s*[1-9]`)
+		testenv.WaitFor(t, "chronyd to take an authenticated sample", func() bool {
+			out, _ := exec.Command("chronyc", "-h", sock, "-n", "ntpdata", "127.0.0.1").CombinedOutput()
+			return strings.Contains(string(out), "Authenticated   : Yes") && good.Match(out)
+		})
+	})
+}
+
+// TestSigningPausedWithoutTime: with no time source (leap 3), /readyz says DNSSEC
+// signing is paused, and answers go on.
+func TestSigningPausedWithoutTime(t *testing.T) {
+	dir := t.TempDir()
+	api, dnsPort := testenv.FreePort(t), testenv.FreePort(t)
+	site := filepath.Join(dir, "site.yaml")
+	os.WriteFile(site, fmt.Appendf(nil, trustSite, filepath.Join(dir, "data"), api, dnsPort, testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), ""), 0o644)
+	base := fmt.Sprintf("http://127.0.0.1:%d", api)
+	start(t, dir, "serve", "-c", site)
+	testenv.WaitFor(t, "/readyz to say signing is paused", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "signing is paused")
+	})
+	r, err := dns.Exchange(new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA), fmt.Sprintf("127.0.0.1:%d", dnsPort))
+	if err != nil || len(r.Answer) != 1 {
+		t.Errorf("an answer while signing is paused: %v\n%s", err, r)
+	}
+}
