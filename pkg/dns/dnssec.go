@@ -372,7 +372,11 @@ func (s *signer) signSection(v *view, rrs []dns.RR, now time.Time, paused bool) 
 			j++
 		}
 		out = append(out, rrs[i:j]...)
-		if zone := v.zoneOf(h.Name); zone != "" && h.Rrtype != dns.TypeOPT && h.Rrtype != dns.TypeRRSIG {
+		zone := v.zoneOf(h.Name)
+		if h.Rrtype == dns.TypeDS && zone == h.Name {
+			zone = v.zoneOf(parent(h.Name)) // a DS set is its parent zone's
+		}
+		if zone != "" && h.Rrtype != dns.TypeOPT && h.Rrtype != dns.TypeRRSIG {
 			if sig := s.sign(rrs[i:j], zone, now, paused); sig != nil {
 				out = append(out, sig)
 			}
@@ -380,6 +384,24 @@ func (s *signer) signSection(v *view, rrs []dns.RR, now time.Time, paused bool) 
 		i = j
 	}
 	return out
+}
+
+// parentDS answers in m a query for the DS set of name when name is the apex of one
+// of our zones and the zone above it is ours too: a DS set belongs to the parent
+// (RFC 4035 §2.4), which holds it at the delegation, so a resolver that trusts only
+// the parent follows the chain down. It reports whether it answered.
+func (v *view) parentDS(m *dns.Msg, name string) bool {
+	if v.dnssec == nil || !v.isZone(name) {
+		return false
+	}
+	up := v.zoneOf(parent(name))
+	ks := v.dnssec.keys.Load()
+	if up == "" || ks == nil {
+		return false
+	}
+	m.Authoritative = true
+	m.Answer = append(m.Answer, ks.ds(name, v.ttl)...)
+	return true
 }
 
 // signZone returns zone's transfer, signed: its RRsets (SOA first), each with its

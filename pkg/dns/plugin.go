@@ -182,7 +182,9 @@ func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 	}
 	m := new(dns.Msg)
 	m.SetReply(r)
-	v.answer(m, name, q.Qtype, zone)
+	if q.Qtype != dns.TypeDS || !v.parentDS(m, name) {
+		v.answer(m, name, q.Qtype, zone)
+	}
 	if do && v.dnssec != nil {
 		v.dnssec.signReply(&v, m, name, q.Qtype)
 	}

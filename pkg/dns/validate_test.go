@@ -137,10 +137,11 @@ func TestDelvValidates(t *testing.T) {
 	}
 }
 
-// TestDNSSECVerifyAcceptsTheTransfer: dnssec-verify checks the zones dig transferred,
-// the domain's and a parent zone's whose delegation to it carries a DS and glue.
-func TestDNSSECVerifyAcceptsTheTransfer(t *testing.T) {
-	testenv.Need(t, "dig", "dnssec-verify")
+// delegatingServer serves a signed site whose extra zone, example.com, is the parent
+// of its domain: example.com's transfer delegates k8s.example.com, with a DS set and
+// glue for the name server below the cut.
+func delegatingServer(t *testing.T) *server {
+	t.Helper()
 	port := testenv.FreePort(t)
 	m, site := sitetest.IPAM(t, []byte(fmt.Sprintf(`domain: k8s.example.com
 dns:
@@ -164,8 +165,16 @@ hosts:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Stop(t.Context()) })
+	return &server{svc: svc, ipam: m, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port}
+}
+
+// TestDNSSECVerifyAcceptsTheTransfer: dnssec-verify checks the zones dig transferred,
+// the domain's and a parent zone's whose delegation to it carries a DS and glue.
+func TestDNSSECVerifyAcceptsTheTransfer(t *testing.T) {
+	testenv.Need(t, "dig", "dnssec-verify")
+	s := delegatingServer(t)
 	for _, zone := range []string{"k8s.example.com", "example.com", "40.0.10.in-addr.arpa"} {
-		out, err := exec.Command("dig", "@127.0.0.1", "-p", fmt.Sprint(port), "+onesoa", "+nocmd", "+nostats", zone, "AXFR").CombinedOutput()
+		out, err := exec.Command("dig", "@127.0.0.1", "-p", fmt.Sprint(s.port), "+onesoa", "+nocmd", "+nostats", zone, "AXFR").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "RRSIG") {
 			t.Fatalf("dig axfr %s: %v\n%s", zone, err, out)
 		}
@@ -173,6 +182,24 @@ hosts:
 		os.WriteFile(path, out, 0o644)
 		if v, err := exec.Command("dnssec-verify", "-o", zone, path).CombinedOutput(); err != nil || !strings.Contains(string(v), "Zone fully signed") {
 			t.Errorf("dnssec-verify %s: %v\n%s\nzone:\n%s", zone, err, v, out)
+		}
+	}
+}
+
+// TestChainOfTrustDownToTheDomain: Unbound trusting only example.com follows its DS
+// set for k8s.example.com, which infrad answers from the parent, to the domain.
+func TestChainOfTrustDownToTheDomain(t *testing.T) {
+	s := delegatingServer(t)
+	var parentDS []string
+	for _, ds := range anchors(t, s) {
+		if strings.HasPrefix(ds, "example.com.") {
+			parentDS = append(parentDS, ds)
+		}
+	}
+	port := testenv.Unbound(t, "127.0.0.1@"+fmt.Sprint(s.port), []string{"example.com."}, parentDS, time.Time{})
+	for _, name := range []string{"www.example.com.", "cp01.k8s.example.com.", "x.apps.k8s.example.com."} {
+		if r := testenv.Resolve(t, port, name, dns.TypeA); !r.AuthenticatedData || len(r.Answer) == 0 {
+			t.Errorf("%s, trusting example.com alone: want an answer with ad:\n%s", name, r)
 		}
 	}
 }
