@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
+	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
 )
 
@@ -358,4 +360,62 @@ func TestKeyRingRace(t *testing.T) {
 			t.Fatalf("round %d: the two services hold different keys:\n%+v\n%+v", round, a, b)
 		}
 	}
+}
+
+// TestSignedAnswersUnderWritesAndRolls: readers ask, with DO, for hosts as they are
+// made, while the clock moves and the keys roll; each host is answered, signed, as
+// soon as its write returns, and every signature verifies against a DNSKEY set
+// published before the query.
+func TestSignedAnswersUnderWritesAndRolls(t *testing.T) {
+	var synced atomic.Bool
+	synced.Store(true)
+	clk := newClock(time.Now())
+	s := signedServer(t, clk, &synced)
+	zone := "k8s.example.com."
+	var mu sync.Mutex
+	published := trust(t, s, zone, clk.now()).keys // every key published so far
+	keys := func() map[uint16]*dns.DNSKEY {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(published)
+	}
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				v := &validator{t: t, keys: keys()}
+				v.check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), clk.now())
+				v.check(s.ask(t, fmt.Sprintf("w%d.k8s.example.com.", i%50), dns.TypeA), clk.now())
+			}
+		})
+	}
+	for i := range 50 {
+		if i%5 == 4 { // a day on: now and then the ZSK rolls, and its successor is published first
+			clk.add(24 * time.Hour)
+			s.svc.refreshKeys(t.Context())
+			next := trust(t, s, zone, clk.now()).keys
+			mu.Lock()
+			maps.Copy(published, next)
+			mu.Unlock()
+		}
+		if _, err := s.ipam.CreateHost(t.Context(), ipam.HostSpec{Name: fmt.Sprintf("w%d", i), IP: fmt.Sprintf("10.0.40.%d", 30+i)}); err != nil {
+			t.Fatal(err)
+		}
+		r := s.ask(t, fmt.Sprintf("w%d.k8s.example.com.", i), dns.TypeA)
+		if len(r.Answer) != 2 {
+			t.Fatalf("w%d, asked as its write returned: want its address and signature:\n%s", i, r)
+		}
+		(&validator{t: t, keys: keys()}).check(r, clk.now())
+		if t.Failed() {
+			break
+		}
+	}
+	close(stop)
+	readers.Wait()
 }
