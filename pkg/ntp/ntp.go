@@ -77,10 +77,14 @@ func New(opts Options) *Service {
 		opts.Interval = 16 * time.Second
 	}
 	s := &Service{log: opts.Logger, interval: opts.Interval, metrics: newMetrics(opts.Registry),
-		nts: &keystore{now: time.Now}, ntsTLS: opts.NTSTLS}
+		nts: newKeystore(), ntsTLS: opts.NTSTLS}
 	if opts.Keys != nil {
 		s.ntsKeys = &keyring.Keeper[cookieKeys]{Name: ringName, Store: opts.Keys, Plan: planCookieKeys,
-			Use: func(r cookieKeys) { s.nts.keys.Store(&r) }, Log: opts.Logger}
+			Use: func(r cookieKeys) {
+				if err := s.nts.use(r); err != nil {
+					s.log.Error("nts: the cookie keys cannot be used", "err", err)
+				}
+			}, Log: opts.Logger}
 	}
 	s.setSite(opts.Site)
 	s.state.Store(unsynchronised("not assessed yet", nil))

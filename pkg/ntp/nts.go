@@ -1,19 +1,26 @@
 package ntp
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
+	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/coredns/coredns/plugin/pkg/cache"
 	"github.com/facebook/time/ntp/ntske"
 	"github.com/facebook/time/ntp/protocol"
 	"github.com/facebook/time/ntp/protocol/nts"
 	"github.com/facebook/time/ntp/protocol/nts/aessiv"
+	daead "github.com/tink-crypto/tink-go/v2/daead/subtle"
 )
 
 // NTS (RFC 8915, ntp.nts: true): a client first runs the key establishment (NTS-KE)
@@ -96,42 +103,134 @@ func sealer(keys []cookieKey, now time.Time) uint32 {
 }
 
 // keystore seals and opens cookies with the ring's keys. It is an ntske.Keystore.
+// A cookie is as ntske's keystore makes it (key ID, a random nonce, and the session
+// keys sealed with AES-SIV-CMAC-512, the nonce as associated data), but each key's
+// cipher is made once, when the ring is read, not for every cookie: ntske's made
+// two AES key schedules a cookie, half the allocation of an NTS reply.
 type keystore struct {
-	keys atomic.Pointer[cookieKeys]
-	now  func() time.Time
+	keys     atomic.Pointer[sealers]
+	now      func() time.Time
+	sessions *cache.Cache[*session]
+}
+
+// session is one client's pair of session ciphers, kept by the hash of its keys: a
+// client spends a new cookie on each request, but every cookie holds the keys of
+// its NTS-KE session, and making the ciphers anew for each request was a third of
+// an NTS reply's cost.
+type session struct {
+	c2s, s2c []byte
+	in, out  nts.AEAD
+}
+
+// sessionsKept bounds the sessions kept; past it, a client's ciphers are made anew.
+const sessionsKept = 16384
+
+func newKeystore() *keystore {
+	return &keystore{now: time.Now, sessions: cache.New[*session](sessionsKept)}
+}
+
+// session returns the ciphers of the session whose keys are c2s and s2c.
+func (ks *keystore) session(id protocol.AEADAlgorithm, c2s, s2c []byte) (*session, error) {
+	h := fnv.New64a()
+	h.Write([]byte{byte(id)})
+	h.Write(c2s)
+	h.Write(s2c)
+	key := h.Sum64()
+	if s, ok := ks.sessions.Get(key); ok && bytes.Equal(s.c2s, c2s) && bytes.Equal(s.s2c, s2c) {
+		return s, nil
+	}
+	in, err := newAEAD(id, c2s)
+	if err != nil {
+		return nil, err
+	}
+	out, err := newAEAD(id, s2c)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{c2s: c2s, s2c: s2c, in: in, out: out}
+	ks.sessions.Add(key, s)
+	return s, nil
+}
+
+// sealers is the ring with each key's cipher.
+type sealers struct {
+	keys []cookieKey
+	siv  map[uint32]*daead.AESSIV
 }
 
 var _ ntske.Keystore = (*keystore)(nil)
 
 var errNoCookieKey = errors.New("nts: no cookie key yet")
 
+// use takes a ring read from the store.
+func (ks *keystore) use(r cookieKeys) error {
+	s := &sealers{keys: r.Keys, siv: make(map[uint32]*daead.AESSIV, len(r.Keys))}
+	for _, k := range r.Keys {
+		siv, err := daead.NewAESSIV(k.Key)
+		if err != nil {
+			return fmt.Errorf("nts: cookie key %d: %w", k.ID, err)
+		}
+		s.siv[k.ID] = siv
+	}
+	ks.keys.Store(s)
+	return nil
+}
+
+const (
+	cookieNonce = 16
+	cookieHead  = 4 + cookieNonce // the key ID, the nonce
+)
+
 func (ks *keystore) SealCookie(aeadID protocol.AEADAlgorithm, c2s, s2c []byte) ([]byte, error) {
 	r := ks.keys.Load()
 	if r == nil {
 		return nil, errNoCookieKey
 	}
-	id := sealer(r.Keys, ks.now())
-	for _, k := range r.Keys {
-		if k.ID == id {
-			return ntske.SealEnvelope(rand.Reader, k.ID, k.Key, aeadID, c2s, s2c)
-		}
+	id := sealer(r.keys, ks.now())
+	siv := r.siv[id]
+	if siv == nil {
+		return nil, errNoCookieKey
 	}
-	return nil, errNoCookieKey
+	out := make([]byte, cookieHead, cookieHead+16+len(c2s)+len(s2c))
+	binary.BigEndian.PutUint32(out, id)
+	nonce := out[4:cookieHead]
+	rand.Read(nonce)
+	ct, err := siv.EncryptDeterministically(append(append(make([]byte, 0, len(c2s)+len(s2c)), c2s...), s2c...), nonce)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, ct...), nil
 }
 
 func (ks *keystore) OpenCookie(cookie []byte) (protocol.AEADAlgorithm, []byte, []byte, error) {
-	c, err := ntske.ParseCookie(cookie)
-	if err != nil {
-		return 0, nil, nil, err
+	if len(cookie) < cookieHead+16 {
+		return 0, nil, nil, ntske.ErrCookieTooShort
 	}
+	id := binary.BigEndian.Uint32(cookie)
+	var siv *daead.AESSIV
 	if r := ks.keys.Load(); r != nil {
-		for _, k := range r.Keys {
-			if k.ID == c.KeyID {
-				return c.Open(k.Key)
-			}
-		}
+		siv = r.siv[id]
 	}
-	return 0, nil, nil, fmt.Errorf("%w: %d", ntske.ErrUnknownKeyID, c.KeyID)
+	if siv == nil {
+		return 0, nil, nil, fmt.Errorf("%w: %d", ntske.ErrUnknownKeyID, id)
+	}
+	pt, err := siv.DecryptDeterministically(cookie[cookieHead:], cookie[4:cookieHead])
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("%w: %w", ntske.ErrCookieVerify, err)
+	}
+	var aead protocol.AEADAlgorithm
+	switch len(pt) / 2 {
+	case 16:
+		aead = protocol.AEADAES128GCMSIV
+	case 32:
+		aead = protocol.AEADAESSIVCMAC256
+	case 64:
+		aead = protocol.AEADAESSIVCMAC512
+	default:
+		return 0, nil, nil, ntske.ErrCookieMalformed
+	}
+	n := len(pt) / 2
+	return aead, pt[:n:n], pt[n:], nil
 }
 
 // errCookie is an NTS request whose cookie this server cannot open: the client gets
@@ -184,11 +283,11 @@ func (ks *keystore) authenticate(req, resp *protocol.Packet) error {
 	if err != nil {
 		return err
 	}
-	in, err := newAEAD(aeadID, c2s)
+	sess, err := ks.session(aeadID, c2s, s2c)
 	if err != nil {
 		return err
 	}
-	if _, err := nts.OpenAuthenticator(in, ad, req.ExtensionFields[auth]); err != nil {
+	if _, err := nts.OpenAuthenticator(sess.in, ad, req.ExtensionFields[auth]); err != nil {
 		return err
 	}
 	fresh := make([]protocol.ExtensionField, 0, 1+placeholders)
@@ -208,11 +307,7 @@ func (ks *keystore) authenticate(req, resp *protocol.Packet) error {
 	if err != nil {
 		return err
 	}
-	out, err := newAEAD(aeadID, s2c)
-	if err != nil {
-		return err
-	}
-	a, err := nts.SealAuthenticator(out, ad, sealed)
+	a, err := nts.SealAuthenticator(sess.out, ad, sealed)
 	if err != nil {
 		return err
 	}
@@ -263,10 +358,35 @@ func (s *Service) startNTS(ctx, loop context.Context, conns []*net.UDPConn) erro
 				s.health.Fail("nts-ke "+addr.String(), err.Error())
 			}
 		})
+	}
+	for _, addr := range s.ntsOn { // Start returns once NTS-KE accepts, as NTP and DNS do
+		for deadline := time.Now().Add(2 * time.Second); !listening(addr.Port()) && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+		}
 		s.log.Info("nts-ke listening", "addr", addr.String())
 	}
 	s.loops.Go(func() { s.ntsKeys.Run(loop, keyCheck) })
 	return nil
+}
+
+// listening reports whether a TCP socket of this machine listens on port, from
+// Linux's /proc/net/tcp and tcp6, without connecting to it: ntske.Server binds in a
+// goroutine of its own, and a connection to see would count as a failed handshake.
+// Where it cannot tell, it says yes.
+func listening(port uint16) bool {
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			return true
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if f := strings.Fields(line); len(f) > 3 && strings.HasSuffix(f[1], suffix) && f[3] == "0A" { // 0A: LISTEN
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // authenticated makes resp the NTS answer to req, or an NTS NAK when req's cookie
