@@ -37,8 +37,9 @@ type Keeper[R any] struct {
 	Use func(R)
 	Log *slog.Logger // nil: slog.Default()
 
-	mu  sync.Mutex
-	raw []byte
+	mu      sync.Mutex
+	raw     []byte
+	waiting bool // the last refresh could not plan (an untrusted clock) or failed
 }
 
 func (k *Keeper[R]) now() time.Time {
@@ -52,6 +53,7 @@ func (k *Keeper[R]) now() time.Time {
 func (k *Keeper[R]) Refresh(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.waiting = true
 	for range 3 { // a lost swap reads the winner's ring and plans again
 		raw, err := k.Store.Keyring(k.Name)
 		if err != nil {
@@ -63,7 +65,7 @@ func (k *Keeper[R]) Refresh(ctx context.Context) error {
 				return fmt.Errorf("the %s key ring in the store: %w", k.Name, err)
 			}
 		}
-		if k.Trusted == nil || k.Trusted() {
+		if trusted := k.Trusted == nil || k.Trusted(); trusted {
 			next, changed, err := k.Plan(ring, k.now())
 			if err != nil {
 				return fmt.Errorf("roll the %s key ring: %w", k.Name, err)
@@ -82,6 +84,7 @@ func (k *Keeper[R]) Refresh(ctx context.Context) error {
 				}
 				raw, ring = b, next
 			}
+			k.waiting = false
 		}
 		if string(raw) != string(k.raw) {
 			k.raw = raw
@@ -92,20 +95,30 @@ func (k *Keeper[R]) Refresh(ctx context.Context) error {
 	return fmt.Errorf("the %s key ring changed under three plans in a row", k.Name)
 }
 
+// retry is how soon Run refreshes again after a refresh that could not plan: the
+// clock was not yet trusted (NTP assesses its source as it starts, beside the
+// services that keep rings) or the store refused the write.
+const retry = time.Second
+
 // Run refreshes the ring every interval until ctx ends, logging what fails (the next
-// round tries again: a box without a quorum keeps its ring until it has one).
+// round tries again: a box without a quorum keeps its ring until it has one), and
+// every second while the last refresh could not plan.
 func (k *Keeper[R]) Run(ctx context.Context, every time.Duration) {
 	log := k.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
 	for {
+		k.mu.Lock()
+		wait := every
+		if k.waiting {
+			wait = retry
+		}
+		k.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 			if err := k.Refresh(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("key ring", "ring", k.Name, "err", err)
 			}
