@@ -153,7 +153,7 @@ qps() { # $1: port, $2: query file; queries a second, with DO
   if grep -q 'Queries lost: *[1-9]' <<<"$report" && ! grep -q 'Queries lost: *[1-9][0-9]* (0\.0' <<<"$report"; then
     echo "bench/dnssec.sh: port $1 lost queries:" >&2; grep -E 'Queries lost' <<<"$report" >&2
   fi
-  awk '/Queries per second/ { print $4 }' <<<"$report"
+  awk '/Queries per second/ { printf "%d\n", $4 }' <<<"$report"
 }
 
 declare -A exist nx

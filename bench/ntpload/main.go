@@ -46,7 +46,7 @@ func main() {
 	var wg sync.WaitGroup
 	for range *sockets {
 		wg.Go(func() {
-			conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			conn, err := net.ListenUDP("udp4", &net.UDPAddr{})
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +135,87 @@ func TestSigningPausedWithoutTime(t *testing.T) {
 	r, err := dns.Exchange(new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA), fmt.Sprintf("127.0.0.1:%d", dnsPort))
 	if err != nil || len(r.Answer) != 1 {
 		t.Errorf("an answer while signing is paused: %v\n%s", err, r)
+	}
+}
+
+// TestClusterSharesItsTrust: three boxes sign with the same keys and open each other's
+// NTS cookies. delv, trusting the DS records one box exports, validates every box's
+// answers; chronyd, trusting the root, takes authenticated time from each box; and a
+// cookie from one box's NTS-KE is good at another box's NTP (bench/ntpload, which
+// can send them to different boxes).
+func TestClusterSharesItsTrust(t *testing.T) {
+	testenv.Need(t, "delv", "chronyd", "chronyc")
+	l := newClusterLab(t, 3, false)
+	raw, err := os.ReadFile(l.site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted := strings.Replace(string(raw), "  transfer_from: [10.78.0.0/16]\n", "  transfer_from: [10.78.0.0/16]\n  dnssec: true\n", 1)
+	trusted = strings.Replace(trusted, "chronyd: none}", "chronyd: none, rate_limit: 0, nts: true, nts_listen: [\"0.0.0.0:4460\"]}", 1)
+	writeFile(t, l.site, trusted)
+	l.form(t)
+
+	var ds []string
+	for _, n := range l.nodes {
+		var st struct{ DS []string }
+		out, err := l.curl(n, "http://127.0.0.1:8080/api/v1/dns/dnssec")
+		if err != nil || json.Unmarshal([]byte(out), &st) != nil || len(st.DS) == 0 {
+			t.Fatalf("%s's DNSSEC: %v %s", n.name, err, out)
+		}
+		if ds == nil {
+			ds = st.DS
+		} else if !slices.Equal(ds, st.DS) {
+			t.Fatalf("%s's DS records differ from %s's:\n%v\n%v", n.name, l.nodes[0].name, st.DS, ds)
+		}
+	}
+	var anchor string
+	for _, d := range ds {
+		if f := strings.Fields(d); f[0] == "lab.test." {
+			anchor = fmt.Sprintf("trust-anchors {\n  %q initial-ds %s %s %s %q;\n};\n", f[0], f[4], f[5], f[6], f[7])
+		}
+	}
+	anchors := filepath.Join(l.dir, "anchors.conf")
+	writeFile(t, anchors, anchor)
+	for _, n := range l.nodes {
+		out, err := exec.Command("ip", "netns", "exec", l.cli, "delv", "@"+n.addr, "-p", "1053", "-a", anchors, "+root=lab.test", "cp01.lab.test", "A").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "; fully validated") || !strings.Contains(string(out), "10.78.0.10") {
+			t.Errorf("delv against %s: %v\n%s", n.name, err, out)
+		}
+	}
+
+	root, err := l.curl(l.nodes[0], "http://127.0.0.1:8080/api/v1/ca/root.pem")
+	if err != nil || !strings.Contains(root, "BEGIN CERTIFICATE") {
+		t.Fatalf("the root: %v %s", err, root)
+	}
+	rootPath := filepath.Join(l.dir, "root.pem")
+	writeFile(t, rootPath, root)
+	cdir := filepath.Join(l.dir, "chrony")
+	os.Mkdir(cdir, 0o700)
+	sock := filepath.Join(cdir, "chronyd.sock")
+	var conf strings.Builder
+	for _, n := range l.nodes {
+		fmt.Fprintf(&conf, "server %s iburst minpoll -4 maxpoll -4 nts\n", n.addr)
+	}
+	fmt.Fprintf(&conf, "ntstrustedcerts %s\nnosystemcert\ncmdport 0\nbindcmdaddress %s\nport 0\npidfile %s\n", rootPath, sock, filepath.Join(cdir, "chronyd.pid"))
+	writeFile(t, filepath.Join(cdir, "chrony.conf"), conf.String())
+	startCmd(t, cdir, "ip", "netns", "exec", l.cli, "chronyd", "-x", "-d", "-u", "root", "-f", filepath.Join(cdir, "chrony.conf"))
+	good := regexp.MustCompile(`Total good RX\s*:\s*[1-9]`)
+	for _, n := range l.nodes {
+		testenv.WaitFor(t, "chronyd to take authenticated time from "+n.name, func() bool {
+			out, _ := exec.Command("chronyc", "-h", sock, "-n", "ntpdata", n.addr).CombinedOutput()
+			return strings.Contains(string(out), "Authenticated   : Yes") && good.Match(out)
+		})
+	}
+
+	load := filepath.Join(l.dir, "ntpload")
+	if out, err := exec.Command("go", "build", "-o", load, "../../bench/ntpload").CombinedOutput(); err != nil {
+		t.Fatalf("build ntpload: %v\n%s", err, out)
+	}
+	for _, n := range l.nodes {
+		out, err := exec.Command("ip", "netns", "exec", l.cli, load, "-nts", l.nodes[0].addr+":4460", "-root", rootPath,
+			"-server", n.addr+":1123", "-sockets", "1", "-batch", "1", "-duration", "1s").CombinedOutput()
+		if err != nil || strings.HasPrefix(string(out), "replies/s 0 ") {
+			t.Errorf("a cookie from %s's NTS-KE at %s's NTP: %v\n%s", l.nodes[0].name, n.name, err, out)
+		}
 	}
 }
