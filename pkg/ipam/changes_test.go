@@ -325,3 +325,36 @@ func TestChangeLogEntryListsAHundred(t *testing.T) {
 		t.Errorf("a reconcile of 120 changes lists %d and counts %d more, want 100 and 20", len(e.Changes), e.More)
 	}
 }
+
+// TestKeyRingChangesAreLoggedWithoutKeys: a key ring's change is in the change log,
+// by its ring's name, with nothing of the keys.
+func TestKeyRingChangesAreLoggedWithoutKeys(t *testing.T) {
+	m, _ := newIPAM(t)
+	secret := []byte(`{"keys":[{"private":"c2VjcmV0"}]}`)
+	if ok, err := m.SwapKeyring(t.Context(), "dnssec", nil, secret); !ok || err != nil {
+		t.Fatalf("swap: %v %v", ok, err)
+	}
+	if ok, err := m.SwapKeyring(t.Context(), "dnssec", nil, secret); ok || err != nil {
+		t.Fatalf("a second swap from nothing: want refused, got %v %v", ok, err)
+	}
+	if got, _ := m.Keyring("dnssec"); string(got) != string(secret) {
+		t.Fatalf("the ring read back: %s", got)
+	}
+	page, err := m.Changes(t.Context(), ChangeFilter{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, e := range page.Changes {
+		raw, _ := json.Marshal(e)
+		if strings.Contains(string(raw), "c2VjcmV0") {
+			t.Errorf("the change log holds the keys: %s", raw)
+		}
+		if e.Source == "keyring dnssec" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no change-log entry from the key ring: %+v", page.Changes)
+	}
+}

@@ -31,6 +31,9 @@ func (m *IPAM) Keyring(name string) ([]byte, error) {
 // and reports whether it was: of two boxes that change a ring at once, one wins and
 // the other reads what won.
 func (m *IPAM) SwapKeyring(ctx context.Context, name string, old, next []byte) (bool, error) {
+	if SourceOf(ctx) == "" {
+		ctx = WithSource(ctx, "keyring "+name) // the change log's source: not the CA's
+	}
 	res, err := m.Apply(ctx, TableWrite{Stamp: m.stampFor(ctx), Ops: []TableOp{
 		{Op: "create", Table: keyringTable},
 		{Op: "swap", Table: keyringTable, Key: []byte(name), Old: old, Value: next},
