@@ -47,6 +47,7 @@ fuzz: check-go
 bench: build
 	bench/startup.sh
 	bench/dns.sh
+	bench/dnssec.sh
 	bench/dhcp.sh
 	bench/ntp.sh
 	bench/write.sh

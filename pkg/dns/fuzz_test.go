@@ -55,20 +55,25 @@ func FuzzMessage(f *testing.F) {
 }
 
 // FuzzServe feeds the plugin's whole path any message, as CoreDNS hands it over (over
-// UDP or TCP, its signature judged good or bad): none panics, and every reply packs.
+// UDP or TCP, its signature judged good or bad), the zones signed: none panics, and
+// every reply packs.
 func FuzzServe(f *testing.F) {
 	for _, q := range []*dns.Msg{
 		new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA),
 		new(dns.Msg).SetAxfr("k8s.example.com."),
 		new(dns.Msg).SetIxfr("k8s.example.com.", 1, "ns.k8s.example.com.", "hostmaster.k8s.example.com."),
 		new(dns.Msg).SetQuestion("www.outside.test.", dns.TypeA).SetEdns0(1232, true),
+		new(dns.Msg).SetQuestion("nope.k8s.example.com.", dns.TypeA).SetEdns0(1232, true),
+		new(dns.Msg).SetQuestion("k8s.example.com.", dns.TypeDNSKEY).SetEdns0(1232, true),
+		new(dns.Msg).SetQuestion("chain.k8s.example.com.", dns.TypeAAAA).SetEdns0(1232, true),
 		new(dns.Msg).SetUpdate("k8s.example.com.").SetTsig("external-dns.", dns.HmacSHA256, 300, 0),
 	} {
 		b, _ := q.Pack()
 		f.Add(b, byte(0))
 	}
-	m, site := sitetest.IPAM(f, fmt.Appendf(nil, testSite, 53, "  transfer_from: [127.0.0.0/8]"))
+	m, site := sitetest.IPAM(f, fmt.Appendf(nil, testSite, 53, "  transfer_from: [127.0.0.0/8]\n  dnssec: true"))
 	h := &handler{svc: New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry()})}
+	h.svc.refreshKeys(f.Context())
 	f.Fuzz(func(t *testing.T, data []byte, how byte) {
 		var r dns.Msg
 		if r.Unpack(data) != nil {
