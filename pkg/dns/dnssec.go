@@ -300,20 +300,16 @@ func (s *signer) sign(rrset []dns.RR, zone string, now time.Time, paused bool) *
 // same RRs in any order are the same set.
 func rrsetHash(rrset []dns.RR, zone string, tag uint16) uint64 {
 	wires := make([][]byte, 0, len(rrset))
-	buf := make([]byte, 0, 512)
 	for _, rr := range rrset {
 		b := make([]byte, dns.Len(rr)+1)
-		n, err := dns.PackRR(rr, b, 0, nil, false)
-		if err != nil {
-			continue
+		if n, err := dns.PackRR(rr, b, 0, nil, false); err == nil {
+			wires = append(wires, b[:n])
 		}
-		wires = append(wires, b[:n])
 	}
 	slices.SortFunc(wires, bytes.Compare)
 	h := fnv.New64a()
 	h.Write([]byte(zone))
-	buf = binary.BigEndian.AppendUint16(buf, tag)
-	h.Write(buf)
+	h.Write(binary.BigEndian.AppendUint16(nil, tag))
 	for _, w := range wires {
 		h.Write(w)
 	}
@@ -351,8 +347,12 @@ func (s *signer) signReply(v *view, m *dns.Msg, qname string, qtype uint16) {
 			}
 		}
 		slices.Sort(types)
+		next := "\\000." + final // the name's immediate successor (RFC 4034 §6.1)
+		if len(final) > 252 { // too long for one more label: the NSEC covers the name alone
+			next = final
+		}
 		m.Ns = append(m.Ns, &dns.NSEC{Hdr: v.hdr(final, dns.TypeNSEC, m.Ns[0].Header().Ttl),
-			NextDomain: "\\000." + final, TypeBitMap: slices.Compact(types)})
+			NextDomain: next, TypeBitMap: slices.Compact(types)})
 	}
 	m.Answer = s.signSection(v, m.Answer, now, paused)
 	m.Ns = s.signSection(v, m.Ns, now, paused)

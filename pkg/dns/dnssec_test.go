@@ -189,6 +189,15 @@ func TestSignedAnswersVerify(t *testing.T) {
 		v.check(r, clk.now())
 	}
 
+	// A name as long as a name can be has no room for a successor: its NSEC covers it
+	// alone, and the reply still packs and verifies.
+	long := strings.Repeat(strings.Repeat("a", 63)+".", 3) + strings.Repeat("b", 45) + ".k8s.example.com."
+	if r := s.ask(t, long, dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 0 {
+		t.Errorf("a longest name: want NOERROR, no answer:\n%s", r)
+	} else {
+		v.check(r, clk.now())
+	}
+
 	// Without the DO bit, nothing changes: NXDOMAIN, no signatures.
 	r, err := dns.Exchange(new(dns.Msg).SetQuestion("nope.k8s.example.com.", dns.TypeA), s.addr)
 	if err != nil || r.Rcode != dns.RcodeNameError || strings.Contains(r.String(), "RRSIG") {
