@@ -348,7 +348,7 @@ func (s *signer) signReply(v *view, m *dns.Msg, qname string, qtype uint16) {
 		}
 		slices.Sort(types)
 		next := "\\000." + final // the name's immediate successor (RFC 4034 §6.1)
-		if len(final) > 252 { // too long for one more label: the NSEC covers the name alone
+		if len(final) > 252 {    // too long for one more label: the NSEC covers the name alone
 			next = final
 		}
 		m.Ns = append(m.Ns, &dns.NSEC{Hdr: v.hdr(final, dns.TypeNSEC, m.Ns[0].Header().Ttl),
