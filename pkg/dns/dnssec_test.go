@@ -16,6 +16,7 @@ import (
 
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
+	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
 )
@@ -427,4 +428,30 @@ func TestSignedAnswersUnderWritesAndRolls(t *testing.T) {
 	}
 	close(stop)
 	readers.Wait()
+}
+
+// TestReloadTurnsSigningOnAndOff: a site file reloaded with dns.dnssec on signs at
+// once (the keys made then), and with it off again answers unsigned.
+func TestReloadTurnsSigningOnAndOff(t *testing.T) {
+	s := start(t, "")
+	if r := s.ask(t, "cp01.k8s.example.com.", dns.TypeA); len(r.Answer) != 1 {
+		t.Fatalf("unsigned: want the address alone:\n%s", r)
+	}
+	reload := func(on bool) {
+		t.Helper()
+		yaml := strings.Replace(fmt.Sprintf(testSite, s.port, ""), "  ttl: 120\n", fmt.Sprintf("  ttl: 120\n  dnssec: %v\n", on), 1)
+		site, err := config.Parse("site.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.svc.Reload(site); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload(true)
+	trust(t, s, "k8s.example.com.", time.Now()).check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), time.Now())
+	reload(false)
+	if r := s.ask(t, "cp01.k8s.example.com.", dns.TypeA); len(r.Answer) != 1 {
+		t.Errorf("signing turned off: want the address alone:\n%s", r)
+	}
 }
