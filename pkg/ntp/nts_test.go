@@ -80,7 +80,6 @@ driftfile %s
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		b, _ := exec.Command("chronyc", "-h", sock, "-n", "ntpdata", "127.0.0.1").CombinedOutput()
@@ -91,6 +90,8 @@ driftfile %s
 		time.Sleep(250 * time.Millisecond)
 	}
 	b, _ := exec.Command("chronyc", "-h", sock, "-n", "-N", "authdata").CombinedOutput()
+	cmd.Process.Kill()
+	cmd.Wait() // its output is whole, and no longer written, only now
 	return ntpdata + "\n" + string(b), out.String()
 }
 
