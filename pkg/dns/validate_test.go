@@ -168,10 +168,11 @@ hosts:
 	return &server{svc: svc, ipam: m, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port}
 }
 
-// TestDNSSECVerifyAcceptsTheTransfer: dnssec-verify checks the zones dig transferred,
-// the domain's and a parent zone's whose delegation to it carries a DS and glue.
+// TestDNSSECVerifyAcceptsTheTransfer: BIND's dnssec-verify and Knot's kzonecheck
+// (its DNSSEC checks on) accept the zones dig transferred, the domain's and a parent
+// zone's whose delegation to it carries a DS and glue.
 func TestDNSSECVerifyAcceptsTheTransfer(t *testing.T) {
-	testenv.Need(t, "dig", "dnssec-verify")
+	testenv.Need(t, "dig", "dnssec-verify", "kzonecheck")
 	s := delegatingServer(t)
 	for _, zone := range []string{"k8s.example.com", "example.com", "40.0.10.in-addr.arpa"} {
 		out, err := exec.Command("dig", "@127.0.0.1", "-p", fmt.Sprint(s.port), "+onesoa", "+nocmd", "+nostats", zone, "AXFR").CombinedOutput()
@@ -182,6 +183,9 @@ func TestDNSSECVerifyAcceptsTheTransfer(t *testing.T) {
 		os.WriteFile(path, out, 0o644)
 		if v, err := exec.Command("dnssec-verify", "-o", zone, path).CombinedOutput(); err != nil || !strings.Contains(string(v), "Zone fully signed") {
 			t.Errorf("dnssec-verify %s: %v\n%s\nzone:\n%s", zone, err, v, out)
+		}
+		if k, err := exec.Command("kzonecheck", "-o", zone, "-d", "on", path).CombinedOutput(); err != nil {
+			t.Errorf("kzonecheck -d on %s: %v\n%s\nzone:\n%s", zone, err, k, out)
 		}
 	}
 }
