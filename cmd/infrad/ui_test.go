@@ -27,6 +27,7 @@ api: {listen: "127.0.0.1:8080"}
 dns:
   listen: ["127.0.0.1:1053"]
   advertise: 10.77.0.1
+  dnssec: true
   records:
     - {name: www, type: CNAME, value: infra}
 ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}

@@ -578,10 +578,12 @@ async function dnsPage(root) {
     { name: "type", label: "Type", options: ["A", "AAAA", "CNAME", "SRV", "TXT", "MX", "PTR"] },
     { name: "value", label: "Value", required: true }, { name: "ttl", label: "TTL", placeholder: "300, 5m, 1h (site default)" }], "Add record",
   async (v) => { await api("POST", "/api/v1/dns/records", recordBody(v)); notify(`Record ${v.name} ${v.type} added.`); add.reset(); refresh(); });
+  const signing = h("section", { class: "card", id: "dnssec" });
   root.append(h("h1", {}, "DNS records"), h("section", { class: "card", id: "add-record" }, h("h2", {}, "Add a record"), add),
-    h("section", { class: "card" }, h("p", { class: "muted" }, "Hosts and named leases make their A and PTR records: they are listed here, and change with them."), search, list));
+    h("section", { class: "card" }, h("p", { class: "muted" }, "Hosts and named leases make their A and PTR records: they are listed here, and change with them."), search, list), signing);
   return async () => {
-    const [own, hosts, leases, status] = await Promise.all([get("/api/v1/dns/records"), get("/api/v1/hosts"), get("/api/v1/dhcp/leases"), get("/api/v1/status")]);
+    const [own, hosts, leases, status, dnssec] = await Promise.all([get("/api/v1/dns/records"), get("/api/v1/hosts"), get("/api/v1/dhcp/leases"), get("/api/v1/status"), get("/api/v1/dns/dnssec")]);
+    signing.replaceChildren(...dnssecCard(dnssec));
     const domain = status.site.domain.replace(/\.?$/, ".");
     const fqdn = (n) => (n.endsWith(".") ? n : `${n}.${domain}`);
     const ptr = (ip) => ip.split(".").reverse().join(".") + ".in-addr.arpa."; // IPv4: an IPv6 host's PTR is not listed here
@@ -595,6 +597,23 @@ async function dnsPage(root) {
       { name: ptr(l.ip), type: "PTR", value: fqdn(l.hostname), from: `lease ${l.ip}`, derived: true });
     draw();
   };
+}
+
+// dnssecCard says whether the zones are signed, and with which keys: the DS records a
+// parent zone or a resolver's trust anchors take, and each key's times.
+function dnssecCard(st) {
+  if (!st.enabled) return [h("h2", {}, "DNSSEC"), h("p", { class: "muted" }, "The zones are not signed: dns.dnssec: true in the site file signs them.")];
+  const ds = (st.ds || []).join("\n");
+  return [h("h2", {}, "DNSSEC"),
+    st.paused ? h("p", {}, badge("paused", "bad"), " ", st.paused) : h("p", {}, badge("signing", "ok"), " Answers to queries with the DO bit are signed; transfers carry the signed zones."),
+    h("h3", {}, "DS records"),
+    h("p", { class: "muted" }, "Give each to its parent zone, or to the site's resolvers as trust anchors (infrad export ds prints them)."),
+    h("pre", { id: "ds-records", tabindex: "0" }, ds),
+    h("button", { class: "secondary", onclick: () => navigator.clipboard?.writeText(ds).then(() => notify("Copied."), () => notify("The browser would not copy: select the records instead.", true)) }, "Copy the DS records"),
+    h("h3", {}, "Keys"),
+    table(["Tag", "Role", "Published", "Signs from", "Retires", "Removed"], (st.keys || []).map((k) => h("tr", {},
+      h("td", {}, String(k.tag)), h("td", {}, k.role.toUpperCase()), h("td", {}, when(k.publish)), h("td", {}, when(k.activate)),
+      h("td", {}, k.retire ? when(k.retire) : "never"), h("td", {}, k.remove ? when(k.remove) : "never"))), { id: "dnssec-keys" })];
 }
 
 function recordBody(v) {
@@ -709,7 +728,7 @@ async function changesPage(root) {
     before = page.next || 0;
     more.hidden = !page.next;
     list.setRows(shown.length ? shown.map((e) => h("tr", { "data-change": String(e.id) }, h("td", {}, when(e.at)), h("td", {}, e.source),
-      h("td", {}, commandNames[e.command] || e.command),
+      h("td", {}, e.source.startsWith("keyring ") ? `${e.source.slice(8)} keys rolled` : commandNames[e.command] || e.command),
       h("td", {}, h("ul", { class: "change-list" }, e.changes.map((c) => h("li", {}, `${c.op} ${c.kind} ${c.key}`,
         c.op === "update" ? h("span", { class: "muted" }, `: ${difference(c.before, c.after)}`) : "")),
       e.more ? h("li", { class: "muted" }, `and ${e.more} more`) : ""))))

@@ -340,6 +340,16 @@ test("DNS records: add with a TTL of 5m, refuse a bad one, search, sort, edit, d
   await shot(page, "dns");
 });
 
+test("DNSSEC: the DS records and the keys, as the API has them", async () => {
+  await go("#/dns");
+  const st = (await call("GET", "/api/v1/dns/dnssec")).body;
+  assert.ok(st.enabled && st.ds.length >= 1 && st.keys.length >= 2, "signed, with a KSK and a ZSK");
+  await page.locator("#ds-records").waitFor();
+  assert.equal((await page.locator("#ds-records").textContent()).trim(), st.ds.join("\n"));
+  assert.equal(await page.locator("#dnssec-keys tbody tr").count(), st.keys.length);
+  assert.match(await page.locator("#dnssec").textContent(), /signing/);
+});
+
 test("a real client's lease appears live; the filter keeps what is typed", async () => {
   await go("#/leases");
   const filter = page.locator("#lease-filter");
