@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/miekg/dns"
 )
 
 func TestReverseZones(t *testing.T) {
@@ -27,5 +29,20 @@ func TestReverseZones(t *testing.T) {
 	}
 	if got := reverseZones(netip.MustParsePrefix("10.0.32.0/20")); len(got) != 16 || got[15] != "47.0.10.in-addr.arpa." {
 		t.Errorf("/20: got %v, want 16 zones ending with 47.0.10.in-addr.arpa.", got)
+	}
+}
+
+// TestInZone: inZone says what dns.IsSubDomain says, for names of every shape.
+func TestInZone(t *testing.T) {
+	zones := []string{".", "example.com.", "k8s.example.com.", "40.0.10.in-addr.arpa.", "com."}
+	names := []string{".", "com.", "example.com.", "EXAMPLE.Com.", "a.example.com.", "aexample.com.", "xk8s.example.com.",
+		"k8s.example.com.", "a.b.k8s.example.com.", "example.org.", "10.40.0.10.in-addr.arpa.", "140.0.10.in-addr.arpa.",
+		`a\.example.com.`, `k8s\.example.com.`, `a\046k8s.example.com.`, "*.apps.k8s.example.com."}
+	for _, z := range zones {
+		for _, n := range names {
+			if got, want := inZone(z, n), dns.IsSubDomain(z, n); got != want {
+				t.Errorf("inZone(%q, %q) = %v, dns.IsSubDomain says %v", z, n, got, want)
+			}
+		}
 	}
 }
