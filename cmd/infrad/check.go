@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,9 +16,12 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/facebook/time/ntp/ntske"
 	"github.com/facebook/time/ntp/protocol"
+	"github.com/facebook/time/ntp/protocol/nts"
 	"github.com/miekg/dns"
 
 	"github.com/infrad/infrad/pkg/ca"
@@ -32,6 +36,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	server := fs.String("server", "127.0.0.1", "infrad's address")
 	dnsPort := fs.Int("dns-port", 53, "infrad's DNS port")
 	ntpPort := fs.Int("ntp-port", 123, "infrad's NTP port")
+	ntsPort := fs.Int("nts-port", 4460, "infrad's NTS-KE port")
 	api := fs.String("api", "", "infrad's API, for the root certificate (default http://SERVER:8080)")
 	caPort := fs.Int("ca-port", 443, "infrad's ACME port")
 	name := fs.String("name", "", "this node's name, as in the site (default: the hostname)")
@@ -57,6 +62,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "ok    %-16s %s\n", what, detail)
 	}
+	skip := func(what, why string) { fmt.Fprintf(stdout, "-     %-16s %s\n", what, why) }
 
 	root, err := fetchRoot(*api)
 	var caName string
@@ -97,6 +103,23 @@ func check(args []string, stdout, stderr io.Writer) int {
 	out, err := lookup(resolver, dns.Fqdn(*outside), dns.TypeA)
 	report("forwarding", fmt.Sprintf("%s is %s", *outside, out), err)
 	checks := 6
+	// Trust: when the site signs its zones and serves NTS, this node checks what its
+	// validating resolver and its chronyd will.
+	if signed, err := signedName(resolver, dns.Fqdn(*domain), fqdn); signed == "" && err == nil {
+		skip("signed name", "the zones are not signed (dns.dnssec)")
+	} else {
+		checks++
+		report("signed name", signed, err)
+	}
+	if root != nil {
+		offset, err := ntsOffset(root, *server, net.JoinHostPort(*server, fmt.Sprint(*ntsPort)), *ntpPort)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			skip("NTS", fmt.Sprintf("nothing listens on port %d (ntp.nts)", *ntsPort))
+		} else {
+			checks++
+			report("NTS", fmt.Sprintf("authenticated time, %s off infrad's", offset), err)
+		}
+	}
 	// The site's other name servers are its cluster's other serving nodes: this node
 	// must get its name and its time from each of them too.
 	for _, ns := range nameServers(resolver, *domain, *server) {
@@ -206,6 +229,118 @@ func clockOffset(server string) (time.Duration, error) {
 	}
 	if resp.Settings>>6 == 3 {
 		return 0, errors.New("infrad says its own time is not synchronised (leap 3): see GET /api/v1/ntp")
+	}
+	rx, tx := protocol.Unix(resp.RxTimeSec, resp.RxTimeFrac), protocol.Unix(resp.TxTimeSec, resp.TxTimeFrac)
+	return time.Duration(protocol.Offset(t1, rx, tx, t4)), nil
+}
+
+// signedName checks that fqdn's address comes signed by a key of zone's DNSKEY set,
+// which one of its KSKs signs, and that the signatures hold now: what a validating
+// resolver that trusts the zone's DS checks. It returns "" and no error when the zone
+// has no DNSKEY set (it is not signed).
+func signedName(resolver, zone, fqdn string) (string, error) {
+	ask := func(name string, qtype uint16) (rrs []dns.RR, sig *dns.RRSIG, err error) {
+		m := new(dns.Msg).SetQuestion(name, qtype)
+		m.SetEdns0(1232, true)
+		r, _, err := (&dns.Client{Net: "tcp", Timeout: 3 * time.Second}).Exchange(m, resolver)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, rr := range r.Answer {
+			if s, ok := rr.(*dns.RRSIG); ok && s.TypeCovered == qtype {
+				sig = s
+			} else if rr.Header().Rrtype == qtype {
+				rrs = append(rrs, rr)
+			}
+		}
+		return rrs, sig, nil
+	}
+	keys, keySig, err := ask(zone, dns.TypeDNSKEY)
+	if err != nil || len(keys) == 0 {
+		return "", err
+	}
+	byTag := map[uint16]*dns.DNSKEY{}
+	for _, rr := range keys {
+		k := rr.(*dns.DNSKEY)
+		byTag[k.KeyTag()] = k
+	}
+	now := time.Now()
+	verify := func(what string, rrs []dns.RR, sig *dns.RRSIG, ksk bool) error {
+		if sig == nil {
+			return fmt.Errorf("%s is not signed", what)
+		}
+		k := byTag[sig.KeyTag]
+		switch {
+		case k == nil:
+			return fmt.Errorf("%s is signed by key %d, which %s's DNSKEY set lacks", what, sig.KeyTag, zone)
+		case ksk && k.Flags&dns.SEP == 0:
+			return fmt.Errorf("%s is signed by key %d, not a KSK", what, sig.KeyTag)
+		case !sig.ValidityPeriod(now):
+			return fmt.Errorf("%s's signature is not valid now (this clock, or infrad's signing, is off)", what)
+		}
+		if err := sig.Verify(k, rrs); err != nil {
+			return fmt.Errorf("%s's signature does not verify: %w", what, err)
+		}
+		return nil
+	}
+	if err := verify(zone+" DNSKEY", keys, keySig, true); err != nil {
+		return "", err
+	}
+	addrs, sig, err := ask(fqdn, dns.TypeA)
+	if err == nil && len(addrs) == 0 {
+		err = fmt.Errorf("%s has no address", fqdn)
+	}
+	if err == nil {
+		err = verify(fqdn+" A", addrs, sig, false)
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s A signed by key %d, valid until %s", fqdn, sig.KeyTag, time.Unix(int64(sig.Expiration), 0).UTC().Format(time.DateOnly)), nil
+}
+
+// ntsOffset runs NTS-KE with infrad at keAddr, trusting only root and expecting a
+// certificate for name, then sends one NTS-protected request to the NTP port it
+// names (ntpPort when it names none) and returns the clock's offset from the
+// authenticated reply.
+func ntsOffset(root *x509.Certificate, name, keAddr string, ntpPort int) (time.Duration, error) {
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := (&ntske.Client{SupportedAEAD: []uint16{uint16(protocol.AEADAES128GCMSIV)}}).Handshake(ctx, keAddr, &tls.Config{RootCAs: pool, ServerName: name})
+	if err != nil {
+		return 0, err
+	}
+	if res.NTPPort != 0 {
+		ntpPort = int(res.NTPPort)
+	}
+	host, _, _ := net.SplitHostPort(keAddr)
+	conn, err := net.DialTimeout("udp", net.JoinHostPort(host, fmt.Sprint(ntpPort)), 3*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	uid := make([]byte, nts.MinUniqueIdentifierLen)
+	rand.Read(uid)
+	t1 := time.Now()
+	req := protocol.Packet{Settings: 4<<3 | 3}
+	req.TxTimeSec, req.TxTimeFrac = protocol.Time(t1)
+	b, err := nts.BuildNTSRequest(req, nts.RequestParams{AEAD: protocol.AEADAlgorithm(res.AEAD), C2S: res.C2S, Cookie: res.Cookies[0], UniqueID: uid})
+	if err != nil {
+		return 0, err
+	}
+	conn.Write(b)
+	buf := make([]byte, 2048)
+	n, err := conn.Read(buf)
+	t4 := time.Now()
+	if err != nil {
+		return 0, fmt.Errorf("no NTS reply from %s: %w", conn.RemoteAddr(), err)
+	}
+	resp, _, err := nts.VerifyNTSResponse(buf[:n], protocol.AEADAlgorithm(res.AEAD), res.S2C, uid)
+	if err != nil {
+		return 0, err
 	}
 	rx, tx := protocol.Unix(resp.RxTimeSec, resp.RxTimeFrac), protocol.Unix(resp.TxTimeSec, resp.TxTimeFrac)
 	return time.Duration(protocol.Offset(t1, rx, tx, t4)), nil

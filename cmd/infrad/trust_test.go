@@ -114,6 +114,30 @@ func TestTrustOfNamesAndTime(t *testing.T) {
 	})
 }
 
+// TestCheckTrust: `infrad check` on a node checks what its validating resolver and its
+// chronyd will: the node's name signed by the zone's keys, and time authenticated by
+// NTS with the site's root.
+func TestCheckTrust(t *testing.T) {
+	dir := t.TempDir()
+	api, dnsPort, ntpPort, ntsPort, caPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	site := filepath.Join(dir, "site.yaml")
+	os.WriteFile(site, fmt.Appendf(nil, trustSite, filepath.Join(dir, "data"), api, dnsPort, ntpPort, ntsPort, caPort, "  local_stratum: 10"), 0o644)
+	base := fmt.Sprintf("http://127.0.0.1:%d", api)
+	start(t, dir, "serve", "-c", site)
+	waitReady(t, base)
+	p := start(t, dir, "check", "--server", "127.0.0.1", "--dns-port", fmt.Sprint(dnsPort), "--ntp-port", fmt.Sprint(ntpPort),
+		"--nts-port", fmt.Sprint(ntsPort), "--api", base, "--ca-port", fmt.Sprint(caPort), "--name", "cp01", "--outside", "outside.test")
+	p.wait(t, 30*time.Second) // forwarding fails: the site has no forwarders
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`ok +signed name +cp01\.k8s\.example\.com\. A signed by key \d+, valid until`),
+		regexp.MustCompile(`ok +NTS +authenticated time, `),
+	} {
+		if !want.MatchString(p.output.String()) {
+			t.Errorf("check does not say %s:\n%s", want, p.output.String())
+		}
+	}
+}
+
 // TestSigningPausedWithoutTime: with no time source (leap 3), /readyz says DNSSEC
 // signing is paused, and answers go on.
 func TestSigningPausedWithoutTime(t *testing.T) {
