@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,9 +58,10 @@ func startNTSOn(t testing.TB, m *ipam.IPAM, dataDir string) (s *Service, ntpPort
 	return s, ntpPort, ntsPort, filepath.Join(ca.Dir(dataDir), "root.crt")
 }
 
-// chronyd runs chronyd for wait at most, or until until holds, leaving the clock alone (-x), with infrad as its one NTS
-// server, trusting root; it returns chronyc's view of the source and chronyd's log.
-func chronyd(t *testing.T, ntpPort, ntsPort int, root string, wait time.Duration, until func(ntpdata string) bool) (ntpdata, log string) {
+// chronyd runs chronyd, leaving the clock alone (-x), with infrad as its one NTS
+// server, trusting root, until until holds of chronyc's view of the source and
+// chronyd's log (20 s at most); it returns them.
+func chronyd(t *testing.T, ntpPort, ntsPort int, root string, until func(ntpdata, log string) bool) (ntpdata, log string) {
 	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "chronyd.sock") // the privileged commands (ntpdata, authdata) come only through it
@@ -75,24 +77,39 @@ driftfile %s
 `, ntpPort, ntsPort, root, sock, filepath.Join(dir, "chronyd.pid"), filepath.Join(dir, "drift"))
 	os.WriteFile(filepath.Join(dir, "chrony.conf"), []byte(conf), 0o644)
 	cmd := exec.Command("chronyd", "-x", "-d", "-u", "root", "-f", filepath.Join(dir, "chrony.conf"))
-	out := &strings.Builder{}
+	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		b, _ := exec.Command("chronyc", "-h", sock, "-n", "ntpdata", "127.0.0.1").CombinedOutput()
-		ntpdata = string(b)
-		if until(ntpdata) {
+		if ntpdata = string(b); until(ntpdata, out.String()) {
 			break
 		}
-		time.Sleep(250 * time.Millisecond)
 	}
 	b, _ := exec.Command("chronyc", "-h", sock, "-n", "-N", "authdata").CombinedOutput()
 	cmd.Process.Kill()
 	cmd.Wait() // its output is whole, and no longer written, only now
 	return ntpdata + "\n" + string(b), out.String()
+}
+
+// syncBuffer is a process's output, read while it writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 var (
@@ -105,7 +122,7 @@ var (
 func TestChronydGetsNTS(t *testing.T) {
 	testenv.Need(t, "chronyd", "chronyc")
 	s, ntpPort, ntsPort, root := startNTS(t)
-	data, log := chronyd(t, ntpPort, ntsPort, root, 30*time.Second, func(d string) bool {
+	data, log := chronyd(t, ntpPort, ntsPort, root, func(d, _ string) bool {
 		m := totalGood.FindStringSubmatch(d)
 		return authenticatedYes.MatchString(d) && m != nil && m[1] != "1"
 	})
@@ -126,7 +143,7 @@ func TestChronydRefusesAWrongRoot(t *testing.T) {
 	if _, err := ca.ServerTLS(other, ipam.Name("ca.elsewhere.test."), []string{"ntp.elsewhere.test"}, netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
-	data, log := chronyd(t, ntpPort, ntsPort, filepath.Join(ca.Dir(other), "root.crt"), 4*time.Second, func(string) bool { return false })
+	data, log := chronyd(t, ntpPort, ntsPort, filepath.Join(ca.Dir(other), "root.crt"), func(_, log string) bool { return strings.Contains(log, "TLS handshake") })
 	if authenticatedYes.MatchString(data) || totalGood.MatchString(data) {
 		t.Errorf("chronyd took samples from a server its root does not vouch for:\n%s", data)
 	}
