@@ -65,7 +65,8 @@ func TestMetricsOfEveryService(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	for _, family := range []string{"infrad_service_ready", "infrad_dns_requests_total", "infrad_dhcp_sent_total",
 		"infrad_ntp_requests_total", "infrad_ntp_stratum", "infrad_ca_intermediate_expiry_days",
-		"infrad_ipam_subnet_addresses", "go_goroutines"} {
+		"infrad_ipam_subnet_addresses", "infrad_dnssec_signatures_total", "infrad_nts_replies_total", "infrad_nts_naks_total",
+		"infrad_nts_ke_handshakes_total", "infrad_nts_ke_errors_total", "go_goroutines"} {
 		if !strings.Contains(string(body), "\n"+family) {
 			t.Errorf("/metrics lacks %s", family)
 		}
@@ -91,7 +92,8 @@ func TestGrafanaDashboard(t *testing.T) {
 	exported := []string{"infrad_service_ready", "infrad_dns_requests_total", "infrad_dns_request_duration_seconds",
 		"infrad_dhcp_sent_total", "infrad_dhcp_pool_exhausted_total", "infrad_ipam_range_addresses", "infrad_ipam_subnet_addresses",
 		"infrad_ntp_offset_seconds", "infrad_ntp_stratum", "infrad_ntp_leap", "infrad_ntp_requests_total", "infrad_ntp_rate_limited_total",
-		"infrad_ca_certificates_issued", "infrad_ca_issue_failures_total", "infrad_ca_intermediate_expiry_days"}
+		"infrad_ca_certificates_issued", "infrad_ca_issue_failures_total", "infrad_ca_intermediate_expiry_days",
+		"infrad_dnssec_signatures_total", "infrad_nts_replies_total", "infrad_nts_naks_total", "infrad_nts_ke_handshakes_total", "infrad_nts_ke_errors_total"}
 	if len(dash.Panels) == 0 {
 		t.Fatal("no panels")
 	}

@@ -100,14 +100,15 @@ func New(opts Options) *Service {
 		opts.Now = time.Now
 	}
 	register()
+	m := newMetrics(opts.Registry)
 	s := &Service{
 		id:       hex.EncodeToString(randomBytes(8)),
 		log:      opts.Logger,
 		ipam:     opts.IPAM,
 		coalesce: opts.Coalesce,
-		metrics:  newMetrics(opts.Registry),
+		metrics:  m,
 		held:     opts.Held,
-		signer:   newSigner(opts.Now, opts.Synced),
+		signer:   newSigner(opts.Now, opts.Synced, m),
 	}
 	s.keys = &keyring.Keeper[signingKeys]{
 		Name:  ringName,

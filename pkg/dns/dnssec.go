@@ -239,14 +239,15 @@ type signer struct {
 	cache *cache.Cache[*dns.RRSIG]
 	now   func() time.Time
 	// synced says whether the clock may be trusted; while not, signing pauses.
-	synced func() (bool, string)
+	synced  func() (bool, string)
+	metrics *metrics
 }
 
-func newSigner(now func() time.Time, synced func() (bool, string)) *signer {
+func newSigner(now func() time.Time, synced func() (bool, string), m *metrics) *signer {
 	if synced == nil {
 		synced = func() (bool, string) { return true, "" }
 	}
-	return &signer{cache: cache.New[*dns.RRSIG](sigCacheSize), now: now, synced: synced}
+	return &signer{cache: cache.New[*dns.RRSIG](sigCacheSize), now: now, synced: synced, metrics: m}
 }
 
 // use takes a ring read from the store.
@@ -264,21 +265,25 @@ func (s *signer) use(r signingKeys) error {
 func (s *signer) sign(rrset []dns.RR, zone string, now time.Time, paused bool) *dns.RRSIG {
 	ks := s.keys.Load()
 	if ks == nil || len(rrset) == 0 {
+		s.metrics.sigsMissing.Inc()
 		return nil
 	}
 	h := rrset[0].Header()
 	k := ks.signer(h.Rrtype, now)
 	if k == nil {
+		s.metrics.sigsMissing.Inc()
 		return nil
 	}
 	id := rrsetHash(rrset, zone, k.tag)
 	if sig, ok := s.cache.Get(id); ok {
 		left := time.Unix(int64(sig.Expiration), 0).Sub(now)
 		if paused || (left > sigRefresh && now.Unix() >= int64(sig.Inception)) {
+			s.metrics.sigsCached.Inc()
 			return sig
 		}
 	}
 	if paused {
+		s.metrics.sigsMissing.Inc()
 		return nil
 	}
 	sig := &dns.RRSIG{
@@ -290,9 +295,11 @@ func (s *signer) sign(rrset []dns.RR, zone string, now time.Time, paused bool) *
 		SignerName: zone,
 	}
 	if err := sig.Sign(k.priv, rrset); err != nil {
+		s.metrics.sigsMissing.Inc()
 		return nil
 	}
 	s.cache.Add(id, sig)
+	s.metrics.sigsMade.Inc()
 	return sig
 }
 

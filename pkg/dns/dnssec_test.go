@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
@@ -334,9 +335,13 @@ func TestSigningPausesWithoutTrustedTime(t *testing.T) {
 		t.Errorf("health while the clock is untrusted: %+v", h)
 	}
 	v.check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), clk.now()) // kept
-	r := s.ask(t, "cp02.k8s.example.com.", dns.TypeA)                // never signed
+	missing := testutil.ToFloat64(s.svc.metrics.sigsMissing)
+	r := s.ask(t, "cp02.k8s.example.com.", dns.TypeA) // never signed
 	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 		t.Errorf("an answer while signing is paused: want the address alone:\n%s", r)
+	}
+	if n := testutil.ToFloat64(s.svc.metrics.sigsMissing) - missing; n != 1 {
+		t.Errorf("infrad_dnssec_signatures_total{result=missing} rose by %v, want 1", n)
 	}
 	ring, _ := s.ipam.Keyring(ringName)
 	clk.add(40 * 24 * time.Hour)

@@ -18,6 +18,9 @@ type metrics struct {
 	limited  prometheus.Counter
 	evicted  prometheus.Counter // clients the rate limit forgot to make room
 	shed     prometheus.Counter // queries dropped while the process was overloaded
+	// DNSSEC: RRsets signed anew, signed from the cache, and left unsigned (no key yet,
+	// or signing paused with no signature kept).
+	sigsMade, sigsCached, sigsMissing prometheus.Counter
 }
 
 // The types and rcodes with a series of their own; the rest count as "other".
@@ -58,7 +61,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "infrad_dns_shed_total",
 		Help: "Queries dropped unanswered because more than a bound of goroutines were running or waiting to: more queries than infrad answers.",
 	})
-	reg.MustRegister(requests, m.duration, m.limited, m.evicted, m.shed)
+	sigs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "infrad_dnssec_signatures_total",
+		Help: "RRsets answered signed (made: signed for this answer; cached: a signature kept), and left unsigned (missing: no key yet, or signing paused with none kept).",
+	}, []string{"result"})
+	m.sigsMade, m.sigsCached, m.sigsMissing = sigs.WithLabelValues("made"), sigs.WithLabelValues("cached"), sigs.WithLabelValues("missing")
+	reg.MustRegister(requests, m.duration, m.limited, m.evicted, m.shed, sigs)
 	return m
 }
 
