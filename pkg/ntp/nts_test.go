@@ -300,3 +300,34 @@ func BenchmarkNTSAnswer(b *testing.B) {
 		}
 	}
 }
+
+// TestReloadTurnsNTSOn: a site file reloaded with ntp.nts serves NTS-KE at once, and
+// NTS-protected NTP on the same sockets.
+func TestReloadTurnsNTSOn(t *testing.T) {
+	m, _ := sitetest.IPAM(t, []byte("domain: lab.test\n"))
+	dataDir := t.TempDir()
+	ntpPort, ntsPort := testenv.FreePort(t), testenv.FreePort(t)
+	siteWith := func(nts string) *config.Site {
+		site, err := config.Parse("site.yaml", fmt.Appendf(nil, "domain: lab.test\nntp:\n  listen: [\"127.0.0.1:%d\"]\n  chronyd: none\n  local_stratum: 10\n  rate_limit: 0\n%s", ntpPort, nts))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return site
+	}
+	s := New(Options{Site: siteWith(""), Registry: prometheus.NewRegistry(), Interval: 100 * time.Millisecond, Keys: m,
+		NTSTLS: func(listen netip.Addr) (*tls.Config, error) {
+			return ca.ServerTLS(dataDir, ipam.Name("ca.lab.test."), []string{"ntp.lab.test"}, listen)
+		}})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	if err := s.Reload(siteWith(fmt.Sprintf("  nts: true\n  nts_listen: [\"127.0.0.1:%d\"]\n", ntsPort))); err != nil {
+		t.Fatal(err)
+	}
+	res := handshake(t, ntsPort, filepath.Join(ca.Dir(dataDir), "root.crt"))
+	uid := bytes.Repeat([]byte{3}, nts.MinUniqueIdentifierLen)
+	if _, _, err := nts.VerifyNTSResponse(askNTS(t, ntpPort, res, res.Cookies[0], uid), protocol.AEADAlgorithm(res.AEAD), res.S2C, uid); err != nil {
+		t.Errorf("NTS after the reload: %v", err)
+	}
+}
