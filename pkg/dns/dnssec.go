@@ -31,7 +31,8 @@ import (
 // (none: NXNAME). A zone transfer carries the signed zone with its full NSEC chain.
 //
 // Signing trusts the clock: while NTP is at leap 3, no signature is made or renewed
-// (those kept are served while they last), and no key is rolled.
+// (those kept are served as they are, and a validator refuses them once they have
+// expired), and no key is rolled.
 
 // ringName is the key ring's name in the store.
 const ringName = "dnssec"
@@ -47,7 +48,8 @@ const (
 	sigValidity = 14 * 24 * time.Hour
 	sigRefresh  = 7 * 24 * time.Hour
 	sigBackdate = time.Hour
-	// sigCacheSize bounds the signatures kept: beyond it, the oldest are made anew.
+	// sigCacheSize bounds the signatures kept: beyond it, some are dropped, and made
+	// anew when next asked for.
 	sigCacheSize = 100_000
 )
 
