@@ -271,7 +271,19 @@ func cloudInit(s Site) string {
 		fmt.Fprintf(&b, "      %s\n", line)
 	}
 	servers := strings.Join(s.servers(), ", ")
-	fmt.Fprintf(&b, "ntp:\n  enabled: true\n  servers: [%s]\nmanage_resolv_conf: true\nresolv_conf:\n  nameservers: [%s]\n  searchdomains: [%s]\n  domain: %s\n", servers, servers, s.Domain, s.Domain)
+	fmt.Fprintf(&b, "ntp:\n  enabled: true\n  servers: [%s]\n", servers)
+	if s.NTS != nil {
+		// chronyd with NTS, trusting the system's roots, among them the site's root that
+		// ca_certs installs above: cloud-init's chrony template, with nts on each server.
+		port := ""
+		if s.NTS.Port != 4460 {
+			port = fmt.Sprintf(" ntsport %d", s.NTS.Port)
+		}
+		fmt.Fprintf(&b, "  ntp_client: chrony\n  config:\n    template: |\n      ## template:jinja\n"+
+			"      {%% for server in servers -%%}\n      server {{ server }} iburst nts%s\n      {%% endfor -%%}\n"+
+			"      ntsdumpdir /var/lib/chrony\n      makestep 1.0 3\n      rtcsync\n      driftfile /var/lib/chrony/chrony.drift\n", port)
+	}
+	fmt.Fprintf(&b, "manage_resolv_conf: true\nresolv_conf:\n  nameservers: [%s]\n  searchdomains: [%s]\n  domain: %s\n", servers, s.Domain, s.Domain)
 	return b.String()
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
@@ -38,6 +40,21 @@ func TestChronyNTS(t *testing.T) {
 	s.NTS.Port = 14460
 	if got, _ := Render("chrony", s); !strings.Contains(got, "server 10.0.40.2 iburst nts ntsport 14460\n") {
 		t.Errorf("NTS-KE on another port: the export does not say so:\n%s", got)
+	}
+	// cloud-init: chronyd with NTS, trusting the root ca_certs installs.
+	ci, _ := Render("cloud-init", s)
+	var doc struct {
+		NTP struct {
+			Client string `yaml:"ntp_client"`
+			Config struct{ Template string }
+		}
+	}
+	if err := yaml.Unmarshal([]byte(ci), &doc); err != nil {
+		t.Fatalf("cloud-init with NTS is not YAML: %v\n%s", err, ci)
+	}
+	if doc.NTP.Client != "chrony" || !strings.Contains(doc.NTP.Config.Template, "server {{ server }} iburst nts ntsport 14460\n") ||
+		!strings.HasPrefix(doc.NTP.Config.Template, "## template:jinja\n") {
+		t.Errorf("cloud-init with NTS: want chrony's template with nts on each server:\n%s", ci)
 	}
 	s.DS = nil
 	if _, err := Render("ds", s); err == nil || !strings.Contains(err.Error(), "dns.dnssec") {
