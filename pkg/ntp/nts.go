@@ -3,6 +3,8 @@ package ntp
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -20,7 +22,6 @@ import (
 	"github.com/facebook/time/ntp/protocol"
 	"github.com/facebook/time/ntp/protocol/nts"
 	"github.com/facebook/time/ntp/protocol/nts/aessiv"
-	daead "github.com/tink-crypto/tink-go/v2/daead/subtle"
 )
 
 // NTS (RFC 8915, ntp.nts: true): a client first runs the key establishment (NTS-KE)
@@ -45,7 +46,7 @@ const (
 // cookieKey is one key of the ring, as the store keeps it.
 type cookieKey struct {
 	ID      uint32    `json:"id"`
-	Key     []byte    `json:"key"` // AES-SIV-CMAC-512, ntske.MasterKeyLen octets
+	Key     []byte    `json:"key"` // AES-256-GCM: 32 octets
 	Created time.Time `json:"created"`
 	Seal    time.Time `json:"seal"` // seals cookies from
 }
@@ -69,7 +70,7 @@ func planCookieKeys(r cookieKeys, now time.Time) (cookieKeys, bool, error) {
 		}
 	}
 	if len(keys) == 0 || !now.Before(newest.Add(cookieRotate)) {
-		k := cookieKey{ID: last + 1, Key: make([]byte, ntske.MasterKeyLen()), Created: now, Seal: now.Add(cookieLead)}
+		k := cookieKey{ID: last + 1, Key: make([]byte, 32), Created: now, Seal: now.Add(cookieLead)}
 		if len(keys) == 0 {
 			k.Seal = now // the first: no cookie exists for another box to open
 		}
@@ -102,11 +103,11 @@ func sealer(keys []cookieKey, now time.Time) uint32 {
 	return id
 }
 
-// keystore seals and opens cookies with the ring's keys. It is an ntske.Keystore.
-// A cookie is as ntske's keystore makes it (key ID, a random nonce, and the session
-// keys sealed with AES-SIV-CMAC-512, the nonce as associated data), but each key's
-// cipher is made once, when the ring is read, not for every cookie: ntske's made
-// two AES key schedules a cookie, half the allocation of an NTS reply.
+// keystore seals and opens cookies with the ring's keys. It is an ntske.Keystore. A
+// cookie is only ever opened by a box of the site, so its form is infrad's own: the
+// key's ID, a random 12-octet nonce, and the session keys sealed with AES-256-GCM, the
+// key ID as associated data. ntske's keystore sealed with AES-SIV-CMAC-512 (tink),
+// whose every call made its AES ciphers anew: a third of an NTS reply's cost.
 type keystore struct {
 	keys     atomic.Pointer[sealers]
 	now      func() time.Time
@@ -155,7 +156,7 @@ func (ks *keystore) session(id protocol.AEADAlgorithm, c2s, s2c []byte) (*sessio
 // sealers is the ring with each key's cipher.
 type sealers struct {
 	keys []cookieKey
-	siv  map[uint32]*daead.AESSIV
+	gcm  map[uint32]cipher.AEAD
 }
 
 var _ ntske.Keystore = (*keystore)(nil)
@@ -164,22 +165,22 @@ var errNoCookieKey = errors.New("nts: no cookie key yet")
 
 // use takes a ring read from the store.
 func (ks *keystore) use(r cookieKeys) error {
-	s := &sealers{keys: r.Keys, siv: make(map[uint32]*daead.AESSIV, len(r.Keys))}
+	s := &sealers{keys: r.Keys, gcm: make(map[uint32]cipher.AEAD, len(r.Keys))}
 	for _, k := range r.Keys {
-		siv, err := daead.NewAESSIV(k.Key)
+		block, err := aes.NewCipher(k.Key)
 		if err != nil {
 			return fmt.Errorf("nts: cookie key %d: %w", k.ID, err)
 		}
-		s.siv[k.ID] = siv
+		if s.gcm[k.ID], err = cipher.NewGCM(block); err != nil {
+			return err
+		}
 	}
 	ks.keys.Store(s)
 	return nil
 }
 
-const (
-	cookieNonce = 16
-	cookieHead  = 4 + cookieNonce // the key ID, the nonce
-)
+// cookieHead is what a cookie holds before its sealed keys: the key ID and the nonce.
+const cookieHead = 4 + 12
 
 func (ks *keystore) SealCookie(aeadID protocol.AEADAlgorithm, c2s, s2c []byte) ([]byte, error) {
 	r := ks.keys.Load()
@@ -187,19 +188,15 @@ func (ks *keystore) SealCookie(aeadID protocol.AEADAlgorithm, c2s, s2c []byte) (
 		return nil, errNoCookieKey
 	}
 	id := sealer(r.keys, ks.now())
-	siv := r.siv[id]
-	if siv == nil {
+	gcm := r.gcm[id]
+	if gcm == nil {
 		return nil, errNoCookieKey
 	}
-	out := make([]byte, cookieHead, cookieHead+16+len(c2s)+len(s2c))
+	out := make([]byte, cookieHead, cookieHead+len(c2s)+len(s2c)+gcm.Overhead())
 	binary.BigEndian.PutUint32(out, id)
-	nonce := out[4:cookieHead]
-	rand.Read(nonce)
-	ct, err := siv.EncryptDeterministically(append(append(make([]byte, 0, len(c2s)+len(s2c)), c2s...), s2c...), nonce)
-	if err != nil {
-		return nil, err
-	}
-	return append(out, ct...), nil
+	rand.Read(out[4:cookieHead])
+	keys := append(append(make([]byte, 0, len(c2s)+len(s2c)), c2s...), s2c...)
+	return gcm.Seal(out, out[4:cookieHead], keys, out[:4]), nil
 }
 
 func (ks *keystore) OpenCookie(cookie []byte) (protocol.AEADAlgorithm, []byte, []byte, error) {
@@ -207,14 +204,14 @@ func (ks *keystore) OpenCookie(cookie []byte) (protocol.AEADAlgorithm, []byte, [
 		return 0, nil, nil, ntske.ErrCookieTooShort
 	}
 	id := binary.BigEndian.Uint32(cookie)
-	var siv *daead.AESSIV
+	var gcm cipher.AEAD
 	if r := ks.keys.Load(); r != nil {
-		siv = r.siv[id]
+		gcm = r.gcm[id]
 	}
-	if siv == nil {
+	if gcm == nil {
 		return 0, nil, nil, fmt.Errorf("%w: %d", ntske.ErrUnknownKeyID, id)
 	}
-	pt, err := siv.DecryptDeterministically(cookie[cookieHead:], cookie[4:cookieHead])
+	pt, err := gcm.Open(nil, cookie[4:cookieHead], cookie[cookieHead:], cookie[:4])
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("%w: %w", ntske.ErrCookieVerify, err)
 	}
