@@ -3,7 +3,6 @@ package main
 // These tests build the infrad binary and run it as a user would.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,27 +39,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type proc struct {
 	cmd    *exec.Cmd
-	output *lockedBuffer
+	output *testenv.Output
 	done   chan struct{}
 	err    error // valid once done is closed
 }
@@ -75,7 +55,7 @@ func start(t *testing.T, dir string, args ...string) *proc {
 // startCmd runs any command in dir, collecting its output, and kills it at cleanup.
 func startCmd(t *testing.T, dir, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), output: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(name, args...), output: &testenv.Output{}, done: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	if err := p.cmd.Start(); err != nil {

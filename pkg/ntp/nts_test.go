@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,7 +76,7 @@ driftfile %s
 `, ntpPort, ntsPort, root, sock, filepath.Join(dir, "chronyd.pid"), filepath.Join(dir, "drift"))
 	os.WriteFile(filepath.Join(dir, "chrony.conf"), []byte(conf), 0o644)
 	cmd := exec.Command("chronyd", "-x", "-d", "-u", "root", "-f", filepath.Join(dir, "chrony.conf"))
-	out := &syncBuffer{}
+	out := &testenv.Output{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -92,24 +91,6 @@ driftfile %s
 	cmd.Process.Kill()
 	cmd.Wait() // its output is whole, and no longer written, only now
 	return ntpdata + "\n" + string(b), out.String()
-}
-
-// syncBuffer is a process's output, read while it writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var (
