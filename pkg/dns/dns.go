@@ -297,14 +297,27 @@ func (s *Service) Stop(ctx context.Context) error {
 // signing paused while the clock is not trusted (degraded: answers go on, their
 // signatures expire unrenewed).
 func (s *Service) Health() service.Health {
-	if st := s.DNSSEC(); st.Paused != "" {
-		s.health.Degrade("dnssec", st.Paused)
-	} else if st.Enabled && len(st.Keys) == 0 {
-		s.health.Degrade("dnssec", "no DNSSEC keys yet: the zones are served unsigned until the key ring is stored")
+	if paused := s.paused(); paused != "" {
+		s.health.Degrade("dnssec", paused)
 	} else {
 		s.health.Clear("dnssec")
 	}
 	return s.health.Health()
+}
+
+// paused says why the zones, to be signed, are not: the clock is not trusted, or no
+// key has been stored yet; "" when they are signed, or not to be.
+func (s *Service) paused() string {
+	if !s.cfg.Load().dnssec {
+		return ""
+	}
+	if ok, why := s.signer.synced(); !ok {
+		return "signing is paused while the clock is not synchronised: " + why
+	}
+	if ks := s.signer.keys.Load(); ks == nil || len(ks.keys) == 0 {
+		return "no DNSSEC keys yet: the zones are served unsigned until the key ring is stored"
+	}
+	return ""
 }
 
 // Reload takes a new site: its settings apply at once, and CoreDNS restarts on the
@@ -373,10 +386,7 @@ func (s *Service) DNSSEC() DNSSECStatus {
 	if !cfg.dnssec {
 		return DNSSECStatus{}
 	}
-	st := DNSSECStatus{Enabled: true}
-	if ok, why := s.signer.synced(); !ok {
-		st.Paused = "signing is paused while the clock is not synchronised: " + why
-	}
+	st := DNSSECStatus{Enabled: true, Paused: s.paused()}
 	ks := s.signer.keys.Load()
 	if ks == nil {
 		return st
@@ -386,7 +396,7 @@ func (s *Service) DNSSEC() DNSSECStatus {
 		if k.KSK {
 			role = "ksk"
 		}
-		st.Keys = append(st.Keys, DNSSECKey{Tag: k.tag, Role: role, Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.Remove})
+		st.Keys = append(st.Keys, DNSSECKey{Tag: k.tag, Role: role, Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.removal()})
 	}
 	for _, z := range s.zones.of(s.ipam.Model()).list {
 		for _, ds := range ks.ds(z, cfg.ttl) {
@@ -400,7 +410,7 @@ func (s *Service) DNSSEC() DNSSECStatus {
 // DNSSECStatus is what DNSSEC reports.
 type DNSSECStatus struct {
 	Enabled bool        `json:"enabled"`
-	Paused  string      `json:"paused,omitempty"` // why signing is paused
+	Paused  string      `json:"paused,omitempty"` // why the zones are not signed now
 	Keys    []DNSSECKey `json:"keys,omitempty"`
 	DS      []string    `json:"ds,omitempty"` // each zone's DS records, in zone-file form
 }

@@ -59,11 +59,19 @@ const typeNXNAME = 128
 // signingKey is one key of the ring, as the store keeps it.
 type signingKey struct {
 	KSK      bool      `json:"ksk,omitempty"`
-	Private  []byte    `json:"private"`  // ECDSA P-256, PKCS #8
-	Publish  time.Time `json:"publish"`  // in the DNSKEY set from
-	Activate time.Time `json:"activate"` // signs from (until a later key of its kind activates)
-	Retire   time.Time `json:"retire,omitzero"`
-	Remove   time.Time `json:"remove,omitzero"` // out of the DNSKEY set from; zero: never
+	Private  []byte    `json:"private"`         // ECDSA P-256, PKCS #8
+	Publish  time.Time `json:"publish"`         // in the DNSKEY set from
+	Activate time.Time `json:"activate"`        // signs from (until a later key of its kind activates)
+	Retire   time.Time `json:"retire,omitzero"` // a successor signs from; zero: never (the KSK)
+}
+
+// removal is when the key leaves the DNSKEY set: once every signature it made before
+// it retired has expired. Zero: never.
+func (k signingKey) removal() time.Time {
+	if k.Retire.IsZero() {
+		return time.Time{}
+	}
+	return k.Retire.Add(sigValidity)
 }
 
 // signingKeys is the ring.
@@ -83,7 +91,6 @@ func newSigningKey(ksk bool, publish, activate time.Time) (signingKey, error) {
 	k := signingKey{KSK: ksk, Private: der, Publish: publish, Activate: activate}
 	if !ksk {
 		k.Retire = activate.Add(zskLifetime)
-		k.Remove = k.Retire.Add(sigValidity)
 	}
 	return k, nil
 }
@@ -99,7 +106,9 @@ func planKeys(r signingKeys, now time.Time) (signingKeys, bool, error) {
 	keys := slices.Clone(r.Keys)
 	add := func(ksk bool, publish, activate time.Time) error {
 		k, err := newSigningKey(ksk, publish, activate)
-		keys, changed = append(keys, k), true
+		if err == nil {
+			keys, changed = append(keys, k), true
+		}
 		return err
 	}
 	if !slices.ContainsFunc(keys, func(k signingKey) bool { return k.KSK }) {
@@ -129,7 +138,7 @@ func planKeys(r signingKeys, now time.Time) (signingKeys, bool, error) {
 		at := keys[cur].Retire
 		if earliest := now.Add(prepublish); at.Before(earliest) {
 			at = earliest
-			keys[cur].Retire, keys[cur].Remove = at, at.Add(sigValidity)
+			keys[cur].Retire = at
 		}
 		if err := add(false, now, at); err != nil {
 			return r, false, err
@@ -137,7 +146,7 @@ func planKeys(r signingKeys, now time.Time) (signingKeys, bool, error) {
 	}
 	kept := keys[:0]
 	for i, k := range keys {
-		if k.KSK || i == cur || k.Remove.IsZero() || now.Before(k.Remove) {
+		if gone := k.removal(); i == cur || gone.IsZero() || now.Before(gone) {
 			kept = append(kept, k)
 		} else {
 			changed = true
@@ -209,7 +218,7 @@ func (ks *keySet) signer(rrtype uint16, now time.Time) *zoneKey {
 func (ks *keySet) dnskeys(zone string, ttl uint32, now time.Time) []dns.RR {
 	var out []dns.RR
 	for _, k := range ks.keys {
-		if k.Publish.After(now) || (!k.Remove.IsZero() && !now.Before(k.Remove)) {
+		if gone := k.removal(); k.Publish.After(now) || (!gone.IsZero() && !now.Before(gone)) {
 			continue
 		}
 		rr := k.dnskey
@@ -448,12 +457,12 @@ func (s *signer) signZone(v *view, zone string) []dns.RR {
 			}
 		}
 	}
-	below := func(name string) bool { // at or below a cut, and not the cut's own DS
+	below := func(name string) bool { // at or below a cut
 		return slices.ContainsFunc(cuts, func(c string) bool { return dns.IsSubDomain(c, name) })
 	}
-	names := make([]string, 0, len(nodes))
+	names := make([]string, 0, len(nodes)) // the zone's own names and its cuts: not the glue below them
 	for name := range nodes {
-		if name == zone || !below(name) || slices.Contains(cuts, name) {
+		if !below(name) || slices.Contains(cuts, name) {
 			names = append(names, name)
 		}
 	}

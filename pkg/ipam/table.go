@@ -87,9 +87,7 @@ func (c TableWrite) apply(t *txn) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			if cur == nil {
-				t.noteCertificate(op)
-			}
+			t.noteRow(op, cur == nil)
 			over[k] = cell{append([]byte{}, op.Value...)}
 		case "delete":
 			if _, err := read(op.Table, op.Key); err != nil {
@@ -105,9 +103,7 @@ func (c TableWrite) apply(t *txn) (any, error) {
 				results[i].Value = cur
 				continue
 			}
-			if cur == nil || op.Table == keyringTable {
-				t.noteCertificate(op)
-			}
+			t.noteRow(op, cur == nil)
 			over[k] = cell{append([]byte{}, op.Value...)}
 			results[i] = TableResult{Value: op.Value, Swapped: true}
 		default:
@@ -148,11 +144,15 @@ const (
 	revokedTable = "revoked_x509_certs"
 )
 
-// noteCertificate records in the change log a certificate the CA issued or revoked,
-// and a key ring's change (not its keys).
-func (t *txn) noteCertificate(op TableOp) {
-	switch op.Table {
-	case certsTable:
+// noteRow records in the change log what a row written by op says, when it says
+// something: a certificate the CA issued or revoked (a new row), and a key ring's
+// change (not its keys).
+func (t *txn) noteRow(op TableOp, created bool) {
+	switch {
+	case op.Table == keyringTable: // the keys themselves stay out of the log
+		t.noteExtra(ObjectChange{Kind: "keyring", Key: string(op.Key), Op: "update"})
+	case !created: // a certificate's row written again (its status): nothing new
+	case op.Table == certsTable:
 		c := ObjectChange{Kind: "certificate", Key: string(op.Key), Op: "create"}
 		if cert, err := x509.ParseCertificate(op.Value); err == nil {
 			c.After, _ = json.Marshal(struct {
@@ -162,9 +162,7 @@ func (t *txn) noteCertificate(op TableOp) {
 			}{cert.Subject.CommonName, cert.DNSNames, cert.NotAfter.UTC()})
 		}
 		t.noteExtra(c)
-	case revokedTable:
+	case op.Table == revokedTable:
 		t.noteExtra(ObjectChange{Kind: "certificate", Key: string(op.Key), Op: "revoke"})
-	case keyringTable: // the keys themselves stay out of the log
-		t.noteExtra(ObjectChange{Kind: "keyring", Key: string(op.Key), Op: "update"})
 	}
 }
