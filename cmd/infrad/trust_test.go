@@ -40,23 +40,36 @@ hosts:
   - {name: cp01, ip: 10.0.40.10, mac: "52:54:00:00:40:10"}
 `
 
+// trustLab is an infrad serving trustSite from dir, its API at base.
+type trustLab struct {
+	dir, base         string
+	dns, ntp, nts, ca int
+}
+
+// serveTrust serves trustSite with the ntp keys given, on free ports; it does not wait.
+func serveTrust(t *testing.T, ntpKeys string) trustLab {
+	t.Helper()
+	l := trustLab{dir: t.TempDir(), dns: testenv.FreePort(t), ntp: testenv.FreePort(t), nts: testenv.FreePort(t), ca: testenv.FreePort(t)}
+	api := testenv.FreePort(t)
+	l.base = fmt.Sprintf("http://127.0.0.1:%d", api)
+	site := filepath.Join(l.dir, "site.yaml")
+	os.WriteFile(site, fmt.Appendf(nil, trustSite, filepath.Join(l.dir, "data"), api, l.dns, l.ntp, l.nts, l.ca, ntpKeys), 0o644)
+	start(t, l.dir, "serve", "-c", site)
+	return l
+}
+
 // TestTrustOfNamesAndTime is how a node trusts the site: the DS records from `infrad
 // export ds` anchor Unbound, which validates the site's names; the chrony.conf from
 // `infrad export chrony`, with the root from the API, gets chronyd authenticated
 // time over NTS.
 func TestTrustOfNamesAndTime(t *testing.T) {
 	testenv.Need(t, "unbound", "chronyd", "chronyc")
-	dir := t.TempDir()
-	api, dnsPort, ntpPort, ntsPort, caPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
-	site := filepath.Join(dir, "site.yaml")
-	os.WriteFile(site, fmt.Appendf(nil, trustSite, filepath.Join(dir, "data"), api, dnsPort, ntpPort, ntsPort, caPort, "  local_stratum: 10\n  rate_limit: 0"), 0o644)
-	base := fmt.Sprintf("http://127.0.0.1:%d", api)
-	start(t, dir, "serve", "-c", site)
-	waitReady(t, base)
-	token := readToken(t, filepath.Join(dir, "data"))
+	l := serveTrust(t, "  local_stratum: 10\n  rate_limit: 0")
+	waitReady(t, l.base)
+	token := readToken(t, filepath.Join(l.dir, "data"))
 
 	t.Run("names: export ds anchors Unbound", func(t *testing.T) {
-		p := start(t, dir, "export", "--api", base, "--token", token, "ds")
+		p := start(t, l.dir, "export", "--api", l.base, "--token", token, "ds")
 		if code := p.wait(t, 30*time.Second); code != exitOK {
 			t.Fatalf("export ds: exit %d\n%s", code, p.output.String())
 		}
@@ -69,7 +82,7 @@ func TestTrustOfNamesAndTime(t *testing.T) {
 		if len(anchors) != 2 { // the domain and its reverse zone
 			t.Fatalf("export ds gave %d DS records, want 2:\n%s", len(anchors), p.output.String())
 		}
-		port := testenv.Unbound(t, fmt.Sprintf("127.0.0.1@%d", dnsPort), []string{"k8s.example.com.", "40.0.10.in-addr.arpa."}, anchors, time.Time{})
+		port := testenv.Unbound(t, fmt.Sprintf("127.0.0.1@%d", l.dns), []string{"k8s.example.com.", "40.0.10.in-addr.arpa."}, anchors, time.Time{})
 		for _, q := range []struct {
 			name  string
 			qtype uint16
@@ -81,15 +94,15 @@ func TestTrustOfNamesAndTime(t *testing.T) {
 	})
 
 	t.Run("time: export chrony gets chronyd NTS", func(t *testing.T) {
-		p := start(t, dir, "export", "--api", base, "--token", token, "--server", "127.0.0.1", "chrony")
+		p := start(t, l.dir, "export", "--api", l.base, "--token", token, "--server", "127.0.0.1", "chrony")
 		if code := p.wait(t, 30*time.Second); code != exitOK {
 			t.Fatalf("export chrony: exit %d\n%s", code, p.output.String())
 		}
 		conf := p.output.String()
-		if want := fmt.Sprintf("server 127.0.0.1 iburst nts ntsport %d\n", ntsPort); !strings.Contains(conf, want) {
+		if want := fmt.Sprintf("server 127.0.0.1 iburst nts ntsport %d\n", l.nts); !strings.Contains(conf, want) {
 			t.Fatalf("export chrony lacks %q:\n%s", want, conf)
 		}
-		resp, err := http.Get(base + "/api/v1/ca/root.pem")
+		resp, err := http.Get(l.base + "/api/v1/ca/root.pem")
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET root.pem: %v %v", resp, err)
 		}
@@ -118,15 +131,10 @@ func TestTrustOfNamesAndTime(t *testing.T) {
 // chronyd will: the node's name signed by the zone's keys, and time authenticated by
 // NTS with the site's root.
 func TestCheckTrust(t *testing.T) {
-	dir := t.TempDir()
-	api, dnsPort, ntpPort, ntsPort, caPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
-	site := filepath.Join(dir, "site.yaml")
-	os.WriteFile(site, fmt.Appendf(nil, trustSite, filepath.Join(dir, "data"), api, dnsPort, ntpPort, ntsPort, caPort, "  local_stratum: 10"), 0o644)
-	base := fmt.Sprintf("http://127.0.0.1:%d", api)
-	start(t, dir, "serve", "-c", site)
-	waitReady(t, base)
-	p := start(t, dir, "check", "--server", "127.0.0.1", "--dns-port", fmt.Sprint(dnsPort), "--ntp-port", fmt.Sprint(ntpPort),
-		"--nts-port", fmt.Sprint(ntsPort), "--api", base, "--ca-port", fmt.Sprint(caPort), "--name", "cp01", "--outside", "outside.test")
+	l := serveTrust(t, "  local_stratum: 10")
+	waitReady(t, l.base)
+	p := start(t, l.dir, "check", "--server", "127.0.0.1", "--dns-port", fmt.Sprint(l.dns), "--ntp-port", fmt.Sprint(l.ntp),
+		"--nts-port", fmt.Sprint(l.nts), "--api", l.base, "--ca-port", fmt.Sprint(l.ca), "--name", "cp01", "--outside", "outside.test")
 	p.wait(t, 30*time.Second) // forwarding fails: the site has no forwarders
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`ok +signed name +cp01\.k8s\.example\.com\. A signed by key \d+, valid until`),
@@ -141,14 +149,9 @@ func TestCheckTrust(t *testing.T) {
 // TestSigningPausedWithoutTime: with no time source (leap 3), /readyz says DNSSEC
 // signing is paused, and answers go on.
 func TestSigningPausedWithoutTime(t *testing.T) {
-	dir := t.TempDir()
-	api, dnsPort := testenv.FreePort(t), testenv.FreePort(t)
-	site := filepath.Join(dir, "site.yaml")
-	os.WriteFile(site, fmt.Appendf(nil, trustSite, filepath.Join(dir, "data"), api, dnsPort, testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), ""), 0o644)
-	base := fmt.Sprintf("http://127.0.0.1:%d", api)
-	start(t, dir, "serve", "-c", site)
+	l := serveTrust(t, "")
 	testenv.WaitFor(t, "/readyz to say signing is paused", func() bool {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := http.Get(l.base + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -156,7 +159,7 @@ func TestSigningPausedWithoutTime(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "signing is paused")
 	})
-	r, err := dns.Exchange(new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA), fmt.Sprintf("127.0.0.1:%d", dnsPort))
+	r, err := dns.Exchange(new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA), fmt.Sprintf("127.0.0.1:%d", l.dns))
 	if err != nil || len(r.Answer) != 1 {
 		t.Errorf("an answer while signing is paused: %v\n%s", err, r)
 	}

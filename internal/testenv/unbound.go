@@ -36,19 +36,7 @@ func Unbound(t testing.TB, upstream string, zones, anchors []string, at time.Tim
 	conf.WriteString("remote-control:\n  control-enable: no\n")
 	path := filepath.Join(dir, "unbound.conf")
 	os.WriteFile(path, []byte(conf.String()), 0o644)
-	cmd := exec.Command("unbound", "-d", "-c", path)
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("unbound:\n%s", out.String())
-		}
-	})
+	Start(t, exec.Command("unbound", "-d", "-c", path))
 	WaitFor(t, "unbound to answer", func() bool {
 		c := &dns.Client{Timeout: 500 * time.Millisecond}
 		_, _, err := c.Exchange(new(dns.Msg).SetQuestion(zones[0], dns.TypeSOA), fmt.Sprintf("127.0.0.1:%d", port))

@@ -64,6 +64,10 @@ type server struct {
 	ipam *ipam.IPAM
 	addr string // host:port of the DNS listener
 	port int
+	// A signed server's (signedServer): the clock it signs by, which the test moves,
+	// and whether it trusts it.
+	clock  *clock
+	synced *atomic.Bool
 }
 
 // start serves testSite, with extra dns keys, from an in-process Service.

@@ -30,25 +30,22 @@ func (c *clock) now() time.Time      { return time.Unix(0, c.at.Load()) }
 func (c *clock) set(t time.Time)     { c.at.Store(t.UnixNano()) }
 func (c *clock) add(d time.Duration) { c.set(c.now().Add(d)) }
 
-// signedServer serves testSite with DNSSEC on, by clk, trusting the clock while
-// synced holds.
-func signedServer(t *testing.T, clk *clock, synced *atomic.Bool) *server {
-	t.Helper()
-	return signedServerWith(t, clk, synced, "")
-}
-
-// signedServerWith is signedServer with further dns keys.
-func signedServerWith(t *testing.T, clk *clock, synced *atomic.Bool, extra string) *server {
+// signedServer serves testSite, with further dns keys, with DNSSEC on: by a clock the
+// test moves (s.clock, now at first), trusting it while s.synced holds (at first, it
+// does).
+func signedServer(t *testing.T, extra string) *server {
 	t.Helper()
 	port := testenv.FreePort(t)
 	m, site := sitetest.IPAM(t, []byte(strings.Replace(fmt.Sprintf(testSite, port, extra), "  ttl: 120\n", "  ttl: 120\n  dnssec: true\n  transfer_from: [127.0.0.0/8]\n", 1)))
-	svc := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry(), Coalesce: time.Millisecond, Now: clk.now,
-		Synced: func() (bool, string) { return synced.Load(), "no source (test)" }})
-	if err := svc.Start(t.Context()); err != nil {
+	s := &server{ipam: m, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port, clock: newClock(time.Now()), synced: &atomic.Bool{}}
+	s.synced.Store(true)
+	s.svc = New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry(), Coalesce: time.Millisecond, Now: s.clock.now,
+		Synced: func() (bool, string) { return s.synced.Load(), "no source (test)" }})
+	if err := s.svc.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { svc.Stop(context.Background()) })
-	return &server{svc: svc, ipam: m, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port}
+	t.Cleanup(func() { s.svc.Stop(context.Background()) })
+	return s
 }
 
 // ask sends a query with the DO bit and returns the reply.
@@ -131,11 +128,8 @@ func (v *validator) check(r *dns.Msg, at time.Time) {
 }
 
 func TestSignedAnswersVerify(t *testing.T) {
-	var synced atomic.Bool
-	synced.Store(true)
-	clk := newClock(time.Now())
-	s := signedServer(t, clk, &synced)
-	v := trust(t, s, "k8s.example.com.", clk.now())
+	s := signedServer(t, "")
+	v := trust(t, s, "k8s.example.com.", s.clock.now())
 	for _, q := range []struct {
 		name  string
 		qtype uint16
@@ -152,7 +146,7 @@ func TestSignedAnswersVerify(t *testing.T) {
 		if r.Rcode != dns.RcodeSuccess || !strings.Contains(fmt.Sprint(r.Answer), q.want) {
 			t.Errorf("%s %s: want %s in the answer:\n%s", q.name, dns.TypeToString[q.qtype], q.want, r)
 		}
-		v.check(r, clk.now())
+		v.check(r, s.clock.now())
 	}
 
 	// Denial: one NSEC at the name asked, whose types say what is there.
@@ -188,7 +182,7 @@ func TestSignedAnswersVerify(t *testing.T) {
 				t.Errorf("%s: the NSEC has type %d: %v", q.name, typ, nsec)
 			}
 		}
-		v.check(r, clk.now())
+		v.check(r, s.clock.now())
 	}
 
 	// A name as long as a name can be has no room for a successor: its NSEC covers it
@@ -197,7 +191,7 @@ func TestSignedAnswersVerify(t *testing.T) {
 	if r := s.ask(t, long, dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 0 {
 		t.Errorf("a longest name: want NOERROR, no answer:\n%s", r)
 	} else {
-		v.check(r, clk.now())
+		v.check(r, s.clock.now())
 	}
 
 	// Without the DO bit, nothing changes: NXDOMAIN, no signatures.
@@ -208,20 +202,17 @@ func TestSignedAnswersVerify(t *testing.T) {
 
 	// The reverse zone and the extra zone are signed with the same keys.
 	for _, z := range []string{"40.0.10.in-addr.arpa.", "example.org."} {
-		zv := trust(t, s, z, clk.now())
-		zv.check(s.ask(t, z, dns.TypeSOA), clk.now())
+		zv := trust(t, s, z, s.clock.now())
+		zv.check(s.ask(t, z, dns.TypeSOA), s.clock.now())
 	}
-	trust(t, s, "40.0.10.in-addr.arpa.", clk.now()).check(s.ask(t, "10.40.0.10.in-addr.arpa.", dns.TypePTR), clk.now())
+	trust(t, s, "40.0.10.in-addr.arpa.", s.clock.now()).check(s.ask(t, "10.40.0.10.in-addr.arpa.", dns.TypePTR), s.clock.now())
 }
 
 // TestSignedTransfer checks an AXFR of a signed zone: every RRset of the zone's own
 // signed, the NSEC chain closed through every name in canonical order.
 func TestSignedTransfer(t *testing.T) {
-	var synced atomic.Bool
-	synced.Store(true)
-	clk := newClock(time.Now())
-	s := signedServer(t, clk, &synced)
-	v := trust(t, s, "k8s.example.com.", clk.now())
+	s := signedServer(t, "")
+	v := trust(t, s, "k8s.example.com.", s.clock.now())
 	tr := new(dns.Transfer)
 	envs, err := tr.In(new(dns.Msg).SetAxfr("k8s.example.com."), s.addr)
 	if err != nil {
@@ -239,7 +230,7 @@ func TestSignedTransfer(t *testing.T) {
 	slices.SortStableFunc(m.Answer, func(a, b dns.RR) int {
 		return strings.Compare(a.Header().Name+dns.TypeToString[a.Header().Rrtype], b.Header().Name+dns.TypeToString[b.Header().Rrtype])
 	})
-	v.check(m, clk.now())
+	v.check(m, s.clock.now())
 	next := map[string]string{}
 	for _, rr := range m.Answer {
 		if n, ok := rr.(*dns.NSEC); ok {
@@ -274,20 +265,17 @@ func TestSignedTransfer(t *testing.T) {
 // it signs, and an old one stays until its signatures are gone. At each step where
 // the DNSKEY set changed, Unbound, validating by the moved clock, says ad too.
 func TestZSKRolloverUnderAMovedClock(t *testing.T) {
-	var synced atomic.Bool
-	synced.Store(true)
-	clk := newClock(time.Now())
-	s := signedServer(t, clk, &synced)
+	s := signedServer(t, "")
 	ctx := t.Context()
 	zone := "k8s.example.com."
-	before := trust(t, s, zone, clk.now())
+	before := trust(t, s, zone, s.clock.now())
 	held := s.ask(t, "cp01.k8s.example.com.", dns.TypeA)
 	signers := map[uint16]bool{}
 	maxKeys, unbounds := 0, 0
 	for step := range 160 {
-		clk.add(12 * time.Hour)
+		s.clock.add(12 * time.Hour)
 		s.svc.refreshKeys(ctx)
-		now := clk.now()
+		now := s.clock.now()
 		r := s.ask(t, "cp01.k8s.example.com.", dns.TypeA)
 		before.check(r, now) // signed by a key the last step's DNSKEY set had
 		after := trust(t, s, zone, now)
@@ -324,17 +312,14 @@ func TestZSKRolloverUnderAMovedClock(t *testing.T) {
 // TestSigningPausesWithoutTrustedTime: while the clock is not trusted, no signature is
 // made, no key rolled, and the service says so; the signatures made before are served.
 func TestSigningPausesWithoutTrustedTime(t *testing.T) {
-	var synced atomic.Bool
-	synced.Store(true)
-	clk := newClock(time.Now())
-	s := signedServer(t, clk, &synced)
-	v := trust(t, s, "k8s.example.com.", clk.now())
-	v.check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), clk.now())
-	synced.Store(false)
+	s := signedServer(t, "")
+	v := trust(t, s, "k8s.example.com.", s.clock.now())
+	v.check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), s.clock.now())
+	s.synced.Store(false)
 	if h := s.svc.Health(); h.State != service.StateDegraded || !strings.Contains(h.LastError, "signing is paused") {
 		t.Errorf("health while the clock is untrusted: %+v", h)
 	}
-	v.check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), clk.now()) // kept
+	v.check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), s.clock.now()) // kept
 	missing := testutil.ToFloat64(s.svc.metrics.sigsMissing)
 	r := s.ask(t, "cp02.k8s.example.com.", dns.TypeA) // never signed
 	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
@@ -344,12 +329,12 @@ func TestSigningPausesWithoutTrustedTime(t *testing.T) {
 		t.Errorf("infrad_dnssec_signatures_total{result=missing} rose by %v, want 1", n)
 	}
 	ring, _ := s.ipam.Keyring(ringName)
-	clk.add(40 * 24 * time.Hour)
+	s.clock.add(40 * 24 * time.Hour)
 	s.svc.refreshKeys(t.Context())
 	if after, _ := s.ipam.Keyring(ringName); string(after) != string(ring) {
 		t.Errorf("the key ring changed while the clock was untrusted")
 	}
-	synced.Store(true)
+	s.synced.Store(true)
 	if h := s.svc.Health(); h.State == service.StateDegraded {
 		t.Errorf("health once the clock is trusted again: %+v", h)
 	}
@@ -382,13 +367,10 @@ func TestKeyRingRace(t *testing.T) {
 // soon as its write returns, and every signature verifies against a DNSKEY set
 // published before the query.
 func TestSignedAnswersUnderWritesAndRolls(t *testing.T) {
-	var synced atomic.Bool
-	synced.Store(true)
-	clk := newClock(time.Now())
-	s := signedServer(t, clk, &synced)
+	s := signedServer(t, "")
 	zone := "k8s.example.com."
 	var mu sync.Mutex
-	published := trust(t, s, zone, clk.now()).keys // every key published so far
+	published := trust(t, s, zone, s.clock.now()).keys // every key published so far
 	keys := func() map[uint16]*dns.DNSKEY {
 		mu.Lock()
 		defer mu.Unlock()
@@ -405,16 +387,16 @@ func TestSignedAnswersUnderWritesAndRolls(t *testing.T) {
 				default:
 				}
 				v := &validator{t: t, keys: keys()}
-				v.check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), clk.now())
-				v.check(s.ask(t, fmt.Sprintf("w%d.k8s.example.com.", i%50), dns.TypeA), clk.now())
+				v.check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), s.clock.now())
+				v.check(s.ask(t, fmt.Sprintf("w%d.k8s.example.com.", i%50), dns.TypeA), s.clock.now())
 			}
 		})
 	}
 	for i := range 50 {
 		if i%5 == 4 { // a day on: now and then the ZSK rolls, and its successor is published first
-			clk.add(24 * time.Hour)
+			s.clock.add(24 * time.Hour)
 			s.svc.refreshKeys(t.Context())
-			next := trust(t, s, zone, clk.now()).keys
+			next := trust(t, s, zone, s.clock.now()).keys
 			mu.Lock()
 			maps.Copy(published, next)
 			mu.Unlock()
@@ -426,7 +408,7 @@ func TestSignedAnswersUnderWritesAndRolls(t *testing.T) {
 		if len(r.Answer) != 2 {
 			t.Fatalf("w%d, asked as its write returned: want its address and signature:\n%s", i, r)
 		}
-		(&validator{t: t, keys: keys()}).check(r, clk.now())
+		(&validator{t: t, keys: keys()}).check(r, s.clock.now())
 		if t.Failed() {
 			break
 		}

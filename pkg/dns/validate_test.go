@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,9 +38,7 @@ var siteZones3 = []string{"k8s.example.com.", "example.org.", "40.0.10.in-addr.a
 // answers authenticated (ad), its denials too, and refuses an answer changed on the
 // way (SERVFAIL).
 func TestUnboundValidates(t *testing.T) {
-	var synced atomic.Bool
-	synced.Store(true)
-	s := signedServer(t, newClock(time.Now()), &synced)
+	s := signedServer(t, "")
 	port := testenv.Unbound(t, "127.0.0.1@"+fmt.Sprint(s.port), siteZones3, anchors(t, s), time.Time{})
 	for _, q := range []struct {
 		name  string
@@ -115,9 +112,7 @@ func tamper(t *testing.T, upstream, name string, ip net.IP) string {
 // answer and a denial.
 func TestDelvValidates(t *testing.T) {
 	testenv.Need(t, "delv")
-	var synced atomic.Bool
-	synced.Store(true)
-	s := signedServer(t, newClock(time.Now()), &synced)
+	s := signedServer(t, "")
 	var conf strings.Builder
 	conf.WriteString("trust-anchors {\n")
 	for _, a := range anchors(t, s) {
@@ -212,10 +207,8 @@ func TestChainOfTrustDownToTheDomain(t *testing.T) {
 // Unbound validates NSD's answers, for a host made after the first transfer too.
 func TestSignedSecondary(t *testing.T) {
 	testenv.Need(t, "nsd")
-	var synced atomic.Bool
-	synced.Store(true)
 	nsdPort := testenv.FreePort(t)
-	s := signedServerWith(t, newClock(time.Now()), &synced, fmt.Sprintf(`  secondaries: ["127.0.0.1:%d"]`, nsdPort))
+	s := signedServer(t, fmt.Sprintf(`  secondaries: ["127.0.0.1:%d"]`, nsdPort))
 	nsd(t, nsdPort, "k8s.example.com", s.addr)
 	secondary := &server{port: nsdPort}
 	serves := func(name string) bool { // asked of NSD itself, so that Unbound caches no denial

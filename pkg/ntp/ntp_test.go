@@ -225,19 +225,7 @@ func TestColocatedChronyd(t *testing.T) {
 	conf := fmt.Sprintf("cmdport %d\nbindcmdaddress 127.0.0.1\nbindcmdaddress %s\nport 0\nlocal stratum 5\npidfile %s\ndriftfile %s\n",
 		cmdport, filepath.Join(dir, "chronyd.sock"), filepath.Join(dir, "chronyd.pid"), filepath.Join(dir, "drift"))
 	os.WriteFile(filepath.Join(dir, "chrony.conf"), []byte(conf), 0o644)
-	cmd := exec.Command("chronyd", "-x", "-d", "-u", "root", "-f", filepath.Join(dir, "chrony.conf"))
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("chronyd:\n%s", out.String())
-		}
-	})
+	testenv.Start(t, exec.Command("chronyd", "-x", "-d", "-u", "root", "-f", filepath.Join(dir, "chrony.conf")))
 	s, addr := start(t, fmt.Sprintf("  chronyd: \"127.0.0.1:%d\"\n  local_stratum: 10", cmdport))
 	testenv.WaitFor(t, "infrad to follow chronyd", func() bool { return s.Status().Source == SourceChronyd })
 	resp := ask(t, addr, 4)

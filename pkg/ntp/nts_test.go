@@ -75,12 +75,7 @@ pidfile %s
 driftfile %s
 `, ntpPort, ntsPort, root, sock, filepath.Join(dir, "chronyd.pid"), filepath.Join(dir, "drift"))
 	os.WriteFile(filepath.Join(dir, "chrony.conf"), []byte(conf), 0o644)
-	cmd := exec.Command("chronyd", "-x", "-d", "-u", "root", "-f", filepath.Join(dir, "chrony.conf"))
-	out := &testenv.Output{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	out := testenv.Start(t, exec.Command("chronyd", "-x", "-d", "-u", "root", "-f", filepath.Join(dir, "chrony.conf")))
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		b, _ := exec.Command("chronyc", "-h", sock, "-n", "ntpdata", "127.0.0.1").CombinedOutput()
 		if ntpdata = string(b); until(ntpdata, out.String()) {
@@ -88,8 +83,6 @@ driftfile %s
 		}
 	}
 	b, _ := exec.Command("chronyc", "-h", sock, "-n", "-N", "authdata").CombinedOutput()
-	cmd.Process.Kill()
-	cmd.Wait() // its output is whole, and no longer written, only now
 	return ntpdata + "\n" + string(b), out.String()
 }
 
