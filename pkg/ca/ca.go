@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -159,7 +160,11 @@ func (s *Service) Start(ctx context.Context) error {
 		}, s.metrics.countFailures, s.quorumGuard, s.timeGuard)
 		acmeapi.Route(r)
 	})
-	r.Get("/crl", func(w http.ResponseWriter, req *http.Request) {
+	r.Get(issuerPath, func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/pkix-cert")
+		w.Write(inter.cert.Raw)
+	})
+	r.Get(crlPath, func(w http.ResponseWriter, req *http.Request) {
 		crl, err := auth.GetCertificateRevocationList()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -189,13 +194,39 @@ func (s *Service) Start(ctx context.Context) error {
 
 // DirectoryURL is the ACME directory of the CA called name that listens on port: the
 // port is in the URL unless it is 443.
-func DirectoryURL(name ipam.Name, port uint16) string {
+func DirectoryURL(name ipam.Name, port uint16) string { return baseURL(name, port) + "/acme/acme/directory" }
+
+// baseURL is where the CA called name that listens on port answers.
+func baseURL(name ipam.Name, port uint16) string {
 	host := strings.TrimSuffix(string(name), ".")
 	if port != 443 && port != 0 {
 		host = net.JoinHostPort(host, strconv.Itoa(int(port)))
 	}
-	return "https://" + host + "/acme/acme/directory"
+	return "https://" + host
 }
+
+// The paths of the CA's listener that relying parties fetch: the CRL, and the
+// intermediate that issued a certificate (DER, as RFC 5280 §4.2.2.1 asks).
+const (
+	crlPath    = "/crl"
+	issuerPath = "/intermediate.crt"
+)
+
+// leafTemplate is step-ca's default leaf template, with the CRL distribution point
+// and the issuer's URL (AIA) that let a relying party check a certificate from what
+// it names.
+const leafTemplate = `{
+	"subject": {{ toJson .Subject }},
+	"sans": {{ toJson .SANs }},
+{{- if typeIs "*rsa.PublicKey" .Insecure.CR.PublicKey }}
+	"keyUsage": ["keyEncipherment", "digitalSignature"],
+{{- else }}
+	"keyUsage": ["digitalSignature"],
+{{- end }}
+	"extKeyUsage": ["serverAuth", "clientAuth"],
+	"crlDistributionPoints": [{{ toJson .crl }}],
+	"issuingCertificateURL": [{{ toJson .issuer }}]
+}`
 
 // caTables are the tables step-ca's db.New would create.
 var caTables = []string{"x509_certs", "x509_certs_data", "revoked_x509_certs", "x509_crl", "revoked_ssh_certs",
@@ -226,6 +257,7 @@ func (s *Service) authority(dir string, root, inter pair) (*authority.Authority,
 		domains = append(domains, z, "*."+z)
 	}
 	lifetime := site.CA.CertLifetime
+	base := baseURL(site.CA.Name, site.CA.Listen.Port())
 	prov := &provisioner.ACME{
 		Type:       provisioner.TypeACME.String(),
 		Name:       "acme",
@@ -236,13 +268,16 @@ func (s *Service) authority(dir string, root, inter pair) (*authority.Authority,
 			DefaultTLSDur: &provisioner.Duration{Duration: lifetime},
 		},
 		Options: &provisioner.Options{X509: &provisioner.X509Options{
-			AllowedNames: &policy.X509NameOptions{DNSDomains: domains},
+			AllowedNames:       &policy.X509NameOptions{DNSDomains: domains},
+			AllowWildcardNames: true, // *.apps.<domain> by dns-01, as ACME allows (RFC 8555 §7.1.3)
+			Template:           leafTemplate,
+			TemplateData:       mustJSON(map[string]string{"crl": base + crlPath, "issuer": base + issuerPath}),
 		}},
 	}
 	auth, err := authority.NewEmbedded(
 		authority.WithConfig(&config.Config{
 			AuthorityConfig: &config.AuthConfig{Provisioners: provisioner.List{prov}, DisableIssuedAtCheck: true},
-			CRL: &config.CRLConfig{Enabled: true, GenerateOnRevoke: true,
+			CRL: &config.CRLConfig{Enabled: true, GenerateOnRevoke: true, IDPurl: base + crlPath,
 				CacheDuration: &provisioner.Duration{Duration: 24 * time.Hour}},
 		}),
 		authority.WithX509RootCerts(root.cert),
@@ -255,6 +290,14 @@ func (s *Service) authority(dir string, root, inter pair) (*authority.Authority,
 		return nil, fmt.Errorf("ca authority: %w", err)
 	}
 	return auth, nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func zoneStrings[T ~string](zs []T) []string {

@@ -135,7 +135,24 @@ const (
 
 // IPAM returns the site's address objects as an ipam.Set.
 func (s *Site) IPAM() ipam.Set {
-	return ipam.Set{Domain: s.Domain, Zones: s.DNS.Zones, Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records, Changes: s.ChangeLog}
+	return ipam.Set{Domain: s.Domain, Zones: s.DNS.Zones, Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records, Changes: s.ChangeLog,
+		DNS: ipam.ZoneSettings{TTL: s.DNS.TTL, NameServers: s.NameServers()}}
+}
+
+// NameServers are the addresses the zones name as their servers': a cluster's serving
+// nodes (every node's site file says the same), else the one box's dns.advertise.
+func (s *Site) NameServers() []netip.Addr {
+	if s.Cluster != nil {
+		var out []netip.Addr
+		for _, n := range s.Cluster.Serving() {
+			out = append(out, n.Address)
+		}
+		return out
+	}
+	if s.DNS.Advertise.IsValid() {
+		return []netip.Addr{s.DNS.Advertise}
+	}
+	return nil
 }
 
 // Load reads and validates the site file at path. A validation failure is an Errors.

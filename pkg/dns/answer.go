@@ -104,14 +104,14 @@ func (v *view) fast(name string, qtype uint16) dns.RR {
 		if !a.IsValid() || a.Is4() != (qtype == dns.TypeA) {
 			return nil
 		}
-		return v.address(name, a)
+		return v.m.AddressRR(name, a)
 	case dns.TypePTR:
 		a, ok := ipam.ReverseAddr(owner)
 		if !ok {
 			return nil
 		}
-		if target := v.ptr(a); target != "" {
-			return &dns.PTR{Hdr: v.hdr(name, dns.TypePTR, v.ttl), Ptr: target}
+		if target := v.m.PTR(a); target != "" {
+			return v.m.PTRRR(name, target)
 		}
 	}
 	return nil
@@ -119,7 +119,7 @@ func (v *view) fast(name string, qtype uint16) dns.RR {
 
 // wildcard returns the RRsets that a wildcard synthesises for name, which does not
 // exist: those of "*.<closest encloser>", owned by name (RFC 4592 §3.3.1).
-func (v *view) wildcard(name, zone string) (node, bool) {
+func (v *view) wildcard(name, zone string) (ipam.RRsets, bool) {
 	ce := parent(name)
 	for ; ce != "" && ce != zone && dns.IsSubDomain(zone, ce); ce = parent(ce) {
 		if v.exists(ce) {
@@ -144,5 +144,5 @@ func (v *view) wildcard(name, zone string) (node, bool) {
 // negative puts the zone's SOA, with the TTL of a negative answer, in the authority
 // section, as RFC 2308 asks.
 func (v *view) negative(m *dns.Msg, zone string) {
-	m.Ns = append(m.Ns, v.soa(zone, min(v.ttl, negTTL)))
+	m.Ns = append(m.Ns, v.soa(zone, min(v.m.TTL(), negTTL)))
 }

@@ -63,7 +63,6 @@ type Service struct {
 	metrics  *metrics
 	held     *service.Held // goroutines other services hold for their clients
 
-	zones  zoneCache
 	health service.Tracker
 	cfg    atomic.Pointer[serving]
 	signer *signer
@@ -80,7 +79,6 @@ type Service struct {
 
 // serving is what the hot path reads of the site file.
 type serving struct {
-	settings
 	recursionAllow []netip.Prefix
 	secondaries    []netip.AddrPort               // notified of every change
 	tsig           *tsigPolicy                    // keys and who may transfer
@@ -144,7 +142,6 @@ func randomBytes(n int) []byte {
 func (s *Service) setSite(site *config.Site) {
 	s.site, s.domain = site.DNS, site.Domain
 	s.cfg.Store(&serving{
-		settings:       settings{ttl: site.DNS.TTL, advertise: site.DNS.Advertise, servers: servers(site)},
 		recursionAllow: site.DNS.RecursionAllow,
 		secondaries:    site.DNS.Secondaries,
 		tsig:           newTSIGPolicy(site.DNS),
@@ -362,7 +359,7 @@ func (s *Service) Reload(site *config.Site) error {
 func (s *Service) view() view {
 	m := s.ipam.Model()
 	cfg := s.cfg.Load()
-	v := view{m: m, zones: s.zones.of(m), settings: cfg.settings}
+	v := view{m: m}
 	if cfg.dnssec {
 		v.dnssec = s.signer
 	}
@@ -398,8 +395,9 @@ func (s *Service) DNSSEC() DNSSECStatus {
 		}
 		st.Keys = append(st.Keys, DNSSECKey{Tag: k.tag, Role: role, Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.removal()})
 	}
-	for _, z := range s.zones.of(s.ipam.Model()).list {
-		for _, ds := range ks.ds(z, cfg.ttl) {
+	m := s.ipam.Model()
+	for _, z := range m.Zones() {
+		for _, ds := range ks.ds(z, m.TTL()) {
 			st.DS = append(st.DS, ds.String())
 		}
 	}
@@ -432,7 +430,7 @@ func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	m, changed := s.ipam.Watch()
 	serial := m.Serial()
-	s.notify(s.zones.of(m).list)
+	s.notify(m.Zones())
 	check := time.NewTicker(5 * time.Second)
 	defer check.Stop()
 	for {
@@ -454,7 +452,7 @@ func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
 			continue
 		}
 		serial = m.Serial()
-		s.notify(s.zones.of(m).list)
+		s.notify(m.Zones())
 	}
 }
 
@@ -467,16 +465,4 @@ func (s *Service) mayRecurse(a net.Addr) bool {
 		}
 	}
 	return false
-}
-
-// servers are the addresses of the site's serving nodes, when it runs on several.
-func servers(site *config.Site) []netip.Addr {
-	if site.Cluster == nil {
-		return nil
-	}
-	var out []netip.Addr
-	for _, n := range site.Cluster.Serving() {
-		out = append(out, n.Address)
-	}
-	return out
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/coredns/coredns/plugin/pkg/cache"
 	"github.com/miekg/dns"
+
+	"github.com/infrad/infrad/pkg/ipam"
 )
 
 // DNSSEC (dns.dnssec: true) signs the site's zones online, as each answer is made:
@@ -418,7 +420,7 @@ func (v *view) parentDS(m *dns.Msg, name string) bool {
 		return false
 	}
 	m.Authoritative = true
-	m.Answer = append(m.Answer, ks.ds(name, v.ttl)...)
+	m.Answer = append(m.Answer, ks.ds(name, v.m.TTL())...)
 	return true
 }
 
@@ -429,17 +431,17 @@ func (s *signer) signZone(v *view, zone string) []dns.RR {
 	now := s.now()
 	ok, _ := s.synced()
 	paused := !ok
-	nodes := map[string]node{}
+	nodes := map[string]ipam.RRsets{}
 	add := func(rr dns.RR) {
 		name := dns.CanonicalName(rr.Header().Name)
 		n := nodes[name]
 		if n == nil {
-			n = node{}
+			n = ipam.RRsets{}
 			nodes[name] = n
 		}
-		n.add(rr)
+		n.Add(rr)
 	}
-	add(v.soa(zone, v.ttl))
+	add(v.soa(zone, v.m.TTL()))
 	v.eachRRs(zone, func(rrs []dns.RR) {
 		for _, rr := range rrs {
 			add(rr)
@@ -447,11 +449,11 @@ func (s *signer) signZone(v *view, zone string) []dns.RR {
 	})
 	// The cuts: our zones below this one, which its delegations name.
 	var cuts []string
-	for _, child := range v.zones.list {
+	for _, child := range v.m.Zones() {
 		if child != zone && dns.IsSubDomain(zone, child) && nodes[child] != nil {
 			cuts = append(cuts, child)
 			if ks := s.keys.Load(); ks != nil {
-				for _, ds := range ks.ds(child, v.ttl) {
+				for _, ds := range ks.ds(child, v.m.TTL()) {
 					add(ds)
 				}
 			}
@@ -467,7 +469,7 @@ func (s *signer) signZone(v *view, zone string) []dns.RR {
 		}
 	}
 	slices.SortFunc(names, canonicalCompare)
-	nsecTTL := min(v.ttl, negTTL)
+	nsecTTL := min(v.m.TTL(), negTTL)
 	out := make([]dns.RR, 0, 4*len(names))
 	for i, name := range names {
 		n := nodes[name]
@@ -478,7 +480,7 @@ func (s *signer) signZone(v *view, zone string) []dns.RR {
 		}
 		slices.Sort(types)
 		next := names[(i+1)%len(names)]
-		n.add(&dns.NSEC{Hdr: v.hdr(name, dns.TypeNSEC, nsecTTL), NextDomain: next, TypeBitMap: types})
+		n.Add(&dns.NSEC{Hdr: v.hdr(name, dns.TypeNSEC, nsecTTL), NextDomain: next, TypeBitMap: types})
 		order := make([]uint16, 0, len(n))
 		for t := range n {
 			order = append(order, t)

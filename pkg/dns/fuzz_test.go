@@ -3,7 +3,6 @@ package dns
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"strings"
 	"testing"
 
@@ -32,7 +31,7 @@ func FuzzMessage(f *testing.F) {
 	f.Add(b)
 
 	m, _ := sitetest.IPAM(f, fmt.Appendf(nil, testSite, 53, ""))
-	v := &view{m: m.Model(), zones: new(zoneCache).of(m.Model()), settings: settings{ttl: 300, advertise: netip.MustParseAddr("127.0.0.1")}}
+	v := &view{m: m.Model()}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r dns.Msg
 		if r.Unpack(data) != nil || len(r.Question) != 1 {

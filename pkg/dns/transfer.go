@@ -36,7 +36,7 @@ func (s *Service) serveTransfer(w dns.ResponseWriter, r *dns.Msg, key string) (i
 		m := new(dns.Msg)
 		m.SetReply(r)
 		m.Authoritative = true
-		m.Answer = []dns.RR{v.soa(zone, v.ttl)}
+		m.Answer = []dns.RR{v.soa(zone, v.m.TTL())}
 		return dns.RcodeSuccess, rw.WriteMsg(m)
 	}
 	var serial uint32
@@ -100,7 +100,7 @@ func (s *Service) serveTransfer(w dns.ResponseWriter, r *dns.Msg, key string) (i
 // always is when the zone is signed.
 func (s *Service) zoneRecords(v view, zone string, serial uint32) <-chan []dns.RR {
 	ch := make(chan []dns.RR, 1)
-	soa := v.soa(zone, v.ttl)
+	soa := v.soa(zone, v.m.TTL())
 	if serial != 0 && !serialNewer(v.m.Serial(), serial) {
 		ch <- []dns.RR{soa}
 		close(ch)
@@ -115,12 +115,12 @@ func (s *Service) zoneRecords(v view, zone string, serial uint32) <-chan []dns.R
 		return ch
 	}
 	if old, ok := s.ipam.AtSerial(serial); ok && serial != 0 {
-		was := view{m: old, zones: zonesOf(old), settings: v.settings}
+		was := view{m: old}
 		if was.isZone(zone) {
 			go func() {
 				defer close(ch)
 				before, after := was.contents(zone), v.contents(zone)
-				ch <- []dns.RR{soa, was.soa(zone, v.ttl)}
+				ch <- []dns.RR{soa, was.soa(zone, old.TTL())}
 				for k, rr := range before {
 					if _, kept := after[k]; !kept {
 						ch <- []dns.RR{rr}

@@ -17,14 +17,18 @@ import (
 	"github.com/infrad/infrad/pkg/ipam"
 )
 
-// nsupdate runs nsupdate with the commands given, signed with key when it is not "".
+// nsupdate runs nsupdate with the commands given, signed with key when it is not "",
+// in zone k8s.example.com unless the first command names another.
 func (s *server) nsupdate(t *testing.T, key string, commands ...string) (string, error) {
 	t.Helper()
 	args := []string{"-t", "3"}
 	if key != "" {
 		args = append(args, "-y", key)
 	}
-	script := fmt.Sprintf("server 127.0.0.1 %d\nzone k8s.example.com\n%s\nsend\n", s.port, strings.Join(commands, "\n"))
+	if !strings.HasPrefix(commands[0], "zone ") {
+		commands = append([]string{"zone k8s.example.com"}, commands...)
+	}
+	script := fmt.Sprintf("server 127.0.0.1 %d\n%s\nsend\n", s.port, strings.Join(commands, "\n"))
 	cmd := exec.Command("nsupdate", args...)
 	cmd.Stdin = strings.NewReader(script)
 	out, err := cmd.CombinedOutput()
@@ -87,7 +91,11 @@ func TestUpdateRefusals(t *testing.T) {
 		{"unknown key", "hmac-sha256:nobody:" + tsigSecret, "update add evil.k8s.example.com 300 A 10.0.40.66", "NOTAUTH(BADKEY)"},
 		{"the key's secret under another algorithm", "hmac-sha512:external-dns:" + tsigSecret, "update add evil.k8s.example.com 300 A 10.0.40.66", "NOTAUTH(BADKEY)"},
 		{"the key's secret under a weaker algorithm", "hmac-sha1:external-dns:" + tsigSecret, "update add evil.k8s.example.com 300 A 10.0.40.66", "NOTAUTH(BADKEY)"},
-		{"a host's name", goodKey, "update add cp01.k8s.example.com 300 TXT \"mine\"", "REFUSED"},
+		{"a host's name", goodKey, "update add cp01.k8s.example.com 300 A 10.0.40.66", "REFUSED"},
+		{"a CNAME at a host's name", goodKey, "update add cp01.k8s.example.com 300 CNAME api", "REFUSED"},
+		{"a second name for a host's address", goodKey, "zone 40.0.10.in-addr.arpa\nupdate add 10.40.0.10.in-addr.arpa 300 PTR evil.k8s.example.com.", "REFUSED"},
+		{"deleting a host's PTR", goodKey, "zone 40.0.10.in-addr.arpa\nupdate delete 10.40.0.10.in-addr.arpa PTR", "REFUSED"},
+		{"the name server's glue", goodKey, "update add ns.k8s.example.com 300 A 10.0.40.66", "REFUSED"},
 		{"deleting a host", goodKey, "update delete cp01.k8s.example.com A", "REFUSED"},
 		{"a site-file record", goodKey, "update delete api.k8s.example.com A", "REFUSED"},
 		{"an NS record", goodKey, "update add k8s.example.com 300 NS evil.example.net.", "REFUSED"},

@@ -16,6 +16,8 @@ type Set struct {
 	Records []Record
 	// Changes bounds the change log; zero: the defaults.
 	Changes ChangeLimits `json:",omitzero"`
+	// DNS is what the site file says of the zones' content.
+	DNS ZoneSettings `json:",omitzero"`
 }
 
 // Problem is one rule a Set breaks, placed at the object it blames.
@@ -150,6 +152,8 @@ func (c *checker) hosts() {
 			c.addf(at, "name", "%v", err)
 		} else if j, dup := byName[h.Name]; dup {
 			c.conflictf(at, "name", "host name %q is taken by the host at %s", h.Name, c.set.Hosts[j].IP)
+		} else if glue := c.set.glue(); len(glue) > 0 && HostFQDN(h.Name, c.set.Domain) == c.set.nsName() {
+			c.conflictf(at, "name", "%s is the zones' name server, whose address infrad serves (%s, from dns.advertise or the cluster's nodes): give host %q that address, or another name", c.set.nsName(), joinAddrs(glue), h.Name)
 		} else {
 			byName[h.Name] = i
 		}
@@ -216,9 +220,14 @@ func (c *checker) hostAddress(at at, h Host) {
 
 func (c *checker) records() {
 	hostNames := map[Name]string{}
+	reverseNames := map[Name]string{}
 	for _, h := range c.set.Hosts {
 		hostNames[HostFQDN(h.Name, c.set.Domain)] = h.Name
+		if h.IP.IsValid() {
+			reverseNames[ReverseName(h.IP)] = h.Name
+		}
 	}
+	glue := c.set.glue()
 	byName := map[Name][]int{}
 	for i, r := range c.set.Records {
 		at := at{"records", i}
@@ -226,8 +235,17 @@ func (c *checker) records() {
 			c.addf(at, "name", "%s is outside the site's zones (%s)", r.Name, c.set.zoneList())
 			continue
 		}
-		if host, ok := hostNames[r.Name]; ok && (r.Type == "A" || r.Type == "AAAA" || r.Type == "CNAME") {
+		address, pointer := r.Type == "A" || r.Type == "AAAA" || r.Type == "CNAME", r.Type == "PTR" || r.Type == "CNAME"
+		if host, ok := hostNames[r.Name]; ok && address {
 			c.conflictf(at, "", "%s is host %q, whose %s follows from the host: change the host instead", r.Name, host, addressRRType(r.Type))
+			continue
+		}
+		if host, ok := reverseNames[r.Name]; ok && pointer {
+			c.conflictf(at, "", "%s is the reverse name of host %q, whose PTR record follows from the host: an address has one name", r.Name, host)
+			continue
+		}
+		if len(glue) > 0 && ((r.Name == c.set.nsName() && address) || (pointer && slices.ContainsFunc(glue, func(a netip.Addr) bool { return ReverseName(a) == r.Name }))) {
+			c.conflictf(at, "", "%s belongs to the zones' name server %s, whose address infrad serves (%s, from dns.advertise or the cluster's nodes)", r.Name, c.set.nsName(), joinAddrs(glue))
 			continue
 		}
 		for _, j := range byName[r.Name] {
@@ -245,6 +263,21 @@ func addressRRType(t string) string {
 		return "address record"
 	}
 	return t + " record"
+}
+
+// nsName is the name the zones give their name servers that are no host's.
+func (s *Set) nsName() Name { return "ns." + s.Domain }
+
+// glue is the name servers' addresses that are no host's: the addresses infrad gives
+// nsName itself.
+func (s *Set) glue() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range s.DNS.NameServers {
+		if !slices.ContainsFunc(s.Hosts, func(h Host) bool { return h.IP == a }) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // inZones reports whether n falls in one of the site's forward zones, or is the

@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/infrad/infrad/pkg/store"
 )
@@ -93,6 +96,14 @@ func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
 		}
 		if len(m.RecordsAt(m.FQDN(l.Hostname))) > 0 {
 			t.Errorf("records stand at lease %s's name %s", l.IP, l.Hostname)
+		}
+		if h, ok := m.HostWithMAC(l.MAC); ok {
+			t.Errorf("lease %s of host %q's client has a name of its own, %q", l.IP, h.Name, l.Hostname)
+		}
+	}
+	for _, a := range append(slices.Collect(maps.Keys(holder)), m.shape.DNS.NameServers...) {
+		if n, _ := m.Node(string(ReverseName(a))); len(n[dns.TypePTR]) > 1 {
+			t.Errorf("%s resolves to %d names: %v", a, len(n[dns.TypePTR]), n[dns.TypePTR])
 		}
 	}
 	if n, want := m.leases.byMAC.Len(), active; n != want {

@@ -218,10 +218,13 @@ func TestRecords(t *testing.T) {
 	wantErr(t, err, ErrConflict, "", `"cp02"`)
 	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "x.example.org.", Type: "A", Value: "10.0.40.99"})
 	wantErr(t, err, ErrInvalid, "name", "outside the site's zones")
-	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "10.40.0.10.in-addr.arpa.", Type: "PTR", Value: "cp01"})
+	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "77.40.0.10.in-addr.arpa.", Type: "PTR", Value: "printer"})
 	if err != nil {
 		t.Errorf("a PTR in a subnet's reverse zone: got %v", err)
 	}
+	// A host's address has one name: its PTR is the host's.
+	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "10.40.0.10.in-addr.arpa.", Type: "PTR", Value: "other"})
+	wantErr(t, err, ErrConflict, "", `reverse name of host "cp01"`)
 	if err := m.DeleteRecord(context.Background(), r.ID()); err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,9 @@ import (
 // coming back. It is refused (an *Error, ErrConflict) unless IP is the client's
 // reservation on Subnet, or lies in a DHCP range of Subnet and no host, no other
 // client's lease and no quarantine holds it at At. Any other address the client held
-// is released. Hostname is dropped when a host, another client's lease or records
-// have it.
+// is released. Hostname is dropped when a host, another client's lease, records or
+// the zones' name servers have it, when records stand at the address's reverse name,
+// and for a reserved client, which is known by its host's name.
 type CommitLease struct {
 	Stamp
 	Subnet   string     `json:"subnet"`
@@ -43,29 +44,24 @@ func (c CommitLease) apply(t *txn) (any, error) {
 	case !sn.CIDR.Contains(c.IP):
 		return nil, &Error{Kind: ErrConflict, Msg: "the address is not on this network"}
 	}
+	res := Committed{Lease: Lease{IP: c.IP, MAC: c.MAC, Hostname: c.Hostname, Expires: c.Expires}}
 	if h, ok := t.m.HostWithMAC(c.MAC); ok && sn.CIDR.Contains(h.IP) {
 		if h.IP != c.IP {
 			return nil, &Error{Kind: ErrConflict, Msg: "this client's address is " + h.IP.String()}
 		}
+		res.Hostname = "" // a reserved client is known by its host's name alone
 	} else if err := t.grantable(sn, c.MAC, c.IP, c.At); err != nil {
 		return nil, err
 	}
-	res := Committed{Lease: Lease{IP: c.IP, MAC: c.MAC, Hostname: c.Hostname, Expires: c.Expires}}
-	if name := c.Hostname; name != "" {
-		if h, ok := t.m.Host(name); ok {
-			res.Hostname = "" // the host's name is the host's
-			if h.MAC != c.MAC {
-				res.NameKeptBy = fmt.Sprintf("host %q", h.Name) // another machine asked for it
-			}
-		} else if l, ok := t.m.LeaseNamed(name); ok && l.MAC != c.MAC && !l.Ended(c.At) {
-			res.Hostname, res.NameKeptBy = "", "the lease of "+l.IP.String()
-		} else if ok && l.MAC != c.MAC {
+	if name := res.Hostname; name != "" {
+		if l, ok := t.m.LeaseNamed(name); ok && l.MAC != c.MAC && l.Ended(c.At) {
 			// An ended lease gives its name up: one hostname, one lease, so that a model
 			// loaded from the store indexes names as the one that wrote it did.
 			l.Hostname = ""
 			t.putLease(l)
-		} else if fqdn := t.m.FQDN(name); t.m.HasRecords(fqdn) {
-			res.Hostname, res.NameKeptBy = "", "the records at "+string(fqdn)
+		}
+		if keeper, taken := t.nameKeeper(name, c.MAC, c.IP); taken {
+			res.Hostname, res.NameKeptBy = "", keeper
 		}
 	}
 	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP != c.IP {
@@ -73,6 +69,30 @@ func (c CommitLease) apply(t *txn) (any, error) {
 	}
 	t.putLease(res.Lease)
 	return res, nil
+}
+
+// nameKeeper reports whether hostname is taken from mac's lease of ip, and by whom
+// ("" when mac's own host has it): a host, another client's live lease, records at
+// the name or at the address's reverse name, or the zones' name servers.
+func (t *txn) nameKeeper(hostname string, mac MAC, ip netip.Addr) (string, bool) {
+	fqdn := t.m.FQDN(hostname)
+	if h, ok := t.m.Host(hostname); ok {
+		if h.MAC == mac {
+			return "", true // the host's name is the host's
+		}
+		return fmt.Sprintf("host %q", h.Name), true // another machine asked for it
+	}
+	if l, ok := t.m.LeaseNamed(hostname); ok && l.MAC != mac {
+		return "the lease of " + l.IP.String(), true
+	}
+	if t.m.HasRecords(fqdn) {
+		return "the records at " + string(fqdn), true
+	}
+	if rev := ReverseName(ip); t.m.HasRecords(rev) {
+		return "the records at " + string(rev), true
+	}
+	owner := t.m.derivedOwner(fqdn, "")
+	return owner, owner != ""
 }
 
 // grantable refuses ip to mac unless ip is in a DHCP range of sn and free at now, or

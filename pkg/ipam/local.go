@@ -25,8 +25,14 @@ type neighbourhood struct {
 
 func (t *txn) neighbourhood() *neighbourhood {
 	sh := t.m.shape
-	return &neighbourhood{m: t.m, set: Set{Domain: sh.Domain, Zones: sh.Zones, Subnets: slices.Clone(sh.Subnets)},
+	n := &neighbourhood{m: t.m, set: Set{Domain: sh.Domain, Zones: sh.Zones, Subnets: slices.Clone(sh.Subnets), DNS: sh.DNS},
 		hosts: map[string]bool{}, records: map[string]bool{}}
+	for _, a := range sh.DNS.NameServers { // which of them the glue name answers for
+		if h, ok := t.m.HostAt(a); ok {
+			n.addHost(h)
+		}
+	}
+	return n
 }
 
 func (n *neighbourhood) addHost(h Host) {
@@ -60,6 +66,11 @@ func (n *neighbourhood) addRecordsAt(name Name) {
 	if host, ok := n.m.HostnameOf(name); ok {
 		n.addHostNamed(host)
 	}
+	if a, ok := ReverseAddr(name); ok {
+		if h, ok := n.m.HostAt(a); ok {
+			n.addHost(h)
+		}
+	}
 }
 
 // aroundHost adds what h could clash with: hosts of the same name, address or MAC,
@@ -73,6 +84,7 @@ func (n *neighbourhood) aroundHost(h Host) {
 		n.addHost(other)
 	}
 	n.addRecordsAt(n.m.FQDN(h.Name))
+	n.addRecordsAt(ReverseName(h.IP))
 }
 
 // check compares the problems of the neighbourhood before and after the object of

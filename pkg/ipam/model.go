@@ -52,6 +52,16 @@ type Shape struct {
 	// Changes bounds the change log (the site file's change_log), so that every box
 	// trims it alike.
 	Changes ChangeLimits
+	// DNS is what the site file says of the zones' content.
+	DNS ZoneSettings
+
+	zones []string // the zones of Domain, Zones and Subnets, longest first (index)
+}
+
+// index makes what a shape derives from its fields; each new shape is indexed once.
+func (sh *Shape) index() *Shape {
+	sh.zones = siteZones(sh.Domain, sh.Zones, sh.Subnets)
+	return sh
 }
 
 func emptyModel() *Model {
@@ -228,7 +238,7 @@ func (m *Model) HostnameOf(name Name) (string, bool) {
 
 // Set is the model's objects as a Set, for checking every rule at once.
 func (m *Model) Set() Set {
-	return Set{Domain: m.shape.Domain, Zones: m.shape.Zones, Subnets: slices.Clone(m.shape.Subnets), Hosts: m.Hosts(), Records: m.Records()}
+	return Set{Domain: m.shape.Domain, Zones: m.shape.Zones, Subnets: slices.Clone(m.shape.Subnets), Hosts: m.Hosts(), Records: m.Records(), DNS: m.shape.DNS}
 }
 
 func values[K, V any](sm *immutable.SortedMap[K, V]) []V {

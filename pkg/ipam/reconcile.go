@@ -54,7 +54,7 @@ func (c Reconcile) apply(t *txn) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	sh := &Shape{Domain: file.Domain, Zones: file.Zones, Source: c.Source, Digest: FileDigest(c.Source, c.File), Changes: file.Changes}
+	sh := &Shape{Domain: file.Domain, Zones: file.Zones, Source: c.Source, Digest: FileDigest(c.Source, c.File), Changes: file.Changes, DNS: file.DNS}
 	for _, sn := range t.m.shape.Subnets {
 		if sn.Owner != OwnerFile {
 			sh.Subnets = append(sh.Subnets, sn)
@@ -104,7 +104,7 @@ func (m *IPAM) Reconcile(source string, file Set) ([]Change, error) {
 
 // reconcileFormat is part of every FileDigest: raise it when Reconcile comes to store
 // something else for the same file, so that each store reconciles once more.
-const reconcileFormat = 1
+const reconcileFormat = 2 // 2: the zones' settings (Set.DNS)
 
 // FileDigest sums up what Reconcile(source, file) would be given. The model keeps the
 // digest of the last file it applied (Shape.Digest): a box that starts with the same

@@ -179,7 +179,8 @@ func (t *txn) unindexHost(h Host) {
 	t.count(ReverseName(h.IP), -1)
 }
 
-// putRecord adds r, or replaces the record with its ID (whose name is the same).
+// putRecord adds r, or replaces the record with its ID (whose name is the same). A
+// lease with r's name, or with the address whose PTR r would be, loses its name.
 func (t *txn) putRecord(r Record) error {
 	ttl := uint32(DefaultTTL)
 	if r.TTL != nil {
@@ -189,6 +190,7 @@ func (t *txn) putRecord(r Record) error {
 	if err != nil || rr == nil {
 		return invalid("value", fmt.Sprintf("%s %s %q cannot be served: %v", r.Name, r.Type, r.Value, err))
 	}
+	t.takeLeaseName(r.Name, true, r.Type == "PTR" || r.Type == "CNAME")
 	id := r.ID()
 	if _, ok := t.m.records.Get(id); !ok {
 		ids, _ := t.m.recordsAt.Get(r.Name)
@@ -288,7 +290,7 @@ func (t *txn) setShape(sh *Shape) {
 			t.mark(store.BucketSubnets, sn.Name)
 		}
 	}
-	t.m.shape = sh
+	t.m.shape = sh.index()
 	t.dns = true
 	if sh.Domain != old.Domain {
 		t.m.names = namesOf(t.m)
@@ -348,7 +350,7 @@ func (t *txn) flush(tx *store.Tx) error {
 	}
 	if t.m.shape != t.shape0 {
 		sh := t.m.shape
-		if err := store.Put(tx, store.BucketState, stateZones, zones{Domain: sh.Domain, Zones: sh.Zones, Source: sh.Source, Digest: sh.Digest, Changes: sh.Changes}); err != nil {
+		if err := store.Put(tx, store.BucketState, stateZones, zones{Domain: sh.Domain, Zones: sh.Zones, Source: sh.Source, Digest: sh.Digest, Changes: sh.Changes, DNS: sh.DNS}); err != nil {
 			return err
 		}
 	}
@@ -371,4 +373,5 @@ type zones struct {
 	Digest string `json:"digest,omitempty"`
 	// Changes is how long and how large the change log grows.
 	Changes ChangeLimits `json:"changes,omitzero"`
+	DNS     ZoneSettings `json:"dns,omitzero"`
 }

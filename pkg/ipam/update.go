@@ -3,7 +3,6 @@ package ipam
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -55,11 +54,11 @@ func (e *PrereqError) Error() string {
 }
 
 func (c UpdateRecords) apply(t *txn) (any, error) {
-	if err := t.prerequisites(c.Zone, c.Prereqs); err != nil {
+	if err := t.prerequisites(c.Prereqs); err != nil {
 		return nil, err
 	}
 	for _, ch := range c.Changes {
-		if owner := t.derivedOwner(ch.Name); owner != "" {
+		if owner := t.m.derivedOwner(ch.Name, ch.Type); owner != "" {
 			return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("%s belongs to %s: its records follow from it, and updates cannot change them", ch.Name, owner)}
 		}
 		if !ch.Add {
@@ -73,6 +72,9 @@ func (c UpdateRecords) apply(t *txn) (any, error) {
 			return nil, invalid("", err.Error())
 		}
 		rec.Owner = OwnerAPI
+		if t.ignored(rec) {
+			continue
+		}
 		old, exists := t.m.Record(rec.ID())
 		if exists && (old.Owner == OwnerFile || (old.TTL != nil && *old.TTL == ch.TTL)) {
 			continue // already there, as RFC 2136 §3.4.2.2 allows
@@ -91,25 +93,37 @@ func (c UpdateRecords) apply(t *txn) (any, error) {
 	return len(c.Changes), nil
 }
 
-// derivedOwner names the host or lease whose records live at name, or returns "".
-func (t *txn) derivedOwner(name Name) string {
-	host, ok := t.m.HostnameOf(name)
-	if !ok {
-		return ""
+// ignored applies RFC 2136 §3.4.2.2 to an added record, as BIND does: a CNAME
+// replaces the CNAME at its name (ignored when that CNAME is the site file's, which
+// an update cannot change); a CNAME beside other records, or other data beside a
+// CNAME, is ignored.
+func (t *txn) ignored(r Record) bool {
+	for _, id := range t.recordIDsAt(r.Name) {
+		o, _ := t.m.Record(id)
+		switch {
+		case r.Type == "CNAME" && o.Type == "CNAME":
+			if o.Owner == OwnerFile {
+				return true
+			}
+			if o.ID() != r.ID() {
+				t.deleteRecord(id)
+			}
+		case r.Type == "CNAME" || o.Type == "CNAME":
+			return true
+		}
 	}
-	if _, ok := t.m.Host(host); ok {
-		return fmt.Sprintf("host %q", host)
-	}
-	if l, ok := t.m.LeaseNamed(host); ok {
-		return "the DHCP lease of " + l.IP.String()
-	}
-	return ""
+	return false
 }
 
-// deleteMatching removes the API-owned records c matches.
+func (t *txn) recordIDsAt(name Name) []string {
+	ids, _ := t.m.recordsAt.Get(name)
+	return slices.Clone(ids)
+}
+
+// deleteMatching removes the API-owned records c matches. A lease whose name or
+// address record c covers loses its name: the operator's word wins over the client's.
 func (t *txn) deleteMatching(c RecordChange) error {
-	ids, _ := t.m.recordsAt.Get(c.Name)
-	for _, id := range slices.Clone(ids) {
+	for _, id := range t.recordIDsAt(c.Name) {
 		r, _ := t.m.Record(id)
 		if (c.Type != "" && r.Type != c.Type) || (c.Value != "" && !sameRdata(r, c.Value)) {
 			continue
@@ -119,6 +133,9 @@ func (t *txn) deleteMatching(c RecordChange) error {
 		}
 		t.deleteRecord(id)
 	}
+	if c.Value == "" {
+		t.takeLeaseName(c.Name, c.Type == "" || c.Type == "A" || c.Type == "AAAA", c.Type == "" || c.Type == "PTR")
+	}
 	return nil
 }
 
@@ -127,11 +144,13 @@ func sameRdata(r Record, value string) bool {
 	return strings.EqualFold(r.Value, value)
 }
 
-// prerequisites checks RFC 2136 §3.2 against the working model.
-func (t *txn) prerequisites(zone Name, prereqs []Prereq) error {
+// prerequisites checks RFC 2136 §3.2 against the working model, reading each name's
+// RRsets as DNS answers them (Model.Node). A name is in use when it has an RRset:
+// an empty non-terminal is not (as BIND has it).
+func (t *txn) prerequisites(prereqs []Prereq) error {
 	want := map[[2]string][]string{} // name, type → values, for the value-dependent ones
 	for _, p := range prereqs {
-		sets := t.rrsets(zone, p.Name)
+		sets := t.rrsets(p.Name)
 		fail := ""
 		switch {
 		case p.Class == "ANY" && p.Type == "ANY" && len(sets) == 0:
@@ -151,7 +170,7 @@ func (t *txn) prerequisites(zone Name, prereqs []Prereq) error {
 		}
 	}
 	for k, values := range want {
-		have := t.rrsets(zone, Name(k[0]))[k[1]]
+		have := t.rrsets(Name(k[0]))[k[1]]
 		for i := range have {
 			have[i] = strings.ToLower(have[i])
 		}
@@ -164,39 +183,14 @@ func (t *txn) prerequisites(zone Name, prereqs []Prereq) error {
 	return nil
 }
 
-// rrsets are the RRsets DNS has at name, as type → RDATA values: the records there,
-// a host's or a lease's address, the PTR of a host's or lease's address, and the SOA
-// and NS of the zone apex.
-func (t *txn) rrsets(zone, name Name) map[string][]string {
+// rrsets are the RRsets DNS answers at name, as type → RDATA values.
+func (t *txn) rrsets(name Name) map[string][]string {
+	n, _ := t.m.Node(string(name))
 	sets := map[string][]string{}
-	for _, rr := range t.m.RecordsAt(name) {
-		typ := dns.TypeToString[rr.Header().Rrtype]
-		sets[typ] = append(sets[typ], strings.TrimPrefix(rr.String(), rr.Header().String()))
-	}
-	address := func(a netip.Addr) {
-		typ := "A"
-		if a.Is6() {
-			typ = "AAAA"
+	for typ, rrs := range n {
+		for _, rr := range rrs {
+			sets[dns.TypeToString[typ]] = append(sets[dns.TypeToString[typ]], strings.TrimPrefix(rr.String(), rr.Header().String()))
 		}
-		sets[typ] = append(sets[typ], a.String())
-	}
-	if host, ok := t.m.HostnameOf(name); ok {
-		if h, ok := t.m.Host(host); ok {
-			address(h.IP)
-		} else if l, ok := t.m.LeaseNamed(host); ok {
-			address(l.IP)
-		}
-	}
-	if a, ok := ReverseAddr(name); ok {
-		if h, ok := t.m.HostAt(a); ok {
-			sets["PTR"] = append(sets["PTR"], string(t.m.FQDN(h.Name)))
-		} else if l, ok := t.m.Lease(a); ok && l.Hostname != "" {
-			sets["PTR"] = append(sets["PTR"], string(t.m.FQDN(l.Hostname)))
-		}
-	}
-	if name == zone {
-		sets["SOA"] = append(sets["SOA"], "")
-		sets["NS"] = append(sets["NS"], "")
 	}
 	return sets
 }

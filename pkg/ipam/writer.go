@@ -383,7 +383,7 @@ func load(st *store.Store) (*Model, uint64, error) {
 		if err != nil {
 			return err
 		}
-		m.shape = &Shape{Domain: z.Domain, Zones: z.Zones, Source: z.Source, Subnets: subnets, Digest: z.Digest, Changes: z.Changes}
+		m.shape = (&Shape{Domain: z.Domain, Zones: z.Zones, Source: z.Source, Subnets: subnets, Digest: z.Digest, Changes: z.Changes, DNS: z.DNS}).index()
 		hosts := immutable.NewSortedMapBuilder[string, Host](stringComparer{})
 		byIP := immutable.NewSortedMapBuilder[netip.Addr, string](addrComparer{})
 		byMAC := immutable.NewMapBuilder[MAC, string](macHasher{})

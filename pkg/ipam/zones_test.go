@@ -1,4 +1,4 @@
-package dns
+package ipam
 
 import (
 	"net/netip"
@@ -32,7 +32,7 @@ func TestReverseZones(t *testing.T) {
 	}
 }
 
-// TestInZone: inZone says what dns.IsSubDomain says, for names of every shape.
+// TestInZone: InZone says what dns.IsSubDomain says, for names of every shape.
 func TestInZone(t *testing.T) {
 	zones := []string{".", "example.com.", "k8s.example.com.", "40.0.10.in-addr.arpa.", "com."}
 	names := []string{".", "com.", "example.com.", "EXAMPLE.Com.", "a.example.com.", "aexample.com.", "xk8s.example.com.",
@@ -40,8 +40,8 @@ func TestInZone(t *testing.T) {
 		`a\.example.com.`, `k8s\.example.com.`, `a\046k8s.example.com.`, "*.apps.k8s.example.com."}
 	for _, z := range zones {
 		for _, n := range names {
-			if got, want := inZone(z, n), dns.IsSubDomain(z, n); got != want {
-				t.Errorf("inZone(%q, %q) = %v, dns.IsSubDomain says %v", z, n, got, want)
+			if got, want := InZone(z, n), dns.IsSubDomain(z, n); got != want {
+				t.Errorf("InZone(%q, %q) = %v, dns.IsSubDomain says %v", z, n, got, want)
 			}
 		}
 	}

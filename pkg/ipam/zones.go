@@ -1,12 +1,11 @@
-package dns
+package ipam
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
-
-	"github.com/infrad/infrad/pkg/ipam"
 )
 
 // reverseZones returns the in-addr.arpa or ip6.arpa zones that cover prefix p.
@@ -39,7 +38,7 @@ func reverseZones(p netip.Prefix) []string {
 
 // reverseZone is the reverse zone of the /bits network holding a.
 func reverseZone(a netip.Addr, bits int) string {
-	full := string(ipam.ReverseName(a))
+	full := string(ReverseName(a))
 	labels := dns.SplitDomainName(full)
 	keep := bits/8 + 2 // octets, then in-addr.arpa
 	if a.Is6() {
@@ -72,15 +71,19 @@ func addAt(a netip.Addr, bits int) netip.Addr {
 }
 
 // siteZones returns every zone the site is authoritative for: the domain, the further
-// zones, and the reverse zones of its nodes subnets.
-func siteZones(set ipam.Set) []string {
-	zones := []string{string(set.Domain)}
-	for _, z := range set.Zones {
+// zones, and the reverse zones of its nodes subnets, longest first (so that the first
+// that holds a name is its zone).
+func siteZones(domain Name, extra []Name, subnets []Subnet) []string {
+	if domain == "" {
+		return nil
+	}
+	zones := []string{string(domain)}
+	for _, z := range extra {
 		zones = append(zones, string(z))
 	}
 	seen := map[string]bool{}
-	for _, sn := range set.Subnets {
-		if sn.Purpose != ipam.PurposeNodes {
+	for _, sn := range subnets {
+		if sn.Purpose != PurposeNodes {
 			continue
 		}
 		for _, z := range reverseZones(sn.CIDR) {
@@ -90,5 +93,37 @@ func siteZones(set ipam.Set) []string {
 			}
 		}
 	}
+	slices.SortStableFunc(zones, func(a, b string) int { return len(b) - len(a) })
 	return zones
+}
+
+// Zones are the site's zones, longest first.
+func (m *Model) Zones() []string { return m.shape.zones }
+
+// IsZone reports whether z (lower case, fully qualified) is one of the site's zones.
+func (m *Model) IsZone(z string) bool { return slices.Contains(m.shape.zones, z) }
+
+// ZoneOf returns the longest of the site's zones that holds name, or "".
+func (m *Model) ZoneOf(name string) string {
+	for _, z := range m.shape.zones {
+		if InZone(z, name) {
+			return z
+		}
+	}
+	return ""
+}
+
+// InZone is dns.IsSubDomain(zone, name) for fully qualified names, without splitting
+// them into labels (which allocates, and was two fifths of a signed answer's cost):
+// name is zone, or ends in "." + zone, in any case. A name with escapes takes the
+// long way.
+func InZone(zone, name string) bool {
+	if strings.IndexByte(name, '\\') >= 0 {
+		return dns.IsSubDomain(zone, name)
+	}
+	if zone == "." {
+		return true
+	}
+	n := len(name) - len(zone)
+	return n >= 0 && strings.EqualFold(name[n:], zone) && (n == 0 || name[n-1] == '.')
 }

@@ -1,0 +1,317 @@
+package ipam
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// What a zone serves is defined here, once, from the model alone: answers, RFC 2136
+// prerequisites, transfers, NOTIFY and signing all read Node. The site file's settings
+// that shape the content (the TTL, the name servers' addresses) are part of the model
+// (Shape.DNS), so a change of them is a change of the site: it raises the serial, and
+// a model kept for IXFR is rendered as it was served at its serial.
+
+// ZoneSettings are what the site file says of the zones' content.
+type ZoneSettings struct {
+	// TTL is that of every RR without a TTL of its own; 0: DefaultZoneTTL.
+	TTL uint32 `json:"ttl,omitempty"`
+	// NameServers are the addresses the zones' name servers answer on: a cluster's
+	// serving nodes, or one box's dns.advertise. Each that is a host's address names
+	// that host as a name server; the others are the addresses of the glue name
+	// ns.<domain>, which infrad owns.
+	NameServers []netip.Addr `json:"name_servers,omitempty"`
+}
+
+// DefaultZoneTTL is the TTL of a store whose settings no site file has given yet.
+const DefaultZoneTTL = 300
+
+// SOA timers. The negative TTL (the SOA minimum) is short, so that a name created
+// right after a client asked for it is found within a minute.
+const (
+	soaRefresh  = 300
+	soaRetry    = 60
+	soaExpire   = 1209600 // two weeks
+	NegativeTTL = 60
+)
+
+// RRsets are the RRsets at one owner name, by type.
+type RRsets map[uint16][]dns.RR
+
+func (n RRsets) Add(rr dns.RR) { t := rr.Header().Rrtype; n[t] = append(n[t], rr) }
+
+// TTL is the TTL of RRs without one of their own.
+func (m *Model) TTL() uint32 {
+	if t := m.shape.DNS.TTL; t != 0 {
+		return t
+	}
+	return DefaultZoneTTL
+}
+
+// Node returns the RRsets at name (lower case, fully qualified), made for the caller
+// alone, and whether the name exists: it has RRsets, or names below it do (an empty
+// non-terminal). The DNSSEC records are not the model's: DNS adds them.
+func (m *Model) Node(name string) (RRsets, bool) {
+	n := RRsets{}
+	owner := Name(name)
+	ttl := m.TTL()
+	if m.IsZone(name) {
+		n.Add(m.SOA(name, ttl))
+		for _, ns := range m.NameServerNames() {
+			n.Add(&dns.NS{Hdr: hdr(name, dns.TypeNS, ttl), Ns: ns})
+		}
+	}
+	if a, ok := m.addressOf(owner); ok {
+		n.Add(m.AddressRR(name, a))
+	} else if glue := m.GlueName(); glue != "" && name == glue {
+		for _, a := range m.glueAddrs() {
+			n.Add(m.AddressRR(name, a))
+		}
+	}
+	if a, ok := ReverseAddr(owner); ok {
+		if target := m.PTR(a); target != "" {
+			n.Add(&dns.PTR{Hdr: hdr(name, dns.TypePTR, ttl), Ptr: target})
+		}
+	}
+	for _, rr := range m.RecordsAt(owner) {
+		rr = dns.Copy(rr)
+		if rr.Header().Ttl == DefaultTTL {
+			rr.Header().Ttl = ttl
+		}
+		n.Add(rr)
+	}
+	n.oneTTL()
+	return n, len(n) > 0 || m.NameExists(owner)
+}
+
+// addressOf is the address of the host or the named lease whose name owner is.
+func (m *Model) addressOf(owner Name) (netip.Addr, bool) {
+	host, ok := m.HostnameOf(owner)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	if h, ok := m.Host(host); ok {
+		return h.IP, true
+	}
+	if l, ok := m.LeaseNamed(host); ok {
+		return l.IP, true
+	}
+	return netip.Addr{}, false
+}
+
+// oneTTL gives every RR of an RRset the set's lowest TTL: an RRset has one TTL (RFC
+// 2181 §5.2), and records added at different TTLs (the site file, the API, updates)
+// are served, and transferred, as one.
+func (n RRsets) oneTTL() {
+	for _, set := range n {
+		if len(set) < 2 {
+			continue
+		}
+		low := set[0].Header().Ttl
+		for _, rr := range set[1:] {
+			low = min(low, rr.Header().Ttl)
+		}
+		for _, rr := range set {
+			rr.Header().Ttl = low
+		}
+	}
+}
+
+// Exists reports whether name exists, as Node does, without making its RRs: the
+// names index counts every host's, lease's and record's owner name and those above
+// them; the apexes and the NS glue are the rest.
+func (m *Model) Exists(name string) bool {
+	if m.NameExists(Name(name)) || m.IsZone(name) {
+		return true
+	}
+	glue := m.GlueName()
+	if glue == "" {
+		return false
+	}
+	if name == glue {
+		return true
+	}
+	a, ok := ReverseAddr(Name(name))
+	return ok && slices.Contains(m.glueAddrs(), a)
+}
+
+// PTR is the name the address a points back to: its host's, else its named lease's,
+// else the NS glue's; "" for none.
+func (m *Model) PTR(a netip.Addr) string {
+	if h, ok := m.HostAt(a); ok {
+		return string(m.FQDN(h.Name))
+	}
+	if l, ok := m.Lease(a); ok && l.Hostname != "" {
+		return string(m.FQDN(l.Hostname)) // the write path gives no lease a host's name
+	}
+	if glue := m.GlueName(); glue != "" && slices.Contains(m.glueAddrs(), a) {
+		return glue
+	}
+	return ""
+}
+
+// NameServerNames are the zones' name servers: the hosts at the name servers'
+// addresses, then the glue name when some address is no host's (or none is known).
+func (m *Model) NameServerNames() []string {
+	var out []string
+	glue := false
+	for _, a := range m.shape.DNS.NameServers {
+		if h, ok := m.HostAt(a); ok {
+			out = append(out, string(m.FQDN(h.Name)))
+		} else {
+			glue = true
+		}
+	}
+	if glue || len(out) == 0 {
+		out = append(out, m.nsName())
+	}
+	return out
+}
+
+// nsName is the name infrad gives the name servers that are no host: ns.<domain>.
+func (m *Model) nsName() string { return "ns." + string(m.shape.Domain) }
+
+// GlueName is ns.<domain> when infrad gives it addresses itself (a name server's
+// address that is no host's), "" otherwise. The name is then infrad's: no host,
+// record or update may take it.
+func (m *Model) GlueName() string {
+	if len(m.glueAddrs()) == 0 {
+		return ""
+	}
+	if _, ok := m.Host("ns"); ok {
+		return "" // a store from before the rule that refuses such a host
+	}
+	return m.nsName()
+}
+
+// glueAddrs are the name servers' addresses that are no host's.
+func (m *Model) glueAddrs() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range m.shape.DNS.NameServers {
+		if _, ok := m.HostAt(a); !ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func hdr(name string, rrtype uint16, ttl uint32) dns.RR_Header {
+	return dns.RR_Header{Name: name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: ttl}
+}
+
+// AddressRR is name's A or AAAA record of a, at the zones' TTL.
+func (m *Model) AddressRR(name string, a netip.Addr) dns.RR {
+	if a.Is4() {
+		return &dns.A{Hdr: hdr(name, dns.TypeA, m.TTL()), A: net.IP(a.AsSlice())}
+	}
+	return &dns.AAAA{Hdr: hdr(name, dns.TypeAAAA, m.TTL()), AAAA: net.IP(a.AsSlice())}
+}
+
+// PTRRR is name's PTR record to target, at the zones' TTL.
+func (m *Model) PTRRR(name, target string) dns.RR {
+	return &dns.PTR{Hdr: hdr(name, dns.TypePTR, m.TTL()), Ptr: target}
+}
+
+// SOA is zone's SOA record, at ttl.
+func (m *Model) SOA(zone string, ttl uint32) *dns.SOA {
+	return &dns.SOA{Hdr: hdr(zone, dns.TypeSOA, ttl), Ns: m.NameServerNames()[0], Mbox: "hostmaster." + string(m.shape.Domain),
+		Serial: m.serial, Refresh: soaRefresh, Retry: soaRetry, Expire: soaExpire, Minttl: NegativeTTL}
+}
+
+// Owners lists every owner name of zone, each once.
+func (m *Model) Owners(zone string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(n Name) {
+		if s := string(n); !seen[s] && m.ZoneOf(s) == zone {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	add(Name(zone))
+	for _, h := range m.Hosts() {
+		add(m.FQDN(h.Name))
+		add(ReverseName(h.IP))
+	}
+	for _, l := range m.Leases() {
+		if l.Hostname != "" {
+			add(m.FQDN(l.Hostname))
+			add(ReverseName(l.IP))
+		}
+	}
+	for _, r := range m.Records() {
+		add(r.Name)
+	}
+	if g := m.GlueName(); g != "" {
+		add(Name(g))
+		for _, a := range m.glueAddrs() {
+			add(ReverseName(a))
+		}
+	}
+	return out
+}
+
+// derivedOwner names the host, or the zones' name servers, whose derived RRset of
+// type typ ("": any type) stands at name: an address (or a CNAME in its place) at a
+// host's name or the glue name, a PTR (or CNAME) at their addresses' reverse names.
+// It returns "" when there is none. Such RRsets are their owner's: no update or
+// record changes them.
+func (m *Model) derivedOwner(name Name, typ string) string {
+	forward := typ == "" || typ == "A" || typ == "AAAA" || typ == "CNAME"
+	reverse := typ == "" || typ == "PTR" || typ == "CNAME"
+	if forward {
+		if host, ok := m.HostnameOf(name); ok {
+			if _, ok := m.Host(host); ok {
+				return fmt.Sprintf("host %q", host)
+			}
+		}
+		if g := m.GlueName(); g != "" && string(name) == g {
+			return m.nameServersTitle()
+		}
+	}
+	if a, ok := ReverseAddr(name); ok && reverse {
+		if h, ok := m.HostAt(a); ok {
+			return fmt.Sprintf("host %q", h.Name)
+		}
+		if m.GlueName() != "" && slices.Contains(m.glueAddrs(), a) {
+			return m.nameServersTitle()
+		}
+	}
+	return ""
+}
+
+// nameServersTitle names the glue's owner in a refusal.
+func (m *Model) nameServersTitle() string {
+	return fmt.Sprintf("the zones' name server %s (%s: dns.advertise, or the cluster's nodes)", m.nsName(), joinAddrs(m.glueAddrs()))
+}
+
+func joinAddrs(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// takeLeaseName takes its name from the lease whose name is name (when forward), or
+// whose address's reverse name it is (when reverse). An operator's record (the site
+// file's, the API's, an update's) wins over a client's claim, in the transaction that
+// writes the record.
+func (t *txn) takeLeaseName(name Name, forward, reverse bool) {
+	var l Lease
+	var ok bool
+	if host, named := t.m.HostnameOf(name); named && forward {
+		l, ok = t.m.LeaseNamed(host)
+	} else if a, rev := ReverseAddr(name); rev && reverse {
+		l, ok = t.m.Lease(a)
+	}
+	if !ok || l.Hostname == "" {
+		return
+	}
+	l.Hostname = ""
+	t.putLease(l)
+}
