@@ -194,7 +194,9 @@ func (s *Service) Start(ctx context.Context) error {
 
 // DirectoryURL is the ACME directory of the CA called name that listens on port: the
 // port is in the URL unless it is 443.
-func DirectoryURL(name ipam.Name, port uint16) string { return baseURL(name, port) + "/acme/acme/directory" }
+func DirectoryURL(name ipam.Name, port uint16) string {
+	return baseURL(name, port) + "/acme/acme/directory"
+}
 
 // baseURL is where the CA called name that listens on port answers.
 func baseURL(name ipam.Name, port uint16) string {
