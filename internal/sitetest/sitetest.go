@@ -41,3 +41,11 @@ func Open(t testing.TB, siteYAML []byte) (*ipam.IPAM, *store.Store, *config.Site
 	}
 	return m, st, site
 }
+
+// Reload applies site to m, as a reload of the site file does.
+func Reload(t testing.TB, m *ipam.IPAM, site *config.Site) {
+	t.Helper()
+	if _, err := m.Reconcile(site.Source, site.IPAM()); err != nil {
+		t.Fatal(err)
+	}
+}

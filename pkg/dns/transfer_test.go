@@ -40,6 +40,7 @@ zone:
 	zonefile: %[7]s.zone
 	request-xfr: %s@%s NOKEY
 	allow-notify: %[8]s NOKEY
+	provide-xfr: 127.0.0.1 NOKEY
 `, port, strconv.Quote(dir), in("nsd.pid"), in("xfrd.state"), in("zone.list"), in("nsd.log"), zone, host, pport)
 	path := filepath.Join(dir, "nsd.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {

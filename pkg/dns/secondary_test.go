@@ -1,0 +1,190 @@
+package dns
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/infrad/infrad/internal/sitetest"
+	"github.com/infrad/infrad/internal/testenv"
+	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/ipam"
+)
+
+// named runs BIND as a secondary of the server at primary (host:port) for zone, on
+// 127.0.0.1:port, until the test ends.
+func named(t *testing.T, port int, zone, primary string) {
+	t.Helper()
+	dir := t.TempDir()
+	host, pport, _ := strings.Cut(primary, ":")
+	conf := fmt.Sprintf(`options {
+	directory %q;
+	pid-file none;
+	listen-on port %d { 127.0.0.1; };
+	listen-on-v6 { none; };
+	recursion no;
+	dnssec-validation no;
+	allow-transfer { 127.0.0.1; };
+};
+zone %q {
+	type secondary;
+	primaries port %s { %s; };
+	file "secondary.zone";
+};
+`, dir, port, zone, pport, host)
+	path := filepath.Join(dir, "named.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := testenv.Start(t, exec.Command("named", "-g", "-c", path))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("named:\n%s", out)
+		}
+	})
+}
+
+// knotd runs Knot DNS as a secondary of the server at primary for zone, on
+// 127.0.0.1:port, until the test ends.
+func knotd(t *testing.T, port int, zone, primary string) {
+	t.Helper()
+	dir := t.TempDir()
+	host, pport, _ := strings.Cut(primary, ":")
+	conf := fmt.Sprintf(`server:
+    listen: 127.0.0.1@%d
+    rundir: %q
+database:
+    storage: %q
+remote:
+  - id: primary
+    address: %s@%s
+acl:
+  - id: notify
+    address: %s
+    action: [notify, transfer]
+template:
+  - id: default
+    storage: %q
+zone:
+  - domain: %s
+    master: primary
+    acl: notify
+`, port, dir, dir, host, pport, host, dir, zone)
+	path := filepath.Join(dir, "knot.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := testenv.Start(t, exec.Command("knotd", "-c", path))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("knotd:\n%s", out)
+		}
+	})
+}
+
+// secondarySite is testSite with three secondaries, at %[2]d, %[3]d and %[4]d, and
+// a TTL of %[5]d.
+const secondarySite = `domain: k8s.example.com
+dns:
+  listen: ["127.0.0.1:%[1]d"]
+  ttl: %[5]d
+  secondaries: ["127.0.0.1:%[2]d", "127.0.0.1:%[3]d", "127.0.0.1:%[4]d"]
+  records:
+    - {name: api, type: A, value: 10.0.40.100}
+    - {name: "*.apps", type: A, value: 10.0.40.101}
+    - {name: registry, type: CNAME, value: cp01}
+    - {name: "@", type: TXT, value: "v=spf1 -all", ttl: 3600}
+subnets:
+  - {name: vm, cidr: 10.0.40.0/24, ranges: [{kind: dhcp, start: 10.0.40.150, end: 10.0.40.199}]}
+hosts:
+  - {name: cp01, ip: 10.0.40.10}
+  - {name: cp02, ip: 10.0.40.11}
+`
+
+// zoneText is zone's transfer from the server at port, one RR a line in a canonical
+// form, sorted (the closing SOA dropped): what two servers must agree on.
+func zoneText(t *testing.T, port int, zone string) ([]string, uint32) {
+	t.Helper()
+	tr := &dns.Transfer{}
+	m := new(dns.Msg).SetAxfr(zone)
+	ch, err := tr.In(m, fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return nil, 0
+	}
+	var lines []string
+	var serial uint32
+	for env := range ch {
+		if env.Error != nil {
+			return nil, 0
+		}
+		for _, rr := range env.RR {
+			if soa, ok := rr.(*dns.SOA); ok {
+				if serial != 0 {
+					continue
+				}
+				serial = soa.Serial
+			}
+			line := strings.ToLower(rr.Header().Name) + " " + fmt.Sprint(rr.Header().Ttl) + " " + dns.TypeToString[rr.Header().Rrtype] + " " + strings.ToLower(rdata(rr))
+			lines = append(lines, line)
+		}
+	}
+	slices.Sort(lines)
+	return lines, serial
+}
+
+// TestSecondariesServeWhatInfradServes: BIND, NSD and Knot as secondaries follow
+// infrad through a change of data and a reload that changes only the TTL: after each,
+// every secondary serves exactly infrad's zone, at infrad's serial (a reload that
+// changed the answers but not the serial left them serving the old TTLs for good).
+func TestSecondariesServeWhatInfradServes(t *testing.T) {
+	testenv.Need(t, "named", "nsd", "knotd")
+	port, nsdPort, namedPort, knotPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	siteAt := func(ttl int) []byte { return fmt.Appendf(nil, secondarySite, port, nsdPort, namedPort, knotPort, ttl) }
+	s := startSite(t, func(int) string { return string(siteAt(120)) })
+	const zone = "k8s.example.com."
+	primary := fmt.Sprintf("127.0.0.1:%d", port)
+	nsd(t, nsdPort, zone, primary)
+	named(t, namedPort, zone, primary)
+	knotd(t, knotPort, zone, primary)
+	secondaries := map[string]int{"NSD": nsdPort, "BIND": namedPort, "Knot": knotPort}
+	agree := func(step string) {
+		t.Helper()
+		want, serial := zoneText(t, port, zone)
+		for name, p := range secondaries {
+			testenv.WaitFor(t, name+" to serve infrad's zone "+step, func() bool {
+				got, at := zoneText(t, p, zone)
+				return at == serial && slices.Equal(got, want)
+			})
+		}
+	}
+	agree("at start")
+
+	if _, err := s.ipam.CreateRecord(t.Context(), ipam.RecordSpec{Name: "w01", Type: "A", Value: "10.0.40.21"}); err != nil {
+		t.Fatal(err)
+	}
+	agree("after a new record")
+
+	_, before := zoneText(t, port, zone)
+	site, err := config.Parse("site.yaml", siteAt(60))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sitetest.Reload(t, s.ipam, site)
+	if err := s.svc.Reload(site); err != nil {
+		t.Fatal(err)
+	}
+	lines, after := zoneText(t, port, zone)
+	if after == before {
+		t.Fatalf("a reload that changed the TTL left the serial at %d", after)
+	}
+	if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "cp01.k8s.example.com. 60 A ") }) {
+		t.Fatalf("infrad does not serve the new TTL:\n%s", strings.Join(lines, "\n"))
+	}
+	agree("after a reload of the TTL")
+}
