@@ -188,3 +188,137 @@ func TestSecondariesServeWhatInfradServes(t *testing.T) {
 	}
 	agree("after a reload of the TTL")
 }
+
+// bindPrimary runs BIND as the primary of zones, each loaded from the text given,
+// taking updates signed with the external-dns key, on 127.0.0.1:port.
+func bindPrimary(t *testing.T, port int, zones map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`key "external-dns" { algorithm hmac-sha256; secret %q; };
+options {
+	directory %q;
+	pid-file none;
+	listen-on port %d { 127.0.0.1; };
+	listen-on-v6 { none; };
+	recursion no;
+	dnssec-validation no;
+	allow-transfer { 127.0.0.1; };
+};
+`, tsigSecret, dir, port)
+	i := 0
+	for zone, text := range zones {
+		file := fmt.Sprintf("zone%d", i)
+		i++
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		conf += fmt.Sprintf("zone %q { type primary; file %q; allow-update { key external-dns; }; };\n", zone, file)
+	}
+	path := filepath.Join(dir, "named.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := testenv.Start(t, exec.Command("named", "-g", "-c", path))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("named:\n%s", out)
+		}
+	})
+}
+
+// TestUpdatesAnsweredAsBINDAnswers: BIND, primary of infrad's own zones (loaded from
+// infrad's transfers), and infrad take the same RFC 2136 updates, one after another:
+// each gets the same response code from both (prerequisites on hosts, the glue, the
+// apex NS and SOA, an empty non-terminal, a wildcard, a CNAME; a CNAME replacing a
+// CNAME; data beside a CNAME ignored, §3.4.2.2), and the zones end alike. Derived
+// names, which infrad refuses to change, are TestUpdateRefusals'.
+func TestUpdatesAnsweredAsBINDAnswers(t *testing.T) {
+	testenv.Need(t, "named", "nsupdate")
+	s := start(t, `  transfer_from: [127.0.0.0/8]`)
+	zones := []string{"k8s.example.com.", "40.0.10.in-addr.arpa."}
+	texts := map[string]string{}
+	for _, z := range zones {
+		texts[z] = s.dig(t, z, "AXFR", "+nocmd", "+nostats", "+nocomments")
+	}
+	bind := &server{port: testenv.FreePort(t)}
+	bindPrimary(t, bind.port, texts)
+	testenv.WaitFor(t, "BIND to load the zones", func() bool {
+		out, err := bind.query("k8s.example.com", "SOA", "+short")
+		return err == nil && strings.TrimSpace(out) != ""
+	})
+	const rev = "zone 40.0.10.in-addr.arpa\n"
+	steps := []string{
+		"prereq yxdomain cp01.k8s.example.com",
+		"prereq nxdomain cp01.k8s.example.com",
+		"prereq yxrrset cp01.k8s.example.com A",
+		"prereq yxrrset cp01.k8s.example.com AAAA",
+		"prereq nxrrset cp01.k8s.example.com A",
+		"prereq yxrrset cp01.k8s.example.com A 10.0.40.10",
+		"prereq yxrrset cp01.k8s.example.com A 10.0.40.99",
+		"prereq yxdomain ns.k8s.example.com",
+		"prereq nxdomain ns.k8s.example.com",
+		"prereq yxrrset ns.k8s.example.com A",
+		"prereq yxrrset ns.k8s.example.com A 127.0.0.1",
+		"prereq yxrrset k8s.example.com NS",
+		"prereq yxrrset k8s.example.com NS ns.k8s.example.com.",
+		"prereq yxrrset k8s.example.com NS other.example.",
+		"prereq nxrrset k8s.example.com SOA",
+		"prereq yxrrset k8s.example.com MX 10 mail.k8s.example.com.",
+		"prereq yxdomain deep.sub.k8s.example.com",
+		"prereq nxdomain deep.sub.k8s.example.com",
+		"prereq yxdomain x.deep.sub.k8s.example.com",
+		"prereq yxdomain any.apps.k8s.example.com",
+		"prereq yxrrset *.apps.k8s.example.com A",
+		"prereq yxrrset registry.k8s.example.com CNAME",
+		"prereq yxrrset registry.k8s.example.com A",
+		"prereq nxdomain gone.k8s.example.com",
+		rev + "prereq yxrrset 10.40.0.10.in-addr.arpa PTR cp01.k8s.example.com.",
+		rev + "prereq yxrrset 10.40.0.10.in-addr.arpa PTR cp02.k8s.example.com.",
+		rev + "prereq nxdomain 99.40.0.10.in-addr.arpa",
+		"update add alias.k8s.example.com 60 CNAME cp01.k8s.example.com.",
+		"update add alias.k8s.example.com 60 CNAME cp02.k8s.example.com.",
+		"update add alias.k8s.example.com 60 TXT \"beside a CNAME\"",
+		"update add words.k8s.example.com 60 TXT \"first\"",
+		"update add words.k8s.example.com 60 CNAME cp01.k8s.example.com.",
+		"prereq yxrrset alias.k8s.example.com CNAME cp02.k8s.example.com.\nupdate delete alias.k8s.example.com CNAME",
+		"prereq nxdomain alias.k8s.example.com\nupdate add alias.k8s.example.com 60 A 10.0.40.77",
+	}
+	rcode := func(srv *server, script string) string {
+		out, _ := srv.nsupdate(t, goodKey, strings.Split(script, "\n")...)
+		if _, after, ok := strings.Cut(out, "update failed: "); ok {
+			return strings.TrimSpace(after)
+		}
+		return "NOERROR"
+	}
+	failed := map[string]int{} // BIND's answers, counted
+	for i, step := range steps {
+		script := step
+		if strings.Contains(step, "prereq") && !strings.Contains(step, "update") {
+			mark := fmt.Sprintf("mark%d.k8s.example.com", i) // a name of the message's one zone
+			if strings.HasPrefix(step, "zone ") {
+				mark = fmt.Sprintf("%d.40.0.10.in-addr.arpa", 200+i)
+			}
+			script += fmt.Sprintf("\nupdate add %s 60 TXT \"%d\"", mark, i)
+		}
+		got, want := rcode(s, script), rcode(bind, script)
+		if got != want {
+			t.Errorf("step %d %q: infrad answered %s, BIND %s", i, step, got, want)
+		}
+		failed[want]++
+	}
+	if failed["NOERROR"] < 10 || len(failed) < 4 {
+		t.Errorf("the steps' answers %v: too few of each kind to compare", failed)
+	}
+	if testing.Verbose() {
+		t.Logf("answers: %v", failed)
+	}
+	for _, z := range zones {
+		ours, _ := zoneText(t, s.port, z)
+		theirs, _ := zoneText(t, bind.port, z)
+		noSOA := func(l string) bool { return strings.Contains(l, " SOA ") }
+		ours, theirs = slices.DeleteFunc(ours, noSOA), slices.DeleteFunc(theirs, noSOA)
+		if !slices.Equal(ours, theirs) {
+			t.Errorf("after the updates, %s differs:\ninfrad:\n%s\nBIND:\n%s", z, strings.Join(ours, "\n"), strings.Join(theirs, "\n"))
+		}
+	}
+}

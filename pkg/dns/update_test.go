@@ -2,7 +2,9 @@ package dns
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os/exec"
 	"slices"
 	"strings"
@@ -303,3 +305,65 @@ func TestBadTime(t *testing.T) {
 		t.Errorf("the late update was applied: %s", got)
 	}
 }
+
+// TestPrerequisitesAgreeWithAnswers: over random sites, for names of every kind
+// (hosts, leases, records, their reverse names, the glue, the apexes, empty
+// non-terminals, wildcard matches, names that do not exist) and every type,
+// "prereq yxrrset NAME TYPE" holds exactly when infrad answers that RRset at that
+// name, and "prereq yxdomain NAME" exactly when it answers some RRset there.
+func TestPrerequisitesAgreeWithAnswers(t *testing.T) {
+	s := start(t, "")
+	r := rand.New(rand.NewPCG(26, 1))
+	ctx := t.Context()
+	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeMX, dns.TypeCNAME, dns.TypePTR, dns.TypeNS, dns.TypeSOA, dns.TypeSRV}
+	labels := []string{"a", "b", "www", "cp01", "deep", "x.deep", "ns", "mail", "y.apps"}
+	for round := range 6 {
+		for i := range 8 { // the site grows a little each round
+			n := round*8 + i
+			switch r.IntN(4) {
+			case 0:
+				s.ipam.CreateHost(ctx, ipam.HostSpec{Name: fmt.Sprintf("h%d", n), IP: fmt.Sprintf("10.0.40.%d", 20+n)})
+			case 1:
+				s.ipam.CreateRecord(ctx, ipam.RecordSpec{Name: labels[r.IntN(len(labels))], Type: "TXT", Value: fmt.Sprint(n)})
+			case 2:
+				s.ipam.CreateRecord(ctx, ipam.RecordSpec{Name: fmt.Sprintf("%d.40.0.10.in-addr.arpa.", 130+n), Type: "PTR", Value: fmt.Sprintf("p%d", n)})
+			case 3:
+				at := time.Now()
+				s.ipam.Apply(ctx, ipam.CommitLease{Stamp: ipam.Stamp{At: at}, Subnet: "vm", MAC: mustMAC(t, fmt.Sprintf("52:54:00:bb:00:%02x", n)),
+					IP: netip.MustParseAddr(fmt.Sprintf("10.0.40.%d", 150+n)), Hostname: labels[r.IntN(len(labels))], Expires: at.Add(time.Hour)})
+			}
+		}
+		m := s.ipam.Model()
+		v := view{m: m}
+		var names []string
+		for _, z := range m.Zones() {
+			names = append(names, m.Owners(z)...)
+		}
+		for _, l := range labels {
+			names = append(names, l+".k8s.example.com.", "nope."+l+".k8s.example.com.")
+		}
+		names = append(names, "sub.k8s.example.com.", "12.40.0.10.in-addr.arpa.", "anything.apps.k8s.example.com.")
+		for _, name := range names {
+			zone := m.ZoneOf(name)
+			some := false
+			for _, qtype := range types {
+				msg := new(dns.Msg)
+				v.answer(msg, name, qtype, zone)
+				answered := len(msg.Answer) > 0 && strings.EqualFold(msg.Answer[0].Header().Name, name) && msg.Answer[0].Header().Rrtype == qtype
+				some = some || (len(msg.Answer) > 0 && strings.EqualFold(msg.Answer[0].Header().Name, name) && !isWildcardAnswer(m, name))
+				err := s.ipam.Update(ctx, ipam.Name(zone), []ipam.Prereq{{Name: ipam.Name(name), Class: "ANY", Type: dns.TypeToString[qtype]}}, nil)
+				if holds := err == nil; holds != (answered && !isWildcardAnswer(m, name)) {
+					t.Errorf("round %d: prereq yxrrset %s %s holds: %v (%v), answered: %v", round, name, dns.TypeToString[qtype], holds, err, answered)
+				}
+			}
+			err := s.ipam.Update(ctx, ipam.Name(zone), []ipam.Prereq{{Name: ipam.Name(name), Class: "ANY", Type: "ANY"}}, nil)
+			if holds := err == nil; holds != some {
+				t.Errorf("round %d: prereq yxdomain %s holds: %v (%v), answered: %v", round, name, holds, err, some)
+			}
+		}
+	}
+}
+
+// isWildcardAnswer reports whether the answers at name come from a wildcard: a
+// prerequisite reads the names as they are (RFC 2136 §3.2), with no synthesis.
+func isWildcardAnswer(m *ipam.Model, name string) bool { return !m.Exists(name) }
