@@ -89,6 +89,24 @@ func TestCAWithRealClients(t *testing.T) {
 		crt, _ := lab.lego(t, "dns01.k8s.example.com", env, "--dns", "rfc2136",
 			"--dns.resolvers", fmt.Sprintf("127.0.0.1:%d", dnsPort), "--dns.disable-cp")
 		lab.verify(t, crt, "dns01.k8s.example.com")
+
+		// A wildcard, as an ingress's certificate is: dns-01 alone may prove one.
+		path := filepath.Join(dir, "lego-wildcard")
+		cmd := exec.Command("lego", "--server", lab.directory, "--accept-tos", "--email", "ops@k8s.example.com",
+			"--domains", "*.apps.k8s.example.com", "--path", path, "--dns", "rfc2136",
+			"--dns.resolvers", fmt.Sprintf("127.0.0.1:%d", dnsPort), "--dns.disable-cp", "run")
+		cmd.Env = append(append(os.Environ(), "LEGO_CA_CERTIFICATES="+lab.root), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("lego for *.apps.k8s.example.com: %v\n%s", err, out)
+		}
+		wild := filepath.Join(path, "certificates", "_.apps.k8s.example.com.crt")
+		lab.verify(t, wild, "*.apps.k8s.example.com")
+		// The certificate names where its CRL and issuer are: the CA's own address.
+		ext, _ := exec.Command("openssl", "x509", "-in", wild, "-noout", "-ext", "crlDistributionPoints,authorityInfoAccess").CombinedOutput()
+		base := fmt.Sprintf("https://ca.k8s.example.com:%d", caPort)
+		if !strings.Contains(string(ext), base+"/crl") || !strings.Contains(string(ext), base+"/intermediate.crt") {
+			t.Errorf("the certificate's CRL distribution point and issuer URL are not %s's:\n%s", base, ext)
+		}
 	})
 	t.Run("certbot standalone", func(t *testing.T) {
 		work := t.TempDir()

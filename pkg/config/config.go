@@ -136,7 +136,7 @@ const (
 // IPAM returns the site's address objects as an ipam.Set.
 func (s *Site) IPAM() ipam.Set {
 	return ipam.Set{Domain: s.Domain, Zones: s.DNS.Zones, Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records, Changes: s.ChangeLog,
-		DNS: ipam.ZoneSettings{TTL: s.DNS.TTL, NameServers: s.NameServers()}}
+		DNS: ipam.ZoneSettings{TTL: s.DNS.TTL, NameServers: s.NameServers(), Signed: s.DNS.DNSSEC}}
 }
 
 // NameServers are the addresses the zones name as their servers': a cluster's serving

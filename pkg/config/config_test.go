@@ -133,6 +133,7 @@ func TestWarnings(t *testing.T) {
 		{"DHCP with NTP on another port", "domain: a.example\ndns: {advertise: 10.0.0.1}\nntp: {listen: [\"0.0.0.0:1123\"]}\ndhcp: {interfaces: [eth0]}\n", []string{"ntp.listen"}},
 		{"DHCP with DNS and NTP on loopback only", "domain: a.example\ndns: {listen: [\"127.0.0.1:53\"]}\nntp: {listen: [\"127.0.0.1:123\"]}\ndhcp: {interfaces: [eth0]}\n", []string{"dns.advertise"}},
 		{"DHCP with NTP on loopback only", "domain: a.example\ndns: {advertise: 10.0.0.1}\nntp: {listen: [\"127.0.0.1:123\"]}\ndhcp: {interfaces: [eth0]}\n", []string{"ntp.listen"}},
+		{"a host called ns, and no name server's address", "domain: a.example\nsubnets: [{name: vm, cidr: 10.0.0.0/24}]\nhosts: [{name: ns, ip: 10.0.0.5}]\n", []string{"dns.advertise", "hosts[0].name"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,5 +149,17 @@ func TestWarnings(t *testing.T) {
 				t.Errorf("got %v, want %v", site.Warnings(), tc.want)
 			}
 		})
+	}
+}
+
+// TestHostCalledNSWithGlue: while infrad answers for ns.<domain> itself (dns.advertise
+// is no host's address), a host called ns is a mistake, named with its key path.
+func TestHostCalledNSWithGlue(t *testing.T) {
+	_, err := Parse("x.yaml", []byte("domain: a.example\ndns: {advertise: 10.0.0.2}\nsubnets: [{name: vm, cidr: 10.0.0.0/24}]\nhosts: [{name: ns, ip: 10.0.0.5}]\n"))
+	if err == nil || !strings.Contains(err.Error(), "x.yaml:4: hosts[0].name: ns.a.example. is the zones' name server") {
+		t.Errorf("got %v, want hosts[0].name refused", err)
+	}
+	if _, err := Parse("x.yaml", []byte("domain: a.example\ndns: {advertise: 10.0.0.5}\nsubnets: [{name: vm, cidr: 10.0.0.0/24}]\nhosts: [{name: ns, ip: 10.0.0.5}]\n")); err != nil {
+		t.Errorf("a host called ns at the advertised address: %v", err)
 	}
 }

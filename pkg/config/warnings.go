@@ -32,6 +32,13 @@ func (s *Site) Warnings() []Warning {
 		}
 		out = append(out, Warning{"ntp.listen", fmt.Sprintf("DHCP clients are told NTP is at %s, port 123, where infrad does not listen: they will get no time from it (listen on %s, or give the subnets dhcp_options.ntp)", where, listen)})
 	}
+	if len(s.NameServers()) == 0 {
+		for i, h := range s.Hosts {
+			if h.Name == "ns" {
+				out = append(out, Warning{fmt.Sprintf("hosts[%d].name", i), fmt.Sprintf("host \"ns\" (%s) becomes the zones' name server ns.%s, since no dns.advertise says where infrad answers: secondaries and resolvers will ask %s; set dns.advertise, or give the host another name", h.IP, s.Domain, h.IP)})
+			}
+		}
+	}
 	return out
 }
 

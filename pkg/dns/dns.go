@@ -369,10 +369,34 @@ func (s *Service) view() view {
 // keyCheck is how often the DNSSEC key ring is read, and rolled when it is due.
 const keyCheck = 15 * time.Second
 
-// refreshKeys reads the DNSSEC key ring, making or rolling keys when they are due.
+// refreshKeys reads the DNSSEC key ring, making or rolling keys when they are due,
+// then moves the zones' signing time when it is due.
 func (s *Service) refreshKeys(ctx context.Context) {
 	if err := s.keys.Refresh(ctx); err != nil {
 		s.log.Warn("dnssec: the key ring", "err", err)
+	}
+	s.resign(ctx)
+}
+
+// resign moves the model's signing time (ipam.Model.SignedAt) to now when none is
+// set, when signatures made as of it are half-way to their expiry, or when a key
+// publishes, signs or leaves between it and now. The serial rises, so secondaries
+// fetch the zones signed anew long before their signatures expire. Nothing moves
+// while signing is off or paused, or before the key ring is read.
+func (s *Service) resign(ctx context.Context) {
+	ks := s.signer.keys.Load()
+	if !s.cfg.Load().dnssec || ks == nil {
+		return
+	}
+	if ok, _ := s.signer.synced(); !ok {
+		return
+	}
+	at, now := s.ipam.Model().SignedAt(), s.signer.now().Round(0).UTC()
+	if !at.IsZero() && !now.Before(at) && now.Sub(at) < sigRefresh && ks.state(at) == ks.state(now) {
+		return
+	}
+	if err := s.ipam.Resign(ctx, at, now); err != nil {
+		s.log.Warn("dnssec: the signing time could not move", "err", err)
 	}
 }
 
@@ -439,6 +463,7 @@ func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
 			return
 		case <-check.C:
 			s.selfCheck(ctx)
+			s.resign(ctx)
 			continue
 		case <-changed:
 		}

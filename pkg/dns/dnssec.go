@@ -2,6 +2,7 @@ package dns
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,7 +11,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -230,6 +233,21 @@ func (ks *keySet) dnskeys(zone string, ttl uint32, now time.Time) []dns.RR {
 	return out
 }
 
+// state says which keys are published and which sign at at: two times with the same
+// state sign alike.
+func (ks *keySet) state(at time.Time) string {
+	var b strings.Builder
+	for _, k := range ks.dnskeys(".", 0, at) {
+		fmt.Fprintf(&b, "%d ", k.(*dns.DNSKEY).KeyTag())
+	}
+	for _, t := range []uint16{dns.TypeDNSKEY, dns.TypeA} {
+		if k := ks.signer(t, at); k != nil {
+			fmt.Fprintf(&b, "/%d", k.tag)
+		}
+	}
+	return b.String()
+}
+
 // ds is zone's DS set: one SHA-256 digest of each KSK (RFC 4509).
 func (ks *keySet) ds(zone string, ttl uint32) []dns.RR {
 	var out []dns.RR
@@ -287,13 +305,11 @@ func (s *signer) sign(rrset []dns.RR, zone string, now time.Time, paused bool) *
 		s.metrics.sigsMissing.Inc()
 		return nil
 	}
-	id := rrsetHash(rrset, zone, k.tag)
+	inception := uint32(now.Add(-sigBackdate).Unix())
+	id := rrsetHash(rrset, zone, k.tag, inception)
 	if sig, ok := s.cache.Get(id); ok {
-		left := time.Unix(int64(sig.Expiration), 0).Sub(now)
-		if paused || (left > sigRefresh && now.Unix() >= int64(sig.Inception)) {
-			s.metrics.sigsCached.Inc()
-			return sig
-		}
+		s.metrics.sigsCached.Inc()
+		return sig
 	}
 	if paused {
 		s.metrics.sigsMissing.Inc()
@@ -302,12 +318,12 @@ func (s *signer) sign(rrset []dns.RR, zone string, now time.Time, paused bool) *
 	sig := &dns.RRSIG{
 		Hdr:        dns.RR_Header{Name: h.Name, Rrtype: dns.TypeRRSIG, Class: dns.ClassINET, Ttl: h.Ttl},
 		Algorithm:  dns.ECDSAP256SHA256,
-		Inception:  uint32(now.Add(-sigBackdate).Unix()),
+		Inception:  inception,
 		Expiration: uint32(now.Add(sigValidity).Unix()),
 		KeyTag:     k.tag,
 		SignerName: zone,
 	}
-	if err := sig.Sign(k.priv, rrset); err != nil {
+	if err := sig.Sign(deterministic{k.priv}, rrset); err != nil {
 		s.metrics.sigsMissing.Inc()
 		return nil
 	}
@@ -316,9 +332,19 @@ func (s *signer) sign(rrset []dns.RR, zone string, now time.Time, paused bool) *
 	return sig
 }
 
-// rrsetHash names rrset, signed in zone by the key tagged tag, in the cache: the
-// same RRs in any order are the same set.
-func rrsetHash(rrset []dns.RR, zone string, tag uint16) uint64 {
+// deterministic signs as RFC 6979 has ECDSA sign: the same key, data and times make
+// the same signature, on every box and after every restart, so what a zone serves at
+// a serial is one thing (miekg/dns passes a random source; crypto/ecdsa signs
+// deterministically without one).
+type deterministic struct{ *ecdsa.PrivateKey }
+
+func (d deterministic) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return d.PrivateKey.Sign(nil, digest, opts)
+}
+
+// rrsetHash names rrset, signed in zone by the key tagged tag from inception, in the
+// cache: the same RRs in any order are the same set.
+func rrsetHash(rrset []dns.RR, zone string, tag uint16, inception uint32) uint64 {
 	wires := make([][]byte, 0, len(rrset))
 	for _, rr := range rrset {
 		b := make([]byte, dns.Len(rr)+1)
@@ -330,6 +356,7 @@ func rrsetHash(rrset []dns.RR, zone string, tag uint16) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(zone))
 	h.Write(binary.BigEndian.AppendUint16(nil, tag))
+	h.Write(binary.BigEndian.AppendUint32(nil, inception))
 	for _, w := range wires {
 		h.Write(w)
 	}
@@ -340,7 +367,7 @@ func rrsetHash(rrset []dns.RR, zone string, tag uint16) uint64 {
 // validating resolver needs: a signature for each RRset of ours, and for an answer
 // that has no RRset of qtype, the NSEC that proves it (RFC 9824).
 func (s *signer) signReply(v *view, m *dns.Msg, qname string, qtype uint16) {
-	now := s.now()
+	now := v.signedAt()
 	ok, _ := s.synced()
 	paused := !ok
 	final := qname // the name the answer ends at, past its CNAMEs
@@ -428,7 +455,7 @@ func (v *view) parentDS(m *dns.Msg, name string) bool {
 // signature, and the NSEC chain through its names in canonical order (RFC 4034 §6.1).
 // The delegations to zones of ours below it are not signed; their DS sets are.
 func (s *signer) signZone(v *view, zone string) []dns.RR {
-	now := s.now()
+	now := v.signedAt()
 	ok, _ := s.synced()
 	paused := !ok
 	nodes := map[string]ipam.RRsets{}

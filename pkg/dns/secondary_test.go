@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,8 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
@@ -320,5 +323,79 @@ func TestUpdatesAnsweredAsBINDAnswers(t *testing.T) {
 		if !slices.Equal(ours, theirs) {
 			t.Errorf("after the updates, %s differs:\ninfrad:\n%s\nBIND:\n%s", z, strings.Join(ours, "\n"), strings.Join(theirs, "\n"))
 		}
+	}
+}
+
+// TestSignedSecondariesFollowSigning: with DNSSEC on, BIND, NSD and Knot as
+// secondaries serve exactly infrad's signed zone, signatures included, at its serial:
+// after a restart (which signs the same serial alike), after the signatures have aged
+// half their life, and after a ZSK's pre-publication. Each of the last two raises
+// the serial; before, none did, and a quiet zone's secondaries served signatures
+// until they expired.
+func TestSignedSecondariesFollowSigning(t *testing.T) {
+	testenv.Need(t, "named", "nsd", "knotd")
+	port, nsdPort, namedPort, knotPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	site := strings.Replace(fmt.Sprintf(secondarySite, port, nsdPort, namedPort, knotPort, 120), "  ttl: 120\n", "  ttl: 120\n  dnssec: true\n", 1)
+	m, cfg := sitetest.IPAM(t, []byte(site))
+	clock := newClock(time.Now())
+	serve := func() *Service {
+		svc := New(Options{Site: cfg, IPAM: m, Registry: prometheus.NewRegistry(), Coalesce: time.Millisecond, Now: clock.now})
+		if err := svc.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	svc := serve()
+	t.Cleanup(func() { svc.Stop(context.Background()) })
+	const zone = "k8s.example.com."
+	primary := fmt.Sprintf("127.0.0.1:%d", port)
+	nsd(t, nsdPort, zone, primary)
+	named(t, namedPort, zone, primary)
+	knotd(t, knotPort, zone, primary)
+	secondaries := map[string]int{"NSD": nsdPort, "BIND": namedPort, "Knot": knotPort}
+	agree := func(step string) ([]string, uint32) {
+		t.Helper()
+		want, serial := zoneText(t, port, zone)
+		if !slices.ContainsFunc(want, func(l string) bool { return strings.Contains(l, " RRSIG ") }) {
+			t.Fatalf("%s: infrad's zone is not signed:\n%s", step, strings.Join(want, "\n"))
+		}
+		for name, p := range secondaries {
+			testenv.WaitFor(t, name+" to serve infrad's signed zone "+step, func() bool {
+				got, at := zoneText(t, p, zone)
+				return at == serial && slices.Equal(got, want)
+			})
+		}
+		return want, serial
+	}
+	first, serial := agree("at start")
+
+	svc.Stop(context.Background())
+	svc = serve()
+	again, at := zoneText(t, port, zone)
+	if at != serial || !slices.Equal(again, first) {
+		t.Errorf("after a restart infrad serves serial %d (was %d), and the same zone: %v", at, serial, slices.Equal(again, first))
+	}
+	agree("after a restart")
+
+	for _, step := range []struct {
+		name  string
+		by    time.Duration
+		check func(lines []string) bool
+	}{
+		{"half the signatures' life later", sigRefresh + time.Hour, func([]string) bool { return true }},
+		{"after the next ZSK's pre-publication", zskLifetime - prepublish - sigRefresh, func(lines []string) bool {
+			return len(slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return !strings.HasPrefix(l, zone+" 120 DNSKEY ") })) == 3
+		}},
+	} {
+		clock.add(step.by)
+		svc.refreshKeys(t.Context())
+		lines, now := zoneText(t, port, zone)
+		if now == serial {
+			t.Fatalf("%s: the serial stayed %d", step.name, now)
+		}
+		if !step.check(lines) {
+			t.Errorf("%s: infrad's zone:\n%s", step.name, strings.Join(lines, "\n"))
+		}
+		_, serial = agree(step.name)
 	}
 }

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -32,10 +33,19 @@ func (v *view) node(name string) (ipam.RRsets, bool) {
 	n, ok := v.m.Node(name)
 	if v.dnssec != nil && v.isZone(name) {
 		if ks := v.dnssec.keys.Load(); ks != nil {
-			n[dns.TypeDNSKEY] = ks.dnskeys(name, v.m.TTL(), v.dnssec.now())
+			n[dns.TypeDNSKEY] = ks.dnskeys(name, v.m.TTL(), v.signedAt())
 		}
 	}
 	return n, ok
+}
+
+// signedAt is the time the zones are signed as of: the model's (ipam.Model.SignedAt),
+// or the clock's until DNS has set one.
+func (v *view) signedAt() time.Time {
+	if at := v.m.SignedAt(); !at.IsZero() {
+		return at
+	}
+	return v.dnssec.now()
 }
 
 // exists reports whether name exists, as node does, without making its RRs.

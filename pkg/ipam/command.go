@@ -37,7 +37,7 @@ func init() {
 	for _, c := range []Command{
 		PutSubnet{}, DeleteSubnet{}, PutHost{}, DeleteHost{}, AllocateHost{}, PutRecord{}, DeleteRecord{},
 		UpdateRecords{}, Reconcile{}, CommitLease{}, ReleaseLease{}, DeclineLease{}, ExpireLeases{}, TableWrite{},
-		PinLease{}, PutToken{}, DeleteToken{},
+		PinLease{}, PutToken{}, DeleteToken{}, Resign{},
 	} {
 		t := reflect.TypeOf(c)
 		commandTypes[t.Name()] = t

@@ -1,11 +1,13 @@
 package ipam
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -25,6 +27,9 @@ type ZoneSettings struct {
 	// that host as a name server; the others are the addresses of the glue name
 	// ns.<domain>, which infrad owns.
 	NameServers []netip.Addr `json:"name_servers,omitempty"`
+	// Signed says the zones are signed (dns.dnssec): turning it on or off changes
+	// every answer, and so raises the serial.
+	Signed bool `json:"signed,omitempty"`
 }
 
 // DefaultZoneTTL is the TTL of a store whose settings no site file has given yet.
@@ -314,4 +319,36 @@ func (t *txn) takeLeaseName(name Name, forward, reverse bool) {
 	}
 	l.Hostname = ""
 	t.putLease(l)
+}
+
+// Signatures are part of what a zone serves, so their times are the model's: every
+// signature made for the model at a serial has the validity that SignedAt gives, and
+// keys publish and sign as of SignedAt, so a restart, another box, or the clock moving
+// on makes the same signatures for the same serial (ECDSA signing is deterministic).
+// DNS moves SignedAt forward, raising the serial, before signatures age and when a
+// key's time comes; secondaries then fetch the zone anew.
+
+// SignedAt is the time the zones' signatures are made as of; zero: not yet set.
+func (m *Model) SignedAt() time.Time { return m.signedAt }
+
+// Resign moves the zones' signing time from From to At. Two boxes moving it at once
+// make one change: the second finds it moved already and changes nothing.
+type Resign struct {
+	Stamp
+	From time.Time `json:"from"`
+}
+
+func (c Resign) apply(t *txn) (any, error) {
+	if !t.m.signedAt.Equal(c.From) {
+		return false, nil
+	}
+	t.m.signedAt = c.At.Round(0).UTC()
+	t.dns = true
+	return true, nil
+}
+
+// Resign moves the signing time from from to at (see the command Resign).
+func (m *IPAM) Resign(ctx context.Context, from, at time.Time) error {
+	_, err := m.Apply(ctx, Resign{Stamp: Stamp{At: at, By: "dnssec"}, From: from})
+	return err
 }

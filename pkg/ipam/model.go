@@ -18,6 +18,8 @@ import (
 // change costs in proportion to itself (a few paths copied), not to the site.
 type Model struct {
 	serial uint32 // the zones' SOA serial: rises with every change DNS answers from
+	// signedAt is the time the zones' signatures are made as of (Resign).
+	signedAt time.Time
 
 	shape *Shape // domain, zones and subnets: small, and replaced whole when they change
 

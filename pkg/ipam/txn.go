@@ -31,8 +31,9 @@ type txn struct {
 	log   leaseLog   // what the batch's changes to the lease indexes replaced
 	since logMark    // where in log the command applying now began
 
-	serial0 uint32 // the serial before the batch
-	shape0  *Shape // the shape before the batch
+	serial0   uint32    // the serial before the batch
+	signedAt0 time.Time // the signing time before the batch
+	shape0    *Shape    // the shape before the batch
 
 	// The change log's view of the command applying now (nil touched: not kept, as
 	// when a model is loaded): the objects it touched, in order, the leases as they
@@ -54,7 +55,7 @@ type dirtyKey struct {
 func newTxn(last *Model, leases leaseIndexes, ends *endings) *txn {
 	m := *last
 	m.leases = leases
-	return &txn{m: &m, ends: ends, dirty: map[dirtyKey]bool{}, serial0: last.serial, shape0: last.shape,
+	return &txn{m: &m, ends: ends, dirty: map[dirtyKey]bool{}, serial0: last.serial, signedAt0: last.signedAt, shape0: last.shape,
 		touched: map[dirtyKey]bool{}, leasesBefore: map[netip.Addr]*Lease{}}
 }
 
@@ -356,6 +357,11 @@ func (t *txn) flush(tx *store.Tx) error {
 	}
 	if err := t.writeChanges(tx); err != nil {
 		return err
+	}
+	if !t.m.signedAt.Equal(t.signedAt0) {
+		if err := store.Put(tx, store.BucketState, stateSignedAt, t.m.signedAt); err != nil {
+			return err
+		}
 	}
 	if t.m.serial == t.serial0 {
 		return nil

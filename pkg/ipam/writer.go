@@ -67,9 +67,10 @@ const maxBatch = 128
 // The keys of the state bucket: the zones' serial, and the index of the last log
 // entry applied.
 const (
-	stateSerial  = "serial"
-	stateApplied = "applied"
-	stateZones   = "zones"
+	stateSerial   = "serial"
+	stateSignedAt = "signed_at"
+	stateApplied  = "applied"
+	stateZones    = "zones"
 )
 
 // New loads the model from the store and starts the writer; Close stops it.
@@ -432,6 +433,9 @@ func load(st *store.Store) (*Model, uint64, error) {
 		serial, _, err := store.Get[uint32](tx, store.BucketState, stateSerial)
 		m.serial = serial
 		if err != nil {
+			return err
+		}
+		if m.signedAt, _, err = store.Get[time.Time](tx, store.BucketState, stateSignedAt); err != nil {
 			return err
 		}
 		applied, _, err = store.Get[uint64](tx, store.BucketState, stateApplied)
