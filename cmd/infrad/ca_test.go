@@ -147,8 +147,8 @@ func TestCAWithRealClients(t *testing.T) {
 				}
 			}
 		}
-		if len(certs) != 3 || revoked == "" {
-			t.Fatalf("got %+v, want 3 certificates, web's revoked", certs)
+		if len(certs) != 4 || revoked == "" {
+			t.Fatalf("got %+v, want 4 certificates, web's revoked", certs)
 		}
 		// The change log has each issue and the revocation, by ACME, and lego's TXT
 		// records through RFC 2136 under its key.
@@ -170,8 +170,8 @@ func TestCAWithRealClients(t *testing.T) {
 				}
 			}
 		}
-		if ops["acme create"] != 3 || ops["acme revoke"] != 1 {
-			t.Errorf("the change log's certificates: %v, want 3 issued and 1 revoked by acme", ops)
+		if ops["acme create"] != 4 || ops["acme revoke"] != 1 {
+			t.Errorf("the change log's certificates: %v, want 4 issued and 1 revoked by acme", ops)
 		}
 		getJSON(t, base+"/api/v1/changes?source=rfc2136%20key%20lego.&limit=1", token, &log)
 		if len(log.Changes) != 1 {
@@ -206,7 +206,7 @@ func TestCAWithRealClients(t *testing.T) {
 		metrics, _ := http.Get(base + "/metrics")
 		body, _ := io.ReadAll(metrics.Body)
 		metrics.Body.Close()
-		if !strings.Contains(string(body), "infrad_ca_certificates_issued 3") || !strings.Contains(string(body), "infrad_ca_intermediate_expiry_days") {
+		if !strings.Contains(string(body), "infrad_ca_certificates_issued 4") || !strings.Contains(string(body), "infrad_ca_intermediate_expiry_days") {
 			t.Errorf("the CA metrics are missing from /metrics")
 		}
 	})
@@ -246,8 +246,8 @@ func TestCAWithRealClients(t *testing.T) {
 				t.Errorf("the certificate revoked before the backup is not revoked after the restore: %+v", c)
 			}
 		}
-		if len(certs) != 3 || !listed["web.k8s.example.com"] || !listed["certbot.k8s.example.com"] {
-			t.Errorf("after restore: got %+v, want the 3 certificates issued before", certs)
+		if len(certs) != 4 || !listed["web.k8s.example.com"] || !listed["certbot.k8s.example.com"] {
+			t.Errorf("after restore: got %+v, want the 4 certificates issued before", certs)
 		}
 		// lego's account, registered before the backup, still works: lego reuses it
 		// from web's directory, and the CA must know it.

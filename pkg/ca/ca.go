@@ -34,7 +34,6 @@ import (
 	"github.com/smallstep/certificates/api/render"
 	"github.com/smallstep/certificates/authority"
 	"github.com/smallstep/certificates/authority/config"
-	"github.com/smallstep/certificates/authority/policy"
 	"github.com/smallstep/certificates/authority/provisioner"
 	"github.com/smallstep/certificates/db"
 	"github.com/smallstep/nosql"
@@ -157,7 +156,7 @@ func (s *Service) Start(ctx context.Context) error {
 				c := acme.NewContext(req.Context(), acmeDB, client, linker, nil)
 				next.ServeHTTP(w, req.WithContext(authority.NewContext(c, auth)))
 			})
-		}, s.metrics.countFailures, s.quorumGuard, s.timeGuard)
+		}, s.metrics.countFailures, s.quorumGuard, s.timeGuard, s.zoneGuard)
 		acmeapi.Route(r)
 	})
 	r.Get(issuerPath, func(w http.ResponseWriter, req *http.Request) {
@@ -253,11 +252,6 @@ func (s *Service) authority(dir string, root, inter pair) (*authority.Authority,
 	}
 	database := &db.DB{DB: s.db}
 	site := s.site.Load()
-	var domains []string
-	for _, z := range append([]string{string(site.Domain)}, zoneStrings(site.DNS.Zones)...) {
-		z = strings.TrimSuffix(z, ".")
-		domains = append(domains, z, "*."+z)
-	}
 	lifetime := site.CA.CertLifetime
 	base := baseURL(site.CA.Name, site.CA.Listen.Port())
 	prov := &provisioner.ACME{
@@ -269,11 +263,10 @@ func (s *Service) authority(dir string, root, inter pair) (*authority.Authority,
 			MaxTLSDur:     &provisioner.Duration{Duration: lifetime},
 			DefaultTLSDur: &provisioner.Duration{Duration: lifetime},
 		},
+		// Which names: zoneGuard (step-ca's policy would allow one label below a zone).
 		Options: &provisioner.Options{X509: &provisioner.X509Options{
-			AllowedNames:       &policy.X509NameOptions{DNSDomains: domains},
-			AllowWildcardNames: true, // *.apps.<domain> by dns-01, as ACME allows (RFC 8555 §7.1.3)
-			Template:           leafTemplate,
-			TemplateData:       mustJSON(map[string]string{"crl": base + crlPath, "issuer": base + issuerPath}),
+			Template:     leafTemplate,
+			TemplateData: mustJSON(map[string]string{"crl": base + crlPath, "issuer": base + issuerPath}),
 		}},
 	}
 	auth, err := authority.NewEmbedded(
@@ -300,14 +293,6 @@ func mustJSON(v any) json.RawMessage {
 		panic(err)
 	}
 	return b
-}
-
-func zoneStrings[T ~string](zs []T) []string {
-	out := make([]string, len(zs))
-	for i, z := range zs {
-		out[i] = string(z)
-	}
-	return out
 }
 
 // ServerTLS is a TLS configuration for another of infrad's listeners (the API on a
