@@ -80,7 +80,7 @@ for z in bench.example 20.10.in-addr.arpa; do
   mkdir -p "$work/nsd-keys"
   dnssec-keygen -q -K "$work/nsd-keys" -a ECDSAP256SHA256 -f KSK "$z" >/dev/null
   dnssec-keygen -q -K "$work/nsd-keys" -a ECDSAP256SHA256 "$z" >/dev/null
-  dnssec-signzone -q -S -K "$work/nsd-keys" -o "$z" -f "$work/$z.signed" "$work/$z" >/dev/null
+  dnssec-signzone -q -S -K "$work/nsd-keys" -d "$work" -o "$z" -f "$work/$z.signed" "$work/$z" >/dev/null  # -d: its dsset files too
 done
 cat > "$work/nsd.conf" <<EOF
 server:

@@ -37,10 +37,13 @@ type LogEntry struct {
 }
 
 // entry is a command as the log holds it, with who appended it, so that the box that
-// did can answer its caller when it applies it.
+// did can answer its caller when it applies it. Skippable says a build that cannot
+// read the command may pass over it (no command of this build is); any other entry
+// it cannot read stops it (ApplyLogged).
 type entry struct {
-	Origin string `json:"origin"`
-	Seq    uint64 `json:"seq"`
+	Origin    string `json:"origin"`
+	Seq       uint64 `json:"seq"`
+	Skippable bool   `json:"skippable,omitempty"`
 	envelope
 }
 
@@ -140,6 +143,12 @@ func (m *IPAM) ApplyLogged(entries []LogEntry) {
 		if err == nil {
 			p.cmd, err = decodeEnvelope(en.envelope)
 		}
+		if err != nil && !en.Skippable {
+			// Applying what follows without it would leave this box's store other
+			// than the others', silently: stop, with the store at the entry before.
+			m.Flush()
+			panic(fmt.Sprintf("infrad: entry %d of the cluster's log is a command this build cannot apply (%v): upgrade infrad on this node; its store stays at entry %d", e.Index, err, m.Applied()))
+		}
 		if err != nil {
 			p.cmd = undecodable{err}
 		}
@@ -177,8 +186,8 @@ func (m *IPAM) Restore(snapshot io.Reader) error {
 	return m.reload()
 }
 
-// undecodable stands for an entry this build cannot read (one of a newer build, in
-// a rolling upgrade): it changes nothing, on every box of this build alike.
+// undecodable stands for a skippable entry this build cannot read (one of a newer
+// build, in a rolling upgrade): it changes nothing, on every box of this build alike.
 type undecodable struct{ err error }
 
 func (u undecodable) apply(*txn) (any, error) {

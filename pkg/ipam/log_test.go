@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,5 +151,47 @@ func TestAppliedThroughTheLog(t *testing.T) {
 	}
 	if _, err := m.Apply(context.Background(), AllocateHost{Stamp: m.stampFor(context.Background()), Subnet: "vm", Host: Host{Name: "n0"}}); !errors.Is(err, ErrConflict) {
 		t.Errorf("a second n0: %v, want a conflict", err)
+	}
+}
+
+// TestUnknownEntryStops: an entry of a command this build does not know (a newer
+// build's, in a cluster of two builds) stops the box loudly, its store at the entry
+// before, unless the entry says it may be skipped; a skipped one changes nothing, and
+// the entries after it apply.
+func TestUnknownEntryStops(t *testing.T) {
+	log := &echo{}
+	m, err := New(Options{Store: openStore(t, filepath.Join(t.TempDir(), "infrad.db")), Log: log, Origin: "box"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.m = m
+	t.Cleanup(m.Close)
+	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+		t.Fatal(err)
+	}
+	serial, applied := m.Model().Serial(), m.Applied()
+	future := `{"origin":"newer","seq":1,%s"type":"RenameZone","command":{"at":"2027-01-01T00:00:00Z"}}`
+	log.mu.Lock()
+	log.index++
+	func() {
+		defer func() {
+			msg, _ := recover().(string)
+			if !strings.Contains(msg, "cannot apply") || !strings.Contains(msg, "upgrade infrad") {
+				t.Errorf("an unknown entry: got %q, want the box stopped, saying to upgrade", msg)
+			}
+		}()
+		m.ApplyLogged([]LogEntry{{Index: log.index, Data: fmt.Appendf(nil, future, "")}})
+	}()
+	if m.Applied() != applied {
+		t.Errorf("the store moved to entry %d past an entry it could not apply", m.Applied())
+	}
+	log.index++
+	m.ApplyLogged([]LogEntry{{Index: log.index, Data: fmt.Appendf(nil, future, `"skippable":true,`)}})
+	log.mu.Unlock()
+	if _, err := m.CreateHost(context.Background(), HostSpec{Name: "after", IP: "10.0.40.60"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Model().Host("after"); !ok || m.Model().Serial() == serial {
+		t.Errorf("the entries after a skipped one did not apply")
 	}
 }

@@ -17,7 +17,8 @@ var (
 		[]string{"subnet", "range", "kind", "state"}, nil)
 )
 
-// collector reports how full each subnet and range is, read from the store at scrape.
+// collector reports how full each subnet and range is, read from the published model
+// at scrape.
 type collector struct {
 	m *IPAM
 }

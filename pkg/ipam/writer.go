@@ -20,8 +20,10 @@ import (
 // Command; one goroutine, the writer, applies commands in the order they come, each
 // checked against the working model and written in the same bbolt transaction, and
 // publishes the new model before any of them is acknowledged. Commands that arrive
-// while a commit is on its way to disk share the next transaction and its fsync
-// (group commit), each still checked against everything before it.
+// while a transaction commits share the next one (group commit), each still checked
+// against everything before it. In a cluster the log (raft-wal) is what is made
+// durable before an acknowledgement; the store, its state machine, commits to the
+// page cache and is synced when a snapshot is taken (store.Options.NoSync).
 type IPAM struct {
 	store *store.Store
 	now   func() time.Time
