@@ -3,7 +3,6 @@ package ipam
 import (
 	"container/heap"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"time"
@@ -281,44 +280,4 @@ func (m *IPAM) PinLease(ctx context.Context, ip netip.Addr, name string) (Host, 
 func (m *IPAM) ReleaseLease(ctx context.Context, ip netip.Addr) error {
 	_, err := m.Apply(ctx, ReleaseLease{Stamp: m.stampFor(ctx), IP: ip})
 	return err
-}
-
-// MarshalJSON writes a lease as encoding/json would, without reflection: the DHCP
-// service writes one for every ACK.
-func (l Lease) MarshalJSON() ([]byte, error) {
-	if !plainHostname(l.Hostname) {
-		type lease Lease // no methods: encoding/json's own
-		return json.Marshal(lease(l))
-	}
-	b := make([]byte, 0, 128)
-	b = append(b, `{"ip":"`...)
-	b = l.IP.AppendTo(b)
-	b = append(b, '"')
-	if !l.MAC.IsZero() {
-		b = append(b, `,"mac":"`...)
-		b = append(b, l.MAC.String()...)
-		b = append(b, '"')
-	}
-	if l.Hostname != "" {
-		b = append(b, `,"hostname":"`...)
-		b = append(b, l.Hostname...)
-		b = append(b, '"')
-	}
-	b = append(b, `,"expires":"`...)
-	b = l.Expires.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, '"')
-	if l.Declined {
-		b = append(b, `,"declined":true`...)
-	}
-	return append(b, '}'), nil
-}
-
-// plainHostname reports whether s needs no escaping in JSON (sanitised hostnames do not).
-func plainHostname(s string) bool {
-	for _, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
