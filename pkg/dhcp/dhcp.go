@@ -166,7 +166,7 @@ func (s *Service) bind() error {
 		links = append(links, l)
 	}
 	for _, l := range links {
-		go s.serve(l)
+		s.loops.Go(func() { s.serve(l) }) // ends when Stop or a reload closes l
 		s.log.Info("dhcp listening", "interface", l.name, "server_id", l.addr)
 	}
 	s.links = links

@@ -127,7 +127,6 @@ func New(opts Options) *Service {
 		Log: opts.Logger,
 	}
 	s.setSite(opts.Site)
-	services.Store(s.id, s)
 	return s
 }
 
@@ -166,15 +165,18 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.refreshKeys(ctx)
 	input := s.input()
+	services.Store(s.id, s) // for the plugin's setup, while CoreDNS runs
 	inst, err := caddy.Start(input)
 	if err != nil {
 		if inst != nil {
 			stopInstance(inst)
 		}
+		services.Delete(s.id)
 		return fmt.Errorf("start CoreDNS: %w", err)
 	}
 	if err := s.probe(ctx); err != nil {
 		stopInstance(inst)
+		services.Delete(s.id)
 		return err
 	}
 	s.inst, s.corefile = inst, string(input.Contents)
@@ -286,6 +288,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	stopInstance(inst)
+	services.Delete(s.id)
 	return nil
 }
 

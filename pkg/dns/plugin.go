@@ -156,7 +156,7 @@ func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 	}
 	switch {
 	case r.Opcode == dns.OpcodeUpdate:
-		return h.svc.update(w, r, key)
+		return h.svc.update(ctx, w, r, key)
 	case r.Opcode != dns.OpcodeQuery:
 		return reply(w, r, dns.RcodeNotImplemented)
 	case len(r.Question) != 1:

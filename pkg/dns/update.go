@@ -18,7 +18,7 @@ import (
 // key the update was signed with (bad signatures were answered before): an unsigned
 // update is refused; names of hosts and leases, and the records of the site file, are
 // refused by IPAM.
-func (s *Service) update(w dns.ResponseWriter, r *dns.Msg, key string) (int, error) {
+func (s *Service) update(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, key string) (int, error) {
 	if key == "" {
 		return reply(w, r, dns.RcodeRefused)
 	}
@@ -37,7 +37,7 @@ func (s *Service) update(w dns.ResponseWriter, r *dns.Msg, key string) (int, err
 	if rc != dns.RcodeSuccess {
 		return reply(w, r, rc)
 	}
-	err := s.ipam.Update(ipam.WithSource(context.Background(), "rfc2136 key "+key), ipam.Name(zone), prereqs, changes)
+	err := s.ipam.Update(ipam.WithSource(ctx, "rfc2136 key "+key), ipam.Name(zone), prereqs, changes)
 	var unmet *ipam.PrereqError
 	var refused *ipam.Error
 	switch {
