@@ -65,6 +65,10 @@ type Daemon struct {
 
 	api *api.Server
 
+	// waits is the first reconcile waiting for the quorum, if it must; quit ends it.
+	waits sync.WaitGroup
+	quit  chan struct{}
+
 	mu       sync.Mutex
 	site     *config.Site
 	loadedAt time.Time
@@ -79,7 +83,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		opts.Logger = slog.Default()
 	}
 	site := opts.Site
-	d := &Daemon{log: opts.Logger, dataDir: site.DataDir, apiListen: site.API.Listen, site: site, loadedAt: time.Now()}
+	d := &Daemon{log: opts.Logger, dataDir: site.DataDir, apiListen: site.API.Listen, site: site, loadedAt: time.Now(), quit: make(chan struct{})}
 	if err := os.MkdirAll(d.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -200,6 +204,12 @@ func (d *Daemon) open(ctx context.Context, opts Options) error {
 
 // closeStore stops the node's Raft, then closes the write path and the store.
 func (d *Daemon) closeStore() error {
+	select {
+	case <-d.quit:
+	default:
+		close(d.quit)
+	}
+	d.waits.Wait()
 	err := d.node.Stop()
 	d.ipam.Close()
 	return errors.Join(err, d.store.Close())
@@ -215,9 +225,13 @@ func (d *Daemon) firstReconcile(site *config.Site) error {
 		return err
 	}
 	d.log.Warn("the site file waits for the cluster's quorum", "err", err)
-	go func() {
+	d.waits.Go(func() {
 		for {
-			time.Sleep(2 * time.Second)
+			select {
+			case <-d.quit:
+				return
+			case <-time.After(2 * time.Second):
+			}
 			d.mu.Lock()
 			current := d.site
 			d.mu.Unlock()
@@ -233,7 +247,7 @@ func (d *Daemon) firstReconcile(site *config.Site) error {
 				return
 			}
 		}
-	}()
+	})
 	return nil
 }
 

@@ -74,7 +74,7 @@ type Service struct {
 	inst     *caddy.Instance
 	corefile string
 	stop     context.CancelFunc // ends the watch loop
-	watching chan struct{}      // closed when the watch loop has ended
+	watching chan struct{}      // closed when the watch loop and the key keeper have ended
 }
 
 // serving is what the hot path reads of the site file.
@@ -183,8 +183,13 @@ func (s *Service) Start(ctx context.Context) error {
 	s.health.Reset()
 	watchCtx, cancel := context.WithCancel(context.Background())
 	s.stop, s.watching = cancel, make(chan struct{})
-	go s.watch(watchCtx, s.watching)
-	go s.keys.Run(watchCtx, keyCheck)
+	go func(done chan<- struct{}) { // both loops end with watchCtx; Stop waits for done
+		var keeper sync.WaitGroup
+		keeper.Go(func() { s.keys.Run(watchCtx, keyCheck) })
+		s.watch(watchCtx)
+		keeper.Wait()
+		close(done)
+	}(s.watching)
 	for _, l := range s.site.Listen {
 		s.log.Info("dns listening", "addr", l.String())
 	}
@@ -453,8 +458,7 @@ type DNSSECKey struct {
 // watch notifies the secondaries once at start (a change made while infrad was
 // stopped reaches them now, not at their next refresh), then after each change of the
 // zones' serial, gathering the changes of s.coalesce into one NOTIFY, until ctx ends.
-func (s *Service) watch(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
+func (s *Service) watch(ctx context.Context) {
 	m, changed := s.ipam.Watch()
 	serial := m.Serial()
 	s.notify(m.Zones())
