@@ -141,7 +141,7 @@ func (m *Model) Exists(name string) bool {
 		return true
 	}
 	a, ok := ReverseAddr(Name(name))
-	return ok && slices.Contains(m.glueAddrs(), a)
+	return ok && m.isGlueAddr(a)
 }
 
 // PTR is the name the address a points back to: its host's, else its named lease's,
@@ -153,8 +153,8 @@ func (m *Model) PTR(a netip.Addr) string {
 	if l, ok := m.Lease(a); ok && l.Hostname != "" {
 		return string(m.FQDN(l.Hostname)) // the write path gives no lease a host's name
 	}
-	if glue := m.GlueName(); glue != "" && slices.Contains(m.glueAddrs(), a) {
-		return glue
+	if m.isGlueAddr(a) {
+		return m.GlueName()
 	}
 	return ""
 }
@@ -184,13 +184,22 @@ func (m *Model) nsName() string { return "ns." + string(m.shape.Domain) }
 // address that is no host's), "" otherwise. The name is then infrad's: no host,
 // record or update may take it.
 func (m *Model) GlueName() string {
-	if len(m.glueAddrs()) == 0 {
+	if !slices.ContainsFunc(m.shape.DNS.NameServers, m.isGlueAddr) {
 		return ""
 	}
 	if _, ok := m.Host("ns"); ok {
 		return "" // a store from before the rule that refuses such a host
 	}
 	return m.nsName()
+}
+
+// isGlueAddr reports whether a is a name server's address that is no host's.
+func (m *Model) isGlueAddr(a netip.Addr) bool {
+	if !slices.Contains(m.shape.DNS.NameServers, a) {
+		return false
+	}
+	_, hosted := m.HostAt(a)
+	return !hosted
 }
 
 // glueAddrs are the name servers' addresses that are no host's.
@@ -282,7 +291,7 @@ func (m *Model) derivedOwner(name Name, typ string) string {
 		if h, ok := m.HostAt(a); ok {
 			return fmt.Sprintf("host %q", h.Name)
 		}
-		if m.GlueName() != "" && slices.Contains(m.glueAddrs(), a) {
+		if m.isGlueAddr(a) && m.GlueName() != "" {
 			return m.nameServersTitle()
 		}
 	}
