@@ -107,6 +107,24 @@ func TestCAWithRealClients(t *testing.T) {
 		if !strings.Contains(string(ext), base+"/crl") || !strings.Contains(string(ext), base+"/intermediate.crt") {
 			t.Errorf("the certificate's CRL distribution point and issuer URL are not %s's:\n%s", base, ext)
 		}
+		// The CRL the certificate names is in its scope (its issuing distribution point
+		// is that URL): openssl checks the certificate against it.
+		crl := filepath.Join(dir, "crl.der")
+		fetch := exec.Command("curl", "-sSf", "--resolve", fmt.Sprintf("ca.k8s.example.com:%d:127.0.0.1", caPort), "--cacert", lab.root, "-o", crl, base+"/crl")
+		if out, err := fetch.CombinedOutput(); err != nil {
+			t.Fatalf("curl %s/crl: %v\n%s", base, err, out)
+		}
+		crlPEM := filepath.Join(dir, "crl.pem")
+		if out, err := exec.Command("openssl", "crl", "-inform", "DER", "-in", crl, "-out", crlPEM).CombinedOutput(); err != nil {
+			t.Fatalf("openssl crl: %v\n%s", err, out)
+		}
+		if idp, _ := exec.Command("openssl", "crl", "-in", crlPEM, "-noout", "-text").CombinedOutput(); !strings.Contains(string(idp), base+"/crl") {
+			t.Errorf("the CRL's issuing distribution point is not %s/crl:\n%s", base, idp)
+		}
+		out, err := exec.Command("openssl", "verify", "-crl_check", "-CAfile", lab.root, "-untrusted", wild, "-CRLfile", crlPEM, wild).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), ": OK") {
+			t.Errorf("openssl verify -crl_check of a good certificate with the CRL it names: %v\n%s", err, out)
+		}
 	})
 	t.Run("certbot standalone", func(t *testing.T) {
 		work := t.TempDir()
