@@ -29,7 +29,7 @@ type ChangeEntry struct {
 
 // ObjectChange is one object a command created, updated or deleted.
 type ObjectChange struct {
-	Kind   string          `json:"kind"` // subnet, host, record, lease, token, certificate
+	Kind   string          `json:"kind"` // subnet, host, record, lease, token, certificate, keyring, settings (the zones' dns)
 	Key    string          `json:"key"`  // its name or address; a record's name, type and value
 	Op     string          `json:"op"`   // create, update, delete; revoke (a certificate)
 	Before json.RawMessage `json:"before,omitempty"`

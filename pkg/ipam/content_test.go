@@ -154,6 +154,10 @@ func TestSettingsAreVersioned(t *testing.T) {
 			t.Fatal(err)
 		}
 		after := m.Model()
+		last := changesOf(t, m, ChangeFilter{})[0]
+		if !slices.ContainsFunc(last.Changes, func(c ObjectChange) bool { return c.Kind == "settings" && c.Key == "dns" && string(c.Before) != string(c.After) }) {
+			t.Errorf("change %d: the change log's entry does not show the settings: %+v", i, last.Changes)
+		}
 		if !serialNewer(after.Serial(), before.Serial()) {
 			t.Errorf("change %d: the serial stayed %d", i, after.Serial())
 		}

@@ -62,6 +62,11 @@ func (c Reconcile) apply(t *txn) (any, error) {
 	}
 	sh.Subnets = append(sh.Subnets, file.Subnets...)
 	if !sameJSON(sh, t.m.shape) {
+		if old := t.m.shape.DNS; !sameJSON(old, sh.DNS) {
+			before, _ := json.Marshal(old)
+			after, _ := json.Marshal(sh.DNS)
+			t.noteExtra(ObjectChange{Kind: "settings", Key: "dns", Op: "update", Before: before, After: after})
+		}
 		t.setShape(sh)
 	}
 	inFile := map[string]bool{}
