@@ -73,7 +73,7 @@ type Service struct {
 	domain   ipam.Name
 	inst     *caddy.Instance
 	corefile string
-	stop     context.CancelFunc // ends the watch loop
+	stop     context.CancelFunc // ends the watch loop and the key keeper
 	watching chan struct{}      // closed when the watch loop and the key keeper have ended
 }
 

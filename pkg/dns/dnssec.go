@@ -24,8 +24,9 @@ import (
 )
 
 // DNSSEC (dns.dnssec: true) signs the site's zones online, as each answer is made:
-// an RRset is signed the first time it is served and its signature kept until half
-// its life has passed. One key-signing key (KSK) signs each zone's DNSKEY set, and a
+// an RRset is signed the first time it is served, as of the model's signing time
+// (ipam.Model.SignedAt: the validity, and which keys publish and sign), and its
+// signature kept; resign moves that time, raising the serial, before signatures age. One key-signing key (KSK) signs each zone's DNSKEY set, and a
 // zone-signing key (ZSK) the rest; both are ECDSA P-256 (algorithm 13), made by infrad
 // and kept in the store's key ring "dnssec", so every box of a cluster signs with
 // the same keys. The ZSK rolls every zskLifetime by pre-publication (RFC 6781 §4.1.1.1):
@@ -47,9 +48,9 @@ const (
 	// prepublish is how long a new ZSK is in the DNSKEY set before it signs: far more
 	// than a DNSKEY set's TTL, so every resolver has it by then.
 	prepublish = 2 * 24 * time.Hour
-	// sigValidity is how long a signature is valid (from sigBackdate before it is
-	// made, for clocks a little behind); a signature kept in the cache is made anew
-	// once less than sigRefresh of it is left.
+	// sigValidity is how long a signature is valid (from sigBackdate before the
+	// signing time, for clocks a little behind); the signing time moves on once
+	// sigRefresh has passed, so every signature served has at least that left.
 	sigValidity = 14 * 24 * time.Hour
 	sigRefresh  = 7 * 24 * time.Hour
 	sigBackdate = time.Hour

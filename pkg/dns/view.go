@@ -33,7 +33,9 @@ func (v *view) node(name string) (ipam.RRsets, bool) {
 	n, ok := v.m.Node(name)
 	if v.dnssec != nil && v.isZone(name) {
 		if ks := v.dnssec.keys.Load(); ks != nil {
-			n[dns.TypeDNSKEY] = ks.dnskeys(name, v.m.TTL(), v.signedAt())
+			if keys := ks.dnskeys(name, v.m.TTL(), v.signedAt()); len(keys) > 0 {
+				n[dns.TypeDNSKEY] = keys
+			}
 		}
 	}
 	return n, ok
