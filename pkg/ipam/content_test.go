@@ -155,7 +155,9 @@ func TestSettingsAreVersioned(t *testing.T) {
 		}
 		after := m.Model()
 		last := changesOf(t, m, ChangeFilter{})[0]
-		if !slices.ContainsFunc(last.Changes, func(c ObjectChange) bool { return c.Kind == "settings" && c.Key == "dns" && string(c.Before) != string(c.After) }) {
+		if !slices.ContainsFunc(last.Changes, func(c ObjectChange) bool {
+			return c.Kind == "settings" && c.Key == "dns" && string(c.Before) != string(c.After)
+		}) {
 			t.Errorf("change %d: the change log's entry does not show the settings: %+v", i, last.Changes)
 		}
 		if !serialNewer(after.Serial(), before.Serial()) {
