@@ -41,6 +41,13 @@ zone %q {
 	file "secondary.zone";
 };
 `, dir, port, zone, pport, host)
+	runNamed(t, dir, conf)
+}
+
+// runNamed runs BIND with conf, written into dir, until the test ends; its output is
+// logged when the test fails.
+func runNamed(t *testing.T, dir, conf string) {
+	t.Helper()
 	path := filepath.Join(dir, "named.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -217,16 +224,7 @@ options {
 		}
 		conf += fmt.Sprintf("zone %q { type primary; file %q; allow-update { key external-dns; }; };\n", zone, file)
 	}
-	path := filepath.Join(dir, "named.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := testenv.Start(t, exec.Command("named", "-g", "-c", path))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("named:\n%s", out)
-		}
-	})
+	runNamed(t, dir, conf)
 }
 
 // TestUpdatesAnsweredAsBINDAnswers: BIND, primary of infrad's own zones (loaded from

@@ -112,9 +112,10 @@ func (e *echo) Append(_ context.Context, data []byte) error {
 	return nil
 }
 
-// TestAppliedThroughTheLog: a caller's command goes through the log and the caller
-// gets its own result (the address allocated, a refusal), as through the writer.
-func TestAppliedThroughTheLog(t *testing.T) {
+// newLogged is an IPAM whose commands go through a log of its own (echo), with the
+// base site applied.
+func newLogged(t *testing.T) (*IPAM, *echo) {
+	t.Helper()
 	log := &echo{}
 	m, err := New(Options{Store: openStore(t, filepath.Join(t.TempDir(), "infrad.db")), Log: log, Origin: "box"})
 	if err != nil {
@@ -125,6 +126,13 @@ func TestAppliedThroughTheLog(t *testing.T) {
 	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
 		t.Fatal(err)
 	}
+	return m, log
+}
+
+// TestAppliedThroughTheLog: a caller's command goes through the log and the caller
+// gets its own result (the address allocated, a refusal), as through the writer.
+func TestAppliedThroughTheLog(t *testing.T) {
+	m, _ := newLogged(t)
 	var wg sync.WaitGroup
 	got := make([]Host, 8)
 	for i := range got {
@@ -159,16 +167,7 @@ func TestAppliedThroughTheLog(t *testing.T) {
 // before, unless the entry says it may be skipped; a skipped one changes nothing, and
 // the entries after it apply.
 func TestUnknownEntryStops(t *testing.T) {
-	log := &echo{}
-	m, err := New(Options{Store: openStore(t, filepath.Join(t.TempDir(), "infrad.db")), Log: log, Origin: "box"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log.m = m
-	t.Cleanup(m.Close)
-	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
-		t.Fatal(err)
-	}
+	m, log := newLogged(t)
 	serial, applied := m.Model().Serial(), m.Applied()
 	future := `{"origin":"newer","seq":1,%s"type":"RenameZone","command":{"at":"2027-01-01T00:00:00Z"}}`
 	log.mu.Lock()
