@@ -14,7 +14,7 @@ import (
 
 // What a zone serves is defined here, once, from the model alone: answers, RFC 2136
 // prerequisites, transfers, NOTIFY and signing all read Node. The site file's settings
-// that shape the content (the TTL, the name servers' addresses) are part of the model
+// that shape the content (the TTL, the name servers' addresses, signing) are part of the model
 // (Shape.DNS), so a change of them is a change of the site: it raises the serial, and
 // a model kept for IXFR is rendered as it was served at its serial.
 
@@ -47,6 +47,7 @@ const (
 // RRsets are the RRsets at one owner name, by type.
 type RRsets map[uint16][]dns.RR
 
+// Add puts rr in its type's RRset.
 func (n RRsets) Add(rr dns.RR) { t := rr.Header().Rrtype; n[t] = append(n[t], rr) }
 
 // TTL is the TTL of RRs without one of their own.
