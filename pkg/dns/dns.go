@@ -400,7 +400,13 @@ func (s *Service) resign(ctx context.Context) {
 		return
 	}
 	at, now := s.ipam.Model().SignedAt(), s.signer.now().Round(0).UTC()
-	if !at.IsZero() && !now.Before(at) && now.Sub(at) < sigRefresh && ks.state(at) == ks.state(now) {
+	// The time moves forward only, but for a clock well behind it (set back), which
+	// would soon serve signatures from the future. Boxes a few seconds apart (what
+	// the backdating is for) leave it to the one ahead: a box behind that moved it
+	// back at a key's event would have the other move it on again, and so on.
+	due := at.IsZero() || now.Before(at.Add(-sigBackdate/2)) ||
+		(!now.Before(at) && (now.Sub(at) >= sigRefresh || ks.state(at) != ks.state(now)))
+	if !due {
 		return
 	}
 	if err := s.ipam.Resign(ctx, at, now); err != nil {

@@ -442,3 +442,43 @@ func TestReloadTurnsSigningOnAndOff(t *testing.T) {
 		t.Errorf("signing turned off: want the address alone:\n%s", r)
 	}
 }
+
+// TestResignOnceAcrossBoxes: two boxes of one site, their clocks two seconds apart,
+// both keep the signing time: it moves once when it is due, not back and forth
+// between their clocks.
+func TestResignOnceAcrossBoxes(t *testing.T) {
+	s := signedServer(t, "")
+	other := newClock(s.clock.now().Add(-2 * time.Second))
+	site, err := config.Parse("site.yaml", []byte(strings.Replace(fmt.Sprintf(testSite, testenv.FreePort(t), ""), "  ttl: 120\n", "  ttl: 120\n  dnssec: true\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(Options{Site: site, IPAM: s.ipam, Registry: prometheus.NewRegistry(), Now: other.now}) // not started: its keeper alone
+	ctx := t.Context()
+	serial := s.ipam.Model().Serial()
+	for range 5 {
+		s.svc.refreshKeys(ctx)
+		b.refreshKeys(ctx)
+	}
+	if got := s.ipam.Model().Serial(); got != serial {
+		t.Errorf("two keepers a little apart moved the signing time (serial %d, was %d)", got, serial)
+	}
+	s.clock.add(sigRefresh)
+	other.add(sigRefresh)
+	for range 5 {
+		b.refreshKeys(ctx)
+		s.svc.refreshKeys(ctx)
+	}
+	at := s.ipam.Model().SignedAt()
+	if got := s.ipam.Model().Serial(); got == serial || at.Before(other.now().Round(0).UTC()) || at.After(s.clock.now()) {
+		t.Errorf("after %s the signing time is %s (serial %d, was %d), want one of the two clocks' now", sigRefresh, at, got, serial)
+	}
+	moved := s.ipam.Model().Serial()
+	for range 5 {
+		s.svc.refreshKeys(ctx)
+		b.refreshKeys(ctx)
+	}
+	if got := s.ipam.Model().Serial(); got != moved {
+		t.Errorf("the signing time kept moving: serial %d, then %d", moved, got)
+	}
+}
