@@ -139,6 +139,7 @@ func (c *checker) ranges(at at, sn Subnet) {
 }
 
 func (c *checker) hosts() {
+	glue := c.set.glue()
 	byName := map[string]int{}
 	byIP := map[netip.Addr]int{}
 	byMAC := map[MAC]int{}
@@ -152,7 +153,7 @@ func (c *checker) hosts() {
 			c.addf(at, "name", "%v", err)
 		} else if j, dup := byName[h.Name]; dup {
 			c.conflictf(at, "name", "host name %q is taken by the host at %s", h.Name, c.set.Hosts[j].IP)
-		} else if glue := c.set.glue(); len(glue) > 0 && HostFQDN(h.Name, c.set.Domain) == c.set.nsName() {
+		} else if len(glue) > 0 && HostFQDN(h.Name, c.set.Domain) == c.set.nsName() {
 			c.conflictf(at, "name", "%s is the zones' name server, whose address infrad serves (%s, from dns.advertise or the cluster's nodes): give host %q that address, or another name", c.set.nsName(), joinAddrs(glue), h.Name)
 		} else {
 			byName[h.Name] = i
@@ -220,10 +221,16 @@ func (c *checker) hostAddress(at at, h Host) {
 
 func (c *checker) records() {
 	hostNames := map[Name]string{}
-	reverseNames := map[Name]string{}
+	reverseNames := map[Name]string{} // of the hosts whose address a PTR or CNAME record names
+	pointers := map[netip.Addr]bool{}
+	for _, r := range c.set.Records {
+		if a, ok := ReverseAddr(r.Name); ok && (r.Type == "PTR" || r.Type == "CNAME") {
+			pointers[a] = true
+		}
+	}
 	for _, h := range c.set.Hosts {
 		hostNames[HostFQDN(h.Name, c.set.Domain)] = h.Name
-		if h.IP.IsValid() {
+		if pointers[h.IP] {
 			reverseNames[ReverseName(h.IP)] = h.Name
 		}
 	}
@@ -271,9 +278,18 @@ func (s *Set) nsName() Name { return "ns." + s.Domain }
 // glue is the name servers' addresses that are no host's: the addresses infrad gives
 // nsName itself.
 func (s *Set) glue() []netip.Addr {
+	if len(s.DNS.NameServers) == 0 {
+		return nil
+	}
+	hosted := map[netip.Addr]bool{}
+	for _, h := range s.Hosts {
+		if slices.Contains(s.DNS.NameServers, h.IP) {
+			hosted[h.IP] = true
+		}
+	}
 	var out []netip.Addr
 	for _, a := range s.DNS.NameServers {
-		if !slices.ContainsFunc(s.Hosts, func(h Host) bool { return h.IP == a }) {
+		if !hosted[a] {
 			out = append(out, a)
 		}
 	}
