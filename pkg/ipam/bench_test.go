@@ -160,3 +160,26 @@ type setShape struct{ sh *Shape }
 func (c setShape) apply(t *txn) (any, error) { t.setShape(c.sh); return nil, nil }
 func (c setShape) time() time.Time           { return time.Now() }
 func (c setShape) source() string            { return "" }
+
+// BenchmarkSiteCheck is a whole site's rules (a site file's validation and its
+// reconcile), with a name server the glue answers for and a PTR record: every rule
+// must stay linear in the site.
+func BenchmarkSiteCheck(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s := Set{Domain: "k8s.example.com.", DNS: ZoneSettings{NameServers: []netip.Addr{netip.MustParseAddr("10.0.0.2")}},
+				Subnets: []Subnet{{Name: "big", CIDR: netip.MustParsePrefix("10.0.0.0/14"), Purpose: PurposeNodes}},
+				Records: []Record{{Name: "9.0.0.10.in-addr.arpa.", Type: "PTR", Value: "printer.k8s.example.com."}}}
+			a := netip.MustParseAddr("10.0.1.0")
+			for i := range n {
+				s.Hosts = append(s.Hosts, Host{Name: fmt.Sprintf("h%d", i), IP: a})
+				a = a.Next()
+			}
+			for b.Loop() {
+				if p := s.Problems(); len(p) > 0 {
+					b.Fatal(p[0])
+				}
+			}
+		})
+	}
+}
