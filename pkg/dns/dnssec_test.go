@@ -454,30 +454,27 @@ func TestResignOnceAcrossBoxes(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := New(Options{Site: site, IPAM: s.ipam, Registry: prometheus.NewRegistry(), Now: other.now}) // not started: its keeper alone
-	ctx := t.Context()
-	serial := s.ipam.Model().Serial()
-	for range 5 {
-		s.svc.refreshKeys(ctx)
-		b.refreshKeys(ctx)
+	keep := func() {                                                                                // both keepers, several rounds, in either order
+		for range 5 {
+			s.svc.refreshKeys(t.Context())
+			b.refreshKeys(t.Context())
+		}
 	}
+	serial := s.ipam.Model().Serial()
+	keep()
 	if got := s.ipam.Model().Serial(); got != serial {
 		t.Errorf("two keepers a little apart moved the signing time (serial %d, was %d)", got, serial)
 	}
 	s.clock.add(sigRefresh)
 	other.add(sigRefresh)
-	for range 5 {
-		b.refreshKeys(ctx)
-		s.svc.refreshKeys(ctx)
-	}
+	b.refreshKeys(t.Context()) // the box behind first
+	keep()
 	at := s.ipam.Model().SignedAt()
 	if got := s.ipam.Model().Serial(); got == serial || at.Before(other.now().Round(0).UTC()) || at.After(s.clock.now()) {
 		t.Errorf("after %s the signing time is %s (serial %d, was %d), want one of the two clocks' now", sigRefresh, at, got, serial)
 	}
 	moved := s.ipam.Model().Serial()
-	for range 5 {
-		s.svc.refreshKeys(ctx)
-		b.refreshKeys(ctx)
-	}
+	keep()
 	if got := s.ipam.Model().Serial(); got != moved {
 		t.Errorf("the signing time kept moving: serial %d, then %d", moved, got)
 	}

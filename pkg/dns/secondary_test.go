@@ -26,7 +26,19 @@ func named(t *testing.T, port int, zone, primary string) {
 	t.Helper()
 	dir := t.TempDir()
 	host, pport, _ := strings.Cut(primary, ":")
-	conf := fmt.Sprintf(`options {
+	conf := namedOptions(dir, port) + fmt.Sprintf(`zone %q {
+	type secondary;
+	primaries port %s { %s; };
+	file "secondary.zone";
+};
+`, zone, pport, host)
+	runNamed(t, dir, conf)
+}
+
+// namedOptions is BIND's options for a test: its files in dir, authoritative only, on
+// 127.0.0.1:port, transferring to loopback.
+func namedOptions(dir string, port int) string {
+	return fmt.Sprintf(`options {
 	directory %q;
 	pid-file none;
 	listen-on port %d { 127.0.0.1; };
@@ -35,13 +47,7 @@ func named(t *testing.T, port int, zone, primary string) {
 	dnssec-validation no;
 	allow-transfer { 127.0.0.1; };
 };
-zone %q {
-	type secondary;
-	primaries port %s { %s; };
-	file "secondary.zone";
-};
-`, dir, port, zone, pport, host)
-	runNamed(t, dir, conf)
+`, dir, port)
 }
 
 // runNamed runs BIND with conf, written into dir, until the test ends; its output is
@@ -204,17 +210,7 @@ func TestSecondariesServeWhatInfradServes(t *testing.T) {
 func bindPrimary(t *testing.T, port int, zones map[string]string) {
 	t.Helper()
 	dir := t.TempDir()
-	conf := fmt.Sprintf(`key "external-dns" { algorithm hmac-sha256; secret %q; };
-options {
-	directory %q;
-	pid-file none;
-	listen-on port %d { 127.0.0.1; };
-	listen-on-v6 { none; };
-	recursion no;
-	dnssec-validation no;
-	allow-transfer { 127.0.0.1; };
-};
-`, tsigSecret, dir, port)
+	conf := namedOptions(dir, port) + fmt.Sprintf("key \"external-dns\" { algorithm hmac-sha256; secret %q; };\n", tsigSecret)
 	i := 0
 	for zone, text := range zones {
 		file := fmt.Sprintf("zone%d", i)

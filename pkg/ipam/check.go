@@ -273,7 +273,7 @@ func addressRRType(t string) string {
 }
 
 // nsName is the name the zones give their name servers that are no host's.
-func (s *Set) nsName() Name { return "ns." + s.Domain }
+func (s *Set) nsName() Name { return glueName(s.Domain) }
 
 // glue is the name servers' addresses that are no host's: the addresses infrad gives
 // nsName itself.

@@ -178,8 +178,11 @@ func (m *Model) NameServerNames() []string {
 	return out
 }
 
-// nsName is the name infrad gives the name servers that are no host: ns.<domain>.
-func (m *Model) nsName() string { return "ns." + string(m.shape.Domain) }
+// nsName is the name infrad gives the name servers that are no host.
+func (m *Model) nsName() string { return string(glueName(m.shape.Domain)) }
+
+// glueName is the name of the zones' name servers that are no host: ns.<domain>.
+func glueName(domain Name) Name { return "ns." + domain }
 
 // GlueName is ns.<domain> when infrad gives it addresses itself (a name server's
 // address that is no host's), "" otherwise. The name is then infrad's: no host,
