@@ -19,6 +19,7 @@ import (
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/daemon"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -71,7 +72,7 @@ func run(dir string, hosts, leases int, iface string) error {
 	if err := os.WriteFile(path, []byte(siteFile(dir, hosts, iface)), 0o644); err != nil {
 		return err
 	}
-	site, err := config.Load(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
@@ -85,7 +86,7 @@ func run(dir string, hosts, leases int, iface string) error {
 		return err
 	}
 	defer m.Close()
-	if _, err := m.Reconcile(site.Source, site.IPAM()); err != nil {
+	if _, err := m.Reconcile(cfg.Source, cfg.IPAM()); err != nil {
 		return err
 	}
 
@@ -104,7 +105,7 @@ func run(dir string, hosts, leases int, iface string) error {
 				}
 				n := uint32(start[0])<<24 | uint32(start[1])<<16 | uint32(i)
 				c := ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: "lan",
-					MAC: ipam.MAC{0x06, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)},
+					MAC: site.MAC{0x06, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)},
 					IP:  netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), Expires: now.Add(24 * time.Hour).Truncate(time.Second)}
 				if i%10 == 0 {
 					c.Hostname = fmt.Sprintf("dyn%07d", i)

@@ -25,7 +25,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/infrad/infrad/pkg/ca"
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // check is the preflight a node runs before kubeadm: one line per check, and a
@@ -96,7 +96,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	report("clock", fmt.Sprintf("%s off infrad's", offset), err)
 	if root != nil {
 		err = acmeDirectory(root, caName, net.JoinHostPort(*server, fmt.Sprint(*caPort)))
-		report("ACME directory", ca.DirectoryURL(ipam.Name(caName), uint16(*caPort))+" answers", err)
+		report("ACME directory", ca.DirectoryURL(site.Name(caName), uint16(*caPort))+" answers", err)
 	} else {
 		report("ACME directory", "", errors.New("no root to trust it with"))
 	}

@@ -29,7 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/infrad/infrad/internal/testenv"
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -620,7 +620,7 @@ func TestClusterZoneIsOneOnEveryNode(t *testing.T) {
 	}
 	var inBackup bool
 	copied.View(func(tx *store.Tx) error {
-		_, inBackup, err = store.Get[ipam.Host](tx, store.BucketHosts, "web9")
+		_, inBackup, err = store.Get[site.Host](tx, store.BucketHosts, "web9")
 		return err
 	})
 	copied.Close()

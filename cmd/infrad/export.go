@@ -12,7 +12,7 @@ import (
 	"github.com/infrad/infrad/pkg/cluster"
 	"github.com/infrad/infrad/pkg/dns"
 	"github.com/infrad/infrad/pkg/export"
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // exportCmd prints what a cluster or a node needs, from a running infrad.
@@ -72,7 +72,7 @@ func (c *client) site(server string) (export.Site, error) {
 	if err := c.get("/api/v1/hosts", &s.Hosts); err != nil {
 		return s, err
 	}
-	var records []ipam.Record
+	var records []site.Record
 	if err := c.get("/api/v1/dns/records", &records); err != nil {
 		return s, err
 	}

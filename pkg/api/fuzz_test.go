@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // FuzzDecode feeds the API's strict JSON decoding and the specs' parsing any body:
@@ -17,15 +17,15 @@ func FuzzDecode(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		var h ipam.HostSpec
+		var h site.HostSpec
 		if decode(httptest.NewRecorder(), httptest.NewRequest("POST", "/", strings.NewReader(body)), &h) == nil {
 			h.Parse()
 		}
-		var s ipam.SubnetSpec
+		var s site.SubnetSpec
 		if decode(httptest.NewRecorder(), httptest.NewRequest("POST", "/", strings.NewReader(body)), &s) == nil {
 			s.Parse()
 		}
-		var r ipam.RecordSpec
+		var r site.RecordSpec
 		if decode(httptest.NewRecorder(), httptest.NewRequest("POST", "/", strings.NewReader(body)), &r) == nil {
 			r.Parse("k8s.example.com.")
 		}

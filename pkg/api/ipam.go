@@ -4,8 +4,7 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // The IPAM resources: thin handlers over ipam.IPAM. Objects the site file owns are
@@ -59,7 +58,7 @@ func (s *Server) getSubnet(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) createSubnet(w http.ResponseWriter, r *http.Request) error {
-	var spec ipam.SubnetSpec
+	var spec site.SubnetSpec
 	if err := decode(w, r, &spec); err != nil {
 		return err
 	}
@@ -71,7 +70,7 @@ func (s *Server) createSubnet(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) updateSubnet(w http.ResponseWriter, r *http.Request) error {
-	var spec ipam.SubnetSpec
+	var spec site.SubnetSpec
 	if err := decode(w, r, &spec); err != nil {
 		return err
 	}
@@ -84,7 +83,7 @@ func (s *Server) deleteSubnet(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) allocate(w http.ResponseWriter, r *http.Request) error {
-	var spec ipam.HostSpec
+	var spec site.HostSpec
 	if err := decode(w, r, &spec); err != nil {
 		return err
 	}
@@ -106,7 +105,7 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) createHost(w http.ResponseWriter, r *http.Request) error {
-	var spec ipam.HostSpec
+	var spec site.HostSpec
 	if err := decode(w, r, &spec); err != nil {
 		return err
 	}
@@ -118,7 +117,7 @@ func (s *Server) createHost(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) updateHost(w http.ResponseWriter, r *http.Request) error {
-	var spec ipam.HostSpec
+	var spec site.HostSpec
 	if err := decode(w, r, &spec); err != nil {
 		return err
 	}
@@ -133,7 +132,7 @@ func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request) error {
 // record is a record as the API shows it: with its ID.
 type record struct {
 	ID string `json:"id"`
-	ipam.Record
+	site.Record
 }
 
 func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) error {
@@ -151,7 +150,7 @@ func (s *Server) getRecord(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) error {
-	var spec ipam.RecordSpec
+	var spec site.RecordSpec
 	if err := decode(w, r, &spec); err != nil {
 		return err
 	}

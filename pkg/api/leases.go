@@ -10,6 +10,7 @@ import (
 
 	"github.com/infrad/infrad/pkg/dhcp"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // Leases is the DHCP service, as the API sees it.
@@ -41,7 +42,7 @@ func (s *Server) listLeases(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) releaseLease(w http.ResponseWriter, r *http.Request) error {
-	ip, err := ipam.ParseAddr(chi.URLParam(r, "ip"))
+	ip, err := site.ParseAddr(chi.URLParam(r, "ip"))
 	if err != nil {
 		return errorf(http.StatusBadRequest, "malformed", "%v", err)
 	}
@@ -59,7 +60,7 @@ func (s *Server) pinLease(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	ip, err := ipam.ParseAddr(chi.URLParam(r, "ip"))
+	ip, err := site.ParseAddr(chi.URLParam(r, "ip"))
 	if err != nil {
 		return errorf(http.StatusBadRequest, "malformed", "%v", err)
 	}

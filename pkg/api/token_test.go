@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // TestNamedTokens: a token made through the API signs requests under its name, which
@@ -141,7 +142,7 @@ func TestPinLeaseOverHTTP(t *testing.T) {
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
 	m := s.opts.IPAM
-	mac, _ := ipam.ParseMAC("52:54:00:00:40:99")
+	mac, _ := site.ParseMAC("52:54:00:00:40:99")
 	now := time.Now()
 	if _, err := m.Apply(context.Background(), ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: "vm", MAC: mac,
 		IP: netip.MustParseAddr("10.0.40.150"), Hostname: "laptop", Expires: now.Add(time.Hour)}); err != nil {

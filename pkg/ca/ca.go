@@ -43,6 +43,7 @@ import (
 	infradconfig "github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -193,12 +194,12 @@ func (s *Service) Start(ctx context.Context) error {
 
 // DirectoryURL is the ACME directory of the CA called name that listens on port: the
 // port is in the URL unless it is 443.
-func DirectoryURL(name ipam.Name, port uint16) string {
+func DirectoryURL(name site.Name, port uint16) string {
 	return baseURL(name, port) + "/acme/acme/directory"
 }
 
 // baseURL is where the CA called name that listens on port answers.
-func baseURL(name ipam.Name, port uint16) string {
+func baseURL(name site.Name, port uint16) string {
 	host := strings.TrimSuffix(string(name), ".")
 	if port != 443 && port != 0 {
 		host = net.JoinHostPort(host, strconv.Itoa(int(port)))
@@ -299,7 +300,7 @@ func mustJSON(v any) json.RawMessage {
 // non-loopback address): a certificate for names (and listen, when it is a specific
 // address) from the site's intermediate, made on first use and anew before it expires.
 // It reads (or makes) the CA's keys under dataDir, and needs no running CA.
-func ServerTLS(dataDir string, caName ipam.Name, names []string, listen netip.Addr) (*tls.Config, error) {
+func ServerTLS(dataDir string, caName site.Name, names []string, listen netip.Addr) (*tls.Config, error) {
 	_, inter, err := loadOrCreate(filepath.Join(dataDir, "ca"), strings.TrimSuffix(string(caName), "."), time.Now())
 	if err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package ca
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -156,4 +158,28 @@ func (d *storeDB) migrate(dir string) (bool, error) {
 		return false, fmt.Errorf("copy the old CA database into the store: %w", err)
 	}
 	return true, os.Rename(path, path+".migrated")
+}
+
+// RowNotes says what the change log records of the CA's rows: a certificate issued
+// (a new row of step-ca's certificates, by serial number: its subject, names and
+// expiry) and one revoked. Other rows (accounts, orders, nonces) are not noted.
+func RowNotes(op ipam.TableOp, created bool) (ipam.ObjectChange, bool) {
+	if !created { // a row written again (a certificate's status): nothing new
+		return ipam.ObjectChange{}, false
+	}
+	switch op.Table {
+	case "x509_certs":
+		c := ipam.ObjectChange{Kind: "certificate", Key: string(op.Key), Op: "create"}
+		if cert, err := x509.ParseCertificate(op.Value); err == nil {
+			c.After, _ = json.Marshal(struct {
+				Subject  string    `json:"subject"`
+				DNSNames []string  `json:"dns_names,omitempty"`
+				NotAfter time.Time `json:"not_after"`
+			}{cert.Subject.CommonName, cert.DNSNames, cert.NotAfter.UTC()})
+		}
+		return c, true
+	case "revoked_x509_certs":
+		return ipam.ObjectChange{Kind: "certificate", Key: string(op.Key), Op: "revoke"}, true
+	}
+	return ipam.ObjectChange{}, false
 }

@@ -8,10 +8,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/smallstep/certificates/acme"
 	"github.com/smallstep/certificates/api/render"
-
-	"github.com/infrad/infrad/pkg/ipam"
 )
 
 // maxOrderBody bounds the new-order request zoneGuard reads.
@@ -34,10 +33,10 @@ func (s *Service) zoneGuard(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		site := s.site.Load()
-		zones := append([]ipam.Name{site.Domain}, site.DNS.Zones...)
+		cfg := s.site.Load()
+		zones := append([]site.Name{cfg.Domain}, cfg.DNS.Zones...)
 		for _, name := range orderNames(body) {
-			n := ipam.Name(strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(name, "*."), ".")) + ".")
+			n := site.Name(strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(name, "*."), ".")) + ".")
 			inZones := false
 			for _, z := range zones {
 				inZones = inZones || n.IsIn(z)
@@ -82,7 +81,7 @@ func orderNames(body []byte) []string {
 	return out
 }
 
-func joinNames(ns []ipam.Name) string {
+func joinNames(ns []site.Name) string {
 	s := make([]string, len(ns))
 	for i, n := range ns {
 		s[i] = strings.TrimSuffix(string(n), ".")

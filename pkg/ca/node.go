@@ -18,9 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/infrad/infrad/pkg/site"
 	"go.step.sm/crypto/keyutil"
-
-	"github.com/infrad/infrad/pkg/ipam"
 )
 
 // The nodes of a cluster know each other by certificates the site's root signs
@@ -101,7 +100,7 @@ type NodeIdentity struct {
 
 // NewNodeIdentity reads the site's CA under dataDir (making it when there is none)
 // and makes node's certificate for its address.
-func NewNodeIdentity(dataDir string, caName ipam.Name, node string, addr netip.Addr) (*NodeIdentity, error) {
+func NewNodeIdentity(dataDir string, caName site.Name, node string, addr netip.Addr) (*NodeIdentity, error) {
 	root, _, err := loadOrCreate(Dir(dataDir), strings.TrimSuffix(string(caName), "."), time.Now())
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -79,7 +80,7 @@ func BenchmarkCommitLease(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := next.Add(1)
-					mac := ipam.MAC{0x52, 0x54, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
+					mac := site.MAC{0x52, 0x54, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
 					ip := netip.AddrFrom4([4]byte{10, 1 + byte(i>>16), byte(i >> 8), byte(i)})
 					_, err := m.Apply(context.Background(), ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: "lab", MAC: mac, IP: ip, Expires: now.Add(time.Hour)})
 					if err != nil {

@@ -9,15 +9,15 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // Kubernetes says what the exports tell kubeadm about the cluster the site hosts.
 type Kubernetes struct {
-	Endpoint     ipam.Name // the control plane's name in the site: a host, an A/AAAA record or a CNAME to one
+	Endpoint     site.Name // the control plane's name in the site: a host, an A/AAAA record or a CNAME to one
 	EndpointPort uint16
 	ClusterName  string
-	DNSDomain    ipam.Name // the cluster's service domain, cluster.local by default
+	DNSDomain    site.Name // the cluster's service domain, cluster.local by default
 }
 
 // MetalLB says how MetalLB announces the site's metallb pools: by BGP when BGP is
@@ -64,9 +64,9 @@ func (v *validator) kubernetes(f *fileKubernetes, s *Site) Kubernetes {
 	if err != nil {
 		v.errorf("kubernetes.endpoint", "%q is not a name with a port, such as api:6443 or lb.%s:6443", f.Endpoint, s.Domain)
 	} else {
-		if n, err := ipam.ParseOwner(host, s.Domain); err != nil {
+		if n, err := site.ParseOwner(host, s.Domain); err != nil {
 			v.errorf("kubernetes.endpoint", "%v", err)
-		} else if s.Domain != "" && !slices.ContainsFunc(append([]ipam.Name{s.Domain}, s.DNS.Zones...), n.IsIn) {
+		} else if s.Domain != "" && !slices.ContainsFunc(append([]site.Name{s.Domain}, s.DNS.Zones...), n.IsIn) {
 			v.errorf("kubernetes.endpoint", "%s is outside the site's zones: the endpoint is a name infrad serves", n)
 		} else {
 			k.Endpoint = n
@@ -77,10 +77,10 @@ func (v *validator) kubernetes(f *fileKubernetes, s *Site) Kubernetes {
 			k.EndpointPort = uint16(p)
 		}
 	}
-	if err := ipam.CheckHostname(k.ClusterName); err != nil {
+	if err := site.CheckHostname(k.ClusterName); err != nil {
 		v.errorf("kubernetes.cluster_name", "%q is not a cluster name: one DNS label, such as %s", k.ClusterName, DefaultClusterName)
 	}
-	if d, err := ipam.ParseZone(orDefault(f.DNSDomain, DefaultDNSDomain)); err != nil {
+	if d, err := site.ParseZone(orDefault(f.DNSDomain, DefaultDNSDomain)); err != nil {
 		v.errorf("kubernetes.dns_domain", "%v", err)
 	} else {
 		k.DNSDomain = d

@@ -15,23 +15,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/infrad/infrad/pkg/site"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/infrad/infrad/pkg/ipam"
 )
 
 // Site is a validated site file.
 type Site struct {
 	Source  string    // the file it was read from
-	Domain  ipam.Name // the forward zone hosts live in
+	Domain  site.Name // the forward zone hosts live in
 	DataDir string
 	API     API
 	DNS     DNS
 	NTP     NTP
 	DHCP    DHCP
 	CA      CA
-	Subnets []ipam.Subnet
-	Hosts   []ipam.Host
+	Subnets []site.Subnet
+	Hosts   []site.Host
 	// What the exports tell a cluster's tools: kubeadm's endpoint, MetalLB's BGP.
 	Kubernetes Kubernetes
 	MetalLB    MetalLB
@@ -41,7 +40,7 @@ type Site struct {
 	MaxDeletes int
 	// ChangeLog bounds the change log (zero fields: ipam's defaults, 90 days and
 	// 100,000 entries).
-	ChangeLog ipam.ChangeLimits
+	ChangeLog site.ChangeLimits
 
 	lines lines // where each key path stands in the file
 }
@@ -62,21 +61,21 @@ type API struct {
 type DNS struct {
 	Listen         []netip.AddrPort
 	Advertise      netip.Addr  // where secondaries and clients reach us: the NS glue; may be zero
-	Zones          []ipam.Name // authoritative zones besides Domain
+	Zones          []site.Name // authoritative zones besides Domain
 	Forwarders     []netip.AddrPort
 	RecursionAllow []netip.Prefix   // who may have names outside our zones resolved
 	TTL            uint32           // for answers without a TTL of their own; > 0
 	Secondaries    []netip.AddrPort // notified of every change, at the port (53 by default); may transfer unsigned from their address
 	TransferFrom   []netip.Prefix   // further sources that may transfer the zones unsigned
 	TSIGKeys       []TSIGKey
-	Records        []ipam.Record
+	Records        []site.Record
 	RateLimit      int  // authoritative answers a second per client (twice that at once); 0: no limit
 	DNSSEC         bool // sign the zones (online, with keys kept in the store)
 }
 
 // TSIGKey is a shared secret that signs zone transfers and dynamic updates.
 type TSIGKey struct {
-	Name      ipam.Name
+	Name      site.Name
 	Algorithm string // one of TSIGAlgorithms
 	Secret    string // base64, as nsupdate and external-dns take it
 	Transfer  bool   // a transfer signed with the key is served from any address
@@ -110,7 +109,7 @@ type DHCP struct {
 // CA configures the ACME certificate authority.
 type CA struct {
 	Listen       netip.AddrPort
-	Name         ipam.Name // the CA's own DNS name: https://<name>/acme/acme/directory
+	Name         site.Name // the CA's own DNS name: https://<name>/acme/acme/directory
 	CertLifetime time.Duration
 	HTTP01Port   int // where http-01 challenges are fetched; ACME says 80 (0 here)
 }
@@ -134,9 +133,9 @@ const (
 )
 
 // IPAM returns the site's address objects as an ipam.Set.
-func (s *Site) IPAM() ipam.Set {
-	return ipam.Set{Domain: s.Domain, Zones: s.DNS.Zones, Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records, Changes: s.ChangeLog,
-		DNS: ipam.ZoneSettings{TTL: s.DNS.TTL, NameServers: s.NameServers(), Signed: s.DNS.DNSSEC}}
+func (s *Site) IPAM() site.Set {
+	return site.Set{Domain: s.Domain, Zones: s.DNS.Zones, Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records, Changes: s.ChangeLog,
+		DNS: site.ZoneSettings{TTL: s.DNS.TTL, NameServers: s.NameServers(), Signed: s.DNS.DNSSEC}}
 }
 
 // NameServers are the addresses the zones name as their servers': a cluster's serving

@@ -1,11 +1,11 @@
 package config
 
+import "github.com/infrad/infrad/pkg/site"
+
 // The site file as written: every field a string or a number, so that a malformed
 // value reaches validation, where it is named with its key path. Validation turns a
 // file into a Site. Subnets, hosts and records are ipam's specs, which the API takes
 // too. The yaml tags are the only place the file's keys are spelled.
-
-import "github.com/infrad/infrad/pkg/ipam"
 
 type file struct {
 	Domain  string            `yaml:"domain"`
@@ -15,8 +15,8 @@ type file struct {
 	NTP     fileNTP           `yaml:"ntp"`
 	DHCP    fileDHCP          `yaml:"dhcp"`
 	CA      fileCA            `yaml:"ca"`
-	Subnets []ipam.SubnetSpec `yaml:"subnets"`
-	Hosts   []ipam.HostSpec   `yaml:"hosts"`
+	Subnets []site.SubnetSpec `yaml:"subnets"`
+	Hosts   []site.HostSpec   `yaml:"hosts"`
 
 	Kubernetes fileKubernetes `yaml:"kubernetes"`
 	MetalLB    fileMetalLB    `yaml:"metallb"`
@@ -46,7 +46,7 @@ type fileDNS struct {
 	Secondaries    []string          `yaml:"secondaries"`
 	TransferFrom   []string          `yaml:"transfer_from"`
 	TSIGKeys       []fileTSIGKey     `yaml:"tsig_keys"`
-	Records        []ipam.RecordSpec `yaml:"records"`
+	Records        []site.RecordSpec `yaml:"records"`
 	RateLimit      *int              `yaml:"rate_limit"`
 	DNSSEC         bool              `yaml:"dnssec"`
 }

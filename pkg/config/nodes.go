@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // Cluster is the boxes one site runs on (DESIGN.md, "Two or three boxes"). Without a
@@ -76,7 +76,7 @@ func (v *validator) cluster(f *fileCluster) *Cluster {
 	for i, fn := range f.Nodes {
 		at := fmt.Sprintf("cluster.nodes[%d]", i)
 		n := Node{Name: fn.Name, Witness: fn.Witness}
-		if err := ipam.CheckHostname(fn.Name); err != nil {
+		if err := site.CheckHostname(fn.Name); err != nil {
 			v.errorf(at+".name", "%q is not a node name: one DNS label, such as infra1", fn.Name)
 		} else if j, dup := names[fn.Name]; dup {
 			v.errorf(at+".name", "%q is the name of cluster.nodes[%d] too", fn.Name, j)

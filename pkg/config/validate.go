@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // validator turns a file into a Site, collecting every mistake with its key path.
@@ -51,27 +51,27 @@ func (v *validator) site(f *file) *Site {
 	}
 	if d := f.ChangeLog.Days; d != nil {
 		if *d < 1 || *d > 3650 {
-			v.errorf("change_log.days", "%d: keep the change log from 1 to 3650 days (default %d)", *d, ipam.DefaultChangeDays)
+			v.errorf("change_log.days", "%d: keep the change log from 1 to 3650 days (default %d)", *d, site.DefaultChangeDays)
 		}
 		s.ChangeLog.Days = *d
 	}
 	if n := f.ChangeLog.Entries; n != nil {
 		if *n < 100 || *n > 10_000_000 {
-			v.errorf("change_log.entries", "%d: keep from 100 to 10,000,000 entries (default %d)", *n, ipam.DefaultChangeEntries)
+			v.errorf("change_log.entries", "%d: keep from 100 to 10,000,000 entries (default %d)", *n, site.DefaultChangeEntries)
 		}
 		s.ChangeLog.Entries = *n
 	}
 	if f.Domain == "" {
 		v.errorf("domain", "the site needs a domain, such as k8s.example.com")
-	} else if d, err := ipam.ParseZone(f.Domain); err != nil {
+	} else if d, err := site.ParseZone(f.Domain); err != nil {
 		v.errorf("domain", "%v", err)
 	} else {
 		s.Domain = d
 	}
 	s.API.Listen = v.listen("api.listen", orDefault(f.API.Listen, DefaultAPIListen))
 	s.API.RateLimit = v.rate("api.rate_limit", f.API.RateLimit, DefaultAPIRateLimit)
-	s.Subnets = parseSpecs(v, "subnets", f.Subnets, ipam.SubnetSpec.Parse)
-	s.Hosts = parseSpecs(v, "hosts", f.Hosts, ipam.HostSpec.Parse)
+	s.Subnets = parseSpecs(v, "subnets", f.Subnets, site.SubnetSpec.Parse)
+	s.Hosts = parseSpecs(v, "hosts", f.Hosts, site.HostSpec.Parse)
 	s.DNS = v.dns(&f.DNS, s)
 	s.NTP = v.ntp(&f.NTP)
 	s.DHCP = v.dhcp(&f.DHCP)
@@ -88,7 +88,7 @@ func (v *validator) site(f *file) *Site {
 
 // FilePath is where an IPAM problem about a site-file object stands in the file:
 // records are under dns.
-func FilePath(p ipam.Problem) string {
+func FilePath(p site.Problem) string {
 	if p.List == "records" {
 		return "dns." + p.Path()
 	}
@@ -118,7 +118,7 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 	}
 	for i, z := range f.Zones {
 		at := fmt.Sprintf("dns.zones[%d]", i)
-		name, err := ipam.ParseZone(z)
+		name, err := site.ParseZone(z)
 		switch {
 		case err != nil:
 			v.errorf(at, "%v", err)
@@ -150,7 +150,7 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 	if s.Domain == "" {
 		return d // records are relative to the domain: nothing to check them against
 	}
-	d.Records = parseSpecs(v, "dns.records", f.Records, func(r ipam.RecordSpec) (ipam.Record, []ipam.FieldError) {
+	d.Records = parseSpecs(v, "dns.records", f.Records, func(r site.RecordSpec) (site.Record, []site.FieldError) {
 		return r.Parse(s.Domain)
 	})
 	return d
@@ -158,7 +158,7 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 
 // defaultRecursionAllow lets the site's own networks and this machine resolve names
 // outside our zones, and no one else.
-func defaultRecursionAllow(subnets []ipam.Subnet) []netip.Prefix {
+func defaultRecursionAllow(subnets []site.Subnet) []netip.Prefix {
 	allow := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	for _, sn := range subnets {
 		if sn.CIDR.IsValid() {
@@ -172,7 +172,7 @@ func (v *validator) tsigKeys(keys []fileTSIGKey) []TSIGKey {
 	var out []TSIGKey
 	for i, k := range keys {
 		at := fmt.Sprintf("dns.tsig_keys[%d]", i)
-		name, err := ipam.ParseZone(k.Name)
+		name, err := site.ParseZone(k.Name)
 		if err != nil {
 			v.errorf(at+".name", "%v", err)
 		} else if slices.ContainsFunc(out, func(o TSIGKey) bool { return o.Name == name }) {
@@ -259,7 +259,7 @@ func (v *validator) dhcp(f *fileDHCP) DHCP {
 	return d
 }
 
-func (v *validator) ca(f *fileCA, domain ipam.Name) CA {
+func (v *validator) ca(f *fileCA, domain site.Name) CA {
 	c := CA{
 		Listen:       v.listen("ca.listen", orDefault(f.Listen, DefaultCAListen)),
 		CertLifetime: v.duration("ca.cert_lifetime", f.CertLifetime, DefaultCertLifetime, time.Hour),
@@ -277,7 +277,7 @@ func (v *validator) ca(f *fileCA, domain ipam.Name) CA {
 		}
 		return c
 	}
-	name, err := ipam.ParseZone(f.Name)
+	name, err := site.ParseZone(f.Name)
 	if err != nil {
 		v.errorf("ca.name", "%v", err)
 	}
@@ -287,10 +287,10 @@ func (v *validator) ca(f *fileCA, domain ipam.Name) CA {
 
 // parseSpecs parses the specs of one list of the file, reporting each malformed field
 // with its key path.
-func parseSpecs[S, T any](v *validator, list string, specs []S, parse func(S) (T, []ipam.FieldError)) []T {
+func parseSpecs[S, T any](v *validator, list string, specs []S, parse func(S) (T, []site.FieldError)) []T {
 	out := make([]T, len(specs))
 	for i, spec := range specs {
-		var errs []ipam.FieldError
+		var errs []site.FieldError
 		out[i], errs = parse(spec)
 		for _, e := range errs {
 			v.errorf(fmt.Sprintf("%s[%d].%s", list, i, e.Field), "%s", e.Msg)
@@ -300,7 +300,7 @@ func parseSpecs[S, T any](v *validator, list string, specs []S, parse func(S) (T
 }
 
 func (v *validator) addr(at, s string) netip.Addr {
-	a, err := ipam.ParseAddr(s)
+	a, err := site.ParseAddr(s)
 	if err != nil {
 		v.errorf(at, "%v", err)
 	}
@@ -317,10 +317,10 @@ func (v *validator) listen(at, s string) netip.AddrPort {
 
 // prefix parses a CIDR; a bare address stands for itself (/32 or /128).
 func (v *validator) prefix(at, s string) netip.Prefix {
-	if a, err := ipam.ParseAddr(s); err == nil {
+	if a, err := site.ParseAddr(s); err == nil {
 		return netip.PrefixFrom(a, a.BitLen())
 	}
-	p, err := ipam.ParseCIDR(s)
+	p, err := site.ParseCIDR(s)
 	if err != nil {
 		v.errorf(at, "%v", err)
 	}
@@ -400,7 +400,7 @@ func checkServer(s string) error {
 			return fmt.Errorf("%q has no valid port after the colon", s)
 		}
 	}
-	if _, err := ipam.ParseZone(host); err != nil {
+	if _, err := site.ParseZone(host); err != nil {
 		return fmt.Errorf("%q is neither an IP address nor a hostname", s)
 	}
 	return nil

@@ -6,9 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/insomniacslk/dhcp/dhcpv4"
-
-	"github.com/infrad/infrad/pkg/ipam"
 )
 
 // Event is one DHCP message this box received or sent, for the activity view.
@@ -16,7 +15,7 @@ type Event struct {
 	At        time.Time  `json:"at"`
 	Type      string     `json:"type"` // DISCOVER, OFFER, REQUEST, ACK, NAK, RELEASE, DECLINE, INFORM
 	Sent      bool       `json:"sent"` // a reply of ours; false: a client's message
-	MAC       ipam.MAC   `json:"mac"`
+	MAC       site.MAC   `json:"mac"`
 	IP        netip.Addr `json:"ip,omitzero"`    // offered, acknowledged, requested, released or declined
 	Relay     netip.Addr `json:"relay,omitzero"` // giaddr: the relay agent it came through
 	Interface string     `json:"interface"`
@@ -81,7 +80,7 @@ func eventOf(l *link, m *dhcpv4.DHCPv4, sent bool, at time.Time) Event {
 	e := Event{At: at, Type: mt.String(), Sent: sent, // the library's names: DISCOVER, ACK, ...
 		Interface: l.name, Relay: addr(m.GatewayIPAddr), Hostname: m.HostName()}
 	if len(m.ClientHWAddr) == 6 {
-		e.MAC = ipam.MAC(m.ClientHWAddr)
+		e.MAC = site.MAC(m.ClientHWAddr)
 	}
 	switch {
 	case sent:

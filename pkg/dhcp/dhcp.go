@@ -28,6 +28,7 @@ import (
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ratelimit"
 	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // Options configure a Service.
@@ -83,7 +84,7 @@ type Service struct {
 type settings struct {
 	leaseTime time.Duration
 	dns       netip.Addr // infrad's address for clients, its DNS and NTP (dns.advertise); zero: the interface's
-	perMAC    *ratelimit.Limiter[ipam.MAC]
+	perMAC    *ratelimit.Limiter[site.MAC]
 	perRelay  *ratelimit.Limiter[netip.Addr]
 }
 
@@ -124,12 +125,12 @@ func New(opts Options) *Service {
 	return s
 }
 
-func (s *Service) setSite(site *config.Site) {
-	d := site.DHCP
-	s.settings.Store(&settings{leaseTime: d.LeaseTime, dns: site.DNS.Advertise,
-		perMAC:   ratelimit.New[ipam.MAC](d.RateLimit, s.metrics.evictedMAC),
+func (s *Service) setSite(cfg *config.Site) {
+	d := cfg.DHCP
+	s.settings.Store(&settings{leaseTime: d.LeaseTime, dns: cfg.DNS.Advertise,
+		perMAC:   ratelimit.New[site.MAC](d.RateLimit, s.metrics.evictedMAC),
 		perRelay: ratelimit.New[netip.Addr](d.RelayRateLimit, s.metrics.evictedRelay)})
-	s.interfaces = site.DHCP.Interfaces
+	s.interfaces = cfg.DHCP.Interfaces
 }
 
 // Name is "dhcp".
@@ -347,7 +348,7 @@ func (s *Service) Reload(site *config.Site) error {
 // subnetFor is the subnet a message's client is on, as RFC 2131 §4.3.2 (and Kea, and
 // ISC dhcpd) choose it: the relay's (giaddr); else, for a REQUEST or INFORM from a
 // client that has its address (ciaddr), that address's; else the interface's.
-func subnetFor(m *ipam.Model, l *link, msg *dhcpv4.DHCPv4) (ipam.Subnet, bool) {
+func subnetFor(m *ipam.Model, l *link, msg *dhcpv4.DHCPv4) (site.Subnet, bool) {
 	at := l.addr
 	switch gi, ci := addr(msg.GatewayIPAddr), addr(msg.ClientIPAddr); {
 	case gi.IsValid():
@@ -356,15 +357,15 @@ func subnetFor(m *ipam.Model, l *link, msg *dhcpv4.DHCPv4) (ipam.Subnet, bool) {
 		at = ci // renewing, or asking for options, by unicast: perhaps through a router, with no relay
 	}
 	for _, sn := range m.Subnets() {
-		if sn.Purpose == ipam.PurposeNodes && sn.CIDR.Addr().Is4() && sn.CIDR.Contains(at) {
+		if sn.Purpose == site.PurposeNodes && sn.CIDR.Addr().Is4() && sn.CIDR.Contains(at) {
 			return sn, true
 		}
 	}
-	return ipam.Subnet{}, false
+	return site.Subnet{}, false
 }
 
 // reservation is the address of the host with mac, when it is on sn.
-func reservation(m *ipam.Model, sn ipam.Subnet, mac ipam.MAC) (netip.Addr, bool) {
+func reservation(m *ipam.Model, sn site.Subnet, mac site.MAC) (netip.Addr, bool) {
 	h, ok := m.HostWithMAC(mac)
 	if !ok || !sn.CIDR.Contains(h.IP) {
 		return netip.Addr{}, false
@@ -396,7 +397,7 @@ func (s *Service) expireLoop(ctx context.Context) {
 }
 
 // warnExhausted logs an exhausted pool, at most once a minute per subnet.
-func (s *Service) warnExhausted(sn ipam.Subnet) {
+func (s *Service) warnExhausted(sn site.Subnet) {
 	s.exhaustedMu.Lock()
 	defer s.exhaustedMu.Unlock()
 	if last, ok := s.exhaustedLog[sn.Name]; ok && s.now().Sub(last) < time.Minute {

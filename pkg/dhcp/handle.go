@@ -12,6 +12,7 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // declineQuarantine is how long an address a client declined stays out of the pool.
@@ -22,8 +23,8 @@ type request struct {
 	*dhcpv4.DHCPv4
 	link  *link       // the interface it came in on
 	model *ipam.Model // IPAM as it was when the message came
-	mac   ipam.MAC    //
-	sn    ipam.Subnet // the subnet the client is on
+	mac   site.MAC    //
+	sn    site.Subnet // the subnet the client is on
 	// leaseFor, when set, is the lease time the reply gives instead of the site's:
 	// what is left of a lease renewed without the cluster's quorum.
 	leaseFor time.Duration
@@ -35,7 +36,7 @@ func (s *Service) handle(l *link, m *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, *net.UDPAdd
 	if m.OpCode != dhcpv4.OpcodeBootRequest || m.HWType != iana.HWTypeEthernet || len(m.ClientHWAddr) != 6 {
 		return nil, nil
 	}
-	r := &request{DHCPv4: m, link: l, model: s.ipam.Model(), mac: ipam.MAC(m.ClientHWAddr)}
+	r := &request{DHCPv4: m, link: l, model: s.ipam.Model(), mac: site.MAC(m.ClientHWAddr)}
 	// Starvation: one client, or one relay, may not ask faster than the site allows.
 	st, now := s.settings.Load(), s.now()
 	if relay := addr(m.GatewayIPAddr); relay.IsValid() && !st.perRelay.Allow(relay, now) {

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/infrad/infrad/internal/sitetest"
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 const testSite = `domain: lab.test
@@ -42,8 +42,8 @@ func newService(t testing.TB) (*Service, *link) {
 // newServiceOn is newService for another site, its interface at addr.
 func newServiceOn(t testing.TB, siteYAML, addr string) (*Service, *link) {
 	t.Helper()
-	m, site := sitetest.IPAM(t, []byte(siteYAML))
-	s := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry()})
+	m, cfg := sitetest.IPAM(t, []byte(siteYAML))
+	s := New(Options{Site: cfg, IPAM: m, Registry: prometheus.NewRegistry()})
 	return s, &link{name: "br0", addr: netip.MustParseAddr(addr)}
 }
 
@@ -440,12 +440,12 @@ func TestSharedOptionsFollowTheSite(t *testing.T) {
 	if dns := inform(mac(1)); len(dns) != 1 || dns[0].String() != "10.77.0.1" {
 		t.Fatalf("DNS %v, want the interface's address", dns)
 	}
-	_, site := sitetest.IPAM(t, []byte("dns: {advertise: 10.77.0.2}\n"+testSite))
-	s.setSite(site)
+	_, cfg := sitetest.IPAM(t, []byte("dns: {advertise: 10.77.0.2}\n"+testSite))
+	s.setSite(cfg)
 	if dns := inform(mac(1)); len(dns) != 1 || dns[0].String() != "10.77.0.2" {
 		t.Errorf("after a reload: DNS %v, want dns.advertise's 10.77.0.2", dns)
 	}
-	if _, err := s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: "pxe", IP: "10.77.0.60", MAC: mac(7).String(), DHCP: &ipam.DHCPOptionsSpec{DNS: []string{"10.77.0.9"}}}); err != nil {
+	if _, err := s.ipam.CreateHost(context.Background(), site.HostSpec{Name: "pxe", IP: "10.77.0.60", MAC: mac(7).String(), DHCP: &site.DHCPOptionsSpec{DNS: []string{"10.77.0.9"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if dns := inform(mac(7)); len(dns) != 1 || dns[0].String() != "10.77.0.9" {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // offers holds the addresses offered and not yet requested. An offer is a promise,
@@ -19,15 +20,15 @@ type offers struct {
 
 	mu     sync.Mutex
 	byIP   map[netip.Addr]offer
-	recent map[ipam.MAC]netip.Addr // the address each client was last offered, to give it again
-	cursor map[ipam.Range]netip.Addr
+	recent map[site.MAC]netip.Addr // the address each client was last offered, to give it again
+	cursor map[site.Range]netip.Addr
 	// made is every offer in the order it was made, the oldest first; an entry whose
 	// offer was since taken up, made again or dropped is skipped when it comes first.
 	made []made
 }
 
 type offer struct {
-	mac   ipam.MAC
+	mac   site.MAC
 	until time.Time
 }
 
@@ -50,22 +51,22 @@ const maxOffers = 1 << 14
 const maxScan = 1 << 16
 
 func newOffers(now func() time.Time, dropped func()) *offers {
-	return &offers{now: now, dropped: dropped, byIP: map[netip.Addr]offer{}, recent: map[ipam.MAC]netip.Addr{}, cursor: map[ipam.Range]netip.Addr{}}
+	return &offers{now: now, dropped: dropped, byIP: map[netip.Addr]offer{}, recent: map[site.MAC]netip.Addr{}, cursor: map[site.Range]netip.Addr{}}
 }
 
 // holder says who holds ip in m now: the MAC of its lease or live offer (the zero MAC
 // for a quarantine or a host), and whether anyone does. o.mu is held.
-func (o *offers) holder(m *ipam.Model, ip netip.Addr, now time.Time) (ipam.MAC, bool) {
+func (o *offers) holder(m *ipam.Model, ip netip.Addr, now time.Time) (site.MAC, bool) {
 	if l, ok := m.Lease(ip); ok && !l.Ended(now) {
 		return l.MAC, true
 	}
 	if _, ok := m.HostAt(ip); ok {
-		return ipam.MAC{}, true
+		return site.MAC{}, true
 	}
 	if of, ok := o.byIP[ip]; ok && now.Before(of.until) {
 		return of.mac, true
 	}
-	return ipam.MAC{}, false
+	return site.MAC{}, false
 }
 
 // Offer picks an address of sn's DHCP ranges for mac and holds it for offerHold: the
@@ -76,13 +77,13 @@ func (o *offers) holder(m *ipam.Model, ip netip.Addr, now time.Time) (ipam.MAC, 
 // number, modulo of, is mine), so that two nodes offering at once rarely offer one
 // address to two clients: the second REQUEST would be NAKed. When its part is used
 // up, it offers from the others'.
-func (o *offers) Offer(m *ipam.Model, sn ipam.Subnet, mac ipam.MAC, requested netip.Addr, mine, of int) (netip.Addr, bool) {
+func (o *offers) Offer(m *ipam.Model, sn site.Subnet, mac site.MAC, requested netip.Addr, mine, of int) (netip.Addr, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.now()
 	its := func(ip netip.Addr) bool {
 		holder, held := o.holder(m, ip, now)
-		return ip.IsValid() && ipam.InDHCPRange(sn, ip) && (!held || holder == mac)
+		return ip.IsValid() && site.InDHCPRange(sn, ip) && (!held || holder == mac)
 	}
 	var ip netip.Addr
 	lease, _ := m.LeaseOf(mac)
@@ -162,9 +163,9 @@ func (o *offers) forget(ip netip.Addr) {
 // nextFree walks sn's DHCP ranges from where the last search stopped, at most once
 // round each (and at most maxScan addresses), and returns the first address in part
 // that no one holds. o.mu is held.
-func (o *offers) nextFree(m *ipam.Model, sn ipam.Subnet, now time.Time, part func(netip.Addr) bool) (netip.Addr, bool) {
+func (o *offers) nextFree(m *ipam.Model, sn site.Subnet, now time.Time, part func(netip.Addr) bool) (netip.Addr, bool) {
 	for _, r := range sn.Ranges {
-		if r.Kind != ipam.RangeDHCP {
+		if r.Kind != site.RangeDHCP {
 			continue
 		}
 		start, ok := o.cursor[r]
@@ -191,7 +192,7 @@ func (o *offers) nextFree(m *ipam.Model, sn ipam.Subnet, now time.Time, part fun
 }
 
 // OfferedToOther reports whether ip is offered, now, to a client other than mac.
-func (o *offers) OfferedToOther(ip netip.Addr, mac ipam.MAC) bool {
+func (o *offers) OfferedToOther(ip netip.Addr, mac site.MAC) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	of, ok := o.byIP[ip]
@@ -208,7 +209,7 @@ func (o *offers) Taken(ip netip.Addr) {
 }
 
 // Forget drops the client's memory of its last address (it declined it).
-func (o *offers) Forget(mac ipam.MAC) {
+func (o *offers) Forget(mac site.MAC) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.recent, mac)

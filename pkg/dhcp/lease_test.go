@@ -11,6 +11,7 @@ import (
 
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // clock is a time that only moves when the test says.
@@ -75,7 +76,7 @@ func TestOffersAreBounded(t *testing.T) {
 	var dropped int
 	o := newOffers(c.Now, func() { dropped++ })
 	sn, _ := m.Model().Subnet("lab")
-	macOf := func(i int) ipam.MAC { return ipam.MAC{0x02, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)} }
+	macOf := func(i int) site.MAC { return site.MAC{0x02, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)} }
 	var first, last netip.Addr
 	for i := range maxOffers + 100 {
 		ip, ok := o.Offer(m.Model(), sn, macOf(i), netip.Addr{}, 0, 1)

@@ -10,6 +10,7 @@ import (
 	"github.com/insomniacslk/dhcp/rfc1035label"
 
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // reply builds an OFFER or ACK giving ip (none for an ACK to an INFORM) with the
@@ -55,16 +56,16 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 // own, the subnet's, a host's) and encoded once: building them for each reply was a
 // twentieth of a DHCP exchange's CPU. Shared between replies, and never changed.
 type subnetOptions struct {
-	opts    ipam.DHCPOptions
+	opts    site.DHCPOptions
 	encoded dhcpv4.Options
 }
 
-func newSubnetOptions(m *ipam.Model, sn ipam.Subnet, infrad netip.Addr, host *ipam.DHCPOptions) *subnetOptions {
-	opts := ipam.DHCPOptions{DNS: []netip.Addr{infrad}, NTP: []netip.Addr{infrad}, Search: []ipam.Name{m.Domain()}}
+func newSubnetOptions(m *ipam.Model, sn site.Subnet, infrad netip.Addr, host *site.DHCPOptions) *subnetOptions {
+	opts := site.DHCPOptions{DNS: []netip.Addr{infrad}, NTP: []netip.Addr{infrad}, Search: []site.Name{m.Domain()}}
 	opts = opts.Merge(sn.DHCP).Merge(host)
 	o := dhcpv4.Options{}
 	o.Update(dhcpv4.OptSubnetMask(net.CIDRMask(sn.CIDR.Bits(), 32)))
-	o.Update(dhcpv4.OptBroadcastAddress(ipam.Broadcast(sn.CIDR).AsSlice()))
+	o.Update(dhcpv4.OptBroadcastAddress(site.Broadcast(sn.CIDR).AsSlice()))
 	o.Update(dhcpv4.OptDNS(ips(opts.DNS)...))
 	o.Update(dhcpv4.OptNTPServers(ips(opts.NTP)...))
 	o.Update(dhcpv4.OptDomainName(strings.TrimSuffix(string(m.Domain()), ".")))
@@ -99,7 +100,7 @@ type optionKey struct {
 }
 
 // subnetOptions returns sn's options from the cache, making them on a miss.
-func (s *Service) subnetOptions(m *ipam.Model, sn ipam.Subnet, st *settings, infrad netip.Addr) *subnetOptions {
+func (s *Service) subnetOptions(m *ipam.Model, sn site.Subnet, st *settings, infrad netip.Addr) *subnetOptions {
 	key := optionKey{sn.Name, infrad}
 	c := s.options.Load()
 	if c != nil && c.shape == m.Shape() && c.settings == st {
@@ -175,7 +176,7 @@ func ips(as []netip.Addr) []net.IP {
 	return out
 }
 
-func names(ns []ipam.Name) []string {
+func names(ns []site.Name) []string {
 	out := make([]string, len(ns))
 	for i, n := range ns {
 		out[i] = strings.TrimSuffix(string(n), ".")

@@ -6,6 +6,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // maxChase bounds how many in-zone CNAMEs one answer follows.
@@ -85,7 +86,7 @@ func (v *view) additional(m *dns.Msg, rrs []dns.RR) {
 // a named lease's address, and an address's PTR, where no record stands beside them.
 // It returns nil for every other case, which answer then takes the long way.
 func (v *view) fast(name string, qtype uint16) dns.RR {
-	owner := ipam.Name(name)
+	owner := site.Name(name)
 	if v.m.HasRecords(owner) || v.isZone(name) {
 		return nil
 	}
@@ -106,7 +107,7 @@ func (v *view) fast(name string, qtype uint16) dns.RR {
 		}
 		return v.m.AddressRR(name, a)
 	case dns.TypePTR:
-		a, ok := ipam.ReverseAddr(owner)
+		a, ok := site.ReverseAddr(owner)
 		if !ok {
 			return nil
 		}

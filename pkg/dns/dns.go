@@ -33,6 +33,7 @@ import (
 	"github.com/infrad/infrad/pkg/keyring"
 	"github.com/infrad/infrad/pkg/ratelimit"
 	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // Options configure a Service.
@@ -70,7 +71,7 @@ type Service struct {
 
 	mu       sync.Mutex // guards what follows
 	site     config.DNS
-	domain   ipam.Name
+	domain   site.Name
 	inst     *caddy.Instance
 	corefile string
 	stop     context.CancelFunc // ends the watch loop and the key keeper

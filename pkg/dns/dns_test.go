@@ -20,6 +20,7 @@ import (
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 const tsigSecret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
@@ -269,7 +270,7 @@ func TestForwardingOnlyForAllowedClients(t *testing.T) {
 func TestHostChangesReachDNS(t *testing.T) {
 	testenv.Need(t, "dig")
 	s := start(t, "")
-	if _, err := s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
+	if _, err := s.ipam.CreateHost(context.Background(), site.HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, "w01 in A and PTR", func() bool {
@@ -293,7 +294,7 @@ func TestSerialRises(t *testing.T) {
 		return n
 	}
 	before := serial()
-	if _, err := s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: "w02", IP: "10.0.40.21"}); err != nil {
+	if _, err := s.ipam.CreateHost(context.Background(), site.HostSpec{Name: "w02", IP: "10.0.40.21"}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, "a newer serial", func() bool { return serialNewer(serial(), before) })
@@ -326,9 +327,9 @@ func TestLeasesInDNSAndHostsWin(t *testing.T) {
 	}
 }
 
-func mustMAC(t *testing.T, s string) ipam.MAC {
+func mustMAC(t *testing.T, s string) site.MAC {
 	t.Helper()
-	mac, err := ipam.ParseMAC(s)
+	mac, err := site.ParseMAC(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +388,7 @@ func TestStopWhileTheStoreChanges(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := range 50 {
-			s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: fmt.Sprintf("churn%d", i), IP: fmt.Sprintf("10.0.40.%d", 130+i%20)})
+			s.ipam.CreateHost(context.Background(), site.HostSpec{Name: fmt.Sprintf("churn%d", i), IP: fmt.Sprintf("10.0.40.%d", 130+i%20)})
 		}
 	}()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
@@ -465,7 +466,7 @@ func TestShedsQueriesWhenOverloaded(t *testing.T) {
 func TestAbsoluteHostName(t *testing.T) {
 	testenv.Need(t, "dig")
 	s := start(t, `  transfer_from: [127.0.0.0/8]`)
-	if _, err := s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: "Web03.Example.org.", IP: "10.0.40.33"}); err != nil {
+	if _, err := s.ipam.CreateHost(context.Background(), site.HostSpec{Name: "Web03.Example.org.", IP: "10.0.40.33"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.answers(t, "web03.example.org", "A"); !slices.Equal(got, []string{"10.0.40.33"}) {
@@ -481,7 +482,7 @@ func TestAbsoluteHostName(t *testing.T) {
 		"web04.elsewhere.test.":  "outside the site's zones",
 		"web05.k8s.example.com.": `name it "web05"`,
 	} {
-		_, err := s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: name, IP: "10.0.40.34"})
+		_, err := s.ipam.CreateHost(context.Background(), site.HostSpec{Name: name, IP: "10.0.40.34"})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("host %s: got %v, want %q", name, err, want)
 		}

@@ -18,8 +18,8 @@ import (
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/config"
-	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // clock is a clock the test moves.
@@ -401,7 +401,7 @@ func TestSignedAnswersUnderWritesAndRolls(t *testing.T) {
 			maps.Copy(published, next)
 			mu.Unlock()
 		}
-		if _, err := s.ipam.CreateHost(t.Context(), ipam.HostSpec{Name: fmt.Sprintf("w%d", i), IP: fmt.Sprintf("10.0.40.%d", 30+i)}); err != nil {
+		if _, err := s.ipam.CreateHost(t.Context(), site.HostSpec{Name: fmt.Sprintf("w%d", i), IP: fmt.Sprintf("10.0.40.%d", 30+i)}); err != nil {
 			t.Fatal(err)
 		}
 		r := s.ask(t, fmt.Sprintf("w%d.k8s.example.com.", i), dns.TypeA)

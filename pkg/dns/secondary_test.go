@@ -17,7 +17,7 @@ import (
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/config"
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // named runs BIND as a secondary of the server at primary (host:port) for zone, on
@@ -181,7 +181,7 @@ func TestSecondariesServeWhatInfradServes(t *testing.T) {
 	}
 	agree("at start")
 
-	if _, err := s.ipam.CreateRecord(t.Context(), ipam.RecordSpec{Name: "w01", Type: "A", Value: "10.0.40.21"}); err != nil {
+	if _, err := s.ipam.CreateRecord(t.Context(), site.RecordSpec{Name: "w01", Type: "A", Value: "10.0.40.21"}); err != nil {
 		t.Fatal(err)
 	}
 	agree("after a new record")

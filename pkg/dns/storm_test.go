@@ -14,6 +14,7 @@ import (
 
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // TestStormKeepsNamesAndAddressesTrue races the three kinds of writer over the same
@@ -36,13 +37,13 @@ func TestStormKeepsNamesAndAddressesTrue(t *testing.T) {
 				switch g % 3 {
 				case 0: // the API
 					if r.IntN(2) == 0 {
-						s.ipam.Allocate(context.Background(), "vm", ipam.HostSpec{Name: name})
+						s.ipam.Allocate(context.Background(), "vm", site.HostSpec{Name: name})
 					} else {
 						s.ipam.DeleteHost(context.Background(), name)
 					}
 				case 1: // DHCP
 					ip := netip.MustParseAddr(leaseIPs[r.IntN(len(leaseIPs))])
-					mac := ipam.MAC{0x52, 0x54, 0, 0, 0x99, byte(r.IntN(4))}
+					mac := site.MAC{0x52, 0x54, 0, 0, 0x99, byte(r.IntN(4))}
 					now := time.Now()
 					if r.IntN(3) == 0 {
 						s.ipam.Apply(t.Context(), ipam.ReleaseLease{Stamp: ipam.Stamp{At: now}, IP: ip, MAC: mac})

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/infrad/infrad/internal/testenv"
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // nsd runs NSD, Debian's authoritative server, as a secondary of the server at
@@ -76,7 +76,7 @@ func TestSecondaryFollows(t *testing.T) {
 	testenv.WaitFor(t, "the secondary to transfer the zone", func() bool {
 		return slices.Equal(answers("cp01.k8s.example.com"), []string{"10.0.40.10"})
 	})
-	if _, err := s.ipam.CreateHost(context.Background(), ipam.HostSpec{Name: "w03", IP: "10.0.40.23"}); err != nil {
+	if _, err := s.ipam.CreateHost(context.Background(), site.HostSpec{Name: "w03", IP: "10.0.40.23"}); err != nil {
 		t.Fatal(err)
 	}
 	// Only a NOTIFY brings the new host this soon: the SOA refresh is minutes away.

@@ -9,6 +9,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // update applies an RFC 2136 UPDATE through IPAM's write path: its prerequisites
@@ -37,7 +38,7 @@ func (s *Service) update(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, 
 	if rc != dns.RcodeSuccess {
 		return reply(w, r, rc)
 	}
-	err := s.ipam.Update(ipam.WithSource(ctx, "rfc2136 key "+key), ipam.Name(zone), prereqs, changes)
+	err := s.ipam.Update(ipam.WithSource(ctx, "rfc2136 key "+key), site.Name(zone), prereqs, changes)
 	var unmet *ipam.PrereqError
 	var refused *ipam.Error
 	switch {
@@ -66,7 +67,7 @@ func updates(rrs []dns.RR, zone string) ([]ipam.RecordChange, int) {
 		if !dns.IsSubDomain(zone, name) {
 			return nil, dns.RcodeNotZone
 		}
-		change := ipam.RecordChange{Name: ipam.Name(name), Type: dns.TypeToString[h.Rrtype]}
+		change := ipam.RecordChange{Name: site.Name(name), Type: dns.TypeToString[h.Rrtype]}
 		switch h.Class {
 		case dns.ClassINET:
 			if !slices.Contains(updateTypes, h.Rrtype) {
@@ -111,7 +112,7 @@ func prerequisites(rrs []dns.RR, zone string) ([]ipam.Prereq, int) {
 		if !dns.IsSubDomain(zone, name) {
 			return nil, dns.RcodeNotZone
 		}
-		p := ipam.Prereq{Name: ipam.Name(name), Type: dns.TypeToString[h.Rrtype]}
+		p := ipam.Prereq{Name: site.Name(name), Type: dns.TypeToString[h.Rrtype]}
 		switch h.Class {
 		case dns.ClassANY, dns.ClassNONE:
 			if h.Rdlength != 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // nsupdate runs nsupdate with the commands given, signed with key when it is not "",
@@ -57,7 +58,7 @@ func TestUpdateWithTSIG(t *testing.T) {
 	records, _ := s.ipam.Records()
 	var got []string
 	for _, r := range records {
-		if r.Owner == ipam.OwnerAPI {
+		if r.Owner == site.OwnerAPI {
 			got = append(got, fmt.Sprintf("%s %s %s %d", r.Name, r.Type, r.Value, *r.TTL))
 		}
 	}
@@ -322,11 +323,11 @@ func TestPrerequisitesAgreeWithAnswers(t *testing.T) {
 			n := round*8 + i
 			switch r.IntN(4) {
 			case 0:
-				s.ipam.CreateHost(ctx, ipam.HostSpec{Name: fmt.Sprintf("h%d", n), IP: fmt.Sprintf("10.0.40.%d", 20+n)})
+				s.ipam.CreateHost(ctx, site.HostSpec{Name: fmt.Sprintf("h%d", n), IP: fmt.Sprintf("10.0.40.%d", 20+n)})
 			case 1:
-				s.ipam.CreateRecord(ctx, ipam.RecordSpec{Name: labels[r.IntN(len(labels))], Type: "TXT", Value: fmt.Sprint(n)})
+				s.ipam.CreateRecord(ctx, site.RecordSpec{Name: labels[r.IntN(len(labels))], Type: "TXT", Value: fmt.Sprint(n)})
 			case 2:
-				s.ipam.CreateRecord(ctx, ipam.RecordSpec{Name: fmt.Sprintf("%d.40.0.10.in-addr.arpa.", 130+n), Type: "PTR", Value: fmt.Sprintf("p%d", n)})
+				s.ipam.CreateRecord(ctx, site.RecordSpec{Name: fmt.Sprintf("%d.40.0.10.in-addr.arpa.", 130+n), Type: "PTR", Value: fmt.Sprintf("p%d", n)})
 			case 3:
 				at := time.Now()
 				s.ipam.Apply(ctx, ipam.CommitLease{Stamp: ipam.Stamp{At: at}, Subnet: "vm", MAC: mustMAC(t, fmt.Sprintf("52:54:00:bb:00:%02x", n)),
@@ -351,12 +352,12 @@ func TestPrerequisitesAgreeWithAnswers(t *testing.T) {
 				v.answer(msg, name, qtype, zone)
 				answered := len(msg.Answer) > 0 && strings.EqualFold(msg.Answer[0].Header().Name, name) && msg.Answer[0].Header().Rrtype == qtype
 				some = some || (len(msg.Answer) > 0 && strings.EqualFold(msg.Answer[0].Header().Name, name) && !isWildcardAnswer(m, name))
-				err := s.ipam.Update(ctx, ipam.Name(zone), []ipam.Prereq{{Name: ipam.Name(name), Class: "ANY", Type: dns.TypeToString[qtype]}}, nil)
+				err := s.ipam.Update(ctx, site.Name(zone), []ipam.Prereq{{Name: site.Name(name), Class: "ANY", Type: dns.TypeToString[qtype]}}, nil)
 				if holds := err == nil; holds != (answered && !isWildcardAnswer(m, name)) {
 					t.Errorf("round %d: prereq yxrrset %s %s holds: %v (%v), answered: %v", round, name, dns.TypeToString[qtype], holds, err, answered)
 				}
 			}
-			err := s.ipam.Update(ctx, ipam.Name(zone), []ipam.Prereq{{Name: ipam.Name(name), Class: "ANY", Type: "ANY"}}, nil)
+			err := s.ipam.Update(ctx, site.Name(zone), []ipam.Prereq{{Name: site.Name(name), Class: "ANY", Type: "ANY"}}, nil)
 			if holds := err == nil; holds != some {
 				t.Errorf("round %d: prereq yxdomain %s holds: %v (%v), answered: %v", round, name, holds, err, some)
 			}

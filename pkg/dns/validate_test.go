@@ -15,7 +15,7 @@ import (
 
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // The validators here are real ones: Unbound as a validating resolver, delv, and
@@ -221,7 +221,7 @@ func TestSignedSecondary(t *testing.T) {
 		r := testenv.Resolve(t, port, "cp01.k8s.example.com.", dns.TypeA)
 		return r.AuthenticatedData && len(r.Answer) > 0
 	})
-	if _, err := s.ipam.CreateHost(t.Context(), ipam.HostSpec{Name: "w03", IP: "10.0.40.23"}); err != nil {
+	if _, err := s.ipam.CreateHost(t.Context(), site.HostSpec{Name: "w03", IP: "10.0.40.23"}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, "the secondary to follow the change", func() bool { return serves("w03.k8s.example.com") })

@@ -10,15 +10,15 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // Site is what an export reads, as the API gives it.
 type Site struct {
 	Domain    string // without the trailing dot
-	Subnets   []ipam.Subnet
-	Hosts     []ipam.Host
-	Records   []ipam.Record
+	Subnets   []site.Subnet
+	Hosts     []site.Host
+	Records   []site.Record
 	Directory string   // the ACME directory URL
 	RootPEM   string   // the CA's root certificate
 	Server    string   // the address nodes reach infrad at, for DNS and NTP
@@ -131,7 +131,7 @@ func metallb(s Site) (string, error) {
 	var pools []string
 	for _, sn := range s.Subnets {
 		for _, r := range sn.Ranges {
-			if r.Kind != ipam.RangeReserved || !strings.HasPrefix(r.Name, "metallb") {
+			if r.Kind != site.RangeReserved || !strings.HasPrefix(r.Name, "metallb") {
 				continue
 			}
 			name := sn.Name + "-" + r.Name
@@ -189,9 +189,9 @@ func kubeadm(s Site) (string, error) {
 	var pods, services string
 	for _, sn := range s.Subnets {
 		switch sn.Purpose {
-		case ipam.PurposePods:
+		case site.PurposePods:
 			pods = sn.CIDR.String()
-		case ipam.PurposeServices:
+		case site.PurposeServices:
 			services = sn.CIDR.String()
 		}
 	}
@@ -227,10 +227,10 @@ func resolve(s Site, name string) ([]string, error) {
 	start := name
 	for range 8 {
 		out = append(out, name)
-		fqdn := ipam.Name(name + ".")
+		fqdn := site.Name(name + ".")
 		var addrs []string
 		for _, h := range s.Hosts {
-			if ipam.HostFQDN(h.Name, ipam.Name(s.Domain+".")) == ipam.Name(name+".") {
+			if site.HostFQDN(h.Name, site.Name(s.Domain+".")) == site.Name(name+".") {
 				addrs = append(addrs, h.IP.String())
 			}
 		}

@@ -10,10 +10,10 @@ import (
 
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/config"
-	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
-func site(t *testing.T) Site {
+func exampleSite(t *testing.T) Site {
 	t.Helper()
 	s, err := config.Load("../../deploy/examples/bastion.yaml")
 	if err != nil {
@@ -28,7 +28,7 @@ func site(t *testing.T) Site {
 
 // TestChronyNTS: with NTS on, every server line asks for it, and the root is trusted.
 func TestChronyNTS(t *testing.T) {
-	s := site(t)
+	s := exampleSite(t)
 	s.Others = []string{"10.0.40.3"}
 	s.NTS = &NTS{Port: 4460}
 	got, _ := Render("chrony", s)
@@ -71,7 +71,7 @@ func TestGolden(t *testing.T) {
 	slices.Sort(kinds)
 	for _, kind := range kinds {
 		t.Run(kind, func(t *testing.T) {
-			got, err := Render(kind, site(t))
+			got, err := Render(kind, exampleSite(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,8 +93,8 @@ func TestKubeadmEndpoints(t *testing.T) {
 		{"a host", "bastion.k8s.corp.example:6443", []string{"    - bastion.k8s.corp.example\n    - 10.0.40.2\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := site(t)
-			s.Records = append(s.Records, ipam.Record{Name: "lb.k8s.corp.example.", Type: "CNAME", Value: "bastion.k8s.corp.example."})
+			s := exampleSite(t)
+			s.Records = append(s.Records, site.Record{Name: "lb.k8s.corp.example.", Type: "CNAME", Value: "bastion.k8s.corp.example."})
 			s.Cluster.Endpoint = tc.endpoint
 			got, err := Render("kubeadm", s)
 			if err != nil {
@@ -110,7 +110,7 @@ func TestKubeadmEndpoints(t *testing.T) {
 }
 
 func TestMetalLBBGP(t *testing.T) {
-	s := site(t)
+	s := exampleSite(t)
 	s.BGP = &BGP{MyASN: 64512, PeerASN: 64513, PeerAddress: netip.MustParseAddr("10.0.40.1"), PeerPort: 179}
 	got, err := Render("metallb", s)
 	if err != nil {
@@ -127,7 +127,7 @@ func TestMetalLBBGP(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	s := site(t)
+	s := exampleSite(t)
 	s.Records = nil
 	if _, err := Render("kubeadm", s); err == nil || !strings.Contains(err.Error(), "api.k8s.corp.example") {
 		t.Errorf("kubeadm without an api record: got %v", err)

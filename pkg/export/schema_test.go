@@ -29,8 +29,8 @@ var crdModules = []struct{ module, dir string }{
 // kubectl's strict field validation makes it.
 func TestExportsMatchTheCRDs(t *testing.T) {
 	crds := loadCRDs(t)
-	l2 := site(t)
-	bgp := site(t)
+	l2 := exampleSite(t)
+	bgp := exampleSite(t)
 	bgp.BGP = &BGP{MyASN: 64512, PeerASN: 64513, PeerAddress: netip.MustParseAddr("10.0.40.1"), PeerPort: 179}
 	checked := 0
 	for _, tc := range []struct {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -25,7 +26,7 @@ func BenchmarkHostWrite(b *testing.B) {
 			m := bigSite(b, n, 0)
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				if _, err := m.CreateHost(context.Background(), HostSpec{Name: fmt.Sprintf("new%d", i), IP: addrAt(200_000 + i).String()}); err != nil {
+				if _, err := m.CreateHost(context.Background(), site.HostSpec{Name: fmt.Sprintf("new%d", i), IP: addrAt(200_000 + i).String()}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -41,7 +42,7 @@ func BenchmarkHostApply(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				t.begin(time.Now())
-				cmd := PutHost{Host: Host{Name: fmt.Sprintf("new%d", i), IP: addrAt(200_000 + i)}, Create: true}
+				cmd := PutHost{Host: site.Host{Name: fmt.Sprintf("new%d", i), IP: addrAt(200_000 + i)}, Create: true}
 				if _, err := cmd.apply(t); err != nil {
 					b.Fatal(err)
 				}
@@ -103,7 +104,7 @@ func addrAt(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-func macAt(i int) MAC { return MAC{0x52, 0x54, 0, byte(i >> 16), byte(i >> 8), byte(i)} }
+func macAt(i int) site.MAC { return site.MAC{0x52, 0x54, 0, byte(i >> 16), byte(i >> 8), byte(i)} }
 
 // bigSite is a store with one /8 subnet whose DHCP range is 10.8.0.0-10.15.255.255,
 // hosts hosts from 10.0.1.0 and leases leases from 10.8.0.0, written in one
@@ -115,8 +116,8 @@ func bigSite(b *testing.B, hosts, leases int) *IPAM {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	sn := Subnet{Name: "big", CIDR: netip.MustParsePrefix("10.0.0.0/8"), Purpose: PurposeNodes, Owner: OwnerFile,
-		Ranges: []Range{{Kind: RangeDHCP, Start: netip.MustParseAddr("10.8.0.0"), End: netip.MustParseAddr("10.15.255.255")}}}
+	sn := site.Subnet{Name: "big", CIDR: netip.MustParsePrefix("10.0.0.0/8"), Purpose: site.PurposeNodes, Owner: site.OwnerFile,
+		Ranges: []site.Range{{Kind: site.RangeDHCP, Start: netip.MustParseAddr("10.8.0.0"), End: netip.MustParseAddr("10.15.255.255")}}}
 	expires := time.Now().Add(24 * time.Hour).Truncate(time.Second)
 	// In chunks: bbolt splits its pages only at commit, so one huge transaction is slow.
 	write := func(n int, put func(tx *store.Tx, i int) error) {
@@ -136,7 +137,7 @@ func bigSite(b *testing.B, hosts, leases int) *IPAM {
 	}
 	write(1, func(tx *store.Tx, _ int) error { return store.Put(tx, store.BucketSubnets, sn.Name, sn) })
 	write(hosts, func(tx *store.Tx, i int) error {
-		h := Host{Name: fmt.Sprintf("h%d", i), IP: addrAt(i), MAC: macAt(i), Owner: OwnerAPI}
+		h := site.Host{Name: fmt.Sprintf("h%d", i), IP: addrAt(i), MAC: macAt(i), Owner: site.OwnerAPI}
 		return store.Put(tx, store.BucketHosts, h.Name, h)
 	})
 	write(leases, func(tx *store.Tx, i int) error {
@@ -149,7 +150,7 @@ func bigSite(b *testing.B, hosts, leases int) *IPAM {
 		b.Fatal(err)
 	}
 	b.Cleanup(m.Close)
-	m.Apply(b.Context(), setShape{&Shape{Domain: "big.test.", Source: "bench", Subnets: []Subnet{sn}}})
+	m.Apply(b.Context(), setShape{&Shape{Domain: "big.test.", Source: "bench", Subnets: []site.Subnet{sn}}})
 	return m
 }
 
@@ -167,12 +168,12 @@ func (c setShape) source() string            { return "" }
 func BenchmarkSiteCheck(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			s := Set{Domain: "k8s.example.com.", DNS: ZoneSettings{NameServers: []netip.Addr{netip.MustParseAddr("10.0.0.2")}},
-				Subnets: []Subnet{{Name: "big", CIDR: netip.MustParsePrefix("10.0.0.0/14"), Purpose: PurposeNodes}},
-				Records: []Record{{Name: "9.0.0.10.in-addr.arpa.", Type: "PTR", Value: "printer.k8s.example.com."}}}
+			s := site.Set{Domain: "k8s.example.com.", DNS: site.ZoneSettings{NameServers: []netip.Addr{netip.MustParseAddr("10.0.0.2")}},
+				Subnets: []site.Subnet{{Name: "big", CIDR: netip.MustParsePrefix("10.0.0.0/14"), Purpose: site.PurposeNodes}},
+				Records: []site.Record{{Name: "9.0.0.10.in-addr.arpa.", Type: "PTR", Value: "printer.k8s.example.com."}}}
 			a := netip.MustParseAddr("10.0.1.0")
 			for i := range n {
-				s.Hosts = append(s.Hosts, Host{Name: fmt.Sprintf("h%d", i), IP: a})
+				s.Hosts = append(s.Hosts, site.Host{Name: fmt.Sprintf("h%d", i), IP: a})
 				a = a.Next()
 			}
 			for b.Loop() {

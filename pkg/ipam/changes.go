@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -36,33 +37,9 @@ type ObjectChange struct {
 	After  json.RawMessage `json:"after,omitempty"`
 }
 
-// ChangeLimits bound the change log: entries older than Days, and the oldest past
-// Entries, are trimmed as new ones come. Zero: the default.
-type ChangeLimits struct {
-	Days    int `json:"days,omitempty"`
-	Entries int `json:"entries,omitempty"`
-}
-
-// The change log's default bounds: 90 days, and at most 100,000 entries (a busy
-// DHCP pool's new clients each make one; a renewal makes none).
-const (
-	DefaultChangeDays    = 90
-	DefaultChangeEntries = 100_000
-)
-
 // maxEntryChanges bounds the objects one entry lists (a first reconcile of a large
 // site file changes them all).
 const maxEntryChanges = 100
-
-func (l ChangeLimits) orDefault() ChangeLimits {
-	if l.Days <= 0 {
-		l.Days = DefaultChangeDays
-	}
-	if l.Entries <= 0 {
-		l.Entries = DefaultChangeEntries
-	}
-	return l
-}
 
 // sourceOf is who made cmd: its stamp's, or the one its kind implies.
 func sourceOf(cmd Command) string {
@@ -151,9 +128,9 @@ func (t *txn) logChange(cmd Command) {
 		}
 		key := k.key
 		if k.bucket == store.BucketRecords { // its ID says nothing to a reader: name, type and value do
-			r, _ := after.(Record)
+			r, _ := after.(site.Record)
 			if !has {
-				r, _ = before.(Record)
+				r, _ = before.(site.Record)
 			}
 			key = fmt.Sprintf("%s %s %s", r.Name, r.Type, r.Value)
 		}
@@ -253,7 +230,7 @@ func objectIn(m *Model, k dirtyKey) (any, bool) {
 // shape's bounds after each, measured from that entry's time: every box trims alike,
 // however its commands were batched.
 func (t *txn) writeChanges(tx *store.Tx) error {
-	limits := t.m.shape.Changes.orDefault()
+	limits := t.m.shape.Changes.OrDefault()
 	for i := range t.entries {
 		if _, err := store.Append(tx, store.BucketChanges, &t.entries[i]); err != nil {
 			return err

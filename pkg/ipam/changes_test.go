@@ -11,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/infrad/infrad/internal/fixture"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 func changesOf(t *testing.T, m *IPAM, f ChangeFilter) []ChangeEntry {
@@ -24,7 +27,7 @@ func changesOf(t *testing.T, m *IPAM, f ChangeFilter) []ChangeEntry {
 
 func commitLease(t *testing.T, m *IPAM, mac, ip, hostname string, at time.Time) {
 	t.Helper()
-	c := CommitLease{Stamp: Stamp{At: at}, Subnet: "vm", MAC: mustMAC(t, mac), IP: netip.MustParseAddr(ip), Hostname: hostname, Expires: at.Add(time.Hour)}
+	c := CommitLease{Stamp: Stamp{At: at}, Subnet: "vm", MAC: fixture.MAC(t, mac), IP: netip.MustParseAddr(ip), Hostname: hostname, Expires: at.Add(time.Hour)}
 	if _, err := m.Apply(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
@@ -37,10 +40,10 @@ func TestChangeLogSaysWhoChangedWhat(t *testing.T) {
 		t.Fatalf("after the first reconcile the log holds %+v, want one entry by the site file", first)
 	}
 	alice := WithSource(context.Background(), "token alice")
-	if _, err := m.CreateHost(alice, HostSpec{Name: "w01", IP: "10.0.40.20", MAC: "52:54:00:00:40:20"}); err != nil {
+	if _, err := m.CreateHost(alice, site.HostSpec{Name: "w01", IP: "10.0.40.20", MAC: "52:54:00:00:40:20"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.UpdateHost(alice, "w01", HostSpec{IP: "10.0.40.21", MAC: "52:54:00:00:40:20"}); err != nil {
+	if _, err := m.UpdateHost(alice, "w01", site.HostSpec{IP: "10.0.40.21", MAC: "52:54:00:00:40:20"}); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
@@ -50,7 +53,7 @@ func TestChangeLogSaysWhoChangedWhat(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A refused change leaves no entry.
-	if _, err := m.CreateHost(alice, HostSpec{Name: "cp01", IP: "10.0.40.30"}); !errors.Is(err, ErrConflict) {
+	if _, err := m.CreateHost(alice, site.HostSpec{Name: "cp01", IP: "10.0.40.30"}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("got %v, want a conflict", err)
 	}
 
@@ -79,7 +82,7 @@ func TestChangeLogSaysWhoChangedWhat(t *testing.T) {
 		}
 	}
 	update := got[2].Changes[0]
-	var before, after Host
+	var before, after site.Host
 	if json.Unmarshal(update.Before, &before) != nil || json.Unmarshal(update.After, &after) != nil ||
 		before.IP.String() != "10.0.40.20" || after.IP.String() != "10.0.40.21" {
 		t.Errorf("the update's before and after are %s and %s, want the addresses .20 and .21", update.Before, update.After)
@@ -121,14 +124,14 @@ func opsOfFirst(e ChangeEntry) []string {
 
 func TestChangeLogKeepsItsBounds(t *testing.T) {
 	m, _ := newIPAM(t)
-	set := base(t)
-	set.Changes = ChangeLimits{Days: 30, Entries: 5}
+	set := fixture.Site(t)
+	set.Changes = site.ChangeLimits{Days: 30, Entries: 5}
 	if _, err := m.Reconcile("site.yaml", set); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 8 {
-		h := Host{Name: fmt.Sprintf("w%02d", i), IP: netip.MustParseAddr(fmt.Sprintf("10.0.40.%d", 20+i))}
+		h := site.Host{Name: fmt.Sprintf("w%02d", i), IP: netip.MustParseAddr(fmt.Sprintf("10.0.40.%d", 20+i))}
 		if _, err := m.Apply(context.Background(), PutHost{Stamp: Stamp{At: at.AddDate(0, 0, i)}, Host: h, Create: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +140,7 @@ func TestChangeLogKeepsItsBounds(t *testing.T) {
 		t.Fatalf("kept %d entries, the oldest %+v: want the last 5, from w03", len(got), got[len(got)-1])
 	}
 	// 40 days later: everything older than 30 days goes.
-	h := Host{Name: "late", IP: netip.MustParseAddr("10.0.40.40")}
+	h := site.Host{Name: "late", IP: netip.MustParseAddr("10.0.40.40")}
 	if _, err := m.Apply(context.Background(), PutHost{Stamp: Stamp{At: at.AddDate(0, 0, 47)}, Host: h, Create: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +160,7 @@ func TestChangeLogUnderConcurrentWrites(t *testing.T) {
 			ctx := WithSource(context.Background(), fmt.Sprintf("token writer%d", w))
 			for i := range 10 {
 				name := fmt.Sprintf("h%d-%d", w, i)
-				if _, err := m.CreateHost(ctx, HostSpec{Name: name, IP: fmt.Sprintf("10.0.40.%d", 20+w*10+i)}); err != nil {
+				if _, err := m.CreateHost(ctx, site.HostSpec{Name: name, IP: fmt.Sprintf("10.0.40.%d", 20+w*10+i)}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -190,7 +193,7 @@ func TestPinLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Name != "laptop" || h.IP.String() != "10.0.40.150" || h.MAC.String() != "52:54:00:00:40:99" || h.Owner != OwnerAPI {
+	if h.Name != "laptop" || h.IP.String() != "10.0.40.150" || h.MAC.String() != "52:54:00:00:40:99" || h.Owner != site.OwnerAPI {
 		t.Fatalf("pinned %+v, want host laptop at the lease's address and MAC", h)
 	}
 	md := m.Model()
@@ -219,7 +222,7 @@ func TestPinLease(t *testing.T) {
 // names, over many rounds: exactly one host comes of it.
 func TestPinLeaseRace(t *testing.T) {
 	m := newOn(t, openStore(t, filepath.Join(t.TempDir(), "infrad.db")))
-	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+	if _, err := m.Reconcile("site.yaml", fixture.Site(t)); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
@@ -299,14 +302,14 @@ func TestEntryTimeReadsTheStoredForm(t *testing.T) {
 // first hundred and counts the rest.
 func TestChangeLogEntryListsAHundred(t *testing.T) {
 	m := newOn(t, openStore(t, filepath.Join(t.TempDir(), "infrad.db")))
-	hosts := func(prefix string, from int) []Host {
-		var hs []Host
+	hosts := func(prefix string, from int) []site.Host {
+		var hs []site.Host
 		for i := range 60 {
-			hs = append(hs, Host{Name: fmt.Sprintf("%s%02d", prefix, i), IP: netip.MustParseAddr(fmt.Sprintf("10.0.40.%d", from+i))})
+			hs = append(hs, site.Host{Name: fmt.Sprintf("%s%02d", prefix, i), IP: netip.MustParseAddr(fmt.Sprintf("10.0.40.%d", from+i))})
 		}
 		return hs
 	}
-	set := base(t)
+	set := fixture.Site(t)
 	set.Hosts = append(set.Hosts, hosts("n", 30)...)
 	if _, err := m.Reconcile("site.yaml", set); err != nil {
 		t.Fatal(err)
@@ -316,7 +319,7 @@ func TestChangeLogEntryListsAHundred(t *testing.T) {
 	if len(got) != 1 || len(got[0].Changes) != 66 || got[0].More != 0 {
 		t.Fatalf("a reconcile of 66 objects: %d entries, %d listed, %d more", len(got), len(got[0].Changes), got[0].More)
 	}
-	set.Hosts = append(base(t).Hosts, hosts("x", 121)...) // 60 go, 60 come
+	set.Hosts = append(fixture.Site(t).Hosts, hosts("x", 121)...) // 60 go, 60 come
 	if _, err := m.Reconcile("site.yaml", set); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"slices"
 	"time"
+
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // Command is one change of the site's state, as a value. Its apply checks the change
@@ -84,18 +86,18 @@ func decodeEnvelope(env envelope) (Command, error) {
 // PutSubnet creates (Create) or replaces an API-owned subnet.
 type PutSubnet struct {
 	Stamp
-	Subnet Subnet `json:"subnet"`
-	Create bool   `json:"create"`
+	Subnet site.Subnet `json:"subnet"`
+	Create bool        `json:"create"`
 }
 
 func (c PutSubnet) apply(t *txn) (any, error) {
 	sn := c.Subnet
-	sn.Owner = OwnerAPI
+	sn.Owner = site.OwnerAPI
 	old, exists := t.m.Subnet(sn.Name)
 	if err := t.mayPut("subnet", sn.Name, c.Create, exists, old.Owner); err != nil {
 		return nil, err
 	}
-	var prev *Subnet
+	var prev *site.Subnet
 	if exists {
 		prev = &old
 	}
@@ -118,7 +120,7 @@ func (c DeleteSubnet) apply(t *txn) (any, error) {
 		return nil, err
 	}
 	var err error
-	t.m.HostsIn(sn.CIDR.Addr(), lastAddr(sn.CIDR), func(h Host) bool {
+	t.m.HostsIn(sn.CIDR.Addr(), lastAddr(sn.CIDR), func(h site.Host) bool {
 		err = &Error{Kind: ErrConflict, Msg: fmt.Sprintf("subnet %q still holds host %q (%s): delete or move its hosts first", sn.Name, h.Name, h.IP)}
 		return false
 	})
@@ -141,14 +143,14 @@ func (c DeleteSubnet) apply(t *txn) (any, error) {
 // its MAC's lease and its DNS records follow the host.
 type PutHost struct {
 	Stamp
-	Host    Host   `json:"host"`
-	Create  bool   `json:"create"`
-	Renames string `json:"renames,omitempty"`
+	Host    site.Host `json:"host"`
+	Create  bool      `json:"create"`
+	Renames string    `json:"renames,omitempty"`
 }
 
 func (c PutHost) apply(t *txn) (any, error) {
 	h := c.Host
-	h.Owner = OwnerAPI
+	h.Owner = site.OwnerAPI
 	if c.Renames != "" && c.Renames != h.Name {
 		old, ok := t.m.Host(c.Renames)
 		if err := t.changeable("host", c.Renames, ok, old.Owner); err != nil {
@@ -197,8 +199,8 @@ func (c DeleteHost) apply(t *txn) (any, error) {
 // from the store and the command alone.
 type AllocateHost struct {
 	Stamp
-	Subnet string `json:"subnet"`
-	Host   Host   `json:"host"` // without an address
+	Subnet string    `json:"subnet"`
+	Host   site.Host `json:"host"` // without an address
 }
 
 func (c AllocateHost) apply(t *txn) (any, error) {
@@ -206,7 +208,7 @@ func (c AllocateHost) apply(t *txn) (any, error) {
 	if !ok {
 		return nil, notFound(fmt.Sprintf("subnet %q", c.Subnet))
 	}
-	if sn.Purpose != PurposeNodes {
+	if sn.Purpose != site.PurposeNodes {
 		return nil, invalid("", fmt.Sprintf("subnet %q is for %s: hosts belong in nodes subnets", sn.Name, sn.Purpose))
 	}
 	if _, exists := t.m.Host(c.Host.Name); exists {
@@ -217,7 +219,7 @@ func (c AllocateHost) apply(t *txn) (any, error) {
 		return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("subnet %q (%s) has no free address outside its ranges", sn.Name, sn.CIDR)}
 	}
 	h := c.Host
-	h.IP, h.Owner = ip, OwnerAPI
+	h.IP, h.Owner = ip, site.OwnerAPI
 	if err := t.checkHost(h.Name, &h); err != nil {
 		return nil, err
 	}
@@ -228,12 +230,12 @@ func (c AllocateHost) apply(t *txn) (any, error) {
 // PutRecord creates an API-owned record.
 type PutRecord struct {
 	Stamp
-	Record Record `json:"record"`
+	Record site.Record `json:"record"`
 }
 
 func (c PutRecord) apply(t *txn) (any, error) {
 	r := c.Record
-	r.Owner = OwnerAPI
+	r.Owner = site.OwnerAPI
 	if t.m.shape.Domain == "" {
 		return nil, invalid("", "no site file has been loaded, so there is no zone to hold records")
 	}
@@ -261,13 +263,13 @@ func (c DeleteRecord) apply(t *txn) (any, error) {
 	return nil, nil
 }
 
-func recordTitle(r Record) string {
+func recordTitle(r site.Record) string {
 	return fmt.Sprintf("record %s %s %s (id %s)", r.Name, r.Type, r.Value, r.ID())
 }
 
 // mayPut refuses to create an object that exists, and to replace one the API may not
 // change.
-func (t *txn) mayPut(noun, key string, create, exists bool, owner Owner) error {
+func (t *txn) mayPut(noun, key string, create, exists bool, owner site.Owner) error {
 	if create && exists {
 		return &Error{Kind: ErrConflict, Field: "name", Msg: fmt.Sprintf("%s %q exists already", noun, key)}
 	}
@@ -279,20 +281,20 @@ func (t *txn) mayPut(noun, key string, create, exists bool, owner Owner) error {
 
 // changeable says whether the API may change the object key of a kind: it must exist
 // and be the API's.
-func (t *txn) changeable(noun, key string, exists bool, owner Owner) error {
+func (t *txn) changeable(noun, key string, exists bool, owner site.Owner) error {
 	if !exists {
 		return notFound(fmt.Sprintf("%s %q", noun, key))
 	}
-	if owner == OwnerFile {
+	if owner == site.OwnerFile {
 		return &Error{Kind: ErrOwnedByFile, Msg: fmt.Sprintf("%s %q is owned by the site file (%s): change it there and reload", noun, key, t.m.shape.Source)}
 	}
 	return nil
 }
 
 // replaceSubnet puts sn in place of the subnet called name (nil: removes it).
-func (t *txn) replaceSubnet(name string, sn *Subnet) {
+func (t *txn) replaceSubnet(name string, sn *site.Subnet) {
 	sh := *t.m.shape
-	sh.Subnets = slices.DeleteFunc(slices.Clone(sh.Subnets), func(s Subnet) bool { return s.Name == name })
+	sh.Subnets = slices.DeleteFunc(slices.Clone(sh.Subnets), func(s site.Subnet) bool { return s.Name == name })
 	if sn != nil {
 		sh.Subnets = append(sh.Subnets, *sn)
 	}

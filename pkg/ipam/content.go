@@ -6,9 +6,9 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/miekg/dns"
 )
 
@@ -17,23 +17,6 @@ import (
 // that shape the content (the TTL, the name servers' addresses, signing) are part of the model
 // (Shape.DNS), so a change of them is a change of the site: it raises the serial, and
 // a model kept for IXFR is rendered as it was served at its serial.
-
-// ZoneSettings are what the site file says of the zones' content.
-type ZoneSettings struct {
-	// TTL is that of every RR without a TTL of its own; 0: DefaultZoneTTL.
-	TTL uint32 `json:"ttl,omitempty"`
-	// NameServers are the addresses the zones' name servers answer on: a cluster's
-	// serving nodes, or one box's dns.advertise. Each that is a host's address names
-	// that host as a name server; the others are the addresses of the glue name
-	// ns.<domain>, which infrad owns.
-	NameServers []netip.Addr `json:"name_servers,omitempty"`
-	// Signed says the zones are signed (dns.dnssec): turning it on or off changes
-	// every answer, and so raises the serial.
-	Signed bool `json:"signed,omitempty"`
-}
-
-// DefaultZoneTTL is the TTL of a store whose settings no site file has given yet.
-const DefaultZoneTTL = 300
 
 // SOA timers. The negative TTL (the SOA minimum) is short, so that a name created
 // right after a client asked for it is found within a minute.
@@ -55,7 +38,7 @@ func (m *Model) TTL() uint32 {
 	if t := m.shape.DNS.TTL; t != 0 {
 		return t
 	}
-	return DefaultZoneTTL
+	return site.DefaultZoneTTL
 }
 
 // Node returns the RRsets at name (lower case, fully qualified), made for the caller
@@ -63,7 +46,7 @@ func (m *Model) TTL() uint32 {
 // non-terminal). The DNSSEC records are not the model's: DNS adds them.
 func (m *Model) Node(name string) (RRsets, bool) {
 	n := RRsets{}
-	owner := Name(name)
+	owner := site.Name(name)
 	ttl := m.TTL()
 	if m.IsZone(name) {
 		n.Add(m.SOA(name, ttl))
@@ -78,14 +61,14 @@ func (m *Model) Node(name string) (RRsets, bool) {
 			n.Add(m.AddressRR(name, a))
 		}
 	}
-	if a, ok := ReverseAddr(owner); ok {
+	if a, ok := site.ReverseAddr(owner); ok {
 		if target := m.PTR(a); target != "" {
 			n.Add(&dns.PTR{Hdr: hdr(name, dns.TypePTR, ttl), Ptr: target})
 		}
 	}
 	for _, rr := range m.RecordsAt(owner) {
 		rr = dns.Copy(rr)
-		if rr.Header().Ttl == DefaultTTL {
+		if rr.Header().Ttl == site.DefaultTTL {
 			rr.Header().Ttl = ttl
 		}
 		n.Add(rr)
@@ -95,7 +78,7 @@ func (m *Model) Node(name string) (RRsets, bool) {
 }
 
 // addressOf is the address of the host or the named lease whose name owner is.
-func (m *Model) addressOf(owner Name) (netip.Addr, bool) {
+func (m *Model) addressOf(owner site.Name) (netip.Addr, bool) {
 	host, ok := m.HostnameOf(owner)
 	if !ok {
 		return netip.Addr{}, false
@@ -131,7 +114,7 @@ func (n RRsets) oneTTL() {
 // names index counts every host's, lease's and record's owner name and those above
 // them; the apexes and the NS glue are the rest.
 func (m *Model) Exists(name string) bool {
-	if m.NameExists(Name(name)) || m.IsZone(name) {
+	if m.NameExists(site.Name(name)) || m.IsZone(name) {
 		return true
 	}
 	glue := m.GlueName()
@@ -141,7 +124,7 @@ func (m *Model) Exists(name string) bool {
 	if name == glue {
 		return true
 	}
-	a, ok := ReverseAddr(Name(name))
+	a, ok := site.ReverseAddr(site.Name(name))
 	return ok && m.isGlueAddr(a)
 }
 
@@ -179,10 +162,7 @@ func (m *Model) NameServerNames() []string {
 }
 
 // nsName is the name infrad gives the name servers that are no host.
-func (m *Model) nsName() string { return string(glueName(m.shape.Domain)) }
-
-// glueName is the name of the zones' name servers that are no host: ns.<domain>.
-func glueName(domain Name) Name { return "ns." + domain }
+func (m *Model) nsName() string { return string(site.GlueName(m.shape.Domain)) }
 
 // GlueName is ns.<domain> when infrad gives it addresses itself (a name server's
 // address that is no host's), "" otherwise. The name is then infrad's: no host,
@@ -244,30 +224,30 @@ func (m *Model) SOA(zone string, ttl uint32) *dns.SOA {
 func (m *Model) Owners(zone string) []string {
 	seen := map[string]bool{}
 	var out []string
-	add := func(n Name) {
+	add := func(n site.Name) {
 		if s := string(n); !seen[s] && m.ZoneOf(s) == zone {
 			seen[s] = true
 			out = append(out, s)
 		}
 	}
-	add(Name(zone))
+	add(site.Name(zone))
 	for _, h := range m.Hosts() {
 		add(m.FQDN(h.Name))
-		add(ReverseName(h.IP))
+		add(site.ReverseName(h.IP))
 	}
 	for _, l := range m.Leases() {
 		if l.Hostname != "" {
 			add(m.FQDN(l.Hostname))
-			add(ReverseName(l.IP))
+			add(site.ReverseName(l.IP))
 		}
 	}
 	for _, r := range m.Records() {
 		add(r.Name)
 	}
 	if g := m.GlueName(); g != "" {
-		add(Name(g))
+		add(site.Name(g))
 		for _, a := range m.glueAddrs() {
-			add(ReverseName(a))
+			add(site.ReverseName(a))
 		}
 	}
 	return out
@@ -278,7 +258,7 @@ func (m *Model) Owners(zone string) []string {
 // host's name or the glue name, a PTR (or CNAME) at their addresses' reverse names.
 // It returns "" when there is none. Such RRsets are their owner's: no update or
 // record changes them.
-func (m *Model) derivedOwner(name Name, typ string) string {
+func (m *Model) derivedOwner(name site.Name, typ string) string {
 	forward := typ == "" || typ == "A" || typ == "AAAA" || typ == "CNAME"
 	reverse := typ == "" || typ == "PTR" || typ == "CNAME"
 	if forward {
@@ -291,7 +271,7 @@ func (m *Model) derivedOwner(name Name, typ string) string {
 			return m.nameServersTitle()
 		}
 	}
-	if a, ok := ReverseAddr(name); ok && reverse {
+	if a, ok := site.ReverseAddr(name); ok && reverse {
 		if h, ok := m.HostAt(a); ok {
 			return fmt.Sprintf("host %q", h.Name)
 		}
@@ -304,27 +284,19 @@ func (m *Model) derivedOwner(name Name, typ string) string {
 
 // nameServersTitle names the glue's owner in a refusal.
 func (m *Model) nameServersTitle() string {
-	return fmt.Sprintf("the zones' name server %s (%s: dns.advertise, or the cluster's nodes)", m.nsName(), joinAddrs(m.glueAddrs()))
-}
-
-func joinAddrs(as []netip.Addr) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = a.String()
-	}
-	return strings.Join(s, ", ")
+	return fmt.Sprintf("the zones' name server %s (%s: dns.advertise, or the cluster's nodes)", m.nsName(), site.JoinAddrs(m.glueAddrs()))
 }
 
 // takeLeaseName takes its name from the lease whose name is name (when forward), or
 // whose address's reverse name it is (when reverse). An operator's record (the site
 // file's, the API's, an update's) wins over a client's claim, in the transaction that
 // writes the record.
-func (t *txn) takeLeaseName(name Name, forward, reverse bool) {
+func (t *txn) takeLeaseName(name site.Name, forward, reverse bool) {
 	var l Lease
 	var ok bool
 	if host, named := t.m.HostnameOf(name); named && forward {
 		l, ok = t.m.LeaseNamed(host)
-	} else if a, rev := ReverseAddr(name); rev && reverse {
+	} else if a, rev := site.ReverseAddr(name); rev && reverse {
 		l, ok = t.m.Lease(a)
 	}
 	if !ok || l.Hostname == "" {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infrad/infrad/internal/fixture"
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/miekg/dns"
 )
 
@@ -36,7 +38,7 @@ func TestOperatorRecordTakesALeaseName(t *testing.T) {
 	if got := node(m.Model(), "www.k8s.example.com."); !slices.Equal(got, []string{"A 10.0.40.150"}) {
 		t.Fatalf("before the record: www answers %q", got)
 	}
-	if _, err := m.CreateRecord(context.Background(), RecordSpec{Name: "www", Type: "A", Value: "10.0.40.100"}); err != nil {
+	if _, err := m.CreateRecord(context.Background(), site.RecordSpec{Name: "www", Type: "A", Value: "10.0.40.100"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := node(m.Model(), "www.k8s.example.com."); !slices.Equal(got, []string{"A 10.0.40.100"}) {
@@ -53,7 +55,7 @@ func TestOperatorRecordTakesALeaseName(t *testing.T) {
 		t.Errorf("the change log's entry for the record does not show the lease's change: %+v", last.Changes)
 	}
 
-	if _, err := m.CreateRecord(context.Background(), RecordSpec{Name: "151.40.0.10.in-addr.arpa.", Type: "PTR", Value: "printer"}); err != nil {
+	if _, err := m.CreateRecord(context.Background(), site.RecordSpec{Name: "151.40.0.10.in-addr.arpa.", Type: "PTR", Value: "printer"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := node(m.Model(), "151.40.0.10.in-addr.arpa."); !slices.Equal(got, []string{"PTR printer.k8s.example.com."}) {
@@ -71,7 +73,7 @@ func TestOperatorRecordTakesALeaseName(t *testing.T) {
 func TestClientClaimsNoOperatorName(t *testing.T) {
 	m, _ := newIPAM(t)
 	at := time.Now()
-	if _, err := m.CreateRecord(context.Background(), RecordSpec{Name: "152.40.0.10.in-addr.arpa.", Type: "PTR", Value: "printer"}); err != nil {
+	if _, err := m.CreateRecord(context.Background(), site.RecordSpec{Name: "152.40.0.10.in-addr.arpa.", Type: "PTR", Value: "printer"}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct{ mac, ip, name, keeper string }{
@@ -80,7 +82,7 @@ func TestClientClaimsNoOperatorName(t *testing.T) {
 		{"52:54:00:00:40:10", "10.0.40.10", "my-own-name", ""}, // cp01's reservation
 	}
 	for _, tc := range tests {
-		res, err := m.Apply(context.Background(), CommitLease{Stamp: Stamp{At: at}, Subnet: "vm", MAC: mustMAC(t, tc.mac), IP: netip.MustParseAddr(tc.ip), Hostname: tc.name, Expires: at.Add(time.Hour)})
+		res, err := m.Apply(context.Background(), CommitLease{Stamp: Stamp{At: at}, Subnet: "vm", MAC: fixture.MAC(t, tc.mac), IP: netip.MustParseAddr(tc.ip), Hostname: tc.name, Expires: at.Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,8 +104,8 @@ func TestClientClaimsNoOperatorName(t *testing.T) {
 // at the address are refused, naming the name server. A host at the address makes it
 // the name server, and the glue goes.
 func TestGlueIsOwned(t *testing.T) {
-	set := base(t)
-	set.DNS = ZoneSettings{TTL: 120, NameServers: []netip.Addr{netip.MustParseAddr("10.0.40.2")}}
+	set := fixture.Site(t)
+	set.DNS = site.ZoneSettings{TTL: 120, NameServers: []netip.Addr{netip.MustParseAddr("10.0.40.2")}}
 	m := newOn(t, openStore(t, t.TempDir()+"/infrad.db"))
 	if _, err := m.Reconcile("site.yaml", set); err != nil {
 		t.Fatal(err)
@@ -115,15 +117,15 @@ func TestGlueIsOwned(t *testing.T) {
 		t.Fatalf("the apex answers %q", got)
 	}
 	ctx := context.Background()
-	_, err := m.CreateHost(ctx, HostSpec{Name: "ns", IP: "10.0.40.30"})
+	_, err := m.CreateHost(ctx, site.HostSpec{Name: "ns", IP: "10.0.40.30"})
 	wantErr(t, err, ErrConflict, "name", "zones' name server", "10.0.40.2")
-	_, err = m.CreateRecord(ctx, RecordSpec{Name: "ns", Type: "A", Value: "10.0.40.66"})
+	_, err = m.CreateRecord(ctx, site.RecordSpec{Name: "ns", Type: "A", Value: "10.0.40.66"})
 	wantErr(t, err, ErrConflict, "", "name server")
-	_, err = m.CreateRecord(ctx, RecordSpec{Name: "2.40.0.10.in-addr.arpa.", Type: "PTR", Value: "evil"})
+	_, err = m.CreateRecord(ctx, site.RecordSpec{Name: "2.40.0.10.in-addr.arpa.", Type: "PTR", Value: "evil"})
 	wantErr(t, err, ErrConflict, "", "name server")
 	err = m.Update(ctx, "k8s.example.com.", nil, []RecordChange{{Add: true, Name: "ns.k8s.example.com.", Type: "AAAA", Value: "fd00::66", TTL: 60}})
 	wantErr(t, err, ErrConflict, "", "name server")
-	if _, err := m.CreateHost(ctx, HostSpec{Name: "infra1", IP: "10.0.40.2"}); err != nil {
+	if _, err := m.CreateHost(ctx, site.HostSpec{Name: "infra1", IP: "10.0.40.2"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := node(m.Model(), "k8s.example.com."); !slices.Contains(got, "NS infra1.k8s.example.com.") || slices.Contains(got, "NS ns.k8s.example.com.") {
@@ -139,15 +141,15 @@ func TestGlueIsOwned(t *testing.T) {
 // is made from) still answers with the old settings.
 func TestSettingsAreVersioned(t *testing.T) {
 	m, _ := newIPAM(t)
-	set := base(t)
+	set := fixture.Site(t)
 	set.DNS.TTL = 300
 	if _, err := m.Reconcile("site.yaml", set); err != nil {
 		t.Fatal(err)
 	}
 	before := m.Model()
-	for i, change := range []func(*Set){
-		func(s *Set) { s.DNS.TTL = 60 },
-		func(s *Set) { s.DNS.NameServers = []netip.Addr{netip.MustParseAddr("10.0.40.2")} },
+	for i, change := range []func(*site.Set){
+		func(s *site.Set) { s.DNS.TTL = 60 },
+		func(s *site.Set) { s.DNS.NameServers = []netip.Addr{netip.MustParseAddr("10.0.40.2")} },
 	} {
 		change(&set)
 		if _, err := m.Reconcile("site.yaml", set); err != nil {

@@ -3,6 +3,8 @@ package ipam
 import (
 	"errors"
 	"strings"
+
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // The kinds of refusal; errors.Is matches an *Error against them.
@@ -39,7 +41,7 @@ func invalid(field, msg string) *Error {
 }
 
 // fieldError turns a spec's malformed fields into one Error.
-func fieldError(errs []FieldError) error {
+func fieldError(errs []site.FieldError) error {
 	if len(errs) == 0 {
 		return nil
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // The JSON of a lease and of its CommitLease, written by hand: both are encoded for
@@ -128,7 +130,7 @@ func appendTime(b []byte, t time.Time) []byte {
 	return append(t.AppendFormat(b, time.RFC3339Nano), '"')
 }
 
-func appendMAC(b []byte, m MAC) []byte {
+func appendMAC(b []byte, m site.MAC) []byte {
 	const hex = "0123456789abcdef"
 	for i, x := range m {
 		if i > 0 {

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // The hand-written JSON of a lease and of a CommitLease is encoding/json's, byte for
@@ -17,7 +19,7 @@ func TestFastJSONIsEncodingJSON(t *testing.T) {
 	times := []time.Time{{}, time.Date(2026, 12, 2, 7, 1, 2, 345678900, time.UTC), time.Date(2026, 12, 2, 8, 0, 0, 0, time.FixedZone("X", 3600)),
 		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), time.Now()}
 	for range 2000 {
-		var mac MAC
+		var mac site.MAC
 		if r.IntN(4) > 0 {
 			for i := range mac {
 				mac[i] = byte(r.Uint32())

@@ -3,39 +3,41 @@ package ipam
 import (
 	"context"
 	"fmt"
+
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // Hosts returns every host, by name.
-func (m *IPAM) Hosts() ([]Host, error) { return m.Model().Hosts(), nil }
+func (m *IPAM) Hosts() ([]site.Host, error) { return m.Model().Hosts(), nil }
 
 // Host returns the named host.
-func (m *IPAM) Host(name string) (Host, error) {
+func (m *IPAM) Host(name string) (site.Host, error) {
 	h, ok := m.Model().Host(name)
 	if !ok {
-		return Host{}, notFound(fmt.Sprintf("host %q", name))
+		return site.Host{}, notFound(fmt.Sprintf("host %q", name))
 	}
 	return h, nil
 }
 
 // CreateHost adds a host owned by the API.
-func (m *IPAM) CreateHost(ctx context.Context, spec HostSpec) (Host, error) {
+func (m *IPAM) CreateHost(ctx context.Context, spec site.HostSpec) (site.Host, error) {
 	h, errs := spec.Parse()
 	if err := fieldError(errs); err != nil {
-		return Host{}, err
+		return site.Host{}, err
 	}
-	return result[Host](m.Apply(ctx, PutHost{Stamp: m.stampFor(ctx), Host: h, Create: true}))
+	return result[site.Host](m.Apply(ctx, PutHost{Stamp: m.stampFor(ctx), Host: h, Create: true}))
 }
 
 // UpdateHost replaces the API-owned host name; a spec with another name renames it.
-func (m *IPAM) UpdateHost(ctx context.Context, name string, spec HostSpec) (Host, error) {
+func (m *IPAM) UpdateHost(ctx context.Context, name string, spec site.HostSpec) (site.Host, error) {
 	if spec.Name == "" {
 		spec.Name = name
 	}
 	h, errs := spec.Parse()
 	if err := fieldError(errs); err != nil {
-		return Host{}, err
+		return site.Host{}, err
 	}
-	return result[Host](m.Apply(ctx, PutHost{Stamp: m.stampFor(ctx), Host: h, Renames: name}))
+	return result[site.Host](m.Apply(ctx, PutHost{Stamp: m.stampFor(ctx), Host: h, Renames: name}))
 }
 
 // DeleteHost removes the API-owned host name.
@@ -47,16 +49,16 @@ func (m *IPAM) DeleteHost(ctx context.Context, name string) error {
 // Allocate creates an API-owned host at the lowest free address of the named subnet
 // (see AllocateHost). The search and the write are one transaction, so concurrent
 // calls never get the same address.
-func (m *IPAM) Allocate(ctx context.Context, subnet string, spec HostSpec) (Host, error) {
+func (m *IPAM) Allocate(ctx context.Context, subnet string, spec site.HostSpec) (site.Host, error) {
 	if spec.IP != "" {
-		return Host{}, invalid("ip", "allocate picks the address: leave ip out, or create the host with POST /api/v1/hosts")
+		return site.Host{}, invalid("ip", "allocate picks the address: leave ip out, or create the host with POST /api/v1/hosts")
 	}
 	spec.IP = "0.0.0.0" // a placeholder for Parse; the command picks the address
 	h, errs := spec.Parse()
 	if err := fieldError(errs); err != nil {
-		return Host{}, err
+		return site.Host{}, err
 	}
-	return result[Host](m.Apply(ctx, AllocateHost{Stamp: m.stampFor(ctx), Subnet: subnet, Host: h}))
+	return result[site.Host](m.Apply(ctx, AllocateHost{Stamp: m.stampFor(ctx), Subnet: subnet, Host: h}))
 }
 
 // stampFor stamps a command made for ctx: now, by ctx's source (WithSource).

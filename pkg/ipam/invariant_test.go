@@ -14,6 +14,8 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/infrad/infrad/internal/fixture"
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -52,7 +54,7 @@ func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
 	if m.hostByIP.Len() != len(set.Hosts) || m.hostByMAC.Len() > len(set.Hosts) {
 		t.Errorf("host indexes: %d by IP, %d by MAC, for %d hosts", m.hostByIP.Len(), m.hostByMAC.Len(), len(set.Hosts))
 	}
-	clients := map[MAC]netip.Addr{}
+	clients := map[site.MAC]netip.Addr{}
 	names := map[string]netip.Addr{}
 	active, named := 0, map[string]bool{} // what the indexes by MAC and by hostname hold, ended or not
 	for _, l := range m.Leases() {
@@ -102,7 +104,7 @@ func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
 		}
 	}
 	for _, a := range append(slices.Collect(maps.Keys(holder)), m.shape.DNS.NameServers...) {
-		if n, _ := m.Node(string(ReverseName(a))); len(n[dns.TypePTR]) > 1 {
+		if n, _ := m.Node(string(site.ReverseName(a))); len(n[dns.TypePTR]) > 1 {
 			t.Errorf("%s resolves to %d names: %v", a, len(n[dns.TypePTR]), n[dns.TypePTR])
 		}
 	}
@@ -130,7 +132,7 @@ func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
 
 func sameCounts(m *Model, want interface {
 	Len() int
-	Get(Name) (int, bool)
+	Get(site.Name) (int, bool)
 }) bool {
 	if m.names.Len() != want.Len() {
 		return false
@@ -151,19 +153,19 @@ type universe struct{ now time.Time }
 func (u universe) ip(i byte) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, 0, 40, []byte{20, 21, 22, 150, 151, 152, 153, 3}[i%8]})
 }
-func (u universe) mac(i byte) MAC     { return MAC{0x52, 0x54, 0, 0, 0, i % 6} }
-func (u universe) name(i byte) string { return []string{"a", "b", "c", "cp01", "laptop", "x"}[i%6] }
+func (u universe) mac(i byte) site.MAC { return site.MAC{0x52, 0x54, 0, 0, 0, i % 6} }
+func (u universe) name(i byte) string  { return []string{"a", "b", "c", "cp01", "laptop", "x"}[i%6] }
 
 // command makes one command of the universe from four bytes.
 func (u universe) command(b [4]byte) Command {
 	at := Stamp{At: u.now}
 	switch b[0] % 9 {
 	case 0:
-		return PutHost{Stamp: at, Host: Host{Name: u.name(b[1]), IP: u.ip(b[2]), MAC: u.mac(b[3])}, Create: b[3]%2 == 0}
+		return PutHost{Stamp: at, Host: site.Host{Name: u.name(b[1]), IP: u.ip(b[2]), MAC: u.mac(b[3])}, Create: b[3]%2 == 0}
 	case 1:
 		return DeleteHost{Stamp: at, Name: u.name(b[1])}
 	case 2:
-		return AllocateHost{Stamp: at, Subnet: "vm", Host: Host{Name: u.name(b[1])}}
+		return AllocateHost{Stamp: at, Subnet: "vm", Host: site.Host{Name: u.name(b[1])}}
 	case 3, 4:
 		return CommitLease{Stamp: at, Subnet: "vm", MAC: u.mac(b[1]), IP: u.ip(b[2]), Hostname: u.name(b[3]), Expires: u.now.Add(time.Hour)}
 	case 5:
@@ -171,14 +173,14 @@ func (u universe) command(b [4]byte) Command {
 	case 6:
 		return DeclineLease{Stamp: at, IP: u.ip(b[1]), MAC: u.mac(b[2]), Until: u.now.Add(time.Minute)}
 	case 7:
-		name := Name(u.name(b[1]) + ".k8s.example.com.")
+		name := site.Name(u.name(b[1]) + ".k8s.example.com.")
 		return UpdateRecords{Stamp: at, Zone: "k8s.example.com.",
 			Prereqs: []Prereq{{Name: name, Class: "NONE", Type: "ANY"}},
 			Changes: []RecordChange{{Add: true, Name: name, Type: []string{"A", "TXT", "CNAME"}[b[2]%3],
 				Value: []string{u.ip(b[3]).String(), `"t"`, "api.k8s.example.com."}[b[2]%3]}}}
 	default:
 		return UpdateRecords{Stamp: at, Zone: "k8s.example.com.",
-			Changes: []RecordChange{{Name: Name(u.name(b[1]) + ".k8s.example.com.")}}}
+			Changes: []RecordChange{{Name: site.Name(u.name(b[1]) + ".k8s.example.com.")}}}
 	}
 }
 
@@ -256,7 +258,7 @@ func FuzzCommands(f *testing.F) {
 		}
 		st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
 		m := newOn(t, st)
-		if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+		if _, err := m.Reconcile("site.yaml", fixture.Site(t)); err != nil {
 			t.Fatal(err)
 		}
 		u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infrad/infrad/internal/fixture"
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -31,7 +33,7 @@ func newIPAM(t *testing.T) (*IPAM, *store.Store) {
 	t.Helper()
 	st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
 	m := newOn(t, st)
-	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+	if _, err := m.Reconcile("site.yaml", fixture.Site(t)); err != nil {
 		t.Fatal(err)
 	}
 	return m, st
@@ -69,31 +71,31 @@ func wantErr(t *testing.T, err, kind error, field string, words ...string) {
 
 func TestCreateHostRules(t *testing.T) {
 	m, _ := newIPAM(t)
-	h, err := m.CreateHost(context.Background(), HostSpec{Name: "W01", IP: "10.0.40.20", MAC: "52-54-00-00-40-20", Role: "worker"})
+	h, err := m.CreateHost(context.Background(), site.HostSpec{Name: "W01", IP: "10.0.40.20", MAC: "52-54-00-00-40-20", Role: "worker"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Name != "w01" || h.MAC.String() != "52:54:00:00:40:20" || h.Owner != OwnerAPI {
+	if h.Name != "w01" || h.MAC.String() != "52:54:00:00:40:20" || h.Owner != site.OwnerAPI {
 		t.Errorf("got %+v, want a normalised API-owned host", h)
 	}
 	tests := []struct {
 		name  string
-		spec  HostSpec
+		spec  site.HostSpec
 		kind  error
 		field string
 		words []string
 	}{
-		{"same name", HostSpec{Name: "w01", IP: "10.0.40.21"}, ErrConflict, "name", []string{`"w01"`}},
-		{"same name as a file host", HostSpec{Name: "cp01", IP: "10.0.40.21"}, ErrConflict, "name", []string{`"cp01"`}},
-		{"same IP", HostSpec{Name: "w02", IP: "10.0.40.10"}, ErrConflict, "ip", []string{"10.0.40.10", `"cp01"`}},
-		{"same MAC", HostSpec{Name: "w02", IP: "10.0.40.21", MAC: "52:54:00:00:40:20"}, ErrConflict, "mac", []string{`"w01"`}},
-		{"in a reserved range", HostSpec{Name: "w02", IP: "10.0.40.105"}, ErrConflict, "ip", []string{"reserved range", `"metallb"`}},
-		{"on the gateway", HostSpec{Name: "w02", IP: "10.0.40.1"}, ErrConflict, "ip", []string{"gateway", `"vm"`}},
-		{"outside every subnet", HostSpec{Name: "w02", IP: "172.16.0.1"}, ErrInvalid, "ip", []string{"outside every subnet"}},
-		{"malformed MAC", HostSpec{Name: "w02", IP: "10.0.40.21", MAC: "zz"}, ErrInvalid, "mac", []string{`"zz"`}},
-		{"malformed IP", HostSpec{Name: "w02", IP: "10.0.40.300"}, ErrInvalid, "ip", []string{`"10.0.40.300"`}},
-		{"bad name", HostSpec{Name: "w_02", IP: "10.0.40.21"}, ErrInvalid, "name", []string{`"w_02"`}},
-		{"name of a record", HostSpec{Name: "api", IP: "10.0.40.21"}, ErrConflict, "", []string{`"api"`}},
+		{"same name", site.HostSpec{Name: "w01", IP: "10.0.40.21"}, ErrConflict, "name", []string{`"w01"`}},
+		{"same name as a file host", site.HostSpec{Name: "cp01", IP: "10.0.40.21"}, ErrConflict, "name", []string{`"cp01"`}},
+		{"same IP", site.HostSpec{Name: "w02", IP: "10.0.40.10"}, ErrConflict, "ip", []string{"10.0.40.10", `"cp01"`}},
+		{"same MAC", site.HostSpec{Name: "w02", IP: "10.0.40.21", MAC: "52:54:00:00:40:20"}, ErrConflict, "mac", []string{`"w01"`}},
+		{"in a reserved range", site.HostSpec{Name: "w02", IP: "10.0.40.105"}, ErrConflict, "ip", []string{"reserved range", `"metallb"`}},
+		{"on the gateway", site.HostSpec{Name: "w02", IP: "10.0.40.1"}, ErrConflict, "ip", []string{"gateway", `"vm"`}},
+		{"outside every subnet", site.HostSpec{Name: "w02", IP: "172.16.0.1"}, ErrInvalid, "ip", []string{"outside every subnet"}},
+		{"malformed MAC", site.HostSpec{Name: "w02", IP: "10.0.40.21", MAC: "zz"}, ErrInvalid, "mac", []string{`"zz"`}},
+		{"malformed IP", site.HostSpec{Name: "w02", IP: "10.0.40.300"}, ErrInvalid, "ip", []string{`"10.0.40.300"`}},
+		{"bad name", site.HostSpec{Name: "w_02", IP: "10.0.40.21"}, ErrInvalid, "name", []string{`"w_02"`}},
+		{"name of a record", site.HostSpec{Name: "api", IP: "10.0.40.21"}, ErrConflict, "", []string{`"api"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,7 +111,7 @@ func TestCreateHostRules(t *testing.T) {
 
 func TestFileOwnedObjectsAreReadOnly(t *testing.T) {
 	m, _ := newIPAM(t)
-	_, err := m.UpdateHost(context.Background(), "cp01", HostSpec{IP: "10.0.40.30"})
+	_, err := m.UpdateHost(context.Background(), "cp01", site.HostSpec{IP: "10.0.40.30"})
 	wantErr(t, err, ErrOwnedByFile, "", `"cp01"`, "site.yaml")
 	wantErr(t, m.DeleteHost(context.Background(), "cp01"), ErrOwnedByFile, "", `"cp01"`)
 	wantErr(t, m.DeleteSubnet(context.Background(), "pods"), ErrOwnedByFile, "", `"pods"`)
@@ -120,19 +122,19 @@ func TestFileOwnedObjectsAreReadOnly(t *testing.T) {
 
 func TestUpdateAndDeleteAPIHost(t *testing.T) {
 	m, _ := newIPAM(t)
-	if _, err := m.CreateHost(context.Background(), HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
+	if _, err := m.CreateHost(context.Background(), site.HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := m.UpdateHost(context.Background(), "w01", HostSpec{IP: "10.0.40.21", Role: "worker"})
+	h, err := m.UpdateHost(context.Background(), "w01", site.HostSpec{IP: "10.0.40.21", Role: "worker"})
 	if err != nil || h.IP.String() != "10.0.40.21" {
 		t.Fatalf("got %+v %v, want the new address", h, err)
 	}
-	_, err = m.UpdateHost(context.Background(), "w01", HostSpec{Name: "cp01", IP: "10.0.40.21"})
+	_, err = m.UpdateHost(context.Background(), "w01", site.HostSpec{Name: "cp01", IP: "10.0.40.21"})
 	wantErr(t, err, ErrConflict, "name", `"cp01"`)
-	_, err = m.UpdateHost(context.Background(), "cp02", HostSpec{Name: "cp09", IP: "10.0.40.11"})
+	_, err = m.UpdateHost(context.Background(), "cp02", site.HostSpec{Name: "cp09", IP: "10.0.40.11"})
 	wantErr(t, err, ErrOwnedByFile, "", `"cp02"`)
 	// A rename keeps the address: one change, the old name's records gone with it.
-	if h, err := m.UpdateHost(context.Background(), "w01", HostSpec{Name: "w02", IP: "10.0.40.21"}); err != nil || h.Name != "w02" {
+	if h, err := m.UpdateHost(context.Background(), "w01", site.HostSpec{Name: "w02", IP: "10.0.40.21"}); err != nil || h.Name != "w02" {
 		t.Fatalf("rename w01 to w02: %+v %v", h, err)
 	}
 	md := m.Model()
@@ -145,7 +147,7 @@ func TestUpdateAndDeleteAPIHost(t *testing.T) {
 	if got, ok := md.HostAt(netip.MustParseAddr("10.0.40.21")); !ok || got.Name != "w02" {
 		t.Errorf("10.0.40.21 is %+v, want w02's", got)
 	}
-	_, err = m.UpdateHost(context.Background(), "w02", HostSpec{IP: "10.0.40.11"})
+	_, err = m.UpdateHost(context.Background(), "w02", site.HostSpec{IP: "10.0.40.11"})
 	wantErr(t, err, ErrConflict, "ip", `"cp02"`)
 	if err := m.DeleteHost(context.Background(), "w02"); err != nil {
 		t.Fatal(err)
@@ -157,21 +159,21 @@ func TestUpdateAndDeleteAPIHost(t *testing.T) {
 
 func TestSubnetLifecycle(t *testing.T) {
 	m, _ := newIPAM(t)
-	_, err := m.CreateSubnet(context.Background(), SubnetSpec{Name: "lab", CIDR: "10.0.40.128/25"})
+	_, err := m.CreateSubnet(context.Background(), site.SubnetSpec{Name: "lab", CIDR: "10.0.40.128/25"})
 	wantErr(t, err, ErrConflict, "cidr", `"lab"`, `"vm"`, "10.0.40.0/24")
-	_, err = m.CreateSubnet(context.Background(), SubnetSpec{Name: "lab", CIDR: "10.0.50.7/24"})
+	_, err = m.CreateSubnet(context.Background(), site.SubnetSpec{Name: "lab", CIDR: "10.0.50.7/24"})
 	wantErr(t, err, ErrInvalid, "cidr", "did you mean 10.0.50.0/24")
 
-	sn, err := m.CreateSubnet(context.Background(), SubnetSpec{Name: "lab", CIDR: "10.0.50.0/24", Gateway: "10.0.50.1",
-		Ranges: []RangeSpec{{Kind: "reserved", Name: "vip", Start: "10.0.50.5", End: "10.0.50.9"}}})
-	if err != nil || sn.Purpose != PurposeNodes {
+	sn, err := m.CreateSubnet(context.Background(), site.SubnetSpec{Name: "lab", CIDR: "10.0.50.0/24", Gateway: "10.0.50.1",
+		Ranges: []site.RangeSpec{{Kind: "reserved", Name: "vip", Start: "10.0.50.5", End: "10.0.50.9"}}})
+	if err != nil || sn.Purpose != site.PurposeNodes {
 		t.Fatalf("got %+v %v", sn, err)
 	}
-	_, err = m.UpdateSubnet(context.Background(), "lab", SubnetSpec{CIDR: "10.0.50.0/24", Ranges: []RangeSpec{
+	_, err = m.UpdateSubnet(context.Background(), "lab", site.SubnetSpec{CIDR: "10.0.50.0/24", Ranges: []site.RangeSpec{
 		{Kind: "dhcp", Start: "10.0.50.100", End: "10.0.50.200"}, {Kind: "reserved", Name: "vip", Start: "10.0.50.150", End: "10.0.50.160"}}})
 	wantErr(t, err, ErrConflict, "ranges[1]", `"vip"`, "10.0.50.100-10.0.50.200")
 
-	if _, err := m.CreateHost(context.Background(), HostSpec{Name: "w50", IP: "10.0.50.20"}); err != nil {
+	if _, err := m.CreateHost(context.Background(), site.HostSpec{Name: "w50", IP: "10.0.50.20"}); err != nil {
 		t.Fatal(err)
 	}
 	wantErr(t, m.DeleteSubnet(context.Background(), "lab"), ErrConflict, "", `"lab"`, `"w50"`)
@@ -192,7 +194,7 @@ func TestSubnetLifecycle(t *testing.T) {
 // since narrowed left where it was.
 func putLease(t *testing.T, m *IPAM, ip string) {
 	t.Helper()
-	l := Lease{IP: netip.MustParseAddr(ip), MAC: mustMAC(t, "52:54:00:99:99:99"), Expires: time.Now().Add(time.Hour)}
+	l := Lease{IP: netip.MustParseAddr(ip), MAC: fixture.MAC(t, "52:54:00:99:99:99"), Expires: time.Now().Add(time.Hour)}
 	if _, err := m.Apply(t.Context(), rawLease{l}); err != nil {
 		t.Fatal(err)
 	}
@@ -206,24 +208,24 @@ func (c rawLease) source() string            { return "" }
 
 func TestRecords(t *testing.T) {
 	m, _ := newIPAM(t)
-	r, err := m.CreateRecord(context.Background(), RecordSpec{Name: "grafana", Type: "cname", Value: "cp01"})
+	r, err := m.CreateRecord(context.Background(), site.RecordSpec{Name: "grafana", Type: "cname", Value: "cp01"})
 	if err != nil || r.Name != "grafana.k8s.example.com." || r.Value != "cp01.k8s.example.com." {
 		t.Fatalf("got %+v %v", r, err)
 	}
-	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "grafana", Type: "CNAME", Value: "cp01"})
+	_, err = m.CreateRecord(context.Background(), site.RecordSpec{Name: "grafana", Type: "CNAME", Value: "cp01"})
 	wantErr(t, err, ErrConflict, "name", "exists already", r.ID())
-	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "grafana", Type: "TXT", Value: "x"})
+	_, err = m.CreateRecord(context.Background(), site.RecordSpec{Name: "grafana", Type: "TXT", Value: "x"})
 	wantErr(t, err, ErrConflict, "", "CNAME")
-	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "cp02", Type: "A", Value: "10.0.40.99"})
+	_, err = m.CreateRecord(context.Background(), site.RecordSpec{Name: "cp02", Type: "A", Value: "10.0.40.99"})
 	wantErr(t, err, ErrConflict, "", `"cp02"`)
-	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "x.example.org.", Type: "A", Value: "10.0.40.99"})
+	_, err = m.CreateRecord(context.Background(), site.RecordSpec{Name: "x.example.org.", Type: "A", Value: "10.0.40.99"})
 	wantErr(t, err, ErrInvalid, "name", "outside the site's zones")
-	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "77.40.0.10.in-addr.arpa.", Type: "PTR", Value: "printer"})
+	_, err = m.CreateRecord(context.Background(), site.RecordSpec{Name: "77.40.0.10.in-addr.arpa.", Type: "PTR", Value: "printer"})
 	if err != nil {
 		t.Errorf("a PTR in a subnet's reverse zone: got %v", err)
 	}
 	// A host's address has one name: its PTR is the host's.
-	_, err = m.CreateRecord(context.Background(), RecordSpec{Name: "10.40.0.10.in-addr.arpa.", Type: "PTR", Value: "other"})
+	_, err = m.CreateRecord(context.Background(), site.RecordSpec{Name: "10.40.0.10.in-addr.arpa.", Type: "PTR", Value: "other"})
 	wantErr(t, err, ErrConflict, "", `reverse name of host "cp01"`)
 	if err := m.DeleteRecord(context.Background(), r.ID()); err != nil {
 		t.Fatal(err)
@@ -235,7 +237,7 @@ func TestAllocateLowestFree(t *testing.T) {
 	putLease(t, m, "10.0.40.3")
 	var got []string
 	for i := range 4 {
-		h, err := m.Allocate(context.Background(), "vm", HostSpec{Name: fmt.Sprintf("n%d", i), Role: "worker"})
+		h, err := m.Allocate(context.Background(), "vm", site.HostSpec{Name: fmt.Sprintf("n%d", i), Role: "worker"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,27 +247,27 @@ func TestAllocateLowestFree(t *testing.T) {
 	if want := []string{"10.0.40.2", "10.0.40.4", "10.0.40.5", "10.0.40.6"}; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
-	_, err := m.Allocate(context.Background(), "pods", HostSpec{Name: "p"})
+	_, err := m.Allocate(context.Background(), "pods", site.HostSpec{Name: "p"})
 	wantErr(t, err, ErrInvalid, "", `"pods"`)
-	_, err = m.Allocate(context.Background(), "nope", HostSpec{Name: "p"})
+	_, err = m.Allocate(context.Background(), "nope", site.HostSpec{Name: "p"})
 	wantErr(t, err, ErrNotFound, "")
-	_, err = m.Allocate(context.Background(), "vm", HostSpec{Name: "p", IP: "10.0.40.9"})
+	_, err = m.Allocate(context.Background(), "vm", site.HostSpec{Name: "p", IP: "10.0.40.9"})
 	wantErr(t, err, ErrInvalid, "ip")
 }
 
 func TestAllocateExhausted(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
 	m := newOn(t, st)
-	tiny := Set{Domain: "k8s.example.com.", Subnets: []Subnet{{Name: "tiny", CIDR: netip.MustParsePrefix("10.1.0.0/30"), Purpose: PurposeNodes}}}
+	tiny := site.Set{Domain: "k8s.example.com.", Subnets: []site.Subnet{{Name: "tiny", CIDR: netip.MustParsePrefix("10.1.0.0/30"), Purpose: site.PurposeNodes}}}
 	if _, err := m.Reconcile("site.yaml", tiny); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		if _, err := m.Allocate(context.Background(), "tiny", HostSpec{Name: fmt.Sprintf("n%d", i)}); err != nil {
+		if _, err := m.Allocate(context.Background(), "tiny", site.HostSpec{Name: fmt.Sprintf("n%d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := m.Allocate(context.Background(), "tiny", HostSpec{Name: "n2"})
+	_, err := m.Allocate(context.Background(), "tiny", site.HostSpec{Name: "n2"})
 	wantErr(t, err, ErrConflict, "", "no free address")
 }
 
@@ -277,7 +279,7 @@ func TestConcurrentAllocateNeverCollides(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			h, err := m.Allocate(context.Background(), "vm", HostSpec{Name: fmt.Sprintf("node%03d", i)})
+			h, err := m.Allocate(context.Background(), "vm", site.HostSpec{Name: fmt.Sprintf("node%03d", i)})
 			ips[i], errs[i] = h.IP, err
 		})
 	}
@@ -300,12 +302,12 @@ func TestConcurrentAllocateNeverCollides(t *testing.T) {
 
 func TestReconcileTouchesOnlyFileObjects(t *testing.T) {
 	m, _ := newIPAM(t)
-	if _, err := m.CreateHost(context.Background(), HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
+	if _, err := m.CreateHost(context.Background(), site.HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
 		t.Fatal(err)
 	}
-	file := base(t)
-	file.Hosts[0].Role = "control-plane"                                                           // ~ cp01
-	file.Hosts = append(file.Hosts[:1], Host{Name: "cp03", IP: netip.MustParseAddr("10.0.40.12")}) // - cp02, + cp03
+	file := fixture.Site(t)
+	file.Hosts[0].Role = "control-plane"                                                                // ~ cp01
+	file.Hosts = append(file.Hosts[:1], site.Host{Name: "cp03", IP: netip.MustParseAddr("10.0.40.12")}) // - cp02, + cp03
 	changes, err := m.Reconcile("site.yaml", file)
 	if err != nil {
 		t.Fatal(err)
@@ -336,7 +338,7 @@ func TestReconcileTouchesOnlyFileObjects(t *testing.T) {
 // its name, makes another digest.
 func TestReconcileKeepsTheDigestOfItsFile(t *testing.T) {
 	m, st := newIPAM(t)
-	file := base(t)
+	file := fixture.Site(t)
 	want := FileDigest("site.yaml", file)
 	if got := m.Model().Shape().Digest; got != want {
 		t.Fatalf("the model's digest is %q, want the file's, %q", got, want)
@@ -345,9 +347,9 @@ func TestReconcileKeepsTheDigestOfItsFile(t *testing.T) {
 	if got := newOn(t, st).Model().Shape().Digest; got != want {
 		t.Errorf("after a restart the digest is %q, want %q", got, want)
 	}
-	changed := base(t)
+	changed := fixture.Site(t)
 	changed.Hosts[0].Comment = "rack 2"
-	moreZones := base(t)
+	moreZones := fixture.Site(t)
 	moreZones.Zones = append(moreZones.Zones, "extra.lab.test.")
 	for what, d := range map[string]string{
 		"a comment":       FileDigest("site.yaml", changed),
@@ -362,30 +364,30 @@ func TestReconcileKeepsTheDigestOfItsFile(t *testing.T) {
 
 func TestReconcileRefusesConflictsWithAPIObjects(t *testing.T) {
 	m, st := newIPAM(t)
-	if _, err := m.CreateHost(context.Background(), HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
+	if _, err := m.CreateHost(context.Background(), site.HostSpec{Name: "w01", IP: "10.0.40.20"}); err != nil {
 		t.Fatal(err)
 	}
 	rev := st.Revision()
 	tests := []struct {
 		name  string
-		edit  func(s *Set)
+		edit  func(s *site.Set)
 		path  string // "" for a problem about an API object
 		words []string
 	}{
-		{"file host on an API host's address", func(s *Set) {
-			s.Hosts = append(s.Hosts, Host{Name: "cp09", IP: netip.MustParseAddr("10.0.40.20")})
+		{"file host on an API host's address", func(s *site.Set) {
+			s.Hosts = append(s.Hosts, site.Host{Name: "cp09", IP: netip.MustParseAddr("10.0.40.20")})
 		}, "hosts[2].ip", []string{`"w01"`}},
-		{"file host with an API host's name", func(s *Set) {
-			s.Hosts = append(s.Hosts, Host{Name: "w01", IP: netip.MustParseAddr("10.0.40.21")})
+		{"file host with an API host's name", func(s *site.Set) {
+			s.Hosts = append(s.Hosts, site.Host{Name: "w01", IP: netip.MustParseAddr("10.0.40.21")})
 		}, "hosts[2]", []string{`"w01"`, "made through the API"}},
-		{"file drops the subnet of an API host", func(s *Set) {
+		{"file drops the subnet of an API host", func(s *site.Set) {
 			s.Subnets = s.Subnets[1:]
 			s.Hosts, s.Records = nil, nil
 		}, "", []string{"made through the API", "10.0.40.20"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			file := base(t)
+			file := fixture.Site(t)
 			tc.edit(&file)
 			_, err := m.Reconcile("site.yaml", file)
 			var re *ReconcileError
@@ -415,17 +417,17 @@ func TestObjectsSurviveReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newOn(t, st)
-	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+	if _, err := m.Reconcile("site.yaml", fixture.Site(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.CreateHost(context.Background(), HostSpec{Name: "w01", IP: "10.0.40.20", MAC: "52:54:00:00:40:20"}); err != nil {
+	if _, err := m.CreateHost(context.Background(), site.HostSpec{Name: "w01", IP: "10.0.40.20", MAC: "52:54:00:00:40:20"}); err != nil {
 		t.Fatal(err)
 	}
 	m.Close()
 	st.Close()
 	m = newOn(t, openStore(t, path))
 	h, err := m.Host("w01")
-	if err != nil || h.IP.String() != "10.0.40.20" || h.MAC.String() != "52:54:00:00:40:20" || h.Owner != OwnerAPI {
+	if err != nil || h.IP.String() != "10.0.40.20" || h.MAC.String() != "52:54:00:00:40:20" || h.Owner != site.OwnerAPI {
 		t.Errorf("after reopen: got %+v %v", h, err)
 	}
 }
@@ -437,14 +439,14 @@ func TestZonesAfterReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "infrad.db")
 	st := openStore(t, path)
 	m := newOn(t, st)
-	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+	if _, err := m.Reconcile("site.yaml", fixture.Site(t)); err != nil {
 		t.Fatal(err)
 	}
 	serial := m.Model().Serial()
 	m.Close()
 	st.Close()
 	m = newOn(t, openStore(t, path))
-	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+	if _, err := m.Reconcile("site.yaml", fixture.Site(t)); err != nil {
 		t.Fatal(err)
 	}
 	if got := m.Model().Domain(); got != "k8s.example.com." {
@@ -458,9 +460,9 @@ func TestZonesAfterReopen(t *testing.T) {
 func TestLeaseJSON(t *testing.T) {
 	type plain Lease
 	for _, l := range []Lease{
-		{IP: netip.MustParseAddr("10.0.40.150"), MAC: mustMAC(t, "52:54:00:00:01:50"), Hostname: "laptop-01", Expires: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)},
+		{IP: netip.MustParseAddr("10.0.40.150"), MAC: fixture.MAC(t, "52:54:00:00:01:50"), Hostname: "laptop-01", Expires: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)},
 		{IP: netip.MustParseAddr("10.0.40.151"), Expires: time.Date(2026, 12, 1, 10, 0, 0, 5, time.FixedZone("x", 3600)), Declined: true},
-		{IP: netip.MustParseAddr("fd00::1"), MAC: mustMAC(t, "52:54:00:00:01:51"), Hostname: `odd"name`, Expires: time.Unix(0, 0).UTC()},
+		{IP: netip.MustParseAddr("fd00::1"), MAC: fixture.MAC(t, "52:54:00:00:01:51"), Hostname: `odd"name`, Expires: time.Unix(0, 0).UTC()},
 	} {
 		got, err := json.Marshal(l)
 		if err != nil {
@@ -481,7 +483,7 @@ func TestLeaseNamesAndTheSerial(t *testing.T) {
 	at := time.Now()
 	commit := func(mac, ip, name string) Committed {
 		t.Helper()
-		res, err := m.Apply(t.Context(), CommitLease{Stamp: Stamp{At: at}, Subnet: "vm", MAC: mustMAC(t, mac),
+		res, err := m.Apply(t.Context(), CommitLease{Stamp: Stamp{At: at}, Subnet: "vm", MAC: fixture.MAC(t, mac),
 			IP: netip.MustParseAddr(ip), Hostname: name, Expires: at.Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)

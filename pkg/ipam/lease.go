@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // The DHCP service's changes. An offer is not one: it is a promise the DHCP service
@@ -22,7 +24,7 @@ import (
 type CommitLease struct {
 	Stamp
 	Subnet   string     `json:"subnet"`
-	MAC      MAC        `json:"mac"`
+	MAC      site.MAC   `json:"mac"`
 	IP       netip.Addr `json:"ip"`
 	Hostname string     `json:"hostname,omitempty"` // sanitised
 	Expires  time.Time  `json:"expires"`
@@ -73,7 +75,7 @@ func (c CommitLease) apply(t *txn) (any, error) {
 // nameKeeper reports whether hostname is taken from mac's lease of ip, and by whom
 // ("" when mac's own host has it): a host, another client's live lease, records at
 // the name or at the address's reverse name, or the zones' name servers.
-func (t *txn) nameKeeper(hostname string, mac MAC, ip netip.Addr) (string, bool) {
+func (t *txn) nameKeeper(hostname string, mac site.MAC, ip netip.Addr) (string, bool) {
 	fqdn := t.m.FQDN(hostname)
 	if h, ok := t.m.Host(hostname); ok {
 		if h.MAC == mac {
@@ -87,7 +89,7 @@ func (t *txn) nameKeeper(hostname string, mac MAC, ip netip.Addr) (string, bool)
 	if t.m.HasRecords(fqdn) {
 		return "the records at " + string(fqdn), true
 	}
-	if rev := ReverseName(ip); t.m.HasRecords(rev) {
+	if rev := site.ReverseName(ip); t.m.HasRecords(rev) {
 		return "the records at " + string(rev), true
 	}
 	owner := t.m.derivedOwner(fqdn, "")
@@ -96,8 +98,8 @@ func (t *txn) nameKeeper(hostname string, mac MAC, ip netip.Addr) (string, bool)
 
 // grantable refuses ip to mac unless ip is in a DHCP range of sn and free at now, or
 // already mac's.
-func (t *txn) grantable(sn Subnet, mac MAC, ip netip.Addr, now time.Time) error {
-	if !InDHCPRange(sn, ip) {
+func (t *txn) grantable(sn site.Subnet, mac site.MAC, ip netip.Addr, now time.Time) error {
+	if !site.InDHCPRange(sn, ip) {
 		return &Error{Kind: ErrConflict, Msg: "the address is not in a DHCP range of subnet " + sn.Name}
 	}
 	if h, ok := t.m.HostAt(ip); ok {
@@ -109,22 +111,12 @@ func (t *txn) grantable(sn Subnet, mac MAC, ip netip.Addr, now time.Time) error 
 	return nil
 }
 
-// InDHCPRange reports whether ip is in one of sn's DHCP ranges.
-func InDHCPRange(sn Subnet, ip netip.Addr) bool {
-	for _, r := range sn.Ranges {
-		if r.Kind == RangeDHCP && r.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
 // ReleaseLease ends the lease of IP; MAC, when not zero, must be its client's. It is
 // refused (ErrNotFound) when there is no such lease.
 type ReleaseLease struct {
 	Stamp
 	IP  netip.Addr `json:"ip"`
-	MAC MAC        `json:"mac,omitzero"`
+	MAC site.MAC   `json:"mac,omitzero"`
 }
 
 func (c ReleaseLease) apply(t *txn) (any, error) {
@@ -141,7 +133,7 @@ func (c ReleaseLease) apply(t *txn) (any, error) {
 type DeclineLease struct {
 	Stamp
 	IP    netip.Addr `json:"ip"`
-	MAC   MAC        `json:"mac"`
+	MAC   site.MAC   `json:"mac"`
 	Until time.Time  `json:"until"`
 }
 
@@ -252,7 +244,7 @@ func (c PinLease) apply(t *txn) (any, error) {
 	case l.Declined:
 		return nil, &Error{Kind: ErrConflict, Msg: c.IP.String() + " is quarantined (a client declined it), not leased: there is no machine to reserve it for"}
 	}
-	h := Host{Name: c.Name, IP: l.IP, MAC: l.MAC, Owner: OwnerAPI}
+	h := site.Host{Name: c.Name, IP: l.IP, MAC: l.MAC, Owner: site.OwnerAPI}
 	if h.Name == "" {
 		h.Name = l.Hostname
 	}
@@ -272,8 +264,8 @@ func (c PinLease) apply(t *txn) (any, error) {
 }
 
 // PinLease makes the lease of ip a reservation (see the command PinLease).
-func (m *IPAM) PinLease(ctx context.Context, ip netip.Addr, name string) (Host, error) {
-	return result[Host](m.Apply(ctx, PinLease{Stamp: m.stampFor(ctx), IP: ip, Name: name}))
+func (m *IPAM) PinLease(ctx context.Context, ip netip.Addr, name string) (site.Host, error) {
+	return result[site.Host](m.Apply(ctx, PinLease{Stamp: m.stampFor(ctx), IP: ip, Name: name}))
 }
 
 // ReleaseLease ends the lease of ip, whoever holds it.

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/google/btree"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // leaseIndexes are the model's indexes of leases: B-trees with google/btree's lazy
@@ -17,7 +18,7 @@ import (
 // writes a node a reader holds.
 type leaseIndexes struct {
 	byIP   *btree.BTreeG[keyed[netip.Addr]] // every lease, declined ones too
-	byMAC  *btree.BTreeG[keyed[MAC]]        // the active (not declined) lease of each client
+	byMAC  *btree.BTreeG[keyed[site.MAC]]   // the active (not declined) lease of each client
 	byName *btree.BTreeG[keyed[string]]     // the lease of each hostname
 }
 
@@ -35,7 +36,7 @@ const leaseDegree = 16
 func newLeaseIndexes() leaseIndexes {
 	return leaseIndexes{
 		byIP:   btree.NewG(leaseDegree, func(a, b keyed[netip.Addr]) bool { return a.key.Less(b.key) }),
-		byMAC:  btree.NewG(leaseDegree, func(a, b keyed[MAC]) bool { return bytes.Compare(a.key[:], b.key[:]) < 0 }),
+		byMAC:  btree.NewG(leaseDegree, func(a, b keyed[site.MAC]) bool { return bytes.Compare(a.key[:], b.key[:]) < 0 }),
 		byName: btree.NewG(leaseDegree, func(a, b keyed[string]) bool { return a.key < b.key }),
 	}
 }
@@ -57,7 +58,7 @@ func get[K any](t *btree.BTreeG[keyed[K]], k K) (*Lease, bool) {
 // is a key that was absent.
 type leaseLog struct {
 	byIP   []keyed[netip.Addr]
-	byMAC  []keyed[MAC]
+	byMAC  []keyed[site.MAC]
 	byName []keyed[string]
 }
 

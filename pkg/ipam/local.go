@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // A change is checked against its neighbourhood, not the whole site: the objects it
@@ -18,14 +20,14 @@ import (
 // neighbourhood collects objects for a local Set, each once.
 type neighbourhood struct {
 	m       *Model
-	set     Set
+	set     site.Set
 	hosts   map[string]bool
 	records map[string]bool
 }
 
 func (t *txn) neighbourhood() *neighbourhood {
 	sh := t.m.shape
-	n := &neighbourhood{m: t.m, set: Set{Domain: sh.Domain, Zones: sh.Zones, Subnets: slices.Clone(sh.Subnets), DNS: sh.DNS},
+	n := &neighbourhood{m: t.m, set: site.Set{Domain: sh.Domain, Zones: sh.Zones, Subnets: slices.Clone(sh.Subnets), DNS: sh.DNS},
 		hosts: map[string]bool{}, records: map[string]bool{}}
 	for _, a := range sh.DNS.NameServers { // which of them the glue name answers for
 		if h, ok := t.m.HostAt(a); ok {
@@ -35,7 +37,7 @@ func (t *txn) neighbourhood() *neighbourhood {
 	return n
 }
 
-func (n *neighbourhood) addHost(h Host) {
+func (n *neighbourhood) addHost(h site.Host) {
 	if !n.hosts[h.Name] {
 		n.hosts[h.Name] = true
 		n.set.Hosts = append(n.set.Hosts, h)
@@ -48,7 +50,7 @@ func (n *neighbourhood) addHostNamed(name string) {
 	}
 }
 
-func (n *neighbourhood) addRecord(r Record) {
+func (n *neighbourhood) addRecord(r site.Record) {
 	if id := r.ID(); !n.records[id] {
 		n.records[id] = true
 		n.set.Records = append(n.set.Records, r)
@@ -56,7 +58,7 @@ func (n *neighbourhood) addRecord(r Record) {
 }
 
 // addRecordsAt adds the records at name and, when name is a host's, the host.
-func (n *neighbourhood) addRecordsAt(name Name) {
+func (n *neighbourhood) addRecordsAt(name site.Name) {
 	ids, _ := n.m.recordsAt.Get(name)
 	for _, id := range ids {
 		if r, ok := n.m.Record(id); ok {
@@ -66,7 +68,7 @@ func (n *neighbourhood) addRecordsAt(name Name) {
 	if host, ok := n.m.HostnameOf(name); ok {
 		n.addHostNamed(host)
 	}
-	if a, ok := ReverseAddr(name); ok {
+	if a, ok := site.ReverseAddr(name); ok {
 		if h, ok := n.m.HostAt(a); ok {
 			n.addHost(h)
 		}
@@ -75,7 +77,7 @@ func (n *neighbourhood) addRecordsAt(name Name) {
 
 // aroundHost adds what h could clash with: hosts of the same name, address or MAC,
 // and the records at its name.
-func (n *neighbourhood) aroundHost(h Host) {
+func (n *neighbourhood) aroundHost(h site.Host) {
 	n.addHostNamed(h.Name)
 	if other, ok := n.m.HostAt(h.IP); ok {
 		n.addHost(other)
@@ -84,13 +86,13 @@ func (n *neighbourhood) aroundHost(h Host) {
 		n.addHost(other)
 	}
 	n.addRecordsAt(n.m.FQDN(h.Name))
-	n.addRecordsAt(ReverseName(h.IP))
+	n.addRecordsAt(site.ReverseName(h.IP))
 }
 
 // check compares the problems of the neighbourhood before and after the object of
 // list at key (none: "") leaves it and v arrives (nil: none), last, so that the rules
 // blame it.
-func check[T any](n *neighbourhood, list string, items func(*Set) *[]T, keyOf func(T) string, key string, v *T) error {
+func check[T any](n *neighbourhood, list string, items func(*site.Set) *[]T, keyOf func(T) string, key string, v *T) error {
 	before := n.set.Problems()
 	after := n.set
 	l := slices.DeleteFunc(slices.Clone(*items(&n.set)), func(o T) bool { return key != "" && keyOf(o) == key })
@@ -104,7 +106,7 @@ func check[T any](n *neighbourhood, list string, items func(*Set) *[]T, keyOf fu
 }
 
 // checkHost checks h arriving in place of the host called old ("" for none).
-func (t *txn) checkHost(old string, h *Host) error {
+func (t *txn) checkHost(old string, h *site.Host) error {
 	if h != nil {
 		// A live lease of another client holds the address (a reservation's lease,
 		// left where its host was).
@@ -119,11 +121,11 @@ func (t *txn) checkHost(old string, h *Host) error {
 	if h != nil {
 		n.aroundHost(*h)
 	}
-	return check(n, "hosts", func(s *Set) *[]Host { return &s.Hosts }, func(h Host) string { return h.Name }, old, h)
+	return check(n, "hosts", func(s *site.Set) *[]site.Host { return &s.Hosts }, func(h site.Host) string { return h.Name }, old, h)
 }
 
 // checkRecord checks r arriving in place of the record with ID old ("" for none).
-func (t *txn) checkRecord(old string, r *Record) error {
+func (t *txn) checkRecord(old string, r *site.Record) error {
 	n := t.neighbourhood()
 	if o, ok := t.m.Record(old); ok {
 		n.addRecord(o)
@@ -131,25 +133,25 @@ func (t *txn) checkRecord(old string, r *Record) error {
 	if r != nil {
 		n.addRecordsAt(r.Name)
 	}
-	return check(n, "records", func(s *Set) *[]Record { return &s.Records }, Record.ID, old, r)
+	return check(n, "records", func(s *site.Set) *[]site.Record { return &s.Records }, site.Record.ID, old, r)
 }
 
 // checkSubnet checks sn arriving in place of old (either may be nil). Its
 // neighbourhood is every subnet, the hosts in either network, and the reverse records
 // of either network; a lease left in no subnet refuses the change too.
-func (t *txn) checkSubnet(old, sn *Subnet) error {
+func (t *txn) checkSubnet(old, sn *site.Subnet) error {
 	n := t.neighbourhood()
 	var nets []netip.Prefix
-	for _, s := range []*Subnet{old, sn} {
+	for _, s := range []*site.Subnet{old, sn} {
 		if s != nil && s.CIDR.IsValid() {
 			nets = append(nets, s.CIDR)
 		}
 	}
 	for _, p := range nets {
-		t.m.HostsIn(p.Addr(), lastAddr(p), func(h Host) bool { n.addHost(h); return true })
+		t.m.HostsIn(p.Addr(), lastAddr(p), func(h site.Host) bool { n.addHost(h); return true })
 	}
 	for _, r := range t.m.Records() { // records are few; reverse ones fewer
-		if a, ok := ReverseAddr(r.Name); ok && slices.ContainsFunc(nets, func(p netip.Prefix) bool { return p.Contains(a) }) {
+		if a, ok := site.ReverseAddr(r.Name); ok && slices.ContainsFunc(nets, func(p netip.Prefix) bool { return p.Contains(a) }) {
 			n.addRecord(r)
 		}
 	}
@@ -157,13 +159,13 @@ func (t *txn) checkSubnet(old, sn *Subnet) error {
 	if old != nil {
 		key = old.Name
 	}
-	if err := check(n, "subnets", func(s *Set) *[]Subnet { return &s.Subnets }, func(s Subnet) string { return s.Name }, key, sn); err != nil {
+	if err := check(n, "subnets", func(s *site.Set) *[]site.Subnet { return &s.Subnets }, func(s site.Subnet) string { return s.Name }, key, sn); err != nil {
 		return err
 	}
 	if old == nil {
 		return nil
 	}
-	after := &Model{shape: &Shape{Subnets: slices.DeleteFunc(slices.Clone(t.m.shape.Subnets), func(s Subnet) bool { return s.Name == old.Name })}}
+	after := &Model{shape: &Shape{Subnets: slices.DeleteFunc(slices.Clone(t.m.shape.Subnets), func(s site.Subnet) bool { return s.Name == old.Name })}}
 	if sn != nil {
 		after.shape.Subnets = append(after.shape.Subnets, *sn)
 	}
@@ -193,13 +195,13 @@ const maxScan = 1 << 20
 
 // lowestFree is the lowest address of sn that nothing holds: walking up from the
 // network address, it looks each candidate up in the indexes.
-func lowestFree(m *Model, sn Subnet) (netip.Addr, bool) {
+func lowestFree(m *Model, sn site.Subnet) (netip.Addr, bool) {
 	a := sn.CIDR.Addr()
 	for range maxScan {
 		if !sn.CIDR.Contains(a) {
 			break
 		}
-		if _, held := m.hostByIP.Get(a); !held && addressName(sn, a) == "" && !inRange(sn, a) && !(a.Is6() && a == sn.CIDR.Addr()) {
+		if _, held := m.hostByIP.Get(a); !held && site.AddressName(sn, a) == "" && !inRange(sn, a) && !(a.Is6() && a == sn.CIDR.Addr()) {
 			if _, leased := get(m.leases.byIP, a); !leased {
 				return a, true
 			}
@@ -209,7 +211,7 @@ func lowestFree(m *Model, sn Subnet) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-func inRange(sn Subnet, a netip.Addr) bool {
+func inRange(sn site.Subnet, a netip.Addr) bool {
 	for _, r := range sn.Ranges {
 		if r.Contains(a) {
 			return true
@@ -220,12 +222,12 @@ func inRange(sn Subnet, a netip.Addr) bool {
 
 // refusal returns the problems in after that were not in before as one Error. Its
 // field is the first problem's, when that problem is about the object at list[index].
-func refusal(before, after []Problem, list string, index int) error {
+func refusal(before, after []site.Problem, list string, index int) error {
 	known := map[string]bool{}
 	for _, p := range before {
 		known[p.Message] = true
 	}
-	var fresh []Problem
+	var fresh []site.Problem
 	for _, p := range after {
 		if !known[p.Message] {
 			fresh = append(fresh, p)

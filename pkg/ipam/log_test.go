@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/infrad/infrad/internal/fixture"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // nowhere is a log that takes nothing: these tests hand the entries to ApplyLogged
@@ -33,7 +36,7 @@ func logged(t *testing.T, dir string) *IPAM {
 func logOf(t *testing.T, u *universe, n int) []LogEntry {
 	t.Helper()
 	r := rand.New(rand.NewPCG(1, 2))
-	cmds := []Command{Reconcile{Stamp: Stamp{At: u.now}, Source: "site.yaml", File: base(t)}}
+	cmds := []Command{Reconcile{Stamp: Stamp{At: u.now}, Source: "site.yaml", File: fixture.Site(t)}}
 	for i := range n {
 		u.now = u.now.Add(time.Duration(i%3) * time.Second) // some share a second: the serial still rises
 		cmds = append(cmds, u.command([4]byte{byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())}))
@@ -123,7 +126,7 @@ func newLogged(t *testing.T) (*IPAM, *echo) {
 	}
 	log.m = m
 	t.Cleanup(m.Close)
-	if _, err := m.Reconcile("site.yaml", base(t)); err != nil {
+	if _, err := m.Reconcile("site.yaml", fixture.Site(t)); err != nil {
 		t.Fatal(err)
 	}
 	return m, log
@@ -134,16 +137,16 @@ func newLogged(t *testing.T) (*IPAM, *echo) {
 func TestAppliedThroughTheLog(t *testing.T) {
 	m, _ := newLogged(t)
 	var wg sync.WaitGroup
-	got := make([]Host, 8)
+	got := make([]site.Host, 8)
 	for i := range got {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := m.Apply(context.Background(), AllocateHost{Stamp: m.stampFor(context.Background()), Subnet: "vm", Host: Host{Name: fmt.Sprintf("n%d", i)}})
+			res, err := m.Apply(context.Background(), AllocateHost{Stamp: m.stampFor(context.Background()), Subnet: "vm", Host: site.Host{Name: fmt.Sprintf("n%d", i)}})
 			if err != nil {
 				t.Error(err)
 			}
-			got[i], _ = res.(Host)
+			got[i], _ = res.(site.Host)
 		}()
 	}
 	wg.Wait()
@@ -157,7 +160,7 @@ func TestAppliedThroughTheLog(t *testing.T) {
 			t.Errorf("caller %d's host is not in the model: %+v", i, stored)
 		}
 	}
-	if _, err := m.Apply(context.Background(), AllocateHost{Stamp: m.stampFor(context.Background()), Subnet: "vm", Host: Host{Name: "n0"}}); !errors.Is(err, ErrConflict) {
+	if _, err := m.Apply(context.Background(), AllocateHost{Stamp: m.stampFor(context.Background()), Subnet: "vm", Host: site.Host{Name: "n0"}}); !errors.Is(err, ErrConflict) {
 		t.Errorf("a second n0: %v, want a conflict", err)
 	}
 }
@@ -187,7 +190,7 @@ func TestUnknownEntryStops(t *testing.T) {
 	log.index++
 	m.ApplyLogged([]LogEntry{{Index: log.index, Data: fmt.Appendf(nil, future, `"skippable":true,`)}})
 	log.mu.Unlock()
-	if _, err := m.CreateHost(context.Background(), HostSpec{Name: "after", IP: "10.0.40.60"}); err != nil {
+	if _, err := m.CreateHost(context.Background(), site.HostSpec{Name: "after", IP: "10.0.40.60"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := m.Model().Host("after"); !ok || m.Model().Serial() == serial {

@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"net/netip"
 
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -56,7 +57,7 @@ type usage struct {
 	perRange   []float64 // used addresses of each range, by index
 }
 
-func subnetUsage(sn Subnet, hosts []Host, leases []Lease) usage {
+func subnetUsage(sn site.Subnet, hosts []site.Host, leases []Lease) usage {
 	u := usage{size: math.Ldexp(1, sn.CIDR.Addr().BitLen()-sn.CIDR.Bits()), perRange: make([]float64, len(sn.Ranges))}
 	if sn.CIDR.Addr().Is4() && sn.CIDR.Bits() < 31 {
 		u.size -= 2
@@ -67,7 +68,7 @@ func subnetUsage(sn Subnet, hosts []Host, leases []Lease) usage {
 		}
 		for i, r := range sn.Ranges {
 			if r.Contains(a) {
-				if r.Kind == RangeDHCP {
+				if r.Kind == site.RangeDHCP {
 					u.perRange[i]++
 					u.used++
 				}
@@ -86,7 +87,7 @@ func subnetUsage(sn Subnet, hosts []Host, leases []Lease) usage {
 		held(l.IP)
 	}
 	for i, r := range sn.Ranges {
-		if r.Kind == RangeReserved {
+		if r.Kind == site.RangeReserved {
 			u.perRange[i] = span(r.Start, r.End)
 			u.used += u.perRange[i]
 		}

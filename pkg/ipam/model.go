@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/benbjohnson/immutable"
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/miekg/dns"
 )
 
@@ -23,20 +24,20 @@ type Model struct {
 
 	shape *Shape // domain, zones and subnets: small, and replaced whole when they change
 
-	hosts     *immutable.SortedMap[string, Host]       // by name
+	hosts     *immutable.SortedMap[string, site.Host]  // by name
 	hostByIP  *immutable.SortedMap[netip.Addr, string] // address → host name
-	hostByMAC *immutable.Map[MAC, string]              // MAC → host name
+	hostByMAC *immutable.Map[site.MAC, string]         // MAC → host name
 
-	records   *immutable.SortedMap[string, Record] // by ID
-	recordsAt *immutable.Map[Name, []string]       // owner name → record IDs
-	rrs       *immutable.Map[string, dns.RR]       // record ID → its parsed RR (TTL as stored, DefaultTTL for none)
+	records   *immutable.SortedMap[string, site.Record] // by ID
+	recordsAt *immutable.Map[site.Name, []string]       // owner name → record IDs
+	rrs       *immutable.Map[string, dns.RR]            // record ID → its parsed RR (TTL as stored, DefaultTTL for none)
 
 	leases leaseIndexes // by address, MAC and hostname
 
 	// names counts, for every DNS name, the owner names at or below it that hosts,
 	// leases and records make: a name with a count exists in DNS (RFC 4592 empty
 	// non-terminals included).
-	names *immutable.Map[Name, int]
+	names *immutable.Map[site.Name, int]
 
 	tokens      *immutable.SortedMap[string, Token] // the named API tokens, by name
 	tokenByHash *immutable.Map[string, string]      // SHA-256 (hex) → token name
@@ -44,39 +45,39 @@ type Model struct {
 
 // Shape is the part of the site that changes rarely: the zones and the subnets.
 type Shape struct {
-	Domain  Name     // the forward zone hosts live in
-	Zones   []Name   // further authoritative zones
-	Source  string   // the site file, named when the API may not change its objects
-	Subnets []Subnet // by name
+	Domain  site.Name     // the forward zone hosts live in
+	Zones   []site.Name   // further authoritative zones
+	Source  string        // the site file, named when the API may not change its objects
+	Subnets []site.Subnet // by name
 	// Digest is FileDigest of the last site file Reconcile applied: one it finds
 	// again needs no reconcile.
 	Digest string
 	// Changes bounds the change log (the site file's change_log), so that every box
 	// trims it alike.
-	Changes ChangeLimits
+	Changes site.ChangeLimits
 	// DNS is what the site file says of the zones' content.
-	DNS ZoneSettings
+	DNS site.ZoneSettings
 
 	zones []string // the zones of Domain, Zones and Subnets, longest first (index)
 }
 
 // index makes what a shape derives from its fields; each new shape is indexed once.
 func (sh *Shape) index() *Shape {
-	sh.zones = siteZones(sh.Domain, sh.Zones, sh.Subnets)
+	sh.zones = site.Zones(sh.Domain, sh.Zones, sh.Subnets)
 	return sh
 }
 
 func emptyModel() *Model {
 	return &Model{
 		shape:     &Shape{},
-		hosts:     immutable.NewSortedMap[string, Host](stringComparer{}),
+		hosts:     immutable.NewSortedMap[string, site.Host](stringComparer{}),
 		hostByIP:  immutable.NewSortedMap[netip.Addr, string](addrComparer{}),
-		hostByMAC: immutable.NewMap[MAC, string](macHasher{}),
-		records:   immutable.NewSortedMap[string, Record](stringComparer{}),
-		recordsAt: immutable.NewMap[Name, []string](nameHasher{}),
+		hostByMAC: immutable.NewMap[site.MAC, string](macHasher{}),
+		records:   immutable.NewSortedMap[string, site.Record](stringComparer{}),
+		recordsAt: immutable.NewMap[site.Name, []string](nameHasher{}),
 		rrs:       immutable.NewMap[string, dns.RR](stringHasher{}),
 		leases:    newLeaseIndexes(),
-		names:     immutable.NewMap[Name, int](nameHasher{}),
+		names:     immutable.NewMap[site.Name, int](nameHasher{}),
 
 		tokens:      immutable.NewSortedMap[string, Token](stringComparer{}),
 		tokenByHash: immutable.NewMap[string, string](stringHasher{}),
@@ -91,68 +92,68 @@ func (m *Model) Serial() uint32 { return m.serial }
 func (m *Model) Shape() *Shape { return m.shape }
 
 // Domain is the site's forward zone.
-func (m *Model) Domain() Name { return m.shape.Domain }
+func (m *Model) Domain() site.Name { return m.shape.Domain }
 
 // Subnets returns every subnet, by name.
-func (m *Model) Subnets() []Subnet { return m.shape.Subnets }
+func (m *Model) Subnets() []site.Subnet { return m.shape.Subnets }
 
 // Subnet returns the named subnet.
-func (m *Model) Subnet(name string) (Subnet, bool) {
-	i, ok := slices.BinarySearchFunc(m.shape.Subnets, name, func(s Subnet, n string) int { return strings.Compare(s.Name, n) })
+func (m *Model) Subnet(name string) (site.Subnet, bool) {
+	i, ok := slices.BinarySearchFunc(m.shape.Subnets, name, func(s site.Subnet, n string) int { return strings.Compare(s.Name, n) })
 	if !ok {
-		return Subnet{}, false
+		return site.Subnet{}, false
 	}
 	return m.shape.Subnets[i], true
 }
 
 // SubnetOf returns the first subnet holding a.
-func (m *Model) SubnetOf(a netip.Addr) (Subnet, bool) {
+func (m *Model) SubnetOf(a netip.Addr) (site.Subnet, bool) {
 	for _, sn := range m.shape.Subnets {
 		if sn.CIDR.Contains(a) {
 			return sn, true
 		}
 	}
-	return Subnet{}, false
+	return site.Subnet{}, false
 }
 
 // Host returns the named host.
-func (m *Model) Host(name string) (Host, bool) { return m.hosts.Get(name) }
+func (m *Model) Host(name string) (site.Host, bool) { return m.hosts.Get(name) }
 
 // HostAt returns the host with address a.
-func (m *Model) HostAt(a netip.Addr) (Host, bool) {
+func (m *Model) HostAt(a netip.Addr) (site.Host, bool) {
 	name, ok := m.hostByIP.Get(a)
 	if !ok {
-		return Host{}, false
+		return site.Host{}, false
 	}
 	return m.hosts.Get(name)
 }
 
 // HostWithMAC returns the host with mac: the client's reservation.
-func (m *Model) HostWithMAC(mac MAC) (Host, bool) {
+func (m *Model) HostWithMAC(mac site.MAC) (site.Host, bool) {
 	name, ok := m.hostByMAC.Get(mac)
 	if !ok {
-		return Host{}, false
+		return site.Host{}, false
 	}
 	return m.hosts.Get(name)
 }
 
 // Hosts returns every host, by name.
-func (m *Model) Hosts() []Host { return values(m.hosts) }
+func (m *Model) Hosts() []site.Host { return values(m.hosts) }
 
 // Record returns the record with id.
-func (m *Model) Record(id string) (Record, bool) { return m.records.Get(id) }
+func (m *Model) Record(id string) (site.Record, bool) { return m.records.Get(id) }
 
 // Records returns every record, by ID.
-func (m *Model) Records() []Record { return values(m.records) }
+func (m *Model) Records() []site.Record { return values(m.records) }
 
 // HasRecords reports whether records stand at name.
-func (m *Model) HasRecords(name Name) bool {
+func (m *Model) HasRecords(name site.Name) bool {
 	_, ok := m.recordsAt.Get(name)
 	return ok
 }
 
 // RecordsAt returns the records at name, with their parsed RRs.
-func (m *Model) RecordsAt(name Name) []dns.RR {
+func (m *Model) RecordsAt(name site.Name) []dns.RR {
 	ids, _ := m.recordsAt.Get(name)
 	out := make([]dns.RR, 0, len(ids))
 	for _, id := range ids {
@@ -167,7 +168,7 @@ func (m *Model) RecordsAt(name Name) []dns.RR {
 func (m *Model) Lease(a netip.Addr) (Lease, bool) { return deref(get(m.leases.byIP, a)) }
 
 // LeaseOf returns the active lease of the client mac.
-func (m *Model) LeaseOf(mac MAC) (Lease, bool) { return deref(get(m.leases.byMAC, mac)) }
+func (m *Model) LeaseOf(mac site.MAC) (Lease, bool) { return deref(get(m.leases.byMAC, mac)) }
 
 // LeaseNamed returns the lease whose hostname is name.
 func (m *Model) LeaseNamed(hostname string) (Lease, bool) {
@@ -201,7 +202,7 @@ func (m *Model) LeasesIn(from, to netip.Addr, fn func(Lease) bool) {
 
 // HostsIn calls fn with each host whose address is from from to to, in address order,
 // until fn returns false.
-func (m *Model) HostsIn(from, to netip.Addr, fn func(Host) bool) {
+func (m *Model) HostsIn(from, to netip.Addr, fn func(site.Host) bool) {
 	it := m.hostByIP.Iterator()
 	it.Seek(from)
 	for !it.Done() {
@@ -217,18 +218,18 @@ func (m *Model) HostsIn(from, to netip.Addr, fn func(Host) bool) {
 
 // NameExists reports whether DNS has name: records, a host's or a lease's name or
 // PTR, or a name below one of those (an empty non-terminal).
-func (m *Model) NameExists(name Name) bool {
+func (m *Model) NameExists(name site.Name) bool {
 	n, _ := m.names.Get(name)
 	return n > 0
 }
 
 // FQDN is the fully qualified name of hostname in the site's domain.
-func (m *Model) FQDN(hostname string) Name { return HostFQDN(hostname, m.shape.Domain) }
+func (m *Model) FQDN(hostname string) site.Name { return site.HostFQDN(hostname, m.shape.Domain) }
 
 // HostnameOf returns the name a host or a lease at owner name would have: the name of
 // the host whose absolute name it is, or its label when it is one label under the
 // domain ("cp01" for cp01.<domain>); false otherwise.
-func (m *Model) HostnameOf(name Name) (string, bool) {
+func (m *Model) HostnameOf(name site.Name) (string, bool) {
 	if host, ok := strings.CutSuffix(string(name), "."+string(m.shape.Domain)); ok && host != "" && !strings.Contains(host, ".") {
 		return host, true // (no absolute host name is one label under the domain)
 	}
@@ -239,8 +240,8 @@ func (m *Model) HostnameOf(name Name) (string, bool) {
 }
 
 // Set is the model's objects as a Set, for checking every rule at once.
-func (m *Model) Set() Set {
-	return Set{Domain: m.shape.Domain, Zones: m.shape.Zones, Subnets: slices.Clone(m.shape.Subnets), Hosts: m.Hosts(), Records: m.Records(), DNS: m.shape.DNS}
+func (m *Model) Set() site.Set {
+	return site.Set{Domain: m.shape.Domain, Zones: m.shape.Zones, Subnets: slices.Clone(m.shape.Subnets), Hosts: m.Hosts(), Records: m.Records(), DNS: m.shape.DNS}
 }
 
 func values[K, V any](sm *immutable.SortedMap[K, V]) []V {
@@ -250,15 +251,6 @@ func values[K, V any](sm *immutable.SortedMap[K, V]) []V {
 		out = append(out, v)
 	}
 	return out
-}
-
-// ReverseName is the PTR owner name of a ("10.40.0.10.in-addr.arpa.").
-func ReverseName(a netip.Addr) Name {
-	n, err := dns.ReverseAddr(a.String())
-	if err != nil {
-		panic("ipam: ReverseAddr of a valid address: " + err.Error())
-	}
-	return Name(n)
 }
 
 // Ended reports whether l has ended at now.
@@ -283,10 +275,10 @@ func (stringHasher) Equal(a, b string) bool { return a == b }
 
 type nameHasher struct{}
 
-func (nameHasher) Hash(k Name) uint32   { return uint32(maphash.String(seed, string(k))) }
-func (nameHasher) Equal(a, b Name) bool { return a == b }
+func (nameHasher) Hash(k site.Name) uint32   { return uint32(maphash.String(seed, string(k))) }
+func (nameHasher) Equal(a, b site.Name) bool { return a == b }
 
 type macHasher struct{}
 
-func (macHasher) Hash(k MAC) uint32   { return uint32(maphash.Comparable(seed, k)) }
-func (macHasher) Equal(a, b MAC) bool { return a == b }
+func (macHasher) Hash(k site.MAC) uint32   { return uint32(maphash.Comparable(seed, k)) }
+func (macHasher) Equal(a, b site.MAC) bool { return a == b }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // Change is one difference a reconcile makes to the store.
@@ -24,7 +26,7 @@ func (c Change) String() string { return c.Op + " " + c.What }
 // List and Index into the file's Set; the others have an empty List, and their message
 // names the API object.
 type ReconcileError struct {
-	Problems []Problem
+	Problems []site.Problem
 }
 
 func (e *ReconcileError) Error() string {
@@ -44,8 +46,8 @@ func (e *ReconcileError) Error() string {
 // break a rule: the error is a *ReconcileError. Its result is the []Change it made.
 type Reconcile struct {
 	Stamp
-	Source string `json:"source"`
-	File   Set    `json:"file"`
+	Source string   `json:"source"`
+	File   site.Set `json:"file"`
 }
 
 func (c Reconcile) apply(t *txn) (any, error) {
@@ -56,7 +58,7 @@ func (c Reconcile) apply(t *txn) (any, error) {
 	}
 	sh := &Shape{Domain: file.Domain, Zones: file.Zones, Source: c.Source, Digest: FileDigest(c.Source, c.File), Changes: file.Changes, DNS: file.DNS}
 	for _, sn := range t.m.shape.Subnets {
-		if sn.Owner != OwnerFile {
+		if sn.Owner != site.OwnerFile {
 			sh.Subnets = append(sh.Subnets, sn)
 		}
 	}
@@ -77,7 +79,7 @@ func (c Reconcile) apply(t *txn) (any, error) {
 		}
 	}
 	for _, h := range t.m.Hosts() {
-		if h.Owner == OwnerFile && !inFile[h.Name] {
+		if h.Owner == site.OwnerFile && !inFile[h.Name] {
 			t.deleteHost(h.Name)
 		}
 	}
@@ -91,7 +93,7 @@ func (c Reconcile) apply(t *txn) (any, error) {
 		}
 	}
 	for _, r := range t.m.Records() {
-		if r.Owner == OwnerFile && !inFile[r.ID()] {
+		if r.Owner == site.OwnerFile && !inFile[r.ID()] {
 			t.deleteRecord(r.ID())
 		}
 	}
@@ -99,7 +101,7 @@ func (c Reconcile) apply(t *txn) (any, error) {
 }
 
 // Reconcile applies the site file's objects; see the command Reconcile.
-func (m *IPAM) Reconcile(source string, file Set) ([]Change, error) {
+func (m *IPAM) Reconcile(source string, file site.Set) ([]Change, error) {
 	res, err := m.Apply(context.Background(), Reconcile{Stamp: Stamp{At: m.now()}, Source: source, File: file})
 	if err != nil {
 		return nil, err
@@ -114,32 +116,32 @@ const reconcileFormat = 2 // 2: the zones' settings (Set.DNS)
 // FileDigest sums up what Reconcile(source, file) would be given. The model keeps the
 // digest of the last file it applied (Shape.Digest): a box that starts with the same
 // file again skips the reconcile, which reads and checks the whole site.
-func FileDigest(source string, file Set) string {
+func FileDigest(source string, file site.Set) string {
 	h := sha256.New()
 	json.NewEncoder(h).Encode(struct {
-		Format int    `json:"format"`
-		Source string `json:"source"`
-		File   Set    `json:"file"`
+		Format int      `json:"format"`
+		Source string   `json:"source"`
+		File   site.Set `json:"file"`
 	}{reconcileFormat, source, file})
 	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Plan says what Reconcile would change, changing nothing.
-func (m *IPAM) Plan(file Set) ([]Change, error) {
+func (m *IPAM) Plan(file site.Set) ([]Change, error) {
 	return plan(m.Model(), fileOwned(file))
 }
 
 // fileOwned returns a copy of s with every object owned by the site file.
-func fileOwned(s Set) Set {
+func fileOwned(s site.Set) site.Set {
 	s.Subnets, s.Hosts, s.Records = slices.Clone(s.Subnets), slices.Clone(s.Hosts), slices.Clone(s.Records)
 	for i := range s.Subnets {
-		s.Subnets[i].Owner = OwnerFile
+		s.Subnets[i].Owner = site.OwnerFile
 	}
 	for i := range s.Hosts {
-		s.Hosts[i].Owner = OwnerFile
+		s.Hosts[i].Owner = site.OwnerFile
 	}
 	for i := range s.Records {
-		s.Records[i].Owner = OwnerFile
+		s.Records[i].Owner = site.OwnerFile
 	}
 	return s
 }
@@ -147,16 +149,16 @@ func fileOwned(s Set) Set {
 // planning is the state of one plan: the store's API objects followed by the file's,
 // the changes found so far, and the problems.
 type planning struct {
-	merged   Set
+	merged   site.Set
 	apiCount map[string]int // per list: how many API objects come first in merged
 	changes  []Change
-	problems []Problem
+	problems []site.Problem
 }
 
 // plan checks file against the API's objects in m and lists the changes it brings.
-func plan(m *Model, file Set) ([]Change, error) {
+func plan(m *Model, file site.Set) ([]Change, error) {
 	cur := m.Set()
-	p := &planning{merged: Set{Domain: file.Domain, Zones: file.Zones}, apiCount: map[string]int{}}
+	p := &planning{merged: site.Set{Domain: file.Domain, Zones: file.Zones}, apiCount: map[string]int{}}
 	mergeKind(p, subnetKind, &cur, &file)
 	mergeKind(p, hostKind, &cur, &file)
 	mergeKind(p, recordKind, &cur, &file)
@@ -172,8 +174,8 @@ func plan(m *Model, file Set) ([]Change, error) {
 		p.problems = append(p.problems, pr)
 	}
 	for _, l := range m.Leases() {
-		if _, ok := p.merged.subnetOf(l.IP); !ok {
-			p.problems = append(p.problems, Problem{Conflict: true,
+		if _, ok := p.merged.SubnetOf(l.IP); !ok {
+			p.problems = append(p.problems, site.Problem{Conflict: true,
 				Message: fmt.Sprintf("the DHCP lease of %s (%s) would be in no subnet: keep its subnet in the file, or release the lease first", l.IP, l.MAC)})
 		}
 	}
@@ -185,12 +187,12 @@ func plan(m *Model, file Set) ([]Change, error) {
 
 // mergeKind adds the API's objects of one kind from cur, then the file's, to the
 // plan, and compares the file's with the file-owned ones in cur.
-func mergeKind[T any](p *planning, k kind[T], cur, file *Set) {
+func mergeKind[T any](p *planning, k kind[T], cur, file *site.Set) {
 	owned := map[string]T{}
 	api := map[string]bool{}
 	out := k.list(&p.merged)
 	for _, v := range *k.list(cur) {
-		if k.owner(v) == OwnerFile {
+		if k.owner(v) == site.OwnerFile {
 			owned[k.key(v)] = v
 		} else {
 			api[k.key(v)] = true
@@ -203,7 +205,7 @@ func mergeKind[T any](p *planning, k kind[T], cur, file *Set) {
 		key := k.key(v)
 		inFile[key] = true
 		if api[key] {
-			p.problems = append(p.problems, Problem{List: k.path, Index: i, Conflict: true,
+			p.problems = append(p.problems, site.Problem{List: k.path, Index: i, Conflict: true,
 				Message: k.title(v) + " exists already, made through the API: delete it there, or rename it here"})
 		}
 		if old, ok := owned[key]; !ok {
@@ -214,7 +216,7 @@ func mergeKind[T any](p *planning, k kind[T], cur, file *Set) {
 		*out = append(*out, v)
 	}
 	for _, v := range *k.list(cur) {
-		if k.owner(v) == OwnerFile && !inFile[k.key(v)] {
+		if k.owner(v) == site.OwnerFile && !inFile[k.key(v)] {
 			p.changes = append(p.changes, Change{"-", k.title(v)})
 		}
 	}
@@ -232,24 +234,26 @@ type kind[T any] struct {
 	path  string // its list in a Set and in the site file: "hosts"
 	key   func(T) string
 	title func(T) string // names an object in messages: host "cp01"
-	owner func(T) Owner
-	list  func(*Set) *[]T
+	owner func(T) site.Owner
+	list  func(*site.Set) *[]T
 }
 
 var (
-	subnetKind = kind[Subnet]{"subnet", "subnets",
-		func(s Subnet) string { return s.Name },
-		func(s Subnet) string { return fmt.Sprintf("subnet %q", s.Name) },
-		func(s Subnet) Owner { return s.Owner },
-		func(s *Set) *[]Subnet { return &s.Subnets }}
-	hostKind = kind[Host]{"host", "hosts",
-		func(h Host) string { return h.Name },
-		func(h Host) string { return fmt.Sprintf("host %q", h.Name) },
-		func(h Host) Owner { return h.Owner },
-		func(s *Set) *[]Host { return &s.Hosts }}
-	recordKind = kind[Record]{"record", "records",
-		Record.ID,
-		func(r Record) string { return fmt.Sprintf("record %s %s %s (id %s)", r.Name, r.Type, r.Value, r.ID()) },
-		func(r Record) Owner { return r.Owner },
-		func(s *Set) *[]Record { return &s.Records }}
+	subnetKind = kind[site.Subnet]{"subnet", "subnets",
+		func(s site.Subnet) string { return s.Name },
+		func(s site.Subnet) string { return fmt.Sprintf("subnet %q", s.Name) },
+		func(s site.Subnet) site.Owner { return s.Owner },
+		func(s *site.Set) *[]site.Subnet { return &s.Subnets }}
+	hostKind = kind[site.Host]{"host", "hosts",
+		func(h site.Host) string { return h.Name },
+		func(h site.Host) string { return fmt.Sprintf("host %q", h.Name) },
+		func(h site.Host) site.Owner { return h.Owner },
+		func(s *site.Set) *[]site.Host { return &s.Hosts }}
+	recordKind = kind[site.Record]{"record", "records",
+		site.Record.ID,
+		func(r site.Record) string {
+			return fmt.Sprintf("record %s %s %s (id %s)", r.Name, r.Type, r.Value, r.ID())
+		},
+		func(r site.Record) site.Owner { return r.Owner },
+		func(s *site.Set) *[]site.Record { return &s.Records }}
 )

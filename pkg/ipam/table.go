@@ -2,11 +2,8 @@ package ipam
 
 import (
 	"bytes"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/infrad/infrad/pkg/store"
 )
@@ -137,32 +134,23 @@ func (c TableWrite) apply(t *txn) (any, error) {
 	return results, nil
 }
 
-// The CA's tables whose new rows the change log records: step-ca's certificates, by
-// serial number, and its revocations.
-const (
-	certsTable   = "x509_certs"
-	revokedTable = "revoked_x509_certs"
-)
+// RowNotes says what the change log records of a row a TableWrite writes (created:
+// the row is new), when it records anything. A table's owner says it (pkg/ca for
+// step-ca's tables): IPAM only stores the rows. Every box applies it to the same
+// operations, so it must depend on its arguments alone.
+type RowNotes func(op TableOp, created bool) (ObjectChange, bool)
 
-// noteRow records in the change log what a row written by op says, when it says
-// something: a certificate the CA issued or revoked (a new row), and a key ring's
-// change (not its keys).
+// noteRow records in the change log what a row written by op says: a key ring's
+// change (not its keys), or what the table's owner says of it.
 func (t *txn) noteRow(op TableOp, created bool) {
-	switch {
-	case op.Table == keyringTable: // the keys themselves stay out of the log
+	if op.Table == keyringTable {
 		t.noteExtra(ObjectChange{Kind: "keyring", Key: string(op.Key), Op: "update"})
-	case !created: // a certificate's row written again (its status): nothing new
-	case op.Table == certsTable:
-		c := ObjectChange{Kind: "certificate", Key: string(op.Key), Op: "create"}
-		if cert, err := x509.ParseCertificate(op.Value); err == nil {
-			c.After, _ = json.Marshal(struct {
-				Subject  string    `json:"subject"`
-				DNSNames []string  `json:"dns_names,omitempty"`
-				NotAfter time.Time `json:"not_after"`
-			}{cert.Subject.CommonName, cert.DNSNames, cert.NotAfter.UTC()})
-		}
+		return
+	}
+	if t.rowNotes == nil {
+		return
+	}
+	if c, ok := t.rowNotes(op, created); ok {
 		t.noteExtra(c)
-	case op.Table == revokedTable:
-		t.noteExtra(ObjectChange{Kind: "certificate", Key: string(op.Key), Op: "revoke"})
 	}
 }

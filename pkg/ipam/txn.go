@@ -10,6 +10,7 @@ import (
 	"github.com/benbjohnson/immutable"
 	"github.com/miekg/dns"
 
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -19,17 +20,18 @@ import (
 // of the model true and mark what the commit must write: the store's writes follow
 // from the model, so the two cannot disagree.
 type txn struct {
-	tx    *store.Tx // the transaction the batch writes in
-	wrote bool      // a command wrote to tx directly (the CA's tables)
-	m     *Model    // the working model: a private copy until it is published
-	ends  *endings  // the writer's index of when leases end
-	at    time.Time
-	dirty map[dirtyKey]bool
-	fresh []dirtyKey // keys first marked by the command applying now
-	dns   bool       // the command applying now changed what DNS answers
-	saved Model      // the model before the command applying now
-	log   leaseLog   // what the batch's changes to the lease indexes replaced
-	since logMark    // where in log the command applying now began
+	tx       *store.Tx // the transaction the batch writes in
+	wrote    bool      // a command wrote to tx directly (the CA's tables)
+	rowNotes RowNotes  // nil: the tables' rows are not noted
+	m        *Model    // the working model: a private copy until it is published
+	ends     *endings  // the writer's index of when leases end
+	at       time.Time
+	dirty    map[dirtyKey]bool
+	fresh    []dirtyKey // keys first marked by the command applying now
+	dns      bool       // the command applying now changed what DNS answers
+	saved    Model      // the model before the command applying now
+	log      leaseLog   // what the batch's changes to the lease indexes replaced
+	since    logMark    // where in log the command applying now began
 
 	serial0   uint32    // the serial before the batch
 	signedAt0 time.Time // the signing time before the batch
@@ -109,7 +111,7 @@ func (t *txn) mark(b store.Bucket, key string) {
 }
 
 // count adds delta to name and every name above it in the DNS names index.
-func (t *txn) count(name Name, delta int) {
+func (t *txn) count(name site.Name, delta int) {
 	for n := name; ; n = parentName(n) {
 		c, _ := t.m.names.Get(n)
 		if c += delta; c > 0 {
@@ -124,7 +126,7 @@ func (t *txn) count(name Name, delta int) {
 }
 
 // parentName strips the first label: "a.b.c." is "b.c.", "c." is ".".
-func parentName(n Name) Name {
+func parentName(n site.Name) site.Name {
 	i := strings.IndexByte(string(n), '.')
 	if i < 0 || i == len(n)-1 {
 		return "."
@@ -135,7 +137,7 @@ func parentName(n Name) Name {
 // putHost adds h, or replaces the host of its name. A lease with h's name loses it:
 // the host keeps its name against a lease. (A deleted host's lease stays until it
 // ends: the machine may still use the address.)
-func (t *txn) putHost(h Host) {
+func (t *txn) putHost(h site.Host) {
 	if old, ok := t.m.hosts.Get(h.Name); ok {
 		t.unindexHost(old)
 		// The lease of the old reservation goes with it.
@@ -153,7 +155,7 @@ func (t *txn) putHost(h Host) {
 		t.m.hostByMAC = t.m.hostByMAC.Set(h.MAC, h.Name)
 	}
 	t.count(t.m.FQDN(h.Name), 1)
-	t.count(ReverseName(h.IP), 1)
+	t.count(site.ReverseName(h.IP), 1)
 	t.mark(store.BucketHosts, h.Name)
 	t.dns = true
 }
@@ -169,7 +171,7 @@ func (t *txn) deleteHost(name string) {
 	t.dns = true
 }
 
-func (t *txn) unindexHost(h Host) {
+func (t *txn) unindexHost(h site.Host) {
 	if n, _ := t.m.hostByIP.Get(h.IP); n == h.Name {
 		t.m.hostByIP = t.m.hostByIP.Delete(h.IP)
 	}
@@ -177,13 +179,13 @@ func (t *txn) unindexHost(h Host) {
 		t.m.hostByMAC = t.m.hostByMAC.Delete(h.MAC)
 	}
 	t.count(t.m.FQDN(h.Name), -1)
-	t.count(ReverseName(h.IP), -1)
+	t.count(site.ReverseName(h.IP), -1)
 }
 
 // putRecord adds r, or replaces the record with its ID (whose name is the same). A
 // lease with r's name, or with the address whose PTR r would be, loses its name.
-func (t *txn) putRecord(r Record) error {
-	ttl := uint32(DefaultTTL)
+func (t *txn) putRecord(r site.Record) error {
+	ttl := uint32(site.DefaultTTL)
 	if r.TTL != nil {
 		ttl = *r.TTL
 	}
@@ -242,7 +244,7 @@ func (t *txn) putLease(l Lease) {
 	}
 	if l.Hostname != "" && named {
 		t.count(t.m.FQDN(l.Hostname), 1)
-		t.count(ReverseName(l.IP), 1)
+		t.count(site.ReverseName(l.IP), 1)
 		t.dns = true
 	}
 	t.ends.add(l)
@@ -271,7 +273,7 @@ func (t *txn) unindexLease(l Lease, unname bool) {
 			unset(x.byName, &t.log.byName, l.Hostname)
 		}
 		t.count(t.m.FQDN(l.Hostname), -1)
-		t.count(ReverseName(l.IP), -1)
+		t.count(site.ReverseName(l.IP), -1)
 		t.dns = true
 	}
 }
@@ -280,7 +282,7 @@ func (t *txn) unindexLease(l Lease, unname bool) {
 // A new domain renames every host and named lease in DNS: the names index is remade.
 func (t *txn) setShape(sh *Shape) {
 	old := t.m.shape
-	slices.SortFunc(sh.Subnets, func(a, b Subnet) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(sh.Subnets, func(a, b site.Subnet) int { return strings.Compare(a.Name, b.Name) })
 	for _, sn := range old.Subnets {
 		if n, ok := (&Model{shape: sh}).Subnet(sn.Name); !ok || !sameJSON(n, sn) {
 			t.mark(store.BucketSubnets, sn.Name)
@@ -301,9 +303,9 @@ func (t *txn) setShape(sh *Shape) {
 // namesOf counts every owner name of m from scratch (at load, and when the domain
 // changes), in a plain map first: a persistent map built key by key would copy a path
 // for each of the millions of counts a big site makes.
-func namesOf(m *Model) *immutable.Map[Name, int] {
-	counts := map[Name]int{}
-	count := func(n Name) {
+func namesOf(m *Model) *immutable.Map[site.Name, int] {
+	counts := map[site.Name]int{}
+	count := func(n site.Name) {
 		for ; ; n = parentName(n) {
 			counts[n]++
 			if n == "." || n == "" {
@@ -314,12 +316,12 @@ func namesOf(m *Model) *immutable.Map[Name, int] {
 	for it := m.hosts.Iterator(); !it.Done(); {
 		_, h, _ := it.Next()
 		count(m.FQDN(h.Name))
-		count(ReverseName(h.IP))
+		count(site.ReverseName(h.IP))
 	}
 	m.leases.byIP.Ascend(func(e keyed[netip.Addr]) bool {
 		if l := e.lease; l.Hostname != "" {
 			count(m.FQDN(l.Hostname))
-			count(ReverseName(l.IP))
+			count(site.ReverseName(l.IP))
 		}
 		return true
 	})
@@ -327,7 +329,7 @@ func namesOf(m *Model) *immutable.Map[Name, int] {
 		_, r, _ := it.Next()
 		count(r.Name)
 	}
-	b := immutable.NewMapBuilder[Name, int](nameHasher{})
+	b := immutable.NewMapBuilder[site.Name, int](nameHasher{})
 	for n, c := range counts {
 		b.Set(n, c)
 	}
@@ -373,11 +375,11 @@ func (t *txn) flush(tx *store.Tx) error {
 // bucket): a model loaded from the store is the model that wrote it, so a box that
 // replays the log after a restart decides as the others did.
 type zones struct {
-	Domain Name   `json:"domain"`
-	Zones  []Name `json:"zones"` // nil and empty as they were: Reconcile compares them
-	Source string `json:"source"`
-	Digest string `json:"digest,omitempty"`
+	Domain site.Name   `json:"domain"`
+	Zones  []site.Name `json:"zones"` // nil and empty as they were: Reconcile compares them
+	Source string      `json:"source"`
+	Digest string      `json:"digest,omitempty"`
 	// Changes is how long and how large the change log grows.
-	Changes ChangeLimits `json:"changes,omitzero"`
-	DNS     ZoneSettings `json:"dns,omitzero"`
+	Changes site.ChangeLimits `json:"changes,omitzero"`
+	DNS     site.ZoneSettings `json:"dns,omitzero"`
 }

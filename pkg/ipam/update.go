@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/miekg/dns"
 )
 
@@ -17,7 +18,7 @@ import (
 // what is not there is not an error (§3.4.2).
 type UpdateRecords struct {
 	Stamp
-	Zone    Name           `json:"zone"`
+	Zone    site.Name      `json:"zone"`
 	Prereqs []Prereq       `json:"prereqs,omitempty"`
 	Changes []RecordChange `json:"changes"`
 }
@@ -26,27 +27,27 @@ type UpdateRecords struct {
 // ANY) or RRset exists, NONE that it does not, IN that the RRset is exactly the
 // values given by the IN prerequisites of that name and type together.
 type Prereq struct {
-	Name  Name   `json:"name"`
-	Class string `json:"class"` // ANY, NONE or IN
-	Type  string `json:"type"`  // a type, or ANY
-	Value string `json:"value,omitempty"`
+	Name  site.Name `json:"name"`
+	Class string    `json:"class"` // ANY, NONE or IN
+	Type  string    `json:"type"`  // a type, or ANY
+	Value string    `json:"value,omitempty"`
 }
 
 // RecordChange is one change an RFC 2136 update asks for: an addition, or a deletion
 // of the records at Name that match Type and Value (empty: any).
 type RecordChange struct {
-	Add   bool   `json:"add,omitempty"`
-	Name  Name   `json:"name"`
-	Type  string `json:"type,omitempty"`  // "" deletes every type (delete only)
-	Value string `json:"value,omitempty"` // RDATA in presentation form; "" deletes every value (delete only)
-	TTL   uint32 `json:"ttl,omitempty"`
+	Add   bool      `json:"add,omitempty"`
+	Name  site.Name `json:"name"`
+	Type  string    `json:"type,omitempty"`  // "" deletes every type (delete only)
+	Value string    `json:"value,omitempty"` // RDATA in presentation form; "" deletes every value (delete only)
+	TTL   uint32    `json:"ttl,omitempty"`
 }
 
 // PrereqError is an update whose prerequisites do not hold: Rcode is the RFC 2136
 // response code (NXDOMAIN, YXDOMAIN, NXRRSET, YXRRSET).
 type PrereqError struct {
 	Rcode string
-	Name  Name
+	Name  site.Name
 }
 
 func (e *PrereqError) Error() string {
@@ -67,16 +68,16 @@ func (c UpdateRecords) apply(t *txn) (any, error) {
 			}
 			continue
 		}
-		rec, err := ParseRecord(ch.Name, ch.Type, ch.Value, &ch.TTL, t.m.shape.Domain) // an update's TTL is its own, 0 too
+		rec, err := site.ParseRecord(ch.Name, ch.Type, ch.Value, &ch.TTL, t.m.shape.Domain) // an update's TTL is its own, 0 too
 		if err != nil {
 			return nil, invalid("", err.Error())
 		}
-		rec.Owner = OwnerAPI
+		rec.Owner = site.OwnerAPI
 		if t.ignored(rec) {
 			continue
 		}
 		old, exists := t.m.Record(rec.ID())
-		if exists && (old.Owner == OwnerFile || (old.TTL != nil && *old.TTL == ch.TTL)) {
+		if exists && (old.Owner == site.OwnerFile || (old.TTL != nil && *old.TTL == ch.TTL)) {
 			continue // already there, as RFC 2136 §3.4.2.2 allows
 		}
 		oldID := ""
@@ -97,12 +98,12 @@ func (c UpdateRecords) apply(t *txn) (any, error) {
 // replaces the CNAME at its name (ignored when that CNAME is the site file's, which
 // an update cannot change); a CNAME beside other records, or other data beside a
 // CNAME, is ignored.
-func (t *txn) ignored(r Record) bool {
+func (t *txn) ignored(r site.Record) bool {
 	for _, id := range t.recordIDsAt(r.Name) {
 		o, _ := t.m.Record(id)
 		switch {
 		case r.Type == "CNAME" && o.Type == "CNAME":
-			if o.Owner == OwnerFile {
+			if o.Owner == site.OwnerFile {
 				return true
 			}
 			if o.ID() != r.ID() {
@@ -115,7 +116,7 @@ func (t *txn) ignored(r Record) bool {
 	return false
 }
 
-func (t *txn) recordIDsAt(name Name) []string {
+func (t *txn) recordIDsAt(name site.Name) []string {
 	ids, _ := t.m.recordsAt.Get(name)
 	return slices.Clone(ids)
 }
@@ -128,7 +129,7 @@ func (t *txn) deleteMatching(c RecordChange) error {
 		if (c.Type != "" && r.Type != c.Type) || (c.Value != "" && !sameRdata(r, c.Value)) {
 			continue
 		}
-		if r.Owner == OwnerFile {
+		if r.Owner == site.OwnerFile {
 			return &Error{Kind: ErrOwnedByFile, Msg: recordTitle(r) + " is owned by the site file"}
 		}
 		t.deleteRecord(id)
@@ -140,7 +141,7 @@ func (t *txn) deleteMatching(c RecordChange) error {
 }
 
 // sameRdata compares a record's value with RDATA from the wire, both canonical.
-func sameRdata(r Record, value string) bool {
+func sameRdata(r site.Record, value string) bool {
 	return strings.EqualFold(r.Value, value)
 }
 
@@ -170,21 +171,21 @@ func (t *txn) prerequisites(prereqs []Prereq) error {
 		}
 	}
 	for k, values := range want {
-		have := t.rrsets(Name(k[0]))[k[1]]
+		have := t.rrsets(site.Name(k[0]))[k[1]]
 		for i := range have {
 			have[i] = strings.ToLower(have[i])
 		}
 		slices.Sort(have)
 		slices.Sort(values)
 		if !slices.Equal(slices.Compact(have), slices.Compact(values)) {
-			return &PrereqError{Rcode: "NXRRSET", Name: Name(k[0])}
+			return &PrereqError{Rcode: "NXRRSET", Name: site.Name(k[0])}
 		}
 	}
 	return nil
 }
 
 // rrsets are the RRsets DNS answers at name, as type → RDATA values.
-func (t *txn) rrsets(name Name) map[string][]string {
+func (t *txn) rrsets(name site.Name) map[string][]string {
 	n, _ := t.m.Node(string(name))
 	sets := map[string][]string{}
 	for typ, rrs := range n {
@@ -196,7 +197,7 @@ func (t *txn) rrsets(name Name) map[string][]string {
 }
 
 // Update applies an RFC 2136 update (see UpdateRecords).
-func (m *IPAM) Update(ctx context.Context, zone Name, prereqs []Prereq, changes []RecordChange) error {
+func (m *IPAM) Update(ctx context.Context, zone site.Name, prereqs []Prereq, changes []RecordChange) error {
 	_, err := m.Apply(ctx, UpdateRecords{Stamp: m.stampFor(ctx), Zone: zone, Prereqs: prereqs, Changes: changes})
 	return err
 }

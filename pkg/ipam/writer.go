@@ -13,6 +13,7 @@ import (
 
 	"github.com/benbjohnson/immutable"
 
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -25,9 +26,10 @@ import (
 // durable before an acknowledgement; the store, its state machine, commits to the
 // page cache and is synced when a snapshot is taken (store.Options.NoSync).
 type IPAM struct {
-	store *store.Store
-	now   func() time.Time
-	log   Log // nil: the writer goroutine orders the commands
+	store    *store.Store
+	now      func() time.Time
+	log      Log // nil: the writer goroutine orders the commands
+	rowNotes RowNotes
 
 	origin  string        // who this process is in the log's entries
 	seq     atomic.Uint64 // the last sequence number given to one of its entries
@@ -61,6 +63,9 @@ type Options struct {
 	// applied when the log hands them back (ApplyLogged), on every box alike.
 	Log    Log
 	Origin string // this box's name in the log's entries
+	// RowNotes, when set, says what the change log records of the rows of the
+	// tables IPAM stores for others (the CA's).
+	RowNotes RowNotes
 }
 
 // maxBatch bounds how many commands share one transaction.
@@ -80,7 +85,7 @@ func New(opts Options) (*IPAM, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m := &IPAM{store: opts.Store, now: opts.Now, log: opts.Log, queue: make(chan *pending, maxBatch),
+	m := &IPAM{store: opts.Store, now: opts.Now, log: opts.Log, rowNotes: opts.RowNotes, queue: make(chan *pending, maxBatch),
 		quit: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{})}
 	if err := m.reload(); err != nil {
 		return nil, err
@@ -262,6 +267,7 @@ var errNoChange = errors.New("no change")
 func (m *IPAM) commit(batch []*pending) error {
 	last := m.model.Load()
 	t := newTxn(last, m.leases, m.ends)
+	t.rowNotes = m.rowNotes
 	aborted := false
 	err := m.store.Update(func(tx *store.Tx) error {
 		t.tx = tx
@@ -378,7 +384,7 @@ func load(st *store.Store) (*Model, uint64, error) {
 	var applied uint64
 	t := &txn{m: m, dirty: map[dirtyKey]bool{}}
 	err := st.View(func(tx *store.Tx) error {
-		subnets, err := store.All[Subnet](tx, store.BucketSubnets)
+		subnets, err := store.All[site.Subnet](tx, store.BucketSubnets)
 		if err != nil {
 			return err
 		}
@@ -387,10 +393,10 @@ func load(st *store.Store) (*Model, uint64, error) {
 			return err
 		}
 		m.shape = (&Shape{Domain: z.Domain, Zones: z.Zones, Source: z.Source, Subnets: subnets, Digest: z.Digest, Changes: z.Changes, DNS: z.DNS}).index()
-		hosts := immutable.NewSortedMapBuilder[string, Host](stringComparer{})
+		hosts := immutable.NewSortedMapBuilder[string, site.Host](stringComparer{})
 		byIP := immutable.NewSortedMapBuilder[netip.Addr, string](addrComparer{})
-		byMAC := immutable.NewMapBuilder[MAC, string](macHasher{})
-		all, err := store.All[Host](tx, store.BucketHosts)
+		byMAC := immutable.NewMapBuilder[site.MAC, string](macHasher{})
+		all, err := store.All[site.Host](tx, store.BucketHosts)
 		if err != nil {
 			return err
 		}
@@ -402,7 +408,7 @@ func load(st *store.Store) (*Model, uint64, error) {
 			}
 		}
 		m.hosts, m.hostByIP, m.hostByMAC = hosts.Map(), byIP.Map(), byMAC.Map()
-		records, err := store.All[Record](tx, store.BucketRecords)
+		records, err := store.All[site.Record](tx, store.BucketRecords)
 		if err != nil {
 			return err
 		}
@@ -419,7 +425,7 @@ func load(st *store.Store) (*Model, uint64, error) {
 		for _, l := range stored {
 			x.byIP.ReplaceOrInsert(keyed[netip.Addr]{l.IP, &l})
 			if !l.Declined {
-				x.byMAC.ReplaceOrInsert(keyed[MAC]{l.MAC, &l})
+				x.byMAC.ReplaceOrInsert(keyed[site.MAC]{l.MAC, &l})
 			}
 			if l.Hostname != "" {
 				x.byName.ReplaceOrInsert(keyed[string]{l.Hostname, &l})

@@ -26,6 +26,7 @@ import (
 	"github.com/infrad/infrad/pkg/ca"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // startNTS serves NTP with NTS on free loopback ports, with a certificate from a site
@@ -42,13 +43,13 @@ func startNTSOn(t testing.TB, m *ipam.IPAM, dataDir string) (s *Service, ntpPort
 	t.Helper()
 	ntpPort, ntsPort = testenv.FreePort(t), testenv.FreePort(t)
 	yaml := fmt.Sprintf("domain: lab.test\nntp:\n  listen: [\"127.0.0.1:%d\"]\n  chronyd: none\n  local_stratum: 10\n  rate_limit: 0\n  nts: true\n  nts_listen: [\"127.0.0.1:%d\"]\n", ntpPort, ntsPort)
-	site, err := config.Parse("site.yaml", []byte(yaml))
+	cfg, err := config.Parse("site.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s = New(Options{Site: site, Registry: prometheus.NewRegistry(), Interval: 100 * time.Millisecond, Keys: m,
+	s = New(Options{Site: cfg, Registry: prometheus.NewRegistry(), Interval: 100 * time.Millisecond, Keys: m,
 		NTSTLS: func(listen netip.Addr) (*tls.Config, error) {
-			return ca.ServerTLS(dataDir, ipam.Name("ca.lab.test."), []string{"ntp.lab.test"}, listen)
+			return ca.ServerTLS(dataDir, site.Name("ca.lab.test."), []string{"ntp.lab.test"}, listen)
 		}})
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
@@ -114,7 +115,7 @@ func TestChronydRefusesAWrongRoot(t *testing.T) {
 	testenv.Need(t, "chronyd", "chronyc")
 	_, ntpPort, ntsPort, _ := startNTS(t)
 	other := t.TempDir()
-	if _, err := ca.ServerTLS(other, ipam.Name("ca.elsewhere.test."), []string{"ntp.elsewhere.test"}, netip.Addr{}); err != nil {
+	if _, err := ca.ServerTLS(other, site.Name("ca.elsewhere.test."), []string{"ntp.elsewhere.test"}, netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	data, log := chronyd(t, ntpPort, ntsPort, filepath.Join(ca.Dir(other), "root.crt"), func(_, log string) bool { return strings.Contains(log, "TLS handshake") })
@@ -290,7 +291,7 @@ func TestReloadTurnsNTSOn(t *testing.T) {
 	}
 	s := New(Options{Site: siteWith(""), Registry: prometheus.NewRegistry(), Interval: 100 * time.Millisecond, Keys: m,
 		NTSTLS: func(listen netip.Addr) (*tls.Config, error) {
-			return ca.ServerTLS(dataDir, ipam.Name("ca.lab.test."), []string{"ntp.lab.test"}, listen)
+			return ca.ServerTLS(dataDir, site.Name("ca.lab.test."), []string{"ntp.lab.test"}, listen)
 		}})
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)

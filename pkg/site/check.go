@@ -1,4 +1,4 @@
-package ipam
+package site
 
 import (
 	"fmt"
@@ -125,7 +125,7 @@ func (c *checker) ranges(at at, sn Subnet) {
 		}
 		if r.Kind == RangeDHCP {
 			for _, a := range []netip.Addr{sn.Gateway, sn.CIDR.Addr(), Broadcast(sn.CIDR)} {
-				if name := addressName(sn, a); a.IsValid() && name != "" && r.Contains(a) {
+				if name := AddressName(sn, a); a.IsValid() && name != "" && r.Contains(a) {
 					c.addf(at, rat, "%s holds %s, the %s of subnet %q", describeRange(r), a, name, sn.Name)
 				}
 			}
@@ -154,7 +154,7 @@ func (c *checker) hosts() {
 		} else if j, dup := byName[h.Name]; dup {
 			c.conflictf(at, "name", "host name %q is taken by the host at %s", h.Name, c.set.Hosts[j].IP)
 		} else if len(glue) > 0 && HostFQDN(h.Name, c.set.Domain) == c.set.nsName() {
-			c.conflictf(at, "name", "%s is the zones' name server, whose address infrad serves (%s, from dns.advertise or the cluster's nodes): give host %q that address, or another name", c.set.nsName(), joinAddrs(glue), h.Name)
+			c.conflictf(at, "name", "%s is the zones' name server, whose address infrad serves (%s, from dns.advertise or the cluster's nodes): give host %q that address, or another name", c.set.nsName(), JoinAddrs(glue), h.Name)
 		} else {
 			byName[h.Name] = i
 		}
@@ -196,7 +196,7 @@ func (c *checker) absoluteHostname(name string) error {
 
 // hostAddress checks that h's address is a node address that nothing else owns.
 func (c *checker) hostAddress(at at, h Host) {
-	sn, ok := c.set.subnetOf(h.IP)
+	sn, ok := c.set.SubnetOf(h.IP)
 	switch {
 	case !ok:
 		c.addf(at, "ip", "%s is outside every subnet", h.IP)
@@ -205,7 +205,7 @@ func (c *checker) hostAddress(at at, h Host) {
 		c.addf(at, "ip", "%s is in subnet %q, which is for %s: hosts belong in nodes subnets", h.IP, sn.Name, sn.Purpose)
 		return
 	}
-	if name := addressName(sn, h.IP); name != "" {
+	if name := AddressName(sn, h.IP); name != "" {
 		c.conflictf(at, "ip", "%s is the %s of subnet %q, so host %q cannot have it", h.IP, name, sn.Name, h.Name)
 		return
 	}
@@ -252,7 +252,7 @@ func (c *checker) records() {
 			continue
 		}
 		if len(glue) > 0 && ((r.Name == c.set.nsName() && address) || (pointer && slices.ContainsFunc(glue, func(a netip.Addr) bool { return ReverseName(a) == r.Name }))) {
-			c.conflictf(at, "", "%s belongs to the zones' name server %s, whose address infrad serves (%s, from dns.advertise or the cluster's nodes)", r.Name, c.set.nsName(), joinAddrs(glue))
+			c.conflictf(at, "", "%s belongs to the zones' name server %s, whose address infrad serves (%s, from dns.advertise or the cluster's nodes)", r.Name, c.set.nsName(), JoinAddrs(glue))
 			continue
 		}
 		for _, j := range byName[r.Name] {
@@ -273,7 +273,7 @@ func addressRRType(t string) string {
 }
 
 // nsName is the name the zones give their name servers that are no host's.
-func (s *Set) nsName() Name { return glueName(s.Domain) }
+func (s *Set) nsName() Name { return GlueName(s.Domain) }
 
 // glue is the name servers' addresses that are no host's: the addresses infrad gives
 // nsName itself.
@@ -311,7 +311,7 @@ func (s *Set) inZones(n Name) bool {
 	if !ok {
 		return false
 	}
-	_, ok = s.subnetOf(a)
+	_, ok = s.SubnetOf(a)
 	return ok
 }
 
@@ -323,8 +323,8 @@ func (s *Set) zoneList() string {
 	return strings.Join(names, ", ") + " and the reverse zones of its subnets"
 }
 
-// subnetOf returns the first subnet holding a.
-func (s *Set) subnetOf(a netip.Addr) (Subnet, bool) {
+// SubnetOf returns the first subnet holding a.
+func (s *Set) SubnetOf(a netip.Addr) (Subnet, bool) {
 	for _, sn := range s.Subnets {
 		if sn.CIDR.Contains(a) {
 			return sn, true
@@ -333,9 +333,9 @@ func (s *Set) subnetOf(a netip.Addr) (Subnet, bool) {
 	return Subnet{}, false
 }
 
-// addressName names the addresses of sn that nothing may be given: its gateway,
+// AddressName names the addresses of sn that nothing may be given: its gateway,
 // network and broadcast addresses. It returns "" for any other address.
-func addressName(sn Subnet, a netip.Addr) string {
+func AddressName(sn Subnet, a netip.Addr) string {
 	if a == sn.Gateway {
 		return "gateway"
 	}

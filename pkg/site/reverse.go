@@ -1,9 +1,11 @@
-package ipam
+package site
 
 import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/miekg/dns"
 )
 
 // ReverseAddr returns the address whose reverse name n is ("10.40.0.10.in-addr.arpa."
@@ -42,4 +44,13 @@ func ReverseAddr(n Name) (netip.Addr, bool) {
 		return netip.AddrFrom16(b), true
 	}
 	return netip.Addr{}, false
+}
+
+// ReverseName is the PTR owner name of a ("10.40.0.10.in-addr.arpa.").
+func ReverseName(a netip.Addr) Name {
+	n, err := dns.ReverseAddr(a.String())
+	if err != nil {
+		panic("ipam: ReverseAddr of a valid address: " + err.Error())
+	}
+	return Name(n)
 }

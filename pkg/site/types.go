@@ -1,0 +1,125 @@
+// Package site is the vocabulary of a site and its rules, without a store: names,
+// MACs and addresses; subnets with their ranges, hosts and DNS records as the site file
+// and the API describe them (the specs) and as they are checked (Set.Problems: every
+// address with exactly one owner, every name in a zone, each problem with its key path);
+// the zones a site serves and the settings that shape them. pkg/config reads the site
+// file into it; pkg/ipam keeps it in the store and changes it by commands.
+package site
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+)
+
+// Owner says who declared an object. The site file owns what it declares: reconciled
+// on start and reload, and read-only through the API. The API owns what it creates,
+// and the file never touches it.
+type Owner string
+
+const (
+	OwnerFile Owner = "file"
+	OwnerAPI  Owner = "api"
+)
+
+// Purpose says what a subnet is for.
+type Purpose string
+
+const (
+	// PurposeNodes subnets hold hosts, DHCP pools and reserved ranges.
+	PurposeNodes Purpose = "nodes"
+	// PurposePods and PurposeServices are Kubernetes-internal ranges, held only so
+	// that nothing else can overlap them.
+	PurposePods     Purpose = "pods"
+	PurposeServices Purpose = "services"
+)
+
+// Valid reports whether p is one of the known purposes.
+func (p Purpose) Valid() bool {
+	return p == PurposeNodes || p == PurposePods || p == PurposeServices
+}
+
+// RangeKind says who hands out the addresses of a range.
+type RangeKind string
+
+const (
+	// RangeDHCP addresses are leased to clients without a reservation.
+	RangeDHCP RangeKind = "dhcp"
+	// RangeReserved addresses belong to something outside infrad (MetalLB, a VIP).
+	RangeReserved RangeKind = "reserved"
+)
+
+// Valid reports whether k is one of the known kinds.
+func (k RangeKind) Valid() bool { return k == RangeDHCP || k == RangeReserved }
+
+// Subnet is one IP network of the site.
+type Subnet struct {
+	Name    string       `json:"name"`
+	CIDR    netip.Prefix `json:"cidr"`              // masked: no host bits set
+	Gateway netip.Addr   `json:"gateway,omitzero"`  // zero when the subnet has none
+	Purpose Purpose      `json:"purpose"`           // never empty
+	Ranges  []Range      `json:"ranges,omitempty"`  // ordered as declared
+	Comment string       `json:"comment,omitempty"` // free text for people
+	DHCP    *DHCPOptions `json:"dhcp_options,omitempty"`
+	Owner   Owner        `json:"owner"`
+}
+
+// Range is a span of addresses inside a subnet, both ends included.
+type Range struct {
+	Kind  RangeKind  `json:"kind"`
+	Name  string     `json:"name,omitempty"` // required for reserved ranges
+	Start netip.Addr `json:"start"`
+	End   netip.Addr `json:"end"` // Start <= End
+}
+
+// Contains reports whether a lies inside r.
+func (r Range) Contains(a netip.Addr) bool {
+	return r.Start.Compare(a) <= 0 && a.Compare(r.End) <= 0
+}
+
+// Overlaps reports whether r and o share an address.
+func (r Range) Overlaps(o Range) bool {
+	return r.Start.Compare(o.End) <= 0 && o.Start.Compare(r.End) <= 0
+}
+
+// Host is one machine of the site: from it follow its DHCP reservation (when it has
+// a MAC), its A or AAAA record and its PTR record.
+type Host struct {
+	Name    string       `json:"name"` // hostname relative to the site's domain, lower case
+	IP      netip.Addr   `json:"ip"`
+	MAC     MAC          `json:"mac,omitzero"` // zero for a host without DHCP
+	Role    string       `json:"role,omitempty"`
+	Comment string       `json:"comment,omitempty"`
+	DHCP    *DHCPOptions `json:"dhcp_options,omitempty"` // override the subnet's
+	Owner   Owner        `json:"owner"`
+}
+
+// Record is one DNS resource record kept in IPAM, beside the ones hosts imply.
+type Record struct {
+	Name  Name    `json:"name"`          // fully qualified, inside one of the site's zones
+	Type  string  `json:"type"`          // one of RecordTypes
+	Value string  `json:"value"`         // RDATA in presentation form, names fully qualified
+	TTL   *uint32 `json:"ttl,omitempty"` // nil: the site's default (dns.ttl); 0 is a TTL of 0
+	Owner Owner   `json:"owner"`
+}
+
+// ID names a record in the API and the store. It follows from the record's name,
+// type and value, so the same record always has the same ID, and two records with
+// the same data cannot both exist.
+func (r Record) ID() string {
+	sum := sha256.Sum256([]byte(string(r.Name) + " " + r.Type + " " + r.Value))
+	return hex.EncodeToString(sum[:8])
+}
+
+// RecordTypes are the record types IPAM accepts.
+var RecordTypes = []string{"A", "AAAA", "CNAME", "SRV", "TXT", "MX", "PTR"}
+
+// InDHCPRange reports whether ip is in one of sn's DHCP ranges.
+func InDHCPRange(sn Subnet, ip netip.Addr) bool {
+	for _, r := range sn.Ranges {
+		if r.Kind == RangeDHCP && r.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
