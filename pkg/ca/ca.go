@@ -145,8 +145,10 @@ func (s *Service) Start(ctx context.Context) error {
 		auth.Shutdown()
 		return fmt.Errorf("ca listen %s: %w", site.CA.Listen, err)
 	}
-	if port := site.CA.HTTP01Port; port != 0 {
-		acme.InsecurePortHTTP01 = port // the library's one knob for it, process-wide
+	if err := useHTTP01Port(site.CA.HTTP01Port); err != nil {
+		ln.Close()
+		auth.Shutdown()
+		return err
 	}
 	client := newClient(s.resolver)
 	linker := acme.NewLinker(caName, "acme")

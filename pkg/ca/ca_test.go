@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smallstep/certificates/acme"
 	"github.com/smallstep/certificates/db"
 
 	"github.com/infrad/infrad/internal/sitetest"
@@ -39,6 +40,32 @@ func startCA(t *testing.T) testCA {
 	return startCAWith(t, nil)
 }
 
+// http01Port is the http-01 port of every CA this test process starts: step-ca's
+// knob for it is the process's, set once (useHTTP01Port).
+var http01Port = func() func(t *testing.T) int {
+	var port int
+	return func(t *testing.T) int {
+		if port == 0 {
+			port = testenv.FreePort(t)
+		}
+		return port
+	}
+}()
+
+func TestHTTP01PortIsSetOnce(t *testing.T) {
+	port := http01Port(t)
+	if err := useHTTP01Port(port); err != nil {
+		t.Fatalf("the same port again: %v", err)
+	}
+	err := useHTTP01Port(port + 1)
+	if err == nil || !strings.Contains(err.Error(), "ca.http01_port") || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("another port: got %v, want a refusal naming ca.http01_port", err)
+	}
+	if acme.InsecurePortHTTP01 != port {
+		t.Errorf("acme.InsecurePortHTTP01 = %d, want %d", acme.InsecurePortHTTP01, port)
+	}
+}
+
 // startCAWith is startCA with the clock judged by synced.
 func startCAWith(t *testing.T, synced func() (bool, string)) testCA {
 	return startCAOpts(t, Options{Synced: synced})
@@ -48,7 +75,8 @@ func startCAWith(t *testing.T, synced func() (bool, string)) testCA {
 func startCAOpts(t *testing.T, opts Options) testCA {
 	t.Helper()
 	dir := t.TempDir()
-	port, httpPort := testenv.FreePort(t), testenv.FreePort(t)
+	port := testenv.FreePort(t)
+	httpPort := http01Port(t)
 	m, st, site := sitetest.Open(t, fmt.Appendf(nil, `domain: k8s.example.com
 data_dir: %s
 ca: {listen: "127.0.0.1:%d", name: ca.k8s.example.com, cert_lifetime: 24h, http01_port: %d}
@@ -204,7 +232,7 @@ func TestSeparateDatabaseIsMigrated(t *testing.T) {
 	old.Shutdown()
 
 	port := testenv.FreePort(t)
-	m, st, site := sitetest.Open(t, fmt.Appendf(nil, "domain: k8s.example.com\ndata_dir: %s\nca: {listen: \"127.0.0.1:%d\"}\n", dir, port))
+	m, st, site := sitetest.Open(t, fmt.Appendf(nil, "domain: k8s.example.com\ndata_dir: %s\nca: {listen: \"127.0.0.1:%d\", http01_port: %d}\n", dir, port, http01Port(t)))
 	s := New(Options{Site: site, Store: st, IPAM: m, Resolver: testenv.StubDNS(t, "k8s.example.com.", netip.MustParseAddr("127.0.0.1"))})
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -37,7 +38,7 @@ func TestActivityKeepsTheNewest(t *testing.T) {
 func TestActivityOfARelayedNAK(t *testing.T) {
 	s, l := newService(t)
 	req := message(t, mac(4), dhcpv4.MessageTypeRequest, dhcpv4.WithGatewayIP(net.ParseIP("10.88.0.1")), requested("10.77.0.100"))
-	nak, _ := s.handle(l, req)
+	nak, _ := s.handle(context.Background(), l, req)
 	if nak == nil {
 		t.Fatal("no NAK")
 	}

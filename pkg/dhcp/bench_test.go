@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"context"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -34,13 +35,13 @@ func BenchmarkExchange(b *testing.B) {
 			i := next.Add(1)
 			hw := net.HardwareAddr{0x52, 0x54, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
 			d, _ := dhcpv4.New(dhcpv4.WithHwAddr(hw), dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover))
-			offer, _ := s.handle(l, d)
+			offer, _ := s.handle(context.Background(), l, d)
 			if offer == nil {
 				b.Fatal("no offer")
 			}
 			r, _ := dhcpv4.New(dhcpv4.WithHwAddr(hw), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
 				dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr)), dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IP(l.addr.AsSlice()))))
-			if ack, _ := s.handle(l, r); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+			if ack, _ := s.handle(context.Background(), l, r); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
 				b.Fatalf("got %v, want an ACK", ack)
 			}
 		}

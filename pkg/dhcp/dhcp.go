@@ -94,12 +94,16 @@ type link struct {
 	addr    netip.Addr   // its IPv4 address: the server identifier
 	conn    *net.UDPConn // 0.0.0.0:67, bound to the interface
 	closing atomic.Bool  // the service is closing conn: a closed socket is no fault
+	// cancel ends the context of the commits made for l's clients: a link closed
+	// (Stop, a reload) answers no one, so its commits stop waiting.
+	cancel context.CancelFunc
 }
 
 // close closes l's socket on the service's behalf.
 func (l *link) close() {
 	l.closing.Store(true)
 	l.conn.Close()
+	l.cancel()
 }
 
 // New returns a stopped DHCP service.
@@ -167,7 +171,9 @@ func (s *Service) bind() error {
 		links = append(links, l)
 	}
 	for _, l := range links {
-		s.loops.Go(func() { s.serve(l) }) // ends when Stop or a reload closes l
+		ctx, cancel := context.WithCancel(context.Background())
+		l.cancel = cancel
+		s.loops.Go(func() { s.serve(ctx, l) }) // ends when Stop or a reload closes l
 		s.log.Info("dhcp listening", "interface", l.name, "server_id", l.addr)
 	}
 	s.links = links
@@ -197,7 +203,7 @@ func (s *Service) open(name string) (*link, error) {
 		return nil, fmt.Errorf("dhcp interface %s: %w", name, err)
 	}
 	growReadBuffer(conn, readBuffer)
-	l.conn = conn
+	l.conn, l.cancel = conn, func() {}
 	return l, nil
 }
 
@@ -207,7 +213,7 @@ func (s *Service) open(name string) (*link, error) {
 // queueing work it will answer too late. A REQUEST, RELEASE or DECLINE waits for the
 // disk, so each gets a goroutine, and the group commit gathers them. (server4's own
 // loop starts a goroutine for every packet.)
-func (s *Service) serve(l *link) {
+func (s *Service) serve(ctx context.Context, l *link) {
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := l.conn.ReadFrom(buf)
@@ -231,20 +237,20 @@ func (s *Service) serve(l *link) {
 			s.held.Add(1)
 			go func() {
 				defer s.held.Add(-1)
-				s.answer(l, m)
+				s.answer(ctx, l, m)
 			}()
 		default:
-			s.answer(l, m)
+			s.answer(ctx, l, m)
 		}
 	}
 }
 
 // answer handles m and sends the reply, if there is one.
-func (s *Service) answer(l *link, m *dhcpv4.DHCPv4) {
+func (s *Service) answer(ctx context.Context, l *link, m *dhcpv4.DHCPv4) {
 	if m.OpCode == dhcpv4.OpcodeBootRequest {
 		s.activity.add(eventOf(l, m, false, s.now()))
 	}
-	resp, dst := s.handle(l, m)
+	resp, dst := s.handle(ctx, l, m)
 	if resp == nil {
 		return
 	}

@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"context"
 	"net"
 	"testing"
 
@@ -24,6 +25,6 @@ func FuzzHandle(f *testing.F) {
 		if err != nil {
 			return // what serve drops
 		}
-		s.handle(l, m)
+		s.handle(context.Background(), l, m)
 	})
 }

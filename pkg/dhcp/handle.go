@@ -32,7 +32,7 @@ type request struct {
 
 // handle answers one message: the reply and where to send it, or nil to stay silent.
 // Malformed messages, and messages for no subnet of ours, are dropped.
-func (s *Service) handle(l *link, m *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, *net.UDPAddr) {
+func (s *Service) handle(ctx context.Context, l *link, m *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	if m.OpCode != dhcpv4.OpcodeBootRequest || m.HWType != iana.HWTypeEthernet || len(m.ClientHWAddr) != 6 {
 		return nil, nil
 	}
@@ -60,11 +60,11 @@ func (s *Service) handle(l *link, m *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, *net.UDPAdd
 	case dhcpv4.MessageTypeDiscover:
 		return s.discover(r)
 	case dhcpv4.MessageTypeRequest:
-		return s.request(r)
+		return s.request(ctx, r)
 	case dhcpv4.MessageTypeRelease:
-		s.release(r)
+		s.release(ctx, r)
 	case dhcpv4.MessageTypeDecline:
-		s.decline(r)
+		s.decline(ctx, r)
 	case dhcpv4.MessageTypeInform:
 		return s.reply(r, dhcpv4.MessageTypeAck, netip.Addr{})
 	}
@@ -97,7 +97,7 @@ func (s *Service) discover(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 
 // request answers the REQUEST of a client selecting our offer, rebooting with the
 // address it had, or renewing or rebinding its lease (RFC 2131 §4.3.2).
-func (s *Service) request(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
+func (s *Service) request(ctx context.Context, r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	if id := addr(r.ServerIdentifier()); id.IsValid() && id != r.link.addr {
 		return nil, nil // it chose another server's offer; ours lapses
 	}
@@ -126,7 +126,7 @@ func (s *Service) request(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	now := s.now()
 	c := ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: r.sn.Name, MAC: r.mac, IP: ip,
 		Hostname: sanitizeHostname(clientName(r.DHCPv4)), Expires: now.Add(s.settings.Load().leaseTime).Truncate(time.Second)}
-	res, err := s.ipam.Apply(context.Background(), c)
+	res, err := s.ipam.Apply(ctx, c)
 	var refused *ipam.Error
 	switch {
 	case errors.As(err, &refused):
@@ -213,17 +213,17 @@ func (s *Service) nak(r *request, reason, why string) (*dhcpv4.DHCPv4, *net.UDPA
 	return resp, destination(r.DHCPv4, dhcpv4.MessageTypeNak)
 }
 
-func (s *Service) release(r *request) {
+func (s *Service) release(ctx context.Context, r *request) {
 	if id := addr(r.ServerIdentifier()); id.IsValid() && id != r.link.addr {
 		return
 	}
-	_, err := s.ipam.Apply(context.Background(), ipam.ReleaseLease{Stamp: ipam.Stamp{At: s.now()}, IP: addr(r.ClientIPAddr), MAC: r.mac})
+	_, err := s.ipam.Apply(ctx, ipam.ReleaseLease{Stamp: ipam.Stamp{At: s.now()}, IP: addr(r.ClientIPAddr), MAC: r.mac})
 	if err != nil && !errors.Is(err, ipam.ErrNotFound) {
 		s.log.Error("release not stored", "ip", r.ClientIPAddr, "mac", r.mac, "err", err)
 	}
 }
 
-func (s *Service) decline(r *request) {
+func (s *Service) decline(ctx context.Context, r *request) {
 	ip := addr(r.RequestedIPAddress())
 	if id := addr(r.ServerIdentifier()); !ip.IsValid() || (id.IsValid() && id != r.link.addr) || !r.sn.CIDR.Contains(ip) {
 		return
@@ -232,7 +232,7 @@ func (s *Service) decline(r *request) {
 		return
 	}
 	now := s.now()
-	_, err := s.ipam.Apply(context.Background(), ipam.DeclineLease{Stamp: ipam.Stamp{At: now}, IP: ip, MAC: r.mac, Until: now.Add(declineQuarantine).Truncate(time.Second)})
+	_, err := s.ipam.Apply(ctx, ipam.DeclineLease{Stamp: ipam.Stamp{At: now}, IP: ip, MAC: r.mac, Until: now.Add(declineQuarantine).Truncate(time.Second)})
 	switch {
 	case errors.Is(err, ipam.ErrConflict):
 		return // not this client's to decline

@@ -75,11 +75,11 @@ func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 // lease runs DISCOVER and REQUEST for hw and returns the address ACKed.
 func lease(t *testing.T, s *Service, l *link, hw net.HardwareAddr, mods ...dhcpv4.Modifier) string {
 	t.Helper()
-	offer, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeDiscover, mods...))
+	offer, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeDiscover, mods...))
 	if offer == nil {
 		t.Fatalf("%s: no offer", hw)
 	}
-	ack, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeRequest, append(mods, requested(offer.YourIPAddr.String()), serverID(l.addr.String()))...))
+	ack, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRequest, append(mods, requested(offer.YourIPAddr.String()), serverID(l.addr.String()))...))
 	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
 		t.Fatalf("%s: got %v, want an ACK", hw, ack)
 	}
@@ -102,7 +102,7 @@ func TestRequestsThatAreNAKed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, dst := s.handle(l, tc.msg)
+			resp, dst := s.handle(context.Background(), l, tc.msg)
 			if resp == nil || resp.MessageType() != dhcpv4.MessageTypeNak {
 				t.Fatalf("got %v, want a NAK", resp)
 			}
@@ -115,8 +115,8 @@ func TestRequestsThatAreNAKed(t *testing.T) {
 
 func TestRequestForAnotherServerIsIgnored(t *testing.T) {
 	s, l := newService(t)
-	offer, _ := s.handle(l, message(t, mac(1), dhcpv4.MessageTypeDiscover))
-	resp, _ := s.handle(l, message(t, mac(1), dhcpv4.MessageTypeRequest, requested(offer.YourIPAddr.String()), serverID("10.77.0.2")))
+	offer, _ := s.handle(context.Background(), l, message(t, mac(1), dhcpv4.MessageTypeDiscover))
+	resp, _ := s.handle(context.Background(), l, message(t, mac(1), dhcpv4.MessageTypeRequest, requested(offer.YourIPAddr.String()), serverID("10.77.0.2")))
 	if resp != nil {
 		t.Errorf("got %v, want silence: the client chose another server", resp.MessageType())
 	}
@@ -125,9 +125,9 @@ func TestRequestForAnotherServerIsIgnored(t *testing.T) {
 func TestDeclineQuarantines(t *testing.T) {
 	s, l := newService(t)
 	ip := lease(t, s, l, mac(1))
-	s.handle(l, message(t, mac(1), dhcpv4.MessageTypeDecline, requested(ip), serverID("10.77.0.1")))
+	s.handle(context.Background(), l, message(t, mac(1), dhcpv4.MessageTypeDecline, requested(ip), serverID("10.77.0.1")))
 	for i := 2; i < 12; i++ {
-		offer, _ := s.handle(l, message(t, mac(i), dhcpv4.MessageTypeDiscover))
+		offer, _ := s.handle(context.Background(), l, message(t, mac(i), dhcpv4.MessageTypeDiscover))
 		if offer != nil && offer.YourIPAddr.String() == ip {
 			t.Fatalf("the declined %s was offered again", ip)
 		}
@@ -141,7 +141,7 @@ func TestDeclineQuarantines(t *testing.T) {
 func TestReleaseFreesAndTheClientReturns(t *testing.T) {
 	s, l := newService(t)
 	first := lease(t, s, l, mac(1))
-	s.handle(l, message(t, mac(1), dhcpv4.MessageTypeRelease, dhcpv4.WithClientIP(net.ParseIP(first)), serverID("10.77.0.1")))
+	s.handle(context.Background(), l, message(t, mac(1), dhcpv4.MessageTypeRelease, dhcpv4.WithClientIP(net.ParseIP(first)), serverID("10.77.0.1")))
 	if leases, _ := s.Leases(); len(leases) != 0 {
 		t.Fatalf("got %v after release, want none", leases)
 	}
@@ -154,7 +154,7 @@ func TestReleaseFreesAndTheClientReturns(t *testing.T) {
 func TestReservationWins(t *testing.T) {
 	s, l := newService(t)
 	hw := net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 0x10}
-	offer, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeDiscover, requested("10.77.0.105")))
+	offer, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeDiscover, requested("10.77.0.105")))
 	if offer.YourIPAddr.String() != "10.77.0.10" {
 		t.Errorf("got %s, want the host's 10.77.0.10", offer.YourIPAddr)
 	}
@@ -162,7 +162,7 @@ func TestReservationWins(t *testing.T) {
 
 func TestInform(t *testing.T) {
 	s, l := newService(t)
-	resp, dst := s.handle(l, message(t, mac(1), dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.ParseIP("10.77.0.50"))))
+	resp, dst := s.handle(context.Background(), l, message(t, mac(1), dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.ParseIP("10.77.0.50"))))
 	if resp == nil || resp.MessageType() != dhcpv4.MessageTypeAck {
 		t.Fatalf("got %v, want an ACK", resp)
 	}
@@ -180,14 +180,14 @@ func TestInform(t *testing.T) {
 func TestRelayedRequest(t *testing.T) {
 	s, l := newService(t)
 	relay := dhcpv4.WithGatewayIP(net.ParseIP("10.88.0.1"))
-	offer, dst := s.handle(l, message(t, mac(1), dhcpv4.MessageTypeDiscover, relay))
+	offer, dst := s.handle(context.Background(), l, message(t, mac(1), dhcpv4.MessageTypeDiscover, relay))
 	if offer == nil || offer.YourIPAddr.String() != "10.88.0.100" {
 		t.Fatalf("got %v, want an address of the relay's subnet", offer)
 	}
 	if dst.String() != "10.88.0.1:67" {
 		t.Errorf("sent to %s, want the relay at 10.88.0.1:67", dst)
 	}
-	nothing, _ := s.handle(l, message(t, mac(2), dhcpv4.MessageTypeDiscover, dhcpv4.WithGatewayIP(net.ParseIP("192.168.9.1"))))
+	nothing, _ := s.handle(context.Background(), l, message(t, mac(2), dhcpv4.MessageTypeDiscover, dhcpv4.WithGatewayIP(net.ParseIP("192.168.9.1"))))
 	if nothing != nil {
 		t.Errorf("a relay on no subnet of ours got %v, want silence", nothing)
 	}
@@ -201,19 +201,19 @@ func TestRelayedClientRenewsByUnicast(t *testing.T) {
 	s, l := newService(t)
 	relay := dhcpv4.WithGatewayIP(net.ParseIP("10.88.0.1"))
 	ip := lease(t, s, l, mac(3), relay)
-	ack, dst := s.handle(l, message(t, mac(3), dhcpv4.MessageTypeRequest, dhcpv4.WithClientIP(net.ParseIP(ip))))
+	ack, dst := s.handle(context.Background(), l, message(t, mac(3), dhcpv4.MessageTypeRequest, dhcpv4.WithClientIP(net.ParseIP(ip))))
 	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || ack.YourIPAddr.String() != ip {
 		t.Fatalf("the unicast renewal of %s got %v, want an ACK", ip, ack)
 	}
 	if dst.String() != ip+":68" {
 		t.Errorf("the ACK went to %s, want the client at %s:68", dst, ip)
 	}
-	inform, dst := s.handle(l, message(t, mac(3), dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.ParseIP(ip))))
+	inform, dst := s.handle(context.Background(), l, message(t, mac(3), dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.ParseIP(ip))))
 	if inform == nil || inform.MessageType() != dhcpv4.MessageTypeAck || dst.String() != ip+":68" {
 		t.Errorf("the unicast INFORM of %s got %v to %s, want an ACK to the client", ip, inform, dst)
 	}
 
-	nak, dst := s.handle(l, message(t, mac(4), dhcpv4.MessageTypeRequest, relay, requested("10.77.0.100")))
+	nak, dst := s.handle(context.Background(), l, message(t, mac(4), dhcpv4.MessageTypeRequest, relay, requested("10.77.0.100")))
 	if nak == nil || nak.MessageType() != dhcpv4.MessageTypeNak {
 		t.Fatalf("a relayed REQUEST for another network's address got %v, want a NAK", nak)
 	}
@@ -233,11 +233,11 @@ func TestConcurrentClientsNeverShareAnAddress(t *testing.T) {
 	for i := range n + 5 {
 		wg.Go(func() {
 			hw := mac(i)
-			offer, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeDiscover))
+			offer, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeDiscover))
 			if offer == nil {
 				return // exhausted
 			}
-			ack, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeRequest, requested(offer.YourIPAddr.String()), serverID("10.77.0.1")))
+			ack, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRequest, requested(offer.YourIPAddr.String()), serverID("10.77.0.1")))
 			if ack != nil && ack.MessageType() == dhcpv4.MessageTypeAck {
 				ips[i] = ack.YourIPAddr.String()
 			}
@@ -278,14 +278,14 @@ func TestStarvationLimits(t *testing.T) {
 		s, l := newServiceOn(t, strings.Replace(testSite, "dhcp: {lease_time: 1h}", "dhcp: {lease_time: 1h, rate_limit: 2}", 1), "10.77.0.1")
 		answered := 0
 		for range 10 {
-			if resp, _ := s.handle(l, message(t, mac(1), dhcpv4.MessageTypeDiscover)); resp != nil {
+			if resp, _ := s.handle(context.Background(), l, message(t, mac(1), dhcpv4.MessageTypeDiscover)); resp != nil {
 				answered++
 			}
 		}
 		if answered != 4 {
 			t.Errorf("ten DISCOVERs from one MAC at 2/s (burst 4): got %d answered, want 4", answered)
 		}
-		if resp, _ := s.handle(l, message(t, mac(2), dhcpv4.MessageTypeDiscover)); resp == nil {
+		if resp, _ := s.handle(context.Background(), l, message(t, mac(2), dhcpv4.MessageTypeDiscover)); resp == nil {
 			t.Errorf("another client is held back by the first")
 		}
 	})
@@ -293,7 +293,7 @@ func TestStarvationLimits(t *testing.T) {
 		s, l := newServiceOn(t, strings.Replace(testSite, "dhcp: {lease_time: 1h}", "dhcp: {lease_time: 1h, relay_rate_limit: 3}", 1), "10.77.0.1")
 		answered := 0
 		for i := range 20 { // a starvation attack: a new MAC every time
-			if resp, _ := s.handle(l, message(t, mac(i), dhcpv4.MessageTypeDiscover, dhcpv4.WithGatewayIP(net.ParseIP("10.88.0.1")))); resp != nil {
+			if resp, _ := s.handle(context.Background(), l, message(t, mac(i), dhcpv4.MessageTypeDiscover, dhcpv4.WithGatewayIP(net.ParseIP("10.88.0.1")))); resp != nil {
 				answered++
 			}
 		}
@@ -323,7 +323,7 @@ func TestRacingRequestsForOneAddress(t *testing.T) {
 			hw := net.HardwareAddr{0x52, 0x54, byte(round >> 8), byte(round), 0, byte(c)}
 			hws = append(hws, hw)
 			if selecting {
-				s.handle(l, message(t, hw, dhcpv4.MessageTypeDiscover))
+				s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeDiscover))
 			}
 		}
 		acks := make([]bool, clients)
@@ -337,7 +337,7 @@ func TestRacingRequestsForOneAddress(t *testing.T) {
 			msg := message(t, hw, dhcpv4.MessageTypeRequest, mods...)
 			wg.Go(func() {
 				<-start
-				resp, _ := s.handle(l, msg)
+				resp, _ := s.handle(context.Background(), l, msg)
 				acks[c] = resp != nil && resp.MessageType() == dhcpv4.MessageTypeAck
 			})
 		}
@@ -359,7 +359,7 @@ func TestRacingRequestsForOneAddress(t *testing.T) {
 		}
 		// Free the address for the next round that wants it.
 		if lease, held := s.ipam.Model().Lease(mustAddr(target)); held {
-			s.handle(l, message(t, net.HardwareAddr(lease.MAC[:]), dhcpv4.MessageTypeRelease, dhcpv4.WithClientIP(net.ParseIP(target)), serverID("10.77.0.1")))
+			s.handle(context.Background(), l, message(t, net.HardwareAddr(lease.MAC[:]), dhcpv4.MessageTypeRelease, dhcpv4.WithClientIP(net.ParseIP(target)), serverID("10.77.0.1")))
 		}
 	}
 }
@@ -375,7 +375,7 @@ func TestBurstOfDiscoversNeverDoubleBooks(t *testing.T) {
 		for c := range offers {
 			wg.Go(func() {
 				hw := net.HardwareAddr{0x52, 0x55, 0, byte(round), 0, byte(c)}
-				if o, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeDiscover)); o != nil {
+				if o, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeDiscover)); o != nil {
 					offers[c] = o.YourIPAddr.String()
 				}
 			})
@@ -389,7 +389,7 @@ func TestBurstOfDiscoversNeverDoubleBooks(t *testing.T) {
 			hw := net.HardwareAddr{0x52, 0x55, 0, byte(round), 0, byte(c)}
 			msg := message(t, hw, dhcpv4.MessageTypeRequest, requested(ip), serverID("10.77.0.1"))
 			wg.Go(func() {
-				if ack, _ := s.handle(l, msg); ack != nil && ack.MessageType() == dhcpv4.MessageTypeAck {
+				if ack, _ := s.handle(context.Background(), l, msg); ack != nil && ack.MessageType() == dhcpv4.MessageTypeAck {
 					acked[c] = ip
 				}
 			})
@@ -403,7 +403,7 @@ func TestBurstOfDiscoversNeverDoubleBooks(t *testing.T) {
 			seen[ip] = true
 		}
 		for _, lease := range s.ipam.Leases() {
-			s.handle(l, message(t, net.HardwareAddr(lease.MAC[:]), dhcpv4.MessageTypeRelease, dhcpv4.WithClientIP(lease.IP.AsSlice()), serverID("10.77.0.1")))
+			s.handle(context.Background(), l, message(t, net.HardwareAddr(lease.MAC[:]), dhcpv4.MessageTypeRelease, dhcpv4.WithClientIP(lease.IP.AsSlice()), serverID("10.77.0.1")))
 		}
 	}
 }
@@ -416,7 +416,7 @@ func TestAdvertisedServers(t *testing.T) {
 		{"dns: {advertise: 10.77.0.2}\n", "10.77.0.2"},
 	} {
 		s, l := newServiceOn(t, tc.extra+testSite, "10.77.0.1")
-		resp, _ := s.handle(l, message(t, mac(1), dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.ParseIP("10.77.0.50"))))
+		resp, _ := s.handle(context.Background(), l, message(t, mac(1), dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.ParseIP("10.77.0.50"))))
 		if resp == nil {
 			t.Fatal("no answer to an INFORM")
 		}
@@ -431,7 +431,7 @@ func TestAdvertisedServers(t *testing.T) {
 func TestSharedOptionsFollowTheSite(t *testing.T) {
 	s, l := newServiceOn(t, testSite, "10.77.0.1")
 	inform := func(hw net.HardwareAddr) []net.IP {
-		resp, _ := s.handle(l, message(t, hw, dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.ParseIP("10.77.0.50"))))
+		resp, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.ParseIP("10.77.0.50"))))
 		if resp == nil {
 			t.Fatal("no answer to an INFORM")
 		}

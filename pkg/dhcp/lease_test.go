@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 	"testing"
@@ -40,7 +41,7 @@ func TestEndedLeasesAreReclaimed(t *testing.T) {
 	l := &link{name: "br0", addr: mustAddr("10.77.0.1")}
 
 	ip := lease(t, s, l, mac(1), hostname("laptop"))
-	if offer, _ := s.handle(l, message(t, mac(2), dhcpv4.MessageTypeDiscover)); offer != nil {
+	if offer, _ := s.handle(context.Background(), l, message(t, mac(2), dhcpv4.MessageTypeDiscover)); offer != nil {
 		t.Fatal("the one address of the pool was offered while leased")
 	}
 	c.advance(2 * time.Minute)
@@ -54,7 +55,7 @@ func TestEndedLeasesAreReclaimed(t *testing.T) {
 		t.Errorf("the ended lease's name is still there")
 	}
 	s.offers.Expire()
-	if offer, _ := s.handle(l, message(t, mac(2), dhcpv4.MessageTypeDiscover)); offer == nil || offer.YourIPAddr.String() != ip {
+	if offer, _ := s.handle(context.Background(), l, message(t, mac(2), dhcpv4.MessageTypeDiscover)); offer == nil || offer.YourIPAddr.String() != ip {
 		t.Errorf("after expiry: got %v, want %s offered to another client", offer, ip)
 	}
 }
