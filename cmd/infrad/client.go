@@ -1,98 +1,35 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/infrad/infrad/pkg/cluster"
+	"github.com/infrad/infrad/pkg/client"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/daemon"
 )
-
-// client talks to a running infrad's API, for the commands that read the site
-// (export, plan, check, backup).
-type client struct {
-	base, token string
-	http        *http.Client
-}
 
 // clientFlags adds --api, --token, --ca and --data to fs; the defaults are $INFRAD_API,
 // $INFRAD_TOKEN and $INFRAD_CA, else the demo's address and the token file and CA root
 // of the data directory. Off loopback the API speaks only TLS, with a certificate from
 // the site's CA: an https URL is checked against that root as well as the system's.
-func clientFlags(fs *flag.FlagSet) func() (*client, error) {
+func clientFlags(fs *flag.FlagSet) func() (*client.Client, error) {
 	api := fs.String("api", envOr("INFRAD_API", "http://127.0.0.1:8080"), "the infrad API, https:// when it listens off loopback ($INFRAD_API)")
 	token := fs.String("token", os.Getenv("INFRAD_TOKEN"), "the API token ($INFRAD_TOKEN; default: the data directory's api-token)")
 	caFile := fs.String("ca", os.Getenv("INFRAD_CA"), "the site's root certificate, for an https API ($INFRAD_CA; default: the data directory's ca/root.crt)")
 	data := fs.String("data", "", "the data directory whose api-token and ca/root.crt to use (default: ./data, then /var/lib/infrad)")
-	return func() (*client, error) {
+	return func() (*client.Client, error) {
 		dirs := []string{"data", "/var/lib/infrad"}
 		if *data != "" {
 			dirs = []string{*data}
 		}
-		c := &client{base: strings.TrimSuffix(*api, "/"), token: *token, http: &http.Client{Timeout: 30 * time.Second}}
-		if strings.HasPrefix(c.base, "https://") {
-			roots, err := siteRoots(*caFile, dirs)
-			if err != nil {
-				return nil, err
-			}
-			c.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
-		}
-		if c.token != "" {
-			return c, nil
-		}
-		for _, dir := range dirs {
-			if raw, err := os.ReadFile(filepath.Join(dir, "api-token")); err == nil {
-				c.token = strings.TrimSpace(string(raw))
-				return c, nil
-			}
-		}
-		return nil, fmt.Errorf("no API token: give --token or $INFRAD_TOKEN, or --data with the data directory (looked in %s)", strings.Join(dirs, ", "))
+		return client.New(client.Options{API: *api, Token: *token, CAFile: *caFile, DataDirs: dirs})
 	}
-}
-
-// siteRoots is the system's roots and the site's: file if given, else the first
-// data directory's ca/root.crt that exists.
-func siteRoots(file string, dirs []string) (*x509.CertPool, error) {
-	roots, err := x509.SystemCertPool()
-	if err != nil {
-		roots = x509.NewCertPool()
-	}
-	if file == "" {
-		for _, dir := range dirs {
-			if p := filepath.Join(dir, "ca", "root.crt"); fileExists(p) {
-				file = p
-				break
-			}
-		}
-	}
-	if file == "" {
-		return roots, nil
-	}
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("the site's root certificate: %w", err)
-	}
-	if !roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("the site's root certificate: %s holds no PEM certificate", file)
-	}
-	return roots, nil
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 func envOr(key, def string) string {
@@ -100,44 +37,6 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
-}
-
-// do sends a request and returns the response, or the API's JSON error as an error.
-func (c *client) do(method, path string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequest(method, c.base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("infrad at %s: %w", c.base, err)
-	}
-	if resp.StatusCode >= 300 {
-		defer resp.Body.Close()
-		var e struct {
-			Error struct{ Code, Message string }
-		}
-		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error.Message != "" {
-			return nil, fmt.Errorf("%s %s: %s", method, path, e.Error.Message)
-		}
-		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	return resp, nil
-}
-
-// get decodes the JSON at path into v.
-func (c *client) get(path string, v any) error {
-	resp, err := c.do(http.MethodGet, path, nil)
-	if err != nil {
-		return err
-	}
-	return jsonDecode(resp, v)
-}
-
-func jsonDecode(resp *http.Response, v any) error {
-	defer resp.Body.Close()
-	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // backup writes a hot, consistent copy of the running infrad's store to path.
@@ -154,7 +53,7 @@ func backup(args []string, stdout, stderr io.Writer) int {
 	}
 	c, err := connect()
 	if err == nil {
-		err = c.backup(fs.Arg(0))
+		err = c.Backup(fs.Arg(0))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "infrad backup: %v\n", err)
@@ -162,31 +61,6 @@ func backup(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: a consistent copy of the store (restore: stop infrad, copy it to <data_dir>/infrad.db, remove <data_dir>/raft, start; a cluster's other nodes then join it from empty data directories)\n", fs.Arg(0))
 	return exitOK
-}
-
-func (c *client) backup(path string) error {
-	resp, err := c.do(http.MethodGet, "/api/v1/backup", nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	tmp := path + ".part"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, resp.Body)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return errors.Join(errors.New("the copy is incomplete"), err)
-	}
-	return os.Rename(tmp, path)
 }
 
 // clusterCmd shows the cluster's nodes (status) or takes one out (remove NAME).
@@ -208,12 +82,12 @@ func clusterCmd(args []string, stdout, stderr io.Writer) int {
 	c, err := connect()
 	if err == nil && rest[0] == "remove" {
 		var resp *http.Response
-		if resp, err = c.do(http.MethodDelete, "/api/v1/cluster/nodes/"+rest[1], nil); err == nil {
+		if resp, err = c.Do(http.MethodDelete, "/api/v1/cluster/nodes/"+rest[1], nil); err == nil {
 			resp.Body.Close()
 			fmt.Fprintf(stdout, "%s is no longer a voter of the cluster\n", rest[1])
 		}
 	} else if err == nil {
-		err = c.clusterStatus(stdout)
+		err = printCluster(c, stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "infrad cluster: %v\n", err)
@@ -222,14 +96,10 @@ func clusterCmd(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func (c *client) clusterStatus(w io.Writer) error {
-	resp, err := c.do(http.MethodGet, "/api/v1/cluster", nil)
+// printCluster prints the cluster's nodes, one line each.
+func printCluster(c *client.Client, w io.Writer) error {
+	st, err := c.Cluster()
 	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var st cluster.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return err
 	}
 	leader := st.Leader

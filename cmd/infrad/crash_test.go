@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/infrad/infrad/internal/testenv"
+	"github.com/infrad/infrad/pkg/client"
 )
 
 func TestKillDuringAPIWrites(t *testing.T) {
@@ -91,7 +92,7 @@ func TestKillDuringAPIWrites(t *testing.T) {
 
 func decodeJSON(resp *http.Response, v any) {
 	defer resp.Body.Close()
-	jsonDecode(resp, v)
+	client.DecodeJSON(resp, v)
 }
 
 func TestKillDuringDHCPBurst(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/infrad/infrad/pkg/api"
+	"github.com/infrad/infrad/pkg/client"
 	"github.com/infrad/infrad/pkg/cluster"
 	"github.com/infrad/infrad/pkg/dns"
 	"github.com/infrad/infrad/pkg/export"
@@ -44,7 +45,7 @@ func exportCmd(args []string, stdout, stderr io.Writer) int {
 	var out string
 	if err == nil {
 		var site export.Site
-		if site, err = c.site(*server); err == nil {
+		if site, err = exportSite(c, *server); err == nil {
 			out, err = export.Render(fs.Arg(0), site)
 		}
 	}
@@ -58,34 +59,34 @@ func exportCmd(args []string, stdout, stderr io.Writer) int {
 
 // site reads what the exports need from the API. The CA's part is left empty when the
 // CA has not started; the exports that need it say so.
-func (c *client) site(server string) (export.Site, error) {
+func exportSite(c *client.Client, server string) (export.Site, error) {
 	var s export.Site
 	var status struct{ Site api.SiteInfo }
-	if err := c.get("/api/v1/status", &status); err != nil {
+	if err := c.Get("/api/v1/status", &status); err != nil {
 		return s, err
 	}
 	s.Domain = strings.TrimSuffix(status.Site.Domain, ".")
 	s.Cluster, s.BGP, s.NTS = status.Site.Kubernetes, status.Site.MetalLB.BGP, status.Site.NTS
-	if err := c.get("/api/v1/subnets", &s.Subnets); err != nil {
+	if err := c.Get("/api/v1/subnets", &s.Subnets); err != nil {
 		return s, err
 	}
-	if err := c.get("/api/v1/hosts", &s.Hosts); err != nil {
+	if err := c.Get("/api/v1/hosts", &s.Hosts); err != nil {
 		return s, err
 	}
 	var records []site.Record
-	if err := c.get("/api/v1/dns/records", &records); err != nil {
+	if err := c.Get("/api/v1/dns/records", &records); err != nil {
 		return s, err
 	}
 	s.Records = records
 	var dnssec dns.DNSSECStatus
-	if err := c.get("/api/v1/dns/dnssec", &dnssec); err != nil {
+	if err := c.Get("/api/v1/dns/dnssec", &dnssec); err != nil {
 		return s, err
 	}
 	s.DS = dnssec.DS
 	var ca struct{ Directory string }
-	if c.get("/api/v1/ca", &ca) == nil {
+	if c.Get("/api/v1/ca", &ca) == nil {
 		s.Directory = ca.Directory
-		if resp, err := c.do("GET", "/api/v1/ca/root.pem", nil); err == nil {
+		if resp, err := c.Do("GET", "/api/v1/ca/root.pem", nil); err == nil {
 			raw, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			s.RootPEM = string(raw)
@@ -93,7 +94,7 @@ func (c *client) site(server string) (export.Site, error) {
 	}
 	s.Server = server
 	if s.Server == "" {
-		u, err := url.Parse(c.base)
+		u, err := url.Parse(c.API())
 		if err != nil {
 			return s, err
 		}
@@ -102,7 +103,7 @@ func (c *client) site(server string) (export.Site, error) {
 	// A cluster's other serving nodes follow, so that a node keeps its names and time
 	// when one box dies.
 	var cl cluster.Status
-	if c.get("/api/v1/cluster", &cl) == nil {
+	if c.Get("/api/v1/cluster", &cl) == nil {
 		for _, n := range cl.Nodes {
 			if !n.Witness && n.Address != "" {
 				s.Others = append(s.Others, n.Address)

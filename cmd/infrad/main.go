@@ -78,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "plan":
 		return plan(rest, stdout, stderr)
 	case "check":
-		return check(rest, stdout, stderr)
+		return checkCmd(rest, stdout, stderr)
 	case "version":
 		b := build()
 		fmt.Fprintf(stdout, "infrad %s (commit %s, %s)\n", b.Version, b.Commit, b.Go)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/infrad/infrad/pkg/client"
 	"github.com/infrad/infrad/pkg/config"
 )
 
@@ -49,8 +50,8 @@ func plan(args []string, stdout, stderr io.Writer) int {
 	}
 	if err == nil {
 		var resp *http.Response
-		if resp, err = c.do(http.MethodPost, "/api/v1/plan", bytes.NewReader(data)); err == nil {
-			err = jsonDecode(resp, &result)
+		if resp, err = c.Do(http.MethodPost, "/api/v1/plan", bytes.NewReader(data)); err == nil {
+			err = client.DecodeJSON(resp, &result)
 		}
 	}
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"text/tabwriter"
 	"time"
+
+	"github.com/infrad/infrad/pkg/client"
 )
 
 // tokenCmd manages the named API tokens of a running infrad: create NAME [--read-only],
@@ -46,13 +48,13 @@ func tokenCmd(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		switch verb {
 		case "create":
-			err = c.createToken(stdout, name, *readOnly)
+			err = createToken(c, stdout, name, *readOnly)
 		case "list":
-			err = c.listTokens(stdout)
+			err = listTokens(c, stdout)
 		case "rotate":
-			err = c.rotateToken(stdout)
+			err = rotateToken(c, stdout)
 		case "revoke":
-			if _, err = c.do(http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(name), nil); err == nil {
+			if _, err = c.Do(http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(name), nil); err == nil {
 				fmt.Fprintf(stdout, "token %s revoked: requests with it are refused now\n", name)
 			}
 		}
@@ -71,35 +73,35 @@ type tokenInfo struct {
 	Token    string    `json:"token"`
 }
 
-func (c *client) createToken(stdout io.Writer, name string, readOnly bool) error {
+func createToken(c *client.Client, stdout io.Writer, name string, readOnly bool) error {
 	body, _ := json.Marshal(map[string]any{"name": name, "read_only": readOnly})
-	return c.postForToken(stdout, "/api/v1/tokens", bytes.NewReader(body))
+	return postForToken(c, stdout, "/api/v1/tokens", bytes.NewReader(body))
 }
 
 // rotateToken gives the data-directory token of the infrad at --api a new value (the
 // file is rewritten there) and prints it alone.
-func (c *client) rotateToken(stdout io.Writer) error {
-	return c.postForToken(stdout, "/api/v1/tokens/api-token/rotate", nil)
+func rotateToken(c *client.Client, stdout io.Writer) error {
+	return postForToken(c, stdout, "/api/v1/tokens/api-token/rotate", nil)
 }
 
 // postForToken POSTs body to path and prints the token of the answer, alone on
 // stdout, so that TOKEN=$(infrad token create ci) works.
-func (c *client) postForToken(stdout io.Writer, path string, body io.Reader) error {
-	resp, err := c.do(http.MethodPost, path, body)
+func postForToken(c *client.Client, stdout io.Writer, path string, body io.Reader) error {
+	resp, err := c.Do(http.MethodPost, path, body)
 	if err != nil {
 		return err
 	}
 	var t tokenInfo
-	if err := jsonDecode(resp, &t); err != nil {
+	if err := client.DecodeJSON(resp, &t); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, t.Token)
 	return nil
 }
 
-func (c *client) listTokens(stdout io.Writer) error {
+func listTokens(c *client.Client, stdout io.Writer) error {
 	var tokens []tokenInfo
-	if err := c.get("/api/v1/tokens", &tokens); err != nil {
+	if err := c.Get("/api/v1/tokens", &tokens); err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
