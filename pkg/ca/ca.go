@@ -42,6 +42,7 @@ import (
 
 	infradconfig "github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/pki"
 	"github.com/infrad/infrad/pkg/service"
 	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
@@ -122,7 +123,7 @@ func (s *Service) Start(ctx context.Context) error {
 	site := s.site.Load()
 	dir := filepath.Join(site.DataDir, "ca")
 	caName := strings.TrimSuffix(string(site.CA.Name), ".")
-	root, inter, err := loadOrCreate(dir, caName, time.Now())
+	root, inter, err := pki.LoadOrCreate(dir, caName, time.Now())
 	if err != nil {
 		return err
 	}
@@ -164,7 +165,7 @@ func (s *Service) Start(ctx context.Context) error {
 	})
 	r.Get(issuerPath, func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/pkix-cert")
-		w.Write(inter.cert.Raw)
+		w.Write(inter.Cert.Raw)
 	})
 	r.Get(crlPath, func(w http.ResponseWriter, req *http.Request) {
 		crl, err := auth.GetCertificateRevocationList()
@@ -177,12 +178,12 @@ func (s *Service) Start(ctx context.Context) error {
 	})
 	r.Get("/roots.pem", func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
-		w.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.cert.Raw}))
+		w.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Cert.Raw}))
 	})
 	srv := &http.Server{Handler: r, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.timeouts.Apply(srv)
 	s.held.Track(srv)
-	s.srv, s.auth, s.root, s.inter = srv, auth, root.cert, inter.cert
+	s.srv, s.auth, s.root, s.inter = srv, auth, root.Cert, inter.Cert
 	s.health.Reset()
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -238,7 +239,7 @@ var caTables = []string{"x509_certs", "x509_certs_data", "revoked_x509_certs", "
 
 // authority embeds step-ca with one ACME provisioner that signs only names in the
 // site's zones, for cert_lifetime.
-func (s *Service) authority(dir string, root, inter pair) (*authority.Authority, error) {
+func (s *Service) authority(dir string, root, inter pki.Pair) (*authority.Authority, error) {
 	migrated, err := s.db.migrate(dir)
 	if err != nil {
 		return nil, err
@@ -278,8 +279,8 @@ func (s *Service) authority(dir string, root, inter pair) (*authority.Authority,
 			CRL: &config.CRLConfig{Enabled: true, GenerateOnRevoke: true, IDPurl: base + crlPath,
 				CacheDuration: &provisioner.Duration{Duration: 24 * time.Hour}},
 		}),
-		authority.WithX509RootCerts(root.cert),
-		authority.WithX509Signer(inter.cert, inter.key),
+		authority.WithX509RootCerts(root.Cert),
+		authority.WithX509Signer(inter.Cert, inter.Key),
 		authority.WithDatabase(database),
 		authority.WithQuietInit(),
 	)
@@ -303,7 +304,7 @@ func mustJSON(v any) json.RawMessage {
 // address) from the site's intermediate, made on first use and anew before it expires.
 // It reads (or makes) the CA's keys under dataDir, and needs no running CA.
 func ServerTLS(dataDir string, caName site.Name, names []string, listen netip.Addr) (*tls.Config, error) {
-	_, inter, err := loadOrCreate(filepath.Join(dataDir, "ca"), strings.TrimSuffix(string(caName), "."), time.Now())
+	_, inter, err := pki.LoadOrCreate(filepath.Join(dataDir, "ca"), strings.TrimSuffix(string(caName), "."), time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +318,7 @@ func ServerTLS(dataDir string, caName site.Name, names []string, listen netip.Ad
 // ownCert is a listener's own certificate, made anew when it has less than ten days to
 // live: infrad runs for months, its certificates for thirty days.
 type ownCert struct {
-	inter  pair
+	inter  pki.Pair
 	name   string
 	extra  []string // more DNS names
 	listen netip.Addr
@@ -341,7 +342,7 @@ func (o *ownCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 
 // serverCert is the CA listener's own certificate for name (and its listen address,
 // when it is a specific one), signed by the intermediate.
-func serverCert(inter pair, name string, extra []string, listen netip.Addr) (tls.Certificate, error) {
+func serverCert(inter pki.Pair, name string, extra []string, listen netip.Addr) (tls.Certificate, error) {
 	key, err := keyutil.GenerateDefaultSigner()
 	if err != nil {
 		return tls.Certificate{}, err
@@ -361,11 +362,11 @@ func serverCert(inter pair, name string, extra []string, listen netip.Addr) (tls
 	tmpl := c.GetCertificate()
 	now := time.Now()
 	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Minute), now.Add(30*24*time.Hour)
-	cert, err := x509util.CreateCertificate(tmpl, inter.cert, key.Public(), inter.key)
+	cert, err := x509util.CreateCertificate(tmpl, inter.Cert, key.Public(), inter.Key)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	return tls.Certificate{Certificate: [][]byte{cert.Raw, inter.cert.Raw}, PrivateKey: key, Leaf: cert}, nil
+	return tls.Certificate{Certificate: [][]byte{cert.Raw, inter.Cert.Raw}, PrivateKey: key, Leaf: cert}, nil
 }
 
 // timeGuard refuses to finalize an order, which is where a certificate is signed,

@@ -27,9 +27,9 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"golang.org/x/sys/unix"
 
-	"github.com/infrad/infrad/pkg/ca"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/pki"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -74,7 +74,7 @@ type Node struct {
 	ipam      *ipam.IPAM
 	store     *store.Store
 
-	id     *ca.NodeIdentity // nil for one box
+	id     *pki.NodeIdentity // nil for one box
 	tls    tlsConfigs
 	mux    *portMux
 	http   *http.Server
@@ -192,7 +192,7 @@ func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 	n.store, n.ipam = st, m
 	var trans raft.Transport
 	if n.Clustered() {
-		id, err := ca.NewNodeIdentity(n.dataDir, n.site.CA.Name, n.self.Name, n.self.Address)
+		id, err := pki.NewNodeIdentity(n.dataDir, n.site.CA.Name, n.self.Name, n.self.Address)
 		if err != nil {
 			return err
 		}

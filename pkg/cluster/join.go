@@ -21,8 +21,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/infrad/infrad/pkg/ca"
 	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/pki"
 )
 
 // Joining, kubeadm's way: the first node makes a join token, which pins the site
@@ -68,7 +68,7 @@ func (n *Node) ensureToken() (token, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return token{}, err
 	}
-	t := token{root: ca.Fingerprint(n.id.Root), secret: base64.RawURLEncoding.EncodeToString(secret)}
+	t := token{root: pki.Fingerprint(n.id.Root), secret: base64.RawURLEncoding.EncodeToString(secret)}
 	return t, os.WriteFile(path, []byte(t.String()+"\n"), 0o600)
 }
 
@@ -107,7 +107,7 @@ func (n *Node) Join(ctx context.Context, raw string) error {
 			errs = append(errs, fmt.Errorf("%s: %w", peer.Name, err))
 			continue
 		}
-		if err := ca.WriteKeyFiles(n.dataDir, answer.CA); err != nil {
+		if err := pki.WriteKeyFiles(n.dataDir, answer.CA); err != nil {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(n.dataDir, APITokenFile), answer.APIToken, 0o600); err != nil {
@@ -136,10 +136,10 @@ func (n *Node) askToJoin(ctx context.Context, t token, peer config.Node) (*joinA
 			if err != nil {
 				return err
 			}
-			if got := ca.Fingerprint(root); subtle.ConstantTimeCompare([]byte(got), []byte(t.root)) != 1 {
+			if got := pki.Fingerprint(root); subtle.ConstantTimeCompare([]byte(got), []byte(t.root)) != 1 {
 				return fmt.Errorf("the node's CA is %s, not the token's %s: not this site", got, t.root)
 			}
-			_, err = ca.VerifyNode(root, raw)
+			_, err = pki.VerifyNode(root, raw)
 			return err
 		},
 	}
@@ -186,7 +186,7 @@ func (n *Node) serveJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "unknown_node", fmt.Sprintf("%q is not another node of cluster.nodes in this node's site file", req.Node))
 		return
 	}
-	files, err := ca.ReadKeyFiles(n.dataDir)
+	files, err := pki.ReadKeyFiles(n.dataDir)
 	if err == nil {
 		var apiToken []byte
 		if apiToken, err = os.ReadFile(filepath.Join(n.dataDir, APITokenFile)); err == nil {
@@ -232,7 +232,7 @@ func (n *Node) becomeVoter() {
 
 // serveVoters takes the calling node as a voter.
 func (n *Node) serveVoters(w http.ResponseWriter, r *http.Request) {
-	name, _ := ca.VerifyNode(n.id.Root, rawCerts(r))
+	name, _ := pki.VerifyNode(n.id.Root, rawCerts(r))
 	peer, ok := n.site.Cluster.Node(name)
 	if !ok {
 		writeError(w, http.StatusBadRequest, "unknown_node", fmt.Sprintf("%q is not one of cluster.nodes in this node's site file", name))

@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/infrad/infrad/pkg/ca"
+	"github.com/infrad/infrad/pkg/pki"
 )
 
 // The cluster port carries two things over mutual TLS: Raft's stream (ALPN
@@ -28,12 +27,12 @@ const handshakeTimeout = 5 * time.Second
 
 // tlsConfigs are the cluster port's TLS settings, server and client, for one node.
 type tlsConfigs struct {
-	id *ca.NodeIdentity
+	id *pki.NodeIdentity
 }
 
 // verify accepts a peer only with a node's certificate from the site's root.
 func (c tlsConfigs) verify(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-	_, err := ca.VerifyNode(c.id.Root, rawCerts)
+	_, err := pki.VerifyNode(c.id.Root, rawCerts)
 	return err
 }
 

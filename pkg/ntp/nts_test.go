@@ -26,6 +26,7 @@ import (
 	"github.com/infrad/infrad/pkg/ca"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/pki"
 	"github.com/infrad/infrad/pkg/site"
 )
 
@@ -55,7 +56,7 @@ func startNTSOn(t testing.TB, m *ipam.IPAM, dataDir string) (s *Service, ntpPort
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Stop(context.Background()) })
-	return s, ntpPort, ntsPort, filepath.Join(ca.Dir(dataDir), "root.crt")
+	return s, ntpPort, ntsPort, filepath.Join(pki.Dir(dataDir), "root.crt")
 }
 
 // chronyd runs chronyd, leaving the clock alone (-x), with infrad as its one NTS
@@ -118,7 +119,7 @@ func TestChronydRefusesAWrongRoot(t *testing.T) {
 	if _, err := ca.ServerTLS(other, site.Name("ca.elsewhere.test."), []string{"ntp.elsewhere.test"}, netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
-	data, log := chronyd(t, ntpPort, ntsPort, filepath.Join(ca.Dir(other), "root.crt"), func(_, log string) bool { return strings.Contains(log, "TLS handshake") })
+	data, log := chronyd(t, ntpPort, ntsPort, filepath.Join(pki.Dir(other), "root.crt"), func(_, log string) bool { return strings.Contains(log, "TLS handshake") })
 	if authenticatedYes.MatchString(data) || totalGood.MatchString(data) {
 		t.Errorf("chronyd took samples from a server its root does not vouch for:\n%s", data)
 	}
@@ -300,7 +301,7 @@ func TestReloadTurnsNTSOn(t *testing.T) {
 	if err := s.Reload(siteWith(fmt.Sprintf("  nts: true\n  nts_listen: [\"127.0.0.1:%d\"]\n", ntsPort))); err != nil {
 		t.Fatal(err)
 	}
-	res := handshake(t, ntsPort, filepath.Join(ca.Dir(dataDir), "root.crt"))
+	res := handshake(t, ntsPort, filepath.Join(pki.Dir(dataDir), "root.crt"))
 	uid := bytes.Repeat([]byte{3}, nts.MinUniqueIdentifierLen)
 	if _, _, err := nts.VerifyNTSResponse(askNTS(t, ntpPort, res, res.Cookies[0], uid), protocol.AEADAlgorithm(res.AEAD), res.S2C, uid); err != nil {
 		t.Errorf("NTS after the reload: %v", err)

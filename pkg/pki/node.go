@@ -1,4 +1,4 @@
-package ca
+package pki
 
 import (
 	"crypto/rand"
@@ -36,7 +36,7 @@ const nodeLifetime = 90 * 24 * time.Hour
 
 // KeyFiles are the CA's files under <data_dir>/ca that every node of a cluster holds
 // alike: the joining node receives them. Those ending in .key are kept 0600.
-var KeyFiles = []string{"root.crt", "root.key", "intermediate.crt", "intermediate.key"}
+var KeyFiles = []string{"root.crt", "root.Key", "intermediate.crt", "intermediate.key"}
 
 // Dir is the CA's directory in dataDir.
 func Dir(dataDir string) string { return filepath.Join(dataDir, "ca") }
@@ -90,7 +90,7 @@ func Fingerprint(cert *x509.Certificate) string {
 // the first node's first start, under dataDir) and renewed before it ends.
 type NodeIdentity struct {
 	Root *x509.Certificate
-	root pair
+	root Pair
 	node string
 	addr netip.Addr
 
@@ -101,11 +101,11 @@ type NodeIdentity struct {
 // NewNodeIdentity reads the site's CA under dataDir (making it when there is none)
 // and makes node's certificate for its address.
 func NewNodeIdentity(dataDir string, caName site.Name, node string, addr netip.Addr) (*NodeIdentity, error) {
-	root, _, err := loadOrCreate(Dir(dataDir), strings.TrimSuffix(string(caName), "."), time.Now())
+	root, _, err := LoadOrCreate(Dir(dataDir), strings.TrimSuffix(string(caName), "."), time.Now())
 	if err != nil {
 		return nil, err
 	}
-	n := &NodeIdentity{Root: root.cert, root: root, node: node, addr: addr}
+	n := &NodeIdentity{Root: root.Cert, root: root, node: node, addr: addr}
 	if _, err := n.Certificate(); err != nil {
 		return nil, err
 	}
@@ -139,7 +139,7 @@ func (n *NodeIdentity) Certificate() (*tls.Certificate, error) {
 		IPAddresses:  []net.IP{n.addr.AsSlice()},
 		URIs:         []*url.URL{{Scheme: nodeScheme, Opaque: n.node}},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, n.root.cert, key.Public(), n.root.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, n.root.Cert, key.Public(), n.root.Key)
 	if err != nil {
 		return nil, fmt.Errorf("the node's certificate: %w", err)
 	}
@@ -147,7 +147,7 @@ func (n *NodeIdentity) Certificate() (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.cert = &tls.Certificate{Certificate: [][]byte{der, n.root.cert.Raw}, PrivateKey: key, Leaf: leaf}
+	n.cert = &tls.Certificate{Certificate: [][]byte{der, n.root.Cert.Raw}, PrivateKey: key, Leaf: leaf}
 	return n.cert, nil
 }
 
