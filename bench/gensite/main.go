@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,11 +17,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/infrad/infrad/pkg/cluster"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/daemon"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/site"
-	"github.com/infrad/infrad/pkg/store"
 )
 
 func main() {
@@ -76,16 +77,12 @@ func run(dir string, hosts, leases int, iface string) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(store.Options{Path: filepath.Join(dir, "data", daemon.StoreFile)})
+	data := filepath.Join(dir, "data")
+	m, _, closeAll, err := cluster.OpenOneBox(cfg, data, filepath.Join(data, daemon.StoreFile), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	m, err := ipam.New(ipam.Options{Store: st})
-	if err != nil {
-		return err
-	}
-	defer m.Close()
+	defer closeAll()
 	if _, err := m.Reconcile(cfg.Source, cfg.IPAM()); err != nil {
 		return err
 	}

@@ -1,11 +1,14 @@
 // Package sitetest starts what the service tests share: a site file parsed, a store
-// in a temporary directory, and IPAM's write path with the site applied.
+// in a temporary directory, and IPAM's write path on a cluster of one box (Raft's log
+// in the same directory, as infrad serve runs it), with the site applied.
 package sitetest
 
 import (
+	"log/slog"
 	"path/filepath"
 	"testing"
 
+	"github.com/infrad/infrad/pkg/cluster"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/store"
@@ -26,16 +29,12 @@ func Open(t testing.TB, siteYAML []byte) (*ipam.IPAM, *store.Store, *config.Site
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "infrad.db")})
+	dir := t.TempDir()
+	m, st, closeAll, err := cluster.OpenOneBox(site, dir, filepath.Join(dir, "infrad.db"), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	m, err := ipam.New(ipam.Options{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
+	t.Cleanup(func() { closeAll() })
 	if _, err := m.Reconcile(site.Source, site.IPAM()); err != nil {
 		t.Fatal(err)
 	}

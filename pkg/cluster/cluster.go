@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -74,6 +75,10 @@ type Node struct {
 	ipam      *ipam.IPAM
 	store     *store.Store
 
+	origin string        // who this process is in the log's entries: its name and a random number
+	seq    atomic.Uint64 // the last sequence number given to one of its entries
+	waits  waits
+
 	id     *pki.NodeIdentity // nil for one box
 	tls    tlsConfigs
 	mux    *portMux
@@ -99,6 +104,7 @@ func New(opts Options) (*Node, error) {
 		}
 		n.self = self
 	}
+	n.origin = fmt.Sprintf("%s/%x", n.Name(), rand.Uint64()) // a restarted node waits on none of its old entries
 	dir := filepath.Join(opts.DataDir, Dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -339,9 +345,9 @@ const applyTimeout = 5 * time.Second
 // waits for one before refusing a write.
 const startupWait = 5 * time.Second
 
-// Append commits entry to the log: on the leader directly, on a follower through the
-// leader. It is the write path's ipam.Log.
-func (n *Node) Append(ctx context.Context, entry []byte) error {
+// appendLog commits entry to the log, with ext as its Extensions: on the leader
+// directly, on a follower through the leader (which makes the Extensions again).
+func (n *Node) appendLog(ctx context.Context, entry, ext []byte) error {
 	for attempt := 0; ; attempt++ {
 		leader, err := n.leader(ctx)
 		if err != nil {
@@ -354,7 +360,7 @@ func (n *Node) Append(ctx context.Context, entry []byte) error {
 			}
 			return err
 		}
-		err = n.raft.Apply(entry, applyTimeout).Error()
+		err = n.raft.ApplyLog(raft.Log{Data: entry, Extensions: ext}, applyTimeout).Error()
 		switch {
 		case err == nil:
 			return nil
@@ -429,14 +435,16 @@ var _ raft.BatchingFSM = (*fsm)(nil)
 
 func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
+// ApplyBatch hands the entries to the write path, which applies them in order, as
+// many to a transaction as come together, and returns once they are queued: the
+// node that appended an entry answers its caller when the writer has applied it.
+// A failure of the store stops the process: the store would no longer follow the log.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
-	entries := make([]ipam.LogEntry, 0, len(logs))
 	for _, l := range logs {
 		if l.Type == raft.LogCommand {
-			entries = append(entries, ipam.LogEntry{Index: l.Index, Data: l.Data})
+			f.node.applyEntry(l.Index, l.Data, l.Extensions)
 		}
 	}
-	f.node.ipam.ApplyLogged(entries)
 	if time.Since(f.synced) > syncEvery {
 		f.node.ipam.Flush()
 		if err := f.sync(); err != nil {
@@ -503,3 +511,31 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *snapshot) Release() { s.once.Do(func() { s.sn.Close() }) }
+
+// OpenOneBox opens the write path of a site that one box serves, as infrad serve opens
+// it: Raft's log under dataDir, the store at storePath (synced by the node: the log
+// makes each write durable). The site's cluster key, if any, is not looked at. close
+// stops the node, then the write path, then the store.
+func OpenOneBox(site *config.Site, dataDir, storePath string, logger *slog.Logger, notes ipam.RowNotes) (m *ipam.IPAM, st *store.Store, close func() error, err error) {
+	oneBox := *site
+	oneBox.Cluster = nil
+	node, err := New(Options{Site: &oneBox, DataDir: dataDir, Logger: logger})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if st, err = store.Open(store.Options{Path: storePath, NoSync: true, Logger: logger}); err != nil {
+		return nil, nil, nil, errors.Join(err, node.Stop())
+	}
+	if m, err = ipam.New(ipam.Options{Store: st, Log: node, RowNotes: notes}); err != nil {
+		return nil, nil, nil, errors.Join(err, node.Stop(), st.Close())
+	}
+	if err := node.Start(st, m); err != nil {
+		m.Close()
+		return nil, nil, nil, errors.Join(err, node.Stop(), st.Close())
+	}
+	return m, st, func() error {
+		err := node.Stop()
+		m.Close()
+		return errors.Join(err, st.Close())
+	}, nil
+}

@@ -152,7 +152,8 @@ func (n *Node) serveAppend(w http.ResponseWriter, r *http.Request) {
 	}
 	futures := make([]raft.ApplyFuture, len(entries))
 	for i, e := range entries {
-		futures[i] = n.raft.Apply(e, applyTimeout)
+		ext, _ := headerOf(e) // (an entry it cannot read goes as it came: the nodes stop on it)
+		futures[i] = n.raft.ApplyLog(raft.Log{Data: e, Extensions: ext}, applyTimeout)
 	}
 	outcomes := make([]outcome, len(entries))
 	for i, f := range futures {

@@ -134,7 +134,7 @@ func Recover(opts Options) error {
 		node.Stop()
 		return err
 	}
-	m, err := ipam.New(ipam.Options{Store: st, Log: node, Origin: node.Name(), RowNotes: ca.RowNotes})
+	m, err := ipam.New(ipam.Options{Store: st, Log: node, RowNotes: ca.RowNotes})
 	if err == nil {
 		err = node.Recover(st, m)
 		m.Close()
@@ -190,7 +190,7 @@ func (d *Daemon) open(ctx context.Context, opts Options) error {
 		return err
 	}
 	d.store = st
-	if d.ipam, err = ipam.New(ipam.Options{Store: st, Log: d.node, Origin: d.node.Name(), RowNotes: ca.RowNotes}); err != nil {
+	if d.ipam, err = ipam.New(ipam.Options{Store: st, Log: d.node, RowNotes: ca.RowNotes}); err != nil {
 		st.Close()
 		return err
 	}

@@ -145,11 +145,7 @@ func bigSite(b *testing.B, hosts, leases int) *IPAM {
 		l := Lease{IP: ip, MAC: macAt(2_000_000 + i), Hostname: fmt.Sprintf("l%d", i), Expires: expires}
 		return store.Put(tx, store.BucketLeases, ip.String(), l)
 	})
-	m, err := New(Options{Store: st})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(m.Close)
+	m := newOn(b, st)
 	m.Apply(b.Context(), setShape{&Shape{Domain: "big.test.", Source: "bench", Subnets: []site.Subnet{sn}}})
 	return m
 }

@@ -100,7 +100,7 @@ func (t *txn) logChange(cmd Command) {
 	if t.touched == nil {
 		return
 	}
-	e := ChangeEntry{At: cmd.time().UTC(), Source: sourceOf(cmd), Command: typeName(cmd)}
+	e := ChangeEntry{At: cmd.time().UTC(), Source: sourceOf(cmd), Command: CommandType(cmd)}
 	add := func(c ObjectChange) {
 		if len(e.Changes) < maxEntryChanges {
 			e.Changes = append(e.Changes, c)

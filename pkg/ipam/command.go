@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/infrad/infrad/pkg/site"
+	"github.com/infrad/infrad/pkg/store"
 )
 
 // Command is one change of the site's state, as a value. Its apply checks the change
@@ -51,16 +52,14 @@ type envelope struct {
 	Command json.RawMessage `json:"command"`
 }
 
-// Encode serialises cmd, naming its type: what a log of commands holds.
+// Encode serialises cmd, naming its type.
 func Encode(cmd Command) ([]byte, error) {
-	body, err := json.Marshal(cmd)
+	body, err := MarshalCommand(cmd)
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(envelope{Type: typeName(cmd), Command: body})
+	return json.Marshal(envelope{Type: CommandType(cmd), Command: body})
 }
-
-func typeName(cmd Command) string { return reflect.TypeOf(cmd).Name() }
 
 // Decode is the inverse of Encode.
 func Decode(data []byte) (Command, error) {
@@ -68,17 +67,31 @@ func Decode(data []byte) (Command, error) {
 	if err := json.Unmarshal(data, &env); err != nil {
 		return nil, fmt.Errorf("decode command: %w", err)
 	}
-	return decodeEnvelope(env)
+	return DecodeCommand(env.Type, env.Command)
 }
 
-func decodeEnvelope(env envelope) (Command, error) {
-	t, ok := commandTypes[env.Type]
+// CommandType names cmd's type, as a log entry does ("CommitLease").
+func CommandType(cmd Command) string { return reflect.TypeOf(cmd).Name() }
+
+// MarshalCommand is cmd as JSON: written by the command itself when it can (the
+// lease commands, on DHCP's hot path), else by encoding/json, byte for byte alike.
+func MarshalCommand(cmd Command) ([]byte, error) {
+	if a, ok := cmd.(store.JSONAppender); ok {
+		return a.AppendJSON(nil)
+	}
+	return json.Marshal(cmd)
+}
+
+// DecodeCommand makes the command of type typ from its JSON; a type this build does
+// not know is an error.
+func DecodeCommand(typ string, body json.RawMessage) (Command, error) {
+	t, ok := commandTypes[typ]
 	if !ok {
-		return nil, fmt.Errorf("decode command: unknown type %q", env.Type)
+		return nil, fmt.Errorf("decode command: unknown type %q", typ)
 	}
 	v := reflect.New(t)
-	if err := json.Unmarshal(env.Command, v.Interface()); err != nil {
-		return nil, fmt.Errorf("decode command %s: %w", env.Type, err)
+	if err := json.Unmarshal(body, v.Interface()); err != nil {
+		return nil, fmt.Errorf("decode command %s: %w", typ, err)
 	}
 	return v.Elem().Interface().(Command), nil
 }

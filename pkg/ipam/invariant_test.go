@@ -353,8 +353,8 @@ func TestAbortedCommandLeavesItsBatch(t *testing.T) {
 	if _, err := m.Apply(t.Context(), lease(0)); err != nil {
 		t.Fatal(err)
 	}
-	before, after := &pending{cmd: lease(1), done: make(chan struct{})}, &pending{cmd: lease(2), done: make(chan struct{})}
-	failed := &pending{cmd: failing{}, done: make(chan struct{})}
+	before, after := &pending{cmd: lease(1)}, &pending{cmd: lease(2)}
+	failed := &pending{cmd: failing{}}
 	if err := m.commit([]*pending{before, failed, after}); err != nil {
 		t.Fatal(err)
 	}

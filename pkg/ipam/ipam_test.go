@@ -39,13 +39,16 @@ func newIPAM(t *testing.T) (*IPAM, *store.Store) {
 	return m, st
 }
 
-// newOn starts an IPAM on st, closed when the test ends.
-func newOn(t *testing.T, st *store.Store) *IPAM {
+// newOn starts an IPAM on st, with a log of its own (orderedLog), closed when the
+// test ends.
+func newOn(t testing.TB, st *store.Store) *IPAM {
 	t.Helper()
-	m, err := New(Options{Store: st})
+	log := &orderedLog{}
+	m, err := New(Options{Store: st, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	log.m = m
 	t.Cleanup(m.Close)
 	return m
 }

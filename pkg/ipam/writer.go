@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sync"
@@ -18,25 +17,24 @@ import (
 )
 
 // IPAM is the site's one write path and its published model. Every change is a
-// Command; one goroutine, the writer, applies commands in the order they come, each
-// checked against the working model and written in the same bbolt transaction, and
-// publishes the new model before any of them is acknowledged. Commands that arrive
-// while a transaction commits share the next one (group commit), each still checked
-// against everything before it. In a cluster the log (raft-wal) is what is made
-// durable before an acknowledgement; the store, its state machine, commits to the
-// page cache and is synced when a snapshot is taken (store.Options.NoSync).
+// Command, and every command goes through the log (Log: the cluster's Raft log, of
+// one box or several), which orders them; the log's applier hands each entry back
+// (Submit), and one goroutine, the writer, applies them in that order, each checked
+// against the working model and written in the same bbolt transaction, and publishes
+// the new model before any of them is acknowledged. Entries that arrive while a
+// transaction commits share the next one (group commit), each still checked against
+// everything before it. The log (raft-wal) is what is made durable before an
+// acknowledgement; the store, its state machine, commits to the page cache and is
+// synced when a snapshot is taken (store.Options.NoSync).
 type IPAM struct {
 	store    *store.Store
 	now      func() time.Time
-	log      Log // nil: the writer goroutine orders the commands
+	log      Log // non-nil: what orders the commands
 	rowNotes RowNotes
 
-	origin  string        // who this process is in the log's entries
-	seq     atomic.Uint64 // the last sequence number given to one of its entries
-	waiting map[uint64]*pending
 	applied atomic.Uint64 // the index of the last log entry applied
 	// enqueued is the index of the last log entry handed to the writer; only the
-	// log's applier (ApplyLogged's caller) touches it.
+	// log's applier (Submit's caller) touches it.
 	enqueued uint64
 
 	model  atomic.Pointer[Model]
@@ -59,10 +57,9 @@ const historyLen = 64
 type Options struct {
 	Store *store.Store     // non-nil
 	Now   func() time.Time // nil: time.Now; the time commands are stamped with
-	// Log, when set, orders the commands: Apply appends them to it, and they are
-	// applied when the log hands them back (ApplyLogged), on every box alike.
-	Log    Log
-	Origin string // this box's name in the log's entries
+	// Log orders the commands (non-nil): Apply appends them to it, and its applier
+	// hands each back to Submit, on every box alike.
+	Log Log
 	// RowNotes, when set, says what the change log records of the rows of the
 	// tables IPAM stores for others (the CA's).
 	RowNotes RowNotes
@@ -85,14 +82,13 @@ func New(opts Options) (*IPAM, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Log == nil {
+		return nil, errors.New("ipam: no log to order the commands")
+	}
 	m := &IPAM{store: opts.Store, now: opts.Now, log: opts.Log, rowNotes: opts.RowNotes, queue: make(chan *pending, maxBatch),
 		quit: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{})}
 	if err := m.reload(); err != nil {
 		return nil, err
-	}
-	if m.log != nil {
-		m.origin = fmt.Sprintf("%s/%x", opts.Origin, rand.Uint64()) // a restarted box does not wait on its old entries
-		m.waiting = map[uint64]*pending{}
 	}
 	go m.write()
 	return m, nil
@@ -156,40 +152,29 @@ func (m *IPAM) AtSerial(serial uint32) (*Model, bool) {
 // ErrClosed is returned by Apply once the IPAM is closed.
 var ErrClosed = errors.New("ipam: the write path is closed")
 
+// pending is a command on its way through the writer: the log's entry at index.
 type pending struct {
 	cmd    Command
-	index  uint64 // its log entry's index (0: none)
+	index  uint64 // its log entry's index (0: none, as Flush's barrier)
 	queued time.Time
 	result any
 	err    error
-	done   chan struct{}
+	done   func(result any, err error) // nil: no one waits
 }
 
-// Apply applies cmd and returns once it is on disk and in the published model, or
-// refused: a refusal is an *Error (or a *ReconcileError, a *PrereqError) and changes
-// nothing.
+// finish tells whoever waits on p its outcome.
+func (p *pending) finish() {
+	if p.done != nil {
+		p.done(p.result, p.err)
+	}
+}
+
+// Apply applies cmd through the log and returns once this box has applied it and
+// published the model it made, or refused it: a refusal is an *Error (or a
+// *ReconcileError, a *PrereqError) and changes nothing. A log that cannot take it says
+// so (ErrNoQuorum).
 func (m *IPAM) Apply(ctx context.Context, cmd Command) (any, error) {
-	if m.log != nil {
-		return m.applyLogged(ctx, cmd)
-	}
-	p := &pending{cmd: cmd, queued: time.Now(), done: make(chan struct{})}
-	select {
-	case m.queue <- p:
-	case <-m.quit:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	select {
-	case <-p.done:
-	case <-m.done:
-		select {
-		case <-p.done:
-		default:
-			return nil, ErrClosed // queued after the writer's last look
-		}
-	}
-	return p.result, p.err
+	return m.log.Apply(ctx, cmd)
 }
 
 func (m *IPAM) write() {
@@ -212,7 +197,7 @@ func (m *IPAM) write() {
 		}
 		batch = m.gather(batch, busy)
 		busy = len(batch) > 1
-		if err := m.commit(batch); err != nil && m.log != nil {
+		if err := m.commit(batch); err != nil {
 			// The store no longer follows the log; a restart replays the log from
 			// the last entry the store holds.
 			panic(fmt.Sprintf("infrad: the store failed to apply the cluster's log: %v", err))
@@ -327,7 +312,7 @@ func (m *IPAM) commit(batch []*pending) error {
 		m.applied.Store(i)
 	}
 	for _, p := range batch {
-		close(p.done)
+		p.finish()
 	}
 	return err
 }

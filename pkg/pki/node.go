@@ -36,7 +36,7 @@ const nodeLifetime = 90 * 24 * time.Hour
 
 // KeyFiles are the CA's files under <data_dir>/ca that every node of a cluster holds
 // alike: the joining node receives them. Those ending in .key are kept 0600.
-var KeyFiles = []string{"root.crt", "root.Key", "intermediate.crt", "intermediate.key"}
+var KeyFiles = []string{"root.crt", "root.key", "intermediate.crt", "intermediate.key"}
 
 // Dir is the CA's directory in dataDir.
 func Dir(dataDir string) string { return filepath.Join(dataDir, "ca") }
