@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,14 +65,7 @@ func fences(t *testing.T, path string) []fence {
 // written to run there: bin/infrad, deploy/, and data/ once the demo site serves.
 func demoDir(t *testing.T) string {
 	t.Helper()
-	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err != nil {
-		if os.Getenv("INFRAD_E2E") == "1" {
-			t.Fatalf("the demo site's port 127.0.0.1:8080 is taken: %v", err)
-		}
-		t.Skipf("the demo site's port 127.0.0.1:8080 is taken (%v); skipping", err)
-	} else {
-		ln.Close()
-	}
+	needDemoPort(t)
 	dir := t.TempDir()
 	repo, err := filepath.Abs("../..")
 	if err != nil {

@@ -197,15 +197,22 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 }
 
 // TestDemoSite runs `infrad serve` with no site file, as `make run` does.
-func TestDemoSite(t *testing.T) {
-	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err != nil {
+// needDemoPort skips a test of the demo site, or fails it with INFRAD_E2E=1, when the
+// demo's API port is taken (a make run in another terminal).
+func needDemoPort(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:8080")
+	if err != nil {
 		if os.Getenv("INFRAD_E2E") == "1" {
 			t.Fatalf("the demo site's port 127.0.0.1:8080 is taken: %v", err)
 		}
 		t.Skipf("the demo site's port 127.0.0.1:8080 is taken (%v); skipping", err)
-	} else {
-		ln.Close()
 	}
+	ln.Close()
+}
+
+func TestDemoSite(t *testing.T) {
+	needDemoPort(t)
 	dir := t.TempDir()
 	p := start(t, dir, "serve")
 	base := "http://127.0.0.1:8080"
