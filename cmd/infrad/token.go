@@ -14,10 +14,11 @@ import (
 	"github.com/infrad/infrad/pkg/client"
 )
 
-// tokenCmd manages the named API tokens of a running infrad: create NAME [--read-only],
-// list, revoke NAME. A token's secret is printed once, when it is made.
+// tokenCmd manages the named API tokens of a running infrad: create NAME [--scope S]
+// (or --read-only), list, revoke NAME. A token's secret is printed once, when it is
+// made.
 func tokenCmd(args []string, stdout, stderr io.Writer) int {
-	const use = "usage: infrad token create NAME [--read-only] | list | revoke NAME | rotate   [--api URL] [--token T]"
+	const use = "usage: infrad token create NAME [--scope read|write|admin] [--read-only] | list | revoke NAME | rotate   [--api URL] [--token T]"
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, use)
 		return exitUsage
@@ -26,7 +27,8 @@ func tokenCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("token "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	connect := clientFlags(fs)
-	readOnly := fs.Bool("read-only", false, "create: the token may only read (every write gets 403)")
+	readOnly := fs.Bool("read-only", false, "create: the read scope (every write gets 403)")
+	scope := fs.String("scope", "", "create: read, write (the default: changes the site) or admin (also backups, tokens, the cluster's members)")
 	// The name may come before the flags (infrad token create ci --read-only).
 	var name string
 	rest := args[1:]
@@ -48,7 +50,7 @@ func tokenCmd(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		switch verb {
 		case "create":
-			err = createToken(c, stdout, name, *readOnly)
+			err = createToken(c, stdout, name, *scope, *readOnly)
 		case "list":
 			err = listTokens(c, stdout)
 		case "rotate":
@@ -67,14 +69,14 @@ func tokenCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 type tokenInfo struct {
-	Name     string    `json:"name"`
-	ReadOnly bool      `json:"read_only"`
-	Created  time.Time `json:"created"`
-	Token    string    `json:"token"`
+	Name    string    `json:"name"`
+	Scope   string    `json:"scope"`
+	Created time.Time `json:"created"`
+	Token   string    `json:"token"`
 }
 
-func createToken(c *client.Client, stdout io.Writer, name string, readOnly bool) error {
-	body, _ := json.Marshal(map[string]any{"name": name, "read_only": readOnly})
+func createToken(c *client.Client, stdout io.Writer, name, scope string, readOnly bool) error {
+	body, _ := json.Marshal(map[string]any{"name": name, "scope": scope, "read_only": readOnly})
 	return postForToken(c, stdout, "/api/v1/tokens", bytes.NewReader(body))
 }
 
@@ -105,16 +107,13 @@ func listTokens(c *client.Client, stdout io.Writer) error {
 		return err
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tACCESS\tCREATED")
+	fmt.Fprintln(w, "NAME\tSCOPE\tCREATED")
 	for _, t := range tokens {
-		access, created := "read-write", t.Created.Format(time.RFC3339)
-		if t.ReadOnly {
-			access = "read-only"
-		}
+		created := t.Created.Format(time.RFC3339)
 		if t.Created.IsZero() {
 			created = "(each box's data directory file)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\n", t.Name, access, created)
+		fmt.Fprintf(w, "%s\t%s\t%s\n", t.Name, t.Scope, created)
 	}
 	return w.Flush()
 }

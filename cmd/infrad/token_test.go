@@ -46,6 +46,21 @@ func TestTokensFromTheCommandLine(t *testing.T) {
 	if code, _ := send(t, "POST", base+"/api/v1/hosts", viewer, `{"name": "w02", "ip": "10.0.40.21"}`); code != http.StatusForbidden {
 		t.Errorf("the read-only token writes: %d, want 403", code)
 	}
+	// The backup holds the key rings: only an admin's token takes it.
+	for _, who := range []struct{ name, token string }{{"viewer", viewer}, {"alice (write)", alice}} {
+		b := start(t, dir, "backup", "--api", base, "--token", who.token, filepath.Join(dir, "stolen.db"))
+		if code := b.wait(t, 30*time.Second); code != exitFail || !strings.Contains(b.output.String(), "needs admin") {
+			t.Errorf("a backup with %s's token: exit %d, %s; want it refused", who.name, code, b.output.String())
+		}
+	}
+	code, boss := tokenRun("create", "boss", "--scope", "admin")
+	if code != exitOK {
+		t.Fatalf("token create boss: exit %d, %s", code, boss)
+	}
+	b := start(t, dir, "backup", "--api", base, "--token", boss, filepath.Join(dir, "taken.db"))
+	if code := b.wait(t, 30*time.Second); code != exitOK {
+		t.Errorf("a backup with an admin's token: exit %d, %s", code, b.output.String())
+	}
 
 	// A restart keeps the tokens: they are in the store.
 	p.cmd.Process.Signal(syscall.SIGTERM)
@@ -56,7 +71,7 @@ func TestTokensFromTheCommandLine(t *testing.T) {
 		t.Errorf("the viewer after a restart: %d", code)
 	}
 	code, list := tokenRun("list")
-	if code != exitOK || !strings.Contains(list, "viewer") || !strings.Contains(list, "read-only") || strings.Contains(list, alice) {
+	if code != exitOK || !strings.Contains(list, "viewer") || !strings.Contains(list, "read") || strings.Contains(list, alice) {
 		t.Errorf("token list: exit %d\n%s", code, list)
 	}
 	_, changes, _ := httpGet(base+"/api/v1/changes?object=w01", viewer)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -103,9 +104,10 @@ func randomBytes(n int) []byte {
 }
 
 // requireToken lets a request through only with "Authorization: Bearer <token>": the
-// data directory's token (compared in constant time) or a named token (found by its
-// SHA-256). A read-only token may only read (403 otherwise). The request goes on with
-// the token's name as the source of the changes it makes (the change log's "who").
+// data directory's token (compared in constant time, an admin's) or a named token
+// (found by its SHA-256). The request goes on with the token's scope, which the
+// routes' need checks, and its name as the source of the changes it makes (the change
+// log's "who").
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -116,7 +118,7 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 			return
 		}
 		got = strings.TrimSpace(got)
-		name, readOnly := ipam.FileTokenName, false
+		name, scope := ipam.FileTokenName, ipam.ScopeAdmin
 		if subtle.ConstantTimeCompare([]byte(got), []byte(*s.fileToken.Load())) != 1 {
 			tok, ok := s.opts.IPAM.Model().TokenWithHash(hashToken(got))
 			if !ok {
@@ -124,13 +126,44 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 				s.writeError(w, r, errorf(http.StatusUnauthorized, "unauthorized", "the bearer token is neither this site's API token nor a named token (it may have been revoked)"))
 				return
 			}
-			name, readOnly = tok.Name, tok.ReadOnly
+			name, scope = tok.Name, tok.ScopeOf()
 		}
-		if readOnly && r.Method != http.MethodGet && r.Method != http.MethodHead {
-			s.writeError(w, r, errorf(http.StatusForbidden, "forbidden", "token %q is read-only: %s needs a token that may write", name, r.Method))
+		ctx := context.WithValue(ipam.WithSource(r.Context(), "token "+name), tokenKey{}, caller{name, scope})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// caller is who a request's token is, and what it may do.
+type caller struct {
+	name  string
+	scope ipam.Scope
+}
+
+type tokenKey struct{}
+
+// need refuses (403) a request whose token's scope does not allow scope.
+func (s *Server) need(scope ipam.Scope) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if c, _ := r.Context().Value(tokenKey{}).(caller); !c.scope.Allows(scope) {
+				s.writeError(w, r, errorf(http.StatusForbidden, "forbidden", "token %q has the scope %s: %s %s needs %s", c.name, c.scope, r.Method, r.URL.Path, scope))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// byMethod is need by the request's method: reads (GET, HEAD) need read, changes
+// need write.
+func (s *Server) byMethod(next http.Handler) http.Handler {
+	read, write := s.need(ipam.ScopeRead)(next), s.need(ipam.ScopeWrite)(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			read.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(ipam.WithSource(r.Context(), "token "+name)))
+		write.ServeHTTP(w, r)
 	})
 }
 
@@ -142,19 +175,21 @@ func hashToken(token string) string {
 }
 
 // tokenView is a named token as the API shows it; Token only once, when it is made.
+// ReadOnly says the read scope, for clients made before scopes.
 type tokenView struct {
-	Name     string    `json:"name"`
-	ReadOnly bool      `json:"read_only"`
-	Created  time.Time `json:"created"`
-	Token    string    `json:"token,omitempty"`
+	Name     string     `json:"name"`
+	Scope    ipam.Scope `json:"scope"`
+	ReadOnly bool       `json:"read_only"`
+	Created  time.Time  `json:"created"`
+	Token    string     `json:"token,omitempty"`
 }
 
 func viewOf(t ipam.Token) tokenView {
-	return tokenView{Name: t.Name, ReadOnly: t.ReadOnly, Created: t.Created}
+	return tokenView{Name: t.Name, Scope: t.ScopeOf(), ReadOnly: t.ScopeOf() == ipam.ScopeRead, Created: t.Created}
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
-	views := []tokenView{{Name: ipam.FileTokenName}} // every box has its own file's
+	views := []tokenView{{Name: ipam.FileTokenName, Scope: ipam.ScopeAdmin}} // every box has its own file's
 	for _, t := range s.opts.IPAM.Model().Tokens() {
 		views = append(views, viewOf(t))
 	}
@@ -163,14 +198,23 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
-		Name     string `json:"name"`
-		ReadOnly bool   `json:"read_only"`
+		Name     string     `json:"name"`
+		Scope    ipam.Scope `json:"scope"`
+		ReadOnly bool       `json:"read_only"` // the read scope, as clients before scopes asked for it
 	}
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
+	switch {
+	case body.ReadOnly && body.Scope != "" && body.Scope != ipam.ScopeRead:
+		return errorf(http.StatusBadRequest, "invalid", "read_only is the read scope: give one of read_only and scope")
+	case body.ReadOnly:
+		body.Scope = ipam.ScopeRead
+	case body.Scope == "":
+		body.Scope = ipam.ScopeWrite // the least that changes the site; admin is asked for by name
+	}
 	secret := "infrad_" + hex.EncodeToString(randomBytes(32))
-	tok, err := s.opts.IPAM.CreateToken(r.Context(), ipam.Token{Name: body.Name, Hash: hashToken(secret), ReadOnly: body.ReadOnly})
+	tok, err := s.opts.IPAM.CreateToken(r.Context(), ipam.Token{Name: body.Name, Hash: hashToken(secret), Scope: body.Scope})
 	if err != nil {
 		return err
 	}

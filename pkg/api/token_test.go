@@ -2,16 +2,22 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/site"
 )
@@ -165,5 +171,100 @@ func TestPinLeaseOverHTTP(t *testing.T) {
 	}
 	if resp, body, _ := call(t, ts.URL, "GET", "/api/v1/changes?since=yesterday", nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("since=yesterday: %d %v, want 400", resp.StatusCode, body)
+	}
+}
+
+// TestScopesOfEveryRoute walks every route of the API with a token of each scope. A
+// read token reads and changes nothing; a write token changes the site but reaches
+// nothing that reveals key material or controls who gets in (backups, which hold the
+// key rings; tokens; the cluster's membership); an admin token reaches everything. No
+// answer to a lesser scope holds a key ring's bytes, the data directory's token or a
+// token's hash.
+func TestScopesOfEveryRoute(t *testing.T) {
+	s := newServer(t)
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	secret := "KEYRING-" + hex.EncodeToString(randomBytes(16))
+	if _, err := s.opts.IPAM.SwapKeyring(context.Background(), "nts", nil, []byte(secret)); err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[ipam.Scope]string{}
+	for _, scope := range ipam.Scopes {
+		resp, body, _ := call(t, ts.URL, "POST", "/api/v1/tokens", map[string]any{"name": "t-" + string(scope), "scope": scope})
+		if resp.StatusCode != http.StatusCreated || body["scope"] != string(scope) {
+			t.Fatalf("create a %s token: %d %v", scope, resp.StatusCode, body)
+		}
+		tokens[scope] = body["token"].(string)
+	}
+	hashes := []string{}
+	for _, tok := range s.opts.IPAM.Model().Tokens() {
+		hashes = append(hashes, tok.Hash)
+	}
+	// What each route needs, by this test's own reckoning.
+	admin := map[string]bool{
+		"GET /api/v1/backup": true, "GET /api/v1/tokens": true, "POST /api/v1/tokens": true,
+		"DELETE /api/v1/tokens/{name}": true, "POST /api/v1/tokens/api-token/rotate": true,
+		"DELETE /api/v1/cluster/nodes/{name}": true,
+	}
+	needOf := func(method, route string) ipam.Scope {
+		switch {
+		case admin[method+" "+route]:
+			return ipam.ScopeAdmin
+		case method == http.MethodGet || method == http.MethodHead || method+" "+route == "POST /api/v1/plan":
+			return ipam.ScopeRead
+		}
+		return ipam.ScopeWrite
+	}
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Scope string `json:"x-infrad-scope"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(openapiJSON, &doc); err != nil {
+		t.Fatal(err)
+	}
+	routes := 0
+	err := chi.Walk(s.Handler().(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if !strings.HasPrefix(route, "/api/v1/") || route == "/api/v1/ca/root.pem" || route == "/api/v1/ca/crl" {
+			return nil // open routes: nothing to scope
+		}
+		routes++
+		if got := doc.Paths[route][strings.ToLower(method)].Scope; got != string(needOf(method, route)) {
+			t.Errorf("openapi.json says %s %s needs %q, want %s", method, route, got, needOf(method, route))
+		}
+		path := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(route, "x")
+		for _, scope := range ipam.Scopes {
+			if scope == ipam.ScopeAdmin && method != http.MethodGet {
+				continue // (an admin's changes: the other tests make them)
+			}
+			req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader("{}"))
+			req.Header.Set("Authorization", "Bearer "+tokens[scope])
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			need := needOf(method, route)
+			if forbidden := resp.StatusCode == http.StatusForbidden; forbidden == scope.Allows(need) {
+				t.Errorf("%s %s with a %s token: %d, want it %s (the route needs %s): %s", method, route, scope, resp.StatusCode,
+					map[bool]string{true: "allowed", false: "refused with 403"}[scope.Allows(need)], need, raw)
+			}
+			if scope == ipam.ScopeAdmin {
+				continue
+			}
+			for _, leak := range append([]string{secret, base64.StdEncoding.EncodeToString([]byte(secret)), testToken}, hashes...) {
+				if strings.Contains(string(raw), leak) {
+					t.Errorf("%s %s answers a %s token with secret material (%.12s…)", method, route, scope, leak)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if routes < 25 {
+		t.Fatalf("walked %d routes: the walk missed the API", routes)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/infrad/infrad/pkg/store"
@@ -12,10 +13,46 @@ import (
 // Token is a named API token, as the store keeps it: its SHA-256, never the token.
 // Tokens are part of the site (replicated like hosts), so every box knows them.
 type Token struct {
-	Name     string    `json:"name"`
-	Hash     string    `json:"hash,omitempty"` // hex SHA-256 of the token (never empty in the store)
+	Name  string `json:"name"`
+	Hash  string `json:"hash,omitempty"` // hex SHA-256 of the token (never empty in the store)
+	Scope Scope  `json:"scope,omitempty"`
+	// ReadOnly is set with the read scope, for builds before scopes, which know only it.
 	ReadOnly bool      `json:"read_only,omitempty"`
 	Created  time.Time `json:"created"`
+}
+
+// Scope is what a token may do. Each allows what the one before it does.
+type Scope string
+
+const (
+	// ScopeRead reads the site: its objects, leases, status, the change log.
+	ScopeRead Scope = "read"
+	// ScopeWrite also changes the site's objects and leases.
+	ScopeWrite Scope = "write"
+	// ScopeAdmin also does what reveals key material or controls who gets in:
+	// backups (which hold the key rings: NTS's cookie keys, DNSSEC's private keys),
+	// tokens, the cluster's membership. The data directory's own token is an admin's.
+	ScopeAdmin Scope = "admin"
+)
+
+// Scopes are the scopes, least first.
+var Scopes = []Scope{ScopeRead, ScopeWrite, ScopeAdmin}
+
+// Allows reports whether a token of scope s may do what needs scope need.
+func (s Scope) Allows(need Scope) bool {
+	return slices.Index(Scopes, s) >= slices.Index(Scopes, need) && slices.Contains(Scopes, need)
+}
+
+// ScopeOf is what t may do. A token made before scopes has none: read-only, it reads;
+// else it keeps the power it had then, an admin's.
+func (t Token) ScopeOf() Scope {
+	switch {
+	case t.Scope != "":
+		return t.Scope
+	case t.ReadOnly:
+		return ScopeRead
+	}
+	return ScopeAdmin
 }
 
 // FileTokenName names the token of the data directory's api-token file, which every
@@ -52,6 +89,12 @@ func (c PutToken) apply(t *txn) (any, error) {
 	}
 	if len(c.Token.Hash) != 64 {
 		return nil, invalid("hash", "a token's hash is 64 hex digits of SHA-256")
+	}
+	if c.Token.Scope != "" && !slices.Contains(Scopes, c.Token.Scope) {
+		return nil, invalid("scope", fmt.Sprintf("%q is not a scope: read, write or admin", c.Token.Scope))
+	}
+	if c.Token.Scope != "" {
+		c.Token.ReadOnly = c.Token.Scope == ScopeRead
 	}
 	t.putToken(c.Token)
 	return c.Token, nil

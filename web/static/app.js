@@ -743,9 +743,10 @@ async function changesPage(root) {
 async function tokensPage(root) {
   const made = h("div", { id: "new-token" });
   const form = fieldForm([{ name: "name", label: "Name", placeholder: "alice, ci, external-dns", required: true },
-    { name: "read_only", label: "read-only (every write gets 403)", type: "checkbox" }], "Create token",
+    { name: "scope", label: "Scope", options: [{ value: "write", label: "write: reads and changes the site" }, { value: "read", label: "read: reads only" },
+      { value: "admin", label: "admin: also backups, tokens, cluster members" }], value: "write" }], "Create token",
   async (v) => {
-    const t = await api("POST", "/api/v1/tokens", { name: v.name, read_only: v.read_only });
+    const t = await api("POST", "/api/v1/tokens", { name: v.name, scope: v.scope });
     const link = `${location.origin}/ui/#token=${t.token}`;
     made.replaceChildren(h("section", { class: "card" }, h("h2", {}, `Token ${t.name}`),
       h("p", {}, "Copy it now: infrad keeps only its hash, and shows it this once."),
@@ -755,12 +756,12 @@ async function tokensPage(root) {
     form.reset();
     refresh();
   });
-  const list = table(["Name", "Access", "Created", { hidden: "Actions" }], [], { id: "tokens" });
+  const list = table(["Name", "Scope", "Created", { hidden: "Actions" }], [], { id: "tokens" });
   root.append(h("h1", {}, "API tokens"), h("section", { class: "card", id: "add-token" }, h("h2", {}, "Create a token"), form), made,
     h("section", { class: "card" }, h("p", { class: "muted" }, "The change log names the token of each change. api-token is the token in this box's data directory: Rotate gives it a new value, at once, and the sign-in link infrad logged stops working."), list));
   return async () => {
     const tokens = await get("/api/v1/tokens");
-    list.setRows(tokens.map((t) => h("tr", { "data-token": t.name }, h("td", {}, t.name), h("td", {}, t.read_only ? "read-only" : "read-write"),
+    list.setRows(tokens.map((t) => h("tr", { "data-token": t.name }, h("td", {}, t.name), h("td", {}, t.scope),
       h("td", {}, t.created && !t.created.startsWith("0001") ? when(t.created) : "(each box's file)"),
       h("td", { class: "actions" }, t.name === "api-token" ? h("button", { class: "danger", onclick: () => rotateFileToken(made) }, "Rotate") : h("button", { class: "danger", onclick: () => { if (confirmed(`Revoke token ${t.name}? Whatever uses it is refused from now on.`)) act(() => api("DELETE", `/api/v1/tokens/${encodeURIComponent(t.name)}`), `Token ${t.name} revoked.`); } }, "Revoke")))));
   };

@@ -394,7 +394,7 @@ test("the CA page: fingerprint, expiries, lifetime, nothing issued yet", async (
   await shot(page, "ca");
 });
 
-test("tokens: create, use under its name, read-only refused, revoke", async () => {
+test("tokens: create, use under its name, a read token's write refused, revoke", async () => {
   await go("#/tokens");
   const form = page.locator("#add-token form");
   await fill(form, { name: "alice" });
@@ -406,10 +406,11 @@ test("tokens: create, use under its name, read-only refused, revoke", async () =
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), alice);
   assert.equal((await call("POST", "/api/v1/hosts", { name: "by-alice", ip: "10.77.0.70" }, alice)).status, 201);
 
+  await page.locator('#tokens tr[data-token="alice"]', { hasText: "write" }).waitFor();
   await fill(form, { name: "viewer" });
-  await form.locator('[name="read_only"]').check();
+  await form.locator('[name="scope"]').selectOption("read");
   await form.getByRole("button", { name: "Create token" }).click();
-  await page.locator('#tokens tr[data-token="viewer"]', { hasText: "read-only" }).waitFor();
+  await page.locator('#tokens tr[data-token="viewer"]', { hasText: "read" }).waitFor();
   const viewer = (await page.locator("#token-secret").textContent()).trim();
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const other = watch(await ctx.newPage());
@@ -418,7 +419,7 @@ test("tokens: create, use under its name, read-only refused, revoke", async () =
   const add = other.locator("#add-host form");
   await fill(add, { name: "nope", ip: "10.77.0.71" });
   await add.getByRole("button", { name: "Add host" }).click();
-  await add.locator('[data-error-for=""]', { hasText: "read-only" }).waitFor();
+  await add.locator('[data-error-for=""]', { hasText: "has the scope read" }).waitFor();
   await ctx.close();
 
   await page.locator('#tokens tr[data-token="alice"]').getByRole("button", { name: "Revoke" }).click();
