@@ -42,7 +42,7 @@ func (s *Service) zoneGuard(next http.Handler) http.Handler {
 				inZones = inZones || n.IsIn(z)
 			}
 			if !inZones {
-				render.Error(w, r, acme.NewError(acme.ErrorRejectedIdentifierType, "%s is outside the site's zones (%s): infrad issues only names its DNS serves", name, joinNames(zones)))
+				render.Error(w, r, acme.NewError(acme.ErrorRejectedIdentifierType, "%s is outside the site's zones (%s): infrad issues only names its DNS serves", name, site.JoinNames(zones)))
 				return
 			}
 		}
@@ -79,12 +79,4 @@ func orderNames(body []byte) []string {
 		}
 	}
 	return out
-}
-
-func joinNames(ns []site.Name) string {
-	s := make([]string, len(ns))
-	for i, n := range ns {
-		s[i] = strings.TrimSuffix(string(n), ".")
-	}
-	return strings.Join(s, ", ")
 }

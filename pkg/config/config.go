@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -135,7 +136,30 @@ const (
 // IPAM returns the site's address objects as an ipam.Set.
 func (s *Site) IPAM() site.Set {
 	return site.Set{Domain: s.Domain, Zones: s.DNS.Zones, Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records, Changes: s.ChangeLog,
-		DNS: site.ZoneSettings{TTL: s.DNS.TTL, NameServers: s.NameServers(), Signed: s.DNS.DNSSEC}}
+		DNS: site.ZoneSettings{TTL: s.DNS.TTL, NameServers: s.NameServers(), Signed: s.DNS.DNSSEC, Services: s.ServiceNames()}}
+}
+
+// ServiceNames are the names infrad hands out for itself that its zones serve: the
+// CA's (the ACME directory's host), and ntp.<domain> and infrad.<domain>, which the
+// NTS-KE and API certificates carry. A name outside the zones is left out (Warnings
+// names it).
+func (s *Site) ServiceNames() []site.Name {
+	var out []site.Name
+	for _, n := range s.serviceNames() {
+		if s.inZones(n) && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (s *Site) serviceNames() []site.Name {
+	return []site.Name{s.CA.Name, "ntp." + s.Domain, "infrad." + s.Domain}
+}
+
+// inZones reports whether n is in one of the site's forward zones.
+func (s *Site) inZones(n site.Name) bool {
+	return slices.ContainsFunc(append([]site.Name{s.Domain}, s.DNS.Zones...), n.IsIn)
 }
 
 // NameServers are the addresses the zones name as their servers': a cluster's serving

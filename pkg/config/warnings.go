@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // Warning is a setting that is valid but likely not what the site wants: infrad serves
@@ -18,9 +20,12 @@ func (w Warning) String() string { return w.Path + ": " + w.Msg }
 // Warnings returns what is valid in s but likely to disappoint, in key-path order.
 func (s *Site) Warnings() []Warning {
 	var out []Warning
+	if !s.inZones(s.CA.Name) {
+		out = append(out, Warning{"ca.name", fmt.Sprintf("%s is outside the site's zones: infrad's DNS cannot give it an address, so ACME clients and cert-manager must resolve it elsewhere", s.CA.Name)})
+	}
 	wildcard := slices.ContainsFunc(s.DNS.Listen, func(l netip.AddrPort) bool { return l.Addr().IsUnspecified() })
 	if !s.DNS.Advertise.IsValid() && wildcard {
-		out = append(out, Warning{"dns.advertise", fmt.Sprintf("not set, and dns.listen is a wildcard: the zones' name server ns.%s has no address, so BIND and Knot secondaries refuse the zones, and DHCP clients are told the interface's address; set it to the address clients and secondaries reach infrad at", s.Domain)})
+		out = append(out, Warning{"dns.advertise", fmt.Sprintf("not set, and dns.listen is a wildcard: the zones' name server ns.%s has no address, so BIND and Knot secondaries refuse the zones, DHCP clients are told the interface's address, and the names infrad hands out for itself (%s) have none; set it to the address clients and secondaries reach infrad at", s.Domain, site.JoinNames(s.ServiceNames()))})
 	}
 	if a := s.DNS.Advertise; len(s.DHCP.Interfaces) > 0 && a.IsLoopback() {
 		out = append(out, Warning{"dns.advertise", fmt.Sprintf("%s is a loopback address (the first of dns.listen when dns.advertise is not set): DHCP clients are told DNS and NTP are there, on their own machines; set dns.advertise to infrad's address on the site's network", a)})

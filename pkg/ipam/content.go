@@ -60,6 +60,10 @@ func (m *Model) Node(name string) (RRsets, bool) {
 		for _, a := range m.glueAddrs() {
 			n.Add(m.AddressRR(name, a))
 		}
+	} else if m.isService(owner) {
+		for _, a := range m.shape.DNS.NameServers {
+			n.Add(m.AddressRR(name, a))
+		}
 	}
 	if a, ok := site.ReverseAddr(owner); ok {
 		if target := m.PTR(a); target != "" {
@@ -114,7 +118,7 @@ func (n RRsets) oneTTL() {
 // names index counts every host's, lease's and record's owner name and those above
 // them; the apexes and the NS glue are the rest.
 func (m *Model) Exists(name string) bool {
-	if m.NameExists(site.Name(name)) || m.IsZone(name) {
+	if m.NameExists(site.Name(name)) || m.IsZone(name) || m.isService(site.Name(name)) {
 		return true
 	}
 	glue := m.GlueName()
@@ -250,7 +254,31 @@ func (m *Model) Owners(zone string) []string {
 			add(site.ReverseName(a))
 		}
 	}
+	for _, n := range m.shape.DNS.Services {
+		if m.isService(n) {
+			add(n)
+		}
+	}
 	return out
+}
+
+// isService reports whether name is one infrad hands out for itself (Shape.DNS's
+// Services) and answers with the name servers' addresses: some are known, and the
+// site gives the name no address of its own (a host, a named lease from before the
+// rule, A, AAAA or CNAME records).
+func (m *Model) isService(name site.Name) bool {
+	if len(m.shape.DNS.NameServers) == 0 || !slices.Contains(m.shape.DNS.Services, name) {
+		return false
+	}
+	if _, ok := m.addressOf(name); ok {
+		return false
+	}
+	for _, rr := range m.RecordsAt(name) {
+		if t := rr.Header().Rrtype; t == dns.TypeA || t == dns.TypeAAAA || t == dns.TypeCNAME {
+			return false
+		}
+	}
+	return true
 }
 
 // derivedOwner names the host, or the zones' name servers, whose derived RRset of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,3 +182,50 @@ func TestSettingsAreVersioned(t *testing.T) {
 }
 
 func serialNewer(a, b uint32) bool { return a != b && a-b < 1<<31 }
+
+// TestServiceNamesAnswerTheNameServers: the names infrad hands out for itself (the
+// CA's, ntp., infrad.) answer the name servers' addresses, unless the site gives one
+// an address of its own; a DHCP client asking for one does not get it; other data at
+// the name stands beside the derived address.
+func TestServiceNamesAnswerTheNameServers(t *testing.T) {
+	set := fixture.Site(t)
+	set.DNS = site.ZoneSettings{NameServers: []netip.Addr{netip.MustParseAddr("10.0.40.2")},
+		Services: []site.Name{"ca.k8s.example.com.", "ntp.k8s.example.com.", "infrad.k8s.example.com."}}
+	set.Hosts = append(set.Hosts, site.Host{Name: "ntp", IP: netip.MustParseAddr("10.0.40.12")})
+	set.Records = append(set.Records, site.Record{Name: "infrad.k8s.example.com.", Type: "CNAME", Value: "cp01.k8s.example.com."})
+	m := newOn(t, openStore(t, t.TempDir()+"/infrad.db"))
+	if _, err := m.Reconcile("site.yaml", set); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]string{
+		"ca.k8s.example.com.":     {"A 10.0.40.2"},
+		"ntp.k8s.example.com.":    {"A 10.0.40.12"},                // the site's host
+		"infrad.k8s.example.com.": {"CNAME cp01.k8s.example.com."}, // the site's record
+	} {
+		if got := node(m.Model(), name); !slices.Equal(got, want) {
+			t.Errorf("%s answers %q, want %q", name, got, want)
+		}
+	}
+	if !slices.Contains(m.Model().Owners("k8s.example.com."), "ca.k8s.example.com.") {
+		t.Error("a transfer of the zone leaves out ca.k8s.example.com.")
+	}
+	at := time.Now()
+	res, err := m.Apply(context.Background(), CommitLease{Stamp: Stamp{At: at}, Subnet: "vm", MAC: fixture.MAC(t, "52:54:00:00:40:99"), IP: netip.MustParseAddr("10.0.40.160"), Hostname: "ca", Expires: at.Add(time.Hour)})
+	if c, ok := res.(Committed); err != nil || !ok || c.Hostname != "" || !strings.Contains(c.NameKeptBy, "infrad") {
+		t.Errorf("a client asking for the CA's name: %+v, %v; want its lease without the name", res, err)
+	}
+	err = m.Update(context.Background(), "k8s.example.com.", nil, []RecordChange{{Add: true, Name: "ca.k8s.example.com.", Type: "TXT", Value: `"hello"`, TTL: 60}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := node(m.Model(), "ca.k8s.example.com."); !slices.Equal(got, []string{"A 10.0.40.2", `TXT "hello"`}) {
+		t.Errorf("with a TXT record the CA's name answers %q", got)
+	}
+	set.DNS.NameServers = nil
+	if _, err := m.Reconcile("site.yaml", set); err != nil {
+		t.Fatal(err)
+	}
+	if got := node(m.Model(), "ca.k8s.example.com."); !slices.Equal(got, []string{`TXT "hello"`}) {
+		t.Errorf("with no name server's address known the CA's name answers %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/infrad/infrad/pkg/site"
@@ -74,7 +75,8 @@ func (c CommitLease) apply(t *txn) (any, error) {
 
 // nameKeeper reports whether hostname is taken from mac's lease of ip, and by whom
 // ("" when mac's own host has it): a host, another client's live lease, records at
-// the name or at the address's reverse name, or the zones' name servers.
+// the name or at the address's reverse name, a name infrad hands out for itself, or
+// the zones' name servers.
 func (t *txn) nameKeeper(hostname string, mac site.MAC, ip netip.Addr) (string, bool) {
 	fqdn := t.m.FQDN(hostname)
 	if h, ok := t.m.Host(hostname); ok {
@@ -91,6 +93,9 @@ func (t *txn) nameKeeper(hostname string, mac site.MAC, ip netip.Addr) (string, 
 	}
 	if rev := site.ReverseName(ip); t.m.HasRecords(rev) {
 		return "the records at " + string(rev), true
+	}
+	if slices.Contains(t.m.shape.DNS.Services, fqdn) {
+		return "infrad, whose services the name is", true
 	}
 	owner := t.m.derivedOwner(fqdn, "")
 	return owner, owner != ""

@@ -111,7 +111,7 @@ func (m *IPAM) Reconcile(source string, file site.Set) ([]Change, error) {
 
 // reconcileFormat is part of every FileDigest: raise it when Reconcile comes to store
 // something else for the same file, so that each store reconciles once more.
-const reconcileFormat = 2 // 2: the zones' settings (Set.DNS)
+const reconcileFormat = 3 // 2: the zones' settings (Set.DNS); 3: their service names
 
 // FileDigest sums up what Reconcile(source, file) would be given. The model keeps the
 // digest of the last file it applied (Shape.Digest): a box that starts with the same

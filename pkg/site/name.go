@@ -116,3 +116,13 @@ func checkLabel(label string, owner bool) error {
 	}
 	return nil
 }
+
+// JoinNames lists names for a message, without their final dots: "k8s.example.com,
+// example.com".
+func JoinNames(ns []Name) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strings.TrimSuffix(string(n), ".")
+	}
+	return strings.Join(s, ", ")
+}

@@ -16,6 +16,12 @@ type ZoneSettings struct {
 	// Signed says the zones are signed (dns.dnssec): turning it on or off changes
 	// every answer, and so raises the serial.
 	Signed bool `json:"signed,omitempty"`
+	// Services are the names infrad hands out for itself (the CA's name, and the
+	// ntp. and infrad. names of the domain that its NTS-KE and API certificates
+	// carry), those in the site's zones. Each answers the name servers' addresses
+	// unless the site gives it an address of its own (a host, or A, AAAA or CNAME
+	// records); no DHCP client's name takes one.
+	Services []Name `json:"services,omitempty"`
 }
 
 // DefaultZoneTTL is the TTL of a store whose settings no site file has given yet.
