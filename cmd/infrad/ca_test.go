@@ -375,6 +375,11 @@ hosts: [{name: node1, ip: 10.0.40.10}]
 			t.Errorf("check does not say %q:\n%s", want, p.output.String())
 		}
 	}
+	// From a node the API (on loopback) is out of reach: the root comes from the CA.
+	p = start(t, dir, append(args, "--name", "node1", "--api", "http://127.0.0.1:1")...)
+	if code := p.wait(t, 30*time.Second); code != exitOK || !strings.Contains(p.output.String(), fmt.Sprintf("from https://127.0.0.1:%d/roots.pem", caPort)) {
+		t.Errorf("check with the API out of reach: exit %d, want the root from the CA:\n%s", code, p.output.String())
+	}
 	bad := start(t, dir, append(args, "--name", "nosuch")...)
 	if code := bad.wait(t, 30*time.Second); code != exitFail || !strings.Contains(bad.output.String(), "FAIL  forward name") {
 		t.Errorf("check of an unknown node: exit %d\n%s", code, bad.output.String())

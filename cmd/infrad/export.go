@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -92,6 +93,11 @@ func exportSite(c *client.Client, server string) (export.Site, error) {
 			s.RootPEM = string(raw)
 		}
 	}
+	// The server is what a node reaches: the one given, else the API's host, unless
+	// that is loopback (the API's default), where the node is not: then the address
+	// the site advertises (this node's, in a cluster).
+	var cl cluster.Status
+	clustered := c.Get("/api/v1/cluster", &cl) == nil && len(cl.Nodes) > 0
 	s.Server = server
 	if s.Server == "" {
 		u, err := url.Parse(c.API())
@@ -99,11 +105,13 @@ func exportSite(c *client.Client, server string) (export.Site, error) {
 			return s, err
 		}
 		s.Server = u.Hostname()
+		if a, err := netip.ParseAddr(s.Server); (err == nil && a.IsLoopback()) || s.Server == "localhost" {
+			s.Server = advertised(status.Site.Servers, cl, clustered, s.Server)
+		}
 	}
 	// A cluster's other serving nodes follow, so that a node keeps its names and time
 	// when one box dies.
-	var cl cluster.Status
-	if c.Get("/api/v1/cluster", &cl) == nil {
+	if clustered {
 		for _, n := range cl.Nodes {
 			if !n.Witness && n.Address != "" {
 				s.Others = append(s.Others, n.Address)
@@ -111,4 +119,20 @@ func exportSite(c *client.Client, server string) (export.Site, error) {
 		}
 	}
 	return s, nil
+}
+
+// advertised is the address nodes reach the infrad behind a loopback API at: its own
+// node's in a cluster, else the site's first server; loopback when none is known.
+func advertised(servers []netip.Addr, cl cluster.Status, clustered bool, loopback string) string {
+	if clustered {
+		for _, n := range cl.Nodes {
+			if n.Name == cl.Node && n.Address != "" {
+				return n.Address
+			}
+		}
+	}
+	if len(servers) > 0 {
+		return servers[0].String()
+	}
+	return loopback
 }

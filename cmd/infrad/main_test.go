@@ -513,6 +513,23 @@ func TestExportFromARunningInfrad(t *testing.T) {
 	if code := p.wait(t, 30*time.Second); code != exitFail || !strings.Contains(p.output.String(), "no reserved range is named metallb") {
 		t.Errorf("export metallb with no metallb range: exit %d\n%s", code, p.output.String())
 	}
+
+	// With the API on loopback (the default) and dns.advertise set, what the nodes
+	// are told is the advertised address, not the API's loopback one.
+	adv := t.TempDir()
+	advPort := testenv.FreePort(t)
+	path := siteFile(t, adv, "k8s.example.com", advPort)
+	raw, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(raw), "dns: {listen: [", "dns: {advertise: 10.0.40.2, listen: [", 1)), 0o644)
+	start(t, adv, "serve", "-c", path)
+	advBase := fmt.Sprintf("http://127.0.0.1:%d", advPort)
+	waitReady(t, advBase)
+	for kind, want := range map[string]string{"resolv": "nameserver 10.0.40.2\n", "chrony": "server 10.0.40.2 ", "cloud-init": "10.0.40.2"} {
+		p := start(t, adv, "export", "--api", advBase, kind)
+		if code := p.wait(t, 30*time.Second); code != exitOK || !strings.Contains(p.output.String(), want) || strings.Contains(p.output.String(), "127.0.0.1") {
+			t.Errorf("export %s with dns.advertise: exit %d\n%s\nwant %q, and no loopback address", kind, code, p.output.String(), want)
+		}
+	}
 }
 
 func TestPlanAndTheChangeBudget(t *testing.T) {

@@ -74,6 +74,9 @@ type SiteInfo struct {
 		BGP *export.BGP `json:"bgp,omitempty"`
 	} `json:"metallb"`
 	NTS *export.NTS `json:"nts,omitempty"` // nil: NTS is off
+	// Servers are the addresses nodes reach infrad's DNS and NTP at: dns.advertise,
+	// or a cluster's serving nodes. Empty when no such address is known.
+	Servers []netip.Addr `json:"servers,omitempty"`
 }
 
 // Server is the API listener. It is a service.Service.

@@ -55,19 +55,29 @@ type Result struct {
 
 // Run makes every check in turn and hands each result to report.
 func Run(opts Options, report func(Result)) {
-	if opts.API == "" {
-		opts.API = fmt.Sprintf("http://%s:8080", opts.Server)
+	api := opts.API
+	if api == "" { // (the API's port when it listens off loopback)
+		api = fmt.Sprintf("http://%s:8080", opts.Server)
 	}
 	resolver := net.JoinHostPort(opts.Server, fmt.Sprint(opts.DNSPort))
 	result := func(what, detail string, err error) { report(Result{What: what, Detail: detail, Err: err}) }
 	skip := func(what, why string) { report(Result{What: what, Detail: why, Skipped: true}) }
 
-	root, err := fetchRoot(opts.API)
+	root, err := fetchRoot(api)
+	from := api
+	if err != nil {
+		// The API listens on loopback unless told otherwise, out of a node's reach:
+		// the CA's listener serves the root too.
+		ca := net.JoinHostPort(opts.Server, fmt.Sprint(opts.CAPort))
+		if root, err = caRoot(ca); err == nil {
+			from = "https://" + ca + "/roots.pem"
+		}
+	}
 	var caName string
 	if err == nil {
 		sum := sha256.Sum256(root.Raw)
 		caName = strings.TrimSuffix(root.Subject.CommonName, " Root CA")
-		result("root CA", "sha256 "+hex.EncodeToString(sum[:]), nil)
+		result("root CA", "sha256 "+hex.EncodeToString(sum[:])+" from "+from, nil)
 	} else {
 		result("root CA", "", err)
 	}
@@ -169,6 +179,44 @@ func fetchRoot(api string) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("no root certificate at %s (%s)", api, resp.Status)
 	}
 	return x509.ParseCertificate(block.Bytes)
+}
+
+// caRoot fetches the root from the CA's listener at addr (/roots.pem). Nothing vouches
+// for it yet, so it is taken only if the listener's own certificate chains to it: a
+// root the listener does not hold is refused. The operator compares its fingerprint
+// with the one infrad shows (its UI, infrad export cloud-init).
+func caRoot(addr string) (*x509.Certificate, error) {
+	var chain []*x509.Certificate
+	tr := &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, // checked below, against the root it serves
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			chain = cs.PeerCertificates
+			return nil
+		},
+	}}
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + addr + "/roots.pem")
+	if err != nil {
+		return nil, fmt.Errorf("neither the API nor the CA at %s gives the root: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	block, _ := pem.Decode(raw)
+	if resp.StatusCode != http.StatusOK || block == nil || len(chain) == 0 {
+		return nil, fmt.Errorf("no root certificate at https://%s/roots.pem (%s)", addr, resp.Status)
+	}
+	root, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(root)
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+		return nil, fmt.Errorf("the CA at %s serves a root its own certificate does not chain to: %w", addr, err)
+	}
+	return root, nil
 }
 
 // lookup asks infrad's DNS for name and returns the first answer's data.

@@ -424,7 +424,8 @@ func (d *Daemon) siteInfo() api.SiteInfo {
 	defer d.mu.Unlock()
 	k := d.site.Kubernetes
 	info := api.SiteInfo{Source: d.site.Source, Domain: string(d.site.Domain), LoadedAt: d.loadedAt,
-		Kubernetes: export.Cluster{Endpoint: k.String(), ClusterName: k.ClusterName, DNSDomain: strings.TrimSuffix(string(k.DNSDomain), ".")}}
+		Kubernetes: export.Cluster{Endpoint: k.String(), ClusterName: k.ClusterName, DNSDomain: strings.TrimSuffix(string(k.DNSDomain), ".")},
+		Servers:    d.site.NameServers()}
 	if b := d.site.MetalLB.BGP; b != nil {
 		info.MetalLB.BGP = &export.BGP{MyASN: b.MyASN, PeerASN: b.PeerASN, PeerAddress: b.PeerAddress, PeerPort: b.PeerPort}
 	}
