@@ -14,11 +14,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infrad/infrad/pkg/export"
@@ -126,12 +128,14 @@ func (s *Server) routes() http.Handler {
 	reg.MustRegister(serviceCollector{s.opts.Status}, ipam.NewCollector(s.opts.IPAM), s.evicted)
 
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.logRequests)
-	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusNotFound, "not_found", "no route %s", r.URL.Path)
+	r.Use(s.recoverer, s.logRequests, middleware.GetHead) // HEAD is answered where GET is
+	r.NotFound(s.handle(func(w http.ResponseWriter, req *http.Request) error {
+		return errorf(http.StatusNotFound, "not_found", "no route %s", req.URL.Path)
 	}))
-	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", r.Method, r.URL.Path)
+	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, req *http.Request) error {
+		allowed := allowedMethods(r, req.URL.Path)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		return errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s: %s is", req.Method, req.URL.Path, strings.Join(allowed, ", "))
 	}))
 	ui := http.StripPrefix("/ui/", http.FileServerFS(web.FS()))
 	r.Method(http.MethodGet, "/ui/*", ui) // the page asks for its data with the token; its files are open
@@ -174,6 +178,21 @@ func (s *Server) routes() http.Handler {
 		})
 	})
 	return r
+}
+
+// allowedMethods are the methods routes answers on path, for a 405's Allow header.
+func allowedMethods(routes chi.Routes, path string) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := m
+		if m == http.MethodHead {
+			probe = http.MethodGet // GetHead answers HEAD where GET is
+		}
+		if routes.Match(chi.NewRouteContext(), probe, path) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // limitRate answers 429 to a client past its rate, before anything else is done.

@@ -362,3 +362,34 @@ func (fakeCluster) Status() cluster.Status {
 func (fakeCluster) Remove(context.Context, string) error {
 	return errors.New("the site runs on one box")
 }
+
+// TestMethods: HEAD is answered wherever GET is, and a 405 says in Allow what is.
+func TestMethods(t *testing.T) {
+	ts := newTestServer(t, service.StateReady, service.StateReady, service.StateReady)
+	do := func(method, path string) *http.Response {
+		req, _ := http.NewRequest(method, ts.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, path := range []string{"/healthz", "/api/v1/hosts", "/api/v1/subnets/vm", "/api/v1/changes"} {
+		if resp := do(http.MethodHead, path); resp.StatusCode != http.StatusOK {
+			t.Errorf("HEAD %s: %d, want 200", path, resp.StatusCode)
+		}
+	}
+	for path, want := range map[string]string{
+		"/api/v1/status":     "GET, HEAD",
+		"/api/v1/hosts":      "GET, HEAD, POST",
+		"/api/v1/hosts/cp01": "GET, HEAD, PUT, DELETE",
+		"/api/v1/backup":     "GET, HEAD",
+	} {
+		resp := do(http.MethodPatch, path)
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != want {
+			t.Errorf("PATCH %s: %d, Allow %q; want 405, Allow %q", path, resp.StatusCode, resp.Header.Get("Allow"), want)
+		}
+	}
+}

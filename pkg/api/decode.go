@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 )
@@ -14,7 +15,7 @@ const maxBody = 1 << 20
 
 // decode reads r's body as exactly one JSON value into v. Unknown fields, a value of
 // the wrong type, trailing data and bodies over maxBody are refused with the error
-// the client needs: 400, or 413 for size.
+// the client needs: 400, 413 for size, or 408 for a body that did not arrive in time.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
@@ -28,7 +29,11 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	var tooBig *http.MaxBytesError
 	var syntax *json.SyntaxError
 	var wrongType *json.UnmarshalTypeError
+	var netErr net.Error
 	switch {
+	case errors.As(err, &netErr) && netErr.Timeout():
+		w.Header().Set("Connection", "close")
+		return errorf(http.StatusRequestTimeout, "request_timeout", "the body did not arrive within the server's read timeout")
 	case errors.As(err, &tooBig):
 		return errorf(http.StatusRequestEntityTooLarge, "too_large", "the body is larger than %d bytes", maxBody)
 	case errors.Is(err, io.EOF):

@@ -262,8 +262,8 @@ func TestDirectoryURL(t *testing.T) {
 	}
 }
 
-// TestTimeouts: an ACME client that trickles its request's body, or keeps its
-// connection idle, is cut off (short bounds here).
+// TestTimeouts: an ACME client that trickles its request's body is cut off with 408,
+// and one that keeps its connection idle is closed (short bounds here).
 func TestTimeouts(t *testing.T) {
 	ca := startCAOpts(t, Options{Timeouts: service.HTTPTimeouts{Read: 300 * time.Millisecond, Idle: 300 * time.Millisecond}})
 	u, _ := url.Parse(ca.directory)
@@ -276,7 +276,9 @@ func TestTimeouts(t *testing.T) {
 		}
 		return conn
 	}
-	testenv.Trickle(t, dial(), "ca.k8s.example.com", "/acme/acme/new-account", "", 10*time.Second)
+	if answer := testenv.Trickle(t, dial(), "ca.k8s.example.com", "/acme/acme/new-account", "", 10*time.Second); testenv.Status(answer) != http.StatusRequestTimeout {
+		t.Errorf("a trickled body: %q, want 408", answer)
+	}
 	if !testenv.IdleClosed(t, dial(), "ca.k8s.example.com", "/roots.pem", 10*time.Second) {
 		t.Errorf("an idle connection stayed open")
 	}
