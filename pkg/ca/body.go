@@ -28,18 +28,18 @@ func readBody(next http.Handler) http.Handler {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &ne) && ne.Timeout():
-			e := acme.NewError(acme.ErrorMalformedType, "the request body did not arrive in time")
+			e := acme.NewDetailedError(acme.ErrorMalformedType, "the request body did not arrive in time")
 			e.Status = http.StatusRequestTimeout
 			w.Header().Set("Connection", "close")
 			render.Error(w, r, e)
 			return
 		case errors.As(err, &tooBig):
-			e := acme.NewError(acme.ErrorMalformedType, "the request body is larger than %d bytes", maxBody)
+			e := acme.NewDetailedError(acme.ErrorMalformedType, "the request body is larger than %d bytes", maxBody)
 			e.Status = http.StatusRequestEntityTooLarge
 			render.Error(w, r, e)
 			return
 		case err != nil:
-			render.Error(w, r, acme.NewError(acme.ErrorMalformedType, "the request body could not be read: %v", err))
+			render.Error(w, r, acme.NewDetailedError(acme.ErrorMalformedType, "the request body could not be read: %v", err))
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

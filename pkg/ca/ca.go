@@ -160,7 +160,7 @@ func (s *Service) Start(ctx context.Context) error {
 				c := acme.NewContext(req.Context(), acmeDB, client, linker, nil)
 				next.ServeHTTP(w, req.WithContext(authority.NewContext(c, auth)))
 			})
-		}, readBody, s.metrics.countFailures, s.quorumGuard, s.timeGuard, s.zoneGuard)
+		}, readBody, s.metrics.countFailures, s.quorumGuard, s.timeGuard, s.zoneGuard, s.challengeGuard(acmeDB, client))
 		acmeapi.Route(r)
 	})
 	r.Get(issuerPath, func(w http.ResponseWriter, req *http.Request) {

@@ -80,6 +80,7 @@ func startCAOpts(t *testing.T, opts Options) testCA {
 	m, st, site := sitetest.Open(t, fmt.Appendf(nil, `domain: k8s.example.com
 data_dir: %s
 ca: {listen: "127.0.0.1:%d", name: ca.k8s.example.com, cert_lifetime: 24h, http01_port: %d}
+dns: {zones: [lab.test]}
 `, dir, port, httpPort))
 	s := New(Options{Site: site, Store: st, IPAM: m, Resolver: testenv.StubDNS(t, "k8s.example.com.", netip.MustParseAddr("127.0.0.1")),
 		Synced: opts.Synced, Timeouts: opts.Timeouts})
@@ -134,6 +135,19 @@ func TestNamesOutsideTheZonesAreRefused(t *testing.T) {
 	}
 	if !strings.Contains(out, "not allowed") && !strings.Contains(out, "rejectedIdentifier") {
 		t.Errorf("the refusal does not say the name is not allowed:\n%s", out)
+	}
+}
+
+// TestChallengeForANameWithoutAddress: http-01 for a name of the site's zones that its
+// DNS gives no address fails at once, saying why, instead of staying pending.
+func TestChallengeForANameWithoutAddress(t *testing.T) {
+	testenv.Need(t, "lego")
+	out, _, err := lego(t, startCA(t), "web.lab.test") // the test's DNS answers only k8s.example.com
+	if err == nil {
+		t.Fatalf("lego got a certificate for a name without an address:\n%s", out)
+	}
+	if !strings.Contains(out, "has no address in the site's DNS") || !strings.Contains(out, "dns-01") {
+		t.Errorf("the refusal does not say why:\n%s", out)
 	}
 }
 

@@ -29,7 +29,7 @@ func (s *Service) zoneGuard(next http.Handler) http.Handler {
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxOrderBody))
 		if err != nil {
-			render.Error(w, r, acme.NewError(acme.ErrorMalformedType, "the request body could not be read: %v", err))
+			render.Error(w, r, acme.NewDetailedError(acme.ErrorMalformedType, "the request body could not be read: %v", err))
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -42,7 +42,7 @@ func (s *Service) zoneGuard(next http.Handler) http.Handler {
 				inZones = inZones || n.IsIn(z)
 			}
 			if !inZones {
-				render.Error(w, r, acme.NewError(acme.ErrorRejectedIdentifierType, "%s is outside the site's zones (%s): infrad issues only names its DNS serves", name, site.JoinNames(zones)))
+				render.Error(w, r, acme.NewDetailedError(acme.ErrorRejectedIdentifierType, "%s is outside the site's zones (%s): infrad issues only names its DNS serves", name, site.JoinNames(zones)))
 				return
 			}
 		}
