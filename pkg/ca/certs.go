@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/smallstep/certificates/db"
@@ -50,9 +52,13 @@ func (s *Service) Info() (Info, error) {
 	}, nil
 }
 
+// SerialHex is a serial number as openssl, certbot and CRLs show it: upper-case
+// hexadecimal, whole bytes.
+func SerialHex(n *big.Int) string { return strings.ToUpper(hex.EncodeToString(n.Bytes())) }
+
 // Certificate is one certificate the CA issued.
 type Certificate struct {
-	Serial    string    `json:"serial"`
+	Serial    string    `json:"serial"` // SerialHex
 	Names     []string  `json:"names"`
 	NotBefore time.Time `json:"not_before"`
 	NotAfter  time.Time `json:"not_after"`
@@ -93,9 +99,8 @@ func (s *Service) Certificates() ([]Certificate, error) {
 		if err != nil {
 			continue
 		}
-		serial := c.SerialNumber.String()
-		at, isRevoked := revoked[serial]
-		out = append(out, Certificate{Serial: serial, Names: c.DNSNames, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
+		at, isRevoked := revoked[c.SerialNumber.String()] // (step-ca keys its tables by the decimal)
+		out = append(out, Certificate{Serial: SerialHex(c.SerialNumber), Names: c.DNSNames, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
 			Revoked: isRevoked, RevokedAt: at})
 	}
 	slices.SortFunc(out, func(a, b Certificate) int { return b.NotBefore.Compare(a.NotBefore) })

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sort"
@@ -161,15 +162,19 @@ func (d *storeDB) migrate(dir string) (bool, error) {
 }
 
 // RowNotes says what the change log records of the CA's rows: a certificate issued
-// (a new row of step-ca's certificates, by serial number: its subject, names and
-// expiry) and one revoked. Other rows (accounts, orders, nonces) are not noted.
+// (a new row of step-ca's certificates, by serial number in hexadecimal: its subject,
+// names and expiry) and one revoked. Other rows (accounts, orders, nonces) are not noted.
 func RowNotes(op ipam.TableOp, created bool) (ipam.ObjectChange, bool) {
 	if !created { // a row written again (a certificate's status): nothing new
 		return ipam.ObjectChange{}, false
 	}
+	key := string(op.Key) // step-ca's: the serial in decimal
+	if n, ok := new(big.Int).SetString(key, 10); ok {
+		key = SerialHex(n)
+	}
 	switch op.Table {
 	case "x509_certs":
-		c := ipam.ObjectChange{Kind: "certificate", Key: string(op.Key), Op: "create"}
+		c := ipam.ObjectChange{Kind: "certificate", Key: key, Op: "create"}
 		if cert, err := x509.ParseCertificate(op.Value); err == nil {
 			c.After, _ = json.Marshal(struct {
 				Subject  string    `json:"subject"`
@@ -179,7 +184,7 @@ func RowNotes(op ipam.TableOp, created bool) (ipam.ObjectChange, bool) {
 		}
 		return c, true
 	case "revoked_x509_certs":
-		return ipam.ObjectChange{Kind: "certificate", Key: string(op.Key), Op: "revoke"}, true
+		return ipam.ObjectChange{Kind: "certificate", Key: key, Op: "revoke"}, true
 	}
 	return ipam.ObjectChange{}, false
 }
