@@ -28,6 +28,10 @@ type request struct {
 	// leaseFor, when set, is the lease time the reply gives instead of the site's:
 	// what is left of a lease renewed without the cluster's quorum.
 	leaseFor time.Duration
+	// name is the name DNS gives the client, once the write path has decided it: its
+	// host's, or its lease's ("" for none, as when another holds the name it asked for).
+	name    string
+	decided bool // name is known: an ACK after the commit, or a reserved client
 }
 
 // handle answers one message: the reply and where to send it, or nil to stay silent.
@@ -138,9 +142,11 @@ func (s *Service) request(ctx context.Context, r *request) (*dhcpv4.DHCPv4, *net
 		return nil, nil
 	}
 	s.offers.Taken(ip)
-	if done := res.(ipam.Committed); done.NameKeptBy != "" {
+	done := res.(ipam.Committed)
+	if done.NameKeptBy != "" {
 		s.log.Warn("lease hostname is taken: the first keeps it", "hostname", c.Hostname, "mac", r.mac, "kept_by", done.NameKeptBy)
 	}
+	r.name, r.decided = done.Hostname, true
 	return s.reply(r, dhcpv4.MessageTypeAck, ip)
 }
 

@@ -455,3 +455,47 @@ func TestSharedOptionsFollowTheSite(t *testing.T) {
 		t.Errorf("a client without a host of its own got %v after the host's reply, want 10.77.0.2", dns)
 	}
 }
+
+// TestNamesInTheReply: a reserved client that asks for option 12 is told its host's
+// name; a client that sends its FQDN (option 81) is answered (RFC 4702 §4) with the
+// name DNS gives it, S set since infrad publishes the records, O when the client
+// wanted to do so itself, in the client's encoding; a client whose name another holds
+// is answered N and no name.
+func TestNamesInTheReply(t *testing.T) {
+	s, l := newService(t)
+	ack := func(hw net.HardwareAddr, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+		t.Helper()
+		offer, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeDiscover, mods...))
+		if offer == nil {
+			t.Fatalf("%s: no offer", hw)
+		}
+		ack, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRequest, append(mods, requested(offer.YourIPAddr.String()), serverID(l.addr.String()))...))
+		if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+			t.Fatalf("%s: got %v, want an ACK", hw, ack)
+		}
+		return ack
+	}
+	askName := dhcpv4.WithRequestedOptions(dhcpv4.OptionHostName)
+	fqdn := func(flags byte, name []byte) dhcpv4.Modifier {
+		return dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionFQDN, append([]byte{flags, 0, 0}, name...)))
+	}
+	reserved, _ := net.ParseMAC("52:54:00:77:00:10")
+	if got := ack(reserved, askName, hostname("whatever")).HostName(); got != "cp01" {
+		t.Errorf("the reserved client is told host name %q, want cp01", got)
+	}
+	// E set, S clear: the client leaves the A record to the server, in wire format.
+	got := ack(mac(1), askName, fqdn(0x04, []byte("\x06laptop\x00"))).GetOneOption(dhcpv4.OptionFQDN)
+	if want := append([]byte{0x04 | 0x01 | 0x02, 255, 255}, "\x06laptop\x03lab\x04test\x00"...); string(got) != string(want) {
+		t.Errorf("option 81 to laptop: %q, want %q", got, want)
+	}
+	// E clear, S set: ASCII, and no override.
+	got = ack(mac(2), fqdn(0x01, []byte("desk"))).GetOneOption(dhcpv4.OptionFQDN)
+	if want := append([]byte{0x01, 255, 255}, "desk.lab.test"...); string(got) != string(want) {
+		t.Errorf("option 81 to desk: %q, want %q", got, want)
+	}
+	// A client asking for the reserved host's name gets none: N.
+	reply := ack(mac(3), askName, fqdn(0x00, []byte("cp01")))
+	if got := reply.GetOneOption(dhcpv4.OptionFQDN); string(got) != string([]byte{0x08, 255, 255}) || reply.HostName() != "" {
+		t.Errorf("a client asking for cp01's name: option 81 %q, option 12 %q; want N and no name", got, reply.HostName())
+	}
+}

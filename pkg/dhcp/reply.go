@@ -22,7 +22,11 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 		infrad = r.link.addr
 	}
 	var sub *subnetOptions
-	if h, ok := r.model.HostWithMAC(r.mac); ok && h.DHCP != nil {
+	h, reserved := r.model.HostWithMAC(r.mac)
+	if reserved && r.sn.CIDR.Contains(h.IP) {
+		r.name, r.decided = h.Name, true // a reserved client is known by its host's name alone
+	}
+	if reserved && h.DHCP != nil {
 		sub = newSubnetOptions(r.model, r.sn, infrad, h.DHCP) // the host's own options: not shared
 	} else {
 		sub = s.subnetOptions(r.model, r.sn, st, infrad)
@@ -47,6 +51,9 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 	}
 	if opts.BootFile != "" {
 		resp.BootFileName = opts.BootFile // the legacy file field, which PXE ROMs read
+	}
+	if r.decided && ip.IsValid() {
+		nameOptions(r.DHCPv4, resp, r.name, r.model.Domain())
 	}
 	s.metrics.sent(t)
 	return resp, destination(r.DHCPv4, t)
