@@ -89,7 +89,7 @@ esac
 
 const dhclientConf = `send host-name "%s";
 request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers,
-	domain-search, ntp-servers, interface-mtu, tftp-server-name, bootfile-name;
+	domain-search, ntp-servers, interface-mtu, tftp-server-name, bootfile-name, host-name;
 `
 
 func (l *lab) dhclient(t *testing.T, dir, hostname string, extra ...string) *dhclient {
@@ -208,7 +208,7 @@ func TestDHCPWithRealClients(t *testing.T) {
 	// reservation and every option.
 	{
 		l.setMAC(t, "52:54:00:77:00:10")
-		c := l.dhclient(t, filepath.Join(dir, "cp01"), "cp01", "-d", "-1")
+		c := l.dhclient(t, filepath.Join(dir, "cp01"), "some-name", "-d", "-1") // a reserved client is known by its host's name
 		testenv.WaitFor(t, "cp01 bound", func() bool { return c.got("BOUND") != nil })
 		got := c.got("BOUND")
 		c.stop()
@@ -228,6 +228,7 @@ func TestDHCPWithRealClients(t *testing.T) {
 			"new_bootfile_name":          "pxelinux.0",
 			"new_filename":               "pxelinux.0",
 			"new_next_server":            "10.77.0.1",
+			"new_host_name":              "cp01",
 		} {
 			if got[k] != want {
 				t.Errorf("%s: got %q, want %q", k, got[k], want)
