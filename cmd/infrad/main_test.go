@@ -36,6 +36,17 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if code == 0 {
+		problems, _, err := checkTraffic()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "check the API's traffic against openapi.json:", err)
+			code = 1
+		}
+		for _, p := range problems {
+			fmt.Fprintln(os.Stderr, "openapi.json:", p)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
