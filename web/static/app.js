@@ -89,6 +89,12 @@ function notify(message, bad) {
   if (!bad) setTimeout(() => { if (n.firstChild?.textContent === message) n.replaceChildren(); }, 6000);
 }
 
+// clearNotice takes away a success notice (a failure's stays until dismissed).
+function clearNotice() {
+  const n = document.getElementById("notice");
+  if (n.className !== "bad") n.replaceChildren();
+}
+
 // act runs an action, says when it failed, and redraws the page either way: a row of
 // an object already gone disappears.
 async function act(fn, done) {
@@ -138,6 +144,7 @@ function fieldForm(fields, submitLabel, onSubmit, opts = {}) {
     } catch (err) {
       if (!(err instanceof APIError)) throw err;
       if (err.status === 401) return;
+      clearNotice(); // an earlier success no longer stands beside this failure
       let name = err.field;
       while (name && !errs[name]) name = name.replace(/(\.[^.[]*|\[\d+\])$/, "");
       if (name && errs[name]) {
@@ -233,7 +240,7 @@ async function dashboard(root) {
       const size = ipNum(r.end) - ipNum(r.start) + 1;
       const used = leases.filter((l) => ipNum(l.ip) >= ipNum(r.start) && ipNum(l.ip) <= ipNum(r.end)).length;
       pools.push(h("tr", {}, h("td", {}, sn.name), h("td", {}, `${r.start} – ${r.end}`),
-        h("td", {}, h("div", { class: "meter", role: "img", "aria-label": `${Math.round((100 * used) / size)}% used` }, h("span", { style: `width:${(100 * used) / size}%` }))), h("td", {}, `${used} / ${size}`)));
+        h("td", {}, h("div", { class: "used" }, h("div", { class: "meter", "aria-hidden": "true" }, h("span", { style: `width:${(100 * used) / size}%` })), `${Math.round((100 * used) / size)}%`)), h("td", {}, `${used} / ${size}`)));
     }
     sections.pools.replaceChildren(h("h2", {}, "DHCP pools"),
       pools.length ? table(["Subnet", "Range", "Used", "Leases"], pools) : h("p", { class: "muted" }, "No DHCP range."));
