@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -77,6 +79,7 @@ func TestCAWithRealClients(t *testing.T) {
 		crt, path := lab.lego(t, "web.k8s.example.com", nil, httpFlags...)
 		lab.verify(t, crt, "web.k8s.example.com")
 		webPath = path
+		copyFile(t, crt, filepath.Join(dir, "web.crt")) // kept for the revocation check after lego revokes it
 	})
 	t.Run("lego dns-01 through RFC 2136", func(t *testing.T) {
 		env := []string{
@@ -225,6 +228,78 @@ func TestCAWithRealClients(t *testing.T) {
 		metrics.Body.Close()
 		if !strings.Contains(string(body), "infrad_ca_certificates_issued 4") || !strings.Contains(string(body), "infrad_ca_intermediate_expiry_days") {
 			t.Errorf("the CA metrics are missing from /metrics")
+		}
+	})
+	t.Run("a relying party tells a revoked certificate from a good one by what they name", func(t *testing.T) {
+		// The wildcard's certificate is good, web's revoked (above). Everything the check
+		// needs is fetched from the URLs in the certificates: the issuer and the CRL the
+		// leaf names, the root's CRL the intermediate names.
+		fetch := func(url string) []byte {
+			t.Helper()
+			out, err := exec.Command("curl", "-sSf", "--resolve", fmt.Sprintf("ca.k8s.example.com:%d:127.0.0.1", caPort), "--cacert", lab.root, url).Output()
+			if err != nil {
+				t.Fatalf("curl %s: %v", url, err)
+			}
+			return out
+		}
+		for _, c := range []struct {
+			name, path string
+			revoked    bool
+		}{
+			{"*.apps.k8s.example.com", filepath.Join(dir, "lego-wildcard", "certificates", "_.apps.k8s.example.com.crt"), false},
+			{"web.k8s.example.com", filepath.Join(dir, "web.crt"), true},
+		} {
+			raw, _ := os.ReadFile(c.path)
+			block, _ := pem.Decode(raw)
+			leaf, err := x509.ParseCertificate(block.Bytes)
+			if err != nil || len(leaf.CRLDistributionPoints) != 1 || len(leaf.IssuingCertificateURL) != 1 {
+				t.Fatalf("%s: %v, CRL %v, issuer %v", c.name, err, leaf.CRLDistributionPoints, leaf.IssuingCertificateURL)
+			}
+			inter, err := x509.ParseCertificate(fetch(leaf.IssuingCertificateURL[0]))
+			if err != nil || len(inter.CRLDistributionPoints) != 1 || len(inter.IssuingCertificateURL) != 1 {
+				t.Fatalf("%s's issuer: %v, CRL %v, issuer %v", c.name, err, inter.CRLDistributionPoints, inter.IssuingCertificateURL)
+			}
+			root, err := x509.ParseCertificate(fetch(inter.IssuingCertificateURL[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			leafCRL, err := x509.ParseRevocationList(fetch(leaf.CRLDistributionPoints[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rootCRL, err := x509.ParseRevocationList(fetch(inter.CRLDistributionPoints[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Go: the chain verifies, each CRL is its issuer's, and only web is listed.
+			pool, inters := x509.NewCertPool(), x509.NewCertPool()
+			pool.AddCert(root)
+			inters.AddCert(inter)
+			if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inters, DNSName: c.name}); err != nil {
+				t.Errorf("%s: the chain from the URLs does not verify: %v", c.name, err)
+			}
+			if leafCRL.CheckSignatureFrom(inter) != nil || rootCRL.CheckSignatureFrom(root) != nil {
+				t.Errorf("%s: a CRL is not signed by the issuer it belongs to", c.name)
+			}
+			listed := slices.ContainsFunc(leafCRL.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool { return e.SerialNumber.Cmp(leaf.SerialNumber) == 0 })
+			if listed != c.revoked {
+				t.Errorf("%s: in the CRL %v, want %v", c.name, listed, c.revoked)
+			}
+			// openssl, checking every certificate of the chain against its CRL.
+			write := func(name, typ string, der []byte) string {
+				p := filepath.Join(dir, name)
+				os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644)
+				return p
+			}
+			out, err := exec.Command("openssl", "verify", "-crl_check_all", "-CAfile", write("rp-root.pem", "CERTIFICATE", root.Raw),
+				"-untrusted", write("rp-inter.pem", "CERTIFICATE", inter.Raw), "-CRLfile", write("rp-crl.pem", "X509 CRL", leafCRL.Raw),
+				"-CRLfile", write("rp-root-crl.pem", "X509 CRL", rootCRL.Raw), write("rp-leaf.pem", "CERTIFICATE", leaf.Raw)).CombinedOutput()
+			switch {
+			case !c.revoked && (err != nil || !strings.Contains(string(out), ": OK")):
+				t.Errorf("openssl verify -crl_check_all of %s, a good certificate: %v\n%s", c.name, err, out)
+			case c.revoked && (err == nil || !strings.Contains(string(out), "certificate revoked")):
+				t.Errorf("openssl verify -crl_check_all of %s, revoked: %v\n%s; want \"certificate revoked\"", c.name, err, out)
+			}
 		}
 	})
 	t.Run("backup and restore carry the CA's database", func(t *testing.T) {

@@ -127,6 +127,10 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	base := baseURL(site.CA.Name, site.CA.Listen.Port())
+	if inter, err = pki.WithURLs(dir, root, inter, base+rootCRLPath, base+rootPath); err != nil {
+		return err
+	}
 	auth, err := s.authority(dir, root, inter)
 	if err != nil {
 		return err
@@ -166,6 +170,20 @@ func (s *Service) Start(ctx context.Context) error {
 	r.Get(issuerPath, func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/pkix-cert")
 		w.Write(inter.Cert.Raw)
+	})
+	r.Get(rootPath, func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/pkix-cert")
+		w.Write(root.Cert.Raw)
+	})
+	rootCRL := &rootCRL{root: root}
+	r.Get(rootCRLPath, func(w http.ResponseWriter, req *http.Request) {
+		der, err := rootCRL.get(time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Write(der)
 	})
 	r.Get(crlPath, func(w http.ResponseWriter, req *http.Request) {
 		crl, err := auth.GetCertificateRevocationList()
@@ -211,11 +229,35 @@ func baseURL(name site.Name, port uint16) string {
 }
 
 // The paths of the CA's listener that relying parties fetch: the CRL, and the
-// intermediate that issued a certificate (DER, as RFC 5280 §4.2.2.1 asks).
+// intermediate that issued a certificate (DER, as RFC 5280 §4.2.2.1 asks), which the
+// certificates name; the root's CRL and the root, which the intermediate names.
 const (
-	crlPath    = "/crl"
-	issuerPath = "/intermediate.crt"
+	crlPath     = "/crl"
+	issuerPath  = "/intermediate.crt"
+	rootCRLPath = "/root.crl"
+	rootPath    = "/root.crt"
 )
+
+// rootCRL is the root's CRL, made when first asked for and again at half its life.
+type rootCRL struct {
+	root pki.Pair
+	mu   sync.Mutex
+	der  []byte
+	made time.Time
+}
+
+func (c *rootCRL) get(now time.Time) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.der == nil || now.Sub(c.made) > pki.RootCRLLife/2 {
+		der, err := pki.RootCRL(c.root, now)
+		if err != nil {
+			return nil, err
+		}
+		c.der, c.made = der, now
+	}
+	return c.der, nil
+}
 
 // leafTemplate is step-ca's default leaf template, with the CRL distribution point
 // and the issuer's URL (AIA) that let a relying party check a certificate from what

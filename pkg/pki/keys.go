@@ -6,13 +6,16 @@ package pki
 
 import (
 	"crypto"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"go.step.sm/crypto/keyutil"
@@ -105,3 +108,54 @@ func create(dir, base, commonName, template string, parent Pair, now time.Time, 
 	}
 	return Pair{Cert: cert, Key: key}, nil
 }
+
+// WithURLs returns the intermediate as it should name its relying parties' sources:
+// crl, the root's CRL, as its CRL distribution point, and issuer, the root's
+// certificate, as its issuer's URL (AIA). An intermediate that names others (made
+// before, or the CA's name or port changed) is issued again by the root with the same
+// key, subject and validity, and written to dir: certificates it signed verify
+// against either. Each box of a cluster does so for itself.
+func WithURLs(dir string, root, inter Pair, crl, issuer string) (Pair, error) {
+	c := inter.Cert
+	if slices.Equal(c.CRLDistributionPoints, []string{crl}) && slices.Equal(c.IssuingCertificateURL, []string{issuer}) {
+		return inter, nil
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return inter, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: c.Subject, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
+		KeyUsage: c.KeyUsage, ExtKeyUsage: c.ExtKeyUsage, BasicConstraintsValid: true, IsCA: true,
+		MaxPathLen: c.MaxPathLen, MaxPathLenZero: c.MaxPathLenZero, SubjectKeyId: c.SubjectKeyId,
+		CRLDistributionPoints: []string{crl}, IssuingCertificateURL: []string{issuer},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.Cert, inter.Key.Public(), root.Key)
+	if err != nil {
+		return inter, fmt.Errorf("issue the intermediate again: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return inter, err
+	}
+	tmp := filepath.Join(dir, ".intermediate.crt")
+	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return inter, err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "intermediate.crt")); err != nil {
+		return inter, err
+	}
+	return Pair{Cert: cert, Key: inter.Key}, nil
+}
+
+// RootCRL is the root's certificate revocation list, as of now and for a week: the
+// root signs only intermediates, and infrad revokes none, so it lists nothing. A
+// relying party that checks the whole chain (openssl verify -crl_check_all) needs it.
+func RootCRL(root Pair, now time.Time) ([]byte, error) {
+	return x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(now.Unix()), ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(RootCRLLife),
+	}, root.Cert, root.Key)
+}
+
+// RootCRLLife is how long a root CRL is valid; it is made anew at half of it.
+const RootCRLLife = 7 * 24 * time.Hour
