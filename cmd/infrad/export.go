@@ -22,7 +22,7 @@ func exportCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	connect := clientFlags(fs)
-	server := fs.String("server", "", "the address nodes reach infrad at, for DNS and NTP (default: the API's host)")
+	server := fs.String("server", "", "the address nodes reach infrad at, for DNS and NTP (default: the API's host; with the API on loopback, the address the site advertises)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: infrad export [--api URL] [--token T] [--server ADDR] KIND\n\nKinds:")
 		kinds := make([]string, 0, len(export.Kinds))
