@@ -486,6 +486,56 @@ test("search the site from the top bar", async () => {
   assert.equal(await page.locator("#hosts tbody tr").count(), 1);
 });
 
+// Layout at both widths: table headers keep their words whole, a pool's use is shown
+// however low, buttons stay inside their cells, no favicon is asked for (a 404 on
+// every load), and a form's failure takes an earlier success notice away.
+test("layout at both widths, and notices that tell the truth", async () => {
+  for (const viewport of [{ width: 1400, height: 900 }, { width: 390, height: 844 }]) {
+    const ctx = await newContext(viewport);
+    const p = watch(await ctx.newPage());
+    const asked = [];
+    p.on("request", (r) => asked.push(new URL(r.url()).pathname));
+    await p.goto(`${BASE}/ui/#/dashboard`);
+    await p.locator("#pools table").waitFor();
+    await p.locator("#cluster table").waitFor();
+    const broken = await p.evaluate(() => [...document.querySelectorAll("#pools th, #cluster th")].filter((th) => {
+      const words = th.textContent.trim().split(/\s+/).filter(Boolean).length;
+      const range = document.createRange();
+      range.selectNodeContents(th);
+      const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+      return th.offsetParent !== null && words > 0 && lines > words;
+    }).map((th) => th.textContent));
+    assert.deepEqual(broken, [], `${viewport.width} px: headers broken mid-word`);
+    for (const used of await p.locator("#pools tbody tr").all()) {
+      assert.match(await used.textContent(), /\d+%/, `${viewport.width} px: a pool's use is shown`);
+    }
+    for (const [page_, ready] of [["hosts", '#hosts tr[data-host="cp01"]'], ["leases", 'tr[data-lease="10.77.0.100"] td.actions']]) {
+      await p.goto(`${BASE}/ui/#/${page_}`);
+      await p.locator(ready).first().waitFor();
+      const outside = await p.evaluate(() => [...document.querySelectorAll("td.actions button")].filter((b) => {
+        const c = b.closest("td").getBoundingClientRect(), r = b.getBoundingClientRect();
+        return r.width > 0 && (r.left < c.left - 1 || r.right > c.right + 1);
+      }).map((b) => b.textContent));
+      assert.deepEqual(outside, [], `${viewport.width} px, ${page_}: buttons outside their cells`);
+    }
+    assert.ok(!asked.includes("/favicon.ico"), `${viewport.width} px: the page asked for /favicon.ico`);
+    await ctx.close();
+  }
+  // A success, then a form's failure: the success notice goes.
+  assert.equal((await call("POST", "/api/v1/hosts", { name: "short-lived", ip: "10.77.0.91" })).status, 201);
+  const ctx = await newContext({ width: 1400, height: 900 });
+  const p = watch(await ctx.newPage());
+  await p.goto(`${BASE}/ui/#/hosts`);
+  await p.locator('#hosts tr[data-host="short-lived"]').getByRole("button", { name: "Delete" }).click();
+  await p.locator("#notice", { hasText: "short-lived deleted" }).waitFor();
+  const form = p.locator("#add-host form");
+  await fill(form, { name: "clash", ip: "10.77.0.10" });
+  await form.getByRole("button", { name: "Add host" }).click();
+  await form.locator('[data-error-for="ip"]').filter({ hasText: /\S/ }).waitFor();
+  assert.equal((await p.locator("#notice").textContent()).trim(), "", "the earlier success notice stays beside the failure");
+  await ctx.close();
+});
+
 test("release a lease, after a confirmation", async () => {
   await go("#/leases");
   await page.locator('tr[data-lease="10.77.0.100"]').getByRole("button", { name: "Release" }).click();
@@ -534,57 +584,6 @@ test("one sign-in for every tab; a deep link survives sign-in; sign-out everywhe
   assert.equal(await page.locator("#nav").isVisible(), false, "sign-out hides the navigation");
   await second.locator("#signin-form").waitFor({ timeout: 5000 }); // the other tab signed out too
   await second.close();
-});
-
-// Layout at both widths: table headers keep their words whole, a pool's use is shown
-// however low, buttons stay inside their cells, no favicon is asked for (a 404 on
-// every load), and a form's failure takes an earlier success notice away.
-test("layout at both widths, and notices that tell the truth", async () => {
-  for (const viewport of [{ width: 1400, height: 900 }, { width: 390, height: 844 }]) {
-    const ctx = await newContext(viewport);
-    const p = watch(await ctx.newPage());
-    const asked = [];
-    p.on("request", (r) => asked.push(new URL(r.url()).pathname));
-    await p.goto(`${BASE}/ui/#/dashboard`);
-    await p.locator("#pools table").waitFor();
-    await p.locator("#cluster table").waitFor();
-    const broken = await p.evaluate(() => [...document.querySelectorAll("#pools th, #cluster th")].filter((th) => {
-      const words = th.textContent.trim().split(/\s+/).filter(Boolean).length;
-      const range = document.createRange();
-      range.selectNodeContents(th);
-      const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
-      return th.offsetParent !== null && words > 0 && lines > words;
-    }).map((th) => th.textContent));
-    assert.deepEqual(broken, [], `${viewport.width} px: headers broken mid-word`);
-    for (const used of await p.locator("#pools tbody tr").all()) {
-      assert.match(await used.textContent(), /\d+%/, `${viewport.width} px: a pool's use is shown`);
-    }
-    for (const [page_, ready] of [["hosts", '#hosts tr[data-host="cp01"]'], ["leases", "#leases"]]) {
-      await p.goto(`${BASE}/ui/#/${page_}`);
-      await p.locator(ready).first().waitFor({ state: "attached" });
-      await p.waitForLoadState("networkidle");
-      const outside = await p.evaluate(() => [...document.querySelectorAll("td.actions button")].filter((b) => {
-        const c = b.closest("td").getBoundingClientRect(), r = b.getBoundingClientRect();
-        return r.width > 0 && (r.left < c.left - 1 || r.right > c.right + 1);
-      }).map((b) => b.textContent));
-      assert.deepEqual(outside, [], `${viewport.width} px, ${page_}: buttons outside their cells`);
-    }
-    assert.ok(!asked.includes("/favicon.ico"), `${viewport.width} px: the page asked for /favicon.ico`);
-    await ctx.close();
-  }
-  // A success, then a form's failure: the success notice goes.
-  assert.equal((await call("POST", "/api/v1/hosts", { name: "short-lived", ip: "10.77.0.91" })).status, 201);
-  const ctx = await newContext({ width: 1400, height: 900 });
-  const p = watch(await ctx.newPage());
-  await p.goto(`${BASE}/ui/#/hosts`);
-  await p.locator('#hosts tr[data-host="short-lived"]').getByRole("button", { name: "Delete" }).click();
-  await p.locator("#notice", { hasText: "short-lived deleted" }).waitFor();
-  const form = p.locator("#add-host form");
-  await fill(form, { name: "clash", ip: "10.77.0.10" });
-  await form.getByRole("button", { name: "Add host" }).click();
-  await form.locator('[data-error-for="ip"]').filter({ hasText: /\S/ }).waitFor();
-  assert.equal((await p.locator("#notice").textContent()).trim(), "", "the earlier success notice stays beside the failure");
-  await ctx.close();
 });
 
 // The forms and buttons at a phone's width, where each table row is a block.
