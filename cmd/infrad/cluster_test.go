@@ -137,7 +137,7 @@ func (l *clusterLab) start(t *testing.T, node *clusterNode, token string) {
 		return
 	}
 	testenv.WaitFor(t, node.name+" ready", func() bool {
-		out, err := exec.Command("ip", "netns", "exec", node.ns, "curl", "-sf", "http://127.0.0.1:8080/readyz").Output()
+		out, err := exec.Command("ip", "netns", "exec", node.ns, "curl", "-sf", "http://127.0.0.1:8080/readyz?read=1").Output()
 		return err == nil && strings.Contains(string(out), `"ready": true`)
 	})
 }
@@ -744,8 +744,11 @@ func TestClusterPartition(t *testing.T) {
 	if !strings.HasSuffix(out, "\n503") || !strings.Contains(out, `"no_quorum"`) || !strings.Contains(out, "majority") {
 		t.Errorf("a write on the cut-off node: %s", out)
 	}
-	if out, _ := l.curl(cut, "http://127.0.0.1:8080/readyz"); !strings.Contains(out, `"quorum": false`) {
-		t.Errorf("/readyz does not say the quorum is lost: %s", out)
+	if out, _ := l.curl(cut, "-w", "\n%{http_code}", "http://127.0.0.1:8080/readyz"); !strings.Contains(out, `"quorum": false`) || !strings.HasSuffix(out, "\n503") {
+		t.Errorf("/readyz on the cut-off node: %s, want 503 saying the quorum is lost", out)
+	}
+	if out, _ := l.curl(cut, "-w", "\n%{http_code}", "http://127.0.0.1:8080/readyz?read=1"); !strings.HasSuffix(out, "\n200") {
+		t.Errorf("/readyz?read=1 on the cut-off node, which still answers DNS: %s, want 200", out)
 	}
 	if offers, acks := l.dora(t, "52:54:00:78:00:10", cut.addr); offers != 1 || acks != 1 {
 		t.Errorf("the reservation got %d OFFERs and %d ACKs from the cut-off node, want 1 and 1", offers, acks)

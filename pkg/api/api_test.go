@@ -162,6 +162,28 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
+// stranded is a node of three cut off from the others: no quorum, no leader known.
+type stranded struct{ fakeCluster }
+
+func (stranded) Status() cluster.Status {
+	return cluster.Status{Node: "infra1", Nodes: []cluster.NodeStatus{{Name: "infra1", Voter: true, State: "candidate"}}}
+}
+
+// TestReadyzWithoutQuorum: a node without its quorum is not ready (503), so a load
+// balancer's status check leaves it out; ?read=1 asks only whether it answers what
+// it can without one (DNS, reservations, renewals).
+func TestReadyzWithoutQuorum(t *testing.T) {
+	all := []service.State{service.StateReady, service.StateReady, service.StateReady}
+	ts := httptest.NewServer(newServerWith(t, func(o *Options) { o.Cluster = stranded{} }, all...).Handler())
+	t.Cleanup(ts.Close)
+	if resp, body := get(t, ts.URL+"/readyz", ""); resp.StatusCode != http.StatusServiceUnavailable || body["ready"] != false || body["quorum"] != false {
+		t.Errorf("/readyz without quorum: %d %v, want 503, not ready", resp.StatusCode, body)
+	}
+	if resp, body := get(t, ts.URL+"/readyz?read=1", ""); resp.StatusCode != http.StatusOK || body["ready"] != true {
+		t.Errorf("/readyz?read=1 without quorum: %d %v, want 200", resp.StatusCode, body)
+	}
+}
+
 // TestEveryRouteNeedsToken walks the router: every /api/v1 route but the two that
 // relying parties fetch answers 401 without the token, or with a wrong one, before it
 // reads a byte of the request.

@@ -37,10 +37,15 @@ func (s *Server) readiness() readiness {
 	return rd
 }
 
-// readyz is 200 only when every enabled service is ready, 503 otherwise; the body
-// lists every service in start order either way.
+// readyz is 200 only when every enabled service is ready and the node has its
+// cluster's quorum, 503 otherwise; with ?read=1 the quorum is not asked for (a node
+// without it still answers DNS, reservations and renewals from what it has: a check
+// for those). The body lists every service in start order either way.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	rd := s.readiness()
+	if r.URL.Query().Get("read") != "1" {
+		rd.Ready = rd.Ready && rd.Quorum // a node cut off from its quorum takes no writes
+	}
 	status := http.StatusOK
 	if !rd.Ready {
 		status = http.StatusServiceUnavailable
