@@ -169,13 +169,27 @@ func (s *Service) withoutQuorum(r *request, ip netip.Addr) (*dhcpv4.DHCPv4, *net
 }
 
 // mine says whether this node answers m's client. The nodes of a cluster share the
-// clients by a hash of their identifier (option 61, else the hardware address), as
-// RFC 3074's load balancing does: each node is given the buckets whose number, modulo
-// how many serving nodes are up, is its place among them. A REQUEST naming a server
-// (a client taking up an offer) is for that server, which checks it itself.
+// new clients by a hash of their identifier (option 61, else the hardware address),
+// as RFC 3074's load balancing does: each node is given the buckets whose number,
+// modulo how many serving nodes are up, is its place among them. The hash chooses only
+// who answers a client without a lease: a client that has one is answered wherever
+// its message arrives, so that a change of the live nodes (one dies, restarts, is cut
+// off) drops none. A REQUEST naming a server (a client taking up an offer) is for that
+// server, which checks it itself; a REQUEST from a client with its address (renewing,
+// unicast to the node that granted it, or rebinding, broadcast) is answered from the
+// committed lease, by any node that hears it; a RELEASE or DECLINE is sent to a server
+// by its identifier.
 func (s *Service) mine(m *dhcpv4.DHCPv4) bool {
 	mine, of := s.shareOf()
-	if of <= 1 || (m.MessageType() == dhcpv4.MessageTypeRequest && m.ServerIdentifier() != nil) {
+	if of <= 1 {
+		return true
+	}
+	switch m.MessageType() {
+	case dhcpv4.MessageTypeRequest:
+		if m.ServerIdentifier() != nil || addr(m.ClientIPAddr).IsValid() {
+			return true
+		}
+	case dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
 		return true
 	}
 	id := m.Options.Get(dhcpv4.OptionClientIdentifier)

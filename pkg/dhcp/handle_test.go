@@ -499,3 +499,36 @@ func TestNamesInTheReply(t *testing.T) {
 		t.Errorf("a client asking for cp01's name: option 81 %q, option 12 %q; want N and no name", got, reply.HostName())
 	}
 }
+
+// TestFailoverDropsNoLeasedClient: in a cluster the hash of a client's identifier
+// chooses who answers it only while it has no lease. When the live nodes change and a
+// client's share moves away from the node that granted its lease, that node still
+// answers its renewal and applies its RELEASE; only a new client's DISCOVER goes to
+// the node its share now names.
+func TestFailoverDropsNoLeasedClient(t *testing.T) {
+	s, l := newService(t)
+	hw := mac(40)
+	ip := lease(t, s, l, hw) // one node alone: every client is its
+	// Two more nodes come up, and this client's share is another's.
+	for place := range 3 {
+		s.share = func() (int, int) { return place, 3 }
+		if !s.mine(message(t, hw, dhcpv4.MessageTypeDiscover)) {
+			break
+		}
+	}
+	if s.mine(message(t, hw, dhcpv4.MessageTypeDiscover)) {
+		t.Fatal("no place of three leaves this client to another node")
+	}
+	if offer, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeDiscover)); offer != nil {
+		t.Errorf("a DISCOVER outside this node's share was answered")
+	}
+	renew := message(t, hw, dhcpv4.MessageTypeRequest, func(m *dhcpv4.DHCPv4) { m.ClientIPAddr = net.ParseIP(ip) })
+	if ack, _ := s.handle(context.Background(), l, renew); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || ack.YourIPAddr.String() != ip {
+		t.Errorf("the renewal of %s: got %v, want an ACK", ip, ack)
+	}
+	release := message(t, hw, dhcpv4.MessageTypeRelease, serverID(l.addr.String()), func(m *dhcpv4.DHCPv4) { m.ClientIPAddr = net.ParseIP(ip) })
+	s.handle(context.Background(), l, release)
+	if _, ok := s.ipam.Model().Lease(netip.MustParseAddr(ip)); ok {
+		t.Errorf("the RELEASE of %s outside this node's share was not applied", ip)
+	}
+}
