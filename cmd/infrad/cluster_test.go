@@ -773,7 +773,8 @@ func TestClusterPartition(t *testing.T) {
 }
 
 // TestClusterTwoBoxesAndAWitness: two serving nodes and a witness; either box may
-// die and the other goes on serving and writing.
+// die and the other goes on serving and writing, and leading: the witness never keeps
+// the leadership.
 func TestClusterTwoBoxesAndAWitness(t *testing.T) {
 	l := newClusterLab(t, 3, true)
 	token := l.form(t)
@@ -789,6 +790,11 @@ func TestClusterTwoBoxesAndAWitness(t *testing.T) {
 		if got := l.dig(alive.addr, name+".lab.test"); got != fmt.Sprintf("10.78.0.%d", 40+i) {
 			t.Errorf("%s answers %s with %q", alive.name, name, got)
 		}
+		// The witness only votes: if it won the election, it hands the lead over.
+		testenv.WaitFor(t, "the leadership on "+alive.name+", not the witness", func() bool {
+			st, ok := l.status(t, alive)
+			return ok && st.Leader == alive.name
+		})
 		if _, acks := l.dora(t, fmt.Sprintf("52:54:00:78:01:%02d", i), ""); acks != 1 {
 			t.Errorf("no lease from %s with %s dead", alive.name, dead.name)
 		}

@@ -267,8 +267,45 @@ func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 		for range forwardWorkers {
 			go n.forwarding()
 		}
+		if n.self.Witness {
+			n.wg.Add(1)
+			go n.handOff()
+		}
 	}
 	return nil
+}
+
+// handOff makes a witness give the leadership away whenever it wins an election: it
+// votes so that two boxes keep a majority, and the leader carries every write, which
+// a witness (a small box, perhaps) should not. While no other voter can take it (the
+// witness alone with a quorum of one other that is behind) it tries again.
+func (n *Node) handOff() {
+	defer n.wg.Done()
+	ch := make(chan raft.Observation, 4)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(obs)
+	defer n.raft.DeregisterObserver(obs)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-ch:
+		case <-tick.C:
+		}
+		if n.raft.State() != raft.Leader {
+			continue
+		}
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.log.Warn("the witness leads, and could not hand the leadership over yet", "err", err)
+			continue
+		}
+		n.log.Info("the witness won an election and handed the leadership over")
+	}
 }
 
 // catchUpWithSnapshot restores Raft's last snapshot into a store that is behind it
