@@ -63,6 +63,22 @@ func backup(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// parseVerb parses args whose flags may stand before the verb, between it and its
+// arguments, or after them (infrad token --api URL create ci --scope read), and
+// returns the verb and its arguments in order.
+func parseVerb(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+}
+
 // clusterCmd shows the cluster's nodes (status) or takes one out (remove NAME).
 func clusterCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "recover" {
@@ -71,10 +87,10 @@ func clusterCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	connect := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseVerb(fs, args)
+	if err != nil {
 		return exitUsage
 	}
-	rest := fs.Args()
 	if len(rest) == 0 || (rest[0] == "status" && len(rest) != 1) || (rest[0] == "remove" && len(rest) != 2) || (rest[0] != "status" && rest[0] != "remove") {
 		fmt.Fprintln(stderr, "usage: infrad cluster [--api URL] [--token T] status | remove NAME\n       infrad cluster recover -c site.yaml --node NAME [--data DIR]")
 		return exitUsage

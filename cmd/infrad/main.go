@@ -33,9 +33,9 @@ Usage:
   infrad validate -c site.yaml                  check a site file; every mistake with its key path
   infrad plan     -c site.yaml                  what a reload would change: + ~ - per object
   infrad check    [--server ADDR]               a node's preflight before kubeadm: names, clock, CA
-  infrad export   KIND                          kubeadm | metallb | cert-manager | no-proxy | chrony | resolv | cloud-init
+  infrad export   KIND                          kubeadm | metallb | cert-manager | no-proxy | chrony | resolv | cloud-init | ds
   infrad backup   FILE                          hot, consistent copy of a running infrad's store
-  infrad token    create NAME [--read-only] | list | revoke NAME | rotate   API tokens
+  infrad token    create NAME [--scope S] | list | revoke NAME | rotate   API tokens (scopes: read, write, admin)
   infrad version                                print version, commit and Go version
 
 Commands that talk to a running infrad take --api URL (default $INFRAD_API, else

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/infrad/infrad/internal/testenv"
+	"github.com/infrad/infrad/pkg/export"
 )
 
 var binary string
@@ -204,10 +206,26 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 			t.Errorf("help does not list %s", cmd)
 		}
 	}
-
+	for kind := range export.Kinds {
+		if !regexp.MustCompile(`infrad export .*\b` + regexp.QuoteMeta(kind) + `\b`).MatchString(out) {
+			t.Errorf("help does not list export %s", kind)
+		}
+	}
+	// The commands that talk to infrad take their flags before the verb or after it.
+	for _, args := range [][]string{
+		{"cluster", "status", "--api", "http://127.0.0.1:1", "--token", "x"},
+		{"cluster", "--api", "http://127.0.0.1:1", "--token", "x", "status"},
+		{"cluster", "remove", "infra3", "--api", "http://127.0.0.1:1", "--token", "x"},
+		{"token", "list", "--api", "http://127.0.0.1:1", "--token", "x"},
+		{"token", "--api", "http://127.0.0.1:1", "--token", "x", "list"},
+	} {
+		p := start(t, t.TempDir(), args...)
+		if code := p.wait(t, 30*time.Second); code != exitFail || !strings.Contains(p.output.String(), "connection refused") {
+			t.Errorf("infrad %s: exit %d, want it to reach for the API:\n%s", strings.Join(args, " "), code, p.output.String())
+		}
+	}
 }
 
-// TestDemoSite runs `infrad serve` with no site file, as `make run` does.
 // needDemoPort skips a test of the demo site, or fails it with INFRAD_E2E=1, when the
 // demo's API port is taken (a make run in another terminal).
 func needDemoPort(t *testing.T) {
@@ -222,6 +240,7 @@ func needDemoPort(t *testing.T) {
 	ln.Close()
 }
 
+// TestDemoSite runs `infrad serve` with no site file, as `make run` does.
 func TestDemoSite(t *testing.T) {
 	needDemoPort(t)
 	dir := t.TempDir()

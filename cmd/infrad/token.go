@@ -19,30 +19,22 @@ import (
 // made.
 func tokenCmd(args []string, stdout, stderr io.Writer) int {
 	const use = "usage: infrad token create NAME [--scope read|write|admin] [--read-only] | list | revoke NAME | rotate   [--api URL] [--token T]"
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, use)
-		return exitUsage
-	}
-	verb := args[0]
-	fs := flag.NewFlagSet("token "+verb, flag.ContinueOnError)
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	connect := clientFlags(fs)
 	readOnly := fs.Bool("read-only", false, "create: the read scope (every write gets 403)")
 	scope := fs.String("scope", "", "create: read, write (the default: changes the site) or admin (also backups, tokens, the cluster's members)")
-	// The name may come before the flags (infrad token create ci --read-only).
-	var name string
-	rest := args[1:]
-	if len(rest) > 0 && len(rest[0]) > 0 && rest[0][0] != '-' {
-		name, rest = rest[0], rest[1:]
-	}
-	if err := fs.Parse(rest); err != nil {
+	pos, err := parseVerb(fs, args)
+	if err != nil || len(pos) == 0 || len(pos) > 2 {
+		fmt.Fprintln(stderr, use)
 		return exitUsage
 	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
+	verb, name := pos[0], ""
+	if len(pos) == 2 {
+		name = pos[1]
 	}
 	wantName := verb == "create" || verb == "revoke"
-	if (verb != "create" && verb != "list" && verb != "revoke" && verb != "rotate") || wantName != (name != "") || fs.NArg() > 1 {
+	if (verb != "create" && verb != "list" && verb != "revoke" && verb != "rotate") || wantName != (name != "") {
 		fmt.Fprintln(stderr, use)
 		return exitUsage
 	}
