@@ -133,6 +133,8 @@ func TestWarnings(t *testing.T) {
 		{"DHCP with NTP on another port", "domain: a.example\ndns: {advertise: 10.0.0.1}\nntp: {listen: [\"0.0.0.0:1123\"]}\ndhcp: {interfaces: [eth0]}\n", []string{"ntp.listen"}},
 		{"DHCP with DNS and NTP on loopback only", "domain: a.example\ndns: {listen: [\"127.0.0.1:53\"]}\nntp: {listen: [\"127.0.0.1:123\"]}\ndhcp: {interfaces: [eth0]}\n", []string{"dns.advertise"}},
 		{"DHCP with NTP on loopback only", "domain: a.example\ndns: {advertise: 10.0.0.1}\nntp: {listen: [\"127.0.0.1:123\"]}\ndhcp: {interfaces: [eth0]}\n", []string{"ntp.listen"}},
+		{"a cluster on wildcard listeners: its nodes are the name servers", "domain: a.example\nsubnets: [{name: vm, cidr: 10.0.0.0/24}]\ncluster:\n  nodes:\n    - {name: infra1, address: 10.0.0.2}\n    - {name: infra2, address: 10.0.0.3}\n    - {name: infra3, address: 10.0.0.4, witness: true}\n", nil},
+		{"the CA's name outside the zones", "domain: a.example\ndns: {advertise: 10.0.0.1}\nca: {name: ca.b.example}\n", []string{"ca.name"}},
 		{"a host called ns, and no name server's address", "domain: a.example\nsubnets: [{name: vm, cidr: 10.0.0.0/24}]\nhosts: [{name: ns, ip: 10.0.0.5}]\n", []string{"dns.advertise", "hosts[0].name"}},
 	}
 	for _, tc := range tests {

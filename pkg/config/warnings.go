@@ -24,7 +24,7 @@ func (s *Site) Warnings() []Warning {
 		out = append(out, Warning{"ca.name", fmt.Sprintf("%s is outside the site's zones: infrad's DNS cannot give it an address, so ACME clients and cert-manager must resolve it elsewhere", s.CA.Name)})
 	}
 	wildcard := slices.ContainsFunc(s.DNS.Listen, func(l netip.AddrPort) bool { return l.Addr().IsUnspecified() })
-	if !s.DNS.Advertise.IsValid() && wildcard {
+	if len(s.NameServers()) == 0 && wildcard { // (a cluster's serving nodes are its name servers)
 		out = append(out, Warning{"dns.advertise", fmt.Sprintf("not set, and dns.listen is a wildcard: the zones' name server ns.%s has no address, so BIND and Knot secondaries refuse the zones, DHCP clients are told the interface's address, and the names infrad hands out for itself (%s) have none; set it to the address clients and secondaries reach infrad at", s.Domain, site.JoinNames(s.ServiceNames()))})
 	}
 	if a := s.DNS.Advertise; len(s.DHCP.Interfaces) > 0 && a.IsLoopback() {
