@@ -67,6 +67,7 @@ type Service struct {
 	settings atomic.Pointer[settings]
 	options  atomic.Pointer[optionCache] // each subnet's options, encoded
 	offers   *offers
+	ends     heldEnds // RELEASEs and DECLINEs waiting for the cluster's quorum
 	activity activity // the last messages received and sent, for the activity view
 	health   service.Tracker
 
@@ -392,6 +393,9 @@ func (s *Service) expireLoop(ctx context.Context) {
 			s.offers.Expire()
 			if !s.quorum() {
 				continue // the nodes with the quorum reclaim them
+			}
+			if n := s.ends.apply(ctx, s.ipam); n > 0 {
+				s.log.Info("lease ends kept without the quorum applied", "count", n)
 			}
 			if n, err := s.ipam.Apply(ctx, ipam.ExpireLeases{Stamp: ipam.Stamp{At: s.now()}}); err != nil {
 				s.log.Error("expired leases not reclaimed", "err", err)

@@ -237,10 +237,23 @@ func (s *Service) release(ctx context.Context, r *request) {
 	if id := addr(r.ServerIdentifier()); id.IsValid() && id != r.link.addr {
 		return
 	}
-	_, err := s.ipam.Apply(ctx, ipam.ReleaseLease{Stamp: ipam.Stamp{At: s.now()}, IP: addr(r.ClientIPAddr), MAC: r.mac})
-	if err != nil && !errors.Is(err, ipam.ErrNotFound) {
+	cmd := ipam.ReleaseLease{Stamp: ipam.Stamp{At: s.now()}, IP: addr(r.ClientIPAddr), MAC: r.mac}
+	_, err := s.ipam.Apply(ctx, cmd)
+	switch {
+	case errors.Is(err, ipam.ErrNoQuorum):
+		s.holdEnd(cmd)
+	case err != nil && !errors.Is(err, ipam.ErrNotFound):
 		s.log.Error("release not stored", "ip", r.ClientIPAddr, "mac", r.mac, "err", err)
 	}
+}
+
+// holdEnd keeps a RELEASE or DECLINE the cluster could not take now, to apply once
+// it can (heldEnds).
+func (s *Service) holdEnd(cmd ipam.Command) {
+	if s.ends.hold(cmd) {
+		s.metrics.endsDropped.Inc()
+	}
+	s.log.Info("lease end kept until the cluster takes writes again", "command", ipam.CommandType(cmd), "waiting", s.ends.len())
 }
 
 func (s *Service) decline(ctx context.Context, r *request) {
@@ -252,10 +265,14 @@ func (s *Service) decline(ctx context.Context, r *request) {
 		return
 	}
 	now := s.now()
-	_, err := s.ipam.Apply(ctx, ipam.DeclineLease{Stamp: ipam.Stamp{At: now}, IP: ip, MAC: r.mac, Until: now.Add(declineQuarantine).Truncate(time.Second)})
+	cmd := ipam.DeclineLease{Stamp: ipam.Stamp{At: now}, IP: ip, MAC: r.mac, Until: now.Add(declineQuarantine).Truncate(time.Second)}
+	_, err := s.ipam.Apply(ctx, cmd)
 	switch {
 	case errors.Is(err, ipam.ErrConflict):
 		return // not this client's to decline
+	case errors.Is(err, ipam.ErrNoQuorum):
+		s.holdEnd(cmd)
+		return
 	case err != nil:
 		s.log.Error("decline not stored", "ip", ip, "err", err)
 		return

@@ -23,6 +23,7 @@ type metrics struct {
 	// to make room.
 	evictedMAC, evictedRelay prometheus.Counter
 	offersDropped            prometheus.Counter // offers dropped, oldest first, past maxOffers
+	endsDropped              prometheus.Counter // RELEASEs and DECLINEs dropped, oldest first, past maxHeldEnds
 }
 
 // maxType is the highest DHCP message type counted by name (RFC 2132: 1 to 8).
@@ -61,7 +62,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "infrad_dhcp_offers_dropped_total",
 		Help: "Offers dropped, the oldest first, to keep at most 16,384 waiting for their REQUESTs (a flood of DISCOVERs from new clients).",
 	})
-	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed, m.evictedMAC, m.evictedRelay, m.offersDropped)
+	m.endsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "infrad_dhcp_ends_dropped_total",
+		Help: "RELEASEs and DECLINEs dropped, the oldest first, to keep at most 1,024 waiting for the cluster's quorum (their leases end when they expire).",
+	})
+	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed, m.evictedMAC, m.evictedRelay, m.offersDropped, m.endsDropped)
 	return m
 }
 

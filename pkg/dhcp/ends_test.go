@@ -1,0 +1,90 @@
+package dhcp
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/store"
+)
+
+// switchLog is a log of one box that can lose its quorum: while down it takes
+// nothing, as a node in an election or cut off from the others.
+type switchLog struct {
+	m    *ipam.IPAM
+	mu   sync.Mutex
+	next uint64
+	down atomic.Bool
+}
+
+func (l *switchLog) Apply(ctx context.Context, cmd ipam.Command) (any, error) {
+	if l.down.Load() {
+		return nil, ipam.ErrNoQuorum
+	}
+	type reply struct {
+		v   any
+		err error
+	}
+	done := make(chan reply, 1)
+	l.mu.Lock()
+	l.next++
+	l.m.Submit(l.next, cmd, func(v any, err error) { done <- reply{v, err} })
+	l.mu.Unlock()
+	r := <-done
+	return r.v, r.err
+}
+
+// TestEndsWaitForTheQuorum: a RELEASE that comes while the cluster takes no write (an
+// election) is kept, and applied once writes go through again; the client does not
+// send it twice.
+func TestEndsWaitForTheQuorum(t *testing.T) {
+	cfg, err := config.Parse("site.yaml", []byte(testSite))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "infrad.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	log := &switchLog{}
+	m, err := ipam.New(ipam.Options{Store: st, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.m = m
+	t.Cleanup(m.Close)
+	if _, err := m.Reconcile(cfg.Source, cfg.IPAM()); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Site: cfg, IPAM: m, Registry: prometheus.NewRegistry()})
+	l := &link{name: "br0", addr: netip.MustParseAddr("10.77.0.1")}
+	hw := mac(50)
+	ip := netip.MustParseAddr(lease(t, s, l, hw))
+
+	log.down.Store(true)
+	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+	if _, ok := m.Model().Lease(ip); !ok || s.ends.len() != 1 {
+		t.Fatalf("during the election: lease kept %v, ends held %d; want the lease and one end held", ok, s.ends.len())
+	}
+	s.ends.apply(context.Background(), m)
+	if s.ends.len() != 1 {
+		t.Fatalf("still without the quorum, the end was let go")
+	}
+	log.down.Store(false)
+	if n := s.ends.apply(context.Background(), m); n != 1 || s.ends.len() != 0 {
+		t.Fatalf("with the quorum back: %d applied, %d held; want 1 and 0", n, s.ends.len())
+	}
+	if _, ok := m.Model().Lease(ip); ok {
+		t.Errorf("the lease of %s outlived its RELEASE", ip)
+	}
+}
