@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,7 @@ type Node struct {
 
 	forwards   chan *forwarded
 	seenLeader atomic.Bool
+	caughtUp   atomic.Bool // applied as far as the leader had committed when first heard
 	peers      peerTable
 	stop       chan struct{}
 	wg         sync.WaitGroup
@@ -272,7 +274,50 @@ func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 			go n.handOff()
 		}
 	}
+	n.wg.Add(1)
+	go n.catchUp()
 	return nil
+}
+
+// CaughtUp says whether this node has applied the log as far as the leader had
+// committed it when the node first heard from the leader after starting. Before that
+// its model may be behind the cluster's: DHCP offers nothing from it (a lease's
+// commit is decided in the log's order, so it needs no such wait).
+func (n *Node) CaughtUp() bool { return n.caughtUp.Load() }
+
+// catchUp waits for a leader, reads the commit index it has given this node (after a
+// heartbeat more, which carries it), and waits until the store has applied that far.
+func (n *Node) catchUp() {
+	defer n.wg.Done()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var target uint64
+	var seen time.Time
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		}
+		switch addr, _ := n.raft.LeaderWithID(); {
+		case target == 0 && addr == "":
+			continue
+		case target == 0 && seen.IsZero():
+			seen = time.Now()
+			continue
+		case target == 0 && time.Since(seen) < n.raftConfig().HeartbeatTimeout:
+			continue
+		case target == 0:
+			target, _ = strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
+			target = max(target, 1)
+		}
+		if n.raft.AppliedIndex() >= target { // (Raft's own entries, a new term's no-op, count too)
+			n.ipam.Flush() // what Raft handed over is in the model
+			n.caughtUp.Store(true)
+			n.log.Info("caught up with the cluster's log", "index", target)
+			return
+		}
+	}
 }
 
 // handOff makes a witness give the leadership away whenever it wins an election: it

@@ -43,6 +43,9 @@ type Options struct {
 	// leases; nil: always.
 	Share  func() (mine, of int)
 	Quorum func() bool
+	// CaughtUp says whether the model has caught up with the cluster's log since the
+	// node started; nil: always. Before, the node offers no address.
+	CaughtUp func() bool
 	// Held counts the goroutines REQUESTs, RELEASEs and DECLINEs hold while they wait
 	// for the write path; nil: not counted.
 	Held *service.Held
@@ -59,6 +62,7 @@ type Service struct {
 	ipam      *ipam.IPAM
 	share     func() (mine, of int)
 	hasQuorum func() bool
+	caughtUp  func() bool
 	commits   atomic.Int32 // REQUESTs waiting for their lease's commit
 	held      *service.Held
 	now       func() time.Time
@@ -120,6 +124,7 @@ func New(opts Options) *Service {
 		ipam:         opts.IPAM,
 		share:        opts.Share,
 		hasQuorum:    opts.Quorum,
+		caughtUp:     opts.CaughtUp,
 		held:         opts.Held,
 		now:          opts.Now,
 		metrics:      newMetrics(opts.Registry),

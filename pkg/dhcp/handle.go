@@ -76,6 +76,12 @@ func (s *Service) handle(ctx context.Context, l *link, m *dhcpv4.DHCPv4) (*dhcpv
 }
 
 func (s *Service) discover(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
+	if s.caughtUp != nil && !s.caughtUp() {
+		// Started and still behind the cluster's log: an offer from this model could
+		// name an address another node has given away since. The others answer.
+		s.metrics.behind.Inc()
+		return nil, nil
+	}
 	ip, reserved := reservation(r.model, r.sn, r.mac)
 	if !reserved && !s.quorum() {
 		// Cut off from the cluster: no new address, only the one the client holds.

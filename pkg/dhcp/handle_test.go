@@ -532,3 +532,18 @@ func TestFailoverDropsNoLeasedClient(t *testing.T) {
 		t.Errorf("the RELEASE of %s outside this node's share was not applied", ip)
 	}
 }
+
+// TestNoOfferWhileBehind: a node that has not yet caught up with the cluster's log
+// since it started offers nothing (its model may be behind); once caught up, it does.
+func TestNoOfferWhileBehind(t *testing.T) {
+	s, l := newService(t)
+	var caughtUp bool
+	s.caughtUp = func() bool { return caughtUp }
+	if offer, _ := s.handle(context.Background(), l, message(t, mac(60), dhcpv4.MessageTypeDiscover)); offer != nil {
+		t.Errorf("an offer while behind the log: %v", offer.YourIPAddr)
+	}
+	caughtUp = true
+	if offer, _ := s.handle(context.Background(), l, message(t, mac(60), dhcpv4.MessageTypeDiscover)); offer == nil {
+		t.Errorf("no offer once caught up")
+	}
+}

@@ -24,6 +24,7 @@ type metrics struct {
 	evictedMAC, evictedRelay prometheus.Counter
 	offersDropped            prometheus.Counter // offers dropped, oldest first, past maxOffers
 	endsDropped              prometheus.Counter // RELEASEs and DECLINEs dropped, oldest first, past maxHeldEnds
+	behind                   prometheus.Counter // DISCOVERs left to the others while this node catches up
 }
 
 // maxType is the highest DHCP message type counted by name (RFC 2132: 1 to 8).
@@ -66,7 +67,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "infrad_dhcp_ends_dropped_total",
 		Help: "RELEASEs and DECLINEs dropped, the oldest first, to keep at most 1,024 waiting for the cluster's quorum (their leases end when they expire).",
 	})
-	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed, m.evictedMAC, m.evictedRelay, m.offersDropped, m.endsDropped)
+	m.behind = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "infrad_dhcp_behind_total",
+		Help: "DISCOVERs left unanswered while this node, just started, had not yet applied the cluster's log as far as the leader had committed it.",
+	})
+	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed, m.evictedMAC, m.evictedRelay, m.offersDropped, m.endsDropped, m.behind)
 	return m
 }
 
