@@ -75,6 +75,12 @@ func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 // lease runs DISCOVER and REQUEST for hw and returns the address ACKed.
 func lease(t *testing.T, s *Service, l *link, hw net.HardwareAddr, mods ...dhcpv4.Modifier) string {
 	t.Helper()
+	return exchange(t, s, l, hw, mods...).YourIPAddr.String()
+}
+
+// exchange runs DISCOVER and REQUEST for hw and returns the ACK.
+func exchange(t *testing.T, s *Service, l *link, hw net.HardwareAddr, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	t.Helper()
 	offer, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeDiscover, mods...))
 	if offer == nil {
 		t.Fatalf("%s: no offer", hw)
@@ -83,7 +89,7 @@ func lease(t *testing.T, s *Service, l *link, hw net.HardwareAddr, mods ...dhcpv
 	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
 		t.Fatalf("%s: got %v, want an ACK", hw, ack)
 	}
-	return ack.YourIPAddr.String()
+	return ack
 }
 
 func TestRequestsThatAreNAKed(t *testing.T) {
@@ -465,15 +471,7 @@ func TestNamesInTheReply(t *testing.T) {
 	s, l := newService(t)
 	ack := func(hw net.HardwareAddr, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
 		t.Helper()
-		offer, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeDiscover, mods...))
-		if offer == nil {
-			t.Fatalf("%s: no offer", hw)
-		}
-		ack, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRequest, append(mods, requested(offer.YourIPAddr.String()), serverID(l.addr.String()))...))
-		if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
-			t.Fatalf("%s: got %v, want an ACK", hw, ack)
-		}
-		return ack
+		return exchange(t, s, l, hw, mods...)
 	}
 	askName := dhcpv4.WithRequestedOptions(dhcpv4.OptionHostName)
 	fqdn := func(flags byte, name []byte) dhcpv4.Modifier {
