@@ -291,23 +291,25 @@ func (n *Node) catchUp() {
 	defer n.wg.Done()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	heartbeat := n.raftConfig().HeartbeatTimeout
 	var target uint64
-	var seen time.Time
+	var heard time.Time // when a leader was first known
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-tick.C:
 		}
-		switch addr, _ := n.raft.LeaderWithID(); {
-		case target == 0 && addr == "":
-			continue
-		case target == 0 && seen.IsZero():
-			seen = time.Now()
-			continue
-		case target == 0 && time.Since(seen) < n.raftConfig().HeartbeatTimeout:
-			continue
-		case target == 0:
+		if target == 0 {
+			if addr, _ := n.raft.LeaderWithID(); addr == "" {
+				continue
+			}
+			if heard.IsZero() {
+				heard = time.Now()
+			}
+			if time.Since(heard) < heartbeat {
+				continue // a heartbeat more carries the leader's commit index
+			}
 			target, _ = strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
 			target = max(target, 1)
 		}
