@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,10 +44,10 @@ func (l *switchLog) Apply(ctx context.Context, cmd ipam.Command) (any, error) {
 	return r.v, r.err
 }
 
-// TestEndsWaitForTheQuorum: a RELEASE that comes while the cluster takes no write (an
-// election) is kept, and applied once writes go through again; the client does not
-// send it twice.
-func TestEndsWaitForTheQuorum(t *testing.T) {
+// switchable is a DHCP service whose write path's log can lose its quorum, on the
+// test site, its clock now.
+func switchable(t *testing.T, now func() time.Time) (*Service, *link, *switchLog, *ipam.IPAM) {
+	t.Helper()
 	cfg, err := config.Parse("site.yaml", []byte(testSite))
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +67,15 @@ func TestEndsWaitForTheQuorum(t *testing.T) {
 	if _, err := m.Reconcile(cfg.Source, cfg.IPAM()); err != nil {
 		t.Fatal(err)
 	}
-	s := New(Options{Site: cfg, IPAM: m, Registry: prometheus.NewRegistry()})
-	l := &link{name: "br0", addr: netip.MustParseAddr("10.77.0.1")}
+	s := New(Options{Site: cfg, IPAM: m, Registry: prometheus.NewRegistry(), Now: now})
+	return s, &link{name: "br0", addr: netip.MustParseAddr("10.77.0.1")}, log, m
+}
+
+// TestEndsWaitForTheQuorum: a RELEASE that comes while the cluster takes no write (an
+// election) is kept, and applied once writes go through again; the client does not
+// send it twice.
+func TestEndsWaitForTheQuorum(t *testing.T) {
+	s, l, log, m := switchable(t, time.Now)
 	hw := mac(50)
 	ip := netip.MustParseAddr(lease(t, s, l, hw))
 
@@ -86,5 +94,28 @@ func TestEndsWaitForTheQuorum(t *testing.T) {
 	}
 	if _, ok := m.Model().Lease(ip); ok {
 		t.Errorf("the lease of %s outlived its RELEASE", ip)
+	}
+}
+
+// TestLateReleaseLeavesALeaseGrantedAgain: a RELEASE kept through an election is
+// applied late; if the client has meanwhile been granted the address again, the late
+// RELEASE must not end that lease (another client could then be given an address in
+// use).
+func TestLateReleaseLeavesALeaseGrantedAgain(t *testing.T) {
+	now := time.Now()
+	s, l, log, m := switchable(t, func() time.Time { return now })
+	hw := mac(51)
+	ip := netip.MustParseAddr(lease(t, s, l, hw))
+
+	log.down.Store(true)
+	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+	log.down.Store(false)
+	now = now.Add(time.Minute)
+	if again := netip.MustParseAddr(lease(t, s, l, hw)); again != ip {
+		t.Fatalf("the client came back to %s, want its address %s", again, ip)
+	}
+	s.ends.apply(context.Background(), m)
+	if got, ok := m.Model().Lease(ip); !ok || got.MAC.String() != hw.String() {
+		t.Errorf("the late RELEASE ended the lease granted after it: %+v %v", got, ok)
 	}
 }

@@ -244,6 +244,9 @@ func (s *Service) release(ctx context.Context, r *request) {
 		return
 	}
 	cmd := ipam.ReleaseLease{Stamp: ipam.Stamp{At: s.now()}, IP: addr(r.ClientIPAddr), MAC: r.mac}
+	if l, ok := r.model.Lease(cmd.IP); ok && l.MAC == r.mac {
+		cmd.Expires = l.Expires // the lease released, and not one granted after
+	}
 	_, err := s.ipam.Apply(ctx, cmd)
 	switch {
 	case errors.Is(err, ipam.ErrNoQuorum):
@@ -272,6 +275,9 @@ func (s *Service) decline(ctx context.Context, r *request) {
 	}
 	now := s.now()
 	cmd := ipam.DeclineLease{Stamp: ipam.Stamp{At: now}, IP: ip, MAC: r.mac, Until: now.Add(declineQuarantine).Truncate(time.Second)}
+	if l, ok := r.model.Lease(ip); ok && l.MAC == r.mac {
+		cmd.LeaseExpires = l.Expires // the lease declined, and not one granted after
+	}
 	_, err := s.ipam.Apply(ctx, cmd)
 	switch {
 	case errors.Is(err, ipam.ErrConflict):

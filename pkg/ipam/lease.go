@@ -122,12 +122,19 @@ type ReleaseLease struct {
 	Stamp
 	IP  netip.Addr `json:"ip"`
 	MAC site.MAC   `json:"mac,omitzero"`
+	// Expires, when set, is the expiry of the lease the client released, as the node
+	// that heard the RELEASE knew it: a lease renewed or granted again since (a RELEASE
+	// kept through an election is applied late) is not ended by it.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 func (c ReleaseLease) apply(t *txn) (any, error) {
 	l, ok := t.m.Lease(c.IP)
 	if !ok || (!c.MAC.IsZero() && (l.MAC != c.MAC || l.Declined)) {
 		return nil, &Error{Kind: ErrNotFound, Msg: "no lease of " + c.IP.String()}
+	}
+	if !c.Expires.IsZero() && !l.Expires.Equal(c.Expires) {
+		return nil, &Error{Kind: ErrNotFound, Msg: "the lease of " + c.IP.String() + " was renewed after the release"}
 	}
 	t.deleteLease(c.IP)
 	return l, nil
@@ -140,21 +147,29 @@ type DeclineLease struct {
 	IP    netip.Addr `json:"ip"`
 	MAC   site.MAC   `json:"mac"`
 	Until time.Time  `json:"until"`
+	// LeaseExpires, when set, is the expiry of the client's lease of IP when it
+	// declined: a lease granted again since (a DECLINE kept through an election is
+	// applied late) is not taken by it.
+	LeaseExpires time.Time `json:"lease_expires,omitzero"`
 }
 
 func (c DeclineLease) apply(t *txn) (any, error) {
 	if h, ok := t.m.HostAt(c.IP); ok {
 		return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("the address is host %q's: a quarantine cannot take it", h.Name)}
 	}
-	if l, ok := t.m.Lease(c.IP); ok && !l.Ended(c.At) && (l.Declined || l.MAC != c.MAC) {
+	l, ok := t.m.Lease(c.IP)
+	if ok && !l.Ended(c.At) && (l.Declined || l.MAC != c.MAC) {
 		return nil, &Error{Kind: ErrConflict, Msg: "the address is not this client's"}
+	}
+	if ok && !c.LeaseExpires.IsZero() && !l.Expires.Equal(c.LeaseExpires) {
+		return nil, &Error{Kind: ErrConflict, Msg: "the client's lease of " + c.IP.String() + " was granted again after the decline"}
 	}
 	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP == c.IP {
 		t.deleteLease(c.IP)
 	}
-	l := Lease{IP: c.IP, Expires: c.Until, Declined: true}
-	t.putLease(l)
-	return l, nil
+	quarantine := Lease{IP: c.IP, Expires: c.Until, Declined: true}
+	t.putLease(quarantine)
+	return quarantine, nil
 }
 
 // ExpireLeases removes the leases and quarantines that have ended at At, at most
