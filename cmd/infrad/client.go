@@ -59,7 +59,7 @@ func backup(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "infrad backup: %v\n", err)
 		return exitFail
 	}
-	fmt.Fprintf(stdout, "%s: a consistent copy of the store (restore: stop infrad, copy it to <data_dir>/infrad.db, remove <data_dir>/raft, start; a cluster's other nodes then join it from empty data directories)\n", fs.Arg(0))
+	fmt.Fprintf(stdout, "%s: a consistent copy of the store (restore: stop infrad, copy it to <data_dir>/infrad.db, remove <data_dir>/raft, start; a cluster's other nodes then join it from empty data directories). It holds the named API tokens, not the data directory's api-token: restored into a new data directory, infrad makes a new one and logs its sign-in link\n", fs.Arg(0))
 	return exitOK
 }
 
