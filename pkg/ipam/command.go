@@ -47,29 +47,6 @@ func init() {
 	}
 }
 
-type envelope struct {
-	Type    string          `json:"type"`
-	Command json.RawMessage `json:"command"`
-}
-
-// Encode serialises cmd, naming its type.
-func Encode(cmd Command) ([]byte, error) {
-	body, err := MarshalCommand(cmd)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(envelope{Type: CommandType(cmd), Command: body})
-}
-
-// Decode is the inverse of Encode.
-func Decode(data []byte) (Command, error) {
-	var env envelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		return nil, fmt.Errorf("decode command: %w", err)
-	}
-	return DecodeCommand(env.Type, env.Command)
-}
-
 // CommandType names cmd's type, as a log entry does ("CommitLease").
 func CommandType(cmd Command) string { return reflect.TypeOf(cmd).Name() }
 

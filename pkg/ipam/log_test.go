@@ -58,15 +58,7 @@ func logOf(t *testing.T, u *universe, n int) []entry {
 	}
 	var log []entry
 	for i, c := range cmds {
-		data, err := Encode(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		back, err := Decode(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		log = append(log, entry{uint64(i + 1), back})
+		log = append(log, entry{uint64(i + 1), roundTrip(t, c)})
 	}
 	return log
 }

@@ -115,8 +115,8 @@ func (m *IPAM) reload() error {
 	return nil
 }
 
-// Close stops the writer once the commands already queued are applied. Apply fails
-// after it.
+// Close stops the writer once the entries already queued are applied. An entry
+// submitted after it is answered ErrClosed.
 func (m *IPAM) Close() {
 	select {
 	case <-m.quit:
@@ -149,7 +149,7 @@ func (m *IPAM) AtSerial(serial uint32) (*Model, bool) {
 	return nil, false
 }
 
-// ErrClosed is returned by Apply once the IPAM is closed.
+// ErrClosed is the outcome of an entry submitted once the IPAM is closed.
 var ErrClosed = errors.New("ipam: the write path is closed")
 
 // pending is a command on its way through the writer: the log's entry at index.
