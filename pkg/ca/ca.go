@@ -131,7 +131,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if inter, err = pki.WithURLs(dir, root, inter, base+rootCRLPath, base+rootPath); err != nil {
 		return err
 	}
-	auth, err := s.authority(dir, root, inter)
+	auth, err := s.authority(dir, base, root, inter)
 	if err != nil {
 		return err
 	}
@@ -281,7 +281,7 @@ var caTables = []string{"x509_certs", "x509_certs_data", "revoked_x509_certs", "
 
 // authority embeds step-ca with one ACME provisioner that signs only names in the
 // site's zones, for cert_lifetime.
-func (s *Service) authority(dir string, root, inter pki.Pair) (*authority.Authority, error) {
+func (s *Service) authority(dir, base string, root, inter pki.Pair) (*authority.Authority, error) {
 	migrated, err := s.db.migrate(dir)
 	if err != nil {
 		return nil, err
@@ -299,7 +299,6 @@ func (s *Service) authority(dir string, root, inter pki.Pair) (*authority.Author
 	database := &db.DB{DB: s.db}
 	site := s.site.Load()
 	lifetime := site.CA.CertLifetime
-	base := baseURL(site.CA.Name, site.CA.Listen.Port())
 	prov := &provisioner.ACME{
 		Type:       provisioner.TypeACME.String(),
 		Name:       "acme",

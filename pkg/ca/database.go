@@ -173,7 +173,7 @@ func RowNotes(op ipam.TableOp, created bool) (ipam.ObjectChange, bool) {
 		key = SerialHex(n)
 	}
 	switch op.Table {
-	case "x509_certs":
+	case string(certsTable):
 		c := ipam.ObjectChange{Kind: "certificate", Key: key, Op: "create"}
 		if cert, err := x509.ParseCertificate(op.Value); err == nil {
 			c.After, _ = json.Marshal(struct {
@@ -183,7 +183,7 @@ func RowNotes(op ipam.TableOp, created bool) (ipam.ObjectChange, bool) {
 			}{cert.Subject.CommonName, cert.DNSNames, cert.NotAfter.UTC()})
 		}
 		return c, true
-	case "revoked_x509_certs":
+	case string(revokedTable):
 		return ipam.ObjectChange{Kind: "certificate", Key: key, Op: "revoke"}, true
 	}
 	return ipam.ObjectChange{}, false
