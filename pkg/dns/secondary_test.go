@@ -154,6 +154,16 @@ func zoneText(t *testing.T, port int, zone string) ([]string, uint32) {
 	return lines, serial
 }
 
+// secondariesOf makes NSD, BIND and Knot secondaries of zone from primary, on their
+// ports, and returns the ports by name.
+func secondariesOf(t *testing.T, zone, primary string, nsdPort, namedPort, knotPort int) map[string]int {
+	t.Helper()
+	nsd(t, nsdPort, zone, primary)
+	named(t, namedPort, zone, primary)
+	knotd(t, knotPort, zone, primary)
+	return map[string]int{"NSD": nsdPort, "BIND": namedPort, "Knot": knotPort}
+}
+
 // TestSecondariesServeWhatInfradServes: BIND, NSD and Knot as secondaries follow
 // infrad through a change of data and a reload that changes only the TTL: after each,
 // every secondary serves exactly infrad's zone, at infrad's serial (a reload that
@@ -165,10 +175,7 @@ func TestSecondariesServeWhatInfradServes(t *testing.T) {
 	s := startSite(t, func(int) string { return string(siteAt(120)) })
 	const zone = "k8s.example.com."
 	primary := fmt.Sprintf("127.0.0.1:%d", port)
-	nsd(t, nsdPort, zone, primary)
-	named(t, namedPort, zone, primary)
-	knotd(t, knotPort, zone, primary)
-	secondaries := map[string]int{"NSD": nsdPort, "BIND": namedPort, "Knot": knotPort}
+	secondaries := secondariesOf(t, zone, primary, nsdPort, namedPort, knotPort)
 	agree := func(step string) {
 		t.Helper()
 		want, serial := zoneText(t, port, zone)
@@ -343,10 +350,7 @@ func TestSignedSecondariesFollowSigning(t *testing.T) {
 	t.Cleanup(func() { svc.Stop(context.Background()) })
 	const zone = "k8s.example.com."
 	primary := fmt.Sprintf("127.0.0.1:%d", port)
-	nsd(t, nsdPort, zone, primary)
-	named(t, namedPort, zone, primary)
-	knotd(t, knotPort, zone, primary)
-	secondaries := map[string]int{"NSD": nsdPort, "BIND": namedPort, "Knot": knotPort}
+	secondaries := secondariesOf(t, zone, primary, nsdPort, namedPort, knotPort)
 	agree := func(step string) ([]string, uint32) {
 		t.Helper()
 		want, serial := zoneText(t, port, zone)
