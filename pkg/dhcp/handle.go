@@ -28,10 +28,11 @@ type request struct {
 	// leaseFor, when set, is the lease time the reply gives instead of the site's:
 	// what is left of a lease renewed without the cluster's quorum.
 	leaseFor time.Duration
-	// name is the name DNS gives the client, once the write path has decided it: its
-	// host's, or its lease's ("" for none, as when another holds the name it asked for).
+	// name is the name the write path gave the client's lease ("" for none, as when
+	// another holds the name it asked for); decided says the commit has given it. (A
+	// reserved client's name is its host's: reply knows it.)
 	name    string
-	decided bool // name is known: an ACK after the commit, or a reserved client
+	decided bool
 }
 
 // handle answers one message: the reply and where to send it, or nil to stay silent.

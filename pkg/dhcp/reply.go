@@ -23,8 +23,9 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 	}
 	var sub *subnetOptions
 	h, reserved := r.model.HostWithMAC(r.mac)
+	name, decided := r.name, r.decided
 	if reserved && r.sn.CIDR.Contains(h.IP) {
-		r.name, r.decided = h.Name, true // a reserved client is known by its host's name alone
+		name, decided = h.Name, true // a reserved client is known by its host's name alone
 	}
 	if reserved && h.DHCP != nil {
 		sub = newSubnetOptions(r.model, r.sn, infrad, h.DHCP) // the host's own options: not shared
@@ -52,8 +53,8 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 	if opts.BootFile != "" {
 		resp.BootFileName = opts.BootFile // the legacy file field, which PXE ROMs read
 	}
-	if r.decided && ip.IsValid() {
-		nameOptions(r.DHCPv4, resp, r.name, r.model.Domain())
+	if decided && ip.IsValid() {
+		nameOptions(r.DHCPv4, resp, name, r.model.Domain())
 	}
 	s.metrics.sent(t)
 	return resp, destination(r.DHCPv4, t)
