@@ -25,6 +25,7 @@ type fence struct {
 	line       int
 	indent     int
 	section    string // the "## " heading it is under
+	page       string // the file's name
 }
 
 func fences(t *testing.T, path string) []fence {
@@ -44,7 +45,7 @@ func fences(t *testing.T, path string) []fence {
 		switch {
 		case cur == nil && strings.HasPrefix(trimmed, "```"):
 			lang, info, _ := strings.Cut(strings.TrimPrefix(trimmed, "```"), " ")
-			cur = &fence{lang: lang, info: info, line: n, indent: len(line) - len(trimmed), section: section}
+			cur = &fence{lang: lang, info: info, line: n, indent: len(line) - len(trimmed), section: section, page: filepath.Base(path)}
 		case cur != nil && trimmed == "```":
 			out = append(out, *cur)
 			cur = nil
@@ -130,9 +131,16 @@ func TestWalkThrough(t *testing.T) {
 	if len(blocks) < 4 {
 		t.Fatalf("README's five minutes: got %d blocks, want the walk-through's", len(blocks))
 	}
-	dir := demoDir(t)
+	runBlocks(t, demoDir(t), blocks)
+}
+
+// runBlocks runs the sh blocks in dir, in order, each after the exports of those
+// before it, and checks each output block against what the sh block before it printed.
+func runBlocks(t *testing.T, dir string, blocks []fence) {
+	t.Helper()
 	exports, out := "", ""
 	for _, b := range blocks {
+		t.Logf("%s:%d: %s", b.page, b.line, b.lang)
 		switch b.lang {
 		case "sh":
 			out = runBlock(t, dir, exports, b)
@@ -140,7 +148,7 @@ func TestWalkThrough(t *testing.T) {
 		case "output":
 			checkOutput(t, out, b)
 		default:
-			t.Errorf("README line %d: a %q block in the walk-through, which runs only sh and checks output", b.line, b.lang)
+			t.Errorf("%s:%d: a %q block among those run, which are sh and output", b.page, b.line, b.lang)
 		}
 	}
 }
@@ -176,7 +184,6 @@ func TestDocsExamples(t *testing.T) {
 		return helps[cmd]
 	}
 	var runs []fence
-	var runPages []string
 	for _, page := range pages {
 		name := filepath.Base(page)
 		blocks := fences(t, page)
@@ -215,10 +222,8 @@ func TestDocsExamples(t *testing.T) {
 				}
 				if b.info == "run" && name != "README.md" {
 					runs = append(runs, b)
-					runPages = append(runPages, name)
 					if i+1 < len(blocks) && blocks[i+1].lang == "output" {
 						runs = append(runs, blocks[i+1])
-						runPages = append(runPages, name)
 					}
 				}
 			}
@@ -228,15 +233,5 @@ func TestDocsExamples(t *testing.T) {
 		return
 	}
 	testenv.Need(t, "curl", "dig")
-	dir := demoDir(t)
-	exports, out := "", ""
-	for i, b := range runs {
-		t.Logf("%s:%d: %s", runPages[i], b.line, b.lang)
-		if b.lang == "output" {
-			checkOutput(t, out, b)
-			continue
-		}
-		out = runBlock(t, dir, exports, b)
-		exports += exportsOf(b.text)
-	}
+	runBlocks(t, demoDir(t), runs)
 }

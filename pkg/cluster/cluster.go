@@ -286,7 +286,8 @@ func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 func (n *Node) CaughtUp() bool { return n.caughtUp.Load() }
 
 // catchUp waits for a leader, reads the commit index it has given this node (after a
-// heartbeat more, which carries it), and waits until the store has applied that far.
+// heartbeat more, which carries it), waits until Raft has handed the state machine
+// that far, and flushes the writer, so that the model holds it.
 func (n *Node) catchUp() {
 	defer n.wg.Done()
 	tick := time.NewTicker(20 * time.Millisecond)
