@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	if code == 0 {
-		problems, _, err := checkTraffic()
+		problems, err := checkTraffic()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "check the API's traffic against openapi.json:", err)
 			code = 1
