@@ -145,16 +145,12 @@ func (s *Site) IPAM() site.Set {
 // names it).
 func (s *Site) ServiceNames() []site.Name {
 	var out []site.Name
-	for _, n := range s.serviceNames() {
+	for _, n := range []site.Name{s.CA.Name, "ntp." + s.Domain, "infrad." + s.Domain} {
 		if s.inZones(n) && !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}
 	return out
-}
-
-func (s *Site) serviceNames() []site.Name {
-	return []site.Name{s.CA.Name, "ntp." + s.Domain, "infrad." + s.Domain}
 }
 
 // inZones reports whether n is in one of the site's forward zones.
