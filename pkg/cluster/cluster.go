@@ -263,9 +263,10 @@ func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 	}
 	n.raft = r
 	if n.Clustered() {
-		n.wg.Add(2 + forwardWorkers)
+		n.wg.Add(3 + forwardWorkers)
 		go n.probe()
 		go n.becomeVoter()
+		go n.settle()
 		for range forwardWorkers {
 			go n.forwarding()
 		}

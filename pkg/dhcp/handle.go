@@ -18,6 +18,11 @@ import (
 // declineQuarantine is how long an address a client declined stays out of the pool.
 const declineQuarantine = 10 * time.Minute
 
+// skewMargin is how much sooner than its committed expiry a lease renewed without
+// the quorum ends: the others free the address at the expiry by their own clocks,
+// which may run this far ahead of this node's.
+const skewMargin = 5 * time.Second
+
 // request is one DHCP message with what the server worked out about it.
 type request struct {
 	*dhcpv4.DHCPv4
@@ -87,11 +92,12 @@ func (s *Service) discover(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	if !reserved && !s.quorum() {
 		// Cut off from the cluster: no new address, only the one the client holds.
 		l, ok := r.model.LeaseOf(r.mac)
-		if !ok || l.Ended(s.now()) || !r.sn.CIDR.Contains(l.IP) {
+		left := (l.Expires.Sub(s.now()) - skewMargin).Truncate(time.Second)
+		if !ok || left < time.Second || !r.sn.CIDR.Contains(l.IP) {
 			s.metrics.noQuorum.Inc()
 			return nil, nil
 		}
-		r.leaseFor = time.Until(l.Expires).Truncate(time.Second)
+		r.leaseFor = left
 		return s.reply(r, dhcpv4.MessageTypeOffer, l.IP)
 	}
 	if !reserved {
@@ -159,16 +165,19 @@ func (s *Service) request(ctx context.Context, r *request) (*dhcpv4.DHCPv4, *net
 
 // withoutQuorum answers a REQUEST that the cluster could not commit, because this
 // node is cut off from its quorum: a reservation is ACKed as ever; a client renewing
-// a lease the model has gets what is left of it, never past its committed expiry;
-// any other client gets no answer, so that a node with the quorum answers it.
+// a lease the model has gets what is left of it, ending skewMargin before its
+// committed expiry; any other client gets no answer, so that a node with the quorum
+// answers it. The others give the address to no one else before that expiry, unless
+// this node has applied the lease's end (ipam.SettleEnds): the model read is the
+// latest, not the one the REQUEST found, since an end applied meanwhile may be settled.
 func (s *Service) withoutQuorum(r *request, ip netip.Addr) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	s.metrics.noQuorum.Inc()
 	if reserved, ok := reservation(r.model, r.sn, r.mac); ok && reserved == ip {
 		return s.reply(r, dhcpv4.MessageTypeAck, ip)
 	}
-	l, ok := r.model.Lease(ip)
-	left := time.Until(l.Expires).Truncate(time.Second)
-	if !ok || l.MAC != r.mac || l.Declined || left < time.Second {
+	l, ok := s.ipam.Model().Lease(ip)
+	left := (l.Expires.Sub(s.now()) - skewMargin).Truncate(time.Second)
+	if !ok || l.MAC != r.mac || l.Quarantined() || left < time.Second {
 		return nil, nil
 	}
 	r.leaseFor = left

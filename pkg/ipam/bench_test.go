@@ -41,7 +41,7 @@ func BenchmarkHostApply(b *testing.B) {
 			t := newTxn(m.Model(), m.Model().leases.clone(), endingsOf(m.Model()))
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				t.begin(time.Now())
+				t.begin(time.Now(), 0)
 				cmd := PutHost{Host: site.Host{Name: fmt.Sprintf("new%d", i), IP: addrAt(200_000 + i)}, Create: true}
 				if _, err := cmd.apply(t); err != nil {
 					b.Fatal(err)
@@ -80,7 +80,7 @@ func BenchmarkLeaseApply(b *testing.B) {
 				if i%20_000 == 0 && i > 0 { // the free addresses are used up: start again from the model
 					t = newTxn(m.Model(), m.Model().leases.clone(), t.ends)
 				}
-				t.begin(now)
+				t.begin(now, 0)
 				c := CommitLease{Stamp: Stamp{At: now}, Subnet: "big", MAC: macAt(1_000_000 + i), IP: freeLeaseAt(i), Expires: now.Add(time.Hour)}
 				if _, err := c.apply(t); err != nil {
 					b.Fatal(err)

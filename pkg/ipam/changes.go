@@ -116,7 +116,7 @@ func (t *txn) logChange(cmd Command) {
 		if k.bucket == store.BucketLeases { // the indexes changed in place: the lease as first touched
 			old := t.leasesBefore[netip.MustParseAddr(k.key)]
 			before, had = leaseOrNil(old), old != nil
-			if l, _ := after.(Lease); had && has && old.MAC == l.MAC && old.Hostname == l.Hostname && old.Declined == l.Declined {
+			if l, _ := after.(Lease); had && has && old.MAC == l.MAC && old.Hostname == l.Hostname && old.Declined == l.Declined && old.Released == l.Released {
 				continue // a renewal: the same client keeps the address
 			}
 		} else {

@@ -40,7 +40,7 @@ func init() {
 	for _, c := range []Command{
 		PutSubnet{}, DeleteSubnet{}, PutHost{}, DeleteHost{}, AllocateHost{}, PutRecord{}, DeleteRecord{},
 		UpdateRecords{}, Reconcile{}, CommitLease{}, ReleaseLease{}, DeclineLease{}, ExpireLeases{}, TableWrite{},
-		PinLease{}, PutToken{}, DeleteToken{}, Resign{},
+		PinLease{}, PutToken{}, DeleteToken{}, Resign{}, SettleEnds{},
 	} {
 		t := reflect.TypeOf(c)
 		commandTypes[t.Name()] = t

@@ -35,6 +35,10 @@ func (l Lease) AppendJSON(b []byte) ([]byte, error) {
 	if l.Declined {
 		b = append(b, `,"declined":true`...)
 	}
+	if l.Released != 0 {
+		b = append(b, `,"released":`...)
+		b = strconv.AppendUint(b, l.Released, 10)
+	}
 	return append(b, '}'), nil
 }
 

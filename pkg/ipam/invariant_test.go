@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net/netip"
@@ -57,9 +58,16 @@ func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
 	clients := map[site.MAC]netip.Addr{}
 	names := map[string]netip.Addr{}
 	active, named := 0, map[string]bool{} // what the indexes by MAC and by hostname hold, ended or not
+	released := 0
 	for _, l := range m.Leases() {
-		if !l.Declined {
+		if !l.Quarantined() {
 			active++
+		}
+		if l.Released != 0 {
+			released++
+			if l.Hostname != "" || m.shape.DHCPServers <= 1 {
+				t.Errorf("lease %s is released and waits (%d), named %q, on a site of %d DHCP servers", l.IP, l.Released, l.Hostname, m.shape.DHCPServers)
+			}
 		}
 		if l.Hostname != "" {
 			named[l.Hostname] = true // (an ended lease's name may be taken again before it goes)
@@ -73,7 +81,7 @@ func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
 		if _, ok := m.SubnetOf(l.IP); !ok {
 			t.Errorf("lease %s is in no subnet", l.IP)
 		}
-		if l.Declined {
+		if l.Quarantined() {
 			continue
 		}
 		if prev, ok := clients[l.MAC]; ok {
@@ -107,6 +115,9 @@ func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
 		if n, _ := m.Node(string(site.ReverseName(a))); len(n[dns.TypePTR]) > 1 {
 			t.Errorf("%s resolves to %d names: %v", a, len(n[dns.TypePTR]), n[dns.TypePTR])
 		}
+	}
+	if m.released != released {
+		t.Errorf("the model counts %d released leases, and holds %d", m.released, released)
 	}
 	if n, want := m.leases.byMAC.Len(), active; n != want {
 		t.Errorf("the index by MAC has %d leases, want %d", n, want)
@@ -159,7 +170,7 @@ func (u universe) name(i byte) string  { return []string{"a", "b", "c", "cp01", 
 // command makes one command of the universe from four bytes.
 func (u universe) command(b [4]byte) Command {
 	at := Stamp{At: u.now}
-	switch b[0] % 9 {
+	switch b[0] % 10 {
 	case 0:
 		return PutHost{Stamp: at, Host: site.Host{Name: u.name(b[1]), IP: u.ip(b[2]), MAC: u.mac(b[3])}, Create: b[3]%2 == 0}
 	case 1:
@@ -172,6 +183,8 @@ func (u universe) command(b [4]byte) Command {
 		return ReleaseLease{Stamp: at, IP: u.ip(b[1]), MAC: u.mac(b[2])}
 	case 6:
 		return DeclineLease{Stamp: at, IP: u.ip(b[1]), MAC: u.mac(b[2]), Until: u.now.Add(time.Minute)}
+	case 9:
+		return SettleEnds{Stamp: at, Through: uint64(b[1]) * 8}
 	case 7:
 		name := site.Name(u.name(b[1]) + ".k8s.example.com.")
 		return UpdateRecords{Stamp: at, Zone: "k8s.example.com.",
@@ -226,11 +239,25 @@ func TestStorm(t *testing.T) {
 }
 
 // TestRandomSequences is FuzzCommands with seeded random sequences, long enough to
-// meet the rare orders (a record, then a lease asking for its name).
+// meet the rare orders (a record, then a lease asking for its name), on one box and
+// on three, where a lease ended early holds its address until SettleEnds.
 func TestRandomSequences(t *testing.T) {
-	m, st := newIPAM(t)
+	for _, servers := range []int{0, 3} {
+		t.Run(fmt.Sprintf("%d DHCP servers", servers), func(t *testing.T) { randomSequence(t, servers) })
+	}
+}
+
+func randomSequence(t *testing.T, servers int) {
+	st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
+	m := newOn(t, st)
+	set := fixture.Site(t)
+	set.DHCPServers = servers
+	if _, err := m.Reconcile("site.yaml", set); err != nil {
+		t.Fatal(err)
+	}
 	u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
 	r := rand.New(rand.NewPCG(1, 2))
+	released := 0
 	for i := range 3000 {
 		var b [4]byte
 		for j := range b {
@@ -242,8 +269,12 @@ func TestRandomSequences(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("step %d: after %#v", i, cmd)
 		}
+		released = max(released, m.Model().Released())
 	}
 	invariants(t, m.Model(), st, u.now)
+	if servers > 1 && released == 0 {
+		t.Error("no lease waited released: the sequence never tried the rule")
+	}
 }
 
 // FuzzCommands applies a sequence of commands drawn from the universe, checking the
@@ -258,7 +289,9 @@ func FuzzCommands(f *testing.F) {
 		}
 		st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
 		m := newOn(t, st)
-		if _, err := m.Reconcile("site.yaml", fixture.Site(t)); err != nil {
+		set := fixture.Site(t)
+		set.DHCPServers = 3 * (len(data) % 2) // an odd length: three boxes, whose leases ended early wait
+		if _, err := m.Reconcile("site.yaml", set); err != nil {
 			t.Fatal(err)
 		}
 		u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
@@ -319,7 +352,7 @@ func TestLeaseIndexesUndo(t *testing.T) {
 	want := published.Leases()
 	tx := newTxn(published, published.leases.clone(), endingsOf(published))
 	for round := range 2 {
-		tx.begin(u.now)
+		tx.begin(u.now, 0)
 		tx.deleteLease(u.ip(3))
 		tx.putLease(Lease{IP: u.ip(4), MAC: u.mac(4), Hostname: u.name(0), Expires: u.now.Add(time.Minute)})
 		tx.putLease(Lease{IP: u.ip(5), MAC: u.mac(2), Expires: u.now.Add(time.Minute)})

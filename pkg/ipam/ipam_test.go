@@ -511,3 +511,133 @@ func TestLeaseNamesAndTheSerial(t *testing.T) {
 		t.Errorf("another machine asking for cp01: got %+v, want the host to keep it", res)
 	}
 }
+
+// TestReleasedAddressWaits: on a site that three boxes serve, a lease ended early
+// (its client's RELEASE, an admin's delete, its client moving) holds its address for
+// no one else until every box has applied the end (SettleEnds through its index) or
+// the lease's committed expiry: a box cut off from the others may renew it until
+// then. Its client may take it again; its names go at once. On one box the address
+// is free at once.
+func TestReleasedAddressWaits(t *testing.T) {
+	u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	a, b, ip, other := u.mac(0), u.mac(1), u.ip(3), u.ip(4)
+	at := Stamp{At: u.now}
+	commit := func(m *IPAM, mac site.MAC, ip netip.Addr) error {
+		_, err := m.Apply(t.Context(), CommitLease{Stamp: at, Subnet: "vm", MAC: mac, IP: ip, Hostname: "laptop", Expires: u.now.Add(time.Hour)})
+		return err
+	}
+	adminDelete := func(m *IPAM) error {
+		_, err := m.Apply(t.Context(), ReleaseLease{Stamp: at, IP: ip})
+		return err
+	}
+	open := func(t *testing.T, servers int) (*IPAM, *store.Store) {
+		st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
+		m := newOn(t, st)
+		set := fixture.Site(t)
+		set.DHCPServers = servers
+		if _, err := m.Reconcile("site.yaml", set); err != nil {
+			t.Fatal(err)
+		}
+		return m, st
+	}
+	ends := []struct {
+		name string
+		end  func(m *IPAM) error
+	}{
+		{"release", func(m *IPAM) error {
+			_, err := m.Apply(t.Context(), ReleaseLease{Stamp: at, IP: ip, MAC: a, Expires: u.now.Add(time.Hour)})
+			return err
+		}},
+		{"admin delete", func(m *IPAM) error { return adminDelete(m) }},
+		{"client moves", func(m *IPAM) error { return commit(m, a, other) }},
+	}
+	for _, tc := range ends {
+		t.Run(tc.name, func(t *testing.T) {
+			m, st := open(t, 3)
+			if err := commit(m, a, ip); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := m.Model().Node("laptop.k8s.example.com."); !ok {
+				t.Fatal("the lease's name does not answer")
+			}
+			if err := tc.end(m); err != nil {
+				t.Fatal(err)
+			}
+			l, _ := m.Model().Lease(ip)
+			if l.Released == 0 || l.MAC != a || l.Hostname != "" || !l.Expires.Equal(u.now.Add(time.Hour)) {
+				t.Fatalf("after the end the address holds %+v, want a released lease of %s, unnamed, until the committed expiry", l, a)
+			}
+			if got, _ := m.Model().LeaseOf(a); got.IP == ip {
+				t.Errorf("the released lease is still its client's lease")
+			}
+			if tc.name == "release" {
+				if n, ok := m.Model().Node("laptop.k8s.example.com."); ok {
+					t.Errorf("the released lease's name still answers: %v", n)
+				}
+			}
+			wantErr(t, commit(m, b, ip), ErrConflict, "", "not this client's")
+			wantErr(t, adminDelete(m), ErrConflict, "", "released already", "every node")
+
+			// A box that starts again on the store waits as well.
+			m.Close()
+			m = newOn(t, st)
+			if _, err := m.Apply(t.Context(), SettleEnds{Stamp: at, Through: l.Released - 1}); err != nil {
+				t.Fatal(err)
+			}
+			wantErr(t, commit(m, b, ip), ErrConflict, "", "not this client's")
+			if _, err := m.Apply(t.Context(), SettleEnds{Stamp: at, Through: l.Released}); err != nil {
+				t.Fatal(err)
+			}
+			if err := commit(m, b, ip); err != nil {
+				t.Errorf("after every box applied the end, another client: %v", err)
+			}
+			invariants(t, m.Model(), st, u.now)
+		})
+	}
+	t.Run("its client takes it again", func(t *testing.T) {
+		m, st := open(t, 3)
+		if err := commit(m, a, ip); err != nil {
+			t.Fatal(err)
+		}
+		if err := adminDelete(m); err != nil {
+			t.Fatal(err)
+		}
+		if l, _ := m.Model().Lease(ip); l.Released == 0 {
+			t.Fatalf("got %+v, want the address released and waiting", l)
+		}
+		if err := commit(m, a, ip); err != nil {
+			t.Errorf("the client that released it: %v", err)
+		}
+		if l, _ := m.Model().Lease(ip); l.Released != 0 || l.MAC != a {
+			t.Errorf("got %+v, want the client's lease again", l)
+		}
+		invariants(t, m.Model(), st, u.now)
+	})
+	t.Run("expiry frees it", func(t *testing.T) {
+		m, _ := open(t, 3)
+		if err := commit(m, a, ip); err != nil {
+			t.Fatal(err)
+		}
+		if err := adminDelete(m); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Apply(t.Context(), ExpireLeases{Stamp: Stamp{At: u.now.Add(time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.Model().Lease(ip); ok || m.Model().Released() != 0 {
+			t.Errorf("the released lease outlived its expiry")
+		}
+	})
+	t.Run("one box", func(t *testing.T) {
+		m, _ := open(t, 0)
+		if err := commit(m, a, ip); err != nil {
+			t.Fatal(err)
+		}
+		if err := adminDelete(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := commit(m, b, ip); err != nil {
+			t.Errorf("on one box, another client after the release: %v", err)
+		}
+	})
+}

@@ -67,7 +67,7 @@ func (c CommitLease) apply(t *txn) (any, error) {
 		}
 	}
 	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP != c.IP {
-		t.deleteLease(old.IP)
+		t.endEarly(old)
 	}
 	t.putLease(res.Lease)
 	return res, nil
@@ -116,8 +116,21 @@ func (t *txn) grantable(sn site.Subnet, mac site.MAC, ip netip.Addr, now time.Ti
 	return nil
 }
 
+// endEarly ends l before its expiry. On a site that more than one box serves, a box
+// cut off from the others may still believe l leased and renew it to its client, until
+// l.Expires at most: l's address is quarantined (Released) until then, or until every
+// box has applied this end (SettleEnds). One box knows at once.
+func (t *txn) endEarly(l Lease) {
+	if t.m.shape.DHCPServers <= 1 || l.Ended(t.at) || l.Quarantined() {
+		t.deleteLease(l.IP)
+		return
+	}
+	t.putLease(Lease{IP: l.IP, MAC: l.MAC, Expires: l.Expires, Released: max(t.index, 1)})
+}
+
 // ReleaseLease ends the lease of IP; MAC, when not zero, must be its client's. It is
-// refused (ErrNotFound) when there is no such lease.
+// refused (ErrNotFound) when there is no such lease, and (ErrConflict) when the lease
+// was released already and its address waits (Lease.Released).
 type ReleaseLease struct {
 	Stamp
 	IP  netip.Addr `json:"ip"`
@@ -130,13 +143,15 @@ type ReleaseLease struct {
 
 func (c ReleaseLease) apply(t *txn) (any, error) {
 	l, ok := t.m.Lease(c.IP)
-	if !ok || (!c.MAC.IsZero() && (l.MAC != c.MAC || l.Declined)) {
+	switch {
+	case !ok || (!c.MAC.IsZero() && (l.MAC != c.MAC || l.Quarantined())):
 		return nil, &Error{Kind: ErrNotFound, Msg: "no lease of " + c.IP.String()}
-	}
-	if !c.Expires.IsZero() && !l.Expires.Equal(c.Expires) {
+	case !c.Expires.IsZero() && !l.Expires.Equal(c.Expires):
 		return nil, &Error{Kind: ErrNotFound, Msg: "the lease of " + c.IP.String() + " was renewed after the release"}
+	case l.Released != 0:
+		return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("the lease of %s is released already: the address waits until every node has applied the release, or until %s", c.IP, l.Expires.UTC().Format(time.RFC3339))}
 	}
-	t.deleteLease(c.IP)
+	t.endEarly(l)
 	return l, nil
 }
 
@@ -164,10 +179,14 @@ func (c DeclineLease) apply(t *txn) (any, error) {
 	if ok && !c.LeaseExpires.IsZero() && !l.Expires.Equal(c.LeaseExpires) {
 		return nil, &Error{Kind: ErrConflict, Msg: "the client's lease of " + c.IP.String() + " was granted again after the decline"}
 	}
+	until := c.Until
+	if ok && !l.Ended(c.At) && t.m.shape.DHCPServers > 1 && l.Expires.After(until) {
+		until = l.Expires // a box cut off from the others may renew the lease until then (endEarly)
+	}
 	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP == c.IP {
 		t.deleteLease(c.IP)
 	}
-	quarantine := Lease{IP: c.IP, Expires: c.Until, Declined: true}
+	quarantine := Lease{IP: c.IP, Expires: until, Declined: true}
 	t.putLease(quarantine)
 	return quarantine, nil
 }
@@ -183,7 +202,7 @@ const maxExpire = 4096
 func (c ExpireLeases) apply(t *txn) (any, error) {
 	n := 0
 	for n < maxExpire {
-		e, ok := t.ends.next(c.At)
+		e, ok := t.ends.expiry.next(c.At.Unix())
 		if !ok {
 			break
 		}
@@ -196,52 +215,93 @@ func (c ExpireLeases) apply(t *txn) (any, error) {
 	return n, nil
 }
 
-// endings is the writer's index of when leases end: a heap of (second, address).
-// Only the writer touches it, and it may hold more than the leases' endings (a lease
-// renewed, or a batch that failed after adding one): ExpireLeases checks each against
-// the model, so what it removes follows from the model alone.
-type endings []ending
+// SettleEnds gives back to the pool the addresses of leases released (Lease.Released)
+// by commands at or before the log's index Through, at most maxExpire of them, the
+// earliest first; its result is how many. The cluster's leader makes it once every
+// box that answers DHCP has applied Through: none of them can still believe those
+// leases held, so none renews one to its old client while another client is given
+// its address.
+type SettleEnds struct {
+	Stamp
+	Through uint64 `json:"through"`
+}
+
+func (c SettleEnds) apply(t *txn) (any, error) {
+	n := 0
+	for n < maxExpire {
+		e, ok := t.ends.released.next(int64(c.Through))
+		if !ok {
+			break
+		}
+		if l, ok := t.m.Lease(e.ip); ok && l.Released == uint64(e.at) {
+			t.deleteLease(e.ip)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// endings is the writer's index of when leases end: by expiry (unix seconds), and the
+// released ones by the log index of their release. Only the writer touches it, and it
+// may hold more than the leases' endings (a lease renewed, or a batch that failed
+// after adding one): ExpireLeases and SettleEnds check each against the model, so
+// what they remove follows from the model alone.
+type endings struct {
+	expiry, released endHeap
+}
+
+// endHeap is a heap of (when, address).
+type endHeap []ending
 
 type ending struct {
-	at int64 // unix seconds
+	at int64
 	ip netip.Addr
 }
 
-func (h endings) Len() int { return len(h) }
-func (h endings) Less(i, j int) bool {
+func (h endHeap) Len() int { return len(h) }
+func (h endHeap) Less(i, j int) bool {
 	if h[i].at != h[j].at {
 		return h[i].at < h[j].at
 	}
 	return h[i].ip.Less(h[j].ip)
 }
-func (h endings) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *endings) Push(x any)   { *h = append(*h, x.(ending)) }
-func (h *endings) Pop() any {
+func (h endHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *endHeap) Push(x any)   { *h = append(*h, x.(ending)) }
+func (h *endHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return e
 }
 
-func (h *endings) add(l Lease) { heap.Push(h, ending{at: l.Expires.Unix(), ip: l.IP}) }
-
-// next pops the earliest ending at or before now's second.
-func (h *endings) next(now time.Time) (ending, bool) {
-	if h.Len() == 0 || (*h)[0].at > now.Unix() {
+// next pops the earliest ending at or before at.
+func (h *endHeap) next(at int64) (ending, bool) {
+	if h.Len() == 0 || (*h)[0].at > at {
 		return ending{}, false
 	}
 	return heap.Pop(h).(ending), true
 }
 
+func (e *endings) add(l Lease) {
+	heap.Push(&e.expiry, ending{at: l.Expires.Unix(), ip: l.IP})
+	if l.Released != 0 {
+		heap.Push(&e.released, ending{at: int64(l.Released), ip: l.IP})
+	}
+}
+
 // endingsOf indexes every lease of m.
 func endingsOf(m *Model) *endings {
-	h := make(endings, 0, m.leases.byIP.Len())
-	m.leases.byIP.Ascend(func(e keyed[netip.Addr]) bool {
-		h = append(h, ending{at: e.lease.Expires.Unix(), ip: e.key})
+	e := &endings{expiry: make(endHeap, 0, m.leases.byIP.Len())}
+	m.leases.byIP.Ascend(func(k keyed[netip.Addr]) bool {
+		e.expiry = append(e.expiry, ending{at: k.lease.Expires.Unix(), ip: k.key})
+		if r := k.lease.Released; r != 0 {
+			e.released = append(e.released, ending{at: int64(r), ip: k.key})
+		}
 		return true
 	})
-	heap.Init(&h)
-	return &h
+	heap.Init(&e.expiry)
+	heap.Init(&e.released)
+	return e
 }
 
 // Leases returns every lease, by address.
@@ -263,6 +323,8 @@ func (c PinLease) apply(t *txn) (any, error) {
 		return nil, notFound("the lease of " + c.IP.String())
 	case l.Declined:
 		return nil, &Error{Kind: ErrConflict, Msg: c.IP.String() + " is quarantined (a client declined it), not leased: there is no machine to reserve it for"}
+	case l.Released != 0:
+		return nil, &Error{Kind: ErrConflict, Msg: c.IP.String() + " was released by its client, not leased: reserve it by the client's MAC instead"}
 	}
 	h := site.Host{Name: c.Name, IP: l.IP, MAC: l.MAC, Owner: site.OwnerAPI}
 	if h.Name == "" {

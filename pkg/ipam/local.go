@@ -113,7 +113,11 @@ func (t *txn) checkHost(old string, h *site.Host) error {
 		o, _ := t.m.Host(old)
 		ownLease := func(l Lease) bool { return !l.Declined && o.IP == h.IP && o.MAC == l.MAC }
 		if l, ok := t.m.Lease(h.IP); ok && !l.Ended(t.at) && (l.Declined || l.MAC != h.MAC) && !ownLease(l) {
-			return &Error{Kind: ErrConflict, Field: "ip", Msg: fmt.Sprintf("%s is leased to %s until %s: release the lease first", h.IP, l.MAC, l.Expires.UTC().Format(time.RFC3339))}
+			until := l.Expires.UTC().Format(time.RFC3339)
+			if l.Released != 0 {
+				return &Error{Kind: ErrConflict, Field: "ip", Msg: fmt.Sprintf("%s was released by %s and waits until every node has applied the release, or until %s", h.IP, l.MAC, until)}
+			}
+			return &Error{Kind: ErrConflict, Field: "ip", Msg: fmt.Sprintf("%s is leased to %s until %s: release the lease first", h.IP, l.MAC, until)}
 		}
 	}
 	n := t.neighbourhood()

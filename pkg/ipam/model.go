@@ -32,7 +32,8 @@ type Model struct {
 	recordsAt *immutable.Map[site.Name, []string]       // owner name → record IDs
 	rrs       *immutable.Map[string, dns.RR]            // record ID → its parsed RR (TTL as stored, DefaultTTL for none)
 
-	leases leaseIndexes // by address, MAC and hostname
+	leases   leaseIndexes // by address, MAC and hostname
+	released int          // how many leases are Released: their addresses wait for SettleEnds
 
 	// names counts, for every DNS name, the owner names at or below it that hosts,
 	// leases and records make: a name with a count exists in DNS (RFC 4592 empty
@@ -57,6 +58,9 @@ type Shape struct {
 	Changes site.ChangeLimits
 	// DNS is what the site file says of the zones' content.
 	DNS site.ZoneSettings
+	// DHCPServers is how many boxes answer DHCP (site.Set.DHCPServers): more than one
+	// holds the addresses of leases ended early (Lease.Released).
+	DHCPServers int
 
 	zones []string // the zones of Domain, Zones and Subnets, longest first (index)
 }
@@ -181,6 +185,10 @@ func deref(l *Lease, ok bool) (Lease, bool) {
 	}
 	return *l, true
 }
+
+// Released is how many addresses of leases ended early wait for every box to apply
+// their end (Lease.Released, SettleEnds).
+func (m *Model) Released() int { return m.released }
 
 // Leases returns every lease, by address.
 func (m *Model) Leases() []Lease {

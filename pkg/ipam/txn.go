@@ -26,6 +26,7 @@ type txn struct {
 	m        *Model    // the working model: a private copy until it is published
 	ends     *endings  // the writer's index of when leases end
 	at       time.Time
+	index    uint64 // the log index of the command applying now (0: none)
 	dirty    map[dirtyKey]bool
 	fresh    []dirtyKey // keys first marked by the command applying now
 	dns      bool       // the command applying now changed what DNS answers
@@ -61,11 +62,11 @@ func newTxn(last *Model, leases leaseIndexes, ends *endings) *txn {
 		touched: map[dirtyKey]bool{}, leasesBefore: map[netip.Addr]*Lease{}}
 }
 
-// begin starts a command at time at.
-func (t *txn) begin(at time.Time) {
+// begin starts the command at the log's index, made at time at.
+func (t *txn) begin(at time.Time, index uint64) {
 	t.saved = *t.m
 	t.since = t.log.mark()
-	t.at, t.fresh, t.dns = at, t.fresh[:0], false
+	t.at, t.index, t.fresh, t.dns = at, index, t.fresh[:0], false
 	clear(t.touched)
 	clear(t.leasesBefore)
 	t.order, t.extra = t.order[:0], nil
@@ -141,7 +142,7 @@ func (t *txn) putHost(h site.Host) {
 	if old, ok := t.m.hosts.Get(h.Name); ok {
 		t.unindexHost(old)
 		// The lease of the old reservation goes with it.
-		if l, ok := t.m.Lease(old.IP); ok && l.MAC == old.MAC && !l.Declined && (old.IP != h.IP || old.MAC != h.MAC) {
+		if l, ok := t.m.Lease(old.IP); ok && l.MAC == old.MAC && !l.Quarantined() && (old.IP != h.IP || old.MAC != h.MAC) {
 			t.deleteLease(old.IP)
 		}
 	}
@@ -234,9 +235,12 @@ func (t *txn) putLease(l Lease) {
 	if had {
 		t.unindexLease(*old, named)
 	}
+	if l.Released != 0 {
+		t.m.released++
+	}
 	x := t.m.leases
 	set(x.byIP, &t.log.byIP, l.IP, &l)
-	if !l.Declined {
+	if !l.Quarantined() {
 		set(x.byMAC, &t.log.byMAC, l.MAC, &l)
 	}
 	if l.Hostname != "" {
@@ -264,8 +268,11 @@ func (t *txn) deleteLease(ip netip.Addr) {
 
 // unindexLease takes l out of the indexes: its name too when unname.
 func (t *txn) unindexLease(l Lease, unname bool) {
+	if l.Released != 0 {
+		t.m.released--
+	}
 	x := t.m.leases
-	if c, _ := get(x.byMAC, l.MAC); !l.Declined && c != nil && c.IP == l.IP {
+	if c, _ := get(x.byMAC, l.MAC); !l.Quarantined() && c != nil && c.IP == l.IP {
 		unset(x.byMAC, &t.log.byMAC, l.MAC)
 	}
 	if l.Hostname != "" && unname {
@@ -353,7 +360,7 @@ func (t *txn) flush(tx *store.Tx) error {
 	}
 	if t.m.shape != t.shape0 {
 		sh := t.m.shape
-		if err := store.Put(tx, store.BucketState, stateZones, zones{Domain: sh.Domain, Zones: sh.Zones, Source: sh.Source, Digest: sh.Digest, Changes: sh.Changes, DNS: sh.DNS}); err != nil {
+		if err := store.Put(tx, store.BucketState, stateZones, zones{Domain: sh.Domain, Zones: sh.Zones, Source: sh.Source, Digest: sh.Digest, Changes: sh.Changes, DNS: sh.DNS, DHCPServers: sh.DHCPServers}); err != nil {
 			return err
 		}
 	}
@@ -382,4 +389,6 @@ type zones struct {
 	// Changes is how long and how large the change log grows.
 	Changes site.ChangeLimits `json:"changes,omitzero"`
 	DNS     site.ZoneSettings `json:"dns,omitzero"`
+	// DHCPServers is Shape.DHCPServers.
+	DHCPServers int `json:"dhcp_servers,omitempty"`
 }

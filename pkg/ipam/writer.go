@@ -257,7 +257,7 @@ func (m *IPAM) commit(batch []*pending) error {
 	err := m.store.Update(func(tx *store.Tx) error {
 		t.tx = tx
 		for _, p := range batch {
-			t.begin(p.cmd.time())
+			t.begin(p.cmd.time(), p.index)
 			if p.result, p.err = apply(t, p.cmd); p.err != nil {
 				var failed *abortError
 				if errors.As(p.err, &failed) {
@@ -377,7 +377,7 @@ func load(st *store.Store) (*Model, uint64, error) {
 		if err != nil {
 			return err
 		}
-		m.shape = (&Shape{Domain: z.Domain, Zones: z.Zones, Source: z.Source, Subnets: subnets, Digest: z.Digest, Changes: z.Changes, DNS: z.DNS}).index()
+		m.shape = (&Shape{Domain: z.Domain, Zones: z.Zones, Source: z.Source, Subnets: subnets, Digest: z.Digest, Changes: z.Changes, DNS: z.DNS, DHCPServers: z.DHCPServers}).index()
 		hosts := immutable.NewSortedMapBuilder[string, site.Host](stringComparer{})
 		byIP := immutable.NewSortedMapBuilder[netip.Addr, string](addrComparer{})
 		byMAC := immutable.NewMapBuilder[site.MAC, string](macHasher{})
@@ -409,7 +409,10 @@ func load(st *store.Store) (*Model, uint64, error) {
 		x := m.leases
 		for _, l := range stored {
 			x.byIP.ReplaceOrInsert(keyed[netip.Addr]{l.IP, &l})
-			if !l.Declined {
+			if l.Released != 0 {
+				m.released++
+			}
+			if !l.Quarantined() {
 				x.byMAC.ReplaceOrInsert(keyed[site.MAC]{l.MAC, &l})
 			}
 			if l.Hostname != "" {

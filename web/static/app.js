@@ -527,9 +527,9 @@ async function leasesPage(root) {
     list.setRows(leases.filter((l) => !q || [l.ip, l.mac, l.hostname].some((v) => (v || "").toLowerCase().includes(q))).map((l) => {
       const host = hosts.find((x) => x.ip === l.ip);
       return h("tr", { "data-lease": l.ip }, h("td", {}, l.ip), h("td", {}, l.mac || ""), h("td", {}, l.hostname || (host ? host.name : "")), h("td", {}, when(l.expires)),
-        h("td", {}, l.declined ? badge("declined", "warn") : host ? badge(`reserved: ${host.name}`, "ok") : "dynamic"),
+        h("td", {}, l.declined ? badge("declined", "warn") : l.released ? badge("released: waits for every node", "warn") : host ? badge(`reserved: ${host.name}`, "ok") : "dynamic"),
         h("td", { class: "actions" },
-          !l.declined && !host ? h("button", { class: "secondary", onclick: () => pinLease(l) }, "Pin as reservation") : "", " ",
+          !l.declined && !l.released && !host ? h("button", { class: "secondary", onclick: () => pinLease(l) }, "Pin as reservation") : "", " ",
           h("button", { class: "danger", onclick: () => { if (confirmed(`Release the lease of ${l.ip} (${l.mac || "quarantined"})? Its client must ask again.`)) act(() => api("DELETE", `/api/v1/dhcp/leases/${l.ip}`), `Lease of ${l.ip} released.`); } }, "Release")));
     }));
     count.textContent = `(${leases.length}, live)`;
@@ -702,6 +702,7 @@ const commandNames = {
   PutRecord: "record added", DeleteRecord: "record deleted", UpdateRecords: "dynamic update", Reconcile: "site file applied",
   CommitLease: "lease granted", ReleaseLease: "lease released", DeclineLease: "address declined", ExpireLeases: "leases expired",
   TableWrite: "certificate authority", PinLease: "lease pinned", PutToken: "token created", DeleteToken: "token revoked",
+  SettleEnds: "released addresses back in the pool",
 };
 
 // difference names the fields that changed from before to after: "ip 10.0.0.5 → 10.0.0.6".
