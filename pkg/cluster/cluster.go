@@ -90,6 +90,7 @@ type Node struct {
 	seenLeader atomic.Bool
 	caughtUp   atomic.Bool // applied as far as the leader had committed when first heard
 	peers      peerTable
+	promises   promises // renewals made without the quorum (settle.go)
 	stop       chan struct{}
 	wg         sync.WaitGroup
 }
@@ -198,6 +199,12 @@ func (n *Node) raftConfig() *raft.Config {
 // join token), and a node that joined asks the leader to take it as a voter.
 func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 	n.store, n.ipam = st, m
+	if n.Clustered() && !n.fresh && !n.self.Witness {
+		// What this node renewed without the quorum before it stopped is not
+		// remembered: it vouches for no more than it had applied until a lease time
+		// has passed (settle.go).
+		n.promises.index, n.promises.until = m.Applied(), time.Now().Add(n.site.DHCP.LeaseTime)
+	}
 	var trans raft.Transport
 	if n.Clustered() {
 		id, err := pki.NewNodeIdentity(n.dataDir, n.site.CA.Name, n.self.Name, n.self.Address)

@@ -46,6 +46,11 @@ type Options struct {
 	// CaughtUp says whether the model has caught up with the cluster's log since the
 	// node started; nil: always. Before, the node offers no address.
 	CaughtUp func() bool
+	// Promised is told of each lease renewed without the quorum: the applied index
+	// read before the model it was renewed from, and when the renewal ends (the
+	// cluster's leader gives no address a lease of it may still hold to another
+	// client before); nil: not told.
+	Promised func(index uint64, until time.Time)
 	// Held counts the goroutines REQUESTs, RELEASEs and DECLINEs hold while they wait
 	// for the write path; nil: not counted.
 	Held *service.Held
@@ -63,6 +68,7 @@ type Service struct {
 	share     func() (mine, of int)
 	hasQuorum func() bool
 	caughtUp  func() bool
+	promised  func(index uint64, until time.Time)
 	commits   atomic.Int32 // REQUESTs waiting for their lease's commit
 	held      *service.Held
 	now       func() time.Time
@@ -125,6 +131,7 @@ func New(opts Options) *Service {
 		share:        opts.Share,
 		hasQuorum:    opts.Quorum,
 		caughtUp:     opts.CaughtUp,
+		promised:     opts.Promised,
 		held:         opts.Held,
 		now:          opts.Now,
 		metrics:      newMetrics(opts.Registry),

@@ -119,3 +119,46 @@ func TestLateReleaseLeavesALeaseGrantedAgain(t *testing.T) {
 		t.Errorf("the late RELEASE ended the lease granted after it: %+v %v", got, ok)
 	}
 }
+
+// TestRenewalWithoutQuorum: cut off from the quorum, a node renews a lease its model
+// holds for what is left of it, skewMargin short, and tells the cluster what it
+// promised (from which applied index, until when), so that no address it renewed is
+// given to another client before. A lease the latest model no longer holds is not
+// renewed.
+func TestRenewalWithoutQuorum(t *testing.T) {
+	now := time.Now()
+	s, l, log, m := switchable(t, func() time.Time { return now })
+	var promised []uint64
+	var until time.Time
+	s.promised = func(index uint64, u time.Time) { promised, until = append(promised, index), u }
+	hw := mac(52)
+	ip := netip.MustParseAddr(lease(t, s, l, hw))
+	committed, _ := m.Model().Lease(ip)
+	renew := func() *dhcpv4.DHCPv4 {
+		ack, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRequest, func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+		return ack
+	}
+
+	log.down.Store(true)
+	now = now.Add(time.Minute)
+	ack := renew()
+	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("the renewal without the quorum got %v, want an ACK", ack)
+	}
+	want := (committed.Expires.Sub(now) - skewMargin).Truncate(time.Second)
+	if got := ack.IPAddressLeaseTime(0); got != want {
+		t.Errorf("lease time %s, want %s: what is left of the committed lease, %s short", got, want, skewMargin)
+	}
+	if len(promised) != 1 || promised[0] != m.Applied() || !until.Equal(now.Add(want)) {
+		t.Errorf("promised %v until %s, want [%d] until %s", promised, until, m.Applied(), now.Add(want))
+	}
+
+	log.down.Store(false)
+	if _, err := m.Apply(context.Background(), ipam.ReleaseLease{Stamp: ipam.Stamp{At: now}, IP: ip}); err != nil {
+		t.Fatal(err)
+	}
+	log.down.Store(true)
+	if ack := renew(); ack != nil {
+		t.Errorf("a lease ended since was renewed without the quorum: %v", ack.Summary())
+	}
+}

@@ -175,10 +175,15 @@ func (s *Service) withoutQuorum(r *request, ip netip.Addr) (*dhcpv4.DHCPv4, *net
 	if reserved, ok := reservation(r.model, r.sn, r.mac); ok && reserved == ip {
 		return s.reply(r, dhcpv4.MessageTypeAck, ip)
 	}
+	from := s.ipam.Applied()
 	l, ok := s.ipam.Model().Lease(ip)
-	left := (l.Expires.Sub(s.now()) - skewMargin).Truncate(time.Second)
+	now := s.now()
+	left := (l.Expires.Sub(now) - skewMargin).Truncate(time.Second)
 	if !ok || l.MAC != r.mac || l.Quarantined() || left < time.Second {
 		return nil, nil
+	}
+	if s.promised != nil {
+		s.promised(from, now.Add(left))
 	}
 	r.leaseFor = left
 	return s.reply(r, dhcpv4.MessageTypeAck, ip)
