@@ -232,12 +232,22 @@ func (l *clusterLab) node(name string) *clusterNode {
 // leases is what node's API lists.
 func (l *clusterLab) leases(t *testing.T, node *clusterNode) []lease {
 	t.Helper()
-	out, err := l.curl(node, "-f", "http://127.0.0.1:8080/api/v1/dhcp/leases")
-	var ls []lease
-	if err != nil || json.Unmarshal([]byte(out), &ls) != nil {
-		t.Fatalf("leases of %s: %v %s", node.name, err, out)
+	ls, err := l.tryLeases(node)
+	if err != nil {
+		t.Fatalf("leases of %s: %v", node.name, err)
 	}
 	return ls
+}
+
+// tryLeases is what node's API lists, or why it said nothing (a wait that asks
+// faster than the API's rate limit is told to slow down).
+func (l *clusterLab) tryLeases(node *clusterNode) ([]lease, error) {
+	out, err := l.curl(node, "-f", "http://127.0.0.1:8080/api/v1/dhcp/leases")
+	var ls []lease
+	if err == nil {
+		err = json.Unmarshal([]byte(out), &ls)
+	}
+	return ls, err
 }
 
 // putHost creates a host through node's API, and says whether it was made.
@@ -655,9 +665,21 @@ func TestClusterZoneIsOneOnEveryNode(t *testing.T) {
 	}
 }
 
-// listenPacketIn opens a UDP socket at addr in the network namespace ns: the test's
-// own thread enters it for the socket's creation, and leaves it.
+// listenPacketIn opens a UDP socket at addr in the network namespace ns.
 func listenPacketIn(t *testing.T, ns, addr string) net.PacketConn {
+	t.Helper()
+	var pc net.PacketConn
+	var err error
+	inNetns(t, ns, func() { pc, err = net.ListenPacket("udp", addr) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pc
+}
+
+// inNetns runs fn in the network namespace ns: the test's own thread enters it, and
+// leaves it after. What fn opens (sockets) stays in ns.
+func inNetns(t *testing.T, ns string, fn func()) {
 	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -674,14 +696,10 @@ func listenPacketIn(t *testing.T, ns, addr string) net.PacketConn {
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		t.Fatal(err)
 	}
-	pc, lerr := net.ListenPacket("udp", addr)
+	fn()
 	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
 		panic(err) // this thread is in the wrong namespace: better no test process than a wrong one
 	}
-	if lerr != nil {
-		t.Fatal(lerr)
-	}
-	return pc
 }
 
 // dora runs one DHCP exchange of the client with mac: broadcast when server is "",

@@ -184,6 +184,7 @@ func (l *lab) api(t *testing.T, dir, path string, v any) {
 type lease struct {
 	IP, MAC, Hostname string
 	Declined          bool
+	Released          uint64 // the index of an early end its address waits on
 }
 
 func (l *lab) leases(t *testing.T, dir string) []lease {

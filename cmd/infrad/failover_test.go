@@ -1,0 +1,424 @@
+package main
+
+// No address twice, partitions included: a node cut off from the others renews the
+// leases its last model holds, while the majority goes on ending leases early and
+// granting new ones. A sniffer on the bridge sees every DHCP packet of every node and
+// client, and says whether one address was ever ACKed to two clients at once.
+
+import (
+	be "encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/sys/unix"
+
+	"github.com/infrad/infrad/internal/testenv"
+)
+
+// sniffed is one DHCP packet seen on the bridge.
+type sniffed struct {
+	at  time.Time
+	msg *dhcpv4.DHCPv4
+}
+
+// sniffer reads every frame the bridge br0 of namespace ns passes (in promiscuous
+// mode: those forwarded from port to port too) and keeps the DHCP messages.
+type sniffer struct {
+	fd   int
+	mu   sync.Mutex
+	seen []sniffed
+	done chan struct{}
+}
+
+func sniff(t *testing.T, ns, bridge string) *sniffer {
+	t.Helper()
+	s := &sniffer{done: make(chan struct{})}
+	var err error
+	inNetns(t, ns, func() {
+		var ifi *net.Interface
+		if ifi, err = net.InterfaceByName(bridge); err != nil {
+			return
+		}
+		proto := int(htons(unix.ETH_P_ALL))
+		if s.fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, proto); err != nil {
+			return
+		}
+		if err = unix.Bind(s.fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+			return
+		}
+		err = unix.SetsockoptPacketMreq(s.fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_PROMISC})
+	})
+	if err != nil {
+		t.Fatalf("sniffer on %s: %v", bridge, err)
+	}
+	// A read wakes every half second, so that close is noticed.
+	unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 500000})
+	go s.read()
+	t.Cleanup(s.close)
+	return s
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func (s *sniffer) read() {
+	buf := make([]byte, 65536)
+	for {
+		select {
+		case <-s.done:
+			return
+		default:
+		}
+		n, _, err := unix.Recvfrom(s.fd, buf, 0)
+		if err != nil {
+			continue
+		}
+		if m := dhcpIn(buf[:n]); m != nil {
+			s.mu.Lock()
+			s.seen = append(s.seen, sniffed{time.Now(), m})
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (s *sniffer) close() {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+		unix.Close(s.fd)
+	}
+}
+
+// packets is what the sniffer has seen so far.
+func (s *sniffer) packets() []sniffed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.seen)
+}
+
+// dhcpIn is the DHCP message of an Ethernet frame carrying IPv4 UDP to or from port
+// 67 or 68, else nil.
+func dhcpIn(frame []byte) *dhcpv4.DHCPv4 {
+	if len(frame) < 14+20+8 || be.BigEndian.Uint16(frame[12:]) != 0x0800 {
+		return nil
+	}
+	ip := frame[14:]
+	ihl := int(ip[0]&0x0f) * 4
+	if ip[0]>>4 != 4 || ip[9] != 17 || len(ip) < ihl+8 {
+		return nil
+	}
+	udp := ip[ihl:]
+	src, dst := be.BigEndian.Uint16(udp), be.BigEndian.Uint16(udp[2:])
+	if src != 67 && src != 68 && dst != 67 && dst != 68 {
+		return nil
+	}
+	m, err := dhcpv4.FromBytes(udp[8:])
+	if err != nil {
+		return nil
+	}
+	return m
+}
+
+// holding is a client's hold on an address, from an ACK to the end of its lease (or
+// its RELEASE).
+type holding struct {
+	mac        string
+	from, till time.Time
+}
+
+// twice lists every address the packets show ACKed to two clients at once: each ACK
+// gives its client the address for the ACK's lease time, a RELEASE ends that early.
+func twice(packets []sniffed) []string {
+	holds := map[netip.Addr][]holding{}
+	for _, p := range packets {
+		mac := p.msg.ClientHWAddr.String()
+		switch {
+		case p.msg.OpCode == dhcpv4.OpcodeBootReply && p.msg.MessageType() == dhcpv4.MessageTypeAck:
+			ip, _ := netip.AddrFromSlice(p.msg.YourIPAddr.To4())
+			if !ip.IsValid() || ip.IsUnspecified() {
+				continue // an ACK to an INFORM gives no address
+			}
+			holds[ip] = append(holds[ip], holding{mac, p.at, p.at.Add(p.msg.IPAddressLeaseTime(0))})
+		case p.msg.OpCode == dhcpv4.OpcodeBootRequest && p.msg.MessageType() == dhcpv4.MessageTypeRelease:
+			ip, _ := netip.AddrFromSlice(p.msg.ClientIPAddr.To4())
+			for i, h := range holds[ip] {
+				if h.mac == mac && h.till.After(p.at) {
+					holds[ip][i].till = p.at
+				}
+			}
+		}
+	}
+	var out []string
+	for ip, hs := range holds {
+		for i, a := range hs {
+			for _, b := range hs[i+1:] {
+				if a.mac != b.mac && a.from.Before(b.till) && b.from.Before(a.till) {
+					out = append(out, fmt.Sprintf("%s: %s from %s to %s, and %s from %s to %s", ip, a.mac, a.from.Format("15:04:05.000"), a.till.Format("15:04:05.000"),
+						b.mac, b.from.Format("15:04:05.000"), b.till.Format("15:04:05.000")))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// relay is a DHCP relay agent in the client namespace, at 10.78.0.99:67, that the
+// test drives one message at a time: it sends each to the nodes it names, and the
+// nodes answer it (RFC 2131 §4.1, giaddr), so that a test decides which node hears
+// which client — a client beside a cut-off node, or beside the majority.
+type relay struct {
+	t      *testing.T
+	conn   net.PacketConn
+	giaddr net.IP
+}
+
+func newRelay(t *testing.T, l *clusterLab) *relay {
+	return &relay{t: t, conn: listenPacketIn(t, l.cli, "10.78.0.99:67"), giaddr: net.ParseIP("10.78.0.99")}
+}
+
+// ask sends m to each of servers and returns the first answer to it (nil: none
+// within a second).
+func (r *relay) ask(m *dhcpv4.DHCPv4, servers ...string) *dhcpv4.DHCPv4 {
+	r.t.Helper()
+	m.GatewayIPAddr, m.HopCount = r.giaddr, 1
+	for _, s := range servers {
+		if _, err := r.conn.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.ParseIP(s), Port: 67}); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	if m.MessageType() == dhcpv4.MessageTypeRelease {
+		return nil // (no answer comes)
+	}
+	buf := make([]byte, 1500)
+	deadline := time.Now().Add(time.Second)
+	for {
+		r.conn.SetReadDeadline(deadline)
+		n, _, err := r.conn.ReadFrom(buf)
+		if err != nil {
+			return nil
+		}
+		if reply, err := dhcpv4.FromBytes(buf[:n]); err == nil && reply.TransactionID == m.TransactionID && reply.OpCode == dhcpv4.OpcodeBootReply {
+			return reply
+		}
+	}
+}
+
+func (r *relay) message(mac net.HardwareAddr, typ dhcpv4.MessageType, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	r.t.Helper()
+	m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithHwAddr(mac), dhcpv4.WithMessageType(typ)}, mods...)...)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return m
+}
+
+// doraTill is dora tried up to five times: a cut-off node is known to be down by the
+// others only after a few probes, and until then some new clients are its share.
+func (r *relay) doraTill(mac net.HardwareAddr, want netip.Addr, servers ...string) (netip.Addr, string, bool) {
+	r.t.Helper()
+	for range 5 {
+		if ip, server, ok := r.dora(mac, want, servers...); ok {
+			return ip, server, ok
+		}
+	}
+	return netip.Addr{}, "", false
+}
+
+// dora runs DISCOVER (to servers, asking for want when it is valid) and REQUEST (to
+// the node that offered), and returns the address ACKed and the node that ACKed it.
+func (r *relay) dora(mac net.HardwareAddr, want netip.Addr, servers ...string) (netip.Addr, string, bool) {
+	r.t.Helper()
+	var mods []dhcpv4.Modifier
+	if want.IsValid() {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(want.AsSlice())))
+	}
+	offer := r.ask(r.message(mac, dhcpv4.MessageTypeDiscover, mods...), servers...)
+	if offer == nil || offer.MessageType() != dhcpv4.MessageTypeOffer {
+		return netip.Addr{}, "", false
+	}
+	server := offer.ServerIdentifier().String()
+	ack := r.ask(r.message(mac, dhcpv4.MessageTypeRequest,
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr)), dhcpv4.WithOption(dhcpv4.OptServerIdentifier(offer.ServerIdentifier()))), server)
+	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		return netip.Addr{}, "", false
+	}
+	ip, _ := netip.AddrFromSlice(ack.YourIPAddr.To4())
+	return ip, server, true
+}
+
+// renew asks server to renew mac's lease of ip (RFC 2131 §4.4.5: ciaddr, no server
+// identifier), and says whether it ACKed.
+func (r *relay) renew(mac net.HardwareAddr, ip netip.Addr, server string) bool {
+	r.t.Helper()
+	ack := r.ask(r.message(mac, dhcpv4.MessageTypeRequest, func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = ip.AsSlice() }), server)
+	return ack != nil && ack.MessageType() == dhcpv4.MessageTypeAck
+}
+
+// release gives mac's lease of ip back to server.
+func (r *relay) release(mac net.HardwareAddr, ip netip.Addr, server string) {
+	r.t.Helper()
+	r.ask(r.message(mac, dhcpv4.MessageTypeRelease, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.ParseIP(server))),
+		func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = ip.AsSlice() }), server)
+}
+
+// TestClusterNoAddressTwice: three nodes; in each round one is cut off from the
+// others while clients reach every node, and the two sequences that gave an address
+// to two clients run against it:
+//   - a client whose lease a majority node granted RELEASEs it there; a new client
+//     asks the majority for that address; the old client DISCOVERs beside the cut-off
+//     node, which still holds its lease, and takes it up there;
+//   - an admin deletes, on the majority, the lease of a client the cut-off node
+//     granted; a new client asks the majority for that address; the old client
+//     renews at the cut-off node.
+//
+// After the partition heals, a third client asks for both addresses again. The
+// sniffer on the bridge must never see one address ACKed to two clients at once.
+func TestClusterNoAddressTwice(t *testing.T) {
+	l := newClusterLab(t, 3, false)
+	l.form(t)
+	sn := sniff(t, l.sw, "br0")
+	r := newRelay(t, l)
+	var all []string
+	for _, n := range l.nodes {
+		all = append(all, n.addr)
+	}
+	nodeAt := func(addr string) *clusterNode {
+		return l.nodes[slices.IndexFunc(l.nodes, func(n *clusterNode) bool { return n.addr == addr })]
+	}
+	macOf := func(round, who int) net.HardwareAddr {
+		return net.HardwareAddr{0x52, 0x54, 0x00, 0x7a, byte(round), byte(who)}
+	}
+	acked := 0
+	const rounds = 6
+	for round := range rounds {
+		// The second sequence's client first: the node that grants it is cut off.
+		a2 := macOf(round, 2)
+		ip2, server, ok := r.dora(a2, netip.Addr{}, all...)
+		if !ok {
+			t.Fatalf("round %d: no lease for %s", round, a2)
+		}
+		cut := nodeAt(server)
+		var majority []string
+		for _, n := range l.nodes {
+			if n != cut {
+				majority = append(majority, n.addr)
+			}
+		}
+		// The first sequence's client: a lease a majority node grants.
+		var a1 net.HardwareAddr
+		var ip1 netip.Addr
+		var granter string
+		for try := 0; ; try++ {
+			a1 = macOf(round, 16+try)
+			if ip1, granter, ok = r.dora(a1, netip.Addr{}, all...); ok && granter != cut.addr {
+				break
+			}
+			if try == 20 {
+				t.Fatalf("round %d: no majority node granted a lease in 20 tries", round)
+			}
+		}
+		acked += 2
+		for _, n := range l.nodes {
+			testenv.WaitFor(t, n.name+" to hold both leases", func() bool {
+				ls, _ := l.tryLeases(n)
+				return slices.ContainsFunc(ls, func(le lease) bool { return le.IP == ip1.String() }) && slices.ContainsFunc(ls, func(le lease) bool { return le.IP == ip2.String() })
+			})
+		}
+
+		l.partition(t, cut, true)
+		testenv.WaitFor(t, cut.name+" to see it has no quorum", func() bool {
+			st, ok := l.status(t, cut)
+			return ok && !st.Quorum
+		})
+		other := nodeAt(majority[0])
+		if nodeAt(granter) == other {
+			other = nodeAt(majority[1])
+		}
+
+		// 1. RELEASE on the majority; a new client asks for the address; the old
+		// client takes it up again beside the cut-off node.
+		r.release(a1, ip1, granter)
+		testenv.WaitFor(t, "the release applied on the majority", func() bool {
+			ls, err := l.tryLeases(other)
+			return err == nil && !slices.ContainsFunc(ls, func(le lease) bool { return le.IP == ip1.String() && le.MAC == a1.String() && le.Released == 0 })
+		})
+		b1 := macOf(round, 100)
+		if got, _, ok := r.doraTill(b1, ip1, majority...); !ok {
+			t.Errorf("round %d: the majority granted a new client nothing", round)
+		} else if got == ip1 {
+			t.Errorf("round %d: the majority gave %s, released on it, to a new client while %s may still renew it", round, ip1, cut.name)
+		}
+		if got, server, ok := r.doraTill(a1, ip1, cut.addr); !ok || got != ip1 || server != cut.addr {
+			t.Errorf("round %d: beside the cut-off node, the released client got %s from %s (%v), want %s again", round, got, server, ok, ip1)
+		}
+
+		// 2. An admin deletes a lease on the majority; a new client asks for the
+		// address; the old client renews at the cut-off node.
+		if out, err := l.curl(other, "-f", "-X", "DELETE", "http://127.0.0.1:8080/api/v1/dhcp/leases/"+ip2.String()); err != nil {
+			t.Fatalf("round %d: delete the lease of %s: %v %s", round, ip2, err, out)
+		}
+		b2 := macOf(round, 101)
+		if got, _, ok := r.doraTill(b2, ip2, majority...); !ok {
+			t.Errorf("round %d: the majority granted a new client nothing", round)
+		} else if got == ip2 {
+			t.Errorf("round %d: the majority gave %s, deleted on it, to a new client while %s may still renew it", round, ip2, cut.name)
+		}
+		if !r.renew(a2, ip2, cut.addr) {
+			t.Errorf("round %d: the cut-off node did not renew the lease it holds of %s", round, ip2)
+		}
+		acked += 4
+
+		// Healed, the cut-off node applies the ends; what it renewed meanwhile still
+		// holds the addresses for their clients.
+		l.partition(t, cut, false)
+		testenv.WaitFor(t, cut.name+" back with the quorum", func() bool {
+			st, ok := l.status(t, cut)
+			return ok && st.Quorum
+		})
+		testenv.WaitFor(t, cut.name+" to catch up", func() bool {
+			mine, err1 := l.tryLeases(cut)
+			theirs, err2 := l.tryLeases(other)
+			return err1 == nil && err2 == nil && slices.Equal(mine, theirs)
+		})
+		// For a few of the probes' rounds (the leader hears the healed node vouch
+		// for the ends, and settles what it may), new clients ask for both.
+		tick := time.NewTicker(500 * time.Millisecond)
+		for i := range 8 {
+			for j, want := range []netip.Addr{ip1, ip2} {
+				c := macOf(round, 110+2*i+j)
+				if got, server, ok := r.dora(c, want, all...); ok && got == want {
+					t.Errorf("round %d: after the partition healed, %s went to a third client while its old client's renewal lasts", round, want)
+				} else if ok {
+					r.release(c, got, server)
+				}
+			}
+			<-tick.C
+		}
+		tick.Stop()
+		if t.Failed() {
+			break
+		}
+	}
+	var packets []sniffed
+	acks := 0
+	testenv.WaitFor(t, fmt.Sprintf("the sniffer to see the %d ACKs the clients took", acked), func() bool {
+		packets, acks = sn.packets(), 0
+		for _, p := range packets {
+			if p.msg.OpCode == dhcpv4.OpcodeBootReply && p.msg.MessageType() == dhcpv4.MessageTypeAck {
+				acks++
+			}
+		}
+		return acks >= acked
+	})
+	if both := twice(packets); len(both) > 0 {
+		t.Errorf("addresses ACKed to two clients at once:\n%s", strings.Join(both, "\n"))
+	}
+	t.Logf("%d DHCP packets on the bridge, %d ACKs", len(packets), acks)
+}
