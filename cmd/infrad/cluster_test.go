@@ -185,6 +185,7 @@ type nodeStatus struct {
 type clusterStatus struct {
 	Node, Leader string
 	Quorum       bool
+	DHCPServers  int `json:"dhcp_servers"`
 	Nodes        []nodeStatus
 }
 
@@ -336,7 +337,7 @@ func (l *clusterLab) checkLeases(t *testing.T, survivors []*clusterNode, acked i
 		if ips[le.IP] {
 			t.Errorf("%s is leased twice", le.IP)
 		}
-		if macs[le.MAC] && !le.Declined {
+		if macs[le.MAC] && !le.Declined && le.Released == 0 {
 			t.Errorf("%s holds two leases", le.MAC)
 		}
 		ips[le.IP], macs[le.MAC] = true, true

@@ -283,6 +283,12 @@ func (r *relay) release(mac net.HardwareAddr, ip netip.Addr, server string) {
 func TestClusterNoAddressTwice(t *testing.T) {
 	l := newClusterLab(t, 3, false)
 	l.form(t)
+	for _, n := range l.nodes {
+		testenv.WaitFor(t, n.name+" to count three DHCP servers", func() bool {
+			st, ok := l.status(t, n)
+			return ok && st.DHCPServers == 3
+		})
+	}
 	sn := sniff(t, l.sw, "br0")
 	r := newRelay(t, l)
 	var all []string

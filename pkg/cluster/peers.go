@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/infrad/infrad/pkg/ipam"
 )
 
 // The nodes' HTTP on the cluster port: forwarded writes, each node's state, joining.
@@ -115,12 +117,37 @@ type state struct {
 	// Vouched is the log index through which the node neither believes nor has told
 	// a client that a lease ended early is held (settle.go); earlier builds send none.
 	Vouched uint64 `json:"vouched"`
+	// Commands are the command types the node's build can apply (ipam.CommandTypes);
+	// earlier builds send none. A command that not every voter's build can apply is
+	// not appended (Node.everyVoterApplies).
+	Commands []string `json:"commands,omitempty"`
 }
 
 func (n *Node) ownState() state {
 	_, leader := n.raft.LeaderWithID()
 	return state{Name: n.Name(), State: n.raft.State().String(), Leader: string(leader), Applied: n.ipam.Applied(), Serving: !n.self.Witness,
-		Vouched: n.vouched()}
+		Vouched: n.vouched(), Commands: ipam.CommandTypes()}
+}
+
+// everyVoterApplies says whether every node of Raft's configuration (the witness
+// too: it applies the log) has said its build can apply commands of type typ, as
+// Consul's and Nomad's autopilot gate a feature on every server's version. A node
+// not heard from since this one started has said nothing.
+func (n *Node) everyVoterApplies(typ string) bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == n.Name() {
+			continue
+		}
+		seen, _ := n.seen(string(s.ID))
+		if !slices.Contains(seen.state.Commands, typ) {
+			return false
+		}
+	}
+	return true
 }
 
 func (n *Node) serveState(w http.ResponseWriter, _ *http.Request) {

@@ -60,7 +60,10 @@ func (n *Node) vouched() uint64 {
 	return applied
 }
 
-// settle makes the leader settle the ended leases every serving node vouches for.
+// settle makes the leader tell the model how many nodes answer DHCP, once every
+// voter's build can take it (until then a lease ended early frees its address at
+// once, as the builds before did), and settle the ended leases every serving node
+// vouches for.
 func (n *Node) settle() {
 	defer n.wg.Done()
 	tick := time.NewTicker(probeEvery)
@@ -72,16 +75,23 @@ func (n *Node) settle() {
 			return
 		case <-tick.C:
 		}
-		if n.raft.State() != raft.Leader || n.ipam.Model().Released() == 0 {
+		if n.raft.State() != raft.Leader {
+			continue
+		}
+		m := n.ipam.Model()
+		if servers := len(n.site.Cluster.Serving()); m.Shape().DHCPServers != servers && n.everyVoterApplies(ipam.CommandType(ipam.SetDHCPServers{})) {
+			if _, err := n.applyNow(ipam.SetDHCPServers{Stamp: ipam.Stamp{At: time.Now()}, Servers: servers}); err != nil {
+				n.log.Warn("the count of DHCP servers not stored", "servers", servers, "err", err)
+			}
+		}
+		if m.Released() == 0 || !n.everyVoterApplies(ipam.CommandType(ipam.SettleEnds{})) {
 			continue
 		}
 		through := n.vouchedEverywhere()
 		if through <= last {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), appliedWait)
-		freed, err := n.Apply(ctx, ipam.SettleEnds{Stamp: ipam.Stamp{At: time.Now()}, Through: through})
-		cancel()
+		freed, err := n.applyNow(ipam.SettleEnds{Stamp: ipam.Stamp{At: time.Now()}, Through: through})
 		if err != nil {
 			n.log.Warn("released addresses not settled", "through", through, "err", err)
 			continue
@@ -91,6 +101,13 @@ func (n *Node) settle() {
 			n.log.Debug("released addresses back in the pool: every serving node vouches for their release", "addresses", k, "through", through)
 		}
 	}
+}
+
+// applyNow applies cmd, waiting at most appliedWait.
+func (n *Node) applyNow(cmd ipam.Command) (any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), appliedWait)
+	defer cancel()
+	return n.Apply(ctx, cmd)
 }
 
 // vouchedEverywhere is the highest log index every serving node vouches for, as far

@@ -15,10 +15,14 @@ import (
 
 // Status is the cluster as one node sees it.
 type Status struct {
-	Node   string       `json:"node"`   // the node answering
-	Leader string       `json:"leader"` // "" while there is none this node knows
-	Quorum bool         `json:"quorum"` // this node takes writes
-	Nodes  []NodeStatus `json:"nodes"`
+	Node   string `json:"node"`   // the node answering
+	Leader string `json:"leader"` // "" while there is none this node knows
+	Quorum bool   `json:"quorum"` // this node takes writes
+	// DHCPServers is how many nodes the model counts as answering DHCP
+	// (ipam.SetDHCPServers): while more than one, a lease ended early holds its
+	// address until every serving node vouches for the end (settle.go).
+	DHCPServers int          `json:"dhcp_servers"`
+	Nodes       []NodeStatus `json:"nodes"`
 }
 
 // NodeStatus is one node of the cluster.
@@ -40,7 +44,7 @@ type NodeStatus struct {
 // knows them.
 func (n *Node) Status() Status {
 	own := n.ownState()
-	st := Status{Node: own.Name, Leader: own.Leader, Quorum: n.Quorum()}
+	st := Status{Node: own.Name, Leader: own.Leader, Quorum: n.Quorum(), DHCPServers: n.ipam.Model().Shape().DHCPServers}
 	voters := map[string]bool{}
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {

@@ -136,15 +136,7 @@ const (
 // IPAM returns the site's address objects as an ipam.Set.
 func (s *Site) IPAM() site.Set {
 	return site.Set{Domain: s.Domain, Zones: s.DNS.Zones, Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records, Changes: s.ChangeLog,
-		DNS: site.ZoneSettings{TTL: s.DNS.TTL, NameServers: s.NameServers(), Signed: s.DNS.DNSSEC, Services: s.ServiceNames()}, DHCPServers: s.dhcpServers()}
-}
-
-// dhcpServers is how many boxes answer DHCP: a cluster's serving nodes, else 0 (one box).
-func (s *Site) dhcpServers() int {
-	if s.Cluster == nil {
-		return 0
-	}
-	return len(s.Cluster.Serving())
+		DNS: site.ZoneSettings{TTL: s.DNS.TTL, NameServers: s.NameServers(), Signed: s.DNS.DNSSEC, Services: s.ServiceNames()}}
 }
 
 // ServiceNames are the names infrad hands out for itself that its zones serve: the

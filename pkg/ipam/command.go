@@ -3,6 +3,7 @@ package ipam
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"time"
@@ -40,11 +41,17 @@ func init() {
 	for _, c := range []Command{
 		PutSubnet{}, DeleteSubnet{}, PutHost{}, DeleteHost{}, AllocateHost{}, PutRecord{}, DeleteRecord{},
 		UpdateRecords{}, Reconcile{}, CommitLease{}, ReleaseLease{}, DeclineLease{}, ExpireLeases{}, TableWrite{},
-		PinLease{}, PutToken{}, DeleteToken{}, Resign{}, SettleEnds{},
+		PinLease{}, PutToken{}, DeleteToken{}, Resign{}, SetDHCPServers{}, SettleEnds{},
 	} {
 		t := reflect.TypeOf(c)
 		commandTypes[t.Name()] = t
 	}
+}
+
+// CommandTypes names every command this build can apply, sorted: what a node of a
+// cluster announces to the others.
+func CommandTypes() []string {
+	return slices.Sorted(maps.Keys(commandTypes))
 }
 
 // CommandType names cmd's type, as a log entry does ("CommitLease").

@@ -250,9 +250,10 @@ func TestRandomSequences(t *testing.T) {
 func randomSequence(t *testing.T, servers int) {
 	st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
 	m := newOn(t, st)
-	set := fixture.Site(t)
-	set.DHCPServers = servers
-	if _, err := m.Reconcile("site.yaml", set); err != nil {
+	if _, err := m.Reconcile("site.yaml", fixture.Site(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Apply(t.Context(), SetDHCPServers{Servers: servers}); err != nil {
 		t.Fatal(err)
 	}
 	u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
@@ -289,9 +290,11 @@ func FuzzCommands(f *testing.F) {
 		}
 		st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
 		m := newOn(t, st)
-		set := fixture.Site(t)
-		set.DHCPServers = 3 * (len(data) % 2) // an odd length: three boxes, whose leases ended early wait
-		if _, err := m.Reconcile("site.yaml", set); err != nil {
+		if _, err := m.Reconcile("site.yaml", fixture.Site(t)); err != nil {
+			t.Fatal(err)
+		}
+		// An odd length: three boxes, where a lease ended early holds its address.
+		if _, err := m.Apply(t.Context(), SetDHCPServers{Servers: 3 * (len(data) % 2)}); err != nil {
 			t.Fatal(err)
 		}
 		u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}

@@ -533,10 +533,14 @@ func TestReleasedAddressWaits(t *testing.T) {
 	open := func(t *testing.T, servers int) (*IPAM, *store.Store) {
 		st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
 		m := newOn(t, st)
-		set := fixture.Site(t)
-		set.DHCPServers = servers
-		if _, err := m.Reconcile("site.yaml", set); err != nil {
+		if _, err := m.Reconcile("site.yaml", fixture.Site(t)); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := m.Apply(t.Context(), SetDHCPServers{Stamp: at, Servers: servers}); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Model().Shape().DHCPServers; got != servers {
+			t.Fatalf("the model says %d DHCP servers, want %d", got, servers)
 		}
 		return m, st
 	}
@@ -581,6 +585,12 @@ func TestReleasedAddressWaits(t *testing.T) {
 			// A box that starts again on the store waits as well.
 			m.Close()
 			m = newOn(t, st)
+			if _, err := m.Apply(t.Context(), Reconcile{Stamp: at, Source: "site.yaml", File: fixture.Site(t)}); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Model().Shape().DHCPServers; got != 3 {
+				t.Fatalf("loaded and reconciled again, the model says %d DHCP servers, want 3", got)
+			}
 			if _, err := m.Apply(t.Context(), SettleEnds{Stamp: at, Through: l.Released - 1}); err != nil {
 				t.Fatal(err)
 			}

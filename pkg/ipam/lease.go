@@ -215,6 +215,27 @@ func (c ExpireLeases) apply(t *txn) (any, error) {
 	return n, nil
 }
 
+// SetDHCPServers says how many boxes answer DHCP: the cluster's leader makes it when
+// the site file's serving nodes are more or fewer than the model says, once every
+// voter's build can apply it (a build before it would not hold the addresses of the
+// leases ended early, and the stores would drift apart).
+type SetDHCPServers struct {
+	Stamp
+	Servers int `json:"servers"`
+}
+
+func (c SetDHCPServers) apply(t *txn) (any, error) {
+	if c.Servers < 0 {
+		return nil, invalid("servers", "a count of boxes is not negative")
+	}
+	if c.Servers != t.m.shape.DHCPServers {
+		sh := *t.m.shape
+		sh.DHCPServers = c.Servers
+		t.m.shape = &sh
+	}
+	return nil, nil
+}
+
 // SettleEnds gives back to the pool the addresses of leases released (Lease.Released)
 // by commands at or before the log's index Through, at most maxExpire of them, the
 // earliest first; its result is how many. The cluster's leader makes it once every

@@ -58,8 +58,8 @@ type Shape struct {
 	Changes site.ChangeLimits
 	// DNS is what the site file says of the zones' content.
 	DNS site.ZoneSettings
-	// DHCPServers is how many boxes answer DHCP (site.Set.DHCPServers): more than one
-	// holds the addresses of leases ended early (Lease.Released).
+	// DHCPServers is how many boxes answer DHCP (SetDHCPServers; 0: one box): more
+	// than one holds the addresses of leases ended early (Lease.Released).
 	DHCPServers int
 
 	zones []string // the zones of Domain, Zones and Subnets, longest first (index)

@@ -56,7 +56,8 @@ func (c Reconcile) apply(t *txn) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	sh := &Shape{Domain: file.Domain, Zones: file.Zones, Source: c.Source, Digest: FileDigest(c.Source, c.File), Changes: file.Changes, DNS: file.DNS, DHCPServers: file.DHCPServers}
+	sh := &Shape{Domain: file.Domain, Zones: file.Zones, Source: c.Source, Digest: FileDigest(c.Source, c.File), Changes: file.Changes, DNS: file.DNS,
+		DHCPServers: t.m.shape.DHCPServers}
 	for _, sn := range t.m.shape.Subnets {
 		if sn.Owner != site.OwnerFile {
 			sh.Subnets = append(sh.Subnets, sn)

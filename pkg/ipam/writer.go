@@ -270,7 +270,7 @@ func (m *IPAM) commit(batch []*pending) error {
 			t.end(p.cmd)
 		}
 		applied := lastIndex(batch)
-		if len(t.dirty) == 0 && !t.wrote && t.m.serial == t.serial0 {
+		if len(t.dirty) == 0 && !t.wrote && t.m.serial == t.serial0 && t.m.shape == t.shape0 {
 			return errNoChange // (a change of the model alone, its zones, raises the serial; a replay of what changed nothing changes nothing)
 		}
 		if applied != 0 {

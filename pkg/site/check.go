@@ -18,10 +18,6 @@ type Set struct {
 	Changes ChangeLimits `json:",omitzero"`
 	// DNS is what the site file says of the zones' content.
 	DNS ZoneSettings `json:",omitzero"`
-	// DHCPServers is how many boxes answer DHCP: a cluster's serving nodes (0 or 1:
-	// one box). Where more than one does, an address whose lease ended early waits
-	// until every one of them has applied the end (ipam.SettleEnds).
-	DHCPServers int `json:",omitempty"`
 }
 
 // Problem is one rule a Set breaks, placed at the object it blames.
