@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -427,4 +428,29 @@ func TestClusterNoAddressTwice(t *testing.T) {
 		t.Errorf("addresses ACKed to two clients at once:\n%s", strings.Join(both, "\n"))
 	}
 	t.Logf("%d DHCP packets on the bridge, %d ACKs", len(packets), acks)
+}
+
+// TestClusterRestartedBehind: a node restarts on its old data while changes were made
+// without it, cut off so that it cannot catch up. Its DNS answers the zones SERVFAIL,
+// so that resolvers ask another name server, and never the stale answer unless the
+// wait is over and its log says it answers from what it has; healed, it answers the
+// change.
+func TestClusterRestartedBehind(t *testing.T) {
+	l := newClusterLab(t, 3, false)
+	l.form(t)
+	late := l.nodes[2]
+	l.kill(late)
+	testenv.WaitFor(t, "a write while "+late.name+" is down", func() bool { ok, _ := l.putHost(l.nodes[0], "w5", "10.78.0.25"); return ok })
+	l.partition(t, late, true)
+	l.start(t, late, "") // ready for reads: the CA, without the quorum, is left out
+	out, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+late.addr, "-p", "1053", "+tries=1", "+time=2", "w5.lab.test").Output()
+	switch said := strings.Contains(late.p.output.String(), "has not caught up with the cluster"); {
+	case strings.Contains(string(out), "status: SERVFAIL"):
+	case said && strings.Contains(string(out), "status: NXDOMAIN"):
+		t.Logf("%s waited for the cluster longer than it does, and says it answers from what it has", late.name)
+	default:
+		t.Errorf("the restarted node, behind the cluster, answered:\n%s", out)
+	}
+	l.partition(t, late, false)
+	testenv.WaitFor(t, late.name+" to catch up and answer the change", func() bool { return l.dig(late.addr, "w5.lab.test") == "10.78.0.25" })
 }

@@ -25,25 +25,30 @@ type readiness struct {
 	Leader string `json:"leader"`
 }
 
-func (s *Server) readiness() readiness {
+// readiness is the node's services and quorum; ready when every service is, or, for
+// reads alone, every service that answers without the quorum: all but the CA, which
+// issues nothing without it (and, started without it, waits for it).
+func (s *Server) readiness(reads bool) readiness {
 	cs := s.opts.Cluster.Status()
 	rd := readiness{Ready: true, Services: s.opts.Status(), Quorum: cs.Quorum, Leader: cs.Leader}
 	if s.opts.RestartNeeded != nil {
 		rd.RestartNeeded = s.opts.RestartNeeded()
 	}
 	for _, st := range rd.Services {
-		rd.Ready = rd.Ready && st.State == service.StateReady
+		rd.Ready = rd.Ready && (st.State == service.StateReady || reads && st.Name == "ca")
 	}
 	return rd
 }
 
 // readyz is 200 only when every enabled service is ready and the node has its
-// cluster's quorum, 503 otherwise; with ?read=1 the quorum is not asked for (a node
-// without it still answers DNS, reservations and renewals from what it has: a check
-// for those). The body lists every service in start order either way.
+// cluster's quorum, 503 otherwise; with ?read=1 neither the quorum nor the CA is asked
+// for (a node without the quorum still answers DNS, reservations and renewals from
+// what it has: a check for those). The body lists every service in start order either
+// way.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
-	rd := s.readiness()
-	if r.URL.Query().Get("read") != "1" {
+	reads := r.URL.Query().Get("read") == "1"
+	rd := s.readiness(reads)
+	if !reads {
 		rd.Ready = rd.Ready && rd.Quorum // a node cut off from its quorum takes no writes
 	}
 	status := http.StatusOK
@@ -69,7 +74,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		Started:       s.opts.Started,
 		UptimeSeconds: int64(time.Since(s.opts.Started).Seconds()),
 		Site:          s.opts.Site(),
-		readiness:     s.readiness(),
+		readiness:     s.readiness(false),
 	})
 	return nil
 }

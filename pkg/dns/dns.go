@@ -53,7 +53,18 @@ type Options struct {
 	Synced func() (bool, string)
 	// Now is the clock DNSSEC signs and rolls keys by; nil: time.Now.
 	Now func() time.Time
+	// CaughtUp says whether the model has caught up with the cluster's log since the
+	// node started; nil: always. Until it has, for catchUpWait at most, the zones'
+	// queries are answered SERVFAIL, so that resolvers ask another name server rather
+	// than take an answer from a model that may lack the changes made while the node
+	// was down.
+	CaughtUp func() bool
 }
+
+// catchUpWait bounds how long a starting node answers its zones' queries SERVFAIL
+// while it catches up with its cluster: past it (no leader to catch up with: the node
+// is cut off), it answers from what it has, and says so.
+const catchUpWait = 10 * time.Second
 
 // Service is the DNS service. It is a service.Service.
 type Service struct {
@@ -66,6 +77,10 @@ type Service struct {
 
 	health service.Tracker
 	cfg    atomic.Pointer[serving]
+
+	caughtUp func() bool // nil: always
+	created  time.Time
+	current  atomic.Bool // the model may answer: caught up, or past catchUpWait
 	signer *signer
 	keys   *keyring.Keeper[signingKeys] // the DNSSEC keys, kept in the store
 
@@ -107,6 +122,8 @@ func New(opts Options) *Service {
 		coalesce: opts.Coalesce,
 		metrics:  m,
 		held:     opts.Held,
+		caughtUp: opts.CaughtUp,
+		created:  time.Now(),
 		signer:   newSigner(opts.Now, opts.Synced, m),
 	}
 	s.keys = &keyring.Keeper[signingKeys]{
@@ -248,6 +265,26 @@ func (s *Service) ask(ctx context.Context, listen []netip.AddrPort, domain strin
 		}
 	}
 	return nil
+}
+
+// answersFromModel says whether the zones' queries may be answered from the model:
+// the node has caught up with its cluster's log since it started, or has waited
+// catchUpWait for it, and then says once that it answers from what it has.
+func (s *Service) answersFromModel() bool {
+	if s.current.Load() {
+		return true
+	}
+	switch {
+	case s.caughtUp == nil || s.caughtUp():
+	case time.Since(s.created) < catchUpWait:
+		return false
+	default:
+		if !s.current.Swap(true) {
+			s.log.Warn("dns answers from what this node has: it has not caught up with the cluster since it started, and may lack changes made meanwhile", "waited", catchUpWait)
+		}
+	}
+	s.current.Store(true)
+	return true
 }
 
 func (s *Service) input() caddy.CaddyfileInput {

@@ -176,6 +176,9 @@ func (h *handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 		}
 		return rc, err
 	}
+	if !h.svc.answersFromModel() {
+		return reply(w, r, dns.RcodeServerFailure) // starting behind the cluster: another name server answers
+	}
 	if !h.svc.cfg.Load().rrl.Allow(clientAddr(w.RemoteAddr()), time.Now()) {
 		h.svc.metrics.limited.Inc() // response rate limiting: the client gets nothing
 		return dns.RcodeRefused, nil
