@@ -548,6 +548,9 @@ func TestClusterZoneIsOneOnEveryNode(t *testing.T) {
 		if len(fields) < 3 {
 			t.Fatalf("no SOA from %s: %q", n.name, fields)
 		}
+		if primary := l.dig(n.addr, fields[0]); !slices.ContainsFunc(l.nodes, func(n *clusterNode) bool { return n.addr == primary }) {
+			t.Errorf("the SOA's primary %s resolves to %q on %s, want a node's address", fields[0], primary, n.name)
+		}
 		v, _ := strconv.ParseUint(fields[2], 10, 32)
 		return v
 	}
@@ -820,10 +823,25 @@ func TestClusterTwoBoxesAndAWitness(t *testing.T) {
 		l.start(t, dead, token) // back, with its state: the token is not used again
 		testenv.WaitFor(t, dead.name+" to catch up", func() bool { return l.dig(dead.addr, name+".lab.test") != "" })
 	}
-	// The witness serves nothing.
-	if got := l.dig(l.nodes[2].addr, "cp01.lab.test"); strings.Contains(got, "10.78.0.10") {
+	// The witness serves nothing, and holds no key of the CA's, no API token, no join
+	// token: only its own certificate and key, and the root's certificate.
+	witness := l.nodes[2]
+	if got := l.dig(witness.addr, "cp01.lab.test"); strings.Contains(got, "10.78.0.10") {
 		t.Errorf("the witness answered DNS: %q", got)
 	}
+	for _, f := range []string{"ca/root.key", "ca/intermediate.key", "api-token", "join-token"} {
+		if _, err := os.Stat(filepath.Join(witness.data, f)); err == nil {
+			t.Errorf("the witness holds %s", f)
+		}
+	}
+	for _, f := range []string{"ca/root.crt", "ca/node.crt", "ca/node.key"} {
+		if _, err := os.Stat(filepath.Join(witness.data, f)); err != nil {
+			t.Errorf("the witness lacks its %s: %v", f, err)
+		}
+	}
+	// Restarted, it is a voter again with its own certificate.
+	l.kill(witness)
+	l.start(t, witness, "")
 	l.checkLeases(t, []*clusterNode{a, b}, 2)
 }
 
@@ -913,6 +931,25 @@ func TestClusterRecoversFromALostQuorum(t *testing.T) {
 	testenv.WaitFor(t, "the new node to serve what the cluster holds", func() bool {
 		return l.dig(fresh.addr, "w2.lab.test") == "10.78.0.22" && l.dig(fresh.addr, "w1.lab.test") == "10.78.0.21"
 	})
+
+	// infra3 comes back on its old data: the recovery left it out, so it is evicted,
+	// says so, and serves nothing from its store, which will never catch up.
+	old := l.nodes[2]
+	old.p = startCmd(t, l.dir, "ip", "netns", "exec", old.ns, binary, "serve", "-c", l.site, "--node", old.name, "--data", old.data)
+	testenv.WaitFor(t, old.name+" to say it is no longer a member", func() bool {
+		out, _ := l.curl(old, "-w", "\n%{http_code}", "http://127.0.0.1:8080/readyz?read=1")
+		return strings.HasSuffix(out, "\n503") && strings.Contains(out, `"evicted": "this node is no longer a member`)
+	})
+	if !strings.Contains(old.p.output.String(), "no longer a member of the cluster") {
+		t.Errorf("the evicted node's log does not say so")
+	}
+	out, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+old.addr, "-p", "1053", "+tries=1", "+time=2", "w1.lab.test").Output()
+	if !strings.Contains(string(out), "status: SERVFAIL") {
+		t.Errorf("the evicted node answered from its store:\n%s", out)
+	}
+	if offers, _ := l.dora(t, "52:54:00:78:00:99", old.addr); offers != 0 {
+		t.Errorf("the evicted node offered an address")
+	}
 }
 
 // TestClusterFromOneBox: a box that served its site alone becomes the first node of

@@ -19,8 +19,8 @@ import (
 // TestExamplesValidate runs infrad validate on every example site in deploy/.
 func TestExamplesValidate(t *testing.T) {
 	examples, _ := filepath.Glob("../../deploy/examples/*.yaml")
-	if len(examples) < 3 {
-		t.Fatalf("got %d examples, want the lab/edge box, the bastion and the homelab", len(examples))
+	if len(examples) < 4 {
+		t.Fatalf("got %d examples, want the lab/edge box, the bastion, the homelab and the edge pair", len(examples))
 	}
 	for _, path := range examples {
 		t.Run(filepath.Base(path), func(t *testing.T) {

@@ -442,7 +442,14 @@ func TestClusterRestartedBehind(t *testing.T) {
 	l.kill(late)
 	testenv.WaitFor(t, "a write while "+late.name+" is down", func() bool { ok, _ := l.putHost(l.nodes[0], "w5", "10.78.0.25"); return ok })
 	l.partition(t, late, true)
-	l.start(t, late, "") // ready for reads: the CA, without the quorum, is left out
+	late.p = startCmd(t, l.dir, "ip", "netns", "exec", late.ns, binary, "serve", "-c", l.site, "--node", late.name, "--data", late.data)
+	testenv.WaitFor(t, late.name+" to answer DNS", func() bool {
+		out, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+late.addr, "-p", "1053", "+tries=1", "+time=1", "lab.test", "SOA").Output()
+		return strings.Contains(string(out), "status:")
+	})
+	if out, _ := l.curl(late, "-w", "\n%{http_code}", "http://127.0.0.1:8080/readyz?read=1"); !strings.HasSuffix(out, "\n503") || !strings.Contains(out, `"behind": true`) {
+		t.Errorf("/readyz?read=1 on the node behind: %s, want 503 saying it is behind", out)
+	}
 	out, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+late.addr, "-p", "1053", "+tries=1", "+time=2", "w5.lab.test").Output()
 	switch said := strings.Contains(late.p.output.String(), "has not caught up with the cluster"); {
 	case strings.Contains(string(out), "status: SERVFAIL"):

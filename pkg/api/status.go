@@ -23,6 +23,12 @@ type readiness struct {
 	// keeps answering from what it has, and refuses writes.
 	Quorum bool   `json:"quorum"`
 	Leader string `json:"leader"`
+	// Behind says the node has not caught up with its cluster's log since it started:
+	// it is not ready, even for reads, until it has.
+	Behind bool `json:"behind,omitempty"`
+	// Evicted says why this node is no longer a member of its cluster: it serves
+	// nothing, and is not ready even for reads.
+	Evicted string `json:"evicted,omitempty"`
 }
 
 // readiness is the node's services and quorum; ready when every service is, or, for
@@ -30,7 +36,8 @@ type readiness struct {
 // issues nothing without it (and, started without it, waits for it).
 func (s *Server) readiness(reads bool) readiness {
 	cs := s.opts.Cluster.Status()
-	rd := readiness{Ready: true, Services: s.opts.Status(), Quorum: cs.Quorum, Leader: cs.Leader}
+	rd := readiness{Ready: cs.Evicted == "" && !cs.Behind, Services: s.opts.Status(), Quorum: cs.Quorum, Leader: cs.Leader,
+		Behind: cs.Behind, Evicted: cs.Evicted}
 	if s.opts.RestartNeeded != nil {
 		rd.RestartNeeded = s.opts.RestartNeeded()
 	}

@@ -91,6 +91,8 @@ type Node struct {
 	caughtUp   atomic.Bool // applied as far as the leader had committed when first heard
 	peers      peerTable
 	promises   promises // renewals made without the quorum (settle.go)
+	wasMember  atomic.Bool
+	evicted    atomic.Pointer[string] // why this node is no longer a member (Evicted)
 	stop       chan struct{}
 	wg         sync.WaitGroup
 }
@@ -207,7 +209,7 @@ func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 	}
 	var trans raft.Transport
 	if n.Clustered() {
-		id, err := pki.NewNodeIdentity(n.dataDir, n.site.CA.Name, n.self.Name, n.self.Address)
+		id, err := n.identity()
 		if err != nil {
 			return err
 		}
@@ -316,8 +318,8 @@ func (n *Node) catchUp() {
 			if heard.IsZero() {
 				heard = time.Now()
 			}
-			if time.Since(heard) < heartbeat {
-				continue // a heartbeat more carries the leader's commit index
+			if time.Since(heard) < heartbeat && n.raft.State() != raft.Leader {
+				continue // a heartbeat more carries the leader's commit index (a leader knows it)
 			}
 			target, _ = strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
 			target = max(target, 1)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/subtle"
 	"crypto/tls"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"go.step.sm/crypto/keyutil"
 
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/pki"
@@ -28,9 +30,12 @@ import (
 // Joining, kubeadm's way: the first node makes a join token, which pins the site
 // CA's root (its SHA-256) and carries a secret. A new node given the token reaches
 // another node's cluster port, checks that the node's certificate comes from the
-// pinned root, and trades the secret for what every node holds alike: the CA's keys
-// and the API token. From then on it has a node's certificate of its own, starts its
-// Raft, and asks the leader to take it as a voter.
+// pinned root, and trades the secret for what every serving node holds alike: the
+// CA's keys and the API token. From then on it has a node's certificate of its own,
+// starts its Raft, and asks the leader to take it as a voter. A witness, which serves
+// nothing, receives none of that: it sends its public key and gets back its node
+// certificate, signed by the root, and the root's certificate (a CSR's way); it renews
+// the certificate the same way, over the cluster port.
 
 // JoinTokenFile is the join token's file in the data directory (0600). Every node
 // that has joined holds it, so any of them admits the next.
@@ -76,12 +81,97 @@ func (n *Node) ensureToken() (token, error) {
 type joinRequest struct {
 	Node   string `json:"node"`
 	Secret string `json:"secret"`
+	// PublicKey is a witness's (PKIX, DER): it asks for a certificate, not the keys.
+	PublicKey []byte `json:"public_key,omitempty"`
 }
 
 type joinAnswer struct {
-	CA       map[string][]byte `json:"ca"`
-	APIToken []byte            `json:"api_token"`
-	Token    string            `json:"join_token"`
+	CA       map[string][]byte `json:"ca,omitempty"`
+	APIToken []byte            `json:"api_token,omitempty"`
+	Token    string            `json:"join_token,omitempty"`
+	// A witness's: the root's certificate and its own (DER).
+	Root        []byte `json:"root,omitempty"`
+	Certificate []byte `json:"certificate,omitempty"`
+}
+
+// identity is this node's certificate: made from the site's root on a serving node;
+// kept from its join, and renewed through a serving node, on a witness. A witness
+// that joined with a build before that kept the CA's keys goes on with them, and says
+// so.
+func (n *Node) identity() (*pki.NodeIdentity, error) {
+	if !n.self.Witness {
+		return pki.NewNodeIdentity(n.dataDir, n.site.CA.Name, n.self.Name, n.self.Address)
+	}
+	if _, err := os.Stat(filepath.Join(pki.Dir(n.dataDir), "root.key")); err == nil {
+		n.log.Warn("this witness holds the CA's keys, received when it joined with an earlier build: to drop them, stop it, empty its data directory and join it again")
+		return pki.NewNodeIdentity(n.dataDir, n.site.CA.Name, n.self.Name, n.self.Address)
+	}
+	if n.fresh && !n.joined() {
+		return nil, errors.New("a witness does not start a cluster: start a serving node first, then join the witness to it with --join")
+	}
+	id, err := pki.NewWitnessIdentity(n.dataDir, n.self.Name, n.self.Address)
+	if err != nil {
+		return nil, err
+	}
+	id.Renew = n.renewCertificate
+	return id, nil
+}
+
+// renewCertificate has a serving node sign a new certificate for this witness's new
+// key pub, asking each until one does.
+func (n *Node) renewCertificate(pub crypto.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	body, _ := json.Marshal(renewRequest{PublicKey: der})
+	var errs []error
+	for _, peer := range n.site.Cluster.Serving() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var answer joinAnswer
+		err := n.call(ctx, http.MethodPost, n.addressOf(peer), "/cluster/v1/certificate", body, &answer)
+		cancel()
+		if err == nil {
+			n.log.Info("the witness's certificate was renewed", "by", peer.Name)
+			return answer.Certificate, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", peer.Name, err))
+	}
+	err = fmt.Errorf("no serving node renewed the witness's certificate: %w", errors.Join(errs...))
+	n.log.Warn("the witness's certificate is not renewed yet", "err", err)
+	return nil, err
+}
+
+// renewRequest is a node's new public key (PKIX, DER), for its next certificate.
+type renewRequest struct {
+	PublicKey []byte `json:"public_key"`
+}
+
+// serveCertificate signs a new certificate for the calling node (a witness renewing
+// its own; its current certificate names it).
+func (n *Node) serveCertificate(w http.ResponseWriter, r *http.Request) {
+	name, _ := pki.VerifyNode(n.id.Root, rawCerts(r))
+	peer, ok := n.site.Cluster.Node(name)
+	var req renewRequest
+	if !ok || json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req) != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "not a renewal of a node of cluster.nodes")
+		return
+	}
+	der, err := n.signFor(peer, req.PublicKey)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, joinAnswer{Root: n.id.Root.Raw, Certificate: der})
+}
+
+// signFor makes peer's node certificate for its public key (PKIX, DER).
+func (n *Node) signFor(peer config.Node, public []byte) ([]byte, error) {
+	pub, err := x509.ParsePKIXPublicKey(public)
+	if err != nil {
+		return nil, fmt.Errorf("the public key: %w", err)
+	}
+	return n.id.Sign(peer.Name, peer.Address, pub)
 }
 
 // Join makes a fresh node a member: it trades the token's secret with another node
@@ -97,15 +187,36 @@ func (n *Node) Join(ctx context.Context, raw string) error {
 	if err != nil {
 		return err
 	}
+	req := joinRequest{Node: n.self.Name, Secret: t.secret}
+	var key crypto.Signer // a witness's own
+	if n.self.Witness {
+		if key, err = keyutil.GenerateDefaultSigner(); err != nil {
+			return err
+		}
+		if req.PublicKey, err = x509.MarshalPKIXPublicKey(key.Public()); err != nil {
+			return err
+		}
+	}
 	var errs []error
-	for _, peer := range n.site.Cluster.Nodes {
+	for _, peer := range n.site.Cluster.Serving() {
 		if peer.Name == n.self.Name {
 			continue
 		}
-		answer, err := n.askToJoin(ctx, t, peer)
+		answer, err := n.askToJoin(ctx, t, peer, req)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", peer.Name, err))
 			continue
+		}
+		n.joinedVia = peer.Name
+		if n.self.Witness {
+			if name, err := pki.VerifyNode(pinnedRoot(answer.Root), [][]byte{answer.Certificate}); err != nil || name != n.self.Name || pki.Fingerprint(pinnedRoot(answer.Root)) != t.root {
+				return fmt.Errorf("%s answered with a certificate that is not this witness's of the token's root (%v)", peer.Name, err)
+			}
+			if err := pki.WriteWitnessFiles(n.dataDir, answer.Root, answer.Certificate, key); err != nil {
+				return err
+			}
+			n.log.Info("joined the cluster as a witness: it holds its own certificate, no CA key and no API token", "via", peer.Name)
+			return nil
 		}
 		if err := pki.WriteKeyFiles(n.dataDir, answer.CA); err != nil {
 			return err
@@ -116,14 +227,22 @@ func (n *Node) Join(ctx context.Context, raw string) error {
 		if err := os.WriteFile(filepath.Join(n.dataDir, JoinTokenFile), []byte(answer.Token+"\n"), 0o600); err != nil {
 			return err
 		}
-		n.joinedVia = peer.Name
 		n.log.Info("joined the cluster", "via", peer.Name)
 		return nil
 	}
 	return fmt.Errorf("no node admitted this one: %w", errors.Join(errs...))
 }
 
-func (n *Node) askToJoin(ctx context.Context, t token, peer config.Node) (*joinAnswer, error) {
+// pinnedRoot parses a root certificate a join's answer carries (nil: not one).
+func pinnedRoot(der []byte) *x509.Certificate {
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return &x509.Certificate{}
+	}
+	return c
+}
+
+func (n *Node) askToJoin(ctx context.Context, t token, peer config.Node, req joinRequest) (*joinAnswer, error) {
 	pinned := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		InsecureSkipVerify: true, // checked against the token's pin below
@@ -145,12 +264,12 @@ func (n *Node) askToJoin(ctx context.Context, t token, peer config.Node) (*joinA
 	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: pinned}}
 	defer client.CloseIdleConnections()
-	body, _ := json.Marshal(joinRequest{Node: n.self.Name, Secret: t.secret})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+string(n.addressOf(peer))+"/cluster/v1/join", bytes.NewReader(body))
+	body, _ := json.Marshal(req)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+string(n.addressOf(peer))+"/cluster/v1/join", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	resp, err := client.Do(req)
+	resp, err := client.Do(hreq)
 	if err != nil {
 		return nil, err
 	}
@@ -165,11 +284,16 @@ func (n *Node) askToJoin(ctx context.Context, t token, peer config.Node) (*joinA
 	return &answer, nil
 }
 
-// serveJoin admits a node that knows the join token's secret.
+// serveJoin admits a node that knows the join token's secret: a serving node gets the
+// CA's keys and the API token, a witness its certificate.
 func (n *Node) serveJoin(w http.ResponseWriter, r *http.Request) {
 	var req joinRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "the body is not a join request")
+		return
+	}
+	if n.self.Witness {
+		writeError(w, http.StatusConflict, "witness", "a witness admits no node: it holds neither the join token nor the CA's keys; join through a serving node")
 		return
 	}
 	own, err := n.ensureToken()
@@ -182,8 +306,19 @@ func (n *Node) serveJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "forbidden", "the join token's secret is not this site's")
 		return
 	}
-	if _, ok := n.site.Cluster.Node(req.Node); !ok || req.Node == n.self.Name {
+	peer, ok := n.site.Cluster.Node(req.Node)
+	if !ok || req.Node == n.self.Name {
 		writeError(w, http.StatusBadRequest, "unknown_node", fmt.Sprintf("%q is not another node of cluster.nodes in this node's site file", req.Node))
+		return
+	}
+	if peer.Witness {
+		der, err := n.signFor(peer, req.PublicKey)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "a witness joins with its public key: "+err.Error())
+			return
+		}
+		n.log.Info("a witness joined: it has its certificate, and no key of the CA's", "node", req.Node, "from", r.RemoteAddr)
+		writeJSON(w, http.StatusOK, joinAnswer{Root: n.id.Root.Raw, Certificate: der})
 		return
 	}
 	files, err := pki.ReadKeyFiles(n.dataDir)

@@ -35,6 +35,7 @@ func (n *Node) routes() http.Handler {
 	mux.Handle("DELETE /cluster/v1/voters/{name}", nodesOnly(n.serveRemove))
 	mux.Handle("POST /cluster/v1/append", nodesOnly(n.serveAppend))
 	mux.Handle("GET /cluster/v1/state", nodesOnly(n.serveState))
+	mux.Handle("POST /cluster/v1/certificate", nodesOnly(n.serveCertificate))
 	return mux
 }
 
@@ -121,12 +122,52 @@ type state struct {
 	// earlier builds send none. A command that not every voter's build can apply is
 	// not appended (Node.everyVoterApplies).
 	Commands []string `json:"commands,omitempty"`
+	// Members are the nodes of Raft's configuration as the node knows it: a leader's
+	// tells a node left out of it that it is no longer a member (Node.Evicted).
+	Members []string `json:"members,omitempty"`
 }
 
 func (n *Node) ownState() state {
 	_, leader := n.raft.LeaderWithID()
 	return state{Name: n.Name(), State: n.raft.State().String(), Leader: string(leader), Applied: n.ipam.Applied(), Serving: !n.self.Witness,
-		Vouched: n.vouched(), Commands: ipam.CommandTypes()}
+		Vouched: n.vouched(), Commands: ipam.CommandTypes(), Members: n.members()}
+}
+
+// members are the nodes of Raft's latest configuration, as this node knows it.
+func (n *Node) members() []string {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range f.Configuration().Servers {
+		out = append(out, string(s.ID))
+	}
+	return out
+}
+
+// heard notes what a probe heard from peer: a leader whose configuration leaves out
+// this node, once a member, evicts it for good (removed, or left out of a recovery).
+func (n *Node) heard(peer string, st state) {
+	if slices.Contains(n.members(), n.Name()) {
+		n.wasMember.Store(true)
+	}
+	if st.State != "Leader" || len(st.Members) == 0 || slices.Contains(st.Members, n.Name()) || !n.wasMember.Load() {
+		return
+	}
+	why := fmt.Sprintf("this node is no longer a member of the cluster: the leader, %s, has a configuration without it (it was removed, or the cluster was recovered without it); it serves nothing its store holds. Start it again from an empty data directory with a join token to make it a member", peer)
+	if n.evicted.CompareAndSwap(nil, &why) {
+		n.log.Error(why)
+	}
+}
+
+// Evicted says why this node is no longer a member of its cluster, or "": its store
+// falls behind for good, so DNS and DHCP serve nothing from it and /readyz says so.
+func (n *Node) Evicted() string {
+	if why := n.evicted.Load(); why != nil {
+		return *why
+	}
+	return ""
 }
 
 // everyVoterApplies says whether every node of Raft's configuration (the witness
@@ -214,6 +255,9 @@ func (n *Node) probe() {
 					seen = peerSeen{at: time.Now(), state: st}
 				}
 				n.peers.seen[peer.Name] = seen
+				if err == nil {
+					n.heard(peer.Name, st)
+				}
 			}()
 		}
 		wg.Wait()

@@ -21,8 +21,13 @@ type Status struct {
 	// DHCPServers is how many nodes the model counts as answering DHCP
 	// (ipam.SetDHCPServers): while more than one, a lease ended early holds its
 	// address until every serving node vouches for the end (settle.go).
-	DHCPServers int          `json:"dhcp_servers"`
-	Nodes       []NodeStatus `json:"nodes"`
+	DHCPServers int `json:"dhcp_servers"`
+	// Behind says this node has not yet caught up with the cluster's log since it
+	// started (CaughtUp): its DHCP offers nothing, its DNS answers its zones SERVFAIL.
+	Behind bool `json:"behind,omitempty"`
+	// Evicted says why this node is no longer a member of the cluster, if it is not.
+	Evicted string       `json:"evicted,omitempty"`
+	Nodes   []NodeStatus `json:"nodes"`
 }
 
 // NodeStatus is one node of the cluster.
@@ -44,7 +49,8 @@ type NodeStatus struct {
 // knows them.
 func (n *Node) Status() Status {
 	own := n.ownState()
-	st := Status{Node: own.Name, Leader: own.Leader, Quorum: n.Quorum(), DHCPServers: n.ipam.Model().Shape().DHCPServers}
+	st := Status{Node: own.Name, Leader: own.Leader, Quorum: n.Quorum(), DHCPServers: n.ipam.Model().Shape().DHCPServers,
+		Behind: !n.CaughtUp(), Evicted: n.Evicted()}
 	voters := map[string]bool{}
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {

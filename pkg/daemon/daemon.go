@@ -307,9 +307,9 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		return st.Leap != 3, st.Why
 	}
 	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns"), Held: held, Synced: synced,
-		CaughtUp: d.node.CaughtUp})
+		CaughtUp: d.node.CaughtUp, Evicted: d.node.Evicted})
 	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp"),
-		Share: d.node.DHCPShare, Quorum: d.node.Quorum, CaughtUp: d.node.CaughtUp, Promised: d.node.Promised, Held: held})
+		Share: d.node.DHCPShare, Quorum: d.node.Quorum, CaughtUp: d.node.CaughtUp, Promised: d.node.Promised, Evicted: d.node.Evicted, Held: held})
 	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"), Held: held, Quorum: d.node.Quorum,
 		Synced: synced})
 	apiServer := api.New(api.Options{

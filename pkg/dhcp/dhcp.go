@@ -51,6 +51,9 @@ type Options struct {
 	// cluster's leader gives no address a lease of it may still hold to another
 	// client before); nil: not told.
 	Promised func(index uint64, until time.Time)
+	// Evicted says why the node is no longer a member of its cluster ("": it is);
+	// nil: never. An evicted node answers no client: its model falls behind for good.
+	Evicted func() string
 	// Held counts the goroutines REQUESTs, RELEASEs and DECLINEs hold while they wait
 	// for the write path; nil: not counted.
 	Held *service.Held
@@ -69,6 +72,7 @@ type Service struct {
 	hasQuorum func() bool
 	caughtUp  func() bool
 	promised  func(index uint64, until time.Time)
+	evicted   func() string
 	commits   atomic.Int32 // REQUESTs waiting for their lease's commit
 	held      *service.Held
 	now       func() time.Time
@@ -132,6 +136,7 @@ func New(opts Options) *Service {
 		hasQuorum:    opts.Quorum,
 		caughtUp:     opts.CaughtUp,
 		promised:     opts.Promised,
+		evicted:      opts.Evicted,
 		held:         opts.Held,
 		now:          opts.Now,
 		metrics:      newMetrics(opts.Registry),

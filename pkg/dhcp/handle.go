@@ -63,6 +63,9 @@ func (s *Service) handle(ctx context.Context, l *link, m *dhcpv4.DHCPv4) (*dhcpv
 		return nil, nil
 	}
 	s.metrics.received(m.MessageType())
+	if s.evicted != nil && s.evicted() != "" {
+		return nil, nil // no longer a member of the cluster: the others answer
+	}
 	if !s.mine(m) {
 		return nil, nil // another node of the cluster answers this client
 	}

@@ -59,6 +59,10 @@ type Options struct {
 	// than take an answer from a model that may lack the changes made while the node
 	// was down.
 	CaughtUp func() bool
+	// Evicted says why the node is no longer a member of its cluster ("": it is);
+	// nil: never. An evicted node's model falls behind for good: the zones' queries
+	// are answered SERVFAIL.
+	Evicted func() string
 }
 
 // catchUpWait bounds how long a starting node answers its zones' queries SERVFAIL
@@ -78,11 +82,12 @@ type Service struct {
 	health service.Tracker
 	cfg    atomic.Pointer[serving]
 
-	caughtUp func() bool // nil: always
+	caughtUp func() bool   // nil: always
+	evicted  func() string // nil: never
 	created  time.Time
 	current  atomic.Bool // the model may answer: caught up, or past catchUpWait
-	signer *signer
-	keys   *keyring.Keeper[signingKeys] // the DNSSEC keys, kept in the store
+	signer   *signer
+	keys     *keyring.Keeper[signingKeys] // the DNSSEC keys, kept in the store
 
 	mu       sync.Mutex // guards what follows
 	site     config.DNS
@@ -123,6 +128,7 @@ func New(opts Options) *Service {
 		metrics:  m,
 		held:     opts.Held,
 		caughtUp: opts.CaughtUp,
+		evicted:  opts.Evicted,
 		created:  time.Now(),
 		signer:   newSigner(opts.Now, opts.Synced, m),
 	}
@@ -268,9 +274,13 @@ func (s *Service) ask(ctx context.Context, listen []netip.AddrPort, domain strin
 }
 
 // answersFromModel says whether the zones' queries may be answered from the model:
-// the node has caught up with its cluster's log since it started, or has waited
-// catchUpWait for it, and then says once that it answers from what it has.
+// the node is a member of its cluster, and has caught up with its log since it
+// started, or has waited catchUpWait for it, and then says once that it answers from
+// what it has.
 func (s *Service) answersFromModel() bool {
+	if s.evicted != nil && s.evicted() != "" {
+		return false
+	}
 	if s.current.Load() {
 		return true
 	}
