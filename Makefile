@@ -12,9 +12,9 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # installs them; .ci/run does so on every clean machine. Tests that need a missing tool
 # skip, saying which, unless INFRAD_E2E=1, where it is a failure. `make test` runs
 # `make deps` first.
-DEPS := make git curl ca-certificates iproute2 dnsutils bind9 bind9-utils knot unbound knot-dnsutils knot-dnssecutils nsd dnsperf isc-dhcp-client isc-dhcp-relay kea-admin kea-dhcp4-server chrony lego certbot openssl nodejs chromium python3-scapy
+DEPS := make git curl qemu-user-static ca-certificates iproute2 dnsutils bind9 bind9-utils knot unbound knot-dnsutils knot-dnssecutils nsd dnsperf isc-dhcp-client isc-dhcp-relay kea-admin kea-dhcp4-server chrony lego certbot openssl nodejs chromium python3-scapy
 
-.PHONY: all build run test bench fuzz deps ui-deps check-go clean
+.PHONY: all build run test bench fuzz deps ui-deps check-go clean release
 
 all: build
 
@@ -27,6 +27,27 @@ build: check-go
 
 run: build
 	./bin/infrad serve
+
+# Release artifacts in $(DIST): static binaries for linux/amd64 and linux/arm64, and a
+# .deb of each with the systemd unit and a system user (nfpm, fetched from the Go
+# module proxy at a fixed version, so that go.mod carries none of its dependencies).
+# A .deb's version must start with a digit: a build between tags is 0.0~git<commit>.
+# nfpm reads its file as it is: ARCH, DIST and VERSION in it are filled in here.
+DIST ?= dist
+NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+DEBVERSION ?= $(shell echo '$(VERSION)' | sed -E -e 's/^v([0-9])/\1/' -e '/^[0-9]+\./!s/^/0.0~git/' -e 's/-/+/g')
+release: check-go
+	mkdir -p $(DIST)
+	for arch in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/infrad-linux-$$arch ./cmd/infrad || exit 1; \
+	done
+	sed -e 's#/usr/local/bin/infrad#/usr/bin/infrad#' -e '/^DynamicUser=/d' -e 's/(dynamic) user/system user (made by the package)/' \
+		deploy/infrad.service > $(DIST)/infrad.service
+	for arch in amd64 arm64; do \
+		sed -e "s#\$${ARCH}#$$arch#g" -e 's#$${DIST}#$(DIST)#g' -e 's#$${VERSION}#$(DEBVERSION)#g' deploy/nfpm.yaml > $(DIST)/nfpm-$$arch.yaml && \
+		$(GO) run $(NFPM) package --config $(DIST)/nfpm-$$arch.yaml --packager deb --target $(DIST)/ || exit 1; \
+	done
+	@ls -l $(DIST)
 
 test: check-go deps ui-deps
 	$(GO) vet ./...

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,8 +11,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/infrad/infrad/internal/testenv"
 )
@@ -106,5 +109,89 @@ func TestGrafanaDashboard(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRelease runs make release into a directory of its own: static binaries for
+// linux/amd64 and linux/arm64, and a .deb of each with the binary in /usr/bin, the
+// unit run as the package's system user, the scripts that make that user, and the
+// examples. The arm64 binary then serves a site under qemu-user (whose kernel
+// emulation gives NTP no receive timestamps, which once took NTP and the CA down)
+// and answers the API's readiness and a DNS query.
+func TestRelease(t *testing.T) {
+	testenv.Need(t, "make", "git", "dpkg-deb", "qemu-aarch64-static", "dig")
+	dist := t.TempDir()
+	if out, err := exec.Command("make", "-C", "../..", "release", "DIST="+dist).CombinedOutput(); err != nil {
+		t.Fatalf("make release: %v\n%s", err, out)
+	}
+	for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64} {
+		f, err := elf.Open(filepath.Join(dist, "infrad-linux-"+arch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		libs, _ := f.ImportedLibraries()
+		static := !slices.ContainsFunc(f.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_INTERP })
+		if f.Machine != machine || !static || len(libs) > 0 {
+			t.Errorf("infrad-linux-%s: machine %s, static %v, libraries %v", arch, f.Machine, static, libs)
+		}
+		f.Close()
+		debs, _ := filepath.Glob(filepath.Join(dist, "infrad_*_"+arch+".deb"))
+		if len(debs) != 1 {
+			t.Fatalf("%d .deb files for %s in %s", len(debs), arch, dist)
+		}
+		contents, _ := exec.Command("dpkg-deb", "-c", debs[0]).Output()
+		control, _ := exec.Command("dpkg-deb", "-f", debs[0], "Architecture").Output()
+		postinst, _ := exec.Command("dpkg-deb", "-I", debs[0], "postinst").Output()
+		unit, _ := exec.Command("dpkg-deb", "--fsys-tarfile", debs[0]).Output()
+		for _, want := range []string{"./usr/bin/infrad", "./lib/systemd/system/infrad.service", "./usr/share/doc/infrad/examples/edge-pair.yaml"} {
+			if !strings.Contains(string(contents), want) {
+				t.Errorf("%s lacks %s:\n%s", filepath.Base(debs[0]), want, contents)
+			}
+		}
+		if strings.TrimSpace(string(control)) != arch || !strings.Contains(string(postinst), "adduser --system") {
+			t.Errorf("%s: architecture %q, postinst:\n%s", filepath.Base(debs[0]), control, postinst)
+		}
+		if !strings.Contains(string(unit), "ExecStart=/usr/bin/infrad serve") || strings.Contains(string(unit), "DynamicUser=yes") {
+			t.Errorf("%s's unit does not run /usr/bin/infrad as the package's user", filepath.Base(debs[0]))
+		}
+	}
+
+	dir := t.TempDir()
+	api, dnsPort := testenv.FreePort(t), testenv.FreePort(t)
+	site := fmt.Sprintf(`domain: arm.test
+data_dir: %s
+api: {listen: "127.0.0.1:%d"}
+dns: {listen: ["127.0.0.1:%d"]}
+ntp: {listen: ["127.0.0.1:%d"], local_stratum: 10, chronyd: none}
+ca: {listen: "127.0.0.1:%d"}
+subnets:
+  - {name: vm, cidr: 10.0.40.0/24, gateway: 10.0.40.1}
+hosts:
+  - {name: cp01, ip: 10.0.40.10, mac: "52:54:00:00:40:10"}
+`, filepath.Join(dir, "data"), api, dnsPort, testenv.FreePort(t), testenv.FreePort(t))
+	os.WriteFile(filepath.Join(dir, "site.yaml"), []byte(site), 0o644)
+	p := startCmd(t, dir, "qemu-aarch64-static", filepath.Join(dist, "infrad-linux-arm64"), "serve", "-c", filepath.Join(dir, "site.yaml"))
+	base := fmt.Sprintf("http://127.0.0.1:%d", api)
+	deadline := time.Now().Add(2 * time.Minute) // every instruction emulated
+	for {
+		if code, _, err := httpGet(base+"/readyz", ""); err == nil && code == http.StatusOK {
+			break
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("the arm64 binary stopped:\n%s", p.output.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_, body, _ := httpGet(base+"/readyz", "")
+			t.Fatalf("the arm64 binary is not ready after 2 minutes: %s", body)
+		}
+	}
+	out, _ := exec.Command("dig", "@127.0.0.1", "-p", strconv.Itoa(dnsPort), "+short", "+tries=3", "+time=5", "cp01.arm.test").Output()
+	if strings.TrimSpace(string(out)) != "10.0.40.10" {
+		t.Errorf("the arm64 binary answered cp01 with %q", out)
+	}
+	if strings.Contains(p.output.String(), "no receive timestamps") {
+		t.Log("under qemu-user the kernel gave NTP no receive timestamps: it stamps requests as it reads them")
 	}
 }

@@ -115,7 +115,12 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	var conns []*net.UDPConn
 	for _, l := range s.listen {
-		group, err := listen(l, sockets())
+		group, stamps, err := listen(l, sockets())
+		if stamps != nil {
+			// (qemu-user, for one, has no SO_TIMESTAMPNS: a reply is then stamped as
+			// the request is read, a little later than the kernel would have.)
+			s.log.Warn("ntp: the kernel gives no receive timestamps here; requests are stamped as they are read", "addr", l.String(), "err", stamps)
+		}
 		if err != nil {
 			for _, c := range conns {
 				c.Close()
@@ -152,14 +157,15 @@ func (s *Service) Start(ctx context.Context) error {
 func sockets() int { return min(runtime.NumCPU(), 8) }
 
 // listen binds n UDP sockets to addr, sharing it (SO_REUSEPORT), each with kernel
-// receive timestamps. The address is first bound alone, and released: another
-// process's socket on it, shared or not, makes that fail, so infrad never silently
-// splits a port's clients with a stranger.
-func listen(addr netip.AddrPort, n int) ([]*net.UDPConn, error) {
+// receive timestamps where the kernel gives them (stamps says why it does not: the
+// serve loop then stamps a request as it reads it). The address is first bound
+// alone, and released: another process's socket on it, shared or not, makes that
+// fail, so infrad never silently splits a port's clients with a stranger.
+func listen(addr netip.AddrPort, n int) (conns []*net.UDPConn, stamps, err error) {
 	if addr.Port() != 0 {
 		alone, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
 		if err != nil {
-			return nil, fmt.Errorf("ntp listen %s: %w", addr, err)
+			return nil, nil, fmt.Errorf("ntp listen %s: %w", addr, err)
 		}
 		alone.Close()
 	}
@@ -172,12 +178,11 @@ func listen(addr netip.AddrPort, n int) ([]*net.UDPConn, error) {
 		}
 		return err
 	}}
-	var conns []*net.UDPConn
-	fail := func(err error) ([]*net.UDPConn, error) {
+	fail := func(err error) ([]*net.UDPConn, error, error) {
 		for _, c := range conns {
 			c.Close()
 		}
-		return nil, fmt.Errorf("ntp listen %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("ntp listen %s: %w", addr, err)
 	}
 	for range n {
 		pc, err := shared.ListenPacket(context.Background(), "udp", addr.String())
@@ -193,10 +198,10 @@ func listen(addr netip.AddrPort, n int) ([]*net.UDPConn, error) {
 			err = timestamp.EnableSWTimestampsRx(fd)
 		}
 		if err != nil {
-			return fail(fmt.Errorf("kernel timestamps: %w", err))
+			stamps = err
 		}
 	}
-	return conns, nil
+	return conns, stamps, nil
 }
 
 // Stop closes every socket and ends the loops.
