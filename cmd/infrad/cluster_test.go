@@ -43,6 +43,7 @@ type clusterLab struct {
 type clusterNode struct {
 	name, ns, addr, data string
 	witness              bool
+	bin                  string // the infrad it runs; "": the build under test
 	p                    *proc
 }
 
@@ -124,7 +125,11 @@ func (l *clusterLab) start(t *testing.T, node *clusterNode, token string) {
 	if node.witness {
 		verb = "witness"
 	}
-	args := []string{"netns", "exec", node.ns, binary, verb, "-c", l.site, "--node", node.name, "--data", node.data}
+	bin := binary
+	if node.bin != "" {
+		bin = node.bin
+	}
+	args := []string{"netns", "exec", node.ns, bin, verb, "-c", l.site, "--node", node.name, "--data", node.data}
 	if token != "" {
 		args = append(args, "--join", token)
 	}
