@@ -8,6 +8,8 @@ package main
 import (
 	be "encoding/binary"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -23,10 +25,11 @@ import (
 	"github.com/infrad/infrad/internal/testenv"
 )
 
-// sniffed is one DHCP packet seen on the bridge.
+// sniffed is one DHCP packet seen on the bridge, with its IP source and destination.
 type sniffed struct {
-	at  time.Time
-	msg *dhcpv4.DHCPv4
+	at       time.Time
+	src, dst netip.Addr
+	msg      *dhcpv4.DHCPv4
 }
 
 // sniffer reads every frame the bridge br0 of namespace ns passes (in promiscuous
@@ -80,9 +83,10 @@ func (s *sniffer) read() {
 		if err != nil {
 			continue
 		}
-		if m := dhcpIn(buf[:n]); m != nil {
+		if p, ok := dhcpIn(buf[:n]); ok {
+			p.at = time.Now()
 			s.mu.Lock()
-			s.seen = append(s.seen, sniffed{time.Now(), m})
+			s.seen = append(s.seen, p)
 			s.mu.Unlock()
 		}
 	}
@@ -105,26 +109,26 @@ func (s *sniffer) packets() []sniffed {
 }
 
 // dhcpIn is the DHCP message of an Ethernet frame carrying IPv4 UDP to or from port
-// 67 or 68, else nil.
-func dhcpIn(frame []byte) *dhcpv4.DHCPv4 {
+// 67 or 68.
+func dhcpIn(frame []byte) (sniffed, bool) {
 	if len(frame) < 14+20+8 || be.BigEndian.Uint16(frame[12:]) != 0x0800 {
-		return nil
+		return sniffed{}, false
 	}
 	ip := frame[14:]
 	ihl := int(ip[0]&0x0f) * 4
 	if ip[0]>>4 != 4 || ip[9] != 17 || len(ip) < ihl+8 {
-		return nil
+		return sniffed{}, false
 	}
 	udp := ip[ihl:]
-	src, dst := be.BigEndian.Uint16(udp), be.BigEndian.Uint16(udp[2:])
-	if src != 67 && src != 68 && dst != 67 && dst != 68 {
-		return nil
+	sport, dport := be.BigEndian.Uint16(udp), be.BigEndian.Uint16(udp[2:])
+	if sport != 67 && sport != 68 && dport != 67 && dport != 68 {
+		return sniffed{}, false
 	}
 	m, err := dhcpv4.FromBytes(udp[8:])
 	if err != nil {
-		return nil
+		return sniffed{}, false
 	}
-	return m
+	return sniffed{src: netip.AddrFrom4([4]byte(ip[12:16])), dst: netip.AddrFrom4([4]byte(ip[16:20])), msg: m}, true
 }
 
 // holding is a client's hold on an address, from an ACK to the end of its lease (or
@@ -178,27 +182,28 @@ type relay struct {
 	t      *testing.T
 	conn   net.PacketConn
 	giaddr net.IP
+	wait   time.Duration // for an answer
 }
 
 func newRelay(t *testing.T, l *clusterLab) *relay {
-	return &relay{t: t, conn: listenPacketIn(t, l.cli, "10.78.0.99:67"), giaddr: net.ParseIP("10.78.0.99")}
+	return &relay{t: t, conn: listenPacketIn(t, l.cli, "10.78.0.99:67"), giaddr: net.ParseIP("10.78.0.99"), wait: time.Second}
 }
 
 // ask sends m to each of servers and returns the first answer to it (nil: none
-// within a second).
+// within r.wait).
 func (r *relay) ask(m *dhcpv4.DHCPv4, servers ...string) *dhcpv4.DHCPv4 {
-	r.t.Helper()
 	m.GatewayIPAddr, m.HopCount = r.giaddr, 1
 	for _, s := range servers {
 		if _, err := r.conn.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.ParseIP(s), Port: 67}); err != nil {
-			r.t.Fatal(err)
+			r.t.Error(err)
+			return nil
 		}
 	}
 	if m.MessageType() == dhcpv4.MessageTypeRelease {
 		return nil // (no answer comes)
 	}
 	buf := make([]byte, 1500)
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(r.wait)
 	for {
 		r.conn.SetReadDeadline(deadline)
 		n, _, err := r.conn.ReadFrom(buf)
@@ -212,10 +217,9 @@ func (r *relay) ask(m *dhcpv4.DHCPv4, servers ...string) *dhcpv4.DHCPv4 {
 }
 
 func (r *relay) message(mac net.HardwareAddr, typ dhcpv4.MessageType, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
-	r.t.Helper()
 	m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithHwAddr(mac), dhcpv4.WithMessageType(typ)}, mods...)...)
 	if err != nil {
-		r.t.Fatal(err)
+		panic(err) // (only a failed random transaction ID)
 	}
 	return m
 }
@@ -223,7 +227,6 @@ func (r *relay) message(mac net.HardwareAddr, typ dhcpv4.MessageType, mods ...dh
 // doraTill is dora tried up to five times: a cut-off node is known to be down by the
 // others only after a few probes, and until then some new clients are its share.
 func (r *relay) doraTill(mac net.HardwareAddr, want netip.Addr, servers ...string) (netip.Addr, string, bool) {
-	r.t.Helper()
 	for range 5 {
 		if ip, server, ok := r.dora(mac, want, servers...); ok {
 			return ip, server, ok
@@ -235,7 +238,6 @@ func (r *relay) doraTill(mac net.HardwareAddr, want netip.Addr, servers ...strin
 // dora runs DISCOVER (to servers, asking for want when it is valid) and REQUEST (to
 // the node that offered), and returns the address ACKed and the node that ACKed it.
 func (r *relay) dora(mac net.HardwareAddr, want netip.Addr, servers ...string) (netip.Addr, string, bool) {
-	r.t.Helper()
 	var mods []dhcpv4.Modifier
 	if want.IsValid() {
 		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(want.AsSlice())))
@@ -257,14 +259,12 @@ func (r *relay) dora(mac net.HardwareAddr, want netip.Addr, servers ...string) (
 // renew asks server to renew mac's lease of ip (RFC 2131 §4.4.5: ciaddr, no server
 // identifier), and says whether it ACKed.
 func (r *relay) renew(mac net.HardwareAddr, ip netip.Addr, server string) bool {
-	r.t.Helper()
 	ack := r.ask(r.message(mac, dhcpv4.MessageTypeRequest, func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = ip.AsSlice() }), server)
 	return ack != nil && ack.MessageType() == dhcpv4.MessageTypeAck
 }
 
 // release gives mac's lease of ip back to server.
 func (r *relay) release(mac net.HardwareAddr, ip netip.Addr, server string) {
-	r.t.Helper()
 	r.ask(r.message(mac, dhcpv4.MessageTypeRelease, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.ParseIP(server))),
 		func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = ip.AsSlice() }), server)
 }
@@ -460,4 +460,160 @@ func TestClusterRestartedBehind(t *testing.T) {
 	}
 	l.partition(t, late, false)
 	testenv.WaitFor(t, late.name+" to catch up and answer the change", func() bool { return l.dig(late.addr, "w5.lab.test") == "10.78.0.25" })
+}
+
+// TestClusterFailoverLosesNoClient: three nodes; each in turn is killed (SIGKILL) and
+// started again, and then cut off from the others for a while, while one relayed
+// client population comes, renews (unicast, to the node that granted it, as RFC 2131
+// §4.4.5 has it; rebinding, to every node, when that node is down) and releases.
+// Every renewal sent to a live node is ACKed, every rebind is ACKed by some node,
+// every RELEASE a live node heard is applied, and at the end the leases held are
+// exactly the clients that believe they hold one: the pool does not leak.
+func TestClusterFailoverLosesNoClient(t *testing.T) {
+	l := newClusterLab(t, 3, false)
+	l.form(t)
+	r := newRelay(t, l)
+	var all []string
+	for _, n := range l.nodes {
+		all = append(all, n.addr)
+	}
+	var downMu sync.Mutex
+	down := map[string]bool{} // killed and not yet ready again
+	isDown := func(addr string) bool { downMu.Lock(); defer downMu.Unlock(); return down[addr] }
+	setDown := func(addr string, d bool) { downMu.Lock(); down[addr] = d; downMu.Unlock() }
+
+	type holding struct {
+		ip     netip.Addr
+		server string
+	}
+	held := map[string]holding{} // what each client believes it holds, by MAC
+	unsure := map[string]bool{}   // clients that gave up without an ACK: a lease may be theirs
+	var released []struct {
+		mac string
+		ip  netip.Addr
+	}
+	var renewals, rebinds, lost []string
+	stop := make(chan struct{})
+	var clients sync.WaitGroup
+	clients.Go(func() {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			macs := slices.Sorted(maps.Keys(held))
+			r.wait = time.Second
+			switch a := rng.IntN(20); {
+			case a < 5 || len(macs) < 10: // a new client; it asks again, as clients do, when no ACK comes
+				mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x7b, byte(i >> 8), byte(i)}
+				r.wait = 3 * time.Second
+				for range 3 {
+					if ip, server, ok := r.dora(mac, netip.Addr{}, all...); ok {
+						held[mac.String()] = holding{ip, server}
+						delete(unsure, mac.String())
+						break
+					}
+					unsure[mac.String()] = true // its REQUEST may have been committed
+				}
+			case a < 17: // a renewal, or a rebind when its server is down
+				mac, _ := net.ParseMAC(macs[rng.IntN(len(macs))])
+				h := held[mac.String()]
+				renew := r.message(mac, dhcpv4.MessageTypeRequest, func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = h.ip.AsSlice() })
+				to, what := []string{h.server}, &renewals
+				if isDown(h.server) {
+					to, what = all, &rebinds
+				}
+				r.wait = 3 * time.Second // a commit waits out an election
+				ack := r.ask(renew, to...)
+				*what = append(*what, mac.String())
+				if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+					if !isDown(h.server) || len(to) > 1 {
+						lost = append(lost, fmt.Sprintf("%s %s of %s to %v: %v", time.Now().Format("15:04:05.000"), map[bool]string{true: "rebind", false: "renewal"}[len(to) > 1], h.ip, to, ack))
+					}
+					continue
+				}
+				if len(to) > 1 {
+					held[mac.String()] = holding{h.ip, ack.ServerIdentifier().String()}
+				}
+			default: // a release, to its server
+				mac, _ := net.ParseMAC(macs[rng.IntN(len(macs))])
+				h := held[mac.String()]
+				if isDown(h.server) {
+					continue // (a client whose server is down keeps its lease until it can rebind)
+				}
+				r.release(mac, h.ip, h.server)
+				delete(held, mac.String())
+				released = append(released, struct {
+					mac string
+					ip  netip.Addr
+				}{mac.String(), h.ip})
+			}
+		}
+	})
+	for i, n := range l.nodes {
+		setDown(n.addr, true)
+		l.kill(n)
+		time.Sleep(4 * time.Second) // the others notice (liveFor), the clients meet a dead node
+		l.start(t, n, "")
+		setDown(n.addr, false)
+		cut := l.nodes[(i+2)%len(l.nodes)] // killed two rounds on: the RELEASEs it kept are applied by then
+		l.partition(t, cut, true)
+		testenv.WaitFor(t, cut.name+" to see it has no quorum", func() bool {
+			st, ok := l.status(t, cut)
+			return ok && !st.Quorum
+		})
+		time.Sleep(3 * time.Second) // its clients renew beside it
+		l.partition(t, cut, false)
+		testenv.WaitFor(t, cut.name+" back with the quorum", func() bool {
+			st, ok := l.status(t, cut)
+			return ok && st.Quorum
+		})
+	}
+	close(stop)
+	clients.Wait()
+	for _, n := range l.nodes {
+		testenv.WaitFor(t, n.name+" to apply the RELEASEs it kept", func() bool {
+			out, err := l.curl(n, "-f", "http://127.0.0.1:8080/metrics")
+			return err == nil && strings.Contains(out, "\ninfrad_dhcp_ends_waiting 0\n")
+		})
+	}
+
+	if len(lost) > 0 {
+		t.Errorf("%d of %d renewals and rebinds went unanswered or NAKed:\n%s", len(lost), len(renewals)+len(rebinds), strings.Join(lost, "\n"))
+	}
+	var leases []lease
+	testenv.WaitFor(t, "every node to list the same leases", func() bool {
+		first, err := l.tryLeases(l.nodes[0])
+		for _, n := range l.nodes[1:] {
+			other, err2 := l.tryLeases(n)
+			if err != nil || err2 != nil || !slices.Equal(first, other) {
+				return false
+			}
+		}
+		leases = first
+		return true
+	})
+	live := map[string]string{}
+	for _, le := range leases {
+		if !le.Declined && le.Released == 0 && !unsure[le.MAC] {
+			live[le.MAC] = le.IP
+		}
+	}
+	for _, rel := range released {
+		if ip, ok := live[rel.mac]; ok && ip == rel.ip.String() {
+			t.Errorf("%s released %s, and the lease is still live", rel.mac, rel.ip)
+		}
+	}
+	for mac, h := range held {
+		if live[mac] != h.ip.String() {
+			t.Errorf("%s believes it holds %s; the cluster says %q", mac, h.ip, live[mac])
+		}
+	}
+	if len(live) != len(held) {
+		t.Errorf("%d live leases for %d clients that hold one: the pool leaks", len(live), len(held))
+	}
+	t.Logf("%d clients hold leases (and %d gave up without an ACK); %d renewals, %d rebinds, %d releases across three kills, restarts and partitions",
+		len(held), len(unsure), len(renewals), len(rebinds), len(released))
 }

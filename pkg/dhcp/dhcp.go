@@ -143,6 +143,10 @@ func New(opts Options) *Service {
 		exhaustedLog: map[string]time.Time{},
 	}
 	s.offers = newOffers(opts.Now, s.metrics.offersDropped.Inc)
+	opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "infrad_dhcp_ends_waiting",
+		Help: "RELEASEs and DECLINEs kept while the cluster takes no write, waiting to be applied when it does (lost if the node stops first).",
+	}, func() float64 { return float64(s.ends.len()) }))
 	s.setSite(opts.Site)
 	return s
 }
@@ -401,18 +405,26 @@ func reservation(m *ipam.Model, sn site.Subnet, mac site.MAC) (netip.Addr, bool)
 func (s *Service) expireLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
+	// The ends kept without the quorum are applied as soon as it is back: a node that
+	// fails before has lost them (they live in memory).
+	ends := time.NewTicker(250 * time.Millisecond)
+	defer ends.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-ends.C:
+			if s.ends.len() == 0 || !s.quorum() {
+				continue
+			}
+			if n := s.ends.apply(ctx, s.ipam); n > 0 {
+				s.log.Info("lease ends kept without the quorum applied", "count", n)
+			}
 		case <-t.C:
 			s.checkLinks()
 			s.offers.Expire()
 			if !s.quorum() {
 				continue // the nodes with the quorum reclaim them
-			}
-			if n := s.ends.apply(ctx, s.ipam); n > 0 {
-				s.log.Info("lease ends kept without the quorum applied", "count", n)
 			}
 			if n, err := s.ipam.Apply(ctx, ipam.ExpireLeases{Stamp: ipam.Stamp{At: s.now()}}); err != nil {
 				s.log.Error("expired leases not reclaimed", "err", err)

@@ -21,15 +21,20 @@ import (
 // switchLog is a log of one box that can lose its quorum: while down it takes
 // nothing, as a node in an election or cut off from the others.
 type switchLog struct {
-	m    *ipam.IPAM
-	mu   sync.Mutex
-	next uint64
-	down atomic.Bool
+	m     *ipam.IPAM
+	mu    sync.Mutex
+	next  uint64
+	down  atomic.Bool
+	stall atomic.Bool // the leader is out of reach, and no one knows it yet: a write waits
 }
 
 func (l *switchLog) Apply(ctx context.Context, cmd ipam.Command) (any, error) {
 	if l.down.Load() {
 		return nil, ipam.ErrNoQuorum
+	}
+	if l.stall.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	type reply struct {
 		v   any
@@ -153,7 +158,15 @@ func TestRenewalWithoutQuorum(t *testing.T) {
 		t.Errorf("promised %v until %s, want [%d] until %s", promised, until, m.Applied(), now.Add(want))
 	}
 
+	// Just cut off, the node does not know it yet: the commit waits on a leader out of
+	// reach. Past commitWait the renewal is answered as without the quorum.
 	log.down.Store(false)
+	log.stall.Store(true)
+	if ack := renew(); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		t.Errorf("a renewal whose commit stalled got %v, want an ACK from the committed lease", ack)
+	}
+	log.stall.Store(false)
+
 	if _, err := m.Apply(context.Background(), ipam.ReleaseLease{Stamp: ipam.Stamp{At: now}, IP: ip}); err != nil {
 		t.Fatal(err)
 	}

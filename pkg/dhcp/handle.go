@@ -18,6 +18,14 @@ import (
 // declineQuarantine is how long an address a client declined stays out of the pool.
 const declineQuarantine = 10 * time.Minute
 
+// commitWait bounds how long a REQUEST waits for its lease's commit. A node just cut
+// off from the others does not know it yet: its commit waits on a leader out of reach
+// (up to the cluster's call timeout) while the client retransmits and gives up. Past
+// commitWait it answers as a node without the quorum does, from the committed lease
+// (the commit may still be made: a renewal answered from the model ends sooner than
+// the committed one, which is safe).
+const commitWait = 2 * time.Second
+
 // skewMargin is how much sooner than its committed expiry a lease renewed without
 // the quorum ends: the others free the address at the expiry by their own clocks,
 // which may run this far ahead of this node's.
@@ -144,6 +152,8 @@ func (s *Service) request(ctx context.Context, r *request) (*dhcpv4.DHCPv4, *net
 	}
 	defer s.commits.Add(-1)
 	now := s.now()
+	ctx, cancel := context.WithTimeout(ctx, commitWait)
+	defer cancel()
 	c := ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: r.sn.Name, MAC: r.mac, IP: ip,
 		Hostname: sanitizeHostname(clientName(r.DHCPv4)), Expires: now.Add(s.settings.Load().leaseTime).Truncate(time.Second)}
 	res, err := s.ipam.Apply(ctx, c)
@@ -151,7 +161,7 @@ func (s *Service) request(ctx context.Context, r *request) (*dhcpv4.DHCPv4, *net
 	switch {
 	case errors.As(err, &refused):
 		return s.nak(r, nakRefused, refused.Msg)
-	case errors.Is(err, ipam.ErrNoQuorum):
+	case errors.Is(err, ipam.ErrNoQuorum), errors.Is(err, context.DeadlineExceeded):
 		return s.withoutQuorum(r, ip)
 	case err != nil:
 		s.log.Error("lease not stored: no ACK", "ip", ip, "mac", r.mac, "err", err)
