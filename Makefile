@@ -12,7 +12,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # installs them; .ci/run does so on every clean machine. Tests that need a missing tool
 # skip, saying which, unless INFRAD_E2E=1, where it is a failure. `make test` runs
 # `make deps` first.
-DEPS := make git curl qemu-user-static ca-certificates iproute2 dnsutils bind9 bind9-utils knot unbound knot-dnsutils knot-dnssecutils nsd dnsperf isc-dhcp-client isc-dhcp-relay kea-admin kea-dhcp4-server chrony lego certbot openssl nodejs chromium python3-scapy
+DEPS := make git curl qemu-user-static skopeo ca-certificates iproute2 dnsutils bind9 bind9-utils knot unbound knot-dnsutils knot-dnssecutils nsd dnsperf isc-dhcp-client isc-dhcp-relay kea-admin kea-dhcp4-server chrony lego certbot openssl nodejs chromium python3-scapy
 
 .PHONY: all build run test bench fuzz deps ui-deps check-go clean release
 
@@ -28,9 +28,11 @@ build: check-go
 run: build
 	./bin/infrad serve
 
-# Release artifacts in $(DIST): static binaries for linux/amd64 and linux/arm64, and a
+# Release artifacts in $(DIST): static binaries for linux/amd64 and linux/arm64, a
 # .deb of each with the systemd unit and a system user (nfpm, fetched from the Go
-# module proxy at a fixed version, so that go.mod carries none of its dependencies).
+# module proxy at a fixed version, so that go.mod carries none of its dependencies),
+# and the multi-arch OCI image of both as an OCI image layout in $(DIST)/oci
+# (deploy/ociimage; `skopeo copy oci:$(DIST)/oci:VERSION docker://...` pushes it).
 # A .deb's version must start with a digit: a build between tags is 0.0~git<commit>.
 # nfpm reads its file as it is: ARCH, DIST and VERSION in it are filled in here.
 DIST ?= dist
@@ -47,6 +49,8 @@ release: check-go
 		sed -e "s#\$${ARCH}#$$arch#g" -e 's#$${DIST}#$(DIST)#g' -e 's#$${VERSION}#$(DEBVERSION)#g' deploy/nfpm.yaml > $(DIST)/nfpm-$$arch.yaml && \
 		$(GO) run $(NFPM) package --config $(DIST)/nfpm-$$arch.yaml --packager deb --target $(DIST)/ || exit 1; \
 	done
+	cd deploy/ociimage && $(GO) run . -o $(abspath $(DIST))/oci -version '$(VERSION)' \
+		linux/amd64=$(abspath $(DIST))/infrad-linux-amd64 linux/arm64=$(abspath $(DIST))/infrad-linux-arm64
 	@ls -l $(DIST)
 
 test: check-go deps ui-deps

@@ -113,13 +113,14 @@ func TestGrafanaDashboard(t *testing.T) {
 }
 
 // TestRelease runs make release into a directory of its own: static binaries for
-// linux/amd64 and linux/arm64, and a .deb of each with the binary in /usr/bin, the
-// unit run as the package's system user, the scripts that make that user, and the
-// examples. The arm64 binary then serves a site under qemu-user (whose kernel
-// emulation gives NTP no receive timestamps, which once took NTP and the CA down)
-// and answers the API's readiness and a DNS query.
+// linux/amd64 and linux/arm64; a .deb of each with the binary in /usr/bin, the unit
+// run as the package's system user, the scripts that make that user, and the
+// examples; and the multi-arch OCI image, read back with skopeo. The arm64 binary
+// taken out of the image then serves a site under qemu-user (whose kernel emulation
+// gives NTP no receive timestamps, which once took NTP and the CA down) and answers
+// the API's readiness and a DNS query.
 func TestRelease(t *testing.T) {
-	testenv.Need(t, "make", "git", "dpkg-deb", "qemu-aarch64-static", "dig")
+	testenv.Need(t, "make", "git", "dpkg-deb", "qemu-aarch64-static", "dig", "skopeo", "tar")
 	dist := t.TempDir()
 	if out, err := exec.Command("make", "-C", "../..", "release", "DIST="+dist).CombinedOutput(); err != nil {
 		t.Fatalf("make release: %v\n%s", err, out)
@@ -156,6 +157,40 @@ func TestRelease(t *testing.T) {
 		}
 	}
 
+	index, err := exec.Command("skopeo", "inspect", "--raw", "oci:"+filepath.Join(dist, "oci")).Output()
+	if err != nil {
+		t.Fatalf("skopeo inspect the image: %v", err)
+	}
+	var manifests struct {
+		Manifests []struct{ Platform struct{ OS, Architecture string } }
+	}
+	json.Unmarshal(index, &manifests)
+	var platforms []string
+	for _, m := range manifests.Manifests {
+		platforms = append(platforms, m.Platform.OS+"/"+m.Platform.Architecture)
+	}
+	if !slices.Equal(platforms, []string{"linux/amd64", "linux/arm64"}) {
+		t.Errorf("the image's platforms are %v, want linux/amd64 and linux/arm64:\n%s", platforms, index)
+	}
+	cfg, _ := exec.Command("skopeo", "inspect", "--config", "--override-arch", "arm64", "oci:"+filepath.Join(dist, "oci")).Output()
+	if !strings.Contains(string(cfg), `"/usr/local/bin/infrad"`) || !strings.Contains(string(cfg), `"User": "65532:65532"`) {
+		t.Errorf("the arm64 image's configuration:\n%s", cfg)
+	}
+	img := t.TempDir()
+	if out, err := exec.Command("skopeo", "copy", "--override-arch", "arm64", "oci:"+filepath.Join(dist, "oci"), "dir:"+img).CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy the arm64 image: %v\n%s", err, out)
+	}
+	var manifest struct{ Layers []struct{ Digest string } }
+	raw, _ := os.ReadFile(filepath.Join(img, "manifest.json"))
+	if json.Unmarshal(raw, &manifest) != nil || len(manifest.Layers) != 1 {
+		t.Fatalf("the arm64 image's manifest: %s", raw)
+	}
+	rootfs := t.TempDir()
+	layer := filepath.Join(img, strings.TrimPrefix(manifest.Layers[0].Digest, "sha256:"))
+	if out, err := exec.Command("tar", "-x", "-f", layer, "-C", rootfs).CombinedOutput(); err != nil {
+		t.Fatalf("the arm64 image's layer: %v\n%s", err, out)
+	}
+
 	dir := t.TempDir()
 	api, dnsPort := testenv.FreePort(t), testenv.FreePort(t)
 	site := fmt.Sprintf(`domain: arm.test
@@ -170,7 +205,7 @@ hosts:
   - {name: cp01, ip: 10.0.40.10, mac: "52:54:00:00:40:10"}
 `, filepath.Join(dir, "data"), api, dnsPort, testenv.FreePort(t), testenv.FreePort(t))
 	os.WriteFile(filepath.Join(dir, "site.yaml"), []byte(site), 0o644)
-	p := startCmd(t, dir, "qemu-aarch64-static", filepath.Join(dist, "infrad-linux-arm64"), "serve", "-c", filepath.Join(dir, "site.yaml"))
+	p := startCmd(t, dir, "qemu-aarch64-static", filepath.Join(rootfs, "usr/local/bin/infrad"), "serve", "-c", filepath.Join(dir, "site.yaml"))
 	base := fmt.Sprintf("http://127.0.0.1:%d", api)
 	deadline := time.Now().Add(2 * time.Minute) // every instruction emulated
 	for {
