@@ -107,7 +107,7 @@ test("a cluster's dashboard shows each node, the witness and a lost quorum", asy
   const status = {
     node: "node1", leader: "", quorum: false, nodes: [
       { name: "node1", address: "10.78.0.1:7443", witness: false, voter: true, state: "follower", last_contact: now, applied: 812, lag: 0 },
-      { name: "node2", address: "10.78.0.2:7443", witness: false, voter: true, state: "unreachable", applied: 0, lag: 0, error: "dial tcp 10.78.0.2:7443: i/o timeout" },
+      { name: "node2", address: "10.78.0.2:7443", witness: false, voter: true, state: "unreachable", applied: 0, lag: 0, error: "Get \"https://10.78.0.2:7443/cluster/v1/state\": context deadline exceeded (Client.Timeout exceeded while awaiting headers): dial tcp 10.78.0.2:7443: i/o timeout" },
       { name: "pi", address: "10.78.0.3:7443", witness: true, voter: true, state: "candidate", last_contact: now, applied: 810, lag: 2 },
     ],
   };
@@ -120,6 +120,16 @@ test("a cluster's dashboard shows each node, the witness and a lost quorum", asy
     assert.match(await page.locator('#cluster tr[data-node="pi"]').textContent(), /witness.*candidate.*810.*2$/);
     assert.equal(await page.locator('#cluster tr[data-node="node2"] .badge.bad').textContent(), "unreachable");
     assert.match(await page.locator('#cluster tr[data-node="node2"]').textContent(), /i\/o timeout.*never/, "why it is unreachable, and no contact");
+    // At 1400 px no cell breaks a word (the error under a node's name may wrap, between words).
+    const broken = await page.evaluate(() => [...document.querySelectorAll("#cluster tbody td")].flatMap((td) => [...td.childNodes]).filter((c) => {
+      const words = (c.textContent || "").trim().split(/\s+/).filter(Boolean).length;
+      const range = document.createRange();
+      range.selectNodeContents(c.nodeType === Node.TEXT_NODE ? c.parentNode : c);
+      if (c.nodeType === Node.TEXT_NODE) range.selectNode(c);
+      const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+      return words > 0 && lines > words;
+    }).map((c) => c.textContent));
+    assert.deepEqual(broken, [], "cluster cells broken mid-word at 1400 px");
     await shot(page, "dashboard-cluster-no-quorum");
   } finally {
     await page.unroute("**/api/v1/cluster");
