@@ -287,6 +287,23 @@ func (l *clusterLab) digLoop(servers []string, stop chan struct{}) (asked, faile
 	return asked, failed, done
 }
 
+// resolve asks for cp01 until stop is closed, trying each node in turn as a stub
+// resolver with the three as name servers does, and counts the names no node
+// answered.
+func (l *clusterLab) resolve(stop chan struct{}, asked, unanswered *atomic.Int64) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		asked.Add(1)
+		if !slices.ContainsFunc(l.nodes, func(n *clusterNode) bool { return l.dig(n.addr, "cp01.lab.test") == "10.78.0.10" }) {
+			unanswered.Add(1)
+		}
+	}
+}
+
 // perfdhcp runs perfdhcp's four-way exchanges, broadcast from the client namespace,
 // at rate a second for secs seconds, and returns its output.
 func (l *clusterLab) perfdhcp(t *testing.T, rate, secs int) *exec.Cmd {
@@ -859,21 +876,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	stop := make(chan struct{})
 	var asked, unanswered atomic.Int64
 	var resolver sync.WaitGroup
-	resolver.Add(1)
-	go func() {
-		defer resolver.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			asked.Add(1)
-			if !slices.ContainsFunc(l.nodes, func(n *clusterNode) bool { return l.dig(n.addr, "cp01.lab.test") == "10.78.0.10" }) {
-				unanswered.Add(1)
-			}
-		}
-	}()
+	resolver.Go(func() { l.resolve(stop, &asked, &unanswered) })
 	perf := l.perfdhcp(t, 50, 20)
 	for _, n := range l.nodes {
 		n.p.cmd.Process.Signal(syscall.SIGTERM)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -162,7 +161,9 @@ func TestRelease(t *testing.T) {
 		t.Fatalf("skopeo inspect the image: %v", err)
 	}
 	var manifests struct {
-		Manifests []struct{ Platform struct{ OS, Architecture string } }
+		Manifests []struct {
+			Platform struct{ OS, Architecture string }
+		}
 	}
 	json.Unmarshal(index, &manifests)
 	var platforms []string
@@ -192,20 +193,11 @@ func TestRelease(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	api, dnsPort := testenv.FreePort(t), testenv.FreePort(t)
-	site := fmt.Sprintf(`domain: arm.test
-data_dir: %s
-api: {listen: "127.0.0.1:%d"}
-dns: {listen: ["127.0.0.1:%d"]}
-ntp: {listen: ["127.0.0.1:%d"], local_stratum: 10, chronyd: none}
-ca: {listen: "127.0.0.1:%d"}
-subnets:
-  - {name: vm, cidr: 10.0.40.0/24, gateway: 10.0.40.1}
-hosts:
-  - {name: cp01, ip: 10.0.40.10, mac: "52:54:00:00:40:10"}
-`, filepath.Join(dir, "data"), api, dnsPort, testenv.FreePort(t), testenv.FreePort(t))
-	os.WriteFile(filepath.Join(dir, "site.yaml"), []byte(site), 0o644)
-	p := startCmd(t, dir, "qemu-aarch64-static", filepath.Join(rootfs, "usr/local/bin/infrad"), "serve", "-c", filepath.Join(dir, "site.yaml"))
+	api := testenv.FreePort(t)
+	site := siteFile(t, dir, "arm.test", api)
+	raw, _ = os.ReadFile(site)
+	dnsPort := regexp.MustCompile(`dns: \{listen: \["127\.0\.0\.1:(\d+)"\]\}`).FindStringSubmatch(string(raw))[1]
+	p := startCmd(t, dir, "qemu-aarch64-static", filepath.Join(rootfs, "usr/local/bin/infrad"), "serve", "-c", site)
 	base := fmt.Sprintf("http://127.0.0.1:%d", api)
 	deadline := time.Now().Add(2 * time.Minute) // every instruction emulated
 	for {
@@ -222,7 +214,7 @@ hosts:
 			t.Fatalf("the arm64 binary is not ready after 2 minutes: %s", body)
 		}
 	}
-	out, _ := exec.Command("dig", "@127.0.0.1", "-p", strconv.Itoa(dnsPort), "+short", "+tries=3", "+time=5", "cp01.arm.test").Output()
+	out, _ := exec.Command("dig", "@127.0.0.1", "-p", dnsPort, "+short", "+tries=3", "+time=5", "cp01.arm.test").Output()
 	if strings.TrimSpace(string(out)) != "10.0.40.10" {
 		t.Errorf("the arm64 binary answered cp01 with %q", out)
 	}

@@ -487,7 +487,7 @@ func TestClusterFailoverLosesNoClient(t *testing.T) {
 		server string
 	}
 	held := map[string]holding{} // what each client believes it holds, by MAC
-	unsure := map[string]bool{}   // clients that gave up without an ACK: a lease may be theirs
+	unsure := map[string]bool{}  // clients that gave up without an ACK: a lease may be theirs
 	var released []struct {
 		mac string
 		ip  netip.Addr

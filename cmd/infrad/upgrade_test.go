@@ -72,19 +72,7 @@ func TestClusterUpgradeAcrossBuilds(t *testing.T) {
 	stop := make(chan struct{})
 	var asked, unanswered, written, failed atomic.Int64
 	var load sync.WaitGroup
-	load.Go(func() { // a resolver that tries each node in turn
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			asked.Add(1)
-			if !slices.ContainsFunc(l.nodes, func(n *clusterNode) bool { return l.dig(n.addr, "cp01.lab.test") == "10.78.0.10" }) {
-				unanswered.Add(1)
-			}
-		}
-	})
+	load.Go(func() { l.resolve(stop, &asked, &unanswered) })
 	var hosts []string
 	load.Go(func() { // a writer that retries a refused write on each node for 10 s
 		for i := 0; ; i++ {
