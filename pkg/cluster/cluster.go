@@ -201,11 +201,10 @@ func (n *Node) raftConfig() *raft.Config {
 // join token), and a node that joined asks the leader to take it as a voter.
 func (n *Node) Start(st *store.Store, m *ipam.IPAM) error {
 	n.store, n.ipam = st, m
-	if n.Clustered() && !n.fresh && !n.self.Witness {
-		// What this node renewed without the quorum before it stopped is not
-		// remembered: it vouches for no more than it had applied until a lease time
-		// has passed (settle.go).
-		n.promises.index, n.promises.until = m.Applied(), time.Now().Add(n.site.DHCP.LeaseTime)
+	if n.Clustered() && !n.self.Witness {
+		if err := n.readPromises(); err != nil {
+			return fmt.Errorf("the renewals this node made without the quorum: %w", err)
+		}
 	}
 	var trans raft.Transport
 	if n.Clustered() {

@@ -2,6 +2,12 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -20,32 +26,91 @@ import (
 // serving node vouches for: a node vouches for what it has applied, except that
 // while a lease it renewed without the quorum lasts, it vouches for no more than it
 // had applied when it read the model it renewed from (having applied an end later
-// does not take back what its client was told). A node vouches for nothing past what
-// it had applied at its start until a lease time has passed: renewals made before a
-// restart are not remembered. What the others vouch for is what the probes last
-// heard (it only grows, so an old answer errs on the safe side); a node never heard
-// from vouches for nothing. docs/cluster.md has the proof sketch.
+// does not take back what its client was told). The promises are kept in the data
+// directory before the client is answered, so that a restart forgets none. What the
+// others vouch for is what the probes last heard (it only grows, so an old answer
+// errs on the safe side); a node never heard from vouches for nothing.
+// docs/cluster.md has the proof sketch.
 
 // promises is what this node vouches for while leases it renewed without the quorum
-// last.
+// last; PromisesFile keeps it.
 type promises struct {
 	mu    sync.Mutex
-	index uint64    // the least applied index a live promise was made from
-	until time.Time // when the last of them ends
+	Index uint64    `json:"index"` // the least applied index a live promise was made from
+	Until time.Time `json:"until"` // when the last of them ends
 }
 
+// PromisesFile is where a node keeps its promises (promises), in its data directory.
+const PromisesFile = "dhcp-promises.json"
+
 // Promised records that this node renewed a lease without the quorum until until,
-// from a model that held at least the entries through index (read before the model).
-func (n *Node) Promised(index uint64, until time.Time) {
+// from a model that held at least the entries through index (read before the model),
+// and keeps the record in the data directory before it returns: the client is
+// answered after. A record that cannot be kept is an error, and the client is not
+// answered.
+func (n *Node) Promised(index uint64, until time.Time) error {
 	n.promises.mu.Lock()
 	defer n.promises.mu.Unlock()
-	if time.Now().After(n.promises.until) {
-		n.promises.index = index
+	p := promises{Index: n.promises.Index, Until: n.promises.Until}
+	if time.Now().After(p.Until) {
+		p.Index = index
 	}
-	n.promises.index = min(n.promises.index, index)
-	if until.After(n.promises.until) {
-		n.promises.until = until
+	p.Index = min(p.Index, index)
+	if until.After(p.Until) {
+		p.Until = until
 	}
+	if p.Index == n.promises.Index && p.Until.Equal(n.promises.Until) {
+		return nil
+	}
+	if n.dataDir != "" {
+		if err := writeSynced(filepath.Join(n.dataDir, PromisesFile), &p); err != nil {
+			return fmt.Errorf("keep the renewal's promise: %w", err)
+		}
+	}
+	n.promises.Index, n.promises.Until = p.Index, p.Until
+	return nil
+}
+
+// readPromises takes up the promises a run before this one kept.
+func (n *Node) readPromises() error {
+	raw, err := os.ReadFile(filepath.Join(n.dataDir, PromisesFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var p promises
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return fmt.Errorf("%s: %w", PromisesFile, err)
+	}
+	n.promises.Index, n.promises.Until = p.Index, p.Until
+	return nil
+}
+
+// writeSynced writes v as JSON to path, through a file synced and renamed over it.
+func writeSynced(path string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // vouched is the log index through which this node vouches that it neither believes
@@ -54,8 +119,8 @@ func (n *Node) vouched() uint64 {
 	applied := n.ipam.Applied()
 	n.promises.mu.Lock()
 	defer n.promises.mu.Unlock()
-	if time.Now().Before(n.promises.until) {
-		return min(applied, n.promises.index)
+	if time.Now().Before(n.promises.Until) {
+		return min(applied, n.promises.Index)
 	}
 	return applied
 }

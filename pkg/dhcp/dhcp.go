@@ -46,11 +46,12 @@ type Options struct {
 	// CaughtUp says whether the model has caught up with the cluster's log since the
 	// node started; nil: always. Before, the node offers no address.
 	CaughtUp func() bool
-	// Promised is told of each lease renewed without the quorum: the applied index
-	// read before the model it was renewed from, and when the renewal ends (the
-	// cluster's leader gives no address a lease of it may still hold to another
-	// client before); nil: not told.
-	Promised func(index uint64, until time.Time)
+	// Promised is told of each lease renewed without the quorum, before the client
+	// is: the applied index read before the model it was renewed from, and when the
+	// renewal ends (the cluster's leader gives no address a lease of it may still
+	// hold to another client before). When it cannot keep that, the client is not
+	// answered. nil: not told.
+	Promised func(index uint64, until time.Time) error
 	// Evicted says why the node is no longer a member of its cluster ("": it is);
 	// nil: never. An evicted node answers no client: its model falls behind for good.
 	Evicted func() string
@@ -71,7 +72,7 @@ type Service struct {
 	share     func() (mine, of int)
 	hasQuorum func() bool
 	caughtUp  func() bool
-	promised  func(index uint64, until time.Time)
+	promised  func(index uint64, until time.Time) error
 	evicted   func() string
 	commits   atomic.Int32 // REQUESTs waiting for their lease's commit
 	held      *service.Held

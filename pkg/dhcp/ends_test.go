@@ -135,7 +135,7 @@ func TestRenewalWithoutQuorum(t *testing.T) {
 	s, l, log, m := switchable(t, func() time.Time { return now })
 	var promised []uint64
 	var until time.Time
-	s.promised = func(index uint64, u time.Time) { promised, until = append(promised, index), u }
+	s.promised = func(index uint64, u time.Time) error { promised, until = append(promised, index), u; return nil }
 	hw := mac(52)
 	ip := netip.MustParseAddr(lease(t, s, l, hw))
 	committed, _ := m.Model().Lease(ip)

@@ -196,7 +196,10 @@ func (s *Service) withoutQuorum(r *request, ip netip.Addr) (*dhcpv4.DHCPv4, *net
 		return nil, nil
 	}
 	if s.promised != nil {
-		s.promised(from, now.Add(left))
+		if err := s.promised(from, now.Add(left)); err != nil {
+			s.log.Error("renewal without the quorum not answered", "ip", ip, "mac", r.mac, "err", err)
+			return nil, nil
+		}
 	}
 	r.leaseFor = left
 	return s.reply(r, dhcpv4.MessageTypeAck, ip)
