@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -165,10 +166,34 @@ func (wt *waiter) finish(result any, err error) { wt.done <- reply{result, err} 
 // to apply it, when the caller set no deadline.
 const appliedWait = 10 * time.Second
 
+// everyBuildApplies are the command types of the builds from before the nodes
+// announced what they apply (the probes' state `commands`): every build applies
+// these, and a node that announces nothing applies only these. A type added since is
+// appended only once every node has announced it (mayAppend).
+var everyBuildApplies = map[string]bool{
+	"PutSubnet": true, "DeleteSubnet": true, "PutHost": true, "DeleteHost": true, "AllocateHost": true,
+	"PutRecord": true, "DeleteRecord": true, "UpdateRecords": true, "Reconcile": true, "CommitLease": true,
+	"ReleaseLease": true, "DeclineLease": true, "ExpireLeases": true, "TableWrite": true, "PinLease": true,
+	"PutToken": true, "DeleteToken": true, "Resign": true,
+}
+
+// ErrNotEveryBuild refuses a command of a type that not every node's build has said
+// it applies: appended, it would stop the nodes that cannot read it.
+var ErrNotEveryBuild = errors.New("not every node of the cluster runs a build that applies it yet")
+
+// mayAppend says whether a command of type typ may go into the log: every build
+// applies it, or every node of the configuration has said it does.
+func (n *Node) mayAppend(typ string) bool {
+	return everyBuildApplies[typ] || !n.Clustered() || n.everyVoterApplies(typ)
+}
+
 // Apply is the write path's ipam.Log: it appends cmd's entry to the log (on the
 // leader, directly or forwarded) and returns the command's outcome once this node has
 // applied it.
 func (n *Node) Apply(ctx context.Context, cmd ipam.Command) (any, error) {
+	if typ := ipam.CommandType(cmd); !n.mayAppend(typ) {
+		return nil, fmt.Errorf("%s: %w: upgrade every node first", typ, ErrNotEveryBuild)
+	}
 	seq := n.seq.Add(1)
 	data, err := appendEntry(make([]byte, 0, 512), n.origin, seq, cmd)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,22 @@ func ownEntryAnswers(t *testing.T, typed bool) {
 	}
 	if _, ok := n.waits.take(7); ok {
 		t.Error("the waiter is still registered after its entry was applied")
+	}
+}
+
+// TestCommandsEveryBuildApplies: the command types every build applies are real
+// command types, and a type added since (this build's failover commands) is not
+// among them, so that it is appended only once every node has said it applies it.
+func TestCommandsEveryBuildApplies(t *testing.T) {
+	known := ipam.CommandTypes()
+	for typ := range everyBuildApplies {
+		if !slices.Contains(known, typ) {
+			t.Errorf("%q is no command type", typ)
+		}
+	}
+	for _, typ := range []string{"SetDHCPServers", "SettleEnds"} {
+		if everyBuildApplies[typ] {
+			t.Errorf("%s, new in this build, passes for one every build applies", typ)
+		}
 	}
 }

@@ -120,7 +120,7 @@ type state struct {
 	Vouched uint64 `json:"vouched"`
 	// Commands are the command types the node's build can apply (ipam.CommandTypes);
 	// earlier builds send none. A command that not every voter's build can apply is
-	// not appended (Node.everyVoterApplies).
+	// not appended (Node.mayAppend).
 	Commands []string `json:"commands,omitempty"`
 	// Members are the nodes of Raft's configuration as the node knows it: a leader's
 	// tells a node left out of it that it is no longer a member (Node.Evicted).

@@ -144,12 +144,12 @@ func (n *Node) settle() {
 			continue
 		}
 		m := n.ipam.Model()
-		if servers := len(n.site.Cluster.Serving()); m.Shape().DHCPServers != servers && n.everyVoterApplies(ipam.CommandType(ipam.SetDHCPServers{})) {
+		if servers := len(n.site.Cluster.Serving()); m.Shape().DHCPServers != servers && n.mayAppend(ipam.CommandType(ipam.SetDHCPServers{})) {
 			if _, err := n.applyNow(ipam.SetDHCPServers{Stamp: ipam.Stamp{At: time.Now()}, Servers: servers}); err != nil {
 				n.log.Warn("the count of DHCP servers not stored", "servers", servers, "err", err)
 			}
 		}
-		if m.Released() == 0 || !n.everyVoterApplies(ipam.CommandType(ipam.SettleEnds{})) {
+		if m.Released() == 0 || !n.mayAppend(ipam.CommandType(ipam.SettleEnds{})) {
 			continue
 		}
 		through := n.vouchedEverywhere()
