@@ -95,4 +95,4 @@ deps:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)
