@@ -817,8 +817,8 @@ func TestClusterPartition(t *testing.T) {
 }
 
 // TestClusterTwoBoxesAndAWitness: two serving nodes and a witness; either box may
-// die and the other goes on serving and writing, and leading: the witness never keeps
-// the leadership.
+// die, or the leader be cut off, and the other goes on serving and writing, and
+// leading: the witness never keeps the leadership, and holds no key of the CA's.
 func TestClusterTwoBoxesAndAWitness(t *testing.T) {
 	l := newClusterLab(t, 3, true)
 	token := l.form(t)
@@ -864,6 +864,28 @@ func TestClusterTwoBoxesAndAWitness(t *testing.T) {
 	// Restarted, it is a voter again with its own certificate.
 	l.kill(witness)
 	l.start(t, witness, "")
+
+	// The leader cut off from the others: the other box leads, not the witness,
+	// whichever wins the election.
+	st, _ := l.anyStatus(t)
+	leader, other := l.node(st.Leader), a
+	if leader == a {
+		other = b
+	}
+	l.partition(t, leader, true)
+	testenv.WaitFor(t, "the leadership on "+other.name+" with "+leader.name+" cut off", func() bool {
+		st, ok := l.status(t, other)
+		return ok && st.Quorum && st.Leader == other.name
+	})
+	l.partition(t, leader, false)
+	testenv.WaitFor(t, leader.name+" back with the quorum", func() bool {
+		st, ok := l.status(t, leader)
+		return ok && st.Quorum
+	})
+	testenv.WaitFor(t, "a box, not the witness, leading after the partition healed", func() bool {
+		st, ok := l.status(t, other)
+		return ok && st.Leader != "" && st.Leader != witness.name
+	})
 	l.checkLeases(t, []*clusterNode{a, b}, 2)
 }
 
