@@ -256,11 +256,15 @@ func (r *relay) dora(mac net.HardwareAddr, want netip.Addr, servers ...string) (
 	return ip, server, true
 }
 
-// renew asks server to renew mac's lease of ip (RFC 2131 §4.4.5: ciaddr, no server
-// identifier), and says whether it ACKed.
-func (r *relay) renew(mac net.HardwareAddr, ip netip.Addr, server string) bool {
-	ack := r.ask(r.message(mac, dhcpv4.MessageTypeRequest, func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = ip.AsSlice() }), server)
-	return ack != nil && ack.MessageType() == dhcpv4.MessageTypeAck
+// renew asks servers to renew mac's lease of ip (RFC 2131 §4.4.5: ciaddr, no server
+// identifier; to one server, renewing, or to every one, rebinding), and returns the
+// ACK, or nil.
+func (r *relay) renew(mac net.HardwareAddr, ip netip.Addr, servers ...string) *dhcpv4.DHCPv4 {
+	ack := r.ask(r.message(mac, dhcpv4.MessageTypeRequest, func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = ip.AsSlice() }), servers...)
+	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		return nil
+	}
+	return ack
 }
 
 // release gives mac's lease of ip back to server.
@@ -383,7 +387,7 @@ func TestClusterNoAddressTwice(t *testing.T) {
 		} else if got == ip2 {
 			t.Errorf("round %d: the majority gave %s, deleted on it, to a new client while %s may still renew it", round, ip2, cut.name)
 		}
-		if !r.renew(a2, ip2, cut.addr) {
+		if r.renew(a2, ip2, cut.addr) == nil {
 			t.Errorf("round %d: the cut-off node did not renew the lease it holds of %s", round, ip2)
 		}
 		acked += 4
@@ -534,23 +538,18 @@ func TestClusterFailoverLosesNoClient(t *testing.T) {
 			case a < 17: // a renewal, or a rebind when its server is down
 				mac, _ := net.ParseMAC(macs[rng.IntN(len(macs))])
 				h := held[mac.String()]
-				renew := r.message(mac, dhcpv4.MessageTypeRequest, func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = h.ip.AsSlice() })
-				to, what := []string{h.server}, &renewals
+				to, what, kind := []string{h.server}, &renewals, "renewal"
 				if isDown(h.server) {
-					to, what = all, &rebinds
+					to, what, kind = all, &rebinds, "rebind"
 				}
 				r.wait = 3 * time.Second // a commit waits out an election
-				ack := r.ask(renew, to...)
+				ack := r.renew(mac, h.ip, to...)
 				*what = append(*what, mac.String())
-				if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
-					if !isDown(h.server) || len(to) > 1 {
-						lost = append(lost, fmt.Sprintf("%s %s of %s to %v: %v", time.Now().Format("15:04:05.000"), map[bool]string{true: "rebind", false: "renewal"}[len(to) > 1], h.ip, to, ack))
-					}
+				if ack == nil {
+					lost = append(lost, fmt.Sprintf("%s %s of %s to %v", time.Now().Format("15:04:05.000"), kind, h.ip, to))
 					continue
 				}
-				if len(to) > 1 {
-					held[mac.String()] = holding{h.ip, ack.ServerIdentifier().String()}
-				}
+				held[mac.String()] = holding{h.ip, ack.ServerIdentifier().String()}
 			default: // a release, to its server
 				mac, _ := net.ParseMAC(macs[rng.IntN(len(macs))])
 				h := held[mac.String()]

@@ -209,8 +209,8 @@ func (n *Node) Join(ctx context.Context, raw string) error {
 		}
 		n.joinedVia = peer.Name
 		if n.self.Witness {
-			if name, err := pki.VerifyNode(pinnedRoot(answer.Root), [][]byte{answer.Certificate}); err != nil || name != n.self.Name || pki.Fingerprint(pinnedRoot(answer.Root)) != t.root {
-				return fmt.Errorf("%s answered with a certificate that is not this witness's of the token's root (%v)", peer.Name, err)
+			if err := checkWitnessAnswer(answer, t, n.self.Name); err != nil {
+				return fmt.Errorf("%s answered with %w", peer.Name, err)
 			}
 			if err := pki.WriteWitnessFiles(n.dataDir, answer.Root, answer.Certificate, key); err != nil {
 				return err
@@ -233,13 +233,17 @@ func (n *Node) Join(ctx context.Context, raw string) error {
 	return fmt.Errorf("no node admitted this one: %w", errors.Join(errs...))
 }
 
-// pinnedRoot parses a root certificate a join's answer carries (nil: not one).
-func pinnedRoot(der []byte) *x509.Certificate {
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return &x509.Certificate{}
+// checkWitnessAnswer checks that a join's answer to a witness is the token's root and
+// a certificate that root signed for the witness called name.
+func checkWitnessAnswer(a *joinAnswer, t token, name string) error {
+	root, err := x509.ParseCertificate(a.Root)
+	if err != nil || pki.Fingerprint(root) != t.root {
+		return fmt.Errorf("a root that is not the token's (%v)", err)
 	}
-	return c
+	if got, err := pki.VerifyNode(root, [][]byte{a.Certificate}); err != nil || got != name {
+		return fmt.Errorf("a certificate that is not this witness's (%q, %v)", got, err)
+	}
+	return nil
 }
 
 func (n *Node) askToJoin(ctx context.Context, t token, peer config.Node, req joinRequest) (*joinAnswer, error) {

@@ -103,7 +103,7 @@ func (s *Service) discover(r *request) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	if !reserved && !s.quorum() {
 		// Cut off from the cluster: no new address, only the one the client holds.
 		l, ok := r.model.LeaseOf(r.mac)
-		left := (l.Expires.Sub(s.now()) - skewMargin).Truncate(time.Second)
+		left := leftWithoutQuorum(l, s.now())
 		if !ok || left < time.Second || !r.sn.CIDR.Contains(l.IP) {
 			s.metrics.noQuorum.Inc()
 			return nil, nil
@@ -191,7 +191,7 @@ func (s *Service) withoutQuorum(r *request, ip netip.Addr) (*dhcpv4.DHCPv4, *net
 	from := s.ipam.Applied()
 	l, ok := s.ipam.Model().Lease(ip)
 	now := s.now()
-	left := (l.Expires.Sub(now) - skewMargin).Truncate(time.Second)
+	left := leftWithoutQuorum(l, now)
 	if !ok || l.MAC != r.mac || l.Quarantined() || left < time.Second {
 		return nil, nil
 	}
@@ -203,6 +203,12 @@ func (s *Service) withoutQuorum(r *request, ip netip.Addr) (*dhcpv4.DHCPv4, *net
 	}
 	r.leaseFor = left
 	return s.reply(r, dhcpv4.MessageTypeAck, ip)
+}
+
+// leftWithoutQuorum is what a node cut off from the quorum may give of l at now: the
+// rest of the committed lease, skewMargin short, in whole seconds.
+func leftWithoutQuorum(l ipam.Lease, now time.Time) time.Duration {
+	return (l.Expires.Sub(now) - skewMargin).Truncate(time.Second)
 }
 
 // mine says whether this node answers m's client. The nodes of a cluster share the
