@@ -579,8 +579,8 @@ func TestClusterFailoverLosesNoClient(t *testing.T) {
 	time.Sleep(3 * time.Second) // clients come, renew and release while all is well
 	for i, n := range l.nodes {
 		calm.Store(false)
+		op.Lock() // no client waits on n's answer when it dies: from now its clients rebind
 		setDown(n.addr, true)
-		op.Lock() // no client waits on n's answer when it dies: its clients rebind
 		op.Unlock()
 		time.Sleep(time.Second) // the RELEASEs on their way are committed
 		l.kill(n)
