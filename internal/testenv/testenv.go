@@ -7,6 +7,7 @@ package testenv
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -54,15 +55,19 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// FreePort returns a port free for both UDP and TCP on 127.0.0.1.
+// FreePort returns a port free for both UDP and TCP on 127.0.0.1. It comes from
+// below the kernel's ephemeral range, so a test that lets a port go and binds it again
+// (a restart) does not lose it to an outgoing socket in between: named's refresh
+// queries, dig, any client takes its source port from that range.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	low := ephemeralLow()
+	for range 100 {
+		port := 10000 + rand.IntN(low-10000)
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		pc.Close()
 		if err == nil {
@@ -72,4 +77,15 @@ func FreePort(t testing.TB) int {
 	}
 	t.Fatal("no free port on 127.0.0.1")
 	return 0
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 by default).
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if n, err := fmt.Sscan(string(b), &low); n != 1 || err != nil || low <= 12000 {
+			low = 32768
+		}
+	}
+	return low
 }
