@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -177,10 +176,6 @@ var everyBuildApplies = map[string]bool{
 	"PutToken": true, "DeleteToken": true, "Resign": true,
 }
 
-// ErrNotEveryBuild refuses a command of a type that not every node's build has said
-// it applies: appended, it would stop the nodes that cannot read it.
-var ErrNotEveryBuild = errors.New("not every node of the cluster runs a build that applies it yet")
-
 // mayAppend says whether a command of type typ may go into the log: every build
 // applies it, or every node of the configuration has said it does.
 func (n *Node) mayAppend(typ string) bool {
@@ -192,7 +187,7 @@ func (n *Node) mayAppend(typ string) bool {
 // applied it.
 func (n *Node) Apply(ctx context.Context, cmd ipam.Command) (any, error) {
 	if typ := ipam.CommandType(cmd); !n.mayAppend(typ) {
-		return nil, fmt.Errorf("%s: %w: upgrade every node first", typ, ErrNotEveryBuild)
+		return nil, fmt.Errorf("%s: %w: upgrade every node first", typ, ipam.ErrNotEveryBuild)
 	}
 	seq := n.seq.Add(1)
 	data, err := appendEntry(make([]byte, 0, 512), n.origin, seq, cmd)

@@ -83,6 +83,7 @@ type Service struct {
 	options  atomic.Pointer[optionCache] // each subnet's options, encoded
 	offers   *offers
 	ends     heldEnds // RELEASEs and DECLINEs waiting for the cluster's quorum
+	inFlight inFlight // lease commits whose outcome is not known
 	activity activity // the last messages received and sent, for the activity view
 	health   service.Tracker
 

@@ -3,9 +3,13 @@ package dhcp
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // maxHeldEnds bounds the RELEASEs and DECLINEs kept while the cluster can take no
@@ -57,4 +61,70 @@ func (h *heldEnds) apply(ctx context.Context, m *ipam.IPAM) (applied int) {
 		applied++
 	}
 	return applied
+}
+
+// inFlight are the lease commits this node has sent to the log and not learnt the
+// outcome of: those under way, and those it stopped waiting for (commitWait, the
+// leader lost) which the cluster may still apply, late, after a failover. The
+// client's RELEASE, heard meanwhile, must end the lease such a commit makes too, or
+// the lease outlives the release to its expiry: release names them
+// (ipam.ReleaseClientLease). One whose outcome is unknown is kept until its lease
+// would have expired.
+type inFlight struct {
+	mu sync.Mutex
+	m  map[netip.Addr][]commit
+}
+
+type commit struct {
+	mac     site.MAC
+	expires time.Time
+}
+
+// start records c as under way; its result, once the outcome is known, lets it go.
+func (f *inFlight) start(c ipam.CommitLease) *commit {
+	k := &commit{c.MAC, c.Expires}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[netip.Addr][]commit{}
+	}
+	cs := slices.DeleteFunc(f.m[c.IP], func(o commit) bool { return !o.expires.After(c.At) })
+	f.m[c.IP] = append(cs, *k)
+	return k
+}
+
+// known says the log's answer to the commit at ip was had: applied (the model has
+// it) or refused.
+func (f *inFlight) known(ip netip.Addr, k *commit) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cs := f.m[ip]
+	if i := slices.Index(cs, *k); i >= 0 {
+		cs = slices.Delete(cs, i, i+1)
+	}
+	if len(cs) == 0 {
+		delete(f.m, ip)
+	} else {
+		f.m[ip] = cs
+	}
+}
+
+// of returns the expiries of mac's commits at ip that are not known, and forgets
+// those whose lease would have ended by now.
+func (f *inFlight) of(ip netip.Addr, mac site.MAC, now time.Time) []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cs := slices.DeleteFunc(f.m[ip], func(c commit) bool { return !c.expires.After(now) })
+	if len(cs) == 0 {
+		delete(f.m, ip)
+		return nil
+	}
+	f.m[ip] = cs
+	var out []time.Time
+	for _, c := range cs {
+		if c.mac == mac {
+			out = append(out, c.expires)
+		}
+	}
+	return out
 }

@@ -26,6 +26,10 @@ type switchLog struct {
 	next  uint64
 	down  atomic.Bool
 	stall atomic.Bool // the leader is out of reach, and no one knows it yet: a write waits
+	// late: a stalled write is not lost but applied late, before the next write (an
+	// entry the new leader of a failover commits)
+	late atomic.Bool
+	kept []ipam.Command
 }
 
 func (l *switchLog) Apply(ctx context.Context, cmd ipam.Command) (any, error) {
@@ -34,6 +38,11 @@ func (l *switchLog) Apply(ctx context.Context, cmd ipam.Command) (any, error) {
 	}
 	if l.stall.Load() {
 		<-ctx.Done()
+		if l.late.Load() {
+			l.mu.Lock()
+			l.kept = append(l.kept, cmd)
+			l.mu.Unlock()
+		}
 		return nil, ctx.Err()
 	}
 	type reply struct {
@@ -42,6 +51,11 @@ func (l *switchLog) Apply(ctx context.Context, cmd ipam.Command) (any, error) {
 	}
 	done := make(chan reply, 1)
 	l.mu.Lock()
+	for _, k := range l.kept {
+		l.next++
+		l.m.Submit(l.next, k, func(any, error) {})
+	}
+	l.kept = nil
 	l.next++
 	l.m.Submit(l.next, cmd, func(v any, err error) { done <- reply{v, err} })
 	l.mu.Unlock()
@@ -173,5 +187,32 @@ func TestRenewalWithoutQuorum(t *testing.T) {
 	log.down.Store(true)
 	if ack := renew(); ack != nil {
 		t.Errorf("a lease ended since was renewed without the quorum: %v", ack.Summary())
+	}
+}
+
+// TestReleaseEndsARenewalAppliedLate: a node stops waiting for a renewal's commit (the
+// leader failed over) and ACKs from the committed lease; the client then releases its
+// address; the new leader applies the renewal after all, before the RELEASE. The
+// RELEASE ends the lease the renewal made: the pool does not keep an address its
+// client gave back until the lease expires.
+func TestReleaseEndsARenewalAppliedLate(t *testing.T) {
+	now := time.Now()
+	s, l, log, m := switchable(t, func() time.Time { return now })
+	hw := mac(53)
+	ip := netip.MustParseAddr(lease(t, s, l, hw))
+	committed, _ := m.Model().Lease(ip)
+
+	log.stall.Store(true)
+	log.late.Store(true)
+	now = now.Add(time.Minute)
+	ack, _ := s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRequest, func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("the renewal whose commit stalled got %v, want an ACK from the committed lease", ack)
+	}
+	log.stall.Store(false)
+	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+	if got, ok := m.Model().Lease(ip); ok {
+		renewed := got.Expires.After(committed.Expires)
+		t.Errorf("the lease of %s outlived its client's RELEASE (renewed late: %v): %+v", ip, renewed, got)
 	}
 }

@@ -156,10 +156,14 @@ func (s *Service) request(ctx context.Context, r *request) (*dhcpv4.DHCPv4, *net
 	defer cancel()
 	c := ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: r.sn.Name, MAC: r.mac, IP: ip,
 		Hostname: sanitizeHostname(clientName(r.DHCPv4)), Expires: now.Add(s.settings.Load().leaseTime).Truncate(time.Second)}
+	k := s.inFlight.start(c)
 	res, err := s.ipam.Apply(ctx, c)
 	var refused *ipam.Error
+	if err == nil || errors.As(err, &refused) {
+		s.inFlight.known(ip, k)
+	}
 	switch {
-	case errors.As(err, &refused):
+	case refused != nil:
 		return s.nak(r, nakRefused, refused.Msg)
 	case errors.Is(err, ipam.ErrNoQuorum), errors.Is(err, context.DeadlineExceeded):
 		return s.withoutQuorum(r, ip)
@@ -276,20 +280,36 @@ func (s *Service) nak(r *request, reason, why string) (*dhcpv4.DHCPv4, *net.UDPA
 	return resp, destination(r.DHCPv4, dhcpv4.MessageTypeNak)
 }
 
+// release ends the lease r's client releases, as it stands now: the latest model's,
+// and any the cluster may yet apply from the client's renewals in flight (read first,
+// so that one applied between the two reads is in the model).
 func (s *Service) release(ctx context.Context, r *request) {
 	if id := addr(r.ServerIdentifier()); id.IsValid() && id != r.link.addr {
 		return
 	}
-	cmd := ipam.ReleaseLease{Stamp: ipam.Stamp{At: s.now()}, IP: addr(r.ClientIPAddr), MAC: r.mac}
-	if l, ok := r.model.Lease(cmd.IP); ok && l.MAC == r.mac {
-		cmd.Expires = l.Expires // the lease released, and not one granted after
+	now, ip := s.now(), addr(r.ClientIPAddr)
+	renewing := s.inFlight.of(ip, r.mac, now)
+	release := ipam.ReleaseLease{Stamp: ipam.Stamp{At: now}, IP: ip, MAC: r.mac}
+	if l, ok := s.ipam.Model().Lease(ip); ok && l.MAC == r.mac {
+		release.Expires = l.Expires // the lease released, and not one granted after
+	}
+	var cmd ipam.Command = release
+	if len(renewing) > 0 {
+		if !release.Expires.IsZero() {
+			renewing = append(renewing, release.Expires)
+		}
+		cmd = ipam.ReleaseClientLease{Stamp: release.Stamp, IP: ip, MAC: r.mac, Expires: renewing}
 	}
 	_, err := s.ipam.Apply(ctx, cmd)
+	if errors.Is(err, ipam.ErrNotEveryBuild) {
+		cmd = release // a node's build is older: the release ends the committed lease alone
+		_, err = s.ipam.Apply(ctx, cmd)
+	}
 	switch {
 	case errors.Is(err, ipam.ErrNoQuorum):
 		s.holdEnd(cmd)
 	case err != nil && !errors.Is(err, ipam.ErrNotFound):
-		s.log.Error("release not stored", "ip", r.ClientIPAddr, "mac", r.mac, "err", err)
+		s.log.Error("release not stored", "ip", ip, "mac", r.mac, "err", err)
 	}
 }
 

@@ -47,7 +47,7 @@ func sourceOf(cmd Command) string {
 		return by
 	}
 	switch cmd.(type) {
-	case CommitLease, ReleaseLease, DeclineLease, ExpireLeases:
+	case CommitLease, ReleaseLease, ReleaseClientLease, DeclineLease, ExpireLeases:
 		return "dhcp"
 	case Reconcile:
 		return "site file"

@@ -180,6 +180,9 @@ func (u universe) command(b [4]byte) Command {
 	case 3, 4:
 		return CommitLease{Stamp: at, Subnet: "vm", MAC: u.mac(b[1]), IP: u.ip(b[2]), Hostname: u.name(b[3]), Expires: u.now.Add(time.Hour)}
 	case 5:
+		if b[3]%2 == 0 {
+			return ReleaseClientLease{Stamp: at, IP: u.ip(b[1]), MAC: u.mac(b[2]), Expires: []time.Time{u.now.Add(time.Hour), u.now}}
+		}
 		return ReleaseLease{Stamp: at, IP: u.ip(b[1]), MAC: u.mac(b[2])}
 	case 6:
 		return DeclineLease{Stamp: at, IP: u.ip(b[1]), MAC: u.mac(b[2]), Until: u.now.Add(time.Minute)}

@@ -552,6 +552,10 @@ func TestReleasedAddressWaits(t *testing.T) {
 			_, err := m.Apply(t.Context(), ReleaseLease{Stamp: at, IP: ip, MAC: a, Expires: u.now.Add(time.Hour)})
 			return err
 		}},
+		{"release with a renewal in flight", func(m *IPAM) error {
+			_, err := m.Apply(t.Context(), ReleaseClientLease{Stamp: at, IP: ip, MAC: a, Expires: []time.Time{u.now.Add(2 * time.Hour), u.now.Add(time.Hour)}})
+			return err
+		}},
 		{"admin delete", func(m *IPAM) error { return adminDelete(m) }},
 		{"client moves", func(m *IPAM) error { return commit(m, a, other) }},
 	}
@@ -650,4 +654,48 @@ func TestReleasedAddressWaits(t *testing.T) {
 			t.Errorf("on one box, another client after the release: %v", err)
 		}
 	})
+}
+
+// TestReleaseClientLease: a client's RELEASE heard with renewals in flight ends the
+// lease if its expiry is the committed one's or one of those renewals', and leaves a
+// lease granted after it (another expiry); it names its client and what it ends.
+func TestReleaseClientLease(t *testing.T) {
+	u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	a, b, ip := u.mac(0), u.mac(1), u.ip(3)
+	at := Stamp{At: u.now}
+	committed, renewed, again := u.now.Add(time.Hour), u.now.Add(2*time.Hour), u.now.Add(3*time.Hour)
+	m, _ := newIPAM(t)
+	lease := func(expires time.Time) {
+		t.Helper()
+		if _, err := m.Apply(t.Context(), CommitLease{Stamp: at, Subnet: "vm", MAC: a, IP: ip, Expires: expires}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := func(mac site.MAC, expires ...time.Time) error {
+		_, err := m.Apply(t.Context(), ReleaseClientLease{Stamp: at, IP: ip, MAC: mac, Expires: expires})
+		return err
+	}
+	lease(renewed) // the renewal in flight, applied before the RELEASE
+	if err := release(a, renewed, committed); err != nil {
+		t.Errorf("the release of the lease a renewal in flight made: %v", err)
+	}
+	if _, ok := m.Model().Lease(ip); ok {
+		t.Error("the lease outlived the release")
+	}
+	lease(again) // granted after the RELEASE, which is applied late
+	if err := release(a, renewed, committed); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a late release of a lease granted again: %v, want ErrNotFound", err)
+	}
+	if err := release(b, again); !errors.Is(err, ErrNotFound) {
+		t.Errorf("another client's release: %v, want ErrNotFound", err)
+	}
+	if err := release(site.MAC{}, again); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a release naming no client: %v, want ErrInvalid", err)
+	}
+	if err := release(a); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a release naming no lease: %v, want ErrInvalid", err)
+	}
+	if l, ok := m.Model().Lease(ip); !ok || !l.Expires.Equal(again) {
+		t.Errorf("the lease granted after the release: %+v %v", l, ok)
+	}
 }

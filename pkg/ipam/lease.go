@@ -142,14 +142,44 @@ type ReleaseLease struct {
 }
 
 func (c ReleaseLease) apply(t *txn) (any, error) {
-	l, ok := t.m.Lease(c.IP)
+	return t.release(c.IP, c.MAC, func(l Lease) bool { return c.Expires.IsZero() || l.Expires.Equal(c.Expires) })
+}
+
+// ReleaseClientLease is a DHCP client's RELEASE of IP heard by a node that had sent
+// the client's renewals to the log and not learnt whether they were applied (the
+// leader failed over meanwhile): such a renewal may be applied before the RELEASE,
+// and the lease it makes is the one released. It ends MAC's lease of IP when its
+// expiry is one of Expires (the committed lease the node knew, and each such
+// renewal's); a lease with any other expiry was granted after the RELEASE and lives.
+// A type of its own, not a field of ReleaseLease: a build before it would read the
+// entry as ReleaseLease, refuse what this build applies, and the stores would drift.
+type ReleaseClientLease struct {
+	Stamp
+	IP      netip.Addr  `json:"ip"`
+	MAC     site.MAC    `json:"mac"`
+	Expires []time.Time `json:"expires"`
+}
+
+func (c ReleaseClientLease) apply(t *txn) (any, error) {
+	if c.MAC.IsZero() || len(c.Expires) == 0 {
+		return nil, invalid("mac", "a client's release names the client and the leases it may end")
+	}
+	return t.release(c.IP, c.MAC, func(l Lease) bool {
+		return slices.ContainsFunc(c.Expires, l.Expires.Equal)
+	})
+}
+
+// release ends the lease of ip, which must be mac's when mac is not zero and be one
+// the release is of (released).
+func (t *txn) release(ip netip.Addr, mac site.MAC, released func(Lease) bool) (any, error) {
+	l, ok := t.m.Lease(ip)
 	switch {
-	case !ok || (!c.MAC.IsZero() && (l.MAC != c.MAC || l.Quarantined())):
-		return nil, &Error{Kind: ErrNotFound, Msg: "no lease of " + c.IP.String()}
-	case !c.Expires.IsZero() && !l.Expires.Equal(c.Expires):
-		return nil, &Error{Kind: ErrNotFound, Msg: "the lease of " + c.IP.String() + " was renewed after the release"}
+	case !ok || (!mac.IsZero() && (l.MAC != mac || l.Quarantined())):
+		return nil, &Error{Kind: ErrNotFound, Msg: "no lease of " + ip.String()}
+	case !released(l):
+		return nil, &Error{Kind: ErrNotFound, Msg: "the lease of " + ip.String() + " was renewed after the release"}
 	case l.Released != 0:
-		return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("the lease of %s is released already: the address waits until every node has applied the release, or until %s", c.IP, l.Expires.UTC().Format(time.RFC3339))}
+		return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("the lease of %s is released already: the address waits until every node has applied the release, or until %s", ip, l.Expires.UTC().Format(time.RFC3339))}
 	}
 	t.endEarly(l)
 	return l, nil

@@ -32,6 +32,10 @@ type Log interface {
 // cluster's voters: the write is not made, and the box keeps answering from what it has.
 var ErrNoQuorum = errors.New("no quorum")
 
+// ErrNotEveryBuild is the log's refusal of a command of a type that not every node's
+// build has said it applies: appended, it would stop the nodes that cannot read it.
+var ErrNotEveryBuild = errors.New("not every node of the cluster runs a build that applies it yet")
+
 // Submit hands the writer the log's entry at index, whose command is cmd (nil: an
 // entry this build passes over, which changes nothing). Entries come in the log's
 // order, from one goroutine (the log's applier), and the writer applies them in that

@@ -700,7 +700,7 @@ async function caPage(root) {
 const commandNames = {
   PutSubnet: "subnet saved", DeleteSubnet: "subnet deleted", PutHost: "host saved", DeleteHost: "host deleted", AllocateHost: "host allocated",
   PutRecord: "record added", DeleteRecord: "record deleted", UpdateRecords: "dynamic update", Reconcile: "site file applied",
-  CommitLease: "lease granted", ReleaseLease: "lease released", DeclineLease: "address declined", ExpireLeases: "leases expired",
+  CommitLease: "lease granted", ReleaseLease: "lease released", ReleaseClientLease: "lease released", DeclineLease: "address declined", ExpireLeases: "leases expired",
   TableWrite: "certificate authority", PinLease: "lease pinned", PutToken: "token created", DeleteToken: "token revoked",
   SettleEnds: "released addresses back in the pool",
 };
