@@ -34,6 +34,7 @@ import (
 )
 
 type clusterLab struct {
+	id      string // in the namespaces' names
 	sw, cli string // the switch's namespace (the bridge) and the clients'
 	dir     string
 	site    string // the site file every node runs
@@ -85,37 +86,47 @@ func newClusterLab(t *testing.T, n int, witness bool) *clusterLab {
 	b := make([]byte, 3)
 	rand.Read(b)
 	id := hex.EncodeToString(b)
-	l := &clusterLab{sw: "ifd-sw-" + id, cli: "ifd-cc-" + id, dir: t.TempDir()}
-	addNS := func(ns string) {
-		sh(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	addNS(l.sw)
+	l := &clusterLab{id: id, sw: "ifd-sw-" + id, dir: t.TempDir()}
+	addNS(t, l.sw)
 	sh(t, "ip", "-n", l.sw, "link", "add", "br0", "type", "bridge")
 	sh(t, "ip", "-n", l.sw, "link", "set", "br0", "up")
-	plug := func(ns, port, ifname string) {
-		sh(t, "ip", "-n", l.sw, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns)
-		sh(t, "ip", "-n", l.sw, "link", "set", port, "master", "br0", "up")
-		sh(t, "ip", "-n", ns, "link", "set", ifname, "up")
-	}
 	var decl []string
 	for i := range n {
 		node := &clusterNode{name: fmt.Sprintf("infra%d", i+1), ns: fmt.Sprintf("ifd-n%d-%s", i+1, id), addr: fmt.Sprintf("10.78.0.%d", i+1),
 			witness: witness && i == n-1}
 		node.data = filepath.Join(l.dir, node.name)
-		addNS(node.ns)
-		plug(node.ns, fmt.Sprintf("p%d", i+1), "eth0")
-		sh(t, "ip", "-n", node.ns, "addr", "add", node.addr+"/16", "dev", "eth0")
+		addNS(t, node.ns)
+		l.plug(t, node.ns, fmt.Sprintf("p%d", i+1), "eth0", node.addr)
 		l.nodes = append(l.nodes, node)
 		decl = append(decl, fmt.Sprintf("    - {name: %s, address: %s, witness: %v}", node.name, node.addr, node.witness))
 	}
-	addNS(l.cli)
-	plug(l.cli, "pc", clientIf)
-	sh(t, "ip", "-n", l.cli, "addr", "add", "10.78.0.99/16", "dev", clientIf)
+	l.cli = l.addClient(t, "c", "10.78.0.99")
 	l.site = filepath.Join(l.dir, "site.yaml")
 	writeFile(t, l.site, fmt.Sprintf(clusterSite, strings.Join(decl, "\n")))
 	return l
+}
+
+func addNS(t *testing.T, ns string) {
+	sh(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+}
+
+// plug connects namespace ns to the bridge, through its interface ifname at addr.
+func (l *clusterLab) plug(t *testing.T, ns, port, ifname, addr string) {
+	sh(t, "ip", "-n", l.sw, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns)
+	sh(t, "ip", "-n", l.sw, "link", "set", port, "master", "br0", "up")
+	sh(t, "ip", "-n", ns, "link", "set", ifname, "up")
+	sh(t, "ip", "-n", ns, "addr", "add", addr+"/16", "dev", ifname)
+}
+
+// addClient makes another client namespace on the bridge, its interface clientIf at
+// addr, and returns its name.
+func (l *clusterLab) addClient(t *testing.T, name, addr string) string {
+	ns := fmt.Sprintf("ifd-%s-%s", name, l.id)
+	addNS(t, ns)
+	l.plug(t, ns, "p"+name, clientIf, addr)
+	return ns
 }
 
 // start starts node (joining with token when it is given) and waits until it serves.
@@ -190,7 +201,8 @@ type nodeStatus struct {
 type clusterStatus struct {
 	Node, Leader string
 	Quorum       bool
-	DHCPServers  int `json:"dhcp_servers"`
+	DHCPServers  int  `json:"dhcp_servers"`
+	LeaseGrants  bool `json:"lease_grants"`
 	Nodes        []nodeStatus
 }
 
@@ -308,7 +320,13 @@ func (l *clusterLab) resolve(stop chan struct{}, asked, unanswered *atomic.Int64
 // at rate a second for secs seconds, and returns its output.
 func (l *clusterLab) perfdhcp(t *testing.T, rate, secs int) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", l.cli, "perfdhcp", "-4", "-l", clientIf, "-r", strconv.Itoa(rate), "-R", "100000", "-p", strconv.Itoa(secs))
+	return perfdhcpIn(t, l.cli, rate, secs)
+}
+
+// perfdhcpIn is perfdhcp from namespace ns.
+func perfdhcpIn(t *testing.T, ns string, rate, secs int) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, "perfdhcp", "-4", "-l", clientIf, "-r", strconv.Itoa(rate), "-R", "100000", "-p", strconv.Itoa(secs))
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

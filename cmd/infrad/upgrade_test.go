@@ -111,8 +111,8 @@ func TestClusterUpgradeAcrossBuilds(t *testing.T) {
 			return ok && st.Quorum
 		})
 		if i < len(l.nodes)-1 {
-			if st, ok := l.status(t, n); ok && st.DHCPServers != 0 {
-				t.Errorf("with %d of 3 nodes upgraded, the new build's hold on ended leases is on (dhcp_servers %d)", i+1, st.DHCPServers)
+			if st, ok := l.status(t, n); ok && (st.DHCPServers != 0 || st.LeaseGrants) {
+				t.Errorf("with %d of 3 nodes upgraded, the new build's hold on ended leases or its lease grants are on (dhcp_servers %d, lease_grants %v)", i+1, st.DHCPServers, st.LeaseGrants)
 			}
 		}
 	}
@@ -137,9 +137,9 @@ func TestClusterUpgradeAcrossBuilds(t *testing.T) {
 				return !slices.ContainsFunc(have, func(x struct{ Name string }) bool { return x.Name == h })
 			})
 		})
-		testenv.WaitFor(t, n.name+" to count three DHCP servers, every node running the new build", func() bool {
+		testenv.WaitFor(t, n.name+" to count three DHCP servers and keep lease grants, every node running the new build", func() bool {
 			st, ok := l.status(t, n)
-			return ok && st.DHCPServers == 3
+			return ok && st.DHCPServers == 3 && st.LeaseGrants
 		})
 	}
 	t.Logf("%d names asked, %d writes, %d ACKs across the upgrade", asked.Load(), written.Load(), acked)

@@ -125,9 +125,10 @@ func (n *Node) vouched() uint64 {
 	return applied
 }
 
-// settle makes the leader tell the model how many nodes answer DHCP, once every
-// voter's build can take it (until then a lease ended early frees its address at
-// once, as the builds before did), and settle the ended leases every serving node
+// settle makes the leader tell the model how many nodes answer DHCP and turn on the
+// tracking of lease grants, each once every voter's build can take it (until then a
+// lease ended early frees its address at once, and a RELEASE tells its lease by its
+// expiry, as the builds before did), and settle the ended leases every serving node
 // vouches for.
 func (n *Node) settle() {
 	defer n.wg.Done()
@@ -147,6 +148,11 @@ func (n *Node) settle() {
 		if servers := len(n.site.Cluster.Serving()); m.Shape().DHCPServers != servers && n.mayAppend(ipam.CommandType(ipam.SetDHCPServers{})) {
 			if _, err := n.applyNow(ipam.SetDHCPServers{Stamp: ipam.Stamp{At: time.Now()}, Servers: servers}); err != nil {
 				n.log.Warn("the count of DHCP servers not stored", "servers", servers, "err", err)
+			}
+		}
+		if !m.Shape().Grants && n.mayAppend(ipam.CommandType(ipam.TrackGrants{})) {
+			if _, err := n.applyNow(ipam.TrackGrants{Stamp: ipam.Stamp{At: time.Now()}}); err != nil {
+				n.log.Warn("the tracking of lease grants not turned on", "err", err)
 			}
 		}
 		if m.Released() == 0 || !n.mayAppend(ipam.CommandType(ipam.SettleEnds{})) {

@@ -22,6 +22,9 @@ type Status struct {
 	// (ipam.SetDHCPServers): while more than one, a lease ended early holds its
 	// address until every serving node vouches for the end (settle.go).
 	DHCPServers int `json:"dhcp_servers"`
+	// LeaseGrants says leases keep the index of their grant (ipam.TrackGrants), by
+	// which a RELEASE names the lease it ends.
+	LeaseGrants bool `json:"lease_grants"`
 	// Behind says this node has not yet caught up with the cluster's log since it
 	// started (CaughtUp): its DHCP offers nothing, its DNS answers its zones SERVFAIL.
 	Behind bool `json:"behind,omitempty"`
@@ -49,7 +52,8 @@ type NodeStatus struct {
 // knows them.
 func (n *Node) Status() Status {
 	own := n.ownState()
-	st := Status{Node: own.Name, Leader: own.Leader, Quorum: n.Quorum(), DHCPServers: n.ipam.Model().Shape().DHCPServers,
+	shape := n.ipam.Model().Shape()
+	st := Status{Node: own.Name, Leader: own.Leader, Quorum: n.Quorum(), DHCPServers: shape.DHCPServers, LeaseGrants: shape.Grants,
 		Behind: !n.CaughtUp(), Evicted: n.Evicted()}
 	voters := map[string]bool{}
 	if f := n.raft.GetConfiguration(); f.Error() == nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -214,5 +215,30 @@ func TestReleaseEndsARenewalAppliedLate(t *testing.T) {
 	if got, ok := m.Model().Lease(ip); ok {
 		renewed := got.Expires.After(committed.Expires)
 		t.Errorf("the lease of %s outlived its client's RELEASE (renewed late: %v): %+v", ip, renewed, got)
+	}
+}
+
+// TestReleaseEndsALeaseRenewedElsewhere: in a cluster every node may answer a
+// client's broadcast REBIND, and each commits its renewal; the client takes the first
+// ACK and later releases to that node, which has not yet applied the other node's
+// renewal when it reads the lease. The RELEASE ends the lease still: it names the
+// lease's grant, which a renewal keeps, not its expiry.
+func TestReleaseEndsALeaseRenewedElsewhere(t *testing.T) {
+	now := time.Now()
+	s, l, log, m := switchable(t, func() time.Time { return now })
+	if _, err := m.Apply(context.Background(), ipam.TrackGrants{Stamp: ipam.Stamp{At: now}}); err != nil {
+		t.Fatal(err)
+	}
+	hw := mac(54)
+	ip := netip.MustParseAddr(lease(t, s, l, hw))
+	now = now.Add(time.Minute)
+	elsewhere := ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: "lab", MAC: site.MAC(hw), IP: ip, Expires: now.Add(time.Hour).Truncate(time.Second), Renewal: true}
+	log.kept = []ipam.Command{elsewhere} // the other node's renewal, applied before the RELEASE
+	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+	if len(log.kept) != 0 {
+		t.Fatal("the other node's renewal was not applied")
+	}
+	if got, ok := m.Model().Lease(ip); ok {
+		t.Errorf("the lease of %s outlived its client's RELEASE: %+v", ip, got)
 	}
 }

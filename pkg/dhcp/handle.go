@@ -155,7 +155,8 @@ func (s *Service) request(ctx context.Context, r *request) (*dhcpv4.DHCPv4, *net
 	ctx, cancel := context.WithTimeout(ctx, commitWait)
 	defer cancel()
 	c := ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: r.sn.Name, MAC: r.mac, IP: ip,
-		Hostname: sanitizeHostname(clientName(r.DHCPv4)), Expires: now.Add(s.settings.Load().leaseTime).Truncate(time.Second)}
+		Hostname: sanitizeHostname(clientName(r.DHCPv4)), Expires: now.Add(s.settings.Load().leaseTime).Truncate(time.Second),
+		Renewal: addr(r.ClientIPAddr) == ip}
 	k := s.inFlight.start(c)
 	res, err := s.ipam.Apply(ctx, c)
 	var refused *ipam.Error
@@ -280,25 +281,27 @@ func (s *Service) nak(r *request, reason, why string) (*dhcpv4.DHCPv4, *net.UDPA
 	return resp, destination(r.DHCPv4, dhcpv4.MessageTypeNak)
 }
 
-// release ends the lease r's client releases, as it stands now: the latest model's,
-// and any the cluster may yet apply from the client's renewals in flight (read first,
-// so that one applied between the two reads is in the model).
+// release ends the lease r's client releases: the lease of the grant the latest model
+// has, however often renewed since, and one a commit of the client's still in flight
+// may yet make (read first, so that one applied between the two reads is in the
+// model); a lease granted before grants were kept is told by the model's expiry.
 func (s *Service) release(ctx context.Context, r *request) {
 	if id := addr(r.ServerIdentifier()); id.IsValid() && id != r.link.addr {
 		return
 	}
 	now, ip := s.now(), addr(r.ClientIPAddr)
-	renewing := s.inFlight.of(ip, r.mac, now)
-	release := ipam.ReleaseLease{Stamp: ipam.Stamp{At: now}, IP: ip, MAC: r.mac}
+	client := ipam.ReleaseClientLease{Stamp: ipam.Stamp{At: now}, IP: ip, MAC: r.mac, Expires: s.inFlight.of(ip, r.mac, now)}
+	inFlight := len(client.Expires) > 0
+	release := ipam.ReleaseLease{Stamp: client.Stamp, IP: ip, MAC: r.mac}
 	if l, ok := s.ipam.Model().Lease(ip); ok && l.MAC == r.mac {
 		release.Expires = l.Expires // the lease released, and not one granted after
+		if client.Granted = l.Granted; l.Granted == 0 {
+			client.Expires = append(client.Expires, l.Expires)
+		}
 	}
 	var cmd ipam.Command = release
-	if len(renewing) > 0 {
-		if !release.Expires.IsZero() {
-			renewing = append(renewing, release.Expires)
-		}
-		cmd = ipam.ReleaseClientLease{Stamp: release.Stamp, IP: ip, MAC: r.mac, Expires: renewing}
+	if client.Granted != 0 || inFlight {
+		cmd = client
 	}
 	_, err := s.ipam.Apply(ctx, cmd)
 	if errors.Is(err, ipam.ErrNotEveryBuild) {

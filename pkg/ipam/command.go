@@ -41,7 +41,7 @@ func init() {
 	for _, c := range []Command{
 		PutSubnet{}, DeleteSubnet{}, PutHost{}, DeleteHost{}, AllocateHost{}, PutRecord{}, DeleteRecord{},
 		UpdateRecords{}, Reconcile{}, CommitLease{}, ReleaseLease{}, DeclineLease{}, ExpireLeases{}, TableWrite{},
-		PinLease{}, PutToken{}, DeleteToken{}, Resign{}, SetDHCPServers{}, SettleEnds{}, ReleaseClientLease{},
+		PinLease{}, PutToken{}, DeleteToken{}, Resign{}, SetDHCPServers{}, SettleEnds{}, ReleaseClientLease{}, TrackGrants{},
 	} {
 		t := reflect.TypeOf(c)
 		commandTypes[t.Name()] = t

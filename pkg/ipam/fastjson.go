@@ -39,6 +39,10 @@ func (l Lease) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"released":`...)
 		b = strconv.AppendUint(b, l.Released, 10)
 	}
+	if l.Granted != 0 {
+		b = append(b, `,"granted":`...)
+		b = strconv.AppendUint(b, l.Granted, 10)
+	}
 	return append(b, '}'), nil
 }
 
@@ -60,6 +64,9 @@ func (c CommitLease) AppendJSON(b []byte) ([]byte, error) {
 	}
 	b = append(b, `,"expires":`...)
 	b = appendTime(b, c.Expires)
+	if c.Renewal {
+		b = append(b, `,"renewal":true`...)
+	}
 	return append(b, '}'), nil
 }
 

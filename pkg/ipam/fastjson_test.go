@@ -25,14 +25,15 @@ func TestFastJSONIsEncodingJSON(t *testing.T) {
 				mac[i] = byte(r.Uint32())
 			}
 		}
-		l := Lease{IP: addrs[r.IntN(len(addrs))], MAC: mac, Hostname: names[r.IntN(len(names))], Expires: times[r.IntN(len(times))], Declined: r.IntN(2) == 0}
+		l := Lease{IP: addrs[r.IntN(len(addrs))], MAC: mac, Hostname: names[r.IntN(len(names))], Expires: times[r.IntN(len(times))], Declined: r.IntN(2) == 0,
+			Released: uint64(r.IntN(2) * r.IntN(1000)), Granted: uint64(r.IntN(2) * r.IntN(1000))}
 		type plainLease Lease // encoding/json's own encoding: no methods
 		want, wantErr := json.Marshal(plainLease(l))
 		if got, err := l.AppendJSON(nil); string(got) != string(want) || (err == nil) != (wantErr == nil) {
 			t.Fatalf("lease %+v:\n got %s, %v\nwant %s, %v", l, got, err, want, wantErr)
 		}
 		c := CommitLease{Stamp: Stamp{At: times[r.IntN(len(times))]}, Subnet: names[r.IntN(len(names))], MAC: mac,
-			IP: l.IP, Hostname: names[r.IntN(len(names))], Expires: times[r.IntN(len(times))]}
+			IP: l.IP, Hostname: names[r.IntN(len(names))], Expires: times[r.IntN(len(times))], Renewal: r.IntN(2) == 0}
 		want, wantErr = json.Marshal(c)
 		if got, err := c.AppendJSON(nil); string(got) != string(want) || (err == nil) != (wantErr == nil) {
 			t.Fatalf("command %+v:\n got %s, %v\nwant %s, %v", c, got, err, want, wantErr)

@@ -178,10 +178,16 @@ func (u universe) command(b [4]byte) Command {
 	case 2:
 		return AllocateHost{Stamp: at, Subnet: "vm", Host: site.Host{Name: u.name(b[1])}}
 	case 3, 4:
-		return CommitLease{Stamp: at, Subnet: "vm", MAC: u.mac(b[1]), IP: u.ip(b[2]), Hostname: u.name(b[3]), Expires: u.now.Add(time.Hour)}
+		if b[0] == 3 {
+			return TrackGrants{Stamp: at}
+		}
+		return CommitLease{Stamp: at, Subnet: "vm", MAC: u.mac(b[1]), IP: u.ip(b[2]), Hostname: u.name(b[3]), Expires: u.now.Add(time.Hour), Renewal: b[3]%2 == 0}
 	case 5:
-		if b[3]%2 == 0 {
+		switch b[3] % 3 {
+		case 0:
 			return ReleaseClientLease{Stamp: at, IP: u.ip(b[1]), MAC: u.mac(b[2]), Expires: []time.Time{u.now.Add(time.Hour), u.now}}
+		case 1:
+			return ReleaseClientLease{Stamp: at, IP: u.ip(b[1]), MAC: u.mac(b[2]), Granted: uint64(b[3]) / 3}
 		}
 		return ReleaseLease{Stamp: at, IP: u.ip(b[1]), MAC: u.mac(b[2])}
 	case 6:

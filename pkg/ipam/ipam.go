@@ -30,6 +30,11 @@ type Lease struct {
 	// Released is the log index of the command that ended the lease early (0: it did
 	// not); MAC is still the client that held it, which may take it again.
 	Released uint64 `json:"released,omitempty"`
+	// Granted is the log index of the command that granted the lease to its client;
+	// a renewal keeps it, so it tells the lease a RELEASE ends from one granted after
+	// the RELEASE (ReleaseClientLease). 0: granted before the site's boxes all kept it
+	// (Shape.Grants).
+	Granted uint64 `json:"granted,omitempty"`
 }
 
 // Quarantined reports whether l holds its address for no client: declined, or

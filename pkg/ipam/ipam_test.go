@@ -656,46 +656,96 @@ func TestReleasedAddressWaits(t *testing.T) {
 	})
 }
 
-// TestReleaseClientLease: a client's RELEASE heard with renewals in flight ends the
-// lease if its expiry is the committed one's or one of those renewals', and leaves a
-// lease granted after it (another expiry); it names its client and what it ends.
+// TestReleaseClientLease: a client's RELEASE ends the lease of the grant it names,
+// however renewed since (by another node, or by a renewal applied late), and a lease
+// whose expiry is one of those it names (a commit in flight, or the committed lease
+// for one granted before grants were kept); it leaves a lease granted again after it.
+// Grants are kept once TrackGrants says so, across a restart too.
 func TestReleaseClientLease(t *testing.T) {
 	u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
 	a, b, ip := u.mac(0), u.mac(1), u.ip(3)
 	at := Stamp{At: u.now}
 	committed, renewed, again := u.now.Add(time.Hour), u.now.Add(2*time.Hour), u.now.Add(3*time.Hour)
-	m, _ := newIPAM(t)
-	lease := func(expires time.Time) {
+	path := filepath.Join(t.TempDir(), "infrad.db")
+	st := openStore(t, path)
+	m := newOn(t, st)
+	if _, err := m.Reconcile("site.yaml", fixture.Site(t)); err != nil {
+		t.Fatal(err)
+	}
+	lease := func(expires time.Time, renewal bool) Lease {
 		t.Helper()
-		if _, err := m.Apply(t.Context(), CommitLease{Stamp: at, Subnet: "vm", MAC: a, IP: ip, Expires: expires}); err != nil {
+		res, err := m.Apply(t.Context(), CommitLease{Stamp: at, Subnet: "vm", MAC: a, IP: ip, Expires: expires, Renewal: renewal})
+		if err != nil {
 			t.Fatal(err)
 		}
+		return res.(Committed).Lease
 	}
-	release := func(mac site.MAC, expires ...time.Time) error {
-		_, err := m.Apply(t.Context(), ReleaseClientLease{Stamp: at, IP: ip, MAC: mac, Expires: expires})
+	release := func(c ReleaseClientLease) error {
+		c.Stamp, c.IP = at, ip
+		if c.MAC.IsZero() {
+			c.MAC = a
+		}
+		_, err := m.Apply(t.Context(), c)
 		return err
 	}
-	lease(renewed) // the renewal in flight, applied before the RELEASE
-	if err := release(a, renewed, committed); err != nil {
+
+	// Before grants are kept: the expiries tell the lease.
+	if l := lease(committed, false); l.Granted != 0 {
+		t.Fatalf("a grant kept before TrackGrants: %+v", l)
+	}
+	lease(renewed, true) // the renewal in flight, applied before the RELEASE
+	if err := release(ReleaseClientLease{Expires: []time.Time{renewed, committed}}); err != nil {
 		t.Errorf("the release of the lease a renewal in flight made: %v", err)
+	}
+	lease(again, false) // granted after the RELEASE, which is applied late
+	if err := release(ReleaseClientLease{Expires: []time.Time{renewed, committed}}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a late release of a lease granted again: %v, want ErrNotFound", err)
+	}
+	if _, err := m.Apply(t.Context(), TrackGrants{Stamp: at}); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	st.Close()
+	st = openStore(t, path)
+	m = newOn(t, st)
+	if !m.Model().Shape().Grants {
+		t.Fatal("grants are not kept after a restart")
+	}
+
+	// Grants kept: a renewal keeps the grant, a new grant makes another.
+	g := lease(committed, false).Granted
+	if g == 0 {
+		t.Fatal("a grant not kept")
+	}
+	if l := lease(renewed, true); l.Granted != g {
+		t.Errorf("a renewal changed the grant from %d to %d", g, l.Granted)
+	}
+	if err := release(ReleaseClientLease{Granted: g}); err != nil {
+		t.Errorf("the release of a grant renewed since: %v", err)
 	}
 	if _, ok := m.Model().Lease(ip); ok {
 		t.Error("the lease outlived the release")
 	}
-	lease(again) // granted after the RELEASE, which is applied late
-	if err := release(a, renewed, committed); !errors.Is(err, ErrNotFound) {
+	g2 := lease(again, true).Granted // the client's REBIND after the release ended its lease: a grant again
+	if g2 == g || g2 == 0 {
+		t.Errorf("a lease granted after its release has grant %d (was %d)", g2, g)
+	}
+	if err := release(ReleaseClientLease{Granted: g}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a late release of a lease granted again: %v, want ErrNotFound", err)
 	}
-	if err := release(b, again); !errors.Is(err, ErrNotFound) {
+	if g3 := lease(again.Add(time.Hour), false).Granted; g3 == g2 {
+		t.Error("the client's new REQUEST (not as the holder) kept the grant")
+	}
+	if err := release(ReleaseClientLease{MAC: b, Granted: g2}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("another client's release: %v, want ErrNotFound", err)
 	}
-	if err := release(site.MAC{}, again); !errors.Is(err, ErrInvalid) {
+	if _, err := m.Apply(t.Context(), ReleaseClientLease{Stamp: at, IP: ip, Granted: g2}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a release naming no client: %v, want ErrInvalid", err)
 	}
-	if err := release(a); !errors.Is(err, ErrInvalid) {
+	if err := release(ReleaseClientLease{}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a release naming no lease: %v, want ErrInvalid", err)
 	}
-	if l, ok := m.Model().Lease(ip); !ok || !l.Expires.Equal(again) {
-		t.Errorf("the lease granted after the release: %+v %v", l, ok)
+	if _, ok := m.Model().Lease(ip); !ok {
+		t.Error("the lease granted after the release was ended")
 	}
 }

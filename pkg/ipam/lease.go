@@ -29,6 +29,10 @@ type CommitLease struct {
 	IP       netip.Addr `json:"ip"`
 	Hostname string     `json:"hostname,omitempty"` // sanitised
 	Expires  time.Time  `json:"expires"`
+	// Renewal says the client asked as the holder of the lease (RENEWING or
+	// REBINDING: it gave its address as ciaddr): a lease of its it continues keeps its
+	// Lease.Granted. Any other REQUEST is a new grant, even of the address it held.
+	Renewal bool `json:"renewal,omitempty"`
 }
 
 // Committed is what CommitLease made: the lease, and who kept the hostname it asked
@@ -68,6 +72,12 @@ func (c CommitLease) apply(t *txn) (any, error) {
 	}
 	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP != c.IP {
 		t.endEarly(old)
+	}
+	if t.m.shape.Grants {
+		res.Granted = max(t.index, 1)
+		if l, ok := t.m.Lease(c.IP); ok && c.Renewal && l.MAC == c.MAC && !l.Quarantined() && !l.Ended(c.At) && l.Granted != 0 {
+			res.Granted = l.Granted
+		}
 	}
 	t.putLease(res.Lease)
 	return res, nil
@@ -145,28 +155,49 @@ func (c ReleaseLease) apply(t *txn) (any, error) {
 	return t.release(c.IP, c.MAC, func(l Lease) bool { return c.Expires.IsZero() || l.Expires.Equal(c.Expires) })
 }
 
-// ReleaseClientLease is a DHCP client's RELEASE of IP heard by a node that had sent
-// the client's renewals to the log and not learnt whether they were applied (the
-// leader failed over meanwhile): such a renewal may be applied before the RELEASE,
-// and the lease it makes is the one released. It ends MAC's lease of IP when its
-// expiry is one of Expires (the committed lease the node knew, and each such
-// renewal's); a lease with any other expiry was granted after the RELEASE and lives.
-// A type of its own, not a field of ReleaseLease: a build before it would read the
+// ReleaseClientLease is a DHCP client's RELEASE of IP. It ends MAC's lease of IP
+// granted by the command at the log's index Granted, however often renewed since,
+// or whose expiry is one of Expires: those of the client's commits the node that
+// heard the RELEASE had sent to the log without learning their outcome (the new
+// leader of a failover may apply one after all, before the RELEASE), and, for a
+// lease granted before grants were kept (Lease.Granted 0), the committed expiry the
+// node knew. A lease granted again after the RELEASE (one applied late, kept through
+// an election) has another index and expiry, and lives. The expiry alone cannot tell
+// the lease a RELEASE ends: another node may have renewed it since the node read it,
+// answering the client's broadcast REBIND too.
+// A type of its own, not fields of ReleaseLease: a build before it would read the
 // entry as ReleaseLease, refuse what this build applies, and the stores would drift.
 type ReleaseClientLease struct {
 	Stamp
 	IP      netip.Addr  `json:"ip"`
 	MAC     site.MAC    `json:"mac"`
-	Expires []time.Time `json:"expires"`
+	Granted uint64      `json:"granted,omitempty"`
+	Expires []time.Time `json:"expires,omitempty"`
 }
 
 func (c ReleaseClientLease) apply(t *txn) (any, error) {
-	if c.MAC.IsZero() || len(c.Expires) == 0 {
-		return nil, invalid("mac", "a client's release names the client and the leases it may end")
+	if c.MAC.IsZero() || (c.Granted == 0 && len(c.Expires) == 0) {
+		return nil, invalid("mac", "a client's release names the client and the lease it ends")
 	}
 	return t.release(c.IP, c.MAC, func(l Lease) bool {
-		return slices.ContainsFunc(c.Expires, l.Expires.Equal)
+		return (c.Granted != 0 && l.Granted == c.Granted) || slices.ContainsFunc(c.Expires, l.Expires.Equal)
 	})
+}
+
+// TrackGrants turns on Shape.Grants: from it on, each lease keeps the index of its
+// grant (Lease.Granted). The cluster's leader makes it once every voter's build can
+// apply it: a build before it would not keep them, and the stores would drift apart.
+type TrackGrants struct {
+	Stamp
+}
+
+func (c TrackGrants) apply(t *txn) (any, error) {
+	if !t.m.shape.Grants {
+		sh := *t.m.shape
+		sh.Grants = true
+		t.m.shape = &sh
+	}
+	return nil, nil
 }
 
 // release ends the lease of ip, which must be mac's when mac is not zero and be one

@@ -61,6 +61,9 @@ type Shape struct {
 	// DHCPServers is how many boxes answer DHCP (SetDHCPServers; 0: one box): more
 	// than one holds the addresses of leases ended early (Lease.Released).
 	DHCPServers int
+	// Grants says every lease granted since keeps the index of its grant
+	// (Lease.Granted; TrackGrants).
+	Grants bool
 
 	zones []string // the zones of Domain, Zones and Subnets, longest first (index)
 }

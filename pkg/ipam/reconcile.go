@@ -57,7 +57,7 @@ func (c Reconcile) apply(t *txn) (any, error) {
 		return nil, err
 	}
 	sh := &Shape{Domain: file.Domain, Zones: file.Zones, Source: c.Source, Digest: FileDigest(c.Source, c.File), Changes: file.Changes, DNS: file.DNS,
-		DHCPServers: t.m.shape.DHCPServers}
+		DHCPServers: t.m.shape.DHCPServers, Grants: t.m.shape.Grants}
 	for _, sn := range t.m.shape.Subnets {
 		if sn.Owner != site.OwnerFile {
 			sh.Subnets = append(sh.Subnets, sn)

@@ -702,7 +702,7 @@ const commandNames = {
   PutRecord: "record added", DeleteRecord: "record deleted", UpdateRecords: "dynamic update", Reconcile: "site file applied",
   CommitLease: "lease granted", ReleaseLease: "lease released", ReleaseClientLease: "lease released", DeclineLease: "address declined", ExpireLeases: "leases expired",
   TableWrite: "certificate authority", PinLease: "lease pinned", PutToken: "token created", DeleteToken: "token revoked",
-  SettleEnds: "released addresses back in the pool",
+  SettleEnds: "released addresses back in the pool", TrackGrants: "lease grants kept",
 };
 
 // difference names the fields that changed from before to after: "ip 10.0.0.5 → 10.0.0.6".
