@@ -80,26 +80,26 @@ type commit struct {
 	expires time.Time
 }
 
-// start records c as under way; its result, once the outcome is known, lets it go.
-func (f *inFlight) start(c ipam.CommitLease) *commit {
-	k := &commit{c.MAC, c.Expires}
+// start records c as under way, until known.
+func (f *inFlight) start(c ipam.CommitLease) commit {
+	k := commit{c.MAC, c.Expires}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.m == nil {
 		f.m = map[netip.Addr][]commit{}
 	}
 	cs := slices.DeleteFunc(f.m[c.IP], func(o commit) bool { return !o.expires.After(c.At) })
-	f.m[c.IP] = append(cs, *k)
+	f.m[c.IP] = append(cs, k)
 	return k
 }
 
 // known says the log's answer to the commit at ip was had: applied (the model has
 // it) or refused.
-func (f *inFlight) known(ip netip.Addr, k *commit) {
+func (f *inFlight) known(ip netip.Addr, k commit) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cs := f.m[ip]
-	if i := slices.Index(cs, *k); i >= 0 {
+	if i := slices.Index(cs, k); i >= 0 {
 		cs = slices.Delete(cs, i, i+1)
 	}
 	if len(cs) == 0 {

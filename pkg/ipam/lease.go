@@ -30,7 +30,7 @@ type CommitLease struct {
 	Hostname string     `json:"hostname,omitempty"` // sanitised
 	Expires  time.Time  `json:"expires"`
 	// Renewal says the client asked as the holder of the lease (RENEWING or
-	// REBINDING: it gave its address as ciaddr): a lease of its it continues keeps its
+	// REBINDING: it gave its address as ciaddr): the lease it continues keeps its
 	// Lease.Granted. Any other REQUEST is a new grant, even of the address it held.
 	Renewal bool `json:"renewal,omitempty"`
 }
@@ -208,7 +208,7 @@ func (t *txn) release(ip netip.Addr, mac site.MAC, released func(Lease) bool) (a
 	case !ok || (!mac.IsZero() && (l.MAC != mac || l.Quarantined())):
 		return nil, &Error{Kind: ErrNotFound, Msg: "no lease of " + ip.String()}
 	case !released(l):
-		return nil, &Error{Kind: ErrNotFound, Msg: "the lease of " + ip.String() + " was renewed after the release"}
+		return nil, &Error{Kind: ErrNotFound, Msg: "the lease of " + ip.String() + " was granted again or renewed after the release"}
 	case l.Released != 0:
 		return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("the lease of %s is released already: the address waits until every node has applied the release, or until %s", ip, l.Expires.UTC().Format(time.RFC3339))}
 	}
