@@ -260,11 +260,20 @@ func (r *relay) dora(mac net.HardwareAddr, want netip.Addr, servers ...string) (
 // identifier; to one server, renewing, or to every one, rebinding), and returns the
 // ACK, or nil.
 func (r *relay) renew(mac net.HardwareAddr, ip netip.Addr, servers ...string) *dhcpv4.DHCPv4 {
-	ack := r.ask(r.message(mac, dhcpv4.MessageTypeRequest, func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = ip.AsSlice() }), servers...)
-	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
-		return nil
-	}
+	ack, _ := r.renewWhy(mac, ip, servers...)
 	return ack
+}
+
+// renewWhy is renew, saying why there is no ACK: no answer, or a NAK and its message.
+func (r *relay) renewWhy(mac net.HardwareAddr, ip netip.Addr, servers ...string) (*dhcpv4.DHCPv4, string) {
+	reply := r.ask(r.message(mac, dhcpv4.MessageTypeRequest, func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = ip.AsSlice() }), servers...)
+	switch {
+	case reply == nil:
+		return nil, "no answer"
+	case reply.MessageType() != dhcpv4.MessageTypeAck:
+		return nil, fmt.Sprintf("%s from %s: %q", reply.MessageType(), reply.ServerIdentifier(), reply.Message())
+	}
+	return reply, ""
 }
 
 // release gives mac's lease of ip back to server.
@@ -548,10 +557,10 @@ func TestClusterFailoverLosesNoClient(t *testing.T) {
 					to, what, kind = all, &rebinds, "rebind"
 				}
 				r.wait = 3 * time.Second // a commit waits out an election
-				ack := r.renew(mac, h.ip, to...)
+				ack, why := r.renewWhy(mac, h.ip, to...)
 				*what = append(*what, mac.String())
 				if ack == nil {
-					lost = append(lost, fmt.Sprintf("%s %s of %s to %v", time.Now().Format("15:04:05.000"), kind, h.ip, to))
+					lost = append(lost, fmt.Sprintf("%s %s of %s to %v: %s", time.Now().Format("15:04:05.000"), kind, h.ip, to, why))
 					continue
 				}
 				held[mac.String()] = holding{h.ip, ack.ServerIdentifier().String()}

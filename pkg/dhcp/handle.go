@@ -140,7 +140,12 @@ func (s *Service) request(ctx context.Context, r *request) (*dhcpv4.DHCPv4, *net
 		return s.nak(r, nakWrongNetwork, "the address is not on this network")
 	}
 	if s.offers.OfferedToOther(ip, r.mac) {
-		return s.nak(r, nakOffered, "the address is offered to another client")
+		if l, ok := r.model.Lease(ip); !ok || l.MAC != r.mac || l.Quarantined() || l.Ended(s.now()) {
+			return s.nak(r, nakOffered, "the address is offered to another client")
+		}
+		// The client holds the address: this node offered it to another before
+		// another node granted it (each offers from its own model), and the offer lapses.
+		s.offers.Taken(ip)
 	}
 	// Shed load rather than queue it: a REQUEST whose commit would wait behind
 	// maxCommits others is answered later than its client waits, and in a cluster a

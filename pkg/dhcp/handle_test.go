@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -543,5 +544,33 @@ func TestNoOfferWhileBehind(t *testing.T) {
 	caughtUp = true
 	if offer, _ := s.handle(context.Background(), l, message(t, mac(60), dhcpv4.MessageTypeDiscover)); offer == nil {
 		t.Errorf("no offer once caught up")
+	}
+}
+
+// TestHolderWinsOverAStaleOffer: in a cluster a node may offer an address to one
+// client while another node grants it to a second (each offers from its own model).
+// The holder's renewal or rebind to the first node is ACKed, not NAKed for that
+// offer, which lapses.
+func TestHolderWinsOverAStaleOffer(t *testing.T) {
+	s, l := newService(t)
+	holder := mac(41)
+	ip := lease(t, s, l, holder)
+	s.offers.mu.Lock()
+	s.offers.byIP[netip.MustParseAddr(ip)] = offer{mac: site.MAC(mac(42)), until: time.Now().Add(offerHold)}
+	s.offers.mu.Unlock()
+	renew := message(t, holder, dhcpv4.MessageTypeRequest, func(m *dhcpv4.DHCPv4) { m.ClientIPAddr = net.ParseIP(ip) })
+	if ack, _ := s.handle(context.Background(), l, renew); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("the holder's renewal of %s: got %v, want an ACK", ip, ack)
+	}
+	if s.offers.OfferedToOther(netip.MustParseAddr(ip), site.MAC(holder)) {
+		t.Error("the stale offer outlived the holder's renewal")
+	}
+	// A client that holds no lease of the address is still refused it.
+	other := message(t, mac(43), dhcpv4.MessageTypeRequest, requested(ip))
+	s.offers.mu.Lock()
+	s.offers.byIP[netip.MustParseAddr(ip)] = offer{mac: site.MAC(mac(42)), until: time.Now().Add(offerHold)}
+	s.offers.mu.Unlock()
+	if nak, _ := s.handle(context.Background(), l, other); nak == nil || nak.MessageType() != dhcpv4.MessageTypeNak {
+		t.Errorf("another client's REQUEST for an address offered to a third: got %v, want a NAK", nak)
 	}
 }
