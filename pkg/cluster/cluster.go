@@ -449,8 +449,11 @@ func (n *Node) appendLog(ctx context.Context, entry, ext []byte) error {
 		}
 		if leader != n.localAddr && n.raft.State() != raft.Leader {
 			err = n.forward(ctx, entry)
-			if errors.Is(err, errNotLeader) && attempt < 2 {
+			switch {
+			case errors.Is(err, errNotLeader) && attempt < 2:
 				continue // the lead moved on: ask the new leader
+			case errors.Is(err, errNotLeader):
+				return fmt.Errorf("%w: the lead is moving (%v)", ipam.ErrNoQuorum, err)
 			}
 			return err
 		}

@@ -2,7 +2,6 @@ package dhcp
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"slices"
 	"sync"
@@ -52,7 +51,7 @@ func (h *heldEnds) apply(ctx context.Context, m *ipam.IPAM) (applied int) {
 	h.cmds = nil
 	h.mu.Unlock()
 	for i, cmd := range cmds {
-		if _, err := m.Apply(ctx, cmd); errors.Is(err, ipam.ErrNoQuorum) || ctx.Err() != nil {
+		if _, err := m.Apply(ctx, cmd); unsure(err) || ctx.Err() != nil {
 			h.mu.Lock()
 			h.cmds = append(cmds[i:len(cmds):len(cmds)], h.cmds...)
 			h.mu.Unlock()

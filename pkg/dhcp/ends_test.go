@@ -242,3 +242,25 @@ func TestReleaseEndsALeaseRenewedElsewhere(t *testing.T) {
 		t.Errorf("the lease of %s outlived its client's RELEASE: %+v", ip, got)
 	}
 }
+
+// TestEndKeptWhenItsCommitStalls: a node just cut off does not know it yet, and the
+// commit of a RELEASE waits on a leader out of reach. Past commitWait the RELEASE is
+// kept, as one without the quorum is, and applied once writes go through: it is not
+// dropped because the cluster could not say whether it made it.
+func TestEndKeptWhenItsCommitStalls(t *testing.T) {
+	s, l, log, m := switchable(t, time.Now)
+	hw := mac(55)
+	ip := netip.MustParseAddr(lease(t, s, l, hw))
+	log.stall.Store(true)
+	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+	if s.ends.len() != 1 {
+		t.Fatalf("a RELEASE whose commit stalled: %d ends kept, want 1", s.ends.len())
+	}
+	log.stall.Store(false)
+	if n := s.ends.apply(context.Background(), m); n != 1 || s.ends.len() != 0 {
+		t.Fatalf("with writes back: %d applied, %d kept; want 1 and 0", n, s.ends.len())
+	}
+	if _, ok := m.Model().Lease(ip); ok {
+		t.Errorf("the lease of %s outlived its RELEASE", ip)
+	}
+}

@@ -18,7 +18,8 @@ import (
 // declineQuarantine is how long an address a client declined stays out of the pool.
 const declineQuarantine = 10 * time.Minute
 
-// commitWait bounds how long a REQUEST waits for its lease's commit. A node just cut
+// commitWait bounds how long a REQUEST waits for its lease's commit (and a RELEASE or
+// DECLINE for its end's, which is then kept and applied again). A node just cut
 // off from the others does not know it yet: its commit waits on a leader out of reach
 // (up to the cluster's call timeout) while the client retransmits and gives up. Past
 // commitWait it answers as a node without the quorum does, from the committed lease
@@ -308,17 +309,27 @@ func (s *Service) release(ctx context.Context, r *request) {
 	if client.Granted != 0 || inFlight {
 		cmd = client
 	}
+	ctx, cancel := context.WithTimeout(ctx, commitWait)
+	defer cancel()
 	_, err := s.ipam.Apply(ctx, cmd)
 	if errors.Is(err, ipam.ErrNotEveryBuild) {
 		cmd = release // a node's build is older: the release ends the committed lease alone
 		_, err = s.ipam.Apply(ctx, cmd)
 	}
 	switch {
-	case errors.Is(err, ipam.ErrNoQuorum):
+	case unsure(err):
 		s.holdEnd(cmd)
 	case err != nil && !errors.Is(err, ipam.ErrNotFound):
 		s.log.Error("release not stored", "ip", ip, "mac", r.mac, "err", err)
 	}
+}
+
+// unsure says the cluster could not say whether it made an end (a RELEASE, a
+// DECLINE): it has no quorum, or the wait for the commit ran out (the leader out of
+// reach before this node knew it). Kept and applied again, an end already made is
+// refused, harmlessly; one dropped would leave its lease held to its expiry.
+func unsure(err error) bool {
+	return errors.Is(err, ipam.ErrNoQuorum) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // holdEnd keeps a RELEASE or DECLINE the cluster could not take now, to apply once
@@ -343,11 +354,13 @@ func (s *Service) decline(ctx context.Context, r *request) {
 	if l, ok := r.model.Lease(ip); ok && l.MAC == r.mac {
 		cmd.LeaseExpires = l.Expires // the lease declined, and not one granted after
 	}
+	ctx, cancel := context.WithTimeout(ctx, commitWait)
+	defer cancel()
 	_, err := s.ipam.Apply(ctx, cmd)
 	switch {
 	case errors.Is(err, ipam.ErrConflict):
 		return // not this client's to decline
-	case errors.Is(err, ipam.ErrNoQuorum):
+	case unsure(err):
 		s.holdEnd(cmd)
 		return
 	case err != nil:
