@@ -651,7 +651,13 @@ func TestClusterFailoverLosesNoClient(t *testing.T) {
 		}
 	}
 	if len(live) != len(held) {
-		t.Errorf("%d live leases for %d clients that hold one: the pool leaks", len(live), len(held))
+		var extra []string
+		for mac, ip := range live {
+			if _, ok := held[mac]; !ok {
+				extra = append(extra, mac+" "+ip)
+			}
+		}
+		t.Errorf("%d live leases for %d clients that hold one: the pool leaks: %v", len(live), len(held), extra)
 	}
 	t.Logf("%d clients hold leases (and %d gave up without an ACK); %d renewals, %d rebinds, %d releases across three kills, restarts and partitions",
 		len(held), len(unsure), len(renewals), len(rebinds), len(released))

@@ -749,3 +749,39 @@ func TestReleaseClientLease(t *testing.T) {
 		t.Error("the lease granted after the release was ended")
 	}
 }
+
+// TestLateCommitDoesNotMoveItsClient: a client's REQUEST for one address went
+// unanswered (its node stopped waiting for the commit); the client asked again and was
+// granted another; then the first commit is applied after all, late. It is refused:
+// the client holds the second address, which must not be ended under it. A client
+// that asks for another address later than its lease was granted moves as before.
+func TestLateCommitDoesNotMoveItsClient(t *testing.T) {
+	u := universe{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	a, first, second := u.mac(0), u.ip(3), u.ip(4)
+	m, _ := newIPAM(t)
+	for _, c := range []Command{SetDHCPServers{Stamp: Stamp{At: u.now}, Servers: 3}, TrackGrants{Stamp: Stamp{At: u.now}}} {
+		if _, err := m.Apply(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit := func(ip netip.Addr, made time.Time) error {
+		_, err := m.Apply(t.Context(), CommitLease{Stamp: Stamp{At: made}, Subnet: "vm", MAC: a, IP: ip, Expires: made.Add(time.Hour)})
+		return err
+	}
+	late := u.now
+	if err := commit(second, late.Add(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit(first, late); !errors.Is(err, ErrConflict) {
+		t.Errorf("the late commit of %s: %v, want ErrConflict", first, err)
+	}
+	if l, ok := m.Model().LeaseOf(a); !ok || l.IP != second {
+		t.Errorf("the client's lease: %+v %v, want %s", l, ok, second)
+	}
+	if err := commit(first, late.Add(time.Minute)); err != nil {
+		t.Errorf("the client moving to %s: %v", first, err)
+	}
+	if l, ok := m.Model().LeaseOf(a); !ok || l.IP != first {
+		t.Errorf("the client's lease after it moved: %+v %v, want %s", l, ok, first)
+	}
+}

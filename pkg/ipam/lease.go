@@ -19,9 +19,11 @@ import (
 // coming back. It is refused (an *Error, ErrConflict) unless IP is the client's
 // reservation on Subnet, or lies in a DHCP range of Subnet and no host, no other
 // client's lease and no quarantine holds it at At. Any other address the client held
-// is released. Hostname is dropped when a host, another client's lease, records or
-// the zones' name servers have it, when records stand at the address's reverse name,
-// and for a reserved client, which is known by its host's name.
+// is released, unless its lease ends after Expires: it was granted after this command
+// was made (this one is applied late), and the client holds it; the command is then
+// refused (once every node's build says so: Shape.Grants). Hostname is dropped when a host, another client's lease, records or the
+// zones' name servers have it, when records stand at the address's reverse name, and
+// for a reserved client, which is known by its host's name.
 type CommitLease struct {
 	Stamp
 	Subnet   string     `json:"subnet"`
@@ -71,6 +73,12 @@ func (c CommitLease) apply(t *txn) (any, error) {
 		}
 	}
 	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP != c.IP {
+		if t.m.shape.Grants && old.Expires.After(c.Expires) && !old.Ended(c.At) {
+			// A REQUEST applied late (its node stopped waiting; the new leader of a
+			// failover applied it after all) after the client, unanswered, asked again
+			// and was granted another address: the client uses that one.
+			return nil, &Error{Kind: ErrConflict, Msg: "this client holds " + old.IP.String() + ", granted after this request was made"}
+		}
 		t.endEarly(old)
 	}
 	if t.m.shape.Grants {
@@ -185,8 +193,10 @@ func (c ReleaseClientLease) apply(t *txn) (any, error) {
 }
 
 // TrackGrants turns on Shape.Grants: from it on, each lease keeps the index of its
-// grant (Lease.Granted). The cluster's leader makes it once every voter's build can
-// apply it: a build before it would not keep them, and the stores would drift apart.
+// grant (Lease.Granted), and a CommitLease applied late does not move its client from
+// an address granted after it was made. The cluster's leader makes it once every
+// voter's build can apply it: a build before it would do neither, and the stores
+// would drift apart.
 type TrackGrants struct {
 	Stamp
 }

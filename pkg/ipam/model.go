@@ -62,7 +62,7 @@ type Shape struct {
 	// than one holds the addresses of leases ended early (Lease.Released).
 	DHCPServers int
 	// Grants says every lease granted since keeps the index of its grant
-	// (Lease.Granted; TrackGrants).
+	// (Lease.Granted), and a late CommitLease does not move its client (TrackGrants).
 	Grants bool
 
 	zones []string // the zones of Domain, Zones and Subnets, longest first (index)
