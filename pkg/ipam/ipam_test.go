@@ -726,7 +726,10 @@ func TestReleaseClientLease(t *testing.T) {
 	if _, ok := m.Model().Lease(ip); ok {
 		t.Error("the lease outlived the release")
 	}
-	g2 := lease(again, true).Granted // the client's REBIND after the release ended its lease: a grant again
+	if _, err := m.Apply(t.Context(), CommitLease{Stamp: at, Subnet: "vm", MAC: a, IP: ip, Expires: again, Renewal: true}); !errors.Is(err, ErrConflict) {
+		t.Errorf("a renewal applied after the release: %v, want ErrConflict (the lease has ended)", err)
+	}
+	g2 := lease(again, false).Granted // the client asks again after the release
 	if g2 == g || g2 == 0 {
 		t.Errorf("a lease granted after its release has grant %d (was %d)", g2, g)
 	}

@@ -21,7 +21,8 @@ import (
 // client's lease and no quarantine holds it at At. Any other address the client held
 // is released, unless its lease ends after Expires: it was granted after this command
 // was made (this one is applied late), and the client holds it; the command is then
-// refused (once every node's build says so: Shape.Grants). Hostname is dropped when a host, another client's lease, records or the
+// refused (once every node's build says so: Shape.Grants), as is a Renewal of a lease
+// that has ended (released, deleted or expired). Hostname is dropped when a host, another client's lease, records or the
 // zones' name servers have it, when records stand at the address's reverse name, and
 // for a reserved client, which is known by its host's name.
 type CommitLease struct {
@@ -60,6 +61,11 @@ func (c CommitLease) apply(t *txn) (any, error) {
 		res.Hostname = "" // a reserved client is known by its host's name alone
 	} else if err := t.grantable(sn, c.MAC, c.IP, c.At); err != nil {
 		return nil, err
+	} else if l, ok := t.m.Lease(c.IP); t.m.shape.Grants && c.Renewal && (!ok || l.MAC != c.MAC || l.Quarantined() || l.Ended(c.At)) {
+		// A renewal continues a lease: this one has ended (released, deleted, expired)
+		// since the client asked, and a renewal applied late must not make it again.
+		// The client, refused, asks for an address anew.
+		return nil, &Error{Kind: ErrConflict, Msg: "this client's lease of " + c.IP.String() + " has ended: ask for an address again"}
 	}
 	if name := res.Hostname; name != "" {
 		if l, ok := t.m.LeaseNamed(name); ok && l.MAC != c.MAC && l.Ended(c.At) {
