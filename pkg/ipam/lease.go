@@ -67,6 +67,12 @@ func (c CommitLease) apply(t *txn) (any, error) {
 		// The client, refused, asks for an address anew.
 		return nil, &Error{Kind: ErrConflict, Msg: "this client's lease of " + c.IP.String() + " has ended: ask for an address again"}
 	}
+	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP != c.IP && t.m.shape.Grants && old.Expires.After(c.Expires) && !old.Ended(c.At) {
+		// A REQUEST applied late (its node stopped waiting; the new leader of a
+		// failover applied it after all) after the client, unanswered, asked again and
+		// was granted another address: the client uses that one.
+		return nil, &Error{Kind: ErrConflict, Msg: "this client holds " + old.IP.String() + ", granted after this request was made"}
+	}
 	if name := res.Hostname; name != "" {
 		if l, ok := t.m.LeaseNamed(name); ok && l.MAC != c.MAC && l.Ended(c.At) {
 			// An ended lease gives its name up: one hostname, one lease, so that a model
@@ -79,12 +85,6 @@ func (c CommitLease) apply(t *txn) (any, error) {
 		}
 	}
 	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP != c.IP {
-		if t.m.shape.Grants && old.Expires.After(c.Expires) && !old.Ended(c.At) {
-			// A REQUEST applied late (its node stopped waiting; the new leader of a
-			// failover applied it after all) after the client, unanswered, asked again
-			// and was granted another address: the client uses that one.
-			return nil, &Error{Kind: ErrConflict, Msg: "this client holds " + old.IP.String() + ", granted after this request was made"}
-		}
 		t.endEarly(old)
 	}
 	if t.m.shape.Grants {
