@@ -264,3 +264,22 @@ func TestEndKeptWhenItsCommitStalls(t *testing.T) {
 		t.Errorf("the lease of %s outlived its RELEASE", ip)
 	}
 }
+
+// TestDeclineOfALeaseRenewedElsewhere: as a RELEASE, a DECLINE names the client's
+// lease by its grant, so another node's renewal applied before it does not make it
+// refused as "granted again": the address is quarantined.
+func TestDeclineOfALeaseRenewedElsewhere(t *testing.T) {
+	now := time.Now()
+	s, l, log, m := switchable(t, func() time.Time { return now })
+	if _, err := m.Apply(context.Background(), ipam.TrackGrants{Stamp: ipam.Stamp{At: now}}); err != nil {
+		t.Fatal(err)
+	}
+	hw := mac(56)
+	ip := netip.MustParseAddr(lease(t, s, l, hw))
+	now = now.Add(time.Minute)
+	log.kept = []ipam.Command{ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: "lab", MAC: site.MAC(hw), IP: ip, Expires: now.Add(time.Hour).Truncate(time.Second), Renewal: true}}
+	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeDecline, serverID("10.77.0.1"), requested(ip.String())))
+	if got, ok := m.Model().Lease(ip); !ok || !got.Declined {
+		t.Errorf("the DECLINE of %s after another node renewed it: %+v %v, want the address quarantined", ip, got, ok)
+	}
+}

@@ -351,8 +351,8 @@ func (s *Service) decline(ctx context.Context, r *request) {
 	}
 	now := s.now()
 	cmd := ipam.DeclineLease{Stamp: ipam.Stamp{At: now}, IP: ip, MAC: r.mac, Until: now.Add(declineQuarantine).Truncate(time.Second)}
-	if l, ok := r.model.Lease(ip); ok && l.MAC == r.mac {
-		cmd.LeaseExpires = l.Expires // the lease declined, and not one granted after
+	if l, ok := s.ipam.Model().Lease(ip); ok && l.MAC == r.mac {
+		cmd.LeaseExpires, cmd.LeaseGranted = l.Expires, l.Granted // the lease declined, and not one granted after
 	}
 	ctx, cancel := context.WithTimeout(ctx, commitWait)
 	defer cancel()

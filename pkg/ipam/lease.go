@@ -243,6 +243,10 @@ type DeclineLease struct {
 	// declined: a lease granted again since (a DECLINE kept through an election is
 	// applied late) is not taken by it.
 	LeaseExpires time.Time `json:"lease_expires,omitzero"`
+	// LeaseGranted, when set, is the grant of that lease (Lease.Granted), which tells
+	// it instead of its expiry: another node may have renewed it since. It is set only
+	// once leases keep their grants, when every node's build reads it (Shape.Grants).
+	LeaseGranted uint64 `json:"lease_granted,omitempty"`
 }
 
 func (c DeclineLease) apply(t *txn) (any, error) {
@@ -253,7 +257,9 @@ func (c DeclineLease) apply(t *txn) (any, error) {
 	if ok && !l.Ended(c.At) && (l.Declined || l.MAC != c.MAC) {
 		return nil, &Error{Kind: ErrConflict, Msg: "the address is not this client's"}
 	}
-	if ok && !c.LeaseExpires.IsZero() && !l.Expires.Equal(c.LeaseExpires) {
+	switch {
+	case !ok:
+	case c.LeaseGranted != 0 && l.Granted != c.LeaseGranted, c.LeaseGranted == 0 && !c.LeaseExpires.IsZero() && !l.Expires.Equal(c.LeaseExpires):
 		return nil, &Error{Kind: ErrConflict, Msg: "the client's lease of " + c.IP.String() + " was granted again after the decline"}
 	}
 	until := c.Until
