@@ -44,20 +44,23 @@ func (h *heldEnds) len() int {
 
 // apply applies the held ends in order, and keeps those the cluster still cannot take
 // (and what came meanwhile). Any other outcome (applied, or refused: the lease is
-// gone or another's) lets the end go.
+// gone or another's) lets the end go; applied counts those the cluster made.
 func (h *heldEnds) apply(ctx context.Context, m *ipam.IPAM) (applied int) {
 	h.mu.Lock()
 	cmds := h.cmds
 	h.cmds = nil
 	h.mu.Unlock()
 	for i, cmd := range cmds {
-		if _, err := m.Apply(ctx, cmd); unsure(err) || ctx.Err() != nil {
+		_, err := m.Apply(ctx, cmd)
+		if unsure(err) || ctx.Err() != nil {
 			h.mu.Lock()
 			h.cmds = append(cmds[i:len(cmds):len(cmds)], h.cmds...)
 			h.mu.Unlock()
 			return applied
 		}
-		applied++
+		if err == nil {
+			applied++
+		}
 	}
 	return applied
 }

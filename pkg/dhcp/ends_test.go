@@ -283,3 +283,21 @@ func TestDeclineOfALeaseRenewedElsewhere(t *testing.T) {
 		t.Errorf("the DECLINE of %s after another node renewed it: %+v %v, want the address quarantined", ip, got, ok)
 	}
 }
+
+// TestHeldEndRefusedIsLetGo: a RELEASE kept through an election whose lease is gone
+// by the time writes go through (an admin deleted it) is refused, let go, and not
+// counted as applied.
+func TestHeldEndRefusedIsLetGo(t *testing.T) {
+	s, l, log, m := switchable(t, time.Now)
+	hw := mac(57)
+	ip := netip.MustParseAddr(lease(t, s, l, hw))
+	log.down.Store(true)
+	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+	log.down.Store(false)
+	if _, err := m.Apply(context.Background(), ipam.ReleaseLease{Stamp: ipam.Stamp{At: time.Now()}, IP: ip}); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.ends.apply(context.Background(), m); n != 0 || s.ends.len() != 0 {
+		t.Errorf("a held RELEASE of a lease gone: %d applied, %d kept; want 0 and 0", n, s.ends.len())
+	}
+}
