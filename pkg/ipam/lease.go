@@ -54,6 +54,10 @@ func (c CommitLease) apply(t *txn) (any, error) {
 		return nil, &Error{Kind: ErrConflict, Msg: "the address is not on this network"}
 	}
 	res := Committed{Lease: Lease{IP: c.IP, MAC: c.MAC, Hostname: c.Hostname, Expires: c.Expires}}
+	prev, had := t.m.Lease(c.IP)
+	continues := had && c.Renewal && prev.MAC == c.MAC && !prev.Quarantined() && !prev.Ended(c.At)
+	old, moves := t.m.LeaseOf(c.MAC)
+	moves = moves && old.IP != c.IP
 	if h, ok := t.m.HostWithMAC(c.MAC); ok && sn.CIDR.Contains(h.IP) {
 		if h.IP != c.IP {
 			return nil, &Error{Kind: ErrConflict, Msg: "this client's address is " + h.IP.String()}
@@ -61,13 +65,13 @@ func (c CommitLease) apply(t *txn) (any, error) {
 		res.Hostname = "" // a reserved client is known by its host's name alone
 	} else if err := t.grantable(sn, c.MAC, c.IP, c.At); err != nil {
 		return nil, err
-	} else if l, ok := t.m.Lease(c.IP); t.m.shape.Grants && c.Renewal && (!ok || l.MAC != c.MAC || l.Quarantined() || l.Ended(c.At)) {
+	} else if t.m.shape.Grants && c.Renewal && !continues {
 		// A renewal continues a lease: this one has ended (released, deleted, expired)
 		// since the client asked, and a renewal applied late must not make it again.
 		// The client, refused, asks for an address anew.
 		return nil, &Error{Kind: ErrConflict, Msg: "this client's lease of " + c.IP.String() + " has ended: ask for an address again"}
 	}
-	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP != c.IP && t.m.shape.Grants && old.Expires.After(c.Expires) && !old.Ended(c.At) {
+	if moves && t.m.shape.Grants && old.Expires.After(c.Expires) && !old.Ended(c.At) {
 		// A REQUEST applied late (its node stopped waiting; the new leader of a
 		// failover applied it after all) after the client, unanswered, asked again and
 		// was granted another address: the client uses that one.
@@ -84,13 +88,13 @@ func (c CommitLease) apply(t *txn) (any, error) {
 			res.Hostname, res.NameKeptBy = "", keeper
 		}
 	}
-	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP != c.IP {
+	if moves {
 		t.endEarly(old)
 	}
 	if t.m.shape.Grants {
 		res.Granted = max(t.index, 1)
-		if l, ok := t.m.Lease(c.IP); ok && c.Renewal && l.MAC == c.MAC && !l.Quarantined() && !l.Ended(c.At) && l.Granted != 0 {
-			res.Granted = l.Granted
+		if continues && prev.Granted != 0 {
+			res.Granted = prev.Granted
 		}
 	}
 	t.putLease(res.Lease)
