@@ -91,6 +91,12 @@ func switchable(t *testing.T, now func() time.Time) (*Service, *link, *switchLog
 	return s, &link{name: "br0", addr: netip.MustParseAddr("10.77.0.1")}, log, m
 }
 
+// release has hw's client release its lease of ip to s (the test site's server).
+func release(t *testing.T, s *Service, l *link, hw net.HardwareAddr, ip netip.Addr) {
+	t.Helper()
+	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+}
+
 // TestEndsWaitForTheQuorum: a RELEASE that comes while the cluster takes no write (an
 // election) is kept, and applied once writes go through again; the client does not
 // send it twice.
@@ -100,7 +106,7 @@ func TestEndsWaitForTheQuorum(t *testing.T) {
 	ip := netip.MustParseAddr(lease(t, s, l, hw))
 
 	log.down.Store(true)
-	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+	release(t, s, l, hw, ip)
 	if _, ok := m.Model().Lease(ip); !ok || s.ends.len() != 1 {
 		t.Fatalf("during the election: lease kept %v, ends held %d; want the lease and one end held", ok, s.ends.len())
 	}
@@ -128,7 +134,7 @@ func TestLateReleaseLeavesALeaseGrantedAgain(t *testing.T) {
 	ip := netip.MustParseAddr(lease(t, s, l, hw))
 
 	log.down.Store(true)
-	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+	release(t, s, l, hw, ip)
 	log.down.Store(false)
 	now = now.Add(time.Minute)
 	if again := netip.MustParseAddr(lease(t, s, l, hw)); again != ip {
@@ -211,35 +217,10 @@ func TestReleaseEndsARenewalAppliedLate(t *testing.T) {
 		t.Fatalf("the renewal whose commit stalled got %v, want an ACK from the committed lease", ack)
 	}
 	log.stall.Store(false)
-	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+	release(t, s, l, hw, ip)
 	if got, ok := m.Model().Lease(ip); ok {
 		renewed := got.Expires.After(committed.Expires)
 		t.Errorf("the lease of %s outlived its client's RELEASE (renewed late: %v): %+v", ip, renewed, got)
-	}
-}
-
-// TestReleaseEndsALeaseRenewedElsewhere: in a cluster every node may answer a
-// client's broadcast REBIND, and each commits its renewal; the client takes the first
-// ACK and later releases to that node, which has not yet applied the other node's
-// renewal when it reads the lease. The RELEASE ends the lease still: it names the
-// lease's grant, which a renewal keeps, not its expiry.
-func TestReleaseEndsALeaseRenewedElsewhere(t *testing.T) {
-	now := time.Now()
-	s, l, log, m := switchable(t, func() time.Time { return now })
-	if _, err := m.Apply(context.Background(), ipam.TrackGrants{Stamp: ipam.Stamp{At: now}}); err != nil {
-		t.Fatal(err)
-	}
-	hw := mac(54)
-	ip := netip.MustParseAddr(lease(t, s, l, hw))
-	now = now.Add(time.Minute)
-	elsewhere := ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: "lab", MAC: site.MAC(hw), IP: ip, Expires: now.Add(time.Hour).Truncate(time.Second), Renewal: true}
-	log.kept = []ipam.Command{elsewhere} // the other node's renewal, applied before the RELEASE
-	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
-	if len(log.kept) != 0 {
-		t.Fatal("the other node's renewal was not applied")
-	}
-	if got, ok := m.Model().Lease(ip); ok {
-		t.Errorf("the lease of %s outlived its client's RELEASE: %+v", ip, got)
 	}
 }
 
@@ -252,7 +233,7 @@ func TestEndKeptWhenItsCommitStalls(t *testing.T) {
 	hw := mac(55)
 	ip := netip.MustParseAddr(lease(t, s, l, hw))
 	log.stall.Store(true)
-	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+	release(t, s, l, hw, ip)
 	if s.ends.len() != 1 {
 		t.Fatalf("a RELEASE whose commit stalled: %d ends kept, want 1", s.ends.len())
 	}
@@ -265,22 +246,43 @@ func TestEndKeptWhenItsCommitStalls(t *testing.T) {
 	}
 }
 
-// TestDeclineOfALeaseRenewedElsewhere: as a RELEASE, a DECLINE names the client's
-// lease by its grant, so another node's renewal applied before it does not make it
-// refused as "granted again": the address is quarantined.
-func TestDeclineOfALeaseRenewedElsewhere(t *testing.T) {
-	now := time.Now()
-	s, l, log, m := switchable(t, func() time.Time { return now })
-	if _, err := m.Apply(context.Background(), ipam.TrackGrants{Stamp: ipam.Stamp{At: now}}); err != nil {
-		t.Fatal(err)
-	}
-	hw := mac(56)
-	ip := netip.MustParseAddr(lease(t, s, l, hw))
-	now = now.Add(time.Minute)
-	log.kept = []ipam.Command{ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: "lab", MAC: site.MAC(hw), IP: ip, Expires: now.Add(time.Hour).Truncate(time.Second), Renewal: true}}
-	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeDecline, serverID("10.77.0.1"), requested(ip.String())))
-	if got, ok := m.Model().Lease(ip); !ok || !got.Declined {
-		t.Errorf("the DECLINE of %s after another node renewed it: %+v %v, want the address quarantined", ip, got, ok)
+// TestEndsOfALeaseRenewedElsewhere: in a cluster every node may answer a client's
+// broadcast REBIND, and each commits its renewal; the client takes the first ACK and
+// later releases (or declines) to that node, which has not yet applied the other
+// node's renewal when it reads the lease. The RELEASE ends the lease still, and the
+// DECLINE quarantines the address: each names the lease's grant, which a renewal
+// keeps, not its expiry.
+func TestEndsOfALeaseRenewedElsewhere(t *testing.T) {
+	for i, end := range []struct {
+		name string
+		send func(t *testing.T, s *Service, l *link, hw net.HardwareAddr, ip netip.Addr)
+		done func(l ipam.Lease, ok bool) bool
+	}{
+		{"release", release, func(_ ipam.Lease, ok bool) bool { return !ok }},
+		{"decline", func(t *testing.T, s *Service, l *link, hw net.HardwareAddr, ip netip.Addr) {
+			s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeDecline, serverID("10.77.0.1"), requested(ip.String())))
+		}, func(l ipam.Lease, ok bool) bool { return ok && l.Declined }},
+	} {
+		t.Run(end.name, func(t *testing.T) {
+			now := time.Now()
+			s, l, log, m := switchable(t, func() time.Time { return now })
+			if _, err := m.Apply(context.Background(), ipam.TrackGrants{Stamp: ipam.Stamp{At: now}}); err != nil {
+				t.Fatal(err)
+			}
+			hw := mac(54 + i)
+			ip := netip.MustParseAddr(lease(t, s, l, hw))
+			now = now.Add(time.Minute)
+			// The other node's renewal, applied before the end.
+			log.kept = []ipam.Command{ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: "lab", MAC: site.MAC(hw), IP: ip,
+				Expires: now.Add(time.Hour).Truncate(time.Second), Renewal: true}}
+			end.send(t, s, l, hw, ip)
+			if len(log.kept) != 0 {
+				t.Fatal("the other node's renewal was not applied")
+			}
+			if got, ok := m.Model().Lease(ip); !end.done(got, ok) {
+				t.Errorf("the %s of %s after another node renewed it left %+v (%v)", end.name, ip, got, ok)
+			}
+		})
 	}
 }
 
@@ -292,7 +294,7 @@ func TestHeldEndRefusedIsLetGo(t *testing.T) {
 	hw := mac(57)
 	ip := netip.MustParseAddr(lease(t, s, l, hw))
 	log.down.Store(true)
-	s.handle(context.Background(), l, message(t, hw, dhcpv4.MessageTypeRelease, serverID("10.77.0.1"), func(d *dhcpv4.DHCPv4) { d.ClientIPAddr = net.IP(ip.AsSlice()) }))
+	release(t, s, l, hw, ip)
 	log.down.Store(false)
 	if _, err := m.Apply(context.Background(), ipam.ReleaseLease{Stamp: ipam.Stamp{At: time.Now()}, IP: ip}); err != nil {
 		t.Fatal(err)
