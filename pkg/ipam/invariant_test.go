@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/infrad/infrad/internal/fixture"
+	"github.com/infrad/infrad/pkg/ipam/writer"
 	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
@@ -406,13 +407,14 @@ func TestAbortedCommandLeavesItsBatch(t *testing.T) {
 	if _, err := m.Apply(t.Context(), lease(0)); err != nil {
 		t.Fatal(err)
 	}
-	before, after := &pending{cmd: lease(1)}, &pending{cmd: lease(2)}
-	failed := &pending{cmd: failing{}}
-	if err := m.commit([]*pending{before, failed, after}); err != nil {
+	m.Flush()
+	before, after := &writer.Entry[Command]{Cmd: lease(1)}, &writer.Entry[Command]{Cmd: lease(2)}
+	failed := &writer.Entry[Command]{Cmd: failing{}}
+	if err := m.commit([]*writer.Entry[Command]{before, failed, after}); err != nil {
 		t.Fatal(err)
 	}
-	if before.err != nil || after.err != nil || failed.err == nil {
-		t.Fatalf("outcomes %v, %v, %v: want the leases committed and the failing command refused", before.err, failed.err, after.err)
+	if before.Err != nil || after.Err != nil || failed.Err == nil {
+		t.Fatalf("outcomes %v, %v, %v: want the leases committed and the failing command refused", before.Err, failed.Err, after.Err)
 	}
 	for i := range byte(3) {
 		if l, ok := m.Model().LeaseOf(u.mac(i)); !ok || l.IP != u.ip(3+i) {

@@ -48,7 +48,7 @@ func newOn(t testing.TB, st *store.Store) *IPAM {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log.m = m
+	log.m, log.last = m, m.Applied()
 	t.Cleanup(m.Close)
 	return m
 }

@@ -11,6 +11,32 @@ import (
 	"github.com/infrad/infrad/pkg/site"
 )
 
+// Lease is an address the DHCP service has handed out; IPAM never gives it to
+// anything else while the lease is held. A quarantined lease holds the address for no
+// client until it expires: a declined lease is an address a client found in use; a
+// released one is a lease ended early (a RELEASE, an admin's delete, its client moving
+// to another address) on a site that more than one box serves, whose address waits
+// until no box can still believe it leased (SettleEnds).
+type Lease struct {
+	IP       netip.Addr `json:"ip"`
+	MAC      site.MAC   `json:"mac,omitzero"`
+	Hostname string     `json:"hostname,omitempty"` // sanitised; its A and PTR are in DNS
+	Expires  time.Time  `json:"expires"`
+	Declined bool       `json:"declined,omitempty"`
+	// Released is the log index of the command that ended the lease early (0: it did
+	// not); MAC is still the client that held it, which may take it again.
+	Released uint64 `json:"released,omitempty"`
+	// Granted is the log index of the command that granted the lease to its client;
+	// a renewal keeps it, so it tells the lease a RELEASE ends from one granted after
+	// the RELEASE (ReleaseClientLease). 0: granted before the site's boxes all kept it
+	// (Shape.Grants).
+	Granted uint64 `json:"granted,omitempty"`
+}
+
+// Quarantined reports whether l holds its address for no client: declined, or
+// released and waiting.
+func (l Lease) Quarantined() bool { return l.Declined || l.Released != 0 }
+
 // The DHCP service's changes. An offer is not one: it is a promise the DHCP service
 // keeps in memory, and the REQUEST that takes it up is checked here again, in the
 // transaction that writes the lease.

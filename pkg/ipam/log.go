@@ -3,7 +3,6 @@ package ipam
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -44,42 +43,14 @@ var ErrNotEveryBuild = errors.New("not every node of the cluster runs a build th
 // restart) is passed over. done, when not nil, is called from the writer with the
 // command's outcome once it is applied and the model published; it must not block.
 func (m *IPAM) Submit(index uint64, cmd Command, done func(result any, err error)) {
-	if index <= m.enqueued {
-		if done != nil {
-			done(nil, fmt.Errorf("entry %d is in the store already", index))
-		}
-		return
-	}
-	m.enqueued = index
 	if cmd == nil {
 		cmd = passedOver{}
 	}
-	p := &pending{cmd: cmd, index: index, queued: time.Now(), done: done}
-	select {
-	case m.queue <- p:
-	case <-m.quit:
-		p.err = ErrClosed
-		p.finish()
-	}
+	m.writer.Submit(index, cmd, done)
 }
 
 // Flush returns once the writer has applied everything handed to it.
-func (m *IPAM) Flush() {
-	flushed := make(chan struct{})
-	p := &pending{cmd: barrier{}, queued: time.Now(), done: func(any, error) { close(flushed) }}
-	select {
-	case m.queue <- p:
-		<-flushed
-	case <-m.done:
-	}
-}
-
-// barrier changes nothing: Flush waits for it.
-type barrier struct{}
-
-func (barrier) apply(*txn) (any, error) { return nil, nil }
-func (barrier) time() time.Time         { return time.Time{} }
-func (barrier) source() string          { return "" }
+func (m *IPAM) Flush() { m.writer.Flush() }
 
 // passedOver stands for an entry the log's applier passes over (a skippable entry of
 // a newer build, which this one cannot read): it changes nothing, on every box of this
@@ -93,7 +64,7 @@ func (passedOver) time() time.Time { return time.Time{} }
 func (passedOver) source() string  { return "" }
 
 // Applied is the index of the last log entry this box applied.
-func (m *IPAM) Applied() uint64 { return m.applied.Load() }
+func (m *IPAM) Applied() uint64 { return m.writer.Applied() }
 
 // Restore replaces the store with the stream of a snapshot and publishes its model.
 // It is for the log's applier, between two Submit calls.
@@ -102,20 +73,24 @@ func (m *IPAM) Restore(snapshot io.Reader) error {
 	if err := m.store.Restore(snapshot); err != nil {
 		return err
 	}
-	return m.reload()
+	applied, err := m.reload()
+	if err != nil {
+		return err
+	}
+	m.writer.Reset(applied)
+	return nil
 }
 
 // ResetApplied forgets the index of the last entry applied: the store's entries
 // belonged to a log that is no more (a box's first start with a log, a store restored
 // from a backup with its log removed), and a new log begins.
 func (m *IPAM) ResetApplied() error {
-	if m.applied.Load() == 0 {
+	if m.Applied() == 0 {
 		return nil
 	}
 	err := m.store.Update(func(tx *store.Tx) error { return store.Put(tx, store.BucketState, stateApplied, uint64(0)) })
 	if err == nil {
-		m.applied.Store(0)
-		m.enqueued = 0
+		m.writer.Reset(0)
 	}
 	return err
 }
@@ -125,6 +100,6 @@ func (m *IPAM) ResetApplied() error {
 // which entry it follows. For the log's applier, after Flush.
 func (m *IPAM) SaveApplied() error {
 	return m.store.Update(func(tx *store.Tx) error {
-		return store.Put(tx, store.BucketState, stateApplied, m.applied.Load())
+		return store.Put(tx, store.BucketState, stateApplied, m.Applied())
 	})
 }

@@ -19,8 +19,17 @@ import (
 // imports this package) cannot be: it gives each command the next index and hands it
 // straight to Submit, as a log of one box that has committed it would.
 type orderedLog struct {
-	m  *IPAM
-	mu sync.Mutex
+	m    *IPAM
+	mu   sync.Mutex
+	last uint64 // the index of the last entry handed to m
+}
+
+// submit hands m cmd as the log's next entry.
+func (l *orderedLog) submit(cmd Command, done func(result any, err error)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.last++
+	l.m.Submit(l.last, cmd, done)
 }
 
 func (l *orderedLog) Apply(ctx context.Context, cmd Command) (any, error) {
@@ -29,9 +38,7 @@ func (l *orderedLog) Apply(ctx context.Context, cmd Command) (any, error) {
 		err    error
 	}
 	done := make(chan reply, 1)
-	l.mu.Lock()
-	l.m.Submit(l.m.enqueued+1, cmd, func(result any, err error) { done <- reply{result, err} })
-	l.mu.Unlock()
+	l.submit(cmd, func(result any, err error) { done <- reply{result, err} })
 	select {
 	case r := <-done:
 		return r.result, r.err
@@ -162,7 +169,7 @@ func TestPassedOverChangesNothing(t *testing.T) {
 	m, _ := newIPAM(t)
 	serial := m.Model().Serial()
 	var got error
-	m.Submit(m.enqueued+1, nil, func(_ any, err error) { got = err })
+	m.log.(*orderedLog).submit(nil, func(_ any, err error) { got = err })
 	m.Flush()
 	if got == nil || m.Model().Serial() != serial {
 		t.Errorf("a passed-over entry: got %v at serial %d (was %d), want a refusal that changes nothing", got, m.Model().Serial(), serial)
