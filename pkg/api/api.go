@@ -56,7 +56,6 @@ type Options struct {
 	RateLimit int          // /api/v1 requests a second per client address; 0: no limit
 	Logger    *slog.Logger // nil: slog.Default()
 	Timeouts  service.HTTPTimeouts
-	Held      *service.Held // counts the listener's open connections; nil: not counted
 }
 
 // BuildInfo says which infrad this is.
@@ -233,7 +232,6 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	srv := &http.Server{Handler: s.handler, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.opts.Timeouts.Apply(srv)
-	s.opts.Held.Track(srv)
 	s.srv, s.serveErr = srv, nil
 	go func() {
 		err := srv.Serve(ln)

@@ -65,7 +65,6 @@ type Options struct {
 	Store    *store.Store          // non-nil: the CA's tables are read here
 	IPAM     *ipam.IPAM            // non-nil: the write path the CA's tables are written through
 	Timeouts service.HTTPTimeouts
-	Held     *service.Held // counts the listener's open connections; nil: not counted
 }
 
 // Service is the CA. It is a service.Service.
@@ -77,7 +76,6 @@ type Service struct {
 	synced   func() (bool, string)
 	quorum   func() bool
 	timeouts service.HTTPTimeouts
-	held     *service.Held
 	metrics  *collector
 	db       *storeDB
 
@@ -99,7 +97,7 @@ func New(opts Options) *Service {
 	if opts.Synced == nil {
 		opts.Synced = func() (bool, string) { return true, "" }
 	}
-	s := &Service{log: opts.Logger, resolver: opts.Resolver, synced: opts.Synced, quorum: opts.Quorum, timeouts: opts.Timeouts, held: opts.Held,
+	s := &Service{log: opts.Logger, resolver: opts.Resolver, synced: opts.Synced, quorum: opts.Quorum, timeouts: opts.Timeouts,
 		db: &storeDB{store: opts.Store, ipam: opts.IPAM}}
 	s.site.Store(opts.Site)
 	s.metrics = newCollector(s)
@@ -200,7 +198,6 @@ func (s *Service) Start(ctx context.Context) error {
 	})
 	srv := &http.Server{Handler: r, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.timeouts.Apply(srv)
-	s.held.Track(srv)
 	s.srv, s.auth, s.root, s.inter = srv, auth, root.Cert, inter.Cert
 	s.health.Reset()
 	go func() {

@@ -83,7 +83,7 @@ type TSIGKey struct {
 }
 
 // TSIGAlgorithms are the HMACs a TSIG key may use.
-var TSIGAlgorithms = []string{"hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}
+var TSIGAlgorithms = []string{"hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}
 
 // NTP configures the time service.
 type NTP struct {

@@ -300,17 +300,16 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(cluster.NewCollector(d.node))
-	held := &service.Held{} // what the API, the CA and DHCP hold for their clients, left out of DNS's bound
 	d.ntp = ntp.New(ntp.Options{Site: d.site, Registry: metrics, Logger: d.log.With("service", "ntp"), Keys: d.ipam, NTSTLS: d.ntsTLS})
 	synced := func() (bool, string) { // the CA signs, and DNSSEC signs, only by a trusted clock
 		st := d.ntp.Status()
 		return st.Leap != 3, st.Why
 	}
-	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns"), Held: held, Synced: synced,
+	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns"), Synced: synced,
 		CaughtUp: d.node.CaughtUp, Evicted: d.node.Evicted})
 	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp"),
-		Share: d.node.DHCPShare, Quorum: d.node.Quorum, CaughtUp: d.node.CaughtUp, Promised: d.node.Promised, Evicted: d.node.Evicted, Held: held})
-	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"), Held: held, Quorum: d.node.Quorum,
+		Share: d.node.DHCPShare, Quorum: d.node.Quorum, CaughtUp: d.node.CaughtUp, Promised: d.node.Promised, Evicted: d.node.Evicted})
+	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"), Quorum: d.node.Quorum,
 		Synced: synced})
 	apiServer := api.New(api.Options{
 		Listen:        d.apiListen,
@@ -333,7 +332,6 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Build:         build,
 		Started:       time.Now(),
 		Logger:        d.log.With("service", "api"),
-		Held:          held,
 	})
 	d.api = apiServer
 	// Services in start order (ntp, dns, dhcp, ca, api), joining as they are built.

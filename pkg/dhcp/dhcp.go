@@ -55,9 +55,6 @@ type Options struct {
 	// Evicted says why the node is no longer a member of its cluster ("": it is);
 	// nil: never. An evicted node answers no client: its model falls behind for good.
 	Evicted func() string
-	// Held counts the goroutines REQUESTs, RELEASEs and DECLINEs hold while they wait
-	// for the write path; nil: not counted.
-	Held *service.Held
 }
 
 // maxCommits bounds the REQUESTs waiting for their commits at once; more are dropped
@@ -75,7 +72,6 @@ type Service struct {
 	promised  func(index uint64, until time.Time) error
 	evicted   func() string
 	commits   atomic.Int32 // REQUESTs waiting for their lease's commit
-	held      *service.Held
 	now       func() time.Time
 	metrics   *metrics
 
@@ -139,7 +135,6 @@ func New(opts Options) *Service {
 		caughtUp:     opts.CaughtUp,
 		promised:     opts.Promised,
 		evicted:      opts.Evicted,
-		held:         opts.Held,
 		now:          opts.Now,
 		metrics:      newMetrics(opts.Registry),
 		exhaustedLog: map[string]time.Time{},
@@ -258,11 +253,7 @@ func (s *Service) serve(ctx context.Context, l *link) {
 		}
 		switch m.MessageType() {
 		case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
-			s.held.Add(1)
-			go func() {
-				defer s.held.Add(-1)
-				s.answer(ctx, l, m)
-			}()
+			go s.answer(ctx, l, m)
 		default:
 			s.answer(ctx, l, m)
 		}

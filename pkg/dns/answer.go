@@ -1,7 +1,9 @@
 package dns
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
 
 	"github.com/miekg/dns"
 
@@ -31,9 +33,9 @@ func (v *view) answer(m *dns.Msg, name string, qtype uint16, zone string) {
 			v.negative(m, zone)
 			return
 		}
-		if qtype == dns.TypeANY {
-			for _, rrs := range n {
-				m.Answer = append(m.Answer, rrs...)
+		if qtype == dns.TypeANY { // every RRset, by type: the same answer each time
+			for _, t := range slices.Sorted(maps.Keys(n)) {
+				m.Answer = append(m.Answer, n[t]...)
 			}
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -113,12 +114,36 @@ func TestProtocolDetails(t *testing.T) {
 	})}
 	go up.ActivateAndServe()
 	t.Cleanup(func() { up.Shutdown() })
-	s := start(t, fmt.Sprintf("  forwarders: [%q]", pc.LocalAddr()))
+	var big strings.Builder
+	for i := range 20 {
+		fmt.Fprintf(&big, "\n    - {name: big, type: TXT, value: \"%02d %s\"}", i, strings.Repeat("x", 40))
+	}
+	s := start(t, fmt.Sprintf("%s\n  forwarders: [%q]", big.String(), pc.LocalAddr()))
 
 	t.Run("EDNS Z flags are not echoed", func(t *testing.T) {
 		out := s.dig(t, "cp01.k8s.example.com", "+ednsflags=0x7fff")
 		if !strings.Contains(out, "EDNS: version: 0") || strings.Contains(out, "MBZ") {
 			t.Errorf("dig +ednsflags=0x7fff:\n%s", out)
+		}
+	})
+	t.Run("EDNS version 1 is BADVERS, with infrad's UDP size", func(t *testing.T) {
+		out := s.dig(t, "cp01.k8s.example.com", "+edns=1", "+noednsnegotiation")
+		if status(out) != "BADVERS" || !strings.Contains(out, "EDNS: version: 0") || !strings.Contains(out, fmt.Sprintf("udp: %d", maxUDPSize)) {
+			t.Errorf("dig +edns=1:\n%s", out)
+		}
+	})
+	t.Run("an answer larger than the client's size is truncated, and whole over TCP", func(t *testing.T) {
+		m := new(dns.Msg).SetQuestion("big.k8s.example.com.", dns.TypeTXT)
+		r, err := dns.Exchange(m, s.addr)
+		if r != nil {
+			r.Compress = true // as it came
+		}
+		if err != nil || !r.Truncated || r.Len() > dns.MinMsgSize {
+			t.Fatalf("over UDP without EDNS: %v, %d bytes, truncated %v; want at most 512 bytes, truncated", err, r.Len(), r != nil && r.Truncated)
+		}
+		r, _, err = (&dns.Client{Net: "tcp"}).Exchange(m, s.addr)
+		if err != nil || r.Truncated || len(r.Answer) != 20 {
+			t.Errorf("over TCP: %v, %d records, truncated %v; want all 20", err, len(r.Answer), r != nil && r.Truncated)
 		}
 	})
 	t.Run("a forwarded answer has ra and not the upstream's aa", func(t *testing.T) {
@@ -169,5 +194,39 @@ func TestAdditionalAddresses(t *testing.T) {
 		if out := s.dig(t, tc.name, tc.qtype, "+noall", "+additional"); !strings.Contains(out, tc.want) {
 			t.Errorf("dig %s %s: the additional section lacks %q:\n%s", tc.name, tc.qtype, tc.want, out)
 		}
+	}
+}
+
+// TestTCPPipelining: queries sent on one TCP connection without waiting for the
+// answers (RFC 7766 §6.2.1.1) are each answered, on the same connection.
+func TestTCPPipelining(t *testing.T) {
+	s := start(t, "")
+	c, err := dns.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	names := []string{"cp01.k8s.example.com.", "cp02.k8s.example.com.", "nope.k8s.example.com.", "api.k8s.example.com."}
+	want := map[uint16]string{}
+	for _, name := range names {
+		q := new(dns.Msg).SetQuestion(name, dns.TypeA)
+		want[q.Id] = name
+		if err := c.WriteMsg(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for range names {
+		r, err := c.ReadMsg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want[r.Id] != r.Question[0].Name {
+			t.Errorf("reply %d answers %s, want %q", r.Id, r.Question[0].Name, want[r.Id])
+		}
+		delete(want, r.Id)
+	}
+	if len(want) != 0 {
+		t.Errorf("unanswered: %v", want)
 	}
 }

@@ -1,13 +1,14 @@
-// Package dns serves the site's DNS with CoreDNS embedded as a library. A plugin of
-// its own answers the site's zones (the domain, further zones, and the reverse zones of
-// its nodes subnets) from the IPAM model the write path publishes, which holds every
-// acknowledged write; names outside them are forwarded, with a cache, for clients in
-// recursion_allow and refused to everyone else. Zone transfers (AXFR, and IXFR from the
-// models IPAM keeps) go to the secondaries and to clients signing with a key that may
-// transfer; the secondaries are notified at start and after every change; TSIG-signed
-// RFC 2136 updates go through the write path, prerequisites and all. The plugin is the
-// only one before cache and forward: it checks TSIG itself (tsig.go), serves transfers
-// (transfer.go) and answers (answer.go, view.go).
+// Package dns serves the site's DNS. infrad owns its sockets (listen.go, the front
+// door) and answers the site's zones (the domain, further zones, and the reverse zones
+// of its nodes subnets) from the IPAM model the write path publishes, which holds
+// every acknowledged write; names outside them are forwarded through CoreDNS's cache
+// and forward plugins, embedded as a library (resolver.go), for clients in
+// recursion_allow and refused to everyone else. Zone transfers (AXFR, and IXFR from
+// the models IPAM keeps) go to the secondaries and to clients signing with a key that
+// may transfer; the secondaries are notified at start and after every change;
+// TSIG-signed RFC 2136 updates go through the write path, prerequisites and all. A
+// query is read and checked in serve.go (TSIG in tsig.go), transfers are transfer.go's
+// and answers answer.go's and view.go's.
 package dns
 
 import (
@@ -24,7 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coredns/caddy"
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -45,9 +45,6 @@ type Options struct {
 	// Coalesce is how long a change waits for more before the secondaries are
 	// notified; 0: 50ms.
 	Coalesce time.Duration
-	// Held counts the goroutines the other services hold for their clients, which
-	// DNS's bound on queries in flight leaves out (see maxGoroutines); nil: none.
-	Held *service.Held
 	// Synced says whether infrad's clock may be trusted (NTP is not at leap 3), and
 	// why not: DNSSEC signs and rolls keys only while it may; nil: always.
 	Synced func() (bool, string)
@@ -77,7 +74,6 @@ type Service struct {
 	ipam     *ipam.IPAM
 	coalesce time.Duration
 	metrics  *metrics
-	held     *service.Held // goroutines other services hold for their clients
 
 	health service.Tracker
 	cfg    atomic.Pointer[serving]
@@ -89,13 +85,16 @@ type Service struct {
 	signer   *signer
 	keys     *keyring.Keeper[signingKeys] // the DNSSEC keys, kept in the store
 
-	mu       sync.Mutex // guards what follows
-	site     config.DNS
-	domain   site.Name
-	inst     *caddy.Instance
-	corefile string
-	stop     context.CancelFunc // ends the watch loop and the key keeper
-	watching chan struct{}      // closed when the watch loop and the key keeper have ended
+	resolver atomic.Pointer[resolver] // nil: no forwarders
+	cache    atomic.Pointer[answers]  // the answers of the zones' last version
+
+	mu         sync.Mutex // guards what follows
+	site       config.DNS
+	domain     site.Name
+	door       *door              // nil: stopped
+	forwarders []netip.AddrPort   // the resolver's
+	stop       context.CancelFunc // ends the watch loop and the key keeper
+	watching   chan struct{}      // closed when the watch loop and the key keeper have ended
 }
 
 // serving is what the hot path reads of the site file.
@@ -118,7 +117,6 @@ func New(opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	register()
 	m := newMetrics(opts.Registry)
 	s := &Service{
 		id:       hex.EncodeToString(randomBytes(8)),
@@ -126,7 +124,6 @@ func New(opts Options) *Service {
 		ipam:     opts.IPAM,
 		coalesce: opts.Coalesce,
 		metrics:  m,
-		held:     opts.Held,
 		caughtUp: opts.CaughtUp,
 		evicted:  opts.Evicted,
 		created:  time.Now(),
@@ -160,8 +157,9 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-// setSite takes the site's DNS settings; the hot path sees them at once, CoreDNS at
-// its next start or restart. s.mu is held, or s is not yet shared.
+// setSite takes the site's DNS settings; the hot path sees them at once, the
+// listeners and forwarders at the next start or reload. s.mu is held, or s is not yet
+// shared.
 func (s *Service) setSite(site *config.Site) {
 	s.site, s.domain = site.DNS, site.Domain
 	s.cfg.Store(&serving{
@@ -176,34 +174,36 @@ func (s *Service) setSite(site *config.Site) {
 // Name is "dns".
 func (s *Service) Name() string { return "dns" }
 
-// Start builds the first snapshot, checks that every listen address is free, starts
-// CoreDNS and the loop that follows the store.
+// Start checks that every listen address is free, binds them, and starts the loop
+// that follows the store.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.inst != nil {
+	if s.door != nil {
 		return nil
 	}
 	if err := checkFree(s.site.Listen); err != nil {
 		return err
 	}
 	s.refreshKeys(ctx)
-	input := s.input()
-	services.Store(s.id, s) // for the plugin's setup, while CoreDNS runs
-	inst, err := caddy.Start(input)
+	rs, err := newResolver(s.id, s.site.Forwarders)
 	if err != nil {
-		if inst != nil {
-			stopInstance(inst)
-		}
-		services.Delete(s.id)
-		return fmt.Errorf("start CoreDNS: %w", err)
-	}
-	if err := s.probe(ctx); err != nil {
-		stopInstance(inst)
-		services.Delete(s.id)
 		return err
 	}
-	s.inst, s.corefile = inst, string(input.Contents)
+	s.resolver.Store(rs)
+	d, err := open(&handler{svc: s}, s.site.Listen)
+	if err != nil {
+		s.resolver.Store(nil)
+		rs.stop()
+		return err
+	}
+	if err := s.probe(ctx); err != nil {
+		d.close()
+		s.resolver.Store(nil)
+		rs.stop()
+		return err
+	}
+	s.door, s.forwarders = d, s.site.Forwarders
 	s.health.Reset()
 	watchCtx, cancel := context.WithCancel(context.Background())
 	s.stop, s.watching = cancel, make(chan struct{})
@@ -221,8 +221,7 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 // probe asks every listener for the domain's SOA, over UDP and TCP, until each
-// answers. Start returns only then: CoreDNS serves each socket from a goroutine of its
-// own, and a server stopped before that goroutine has begun keeps its socket open.
+// answers: Start returns once every socket serves.
 func (s *Service) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -230,7 +229,7 @@ func (s *Service) probe(ctx context.Context) error {
 }
 
 // selfCheck asks every listener once, as probe does, and records the ones that do
-// not answer: a socket CoreDNS lost is a failure the Manager restarts.
+// not answer: a lost socket is a failure the Manager restarts.
 func (s *Service) selfCheck(ctx context.Context) {
 	s.mu.Lock()
 	listen, domain := s.site.Listen, string(s.domain)
@@ -297,13 +296,9 @@ func (s *Service) answersFromModel() bool {
 	return true
 }
 
-func (s *Service) input() caddy.CaddyfileInput {
-	return caddy.CaddyfileInput{Filepath: "infrad-Corefile", Contents: []byte(corefile(s.id, s.site)), ServerTypeName: "dns"}
-}
-
-// checkFree binds and releases every listen address, UDP and TCP. CoreDNS binds with
-// SO_REUSEPORT, so without this a second server on a taken port would start and share
-// its queries; and a start that fails half-way can leave sockets open.
+// checkFree binds and releases every listen address, UDP and TCP. The UDP sockets
+// are bound with SO_REUSEPORT, so without this a second server on a taken port would
+// start and share its queries.
 func checkFree(listen []netip.AddrPort) error {
 	for _, l := range listen {
 		pc, err := net.ListenPacket("udp", l.String())
@@ -320,19 +315,14 @@ func checkFree(listen []netip.AddrPort) error {
 	return nil
 }
 
-func stopInstance(inst *caddy.Instance) {
-	inst.ShutdownCallbacks()
-	inst.Stop()
-}
-
-// Stop ends the watch loop and CoreDNS, releasing every socket. It does not hold s.mu
-// while the loop ends, since the loop takes it to rebuild.
+// Stop ends the watch loop and closes every socket. It does not hold s.mu while the
+// loop ends, since the loop takes it to rebuild.
 func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	inst, stop, watching := s.inst, s.stop, s.watching
-	s.inst = nil
+	d, stop, watching := s.door, s.stop, s.watching
+	s.door = nil
 	s.mu.Unlock()
-	if inst == nil {
+	if d == nil {
 		return nil
 	}
 	stop()
@@ -340,8 +330,8 @@ func (s *Service) Stop(ctx context.Context) error {
 	case <-watching:
 	case <-ctx.Done():
 	}
-	stopInstance(inst)
-	services.Delete(s.id)
+	d.close()
+	s.resolver.Swap(nil).stop()
 	return nil
 }
 
@@ -373,9 +363,9 @@ func (s *Service) paused() string {
 	return ""
 }
 
-// Reload takes a new site: its settings apply at once, and CoreDNS restarts on the
-// same sockets when the Corefile changes (listen addresses, forwarders, keys). A
-// listen address that is taken refuses the reload, and the running one stays.
+// Reload takes a new site: its settings apply at once, new listen addresses are
+// bound and those gone closed, and new forwarders replace the old. A listen address
+// that is taken refuses the reload, and the running ones stay.
 func (s *Service) Reload(site *config.Site) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -385,28 +375,30 @@ func (s *Service) Reload(site *config.Site) error {
 			added = append(added, l)
 		}
 	}
-	if s.inst != nil {
-		if err := checkFree(added); err != nil {
+	if s.door != nil {
+		err := checkFree(added)
+		if err == nil {
+			err = s.door.listen(site.DNS.Listen)
+		}
+		if err != nil {
 			s.health.Degrade("reload", "the reload's listen addresses could not be bound, so the running ones stay: "+err.Error())
 			return err
 		}
 	}
 	s.setSite(site)
-	if s.inst == nil {
+	if s.door == nil {
 		return nil
 	}
 	s.refreshKeys(context.Background()) // signing turned on: the keys are made now
-	input := s.input()
-	if string(input.Contents) == s.corefile {
-		s.health.Clear("reload")
-		return nil
+	if !slices.Equal(site.DNS.Forwarders, s.forwarders) {
+		rs, err := newResolver(s.id, site.DNS.Forwarders)
+		if err != nil {
+			s.health.Fail("reload", "the reloaded forwarders could not be used: "+err.Error())
+			return err
+		}
+		s.resolver.Swap(rs).stop()
+		s.forwarders = site.DNS.Forwarders
 	}
-	inst, err := s.inst.Restart(input)
-	if err != nil {
-		s.health.Fail("reload", "CoreDNS did not restart with the reloaded site: "+err.Error())
-		return fmt.Errorf("restart CoreDNS: %w", err)
-	}
-	s.inst, s.corefile = inst, string(input.Contents)
 	s.health.Clear("reload")
 	return nil
 }

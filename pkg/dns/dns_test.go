@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -19,7 +20,6 @@ import (
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/ipam"
-	"github.com/infrad/infrad/pkg/service"
 	"github.com/infrad/infrad/pkg/site"
 )
 
@@ -421,42 +421,34 @@ func TestResponseRateLimiting(t *testing.T) {
 	}
 }
 
-// TestShedsQueriesWhenOverloaded: past maxGoroutines goroutines a query is dropped
-// unanswered and counted; once they are gone, the same query is answered.
-func TestShedsQueriesWhenOverloaded(t *testing.T) {
-	s := start(t, "")
-	release := make(chan struct{})
-	var parked sync.WaitGroup
-	for range maxGoroutines {
-		parked.Go(func() { <-release })
-	}
-	c := &dns.Client{Timeout: 300 * time.Millisecond}
-	q := new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA)
-	if _, _, err := c.Exchange(q, s.addr); err == nil {
-		t.Error("a query was answered with more than maxGoroutines goroutines")
-	}
-	if n := testutil.ToFloat64(s.svc.metrics.shed); n < 1 {
-		t.Errorf("infrad_dns_shed_total is %v, want the dropped query", n)
-	}
-	// Goroutines the other services hold for their clients (idle API connections, say)
-	// are left out of DNS's bound.
-	port := testenv.FreePort(t)
-	m, site := sitetest.IPAM(t, fmt.Appendf(nil, testSite, port, ""))
-	held := &service.Held{}
-	held.Add(maxGoroutines)
-	svc := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry(), Held: held})
-	if err := svc.Start(t.Context()); err != nil {
+// TestShedsQueriesThatWait: queries that wait on an upstream that does not answer
+// fill the workers and their queue; past it they are dropped unanswered and counted,
+// while the zones' names are answered all along, from the readers.
+func TestShedsQueriesThatWait(t *testing.T) {
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0") // reads, never answers
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Stop(context.Background())
-	c.Timeout = 2 * time.Second
-	if r, _, err := c.Exchange(q, fmt.Sprintf("127.0.0.1:%d", port)); err != nil || len(r.Answer) != 1 {
-		t.Errorf("with the goroutines held by other services: %v %v, want the host's address", r, err)
+	defer silent.Close()
+	s := start(t, fmt.Sprintf("  forwarders: [%q]\n  recursion_allow: [127.0.0.0/8]", silent.LocalAddr()))
+	c, err := net.Dial("udp", s.addr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	close(release)
-	parked.Wait()
-	if r, _, err := c.Exchange(q, s.addr); err != nil || len(r.Answer) != 1 {
-		t.Errorf("once the load is gone: %v %v, want the host's address", r, err)
+	defer c.Close()
+	for i := range 3 * (waitWorkers + waitQueue) {
+		q := new(dns.Msg).SetQuestion(fmt.Sprintf("n%d.outside.test.", i), dns.TypeA)
+		b, _ := q.Pack()
+		c.Write(b)
+		if i%64 == 0 {
+			time.Sleep(time.Millisecond) // the kernel's buffer drops what comes too fast, not the door
+		}
+	}
+	testenv.WaitFor(t, "a query shed", func() bool { return testutil.ToFloat64(s.svc.metrics.shed) >= 1 })
+	cl := &dns.Client{Timeout: 2 * time.Second}
+	q := new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA)
+	if r, _, err := cl.Exchange(q, s.addr); err != nil || len(r.Answer) != 1 {
+		t.Errorf("with the workers busy: %v %v, want the host's address", r, err)
 	}
 }
 
@@ -486,5 +478,37 @@ func TestAbsoluteHostName(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("host %s: got %v, want %q", name, err, want)
 		}
+	}
+}
+
+// TestWildcardListenAnswersFromTheAddressAsked: bound to 0.0.0.0 or [::], infrad
+// answers each query from the address it came to (a client's connected socket takes
+// no other), and [::] answers IPv4 clients too.
+func TestWildcardListenAnswersFromTheAddressAsked(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		ask    []string
+	}{
+		{"0.0.0.0", []string{"127.0.0.1", "127.0.0.2"}},
+		{"[::]", []string{"127.0.0.1", "127.0.0.2", "[::1]"}},
+	} {
+		t.Run(tc.listen, func(t *testing.T) {
+			port := testenv.FreePort(t)
+			m, site := sitetest.IPAM(t, []byte(strings.Replace(fmt.Sprintf(testSite, port, "  advertise: 127.0.0.1"), "127.0.0.1:", tc.listen+":", 1)))
+			svc := New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry()})
+			if err := svc.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			defer svc.Stop(context.Background())
+			for _, addr := range tc.ask {
+				for _, network := range []string{"udp", "tcp"} {
+					c := &dns.Client{Net: network, Timeout: 2 * time.Second}
+					r, _, err := c.Exchange(new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA), fmt.Sprintf("%s:%d", addr, port))
+					if err != nil || len(r.Answer) != 1 {
+						t.Errorf("%s over %s: %v %v, want the host's address", addr, network, r, err)
+					}
+				}
+			}
+		})
 	}
 }

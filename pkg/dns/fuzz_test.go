@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,9 +54,8 @@ func FuzzMessage(f *testing.F) {
 	})
 }
 
-// FuzzServe feeds the plugin's whole path any message, as CoreDNS hands it over (over
-// UDP or TCP, its signature judged good or bad), the zones signed: none panics, and
-// every reply packs.
+// FuzzServe feeds the front door's whole path any bytes, as a socket reads them (over
+// UDP or TCP), the zones signed: none panics, and every reply is a DNS message.
 func FuzzServe(f *testing.F) {
 	for _, q := range []*dns.Msg{
 		new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA),
@@ -69,50 +69,46 @@ func FuzzServe(f *testing.F) {
 	} {
 		b, _ := q.Pack()
 		f.Add(b, byte(0))
+		f.Add(b, byte(1))
 	}
 	m, site := sitetest.IPAM(f, fmt.Appendf(nil, testSite, 53, "  transfer_from: [127.0.0.0/8]\n  dnssec: true"))
 	h := &handler{svc: New(Options{Site: site, IPAM: m, Registry: prometheus.NewRegistry()})}
 	h.svc.refreshKeys(f.Context())
+	local, remote := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 	f.Fuzz(func(t *testing.T, data []byte, how byte) {
-		var r dns.Msg
-		if r.Unpack(data) != nil {
-			return
+		w := &replyWriter{local: local, remote: remote, batch: true, out: make([]byte, 0, maxUDPSize), size: maxUDPSize}
+		if how&1 == 1 {
+			w = &replyWriter{local: local, remote: remote, tcp: &checkConn{t: t}}
 		}
-		w := &fuzzWriter{t: t, tcp: how&1 == 1}
-		if how&2 == 2 {
-			w.status = dns.ErrSig
+		if r, ok := h.read(data, w); ok {
+			h.serveDNS(t.Context(), w, r)
 		}
-		h.ServeDNS(t.Context(), w, &r)
+		if len(w.out) > 0 {
+			if err := new(dns.Msg).Unpack(w.out); err != nil {
+				t.Fatalf("a reply that is no message: %v", err)
+			}
+			if len(w.out) > maxUDPSize {
+				t.Fatalf("a UDP reply of %d bytes", len(w.out))
+			}
+		}
 	})
 }
 
-// fuzzWriter is a ResponseWriter that checks that what is written is a DNS message.
-type fuzzWriter struct {
-	t      *testing.T
-	tcp    bool
-	status error
+// checkConn is a TCP connection that checks that each reply written to it is a
+// framed DNS message.
+type checkConn struct {
+	net.Conn
+	t *testing.T
 }
 
-func (w *fuzzWriter) LocalAddr() net.Addr { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53} }
-func (w *fuzzWriter) RemoteAddr() net.Addr {
-	if w.tcp {
-		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+func (c *checkConn) SetWriteDeadline(time.Time) error { return nil }
+
+func (c *checkConn) Write(b []byte) (int, error) {
+	if len(b) < 2 || int(b[0])<<8|int(b[1]) != len(b)-2 {
+		c.t.Fatalf("a reply framed wrong: %d bytes", len(b))
 	}
-	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
-}
-func (w *fuzzWriter) WriteMsg(m *dns.Msg) error {
-	if _, err := m.Pack(); err != nil {
-		w.t.Fatalf("a reply that does not pack: %v\n%s", err, m)
-	}
-	return nil
-}
-func (w *fuzzWriter) Write(b []byte) (int, error) {
-	if err := new(dns.Msg).Unpack(b); err != nil {
-		w.t.Fatalf("bytes written that are no message: %v", err)
+	if err := new(dns.Msg).Unpack(b[2:]); err != nil {
+		c.t.Fatalf("a reply that is no message: %v", err)
 	}
 	return len(b), nil
 }
-func (w *fuzzWriter) Close() error        { return nil }
-func (w *fuzzWriter) TsigStatus() error   { return w.status }
-func (w *fuzzWriter) TsigTimersOnly(bool) {}
-func (w *fuzzWriter) Hijack()             {}

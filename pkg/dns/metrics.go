@@ -59,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.evicted = ratelimit.Evictions("dns")
 	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "infrad_dns_shed_total",
-		Help: "Queries dropped unanswered because more than a bound of goroutines were running or waiting to: more queries than infrad answers.",
+		Help: "Queries dropped unanswered because the workers for queries that wait (forwarded names, UPDATEs) and their queue were full, and TCP connections closed past the bound of connections at once.",
 	})
 	sigs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "infrad_dnssec_signatures_total",

@@ -1,9 +1,16 @@
 package dns
 
 import (
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"net/netip"
 	"slices"
 	"strings"
@@ -14,14 +21,13 @@ import (
 	"github.com/infrad/infrad/pkg/config"
 )
 
-// TSIG (RFC 8945). CoreDNS's server verifies a signed message's MAC with the keys the
-// setup gives it (miekg/dns, by key name) and signs a reply that carries a TSIG record;
-// infrad's plugin does the rest, where CoreDNS's own tsig plugin fell short: a message
-// signed with a key infrad does not have, or with an algorithm other than the key's,
-// is BADKEY (CoreDNS checked only the name, so any HMAC of the right secret passed);
-// a wrong MAC is BADSIG; both answers are unsigned with the server's time in Time
-// Signed (CoreDNS sent time 0, which nsupdate and dig report as unsynchronised
-// clocks). A message outside the time window gets BADTIME, signed, with the server's
+// TSIG (RFC 8945). The front door verifies a signed message's MAC with the site's
+// keys (tsigPolicy is the miekg/dns TsigProvider, hmac-md5 included: cert-manager's
+// default, which BIND and Knot accept and miekg/dns's own provider no longer does) and
+// the reply writer signs a reply that carries a TSIG record. A message signed with a
+// key infrad does not have, or with an algorithm other than the key's, is BADKEY; a
+// wrong MAC is BADSIG; both answers are unsigned with the server's time in Time
+// Signed. A message outside the time window gets BADTIME, signed, with the server's
 // time in Other Data.
 
 // tsigPolicy is what the plugin reads of the site file's keys and transfer settings.
@@ -42,13 +48,57 @@ func newTSIGPolicy(d config.DNS) *tsigPolicy {
 	return p
 }
 
-// secrets are the keys as CoreDNS's server takes them, to verify and sign with.
-func (p *tsigPolicy) secrets() map[string]string {
-	out := make(map[string]string, len(p.keys))
-	for name, k := range p.keys {
-		out[name] = k.Secret
+// algorithms are the HMACs of the site's TSIG keys, by their name on the wire.
+var algorithms = map[string]func() hash.Hash{
+	dns.HmacMD5:    md5.New,
+	dns.HmacSHA1:   sha1.New,
+	dns.HmacSHA224: sha256.New224,
+	dns.HmacSHA256: sha256.New,
+	dns.HmacSHA384: sha512.New384,
+	dns.HmacSHA512: sha512.New,
+}
+
+// wireAlgorithm is the name a site file's algorithm has in a TSIG record.
+func wireAlgorithm(alg string) string {
+	if alg == "hmac-md5" {
+		return dns.HmacMD5
 	}
-	return out
+	return alg + "."
+}
+
+// Generate is the MAC of msg under t's key (a miekg/dns TsigProvider).
+func (p *tsigPolicy) Generate(msg []byte, t *dns.TSIG) ([]byte, error) {
+	k, ok := p.keys[strings.ToLower(t.Hdr.Name)]
+	if !ok {
+		return nil, dns.ErrSecret
+	}
+	newHash, ok := algorithms[dns.CanonicalName(t.Algorithm)]
+	if !ok || dns.CanonicalName(t.Algorithm) != wireAlgorithm(k.Algorithm) {
+		return nil, dns.ErrKeyAlg
+	}
+	secret, err := base64.StdEncoding.DecodeString(k.Secret)
+	if err != nil {
+		return nil, err
+	}
+	h := hmac.New(newHash, secret)
+	h.Write(msg)
+	return h.Sum(nil), nil
+}
+
+// Verify checks t's MAC of msg (a miekg/dns TsigProvider).
+func (p *tsigPolicy) Verify(msg []byte, t *dns.TSIG) error {
+	want, err := p.Generate(msg, t)
+	if err != nil {
+		return err
+	}
+	got, err := hex.DecodeString(t.MAC)
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(got, want) {
+		return dns.ErrSig
+	}
+	return nil
 }
 
 // verify judges the TSIG t of r. It returns the key's name when the signature is good;
@@ -57,7 +107,7 @@ func (s *Service) verify(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG) (key str
 	k, known := s.cfg.Load().tsig.keys[strings.ToLower(t.Hdr.Name)]
 	var tsigErr uint16
 	switch status := w.TsigStatus(); {
-	case !known || dns.CanonicalName(t.Algorithm) != dns.CanonicalName(k.Algorithm+"."):
+	case !known || dns.CanonicalName(t.Algorithm) != wireAlgorithm(k.Algorithm):
 		tsigErr = dns.RcodeBadKey
 	case errors.Is(status, dns.ErrTime):
 		s.log.Info("dns: a signed message outside the time window", "key", t.Hdr.Name, "client", clientAddr(w.RemoteAddr()))
@@ -102,7 +152,7 @@ func writeTSIGError(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, tsigErr uint1
 }
 
 // tsigWriter gives every reply to a signed request a TSIG record of the request's key,
-// last in the message, which CoreDNS's server then signs.
+// last in the message, which the reply writer then signs.
 type tsigWriter struct {
 	dns.ResponseWriter
 	req *dns.TSIG // the request's

@@ -83,6 +83,24 @@ func TestUpdateWithTSIG(t *testing.T) {
 	})
 }
 
+// TestUpdateWithHMACMD5: a key of hmac-md5, cert-manager's default algorithm, signs
+// updates as BIND and Knot take them; its secret under another algorithm is BADKEY.
+func TestUpdateWithHMACMD5(t *testing.T) {
+	testenv.Need(t, "nsupdate", "dig")
+	s := startSite(t, func(port int) string {
+		return strings.Replace(fmt.Sprintf(testSite, port, ""), "  tsig_keys:\n", "  tsig_keys:\n    - {name: cert-manager, algorithm: hmac-md5, secret: \""+tsigSecret+"\"}\n", 1)
+	})
+	if out, err := s.nsupdate(t, "hmac-md5:cert-manager:"+tsigSecret, "update add _acme-challenge.k8s.example.com 60 TXT \"token\""); err != nil {
+		t.Fatalf("an hmac-md5 update: %v\n%s", err, out)
+	}
+	if got := s.answers(t, "_acme-challenge.k8s.example.com", "TXT"); !slices.Equal(got, []string{`"token"`}) {
+		t.Errorf("after the update: %v", got)
+	}
+	if out, err := s.nsupdate(t, "hmac-sha256:cert-manager:"+tsigSecret, "update add evil.k8s.example.com 300 A 10.0.40.66"); err == nil || !strings.Contains(out, "BADKEY") {
+		t.Errorf("the md5 key's secret under sha256: %v %q, want BADKEY", err, out)
+	}
+}
+
 func TestUpdateRefusals(t *testing.T) {
 	testenv.Need(t, "nsupdate", "dig")
 	s := start(t, "")
