@@ -33,6 +33,7 @@ import (
 
 const (
 	udpBatch      = 32               // datagrams a socket takes from the kernel at once
+	udpReadBuffer = 4 << 20          // bytes of datagrams a socket's kernel buffer holds
 	maxUDPQuery   = 8 << 10          // bytes of a UDP query: more is no query of ours
 	waitWorkers   = 64               // the workers for queries that wait
 	waitQueue     = 1024             // queries waiting for them
@@ -169,6 +170,12 @@ func listenFamily(network string, addr netip.AddrPort, n int) ([]*net.UDPConn, e
 		var err error
 		if cerr := c.Control(func(fd uintptr) {
 			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			// Room for a burst while the reader signs a denial or the workers'
+			// queue is full: past the system's limit when infrad may (root), as NSD
+			// does; else what the system allows.
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, udpReadBuffer) != nil {
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, udpReadBuffer)
+			}
 		}); cerr != nil {
 			return cerr
 		}
@@ -328,8 +335,10 @@ func (d *door) serveUDP(b []byte, w *replyWriter, key []byte) bool {
 	q := readPlain(b, key)
 	if q.usable && d.h.svc.answersFromModel() {
 		if a = d.h.svc.answers(d.h.svc.ipam.Model(), q.do); a != nil && d.h.fromCache(b, &q, a, w) {
+			d.h.svc.metrics.cacheHits.Inc()
 			return true
 		}
+		d.h.svc.metrics.cacheMisses.Inc()
 	}
 	r, ok := d.h.read(b, w)
 	if !ok {

@@ -18,6 +18,8 @@ type metrics struct {
 	limited  prometheus.Counter
 	evicted  prometheus.Counter // clients the rate limit forgot to make room
 	shed     prometheus.Counter // queries dropped while the process was overloaded
+	// The answer cache: plain queries answered from it, and those it did not hold.
+	cacheHits, cacheMisses prometheus.Counter
 	// DNSSEC: RRsets signed anew, signed from the cache, and left unsigned (no key yet,
 	// or signing paused with no signature kept).
 	sigsMade, sigsCached, sigsMissing prometheus.Counter
@@ -32,7 +34,7 @@ var (
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "infrad_dns_request_duration_seconds",
-		Help:    "Time from a query reaching infrad's plugin to its reply, forwarded queries included.",
+		Help:    "Time from a query read to its reply, forwarded queries included.",
 		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 	})}
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -61,12 +63,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "infrad_dns_shed_total",
 		Help: "Queries dropped unanswered because the workers for queries that wait (forwarded names, UPDATEs) and their queue were full, and TCP connections closed past the bound of connections at once.",
 	})
+	cache := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "infrad_dns_answer_cache_total",
+		Help: "Plain UDP queries answered from the answer cache (hit), and those it did not hold (miss: names outside the zones, answers not kept yet, or none kept while signing is paused).",
+	}, []string{"result"})
+	m.cacheHits, m.cacheMisses = cache.WithLabelValues("hit"), cache.WithLabelValues("miss")
 	sigs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "infrad_dnssec_signatures_total",
 		Help: "RRsets answered signed (made: signed for this answer; cached: a signature kept), and left unsigned (missing: no key yet, or signing paused with none kept).",
 	}, []string{"result"})
 	m.sigsMade, m.sigsCached, m.sigsMissing = sigs.WithLabelValues("made"), sigs.WithLabelValues("cached"), sigs.WithLabelValues("missing")
-	reg.MustRegister(requests, m.duration, m.limited, m.evicted, m.shed, sigs)
+	reg.MustRegister(requests, m.duration, m.limited, m.evicted, m.shed, cache, sigs)
 	return m
 }
 
