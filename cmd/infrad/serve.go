@@ -21,7 +21,7 @@ import (
 )
 
 // minProcs is the fewest goroutines infrad runs at once (see tuneRuntime).
-const minProcs = 4
+const minProcs = 2
 
 // stopBound is how long SIGTERM may take: services share it to stop in reverse order.
 const stopBound = 8 * time.Second
@@ -167,7 +167,10 @@ func logSiteErrors(log *slog.Logger, msg string, err error) {
 // CPUs, unless the environment sets it: the write path waits in fsync (Raft's log,
 // the store) in its own goroutines, and with one P the others wait for the runtime to
 // notice and hand the P over. Pinned to one core, a lease commit took 388 µs with one
-// P and 85 µs with two (BenchmarkCommitLease in pkg/cluster).
+// P and 85 µs with two (BenchmarkCommitLease in pkg/cluster). More than two cost the
+// other services: pinned to one core, NTP answered 0.71x to 0.79x of chronyd's rate
+// with four Ps against 0.82x to 0.86x with two, and DHCP did no better with four
+// (bench/ntp.sh and bench/dhcp.sh alternating, 2026-12-07, in BENCHMARKS.md).
 func tuneRuntime() {
 	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minProcs {
 		runtime.GOMAXPROCS(minProcs)
