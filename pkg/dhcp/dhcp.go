@@ -22,6 +22,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/infrad/infrad/pkg/config"
@@ -57,9 +58,15 @@ type Options struct {
 	Evicted func() string
 }
 
-// maxCommits bounds the REQUESTs waiting for their commits at once; more are dropped
-// (the client asks again).
+// maxCommits bounds the messages waiting for their commits at once (REQUESTs,
+// RELEASEs, DECLINEs): as many workers answer them, and as many more wait for a
+// worker; a REQUEST past them is dropped (the client asks again). A REQUEST whose
+// commit would wait behind so many others is answered later than its client waits,
+// and in a cluster a backlog of forwarded commits starves the leader's heartbeats.
 const maxCommits = 1024
+
+// readBatch is how many datagrams a DHCP socket takes from the kernel at once.
+const readBatch = 32
 
 // Service is the DHCP service. It is a service.Service. With no interfaces it is
 // idle and ready.
@@ -71,7 +78,6 @@ type Service struct {
 	caughtUp  func() bool
 	promised  func(index uint64, until time.Time) error
 	evicted   func() string
-	commits   atomic.Int32 // REQUESTs waiting for their lease's commit
 	now       func() time.Time
 	metrics   *metrics
 
@@ -82,6 +88,7 @@ type Service struct {
 	inFlight inFlight // lease commits whose outcome is not known
 	activity activity // the last messages received and sent, for the activity view
 	health   service.Tracker
+	commits  chan queued // the messages that wait for the write path, for the workers
 
 	mu         sync.Mutex // guards what follows
 	interfaces []string
@@ -138,6 +145,7 @@ func New(opts Options) *Service {
 		now:          opts.Now,
 		metrics:      newMetrics(opts.Registry),
 		exhaustedLog: map[string]time.Time{},
+		commits:      make(chan queued, maxCommits),
 	}
 	s.offers = newOffers(opts.Now, s.metrics.offersDropped.Inc)
 	opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -173,7 +181,29 @@ func (s *Service) Start(ctx context.Context) error {
 	loopCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	s.loops.Go(func() { s.expireLoop(loopCtx) })
+	for range maxCommits {
+		s.loops.Go(func() { s.commitLoop(loopCtx) })
+	}
 	return nil
+}
+
+// queued is a message that waits for the write path, read on l.
+type queued struct {
+	ctx context.Context // l's: ends when l is closed
+	l   *link
+	m   *dhcpv4.DHCPv4
+}
+
+// commitLoop answers the messages that wait for the write path until ctx ends.
+func (s *Service) commitLoop(ctx context.Context) {
+	for {
+		select {
+		case c := <-s.commits:
+			s.answer(c.ctx, c.l, c.m)
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // bind opens a server on every interface, closing them all if one fails. s.mu is held.
@@ -226,16 +256,22 @@ func (s *Service) open(name string) (*link, error) {
 	return l, nil
 }
 
-// serve reads l's socket until it is closed. It answers a DISCOVER or an INFORM
-// before reading on, as they touch only memory: replies leave in the order requests
-// came, and an overloaded server drops what it cannot read (in the kernel) instead of
-// queueing work it will answer too late. A REQUEST, RELEASE or DECLINE waits for the
-// disk, so each gets a goroutine, and the group commit gathers them. (server4's own
-// loop starts a goroutine for every packet.)
+// serve reads l's socket until it is closed, in batches (recvmmsg). It answers a
+// DISCOVER or an INFORM before reading on, as they touch only memory: replies leave
+// in the order requests came, and an overloaded server drops what it cannot read (in
+// the kernel) instead of queueing work it will answer too late. A REQUEST, RELEASE
+// or DECLINE waits for the disk, so it goes to the workers (commitLoop), whose
+// commits the group commit gathers; a REQUEST that finds maxCommits others waiting is
+// dropped. A RELEASE or DECLINE is never dropped: its client sends it once. (server4's
+// own loop starts a goroutine for every packet.)
 func (s *Service) serve(ctx context.Context, l *link) {
-	buf := make([]byte, 1500)
+	conn := ipv4.NewPacketConn(l.conn)
+	msgs := make([]ipv4.Message, readBatch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 1500)}
+	}
 	for {
-		n, _, err := l.conn.ReadFrom(buf)
+		n, err := conn.ReadBatch(msgs, 0)
 		if errors.Is(err, net.ErrClosed) {
 			if !l.closing.Load() {
 				s.health.Fail("socket "+l.name, "the socket on interface "+l.name+" was closed under the service")
@@ -246,18 +282,35 @@ func (s *Service) serve(ctx context.Context, l *link) {
 			s.log.Warn("dhcp read failed", "interface", l.name, "err", err)
 			continue
 		}
-		// The parsed options point into the bytes they came from: give each message its own.
-		m, err := dhcpv4.FromBytes(bytes.Clone(buf[:n]))
-		if err != nil {
-			continue // malformed: dropped
-		}
-		switch m.MessageType() {
-		case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
-			go s.answer(ctx, l, m)
-		default:
-			s.answer(ctx, l, m)
+		for _, msg := range msgs[:n] {
+			// The parsed options point into the bytes they came from: give each message its own.
+			m, err := dhcpv4.FromBytes(bytes.Clone(msg.Buffers[0][:msg.N]))
+			if err != nil {
+				continue // malformed: dropped
+			}
+			switch m.MessageType() {
+			case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
+				s.toCommit(queued{ctx, l, m})
+			default:
+				s.answer(ctx, l, m)
+			}
 		}
 	}
+}
+
+// toCommit hands c to the workers: a REQUEST that finds them all busy and as many
+// waiting is dropped; a RELEASE or DECLINE is answered by a goroutine of its own.
+func (s *Service) toCommit(c queued) {
+	select {
+	case s.commits <- c:
+		return
+	default:
+	}
+	if c.m.MessageType() == dhcpv4.MessageTypeRequest {
+		s.metrics.shed.Inc()
+		return
+	}
+	s.loops.Go(func() { s.answer(c.ctx, c.l, c.m) })
 }
 
 // answer handles m and sends the reply, if there is one.
@@ -309,7 +362,14 @@ func (s *Service) Stop(ctx context.Context) error {
 	s.links = nil
 	s.stop()
 	s.stop = nil
-	return service.Wait(ctx, &s.loops)
+	err := service.Wait(ctx, &s.loops)
+	for { // what is queued was read on links now closed: no one to answer
+		select {
+		case <-s.commits:
+		default:
+			return err
+		}
+	}
 }
 
 // Health reports a socket lost or an interface gone (failed: the Manager restarts the

@@ -148,15 +148,6 @@ func (s *Service) request(ctx context.Context, r *request) (*dhcpv4.DHCPv4, *net
 		// another node granted it (each offers from its own model), and the offer lapses.
 		s.offers.Taken(ip)
 	}
-	// Shed load rather than queue it: a REQUEST whose commit would wait behind
-	// maxCommits others is answered later than its client waits, and in a cluster a
-	// backlog of forwarded commits starves the leader's heartbeats.
-	if s.commits.Add(1) > maxCommits {
-		s.commits.Add(-1)
-		s.metrics.shed.Inc()
-		return nil, nil
-	}
-	defer s.commits.Add(-1)
 	now := s.now()
 	ctx, cancel := context.WithTimeout(ctx, commitWait)
 	defer cancel()

@@ -18,7 +18,7 @@ type metrics struct {
 	// noQuorum counts the DISCOVERs and REQUESTs a node cut off from its cluster's
 	// quorum answered only from what it holds, or left to the others.
 	noQuorum prometheus.Counter
-	shed     prometheus.Counter // REQUESTs dropped while maxCommits others waited
+	shed     prometheus.Counter // REQUESTs dropped while maxCommits others waited, and as many more
 	// evictedMAC and evictedRelay count the clients and relays the rate limits forgot
 	// to make room.
 	evictedMAC, evictedRelay prometheus.Counter
@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"reason"}), noQuorum: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "infrad_dhcp_without_quorum_total", Help: "DISCOVERs and REQUESTs met while this node was cut off from its cluster's quorum: reservations and held leases answered, new addresses refused.",
 	}), shed: prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "infrad_dhcp_shed_total", Help: "REQUESTs dropped unanswered because as many commits as the service lets wait were waiting already (the client asks again).",
+		Name: "infrad_dhcp_shed_total", Help: "REQUESTs dropped unanswered because as many messages as the service lets wait for their commits were waiting already, and as many more for a worker (the client asks again).",
 	})}
 	for _, r := range []string{nakWrongNetwork, nakOffered, nakRefused} {
 		m.naks.WithLabelValues(r) // every reason from the start, at 0

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,6 +18,8 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
+
+	"github.com/infrad/infrad/pkg/service"
 )
 
 // The front door: infrad owns its DNS sockets. Each listen address has a UDP socket
@@ -42,9 +43,9 @@ const (
 	tcpWriteLimit = 10 * time.Second // a reply the client does not take in this long ends it
 )
 
-// udpSockets is how many UDP sockets serve each listen address: one a core this
-// process may run on, up to 8.
-func udpSockets() int { return min(runtime.NumCPU(), 8) }
+// udpSockets is how many UDP sockets serve each listen address: one a CPU this
+// process may use (its affinity and its cgroup's quota), up to 8.
+func udpSockets() int { return min(service.CPUs(), 8) }
 
 // door is the listeners of one Service and the goroutines that serve them.
 type door struct {

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -151,10 +150,10 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// sockets is how many sockets serve each listen address: one a core this process may
-// run on, up to 8. The kernel spreads clients over them by address (SO_REUSEPORT), and
-// each is read by a goroutine of its own.
-func sockets() int { return min(runtime.NumCPU(), 8) }
+// sockets is how many sockets serve each listen address: one a CPU this process may
+// use (its affinity and its cgroup's quota), up to 8. The kernel spreads clients over
+// them by address (SO_REUSEPORT), and each is read by a goroutine of its own.
+func sockets() int { return min(service.CPUs(), 8) }
 
 // listen binds n UDP sockets to addr, sharing it (SO_REUSEPORT), each with kernel
 // receive timestamps where the kernel gives them (stamps says why it does not: the
