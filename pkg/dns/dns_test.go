@@ -19,7 +19,9 @@ import (
 
 	"github.com/infrad/infrad/internal/sitetest"
 	"github.com/infrad/infrad/internal/testenv"
+	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/service"
 	"github.com/infrad/infrad/pkg/site"
 )
 
@@ -510,5 +512,84 @@ func TestWildcardListenAnswersFromTheAddressAsked(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReloadMovesListenersAndForwarders: a reload binds the listen addresses added and
+// closes those gone, keeping the others, and new forwarders answer the next forwarded
+// query; a reload whose new address is taken changes nothing and says so.
+func TestReloadMovesListenersAndForwarders(t *testing.T) {
+	first := testenv.StubDNS(t, ".", netip.MustParseAddr("192.0.2.1")).String()
+	second := testenv.StubDNS(t, ".", netip.MustParseAddr("192.0.2.2")).String()
+	portA, portB := testenv.FreePort(t), testenv.FreePort(t)
+	siteOf := func(forwarder string, ports ...int) *config.Site {
+		var listen []string
+		for _, p := range ports {
+			listen = append(listen, fmt.Sprintf("%q", fmt.Sprintf("127.0.0.1:%d", p)))
+		}
+		yaml := strings.Replace(fmt.Sprintf(testSite, portA, fmt.Sprintf("  forwarders: [%q]", forwarder)),
+			fmt.Sprintf(`listen: ["127.0.0.1:%d"]`, portA), "listen: ["+strings.Join(listen, ", ")+"]", 1)
+		site, err := config.Parse("site.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return site
+	}
+	m, _ := sitetest.IPAM(t, []byte(fmt.Sprintf(testSite, portA, "")))
+	svc := New(Options{Site: siteOf(first, portA), IPAM: m, Registry: prometheus.NewRegistry()})
+	if err := svc.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop(context.Background())
+	ask := func(port int, name string) (string, error) {
+		c := &dns.Client{Timeout: 500 * time.Millisecond}
+		r, _, err := c.Exchange(new(dns.Msg).SetQuestion(name, dns.TypeA), fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return "", err
+		}
+		if len(r.Answer) != 1 {
+			return "", fmt.Errorf("%s", dns.RcodeToString[r.Rcode])
+		}
+		return r.Answer[0].(*dns.A).A.String(), nil
+	}
+	if got, err := ask(portA, "outside.example.net."); got != "192.0.2.1" {
+		t.Fatalf("before the reload: %q %v", got, err)
+	}
+
+	if err := svc.Reload(siteOf(second, portA, portB)); err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range []int{portA, portB} {
+		if got, err := ask(port, "cp01.k8s.example.com."); got != "10.0.40.10" {
+			t.Errorf("port %d after the reload: %q %v", port, got, err)
+		}
+	}
+	if got, err := ask(portB, "outside.example.net."); got != "192.0.2.2" {
+		t.Errorf("a forwarded name after the reload: %q %v, want the new forwarder's", got, err)
+	}
+
+	if err := svc.Reload(siteOf(second, portB)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ask(portA, "cp01.k8s.example.com."); err == nil {
+		t.Errorf("the address reloaded away still answers: %q", got)
+	}
+	if got, err := ask(portB, "cp01.k8s.example.com."); got != "10.0.40.10" {
+		t.Errorf("the address kept: %q %v", got, err)
+	}
+
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	if err := svc.Reload(siteOf(second, portB, taken.LocalAddr().(*net.UDPAddr).Port)); err == nil {
+		t.Error("a reload onto a taken address: no error")
+	}
+	if got, err := ask(portB, "cp01.k8s.example.com."); got != "10.0.40.10" {
+		t.Errorf("after a refused reload: %q %v", got, err)
+	}
+	if h := svc.Health(); h.State != service.StateDegraded || !strings.Contains(h.LastError, "could not be bound") {
+		t.Errorf("health after a refused reload: %+v, want degraded, saying why", h)
 	}
 }
