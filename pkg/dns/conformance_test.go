@@ -146,6 +146,18 @@ func TestProtocolDetails(t *testing.T) {
 			t.Errorf("over TCP: %v, %d records, truncated %v; want all 20", err, len(r.Answer), r != nil && r.Truncated)
 		}
 	})
+	t.Run("a signed answer larger than 512 bytes is truncated, and still signed", func(t *testing.T) {
+		m := new(dns.Msg).SetQuestion("big.k8s.example.com.", dns.TypeTXT)
+		m.SetTsig("external-dns.", dns.HmacSHA256, 300, time.Now().Unix())
+		c := &dns.Client{TsigSecret: map[string]string{"external-dns.": tsigSecret}}
+		r, _, err := c.Exchange(m, s.addr) // (fails when the reply's signature does not verify)
+		if err != nil || !r.Truncated || r.IsTsig() == nil {
+			t.Fatalf("%v, truncated %v: want a truncated, signed reply", err, r != nil && r.Truncated)
+		}
+		if r.Compress = true; r.Len() > dns.MinMsgSize {
+			t.Errorf("the reply takes %d bytes, more than the 512 a client without EDNS takes", r.Len())
+		}
+	})
 	t.Run("a forwarded answer has ra and not the upstream's aa", func(t *testing.T) {
 		out := s.dig(t, "www.outside.test")
 		flags := regexp.MustCompile(`flags: ([a-z ]+);`).FindStringSubmatch(out)

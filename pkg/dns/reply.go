@@ -3,6 +3,7 @@ package dns
 import (
 	"encoding/binary"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/miekg/dns"
@@ -14,9 +15,12 @@ import (
 // over TCP.
 const maxUDPSize = 1232
 
-// maxTSIGLen is the room a reply's TSIG record may take once signed: its key's name
-// and algorithm (at most 255 bytes each), the fixed fields and a MAC of up to 64.
-const maxTSIGLen = 2*255 + 16 + 64 + 6
+// maxMACLen is the longest MAC a TSIG record carries (hmac-sha512's).
+const maxMACLen = 64
+
+// maxTSIGLen is the most a reply's TSIG record may take once signed: its key's name
+// and algorithm (at most 255 bytes each), the fixed fields and the MAC.
+const maxTSIGLen = 2*255 + 32 + maxMACLen
 
 // replyWriter is the dns.ResponseWriter a query is answered through, as miekg/dns's
 // server gives its handlers one: a signed request's TSIG status, and replies that
@@ -76,14 +80,33 @@ func (w *replyWriter) WriteMsg(m *dns.Msg) error {
 }
 
 // truncate cuts m to size, keeping its TSIG record t (nil: none) last, with room to
-// sign it: miekg/dns does not cut a signed message.
+// sign it: miekg/dns does not cut a signed message, nor any below 512 bytes.
 func truncate(m *dns.Msg, t *dns.TSIG, size int) {
 	if t == nil {
 		m.Truncate(size)
 		return
 	}
 	m.Extra = m.Extra[:len(m.Extra)-1]
-	m.Truncate(size - maxTSIGLen)
+	room := dns.Len(t) + maxMACLen // (t has no MAC yet)
+	m.Truncate(size - room)
+	for m.Len()+room > size { // the last records go, as Truncate would have them go
+		extra := len(m.Extra) - 1 // the last additional record but the OPT
+		for extra >= 0 && m.Extra[extra].Header().Rrtype == dns.TypeOPT {
+			extra--
+		}
+		switch {
+		case extra >= 0:
+			m.Extra = slices.Delete(m.Extra, extra, extra+1)
+		case len(m.Ns) > 0:
+			m.Ns = m.Ns[:len(m.Ns)-1]
+		case len(m.Answer) > 0:
+			m.Answer = m.Answer[:len(m.Answer)-1]
+		default:
+			m.Extra = append(m.Extra, t)
+			return // a header, a question and an OPT: nothing more to cut
+		}
+		m.Truncated, m.Compress = true, true
+	}
 	m.Extra = append(m.Extra, t)
 }
 
