@@ -210,15 +210,29 @@ func TestAdditionalAddresses(t *testing.T) {
 }
 
 // TestTCPPipelining: queries sent on one TCP connection without waiting for the
-// answers (RFC 7766 §6.2.1.1) are each answered, on the same connection.
+// answers (RFC 7766 §6.2.1.1) are each answered, on the same connection; one that
+// waits for a slow forwarder does not hold up the zones' answers sent after it.
 func TestTCPPipelining(t *testing.T) {
-	s := start(t, "")
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	slow := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		<-release // answers once the test has read the zones' answers
+		m := new(dns.Msg).SetReply(r)
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)})
+		w.WriteMsg(m)
+	})}
+	go slow.ActivateAndServe()
+	t.Cleanup(func() { slow.Shutdown() })
+	s := start(t, fmt.Sprintf("  forwarders: [%q]", pc.LocalAddr()))
 	c, err := dns.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	names := []string{"cp01.k8s.example.com.", "cp02.k8s.example.com.", "nope.k8s.example.com.", "api.k8s.example.com."}
+	names := []string{"www.outside.test.", "cp01.k8s.example.com.", "cp02.k8s.example.com.", "nope.k8s.example.com.", "api.k8s.example.com."}
 	want := map[uint16]string{}
 	for _, name := range names {
 		q := new(dns.Msg).SetQuestion(name, dns.TypeA)
@@ -228,13 +242,19 @@ func TestTCPPipelining(t *testing.T) {
 		}
 	}
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for range names {
+	for i := range names {
+		if i == len(names)-1 {
+			close(release) // the zones' four answered while the forwarded one waited
+		}
 		r, err := c.ReadMsg()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want[r.Id] != r.Question[0].Name {
 			t.Errorf("reply %d answers %s, want %q", r.Id, r.Question[0].Name, want[r.Id])
+		}
+		if i < len(names)-1 && r.Question[0].Name == "www.outside.test." {
+			t.Errorf("the forwarded answer came before the zones' ones")
 		}
 		delete(want, r.Id)
 	}

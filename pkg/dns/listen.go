@@ -40,6 +40,7 @@ const (
 	waitQueue     = 1024             // queries waiting for them
 	maxTCPConns   = 256              // TCP connections at once; more are closed at once
 	tcpIdle       = 10 * time.Second // a connection with no query for this long is closed
+	tcpWaiting    = 16               // queries that wait, answered at once on one connection
 	tcpWriteLimit = 10 * time.Second // a reply the client does not take in this long ends it
 )
 
@@ -407,12 +408,18 @@ func (d *door) accept(l *listener) {
 	}
 }
 
-// serveTCP answers the queries of one connection in turn (RFC 7766: a client may
-// send the next before the last is answered) until the client closes it, it stays
-// idle for tcpIdle, or a write stalls.
+// serveTCP answers the queries of one connection until the client closes it, it
+// stays idle for tcpIdle, or a write stalls. A client may send the next query before
+// the last is answered (RFC 7766 §6.2.1.1): the zones' names are answered in turn, and
+// a query that waits (a name forwarded, an UPDATE) is answered beside them, up to
+// tcpWaiting of them at once, so its answer may come after those of later queries.
+// Each reply is one write, whole.
 func (d *door) serveTCP(c net.Conn) {
 	var size [2]byte
 	buf := make([]byte, 512)
+	waiting := make(chan struct{}, tcpWaiting)
+	var answering sync.WaitGroup
+	defer answering.Wait()
 	for {
 		c.SetReadDeadline(time.Now().Add(tcpIdle))
 		if _, err := io.ReadFull(c, size[:]); err != nil {
@@ -426,7 +433,16 @@ func (d *door) serveTCP(c net.Conn) {
 			return
 		}
 		w := &replyWriter{local: c.LocalAddr(), remote: c.RemoteAddr(), tcp: c}
-		if r, ok := d.h.read(buf[:n], w); ok {
+		r, ok := d.h.read(buf[:n], w)
+		switch {
+		case !ok:
+		case d.h.waits(r, w) && len(waiting) < cap(waiting):
+			waiting <- struct{}{}
+			answering.Go(func() {
+				defer func() { <-waiting }()
+				d.h.serveDNS(d.ctx, w, r)
+			})
+		default:
 			d.h.serveDNS(d.ctx, w, r)
 		}
 		if d.ctx.Err() != nil {
