@@ -454,6 +454,41 @@ func TestShedsQueriesThatWait(t *testing.T) {
 	}
 }
 
+// TestUnsignedUpdatesDoNotWait: while the workers are all busy (waiting on an upstream
+// that does not answer) and their queue is full, unsigned UPDATEs are still refused,
+// each answered, by the readers: they never wait for the workers, so a flood of them
+// cannot crowd out the signed ones.
+func TestUnsignedUpdatesDoNotWait(t *testing.T) {
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	s := start(t, fmt.Sprintf("  forwarders: [%q]\n  recursion_allow: [127.0.0.0/8]", silent.LocalAddr()))
+	flood, err := net.Dial("udp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flood.Close()
+	for i := range 3 * (waitWorkers + waitQueue) {
+		q, _ := new(dns.Msg).SetQuestion(fmt.Sprintf("n%d.outside.test.", i), dns.TypeA).Pack()
+		flood.Write(q)
+		if i%64 == 0 {
+			time.Sleep(time.Millisecond) // the kernel's buffer drops what comes too fast, not the door
+		}
+	}
+	testenv.WaitFor(t, "the workers and their queue full", func() bool { return testutil.ToFloat64(s.svc.metrics.shed) >= 1 })
+	c := &dns.Client{Timeout: 2 * time.Second}
+	for i := range 20 {
+		u := new(dns.Msg).SetUpdate("k8s.example.com.")
+		rr, _ := dns.NewRR(fmt.Sprintf("evil%d.k8s.example.com. 60 IN A 10.0.40.66", i))
+		u.Insert([]dns.RR{rr})
+		if r, _, err := c.Exchange(u, s.addr); err != nil || r.Rcode != dns.RcodeRefused {
+			t.Fatalf("an unsigned UPDATE while the workers are busy: %v %v, want REFUSED", r, err)
+		}
+	}
+}
+
 // TestAbsoluteHostName: a host named by an absolute name in an extra zone has its A
 // and PTR there, and is in that zone's transfer; one in no zone of the site, or one
 // label under the domain written absolutely, is refused.

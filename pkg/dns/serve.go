@@ -61,13 +61,14 @@ func rejected(w dns.ResponseWriter, r *dns.Msg, rcode int) {
 	w.WriteMsg(m)
 }
 
-// waits says whether r waits on something other than the model: an UPDATE commits
-// through the write path, and a name outside the zones is forwarded for a client
-// that may recurse. The front door hands those to its workers.
+// waits says whether r waits on something other than the model: an UPDATE signed
+// with a good signature commits through the write path, and a name outside the zones
+// is forwarded for a client that may recurse. The front door hands those to its
+// workers; the rest (an unsigned UPDATE, refused at once) cannot crowd them out.
 func (h *handler) waits(r *dns.Msg, w dns.ResponseWriter) bool {
 	switch {
 	case r.Opcode == dns.OpcodeUpdate:
-		return true
+		return r.IsTsig() != nil && w.TsigStatus() == nil
 	case r.Opcode != dns.OpcodeQuery || !r.RecursionDesired || h.svc.resolver.Load() == nil:
 		return false
 	}
