@@ -262,3 +262,60 @@ func TestTCPPipelining(t *testing.T) {
 		t.Errorf("unanswered: %v", want)
 	}
 }
+
+// TestTCPConnectionsPerClient: one client address holds at most
+// maxTCPConnsPerClient connections, so it cannot take every one from the
+// secondaries; another address still gets in, and a slot freed is taken again.
+func TestTCPConnectionsPerClient(t *testing.T) {
+	s := start(t, "")
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	ask := func(c *dns.Conn) error {
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if err := c.WriteMsg(new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA)); err != nil {
+			return err
+		}
+		_, err := c.ReadMsg()
+		return err
+	}
+	for range maxTCPConnsPerClient {
+		c, err := dns.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ask(c); err != nil {
+			t.Fatalf("connection %d: %v", len(held), err)
+		}
+		held = append(held, c.Conn)
+	}
+	over, err := dns.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	if err := ask(over); err == nil {
+		t.Errorf("connection %d from one address was answered", maxTCPConnsPerClient+1)
+	}
+	other := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	oc, err := other.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oc.Close()
+	if err := ask(&dns.Conn{Conn: oc}); err != nil {
+		t.Errorf("another address: %v", err)
+	}
+	held[0].Close()
+	testenv.WaitFor(t, "a freed slot taken again", func() bool {
+		c, err := dns.Dial("tcp", s.addr)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		return ask(c) == nil
+	})
+}

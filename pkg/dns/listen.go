@@ -33,15 +33,16 @@ import (
 // the other, closed when idle.
 
 const (
-	udpBatch      = 32               // datagrams a socket takes from the kernel at once
-	udpReadBuffer = 4 << 20          // bytes of datagrams a socket's kernel buffer holds
-	maxUDPQuery   = 8 << 10          // bytes of a UDP query: more is no query of ours
-	waitWorkers   = 64               // the workers for queries that wait
-	waitQueue     = 1024             // queries waiting for them
-	maxTCPConns   = 256              // TCP connections at once; more are closed at once
-	tcpIdle       = 10 * time.Second // a connection with no query for this long is closed
-	tcpWaiting    = 16               // queries that wait, answered at once on one connection
-	tcpWriteLimit = 10 * time.Second // a reply the client does not take in this long ends it
+	udpBatch             = 32               // datagrams a socket takes from the kernel at once
+	udpReadBuffer        = 4 << 20          // bytes of datagrams a socket's kernel buffer holds
+	maxUDPQuery          = 8 << 10          // bytes of a UDP query: more is no query of ours
+	waitWorkers          = 64               // the workers for queries that wait
+	waitQueue            = 1024             // queries waiting for them
+	maxTCPConns          = 256              // TCP connections at once; more are closed at once
+	maxTCPConnsPerClient = 32               // of them from one address: no client takes them all
+	tcpIdle              = 10 * time.Second // a connection with no query for this long is closed
+	tcpWaiting           = 16               // queries that wait, answered at once on one connection
+	tcpWriteLimit        = 10 * time.Second // a reply the client does not take in this long ends it
 )
 
 // udpSockets is how many UDP sockets serve each listen address: one a CPU this
@@ -59,6 +60,7 @@ type door struct {
 	mu        sync.Mutex
 	listeners map[netip.AddrPort]*listener
 	conns     map[net.Conn]struct{} // open TCP connections
+	perClient map[netip.Addr]int    // open TCP connections by client address
 	loops     sync.WaitGroup
 }
 
@@ -90,7 +92,7 @@ type waiting struct {
 func open(h *handler, listen []netip.AddrPort) (*door, error) {
 	ctx, end := context.WithCancel(context.Background())
 	d := &door{h: h, ctx: ctx, end: end, waiting: make(chan waiting, waitQueue),
-		listeners: map[netip.AddrPort]*listener{}, conns: map[net.Conn]struct{}{}}
+		listeners: map[netip.AddrPort]*listener{}, conns: map[net.Conn]struct{}{}, perClient: map[netip.Addr]int{}}
 	if err := d.listen(listen); err != nil {
 		d.close()
 		return nil, err
@@ -389,19 +391,24 @@ func (d *door) accept(l *listener) {
 			time.Sleep(5 * time.Millisecond) // out of descriptors, say: the next may do
 			continue
 		}
+		client := clientAddr(c.RemoteAddr())
 		d.mu.Lock()
-		if d.conns == nil || len(d.conns) >= maxTCPConns {
+		if d.conns == nil || len(d.conns) >= maxTCPConns || d.perClient[client] >= maxTCPConnsPerClient {
 			d.mu.Unlock()
 			c.Close()
 			d.h.svc.metrics.shed.Inc()
 			continue
 		}
 		d.conns[c] = struct{}{}
+		d.perClient[client]++
 		d.mu.Unlock()
 		d.loops.Go(func() {
 			d.serveTCP(c)
 			d.mu.Lock()
 			delete(d.conns, c)
+			if d.perClient[client]--; d.perClient[client] == 0 {
+				delete(d.perClient, client)
+			}
 			d.mu.Unlock()
 			c.Close()
 		})
