@@ -23,14 +23,15 @@ import (
 )
 
 // The front door: infrad owns its DNS sockets. Each listen address has a UDP socket
-// per core the process may run on (SO_REUSEPORT: the kernel spreads the clients over
+// per CPU the process may use (SO_REUSEPORT: the kernel spreads the clients over
 // them), each read in batches (recvmmsg) by one goroutine that answers what the
-// site's zones hold at once and writes the replies in a batch (sendmmsg). A query that
-// waits on something else, a name to forward or an UPDATE's commit, goes to a fixed
-// set of workers through a bounded queue: when it is full the query is dropped and
-// counted (the client asks again), so a flood costs no more memory than the queue.
-// TCP (RFC 7766) serves a bounded number of connections, each its queries one after
-// the other, closed when idle.
+// site's zones hold at once (from the answer cache when it can) and writes the replies
+// in a batch (sendmmsg). A query that waits on something else, a name to forward or a
+// signed UPDATE's commit, goes to a fixed set of workers through a bounded queue:
+// when it is full the query is dropped and counted (the client asks again), so a
+// flood costs no more memory than the queue. TCP (RFC 7766) serves a bounded number
+// of connections, a bounded number from each address, each closed when idle; the
+// queries of one connection that wait are answered beside the others.
 
 const (
 	udpBatch             = 32               // datagrams a socket takes from the kernel at once
