@@ -423,47 +423,16 @@ func TestResponseRateLimiting(t *testing.T) {
 	}
 }
 
-// TestShedsQueriesThatWait: queries that wait on an upstream that does not answer
-// fill the workers and their queue; past it they are dropped unanswered and counted,
-// while the zones' names are answered all along, from the readers.
-func TestShedsQueriesThatWait(t *testing.T) {
-	silent, err := net.ListenPacket("udp", "127.0.0.1:0") // reads, never answers
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	s := start(t, fmt.Sprintf("  forwarders: [%q]\n  recursion_allow: [127.0.0.0/8]", silent.LocalAddr()))
-	c, err := net.Dial("udp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for i := range 3 * (waitWorkers + waitQueue) {
-		q := new(dns.Msg).SetQuestion(fmt.Sprintf("n%d.outside.test.", i), dns.TypeA)
-		b, _ := q.Pack()
-		c.Write(b)
-		if i%64 == 0 {
-			time.Sleep(time.Millisecond) // the kernel's buffer drops what comes too fast, not the door
-		}
-	}
-	testenv.WaitFor(t, "a query shed", func() bool { return testutil.ToFloat64(s.svc.metrics.shed) >= 1 })
-	cl := &dns.Client{Timeout: 2 * time.Second}
-	q := new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA)
-	if r, _, err := cl.Exchange(q, s.addr); err != nil || len(r.Answer) != 1 {
-		t.Errorf("with the workers busy: %v %v, want the host's address", r, err)
-	}
-}
-
-// TestUnsignedUpdatesDoNotWait: while the workers are all busy (waiting on an upstream
-// that does not answer) and their queue is full, unsigned UPDATEs are still refused,
-// each answered, by the readers: they never wait for the workers, so a flood of them
-// cannot crowd out the signed ones.
-func TestUnsignedUpdatesDoNotWait(t *testing.T) {
+// busyWorkers serves testSite with a forwarder that reads and never answers, and
+// floods it with forwarded queries until the workers are all waiting on it and their
+// queue is full: a query is shed.
+func busyWorkers(t *testing.T) *server {
+	t.Helper()
 	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer silent.Close()
+	t.Cleanup(func() { silent.Close() })
 	s := start(t, fmt.Sprintf("  forwarders: [%q]\n  recursion_allow: [127.0.0.0/8]", silent.LocalAddr()))
 	flood, err := net.Dial("udp", s.addr)
 	if err != nil {
@@ -477,7 +446,28 @@ func TestUnsignedUpdatesDoNotWait(t *testing.T) {
 			time.Sleep(time.Millisecond) // the kernel's buffer drops what comes too fast, not the door
 		}
 	}
-	testenv.WaitFor(t, "the workers and their queue full", func() bool { return testutil.ToFloat64(s.svc.metrics.shed) >= 1 })
+	testenv.WaitFor(t, "a query shed", func() bool { return testutil.ToFloat64(s.svc.metrics.shed) >= 1 })
+	return s
+}
+
+// TestShedsQueriesThatWait: queries that wait on an upstream that does not answer
+// fill the workers and their queue; past it they are dropped unanswered and counted,
+// while the zones' names are answered all along, from the readers.
+func TestShedsQueriesThatWait(t *testing.T) {
+	s := busyWorkers(t)
+	cl := &dns.Client{Timeout: 2 * time.Second}
+	q := new(dns.Msg).SetQuestion("cp01.k8s.example.com.", dns.TypeA)
+	if r, _, err := cl.Exchange(q, s.addr); err != nil || len(r.Answer) != 1 {
+		t.Errorf("with the workers busy: %v %v, want the host's address", r, err)
+	}
+}
+
+// TestUnsignedUpdatesDoNotWait: while the workers are all busy (waiting on an upstream
+// that does not answer) and their queue is full, unsigned UPDATEs are still refused,
+// each answered, by the readers: they never wait for the workers, so a flood of them
+// cannot crowd out the signed ones.
+func TestUnsignedUpdatesDoNotWait(t *testing.T) {
+	s := busyWorkers(t)
 	c := &dns.Client{Timeout: 2 * time.Second}
 	for i := range 20 {
 		u := new(dns.Msg).SetUpdate("k8s.example.com.")

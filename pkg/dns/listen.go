@@ -11,7 +11,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -171,31 +170,16 @@ func listenUDP(addr netip.AddrPort, n int) ([]*net.UDPConn, error) {
 
 // listenFamily binds n sockets of network (udp4 or udp6) to addr.
 func listenFamily(network string, addr netip.AddrPort, n int) ([]*net.UDPConn, error) {
-	shared := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		if cerr := c.Control(func(fd uintptr) {
-			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			// Room for a burst while the reader signs a denial or the workers'
-			// queue is full: past the system's limit when infrad may (root), as NSD
-			// does; else what the system allows.
-			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, udpReadBuffer) != nil {
-				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, udpReadBuffer)
-			}
-		}); cerr != nil {
-			return cerr
+	conns, err := service.ListenShared(network, addr, n, func(fd int) {
+		// Room for a burst while the reader signs a denial or the workers' queue is
+		// full: past the system's limit when infrad may (root), as NSD does; else what
+		// the system allows.
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, udpReadBuffer) != nil {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, udpReadBuffer)
 		}
-		return err
-	}}
-	var conns []*net.UDPConn
-	for range n {
-		pc, err := shared.ListenPacket(context.Background(), network, addr.String())
-		if err != nil {
-			for _, c := range conns {
-				c.Close()
-			}
-			return nil, fmt.Errorf("udp: %w", err)
-		}
-		conns = append(conns, pc.(*net.UDPConn))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("udp: %w", err)
 	}
 	return conns, nil
 }

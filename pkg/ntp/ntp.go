@@ -15,12 +15,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/facebook/time/timestamp"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/keyring"
@@ -168,30 +166,11 @@ func listen(addr netip.AddrPort, n int) (conns []*net.UDPConn, stamps, err error
 		}
 		alone.Close()
 	}
-	shared := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		if cerr := c.Control(func(fd uintptr) {
-			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		}); cerr != nil {
-			return cerr
-		}
-		return err
-	}}
-	fail := func(err error) ([]*net.UDPConn, error, error) {
-		for _, c := range conns {
-			c.Close()
-		}
+	conns, err = service.ListenShared("udp", addr, n, nil)
+	if err != nil {
 		return nil, nil, fmt.Errorf("ntp listen %s: %w", addr, err)
 	}
-	for range n {
-		pc, err := shared.ListenPacket(context.Background(), "udp", addr.String())
-		if err != nil {
-			return fail(err)
-		}
-		conn := pc.(*net.UDPConn)
-		conns = append(conns, conn)
-		// Port 0: the first socket's port is the one the others share.
-		addr = netip.AddrPortFrom(addr.Addr(), uint16(conn.LocalAddr().(*net.UDPAddr).Port))
+	for _, conn := range conns {
 		fd, err := timestamp.ConnFd(conn)
 		if err == nil {
 			err = timestamp.EnableSWTimestampsRx(fd)
