@@ -77,11 +77,11 @@ func (a *answers) put(key, reply []byte) {
 	}
 }
 
-// answers is the cache of what the zones serve now, for a query of DO do; nil when a
+// answerCache is the cache of what the zones serve now, for a query of DO do; nil when a
 // reply may not come from a cache: the zones are signed as of the clock (no signing
 // time is set yet), or signing is paused (what is signed then depends on which
 // signatures were kept).
-func (s *Service) answers(m *ipam.Model, do bool) *answers {
+func (s *Service) answerCache(m *ipam.Model, do bool) *answers {
 	gen := generation{serial: m.Serial()}
 	if s.cfg.Load().dnssec {
 		gen.signed, gen.keys = true, s.signer.keys.Load()

@@ -88,13 +88,12 @@ type Service struct {
 	resolver atomic.Pointer[resolver] // nil: no forwarders
 	cache    atomic.Pointer[answers]  // the answers of the zones' last version
 
-	mu         sync.Mutex // guards what follows
-	site       config.DNS
-	domain     site.Name
-	door       *door              // nil: stopped
-	forwarders []netip.AddrPort   // the resolver's
-	stop       context.CancelFunc // ends the watch loop and the key keeper
-	watching   chan struct{}      // closed when the watch loop and the key keeper have ended
+	mu       sync.Mutex // guards what follows
+	site     config.DNS
+	domain   site.Name
+	door     *door              // nil: stopped
+	stop     context.CancelFunc // ends the watch loop and the key keeper
+	watching chan struct{}      // closed when the watch loop and the key keeper have ended
 }
 
 // serving is what the hot path reads of the site file.
@@ -203,7 +202,7 @@ func (s *Service) Start(ctx context.Context) error {
 		rs.stop()
 		return err
 	}
-	s.door, s.forwarders = d, s.site.Forwarders
+	s.door = d
 	s.health.Reset()
 	watchCtx, cancel := context.WithCancel(context.Background())
 	s.stop, s.watching = cancel, make(chan struct{})
@@ -390,14 +389,13 @@ func (s *Service) Reload(site *config.Site) error {
 		return nil
 	}
 	s.refreshKeys(context.Background()) // signing turned on: the keys are made now
-	if !slices.Equal(site.DNS.Forwarders, s.forwarders) {
+	if !s.resolver.Load().forwardsTo(site.DNS.Forwarders) {
 		rs, err := newResolver(s.id, site.DNS.Forwarders)
 		if err != nil {
 			s.health.Fail("reload", "the reloaded forwarders could not be used: "+err.Error())
 			return err
 		}
 		s.resolver.Swap(rs).stop()
-		s.forwarders = site.DNS.Forwarders
 	}
 	s.health.Clear("reload")
 	return nil

@@ -323,7 +323,7 @@ func (d *door) serveUDP(b []byte, w *replyWriter, key []byte) bool {
 	var a *answers
 	q := readPlain(b, key)
 	if q.usable && d.h.svc.answersFromModel() {
-		if a = d.h.svc.answers(d.h.svc.ipam.Model(), q.do); a != nil && d.h.fromCache(b, &q, a, w) {
+		if a = d.h.svc.answerCache(d.h.svc.ipam.Model(), q.do); a != nil && d.h.fromCache(b, &q, a, w) {
 			d.h.svc.metrics.cacheHits.Inc()
 			return true
 		}

@@ -44,12 +44,6 @@ type replyWriter struct {
 
 func (w *replyWriter) LocalAddr() net.Addr  { return w.local }
 func (w *replyWriter) RemoteAddr() net.Addr { return w.remote }
-func (w *replyWriter) Network() string {
-	if w.tcp != nil {
-		return "tcp"
-	}
-	return "udp"
-}
 
 func (w *replyWriter) TsigStatus() error              { return w.tsigStatus }
 func (w *replyWriter) TsigTimersOnly(timersOnly bool) { w.timersOnly = timersOnly }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 
@@ -60,8 +61,17 @@ func setup(c *caddy.Controller) error {
 
 // resolver is the cache and forward chain of one set of forwarders.
 type resolver struct {
-	chain   plugin.Handler
-	forward *forward.Forward // started and stopped with the resolver
+	chain      plugin.Handler
+	forward    *forward.Forward // started and stopped with the resolver
+	forwarders []netip.AddrPort
+}
+
+// forwardsTo reports whether r forwards to forwarders; a nil resolver forwards to none.
+func (r *resolver) forwardsTo(forwarders []netip.AddrPort) bool {
+	if r == nil {
+		return len(forwarders) == 0
+	}
+	return slices.Equal(r.forwarders, forwarders)
 }
 
 // newResolver makes the chain that forwards to forwarders, with a cache; nil for
@@ -87,7 +97,7 @@ func newResolver(id string, forwarders []netip.AddrPort) (*resolver, error) {
 		return nil, fmt.Errorf("the forwarders: %w", err)
 	}
 	cfg := <-got
-	r := &resolver{}
+	r := &resolver{forwarders: slices.Clone(forwarders)}
 	for i := len(cfg.Plugin) - 1; i >= 0; i-- {
 		r.chain = cfg.Plugin[i](r.chain)
 	}

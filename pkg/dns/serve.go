@@ -22,7 +22,7 @@ type handler struct {
 // read unpacks the query in b, as miekg/dns's server does: a response, or bytes
 // with no header, are dropped; an opcode infrad does not serve is NOTIMP, a message
 // that does not parse or is not shaped as a query FORMERR, both answered with the
-// header alone. A signed query's TSIG is verified, its status left in w.
+// header and what question was read. A signed query's TSIG is verified, its status left in w.
 func (h *handler) read(b []byte, w *replyWriter) (*dns.Msg, bool) {
 	r := new(dns.Msg)
 	err := r.Unpack(b)
@@ -31,11 +31,11 @@ func (h *handler) read(b []byte, w *replyWriter) (*dns.Msg, bool) {
 	}
 	switch {
 	case r.Opcode != dns.OpcodeQuery && r.Opcode != dns.OpcodeNotify && r.Opcode != dns.OpcodeUpdate:
-		rejected(w, r, dns.RcodeNotImplemented)
+		reply(w, r, dns.RcodeNotImplemented)
 		return nil, false
 	case err != nil || len(r.Question) != 1,
 		r.Opcode != dns.OpcodeUpdate && (len(r.Answer) > 1 || len(r.Ns) > 1 || len(r.Extra) > 2):
-		rejected(w, r, dns.RcodeFormatError)
+		reply(w, r, dns.RcodeFormatError)
 		return nil, false
 	}
 	w.size = dns.MinMsgSize
@@ -48,17 +48,6 @@ func (h *handler) read(b []byte, w *replyWriter) (*dns.Msg, bool) {
 		w.tsigStatus = dns.TsigVerifyWithProvider(b, p, "", false)
 	}
 	return r, true
-}
-
-// rejected answers r with rcode and its header alone.
-func rejected(w dns.ResponseWriter, r *dns.Msg, rcode int) {
-	m := new(dns.Msg)
-	m.Id, m.Opcode, m.RecursionDesired, m.CheckingDisabled = r.Id, r.Opcode, r.RecursionDesired, r.CheckingDisabled
-	m.Response, m.Rcode = true, rcode
-	if len(r.Question) == 1 {
-		m.Question = r.Question
-	}
-	w.WriteMsg(m)
 }
 
 // waits says whether r waits on something other than the model: an UPDATE signed
