@@ -261,8 +261,8 @@ func (s *Service) open(name string) (*link, error) {
 // in the order requests came, and an overloaded server drops what it cannot read (in
 // the kernel) instead of queueing work it will answer too late. A REQUEST, RELEASE
 // or DECLINE waits for the disk, so it goes to the workers (commitLoop), whose
-// commits the group commit gathers; a REQUEST that finds maxCommits others waiting is
-// dropped. A RELEASE or DECLINE is never dropped: its client sends it once. (server4's
+// commits the group commit gathers; a REQUEST that finds every worker busy and
+// maxCommits more waiting for one is dropped. A RELEASE or DECLINE is never dropped: its client sends it once. (server4's
 // own loop starts a goroutine for every packet.)
 func (s *Service) serve(ctx context.Context, l *link) {
 	conn := ipv4.NewPacketConn(l.conn)
