@@ -76,7 +76,7 @@ func (e *Event) matches(q string) bool {
 
 // eventOf is m, received on l (sent, when a reply of ours), as an Event.
 func eventOf(l *link, m *dhcpv4.DHCPv4, sent bool, at time.Time) Event {
-	mt := m.MessageType()
+	mt := typeOf(m)
 	e := Event{At: at, Type: mt.String(), Sent: sent, // the library's names: DISCOVER, ACK, ...
 		Interface: l.name, Relay: addr(m.GatewayIPAddr), Hostname: m.HostName()}
 	if len(m.ClientHWAddr) == 6 {

@@ -288,7 +288,7 @@ func (s *Service) serve(ctx context.Context, l *link) {
 			if err != nil {
 				continue // malformed: dropped
 			}
-			switch m.MessageType() {
+			switch typeOf(m) {
 			case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
 				s.toCommit(queued{ctx, l, m})
 			default:
@@ -306,7 +306,7 @@ func (s *Service) toCommit(c queued) {
 		return
 	default:
 	}
-	if c.m.MessageType() == dhcpv4.MessageTypeRequest {
+	if typeOf(c.m) == dhcpv4.MessageTypeRequest {
 		s.metrics.shed.Inc()
 		return
 	}
@@ -323,7 +323,7 @@ func (s *Service) answer(ctx context.Context, l *link, m *dhcpv4.DHCPv4) {
 		return
 	}
 	s.activity.add(eventOf(l, resp, true, s.now()))
-	if _, err := l.conn.WriteTo(resp.ToBytes(), dst); err != nil {
+	if _, err := l.conn.WriteTo(appendPacket(make([]byte, 0, 576), resp), dst); err != nil {
 		s.log.Warn("dhcp reply not sent", "to", dst, "err", err)
 	}
 }
@@ -434,7 +434,7 @@ func subnetFor(m *ipam.Model, l *link, msg *dhcpv4.DHCPv4) (site.Subnet, bool) {
 	switch gi, ci := addr(msg.GatewayIPAddr), addr(msg.ClientIPAddr); {
 	case gi.IsValid():
 		at = gi
-	case ci.IsValid() && (msg.MessageType() == dhcpv4.MessageTypeRequest || msg.MessageType() == dhcpv4.MessageTypeInform):
+	case ci.IsValid() && (typeOf(msg) == dhcpv4.MessageTypeRequest || typeOf(msg) == dhcpv4.MessageTypeInform):
 		at = ci // renewing, or asking for options, by unicast: perhaps through a router, with no relay
 	}
 	for _, sn := range m.Subnets() {

@@ -71,14 +71,14 @@ func (s *Service) handle(ctx context.Context, l *link, m *dhcpv4.DHCPv4) (*dhcpv
 		s.log.Debug("dhcp message for no subnet of ours", "mac", r.mac, "giaddr", m.GatewayIPAddr, "interface", l.name)
 		return nil, nil
 	}
-	s.metrics.received(m.MessageType())
+	s.metrics.received(typeOf(m))
 	if s.evicted != nil && s.evicted() != "" {
 		return nil, nil // no longer a member of the cluster: the others answer
 	}
 	if !s.mine(m) {
 		return nil, nil // another node of the cluster answers this client
 	}
-	switch m.MessageType() {
+	switch typeOf(m) {
 	case dhcpv4.MessageTypeDiscover:
 		return s.discover(r)
 	case dhcpv4.MessageTypeRequest:
@@ -229,7 +229,7 @@ func (s *Service) mine(m *dhcpv4.DHCPv4) bool {
 	if of <= 1 {
 		return true
 	}
-	switch m.MessageType() {
+	switch typeOf(m) {
 	case dhcpv4.MessageTypeRequest:
 		if m.ServerIdentifier() != nil || addr(m.ClientIPAddr).IsValid() {
 			return true

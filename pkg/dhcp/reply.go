@@ -1,10 +1,12 @@
 package dhcp
 
 import (
+	"encoding/binary"
 	"maps"
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/rfc1035label"
@@ -43,9 +45,7 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 			lt = r.leaseFor
 		}
 		resp.YourIPAddr = ip.AsSlice()
-		resp.UpdateOption(dhcpv4.OptIPAddressLeaseTime(lt))
-		resp.UpdateOption(dhcpv4.OptRenewTimeValue(lt / 2))
-		resp.UpdateOption(dhcpv4.OptRebindingTimeValue(lt * 7 / 8))
+		setLeaseTimes(resp.Options, lt)
 	}
 	if opts.NextServer.IsValid() {
 		resp.ServerIPAddr = opts.NextServer.AsSlice()
@@ -58,6 +58,19 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 	}
 	s.metrics.sent(t)
 	return resp, destination(r.DHCPv4, t)
+}
+
+// setLeaseTimes sets the lease's time (51), its renewal (58, T1: half of it) and its
+// rebinding (59, T2: seven eighths) in o, in seconds, as dhcpv4.OptIPAddressLeaseTime
+// and its siblings encode them, in one allocation.
+func setLeaseTimes(o dhcpv4.Options, lt time.Duration) {
+	v := make([]byte, 12)
+	for i, d := range [3]time.Duration{lt, lt / 2, lt * 7 / 8} {
+		binary.BigEndian.PutUint32(v[4*i:], uint32(d/time.Second))
+	}
+	o[dhcpv4.OptionIPAddressLeaseTime.Code()] = v[0:4:4]
+	o[dhcpv4.OptionRenewTimeValue.Code()] = v[4:8:8]
+	o[dhcpv4.OptionRebindingTimeValue.Code()] = v[8:12:12]
 }
 
 // subnetOptions are the options every reply on a subnet carries, merged (infrad's
