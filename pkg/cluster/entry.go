@@ -186,8 +186,10 @@ func (n *Node) mayAppend(typ string) bool {
 // leader, directly or forwarded) and returns the command's outcome once this node has
 // applied it.
 func (n *Node) Apply(ctx context.Context, cmd ipam.Command) (any, error) {
-	if typ := ipam.CommandType(cmd); !n.mayAppend(typ) {
-		return nil, fmt.Errorf("%s: %w: upgrade every node first", typ, ipam.ErrNotEveryBuild)
+	for _, typ := range []string{ipam.CommandType(cmd), ipam.Requires(cmd)} {
+		if typ != "" && !n.mayAppend(typ) {
+			return nil, fmt.Errorf("%s: %w: upgrade every node first", typ, ipam.ErrNotEveryBuild)
+		}
 	}
 	seq := n.seq.Add(1)
 	data, err := appendEntry(make([]byte, 0, 512), n.origin, seq, cmd)

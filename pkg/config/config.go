@@ -30,6 +30,7 @@ type Site struct {
 	NTP     NTP
 	DHCP    DHCP
 	CA      CA
+	Boot    Boot
 	Subnets []site.Subnet
 	Hosts   []site.Host
 	// What the exports tell a cluster's tools: kubeadm's endpoint, MetalLB's BGP.
@@ -115,6 +116,24 @@ type CA struct {
 	HTTP01Port   int // where http-01 challenges are fetched; ACME says 80 (0 here)
 }
 
+// Boot configures network boot: the profiles hosts and subnets name, and the TFTP
+// server and HTTP endpoint that serve their files. Without profiles it serves nothing.
+type Boot struct {
+	Root       string         // TFTP and HTTP serve files only below it; default <data_dir>/boot
+	HTTPListen netip.AddrPort // the token-free boot endpoint: scripts, files, the callback
+	TFTPListen netip.AddrPort // TFTP, for firmware that fetches iPXE by PXE
+	Profiles   []site.BootProfile
+}
+
+// ProfileNames are the names of the site's boot profiles.
+func (b Boot) ProfileNames() []string {
+	var names []string
+	for _, p := range b.Profiles {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
 // Defaults for keys the site file leaves out.
 const (
 	DefaultDataDir       = "/var/lib/infrad"
@@ -131,11 +150,13 @@ const (
 	DefaultRateLimit     = 16 // NTP requests a second per client
 	DefaultAPIRateLimit  = 50
 	DefaultDHCPRateLimit = 10
+	DefaultBootHTTP      = "0.0.0.0:8081"
+	DefaultTFTPListen    = "0.0.0.0:69"
 )
 
 // IPAM returns the site's address objects as an ipam.Set.
 func (s *Site) IPAM() site.Set {
-	return site.Set{Domain: s.Domain, Zones: s.DNS.Zones, Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records, Changes: s.ChangeLog,
+	return site.Set{Domain: s.Domain, Zones: s.DNS.Zones, Subnets: s.Subnets, Hosts: s.Hosts, Records: s.DNS.Records, Changes: s.ChangeLog, Boot: s.Boot.ProfileNames(),
 		DNS: site.ZoneSettings{TTL: s.DNS.TTL, NameServers: s.NameServers(), Signed: s.DNS.DNSSEC, Services: s.ServiceNames()}}
 }
 

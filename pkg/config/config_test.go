@@ -42,7 +42,7 @@ func TestErrorPlaces(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown top-level key names its line and the known keys", "domain: a.example\nsubnet: []\n",
-			`x.yaml:2: subnet: unknown key "subnet" (known keys here: domain, data_dir, api, dns, ntp, dhcp, ca, subnets, hosts, kubernetes, metallb, cluster, max_deletes, change_log)`},
+			`x.yaml:2: subnet: unknown key "subnet" (known keys here: domain, data_dir, api, dns, ntp, dhcp, ca, boot, subnets, hosts, kubernetes, metallb, cluster, max_deletes, change_log)`},
 		{"missing domain", "data_dir: /tmp\n", `x.yaml: domain: the site needs a domain, such as k8s.example.com`},
 		{"list where a mapping belongs", "domain: a.example\ndns: [a, b]\n", `x.yaml:2: dns: want a mapping of keys, got a list`},
 		{"mapping where a value belongs", "domain: {a: b}\n", `x.yaml:1: domain: want a single value, got a mapping`},
@@ -68,6 +68,24 @@ func TestErrorPlaces(t *testing.T) {
 		{"a change log kept for no days", "domain: a.example\nchange_log: {days: 0}\n",
 			`x.yaml:2: change_log.days: 0: keep the change log from 1 to 3650 days (default 90)`},
 		{"no DNS listener", "domain: a.example\ndns: {listen: []}\n", `x.yaml:2: dns.listen: DNS needs at least one address to listen on (leave the key out for 0.0.0.0:53)`},
+		{"a host naming no profile of the site", "domain: a.example\nboot:\n  profiles: [{name: debian, kernel: d/vmlinuz}]\nsubnets: [{name: n, cidr: 10.0.0.0/24}]\nhosts:\n  - {name: a, ip: 10.0.0.5, mac: \"52:54:00:00:00:05\", boot: debain}\n",
+			`x.yaml:6: hosts[0].boot: no boot profile "debain": boot.profiles has debian`},
+		{"a subnet naming a profile of a site with none", "domain: a.example\nsubnets: [{name: n, cidr: 10.0.0.0/24, boot: debian}]\n",
+			`x.yaml:2: subnets[0].boot: no boot profile "debian": the site has none (boot.profiles)`},
+		{"a subnet may not say none", "domain: a.example\nboot:\n  profiles: [{name: debian, kernel: d/vmlinuz}]\nsubnets: [{name: n, cidr: 10.0.0.0/24, boot: none}]\n",
+			`x.yaml:4: subnets[0].boot: no boot profile "none": boot.profiles has debian`},
+		{"a host without a MAC booting", "domain: a.example\nboot:\n  profiles: [{name: debian, kernel: d/vmlinuz}]\nsubnets: [{name: n, cidr: 10.0.0.0/24}]\nhosts:\n  - {name: a, ip: 10.0.0.5, boot: debian}\n",
+			`x.yaml:6: hosts[0].boot: host "a" has no MAC, so no machine is known to boot as it`},
+		{"a kernel outside the boot root", "domain: a.example\nboot:\n  profiles:\n    - {name: debian, kernel: ../etc/shadow}\n",
+			`x.yaml:4: boot.profiles[0].kernel: "../etc/shadow" is neither a file below boot.root (a clean relative path, such as debian/vmlinuz) nor an http(s) URL`},
+		{"a profile of two kinds", "domain: a.example\nboot:\n  profiles:\n    - {name: x, kernel: k, url: \"http://h/x.efi\"}\n",
+			`x.yaml:4: boot.profiles[0].kernel: a profile needs exactly one of kernel, ipxe and url`},
+		{"a command line naming what a host has not", "domain: a.example\nboot:\n  profiles:\n    - {name: x, kernel: k, cmdline: \"hostname={{.Hostname}}\"}\n",
+			`x.yaml:4: boot.profiles[0].cmdline: the template names what a host does not have: template: :1:11: executing "" at <.Hostname>: can't evaluate field Hostname in type site.BootVars`},
+		{"an iPXE script without its first line", "domain: a.example\nboot:\n  profiles:\n    - {name: x, ipxe: shell}\n",
+			`x.yaml:4: boot.profiles[0].ipxe: an iPXE script starts with "#!ipxe"`},
+		{"a profile defined twice", "domain: a.example\nboot:\n  profiles:\n    - {name: x, ipxe: \"#!ipxe\"}\n    - {name: x, ipxe: \"#!ipxe\"}\n",
+			`x.yaml:5: boot.profiles[1].name: profile "x" is defined twice`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ type file struct {
 	NTP     fileNTP           `yaml:"ntp"`
 	DHCP    fileDHCP          `yaml:"dhcp"`
 	CA      fileCA            `yaml:"ca"`
+	Boot    fileBoot          `yaml:"boot"`
 	Subnets []site.SubnetSpec `yaml:"subnets"`
 	Hosts   []site.HostSpec   `yaml:"hosts"`
 
@@ -24,6 +25,13 @@ type file struct {
 
 	MaxDeletes *int          `yaml:"max_deletes"`
 	ChangeLog  fileChangeLog `yaml:"change_log"`
+}
+
+type fileBoot struct {
+	Root       string             `yaml:"root"`
+	HTTPListen string             `yaml:"http_listen"`
+	TFTPListen string             `yaml:"tftp_listen"`
+	Profiles   []site.BootProfile `yaml:"profiles"`
 }
 
 type fileChangeLog struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,6 +77,7 @@ func (v *validator) site(f *file) *Site {
 	s.NTP = v.ntp(&f.NTP)
 	s.DHCP = v.dhcp(&f.DHCP)
 	s.CA = v.ca(&f.CA, s.Domain)
+	s.Boot = v.boot(&f.Boot, s.DataDir)
 	s.Kubernetes = v.kubernetes(&f.Kubernetes, s)
 	s.MetalLB = v.metallb(&f.MetalLB)
 	s.Cluster = v.cluster(f.Cluster)
@@ -257,6 +259,29 @@ func (v *validator) dhcp(f *fileDHCP) DHCP {
 		}
 	}
 	return d
+}
+
+func (v *validator) boot(f *fileBoot, dataDir string) Boot {
+	b := Boot{Root: f.Root, Profiles: f.Profiles}
+	if b.Root == "" {
+		b.Root = filepath.Join(dataDir, "boot")
+	} else if !filepath.IsAbs(b.Root) {
+		v.errorf("boot.root", "%q is not an absolute path", b.Root)
+	}
+	b.HTTPListen = v.listen("boot.http_listen", orDefault(f.HTTPListen, DefaultBootHTTP))
+	b.TFTPListen = v.listen("boot.tftp_listen", orDefault(f.TFTPListen, DefaultTFTPListen))
+	names := map[string]bool{}
+	for i, p := range f.Profiles {
+		at := fmt.Sprintf("boot.profiles[%d]", i)
+		for _, e := range p.Check() {
+			v.errorf(at+"."+e.Field, "%s", e.Msg)
+		}
+		if names[p.Name] {
+			v.errorf(at+".name", "profile %q is defined twice", p.Name)
+		}
+		names[p.Name] = true
+	}
+	return b
 }
 
 func (v *validator) ca(f *fileCA, domain site.Name) CA {

@@ -42,6 +42,7 @@ func init() {
 		PutSubnet{}, DeleteSubnet{}, PutHost{}, DeleteHost{}, AllocateHost{}, PutRecord{}, DeleteRecord{},
 		UpdateRecords{}, Reconcile{}, CommitLease{}, ReleaseLease{}, DeclineLease{}, ExpireLeases{}, TableWrite{},
 		PinLease{}, PutToken{}, DeleteToken{}, Resign{}, SetDHCPServers{}, SettleEnds{}, ReleaseClientLease{}, TrackGrants{},
+		BootHost{},
 	} {
 		t := reflect.TypeOf(c)
 		commandTypes[t.Name()] = t
@@ -56,6 +57,32 @@ func CommandTypes() []string {
 
 // CommandType names cmd's type, as a log entry does ("CommitLease").
 func CommandType(cmd Command) string { return reflect.TypeOf(cmd).Name() }
+
+// Requires names the command type every box must apply before cmd may go into the
+// log, beside cmd's own: a command that carries what an earlier build would drop
+// (its host's boot fields) needs a build that knows them, or the boxes' stores part.
+// "": none.
+func Requires(cmd Command) string {
+	booting := func(hosts []site.Host, subnets []site.Subnet, profiles []string) bool {
+		return len(profiles) > 0 || slices.ContainsFunc(hosts, func(h site.Host) bool { return h.Boot != "" || h.BootOnce }) ||
+			slices.ContainsFunc(subnets, func(sn site.Subnet) bool { return sn.Boot != "" })
+	}
+	switch c := cmd.(type) {
+	case PutHost:
+		if booting([]site.Host{c.Host}, nil, nil) {
+			return CommandType(BootHost{})
+		}
+	case PutSubnet:
+		if booting(nil, []site.Subnet{c.Subnet}, nil) {
+			return CommandType(BootHost{})
+		}
+	case Reconcile:
+		if booting(c.File.Hosts, c.File.Subnets, c.File.Boot) {
+			return CommandType(BootHost{})
+		}
+	}
+	return ""
+}
 
 // MarshalCommand is cmd as JSON: written by the command itself when it can (the
 // lease commands, on DHCP's hot path), else by encoding/json, byte for byte alike.
@@ -148,6 +175,7 @@ type PutHost struct {
 func (c PutHost) apply(t *txn) (any, error) {
 	h := c.Host
 	h.Owner = site.OwnerAPI
+	h.Booted = time.Time{} // only BootHost sets it
 	if c.Renames != "" && c.Renames != h.Name {
 		old, ok := t.m.Host(c.Renames)
 		if err := t.changeable("host", c.Renames, ok, old.Owner); err != nil {
@@ -170,6 +198,33 @@ func (c PutHost) apply(t *txn) (any, error) {
 	}
 	if err := t.checkHost(h.Name, &h); err != nil {
 		return nil, err
+	}
+	h.Booted = keptBooted(old, h)
+	t.putHost(h)
+	return h, nil
+}
+
+// BootHost records that a host which boots once has booted (Booted: its boot
+// script's callback), from when on it boots from no profile, or arms it to boot from
+// its profile again (not Booted). A host of either owner: this is the machine's
+// state, not its declaration.
+type BootHost struct {
+	Stamp
+	Name   string `json:"name"`
+	Booted bool   `json:"booted"`
+}
+
+func (c BootHost) apply(t *txn) (any, error) {
+	h, ok := t.m.Host(c.Name)
+	if !ok {
+		return nil, notFound(fmt.Sprintf("host %q", c.Name))
+	}
+	if c.Booted == !h.Booted.IsZero() {
+		return h, nil // already so: the callback called twice
+	}
+	h.Booted = time.Time{}
+	if c.Booted {
+		h.Booted = c.At
 	}
 	t.putHost(h)
 	return h, nil

@@ -127,7 +127,7 @@ func load(st *store.Store) (*Model, uint64, error) {
 		if err != nil {
 			return err
 		}
-		m.shape = (&Shape{Domain: z.Domain, Zones: z.Zones, Source: z.Source, Subnets: subnets, Digest: z.Digest, Changes: z.Changes, DNS: z.DNS, DHCPServers: z.DHCPServers, Grants: z.Grants}).index()
+		m.shape = (&Shape{Domain: z.Domain, Zones: z.Zones, Source: z.Source, Subnets: subnets, Digest: z.Digest, Changes: z.Changes, DNS: z.DNS, DHCPServers: z.DHCPServers, Grants: z.Grants, Boot: z.Boot}).index()
 		hosts := immutable.NewSortedMapBuilder[string, site.Host](stringComparer{})
 		byIP := immutable.NewSortedMapBuilder[netip.Addr, string](addrComparer{})
 		byMAC := immutable.NewMapBuilder[site.MAC, string](macHasher{})

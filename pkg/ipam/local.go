@@ -27,7 +27,7 @@ type neighbourhood struct {
 
 func (t *txn) neighbourhood() *neighbourhood {
 	sh := t.m.shape
-	n := &neighbourhood{m: t.m, set: site.Set{Domain: sh.Domain, Zones: sh.Zones, Subnets: slices.Clone(sh.Subnets), DNS: sh.DNS},
+	n := &neighbourhood{m: t.m, set: site.Set{Domain: sh.Domain, Zones: sh.Zones, Subnets: slices.Clone(sh.Subnets), DNS: sh.DNS, Boot: sh.Boot},
 		hosts: map[string]bool{}, records: map[string]bool{}}
 	for _, a := range sh.DNS.NameServers { // which of them the glue name answers for
 		if h, ok := t.m.HostAt(a); ok {

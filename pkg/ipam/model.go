@@ -64,6 +64,8 @@ type Shape struct {
 	// Grants says every lease granted since keeps the index of its grant
 	// (Lease.Granted), and a late CommitLease does not move its client (TrackGrants).
 	Grants bool
+	// Boot names the site file's boot profiles, which hosts and subnets may name.
+	Boot []string
 
 	zones []string // the zones of Domain, Zones and Subnets, longest first (index)
 }
@@ -252,7 +254,7 @@ func (m *Model) HostnameOf(name site.Name) (string, bool) {
 
 // Set is the model's objects as a Set, for checking every rule at once.
 func (m *Model) Set() site.Set {
-	return site.Set{Domain: m.shape.Domain, Zones: m.shape.Zones, Subnets: slices.Clone(m.shape.Subnets), Hosts: m.Hosts(), Records: m.Records(), DNS: m.shape.DNS}
+	return site.Set{Domain: m.shape.Domain, Zones: m.shape.Zones, Subnets: slices.Clone(m.shape.Subnets), Hosts: m.Hosts(), Records: m.Records(), DNS: m.shape.DNS, Boot: m.shape.Boot}
 }
 
 func values[K, V any](sm *immutable.SortedMap[K, V]) []V {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/infrad/infrad/pkg/site"
 )
@@ -51,13 +52,13 @@ type Reconcile struct {
 }
 
 func (c Reconcile) apply(t *txn) (any, error) {
-	file := fileOwned(c.File)
+	file := fileOwned(t.m, c.File)
 	changes, err := plan(t.m, file)
 	if err != nil {
 		return nil, err
 	}
 	sh := &Shape{Domain: file.Domain, Zones: file.Zones, Source: c.Source, Digest: FileDigest(c.Source, c.File), Changes: file.Changes, DNS: file.DNS,
-		DHCPServers: t.m.shape.DHCPServers, Grants: t.m.shape.Grants}
+		DHCPServers: t.m.shape.DHCPServers, Grants: t.m.shape.Grants, Boot: file.Boot}
 	for _, sn := range t.m.shape.Subnets {
 		if sn.Owner != site.OwnerFile {
 			sh.Subnets = append(sh.Subnets, sn)
@@ -129,22 +130,34 @@ func FileDigest(source string, file site.Set) string {
 
 // Plan says what Reconcile would change, changing nothing.
 func (m *IPAM) Plan(file site.Set) ([]Change, error) {
-	return plan(m.Model(), fileOwned(file))
+	return plan(m.Model(), fileOwned(m.Model(), file))
 }
 
 // fileOwned returns a copy of s with every object owned by the site file.
-func fileOwned(s site.Set) site.Set {
+func fileOwned(m *Model, s site.Set) site.Set {
 	s.Subnets, s.Hosts, s.Records = slices.Clone(s.Subnets), slices.Clone(s.Hosts), slices.Clone(s.Records)
 	for i := range s.Subnets {
 		s.Subnets[i].Owner = site.OwnerFile
 	}
 	for i := range s.Hosts {
 		s.Hosts[i].Owner = site.OwnerFile
+		if old, ok := m.Host(s.Hosts[i].Name); ok {
+			s.Hosts[i].Booted = keptBooted(old, s.Hosts[i])
+		}
 	}
 	for i := range s.Records {
 		s.Records[i].Owner = site.OwnerFile
 	}
 	return s
+}
+
+// keptBooted is when h, replacing old, has booted: when old did, unless h boots
+// otherwise (another profile, MAC or boot_once), which arms it again.
+func keptBooted(old, h site.Host) time.Time {
+	if old.Boot == h.Boot && old.BootOnce == h.BootOnce && old.MAC == h.MAC {
+		return old.Booted
+	}
+	return time.Time{}
 }
 
 // planning is the state of one plan: the store's API objects followed by the file's,
@@ -159,7 +172,7 @@ type planning struct {
 // plan checks file against the API's objects in m and lists the changes it brings.
 func plan(m *Model, file site.Set) ([]Change, error) {
 	cur := m.Set()
-	p := &planning{merged: site.Set{Domain: file.Domain, Zones: file.Zones}, apiCount: map[string]int{}}
+	p := &planning{merged: site.Set{Domain: file.Domain, Zones: file.Zones, Boot: file.Boot}, apiCount: map[string]int{}}
 	mergeKind(p, subnetKind, &cur, &file)
 	mergeKind(p, hostKind, &cur, &file)
 	mergeKind(p, recordKind, &cur, &file)

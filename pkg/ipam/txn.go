@@ -360,7 +360,7 @@ func (t *txn) flush(tx *store.Tx) error {
 	}
 	if t.m.shape != t.shape0 {
 		sh := t.m.shape
-		if err := store.Put(tx, store.BucketState, stateZones, zones{Domain: sh.Domain, Zones: sh.Zones, Source: sh.Source, Digest: sh.Digest, Changes: sh.Changes, DNS: sh.DNS, DHCPServers: sh.DHCPServers, Grants: sh.Grants}); err != nil {
+		if err := store.Put(tx, store.BucketState, stateZones, zones{Domain: sh.Domain, Zones: sh.Zones, Source: sh.Source, Digest: sh.Digest, Changes: sh.Changes, DNS: sh.DNS, DHCPServers: sh.DHCPServers, Grants: sh.Grants, Boot: sh.Boot}); err != nil {
 			return err
 		}
 	}
@@ -393,4 +393,6 @@ type zones struct {
 	DHCPServers int `json:"dhcp_servers,omitempty"`
 	// Grants is Shape.Grants.
 	Grants bool `json:"grants,omitempty"`
+	// Boot is Shape.Boot.
+	Boot []string `json:"boot,omitempty"`
 }

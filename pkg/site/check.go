@@ -18,6 +18,8 @@ type Set struct {
 	Changes ChangeLimits `json:",omitzero"`
 	// DNS is what the site file says of the zones' content.
 	DNS ZoneSettings `json:",omitzero"`
+	// Boot names the boot profiles (boot.profiles) a host or a subnet may name.
+	Boot []string `json:",omitempty"`
 }
 
 // Problem is one rule a Set breaks, placed at the object it blames.
@@ -86,6 +88,7 @@ func (c *checker) subnets() {
 		} else {
 			names[sn.Name] = i
 		}
+		c.bootProfile(at, sn.Boot, false)
 		if !sn.Purpose.Valid() {
 			c.addf(at, "purpose", "%q is not a purpose: use nodes, pods or services", sn.Purpose)
 		}
@@ -138,6 +141,19 @@ func (c *checker) ranges(at at, sn Subnet) {
 	}
 }
 
+// bootProfile checks the boot profile an object names: one of the site's, or (for a
+// host, overriding its subnet's) none.
+func (c *checker) bootProfile(a at, name string, host bool) {
+	switch {
+	case name == "" || slices.Contains(c.set.Boot, name):
+	case name == BootNone && host:
+	case len(c.set.Boot) == 0:
+		c.addf(a, "boot", "no boot profile %q: the site has none (boot.profiles)", name)
+	default:
+		c.addf(a, "boot", "no boot profile %q: boot.profiles has %s", name, strings.Join(c.set.Boot, ", "))
+	}
+}
+
 func (c *checker) hosts() {
 	glue := c.set.glue()
 	byName := map[string]int{}
@@ -164,7 +180,11 @@ func (c *checker) hosts() {
 			byIP[h.IP] = i
 			c.hostAddress(at, h)
 		}
+		c.bootProfile(at, h.Boot, true)
 		if h.MAC.IsZero() {
+			if h.Boot != "" && h.Boot != BootNone || h.BootOnce {
+				c.addf(at, "boot", "host %q has no MAC, so no machine is known to boot as it", h.Name)
+			}
 			continue
 		}
 		if h.MAC.IsMulticast() {

@@ -29,6 +29,7 @@ type SubnetSpec struct {
 	Ranges  []RangeSpec      `yaml:"ranges" json:"ranges,omitempty"`
 	Comment string           `yaml:"comment" json:"comment,omitempty"`
 	DHCP    *DHCPOptionsSpec `yaml:"dhcp_options" json:"dhcp_options,omitempty"`
+	Boot    string           `yaml:"boot" json:"boot,omitempty"`
 }
 
 // RangeSpec is a range as written.
@@ -46,7 +47,9 @@ type HostSpec struct {
 	MAC     string           `yaml:"mac" json:"mac,omitempty"`
 	Role    string           `yaml:"role" json:"role,omitempty"`
 	Comment string           `yaml:"comment" json:"comment,omitempty"`
-	DHCP    *DHCPOptionsSpec `yaml:"dhcp_options" json:"dhcp_options,omitempty"`
+	DHCP     *DHCPOptionsSpec `yaml:"dhcp_options" json:"dhcp_options,omitempty"`
+	Boot     string           `yaml:"boot" json:"boot,omitempty"`
+	BootOnce bool             `yaml:"boot_once" json:"boot_once,omitempty"`
 }
 
 // RecordSpec is a DNS record as written: Name relative to the domain ("api", "@") or
@@ -62,7 +65,7 @@ type RecordSpec struct {
 // not overlap, ...) are checked by Set.Problems.
 func (s SubnetSpec) Parse() (Subnet, []FieldError) {
 	var errs fieldErrors
-	sn := Subnet{Name: s.Name, Purpose: Purpose(s.Purpose), Comment: s.Comment}
+	sn := Subnet{Name: s.Name, Purpose: Purpose(s.Purpose), Comment: s.Comment, Boot: s.Boot}
 	if sn.Purpose == "" {
 		sn.Purpose = PurposeNodes
 	}
@@ -92,7 +95,7 @@ func (s SubnetSpec) Parse() (Subnet, []FieldError) {
 // Parse turns the spec into a Host; the name is folded to lower case.
 func (s HostSpec) Parse() (Host, []FieldError) {
 	var errs fieldErrors
-	h := Host{Name: strings.ToLower(s.Name), Role: s.Role, Comment: s.Comment}
+	h := Host{Name: strings.ToLower(s.Name), Role: s.Role, Comment: s.Comment, Boot: s.Boot, BootOnce: s.BootOnce}
 	h.IP = errs.requiredAddr("ip", s.IP)
 	h.DHCP = s.DHCP.parse("dhcp_options", &errs)
 	if s.MAC != "" {

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/netip"
+	"time"
 )
 
 // Owner says who declared an object. The site file owns what it declares: reconciled
@@ -61,6 +62,7 @@ type Subnet struct {
 	Ranges  []Range      `json:"ranges,omitempty"`  // ordered as declared
 	Comment string       `json:"comment,omitempty"` // free text for people
 	DHCP    *DHCPOptions `json:"dhcp_options,omitempty"`
+	Boot    string       `json:"boot,omitempty"` // the boot profile of its clients without one of their own; "": none
 	Owner   Owner        `json:"owner"`
 }
 
@@ -91,7 +93,29 @@ type Host struct {
 	Role    string       `json:"role,omitempty"`
 	Comment string       `json:"comment,omitempty"`
 	DHCP    *DHCPOptions `json:"dhcp_options,omitempty"` // override the subnet's
-	Owner   Owner        `json:"owner"`
+	// Boot names the boot profile it boots from the network (boot.profiles), BootNone
+	// for none; "": its subnet's. With BootOnce it boots so until its boot script
+	// reports that it booted (Booted: when, set by the write path, not by its owner).
+	Boot     string    `json:"boot,omitempty"`
+	BootOnce bool      `json:"boot_once,omitempty"`
+	Booted   time.Time `json:"booted,omitzero"`
+	Owner    Owner     `json:"owner"`
+}
+
+// BootNone is a host's Boot that says it boots from no profile, whatever its subnet's.
+const BootNone = "none"
+
+// BootProfile is the profile h boots from on sn, or "" for none: its own, else the
+// subnet's; none once a host that boots once has booted.
+func (h Host) BootProfile(sn Subnet) string {
+	p := h.Boot
+	if p == "" {
+		p = sn.Boot
+	}
+	if p == BootNone || h.BootOnce && !h.Booted.IsZero() {
+		return ""
+	}
+	return p
 }
 
 // Record is one DNS resource record kept in IPAM, beside the ones hosts imply.
