@@ -58,6 +58,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &e):
 	case errors.Is(err, ipam.ErrNoQuorum):
 		e = &Error{Status: http.StatusServiceUnavailable, Code: "no_quorum", Message: err.Error()}
+	case errors.Is(err, ipam.ErrNotEveryBuild):
+		e = &Error{Status: http.StatusConflict, Code: "upgrade_needed", Message: err.Error()}
 	case errors.As(err, &de):
 		for _, m := range domainStatus {
 			if errors.Is(de, m.kind) {

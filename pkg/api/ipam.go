@@ -23,6 +23,7 @@ func (s *Server) ipamRoutes(r chi.Router) {
 	r.Get("/hosts/{name}", s.handle(s.getHost))
 	r.Put("/hosts/{name}", s.handle(s.updateHost))
 	r.Delete("/hosts/{name}", s.handle(s.deleteHost))
+	r.Delete("/hosts/{name}/booted", s.handle(s.rearmHost))
 
 	r.Get("/dns/records", s.handle(s.listRecords))
 	r.Post("/dns/records", s.handle(s.createRecord))
@@ -127,6 +128,12 @@ func (s *Server) updateHost(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request) error {
 	return noContent(w, s.opts.IPAM.DeleteHost(r.Context(), chi.URLParam(r, "name")))
+}
+
+// rearmHost forgets that a boot_once host has booted: it boots from its profile again.
+func (s *Server) rearmHost(w http.ResponseWriter, r *http.Request) error {
+	h, err := s.opts.IPAM.Rearm(r.Context(), chi.URLParam(r, "name"))
+	return reply(w, http.StatusOK, h, err)
 }
 
 // record is a record as the API shows it: with its ID.

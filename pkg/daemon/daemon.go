@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infrad/infrad/pkg/api"
+	"github.com/infrad/infrad/pkg/boot"
 	"github.com/infrad/infrad/pkg/ca"
 	"github.com/infrad/infrad/pkg/cluster"
 	"github.com/infrad/infrad/pkg/config"
@@ -60,6 +61,7 @@ type Daemon struct {
 	ntp       *ntp.Service
 	dns       *dns.Service
 	dhcp      *dhcp.Service
+	boot      *boot.Service
 	ca        *ca.Service
 	mgr       *service.Manager
 
@@ -307,8 +309,13 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	}
 	d.dns = dns.New(dns.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dns"), Synced: synced,
 		CaughtUp: d.node.CaughtUp, Evicted: d.node.Evicted})
+	var bootEvents func(boot.Event) // the DHCP service's activity view, once it is built
+	d.boot = boot.New(boot.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "boot"),
+		Event: func(e boot.Event) { bootEvents(e) }})
 	d.dhcp = dhcp.New(dhcp.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp"),
-		Share: d.node.DHCPShare, Quorum: d.node.Quorum, CaughtUp: d.node.CaughtUp, Promised: d.node.Promised, Evicted: d.node.Evicted})
+		Share: d.node.DHCPShare, Quorum: d.node.Quorum, CaughtUp: d.node.CaughtUp, Promised: d.node.Promised, Evicted: d.node.Evicted,
+		Boot: d.boot})
+	bootEvents = d.dhcp.NoteBoot
 	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"), Quorum: d.node.Quorum,
 		Synced: synced})
 	apiServer := api.New(api.Options{
@@ -334,12 +341,13 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Logger:        d.log.With("service", "api"),
 	})
 	d.api = apiServer
-	// Services in start order (ntp, dns, dhcp, ca, api), joining as they are built.
+	// Services in start order (ntp, dns, dhcp, boot, ca, api), joining as they are built.
 	// The API needs none of them: it must answer /readyz while they are failing.
 	d.mgr, err = service.New(service.Options{Logger: d.log},
 		service.Unit{Service: d.ntp},
 		service.Unit{Service: d.dns},
 		service.Unit{Service: d.dhcp},
+		service.Unit{Service: d.boot},
 		// The CA trusts infrad's clock and resolves challenges through infrad's DNS.
 		service.Unit{Service: d.ca, Needs: []string{"ntp", "dns"}},
 		service.Unit{Service: apiServer},
@@ -459,6 +467,10 @@ func (d *Daemon) Reload(site *config.Site) error {
 	if err := d.dns.Reload(site); err != nil {
 		d.log.Error("dns keeps its running settings", "err", err)
 	}
+	bootRestart, err := d.boot.Reload(context.Background(), site)
+	if err != nil {
+		d.log.Error("boot could not bind its listeners", "err", err)
+	}
 	if err := d.dhcp.Reload(site); err != nil {
 		d.log.Error("dhcp could not bind its new interfaces", "err", err)
 	}
@@ -466,7 +478,10 @@ func (d *Daemon) Reload(site *config.Site) error {
 		d.log.Error("the CA did not restart with the reloaded site", "err", err)
 	}
 	d.api.SetRateLimit(site.API.RateLimit)
-	var restart []string
+	restart := bootRestart
+	for _, key := range bootRestart {
+		d.log.Warn(key+" changed: it takes effect on restart", "service", "boot")
+	}
 	if site.DataDir != d.dataDir {
 		restart = append(restart, "data_dir")
 		d.log.Warn("data_dir changed: it takes effect on restart", "running", d.dataDir, "file", site.DataDir)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/infrad/infrad/pkg/boot"
 	"github.com/infrad/infrad/pkg/site"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
@@ -13,7 +14,7 @@ import (
 // Event is one DHCP message this box received or sent, for the activity view.
 type Event struct {
 	At        time.Time  `json:"at"`
-	Type      string     `json:"type"` // DISCOVER, OFFER, REQUEST, ACK, NAK, RELEASE, DECLINE, INFORM
+	Type      string     `json:"type"` // DISCOVER, OFFER, REQUEST, ACK, NAK, RELEASE, DECLINE, INFORM; a boot step: TFTP, SCRIPT, FILE, BOOTED
 	Sent      bool       `json:"sent"` // a reply of ours; false: a client's message
 	MAC       site.MAC   `json:"mac"`
 	IP        netip.Addr `json:"ip,omitzero"`    // offered, acknowledged, requested, released or declined
@@ -21,6 +22,7 @@ type Event struct {
 	Interface string     `json:"interface"`
 	Hostname  string     `json:"hostname,omitempty"`
 	Reason    string     `json:"reason,omitempty"` // why a NAK
+	File      string     `json:"file,omitempty"`   // what a boot step served: a file, a script's profile, a booted host
 }
 
 // ActivityLen bounds the events kept: the newest, in a ring.
@@ -66,7 +68,7 @@ func (a *activity) newest(q string, limit int) []Event {
 }
 
 func (e *Event) matches(q string) bool {
-	for _, s := range []string{strings.ToLower(e.Type), e.MAC.String(), e.IP.String(), e.Relay.String(), e.Hostname, strings.ToLower(e.Reason), e.Interface} {
+	for _, s := range []string{strings.ToLower(e.Type), e.MAC.String(), e.IP.String(), e.Relay.String(), e.Hostname, strings.ToLower(e.Reason), e.Interface, strings.ToLower(e.File)} {
 		if strings.Contains(s, q) {
 			return true
 		}
@@ -100,6 +102,12 @@ func eventOf(l *link, m *dhcpv4.DHCPv4, sent bool, at time.Time) Event {
 		e.Relay = netip.Addr{}
 	}
 	return e
+}
+
+// NoteBoot adds a boot step the boot service served to the activity view, beside the
+// DHCP exchange that pointed the machine there.
+func (s *Service) NoteBoot(e boot.Event) {
+	s.activity.add(Event{At: e.At, Type: strings.ToUpper(e.Step), Sent: true, MAC: e.MAC, IP: e.Client, File: e.File})
 }
 
 // Activity returns up to limit of the DHCP messages this box received and sent lately,

@@ -56,6 +56,8 @@ type Options struct {
 	// Evicted says why the node is no longer a member of its cluster ("": it is);
 	// nil: never. An evicted node answers no client: its model falls behind for good.
 	Evicted func() string
+	// Boot is the boot service, which network boot clients are pointed at; nil: none are.
+	Boot Booter
 }
 
 // maxCommits bounds the messages waiting for their commits at once (REQUESTs,
@@ -78,6 +80,7 @@ type Service struct {
 	caughtUp  func() bool
 	promised  func(index uint64, until time.Time) error
 	evicted   func() string
+	boot      Booter
 	now       func() time.Time
 	metrics   *metrics
 
@@ -142,6 +145,7 @@ func New(opts Options) *Service {
 		caughtUp:     opts.CaughtUp,
 		promised:     opts.Promised,
 		evicted:      opts.Evicted,
+		boot:         opts.Boot,
 		now:          opts.Now,
 		metrics:      newMetrics(opts.Registry),
 		exhaustedLog: map[string]time.Time{},

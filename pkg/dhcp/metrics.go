@@ -22,9 +22,10 @@ type metrics struct {
 	// evictedMAC and evictedRelay count the clients and relays the rate limits forgot
 	// to make room.
 	evictedMAC, evictedRelay prometheus.Counter
-	offersDropped            prometheus.Counter // offers dropped, oldest first, past maxOffers
-	endsDropped              prometheus.Counter // RELEASEs and DECLINEs dropped, oldest first, past maxHeldEnds
-	behind                   prometheus.Counter // DISCOVERs left to the others while this node catches up
+	offersDropped            prometheus.Counter     // offers dropped, oldest first, past maxOffers
+	endsDropped              prometheus.Counter     // RELEASEs and DECLINEs dropped, oldest first, past maxHeldEnds
+	behind                   prometheus.Counter     // DISCOVERs left to the others while this node catches up
+	netboot                  *prometheus.CounterVec // replies pointing a network boot client onward, by firmware
 }
 
 // maxType is the highest DHCP message type counted by name (RFC 2132: 1 to 8).
@@ -71,7 +72,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "infrad_dhcp_behind_total",
 		Help: "DISCOVERs left unanswered while this node, just started, had not yet applied the cluster's log as far as the leader had committed it.",
 	})
-	reg.MustRegister(in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed, m.evictedMAC, m.evictedRelay, m.offersDropped, m.endsDropped, m.behind)
+	m.netboot = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "infrad_dhcp_netboot_total",
+		Help: "Replies that pointed a network boot client onward, by its firmware: pxe (an iPXE binary over TFTP), http (UEFI HTTP boot), ipxe (its script).",
+	}, []string{"firmware"})
+	reg.MustRegister(m.netboot, in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed, m.evictedMAC, m.evictedRelay, m.offersDropped, m.endsDropped, m.behind)
 	return m
 }
 

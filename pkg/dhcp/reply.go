@@ -56,6 +56,7 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 	if decided && ip.IsValid() {
 		nameOptions(r.DHCPv4, resp, name, r.model.Domain())
 	}
+	s.netboot(r, resp, infrad)
 	s.metrics.sent(t)
 	return resp, destination(r.DHCPv4, t)
 }

@@ -46,6 +46,16 @@ func (m *IPAM) DeleteHost(ctx context.Context, name string) error {
 	return err
 }
 
+// Rearm has a host that boots once boot from its profile again (BootHost): the
+// machine is to be installed anew.
+func (m *IPAM) Rearm(ctx context.Context, name string) (site.Host, error) {
+	res, err := m.Apply(ctx, BootHost{Stamp: m.stampFor(ctx), Name: name})
+	if err != nil {
+		return site.Host{}, err
+	}
+	return res.(site.Host), nil
+}
+
 // Allocate creates an API-owned host at the lowest free address of the named subnet
 // (see AllocateHost). The search and the write are one transaction, so concurrent
 // calls never get the same address.

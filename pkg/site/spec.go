@@ -42,11 +42,11 @@ type RangeSpec struct {
 
 // HostSpec is a host as written.
 type HostSpec struct {
-	Name    string           `yaml:"name" json:"name"`
-	IP      string           `yaml:"ip" json:"ip"`
-	MAC     string           `yaml:"mac" json:"mac,omitempty"`
-	Role    string           `yaml:"role" json:"role,omitempty"`
-	Comment string           `yaml:"comment" json:"comment,omitempty"`
+	Name     string           `yaml:"name" json:"name"`
+	IP       string           `yaml:"ip" json:"ip"`
+	MAC      string           `yaml:"mac" json:"mac,omitempty"`
+	Role     string           `yaml:"role" json:"role,omitempty"`
+	Comment  string           `yaml:"comment" json:"comment,omitempty"`
 	DHCP     *DHCPOptionsSpec `yaml:"dhcp_options" json:"dhcp_options,omitempty"`
 	Boot     string           `yaml:"boot" json:"boot,omitempty"`
 	BootOnce bool             `yaml:"boot_once" json:"boot_once,omitempty"`

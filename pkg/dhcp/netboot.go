@@ -1,0 +1,114 @@
+package dhcp
+
+import (
+	"bytes"
+	"net/netip"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/infrad/infrad/pkg/boot"
+	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
+)
+
+// Booter is the boot service, as DHCP sees it: which profile a machine boots from,
+// and where its endpoint is.
+type Booter interface {
+	BootsFrom(m *ipam.Model, mac site.MAC, sn site.Subnet) string // "": none
+	Endpoint(local netip.Addr) string                             // http://addr:port
+}
+
+// firmware is what a network boot client said of itself in its request.
+type firmware int
+
+const (
+	notBooting firmware = iota
+	pxe                 // PXE firmware (option 60 "PXEClient..."): takes an iPXE binary over TFTP
+	httpBoot            // UEFI HTTP boot (option 60 "HTTPClient..."): takes an iPXE binary by URL
+	ipxe                // iPXE itself (option 77 "iPXE", or its option 175): takes its script by URL
+)
+
+// firmwareOf reads what kind of network boot client m comes from, and its
+// architecture (RFC 4578 option 93; 0, BIOS, when absent).
+func firmwareOf(m *dhcpv4.DHCPv4) (firmware, iana.Arch) {
+	var arch iana.Arch
+	if archs := m.ClientArch(); len(archs) > 0 {
+		arch = archs[0]
+	}
+	if m.Options.Has(dhcpv4.OptionEtherboot) || bytes.Contains(m.Options.Get(dhcpv4.OptionUserClassInformation), []byte("iPXE")) {
+		return ipxe, arch
+	}
+	switch vc := m.Options.Get(dhcpv4.OptionClassIdentifier); {
+	case bytes.HasPrefix(vc, []byte("HTTPClient")):
+		return httpBoot, arch
+	case bytes.HasPrefix(vc, []byte("PXEClient")):
+		return pxe, arch
+	}
+	return notBooting, arch
+}
+
+// loaderFor is the iPXE binary for a firmware's architecture; "" when infrad has none
+// to offer it (32-bit UEFI, 32-bit ARM).
+func loaderFor(arch iana.Arch) string {
+	switch arch {
+	case iana.INTEL_X86PC:
+		return boot.BIOSLoader
+	case iana.EFI_X86_64, iana.EFI_BC, iana.EFI_X86_64_HTTP, iana.EFI_BC_HTTP:
+		return boot.EFILoader
+	case iana.EFI_ARM64, iana.EFI_ARM64_HTTP:
+		return boot.ARM64Loader
+	}
+	return ""
+}
+
+// netboot points a network boot client whose machine boots from a profile at what
+// it fetches next: PXE firmware at an iPXE binary over TFTP from this box (next-server
+// and the file field), UEFI HTTP boot at that binary's URL (echoing "HTTPClient", as
+// the firmware requires), and iPXE at its script's URL, which ends the chain. A client
+// whose machine boots from no profile gets none of this. infrad is this box's address
+// as the client reaches it.
+func (s *Service) netboot(r *request, resp *dhcpv4.DHCPv4, infrad netip.Addr) {
+	if s.boot == nil {
+		return
+	}
+	fw, arch := firmwareOf(r.DHCPv4)
+	if fw == notBooting || s.boot.BootsFrom(r.model, r.mac, r.sn) == "" {
+		return
+	}
+	endpoint := s.boot.Endpoint(infrad)
+	switch fw {
+	case ipxe:
+		resp.BootFileName = endpoint + boot.ScriptPath + r.mac.String()
+	case httpBoot:
+		loader := loaderFor(arch)
+		if loader == "" {
+			return
+		}
+		resp.BootFileName = endpoint + boot.FilesPath + loader
+		resp.UpdateOption(dhcpv4.OptClassIdentifier("HTTPClient"))
+	case pxe:
+		loader := loaderFor(arch)
+		if loader == "" {
+			return
+		}
+		resp.ServerIPAddr = infrad.AsSlice()
+		resp.BootFileName = loader
+		resp.UpdateOption(dhcpv4.OptTFTPServerName(infrad.String()))
+		resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
+	}
+	resp.UpdateOption(dhcpv4.OptBootFileName(resp.BootFileName))
+	s.metrics.netboot.WithLabelValues(fw.String()).Inc()
+}
+
+func (f firmware) String() string {
+	switch f {
+	case pxe:
+		return "pxe"
+	case httpBoot:
+		return "http"
+	case ipxe:
+		return "ipxe"
+	}
+	return "none"
+}
