@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,19 @@ const (
 	FilesPath  = "/files/"  // + a path below the boot root (or an iPXE binary)
 	BootedPath = "/booted/" // + MAC: the callback of a boot_once host's script
 )
+
+// MACPath is a MAC as the endpoint's paths carry it: 52-54-00-00-40-21, which no
+// client escapes (iPXE escapes a colon).
+func MACPath(m site.MAC) string { return strings.ReplaceAll(m.String(), ":", "-") }
+
+// macParam is the MAC of a path, in any form site.ParseMAC takes, escaped or not.
+func macParam(r *http.Request) (site.MAC, error) {
+	raw := chi.URLParam(r, "mac")
+	if u, err := url.PathUnescape(raw); err == nil {
+		raw = u
+	}
+	return site.ParseMAC(raw)
+}
 
 // handler is the boot endpoint: read-only but for the callback, and without a token.
 func (s *Service) handler() http.Handler {
@@ -87,7 +101,7 @@ func (s *Service) BootsFrom(m *ipam.Model, mac site.MAC, sn site.Subnet) string 
 }
 
 func (s *Service) script(w http.ResponseWriter, r *http.Request) {
-	mac, err := site.ParseMAC(chi.URLParam(r, "mac"))
+	mac, err := macParam(r)
 	if err != nil {
 		s.fail(w, "script", http.StatusBadRequest, "bad_request", err.Error())
 		return
@@ -105,7 +119,7 @@ func (s *Service) script(w http.ResponseWriter, r *http.Request) {
 	base := s.Endpoint(localAddr(r))
 	domain := *s.domain.Load()
 	v := site.BootVars{Name: mc.name, IP: mc.ip.String(), MAC: mac.String(), Domain: strings.TrimSuffix(string(domain), "."),
-		BootURL: base, CallbackURL: base + BootedPath + mac.String()}
+		BootURL: base, CallbackURL: base + BootedPath + MACPath(mac)}
 	if mc.name != "" {
 		v.FQDN = strings.TrimSuffix(string(site.HostFQDN(mc.name, domain)), ".")
 	}
@@ -147,7 +161,7 @@ func (s *Service) file(w http.ResponseWriter, r *http.Request) {
 // from no profile (ipam.BootHost), until it is armed again. Only the machine itself
 // may say so: the request comes from its host's address or its lease's.
 func (s *Service) booted(w http.ResponseWriter, r *http.Request) {
-	mac, err := site.ParseMAC(chi.URLParam(r, "mac"))
+	mac, err := macParam(r)
 	if err != nil {
 		s.fail(w, "booted", http.StatusBadRequest, "bad_request", err.Error())
 		return

@@ -62,6 +62,11 @@ func loaderFor(arch iana.Arch) string {
 	return ""
 }
 
+// pxeUseFile is option 43 for PXE firmware: its sub-option 6 (PXE_DISCOVERY_CONTROL)
+// with bit 3 set, "boot the file this reply names, without boot server discovery"
+// (PXE 2.1, §2.4.2.1). UEFI firmware (EDK2's PXE) takes no offer without it.
+var pxeUseFile = dhcpv4.OptionGeneric{Data: []byte{6, 1, 8, 255}}
+
 // netboot points a network boot client whose machine boots from a profile at what
 // it fetches next: PXE firmware at an iPXE binary over TFTP from this box (next-server
 // and the file field), UEFI HTTP boot at that binary's URL (echoing "HTTPClient", as
@@ -79,7 +84,7 @@ func (s *Service) netboot(r *request, resp *dhcpv4.DHCPv4, infrad netip.Addr) {
 	endpoint := s.boot.Endpoint(infrad)
 	switch fw {
 	case ipxe:
-		resp.BootFileName = endpoint + boot.ScriptPath + r.mac.String()
+		resp.BootFileName = endpoint + boot.ScriptPath + boot.MACPath(r.mac)
 	case httpBoot:
 		loader := loaderFor(arch)
 		if loader == "" {
@@ -96,6 +101,7 @@ func (s *Service) netboot(r *request, resp *dhcpv4.DHCPv4, infrad netip.Addr) {
 		resp.BootFileName = loader
 		resp.UpdateOption(dhcpv4.OptTFTPServerName(infrad.String()))
 		resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
+		resp.UpdateOption(dhcpv4.Option{Code: dhcpv4.OptionVendorSpecificInformation, Value: pxeUseFile})
 	}
 	resp.UpdateOption(dhcpv4.OptBootFileName(resp.BootFileName))
 	s.metrics.netboot.WithLabelValues(fw.String()).Inc()
