@@ -1,0 +1,121 @@
+package boot
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infrad/infrad/internal/sitetest"
+)
+
+const testSite = `domain: lab.test
+boot:
+  root: %s
+  profiles:
+    - {name: debian, kernel: debian/vmlinuz, cmdline: "hostname={{.Name}}"}
+subnets:
+  - {name: lab, cidr: 10.77.0.0/24, boot: debian, ranges: [{kind: dhcp, start: 10.77.0.100, end: 10.77.0.109}]}
+hosts:
+  - {name: once, ip: 10.77.0.21, mac: "52:54:00:77:00:21", boot_once: true}
+  - {name: always, ip: 10.77.0.22, mac: "52:54:00:77:00:22"}
+  - {name: never, ip: 10.77.0.23, mac: "52:54:00:77:00:23", boot: none}
+`
+
+// newTestService is a boot service on a fresh store whose root holds
+// debian/vmlinuz, with its handler; no socket is bound.
+func newTestService(t *testing.T) (*Service, http.Handler) {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	os.MkdirAll(filepath.Join(root, "debian"), 0o755)
+	os.WriteFile(filepath.Join(root, "debian", "vmlinuz"), []byte("0123456789"), 0o644)
+	os.WriteFile(filepath.Join(dir, "secret"), []byte("outside"), 0o644)
+	os.Symlink(filepath.Join(dir, "secret"), filepath.Join(root, "link"))
+	m, cfg := sitetest.IPAM(t, fmt.Appendf(nil, testSite, root))
+	s := New(Options{Site: cfg, IPAM: m, Registry: prometheus.NewRegistry(), IPXEDir: t.TempDir()})
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	s.root = r
+	return s, s.handler()
+}
+
+func do(h http.Handler, method, path, from string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, nil)
+	req.RemoteAddr = from + ":40000"
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+func TestScriptsFollowTheHostObject(t *testing.T) {
+	_, h := newTestService(t)
+	tests := []struct {
+		mac    string
+		status int
+		has    string
+	}{
+		{"52-54-00-77-00-22", 200, "hostname=always"},          // the subnet's profile
+		{"52%3A54%3A00%3A77%3A00%3A22", 200, "hostname=always"}, // as iPXE escapes it
+		{"52-54-00-77-00-21", 200, "/booted/52-54-00-77-00-21"}, // boot_once: the script calls back
+		{"52-54-00-77-00-23", 404, "boots from no profile"},     // boot: none
+		{"52-54-00-77-00-99", 404, "boots from no profile"},     // no host, no lease
+		{"not-a-mac", 400, "not a MAC"},
+	}
+	for _, tc := range tests {
+		w := do(h, "GET", "/ipxe/"+tc.mac, "10.77.0.5")
+		if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.has) {
+			t.Errorf("%s: got %d %q, want %d with %q", tc.mac, w.Code, w.Body, tc.status, tc.has)
+		}
+	}
+}
+
+func TestFilesStayBelowTheRoot(t *testing.T) {
+	_, h := newTestService(t)
+	for _, p := range []string{"/files/../secret", "/files/..%2fsecret", "/files/link", "/files/debian", "/files/"} {
+		if w := do(h, "GET", p, "10.77.0.5"); w.Code != 404 {
+			t.Errorf("%s: got %d %q, want 404", p, w.Code, w.Body)
+		}
+	}
+	req := httptest.NewRequest("GET", "/files/debian/vmlinuz", nil)
+	req.Header.Set("Range", "bytes=2-4")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if body, _ := io.ReadAll(w.Body); w.Code != 206 || string(body) != "234" {
+		t.Errorf("a range: got %d %q, want 206 \"234\"", w.Code, body)
+	}
+}
+
+func TestOnlyTheMachineSaysItBooted(t *testing.T) {
+	s, h := newTestService(t)
+	if w := do(h, "GET", "/booted/52-54-00-77-00-21", "10.77.0.22"); w.Code != 403 {
+		t.Errorf("another machine's callback: got %d %q, want 403", w.Code, w.Body)
+	}
+	if w := do(h, "GET", "/booted/52-54-00-77-00-22", "10.77.0.22"); w.Code != 409 {
+		t.Errorf("the callback of a host that does not boot once: got %d %q, want 409", w.Code, w.Body)
+	}
+	w := do(h, "GET", "/booted/52-54-00-77-00-21", "10.77.0.21")
+	var got struct{ Host, Booted string }
+	if json.Unmarshal(w.Body.Bytes(), &got); w.Code != 200 || got.Host != "once" || got.Booted == "" {
+		t.Fatalf("the machine's own callback: got %d %q", w.Code, w.Body)
+	}
+	if w := do(h, "GET", "/ipxe/52-54-00-77-00-21", "10.77.0.21"); w.Code != 404 {
+		t.Errorf("after its callback, the host's script: got %d %q, want 404 (it boots from disk)", w.Code, w.Body)
+	}
+	if w := do(h, "GET", "/booted/52-54-00-77-00-21", "10.77.0.21"); w.Code != 200 {
+		t.Errorf("a second callback: got %d %q, want 200 (nothing to change)", w.Code, w.Body)
+	}
+	if h, _ := s.ipam.Model().Host("once"); h.Booted.IsZero() {
+		t.Error("the model does not have the host booted")
+	}
+}

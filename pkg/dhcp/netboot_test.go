@@ -1,0 +1,64 @@
+package dhcp
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
+)
+
+// bootsOnly is a boot service for which only the machines in profiles boot.
+type bootsOnly map[site.MAC]string
+
+func (b bootsOnly) BootsFrom(_ *ipam.Model, mac site.MAC, _ site.Subnet) string { return b[mac] }
+func (b bootsOnly) Endpoint(local netip.Addr) string                           { return "http://" + local.String() + ":8081" }
+
+func TestNetbootReplies(t *testing.T) {
+	s, l := newService(t)
+	s.boot = bootsOnly{site.MAC(mac(1)): "debian", site.MAC(mac(2)): "debian"}
+	vendor := func(v string) dhcpv4.Modifier { return dhcpv4.WithOption(dhcpv4.OptClassIdentifier(v)) }
+	arch := func(a iana.Arch) dhcpv4.Modifier { return dhcpv4.WithOption(dhcpv4.OptClientArch(a)) }
+	ipxeClass := dhcpv4.WithOption(dhcpv4.OptUserClass("iPXE"))
+	tests := []struct {
+		name           string
+		client         int
+		mods           []dhcpv4.Modifier
+		file, next, vc string
+	}{
+		{"BIOS PXE firmware takes undionly.kpxe from this box", 1, []dhcpv4.Modifier{vendor("PXEClient:Arch:00000:UNDI:002001")}, "undionly.kpxe", "10.77.0.1", "PXEClient"},
+		{"x86-64 UEFI PXE takes ipxe.efi", 1, []dhcpv4.Modifier{vendor("PXEClient:Arch:00007:UNDI:003016"), arch(iana.EFI_X86_64)}, "ipxe.efi", "10.77.0.1", "PXEClient"},
+		{"arm64 UEFI PXE takes the arm64 build", 2, []dhcpv4.Modifier{vendor("PXEClient:Arch:00011:UNDI:003000"), arch(iana.EFI_ARM64)}, "ipxe-arm64.efi", "10.77.0.1", "PXEClient"},
+		{"UEFI HTTP boot takes ipxe.efi by URL, HTTPClient echoed", 1, []dhcpv4.Modifier{vendor("HTTPClient:Arch:00016:UNDI:003001"), arch(iana.EFI_X86_64_HTTP)}, "http://10.77.0.1:8081/files/ipxe.efi", "", "HTTPClient"},
+		{"iPXE takes its script, which ends the chain", 1, []dhcpv4.Modifier{vendor("PXEClient:Arch:00000:UNDI:002001"), ipxeClass}, "http://10.77.0.1:8081/ipxe/52-54-00-99-00-01", "", ""},
+		{"32-bit UEFI gets nothing infrad has", 1, []dhcpv4.Modifier{vendor("PXEClient:Arch:00006:UNDI:003016"), arch(iana.EFI_IA32)}, "", "", ""},
+		{"a machine that boots from no profile gets no boot options", 3, []dhcpv4.Modifier{vendor("PXEClient:Arch:00000:UNDI:002001")}, "", "", ""},
+		{"a client that is not booting gets none", 1, nil, "", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			offer, _ := s.handle(context.Background(), l, message(t, mac(tc.client), dhcpv4.MessageTypeDiscover, tc.mods...))
+			if offer == nil {
+				t.Fatal("no offer")
+			}
+			next := ""
+			if a := addr(offer.ServerIPAddr); a.IsValid() && !a.IsUnspecified() {
+				next = a.String()
+			}
+			if offer.BootFileName != tc.file || next != tc.next || string(offer.Options.Get(dhcpv4.OptionClassIdentifier)) != tc.vc {
+				t.Errorf("got file %q, next-server %q, vendor class %q; want %q, %q, %q", offer.BootFileName, next, offer.Options.Get(dhcpv4.OptionClassIdentifier), tc.file, tc.next, tc.vc)
+			}
+			if got := string(offer.Options.Get(dhcpv4.OptionBootfileName)); got != tc.file {
+				t.Errorf("option 67: got %q, want %q", got, tc.file)
+			}
+			_, use := offer.Options[dhcpv4.OptionVendorSpecificInformation.Code()]
+			if use != (tc.vc == "PXEClient") {
+				t.Errorf("option 43 (PXE discovery control): got %v, want it with PXEClient only", use)
+			}
+		})
+	}
+}
