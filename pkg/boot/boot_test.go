@@ -65,7 +65,7 @@ func TestScriptsFollowTheHostObject(t *testing.T) {
 		status int
 		has    string
 	}{
-		{"52-54-00-77-00-22", 200, "hostname=always"},          // the subnet's profile
+		{"52-54-00-77-00-22", 200, "hostname=always"},           // the subnet's profile
 		{"52%3A54%3A00%3A77%3A00%3A22", 200, "hostname=always"}, // as iPXE escapes it
 		{"52-54-00-77-00-21", 200, "/booted/52-54-00-77-00-21"}, // boot_once: the script calls back
 		{"52-54-00-77-00-23", 404, "boots from no profile"},     // boot: none

@@ -16,7 +16,7 @@ import (
 type bootsOnly map[site.MAC]string
 
 func (b bootsOnly) BootsFrom(_ *ipam.Model, mac site.MAC, _ site.Subnet) string { return b[mac] }
-func (b bootsOnly) Endpoint(local netip.Addr) string                           { return "http://" + local.String() + ":8081" }
+func (b bootsOnly) Endpoint(local netip.Addr) string                            { return "http://" + local.String() + ":8081" }
 
 func TestNetbootReplies(t *testing.T) {
 	s, l := newService(t)
