@@ -58,31 +58,14 @@ const (
 )
 
 func TestNetbootWithRealFirmware(t *testing.T) {
-	testenv.NeedRoot(t, "ip", "qemu-system-x86_64", "curl", "dhclient")
-	kernels, _ := filepath.Glob("/boot/vmlinuz-*") // linux-image-amd64
-	needFiles(t, append([]string{ovmfCode, ovmfVars, biosLoader, busyboxPath, "/usr/lib/ipxe/qemu/pxe-e1000.rom"}, kernels...)...)
-	if len(kernels) == 0 {
-		needFiles(t, "/boot/vmlinuz-*")
-	}
-	if f, err := elf.Open(busyboxPath); err == nil {
-		for _, p := range f.Progs {
-			if p.Type == elf.PT_INTERP {
-				t.Fatalf("%s is not statically linked: install busybox-static", busyboxPath)
-			}
-		}
-		f.Close()
-	}
-
+	kernel := needNetboot(t)
 	l := newLab(t)
 	sh(t, "ip", "-n", l.srv, "tuntap", "add", "tap0", "mode", "tap")
 	sh(t, "ip", "-n", l.srv, "link", "set", "tap0", "master", "br0", "up")
 	sh(t, "ip", "-n", l.cli, "addr", "add", "10.77.0.50/24", "dev", clientIf)
 
 	dir := t.TempDir()
-	root := filepath.Join(dir, "boot")
-	os.MkdirAll(filepath.Join(root, "debian"), 0o755)
-	copyFile(t, kernels[len(kernels)-1], filepath.Join(root, "debian", "vmlinuz"))
-	os.WriteFile(filepath.Join(root, "debian", "initrd.gz"), initramfs(t), 0o644)
+	root := bootRoot(t, dir, kernel)
 	big := bytes.Repeat([]byte("infrad boot "), 700_000) // 8.4 MB: a TFTP transfer long enough to overlap others
 	os.WriteFile(filepath.Join(root, "big.img"), big, 0o644)
 	os.Symlink("/etc", filepath.Join(root, "escape")) // os.Root refuses to follow it out
@@ -107,7 +90,7 @@ func TestNetbootWithRealFirmware(t *testing.T) {
 		t.Errorf("the activity view of node1's boot: got %s, want its ACK, SCRIPT and BOOTED", types)
 	}
 	// Its second boot gets no profile: iPXE has nothing to boot, nor has the BIOS.
-	out = l.qemu(t, dir, "bios-2", "52:54:00:77:00:21", false, "No bootable device")
+	out = l.qemu(t, dir, "bios-2", "52:54:00:77:00:21", false, noBootableDevice)
 	if strings.Contains(out, "INFRAD-BOOT-MARKER") || strings.Contains(out, "/ipxe/") {
 		t.Errorf("node1 booted once, yet its second boot was given its profile:\n%s", tail(out))
 	}
@@ -201,6 +184,42 @@ func TestNetbootWithRealFirmware(t *testing.T) {
 	}
 }
 
+// needNetboot skips (or, under INFRAD_E2E=1, fails) a test without the tools and
+// firmware of a network boot, and returns the kernel the machines boot.
+func needNetboot(t *testing.T) string {
+	t.Helper()
+	testenv.NeedRoot(t, "ip", "qemu-system-x86_64", "curl", "dhclient")
+	kernels, _ := filepath.Glob("/boot/vmlinuz-*") // linux-image-amd64
+	if len(kernels) == 0 {
+		needFiles(t, "/boot/vmlinuz-*")
+	}
+	needFiles(t, ovmfCode, ovmfVars, biosLoader, busyboxPath, "/usr/lib/ipxe/qemu/pxe-e1000.rom")
+	if f, err := elf.Open(busyboxPath); err == nil {
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Fatalf("%s is not statically linked: install busybox-static", busyboxPath)
+			}
+		}
+		f.Close()
+	}
+	return kernels[len(kernels)-1]
+}
+
+// bootRoot makes dir/boot, a boot root with the profile debian's files: kernel, and
+// an initramfs whose init prints the marker.
+func bootRoot(t *testing.T, dir, kernel string) string {
+	t.Helper()
+	root := filepath.Join(dir, "boot")
+	os.MkdirAll(filepath.Join(root, "debian"), 0o755)
+	copyFile(t, kernel, filepath.Join(root, "debian", "vmlinuz"))
+	os.WriteFile(filepath.Join(root, "debian", "initrd.gz"), initramfs(t), 0o644)
+	return root
+}
+
+// noBootableDevice is what SeaBIOS says when no device, the network's included, has
+// anything to boot.
+const noBootableDevice = "No bootable device"
+
 // qemu boots a machine with mac from the network, its serial console in a file,
 // until the console shows want, and returns what it showed. UEFI: OVMF with a
 // virtio NIC and no option ROM (its own PXE); else SeaBIOS with an e1000 and
@@ -238,8 +257,8 @@ func (l *lab) qemu(t *testing.T, dir, name, mac string, uefi bool, want string) 
 			out, _ = os.ReadFile(serial)
 			return string(out)
 		}
-		if ended {
-			t.Fatalf("%s: QEMU ended without %q on its console (%v):\n%s\n%s", name, want, p.err, tail(string(out)), p.output.String())
+		if ended || want != noBootableDevice && bytes.Contains(out, []byte(noBootableDevice)) {
+			t.Fatalf("%s: QEMU ended, or the machine found nothing to boot, without %q on its console (%v):\n%s\n%s", name, want, p.err, tail(string(out)), p.output.String())
 		}
 		select {
 		case <-p.done:
@@ -327,4 +346,78 @@ func initramfs(t *testing.T) []byte {
 	gz.Write(a.Bytes())
 	gz.Close()
 	return z.Bytes()
+}
+
+const proxySite = `domain: lab.test
+data_dir: %s
+api: {listen: "127.0.0.1:8080"}
+dns: {listen: ["127.0.0.1:1053"], advertise: 10.77.0.1}
+ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
+ca: {listen: "127.0.0.1:8443"}
+dhcp: {mode: proxy, interfaces: [br0]}
+boot:
+  root: %s
+  profiles:
+    - {name: debian, kernel: debian/vmlinuz, initrd: [debian/initrd.gz], cmdline: "console=ttyS0 quiet panic=-1 infrad.host={{.Name}}"}
+subnets:
+  - {name: lab, cidr: 10.77.0.0/24}
+hosts:
+  - {name: node2, ip: 10.77.0.22, mac: "52:54:00:77:00:22", boot: debian, boot_once: true}
+`
+
+// TestProxyDHCPBesideDnsmasq boots machines on a network whose router keeps DHCP:
+// dnsmasq, in a namespace of its own on the bridge, hands out the addresses and
+// knows nothing of booting; infrad, as a proxyDHCP server, tells the machine where
+// it boots from. A BIOS machine (iPXE asks port 4011) and a UEFI one (EDK2's PXE)
+// boot to the marker with dnsmasq's address; the boot_once host's callback comes
+// from that address and is taken.
+func TestProxyDHCPBesideDnsmasq(t *testing.T) {
+	kernel := needNetboot(t)
+	testenv.Need(t, "dnsmasq")
+	l := newLab(t)
+	rtr := l.srv + "-r"
+	sh(t, "ip", "netns", "add", rtr)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", rtr).Run() })
+	for _, cmd := range [][]string{
+		{"ip", "-n", l.srv, "link", "add", "r1", "type", "veth", "peer", "name", "r0", "netns", rtr},
+		{"ip", "-n", l.srv, "link", "set", "r1", "master", "br0", "up"},
+		{"ip", "-n", rtr, "addr", "add", "10.77.0.254/24", "dev", "r0"},
+		{"ip", "-n", rtr, "link", "set", "r0", "up"},
+		{"ip", "-n", l.srv, "tuntap", "add", "tap0", "mode", "tap"},
+		{"ip", "-n", l.srv, "link", "set", "tap0", "master", "br0", "up"},
+	} {
+		sh(t, cmd...)
+	}
+	dir := t.TempDir()
+	startCmd(t, dir, "ip", "netns", "exec", rtr, "dnsmasq", "-k", "--conf-file=/dev/null", "--port=0", "--interface=r0", "--bind-interfaces",
+		"--dhcp-range=10.77.0.160,10.77.0.170,255.255.255.0,1h", "--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--log-dhcp")
+	root := bootRoot(t, dir, kernel)
+	os.WriteFile(filepath.Join(dir, "site.yaml"), fmt.Appendf(nil, proxySite, filepath.Join(dir, "data"), root), 0o644)
+	l.serveIn(t, dir)
+
+	out := l.qemu(t, dir, "bios", "52:54:00:77:00:22", false, "INFRAD-BOOT-MARKER")
+	if !strings.Contains(out, "infrad.host=node2") || !strings.Contains(out, "10.77.0.16") {
+		t.Errorf("the BIOS machine did not boot node2 with an address of dnsmasq's:\n%s", tail(out))
+	}
+	leases, _ := os.ReadFile(filepath.Join(dir, "dnsmasq.leases"))
+	if !strings.Contains(string(leases), "52:54:00:77:00:22") {
+		t.Errorf("dnsmasq's leases do not have the machine: %q", leases)
+	}
+	var node2 struct{ Booted string }
+	l.api(t, dir, "/api/v1/hosts/node2", &node2)
+	if node2.Booted == "" {
+		t.Error("node2's callback, from dnsmasq's address, was not taken")
+	}
+	var ls []lease
+	l.api(t, dir, "/api/v1/dhcp/leases", &ls)
+	if len(ls) != 0 {
+		t.Errorf("a proxy committed leases: %v", ls)
+	}
+
+	token := readToken(t, filepath.Join(dir, "data"))
+	sh(t, "ip", "netns", "exec", l.srv, "curl", "-sf", "-X", "DELETE", "-H", "Authorization: Bearer "+token, "http://127.0.0.1:8080/api/v1/hosts/node2/booted")
+	out = l.qemu(t, dir, "uefi", "52:54:00:77:00:22", true, "INFRAD-BOOT-MARKER")
+	if !strings.Contains(out, "NBP filename is ipxe.efi") || !strings.Contains(out, "infrad.host=node2") {
+		t.Errorf("the UEFI machine did not boot node2 through ipxe.efi beside dnsmasq:\n%s", tail(out))
+	}
 }

@@ -87,7 +87,13 @@ type Service struct {
 	root     *os.Root
 	clients  map[netip.Addr]int // TFTP transfers under way, by client
 	running  int                // and in all
+	// fetched is where each MAC's script was last fetched from: a machine that got
+	// its address from another server (a proxyDHCP site) calls back from there.
+	fetched map[site.MAC]netip.Addr
 }
+
+// maxFetched bounds the script fetches remembered; past it they are forgotten at once.
+const maxFetched = 4096
 
 // New returns a stopped boot service.
 func New(opts Options) *Service {
@@ -98,7 +104,7 @@ func New(opts Options) *Service {
 		opts.IPXEDir = DefaultIPXEDir
 	}
 	s := &Service{log: opts.Logger, ipam: opts.IPAM, event: opts.Event, ipxeDir: opts.IPXEDir,
-		metrics: newMetrics(opts.Registry), clients: map[netip.Addr]int{}}
+		metrics: newMetrics(opts.Registry), clients: map[netip.Addr]int{}, fetched: map[site.MAC]netip.Addr{}}
 	s.setSite(opts.Site)
 	return s
 }

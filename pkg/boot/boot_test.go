@@ -104,7 +104,12 @@ func TestOnlyTheMachineSaysItBooted(t *testing.T) {
 	if w := do(h, "GET", "/booted/52-54-00-77-00-22", "10.77.0.22"); w.Code != 409 {
 		t.Errorf("the callback of a host that does not boot once: got %d %q, want 409", w.Code, w.Body)
 	}
-	w := do(h, "GET", "/booted/52-54-00-77-00-21", "10.77.0.21")
+	// A machine that has its address from another server (proxyDHCP) calls back
+	// from where it fetched its script.
+	if w := do(h, "GET", "/ipxe/52-54-00-77-00-21", "10.77.0.160"); w.Code != 200 {
+		t.Fatalf("the script: got %d %q", w.Code, w.Body)
+	}
+	w := do(h, "GET", "/booted/52-54-00-77-00-21", "10.77.0.160")
 	var got struct{ Host, Booted string }
 	if json.Unmarshal(w.Body.Bytes(), &got); w.Code != 200 || got.Host != "once" || got.Booted == "" {
 		t.Fatalf("the machine's own callback: got %d %q", w.Code, w.Body)

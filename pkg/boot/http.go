@@ -128,6 +128,12 @@ func (s *Service) script(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "script", http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
+	s.mu.Lock()
+	if len(s.fetched) >= maxFetched {
+		clear(s.fetched)
+	}
+	s.fetched[mac] = remoteAddr(r)
+	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write([]byte(text))
@@ -159,7 +165,8 @@ func (s *Service) file(w http.ResponseWriter, r *http.Request) {
 
 // booted is the callback of a boot_once host's script: from now on the host boots
 // from no profile (ipam.BootHost), until it is armed again. Only the machine itself
-// may say so: the request comes from its host's address or its lease's.
+// may say so: the request comes from its host's address, its lease's, or the address
+// its script was fetched from.
 func (s *Service) booted(w http.ResponseWriter, r *http.Request) {
 	mac, err := macParam(r)
 	if err != nil {
@@ -178,7 +185,10 @@ func (s *Service) booted(w http.ResponseWriter, r *http.Request) {
 	}
 	from := remoteAddr(r)
 	l, leased := m.LeaseOf(mac)
-	if from != h.IP && !(leased && from == l.IP) {
+	s.mu.Lock()
+	fetched, ok := s.fetched[mac]
+	s.mu.Unlock()
+	if from != h.IP && !(leased && from == l.IP) && !(ok && from == fetched) {
 		s.fail(w, "booted", http.StatusForbidden, "forbidden", fmt.Sprintf("only host %q itself (%s) may say it has booted, not %s", h.Name, h.IP, from))
 		return
 	}

@@ -102,11 +102,20 @@ type NTP struct {
 
 // DHCP configures the DHCP service.
 type DHCP struct {
+	Mode           string   // DHCPServer (the default) or DHCPProxy
 	Interfaces     []string // none: the service is idle
 	LeaseTime      time.Duration
 	RateLimit      int // messages a second per client MAC (twice that at once); 0: no limit
 	RelayRateLimit int // messages a second per relay agent (giaddr); 0: no limit
 }
+
+// The DHCP modes: a server hands out the site's addresses; a proxy (proxyDHCP) leaves
+// that to the site's router and answers network boot clients only, with where they
+// boot from.
+const (
+	DHCPServer = "server"
+	DHCPProxy  = "proxy"
+)
 
 // CA configures the ACME certificate authority.
 type CA struct {

@@ -78,6 +78,7 @@ type fileNTP struct {
 }
 
 type fileDHCP struct {
+	Mode           string   `yaml:"mode"`
 	Interfaces     []string `yaml:"interfaces"`
 	LeaseTime      string   `yaml:"lease_time"`
 	RateLimit      *int     `yaml:"rate_limit"`

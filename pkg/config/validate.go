@@ -246,6 +246,10 @@ func (v *validator) dhcp(f *fileDHCP) DHCP {
 		LeaseTime:      v.duration("dhcp.lease_time", f.LeaseTime, DefaultLeaseTime, 10*time.Second),
 		RateLimit:      v.rate("dhcp.rate_limit", f.RateLimit, DefaultDHCPRateLimit),
 		RelayRateLimit: v.rate("dhcp.relay_rate_limit", f.RelayRateLimit, 0),
+		Mode:           orDefault(f.Mode, DHCPServer),
+	}
+	if d.Mode != DHCPServer && d.Mode != DHCPProxy {
+		v.errorf("dhcp.mode", "%q is not a mode: server (hand out addresses) or proxy (answer network boot clients only, beside another DHCP server)", f.Mode)
 	}
 	for i, name := range f.Interfaces {
 		at := fmt.Sprintf("dhcp.interfaces[%d]", i)

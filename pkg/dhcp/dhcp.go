@@ -95,6 +95,7 @@ type Service struct {
 
 	mu         sync.Mutex // guards what follows
 	interfaces []string
+	proxy      bool // the mode the links were bound for: a proxy binds port 4011 too
 	links      []*link
 	stop       context.CancelFunc // ends the loops
 	loops      sync.WaitGroup
@@ -109,6 +110,10 @@ type settings struct {
 	dns       netip.Addr // infrad's address for clients, its DNS and NTP (dns.advertise); zero: the interface's
 	perMAC    *ratelimit.Limiter[site.MAC]
 	perRelay  *ratelimit.Limiter[netip.Addr]
+	// proxy says infrad is a proxyDHCP server (dhcp.mode: proxy): another server
+	// hands out the addresses; infrad answers network boot clients only, with where
+	// they boot from, and commits nothing.
+	proxy bool
 }
 
 // link is one interface served.
@@ -117,6 +122,9 @@ type link struct {
 	addr    netip.Addr   // its IPv4 address: the server identifier
 	conn    *net.UDPConn // 0.0.0.0:67, bound to the interface
 	closing atomic.Bool  // the service is closing conn: a closed socket is no fault
+	// bootServer says conn is port 4011 (PXE's boot server discovery), where a proxy
+	// answers the REQUESTs of network boot clients that have their address.
+	bootServer bool
 	// cancel ends the context of the commits made for l's clients: a link closed
 	// (Stop, a reload) answers no one, so its commits stop waiting.
 	cancel context.CancelFunc
@@ -162,10 +170,11 @@ func New(opts Options) *Service {
 
 func (s *Service) setSite(cfg *config.Site) {
 	d := cfg.DHCP
-	s.settings.Store(&settings{leaseTime: d.LeaseTime, dns: cfg.DNS.Advertise,
+	s.settings.Store(&settings{leaseTime: d.LeaseTime, dns: cfg.DNS.Advertise, proxy: d.Mode == config.DHCPProxy,
 		perMAC:   ratelimit.New[site.MAC](d.RateLimit, s.metrics.evictedMAC),
 		perRelay: ratelimit.New[netip.Addr](d.RelayRateLimit, s.metrics.evictedRelay)})
 	s.interfaces = cfg.DHCP.Interfaces
+	s.proxy = d.Mode == config.DHCPProxy
 }
 
 // Name is "dhcp".
@@ -213,34 +222,44 @@ func (s *Service) commitLoop(ctx context.Context) {
 // bind opens a server on every interface, closing them all if one fails. s.mu is held.
 func (s *Service) bind() error {
 	var links []*link
+	ports := []int{dhcpv4.ServerPort}
+	if s.proxy {
+		ports = append(ports, pxeBootServerPort)
+	}
 	for _, name := range s.interfaces {
-		l, err := s.open(name)
-		if err != nil {
-			for _, l := range links {
-				l.close()
+		for _, port := range ports {
+			l, err := s.open(name, port)
+			if err != nil {
+				for _, l := range links {
+					l.close()
+				}
+				return err
 			}
-			return err
+			links = append(links, l)
 		}
-		links = append(links, l)
 	}
 	for _, l := range links {
 		ctx, cancel := context.WithCancel(context.Background())
 		l.cancel = cancel
 		s.loops.Go(func() { s.serve(ctx, l) }) // ends when Stop or a reload closes l
-		s.log.Info("dhcp listening", "interface", l.name, "server_id", l.addr)
+		s.log.Info("dhcp listening", "interface", l.name, "server_id", l.addr, "pxe_boot_server", l.bootServer, "proxy", s.proxy)
 	}
 	s.links = links
 	return nil
 }
 
-// open binds 0.0.0.0:67 on the interface (SO_BINDTODEVICE): a socket bound to the
-// interface's address would not see broadcast DISCOVERs.
-func (s *Service) open(name string) (*link, error) {
+// pxeBootServerPort is where PXE firmware and iPXE ask a proxyDHCP server for their
+// boot file once they have an address (PXE 2.1, boot server discovery).
+const pxeBootServerPort = 4011
+
+// open binds 0.0.0.0:port (67, or PXE's 4011) on the interface (SO_BINDTODEVICE): a
+// socket bound to the interface's address would not see broadcast DISCOVERs.
+func (s *Service) open(name string, port int) (*link, error) {
 	iface, err := net.InterfaceByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("dhcp interface %s: %w", name, err)
 	}
-	l := &link{name: name}
+	l := &link{name: name, bootServer: port == pxeBootServerPort}
 	addrs, _ := iface.Addrs()
 	for _, a := range addrs {
 		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() {
@@ -251,7 +270,7 @@ func (s *Service) open(name string) (*link, error) {
 	if !l.addr.IsValid() {
 		return nil, fmt.Errorf("dhcp interface %s has no IPv4 address, which infrad needs as its server identifier", name)
 	}
-	conn, err := server4.NewIPv4UDPConn(name, &net.UDPAddr{IP: net.IPv4zero, Port: dhcpv4.ServerPort})
+	conn, err := server4.NewIPv4UDPConn(name, &net.UDPAddr{IP: net.IPv4zero, Port: port})
 	if err != nil {
 		return nil, fmt.Errorf("dhcp interface %s: %w", name, err)
 	}
@@ -286,6 +305,7 @@ func (s *Service) serve(ctx context.Context, l *link) {
 			s.log.Warn("dhcp read failed", "interface", l.name, "err", err)
 			continue
 		}
+		proxy := s.settings.Load().proxy
 		for _, msg := range msgs[:n] {
 			// The parsed options point into the bytes they came from: give each message its own.
 			m, err := dhcpv4.FromBytes(bytes.Clone(msg.Buffers[0][:msg.N]))
@@ -294,9 +314,13 @@ func (s *Service) serve(ctx context.Context, l *link) {
 			}
 			switch typeOf(m) {
 			case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
+				if proxy {
+					s.answerTo(ctx, l, m, msg.Addr) // a proxy commits nothing
+					break
+				}
 				s.toCommit(queued{ctx, l, m})
 			default:
-				s.answer(ctx, l, m)
+				s.answerTo(ctx, l, m, msg.Addr)
 			}
 		}
 	}
@@ -318,13 +342,20 @@ func (s *Service) toCommit(c queued) {
 }
 
 // answer handles m and sends the reply, if there is one.
-func (s *Service) answer(ctx context.Context, l *link, m *dhcpv4.DHCPv4) {
+func (s *Service) answer(ctx context.Context, l *link, m *dhcpv4.DHCPv4) { s.answerTo(ctx, l, m, nil) }
+
+// answerTo is answer for a message that came from from: a PXE boot server's reply
+// (port 4011) goes back to where its request came from.
+func (s *Service) answerTo(ctx context.Context, l *link, m *dhcpv4.DHCPv4, from net.Addr) {
 	if m.OpCode == dhcpv4.OpcodeBootRequest {
 		s.activity.add(eventOf(l, m, false, s.now()))
 	}
 	resp, dst := s.handle(ctx, l, m)
 	if resp == nil {
 		return
+	}
+	if to, ok := from.(*net.UDPAddr); ok && l.bootServer {
+		dst = to
 	}
 	s.activity.add(eventOf(l, resp, true, s.now()))
 	if _, err := l.conn.WriteTo(appendPacket(make([]byte, 0, 576), resp), dst); err != nil {
@@ -413,7 +444,7 @@ func (s *Service) checkLinks() {
 func (s *Service) Reload(site *config.Site) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	changed := !slices.Equal(s.interfaces, site.DHCP.Interfaces)
+	changed := !slices.Equal(s.interfaces, site.DHCP.Interfaces) || s.proxy != (site.DHCP.Mode == config.DHCPProxy)
 	s.setSite(site)
 	if s.stop == nil || !changed {
 		return nil

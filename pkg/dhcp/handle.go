@@ -78,6 +78,9 @@ func (s *Service) handle(ctx context.Context, l *link, m *dhcpv4.DHCPv4) (*dhcpv
 	if !s.mine(m) {
 		return nil, nil // another node of the cluster answers this client
 	}
+	if st.proxy {
+		return s.proxyAnswer(r, st)
+	}
 	switch typeOf(m) {
 	case dhcpv4.MessageTypeDiscover:
 		return s.discover(r)

@@ -71,15 +71,15 @@ var pxeUseFile = dhcpv4.OptionGeneric{Data: []byte{6, 1, 8, 255}}
 // it fetches next: PXE firmware at an iPXE binary over TFTP from this box (next-server
 // and the file field), UEFI HTTP boot at that binary's URL (echoing "HTTPClient", as
 // the firmware requires), and iPXE at its script's URL, which ends the chain. A client
-// whose machine boots from no profile gets none of this. infrad is this box's address
-// as the client reaches it.
-func (s *Service) netboot(r *request, resp *dhcpv4.DHCPv4, infrad netip.Addr) {
+// whose machine boots from no profile gets none of this, and false. infrad is this
+// box's address as the client reaches it.
+func (s *Service) netboot(r *request, resp *dhcpv4.DHCPv4, infrad netip.Addr) bool {
 	if s.boot == nil {
-		return
+		return false
 	}
 	fw, arch := firmwareOf(r.DHCPv4)
 	if fw == notBooting || s.boot.BootsFrom(r.model, r.mac, r.sn) == "" {
-		return
+		return false
 	}
 	endpoint := s.boot.Endpoint(infrad)
 	switch fw {
@@ -88,14 +88,14 @@ func (s *Service) netboot(r *request, resp *dhcpv4.DHCPv4, infrad netip.Addr) {
 	case httpBoot:
 		loader := loaderFor(arch)
 		if loader == "" {
-			return
+			return false
 		}
 		resp.BootFileName = endpoint + boot.FilesPath + loader
 		resp.UpdateOption(dhcpv4.OptClassIdentifier("HTTPClient"))
 	case pxe:
 		loader := loaderFor(arch)
 		if loader == "" {
-			return
+			return false
 		}
 		resp.ServerIPAddr = infrad.AsSlice()
 		resp.BootFileName = loader
@@ -105,6 +105,7 @@ func (s *Service) netboot(r *request, resp *dhcpv4.DHCPv4, infrad netip.Addr) {
 	}
 	resp.UpdateOption(dhcpv4.OptBootFileName(resp.BootFileName))
 	s.metrics.netboot.WithLabelValues(fw.String()).Inc()
+	return true
 }
 
 func (f firmware) String() string {

@@ -62,3 +62,44 @@ func TestNetbootReplies(t *testing.T) {
 		})
 	}
 }
+
+func TestProxyDHCPGivesNoAddress(t *testing.T) {
+	s, l := newService(t)
+	s.boot = bootsOnly{site.MAC(mac(1)): "debian"}
+	st := *s.settings.Load()
+	st.proxy = true
+	s.settings.Store(&st)
+	pxe := dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00000:UNDI:002001"))
+	uuid := dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}))
+
+	offer, _ := s.handle(context.Background(), l, message(t, mac(1), dhcpv4.MessageTypeDiscover, pxe, uuid))
+	if offer == nil || typeOf(offer) != dhcpv4.MessageTypeOffer {
+		t.Fatalf("a booting machine's DISCOVER: got %v, want a proxy OFFER", offer)
+	}
+	if a := addr(offer.YourIPAddr); a.IsValid() && !a.IsUnspecified() || offer.BootFileName != "undionly.kpxe" ||
+		string(offer.Options.Get(dhcpv4.OptionClassIdentifier)) != "PXEClient" || len(offer.Options.Get(dhcpv4.OptionClientMachineIdentifier)) != 17 ||
+		offer.Options.Get(dhcpv4.OptionIPAddressLeaseTime) != nil || offer.Options.Get(dhcpv4.OptionSubnetMask) != nil {
+		t.Errorf("the proxy OFFER: got %v; want no address, no lease, undionly.kpxe, PXEClient and option 97 echoed", offer)
+	}
+	if got, _ := s.handle(context.Background(), l, message(t, mac(2), dhcpv4.MessageTypeDiscover, pxe)); got != nil {
+		t.Errorf("a machine that boots from no profile: got %v, want silence (the site's server answers it)", got)
+	}
+	if got, _ := s.handle(context.Background(), l, message(t, mac(1), dhcpv4.MessageTypeDiscover)); got != nil {
+		t.Errorf("a client that is not booting: got %v, want silence", got)
+	}
+	// Its REQUEST to the site's server is not ours; on port 4011 it is.
+	req := message(t, mac(1), dhcpv4.MessageTypeRequest, pxe, requested("10.77.0.150"), serverID("10.77.0.254"))
+	if got, _ := s.handle(context.Background(), l, req); got != nil {
+		t.Errorf("a REQUEST to the site's server: got %v, want silence", got)
+	}
+	bootServer := &link{name: l.name, addr: l.addr, bootServer: true}
+	req = message(t, mac(1), dhcpv4.MessageTypeRequest, pxe)
+	req.ClientIPAddr = []byte{10, 77, 0, 150}
+	ack, _ := s.handle(context.Background(), bootServer, req)
+	if ack == nil || typeOf(ack) != dhcpv4.MessageTypeAck || ack.BootFileName != "undionly.kpxe" || addr(ack.ServerIPAddr) != l.addr {
+		t.Fatalf("a REQUEST on port 4011: got %v, want an ACK naming undionly.kpxe and this box as next-server", ack)
+	}
+	if ls := s.ipam.Model().Leases(); len(ls) != 0 {
+		t.Errorf("a proxy committed leases: %v", ls)
+	}
+}

@@ -19,10 +19,7 @@ import (
 // options of the subnet, overridden by the client's host, and says where it goes.
 func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	st := s.settings.Load()
-	infrad := st.dns // where clients reach infrad's DNS and NTP
-	if !infrad.IsValid() {
-		infrad = r.link.addr
-	}
+	infrad := st.infrad(r.link)
 	var sub *subnetOptions
 	h, reserved := r.model.HostWithMAC(r.mac)
 	name, decided := r.name, r.decided
@@ -59,6 +56,15 @@ func (s *Service) reply(r *request, t dhcpv4.MessageType, ip netip.Addr) (*dhcpv
 	s.netboot(r, resp, infrad)
 	s.metrics.sent(t)
 	return resp, destination(r.DHCPv4, t)
+}
+
+// infrad is where the clients on l reach this box (its DNS, NTP and boot endpoint):
+// dns.advertise, else l's address.
+func (st *settings) infrad(l *link) netip.Addr {
+	if st.dns.IsValid() {
+		return st.dns
+	}
+	return l.addr
 }
 
 // setLeaseTimes sets the lease's time (51), its renewal (58, T1: half of it) and its
