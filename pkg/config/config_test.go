@@ -82,6 +82,8 @@ func TestErrorPlaces(t *testing.T) {
 			`x.yaml:4: boot.profiles[0].kernel: a profile needs exactly one of kernel, ipxe and url`},
 		{"a command line naming what a host has not", "domain: a.example\nboot:\n  profiles:\n    - {name: x, kernel: k, cmdline: \"hostname={{.Hostname}}\"}\n",
 			`x.yaml:4: boot.profiles[0].cmdline: the template names what a host does not have: template: :1:11: executing "" at <.Hostname>: can't evaluate field Hostname in type site.BootVars`},
+		{"a DHCP mode that is not one", "domain: a.example\ndhcp: {mode: relay}\n",
+			`x.yaml:2: dhcp.mode: "relay" is not a mode: server (hand out addresses) or proxy (answer network boot clients only, beside another DHCP server)`},
 		{"an iPXE script without its first line", "domain: a.example\nboot:\n  profiles:\n    - {name: x, ipxe: shell}\n",
 			`x.yaml:4: boot.profiles[0].ipxe: an iPXE script starts with "#!ipxe"`},
 		{"a profile defined twice", "domain: a.example\nboot:\n  profiles:\n    - {name: x, ipxe: \"#!ipxe\"}\n    - {name: x, ipxe: \"#!ipxe\"}\n",
