@@ -33,6 +33,10 @@ dns:
 ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
 ca: {listen: "127.0.0.1:8443"}
 dhcp: {interfaces: [br0], lease_time: 1h}
+boot:
+  profiles:
+    - {name: debian, kernel: debian/vmlinuz, initrd: [debian/initrd.gz]}
+    - {name: rescue, url: "http://mirror.lab.test/rescue.iso"}
 subnets:
   - {name: pods, cidr: 10.244.0.0/16, purpose: pods}
 `

@@ -43,6 +43,7 @@ type Options struct {
 	Leases        Leases                         // non-nil: the DHCP service
 	Time          Time                           // non-nil: the NTP service
 	Signer        Signer                         // non-nil: the DNS service
+	Boot          Boot                           // nil: no network boot (the profiles are none)
 	CA            CA                             // non-nil: the certificate authority
 	Metrics       *prometheus.Registry           // non-nil: the services' metrics, served with the process's
 	Backup        func(io.Writer) (int64, error) // non-nil: a hot, consistent copy of the store
@@ -159,6 +160,7 @@ func (s *Server) routes() http.Handler {
 			r.Get("/dhcp/events", s.handle(s.activity))
 			r.Get("/changes", s.handle(s.changes))
 			r.Get("/ntp", s.handle(s.ntpStatus))
+			r.Get("/boot", s.handle(s.bootStatus))
 			r.Get("/dns/dnssec", s.handle(s.dnssecStatus))
 			r.Get("/ca", s.handle(s.caInfo))
 			r.Get("/ca/certificates", s.handle(s.caCertificates))

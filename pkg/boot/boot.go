@@ -314,3 +314,41 @@ func (s *Service) note(e Event) {
 		s.event(e)
 	}
 }
+
+// Status is what the API shows of network boot.
+type Status struct {
+	Profiles []ProfileStatus `json:"profiles"`
+	// Missing names the iPXE binaries for BIOS and x86-64 UEFI firmware that neither
+	// the boot root nor the box has (only while the site has profiles).
+	Missing []string `json:"missing,omitempty"`
+	HTTP    string   `json:"http,omitempty"` // where the endpoint listens
+	TFTP    string   `json:"tftp,omitempty"`
+}
+
+// ProfileStatus is one profile: its name and what it boots.
+type ProfileStatus struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"` // kernel, ipxe or url
+	What string `json:"what"` // the kernel, the URL, or "a script of its own"
+}
+
+// Status lists the site's profiles and what the box lacks to serve them.
+func (s *Service) Status() Status {
+	cfg := s.cfg.Load()
+	st := Status{Profiles: []ProfileStatus{}}
+	for _, p := range cfg.Profiles {
+		ps := ProfileStatus{Name: p.Name, Kind: "kernel", What: p.Kernel}
+		switch {
+		case p.IPXE != "":
+			ps.Kind, ps.What = "ipxe", "a script of its own"
+		case p.URL != "":
+			ps.Kind, ps.What = "url", p.URL
+		}
+		st.Profiles = append(st.Profiles, ps)
+	}
+	if len(cfg.Profiles) > 0 {
+		st.Missing = s.MissingLoaders()
+		st.HTTP, st.TFTP = cfg.HTTPListen.String(), cfg.TFTPListen.String()
+	}
+	return st
+}

@@ -328,6 +328,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Leases:        d.dhcp,
 		Time:          d.ntp,
 		Signer:        d.dns,
+		Boot:          d.boot,
 		CA:            d.ca,
 		Metrics:       metrics,
 		Backup:        d.store.Backup,

@@ -455,14 +455,14 @@ function subnetCard(sn, hosts, leases, source) {
 // --- hosts ---
 
 async function hostsPage(root) {
-  let hosts = [], subnets = [];
-  const search = searchBox("host-search", "Search hosts by name, IP, MAC, role, subnet or comment", query("q"), () => draw());
-  const list = table(["Name", "IP", "MAC", "Role", "Subnet", "Comment", "Owner", { hidden: "Actions" }], [], { id: "hosts" });
-  const subnetOf = (ip) => subnets.find((sn) => { const [b, bits] = sn.cidr.split("/"); const n = ipNum(ip), f = ipNum(b); return n >= f && n < f + 2 ** (32 - Number(bits)); })?.name || "";
+  let hosts = [], subnets = [], profiles = [];
+  const search = searchBox("host-search", "Search hosts by name, IP, MAC, role, subnet, boot profile or comment", query("q"), () => draw());
+  const list = table(["Name", "IP", "MAC", "Role", "Subnet", "Boot", "Comment", "Owner", { hidden: "Actions" }], [], { id: "hosts" });
+  const subnetOf = (ip) => subnets.find((sn) => { const [b, bits] = sn.cidr.split("/"); const n = ipNum(ip), f = ipNum(b); return n >= f && n < f + 2 ** (32 - Number(bits)); });
   const draw = () => {
     const q = search.value.toLowerCase();
-    list.setRows(hosts.filter((x) => !q || [x.name, x.ip, x.mac, x.role, x.comment, subnetOf(x.ip)].some((v) => (v || "").toLowerCase().includes(q)))
-      .map((x) => hostRow(x, subnetOf(x.ip))));
+    list.setRows(hosts.filter((x) => !q || [x.name, x.ip, x.mac, x.role, x.comment, x.boot, subnetOf(x.ip)?.name].some((v) => (v || "").toLowerCase().includes(q)))
+      .map((x) => hostRow(x, subnetOf(x.ip), profiles)));
   };
   const allocateIn = h("select", { name: "subnet" });
   const add = fieldForm([
@@ -483,27 +483,42 @@ async function hostsPage(root) {
   });
   root.append(h("h1", {}, "Hosts"), h("section", { class: "card", id: "add-host" }, h("h2", {}, "Add a host"), add), h("section", { class: "card" }, search, list));
   return async () => {
-    [hosts, subnets] = await Promise.all([get("/api/v1/hosts"), get("/api/v1/subnets")]);
+    [hosts, subnets, { profiles }] = await Promise.all([get("/api/v1/hosts"), get("/api/v1/subnets"), get("/api/v1/boot")]);
     const chosen = allocateIn.value;
     allocateIn.replaceChildren(h("option", { value: "" }, "(give the IP)"), ...subnets.filter((sn) => sn.purpose === "nodes").map((sn) => h("option", { value: sn.name, selected: sn.name === chosen }, `${sn.name} (${sn.cidr})`)));
     draw();
   };
 }
 
-function hostRow(x, subnet) {
-  const actions = x.owner === "file"
-    ? h("td", { class: "actions muted" }, "read-only: from the site file")
-    : h("td", { class: "actions" }, h("button", { class: "secondary", onclick: (e) => editHost(e.target.closest("tr"), x) }, "Edit"), " ",
-      h("button", { class: "danger", onclick: () => { if (confirmed(`Delete host ${x.name} (${x.ip})?`)) act(() => api("DELETE", `/api/v1/hosts/${encodeURIComponent(x.name)}`), `Host ${x.name} deleted.`); } }, "Delete"));
-  return h("tr", { "data-host": x.name }, h("td", {}, x.name), h("td", {}, x.ip), h("td", {}, x.mac || ""), h("td", {}, x.role || ""),
-    h("td", {}, subnet), h("td", {}, x.comment || ""), h("td", {}, x.owner === "file" ? badge("site file", "") : badge("api", "")), actions);
+// bootCell says what a host boots from the network: its own profile, or its subnet's,
+// once or always; a host that booted once says when, and may be armed again.
+function bootCell(x, sn) {
+  const name = x.boot || (sn?.boot ? `${sn.boot} (subnet's)` : "");
+  if (!name || x.boot === "none") return h("td", { class: "muted" }, x.boot === "none" ? "none" : "");
+  const again = () => act(() => api("DELETE", `/api/v1/hosts/${encodeURIComponent(x.name)}/booted`), `Host ${x.name} boots from ${x.boot || sn.boot} again.`);
+  return h("td", {}, name, x.boot_once ? [" ", badge("once", "")] : "",
+    x.booted ? [" ", badge(`booted ${when(x.booted)}`, "ok"), " ", h("button", { class: "secondary", onclick: again }, "Boot again")] : "");
 }
 
-function editHost(row, x) {
+function hostRow(x, sn, profiles) {
+  const actions = x.owner === "file"
+    ? h("td", { class: "actions muted" }, "read-only: from the site file")
+    : h("td", { class: "actions" }, h("button", { class: "secondary", onclick: (e) => editHost(e.target.closest("tr"), x, profiles) }, "Edit"), " ",
+      h("button", { class: "danger", onclick: () => { if (confirmed(`Delete host ${x.name} (${x.ip})?`)) act(() => api("DELETE", `/api/v1/hosts/${encodeURIComponent(x.name)}`), `Host ${x.name} deleted.`); } }, "Delete"));
+  return h("tr", { "data-host": x.name }, h("td", {}, x.name), h("td", {}, x.ip), h("td", {}, x.mac || ""), h("td", {}, x.role || ""),
+    h("td", {}, sn?.name || ""), bootCell(x, sn), h("td", {}, x.comment || ""), h("td", {}, x.owner === "file" ? badge("site file", "") : badge("api", "")), actions);
+}
+
+function editHost(row, x, profiles) {
   row.dataset.editing = "true";
+  const boot = profiles.length || x.boot
+    ? [{ name: "boot", label: "Boot profile", value: x.boot || "", options: [{ value: "", label: "(the subnet's)" }, { value: "none", label: "none: boot from disk" },
+      ...profiles.map((p) => ({ value: p.name, label: `${p.name} (${p.what})` }))] },
+      { name: "boot_once", label: "Boot from it once", type: "checkbox", value: x.boot_once }]
+    : [];
   const form = fieldForm([
     { name: "name", label: "Name", value: x.name }, { name: "ip", label: "IP address", value: x.ip }, { name: "mac", label: "MAC", value: x.mac },
-    { name: "role", label: "Role", value: x.role }, { name: "comment", label: "Comment", value: x.comment }], "Save",
+    { name: "role", label: "Role", value: x.role }, { name: "comment", label: "Comment", value: x.comment }, ...boot], "Save",
   async (v) => {
     const spec = clean(v);
     // A new name renames the host: one change, its address and records with it.
@@ -511,7 +526,7 @@ function editHost(row, x) {
     notify(spec.name && spec.name !== x.name ? `Host ${x.name} renamed ${spec.name}.` : `Host ${x.name} saved.`);
     refresh();
   }, { cancel: () => refresh() });
-  row.replaceChildren(h("td", { colspan: 8 }, form));
+  row.replaceChildren(h("td", { colspan: 9 }, form));
   form.querySelector("input")?.focus();
 }
 

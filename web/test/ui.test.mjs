@@ -296,6 +296,29 @@ test("hosts: edit with Cancel, rename, comments searched, delete", async () => {
   assert.equal((await call("GET", "/api/v1/hosts/w02")).status, 404);
 });
 
+test("hosts: a boot profile chosen, booted once, armed again", async () => {
+  assert.equal((await call("POST", "/api/v1/hosts", { name: "pxe01", ip: "10.77.0.21", mac: "52:54:00:77:00:21" })).status, 201);
+  await go("#/hosts");
+  await page.locator('#hosts tr[data-host="pxe01"]').getByRole("button", { name: "Edit" }).click();
+  const edit = page.locator("#hosts form");
+  await edit.locator('select[name="boot"]').selectOption("debian");
+  await edit.getByLabel("Boot from it once").check();
+  await edit.getByRole("button", { name: "Save" }).click();
+  const row = page.locator('#hosts tr[data-host="pxe01"]');
+  await row.locator("td", { hasText: "once" }).waitFor();
+  const pxe01 = (await call("GET", "/api/v1/hosts/pxe01")).body;
+  assert.equal(`${pxe01.boot} ${pxe01.boot_once}`, "debian true");
+  // The machine boots: its script, then its callback, from where it fetched the script.
+  assert.match(await (await fetch("http://127.0.0.1:8081/ipxe/52-54-00-77-00-21")).text(), /^#!ipxe\nkernel http:\/\/127\.0\.0\.1:8081\/files\/debian\/vmlinuz/);
+  assert.equal((await fetch("http://127.0.0.1:8081/booted/52-54-00-77-00-21")).status, 200);
+  await go("#/hosts");
+  await row.getByRole("button", { name: "Boot again" }).click();
+  await row.getByRole("button", { name: "Boot again" }).waitFor({ state: "detached" });
+  assert.equal((await call("GET", "/api/v1/hosts/pxe01")).body.booted, undefined);
+  await shot(page, "hosts-boot");
+  assert.equal((await call("DELETE", "/api/v1/hosts/pxe01")).status, 204);
+});
+
 test("a failed action says why, and the stale row goes", async () => {
   assert.equal((await call("POST", "/api/v1/hosts", { name: "ghost", ip: "10.77.0.66" })).status, 201);
   await go("#/hosts");
