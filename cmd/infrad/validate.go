@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/infrad/infrad/pkg/boot"
 	"github.com/infrad/infrad/pkg/config"
 )
 
@@ -36,6 +38,12 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, w := range site.Warnings() {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
+	}
+	if len(site.Boot.Profiles) > 0 { // what this box has to boot machines with
+		if missing := boot.MissingLoaders(site.Boot.Root, ""); len(missing) > 0 {
+			fmt.Fprintf(stderr, "%s: warning: boot.profiles: PXE firmware is given %s, which neither %s nor %s has on this box: install Debian's ipxe package, or put them in the boot root\n",
+				*path, strings.Join(missing, " and "), site.Boot.Root, boot.DefaultIPXEDir)
+		}
 	}
 	fmt.Fprintf(stdout, "%s: valid (domain %s, %d subnets, %d hosts, %d records)\n",
 		*path, site.Domain, len(site.Subnets), len(site.Hosts), len(site.DNS.Records))

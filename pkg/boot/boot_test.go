@@ -124,3 +124,15 @@ func TestOnlyTheMachineSaysItBooted(t *testing.T) {
 		t.Error("the model does not have the host booted")
 	}
 }
+
+func TestMissingLoaders(t *testing.T) {
+	root, box := t.TempDir(), t.TempDir()
+	if got := MissingLoaders(root, box); strings.Join(got, " ") != "undionly.kpxe ipxe.efi" {
+		t.Errorf("an empty root and box: got %v", got)
+	}
+	os.WriteFile(filepath.Join(box, BIOSLoader), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(root, EFILoader), []byte("x"), 0o644)
+	if got := MissingLoaders(root, box); len(got) != 0 {
+		t.Errorf("one in the box, one in the root: got %v missing", got)
+	}
+}
