@@ -226,8 +226,14 @@ const noBootableDevice = "No bootable device"
 // Debian's iPXE ROM.
 func (l *lab) qemu(t *testing.T, dir, name, mac string, uefi bool, want string) string {
 	t.Helper()
+	return qemuIn(t, l.srv, dir, name, mac, uefi, want)
+}
+
+// qemuIn is qemu in namespace ns, on its tap0.
+func qemuIn(t *testing.T, ns, dir, name, mac string, uefi bool, want string) string {
+	t.Helper()
 	serial := filepath.Join(dir, name+".serial")
-	args := []string{"netns", "exec", l.srv, "qemu-system-x86_64", "-m", "512", "-nographic", "-no-reboot",
+	args := []string{"netns", "exec", ns, "qemu-system-x86_64", "-m", "512", "-nographic", "-no-reboot",
 		"-serial", "file:" + serial, "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"}
 	if uefi {
 		vars := filepath.Join(dir, name+".vars")
@@ -419,5 +425,55 @@ func TestProxyDHCPBesideDnsmasq(t *testing.T) {
 	out = l.qemu(t, dir, "uefi", "52:54:00:77:00:22", true, "INFRAD-BOOT-MARKER")
 	if !strings.Contains(out, "NBP filename is ipxe.efi") || !strings.Contains(out, "infrad.host=node2") {
 		t.Errorf("the UEFI machine did not boot node2 through ipxe.efi beside dnsmasq:\n%s", tail(out))
+	}
+}
+
+const relayBootSite = `domain: relay.test
+data_dir: %s
+api: {listen: "127.0.0.1:8080"}
+dns: {listen: ["127.0.0.1:1053"], advertise: 10.77.0.1}
+ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
+ca: {listen: "127.0.0.1:8443"}
+dhcp: {interfaces: [s0], lease_time: 1h}
+boot:
+  root: %s
+  profiles:
+    - {name: debian, kernel: debian/vmlinuz, initrd: [debian/initrd.gz], cmdline: "console=ttyS0 quiet panic=-1 infrad.host={{.Name}} infrad.ip={{.IP}}"}
+subnets:
+  - {name: near, cidr: 10.77.0.0/24, gateway: 10.77.0.254}
+  - name: far
+    cidr: 10.78.0.0/24
+    gateway: 10.78.0.1
+    boot: debian
+    ranges:
+      - {kind: dhcp, start: 10.78.0.100, end: 10.78.0.109}
+`
+
+// TestNetbootThroughARelay boots a BIOS machine on a far segment, behind a router
+// running ISC's dhcrelay: its DHCP through the relay, its script and files routed to
+// infrad. The machine has no host: it boots from its subnet's profile, with the
+// address of its lease.
+func TestNetbootThroughARelay(t *testing.T) {
+	kernel := needNetboot(t)
+	testenv.Need(t, "dhcrelay")
+	l, rtr := newRelayLab(t)
+	for _, cmd := range [][]string{ // the far segment is a bridge in the client namespace, with a tap for QEMU
+		{"ip", "-n", l.cli, "link", "add", "br1", "type", "bridge"},
+		{"ip", "-n", l.cli, "link", "set", clientIf, "master", "br1"},
+		{"ip", "-n", l.cli, "link", "set", "br1", "up"},
+		{"ip", "-n", l.cli, "tuntap", "add", "tap0", "mode", "tap"},
+		{"ip", "-n", l.cli, "link", "set", "tap0", "master", "br1", "up"},
+	} {
+		sh(t, cmd...)
+	}
+	dir := t.TempDir()
+	root := bootRoot(t, dir, kernel)
+	os.WriteFile(filepath.Join(dir, "site.yaml"), fmt.Appendf(nil, relayBootSite, filepath.Join(dir, "data"), root), 0o644)
+	l.serveIn(t, dir)
+	startCmd(t, dir, "ip", "netns", "exec", rtr, "dhcrelay", "-4", "-d", "--no-pid", "-id", "r1", "-iu", "r0", "10.77.0.1")
+
+	out := qemuIn(t, l.cli, dir, "far", "52:54:00:78:00:42", false, "INFRAD-BOOT-MARKER")
+	if !strings.Contains(out, "infrad.ip=10.78.0.10") || !strings.Contains(out, "http://10.77.0.1:8081/ipxe/52-54-00-78-00-42") {
+		t.Errorf("the far machine did not boot its subnet's profile with its lease's address, through the relay:\n%s", tail(out))
 	}
 }

@@ -37,28 +37,7 @@ subnets:
 // rather than falling back to rebinding.
 func TestDHCPThroughARelay(t *testing.T) {
 	testenv.NeedRoot(t, "ip", "dhclient", "dhcrelay", "curl")
-	l := newLab(t) // the client namespace is rewired below: it sits behind the router
-	rtr := l.srv + "-r"
-	sh(t, "ip", "netns", "add", rtr)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", rtr).Run() })
-	for _, cmd := range [][]string{
-		{"ip", "-n", l.srv, "link", "del", "s0"}, // the lab's veth to the client, and its bridge
-		{"ip", "-n", l.srv, "link", "del", "br0"},
-		{"ip", "-n", rtr, "link", "set", "lo", "up"},
-		{"ip", "-n", l.srv, "link", "add", "s0", "type", "veth", "peer", "name", "r0", "netns", rtr},
-		{"ip", "-n", l.srv, "addr", "add", "10.77.0.1/24", "dev", "s0"},
-		{"ip", "-n", l.srv, "link", "set", "s0", "up"},
-		{"ip", "-n", l.srv, "route", "add", "10.78.0.0/24", "via", "10.77.0.254"},
-		{"ip", "-n", rtr, "addr", "add", "10.77.0.254/24", "dev", "r0"},
-		{"ip", "-n", rtr, "link", "set", "r0", "up"},
-		{"ip", "-n", rtr, "link", "add", "r1", "type", "veth", "peer", "name", clientIf, "netns", l.cli},
-		{"ip", "-n", rtr, "addr", "add", "10.78.0.1/24", "dev", "r1"},
-		{"ip", "-n", rtr, "link", "set", "r1", "up"},
-		{"ip", "netns", "exec", rtr, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"},
-		{"ip", "-n", l.cli, "link", "set", clientIf, "up"},
-	} {
-		sh(t, cmd...)
-	}
+	l, rtr := newRelayLab(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "site.yaml"), fmt.Appendf(nil, relaySite, filepath.Join(dir, "data")), 0o644)
 	l.serveIn(t, dir)
@@ -83,4 +62,35 @@ func TestDHCPThroughARelay(t *testing.T) {
 		t.Errorf("renewed %v, bound %v", renewed["new_ip_address"], bound["new_ip_address"])
 	}
 	c.stop()
+}
+
+// newRelayLab is the lab rewired so that the client namespace sits on a far segment
+// (10.78.0.0/24) behind a router namespace (returned), which reaches the server's
+// segment (10.77.0.0/24, the server's s0) and relays nothing until a test starts
+// dhcrelay there.
+func newRelayLab(t *testing.T) (*lab, string) {
+	t.Helper()
+	l := newLab(t)
+	rtr := l.srv + "-r"
+	sh(t, "ip", "netns", "add", rtr)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", rtr).Run() })
+	for _, cmd := range [][]string{
+		{"ip", "-n", l.srv, "link", "del", "s0"}, // the lab's veth to the client, and its bridge
+		{"ip", "-n", l.srv, "link", "del", "br0"},
+		{"ip", "-n", rtr, "link", "set", "lo", "up"},
+		{"ip", "-n", l.srv, "link", "add", "s0", "type", "veth", "peer", "name", "r0", "netns", rtr},
+		{"ip", "-n", l.srv, "addr", "add", "10.77.0.1/24", "dev", "s0"},
+		{"ip", "-n", l.srv, "link", "set", "s0", "up"},
+		{"ip", "-n", l.srv, "route", "add", "10.78.0.0/24", "via", "10.77.0.254"},
+		{"ip", "-n", rtr, "addr", "add", "10.77.0.254/24", "dev", "r0"},
+		{"ip", "-n", rtr, "link", "set", "r0", "up"},
+		{"ip", "-n", rtr, "link", "add", "r1", "type", "veth", "peer", "name", clientIf, "netns", l.cli},
+		{"ip", "-n", rtr, "addr", "add", "10.78.0.1/24", "dev", "r1"},
+		{"ip", "-n", rtr, "link", "set", "r1", "up"},
+		{"ip", "netns", "exec", rtr, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"},
+		{"ip", "-n", l.cli, "link", "set", clientIf, "up"},
+	} {
+		sh(t, cmd...)
+	}
+	return l, rtr
 }
