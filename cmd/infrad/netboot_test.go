@@ -39,6 +39,7 @@ boot:
       kernel: debian/vmlinuz
       initrd: [debian/initrd.gz]
       cmdline: "console=ttyS0 quiet panic=-1 infrad.host={{.Name}} infrad.ip={{.IP}}"
+    - {name: pi4, pi: pi4, cmdline: "console=serial0,115200 ip={{.IP}} hostname={{.Name}}"}
 subnets:
   - name: lab
     cidr: 10.77.0.0/24
@@ -47,6 +48,7 @@ hosts:
   - {name: node1, ip: 10.77.0.21, mac: "52:54:00:77:00:21", boot: debian, boot_once: true}
   - {name: node2, ip: 10.77.0.22, mac: "52:54:00:77:00:22", boot: debian}
   - {name: node3, ip: 10.77.0.23, mac: "52:54:00:77:00:23"}
+  - {name: pi01, ip: 10.77.0.31, mac: "dc:a6:32:77:00:31", boot: pi4, pi_serial: a1b2c3d4}
 `
 
 // The firmware and the machine's software, from Debian's packages.
@@ -69,6 +71,8 @@ func TestNetbootWithRealFirmware(t *testing.T) {
 	big := bytes.Repeat([]byte("infrad boot "), 700_000) // 8.4 MB: a TFTP transfer long enough to overlap others
 	os.WriteFile(filepath.Join(root, "big.img"), big, 0o644)
 	os.Symlink("/etc", filepath.Join(root, "escape")) // os.Root refuses to follow it out
+	os.MkdirAll(filepath.Join(root, "pi4"), 0o755)
+	os.WriteFile(filepath.Join(root, "pi4", "start4.elf"), []byte("the Pi 4's firmware"), 0o644)
 	os.WriteFile(filepath.Join(dir, "site.yaml"), fmt.Appendf(nil, netbootSite, filepath.Join(dir, "data"), root), 0o644)
 	l.serveIn(t, dir)
 
@@ -114,16 +118,19 @@ func TestNetbootWithRealFirmware(t *testing.T) {
 
 	// What PXE firmware is told, seen by dhclient: node2's machine gets the BIOS
 	// loader from this box; node3, which boots from no profile, gets no boot options.
+	// A Raspberry Pi 4 asks as PXE firmware does, from its own MAC: it is told
+	// next-server and option 43's "Raspberry Pi Boot", and no file.
 	for _, tc := range []struct{ mac, file, next string }{
 		{"52:54:00:77:00:22", "undionly.kpxe", "10.77.0.1"},
 		{"52:54:00:77:00:23", "", ""},
+		{"dc:a6:32:77:00:31", "", "10.77.0.1"},
 	} {
 		l.setMAC(t, tc.mac)
 		sh(t, "ip", "-n", l.cli, "addr", "add", "10.77.0.50/24", "dev", clientIf)
 		cdir := filepath.Join(dir, "pxe-"+tc.mac[len(tc.mac)-2:])
 		args := l.dhclientArgs(t, cdir, "pxe", "-d", "-1")
 		f, _ := os.OpenFile(filepath.Join(cdir, "dhclient.conf"), os.O_APPEND|os.O_WRONLY, 0)
-		f.WriteString("send vendor-class-identifier \"PXEClient:Arch:00000:UNDI:002001\";\n")
+		f.WriteString("send vendor-class-identifier \"PXEClient:Arch:00000:UNDI:002001\";\nalso request vendor-encapsulated-options;\n")
 		f.Close()
 		c := &dhclient{dir: cdir, p: startCmd(t, cdir, "ip", args...)}
 		testenv.WaitFor(t, tc.mac+" bound", func() bool { return c.got("BOUND") != nil })
@@ -131,6 +138,10 @@ func TestNetbootWithRealFirmware(t *testing.T) {
 		c.stop()
 		if got["new_filename"] != tc.file || got["new_next_server"] != tc.next && tc.next != "" {
 			t.Errorf("%s as PXE firmware: got file %q, next-server %q; want %q, %q", tc.mac, got["new_filename"], got["new_next_server"], tc.file, tc.next)
+		}
+		// "Rasp", in dhclient's hex of option 43.
+		if pi := strings.Contains(got["new_vendor_encapsulated_options"], "52:61:73:70"); pi != strings.HasPrefix(tc.mac, "dc:a6:32") {
+			t.Errorf("%s: option 43 %q: Raspberry Pi Boot there %v, want it for the Pi only", tc.mac, got["new_vendor_encapsulated_options"], pi)
 		}
 	}
 	sh(t, "ip", "-n", l.cli, "addr", "replace", "10.77.0.50/24", "dev", clientIf)
@@ -141,6 +152,13 @@ func TestNetbootWithRealFirmware(t *testing.T) {
 		if got := l.fetch(t, "--tftp-blksize", blk, "tftp://10.77.0.1/undionly.kpxe"); !bytes.Equal(got, want) {
 			t.Errorf("tftp undionly.kpxe with blksize %s: got %d bytes, want Debian's %d", blk, len(got), len(want))
 		}
+	}
+	// The Pi's files, below its serial number: its profile's firmware, and its own cmdline.txt.
+	if got := string(l.fetch(t, "tftp://10.77.0.1/a1b2c3d4/start4.elf")); got != "the Pi 4's firmware" {
+		t.Errorf("the Pi's start4.elf: got %q", got)
+	}
+	if got := string(l.fetch(t, "tftp://10.77.0.1/a1b2c3d4/cmdline.txt")); got != "console=serial0,115200 ip=10.77.0.31 hostname=pi01\n" {
+		t.Errorf("the Pi's cmdline.txt: got %q", got)
 	}
 	// Nothing outside the boot root, by TFTP or HTTP, by .. or through a symlink.
 	for _, url := range []string{"tftp://10.77.0.1/../../../etc/hostname", "tftp://10.77.0.1/escape/hostname",

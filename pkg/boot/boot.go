@@ -328,7 +328,7 @@ type Status struct {
 // ProfileStatus is one profile: its name and what it boots.
 type ProfileStatus struct {
 	Name string `json:"name"`
-	Kind string `json:"kind"` // kernel, ipxe or url
+	Kind string `json:"kind"` // kernel, ipxe, url or pi
 	What string `json:"what"` // the kernel, the URL, or "a script of its own"
 }
 
@@ -343,6 +343,8 @@ func (s *Service) Status() Status {
 			ps.Kind, ps.What = "ipxe", "a script of its own"
 		case p.URL != "":
 			ps.Kind, ps.What = "url", p.URL
+		case p.Pi != "":
+			ps.Kind, ps.What = "pi", p.Pi
 		}
 		st.Profiles = append(st.Profiles, ps)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,12 +22,14 @@ boot:
   root: %s
   profiles:
     - {name: debian, kernel: debian/vmlinuz, cmdline: "hostname={{.Name}}"}
+    - {name: pi4, pi: pi4, cmdline: "console=serial0 root=/dev/nfs ip={{.IP}} hostname={{.Name}}"}
 subnets:
   - {name: lab, cidr: 10.77.0.0/24, boot: debian, ranges: [{kind: dhcp, start: 10.77.0.100, end: 10.77.0.109}]}
 hosts:
   - {name: once, ip: 10.77.0.21, mac: "52:54:00:77:00:21", boot_once: true}
   - {name: always, ip: 10.77.0.22, mac: "52:54:00:77:00:22"}
   - {name: never, ip: 10.77.0.23, mac: "52:54:00:77:00:23", boot: none}
+  - {name: pi01, ip: 10.77.0.31, mac: "dc:a6:32:00:00:31", boot: pi4, pi_serial: A1B2C3D4}
 `
 
 // newTestService is a boot service on a fresh store whose root holds
@@ -37,6 +40,8 @@ func newTestService(t *testing.T) (*Service, http.Handler) {
 	root := filepath.Join(dir, "root")
 	os.MkdirAll(filepath.Join(root, "debian"), 0o755)
 	os.WriteFile(filepath.Join(root, "debian", "vmlinuz"), []byte("0123456789"), 0o644)
+	os.MkdirAll(filepath.Join(root, "pi4"), 0o755)
+	os.WriteFile(filepath.Join(root, "pi4", "start4.elf"), []byte("firmware"), 0o644)
 	os.WriteFile(filepath.Join(dir, "secret"), []byte("outside"), 0o644)
 	os.Symlink(filepath.Join(dir, "secret"), filepath.Join(root, "link"))
 	m, cfg := sitetest.IPAM(t, fmt.Appendf(nil, testSite, root))
@@ -134,5 +139,42 @@ func TestMissingLoaders(t *testing.T) {
 	os.WriteFile(filepath.Join(root, EFILoader), []byte("x"), 0o644)
 	if got := MissingLoaders(root, box); len(got) != 0 {
 		t.Errorf("one in the box, one in the root: got %v missing", got)
+	}
+}
+
+func TestPiFilesFollowTheHost(t *testing.T) {
+	s, _ := newTestService(t)
+	local := netip.MustParseAddr("10.77.0.1")
+	read := func(name string) (string, bool, error) {
+		rc, size, ok, err := s.piFile(name, netip.MustParseAddr("10.77.0.31"), local)
+		if rc == nil {
+			return "", ok, err
+		}
+		defer rc.Close()
+		b, _ := io.ReadAll(rc)
+		if int64(len(b)) != size {
+			t.Errorf("%s: %d bytes, told %d", name, len(b), size)
+		}
+		return string(b), ok, err
+	}
+	tests := []struct {
+		name, want string
+		ok         bool
+	}{
+		{"a1b2c3d4/start4.elf", "firmware", true},
+		{"A1B2C3D4/start4.elf", "firmware", true},
+		{"/a1b2c3d4/cmdline.txt", "console=serial0 root=/dev/nfs ip=10.77.0.31 hostname=pi01\n", true},
+		{"a1b2c3d4/../../debian/vmlinuz", "", false}, // cleaned: debian/vmlinuz is no Pi's
+		{"deadbeef/start4.elf", "", false},           // no host has that serial: a plain file
+		{"start4.elf", "", false},
+	}
+	for _, tc := range tests {
+		got, ok, err := read(tc.name)
+		if got != tc.want || ok != tc.ok || err != nil {
+			t.Errorf("%s: got %q, %v, %v; want %q, %v", tc.name, got, ok, err, tc.want, tc.ok)
+		}
+	}
+	if _, ok, err := read("a1b2c3d4/missing.dtb"); !ok || err == nil {
+		t.Errorf("a file the Pi's folder lacks: got %v, %v; want its error", ok, err)
 	}
 }

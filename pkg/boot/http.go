@@ -116,13 +116,7 @@ func (s *Service) script(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "script", http.StatusNotFound, "not_found", fmt.Sprintf("%s names profile %q, which the site does not have", mac, mc.profile))
 		return
 	}
-	base := s.Endpoint(localAddr(r))
-	domain := *s.domain.Load()
-	v := site.BootVars{Name: mc.name, IP: mc.ip.String(), MAC: mac.String(), Domain: strings.TrimSuffix(string(domain), "."),
-		BootURL: base, CallbackURL: base + BootedPath + MACPath(mac)}
-	if mc.name != "" {
-		v.FQDN = strings.TrimSuffix(string(site.HostFQDN(mc.name, domain)), ".")
-	}
+	v := s.vars(mc.name, mc.ip, mac, localAddr(r))
 	text, err := p.Script(v, mc.hosted && mc.host.BootOnce)
 	if err != nil {
 		s.fail(w, "script", http.StatusInternalServerError, "internal", err.Error())
@@ -205,6 +199,19 @@ func (s *Service) booted(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"host": h.Name, "booted": h.Booted})
 	s.metrics.http.WithLabelValues("booted", "200").Inc()
 	s.note(Event{Step: "booted", Client: from, MAC: mac, File: h.Name})
+}
+
+// vars are what a profile's templates may name, for the machine called name (""
+// for a lease without one) at ip with mac, which reached this box at local.
+func (s *Service) vars(name string, ip netip.Addr, mac site.MAC, local netip.Addr) site.BootVars {
+	base := s.Endpoint(local)
+	domain := *s.domain.Load()
+	v := site.BootVars{Name: name, IP: ip.String(), MAC: mac.String(), Domain: strings.TrimSuffix(string(domain), "."),
+		BootURL: base, CallbackURL: base + BootedPath + MACPath(mac)}
+	if name != "" {
+		v.FQDN = strings.TrimSuffix(string(site.HostFQDN(name, domain)), ".")
+	}
+	return v
 }
 
 func (s *Service) fail(w http.ResponseWriter, kind string, status int, code, msg string) {

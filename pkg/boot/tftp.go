@@ -37,16 +37,19 @@ func (s *Service) readFile(name string, rf io.ReaderFrom) error {
 		return errors.New("too many transfers at once: try again")
 	}
 	defer s.release(client)
-	f, err := s.open(name)
+	var local netip.Addr
+	if info, ok := rf.(tftp.RequestPacketInfo); ok {
+		local, _ = netip.AddrFromSlice(info.LocalIP())
+		local = local.Unmap()
+	}
+	f, size, err := s.tftpFile(name, client, local)
 	if err != nil {
 		s.metrics.tftp.WithLabelValues("not_found").Inc()
-		s.log.Debug("tftp file not found", "client", client, "file", name)
+		s.log.Debug("tftp file not found", "client", client, "file", name, "err", err)
 		return fmt.Errorf("%s: no such file", name)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil {
-		ot.SetSize(fi.Size()) // the tsize option (RFC 2349), when the client asked
-	}
+	ot.SetSize(size) // the tsize option (RFC 2349), when the client asked
 	n, err := rf.ReadFrom(f)
 	if err != nil {
 		s.metrics.tftp.WithLabelValues("failed").Inc()

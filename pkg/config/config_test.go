@@ -79,7 +79,7 @@ func TestErrorPlaces(t *testing.T) {
 		{"a kernel outside the boot root", "domain: a.example\nboot:\n  profiles:\n    - {name: debian, kernel: ../etc/shadow}\n",
 			`x.yaml:4: boot.profiles[0].kernel: "../etc/shadow" is neither a file below boot.root (a clean relative path, such as debian/vmlinuz) nor an http(s) URL`},
 		{"a profile of two kinds", "domain: a.example\nboot:\n  profiles:\n    - {name: x, kernel: k, url: \"http://h/x.efi\"}\n",
-			`x.yaml:4: boot.profiles[0].kernel: a profile needs exactly one of kernel, ipxe and url`},
+			`x.yaml:4: boot.profiles[0].kernel: a profile needs exactly one of kernel, ipxe, url and pi`},
 		{"a command line naming what a host has not", "domain: a.example\nboot:\n  profiles:\n    - {name: x, kernel: k, cmdline: \"hostname={{.Hostname}}\"}\n",
 			`x.yaml:4: boot.profiles[0].cmdline: the template names what a host does not have: template: :1:11: executing "" at <.Hostname>: can't evaluate field Hostname in type site.BootVars`},
 		{"a DHCP mode that is not one", "domain: a.example\ndhcp: {mode: relay}\n",

@@ -74,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	})
 	m.netboot = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "infrad_dhcp_netboot_total",
-		Help: "Replies that pointed a network boot client onward, by its firmware: pxe (an iPXE binary over TFTP), http (UEFI HTTP boot), ipxe (its script).",
+		Help: "Replies that pointed a network boot client onward, by its firmware: pxe (an iPXE binary over TFTP), http (UEFI HTTP boot), ipxe (its script), pi (a Raspberry Pi: next-server and its option 43).",
 	}, []string{"firmware"})
 	reg.MustRegister(m.netboot, in, out, m.dry, m.limited, m.naks, m.noQuorum, m.shed, m.evictedMAC, m.evictedRelay, m.offersDropped, m.endsDropped, m.behind)
 	return m

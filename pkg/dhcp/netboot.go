@@ -16,7 +16,8 @@ import (
 // and where its endpoint is.
 type Booter interface {
 	BootsFrom(m *ipam.Model, mac site.MAC, sn site.Subnet) string // "": none
-	Endpoint(local netip.Addr) string                             // http://addr:port
+	Profile(name string) (site.BootProfile, bool)
+	Endpoint(local netip.Addr) string // http://addr:port
 }
 
 // firmware is what a network boot client said of itself in its request.
@@ -78,8 +79,24 @@ func (s *Service) netboot(r *request, resp *dhcpv4.DHCPv4, infrad netip.Addr) bo
 		return false
 	}
 	fw, arch := firmwareOf(r.DHCPv4)
-	if fw == notBooting || s.boot.BootsFrom(r.model, r.mac, r.sn) == "" {
+	if fw == notBooting {
 		return false
+	}
+	name := s.boot.BootsFrom(r.model, r.mac, r.sn)
+	if name == "" {
+		return false
+	}
+	if p, ok := s.boot.Profile(name); ok && p.Pi != "" {
+		if fw != pxe {
+			return false
+		}
+		// A Raspberry Pi: its bootloader fetches <serial>/... over TFTP from next-server.
+		resp.ServerIPAddr = infrad.AsSlice()
+		resp.UpdateOption(dhcpv4.OptTFTPServerName(infrad.String()))
+		resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
+		resp.UpdateOption(dhcpv4.Option{Code: dhcpv4.OptionVendorSpecificInformation, Value: dhcpv4.OptionGeneric{Data: boot.PiOption43}})
+		s.metrics.netboot.WithLabelValues("pi").Inc()
+		return true
 	}
 	endpoint := s.boot.Endpoint(infrad)
 	switch fw {

@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"testing"
@@ -17,10 +18,16 @@ type bootsOnly map[site.MAC]string
 
 func (b bootsOnly) BootsFrom(_ *ipam.Model, mac site.MAC, _ site.Subnet) string { return b[mac] }
 func (b bootsOnly) Endpoint(local netip.Addr) string                            { return "http://" + local.String() + ":8081" }
+func (b bootsOnly) Profile(name string) (site.BootProfile, bool) {
+	if name == "pi4" {
+		return site.BootProfile{Name: name, Pi: "pi4"}, true
+	}
+	return site.BootProfile{Name: name, Kernel: "k"}, true
+}
 
 func TestNetbootReplies(t *testing.T) {
 	s, l := newService(t)
-	s.boot = bootsOnly{site.MAC(mac(1)): "debian", site.MAC(mac(2)): "debian"}
+	s.boot = bootsOnly{site.MAC(mac(1)): "debian", site.MAC(mac(2)): "debian", site.MAC(mac(4)): "pi4"}
 	vendor := func(v string) dhcpv4.Modifier { return dhcpv4.WithOption(dhcpv4.OptClassIdentifier(v)) }
 	arch := func(a iana.Arch) dhcpv4.Modifier { return dhcpv4.WithOption(dhcpv4.OptClientArch(a)) }
 	ipxeClass := dhcpv4.WithOption(dhcpv4.OptUserClass("iPXE"))
@@ -38,6 +45,7 @@ func TestNetbootReplies(t *testing.T) {
 		{"32-bit UEFI gets nothing infrad has", 1, []dhcpv4.Modifier{vendor("PXEClient:Arch:00006:UNDI:003016"), arch(iana.EFI_IA32)}, "", "", ""},
 		{"a machine that boots from no profile gets no boot options", 3, []dhcpv4.Modifier{vendor("PXEClient:Arch:00000:UNDI:002001")}, "", "", ""},
 		{"a client that is not booting gets none", 1, nil, "", "", ""},
+		{"a Raspberry Pi gets next-server and its option 43, no file", 4, []dhcpv4.Modifier{vendor("PXEClient:Arch:00000:UNDI:002001")}, "", "10.77.0.1", "PXEClient"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,9 +63,12 @@ func TestNetbootReplies(t *testing.T) {
 			if got := string(offer.Options.Get(dhcpv4.OptionBootfileName)); got != tc.file {
 				t.Errorf("option 67: got %q, want %q", got, tc.file)
 			}
-			_, use := offer.Options[dhcpv4.OptionVendorSpecificInformation.Code()]
+			o43, use := offer.Options[dhcpv4.OptionVendorSpecificInformation.Code()]
 			if use != (tc.vc == "PXEClient") {
 				t.Errorf("option 43 (PXE discovery control): got %v, want it with PXEClient only", use)
+			}
+			if pi := bytes.Contains(o43, []byte("Raspberry Pi Boot")); pi != (tc.client == 4) {
+				t.Errorf("option 43 %q: Raspberry Pi Boot there %v, want it for the Pi only", o43, pi)
 			}
 		})
 	}

@@ -64,7 +64,7 @@ func CommandType(cmd Command) string { return reflect.TypeOf(cmd).Name() }
 // "": none.
 func Requires(cmd Command) string {
 	booting := func(hosts []site.Host, subnets []site.Subnet, profiles []string) bool {
-		return len(profiles) > 0 || slices.ContainsFunc(hosts, func(h site.Host) bool { return h.Boot != "" || h.BootOnce }) ||
+		return len(profiles) > 0 || slices.ContainsFunc(hosts, func(h site.Host) bool { return h.Boot != "" || h.BootOnce || h.PiSerial != "" }) ||
 			slices.ContainsFunc(subnets, func(sn site.Subnet) bool { return sn.Boot != "" })
 	}
 	switch c := cmd.(type) {

@@ -21,6 +21,10 @@ type BootProfile struct {
 	Cmdline string   `yaml:"cmdline" json:"cmdline,omitempty"` // a template of BootVars
 	IPXE    string   `yaml:"ipxe" json:"ipxe,omitempty"`       // a whole script ("#!ipxe ..."), a template of BootVars
 	URL     string   `yaml:"url" json:"url,omitempty"`         // an EFI binary (chained) or an .iso/.img (sanboot)
+	// Pi is a folder below the boot root holding a Raspberry Pi's boot files
+	// (start4.elf, kernel8.img, config.txt, ...), which a Pi 4 or 5 fetches over TFTP
+	// as <serial>/<file>; its cmdline.txt is Cmdline, made for the host.
+	Pi string `yaml:"pi" json:"pi,omitempty"`
 }
 
 // BootVars are what a profile's command line and script may name ({{.Name}}, ...).
@@ -41,16 +45,24 @@ func (p BootProfile) Check() []FieldError {
 		errs.add("name", fmt.Sprintf("%q is not a profile name (letters, digits and '-')", p.Name))
 	}
 	kinds := 0
-	for _, set := range []bool{p.Kernel != "", p.IPXE != "", p.URL != ""} {
+	for _, set := range []bool{p.Kernel != "", p.IPXE != "", p.URL != "", p.Pi != ""} {
 		if set {
 			kinds++
 		}
 	}
 	if kinds != 1 {
-		errs.add("kernel", "a profile needs exactly one of kernel, ipxe and url")
+		errs.add("kernel", "a profile needs exactly one of kernel, ipxe, url and pi")
 	}
-	if p.Kernel == "" && (len(p.Initrd) > 0 || p.Cmdline != "") {
-		errs.add("initrd", "initrd and cmdline go with a kernel")
+	if p.Kernel == "" && p.Pi == "" && (len(p.Initrd) > 0 || p.Cmdline != "") {
+		errs.add("initrd", "initrd and cmdline go with a kernel (or cmdline with pi)")
+	}
+	if p.Pi != "" {
+		if err := checkBootPath(p.Pi); err != nil || strings.Contains(p.Pi, "://") {
+			errs.add("pi", fmt.Sprintf("%q is not a folder below boot.root (a clean relative path, such as pi4)", p.Pi))
+		}
+		if len(p.Initrd) > 0 {
+			errs.add("initrd", "a Pi's initramfs is named in its config.txt, in the pi folder")
+		}
 	}
 	if p.Kernel != "" {
 		if err := checkBootPath(p.Kernel); err != nil {
@@ -99,6 +111,10 @@ func checkBootPath(f string) error {
 // scripts carry without quoting.
 var bootFile = regexp.MustCompile(`^[A-Za-z0-9._/+-]+$`)
 
+// Render executes a profile's template (its cmdline or its script) with v; a field
+// BootVars lacks is an error.
+func Render(text string, v BootVars) (string, error) { return render(text, v) }
+
 // render executes a profile's template with v; a field BootVars lacks is an error.
 func render(text string, v BootVars) (string, error) {
 	t, err := template.New("").Option("missingkey=error").Parse(text)
@@ -128,6 +144,8 @@ func (p BootProfile) Script(v BootVars, once bool) (string, error) {
 	}
 	var b strings.Builder
 	switch {
+	case p.Pi != "":
+		return "", fmt.Errorf("profile %q boots Raspberry Pis over TFTP, which need no iPXE script", p.Name)
 	case p.IPXE != "":
 		s, err := render(p.IPXE, v)
 		if err != nil {

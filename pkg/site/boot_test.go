@@ -45,7 +45,7 @@ func TestBootProfileMistakes(t *testing.T) {
 		{BootProfile{Name: "a", Kernel: "k", Cmdline: "a\nchain http://evil/"}, "cmdline", "a kernel command line is one line"},
 		{BootProfile{Name: "a", Kernel: "k b"}, "kernel", `"k b" is neither a file below boot.root (a clean relative path, such as debian/vmlinuz) nor an http(s) URL`},
 		{BootProfile{Name: "a", URL: "ftp://h/x.efi"}, "url", `"ftp://h/x.efi" is not an http or https URL`},
-		{BootProfile{Name: "a"}, "kernel", "a profile needs exactly one of kernel, ipxe and url"},
+		{BootProfile{Name: "a"}, "kernel", "a profile needs exactly one of kernel, ipxe, url and pi"},
 		{BootProfile{Name: "a", IPXE: "#!ipxe\n{{.Nope}}"}, "ipxe", `the template names what a host does not have: template: :2:2: executing "" at <.Nope>: can't evaluate field Nope in type site.BootVars`},
 		{BootProfile{Name: "Not_A_Label", IPXE: "#!ipxe"}, "name", `"Not_A_Label" is not a profile name (letters, digits and '-')`},
 	}

@@ -3,6 +3,7 @@ package site
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -141,6 +142,9 @@ func (c *checker) ranges(at at, sn Subnet) {
 	}
 }
 
+// piSerial is a Raspberry Pi's serial number as its TFTP folder is named.
+var piSerial = regexp.MustCompile(`^[0-9a-f]{8}$`)
+
 // bootProfile checks the boot profile an object names: one of the site's, or (for a
 // host, overriding its subnet's) none.
 func (c *checker) bootProfile(a at, name string, host bool) {
@@ -159,6 +163,7 @@ func (c *checker) hosts() {
 	byName := map[string]int{}
 	byIP := map[netip.Addr]int{}
 	byMAC := map[MAC]int{}
+	byPiSerial := map[string]int{}
 	for i, h := range c.set.Hosts {
 		at := at{"hosts", i}
 		if h.Name == "" {
@@ -181,6 +186,15 @@ func (c *checker) hosts() {
 			c.hostAddress(at, h)
 		}
 		c.bootProfile(at, h.Boot, true)
+		if h.PiSerial != "" {
+			if !piSerial.MatchString(h.PiSerial) {
+				c.addf(at, "pi_serial", "%q is not a Raspberry Pi serial number: its last 8 hex digits, as the Pi names its TFTP folder (cat /proc/cpuinfo)", h.PiSerial)
+			} else if j, dup := byPiSerial[h.PiSerial]; dup {
+				c.conflictf(at, "pi_serial", "Pi serial %s is already host %q's", h.PiSerial, c.set.Hosts[j].Name)
+			} else {
+				byPiSerial[h.PiSerial] = i
+			}
+		}
 		if h.MAC.IsZero() {
 			if h.Boot != "" && h.Boot != BootNone || h.BootOnce {
 				c.addf(at, "boot", "host %q has no MAC, so no machine is known to boot as it", h.Name)

@@ -50,6 +50,7 @@ type HostSpec struct {
 	DHCP     *DHCPOptionsSpec `yaml:"dhcp_options" json:"dhcp_options,omitempty"`
 	Boot     string           `yaml:"boot" json:"boot,omitempty"`
 	BootOnce bool             `yaml:"boot_once" json:"boot_once,omitempty"`
+	PiSerial string           `yaml:"pi_serial" json:"pi_serial,omitempty"`
 }
 
 // RecordSpec is a DNS record as written: Name relative to the domain ("api", "@") or
@@ -95,7 +96,7 @@ func (s SubnetSpec) Parse() (Subnet, []FieldError) {
 // Parse turns the spec into a Host; the name is folded to lower case.
 func (s HostSpec) Parse() (Host, []FieldError) {
 	var errs fieldErrors
-	h := Host{Name: strings.ToLower(s.Name), Role: s.Role, Comment: s.Comment, Boot: s.Boot, BootOnce: s.BootOnce}
+	h := Host{Name: strings.ToLower(s.Name), Role: s.Role, Comment: s.Comment, Boot: s.Boot, BootOnce: s.BootOnce, PiSerial: strings.ToLower(s.PiSerial)}
 	h.IP = errs.requiredAddr("ip", s.IP)
 	h.DHCP = s.DHCP.parse("dhcp_options", &errs)
 	if s.MAC != "" {

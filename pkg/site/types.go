@@ -96,8 +96,11 @@ type Host struct {
 	// Boot names the boot profile it boots from the network (boot.profiles), BootNone
 	// for none; "": its subnet's. With BootOnce it boots so until its boot script
 	// reports that it booted (Booted: when, set by the write path, not by its owner).
-	Boot     string    `json:"boot,omitempty"`
-	BootOnce bool      `json:"boot_once,omitempty"`
+	Boot     string `json:"boot,omitempty"`
+	BootOnce bool   `json:"boot_once,omitempty"`
+	// PiSerial is a Raspberry Pi's serial number (its last 8 hex digits, as the Pi
+	// names its TFTP folder): the Pi that asks for that folder is this host.
+	PiSerial string    `json:"pi_serial,omitempty"`
 	Booted   time.Time `json:"booted,omitzero"`
 	Owner    Owner     `json:"owner"`
 }
