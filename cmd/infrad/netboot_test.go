@@ -78,7 +78,7 @@ func TestNetbootWithRealFirmware(t *testing.T) {
 
 	// BIOS: the iPXE ROM asks infrad, which gives it node1's script; the callback
 	// before its boot marks node1 booted.
-	out := l.qemu(t, dir, "bios-1", "52:54:00:77:00:21", false, "INFRAD-BOOT-MARKER")
+	out := l.qemu(t, dir, "bios-1", "52:54:00:77:00:21", bios, "INFRAD-BOOT-MARKER")
 	if !strings.Contains(out, "infrad.host=node1 infrad.ip=10.77.0.21") {
 		t.Errorf("the BIOS machine booted without node1's command line:\n%s", tail(out))
 	}
@@ -94,7 +94,7 @@ func TestNetbootWithRealFirmware(t *testing.T) {
 		t.Errorf("the activity view of node1's boot: got %s, want its ACK, SCRIPT and BOOTED", types)
 	}
 	// Its second boot gets no profile: iPXE has nothing to boot, nor has the BIOS.
-	out = l.qemu(t, dir, "bios-2", "52:54:00:77:00:21", false, noBootableDevice)
+	out = l.qemu(t, dir, "bios-2", "52:54:00:77:00:21", bios, noBootableDevice)
 	if strings.Contains(out, "INFRAD-BOOT-MARKER") || strings.Contains(out, "/ipxe/") {
 		t.Errorf("node1 booted once, yet its second boot was given its profile:\n%s", tail(out))
 	}
@@ -108,12 +108,20 @@ func TestNetbootWithRealFirmware(t *testing.T) {
 	}
 
 	// UEFI: OVMF's PXE (no iPXE ROM) takes ipxe.efi over TFTP, which takes node2's script.
-	out = l.qemu(t, dir, "uefi", "52:54:00:77:00:22", true, "INFRAD-BOOT-MARKER")
+	out = l.qemu(t, dir, "uefi", "52:54:00:77:00:22", uefiPXE, "INFRAD-BOOT-MARKER")
 	if !strings.Contains(out, "NBP filename is ipxe.efi") || !strings.Contains(out, "infrad.host=node2") {
 		t.Errorf("the UEFI machine did not boot node2 through ipxe.efi over TFTP:\n%s", tail(out))
 	}
 	if types := l.eventTypes(t, dir, "ipxe.efi"); !strings.Contains(types, "TFTP") {
 		t.Errorf("the activity view: got %s for ipxe.efi, want its TFTP transfer", types)
+	}
+	// UEFI HTTP boot: OVMF asks as HTTPClient and fetches ipxe.efi by the URL it is given.
+	out = l.qemu(t, dir, "uefi-http", "52:54:00:77:00:22", uefiHTTP, "INFRAD-BOOT-MARKER")
+	if !strings.Contains(out, "UEFI HTTPv4") || !strings.Contains(out, "infrad.host=node2") {
+		t.Errorf("the UEFI machine did not boot node2 by HTTP boot:\n%s", tail(out))
+	}
+	if types := l.eventTypes(t, dir, "ipxe.efi"); !strings.Contains(types, "FILE") {
+		t.Errorf("the activity view: got %s for ipxe.efi, want its HTTP fetch", types)
 	}
 
 	// What PXE firmware is told, seen by dhclient: node2's machine gets the BIOS
@@ -239,26 +247,37 @@ func bootRoot(t *testing.T, dir, kernel string) string {
 const noBootableDevice = "No bootable device"
 
 // qemu boots a machine with mac from the network, its serial console in a file,
-// until the console shows want, and returns what it showed. UEFI: OVMF with a
-// virtio NIC and no option ROM (its own PXE); else SeaBIOS with an e1000 and
-// Debian's iPXE ROM.
-func (l *lab) qemu(t *testing.T, dir, name, mac string, uefi bool, want string) string {
+// until the console shows want, and returns what it showed.
+func (l *lab) qemu(t *testing.T, dir, name, mac string, fw firmware, want string) string {
 	t.Helper()
-	return qemuIn(t, l.srv, dir, name, mac, uefi, want)
+	return qemuIn(t, l.srv, dir, name, mac, fw, want)
 }
 
+// firmware is what a QEMU machine boots with.
+type firmware int
+
+const (
+	bios     firmware = iota // SeaBIOS, an e1000 with Debian's iPXE ROM
+	uefiPXE                  // OVMF with a virtio NIC and no option ROM: EDK2's own PXE
+	uefiHTTP                 // the same with PXE switched off: EDK2's HTTP boot
+)
+
 // qemuIn is qemu in namespace ns, on its tap0.
-func qemuIn(t *testing.T, ns, dir, name, mac string, uefi bool, want string) string {
+func qemuIn(t *testing.T, ns, dir, name, mac string, fw firmware, want string) string {
 	t.Helper()
 	serial := filepath.Join(dir, name+".serial")
 	args := []string{"netns", "exec", ns, "qemu-system-x86_64", "-m", "512", "-nographic", "-no-reboot",
 		"-serial", "file:" + serial, "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"}
-	if uefi {
+	if fw != bios {
 		vars := filepath.Join(dir, name+".vars")
 		copyFile(t, ovmfVars, vars)
 		args = append(args, "-machine", "q35", "-drive", "if=pflash,format=raw,readonly=on,file="+ovmfCode,
 			"-drive", "if=pflash,format=raw,file="+vars, "-device", "virtio-net-pci,netdev=n0,romfile=,mac="+mac)
-	} else {
+	}
+	if fw == uefiHTTP { // OVMF's knobs: no PXE, so its boot manager goes on to HTTP boot
+		args = append(args, "-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n", "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n")
+	}
+	if fw == bios {
 		args = append(args, "-device", "e1000,netdev=n0,mac="+mac, "-boot", "n")
 	}
 	p := startCmd(t, dir, "ip", args...)
@@ -419,7 +438,7 @@ func TestProxyDHCPBesideDnsmasq(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "site.yaml"), fmt.Appendf(nil, proxySite, filepath.Join(dir, "data"), root), 0o644)
 	l.serveIn(t, dir)
 
-	out := l.qemu(t, dir, "bios", "52:54:00:77:00:22", false, "INFRAD-BOOT-MARKER")
+	out := l.qemu(t, dir, "bios", "52:54:00:77:00:22", bios, "INFRAD-BOOT-MARKER")
 	if !strings.Contains(out, "infrad.host=node2") || !strings.Contains(out, "10.77.0.16") {
 		t.Errorf("the BIOS machine did not boot node2 with an address of dnsmasq's:\n%s", tail(out))
 	}
@@ -440,7 +459,7 @@ func TestProxyDHCPBesideDnsmasq(t *testing.T) {
 
 	token := readToken(t, filepath.Join(dir, "data"))
 	sh(t, "ip", "netns", "exec", l.srv, "curl", "-sf", "-X", "DELETE", "-H", "Authorization: Bearer "+token, "http://127.0.0.1:8080/api/v1/hosts/node2/booted")
-	out = l.qemu(t, dir, "uefi", "52:54:00:77:00:22", true, "INFRAD-BOOT-MARKER")
+	out = l.qemu(t, dir, "uefi", "52:54:00:77:00:22", uefiPXE, "INFRAD-BOOT-MARKER")
 	if !strings.Contains(out, "NBP filename is ipxe.efi") || !strings.Contains(out, "infrad.host=node2") {
 		t.Errorf("the UEFI machine did not boot node2 through ipxe.efi beside dnsmasq:\n%s", tail(out))
 	}
@@ -490,7 +509,7 @@ func TestNetbootThroughARelay(t *testing.T) {
 	l.serveIn(t, dir)
 	startCmd(t, dir, "ip", "netns", "exec", rtr, "dhcrelay", "-4", "-d", "--no-pid", "-id", "r1", "-iu", "r0", "10.77.0.1")
 
-	out := qemuIn(t, l.cli, dir, "far", "52:54:00:78:00:42", false, "INFRAD-BOOT-MARKER")
+	out := qemuIn(t, l.cli, dir, "far", "52:54:00:78:00:42", bios, "INFRAD-BOOT-MARKER")
 	if !strings.Contains(out, "infrad.ip=10.78.0.10") || !strings.Contains(out, "http://10.77.0.1:8081/ipxe/52-54-00-78-00-42") {
 		t.Errorf("the far machine did not boot its subnet's profile with its lease's address, through the relay:\n%s", tail(out))
 	}
