@@ -40,9 +40,9 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
 	}
 	if len(site.Boot.Profiles) > 0 { // what this box has to boot machines with
-		if missing := boot.MissingLoaders(site.Boot.Root, ""); len(missing) > 0 {
+		if missing := boot.MissingLoaders(site.BootRoot(), ""); len(missing) > 0 {
 			fmt.Fprintf(stderr, "%s: warning: boot.profiles: PXE firmware is given %s, which neither %s nor %s has on this box: install Debian's ipxe package, or put them in the boot root\n",
-				*path, strings.Join(missing, " and "), site.Boot.Root, boot.DefaultIPXEDir)
+				*path, strings.Join(missing, " and "), site.BootRoot(), boot.DefaultIPXEDir)
 		}
 	}
 	fmt.Fprintf(stdout, "%s: valid (domain %s, %d subnets, %d hosts, %d records)\n",

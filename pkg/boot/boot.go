@@ -111,6 +111,7 @@ func New(opts Options) *Service {
 
 func (s *Service) setSite(site *config.Site) {
 	b := site.Boot
+	b.Root = site.BootRoot()
 	s.cfg.Store(&b)
 	d := site.Domain
 	s.domain.Store(&d)
@@ -208,6 +209,7 @@ func (s *Service) Reload(ctx context.Context, site *config.Site) (restart []stri
 	s.mu.Unlock()
 	if running {
 		nb := site.Boot
+		nb.Root = site.BootRoot()
 		for key, changed := range map[string]bool{"boot.root": old.Root != nb.Root, "boot.http_listen": old.HTTPListen != nb.HTTPListen, "boot.tftp_listen": old.TFTPListen != nb.TFTPListen} {
 			if changed {
 				restart = append(restart, key)

@@ -74,7 +74,7 @@ func TestScriptsFollowTheHostObject(t *testing.T) {
 		{"52%3A54%3A00%3A77%3A00%3A22", 200, "hostname=always"}, // as iPXE escapes it
 		{"52-54-00-77-00-21", 200, "/booted/52-54-00-77-00-21"}, // boot_once: the script calls back
 		{"52-54-00-77-00-23", 404, "boots from no profile"},     // boot: none
-		{"52-54-00-77-00-99", 404, "boots from no profile"},     // no host, no lease
+		{"52-54-00-77-00-99", 200, "hostname="},                 // no host, no lease: the subnet it asks from (a proxyDHCP site)
 		{"not-a-mac", 400, "not a MAC"},
 	}
 	for _, tc := range tests {
@@ -82,6 +82,9 @@ func TestScriptsFollowTheHostObject(t *testing.T) {
 		if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.has) {
 			t.Errorf("%s: got %d %q, want %d with %q", tc.mac, w.Code, w.Body, tc.status, tc.has)
 		}
+	}
+	if w := do(h, "GET", "/ipxe/52-54-00-77-00-99", "192.0.2.5"); w.Code != 404 {
+		t.Errorf("an unknown machine from no subnet of the site: got %d %q, want 404", w.Code, w.Body)
 	}
 }
 

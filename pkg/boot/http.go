@@ -52,8 +52,9 @@ func (s *Service) handler() http.Handler {
 	return r
 }
 
-// machine is what the boot endpoint knows of the machine with a MAC: its host, or
-// its lease when it has no host, and the profile it boots from ("": none).
+// machine is what the boot endpoint knows of the machine with a MAC, which asks
+// from from: its host, else its lease, else (another server gave it its address: a
+// proxyDHCP site) the subnet it asks from; and the profile it boots from ("": none).
 type machine struct {
 	host    site.Host
 	hosted  bool
@@ -62,7 +63,7 @@ type machine struct {
 	profile string
 }
 
-func (s *Service) machine(m *ipam.Model, mac site.MAC) (machine, bool) {
+func (s *Service) machine(m *ipam.Model, mac site.MAC, from netip.Addr) (machine, bool) {
 	if h, ok := m.HostWithMAC(mac); ok {
 		sn, _ := m.SubnetOf(h.IP)
 		return machine{host: h, hosted: true, ip: h.IP, name: h.Name, profile: h.BootProfile(sn)}, true
@@ -70,6 +71,9 @@ func (s *Service) machine(m *ipam.Model, mac site.MAC) (machine, bool) {
 	if l, ok := m.LeaseOf(mac); ok {
 		sn, _ := m.SubnetOf(l.IP)
 		return machine{ip: l.IP, name: l.Hostname, profile: sn.Boot}, true
+	}
+	if sn, ok := m.SubnetOf(from); ok {
+		return machine{ip: from, profile: sn.Boot}, true
 	}
 	return machine{}, false
 }
@@ -106,7 +110,7 @@ func (s *Service) script(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "script", http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	mc, ok := s.machine(s.ipam.Model(), mac)
+	mc, ok := s.machine(s.ipam.Model(), mac, remoteAddr(r))
 	if !ok || mc.profile == "" {
 		s.fail(w, "script", http.StatusNotFound, "not_found", fmt.Sprintf("%s boots from no profile: boot from disk", mac))
 		return

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -128,10 +129,19 @@ type CA struct {
 // Boot configures network boot: the profiles hosts and subnets name, and the TFTP
 // server and HTTP endpoint that serve their files. Without profiles it serves nothing.
 type Boot struct {
-	Root       string         // TFTP and HTTP serve files only below it; default <data_dir>/boot
+	Root       string         // TFTP and HTTP serve files only below it; "": BootRoot's default
 	HTTPListen netip.AddrPort // the token-free boot endpoint: scripts, files, the callback
 	TFTPListen netip.AddrPort // TFTP, for firmware that fetches iPXE by PXE
 	Profiles   []site.BootProfile
+}
+
+// BootRoot is where network boot's files are: boot.root, else <data_dir>/boot (the
+// data directory as it is when asked: serve's --data may move it).
+func (s *Site) BootRoot() string {
+	if s.Boot.Root != "" {
+		return s.Boot.Root
+	}
+	return filepath.Join(s.DataDir, "boot")
 }
 
 // ProfileNames are the names of the site's boot profiles.

@@ -77,7 +77,7 @@ func (v *validator) site(f *file) *Site {
 	s.NTP = v.ntp(&f.NTP)
 	s.DHCP = v.dhcp(&f.DHCP)
 	s.CA = v.ca(&f.CA, s.Domain)
-	s.Boot = v.boot(&f.Boot, s.DataDir)
+	s.Boot = v.boot(&f.Boot)
 	s.Kubernetes = v.kubernetes(&f.Kubernetes, s)
 	s.MetalLB = v.metallb(&f.MetalLB)
 	s.Cluster = v.cluster(f.Cluster)
@@ -265,11 +265,9 @@ func (v *validator) dhcp(f *fileDHCP) DHCP {
 	return d
 }
 
-func (v *validator) boot(f *fileBoot, dataDir string) Boot {
+func (v *validator) boot(f *fileBoot) Boot {
 	b := Boot{Root: f.Root, Profiles: f.Profiles}
-	if b.Root == "" {
-		b.Root = filepath.Join(dataDir, "boot")
-	} else if !filepath.IsAbs(b.Root) {
+	if b.Root != "" && !filepath.IsAbs(b.Root) {
 		v.errorf("boot.root", "%q is not an absolute path", b.Root)
 	}
 	b.HTTPListen = v.listen("boot.http_listen", orDefault(f.HTTPListen, DefaultBootHTTP))
