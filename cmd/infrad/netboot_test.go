@@ -90,6 +90,16 @@ func TestNetbootWithRealFirmware(t *testing.T) {
 	if node1.Booted == "" {
 		t.Errorf("node1 booted once and its callback was called: got no booted time")
 	}
+	var changes struct {
+		Changes []struct {
+			Source  string
+			Changes []struct{ Kind, Key, Op string }
+		}
+	}
+	l.api(t, dir, "/api/v1/changes?source=callback", &changes)
+	if e := changes.Changes; len(e) != 1 || e[0].Source != "boot callback" || len(e[0].Changes) != 1 || e[0].Changes[0].Key != "node1" {
+		t.Errorf("the change log of node1's callback: got %+v, want one entry by the boot callback, updating host node1", changes)
+	}
 	if types := l.eventTypes(t, dir, "52:54:00:77:00:21"); !strings.Contains(types, "SCRIPT") || !strings.Contains(types, "BOOTED") || !strings.Contains(types, "ACK") {
 		t.Errorf("the activity view of node1's boot: got %s, want its ACK, SCRIPT and BOOTED", types)
 	}
