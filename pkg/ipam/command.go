@@ -226,7 +226,7 @@ func (c BootHost) apply(t *txn) (any, error) {
 	if c.Booted {
 		h.Booted = c.At
 	}
-	t.putHost(h)
+	t.setHostState(h)
 	return h, nil
 }
 

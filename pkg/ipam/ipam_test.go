@@ -788,3 +788,38 @@ func TestLateCommitDoesNotMoveItsClient(t *testing.T) {
 		t.Errorf("the client's lease after it moved: %+v %v, want %s", l, ok, first)
 	}
 }
+
+// TestBootHostKeepsTheSerial: a machine that says it booted changes its host's
+// state, not what DNS serves: the serial stays, and a second call changes nothing.
+func TestBootHostKeepsTheSerial(t *testing.T) {
+	m, _ := newIPAM(t)
+	serial := m.Model().Serial()
+	at := time.Now().Add(time.Minute).Truncate(time.Second)
+	boot := func(booted bool) site.Host {
+		t.Helper()
+		res, err := m.Apply(t.Context(), BootHost{Stamp: Stamp{At: at, By: "boot callback"}, Name: "cp01", Booted: booted})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.(site.Host)
+	}
+	if h := boot(true); !h.Booted.Equal(at) {
+		t.Errorf("booted: got %v, want %v", h.Booted, at)
+	}
+	at = at.Add(time.Minute)
+	if h := boot(true); h.Booted.Equal(at) {
+		t.Errorf("a second callback moved booted to %v", h.Booted)
+	}
+	if h, _ := m.Model().Host("cp01"); h.Booted.IsZero() {
+		t.Error("the model has cp01 not booted")
+	}
+	if h := boot(false); !h.Booted.IsZero() {
+		t.Errorf("re-armed: got booted %v", h.Booted)
+	}
+	if got := m.Model().Serial(); got != serial {
+		t.Errorf("serial %d after three BootHosts, want %d still: DNS serves what it did", got, serial)
+	}
+	if _, err := m.Apply(t.Context(), BootHost{Stamp: Stamp{At: at}, Name: "nosuch", Booted: true}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an unknown host: got %v, want not found", err)
+	}
+}

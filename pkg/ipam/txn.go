@@ -161,6 +161,13 @@ func (t *txn) putHost(h site.Host) {
 	t.dns = true
 }
 
+// setHostState puts h in place of its host, from which it differs in nothing an
+// index or a zone reads (its Booted): the serial stays, as the zones do.
+func (t *txn) setHostState(h site.Host) {
+	t.m.hosts = t.m.hosts.Set(h.Name, h)
+	t.mark(store.BucketHosts, h.Name)
+}
+
 func (t *txn) deleteHost(name string) {
 	old, ok := t.m.hosts.Get(name)
 	if !ok {
