@@ -71,9 +71,10 @@ var pxeUseFile = dhcpv4.OptionGeneric{Data: []byte{6, 1, 8, 255}}
 // netboot points a network boot client whose machine boots from a profile at what
 // it fetches next: PXE firmware at an iPXE binary over TFTP from this box (next-server
 // and the file field), UEFI HTTP boot at that binary's URL (echoing "HTTPClient", as
-// the firmware requires), and iPXE at its script's URL, which ends the chain. A client
-// whose machine boots from no profile gets none of this, and false. infrad is this
-// box's address as the client reaches it.
+// the firmware requires), iPXE at its script's URL, which ends the chain, and a
+// Raspberry Pi (a machine whose profile is a pi folder) at this box's TFTP, with the
+// option 43 its bootloader looks for. A client whose machine boots from no profile
+// gets none of this, and false. infrad is this box's address as the client reaches it.
 func (s *Service) netboot(r *request, resp *dhcpv4.DHCPv4, infrad netip.Addr) bool {
 	if s.boot == nil {
 		return false
