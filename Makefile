@@ -74,6 +74,7 @@ bench: build
 	bench/dns.sh
 	bench/dnssec.sh
 	bench/dhcp.sh
+	bench/tftp.sh
 	bench/ntp.sh
 	bench/write.sh
 	bench/cluster.sh
