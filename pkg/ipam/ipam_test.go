@@ -823,3 +823,21 @@ func TestBootHostKeepsTheSerial(t *testing.T) {
 		t.Errorf("an unknown host: got %v, want not found", err)
 	}
 }
+
+// TestPiSerialIsOneHosts: a Raspberry Pi's serial maps its TFTP folder to one host,
+// so a second host with it is refused, naming the first.
+func TestPiSerialIsOneHosts(t *testing.T) {
+	m, _ := newIPAM(t)
+	put := func(name, ip, mac string) error {
+		_, err := m.Apply(t.Context(), PutHost{Stamp: Stamp{At: time.Now()}, Create: true,
+			Host: site.Host{Name: name, IP: netip.MustParseAddr(ip), MAC: fixture.MAC(t, mac), PiSerial: "a1b2c3d4"}})
+		return err
+	}
+	if err := put("pi01", "10.0.40.31", "dc:a6:32:00:00:31"); err != nil {
+		t.Fatal(err)
+	}
+	err := put("pi02", "10.0.40.32", "dc:a6:32:00:00:32")
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), `"pi01"`) {
+		t.Errorf("a second host with pi01's serial: got %v, want a conflict naming pi01", err)
+	}
+}

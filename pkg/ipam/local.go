@@ -124,6 +124,13 @@ func (t *txn) checkHost(old string, h *site.Host) error {
 	n.addHostNamed(old)
 	if h != nil {
 		n.aroundHost(*h)
+		if h.PiSerial != "" { // a Raspberry Pi's serial is one host's: rare, so no index is kept
+			for it := t.m.hosts.Iterator(); !it.Done(); {
+				if _, o, _ := it.Next(); o.PiSerial == h.PiSerial {
+					n.addHost(o)
+				}
+			}
+		}
 	}
 	return check(n, "hosts", func(s *site.Set) *[]site.Host { return &s.Hosts }, func(h site.Host) string { return h.Name }, old, h)
 }
