@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infrad/infrad/internal/sitetest"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 const testSite = `domain: lab.test
@@ -179,5 +181,32 @@ func TestPiFilesFollowTheHost(t *testing.T) {
 	}
 	if _, ok, err := read("a1b2c3d4/missing.dtb"); !ok || err == nil {
 		t.Errorf("a file the Pi's folder lacks: got %v, %v; want its error", ok, err)
+	}
+}
+
+// TestReloadStartsWhatTheSiteNowBoots: a site without profiles binds nothing; a
+// reload that brings the first binds TFTP and HTTP; one that moves them says a
+// restart is needed, and keeps serving where it is.
+func TestReloadStartsWhatTheSiteNowBoots(t *testing.T) {
+	m, idle := sitetest.IPAM(t, []byte("domain: lab.test\n"))
+	s := New(Options{Site: idle, IPAM: m, Registry: prometheus.NewRegistry(), IPXEDir: t.TempDir()})
+	if err := s.Start(t.Context()); err != nil || s.http != nil {
+		t.Fatalf("no profiles: Start gave %v, bound %v", err, s.http != nil)
+	}
+	root := t.TempDir()
+	cfg := *idle
+	cfg.Boot.Root = root
+	cfg.Boot.HTTPListen = netip.MustParseAddrPort("127.0.0.1:0")
+	cfg.Boot.TFTPListen = netip.MustParseAddrPort("127.0.0.1:0")
+	cfg.Boot.Profiles = []site.BootProfile{{Name: "debian", Kernel: "debian/vmlinuz"}}
+	restart, err := s.Reload(t.Context(), &cfg)
+	if err != nil || len(restart) != 0 || s.http == nil {
+		t.Fatalf("the first profile: restart %v, err %v, bound %v", restart, err, s.http != nil)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	moved := cfg
+	moved.Boot.Root = t.TempDir()
+	if restart, err := s.Reload(t.Context(), &moved); err != nil || strings.Join(restart, " ") != "boot.root" || s.cfg.Load().Root != root {
+		t.Errorf("a new root: restart %v, err %v, serving %s; want boot.root named and %s kept", restart, err, s.cfg.Load().Root, root)
 	}
 }
