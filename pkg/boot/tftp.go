@@ -22,8 +22,9 @@ const (
 	maxPerClient = 4
 )
 
-// readFile serves one TFTP read request: a file below the boot root, or one of the
-// box's iPXE binaries. Nothing is written: the server has no write handler.
+// readFile serves one TFTP read request: a Raspberry Pi's file (tftpFile), a file
+// below the boot root, or one of the box's iPXE binaries. Nothing is written: the
+// server has no write handler.
 func (s *Service) readFile(name string, rf io.ReaderFrom) error {
 	ot, ok := rf.(tftp.OutgoingTransfer)
 	if !ok {
