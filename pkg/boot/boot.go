@@ -339,15 +339,8 @@ func (s *Service) Status() Status {
 	cfg := s.cfg.Load()
 	st := Status{Profiles: []ProfileStatus{}}
 	for _, p := range cfg.Profiles {
-		ps := ProfileStatus{Name: p.Name, Kind: "kernel", What: p.Kernel}
-		switch {
-		case p.IPXE != "":
-			ps.Kind, ps.What = "ipxe", "a script of its own"
-		case p.URL != "":
-			ps.Kind, ps.What = "url", p.URL
-		case p.Pi != "":
-			ps.Kind, ps.What = "pi", p.Pi
-		}
+		ps := ProfileStatus{Name: p.Name, Kind: p.Kind(), What: map[string]string{
+			"kernel": p.Kernel, "ipxe": "a script of its own", "url": p.URL, "pi": p.Pi}[p.Kind()]}
 		st.Profiles = append(st.Profiles, ps)
 	}
 	if len(cfg.Profiles) > 0 {

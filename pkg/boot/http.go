@@ -64,18 +64,20 @@ type machine struct {
 }
 
 func (s *Service) machine(m *ipam.Model, mac site.MAC, from netip.Addr) (machine, bool) {
+	var mc machine
+	var sn site.Subnet // the subnet of a machine without a host
 	if h, ok := m.HostWithMAC(mac); ok {
-		sn, _ := m.SubnetOf(h.IP)
-		return machine{host: h, hosted: true, ip: h.IP, name: h.Name, profile: h.BootProfile(sn)}, true
+		mc = machine{host: h, hosted: true, ip: h.IP, name: h.Name}
+	} else if l, ok := m.LeaseOf(mac); ok {
+		mc = machine{ip: l.IP, name: l.Hostname}
+		sn, _ = m.SubnetOf(l.IP)
+	} else if sn, ok = m.SubnetOf(from); ok {
+		mc = machine{ip: from}
+	} else {
+		return machine{}, false
 	}
-	if l, ok := m.LeaseOf(mac); ok {
-		sn, _ := m.SubnetOf(l.IP)
-		return machine{ip: l.IP, name: l.Hostname, profile: sn.Boot}, true
-	}
-	if sn, ok := m.SubnetOf(from); ok {
-		return machine{ip: from, profile: sn.Boot}, true
-	}
-	return machine{}, false
+	mc.profile = s.BootsFrom(m, mac, sn)
+	return mc, true
 }
 
 // Profile is the site's profile of that name.
@@ -88,20 +90,27 @@ func (s *Service) Profile(name string) (site.BootProfile, bool) {
 	return site.BootProfile{}, false
 }
 
-// BootsFrom is the profile the machine with mac boots from, "" for none: what DHCP
-// asks before it points a network boot client here.
+// BootsFrom is the profile the machine with mac boots from, "" for none: its host's
+// (Host.BootProfile, on the host's subnet), else that of sn, the subnet the machine
+// is on. The one rule: DHCP asks it before it points a client here, the endpoint
+// before it serves a script, TFTP before it serves a Pi's folder.
 func (s *Service) BootsFrom(m *ipam.Model, mac site.MAC, sn site.Subnet) string {
 	if !s.Serving() {
 		return ""
 	}
 	if h, ok := m.HostWithMAC(mac); ok {
-		hsn, ok := m.SubnetOf(h.IP)
-		if !ok {
-			hsn = sn
-		}
-		return h.BootProfile(hsn)
+		return hostBootsFrom(m, h, sn)
 	}
 	return sn.Boot
+}
+
+// hostBootsFrom is the profile host h boots from: its own, else its subnet's (sn's
+// when its address is in none).
+func hostBootsFrom(m *ipam.Model, h site.Host, sn site.Subnet) string {
+	if hsn, ok := m.SubnetOf(h.IP); ok {
+		sn = hsn
+	}
+	return h.BootProfile(sn)
 }
 
 func (s *Service) script(w http.ResponseWriter, r *http.Request) {

@@ -2,8 +2,6 @@ package boot
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"net/netip"
@@ -47,8 +45,7 @@ func (s *Service) piFile(name string, client, local netip.Addr) (rc io.ReadClose
 	if h.PiSerial != serial {
 		return nil, 0, false, nil
 	}
-	sn, _ := m.SubnetOf(h.IP)
-	p, ok := s.Profile(h.BootProfile(sn))
+	p, ok := s.Profile(hostBootsFrom(m, h, site.Subnet{}))
 	if !ok || p.Pi == "" {
 		return nil, 0, true, fs.ErrNotExist // a Pi that boots from no Pi profile
 	}
@@ -72,25 +69,4 @@ func (s *Service) piFile(name string, client, local netip.Addr) (rc io.ReadClose
 		return nil, 0, true, err
 	}
 	return f, fi.Size(), true, nil
-}
-
-// tftpFile is what a TFTP read of name gets: a Pi's file, else a file below the
-// root or one of the box's iPXE binaries.
-func (s *Service) tftpFile(name string, client, local netip.Addr) (io.ReadCloser, int64, error) {
-	if rc, size, ok, err := s.piFile(name, client, local); ok {
-		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", name, err)
-		}
-		return rc, size, nil
-	}
-	f, err := s.open(name)
-	if err != nil {
-		return nil, 0, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, errors.Join(err, fs.ErrNotExist)
-	}
-	return f, fi.Size(), nil
 }

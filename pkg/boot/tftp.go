@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"time"
 
@@ -61,6 +62,27 @@ func (s *Service) readFile(name string, rf io.ReaderFrom) error {
 	s.metrics.tftpBytes.Add(float64(n))
 	s.note(Event{Step: "tftp", Client: client, File: name})
 	return nil
+}
+
+// tftpFile is what a TFTP read of name gets: a Pi's file, else a file below the
+// root or one of the box's iPXE binaries.
+func (s *Service) tftpFile(name string, client, local netip.Addr) (io.ReadCloser, int64, error) {
+	if rc, size, ok, err := s.piFile(name, client, local); ok {
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", name, err)
+		}
+		return rc, size, nil
+	}
+	f, err := s.open(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, errors.Join(err, fs.ErrNotExist)
+	}
+	return f, fi.Size(), nil
 }
 
 // admit takes a transfer slot for client, when one is free.

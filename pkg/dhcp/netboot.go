@@ -87,7 +87,7 @@ func (s *Service) netboot(r *request, resp *dhcpv4.DHCPv4, infrad netip.Addr) bo
 	if name == "" {
 		return false
 	}
-	if p, ok := s.boot.Profile(name); ok && p.Pi != "" {
+	if p, ok := s.boot.Profile(name); ok && p.Kind() == "pi" {
 		if fw != pxe {
 			return false
 		}

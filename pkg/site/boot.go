@@ -27,6 +27,19 @@ type BootProfile struct {
 	Pi string `yaml:"pi" json:"pi,omitempty"`
 }
 
+// Kind says what p boots: "kernel", "ipxe", "url" or "pi" (a valid profile is one).
+func (p BootProfile) Kind() string {
+	switch {
+	case p.IPXE != "":
+		return "ipxe"
+	case p.URL != "":
+		return "url"
+	case p.Pi != "":
+		return "pi"
+	}
+	return "kernel"
+}
+
 // BootVars are what a profile's command line and script may name ({{.Name}}, ...).
 type BootVars struct {
 	Name        string // the host's name
@@ -143,16 +156,16 @@ func (p BootProfile) Script(v BootVars, once bool) (string, error) {
 		callback = fmt.Sprintf("imgfetch --name infrad-booted %s && imgfree infrad-booted || echo infrad: the boot callback failed\n", v.CallbackURL)
 	}
 	var b strings.Builder
-	switch {
-	case p.Pi != "":
+	switch p.Kind() {
+	case "pi":
 		return "", fmt.Errorf("profile %q boots Raspberry Pis over TFTP, which need no iPXE script", p.Name)
-	case p.IPXE != "":
+	case "ipxe":
 		s, err := render(p.IPXE, v)
 		if err != nil {
 			return "", err
 		}
 		return s, nil // the script calls the callback itself, when it means to
-	case p.URL != "":
+	case "url":
 		b.WriteString("#!ipxe\n")
 		b.WriteString(callback)
 		if ext := strings.ToLower(path.Ext(p.URL)); ext == ".iso" || ext == ".img" {
