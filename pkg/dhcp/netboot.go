@@ -15,6 +15,7 @@ import (
 // Booter is the boot service, as DHCP sees it: which profile a machine boots from,
 // and where its endpoint is.
 type Booter interface {
+	Serving() bool                                                // the site has boot profiles
 	BootsFrom(m *ipam.Model, mac site.MAC, sn site.Subnet) string // "": none
 	Profile(name string) (site.BootProfile, bool)
 	Endpoint(local netip.Addr) string // http://addr:port
@@ -76,7 +77,7 @@ var pxeUseFile = dhcpv4.OptionGeneric{Data: []byte{6, 1, 8, 255}}
 // option 43 its bootloader looks for. A client whose machine boots from no profile
 // gets none of this, and false. infrad is this box's address as the client reaches it.
 func (s *Service) netboot(r *request, resp *dhcpv4.DHCPv4, infrad netip.Addr) bool {
-	if s.boot == nil {
+	if s.boot == nil || !s.boot.Serving() { // most replies: a site that boots nothing asks nothing
 		return false
 	}
 	fw, arch := firmwareOf(r.DHCPv4)

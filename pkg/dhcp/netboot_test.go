@@ -18,6 +18,7 @@ type bootsOnly map[site.MAC]string
 
 func (b bootsOnly) BootsFrom(_ *ipam.Model, mac site.MAC, _ site.Subnet) string { return b[mac] }
 func (b bootsOnly) Endpoint(local netip.Addr) string                            { return "http://" + local.String() + ":8081" }
+func (b bootsOnly) Serving() bool                                               { return len(b) > 0 }
 func (b bootsOnly) Profile(name string) (site.BootProfile, bool) {
 	if name == "pi4" {
 		return site.BootProfile{Name: name, Pi: "pi4"}, true
@@ -76,7 +77,7 @@ func TestNetbootReplies(t *testing.T) {
 
 func TestProxyDHCPGivesNoAddress(t *testing.T) {
 	s, l := newService(t)
-	s.boot = bootsOnly{site.MAC(mac(1)): "debian"}
+	s.boot = bootsOnly{site.MAC(mac(1)): "debian", site.MAC(mac(4)): "pi4"}
 	st := *s.settings.Load()
 	st.proxy = true
 	s.settings.Store(&st)
@@ -91,6 +92,11 @@ func TestProxyDHCPGivesNoAddress(t *testing.T) {
 		string(offer.Options.Get(dhcpv4.OptionClassIdentifier)) != "PXEClient" || len(offer.Options.Get(dhcpv4.OptionClientMachineIdentifier)) != 17 ||
 		offer.Options.Get(dhcpv4.OptionIPAddressLeaseTime) != nil || offer.Options.Get(dhcpv4.OptionSubnetMask) != nil {
 		t.Errorf("the proxy OFFER: got %v; want no address, no lease, undionly.kpxe, PXEClient and option 97 echoed", offer)
+	}
+	// A Raspberry Pi beside the router's DHCP keeps the option 43 its bootloader looks for.
+	if pi, _ := s.handle(context.Background(), l, message(t, mac(4), dhcpv4.MessageTypeDiscover, pxe)); pi == nil ||
+		!bytes.Contains(pi.Options.Get(dhcpv4.OptionVendorSpecificInformation), []byte("Raspberry Pi Boot")) {
+		t.Errorf("a Pi's proxy OFFER: got %v, want its option 43", pi)
 	}
 	if got, _ := s.handle(context.Background(), l, message(t, mac(2), dhcpv4.MessageTypeDiscover, pxe)); got != nil {
 		t.Errorf("a machine that boots from no profile: got %v, want silence (the site's server answers it)", got)

@@ -1,7 +1,6 @@
 package dhcp
 
 import (
-	"bytes"
 	"net"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -37,8 +36,8 @@ func (s *Service) proxyAnswer(r *request, st *settings) (*dhcpv4.DHCPv4, *net.UD
 	if !s.netboot(r, resp, infrad) {
 		return nil, nil
 	}
-	resp.ServerIPAddr = infrad.AsSlice() // iPXE takes a proxy's ACK only with next-server and a boot file
-	if !bytes.HasPrefix(resp.Options.Get(dhcpv4.OptionClassIdentifier), []byte("HTTPClient")) {
+	resp.ServerIPAddr = infrad.AsSlice()                       // iPXE takes a proxy's ACK only with next-server and a boot file
+	if resp.Options.Get(dhcpv4.OptionClassIdentifier) == nil { // iPXE's answer, which carries none: a proxy's must
 		resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
 		resp.UpdateOption(dhcpv4.Option{Code: dhcpv4.OptionVendorSpecificInformation, Value: pxeUseFile})
 	}
