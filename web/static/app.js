@@ -570,14 +570,14 @@ function pinLease(l) {
 
 async function activityPage(root) {
   let q = query("q");
-  const filter = searchBox("activity-filter", "Filter by type, MAC, IP, relay, hostname or reason", q, () => { q = filter.value; refresh(); });
-  const list = table(["Time", "Direction", "Type", "MAC", "IP", "Hostname", "Relay", "Interface", "Reason"], [], { id: "activity" });
+  const filter = searchBox("activity-filter", "Filter by type, MAC, IP, relay, hostname, reason or boot file", q, () => { q = filter.value; refresh(); });
+  const list = table(["Time", "Direction", "Type", "MAC", "IP", "Hostname", "Relay", "Interface", "Reason or file"], [], { id: "activity" });
   root.append(h("h1", {}, "DHCP activity ", h("span", { class: "muted" }, "(this box's last 2,048 messages, live)")), h("section", { class: "card" }, filter, list));
   return async () => {
     const events = await get(`/api/v1/dhcp/events?limit=200&q=${encodeURIComponent(q.trim())}`);
     list.setRows(events.map((e) => h("tr", { "data-type": e.type }, h("td", {}, new Date(e.at).toLocaleTimeString()), h("td", {}, e.sent ? "to the client" : "from the client"),
       h("td", {}, e.type === "NAK" ? badge("NAK", "bad") : e.type), h("td", {}, e.mac || ""), h("td", {}, e.ip || ""), h("td", {}, e.hostname || ""),
-      h("td", {}, e.relay || ""), h("td", {}, e.interface), h("td", {}, e.reason || ""))));
+      h("td", {}, e.relay || ""), h("td", {}, e.interface || ""), h("td", {}, e.reason || e.file || ""))));
     if (!events.length) list.setRows([h("tr", {}, h("td", { colspan: 9, class: "muted" }, q ? "No message matches." : "No DHCP message yet."))]);
   };
 }

@@ -311,6 +311,12 @@ test("hosts: a boot profile chosen, booted once, armed again", async () => {
   // The machine boots: its script, then its callback, from where it fetched the script.
   assert.match(await (await fetch("http://127.0.0.1:8081/ipxe/52-54-00-77-00-21")).text(), /^#!ipxe\nkernel http:\/\/127\.0\.0\.1:8081\/files\/debian\/vmlinuz/);
   assert.equal((await fetch("http://127.0.0.1:8081/booted/52-54-00-77-00-21")).status, 200);
+  // The boot steps are in the DHCP activity page, with what each served.
+  await go("#/activity");
+  const script = page.locator('#activity tr[data-type="SCRIPT"]').first();
+  await script.waitFor();
+  assert.match(await script.textContent(), /52:54:00:77:00:21.*debian/);
+  await page.locator('#activity tr[data-type="BOOTED"]', { hasText: "pxe01" }).waitFor();
   await go("#/hosts");
   await row.getByRole("button", { name: "Boot again" }).click();
   await row.getByRole("button", { name: "Boot again" }).waitFor({ state: "detached" });
