@@ -11,6 +11,7 @@
 # Usage: bench/cluster.sh [ROUNDS] [SECONDS] [RATE]   (needs bin/infrad, perfdhcp, dnsperf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/stats.sh
 rounds=${1:-3}
 secs=${2:-5}
 rate=${3:-12000}
@@ -139,7 +140,6 @@ for r in $(seq "$rounds"); do
   echo "round $r: one infrad ${one_dhcp[-1]} exchanges/s, ${one_dns[-1]} q/s; three nodes ${cl_dhcp[-1]} exchanges/s, ${cl_dns[-1]} q/s on one node; writes resumed ${fail[-1]} ms after the leader's death"
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 od=$(median "${one_dhcp[@]}") cd=$(median "${cl_dhcp[@]}") oq=$(median "${one_dns[@]}") cq=$(median "${cl_dns[@]}") f=$(median "${fail[@]}")
 summary="cluster: perfdhcp broadcast -r $rate for ${secs}s x $rounds rounds, every process on this machine's $(nproc) cores: three nodes $cd exchanges/s against one infrad $od ($(awk -v a="$cd" -v b="$od" 'BEGIN { printf "%.2f", a / b }')x); DNS on one node $cq q/s against $oq ($(awk -v a="$cq" -v b="$oq" 'BEGIN { printf "%.2f", a / b }')x); writes resumed a median $f ms after the leader's death"
 echo "$summary" | tee "$out/cluster-$(date +%Y%m%d-%H%M%S).txt"

@@ -8,6 +8,7 @@
 # INFRAD=path runs another build (to compare two, alternate them round by round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/stats.sh
 rounds=${1:-3}
 secs=${2:-10}
 rate=${3:-40000}
@@ -77,7 +78,6 @@ exchanges() { # perfdhcp on core 1; print the 4-way exchanges per second it saw;
 # measure NAME: run perfdhcp against the server, then append its rate to NAME_rates
 # and the server's CPU per exchange (µs, user and system, from /proc) to NAME_cpu: a
 # figure the machine's other tenants disturb less than the rate.
-ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
 measure() {
   local t0 t1 seen
   t0=$(ticks); seen=$(exchanges "$1"); t1=$(ticks)
@@ -102,7 +102,6 @@ for r in $(seq "$rounds"); do
   echo "round $r: infrad ${infrad_rates[-1]} exchanges/s, ${infrad_cpu[-1]} µs CPU each ($total leases, all distinct, fsync'ed), Kea ${kea_rates[-1]} exchanges/s, ${kea_cpu[-1]} µs CPU each (memfile, no fsync)"
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 mi=$(median "${infrad_rates[@]}"); mk=$(median "${kea_rates[@]}")
 ci=$(median "${infrad_cpu[@]}"); ck=$(median "${kea_cpu[@]}")
 ratio=$(awk -v a="$mi" -v b="$mk" 'BEGIN { printf "%.2f", a / b }')

@@ -7,6 +7,7 @@
 # Usage: bench/dns.sh [ROUNDS] [SECONDS]   (needs bin/infrad, dnsperf, dig, nsd, taskset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/stats.sh
 rounds=${1:-3}
 secs=${2:-10}
 hosts=5000
@@ -161,7 +162,6 @@ for r in $(seq "$rounds"); do
   echo "round $r: infrad ${infrad_qps[-1]} q/s, stock CoreDNS file ${coredns_qps[-1]} q/s, NSD ${nsd_qps[-1]} q/s"
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 mi=$(median "${infrad_qps[@]}"); mc=$(median "${coredns_qps[@]}"); mn=$(median "${nsd_qps[@]}")
 nsd_version=$(nsd -v 2>&1 | awk 'NR == 1 { print $3 }')

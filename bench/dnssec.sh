@@ -11,6 +11,7 @@
 # dnssec-keygen, dnssec-signzone, taskset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/stats.sh
 rounds=${1:-3}
 secs=${2:-10}
 hosts=5000
@@ -181,9 +182,8 @@ cold=$(axfr_ms); warm=$(axfr_ms)
 rrsigs=$(grep -c 'RRSIG' "$work/axfr")
 stop_last
 
-median() { printf '%s\n' $1 | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 exist_m=() nx_m=()
-for s in "${servers[@]}"; do exist_m[${#exist_m[@]}]=$(median "${exist[$s]}"); nx_m[${#nx_m[@]}]=$(median "${nx[$s]}"); done
+for s in "${servers[@]}"; do exist_m[${#exist_m[@]}]=$(median ${exist[$s]}); nx_m[${#nx_m[@]}]=$(median ${nx[$s]}); done
 summary="dnssec: $hosts hosts, DO bit, ${secs}s x $rounds rounds, server on core 0, dnsperf on core 1; existing names (A+PTR): infrad signed ${exist_m[0]} q/s, unsigned ${exist_m[1]} q/s ($(ratio "${exist_m[0]}" "${exist_m[1]}")x), stock CoreDNS $coredns_version dnssec plugin ${exist_m[2]} q/s ($(ratio "${exist_m[0]}" "${exist_m[2]}")x), NSD presigned ${exist_m[3]} q/s ($(ratio "${exist_m[0]}" "${exist_m[3]}")x); nonexistent names, each asked once: infrad signed ${nx_m[0]} q/s, unsigned ${nx_m[1]} q/s ($(ratio "${nx_m[0]}" "${nx_m[1]}")x), CoreDNS ${nx_m[2]} q/s ($(ratio "${nx_m[0]}" "${nx_m[2]}")x), NSD ${nx_m[3]} q/s ($(ratio "${nx_m[0]}" "${nx_m[3]}")x); AXFR of the signed forward zone ($rrsigs RRSIGs): first ${cold} ms, next ${warm} ms"
 echo "$summary" | tee "$out/dnssec-$(date +%Y%m%d-%H%M%S).txt"

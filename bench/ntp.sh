@@ -9,6 +9,7 @@
 # Usage: bench/ntp.sh [ROUNDS] [SECONDS]     (needs bin/infrad, chronyd, taskset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/stats.sh
 rounds=${1:-3}
 secs=${2:-10}
 out=$PWD/bench/out
@@ -81,7 +82,6 @@ done
 start_infrad;  infrad_off=$(client_offset 11230);  stop_server
 start_chronyd; chronyd_off=$(client_offset 11231); stop_server
 
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 mi=$(median "${infrad_rates[@]}"); mc=$(median "${chronyd_rates[@]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 ni=$(median "${nts_infrad[@]}"); nc=$(median "${nts_chronyd[@]}")

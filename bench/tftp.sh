@@ -9,6 +9,7 @@
 # INFRAD=path runs another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/stats.sh
 rounds=${1:-3}
 fetches=${2:-100}
 out=$PWD/bench/out
@@ -56,7 +57,6 @@ start_dnsmasq() {
 }
 stop_server() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
 # measure NAME: four clients fetch the file FETCHES times between them; append the
 # files a second to NAME_rates and the server's CPU a file (µs) to NAME_cpu.
 measure() {
@@ -81,7 +81,6 @@ for r in $(seq "$rounds"); do
   echo "round $r: infrad ${infrad_rates[-1]} files/s, ${infrad_cpu[-1]} µs CPU each; dnsmasq ${dnsmasq_rates[-1]} files/s, ${dnsmasq_cpu[-1]} µs CPU each"
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 mi=$(median "${infrad_rates[@]}"); md=$(median "${dnsmasq_rates[@]}")
 ci=$(median "${infrad_cpu[@]}"); cd=$(median "${dnsmasq_cpu[@]}")
 ratio=$(awk -v a="$mi" -v b="$md" 'BEGIN { printf "%.2f", a / b }')
