@@ -141,13 +141,17 @@ func (c *dhclient) stop() {
 // labSiteFor is labSite with its data directory.
 func labSiteFor(dataDir string) string { return fmt.Sprintf(labSite, dataDir) }
 
-const labSite = `domain: lab.test
-data_dir: %s
-api: {listen: "127.0.0.1:8080"}
+// labServices are the lab's services but DHCP, on the server namespace's loopback
+// (DNS and NTP advertised at the bridge's address).
+const labServices = `api: {listen: "127.0.0.1:8080"}
 dns: {listen: ["127.0.0.1:1053"], advertise: 10.77.0.1}
 ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
 ca: {listen: "127.0.0.1:8443"}
-dhcp: {interfaces: [br0], lease_time: 20s}
+`
+
+const labSite = `domain: lab.test
+data_dir: %s
+` + labServices + `dhcp: {interfaces: [br0], lease_time: 20s}
 subnets:
   - name: lab
     cidr: 10.77.0.0/24

@@ -27,11 +27,7 @@ import (
 
 const netbootSite = `domain: lab.test
 data_dir: %s
-api: {listen: "127.0.0.1:8080"}
-dns: {listen: ["127.0.0.1:1053"], advertise: 10.77.0.1}
-ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
-ca: {listen: "127.0.0.1:8443"}
-dhcp: {interfaces: [br0], lease_time: 1h}
+` + labServices + `dhcp: {interfaces: [br0], lease_time: 1h}
 boot:
   root: %s
   profiles:
@@ -403,11 +399,7 @@ func initramfs(t *testing.T) []byte {
 
 const proxySite = `domain: lab.test
 data_dir: %s
-api: {listen: "127.0.0.1:8080"}
-dns: {listen: ["127.0.0.1:1053"], advertise: 10.77.0.1}
-ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
-ca: {listen: "127.0.0.1:8443"}
-dhcp: {mode: proxy, interfaces: [br0]}
+` + labServices + `dhcp: {mode: proxy, interfaces: [br0]}
 boot:
   root: %s
   profiles:
@@ -477,11 +469,7 @@ func TestProxyDHCPBesideDnsmasq(t *testing.T) {
 
 const relayBootSite = `domain: relay.test
 data_dir: %s
-api: {listen: "127.0.0.1:8080"}
-dns: {listen: ["127.0.0.1:1053"], advertise: 10.77.0.1}
-ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
-ca: {listen: "127.0.0.1:8443"}
-dhcp: {interfaces: [s0], lease_time: 1h}
+` + labServices + `dhcp: {interfaces: [s0], lease_time: 1h}
 boot:
   root: %s
   profiles:

@@ -15,11 +15,7 @@ import (
 // relaySite serves the server's own segment and a far one behind a router.
 const relaySite = `domain: relay.test
 data_dir: %s
-api: {listen: "127.0.0.1:8080"}
-dns: {listen: ["127.0.0.1:1053"], advertise: 10.77.0.1}
-ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
-ca: {listen: "127.0.0.1:8443"}
-dhcp: {interfaces: [s0], lease_time: 16s}
+` + labServices + `dhcp: {interfaces: [s0], lease_time: 16s}
 subnets:
   - {name: near, cidr: 10.77.0.0/24, gateway: 10.77.0.254}
   - name: far

@@ -105,16 +105,16 @@ func New(opts Options) *Service {
 	}
 	s := &Service{log: opts.Logger, ipam: opts.IPAM, event: opts.Event, ipxeDir: opts.IPXEDir,
 		metrics: newMetrics(opts.Registry), clients: map[netip.Addr]int{}, fetched: map[site.MAC]netip.Addr{}}
-	s.setSite(opts.Site)
+	b := opts.Site.Boot
+	b.Root = opts.Site.BootRoot()
+	s.setSite(b, opts.Site.Domain)
 	return s
 }
 
-func (s *Service) setSite(site *config.Site) {
-	b := site.Boot
-	b.Root = site.BootRoot()
+// setSite takes the boot settings b (its Root resolved) and the site's domain.
+func (s *Service) setSite(b config.Boot, domain site.Name) {
 	s.cfg.Store(&b)
-	d := site.Domain
-	s.domain.Store(&d)
+	s.domain.Store(&domain)
 }
 
 // Name is "boot".
@@ -207,9 +207,9 @@ func (s *Service) Reload(ctx context.Context, site *config.Site) (restart []stri
 	s.mu.Lock()
 	running := s.http != nil
 	s.mu.Unlock()
+	nb := site.Boot
+	nb.Root = site.BootRoot()
 	if running {
-		nb := site.Boot
-		nb.Root = site.BootRoot()
 		for key, changed := range map[string]bool{"boot.root": old.Root != nb.Root, "boot.http_listen": old.HTTPListen != nb.HTTPListen, "boot.tftp_listen": old.TFTPListen != nb.TFTPListen} {
 			if changed {
 				restart = append(restart, key)
@@ -217,9 +217,8 @@ func (s *Service) Reload(ctx context.Context, site *config.Site) (restart []stri
 		}
 		slices.Sort(restart)
 		nb.Root, nb.HTTPListen, nb.TFTPListen = old.Root, old.HTTPListen, old.TFTPListen
-		site = &config.Site{Domain: site.Domain, Boot: nb}
 	}
-	s.setSite(site)
+	s.setSite(nb, site.Domain)
 	s.checkLoaders()
 	if !running && s.Serving() {
 		err = s.Start(ctx)
