@@ -99,7 +99,7 @@ func (p BootProfile) Check() []FieldError {
 		errs.add("ipxe", `an iPXE script starts with "#!ipxe"`)
 	}
 	for field, text := range map[string]string{"cmdline": p.Cmdline, "ipxe": p.IPXE} {
-		if _, err := render(text, BootVars{}); err != nil {
+		if _, err := Render(text, BootVars{}); err != nil {
 			errs.add(field, err.Error())
 		}
 	}
@@ -126,10 +126,7 @@ var bootFile = regexp.MustCompile(`^[A-Za-z0-9._/+-]+$`)
 
 // Render executes a profile's template (its cmdline or its script) with v; a field
 // BootVars lacks is an error.
-func Render(text string, v BootVars) (string, error) { return render(text, v) }
-
-// render executes a profile's template with v; a field BootVars lacks is an error.
-func render(text string, v BootVars) (string, error) {
+func Render(text string, v BootVars) (string, error) {
 	t, err := template.New("").Option("missingkey=error").Parse(text)
 	if err != nil {
 		return "", fmt.Errorf("not a template: %v", err)
@@ -160,7 +157,7 @@ func (p BootProfile) Script(v BootVars, once bool) (string, error) {
 	case "pi":
 		return "", fmt.Errorf("profile %q boots Raspberry Pis over TFTP, which need no iPXE script", p.Name)
 	case "ipxe":
-		s, err := render(p.IPXE, v)
+		s, err := Render(p.IPXE, v)
 		if err != nil {
 			return "", err
 		}
@@ -174,7 +171,7 @@ func (p BootProfile) Script(v BootVars, once bool) (string, error) {
 			fmt.Fprintf(&b, "chain %s\n", p.URL)
 		}
 	default:
-		cmdline, err := render(p.Cmdline, v)
+		cmdline, err := Render(p.Cmdline, v)
 		if err != nil {
 			return "", err
 		}
