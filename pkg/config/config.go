@@ -32,6 +32,7 @@ type Site struct {
 	DHCP    DHCP
 	CA      CA
 	Boot    Boot
+	SSH     SSH
 	Subnets []site.Subnet
 	Hosts   []site.Host
 	// What the exports tell a cluster's tools: kubeadm's endpoint, MetalLB's BGP.
@@ -135,6 +136,12 @@ type Boot struct {
 	Profiles   []site.BootProfile
 }
 
+// SSH bounds the SSH certificates the site's CA signs.
+type SSH struct {
+	HostCertLife time.Duration // a host certificate's, renewed at a third left
+	UserCertLife time.Duration // the longest a user certificate may ask for (and its default)
+}
+
 // BootRoot is where network boot's files are: boot.root, else <data_dir>/boot (the
 // data directory as it is when asked: serve's --data may move it).
 func (s *Site) BootRoot() string {
@@ -163,6 +170,8 @@ const (
 	DefaultTTL           = 300
 	DefaultLeaseTime     = 12 * time.Hour
 	DefaultCertLifetime  = 90 * 24 * time.Hour
+	DefaultHostCertDays  = 30 // ssh.host_cert_days
+	DefaultUserCertHours = 8  // ssh.user_cert_hours
 	DefaultChronyd       = "127.0.0.1:323"
 	DefaultNTSPort       = 4460 // NTS-KE (RFC 8915 §4)
 	DefaultMaxOffset     = 100 * time.Millisecond

@@ -42,7 +42,7 @@ func TestErrorPlaces(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown top-level key names its line and the known keys", "domain: a.example\nsubnet: []\n",
-			`x.yaml:2: subnet: unknown key "subnet" (known keys here: domain, data_dir, api, dns, ntp, dhcp, ca, boot, subnets, hosts, kubernetes, metallb, cluster, max_deletes, change_log)`},
+			`x.yaml:2: subnet: unknown key "subnet" (known keys here: domain, data_dir, api, dns, ntp, dhcp, ca, boot, ssh, subnets, hosts, kubernetes, metallb, cluster, max_deletes, change_log)`},
 		{"missing domain", "data_dir: /tmp\n", `x.yaml: domain: the site needs a domain, such as k8s.example.com`},
 		{"list where a mapping belongs", "domain: a.example\ndns: [a, b]\n", `x.yaml:2: dns: want a mapping of keys, got a list`},
 		{"mapping where a value belongs", "domain: {a: b}\n", `x.yaml:1: domain: want a single value, got a mapping`},

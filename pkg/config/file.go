@@ -16,6 +16,7 @@ type file struct {
 	DHCP    fileDHCP          `yaml:"dhcp"`
 	CA      fileCA            `yaml:"ca"`
 	Boot    fileBoot          `yaml:"boot"`
+	SSH     fileSSH           `yaml:"ssh"`
 	Subnets []site.SubnetSpec `yaml:"subnets"`
 	Hosts   []site.HostSpec   `yaml:"hosts"`
 
@@ -32,6 +33,11 @@ type fileBoot struct {
 	HTTPListen string             `yaml:"http_listen"`
 	TFTPListen string             `yaml:"tftp_listen"`
 	Profiles   []site.BootProfile `yaml:"profiles"`
+}
+
+type fileSSH struct {
+	HostCertDays  *int `yaml:"host_cert_days"`
+	UserCertHours *int `yaml:"user_cert_hours"`
 }
 
 type fileChangeLog struct {

@@ -78,6 +78,7 @@ func (v *validator) site(f *file) *Site {
 	s.DHCP = v.dhcp(&f.DHCP)
 	s.CA = v.ca(&f.CA, s.Domain)
 	s.Boot = v.boot(&f.Boot)
+	s.SSH = v.ssh(&f.SSH)
 	s.Kubernetes = v.kubernetes(&f.Kubernetes, s)
 	s.MetalLB = v.metallb(&f.MetalLB)
 	s.Cluster = v.cluster(f.Cluster)
@@ -284,6 +285,22 @@ func (v *validator) boot(f *fileBoot) Boot {
 		names[p.Name] = true
 	}
 	return b
+}
+
+func (v *validator) ssh(f *fileSSH) SSH {
+	count := func(key string, n *int, def, most int, unit time.Duration, what string) time.Duration {
+		if n == nil {
+			return time.Duration(def) * unit
+		}
+		if *n < 1 || *n > most {
+			v.errorf(key, "%d: give from 1 to %d %s (default %d)", *n, most, what, def)
+		}
+		return time.Duration(*n) * unit
+	}
+	return SSH{
+		HostCertLife: count("ssh.host_cert_days", f.HostCertDays, DefaultHostCertDays, 366, 24*time.Hour, "days"),
+		UserCertLife: count("ssh.user_cert_hours", f.UserCertHours, DefaultUserCertHours, 24*7, time.Hour, "hours"),
+	}
 }
 
 func (v *validator) ca(f *fileCA, domain site.Name) CA {

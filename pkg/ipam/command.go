@@ -42,7 +42,7 @@ func init() {
 		PutSubnet{}, DeleteSubnet{}, PutHost{}, DeleteHost{}, AllocateHost{}, PutRecord{}, DeleteRecord{},
 		UpdateRecords{}, Reconcile{}, CommitLease{}, ReleaseLease{}, DeclineLease{}, ExpireLeases{}, TableWrite{},
 		PinLease{}, PutToken{}, DeleteToken{}, Resign{}, SetDHCPServers{}, SettleEnds{}, ReleaseClientLease{}, TrackGrants{},
-		BootHost{},
+		BootHost{}, EnrolSSHHost{}, IssueSSHCert{}, RevokeSSHCert{},
 	} {
 		t := reflect.TypeOf(c)
 		commandTypes[t.Name()] = t
@@ -60,23 +60,36 @@ func CommandType(cmd Command) string { return reflect.TypeOf(cmd).Name() }
 
 // Requires names the command type every box must apply before cmd may go into the
 // log, beside cmd's own: a command that carries what an earlier build would drop
-// (its host's boot fields) needs a build that knows them, or the boxes' stores part.
-// "": none.
+// (its host's boot fields, its SSH principals) needs a build that knows them, or the
+// boxes' stores part. A build that knows a later type knows the earlier ones. "": none.
 func Requires(cmd Command) string {
 	booting := func(hosts []site.Host, subnets []site.Subnet, profiles []string) bool {
 		return len(profiles) > 0 || slices.ContainsFunc(hosts, func(h site.Host) bool { return h.Boot != "" || h.BootOnce || h.PiSerial != "" }) ||
 			slices.ContainsFunc(subnets, func(sn site.Subnet) bool { return sn.Boot != "" })
 	}
+	sshing := func(hosts []site.Host) bool {
+		return slices.ContainsFunc(hosts, func(h site.Host) bool { return h.SSH != nil })
+	}
 	switch c := cmd.(type) {
 	case PutHost:
+		if sshing([]site.Host{c.Host}) {
+			return CommandType(IssueSSHCert{})
+		}
 		if booting([]site.Host{c.Host}, nil, nil) {
 			return CommandType(BootHost{})
+		}
+	case PutToken:
+		if len(c.Token.SSHPrincipals) > 0 {
+			return CommandType(IssueSSHCert{})
 		}
 	case PutSubnet:
 		if booting(nil, []site.Subnet{c.Subnet}, nil) {
 			return CommandType(BootHost{})
 		}
 	case Reconcile:
+		if sshing(c.File.Hosts) {
+			return CommandType(IssueSSHCert{})
+		}
 		if booting(c.File.Hosts, c.File.Subnets, c.File.Boot) {
 			return CommandType(BootHost{})
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/infrad/infrad/pkg/site"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -19,6 +20,8 @@ type Token struct {
 	// ReadOnly is set with the read scope, for builds before scopes, which know only it.
 	ReadOnly bool      `json:"read_only,omitempty"`
 	Created  time.Time `json:"created"`
+	// SSHPrincipals are the principals its user certificates may name.
+	SSHPrincipals []string `json:"ssh_principals,omitempty"`
 }
 
 // Scope is what a token may do. Each allows what the one before it does.
@@ -92,6 +95,11 @@ func (c PutToken) apply(t *txn) (any, error) {
 	}
 	if c.Token.Scope != "" && !slices.Contains(Scopes, c.Token.Scope) {
 		return nil, invalid("scope", fmt.Sprintf("%q is not a scope: read, write or admin", c.Token.Scope))
+	}
+	for i, p := range c.Token.SSHPrincipals {
+		if err := site.CheckSSHPrincipal(p); err != nil {
+			return nil, invalid(fmt.Sprintf("ssh_principals[%d]", i), err.Error())
+		}
 	}
 	if c.Token.Scope != "" {
 		c.Token.ReadOnly = c.Token.Scope == ScopeRead

@@ -145,6 +145,18 @@ func (c *checker) ranges(at at, sn Subnet) {
 // piSerial is a Raspberry Pi's serial number as its TFTP folder is named.
 var piSerial = regexp.MustCompile(`^[0-9a-f]{8}$`)
 
+// sshPrincipal is what a principal may be: a name or an address, as sshd compares it
+// with the host a client asked for (no spaces, no commas, no wildcards).
+var sshPrincipal = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._:@-]{0,252}$`)
+
+// CheckSSHPrincipal says what is wrong with p as an SSH principal.
+func CheckSSHPrincipal(p string) error {
+	if !sshPrincipal.MatchString(p) {
+		return fmt.Errorf("%q is not an SSH principal: a name or an address, of letters, digits and . _ : @ -", p)
+	}
+	return nil
+}
+
 // bootProfile checks the boot profile an object names: one of the site's, or (for a
 // host, overriding its subnet's) none.
 func (c *checker) bootProfile(a at, name string, host bool) {
@@ -193,6 +205,13 @@ func (c *checker) hosts() {
 				c.conflictf(at, "pi_serial", "Pi serial %s is already host %q's", h.PiSerial, c.set.Hosts[j].Name)
 			} else {
 				byPiSerial[h.PiSerial] = i
+			}
+		}
+		if h.SSH != nil {
+			for j, p := range h.SSH.Principals {
+				if err := CheckSSHPrincipal(p); err != nil {
+					c.addf(at, fmt.Sprintf("ssh.principals[%d]", j), "%v", err)
+				}
 			}
 		}
 		if h.MAC.IsZero() {

@@ -51,6 +51,7 @@ type HostSpec struct {
 	Boot     string           `yaml:"boot" json:"boot,omitempty"`
 	BootOnce bool             `yaml:"boot_once" json:"boot_once,omitempty"`
 	PiSerial string           `yaml:"pi_serial" json:"pi_serial,omitempty"`
+	SSH      *HostSSH         `yaml:"ssh" json:"ssh,omitempty"`
 }
 
 // RecordSpec is a DNS record as written: Name relative to the domain ("api", "@") or
@@ -97,6 +98,9 @@ func (s SubnetSpec) Parse() (Subnet, []FieldError) {
 func (s HostSpec) Parse() (Host, []FieldError) {
 	var errs fieldErrors
 	h := Host{Name: strings.ToLower(s.Name), Role: s.Role, Comment: s.Comment, Boot: s.Boot, BootOnce: s.BootOnce, PiSerial: strings.ToLower(s.PiSerial)}
+	if s.SSH != nil && len(s.SSH.Principals) > 0 {
+		h.SSH = &HostSSH{Principals: slices.Clone(s.SSH.Principals)}
+	}
 	h.IP = errs.requiredAddr("ip", s.IP)
 	h.DHCP = s.DHCP.parse("dhcp_options", &errs)
 	if s.MAC != "" {

@@ -10,6 +10,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -102,7 +104,30 @@ type Host struct {
 	// names its TFTP folder): the Pi that asks for that folder is this host.
 	PiSerial string    `json:"pi_serial,omitempty"`
 	Booted   time.Time `json:"booted,omitzero"`
-	Owner    Owner     `json:"owner"`
+	// SSH adds principals to the host's SSH certificates; nil: none beyond its names.
+	SSH   *HostSSH `json:"ssh,omitempty"`
+	Owner Owner    `json:"owner"`
+}
+
+// HostSSH is what a host's SSH certificates carry beyond its own names.
+type HostSSH struct {
+	Principals []string `yaml:"principals" json:"principals,omitempty"`
+}
+
+// SSHPrincipals are the names a host certificate of h carries, and no others: its
+// short name, its name in domain, its extra principals and its address.
+func (h Host) SSHPrincipals(domain Name) []string {
+	fqdn := strings.TrimSuffix(string(HostFQDN(h.Name, domain)), ".")
+	short, _, _ := strings.Cut(fqdn, ".")
+	out := []string{short, fqdn}
+	if h.SSH != nil {
+		out = append(out, h.SSH.Principals...)
+	}
+	if h.IP.IsValid() {
+		out = append(out, h.IP.String())
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // BootNone is a host's Boot that says it boots from no profile, whatever its subnet's.
