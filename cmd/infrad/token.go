@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,12 +19,13 @@ import (
 // (or --read-only), list, revoke NAME. A token's secret is printed once, when it is
 // made.
 func tokenCmd(args []string, stdout, stderr io.Writer) int {
-	const use = "usage: infrad token create NAME [--scope read|write|admin] [--read-only] | list | revoke NAME | rotate   [--api URL] [--token T]"
+	const use = "usage: infrad token create NAME [--scope read|write|admin] [--read-only] [--ssh-principals P,...] | list | revoke NAME | rotate   [--api URL] [--token T]"
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	connect := clientFlags(fs)
 	readOnly := fs.Bool("read-only", false, "create: the read scope (every write gets 403)")
 	scope := fs.String("scope", "", "create: read, write (the default: changes the site) or admin (also backups, tokens, the cluster's members)")
+	principals := fs.String("ssh-principals", "", "create: the principals (users) its SSH user certificates may name, comma-separated")
 	pos, err := parseVerb(fs, args)
 	if err != nil || len(pos) == 0 || len(pos) > 2 {
 		fmt.Fprintln(stderr, use)
@@ -42,7 +44,7 @@ func tokenCmd(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		switch verb {
 		case "create":
-			err = createToken(c, stdout, name, *scope, *readOnly)
+			err = createToken(c, stdout, name, *scope, *readOnly, *principals)
 		case "list":
 			err = listTokens(c, stdout)
 		case "rotate":
@@ -65,10 +67,16 @@ type tokenInfo struct {
 	Scope   string    `json:"scope"`
 	Created time.Time `json:"created"`
 	Token   string    `json:"token"`
+
+	SSHPrincipals []string `json:"ssh_principals"`
 }
 
-func createToken(c *client.Client, stdout io.Writer, name, scope string, readOnly bool) error {
-	body, _ := json.Marshal(map[string]any{"name": name, "scope": scope, "read_only": readOnly})
+func createToken(c *client.Client, stdout io.Writer, name, scope string, readOnly bool, principals string) error {
+	req := map[string]any{"name": name, "scope": scope, "read_only": readOnly}
+	if principals != "" {
+		req["ssh_principals"] = strings.Split(principals, ",")
+	}
+	body, _ := json.Marshal(req)
 	return postForToken(c, stdout, "/api/v1/tokens", bytes.NewReader(body))
 }
 
@@ -99,13 +107,13 @@ func listTokens(c *client.Client, stdout io.Writer) error {
 		return err
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tSCOPE\tCREATED")
+	fmt.Fprintln(w, "NAME\tSCOPE\tCREATED\tSSH PRINCIPALS")
 	for _, t := range tokens {
 		created := t.Created.Format(time.RFC3339)
 		if t.Created.IsZero() {
 			created = "(each box's data directory file)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\n", t.Name, t.Scope, created)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.Name, t.Scope, created, strings.Join(t.SSHPrincipals, ","))
 	}
 	return w.Flush()
 }

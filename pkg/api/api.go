@@ -27,6 +27,7 @@ import (
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ratelimit"
 	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/sshca"
 	"github.com/infrad/infrad/web"
 )
 
@@ -45,6 +46,7 @@ type Options struct {
 	Signer        Signer                         // non-nil: the DNS service
 	Boot          Boot                           // nil: no network boot (the profiles are none)
 	CA            CA                             // non-nil: the certificate authority
+	SSH           *sshca.CA                      // non-nil: the SSH certificate authority
 	Metrics       *prometheus.Registry           // non-nil: the services' metrics, served with the process's
 	Backup        func(io.Writer) (int64, error) // non-nil: a hot, consistent copy of the store
 	Cluster       Cluster                        // non-nil
@@ -146,6 +148,13 @@ func (s *Server) routes() http.Handler {
 	r.Method(http.MethodGet, "/metrics", metricsHandler(reg))
 	r.Get("/api/v1/ca/root.pem", s.handle(s.rootPEM)) // open: it is what clients come to trust
 	r.Get("/api/v1/ca/crl", s.handle(s.crl))          // open: relying parties fetch it
+	r.Get("/api/v1/ca/ssh", s.handle(s.sshKeys))      // open: what clients and sshd come to trust
+	r.Get("/api/v1/ca/ssh/krl", s.handle(s.sshKRL))   // open: every sshd fetches it
+	r.Group(func(r chi.Router) {
+		r.Use(s.limitRate)
+		r.Post("/api/v1/ca/ssh/hosts/{name}", s.handle(s.signHost)) // an admin's token, or the host's enrolment token
+		r.Post("/api/v1/ca/ssh/renew", s.handle(s.renewHost))       // the certificate's key is the proof
+	})
 	s.SetRateLimit(s.opts.RateLimit)
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.limitRate, s.requireToken)
@@ -164,10 +173,13 @@ func (s *Server) routes() http.Handler {
 			r.Get("/dns/dnssec", s.handle(s.dnssecStatus))
 			r.Get("/ca", s.handle(s.caInfo))
 			r.Get("/ca/certificates", s.handle(s.caCertificates))
+			r.Get("/ca/ssh/certificates", s.handle(s.sshCertificates))
 			r.Get("/cluster", s.handle(s.clusterStatus))
 		})
 		// A plan changes nothing: reading the site is enough.
 		r.With(s.need(ipam.ScopeRead)).Post("/plan", s.handle(s.plan))
+		// A user certificate names only what the token allows (ssh_principals).
+		r.With(s.need(ipam.ScopeRead)).Post("/ca/ssh/users", s.handle(s.signUser))
 		r.Group(func(r chi.Router) { // what reveals key material or controls who gets in
 			r.Use(s.need(ipam.ScopeAdmin))
 			r.Get("/backup", s.handle(s.backup))
@@ -176,6 +188,8 @@ func (s *Server) routes() http.Handler {
 			r.Delete("/tokens/{name}", s.handle(s.revokeToken))
 			r.Post("/tokens/api-token/rotate", s.handle(s.rotateFileToken))
 			r.Delete("/cluster/nodes/{name}", s.handle(s.removeNode))
+			r.Post("/ca/ssh/hosts/{name}/enrol", s.handle(s.enrolHost))
+			r.Post("/ca/ssh/revoke", s.handle(s.revokeSSH))
 		})
 	})
 	return r

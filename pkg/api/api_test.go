@@ -27,6 +27,7 @@ import (
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ntp"
 	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/sshca"
 )
 
 const testToken = "0123456789abcdef0123456789abcdef"
@@ -94,6 +95,7 @@ func newServerWith(t *testing.T, tweak func(*Options), states ...service.State) 
 		Build:   BuildInfo{Version: "v1.2.3", Commit: "abc", Go: "go1.26"},
 		Started: time.Now(),
 	}
+	opts.SSH = sshca.New(sshca.Options{IPAM: opts.IPAM, Life: func() (time.Duration, time.Duration) { return 30 * 24 * time.Hour, 8 * time.Hour }})
 	tweak(&opts)
 	return New(opts)
 }
@@ -189,7 +191,7 @@ func TestReadyzWithoutQuorum(t *testing.T) {
 // reads a byte of the request.
 func TestEveryRouteNeedsToken(t *testing.T) {
 	ts := newTestServer(t, service.StateReady)
-	open := []string{"GET /api/v1/ca/root.pem", "GET /api/v1/ca/crl"}
+	open := []string{"GET /api/v1/ca/root.pem", "GET /api/v1/ca/crl", "GET /api/v1/ca/ssh", "GET /api/v1/ca/ssh/krl", "POST /api/v1/ca/ssh/renew"}
 	checked := 0
 	for _, route := range routes(t, newServer(t)) {
 		method, path, _ := strings.Cut(route, " ")

@@ -110,27 +110,42 @@ func randomBytes(n int) []byte {
 // log's "who").
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="infrad"`)
-			s.writeError(w, r, errorf(http.StatusUnauthorized, "unauthorized",
-				"this route needs the header Authorization: Bearer <token>; the token is in %s in the data directory", TokenFile))
+		c, err := s.authenticate(r)
+		if err != nil {
+			challenge(w, r)
+			s.writeError(w, r, err)
 			return
 		}
-		got = strings.TrimSpace(got)
-		name, scope := ipam.FileTokenName, ipam.ScopeAdmin
-		if subtle.ConstantTimeCompare([]byte(got), []byte(*s.fileToken.Load())) != 1 {
-			tok, ok := s.opts.IPAM.Model().TokenWithHash(hashToken(got))
-			if !ok {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="infrad", error="invalid_token"`)
-				s.writeError(w, r, errorf(http.StatusUnauthorized, "unauthorized", "the bearer token is neither this site's API token nor a named token (it may have been revoked)"))
-				return
-			}
-			name, scope = tok.Name, tok.ScopeOf()
-		}
-		ctx := context.WithValue(ipam.WithSource(r.Context(), "token "+name), tokenKey{}, caller{name, scope})
+		ctx := context.WithValue(ipam.WithSource(r.Context(), "token "+c.name), tokenKey{}, c)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// challenge says, on a 401, what the client must send (RFC 6750).
+func challenge(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="infrad", error="invalid_token"`)
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="infrad"`)
+}
+
+// authenticate finds who r's bearer token is.
+func (s *Server) authenticate(r *http.Request) (caller, error) {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return caller{}, errorf(http.StatusUnauthorized, "unauthorized",
+			"this route needs the header Authorization: Bearer <token>; the token is in %s in the data directory", TokenFile)
+	}
+	got = strings.TrimSpace(got)
+	if subtle.ConstantTimeCompare([]byte(got), []byte(*s.fileToken.Load())) == 1 {
+		return caller{ipam.FileTokenName, ipam.ScopeAdmin}, nil
+	}
+	tok, ok := s.opts.IPAM.Model().TokenWithHash(hashToken(got))
+	if !ok {
+		return caller{}, errorf(http.StatusUnauthorized, "unauthorized", "the bearer token is neither this site's API token nor a named token (it may have been revoked)")
+	}
+	return caller{tok.Name, tok.ScopeOf()}, nil
 }
 
 // caller is who a request's token is, and what it may do.
@@ -182,10 +197,12 @@ type tokenView struct {
 	ReadOnly bool       `json:"read_only"`
 	Created  time.Time  `json:"created"`
 	Token    string     `json:"token,omitempty"`
+	// SSHPrincipals are the principals its SSH user certificates may name.
+	SSHPrincipals []string `json:"ssh_principals,omitempty"`
 }
 
 func viewOf(t ipam.Token) tokenView {
-	return tokenView{Name: t.Name, Scope: t.ScopeOf(), ReadOnly: t.ScopeOf() == ipam.ScopeRead, Created: t.Created}
+	return tokenView{Name: t.Name, Scope: t.ScopeOf(), ReadOnly: t.ScopeOf() == ipam.ScopeRead, Created: t.Created, SSHPrincipals: t.SSHPrincipals}
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
@@ -201,6 +218,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 		Name     string     `json:"name"`
 		Scope    ipam.Scope `json:"scope"`
 		ReadOnly bool       `json:"read_only"` // the read scope, as clients before scopes asked for it
+
+		SSHPrincipals []string `json:"ssh_principals"`
 	}
 	if err := decode(w, r, &body); err != nil {
 		return err
@@ -214,7 +233,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 		body.Scope = ipam.ScopeWrite // the least that changes the site; admin is asked for by name
 	}
 	secret := "infrad_" + hex.EncodeToString(randomBytes(32))
-	tok, err := s.opts.IPAM.CreateToken(r.Context(), ipam.Token{Name: body.Name, Hash: hashToken(secret), Scope: body.Scope})
+	tok, err := s.opts.IPAM.CreateToken(r.Context(), ipam.Token{Name: body.Name, Hash: hashToken(secret), Scope: body.Scope, SSHPrincipals: body.SSHPrincipals})
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ntp"
 	"github.com/infrad/infrad/pkg/service"
+	"github.com/infrad/infrad/pkg/sshca"
 	"github.com/infrad/infrad/pkg/store"
 )
 
@@ -330,16 +331,22 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Signer:        d.dns,
 		Boot:          d.boot,
 		CA:            d.ca,
-		Metrics:       metrics,
-		Backup:        d.store.Backup,
-		Cluster:       d.node,
-		TLS:           apiTLS,
-		RateLimit:     d.site.API.RateLimit,
-		Plan:          d.planFile,
-		Site:          d.siteInfo,
-		Build:         build,
-		Started:       time.Now(),
-		Logger:        d.log.With("service", "api"),
+		SSH: sshca.New(sshca.Options{IPAM: d.ipam, Synced: synced, Logger: d.log.With("service", "ssh"),
+			Life: func() (time.Duration, time.Duration) {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				return d.site.SSH.HostCertLife, d.site.SSH.UserCertLife
+			}}),
+		Metrics:   metrics,
+		Backup:    d.store.Backup,
+		Cluster:   d.node,
+		TLS:       apiTLS,
+		RateLimit: d.site.API.RateLimit,
+		Plan:      d.planFile,
+		Site:      d.siteInfo,
+		Build:     build,
+		Started:   time.Now(),
+		Logger:    d.log.With("service", "api"),
 	})
 	d.api = apiServer
 	// Services in start order (ntp, dns, dhcp, boot, ca, api), joining as they are built.

@@ -21,7 +21,7 @@ const (
 
 // SSHCert is an SSH certificate the site's CA issued, as the store keeps it.
 type SSHCert struct {
-	Serial      uint64    `json:"serial"`
+	Serial      uint64    `json:"serial,string"` // a string: 63 bits, past what JavaScript holds
 	Kind        string    `json:"kind"` // host or user
 	KeyID       string    `json:"key_id"`
 	Principals  []string  `json:"principals"`
@@ -30,7 +30,7 @@ type SSHCert struct {
 	Fingerprint string    `json:"fingerprint"`     // its public key's, SHA256:...
 	ValidAfter  time.Time `json:"valid_after"`
 	ValidBefore time.Time `json:"valid_before"`
-	Renews      uint64    `json:"renews,omitempty"` // the serial it renewed
+	Renews      uint64    `json:"renews,omitempty,string"` // the serial it renewed
 	Revoked     time.Time `json:"revoked,omitzero"`
 	// Stale says why a host certificate no longer names its host as the site does
 	// (the host was renamed, readdressed or deleted): it is for revoking. Made when read.

@@ -76,7 +76,7 @@ func New(opts Options) *CA {
 			host, err1 := signerOf(k.Host)
 			user, err2 := signerOf(k.User)
 			if err := errors.Join(err1, err2); err != nil {
-				slog.Error("the SSH CA's keys in the store are unreadable", "err", err)
+				c.log().Error("the SSH CA's keys in the store are unreadable", "err", err)
 				return
 			}
 			c.host, c.user = host, user
@@ -85,6 +85,13 @@ func New(opts Options) *CA {
 }
 
 // planKeys makes the keys the ring lacks.
+func (c *CA) log() *slog.Logger {
+	if c.opts.Logger == nil {
+		return slog.Default()
+	}
+	return c.opts.Logger
+}
+
 func planKeys(k keys, _ time.Time) (keys, bool, error) {
 	changed := false
 	for _, key := range []*[]byte{&k.Host, &k.User} {
@@ -125,6 +132,9 @@ func (c *CA) signers(ctx context.Context) (host, user ssh.Signer, err error) {
 	}
 	return c.host, c.user, nil
 }
+
+// Life is how long host certificates live, and the longest a user certificate may.
+func (c *CA) Life() (host, user time.Duration) { return c.opts.Life() }
 
 // PublicKeys are the CA's public keys, in authorized_keys form.
 type PublicKeys struct {
