@@ -19,16 +19,22 @@ import (
 // of the data directory. Off loopback the API speaks only TLS, with a certificate from
 // the site's CA: an https URL is checked against that root as well as the system's.
 func clientFlags(fs *flag.FlagSet) func() (*client.Client, error) {
+	connect := connectFlags(fs)
+	return func() (*client.Client, error) { return connect(false) }
+}
+
+// connectFlags is clientFlags for a command that may need no token (anonymous).
+func connectFlags(fs *flag.FlagSet) func(anonymous bool) (*client.Client, error) {
 	api := fs.String("api", envOr("INFRAD_API", "http://127.0.0.1:8080"), "the infrad API, https:// when it listens off loopback ($INFRAD_API)")
 	token := fs.String("token", os.Getenv("INFRAD_TOKEN"), "the API token ($INFRAD_TOKEN; default: the data directory's api-token)")
 	caFile := fs.String("ca", os.Getenv("INFRAD_CA"), "the site's root certificate, for an https API ($INFRAD_CA; default: the data directory's ca/root.crt)")
 	data := fs.String("data", "", "the data directory whose api-token and ca/root.crt to use (default: ./data, then /var/lib/infrad)")
-	return func() (*client.Client, error) {
+	return func(anonymous bool) (*client.Client, error) {
 		dirs := []string{"data", "/var/lib/infrad"}
 		if *data != "" {
 			dirs = []string{*data}
 		}
-		return client.New(client.Options{API: *api, Token: *token, CAFile: *caFile, DataDirs: dirs})
+		return client.New(client.Options{API: *api, Token: *token, CAFile: *caFile, DataDirs: dirs, Anonymous: anonymous})
 	}
 }
 

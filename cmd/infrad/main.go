@@ -36,6 +36,7 @@ Usage:
   infrad export   KIND                          kubeadm | metallb | cert-manager | no-proxy | chrony | resolv | cloud-init | ds
   infrad backup   FILE                          hot, consistent copy of a running infrad's store
   infrad token    create NAME [--scope S] | list | revoke NAME | rotate   API tokens (scopes: read, write, admin)
+  infrad ssh      host NAME | renew | login | enrol NAME | revoke SERIAL  SSH certificates from the site's CA
   infrad version                                print version, commit and Go version
 
 Commands that talk to a running infrad take --api URL (default $INFRAD_API, else
@@ -79,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return plan(rest, stdout, stderr)
 	case "check":
 		return checkCmd(rest, stdout, stderr)
+	case "ssh":
+		return sshCmd(rest, stdout, stderr)
 	case "version":
 		b := build()
 		fmt.Fprintf(stdout, "infrad %s (commit %s, %s)\n", b.Version, b.Commit, b.Go)

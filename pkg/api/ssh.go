@@ -177,12 +177,12 @@ func (s *Server) renewHost(w http.ResponseWriter, r *http.Request) error {
 }
 
 // signUser signs a user certificate for principals the caller's token allows (the
-// data directory's token: any).
+// data directory's token: any); no principals: every one the token allows.
 func (s *Server) signUser(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		PublicKey  string   `json:"public_key"`
-		Principals []string `json:"principals"`
-		Hours      int      `json:"hours"` // 0: ssh.user_cert_hours
+		Principals []string `json:"principals"` // none: every one the token allows
+		Hours      int      `json:"hours"`      // 0: ssh.user_cert_hours
 	}
 	if err := decode(w, r, &body); err != nil {
 		return err
@@ -192,6 +192,10 @@ func (s *Server) signUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	c, _ := r.Context().Value(tokenKey{}).(caller)
+	if len(body.Principals) == 0 {
+		tok, _ := s.opts.IPAM.Model().Token(c.name)
+		body.Principals = tok.SSHPrincipals
+	}
 	cert, rec, err := s.opts.SSH.SignUser(r.Context(), c.name, key, body.Principals, time.Duration(body.Hours)*time.Hour)
 	if err != nil {
 		return sshError(err)

@@ -205,7 +205,7 @@ func TestScopesOfEveryRoute(t *testing.T) {
 		"GET /api/v1/backup": true, "GET /api/v1/tokens": true, "POST /api/v1/tokens": true,
 		"DELETE /api/v1/tokens/{name}": true, "POST /api/v1/tokens/api-token/rotate": true,
 		"DELETE /api/v1/cluster/nodes/{name}": true,
-		"POST /api/v1/ca/ssh/hosts/{name}": true, "POST /api/v1/ca/ssh/hosts/{name}/enrol": true, "POST /api/v1/ca/ssh/revoke": true,
+		"POST /api/v1/ca/ssh/hosts/{name}":    true, "POST /api/v1/ca/ssh/hosts/{name}/enrol": true, "POST /api/v1/ca/ssh/revoke": true,
 	}
 	needOf := func(method, route string) ipam.Scope {
 		switch {

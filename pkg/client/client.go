@@ -27,6 +27,9 @@ type Options struct {
 	CAFile string // the site's root, for https; empty: the first data directory's ca/root.crt
 	// DataDirs are where a token and a root are looked for, in order.
 	DataDirs []string
+	// Anonymous sends no token: for the routes that need none (a renewal, proven by
+	// its key), from a machine that has none.
+	Anonymous bool
 }
 
 // Client is a running infrad's API.
@@ -45,7 +48,7 @@ func New(opts Options) (*Client, error) {
 		}
 		c.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
 	}
-	if c.token != "" {
+	if c.token != "" || opts.Anonymous {
 		return c, nil
 	}
 	for _, dir := range opts.DataDirs {
@@ -96,7 +99,9 @@ func (c *Client) Do(method, path string, body io.Reader) (*http.Response, error)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("infrad at %s: %w", c.base, err)

@@ -22,7 +22,7 @@ const (
 // SSHCert is an SSH certificate the site's CA issued, as the store keeps it.
 type SSHCert struct {
 	Serial      uint64    `json:"serial,string"` // a string: 63 bits, past what JavaScript holds
-	Kind        string    `json:"kind"` // host or user
+	Kind        string    `json:"kind"`          // host or user
 	KeyID       string    `json:"key_id"`
 	Principals  []string  `json:"principals"`
 	Host        string    `json:"host,omitempty"`  // a host certificate's host

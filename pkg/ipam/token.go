@@ -138,6 +138,9 @@ func (t *txn) deleteToken(name string) {
 // Tokens returns the named tokens, by name.
 func (m *Model) Tokens() []Token { return values(m.tokens) }
 
+// Token returns the named token called name.
+func (m *Model) Token(name string) (Token, bool) { return m.tokens.Get(name) }
+
 // TokenWithHash returns the token whose SHA-256 is hash (hex).
 func (m *Model) TokenWithHash(hash string) (Token, bool) {
 	name, ok := m.tokenByHash.Get(hash)
