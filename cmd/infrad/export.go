@@ -93,6 +93,10 @@ func exportSite(c *client.Client, server string) (export.Site, error) {
 			s.RootPEM = string(raw)
 		}
 	}
+	var keys struct{ Host, User string }
+	if c.Get("/api/v1/ca/ssh", &keys) == nil {
+		s.SSH = &export.SSH{HostCA: keys.Host + " infrad host CA", UserCA: keys.User + " infrad user CA", KRLURL: c.API() + "/api/v1/ca/ssh/krl"}
+	}
 	// The server is what a node reaches: the one given, else the API's host, unless
 	// that is loopback (the API's default), where the node is not: then the address
 	// the site advertises (this node's, in a cluster).

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,7 +25,8 @@ import (
 
 const sshUsage = `usage:
   infrad ssh host NAME [--key F.pub] [--token ENROLMENT]   this machine's host certificate, as host NAME
-  infrad ssh renew [--key F] [--force]                     renew it when a third of its life is left (no token)
+  infrad ssh renew [--key F] [--force] [--krl F]           renew it when a third of its life is left (no token);
+                                                           --krl: fetch the revocation list sshd reads too
   infrad ssh login [--key F.pub] [--principals P,...] [--hours N]   a user certificate for your key
   infrad ssh enrol NAME [--hours N]                        a one-time token for host NAME's machine
   infrad ssh revoke SERIAL                                 revoke a certificate: the KRL lists it
@@ -39,6 +41,7 @@ func sshCmd(args []string, stdout, stderr io.Writer) int {
 	connect := connectFlags(fs)
 	key := fs.String("key", "", "the key: host's /etc/ssh/ssh_host_ed25519_key(.pub), login's ~/.ssh/id_ed25519.pub")
 	force := fs.Bool("force", false, "renew: even when it is not due")
+	krl := fs.String("krl", "", "renew: fetch the revocation list into this file too (sshd's RevokedKeys)")
 	principals := fs.String("principals", "", "login: the principals (users) to log in as, comma-separated (default: every one the token allows)")
 	hours := fs.Int("hours", 0, "login: how long the certificate lives (default: ssh.user_cert_hours); enrol: how long the token waits (default 24)")
 	pos, err := parseVerb(fs, args)
@@ -62,6 +65,9 @@ func sshCmd(args []string, stdout, stderr io.Writer) int {
 			err = sshHost(c, stdout, arg, or(*key, "/etc/ssh/ssh_host_ed25519_key.pub"))
 		case "renew":
 			err = sshRenew(c, stdout, or(*key, "/etc/ssh/ssh_host_ed25519_key"), *force)
+			if *krl != "" {
+				err = errors.Join(err, fetchKRL(c, stdout, *krl))
+			}
 		case "login":
 			err = sshLogin(c, stdout, *key, *principals, *hours)
 		case "enrol":
@@ -181,6 +187,32 @@ func sshRenew(c *client.Client, stdout io.Writer, keyFile string, force bool) er
 		return err
 	}
 	return writeCert(stdout, keyFile, s)
+}
+
+// fetchKRL writes the CA's revocation list to path, through a temporary file.
+func fetchKRL(c *client.Client, stdout io.Writer, path string) error {
+	resp, err := c.Do(http.MethodGet, "/api/v1/ca/ssh/krl", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, raw) {
+		return nil
+	}
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, raw, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: the revocation list, updated\n", path)
+	return nil
 }
 
 func sshLogin(c *client.Client, stdout io.Writer, key, principals string, hours int) error {

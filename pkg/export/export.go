@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/infrad/infrad/pkg/site"
@@ -27,6 +28,14 @@ type Site struct {
 	BGP       *BGP     // nil: MetalLB announces on the layer-2 segment
 	DS        []string // the signed zones' DS records, zone-file form; none: DNSSEC is off
 	NTS       *NTS     // nil: NTS is off
+	SSH       *SSH     // nil: the SSH CA's keys are not made yet
+}
+
+// SSH is what a node and its users need of the site's SSH CA.
+type SSH struct {
+	HostCA string // the host CA's public key, authorized_keys form
+	UserCA string // the user CA's
+	KRLURL string // where sshd's revocation list is fetched
 }
 
 // NTS is what a node needs of the site file's ntp.nts, as GET /api/v1/status gives it.
@@ -58,6 +67,7 @@ var Kinds = map[string]string{
 	"chrony":       "a node's chrony.conf, with infrad as its time server",
 	"resolv":       "a node's resolv.conf, with infrad as its resolver",
 	"cloud-init":   "a cloud-config that trusts infrad's root and uses infrad for time and names",
+	"ssh":          "a known_hosts @cert-authority line, sshd's TrustedUserCAKeys and an sshd_config snippet with the KRL",
 	"ds":           "the DS records of the zones infrad signs (dns.dnssec), for their parent zone or a validating resolver's trust anchors",
 }
 
@@ -85,6 +95,11 @@ func Render(kind string, s Site) (string, error) {
 			return "", fmt.Errorf("no zone is signed: DNSSEC is off (dns.dnssec), or its keys are not made yet (see /readyz)")
 		}
 		return fmt.Sprintf("; DS records of the zones infrad signs for %s. Give each to its parent zone, or to a\n; validating resolver as a trust anchor (Unbound: trust-anchor: \"<record>\").\n%s\n", s.Domain, strings.Join(s.DS, "\n")), nil
+	case "ssh":
+		if s.SSH == nil {
+			return "", fmt.Errorf("the SSH CA has no keys yet: a node that can write (a quorum) makes them when first asked")
+		}
+		return sshTrust(s), nil
 	case "resolv":
 		var servers strings.Builder
 		for _, a := range s.servers() {
@@ -98,6 +113,57 @@ func Render(kind string, s Site) (string, error) {
 	}
 	slices.Sort(names)
 	return "", fmt.Errorf("no export %q: there are %s", kind, strings.Join(names, ", "))
+}
+
+// sshTrust is what makes the site's SSH CA trusted: a known_hosts line for clients
+// (the host CA, for the site's names and its nodes' addresses), and for each sshd its
+// user CA, its host certificate and the KRL.
+func sshTrust(s Site) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# SSH trust for %s, from infrad\n\n", s.Domain)
+	fmt.Fprintf(&b, "# known_hosts (~/.ssh/known_hosts or /etc/ssh/ssh_known_hosts): hosts whose certificate the site's CA\n"+
+		"# signed are trusted with no prompt, under the names the certificate carries. known_hosts has no CIDRs:\n"+
+		"# each subnet is the octets it fixes. With CanonicalizeHostname yes and CanonicalDomains %s in\n"+
+		"# ssh_config, short names (ssh cp01) are looked up under the domain too.\n", s.Domain)
+	fmt.Fprintf(&b, "@cert-authority %s %s\n\n", strings.Join(sshPatterns(s), ","), s.SSH.HostCA)
+	b.WriteString("# /etc/ssh/infrad_user_ca.pub: the users sshd lets in with a certificate from the site's CA\n")
+	fmt.Fprintf(&b, "%s\n\n", s.SSH.UserCA)
+	b.WriteString("# /etc/ssh/sshd_config.d/infrad.conf (the host certificate: infrad ssh host NAME; renewed by infrad ssh renew)\n" +
+		"HostCertificate /etc/ssh/ssh_host_ed25519_key-cert.pub\n" +
+		"TrustedUserCAKeys /etc/ssh/infrad_user_ca.pub\n" +
+		"RevokedKeys /etc/ssh/infrad.krl\n\n")
+	fmt.Fprintf(&b, "# /etc/ssh/infrad.krl: the revoked certificates, fetched again after each revocation (sshd reads it\n"+
+		"# at each login; without the file sshd refuses every key):\n# curl -fsS -o /etc/ssh/infrad.krl.new %s && mv /etc/ssh/infrad.krl.new /etc/ssh/infrad.krl\n", s.SSH.KRLURL)
+	return b.String()
+}
+
+// sshPatterns are the known_hosts patterns of the site: its domain, and each subnet
+// of nodes as the octets its prefix fixes (10.0.40.0/24 is 10.0.40.*; a prefix
+// between octets widens to the octet above it).
+func sshPatterns(s Site) []string {
+	out := []string{"*." + s.Domain}
+	for _, sn := range s.Subnets {
+		if sn.Purpose != site.PurposeNodes || !sn.CIDR.Addr().Is4() {
+			continue
+		}
+		octets := sn.CIDR.Bits() / 8
+		if octets == 0 {
+			continue // a /0 to /7: every address, which a site's CA should not claim
+		}
+		a := sn.CIDR.Addr().As4()
+		var parts []string
+		for i := range octets {
+			parts = append(parts, strconv.Itoa(int(a[i])))
+		}
+		p := strings.Join(parts, ".")
+		if octets < 4 {
+			p += ".*"
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // chrony is a node's chrony.conf; with NTS on, the time it takes is authenticated

@@ -23,7 +23,9 @@ func exampleSite(t *testing.T) Site {
 		Cluster:   Cluster{Endpoint: s.Kubernetes.String(), ClusterName: s.Kubernetes.ClusterName, DNSDomain: strings.TrimSuffix(string(s.Kubernetes.DNSDomain), ".")},
 		Directory: "https://ca.k8s.corp.example/acme/acme/directory", Server: "10.0.40.2",
 		RootPEM: "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n",
-		DS:      []string{"k8s.corp.example.\t300\tIN\tDS\t12345 13 2 0A1B2C3D"}}
+		DS:      []string{"k8s.corp.example.\t300\tIN\tDS\t12345 13 2 0A1B2C3D"},
+		SSH: &SSH{HostCA: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostCAfake", UserCA: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIUserCAfake",
+			KRLURL: "https://10.0.40.2:8080/api/v1/ca/ssh/krl"}}
 }
 
 // TestChronyNTS: with NTS on, every server line asks for it, and the root is trusted.
