@@ -135,6 +135,9 @@ func writeCert(stdout io.Writer, key string, s signed) error {
 }
 
 func sshHost(c *client.Client, stdout io.Writer, name, key string) error {
+	if !strings.HasSuffix(key, ".pub") {
+		key += ".pub" // the key's path: its public half is beside it
+	}
 	pub, err := os.ReadFile(key)
 	if err != nil {
 		return err
