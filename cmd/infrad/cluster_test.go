@@ -6,6 +6,7 @@ package main
 // removes them; no packet leaves them.
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
 	"github.com/infrad/infrad/internal/testenv"
@@ -658,6 +660,8 @@ func TestClusterZoneIsOneOnEveryNode(t *testing.T) {
 		return strings.Contains(a, `"DeleteToken"`) && strings.Contains(a, `"web9"`) && a == logOf(l.nodes[1]) && a == logOf(l.nodes[2])
 	})
 
+	l.checkOneSSHCA(t)
+
 	// A backup taken from a follower holds what was written through another node.
 	st, _ := l.status(t, l.nodes[0])
 	follower := l.nodes[0]
@@ -707,6 +711,61 @@ func TestClusterZoneIsOneOnEveryNode(t *testing.T) {
 	if ok, out := l.putHost(from, "web10", "10.78.0.51"); !ok {
 		t.Errorf("a write after the removal: %s", out)
 	}
+}
+
+// checkOneSSHCA asks every node at once for the SSH CA's keys, which the first ask
+// makes: every node gives the same, signs a user certificate with them, and serves
+// the same KRL once one node revokes what another signed.
+func (l *clusterLab) checkOneSSHCA(t *testing.T) {
+	t.Helper()
+	keys := make([]string, len(l.nodes))
+	var wg sync.WaitGroup
+	for i, n := range l.nodes {
+		wg.Go(func() {
+			out, err := l.curl(n, "-f", "http://127.0.0.1:8080/api/v1/ca/ssh")
+			var k struct{ Host, User string }
+			if err == nil && json.Unmarshal([]byte(out), &k) == nil {
+				keys[i] = k.Host + " " + k.User
+			}
+		})
+	}
+	wg.Wait()
+	if keys[0] == "" || len(slices.Compact(slices.Clone(keys))) != 1 {
+		t.Fatalf("the SSH CA's keys, asked of the three nodes at once: %q, want one pair", keys)
+	}
+	userCA, _, _, _, err := ssh.ParseAuthorizedKey([]byte(strings.Fields(keys[0])[2] + " " + strings.Fields(keys[0])[3]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	body, _ := json.Marshal(map[string]any{"public_key": string(ssh.MarshalAuthorizedKey(signer.PublicKey())), "principals": []string{"ops"}, "hours": 1})
+	var serials []uint64
+	for _, n := range l.nodes {
+		out, err := l.curl(n, "-f", "-X", "POST", "http://127.0.0.1:8080/api/v1/ca/ssh/users", "-d", string(body))
+		var got struct{ Certificate string }
+		if err != nil || json.Unmarshal([]byte(out), &got) != nil {
+			t.Fatalf("a user certificate from %s: %v %s", n.name, err, out)
+		}
+		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(got.Certificate))
+		cert, ok := k.(*ssh.Certificate)
+		if err != nil || !ok || ssh.FingerprintSHA256(cert.SignatureKey) != ssh.FingerprintSHA256(userCA) {
+			t.Fatalf("%s's user certificate is not signed by the user CA every node gives: %v %s", n.name, err, got.Certificate)
+		}
+		serials = append(serials, cert.Serial)
+	}
+	krlOf := func(n *clusterNode) string {
+		out, _ := l.curl(n, "-f", "http://127.0.0.1:8080/api/v1/ca/ssh/krl")
+		return out
+	}
+	before := krlOf(l.nodes[0])
+	if out, err := l.curl(l.nodes[2], "-f", "-X", "POST", "http://127.0.0.1:8080/api/v1/ca/ssh/revoke", "-d", fmt.Sprintf(`{"serial": "%d"}`, serials[0])); err != nil {
+		t.Fatalf("revoke through %s what %s signed: %v %s", l.nodes[2].name, l.nodes[0].name, err, out)
+	}
+	testenv.WaitFor(t, "one KRL with the revocation on the three nodes", func() bool {
+		a := krlOf(l.nodes[0])
+		return a != before && a == krlOf(l.nodes[1]) && a == krlOf(l.nodes[2])
+	})
 }
 
 // listenPacketIn opens a UDP socket at addr in the network namespace ns.
