@@ -30,14 +30,16 @@ const sshUsage = `usage:
   infrad ssh login [--key F.pub] [--principals P,...] [--hours N]   a user certificate for your key
   infrad ssh enrol NAME [--hours N]                        a one-time token for host NAME's machine
   infrad ssh revoke SERIAL                                 revoke a certificate: the KRL lists it
-Each writes the certificate beside the key, as <key>-cert.pub. Flags: --api, --token, --ca, --data.
+Each writes the certificate beside the key, as <key>-cert.pub.
+
+Flags:
 `
 
 // sshCmd gets, renews and revokes SSH certificates from the site's SSH CA.
 func sshCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ssh", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, sshUsage) }
+	fs.Usage = func() { fmt.Fprint(stderr, sshUsage); fs.PrintDefaults() }
 	connect := connectFlags(fs)
 	key := fs.String("key", "", "the key: host's /etc/ssh/ssh_host_ed25519_key(.pub), login's ~/.ssh/id_ed25519.pub")
 	force := fs.Bool("force", false, "renew: even when it is not due")
