@@ -687,27 +687,58 @@ function editRecord(row, r) {
 const colons = (hex) => hex.toUpperCase().match(/../g).join(":");
 
 async function caPage(root) {
-  const body = h("div");
-  root.append(h("h1", {}, "Certificate authority"), body);
+  const body = h("div"), ssh = h("div");
+  root.append(h("h1", {}, "Certificate authority"), body, h("h2", {}, "SSH"), ssh);
   return async () => {
-    let info, certs;
-    try { [info, certs] = await Promise.all([get("/api/v1/ca"), get("/api/v1/ca/certificates")]); } catch (e) {
-      if (e.status !== 503) throw e;
-      body.replaceChildren(h("p", { class: "muted" }, e.message));
-      return;
-    }
-    body.replaceChildren(h("section", { class: "card", id: "ca-info" }, h("table", {}, h("tbody", {},
-      h("tr", {}, h("th", { scope: "row" }, "Root"), h("td", {}, h("a", { href: "/api/v1/ca/root.pem", download: "root.pem" }, "Download root.pem"))),
-      h("tr", {}, h("th", { scope: "row" }, "Root SHA-256"), h("td", {}, h("code", { id: "fingerprint" }, colons(info.root_fingerprint_sha256)))),
-      h("tr", {}, h("th", { scope: "row" }, "Root expires"), h("td", {}, when(info.root_expiry))),
-      h("tr", {}, h("th", { scope: "row" }, "Intermediate expires"), h("td", {}, when(info.intermediate_expiry))),
-      h("tr", {}, h("th", { scope: "row" }, "ACME directory"), h("td", {}, h("code", {}, info.directory))),
-      h("tr", {}, h("th", { scope: "row" }, "Certificate lifetime"), h("td", { id: "lifetime" }, duration(info.cert_lifetime_seconds)))))),
-    h("section", { class: "card" }, h("h2", {}, "Issued"), certs.length
-      ? table(["Serial", "Names", "Not after", "State"], certs.map((c) =>
-        h("tr", {}, h("td", {}, h("code", {}, c.serial)), h("td", {}, c.names.join(", ")), h("td", {}, when(c.not_after)), h("td", {}, c.revoked ? badge("revoked", "bad") : "valid"))))
-      : h("p", { class: "muted", id: "no-certs" }, "No certificate issued yet: point an ACME client (cert-manager, lego, certbot) at the directory above.")));
+    await Promise.all([acmePart(body), sshPart(ssh)]);
   };
+}
+
+async function acmePart(body) {
+  let info, certs;
+  try { [info, certs] = await Promise.all([get("/api/v1/ca"), get("/api/v1/ca/certificates")]); } catch (e) {
+    if (e.status !== 503) throw e;
+    body.replaceChildren(h("p", { class: "muted" }, e.message));
+    return;
+  }
+  body.replaceChildren(h("section", { class: "card", id: "ca-info" }, h("table", {}, h("tbody", {},
+    h("tr", {}, h("th", { scope: "row" }, "Root"), h("td", {}, h("a", { href: "/api/v1/ca/root.pem", download: "root.pem" }, "Download root.pem"))),
+    h("tr", {}, h("th", { scope: "row" }, "Root SHA-256"), h("td", {}, h("code", { id: "fingerprint" }, colons(info.root_fingerprint_sha256)))),
+    h("tr", {}, h("th", { scope: "row" }, "Root expires"), h("td", {}, when(info.root_expiry))),
+    h("tr", {}, h("th", { scope: "row" }, "Intermediate expires"), h("td", {}, when(info.intermediate_expiry))),
+    h("tr", {}, h("th", { scope: "row" }, "ACME directory"), h("td", {}, h("code", {}, info.directory))),
+    h("tr", {}, h("th", { scope: "row" }, "Certificate lifetime"), h("td", { id: "lifetime" }, duration(info.cert_lifetime_seconds)))))),
+  h("section", { class: "card" }, h("h2", {}, "Issued"), certs.length
+    ? table(["Serial", "Names", "Not after", "State"], certs.map((c) =>
+      h("tr", {}, h("td", {}, h("code", {}, c.serial)), h("td", {}, c.names.join(", ")), h("td", {}, when(c.not_after)), h("td", {}, c.revoked ? badge("revoked", "bad") : "valid"))))
+    : h("p", { class: "muted", id: "no-certs" }, "No certificate issued yet: point an ACME client (cert-manager, lego, certbot) at the directory above.")));
+}
+
+// sshPart shows the SSH CA's keys (what known_hosts and sshd trust) and the
+// certificates it issued, each revocable; a host certificate whose host changed is
+// marked stale, for revoking.
+async function sshPart(body) {
+  let keys, certs;
+  try { [keys, certs] = await Promise.all([get("/api/v1/ca/ssh"), get("/api/v1/ca/ssh/certificates")]); } catch (e) {
+    if (e.status !== 503) throw e;
+    body.replaceChildren(h("p", { class: "muted" }, e.message));
+    return;
+  }
+  const state = (c) => (!c.revoked || c.revoked.startsWith("0001")
+    ? (new Date(c.valid_before) < new Date() ? badge("expired", "muted") : c.stale ? h("span", {}, badge("stale", "warn"), " ", c.stale) : "valid")
+    : badge("revoked", "bad"));
+  const live = (c) => (!c.revoked || c.revoked.startsWith("0001")) && new Date(c.valid_before) > new Date();
+  body.replaceChildren(h("section", { class: "card", id: "ssh-keys" }, h("table", {}, h("tbody", {},
+    h("tr", {}, h("th", { scope: "row" }, "Host CA (known_hosts @cert-authority)"), h("td", {}, h("code", { class: "key", id: "ssh-host-ca" }, keys.host))),
+    h("tr", {}, h("th", { scope: "row" }, "User CA (sshd TrustedUserCAKeys)"), h("td", {}, h("code", { class: "key", id: "ssh-user-ca" }, keys.user))),
+    h("tr", {}, h("th", { scope: "row" }, "Lifetimes"), h("td", {}, `hosts ${keys.host_cert_days} days, users at most ${keys.user_cert_hours} hours`)),
+    h("tr", {}, h("th", { scope: "row" }, "Revocation list"), h("td", {}, h("a", { href: "/api/v1/ca/ssh/krl", download: "infrad.krl" }, "Download the KRL (sshd RevokedKeys)")))))),
+  h("section", { class: "card" }, h("h2", {}, "SSH certificates"), certs.length
+    ? table(["Serial", "Kind", "For", "Principals", "Valid until", "State", { hidden: "Actions" }], certs.slice().reverse().map((c) =>
+      h("tr", { "data-ssh-serial": c.serial }, h("td", {}, h("code", {}, c.serial)), h("td", {}, c.kind), h("td", {}, c.host || c.token),
+        h("td", {}, c.principals.join(", ")), h("td", {}, when(c.valid_before)), h("td", {}, state(c)),
+        h("td", { class: "actions" }, live(c) ? h("button", { class: "danger", onclick: () => { if (confirmed(`Revoke SSH certificate ${c.serial} (${c.key_id})? sshd refuses it once it has the new KRL.`)) act(() => api("POST", "/api/v1/ca/ssh/revoke", { serial: c.serial }), `Certificate ${c.serial} revoked.`); } }, "Revoke") : ""))), { id: "ssh-certs" })
+    : h("p", { class: "muted", id: "no-ssh-certs" }, "No SSH certificate issued yet: infrad ssh enrol NAME gives a host's machine a one-time token; infrad ssh login signs a user key.")));
 }
 
 // --- changes ---
@@ -718,6 +749,7 @@ const commandNames = {
   CommitLease: "lease granted", ReleaseLease: "lease released", ReleaseClientLease: "lease released", DeclineLease: "address declined", ExpireLeases: "leases expired",
   TableWrite: "certificate authority", PinLease: "lease pinned", PutToken: "token created", DeleteToken: "token revoked",
   SettleEnds: "released addresses back in the pool", TrackGrants: "lease grants kept",
+  EnrolSSHHost: "SSH enrolment made", IssueSSHCert: "SSH certificate issued", RevokeSSHCert: "SSH certificate revoked", BootHost: "boot state",
 };
 
 // difference names the fields that changed from before to after: "ip 10.0.0.5 → 10.0.0.6".
@@ -767,9 +799,11 @@ async function tokensPage(root) {
   const made = h("div", { id: "new-token" });
   const form = fieldForm([{ name: "name", label: "Name", placeholder: "alice, ci, external-dns", required: true },
     { name: "scope", label: "Scope", options: [{ value: "write", label: "write: reads and changes the site" }, { value: "read", label: "read: reads only" },
-      { value: "admin", label: "admin: also backups, tokens, cluster members" }], value: "write" }], "Create token",
+      { value: "admin", label: "admin: also backups, tokens, cluster members" }], value: "write" },
+    { name: "ssh_principals", label: "SSH principals", placeholder: "alice, root (users it may log in as)" }], "Create token",
   async (v) => {
-    const t = await api("POST", "/api/v1/tokens", { name: v.name, scope: v.scope });
+    const principals = v.ssh_principals.split(",").map((p) => p.trim()).filter(Boolean);
+    const t = await api("POST", "/api/v1/tokens", { name: v.name, scope: v.scope, ...(principals.length ? { ssh_principals: principals } : {}) });
     const link = `${location.origin}/ui/#token=${t.token}`;
     made.replaceChildren(h("section", { class: "card" }, h("h2", {}, `Token ${t.name}`),
       h("p", {}, "Copy it now: infrad keeps only its hash, and shows it this once."),
@@ -779,13 +813,14 @@ async function tokensPage(root) {
     form.reset();
     refresh();
   });
-  const list = table(["Name", "Scope", "Created", { hidden: "Actions" }], [], { id: "tokens" });
+  const list = table(["Name", "Scope", "Created", "SSH principals", { hidden: "Actions" }], [], { id: "tokens" });
   root.append(h("h1", {}, "API tokens"), h("section", { class: "card", id: "add-token" }, h("h2", {}, "Create a token"), form), made,
     h("section", { class: "card" }, h("p", { class: "muted" }, "The change log names the token of each change. api-token is the token in this box's data directory: Rotate gives it a new value, at once, and the sign-in link infrad logged stops working."), list));
   return async () => {
     const tokens = await get("/api/v1/tokens");
     list.setRows(tokens.map((t) => h("tr", { "data-token": t.name }, h("td", {}, t.name), h("td", {}, t.scope),
       h("td", {}, t.created && !t.created.startsWith("0001") ? when(t.created) : "(each box's file)"),
+      h("td", {}, (t.ssh_principals || []).join(", ") || (t.name === "api-token" ? "any" : "")),
       h("td", { class: "actions" }, t.name === "api-token" ? h("button", { class: "danger", onclick: () => rotateFileToken(made) }, "Rotate") : h("button", { class: "danger", onclick: () => { if (confirmed(`Revoke token ${t.name}? Whatever uses it is refused from now on.`)) act(() => api("DELETE", `/api/v1/tokens/${encodeURIComponent(t.name)}`), `Token ${t.name} revoked.`); } }, "Revoke")))));
   };
 }

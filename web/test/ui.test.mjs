@@ -12,6 +12,7 @@
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
@@ -465,6 +466,39 @@ test("tokens: create, use under its name, a read token's write refused, revoke",
   await page.locator('#tokens tr[data-token="alice"]').waitFor({ state: "detached" });
   assert.equal((await call("GET", "/api/v1/hosts", null, alice)).status, 401);
   await shot(page, "tokens");
+});
+
+// sshPublicKey is a new Ed25519 public key as an authorized_keys line.
+function sshPublicKey() {
+  const { x } = generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" });
+  const str = (b) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
+  return "ssh-ed25519 " + Buffer.concat([str(Buffer.from("ssh-ed25519")), str(Buffer.from(x, "base64url"))]).toString("base64");
+}
+
+test("SSH: a token's principals, the CA's keys, a user certificate listed and revoked", async () => {
+  await go("#/tokens");
+  const form = page.locator("#add-token form");
+  await fill(form, { name: "ops", ssh_principals: "root, ops" });
+  await form.locator('[name="scope"]').selectOption("read");
+  await form.getByRole("button", { name: "Create token" }).click();
+  await page.locator('#tokens tr[data-token="ops"]', { hasText: "root, ops" }).waitFor();
+  const ops = (await page.locator("#token-secret").textContent()).trim();
+  const signed = await call("POST", "/api/v1/ca/ssh/users", { public_key: sshPublicKey(), hours: 1 }, ops);
+  assert.equal(signed.status, 201, JSON.stringify(signed.body));
+  assert.deepEqual(signed.body.principals, ["ops", "root"]);
+  assert.match(signed.body.certificate, /^ssh-ed25519-cert-v01@openssh.com /);
+
+  await go("#/ca");
+  await page.locator("#ssh-host-ca").waitFor();
+  assert.match(await page.locator("#ssh-host-ca").textContent(), /^ssh-ed25519 AAAA/);
+  assert.match(await page.locator("#ssh-user-ca").textContent(), /^ssh-ed25519 AAAA/);
+  const row = page.locator(`#ssh-certs tr[data-ssh-serial="${signed.body.serial}"]`);
+  assert.match(await row.textContent(), /user.*ops.*ops, root.*valid/);
+  await row.getByRole("button", { name: "Revoke" }).click();
+  await row.locator(".badge", { hasText: "revoked" }).waitFor();
+  const certs = (await call("GET", "/api/v1/ca/ssh/certificates")).body;
+  assert.ok(!certs.find((c) => c.serial === signed.body.serial).revoked.startsWith("0001"));
+  await shot(page, "ssh");
 });
 
 // filterChanges filters the change log's page p with values and waits until every
