@@ -189,6 +189,8 @@ func (s *Server) routes() http.Handler {
 			r.Post("/tokens/api-token/rotate", s.handle(s.rotateFileToken))
 			r.Delete("/cluster/nodes/{name}", s.handle(s.removeNode))
 			r.Post("/ca/ssh/hosts/{name}/enrol", s.handle(s.enrolHost))
+			r.Post("/dns/dnssec/ksk/roll", s.handle(s.rollKSK))
+			r.Post("/dns/dnssec/ksk/ds", s.handle(s.confirmDS))
 			r.Post("/ca/ssh/revoke", s.handle(s.revokeSSH))
 		})
 	})

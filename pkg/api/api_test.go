@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -341,6 +342,12 @@ func (fakeLeases) Release(_ context.Context, ip netip.Addr) error {
 type fakeSigner struct{}
 
 func (fakeSigner) DNSSEC() dns.DNSSECStatus { return dns.DNSSECStatus{} }
+func (fakeSigner) RollKSK(context.Context) error {
+	return fmt.Errorf("%w: the zones are not signed", dns.ErrKSKStage)
+}
+func (fakeSigner) ConfirmDS(context.Context) error {
+	return fmt.Errorf("%w: no KSK roll is under way", dns.ErrKSKStage)
+}
 
 // fakeTime stands in for the NTP service.
 type fakeTime struct{}

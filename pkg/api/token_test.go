@@ -206,6 +206,7 @@ func TestScopesOfEveryRoute(t *testing.T) {
 		"DELETE /api/v1/tokens/{name}": true, "POST /api/v1/tokens/api-token/rotate": true,
 		"DELETE /api/v1/cluster/nodes/{name}": true,
 		"POST /api/v1/ca/ssh/hosts/{name}":    true, "POST /api/v1/ca/ssh/hosts/{name}/enrol": true, "POST /api/v1/ca/ssh/revoke": true,
+		"POST /api/v1/dns/dnssec/ksk/roll": true, "POST /api/v1/dns/dnssec/ksk/ds": true, // the site's trust anchor
 	}
 	needOf := func(method, route string) ipam.Scope {
 		switch {

@@ -75,6 +75,9 @@ type DNS struct {
 	Records        []site.Record
 	RateLimit      int  // authoritative answers a second per client (twice that at once); 0: no limit
 	DNSSEC         bool // sign the zones (online, with keys kept in the store)
+	// KSKLife is how long a KSK signs before it is rolled (dns.dnssec_ksk); 0: rolled
+	// on command only.
+	KSKLife time.Duration
 }
 
 // TSIGKey is a shared secret that signs zone transfers and dynamic updates.

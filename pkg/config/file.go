@@ -63,6 +63,7 @@ type fileDNS struct {
 	Records        []site.RecordSpec `yaml:"records"`
 	RateLimit      *int              `yaml:"rate_limit"`
 	DNSSEC         bool              `yaml:"dnssec"`
+	DNSSECKSK      string            `yaml:"dnssec_ksk"`
 }
 
 type fileTSIGKey struct {

@@ -150,6 +150,9 @@ func (v *validator) dns(f *fileDNS, s *Site) DNS {
 	d.TSIGKeys = v.tsigKeys(f.TSIGKeys)
 	d.RateLimit = v.rate("dns.rate_limit", f.RateLimit, 0)
 	d.DNSSEC = f.DNSSEC
+	if f.DNSSECKSK != "" {
+		d.KSKLife = v.duration("dns.dnssec_ksk", f.DNSSECKSK, 0, 30*24*time.Hour) // a roll takes days
+	}
 	if s.Domain == "" {
 		return d // records are relative to the domain: nothing to check them against
 	}

@@ -103,6 +103,7 @@ type serving struct {
 	tsig           *tsigPolicy                    // keys and who may transfer
 	rrl            *ratelimit.Limiter[netip.Addr] // authoritative answers per client
 	dnssec         bool                           // sign the zones
+	kskLife        time.Duration                  // roll the KSK after it; 0: on command only
 }
 
 // New returns a stopped DNS service.
@@ -133,10 +134,16 @@ func New(opts Options) *Service {
 		Store: opts.IPAM,
 		Now:   opts.Now,
 		Plan: func(r signingKeys, now time.Time) (signingKeys, bool, error) {
-			if !s.cfg.Load().dnssec {
-				return r, false, nil // the keys are made when the site turns signing on
+			cfg := s.cfg.Load()
+			if !cfg.dnssec { // the keys are made when the site turns signing on, withdrawn when it turns it off
+				next, changed := planWithdraw(r, now)
+				return next, changed, nil
 			}
-			return planKeys(r, now)
+			at := s.ipam.Model().SignedAt()
+			if at.IsZero() {
+				at = now
+			}
+			return planKeys(r, now, cfg.kskLife, at)
 		},
 		Trusted: func() bool { ok, _ := s.signer.synced(); return ok },
 		Use: func(r signingKeys) {
@@ -167,6 +174,7 @@ func (s *Service) setSite(site *config.Site) {
 		tsig:           newTSIGPolicy(site.DNS),
 		rrl:            ratelimit.New[netip.Addr](site.DNS.RateLimit, s.metrics.evicted),
 		dnssec:         site.DNS.DNSSEC,
+		kskLife:        site.DNS.KSKLife,
 	})
 }
 
@@ -350,7 +358,7 @@ func (s *Service) Health() service.Health {
 // paused says why the zones, to be signed, are not: the clock is not trusted, or no
 // key has been stored yet; "" when they are signed, or not to be.
 func (s *Service) paused() string {
-	if !s.cfg.Load().dnssec {
+	if !s.cfg.Load().dnssec && !s.signer.keys.Load().signs(s.ipam.Model().SignedAt(), false) {
 		return ""
 	}
 	if ok, why := s.signer.synced(); !ok {
@@ -406,7 +414,7 @@ func (s *Service) view() view {
 	m := s.ipam.Model()
 	cfg := s.cfg.Load()
 	v := view{m: m}
-	if cfg.dnssec {
+	if cfg.dnssec || s.signer.keys.Load().signs(m.SignedAt(), false) {
 		v.dnssec = s.signer
 	}
 	return v
@@ -415,8 +423,9 @@ func (s *Service) view() view {
 // keyCheck is how often the DNSSEC key ring is read, and rolled when it is due.
 const keyCheck = 15 * time.Second
 
-// refreshKeys reads the DNSSEC key ring, making or rolling keys when they are due,
-// then moves the zones' signing time when it is due.
+// refreshKeys reads the DNSSEC key ring, making or rolling keys when they are due (a
+// key leaves the ring only once the signing time is past its removal), then moves
+// the zones' signing time when it is due.
 func (s *Service) refreshKeys(ctx context.Context) {
 	if err := s.keys.Refresh(ctx); err != nil {
 		s.log.Warn("dnssec: the key ring", "err", err)
@@ -431,7 +440,7 @@ func (s *Service) refreshKeys(ctx context.Context) {
 // while signing is off or paused, or before the key ring is read.
 func (s *Service) resign(ctx context.Context) {
 	ks := s.signer.keys.Load()
-	if !s.cfg.Load().dnssec || ks == nil {
+	if ks == nil || !s.cfg.Load().dnssec && ks.withdraw == nil {
 		return
 	}
 	if ok, _ := s.signer.synced(); !ok {
@@ -453,14 +462,20 @@ func (s *Service) resign(ctx context.Context) {
 }
 
 // DNSSEC is what the zones are signed with: the keys' tags, roles and times, each
-// zone's DS set, and whether signing is paused; the zero value when it is off.
+// zone's DS set as the parent should hold it now, the KSK roll or the withdrawal
+// under way, and whether signing is paused; the zero value when it is off.
 func (s *Service) DNSSEC() DNSSECStatus {
 	cfg := s.cfg.Load()
-	if !cfg.dnssec {
+	ks := s.signer.keys.Load()
+	m := s.ipam.Model()
+	at := m.SignedAt()
+	if at.IsZero() {
+		at = s.signer.now()
+	}
+	if !cfg.dnssec && !ks.signs(at, false) {
 		return DNSSECStatus{}
 	}
-	st := DNSSECStatus{Enabled: true, Paused: s.paused()}
-	ks := s.signer.keys.Load()
+	st := DNSSECStatus{Enabled: cfg.dnssec, Paused: s.paused()}
 	if ks == nil {
 		return st
 	}
@@ -469,24 +484,109 @@ func (s *Service) DNSSEC() DNSSECStatus {
 		if k.KSK {
 			role = "ksk"
 		}
-		st.Keys = append(st.Keys, DNSSECKey{Tag: k.tag, Role: role, Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.removal()})
+		st.Keys = append(st.Keys, DNSSECKey{Tag: k.tag, Role: role, Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.removal(),
+			DSReady: k.DSReady, DSSeen: k.DSSeen})
 	}
-	m := s.ipam.Model()
 	for _, z := range m.Zones() {
-		for _, ds := range ks.ds(z, m.TTL()) {
+		for _, ds := range ks.ds(z, m.TTL(), at) {
 			st.DS = append(st.DS, ds.String())
+		}
+		for _, rr := range ks.cds(z, m.TTL(), at) {
+			st.CDS = append(st.CDS, rr.String())
 		}
 	}
 	slices.Sort(st.DS)
+	slices.Sort(st.CDS)
+	stage := kskStage(ks, at)
+	st.KSK = &stage
+	if w := ks.withdraw; w != nil {
+		st.Withdraw = &Withdrawal{Started: w.Started, DSGone: w.DSGone, Unsigned: w.end()}
+	}
 	return st
+}
+
+// kskStage says where the KSK roll stands at at.
+func kskStage(ks *keySet, at time.Time) KSKStage {
+	var old, next *zoneKey // the last two KSKs made (the ring keeps them in that order)
+	for i := range ks.keys {
+		if k := &ks.keys[i]; k.KSK {
+			old, next = next, k
+		}
+	}
+	if next == nil || old == nil || !old.present(at) {
+		return KSKStage{Stage: "steady"}
+	}
+	st := KSKStage{Old: old.tag, New: next.tag, Started: next.Publish, CDSFrom: next.DSReady, DSSeen: next.DSSeen, OldLeaves: old.Retire}
+	switch {
+	case at.Before(next.DSReady):
+		st.Stage = "published" // both KSKs sign the DNSKEY set; the CDS waits for it to reach every resolver
+	case next.DSSeen.IsZero():
+		st.Stage = "cds" // the CDS asks the parent for the new DS: confirm it when the parent has it
+	default:
+		st.Stage = "retiring" // the parent has the new DS; the old KSK leaves at OldLeaves
+	}
+	return st
+}
+
+// RollKSK starts a KSK roll now (double signature, RFC 6781 §4.1.2).
+func (s *Service) RollKSK(ctx context.Context) error {
+	if !s.cfg.Load().dnssec {
+		return &stageError{"the zones are not signed (dns.dnssec): there is no KSK to roll"}
+	}
+	err := s.keys.Change(ctx, func(r signingKeys, now time.Time) (signingKeys, bool, error) {
+		next, err := startRoll(r, now)
+		return next, err == nil, err
+	})
+	if err == nil {
+		s.resign(ctx)
+	}
+	return err
+}
+
+// ConfirmDS says the parent's DS changed as the CDS asked: it names the new KSK (a
+// roll), or is gone (a withdrawal).
+func (s *Service) ConfirmDS(ctx context.Context) error {
+	err := s.keys.Change(ctx, func(r signingKeys, now time.Time) (signingKeys, bool, error) {
+		next, err := confirmDS(r, now)
+		return next, err == nil, err
+	})
+	if err == nil {
+		s.resign(ctx)
+	}
+	return err
 }
 
 // DNSSECStatus is what DNSSEC reports.
 type DNSSECStatus struct {
-	Enabled bool        `json:"enabled"`
+	Enabled bool        `json:"enabled"`          // dns.dnssec (a withdrawal signs on without it)
 	Paused  string      `json:"paused,omitempty"` // why the zones are not signed now
 	Keys    []DNSSECKey `json:"keys,omitempty"`
-	DS      []string    `json:"ds,omitempty"` // each zone's DS records, in zone-file form
+	DS      []string    `json:"ds,omitempty"`  // each zone's DS records as its parent should hold them now, zone-file form
+	CDS     []string    `json:"cds,omitempty"` // the CDS and CDNSKEY records the zones publish now
+	KSK     *KSKStage   `json:"ksk,omitempty"` // nil: no keys yet
+	// Withdraw is signing switched off while the parent may still hold a DS; nil: not.
+	Withdraw *Withdrawal `json:"withdraw,omitempty"`
+}
+
+// KSKStage is where the KSK roll stands: steady (none under way), published (the new
+// KSK signs beside the old), cds (the CDS asks for the new DS), retiring (the parent
+// has it; the old KSK leaves at OldLeaves).
+type KSKStage struct {
+	Stage     string    `json:"stage"`
+	Old       uint16    `json:"old,omitempty"`
+	New       uint16    `json:"new,omitempty"`
+	Started   time.Time `json:"started,omitzero"`
+	CDSFrom   time.Time `json:"cds_from,omitzero"`
+	DSSeen    time.Time `json:"ds_seen,omitzero"`
+	OldLeaves time.Time `json:"old_leaves,omitzero"`
+}
+
+// Withdrawal is signing on its way off: a delete CDS from Started; unsigned from
+// Unsigned, dsWait after the parent's DS was seen gone (zero: not seen yet).
+type Withdrawal struct {
+	Started  time.Time `json:"started"`
+	DSGone   time.Time `json:"ds_gone,omitzero"`
+	Unsigned time.Time `json:"unsigned,omitzero"`
 }
 
 // DNSSECKey is one signing key, without its secret.
@@ -497,6 +597,8 @@ type DNSSECKey struct {
 	Activate time.Time `json:"activate"`
 	Retire   time.Time `json:"retire,omitzero"`
 	Remove   time.Time `json:"remove,omitzero"`
+	DSReady  time.Time `json:"ds_ready,omitzero"` // a KSK rolled in: its CDS from
+	DSSeen   time.Time `json:"ds_seen,omitzero"`  // the parent's DS named it
 }
 
 // watch notifies the secondaries once at start (a change made while infrad was

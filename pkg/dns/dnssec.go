@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -65,25 +66,73 @@ const typeNXNAME = 128
 // signingKey is one key of the ring, as the store keeps it.
 type signingKey struct {
 	KSK      bool      `json:"ksk,omitempty"`
-	Private  []byte    `json:"private"`         // ECDSA P-256, PKCS #8
-	Publish  time.Time `json:"publish"`         // in the DNSKEY set from
-	Activate time.Time `json:"activate"`        // signs from (until a later key of its kind activates)
-	Retire   time.Time `json:"retire,omitzero"` // a successor signs from; zero: never (the KSK)
+	Private  []byte    `json:"private"`  // ECDSA P-256, PKCS #8
+	Publish  time.Time `json:"publish"`  // in the DNSKEY set from
+	Activate time.Time `json:"activate"` // signs from (a ZSK: until a later ZSK activates)
+	// Retire is when a ZSK's successor signs, or when a KSK leaves the DNSKEY set once
+	// the parent's DS names its successor; zero: not yet.
+	Retire time.Time `json:"retire,omitzero"`
+	// A KSK that rolls another in: its CDS and CDNSKEY are published from DSReady
+	// (zero: the first KSK, whose DS was given by hand), and the parent's DS was seen
+	// to name it at DSSeen (zero: not yet).
+	DSReady time.Time `json:"ds_ready,omitzero"`
+	DSSeen  time.Time `json:"ds_seen,omitzero"`
 }
 
-// removal is when the key leaves the DNSKEY set: once every signature it made before
-// it retired has expired. Zero: never.
+// removal is when the key leaves the DNSKEY set: a ZSK once every signature it made
+// before it retired has expired; a KSK when it retires. Zero: never.
 func (k signingKey) removal() time.Time {
-	if k.Retire.IsZero() {
-		return time.Time{}
+	if k.Retire.IsZero() || k.KSK {
+		return k.Retire
 	}
 	return k.Retire.Add(sigValidity)
+}
+
+// present reports whether the key is in the DNSKEY set at now.
+func (k signingKey) present(now time.Time) bool {
+	gone := k.removal()
+	return !k.Publish.After(now) && (gone.IsZero() || now.Before(gone))
 }
 
 // signingKeys is the ring.
 type signingKeys struct {
 	Keys []signingKey `json:"keys"`
+	// Withdraw is signing being switched off: the zones stay signed, with a delete
+	// CDS and CDNSKEY (RFC 8078), until the parent's DS is gone; nil: not.
+	Withdraw *withdrawal `json:"withdraw,omitempty"`
 }
+
+// withdrawal is signing on its way off: from Started the zones carry a delete CDS;
+// from dsWait after the parent's DS was seen gone, they are served unsigned.
+type withdrawal struct {
+	Started time.Time `json:"started"`
+	DSGone  time.Time `json:"ds_gone,omitzero"` // the parent's DS was seen gone; zero: not yet
+}
+
+// end is when the zones are unsigned; zero: not yet known.
+func (w *withdrawal) end() time.Time {
+	if w.DSGone.IsZero() {
+		return time.Time{}
+	}
+	return w.DSGone.Add(dsWait)
+}
+
+// signs reports whether a withdrawal still signs the zones at at.
+func (w *withdrawal) signs(at time.Time) bool {
+	end := w.end()
+	return end.IsZero() || at.Before(end)
+}
+
+// The KSK roll's waits (RFC 6781 §4.1.2, double signature; RFC 7344 for CDS):
+// the new KSK signs the DNSKEY set beside the old one from its publication, and its
+// CDS and CDNSKEY appear kskPropagation later, once every resolver has the DNSKEY
+// set that holds it; the old KSK leaves dsWait after the parent's DS names the new
+// one, once every resolver has that DS. A withdrawal ends dsWait after the DS is
+// gone.
+const (
+	kskPropagation = prepublish
+	dsWait         = 2 * 24 * time.Hour
+)
 
 func newSigningKey(ksk bool, publish, activate time.Time) (signingKey, error) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -101,14 +150,29 @@ func newSigningKey(ksk bool, publish, activate time.Time) (signingKey, error) {
 	return k, nil
 }
 
-// planKeys is the ring as it should be at now: a KSK; a ZSK that signs; its successor
-// published prepublish before the ZSK retires; and no key past its removal. When the
-// clock has jumped past a retirement with no successor published, the ZSK signs on
-// until one has been published for prepublish: no key signs before resolvers can
-// know it.
-func planKeys(r signingKeys, now time.Time) (signingKeys, bool, error) {
+// planKeys is the ring as it should be at now: a KSK, rolled when it has signed for
+// kskLife (zero: only on command); a ZSK that signs; its successor published
+// prepublish before the ZSK retires; and no key past its removal, once the zones are
+// signed as of a time past it too (signedAt: the model's; zero: none yet), so that
+// what a serial serves never loses a key under it. When the clock has jumped past a
+// retirement with no successor published, the ZSK signs on until one has been
+// published for prepublish: no key signs before resolvers can know it.
+func planKeys(r signingKeys, now time.Time, kskLife time.Duration, signedAt time.Time) (signingKeys, bool, error) {
 	now = now.Round(0).UTC() // as the store gives it back
-	changed := false
+	changed := r.Withdraw != nil
+	if r.Withdraw != nil && !r.Withdraw.signs(now) {
+		r = signingKeys{} // withdrawn for good: the parent has no DS, so new keys
+	}
+	r.Withdraw = nil // signing is on
+	if kskLife > 0 && !rolling(r.Keys, now) {
+		if k := newestKSK(r.Keys); k != nil && !now.Before(k.Activate.Add(kskLife)) {
+			next, err := startRoll(r, now)
+			if err != nil {
+				return r, false, err
+			}
+			r, changed = next, true
+		}
+	}
 	keys := slices.Clone(r.Keys)
 	add := func(ksk bool, publish, activate time.Time) error {
 		k, err := newSigningKey(ksk, publish, activate)
@@ -152,13 +216,114 @@ func planKeys(r signingKeys, now time.Time) (signingKeys, bool, error) {
 	}
 	kept := keys[:0]
 	for i, k := range keys {
-		if gone := k.removal(); i == cur || gone.IsZero() || now.Before(gone) {
+		if gone := k.removal(); i == cur || gone.IsZero() || now.Before(gone) || signedAt.Before(gone) {
 			kept = append(kept, k)
 		} else {
 			changed = true
 		}
 	}
 	return signingKeys{Keys: kept}, changed, nil
+}
+
+// newestKSK is the KSK made last (the ring keeps its keys in the order they were
+// made); nil: none.
+func newestKSK(keys []signingKey) *signingKey {
+	var out *signingKey
+	for i := range keys {
+		if keys[i].KSK {
+			out = &keys[i]
+		}
+	}
+	return out
+}
+
+// rolling reports whether a KSK roll is under way at now: more than one KSK is in
+// the DNSKEY set, or will be.
+func rolling(keys []signingKey, now time.Time) bool {
+	n := 0
+	for _, k := range keys {
+		if gone := k.removal(); k.KSK && (gone.IsZero() || now.Before(gone)) {
+			n++
+		}
+	}
+	return n > 1
+}
+
+// ErrKSKStage is a step of the KSK roll asked for at a stage that does not allow it:
+// a roll while one is under way or of unsigned zones, a DS said changed with no roll
+// or before the CDS asked for it.
+var ErrKSKStage = errors.New("not at this stage of the KSK roll")
+
+// stageError is an ErrKSKStage that says why.
+type stageError struct{ msg string }
+
+func (e *stageError) Error() string { return e.msg }
+func (e *stageError) Unwrap() error { return ErrKSKStage }
+
+// errRolling is a roll asked for while one is under way.
+var errRolling error = &stageError{"a KSK roll is under way: finish it (the parent's DS for the new KSK) first"}
+
+// startRoll publishes a new KSK at now, signing the DNSKEY set beside the old one
+// (double signature), its CDS and CDNSKEY from kskPropagation later.
+func startRoll(r signingKeys, now time.Time) (signingKeys, error) {
+	now = now.Round(0).UTC()
+	if rolling(r.Keys, now) {
+		return r, errRolling
+	}
+	if r.Withdraw != nil || newestKSK(r.Keys) == nil {
+		return r, &stageError{"the zones are not signed: there is no KSK to roll"}
+	}
+	k, err := newSigningKey(true, now, now)
+	if err != nil {
+		return r, err
+	}
+	k.DSReady = now.Add(kskPropagation)
+	r.Keys = append(slices.Clone(r.Keys), k)
+	return r, nil
+}
+
+// confirmDS takes word that the parent's DS changed at now: during a roll, that it
+// names the new KSK, which retires the old ones dsWait later; during a withdrawal,
+// that it is gone, which ends signing dsWait later.
+func confirmDS(r signingKeys, now time.Time) (signingKeys, error) {
+	now = now.Round(0).UTC()
+	if r.Withdraw != nil {
+		w := *r.Withdraw
+		if w.DSGone.IsZero() {
+			w.DSGone = now
+		}
+		r.Withdraw = &w
+		return r, nil
+	}
+	keys := slices.Clone(r.Keys)
+	next := newestKSK(keys)
+	switch {
+	case !rolling(keys, now):
+		return r, &stageError{"no KSK roll is under way: there is no new DS to wait for"}
+	case now.Before(next.DSReady):
+		return r, &stageError{fmt.Sprintf("the new KSK's CDS is published from %s: the parent cannot have its DS before then", next.DSReady.Format(time.RFC3339))}
+	case !next.DSSeen.IsZero():
+		return r, nil // seen already
+	}
+	next.DSSeen = now
+	for i := range keys {
+		if keys[i].KSK && &keys[i] != next && keys[i].Retire.IsZero() {
+			keys[i].Retire = now.Add(dsWait)
+		}
+	}
+	r.Keys = keys
+	return r, nil
+}
+
+// planWithdraw is the ring as it should be at now with signing switched off: the
+// keys kept, with the withdrawal that says how the zones stop being signed. (The
+// keys stay after it ends: the zones' content at an earlier signing time needs them.)
+func planWithdraw(r signingKeys, now time.Time) (signingKeys, bool) {
+	if len(r.Keys) == 0 || r.Withdraw != nil {
+		return r, false
+	}
+	r.Withdraw = &withdrawal{Started: now.Round(0).UTC()}
+	return r, true
 }
 
 // zoneKey is a ring's key ready to sign: its DNSKEY has no owner, which each zone
@@ -171,10 +336,13 @@ type zoneKey struct {
 }
 
 // keySet is the ring, parsed.
-type keySet struct{ keys []zoneKey }
+type keySet struct {
+	keys     []zoneKey
+	withdraw *withdrawal
+}
 
 func parseKeys(r signingKeys) (*keySet, error) {
-	ks := &keySet{}
+	ks := &keySet{withdraw: r.Withdraw}
 	for _, k := range r.Keys {
 		p, err := x509.ParsePKCS8PrivateKey(k.Private)
 		if err != nil {
@@ -204,13 +372,13 @@ func parseKeys(r signingKeys) (*keySet, error) {
 	return ks, nil
 }
 
-// signer is the key that signs rrtype at now: the KSK for the DNSKEY set, else the
-// ZSK activated last; nil when there is none.
-func (ks *keySet) signer(rrtype uint16, now time.Time) *zoneKey {
+// signer is the ZSK that signs at now, the one activated last; nil when there is none.
+// (The DNSKEY set is signed by every KSK in it: kskSigners.)
+func (ks *keySet) signer(now time.Time) *zoneKey {
 	var out *zoneKey
 	for i := range ks.keys {
 		k := &ks.keys[i]
-		if k.KSK != (rrtype == dns.TypeDNSKEY) || k.Activate.After(now) {
+		if k.KSK || k.Activate.After(now) {
 			continue
 		}
 		if out == nil || k.Activate.After(out.Activate) {
@@ -220,11 +388,23 @@ func (ks *keySet) signer(rrtype uint16, now time.Time) *zoneKey {
 	return out
 }
 
+// kskSigners are the KSKs that sign the DNSKEY set at now: every one in it that is
+// active (two while one rolls in).
+func (ks *keySet) kskSigners(now time.Time) []*zoneKey {
+	var out []*zoneKey
+	for i := range ks.keys {
+		if k := &ks.keys[i]; k.KSK && !k.Activate.After(now) && k.present(now) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // dnskeys is zone's DNSKEY set at now.
 func (ks *keySet) dnskeys(zone string, ttl uint32, now time.Time) []dns.RR {
 	var out []dns.RR
 	for _, k := range ks.keys {
-		if gone := k.removal(); k.Publish.After(now) || (!gone.IsZero() && !now.Before(gone)) {
+		if !k.present(now) {
 			continue
 		}
 		rr := k.dnskey
@@ -234,28 +414,64 @@ func (ks *keySet) dnskeys(zone string, ttl uint32, now time.Time) []dns.RR {
 	return out
 }
 
-// state says which keys are published and which sign at at: two times with the same
-// state sign alike.
+// state says which keys are published and which sign at at, and what the CDS set
+// asks of the parent: two times with the same state sign alike and serve the same.
 func (ks *keySet) state(at time.Time) string {
 	var b strings.Builder
 	for _, k := range ks.dnskeys(".", 0, at) {
 		fmt.Fprintf(&b, "%d ", k.(*dns.DNSKEY).KeyTag())
 	}
-	for _, t := range []uint16{dns.TypeDNSKEY, dns.TypeA} {
-		if k := ks.signer(t, at); k != nil {
-			fmt.Fprintf(&b, "/%d", k.tag)
-		}
+	for _, k := range ks.kskSigners(at) {
+		fmt.Fprintf(&b, "/%d", k.tag)
+	}
+	if k := ks.signer(at); k != nil {
+		fmt.Fprintf(&b, "/%d", k.tag)
+	}
+	for _, rr := range ks.cds(".", 0, at) {
+		fmt.Fprintf(&b, " %s", rr.String())
+	}
+	if ks.withdraw != nil && !ks.withdraw.signs(at) {
+		b.WriteString(" unsigned")
 	}
 	return b.String()
 }
 
-// ds is zone's DS set: one SHA-256 digest of each KSK (RFC 4509).
-func (ks *keySet) ds(zone string, ttl uint32) []dns.RR {
-	var out []dns.RR
-	for _, k := range ks.keys {
-		if !k.KSK {
-			continue
+// signs reports whether the zones are signed at at, with these keys: when the site
+// signs them, and after it stopped until the withdrawal ends (until the withdrawal
+// is planned too: a signed zone never goes unsigned before its parent's DS is gone).
+func (ks *keySet) signs(at time.Time, site bool) bool {
+	if ks == nil || len(ks.keys) == 0 {
+		return false
+	}
+	return site || ks.withdraw == nil || ks.withdraw.signs(at)
+}
+
+// dsKeys are the KSKs the parent's DS set should name at now: the newest whose CDS is
+// published, else the first KSK (its DS given by hand).
+func (ks *keySet) dsKeys(now time.Time) []*zoneKey {
+	var ready *zoneKey
+	var first []*zoneKey
+	for i := range ks.keys {
+		k := &ks.keys[i]
+		switch {
+		case !k.KSK || !k.present(now):
+		case k.DSReady.IsZero():
+			first = append(first, k)
+		case !k.DSReady.After(now):
+			ready = k // the last made
 		}
+	}
+	if ready != nil {
+		return []*zoneKey{ready}
+	}
+	return first
+}
+
+// ds is zone's DS set at now: one SHA-256 digest (RFC 4509) of each KSK the parent
+// should name.
+func (ks *keySet) ds(zone string, ttl uint32, now time.Time) []dns.RR {
+	var out []dns.RR
+	for _, k := range ks.dsKeys(now) {
 		key := k.dnskey
 		key.Hdr.Name, key.Hdr.Ttl = zone, ttl
 		if ds := key.ToDS(dns.SHA256); ds != nil {
@@ -263,6 +479,36 @@ func (ks *keySet) ds(zone string, ttl uint32) []dns.RR {
 		}
 	}
 	return out
+}
+
+// cds is zone's CDS and CDNSKEY sets at now (RFC 7344): while a new KSK's DS is
+// awaited (from its DSReady until the old KSK leaves), that DS and that key; while
+// signing is withdrawn, the delete form (RFC 8078 §4); else none.
+func (ks *keySet) cds(zone string, ttl uint32, now time.Time) []dns.RR {
+	hdr := func(t uint16) dns.RR_Header {
+		return dns.RR_Header{Name: zone, Rrtype: t, Class: dns.ClassINET, Ttl: ttl}
+	}
+	if ks.withdraw != nil && !now.Before(ks.withdraw.Started) {
+		return []dns.RR{
+			&dns.CDS{DS: dns.DS{Hdr: hdr(dns.TypeCDS), Digest: "00"}},
+			&dns.CDNSKEY{DNSKEY: dns.DNSKEY{Hdr: hdr(dns.TypeCDNSKEY), Protocol: 3, PublicKey: "AA=="}},
+		}
+	}
+	keys := ks.dsKeys(now)
+	if ks.withdraw != nil || len(keys) != 1 || keys[0].DSReady.IsZero() || len(ks.kskSigners(now)) < 2 {
+		return nil
+	}
+	key := keys[0].dnskey
+	key.Hdr.Name, key.Hdr.Ttl = zone, ttl
+	ds := key.ToDS(dns.SHA256)
+	if ds == nil {
+		return nil
+	}
+	cds := &dns.CDS{DS: *ds}
+	cds.Hdr.Rrtype = dns.TypeCDS
+	cdnskey := &dns.CDNSKEY{DNSKEY: key}
+	cdnskey.Hdr.Rrtype = dns.TypeCDNSKEY
+	return []dns.RR{cds, cdnskey}
 }
 
 // signer signs RRsets with the ring's keys, keeping each signature for reuse.
@@ -292,20 +538,37 @@ func (s *signer) use(r signingKeys) error {
 	return nil
 }
 
-// sign returns the signature of rrset (one owner, type and TTL) in zone; nil when
-// there is no key yet, or when signing is paused and no signature is kept.
-func (s *signer) sign(rrset []dns.RR, zone string, now time.Time, paused bool) *dns.RRSIG {
+// appendSigs appends to out the signatures of rrset (one owner, type and TTL) in
+// zone: the ZSK's, or for the DNSKEY set each KSK's. A signature is missing when there
+// is no key yet, or when signing is paused and none is kept.
+func (s *signer) appendSigs(out []dns.RR, rrset []dns.RR, zone string, now time.Time, paused bool) []dns.RR {
 	ks := s.keys.Load()
 	if ks == nil || len(rrset) == 0 {
 		s.metrics.sigsMissing.Inc()
-		return nil
+		return out
 	}
-	h := rrset[0].Header()
-	k := ks.signer(h.Rrtype, now)
+	if rrset[0].Header().Rrtype == dns.TypeDNSKEY {
+		for _, k := range ks.kskSigners(now) {
+			if sig := s.sign(rrset, zone, now, paused, k); sig != nil {
+				out = append(out, sig)
+			}
+		}
+		return out
+	}
+	if sig := s.sign(rrset, zone, now, paused, ks.signer(now)); sig != nil {
+		out = append(out, sig)
+	}
+	return out
+}
+
+// sign returns k's signature of rrset in zone; nil when k is nil, or when signing is
+// paused and no signature is kept.
+func (s *signer) sign(rrset []dns.RR, zone string, now time.Time, paused bool, k *zoneKey) *dns.RRSIG {
 	if k == nil {
 		s.metrics.sigsMissing.Inc()
 		return nil
 	}
+	h := rrset[0].Header()
 	inception := uint32(now.Add(-sigBackdate).Unix())
 	id := rrsetHash(rrset, zone, k.tag, inception)
 	if sig, ok := s.cache.Get(id); ok {
@@ -425,9 +688,7 @@ func (s *signer) signSection(v *view, rrs []dns.RR, now time.Time, paused bool) 
 			zone = v.zoneOf(parent(h.Name)) // a DS set is its parent zone's
 		}
 		if zone != "" && h.Rrtype != dns.TypeOPT && h.Rrtype != dns.TypeRRSIG {
-			if sig := s.sign(rrs[i:j], zone, now, paused); sig != nil {
-				out = append(out, sig)
-			}
+			out = s.appendSigs(out, rrs[i:j], zone, now, paused)
 		}
 		i = j
 	}
@@ -448,7 +709,7 @@ func (v *view) parentDS(m *dns.Msg, name string) bool {
 		return false
 	}
 	m.Authoritative = true
-	m.Answer = append(m.Answer, ks.ds(name, v.m.TTL())...)
+	m.Answer = append(m.Answer, ks.ds(name, v.m.TTL(), v.signedAt())...)
 	return true
 }
 
@@ -481,7 +742,7 @@ func (s *signer) signZone(v *view, zone string) []dns.RR {
 		if child != zone && dns.IsSubDomain(zone, child) && nodes[child] != nil {
 			cuts = append(cuts, child)
 			if ks := s.keys.Load(); ks != nil {
-				for _, ds := range ks.ds(child, v.m.TTL()) {
+				for _, ds := range ks.ds(child, v.m.TTL(), now) {
 					add(ds)
 				}
 			}
@@ -523,9 +784,7 @@ func (s *signer) signZone(v *view, zone string) []dns.RR {
 			if cut && t != dns.TypeDS && t != dns.TypeNSEC {
 				continue // a delegation's NS is the child's, and not signed here
 			}
-			if sig := s.sign(n[t], zone, now, paused); sig != nil {
-				out = append(out, sig)
-			}
+			out = s.appendSigs(out, n[t], zone, now, paused)
 		}
 	}
 	for name, n := range nodes { // the glue below the cuts, unsigned

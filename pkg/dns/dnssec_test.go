@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -418,7 +419,9 @@ func TestSignedAnswersUnderWritesAndRolls(t *testing.T) {
 }
 
 // TestReloadTurnsSigningOnAndOff: a site file reloaded with dns.dnssec on signs at
-// once (the keys made then), and with it off again answers unsigned.
+// once (the keys made then). Turned off again, the zones stay signed, with a delete
+// CDS and CDNSKEY (RFC 8078), until the parent's DS is said gone and that has had
+// time to reach every resolver; then they are unsigned, under a new serial.
 func TestReloadTurnsSigningOnAndOff(t *testing.T) {
 	s := start(t, "")
 	if r := s.ask(t, "cp01.k8s.example.com.", dns.TypeA); len(r.Answer) != 1 {
@@ -437,9 +440,142 @@ func TestReloadTurnsSigningOnAndOff(t *testing.T) {
 	}
 	reload(true)
 	trust(t, s, "k8s.example.com.", time.Now()).check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), time.Now())
+	if r := s.ask(t, "k8s.example.com.", dns.TypeCDS); len(r.Answer) != 0 {
+		t.Errorf("a CDS with no roll under way:\n%s", r)
+	}
 	reload(false)
+	s.svc.refreshKeys(t.Context())
+	v := trust(t, s, "k8s.example.com.", time.Now())
+	v.check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), time.Now())
+	for _, q := range []uint16{dns.TypeCDS, dns.TypeCDNSKEY} {
+		r := s.ask(t, "k8s.example.com.", q)
+		want := map[uint16]string{dns.TypeCDS: "0 0 0 00", dns.TypeCDNSKEY: "0 3 0 AA=="}[q]
+		if len(r.Answer) != 2 || !strings.HasSuffix(r.Answer[0].String(), want) {
+			t.Errorf("signing withdrawn: want the delete %s (%s), signed:\n%s", dns.TypeToString[q], want, r)
+		}
+		v.check(r, time.Now())
+	}
+	if st := s.svc.DNSSEC(); st.Withdraw == nil || st.Enabled {
+		t.Errorf("the status of a withdrawal: %+v", st)
+	}
+	if err := s.svc.ConfirmDS(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	serial := s.ipam.Model().Serial()
+	if r := s.ask(t, "cp01.k8s.example.com.", dns.TypeA); len(r.Answer) != 2 {
+		t.Errorf("the DS just gone: want the answer still signed, for resolvers that hold the DS:\n%s", r)
+	}
+	s.svc.signer.now = func() time.Time { return time.Now().Add(dsWait + time.Minute) }
+	s.svc.refreshKeys(t.Context())
 	if r := s.ask(t, "cp01.k8s.example.com.", dns.TypeA); len(r.Answer) != 1 {
-		t.Errorf("signing turned off: want the address alone:\n%s", r)
+		t.Errorf("signing withdrawn and the DS gone: want the address alone:\n%s", r)
+	}
+	if got := s.ipam.Model().Serial(); got == serial {
+		t.Errorf("the zones went unsigned under the same serial %d", got)
+	}
+}
+
+// TestKSKRollUnderUnbound rolls the KSK by command, with a clock the test moves in
+// half days: Unbound trusting the old DS validates at every step until the old KSK
+// leaves, Unbound trusting the new DS from the step its CDS is published; the CDS and
+// CDNSKEY name the new key; the old key leaves dsWait after the DS is said changed.
+func TestKSKRollUnderUnbound(t *testing.T) {
+	testenv.Need(t, "unbound")
+	s := signedServer(t, "")
+	ctx := t.Context()
+	oldDS := anchors(t, s)
+	if err := s.svc.RollKSK(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.svc.RollKSK(ctx); err == nil {
+		t.Error("a second roll under way was started")
+	}
+	validates := func(anchors []string, at time.Time) bool {
+		port := testenv.Unbound(t, "127.0.0.1@"+fmt.Sprint(s.port), siteZones3, anchors, at)
+		r := testenv.Resolve(t, port, "cp01.k8s.example.com.", dns.TypeA)
+		p := testenv.Resolve(t, port, "10.40.0.10.in-addr.arpa.", dns.TypePTR)
+		return r.AuthenticatedData && p.AuthenticatedData
+	}
+	var newDS []string
+	stages := []string{}
+	serial := s.ipam.Model().Serial()
+	for step := range 14 {
+		now := s.clock.now()
+		st := s.svc.DNSSEC()
+		if len(stages) == 0 || stages[len(stages)-1] != st.KSK.Stage {
+			stages = append(stages, st.KSK.Stage)
+			// What the zones serve changes when the CDS appears and when the old KSK
+			// leaves (the DS seen changes only the status).
+			if got := s.ipam.Model().Serial(); got == serial && (st.KSK.Stage == "cds" || st.KSK.Stage == "steady") {
+				t.Errorf("step %d: the roll went to %s under the same serial", step, st.KSK.Stage)
+			}
+		}
+		serial = s.ipam.Model().Serial()
+		keys := trust(t, s, "k8s.example.com.", now)
+		keys.check(s.ask(t, "cp01.k8s.example.com.", dns.TypeA), now)
+		cds := s.ask(t, "k8s.example.com.", dns.TypeCDS)
+		switch st.KSK.Stage {
+		case "published":
+			if !validates(oldDS, now) {
+				t.Errorf("step %d (%s, published): Unbound with the old DS does not validate", step, now)
+			}
+			if len(cds.Answer) != 0 {
+				t.Errorf("step %d: a CDS before the new DNSKEY set has reached every resolver:\n%s", step, cds)
+			}
+		case "cds", "retiring":
+			if newDS == nil {
+				newDS = st.DS
+				if slices.Equal(newDS, oldDS) {
+					t.Fatalf("the DS asked for is the old one: %v", newDS)
+				}
+				if !slices.ContainsFunc(cds.Answer, func(rr dns.RR) bool {
+					c, ok := rr.(*dns.CDS)
+					return ok && c.KeyTag == st.KSK.New && slices.ContainsFunc(newDS, func(ds string) bool {
+						return strings.HasPrefix(ds, "k8s.example.com.") && strings.HasSuffix(ds, strings.ToUpper(c.Digest))
+					})
+				}) {
+					t.Errorf("the CDS does not name the new KSK %d by the DS asked for %v:\n%s", st.KSK.New, newDS, cds)
+				}
+				cdnskey := s.ask(t, "k8s.example.com.", dns.TypeCDNSKEY)
+				if len(cdnskey.Answer) != 2 || cdnskey.Answer[0].(*dns.CDNSKEY).KeyTag() != st.KSK.New {
+					t.Errorf("the CDNSKEY is not the new KSK %d:\n%s", st.KSK.New, cdnskey)
+				}
+				keys.check(cdnskey, now)
+				keys.check(cds, now)
+			}
+			if !validates(oldDS, now) {
+				t.Errorf("step %d (%s): Unbound with the old DS does not validate while the old KSK is in the DNSKEY set", step, st.KSK.Stage)
+			}
+			if !validates(newDS, now) {
+				t.Errorf("step %d (%s): Unbound with the new DS does not validate", step, st.KSK.Stage)
+			}
+			if st.KSK.Stage == "cds" {
+				if err := s.svc.ConfirmDS(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case "steady":
+			if newDS == nil {
+				t.Fatalf("step %d: the roll ended before its CDS was published", step)
+			}
+			if !validates(newDS, now) {
+				t.Errorf("step %d (steady): Unbound with the new DS does not validate", step)
+			}
+			if validates(oldDS, now) {
+				t.Errorf("step %d (steady): Unbound with the old DS still validates: the old KSK did not leave", step)
+			}
+			if len(cds.Answer) != 0 {
+				t.Errorf("step %d: a CDS after the roll:\n%s", step, cds)
+			}
+		}
+		if t.Failed() {
+			t.Fatalf("stopped at step %d", step)
+		}
+		s.clock.add(12 * time.Hour)
+		s.svc.refreshKeys(ctx)
+	}
+	if want := []string{"published", "cds", "retiring", "steady"}; !slices.Equal(stages, want) {
+		t.Errorf("the roll went through %v, want %v", stages, want)
 	}
 }
 
@@ -477,5 +613,46 @@ func TestResignOnceAcrossBoxes(t *testing.T) {
 	keep()
 	if got := s.ipam.Model().Serial(); got != moved {
 		t.Errorf("the signing time kept moving: serial %d, then %d", moved, got)
+	}
+}
+
+// TestKSKRollPlan: dns.dnssec_ksk rolls the KSK once it has signed that long; the
+// parent's DS cannot be said changed before the CDS asks for it; the old KSK leaves
+// dsWait after it is, and the next roll waits for the one under way.
+func TestKSKRollPlan(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	life := 365 * 24 * time.Hour
+	r, _, err := planKeys(signingKeys{}, t0, life, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ksks := func(r signingKeys) int {
+		return len(slices.DeleteFunc(slices.Clone(r.Keys), func(k signingKey) bool { return !k.KSK }))
+	}
+	if r2, _, _ := planKeys(r, t0.Add(life-time.Hour), life, t0); ksks(r2) != 1 {
+		t.Errorf("a roll before the KSK's life is up: %d KSKs", ksks(r2))
+	}
+	at := t0.Add(life)
+	r, changed, err := planKeys(r, at, life, at)
+	if err != nil || !changed || ksks(r) != 2 || !rolling(r.Keys, at) {
+		t.Fatalf("the KSK's life is up: %d KSKs, changed %v, err %v", ksks(r), changed, err)
+	}
+	if _, err := startRoll(r, at); !errors.Is(err, errRolling) {
+		t.Errorf("a second roll: got %v, want errRolling", err)
+	}
+	if _, err := confirmDS(r, at.Add(time.Hour)); err == nil {
+		t.Error("the DS said changed before the CDS asked for it")
+	}
+	seen := at.Add(kskPropagation + time.Hour)
+	r, err = confirmDS(r, seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := seen.Add(dsWait)
+	if r2, _, _ := planKeys(r, after, life, seen); ksks(r2) != 2 {
+		t.Errorf("the old KSK left the ring before the zones were signed past its removal")
+	}
+	if r2, _, _ := planKeys(r, after, life, after); ksks(r2) != 1 || rolling(r2.Keys, after) {
+		t.Errorf("dsWait after the DS changed: %d KSKs, want the new one alone", ksks(r2))
 	}
 }

@@ -27,14 +27,19 @@ func (v *view) isZone(z string) bool { return v.m.IsZone(z) }
 // zoneOf returns the longest of our zones that holds name, or "".
 func (v *view) zoneOf(name string) string { return v.m.ZoneOf(name) }
 
-// node returns the RRsets at name (lower case): the model's, and the DNSKEY set at a
-// signed zone's apex.
+// node returns the RRsets at name (lower case): the model's, and at a signed zone's
+// apex the DNSKEY set, and the CDS and CDNSKEY sets while they ask the parent for a
+// change.
 func (v *view) node(name string) (ipam.RRsets, bool) {
 	n, ok := v.m.Node(name)
 	if v.dnssec != nil && v.isZone(name) {
 		if ks := v.dnssec.keys.Load(); ks != nil {
-			if keys := ks.dnskeys(name, v.m.TTL(), v.signedAt()); len(keys) > 0 {
+			at := v.signedAt()
+			if keys := ks.dnskeys(name, v.m.TTL(), at); len(keys) > 0 {
 				n[dns.TypeDNSKEY] = keys
+			}
+			for _, rr := range ks.cds(name, v.m.TTL(), at) {
+				n[rr.Header().Rrtype] = append(n[rr.Header().Rrtype], rr)
 			}
 		}
 	}

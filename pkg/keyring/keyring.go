@@ -51,9 +51,28 @@ func (k *Keeper[R]) now() time.Time {
 
 // Refresh reads the ring, changes it when its plan says so, and gives it to Use.
 func (k *Keeper[R]) Refresh(ctx context.Context) error {
+	return k.refresh(ctx, k.Plan, true)
+}
+
+// Change reads the ring, changes it as change says (one change asked for, as a
+// command would: "roll the key now"), and gives it to Use. change's error is
+// returned as it is. The clock must be trusted.
+func (k *Keeper[R]) Change(ctx context.Context, change Plan[R]) error {
+	if k.Trusted != nil && !k.Trusted() {
+		return fmt.Errorf("the %s key ring changes only by a trusted clock, and this one is not", k.Name)
+	}
+	return k.refresh(ctx, change, false)
+}
+
+// refresh reads the ring, plans it, stores what changed, and uses what it read.
+// planned: plan is the ring's own plan (its errors are wrapped, an untrusted clock
+// skips it).
+func (k *Keeper[R]) refresh(ctx context.Context, plan Plan[R], planned bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.waiting = true
+	if planned {
+		k.waiting = true // until it plans
+	}
 	for range 3 { // a lost swap reads the winner's ring and plans again
 		raw, err := k.Store.Keyring(k.Name)
 		if err != nil {
@@ -66,7 +85,10 @@ func (k *Keeper[R]) Refresh(ctx context.Context) error {
 			}
 		}
 		if trusted := k.Trusted == nil || k.Trusted(); trusted {
-			next, changed, err := k.Plan(ring, k.now())
+			next, changed, err := plan(ring, k.now())
+			if err != nil && !planned {
+				return err
+			}
 			if err != nil {
 				return fmt.Errorf("roll the %s key ring: %w", k.Name, err)
 			}
@@ -84,7 +106,9 @@ func (k *Keeper[R]) Refresh(ctx context.Context) error {
 				}
 				raw, ring = b, next
 			}
-			k.waiting = false
+			if planned {
+				k.waiting = false
+			}
 		}
 		if string(raw) != string(k.raw) {
 			k.raw = raw
