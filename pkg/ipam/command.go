@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -81,6 +82,15 @@ func Requires(cmd Command) string {
 	case PutToken:
 		if len(c.Token.SSHPrincipals) > 0 {
 			return CommandType(IssueSSHCert{})
+		}
+	case TableWrite:
+		// DNSSEC's key ring with a KSK roll's or a withdrawal's fields: a build before
+		// them would rewrite the ring without them at its next plan.
+		for _, op := range c.Ops {
+			if op.Table == keyringTable && string(op.Key) == "dnssec" &&
+				(bytes.Contains(op.Value, []byte(`"ds_ready"`)) || bytes.Contains(op.Value, []byte(`"withdraw"`))) {
+				return CommandType(IssueSSHCert{})
+			}
 		}
 	case PutSubnet:
 		if booting(nil, []site.Subnet{c.Subnet}, nil) {

@@ -622,16 +622,35 @@ async function dnsPage(root) {
 }
 
 // dnssecCard says whether the zones are signed, and with which keys: the DS records a
-// parent zone or a resolver's trust anchors take, and each key's times.
+// parent zone or a resolver's trust anchors take, each key's times, and where the KSK
+// roll (or the withdrawal of signing) stands, with its next step.
 function dnssecCard(st) {
-  if (!st.enabled) return [h("h2", {}, "DNSSEC"), h("p", { class: "muted" }, "The zones are not signed: dns.dnssec: true in the site file signs them.")];
+  if (!st.enabled && !st.withdraw) return [h("h2", {}, "DNSSEC"), h("p", { class: "muted" }, "The zones are not signed: dns.dnssec: true in the site file signs them.")];
   const ds = (st.ds || []).join("\n");
+  const step = (path, label, done, ask) => h("button", { class: "secondary", onclick: () => { if (confirmed(ask)) act(() => api("POST", path), done); } }, label);
+  const stages = {
+    steady: "One KSK signs the DNSKEY sets. Rolling it publishes a new one beside it (both sign), and two days later a CDS asks the parent for its DS.",
+    published: "The new KSK signs beside the old one. Its CDS and CDNSKEY are published from " + when(st.ksk?.cds_from) + ", once every resolver has the new DNSKEY set.",
+    cds: "The CDS and CDNSKEY ask the parent for the new KSK's DS (the DS records below). Once the parent (or the resolvers' trust anchors) has it, say so: the old KSK leaves two days later.",
+    retiring: "The parent has the new DS; the old KSK leaves at " + when(st.ksk?.old_leaves) + ".",
+  };
+  const roll = st.withdraw
+    ? [h("h3", {}, "Signing withdrawn"), h("p", { id: "dnssec-withdraw" }, badge("withdrawing", "warn"), " ",
+      st.withdraw.unsigned ? `The parent's DS is gone: the zones are unsigned from ${when(st.withdraw.unsigned)}.`
+        : "dns.dnssec is off: the zones stay signed, with a delete CDS (RFC 8078), until the parent's DS is gone. Say so once it is."),
+    st.withdraw.unsigned ? "" : step("/api/v1/dns/dnssec/ksk/ds", "The parent's DS is gone", "Noted: the zones are unsigned two days from now.", "Has the parent zone removed the DS records (or the resolvers their trust anchors)?")]
+    : st.ksk ? [h("h3", {}, "KSK roll"), h("p", { id: "ksk-stage" }, badge(st.ksk.stage, st.ksk.stage === "steady" ? "ok" : "warn"), " ", stages[st.ksk.stage] || ""),
+      st.ksk.stage === "steady" ? step("/api/v1/dns/dnssec/ksk/roll", "Roll the KSK", "KSK roll started.", "Roll the KSK now? A new one signs beside the old; the parent's DS must change within the roll.")
+        : st.ksk.stage === "cds" ? step("/api/v1/dns/dnssec/ksk/ds", "The parent has the new DS", "Noted: the old KSK leaves in two days.", "Does the parent zone (or every resolver's trust anchor) now hold the new DS records?") : ""]
+      : [];
   return [h("h2", {}, "DNSSEC"),
     st.paused ? h("p", {}, badge("paused", "bad"), " ", st.paused) : h("p", {}, badge("signing", "ok"), " Answers to queries with the DO bit are signed; transfers carry the signed zones."),
     h("h3", {}, "DS records"),
     h("p", { class: "muted" }, "Give each to its parent zone, or to the site's resolvers as trust anchors (infrad export ds prints them)."),
     h("pre", { id: "ds-records", tabindex: "0" }, ds),
     h("button", { class: "secondary", onclick: () => navigator.clipboard?.writeText(ds).then(() => notify("Copied."), () => notify("The browser would not copy: select the records instead.", true)) }, "Copy the DS records"),
+    ...roll,
+    st.cds?.length ? h("pre", { id: "cds-records", tabindex: "0" }, st.cds.join("\n")) : "",
     h("h3", {}, "Keys"),
     table(["Tag", "Role", "Published", "Signs from", "Retires", "Removed"], (st.keys || []).map((k) => h("tr", {},
       h("td", {}, String(k.tag)), h("td", {}, k.role.toUpperCase()), h("td", {}, when(k.publish)), h("td", {}, when(k.activate)),

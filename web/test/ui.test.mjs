@@ -388,6 +388,20 @@ test("DNSSEC: the DS records and the keys, as the API has them", async () => {
   assert.equal((await page.locator("#ds-records").textContent()).trim(), st.ds.join("\n"));
   assert.equal(await page.locator("#dnssec-keys tbody tr").count(), st.keys.length);
   assert.match(await page.locator("#dnssec").textContent(), /signing/);
+  assert.match(await page.locator("#ksk-stage").textContent(), /steady/);
+
+  // A KSK roll from the page: the new KSK signs beside the old; the parent's DS
+  // cannot be said changed before the CDS asks for it.
+  await page.getByRole("button", { name: "Roll the KSK" }).click();
+  await page.locator("#ksk-stage", { hasText: "published" }).waitFor();
+  const rolled = (await call("GET", "/api/v1/dns/dnssec")).body;
+  assert.equal(rolled.ksk.stage, "published");
+  assert.equal(rolled.keys.filter((k) => k.role === "ksk").length, 2);
+  assert.equal(await page.locator("#dnssec-keys tbody tr").count(), rolled.keys.length);
+  const early = await call("POST", "/api/v1/dns/dnssec/ksk/ds");
+  assert.equal(early.status, 409);
+  assert.match(early.body.error.message, /CDS is published from/);
+  await shot(page, "dnssec-roll");
 });
 
 test("a real client's lease appears live; the filter keeps what is typed", async () => {
