@@ -6,10 +6,14 @@ package main
 // the API serves.
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,11 +21,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/acme"
 
 	"github.com/infrad/infrad/internal/testenv"
 )
@@ -448,5 +455,83 @@ hosts: [{name: node1, ip: 10.0.40.10}]
 	bad := start(t, dir, append(args, "--name", "nosuch")...)
 	if code := bad.wait(t, 30*time.Second); code != exitFail || !strings.Contains(bad.output.String(), "FAIL  forward name") {
 		t.Errorf("check of an unknown node: exit %d\n%s", code, bad.output.String())
+	}
+}
+
+// TestACMEExternalAccountBinding: with ca.acme_eab, lego without a key is refused an
+// account; infrad export cert-manager makes a key and writes it into the issuer's
+// Secret; lego with that key (--eab --kid --hmac) gets a certificate; the key binds
+// one account only.
+func TestACMEExternalAccountBinding(t *testing.T) {
+	testenv.Need(t, "lego", "openssl")
+	dir := t.TempDir()
+	api, dnsPort, ntpPort, caPort, httpPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	site := filepath.Join(dir, "site.yaml")
+	text := fmt.Sprintf(caSite, filepath.Join(dir, "data"), api, dnsPort, ntpPort, caPort, httpPort)
+	os.WriteFile(site, []byte(strings.Replace(text, "http01_port:", "acme_eab: true, http01_port:", 1)), 0o644)
+	start(t, dir, "serve", "-c", site)
+	base := fmt.Sprintf("http://127.0.0.1:%d", api)
+	waitReady(t, base)
+	lab := caLab{dir: dir, root: filepath.Join(dir, "root.pem"), dnsPort: dnsPort, httpPort: httpPort,
+		directory: fmt.Sprintf("https://127.0.0.1:%d/acme/acme/directory", caPort)}
+	resp, err := http.Get(base + "/api/v1/ca/root.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootPEM, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	os.WriteFile(lab.root, rootPEM, 0o644)
+	httpFlags := []string{"--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", httpPort)}
+
+	legoRun := func(domain string, flags ...string) ([]byte, error) {
+		args := append([]string{"--server", lab.directory, "--accept-tos", "--email", "ops@k8s.example.com",
+			"--domains", domain, "--path", filepath.Join(dir, "lego-"+domain)}, flags...)
+		cmd := exec.Command("lego", append(append(args, httpFlags...), "run")...)
+		cmd.Env = append(os.Environ(), "LEGO_CA_CERTIFICATES="+lab.root)
+		return cmd.CombinedOutput()
+	}
+	// lego reads the directory's externalAccountRequired and stops; a client that does
+	// not (golang.org/x/crypto/acme) is refused by the server.
+	if out, err := legoRun("noeab.k8s.example.com"); err == nil || !strings.Contains(string(out), "External Account Binding") {
+		t.Errorf("lego without an EAB key: %v, want refused for want of External Account Binding:\n%s", err, out)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(rootPEM)
+	acmeClient := &acme.Client{Key: key, DirectoryURL: lab.directory,
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}}
+	var ae *acme.Error
+	if _, err := acmeClient.Register(t.Context(), &acme.Account{}, acme.AcceptTOS); !errors.As(err, &ae) || ae.ProblemType != "urn:ietf:params:acme:error:externalAccountRequired" {
+		t.Errorf("an account without an EAB key: got %v, want refused with externalAccountRequired", err)
+	}
+
+	out, err := exec.Command(binary, "export", "--api", base, "--data", filepath.Join(dir, "data"), "cert-manager").CombinedOutput()
+	if err != nil {
+		t.Fatalf("infrad export cert-manager: %v\n%s", err, out)
+	}
+	kid := regexp.MustCompile(`(?m)^      keyID: (\S+)$`).FindSubmatch(out)
+	hmac := regexp.MustCompile(`(?m)^  secret: (\S+)$`).FindSubmatch(out)
+	if kid == nil || hmac == nil || !strings.Contains(string(out), "name: infrad-acme-eab") {
+		t.Fatalf("export cert-manager with ca.acme_eab: no externalAccountBinding and Secret:\n%s", out)
+	}
+	eab := []string{"--eab", "--kid", string(kid[1]), "--hmac", string(hmac[1])}
+	if out, err := legoRun("eab.k8s.example.com", eab...); err != nil {
+		t.Fatalf("lego with the export's EAB key: %v\n%s", err, out)
+	}
+	lab.verify(t, filepath.Join(dir, "lego-eab.k8s.example.com", "certificates", "eab.k8s.example.com.crt"), "eab.k8s.example.com")
+	// The key bound that account: another account (a new lego directory) cannot use it
+	// (step-ca answers serverInternal: it finds the key's secret, cleared when bound,
+	// missing before it checks the binding).
+	if out, err := legoRun("again.k8s.example.com", eab...); err == nil || !strings.Contains(string(out), "new-account") {
+		t.Errorf("a second account with a bound EAB key: %v, want refused:\n%s", err, out)
+	}
+	var keys []struct {
+		ID      string `json:"key_id"`
+		Account string `json:"account"`
+		HMAC    string `json:"hmac_key"`
+	}
+	getJSON(t, base+"/api/v1/ca/eab", readToken(t, filepath.Join(dir, "data")), &keys)
+	if len(keys) != 1 || keys[0].ID != string(kid[1]) || keys[0].Account == "" || keys[0].HMAC != "" {
+		t.Errorf("the EAB keys listed: %+v, want the one, bound, without its secret", keys)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/infrad/infrad/pkg/api"
 	"github.com/infrad/infrad/pkg/client"
@@ -46,7 +47,7 @@ func exportCmd(args []string, stdout, stderr io.Writer) int {
 	var out string
 	if err == nil {
 		var site export.Site
-		if site, err = exportSite(c, *server); err == nil {
+		if site, err = exportSite(c, *server, fs.Arg(0)); err == nil {
 			out, err = export.Render(fs.Arg(0), site)
 		}
 	}
@@ -60,7 +61,7 @@ func exportCmd(args []string, stdout, stderr io.Writer) int {
 
 // site reads what the exports need from the API. The CA's part is left empty when the
 // CA has not started; the exports that need it say so.
-func exportSite(c *client.Client, server string) (export.Site, error) {
+func exportSite(c *client.Client, server, kind string) (export.Site, error) {
 	var s export.Site
 	var status struct{ Site api.SiteInfo }
 	if err := c.Get("/api/v1/status", &status); err != nil {
@@ -84,9 +85,27 @@ func exportSite(c *client.Client, server string) (export.Site, error) {
 		return s, err
 	}
 	s.DS = dnssec.DS
-	var ca struct{ Directory string }
+	var ca struct {
+		Directory string
+		EAB       bool `json:"external_account_required"`
+	}
 	if c.Get("/api/v1/ca", &ca) == nil {
 		s.Directory = ca.Directory
+		if ca.EAB && kind == "cert-manager" { // a key of its own for the issuer (an admin token makes one)
+			body := fmt.Sprintf(`{"reference": "cert-manager %s"}`, time.Now().UTC().Format(time.RFC3339))
+			resp, err := c.Do("POST", "/api/v1/ca/eab", strings.NewReader(body))
+			if err != nil {
+				return s, fmt.Errorf("the CA wants an EAB key of every ACME account (ca.acme_eab), and making one failed: %w", err)
+			}
+			var key struct {
+				ID   string `json:"key_id"`
+				HMAC string `json:"hmac_key"`
+			}
+			if err := client.DecodeJSON(resp, &key); err != nil {
+				return s, err
+			}
+			s.EAB = &export.EAB{KeyID: key.ID, HMAC: key.HMAC}
+		}
 		if resp, err := c.Do("GET", "/api/v1/ca/root.pem", nil); err == nil {
 			raw, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

@@ -363,6 +363,11 @@ func (fakeCA) RootPEM() []byte                         { return nil }
 func (fakeCA) Info() (ca.Info, error)                  { return ca.Info{}, ca.ErrNotStarted }
 func (fakeCA) Certificates() ([]ca.Certificate, error) { return nil, ca.ErrNotStarted }
 func (fakeCA) CRL() ([]byte, error)                    { return nil, ca.ErrNotStarted }
+func (fakeCA) CreateEAB(context.Context, string) (ca.EABKey, error) {
+	return ca.EABKey{}, ca.ErrNotStarted
+}
+func (fakeCA) EABKeys(context.Context) ([]ca.EABKey, error) { return nil, ca.ErrNotStarted }
+func (fakeCA) DeleteEAB(context.Context, string) error      { return ca.ErrNotStarted }
 
 func TestRateLimit(t *testing.T) {
 	s := newServerWith(t, func(o *Options) { o.RateLimit = 2 }, service.StateReady)

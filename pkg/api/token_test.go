@@ -207,6 +207,7 @@ func TestScopesOfEveryRoute(t *testing.T) {
 		"DELETE /api/v1/cluster/nodes/{name}": true,
 		"POST /api/v1/ca/ssh/hosts/{name}":    true, "POST /api/v1/ca/ssh/hosts/{name}/enrol": true, "POST /api/v1/ca/ssh/revoke": true,
 		"POST /api/v1/dns/dnssec/ksk/roll": true, "POST /api/v1/dns/dnssec/ksk/ds": true, // the site's trust anchor
+		"GET /api/v1/ca/eab": true, "POST /api/v1/ca/eab": true, "DELETE /api/v1/ca/eab/{id}": true,
 	}
 	needOf := func(method, route string) ipam.Scope {
 		switch {

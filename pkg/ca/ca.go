@@ -81,6 +81,7 @@ type Service struct {
 
 	mu    sync.Mutex // guards what follows
 	auth  *authority.Authority
+	acme  acme.DB // the ACME tables: accounts, orders, EAB keys
 	root  *x509.Certificate
 	inter *x509.Certificate
 	srv   *http.Server
@@ -198,7 +199,7 @@ func (s *Service) Start(ctx context.Context) error {
 	})
 	srv := &http.Server{Handler: r, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.timeouts.Apply(srv)
-	s.srv, s.auth, s.root, s.inter = srv, auth, root.Cert, inter.Cert
+	s.srv, s.auth, s.acme, s.root, s.inter = srv, auth, acmeDB, root.Cert, inter.Cert
 	s.health.Reset()
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -297,8 +298,10 @@ func (s *Service) authority(dir, base string, root, inter pki.Pair) (*authority.
 	site := s.site.Load()
 	lifetime := site.CA.CertLifetime
 	prov := &provisioner.ACME{
+		ID:         provisionerID,
 		Type:       provisioner.TypeACME.String(),
 		Name:       "acme",
+		RequireEAB: site.CA.ExternalAccountBinding,
 		Challenges: []provisioner.ACMEChallenge{provisioner.HTTP_01, provisioner.DNS_01, provisioner.TLS_ALPN_01},
 		Claims: &provisioner.Claims{
 			MinTLSDur:     &provisioner.Duration{Duration: 5 * time.Minute},
@@ -450,7 +453,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	}
 	err := s.srv.Shutdown(ctx)
 	err = errors.Join(err, s.auth.Shutdown())
-	s.srv, s.auth = nil, nil
+	s.srv, s.auth, s.acme = nil, nil, nil
 	return err
 }
 

@@ -32,6 +32,8 @@ type Info struct {
 	IntermediateExpiry time.Time `json:"intermediate_expiry"`
 	CertLifetime       string    `json:"cert_lifetime"` // as Go writes a duration: 2160h0m0s
 	CertLifetimeSecs   int64     `json:"cert_lifetime_seconds"`
+	// ExternalAccountRequired: a new ACME account needs an EAB key (ca.acme_eab).
+	ExternalAccountRequired bool `json:"external_account_required"`
 }
 
 // Info is nil-safe: before Start it returns ErrNotStarted.
@@ -49,6 +51,8 @@ func (s *Service) Info() (Info, error) {
 		IntermediateExpiry: s.inter.NotAfter,
 		CertLifetime:       s.site.Load().CA.CertLifetime.String(),
 		CertLifetimeSecs:   int64(s.site.Load().CA.CertLifetime.Seconds()),
+
+		ExternalAccountRequired: s.site.Load().CA.ExternalAccountBinding,
 	}, nil
 }
 

@@ -128,6 +128,9 @@ type CA struct {
 	Name         site.Name // the CA's own DNS name: https://<name>/acme/acme/directory
 	CertLifetime time.Duration
 	HTTP01Port   int // where http-01 challenges are fetched; ACME says 80 (0 here)
+	// ExternalAccountBinding makes every new ACME account show one of the CA's EAB
+	// keys (RFC 8555 §7.3.4), made through the API (ca.acme_eab).
+	ExternalAccountBinding bool
 }
 
 // Boot configures network boot: the profiles hosts and subnets name, and the TFTP

@@ -97,4 +97,5 @@ type fileCA struct {
 	Name         string `yaml:"name"`
 	CertLifetime string `yaml:"cert_lifetime"`
 	HTTP01Port   *int   `yaml:"http01_port"`
+	ACMEEAB      bool   `yaml:"acme_eab"`
 }

@@ -310,6 +310,8 @@ func (v *validator) ca(f *fileCA, domain site.Name) CA {
 	c := CA{
 		Listen:       v.listen("ca.listen", orDefault(f.Listen, DefaultCAListen)),
 		CertLifetime: v.duration("ca.cert_lifetime", f.CertLifetime, DefaultCertLifetime, time.Hour),
+
+		ExternalAccountBinding: f.ACMEEAB,
 	}
 	if f.HTTP01Port != nil {
 		if p := *f.HTTP01Port; p < 1 || p > 65535 {

@@ -29,6 +29,13 @@ type Site struct {
 	DS        []string // the signed zones' DS records, zone-file form; none: DNSSEC is off
 	NTS       *NTS     // nil: NTS is off
 	SSH       *SSH     // nil: the SSH CA's keys are not made yet
+	EAB       *EAB     // nil: the CA takes ACME accounts without external account binding
+}
+
+// EAB is an external account binding key of the CA's, made for the export.
+type EAB struct {
+	KeyID string
+	HMAC  string // base64url, as cert-manager's Secret holds it
 }
 
 // SSH is what a node and its users need of the site's SSH CA.
@@ -231,7 +238,7 @@ func noProxy(s Site) string {
 }
 
 func certManager(s Site) string {
-	return fmt.Sprintf(`apiVersion: cert-manager.io/v1
+	issuer := fmt.Sprintf(`apiVersion: cert-manager.io/v1
 kind: ClusterIssuer
 metadata:
   name: infrad
@@ -245,6 +252,26 @@ spec:
       - http01:
           ingress: {}
 `, s.Directory, base64.StdEncoding.EncodeToString([]byte(s.RootPEM)))
+	if s.EAB == nil {
+		return issuer
+	}
+	// The CA wants an EAB key (ca.acme_eab): one made for this export, its secret in
+	// a Secret of cert-manager's namespace, which a ClusterIssuer reads.
+	return issuer + fmt.Sprintf(`    externalAccountBinding:
+      keyID: %s
+      keySecretRef:
+        name: infrad-acme-eab
+        key: secret
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: infrad-acme-eab
+  namespace: cert-manager
+type: Opaque
+stringData:
+  secret: %s
+`, s.EAB.KeyID, s.EAB.HMAC)
 }
 
 // kubeadm writes a ClusterConfiguration (kubeadm.k8s.io/v1beta4) whose endpoint is the

@@ -32,11 +32,13 @@ func TestExportsMatchTheCRDs(t *testing.T) {
 	l2 := exampleSite(t)
 	bgp := exampleSite(t)
 	bgp.BGP = &BGP{MyASN: 64512, PeerASN: 64513, PeerAddress: netip.MustParseAddr("10.0.40.1"), PeerPort: 179}
+	eab := exampleSite(t)
+	eab.EAB = &EAB{KeyID: "kid-1", HMAC: "c2VjcmV0"}
 	checked := 0
 	for _, tc := range []struct {
 		kind string
 		site Site
-	}{{"metallb", l2}, {"metallb", bgp}, {"cert-manager", l2}} {
+	}{{"metallb", l2}, {"metallb", bgp}, {"cert-manager", l2}, {"cert-manager", eab}} {
 		out, err := Render(tc.kind, tc.site)
 		if err != nil {
 			t.Fatal(err)
@@ -50,6 +52,13 @@ func TestExportsMatchTheCRDs(t *testing.T) {
 				t.Fatalf("%s: %v", tc.kind, err)
 			}
 			id := obj["apiVersion"].(string) + " " + obj["kind"].(string)
+			if id == "v1 Secret" { // core, no CRD: what the issuer's keySecretRef names
+				if md, _ := obj["metadata"].(map[string]any); md["name"] != "infrad-acme-eab" || md["namespace"] != "cert-manager" {
+					t.Errorf("%s writes a Secret the issuer does not name: %v", tc.kind, md)
+				}
+				checked++
+				continue
+			}
 			schema, ok := crds[id]
 			if !ok {
 				t.Errorf("%s writes %s, which no served version of the CRDs defines", tc.kind, id)
