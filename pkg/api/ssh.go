@@ -191,6 +191,9 @@ func (s *Server) signUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if body.Hours < 0 || body.Hours > 24*366 { // (the CA bounds it by ssh.user_cert_hours; this bounds the arithmetic)
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid", Field: "hours", Message: "hours is how long the certificate lives: 0 (the most the site allows) or more"}
+	}
 	c, _ := r.Context().Value(tokenKey{}).(caller)
 	if len(body.Principals) == 0 {
 		tok, _ := s.opts.IPAM.Model().Token(c.name)

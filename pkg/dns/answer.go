@@ -2,7 +2,6 @@ package dns
 
 import (
 	"maps"
-	"net/netip"
 	"slices"
 
 	"github.com/miekg/dns"
@@ -94,17 +93,8 @@ func (v *view) fast(name string, qtype uint16) dns.RR {
 	}
 	switch qtype {
 	case dns.TypeA, dns.TypeAAAA:
-		host, ok := v.m.HostnameOf(owner)
-		if !ok {
-			return nil
-		}
-		var a netip.Addr
-		if h, ok := v.m.Host(host); ok {
-			a = h.IP
-		} else if l, ok := v.m.LeaseNamed(host); ok {
-			a = l.IP
-		}
-		if !a.IsValid() || a.Is4() != (qtype == dns.TypeA) {
+		a, _ := v.m.AddressOf(owner, qtype == dns.TypeAAAA)
+		if !a.IsValid() {
 			return nil
 		}
 		return v.m.AddressRR(name, a)

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -616,5 +617,56 @@ func TestReloadMovesListenersAndForwarders(t *testing.T) {
 	}
 	if h := svc.Health(); h.State != service.StateDegraded || !strings.Contains(h.LastError, "could not be bound") {
 		t.Errorf("health after a refused reload: %+v, want degraded, saying why", h)
+	}
+}
+
+// TestDualStackHost: a host with an ip and an ip6 is one object: dig finds its A and
+// its AAAA (from the fast path and from ANY), a PTR in each reverse zone, and the
+// zones' transfer holds all four; its ip6 is refused to another host, and a rename
+// takes all four with it.
+func TestDualStackHost(t *testing.T) {
+	testenv.Need(t, "dig")
+	s := startSite(t, func(port int) string {
+		return strings.Replace(fmt.Sprintf(testSite, port, ""), `{name: cp02, ip: 10.0.40.11}`, `{name: cp02, ip: 10.0.40.11, ip6: "fd00:40::11"}`, 1)
+	})
+	check := func(name string) {
+		t.Helper()
+		for _, q := range []struct{ name, qtype, want string }{
+			{name + ".k8s.example.com.", "A", "10.0.40.11"},
+			{name + ".k8s.example.com.", "AAAA", "fd00:40::11"},
+			{"11.40.0.10.in-addr.arpa.", "PTR", name + ".k8s.example.com."},
+			{"1.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.4.0.0.0.0.d.f.ip6.arpa.", "PTR", name + ".k8s.example.com."},
+		} {
+			if got := s.answers(t, q.name, q.qtype); !slices.Equal(got, []string{q.want}) {
+				t.Errorf("%s %s: got %v, want %s", q.name, q.qtype, got, q.want)
+			}
+		}
+		if got := s.answers(t, name+".k8s.example.com.", "ANY"); !slices.Contains(got, "10.0.40.11") || !slices.Contains(got, "fd00:40::11") {
+			t.Errorf("%s ANY: got %v, want both addresses", name, got)
+		}
+		axfr := s.dig(t, "-y", "hmac-sha256:external-dns:"+tsigSecret, "0.0.0.0.0.0.0.0.0.4.0.0.0.0.d.f.ip6.arpa.", "AXFR")
+		if !strings.Contains(axfr, name+".k8s.example.com.") {
+			t.Errorf("the ip6.arpa zone's transfer lacks %s's PTR:\n%s", name, axfr)
+		}
+	}
+	check("cp02")
+	ctx := t.Context()
+	if _, err := s.ipam.CreateHost(ctx, site.HostSpec{Name: "dup", IP: "10.0.40.60", IP6: "fd00:40::11"}); !errors.Is(err, ipam.ErrConflict) {
+		t.Errorf("another host with cp02's ip6: got %v, want a conflict", err)
+	}
+	if _, err := s.ipam.CreateHost(ctx, site.HostSpec{Name: "w6", IP: "10.0.40.61", IP6: "fd00:40::61"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ipam.UpdateHost(ctx, "w6", site.HostSpec{Name: "w7", IP: "10.0.40.61", IP6: "fd00:40::62"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.answers(t, "w7.k8s.example.com.", "AAAA"); !slices.Equal(got, []string{"fd00:40::62"}) {
+		t.Errorf("w7 AAAA after the rename: %v", got)
+	}
+	if out := s.dig(t, "1.6.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.4.0.0.0.0.d.f.ip6.arpa.", "PTR"); !strings.Contains(out, "status: NXDOMAIN") {
+		t.Errorf("the old ip6's reverse name after the change: want NXDOMAIN:\n%s", out)
+	}
+	if got := s.answers(t, "w6.k8s.example.com.", "AAAA"); len(got) != 0 {
+		t.Errorf("the old name's AAAA after the rename: %v", got)
 	}
 }

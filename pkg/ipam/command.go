@@ -68,8 +68,8 @@ func Requires(cmd Command) string {
 		return len(profiles) > 0 || slices.ContainsFunc(hosts, func(h site.Host) bool { return h.Boot != "" || h.BootOnce || h.PiSerial != "" }) ||
 			slices.ContainsFunc(subnets, func(sn site.Subnet) bool { return sn.Boot != "" })
 	}
-	sshing := func(hosts []site.Host) bool {
-		return slices.ContainsFunc(hosts, func(h site.Host) bool { return h.SSH != nil })
+	sshing := func(hosts []site.Host) bool { // (and dual-stack: the same build)
+		return slices.ContainsFunc(hosts, func(h site.Host) bool { return h.SSH != nil || h.IP6.IsValid() })
 	}
 	switch c := cmd.(type) {
 	case PutHost:

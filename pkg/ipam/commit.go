@@ -137,7 +137,9 @@ func load(st *store.Store) (*Model, uint64, error) {
 		}
 		for _, h := range all {
 			hosts.Set(h.Name, h)
-			byIP.Set(h.IP, h.Name)
+			for _, a := range h.Addrs() {
+				byIP.Set(a, h.Name)
+			}
 			if !h.MAC.IsZero() {
 				byMAC.Set(h.MAC, h.Name)
 			}

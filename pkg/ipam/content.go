@@ -54,8 +54,13 @@ func (m *Model) Node(name string) (RRsets, bool) {
 			n.Add(&dns.NS{Hdr: hdr(name, dns.TypeNS, ttl), Ns: ns})
 		}
 	}
-	if a, ok := m.addressOf(owner); ok {
-		n.Add(m.AddressRR(name, a))
+	if a4, ok := m.AddressOf(owner, false); ok {
+		if a4.IsValid() {
+			n.Add(m.AddressRR(name, a4))
+		}
+		if a6, _ := m.AddressOf(owner, true); a6.IsValid() {
+			n.Add(m.AddressRR(name, a6))
+		}
 	} else if glue := m.GlueName(); glue != "" && name == glue {
 		for _, a := range m.glueAddrs() {
 			n.Add(m.AddressRR(name, a))
@@ -81,19 +86,28 @@ func (m *Model) Node(name string) (RRsets, bool) {
 	return n, len(n) > 0 || m.NameExists(owner)
 }
 
-// addressOf is the address of the host or the named lease whose name owner is.
-func (m *Model) addressOf(owner site.Name) (netip.Addr, bool) {
+// AddressOf is the address of the family asked (v6: IPv6, else IPv4) of the host or
+// the named lease whose name owner is: a host's ip, or its ip6. ok says owner is such
+// a name; the address is the zero Addr when it has none of that family.
+func (m *Model) AddressOf(owner site.Name, v6 bool) (a netip.Addr, ok bool) {
 	host, ok := m.HostnameOf(owner)
 	if !ok {
 		return netip.Addr{}, false
 	}
-	if h, ok := m.Host(host); ok {
-		return h.IP, true
+	var addrs [2]netip.Addr
+	if h, found := m.Host(host); found {
+		addrs = [2]netip.Addr{h.IP, h.IP6}
+	} else if l, found := m.LeaseNamed(host); found {
+		addrs[0] = l.IP
+	} else {
+		return netip.Addr{}, false
 	}
-	if l, ok := m.LeaseNamed(host); ok {
-		return l.IP, true
+	for _, a := range addrs {
+		if a.IsValid() && a.Is6() == v6 {
+			return a, true
+		}
 	}
-	return netip.Addr{}, false
+	return netip.Addr{}, true
 }
 
 // oneTTL gives every RR of an RRset the set's lowest TTL: an RRset has one TTL (RFC
@@ -237,7 +251,9 @@ func (m *Model) Owners(zone string) []string {
 	add(site.Name(zone))
 	for _, h := range m.Hosts() {
 		add(m.FQDN(h.Name))
-		add(site.ReverseName(h.IP))
+		for _, a := range h.Addrs() {
+			add(site.ReverseName(a))
+		}
 	}
 	for _, l := range m.Leases() {
 		if l.Hostname != "" {
@@ -270,7 +286,7 @@ func (m *Model) isService(name site.Name) bool {
 	if len(m.shape.DNS.NameServers) == 0 || !slices.Contains(m.shape.DNS.Services, name) {
 		return false
 	}
-	if _, ok := m.addressOf(name); ok {
+	if _, ok := m.AddressOf(name, false); ok {
 		return false
 	}
 	for _, rr := range m.RecordsAt(name) {

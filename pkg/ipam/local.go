@@ -79,14 +79,16 @@ func (n *neighbourhood) addRecordsAt(name site.Name) {
 // and the records at its name.
 func (n *neighbourhood) aroundHost(h site.Host) {
 	n.addHostNamed(h.Name)
-	if other, ok := n.m.HostAt(h.IP); ok {
-		n.addHost(other)
+	for _, a := range h.Addrs() {
+		if other, ok := n.m.HostAt(a); ok {
+			n.addHost(other)
+		}
+		n.addRecordsAt(site.ReverseName(a))
 	}
 	if other, ok := n.m.HostWithMAC(h.MAC); ok && !h.MAC.IsZero() {
 		n.addHost(other)
 	}
 	n.addRecordsAt(n.m.FQDN(h.Name))
-	n.addRecordsAt(site.ReverseName(h.IP))
 }
 
 // check compares the problems of the neighbourhood before and after the object of

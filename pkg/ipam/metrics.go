@@ -81,7 +81,9 @@ func subnetUsage(sn site.Subnet, hosts []site.Host, leases []Lease) usage {
 		held(sn.Gateway)
 	}
 	for _, h := range hosts {
-		held(h.IP)
+		for _, a := range h.Addrs() {
+			held(a)
+		}
 	}
 	for _, l := range leases {
 		held(l.IP)

@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/infrad/infrad/pkg/site"
@@ -22,6 +23,7 @@ func TestRequires(t *testing.T) {
 		{"a host with SSH principals", PutHost{Host: site.Host{Name: "a", SSH: &site.HostSSH{Principals: []string{"a-bmc"}}}}, "IssueSSHCert"},
 		{"a token with SSH principals", PutToken{Token: Token{Name: "alice", SSHPrincipals: []string{"root"}}}, "IssueSSHCert"},
 		{"a plain token", PutToken{Token: Token{Name: "alice"}}, ""},
+		{"a dual-stack host", PutHost{Host: site.Host{Name: "a", IP6: netip.MustParseAddr("fd00::a")}}, "IssueSSHCert"},
 		{"the DNSSEC ring", ring(`{"keys":[{"ksk":true}]}`), ""},
 		{"the DNSSEC ring in a KSK roll", ring(`{"keys":[{"ksk":true,"ds_ready":"2026-01-01T00:00:00Z"}]}`), "IssueSSHCert"},
 		{"the DNSSEC ring withdrawn", ring(`{"keys":[],"withdraw":{"started":"2026-01-01T00:00:00Z"}}`), "IssueSSHCert"},

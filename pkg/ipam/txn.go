@@ -151,12 +151,14 @@ func (t *txn) putHost(h site.Host) {
 		t.putLease(l)
 	}
 	t.m.hosts = t.m.hosts.Set(h.Name, h)
-	t.m.hostByIP = t.m.hostByIP.Set(h.IP, h.Name)
+	for _, a := range h.Addrs() {
+		t.m.hostByIP = t.m.hostByIP.Set(a, h.Name)
+		t.count(site.ReverseName(a), 1)
+	}
 	if !h.MAC.IsZero() {
 		t.m.hostByMAC = t.m.hostByMAC.Set(h.MAC, h.Name)
 	}
 	t.count(t.m.FQDN(h.Name), 1)
-	t.count(site.ReverseName(h.IP), 1)
 	t.mark(store.BucketHosts, h.Name)
 	t.dns = true
 }
@@ -180,14 +182,16 @@ func (t *txn) deleteHost(name string) {
 }
 
 func (t *txn) unindexHost(h site.Host) {
-	if n, _ := t.m.hostByIP.Get(h.IP); n == h.Name {
-		t.m.hostByIP = t.m.hostByIP.Delete(h.IP)
+	for _, a := range h.Addrs() {
+		if n, _ := t.m.hostByIP.Get(a); n == h.Name {
+			t.m.hostByIP = t.m.hostByIP.Delete(a)
+		}
+		t.count(site.ReverseName(a), -1)
 	}
 	if n, _ := t.m.hostByMAC.Get(h.MAC); !h.MAC.IsZero() && n == h.Name {
 		t.m.hostByMAC = t.m.hostByMAC.Delete(h.MAC)
 	}
 	t.count(t.m.FQDN(h.Name), -1)
-	t.count(site.ReverseName(h.IP), -1)
 }
 
 // putRecord adds r, or replaces the record with its ID (whose name is the same). A
@@ -331,6 +335,9 @@ func namesOf(m *Model) *immutable.Map[site.Name, int] {
 		_, h, _ := it.Next()
 		count(m.FQDN(h.Name))
 		count(site.ReverseName(h.IP))
+		if h.IP6.IsValid() {
+			count(site.ReverseName(h.IP6))
+		}
 	}
 	m.leases.byIP.Ascend(func(e keyed[netip.Addr]) bool {
 		if l := e.lease; l.Hostname != "" {

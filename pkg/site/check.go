@@ -195,7 +195,20 @@ func (c *checker) hosts() {
 			c.conflictf(at, "ip", "%s is already the address of host %q", h.IP, c.set.Hosts[j].Name)
 		} else {
 			byIP[h.IP] = i
-			c.hostAddress(at, h)
+			c.hostAddress(at, "ip", h.IP, h)
+		}
+		if h.IP6.IsValid() {
+			switch j, dup := byIP[h.IP6]; {
+			case !h.IP6.Is6() || h.IP6.Is4In6():
+				c.addf(at, "ip6", "%s is not an IPv6 address: ip6 is a dual-stack host's IPv6 address", h.IP6)
+			case !h.IP.Is4():
+				c.addf(at, "ip6", "host %q's ip %s is IPv6 already: ip6 is the second address of a host whose ip is IPv4", h.Name, h.IP)
+			case dup:
+				c.conflictf(at, "ip6", "%s is already the address of host %q", h.IP6, c.set.Hosts[j].Name)
+			default:
+				byIP[h.IP6] = i
+				c.hostAddress(at, "ip6", h.IP6, h)
+			}
 		}
 		c.bootProfile(at, h.Boot, true)
 		if h.PiSerial != "" {
@@ -248,25 +261,25 @@ func (c *checker) absoluteHostname(name string) error {
 }
 
 // hostAddress checks that h's address is a node address that nothing else owns.
-func (c *checker) hostAddress(at at, h Host) {
-	sn, ok := c.set.SubnetOf(h.IP)
+func (c *checker) hostAddress(at at, field string, ip netip.Addr, h Host) {
+	sn, ok := c.set.SubnetOf(ip)
 	switch {
 	case !ok:
-		c.addf(at, "ip", "%s is outside every subnet", h.IP)
+		c.addf(at, field, "%s is outside every subnet", ip)
 		return
 	case sn.Purpose != PurposeNodes:
-		c.addf(at, "ip", "%s is in subnet %q, which is for %s: hosts belong in nodes subnets", h.IP, sn.Name, sn.Purpose)
+		c.addf(at, field, "%s is in subnet %q, which is for %s: hosts belong in nodes subnets", ip, sn.Name, sn.Purpose)
 		return
 	}
-	if name := AddressName(sn, h.IP); name != "" {
-		c.conflictf(at, "ip", "%s is the %s of subnet %q, so host %q cannot have it", h.IP, name, sn.Name, h.Name)
+	if name := AddressName(sn, ip); name != "" {
+		c.conflictf(at, field, "%s is the %s of subnet %q, so host %q cannot have it", ip, name, sn.Name, h.Name)
 		return
 	}
 	for _, r := range sn.Ranges {
 		// A DHCP pool's address may be a host's (an in-pool reservation, as pinning a
 		// lease makes): the pool skips it. A reserved range's never.
-		if r.Kind == RangeReserved && r.Contains(h.IP) {
-			c.conflictf(at, "ip", "%s is inside %s of subnet %q, so host %q cannot have it", h.IP, describeRange(r), sn.Name, h.Name)
+		if r.Kind == RangeReserved && r.Contains(ip) {
+			c.conflictf(at, field, "%s is inside %s of subnet %q, so host %q cannot have it", ip, describeRange(r), sn.Name, h.Name)
 			return
 		}
 	}
@@ -283,8 +296,10 @@ func (c *checker) records() {
 	}
 	for _, h := range c.set.Hosts {
 		hostNames[HostFQDN(h.Name, c.set.Domain)] = h.Name
-		if pointers[h.IP] {
-			reverseNames[ReverseName(h.IP)] = h.Name
+		for _, a := range h.Addrs() {
+			if pointers[a] {
+				reverseNames[ReverseName(a)] = h.Name
+			}
 		}
 	}
 	glue := c.set.glue()
@@ -336,8 +351,10 @@ func (s *Set) glue() []netip.Addr {
 	}
 	hosted := map[netip.Addr]bool{}
 	for _, h := range s.Hosts {
-		if slices.Contains(s.DNS.NameServers, h.IP) {
-			hosted[h.IP] = true
+		for _, a := range h.Addrs() {
+			if slices.Contains(s.DNS.NameServers, a) {
+				hosted[a] = true
+			}
 		}
 	}
 	var out []netip.Addr

@@ -44,6 +44,7 @@ type RangeSpec struct {
 type HostSpec struct {
 	Name     string           `yaml:"name" json:"name"`
 	IP       string           `yaml:"ip" json:"ip"`
+	IP6      string           `yaml:"ip6" json:"ip6,omitempty"`
 	MAC      string           `yaml:"mac" json:"mac,omitempty"`
 	Role     string           `yaml:"role" json:"role,omitempty"`
 	Comment  string           `yaml:"comment" json:"comment,omitempty"`
@@ -102,6 +103,9 @@ func (s HostSpec) Parse() (Host, []FieldError) {
 		h.SSH = &HostSSH{Principals: slices.Clone(s.SSH.Principals)}
 	}
 	h.IP = errs.requiredAddr("ip", s.IP)
+	if s.IP6 != "" {
+		h.IP6 = errs.addr("ip6", s.IP6)
+	}
 	h.DHCP = s.DHCP.parse("dhcp_options", &errs)
 	if s.MAC != "" {
 		mac, err := ParseMAC(s.MAC)

@@ -87,10 +87,14 @@ func (r Range) Overlaps(o Range) bool {
 }
 
 // Host is one machine of the site: from it follow its DHCP reservation (when it has
-// a MAC), its A or AAAA record and its PTR record.
+// a MAC), its A or AAAA record and its PTR record, and a dual-stack host's AAAA and
+// ip6.arpa PTR.
 type Host struct {
-	Name    string       `json:"name"` // hostname relative to the site's domain, lower case
-	IP      netip.Addr   `json:"ip"`
+	Name string     `json:"name"` // hostname relative to the site's domain, lower case
+	IP   netip.Addr `json:"ip"`
+	// IP6 is a dual-stack host's IPv6 address (its IP is IPv4); zero: none. Its AAAA
+	// and ip6.arpa PTR follow from it as the A and PTR follow from IP.
+	IP6     netip.Addr   `json:"ip6,omitzero"`
 	MAC     MAC          `json:"mac,omitzero"` // zero for a host without DHCP
 	Role    string       `json:"role,omitempty"`
 	Comment string       `json:"comment,omitempty"`
@@ -109,6 +113,14 @@ type Host struct {
 	Owner Owner    `json:"owner"`
 }
 
+// Addrs are h's addresses: its IP, and its IP6 when it has one.
+func (h Host) Addrs() []netip.Addr {
+	if h.IP6.IsValid() {
+		return []netip.Addr{h.IP, h.IP6}
+	}
+	return []netip.Addr{h.IP}
+}
+
 // HostSSH is what a host's SSH certificates carry beyond its own names.
 type HostSSH struct {
 	Principals []string `yaml:"principals" json:"principals,omitempty"`
@@ -123,8 +135,10 @@ func (h Host) SSHPrincipals(domain Name) []string {
 	if h.SSH != nil {
 		out = append(out, h.SSH.Principals...)
 	}
-	if h.IP.IsValid() {
-		out = append(out, h.IP.String())
+	for _, a := range h.Addrs() {
+		if a.IsValid() {
+			out = append(out, a.String())
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

@@ -84,7 +84,6 @@ func New(opts Options) *CA {
 	return c
 }
 
-// planKeys makes the keys the ring lacks.
 func (c *CA) log() *slog.Logger {
 	if c.opts.Logger == nil {
 		return slog.Default()
@@ -92,6 +91,7 @@ func (c *CA) log() *slog.Logger {
 	return c.opts.Logger
 }
 
+// planKeys makes the keys the ring lacks.
 func planKeys(k keys, _ time.Time) (keys, bool, error) {
 	changed := false
 	for _, key := range []*[]byte{&k.Host, &k.User} {
@@ -169,8 +169,8 @@ func (c *CA) SignHost(ctx context.Context, host string, pub ssh.PublicKey, enrol
 	return c.sign(ctx, pub, ssh.HostCert, life, rec, enrolment)
 }
 
-// SignUser signs pub as a user certificate for principals, for hours (0: the most
-// the site allows), asked by the token named token, and records it.
+// SignUser signs pub as a user certificate for principals, to live for life (0: the
+// most the site allows), asked by the token named token, and records it.
 func (c *CA) SignUser(ctx context.Context, token string, pub ssh.PublicKey, principals []string, life time.Duration) (*ssh.Certificate, ipam.SSHCert, error) {
 	_, most := c.opts.Life()
 	switch {
@@ -263,7 +263,8 @@ func (c *CA) RenewHost(ctx context.Context, cert *ssh.Certificate, at time.Time,
 	if err != nil {
 		return nil, ipam.SSHCert{}, err
 	}
-	if cert.CertType != ssh.HostCert || cert.SignatureKey == nil || ssh.FingerprintSHA256(cert.SignatureKey) != ssh.FingerprintSHA256(host.PublicKey()) {
+	if cert.CertType != ssh.HostCert || len(cert.ValidPrincipals) == 0 || cert.SignatureKey == nil ||
+		ssh.FingerprintSHA256(cert.SignatureKey) != ssh.FingerprintSHA256(host.PublicKey()) {
 		return nil, ipam.SSHCert{}, bad("not a host certificate of this CA")
 	}
 	// The CA's signature of it: a forged certificate names a serial it did not issue.

@@ -461,13 +461,13 @@ async function hostsPage(root) {
   const subnetOf = (ip) => subnets.find((sn) => { const [b, bits] = sn.cidr.split("/"); const n = ipNum(ip), f = ipNum(b); return n >= f && n < f + 2 ** (32 - Number(bits)); });
   const draw = () => {
     const q = search.value.toLowerCase();
-    list.setRows(hosts.filter((x) => !q || [x.name, x.ip, x.mac, x.role, x.comment, x.boot, subnetOf(x.ip)?.name].some((v) => (v || "").toLowerCase().includes(q)))
+    list.setRows(hosts.filter((x) => !q || [x.name, x.ip, x.ip6, x.mac, x.role, x.comment, x.boot, subnetOf(x.ip)?.name].some((v) => (v || "").toLowerCase().includes(q)))
       .map((x) => hostRow(x, subnetOf(x.ip), profiles)));
   };
   const allocateIn = h("select", { name: "subnet" });
   const add = fieldForm([
     { name: "name", label: "Name", required: true }, { name: "ip", label: "IP address", placeholder: "or the next free one" },
-    h("label", {}, "Next free address in", allocateIn),
+    h("label", {}, "Next free address in", allocateIn), { name: "ip6", label: "IPv6 address", placeholder: "dual stack (optional)" },
     { name: "mac", label: "MAC" }, { name: "role", label: "Role" }, { name: "comment", label: "Comment" }], "Add host",
   async (v) => {
     const { subnet, ...spec } = clean(v);
@@ -505,7 +505,7 @@ function hostRow(x, sn, profiles) {
     ? h("td", { class: "actions muted" }, "read-only: from the site file")
     : h("td", { class: "actions" }, h("button", { class: "secondary", onclick: (e) => editHost(e.target.closest("tr"), x, profiles) }, "Edit"), " ",
       h("button", { class: "danger", onclick: () => { if (confirmed(`Delete host ${x.name} (${x.ip})?`)) act(() => api("DELETE", `/api/v1/hosts/${encodeURIComponent(x.name)}`), `Host ${x.name} deleted.`); } }, "Delete"));
-  return h("tr", { "data-host": x.name }, h("td", {}, x.name), h("td", {}, x.ip), h("td", {}, x.mac || ""), h("td", {}, x.role || ""),
+  return h("tr", { "data-host": x.name }, h("td", {}, x.name), h("td", {}, x.ip, x.ip6 ? [h("br"), x.ip6] : ""), h("td", {}, x.mac || ""), h("td", {}, x.role || ""),
     h("td", {}, sn?.name || ""), bootCell(x, sn), h("td", {}, x.comment || ""), h("td", {}, x.owner === "file" ? badge("site file", "") : badge("api", "")), actions);
 }
 
@@ -517,7 +517,8 @@ function editHost(row, x, profiles) {
       { name: "boot_once", label: "Boot from it once", type: "checkbox", value: x.boot_once }]
     : [];
   const form = fieldForm([
-    { name: "name", label: "Name", value: x.name }, { name: "ip", label: "IP address", value: x.ip }, { name: "mac", label: "MAC", value: x.mac },
+    { name: "name", label: "Name", value: x.name }, { name: "ip", label: "IP address", value: x.ip }, { name: "ip6", label: "IPv6 address", value: x.ip6 },
+    { name: "mac", label: "MAC", value: x.mac },
     { name: "role", label: "Role", value: x.role }, { name: "comment", label: "Comment", value: x.comment }, ...boot], "Save",
   async (v) => {
     const spec = clean(v);
@@ -608,17 +609,27 @@ async function dnsPage(root) {
     signing.replaceChildren(...dnssecCard(dnssec));
     const domain = status.site.domain.replace(/\.?$/, ".");
     const fqdn = (n) => (n.endsWith(".") ? n : `${n}.${domain}`);
-    const ptr = (ip) => ip.split(".").reverse().join(".") + ".in-addr.arpa."; // IPv4: an IPv6 host's PTR is not listed here
     records = own.map((r) => ({ ...r, from: r.owner === "file" ? "site file" : "api" }));
     for (const x of hosts) {
-      const v6 = x.ip.includes(":");
-      records.push({ name: fqdn(x.name), type: v6 ? "AAAA" : "A", value: x.ip, from: `host ${x.name}`, derived: true });
-      if (!v6) records.push({ name: ptr(x.ip), type: "PTR", value: fqdn(x.name), from: `host ${x.name}`, derived: true });
+      for (const ip of [x.ip, x.ip6].filter(Boolean)) {
+        records.push({ name: fqdn(x.name), type: ip.includes(":") ? "AAAA" : "A", value: ip, from: `host ${x.name}`, derived: true });
+        records.push({ name: ptr(ip), type: "PTR", value: fqdn(x.name), from: `host ${x.name}`, derived: true });
+      }
     }
     for (const l of leases) if (l.hostname) records.push({ name: fqdn(l.hostname), type: "A", value: l.ip, from: `lease ${l.ip}`, derived: true },
       { name: ptr(l.ip), type: "PTR", value: fqdn(l.hostname), from: `lease ${l.ip}`, derived: true });
     draw();
   };
+}
+
+// ptr is the reverse name of an address: in-addr.arpa, or ip6.arpa by nibbles.
+function ptr(ip) {
+  if (!ip.includes(":")) return ip.split(".").reverse().join(".") + ".in-addr.arpa.";
+  const [head, tail = ""] = ip.split("::");
+  const groups = (s) => (s ? s.split(":") : []);
+  const hs = groups(head), ts = groups(tail);
+  const all = ip.includes("::") ? [...hs, ...Array(8 - hs.length - ts.length).fill("0"), ...ts] : hs;
+  return all.map((g) => g.padStart(4, "0")).join("").split("").reverse().join(".") + ".ip6.arpa.";
 }
 
 // dnssecCard says whether the zones are signed, and with which keys: the DS records a
@@ -868,7 +879,7 @@ async function searchPage(root) {
     const [hosts, leases, records, subnets] = await Promise.all([get("/api/v1/hosts"), get("/api/v1/dhcp/leases"), get("/api/v1/dns/records"), get("/api/v1/subnets")]);
     const has = (...vs) => vs.some((v) => (v || "").toLowerCase().includes(q));
     const groups = [
-      ["Hosts", "hosts", hosts.filter((x) => has(x.name, x.ip, x.mac, x.role, x.comment)).map((x) => [x.name, `${x.ip}${x.mac ? " · " + x.mac : ""}`])],
+      ["Hosts", "hosts", hosts.filter((x) => has(x.name, x.ip, x.ip6, x.mac, x.role, x.comment)).map((x) => [x.name, `${x.ip}${x.mac ? " · " + x.mac : ""}`])],
       ["Leases", "leases", leases.filter((l) => has(l.ip, l.mac, l.hostname)).map((l) => [l.ip, `${l.mac || "quarantined"}${l.hostname ? " · " + l.hostname : ""}`])],
       ["DNS records", "dns", records.filter((r) => has(r.name, r.type, r.value)).map((r) => [r.name, `${r.type} ${r.value}`])],
       ["Subnets", "subnets", subnets.filter((sn) => has(sn.name, sn.cidr, sn.comment, ...(sn.ranges || []).map((r) => r.name))).map((sn) => [sn.name, sn.cidr])],

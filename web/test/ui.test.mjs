@@ -576,6 +576,20 @@ test("search the site from the top bar", async () => {
 // Layout at both widths: table headers keep their words whole, a pool's use is shown
 // however low, buttons stay inside their cells, no favicon is asked for (a 404 on
 // every load), and a form's failure takes an earlier success notice away.
+test("a dual-stack host: its IPv6 address, AAAA and both PTRs", async () => {
+  assert.equal((await call("POST", "/api/v1/subnets", { name: "lab6", cidr: "fd00:77::/64" })).status, 201);
+  await go("#/hosts");
+  const form = page.locator("#add-host form");
+  await fill(form, { name: "ds01", ip: "10.77.0.30", ip6: "fd00:77::30" });
+  await form.getByRole("button", { name: "Add host" }).click();
+  await page.locator('#hosts tr[data-host="ds01"]', { hasText: "fd00:77::30" }).waitFor();
+  assert.equal((await call("GET", "/api/v1/hosts/ds01")).body.ip6, "fd00:77::30");
+  await go("#/dns");
+  for (const text of ["AAAAfd00:77::30", "0.3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.7.7.0.0.0.0.d.f.ip6.arpa.PTRds01.lab.test."]) {
+    await page.locator("tr", { hasText: text }).first().waitFor();
+  }
+});
+
 test("layout at both widths, and notices that tell the truth", async () => {
   for (const viewport of [{ width: 1400, height: 900 }, { width: 390, height: 844 }]) {
     const ctx = await newContext(viewport);
