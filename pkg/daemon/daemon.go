@@ -29,6 +29,7 @@ import (
 	"github.com/infrad/infrad/pkg/export"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/ntp"
+	"github.com/infrad/infrad/pkg/ra"
 	"github.com/infrad/infrad/pkg/service"
 	"github.com/infrad/infrad/pkg/sshca"
 	"github.com/infrad/infrad/pkg/store"
@@ -63,6 +64,7 @@ type Daemon struct {
 	dns       *dns.Service
 	dhcp      *dhcp.Service
 	boot      *boot.Service
+	ra        *ra.Service
 	ca        *ca.Service
 	mgr       *service.Manager
 
@@ -317,6 +319,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Share: d.node.DHCPShare, Quorum: d.node.Quorum, CaughtUp: d.node.CaughtUp, Promised: d.node.Promised, Evicted: d.node.Evicted,
 		Boot: d.boot})
 	bootEvents = d.dhcp.NoteBoot
+	d.ra = ra.New(ra.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "ra")})
 	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"), Quorum: d.node.Quorum,
 		Synced: synced})
 	apiServer := api.New(api.Options{
@@ -349,13 +352,14 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Logger:    d.log.With("service", "api"),
 	})
 	d.api = apiServer
-	// Services in start order (ntp, dns, dhcp, boot, ca, api), joining as they are built.
+	// Services in start order (ntp, dns, dhcp, boot, ra, ca, api), joining as they are built.
 	// The API needs none of them: it must answer /readyz while they are failing.
 	d.mgr, err = service.New(service.Options{Logger: d.log},
 		service.Unit{Service: d.ntp},
 		service.Unit{Service: d.dns},
 		service.Unit{Service: d.dhcp},
 		service.Unit{Service: d.boot},
+		service.Unit{Service: d.ra},
 		// The CA trusts infrad's clock and resolves challenges through infrad's DNS.
 		service.Unit{Service: d.ca, Needs: []string{"ntp", "dns"}},
 		service.Unit{Service: apiServer},
@@ -474,6 +478,9 @@ func (d *Daemon) Reload(site *config.Site) error {
 	}
 	if err := d.dns.Reload(site); err != nil {
 		d.log.Error("dns keeps its running settings", "err", err)
+	}
+	if err := d.ra.Reload(context.Background(), site); err != nil {
+		d.log.Error("router advertisements did not restart with the reloaded site", "err", err)
 	}
 	bootRestart, err := d.boot.Reload(context.Background(), site)
 	if err != nil {

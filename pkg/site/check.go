@@ -90,6 +90,9 @@ func (c *checker) subnets() {
 			names[sn.Name] = i
 		}
 		c.bootProfile(at, sn.Boot, false)
+		if sn.RA != nil && (!sn.CIDR.Addr().Is6() || sn.Purpose != PurposeNodes) {
+			c.addf(at, "ra", "router advertisements are for IPv6 subnets of nodes: %s (%s) is not one", sn.Name, sn.CIDR)
+		}
 		if !sn.Purpose.Valid() {
 			c.addf(at, "purpose", "%q is not a purpose: use nodes, pods or services", sn.Purpose)
 		}

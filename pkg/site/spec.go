@@ -30,6 +30,7 @@ type SubnetSpec struct {
 	Comment string           `yaml:"comment" json:"comment,omitempty"`
 	DHCP    *DHCPOptionsSpec `yaml:"dhcp_options" json:"dhcp_options,omitempty"`
 	Boot    string           `yaml:"boot" json:"boot,omitempty"`
+	RA      *SubnetRA        `yaml:"ra" json:"ra,omitempty"`
 }
 
 // RangeSpec is a range as written.
@@ -68,7 +69,7 @@ type RecordSpec struct {
 // not overlap, ...) are checked by Set.Problems.
 func (s SubnetSpec) Parse() (Subnet, []FieldError) {
 	var errs fieldErrors
-	sn := Subnet{Name: s.Name, Purpose: Purpose(s.Purpose), Comment: s.Comment, Boot: s.Boot}
+	sn := Subnet{Name: s.Name, Purpose: Purpose(s.Purpose), Comment: s.Comment, Boot: s.Boot, RA: s.RA}
 	if sn.Purpose == "" {
 		sn.Purpose = PurposeNodes
 	}

@@ -65,7 +65,17 @@ type Subnet struct {
 	Comment string       `json:"comment,omitempty"` // free text for people
 	DHCP    *DHCPOptions `json:"dhcp_options,omitempty"`
 	Boot    string       `json:"boot,omitempty"` // the boot profile of its clients without one of their own; "": none
-	Owner   Owner        `json:"owner"`
+	// RA has infrad send router advertisements for the (IPv6) subnet; nil: none.
+	RA    *SubnetRA `json:"ra,omitempty"`
+	Owner Owner     `json:"owner"`
+}
+
+// SubnetRA is how infrad advertises an IPv6 subnet (RFC 4861): its prefix for
+// SLAAC, infrad's DNS (RDNSS) and the domain (DNSSL).
+type SubnetRA struct {
+	// Router says infrad is the link's router: its advertisements carry a router
+	// lifetime, and hosts route through it. false: lifetime 0, no default route.
+	Router bool `yaml:"router" json:"router,omitempty"`
 }
 
 // Range is a span of addresses inside a subnet, both ends included.
