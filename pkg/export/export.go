@@ -279,15 +279,7 @@ stringData:
 // records, or a CNAME chain to one of those (a load balancer's host, a kube-vip VIP).
 // The endpoint's names and addresses are the API server's extra certificate SANs.
 func kubeadm(s Site) (string, error) {
-	var pods, services string
-	for _, sn := range s.Subnets {
-		switch sn.Purpose {
-		case site.PurposePods:
-			pods = sn.CIDR.String()
-		case site.PurposeServices:
-			services = sn.CIDR.String()
-		}
-	}
+	pods, services := dualStack(s, site.PurposePods), dualStack(s, site.PurposeServices)
 	c := s.Cluster
 	if c.Endpoint == "" {
 		c.Endpoint = "api." + s.Domain + ":6443"
@@ -313,6 +305,23 @@ func kubeadm(s Site) (string, error) {
 	return b.String(), nil
 }
 
+// dualStack is the site's subnet of purpose p as kubeadm takes it: one, or an IPv4 and
+// an IPv6 subnet, comma-separated, IPv4 first (a dual-stack cluster's pods or
+// services); "": none.
+func dualStack(s Site, p site.Purpose) string {
+	var v4, v6 string
+	for _, sn := range s.Subnets {
+		switch {
+		case sn.Purpose != p:
+		case sn.CIDR.Addr().Is4() && v4 == "":
+			v4 = sn.CIDR.String()
+		case sn.CIDR.Addr().Is6() && v6 == "":
+			v6 = sn.CIDR.String()
+		}
+	}
+	return strings.Trim(v4+","+v6, ",")
+}
+
 // resolve follows name through the site's hosts and records to its addresses, and
 // returns the names on the way and the addresses, in order.
 func resolve(s Site, name string) ([]string, error) {
@@ -324,7 +333,9 @@ func resolve(s Site, name string) ([]string, error) {
 		var addrs []string
 		for _, h := range s.Hosts {
 			if site.HostFQDN(h.Name, site.Name(s.Domain+".")) == site.Name(name+".") {
-				addrs = append(addrs, h.IP.String())
+				for _, a := range h.Addrs() {
+					addrs = append(addrs, a.String())
+				}
 			}
 		}
 		next := ""

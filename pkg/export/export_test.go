@@ -142,3 +142,36 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("an unknown kind: got %v, want the list of kinds", err)
 	}
 }
+
+// TestKubeadmDualStack: a site with pods and services subnets of both families gives
+// kubeadm each pair, IPv4 first, and a dual-stack endpoint host both its addresses as
+// SANs; no_proxy lists the IPv6 subnets, MetalLB pools an IPv6 range.
+func TestKubeadmDualStack(t *testing.T) {
+	s := exampleSite(t)
+	s.Subnets = append(s.Subnets,
+		site.Subnet{Name: "pods6", CIDR: netip.MustParsePrefix("fd00:10:244::/56"), Purpose: site.PurposePods},
+		site.Subnet{Name: "svc6", CIDR: netip.MustParsePrefix("fd00:10:96::/112"), Purpose: site.PurposeServices},
+		site.Subnet{Name: "vm6", CIDR: netip.MustParsePrefix("fd00:40::/64"), Purpose: site.PurposeNodes, Ranges: []site.Range{
+			{Kind: site.RangeReserved, Name: "metallb", Start: netip.MustParseAddr("fd00:40::100"), End: netip.MustParseAddr("fd00:40::1ff")}}})
+	for i, h := range s.Hosts {
+		if h.Name == "bastion" {
+			s.Hosts[i].IP6 = netip.MustParseAddr("fd00:40::2")
+		}
+	}
+	s.Cluster.Endpoint = "bastion.k8s.corp.example:6443"
+	for kind, wants := range map[string][]string{
+		"kubeadm":  {"podSubnet: 10.244.0.0/16,fd00:10:244::/56", "serviceSubnet: 10.96.0.0/12,fd00:10:96::/112", "    - 10.0.40.2\n    - fd00:40::2\n"},
+		"no-proxy": {",fd00:10:244::/56,", ",fd00:40::/64,"},
+		"metallb":  {"    - fd00:40::100-fd00:40::1ff\n"},
+	} {
+		got, err := Render(kind, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range wants {
+			if !strings.Contains(got, want) {
+				t.Errorf("%s lacks %q:\n%s", kind, want, got)
+			}
+		}
+	}
+}
