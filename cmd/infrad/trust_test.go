@@ -213,6 +213,33 @@ func TestClusterSharesItsTrust(t *testing.T) {
 		}
 	}
 
+	// A KSK roll through one node: every node serves the same DNSKEY set, signed by
+	// both KSKs, at the same serial, and the old anchor still validates at each.
+	if out, err := l.curl(l.nodes[1], "-f", "-X", "POST", "http://127.0.0.1:8080/api/v1/dns/dnssec/ksk/roll"); err != nil {
+		t.Fatalf("roll the KSK through %s: %v %s", l.nodes[1].name, err, out)
+	}
+	apex := func(n *clusterNode) string { // the DNSKEY set and the SOA serial, as dig shows them
+		out, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+n.addr, "-p", "1053", "+short", "+tries=1", "+time=2", "lab.test", "DNSKEY").Output()
+		keys := strings.Split(strings.TrimSpace(string(out)), "\n")
+		slices.Sort(keys)
+		soa, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+n.addr, "-p", "1053", "+short", "+tries=1", "+time=2", "lab.test", "SOA").Output()
+		return strings.Join(keys, "\n") + "\n" + string(soa)
+	}
+	testenv.WaitFor(t, "one DNSKEY set with two KSKs on every node", func() bool {
+		first := apex(l.nodes[0])
+		return strings.Count(first, "257 3 13 ") == 2 && first == apex(l.nodes[1]) && first == apex(l.nodes[2])
+	})
+	for _, n := range l.nodes {
+		var st struct{ KSK struct{ Stage string } }
+		if out, err := l.curl(n, "http://127.0.0.1:8080/api/v1/dns/dnssec"); err != nil || json.Unmarshal([]byte(out), &st) != nil || st.KSK.Stage != "published" {
+			t.Errorf("%s's KSK roll: %v %s", n.name, err, out)
+		}
+		out, err := exec.Command("ip", "netns", "exec", l.cli, "delv", "@"+n.addr, "-p", "1053", "-a", anchors, "+root=lab.test", "cp01.lab.test", "A").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "; fully validated") {
+			t.Errorf("delv with the old anchor against %s during the roll: %v\n%s", n.name, err, out)
+		}
+	}
+
 	root, err := l.curl(l.nodes[0], "http://127.0.0.1:8080/api/v1/ca/root.pem")
 	if err != nil || !strings.Contains(root, "BEGIN CERTIFICATE") {
 		t.Fatalf("the root: %v %s", err, root)

@@ -630,6 +630,14 @@ func (s *Service) watch(ctx context.Context) {
 			continue
 		}
 		serial = m.Serial()
+		// Another box may have changed the key ring and moved the signing time (a key
+		// rolled in): read the ring now, not at the next keyCheck, so this box serves
+		// the serial as that box does.
+		if s.signer.keys.Load() != nil {
+			if err := s.keys.Read(ctx); err != nil {
+				s.log.Warn("dnssec: the key ring", "err", err)
+			}
+		}
 		s.notify(m.Zones())
 	}
 }

@@ -54,6 +54,12 @@ func (k *Keeper[R]) Refresh(ctx context.Context) error {
 	return k.refresh(ctx, k.Plan, true)
 }
 
+// Read reads the ring and gives it to Use when it changed, planning nothing: what
+// another box changed, taken as soon as this one hears of a change.
+func (k *Keeper[R]) Read(ctx context.Context) error {
+	return k.refresh(ctx, nil, false)
+}
+
 // Change reads the ring, changes it as change says (one change asked for, as a
 // command would: "roll the key now"), and gives it to Use. change's error is
 // returned as it is. The clock must be trusted.
@@ -64,9 +70,9 @@ func (k *Keeper[R]) Change(ctx context.Context, change Plan[R]) error {
 	return k.refresh(ctx, change, false)
 }
 
-// refresh reads the ring, plans it, stores what changed, and uses what it read.
-// planned: plan is the ring's own plan (its errors are wrapped, an untrusted clock
-// skips it).
+// refresh reads the ring, plans it (nil: not), stores what changed, and uses what it
+// read. planned: plan is the ring's own plan (its errors are wrapped, an untrusted
+// clock skips it).
 func (k *Keeper[R]) refresh(ctx context.Context, plan Plan[R], planned bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -84,7 +90,7 @@ func (k *Keeper[R]) refresh(ctx context.Context, plan Plan[R], planned bool) err
 				return fmt.Errorf("the %s key ring in the store: %w", k.Name, err)
 			}
 		}
-		if trusted := k.Trusted == nil || k.Trusted(); trusted {
+		if trusted := k.Trusted == nil || k.Trusted(); trusted && plan != nil {
 			next, changed, err := plan(ring, k.now())
 			if err != nil && !planned {
 				return err
