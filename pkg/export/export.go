@@ -130,7 +130,7 @@ func sshTrust(s Site) string {
 	fmt.Fprintf(&b, "# SSH trust for %s, from infrad\n\n", s.Domain)
 	fmt.Fprintf(&b, "# known_hosts (~/.ssh/known_hosts or /etc/ssh/ssh_known_hosts): hosts whose certificate the site's CA\n"+
 		"# signed are trusted with no prompt, under the names the certificate carries. known_hosts has no CIDRs:\n"+
-		"# each subnet is the octets it fixes. With CanonicalizeHostname yes and CanonicalDomains %s in\n"+
+		"# each subnet is the part of its addresses it fixes. With CanonicalizeHostname yes and CanonicalDomains %s in\n"+
 		"# ssh_config, short names (ssh cp01) are looked up under the domain too.\n", s.Domain)
 	fmt.Fprintf(&b, "@cert-authority %s %s\n\n", strings.Join(sshPatterns(s), ","), s.SSH.HostCA)
 	b.WriteString("# /etc/ssh/infrad_user_ca.pub: the users sshd lets in with a certificate from the site's CA\n")
@@ -146,25 +146,40 @@ func sshTrust(s Site) string {
 
 // sshPatterns are the known_hosts patterns of the site: its domain, and each subnet
 // of nodes as the octets its prefix fixes (10.0.40.0/24 is 10.0.40.*; a prefix
-// between octets widens to the octet above it).
+// between octets widens to the octet above it), or an IPv6 subnet as the groups it
+// fixes up to the last that is not zero, as addresses are written (fd00:40::/64 is
+// fd00:40:*, which fd00:40::10 matches).
 func sshPatterns(s Site) []string {
 	out := []string{"*." + s.Domain}
 	for _, sn := range s.Subnets {
-		if sn.Purpose != site.PurposeNodes || !sn.CIDR.Addr().Is4() {
+		if sn.Purpose != site.PurposeNodes {
 			continue
 		}
-		octets := sn.CIDR.Bits() / 8
-		if octets == 0 {
-			continue // a /0 to /7: every address, which a site's CA should not claim
-		}
-		a := sn.CIDR.Addr().As4()
 		var parts []string
-		for i := range octets {
-			parts = append(parts, strconv.Itoa(int(a[i])))
+		if a := sn.CIDR.Addr(); a.Is4() {
+			b := a.As4()
+			for i := range sn.CIDR.Bits() / 8 {
+				parts = append(parts, strconv.Itoa(int(b[i])))
+			}
+		} else {
+			b := a.As16()
+			for i := range sn.CIDR.Bits() / 16 {
+				parts = append(parts, strconv.FormatUint(uint64(b[2*i])<<8|uint64(b[2*i+1]), 16))
+			}
+			for len(parts) > 0 && parts[len(parts)-1] == "0" {
+				parts = parts[:len(parts)-1]
+			}
 		}
-		p := strings.Join(parts, ".")
-		if octets < 4 {
-			p += ".*"
+		if len(parts) == 0 {
+			continue // every address, or nearly: a site's CA should not claim them
+		}
+		sep := "."
+		if sn.CIDR.Addr().Is6() {
+			sep = ":"
+		}
+		p := strings.Join(parts, sep)
+		if len(parts) < 4 || sn.CIDR.Addr().Is6() && sn.CIDR.Bits() < 128 {
+			p += sep + "*"
 		}
 		if !slices.Contains(out, p) {
 			out = append(out, p)

@@ -175,3 +175,17 @@ func TestKubeadmDualStack(t *testing.T) {
 		}
 	}
 }
+
+// TestSSHPatterns: known_hosts has no CIDRs: each subnet of nodes is the part of its
+// addresses it fixes, which the addresses ssh is given match.
+func TestSSHPatterns(t *testing.T) {
+	s := Site{Domain: "k8s.example.com"}
+	for _, c := range []string{"10.0.40.0/24", "10.1.0.0/16", "10.2.3.128/25", "fd00:40::/64", "2001:db8:1:2::/64", "fd00:0:0:1::/64"} {
+		s.Subnets = append(s.Subnets, site.Subnet{CIDR: netip.MustParsePrefix(c), Purpose: site.PurposeNodes})
+	}
+	s.Subnets = append(s.Subnets, site.Subnet{CIDR: netip.MustParsePrefix("10.244.0.0/16"), Purpose: site.PurposePods})
+	want := []string{"*.k8s.example.com", "10.0.40.*", "10.1.*", "10.2.3.*", "fd00:40:*", "2001:db8:1:2:*", "fd00:0:0:1:*"}
+	if got := sshPatterns(s); !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
