@@ -97,6 +97,10 @@ func (k signingKey) present(now time.Time) bool {
 // signingKeys is the ring.
 type signingKeys struct {
 	Keys []signingKey `json:"keys"`
+	// Signing says this build has signed with the keys: switched off, the zones are
+	// withdrawn (Withdraw). A ring without it (an earlier build's, whose site turned
+	// signing off then) is left alone, and signs nothing.
+	Signing bool `json:"signing,omitempty"`
 	// Withdraw is signing being switched off: the zones stay signed, with a delete
 	// CDS and CDNSKEY (RFC 8078), until the parent's DS is gone; nil: not.
 	Withdraw *withdrawal `json:"withdraw,omitempty"`
@@ -164,6 +168,9 @@ func planKeys(r signingKeys, now time.Time, kskLife time.Duration, signedAt time
 		r = signingKeys{} // withdrawn for good: the parent has no DS, so new keys
 	}
 	r.Withdraw = nil // signing is on
+	if !r.Signing {
+		r.Signing, changed = true, true
+	}
 	if kskLife > 0 && !rolling(r.Keys, now) {
 		if k := newestKSK(r.Keys); k != nil && !now.Before(k.Activate.Add(kskLife)) {
 			next, err := startRoll(r, now)
@@ -222,7 +229,7 @@ func planKeys(r signingKeys, now time.Time, kskLife time.Duration, signedAt time
 			changed = true
 		}
 	}
-	return signingKeys{Keys: kept}, changed, nil
+	return signingKeys{Keys: kept, Signing: true}, changed, nil
 }
 
 // newestKSK is the KSK made last (the ring keeps its keys in the order they were
@@ -319,7 +326,7 @@ func confirmDS(r signingKeys, now time.Time) (signingKeys, error) {
 // keys kept, with the withdrawal that says how the zones stop being signed. (The
 // keys stay after it ends: the zones' content at an earlier signing time needs them.)
 func planWithdraw(r signingKeys, now time.Time) (signingKeys, bool) {
-	if len(r.Keys) == 0 || r.Withdraw != nil {
+	if len(r.Keys) == 0 || r.Withdraw != nil || !r.Signing {
 		return r, false
 	}
 	r.Withdraw = &withdrawal{Started: now.Round(0).UTC()}
@@ -338,11 +345,12 @@ type zoneKey struct {
 // keySet is the ring, parsed.
 type keySet struct {
 	keys     []zoneKey
+	signing  bool // signingKeys.Signing
 	withdraw *withdrawal
 }
 
 func parseKeys(r signingKeys) (*keySet, error) {
-	ks := &keySet{withdraw: r.Withdraw}
+	ks := &keySet{signing: r.Signing, withdraw: r.Withdraw}
 	for _, k := range r.Keys {
 		p, err := x509.ParsePKCS8PrivateKey(k.Private)
 		if err != nil {
@@ -439,11 +447,12 @@ func (ks *keySet) state(at time.Time) string {
 // signs reports whether the zones are signed at at, with these keys: when the site
 // signs them, and after it stopped until the withdrawal ends (until the withdrawal
 // is planned too: a signed zone never goes unsigned before its parent's DS is gone).
+// Keys an earlier build left when its site stopped signing sign nothing.
 func (ks *keySet) signs(at time.Time, site bool) bool {
 	if ks == nil || len(ks.keys) == 0 {
 		return false
 	}
-	return site || ks.withdraw == nil || ks.withdraw.signs(at)
+	return site || ks.signing && (ks.withdraw == nil || ks.withdraw.signs(at))
 }
 
 // dsKeys are the KSKs the parent's DS set should name at now: the newest whose CDS is

@@ -656,3 +656,30 @@ func TestKSKRollPlan(t *testing.T) {
 		t.Errorf("dsWait after the DS changed: %d KSKs, want the new one alone", ksks(r2))
 	}
 }
+
+// TestEarlierRingIsLeftAlone: the keys an earlier build left when its site stopped
+// signing (a ring without Signing) are not taken for a signed zone to withdraw: they
+// sign nothing, and no delete CDS is published; this build's ring, switched off, is
+// withdrawn.
+func TestEarlierRingIsLeftAlone(t *testing.T) {
+	now := time.Now()
+	r, _, err := planKeys(signingKeys{}, now, 0, now)
+	if err != nil || !r.Signing {
+		t.Fatalf("a ring this build plans: signing %v, err %v", r.Signing, err)
+	}
+	earlier := r
+	earlier.Signing = false
+	if next, changed := planWithdraw(earlier, now); changed || next.Withdraw != nil {
+		t.Errorf("an earlier build's ring, signing off: withdrawn (%+v)", next.Withdraw)
+	}
+	ks, err := parseKeys(earlier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks.signs(now, false) || len(ks.cds("k8s.example.com.", 300, now)) != 0 {
+		t.Error("an earlier build's ring, signing off: the zones signed, or a CDS")
+	}
+	if next, changed := planWithdraw(r, now); !changed || next.Withdraw == nil {
+		t.Error("this build's ring, signing switched off: not withdrawn")
+	}
+}
