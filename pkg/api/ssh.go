@@ -117,6 +117,7 @@ func (s *Server) signHost(w http.ResponseWriter, r *http.Request) error {
 	enrolment := ""
 	if strings.HasPrefix(bearer, enrolPrefix) {
 		enrolment = hashToken(bearer)
+		r = r.WithContext(ipam.WithSource(r.Context(), "ssh enrolment"))
 	} else {
 		c, err := s.authenticate(r)
 		if err != nil {
@@ -136,6 +137,10 @@ func (s *Server) signHost(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	cert, rec, err := s.opts.SSH.SignHost(r.Context(), chi.URLParam(r, "name"), key, enrolment, 0)
+	var refused *ipam.Error
+	if errors.As(err, &refused) && refused.Field == "enrolment" { // the token is no (longer a) key to this host
+		return errorf(http.StatusUnauthorized, "unauthorized", "%s", refused.Msg)
+	}
 	if err != nil {
 		return sshError(err)
 	}
@@ -169,7 +174,8 @@ func (s *Server) renewHost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid", Field: "signature", Message: "signature is not a base64 SSH signature: " + err.Error()}
 	}
-	next, rec, err := s.opts.SSH.RenewHost(r.Context(), cert, time.Unix(body.Time, 0), &sig)
+	ctx := ipam.WithSource(r.Context(), "ssh renewal")
+	next, rec, err := s.opts.SSH.RenewHost(ctx, cert, time.Unix(body.Time, 0), &sig)
 	if err != nil {
 		return sshError(err)
 	}
