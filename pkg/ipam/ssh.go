@@ -68,10 +68,39 @@ func (c EnrolSSHHost) apply(t *txn) (any, error) {
 	}
 	e := c.Enrolment
 	e.Principals = h.SSHPrincipals(t.m.Domain())
+	if err := t.dropExpiredEnrolments(c.At); err != nil {
+		return nil, err
+	}
 	if err := t.putRow(sshEnrolTable, c.Hash, e); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// dropExpiredEnrolments deletes the enrolments that expired by now, unused: a new one
+// clears them away, so the table holds what may still be used.
+func (t *txn) dropExpiredEnrolments(now time.Time) error {
+	var expired [][]byte
+	err := store.TableEach(t.tx, sshEnrolTable, func(k, v []byte) error {
+		var e SSHEnrolment
+		if json.Unmarshal(v, &e) == nil && !e.Expires.After(now) {
+			expired = append(expired, k)
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNoTable) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, k := range expired {
+		if err := store.TableDelete(t.tx, sshEnrolTable, k); err != nil {
+			return abort(err)
+		}
+		t.wrote = true
+	}
+	return nil
 }
 
 // IssueSSHCert records a certificate the CA signed, checked against the site in the

@@ -20,6 +20,7 @@ import (
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/ipam"
 	"github.com/infrad/infrad/pkg/site"
+	"github.com/infrad/infrad/pkg/store"
 )
 
 const testSite = `domain: k8s.example.com
@@ -270,5 +271,33 @@ func TestKRLAsOpenSSHReadsIt(t *testing.T) {
 	}
 	if got, want := revoked(), []bool{false, true, true}; !slices.Equal(got, want) {
 		t.Errorf("got revoked %v, want %v", got, want)
+	}
+}
+
+// TestExpiredEnrolment: an enrolment past its time opens nothing, and the next one
+// made clears it away.
+func TestExpiredEnrolment(t *testing.T) {
+	m, st, _ := sitetest.Open(t, []byte(testSite))
+	ca := New(Options{IPAM: m, Life: func() (time.Duration, time.Duration) { return time.Hour, time.Hour }})
+	ctx := context.Background()
+	old := strings.Repeat("e", 64)
+	if _, err := m.EnrolSSHHost(ctx, "cp01", old, time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := newKey(t)
+	if _, _, err := ca.SignHost(ctx, "cp01", pub, old, 0); !errors.Is(err, ipam.ErrConflict) {
+		t.Errorf("an expired enrolment: got %v, want refused", err)
+	}
+	if _, err := m.EnrolSSHHost(ctx, "cp01", strings.Repeat("f", 64), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	rows := 0
+	if err := st.View(func(tx *store.Tx) error {
+		return store.TableEach(tx, "ssh_enrol", func(_, _ []byte) error { rows++; return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 {
+		t.Errorf("the enrolments kept: %d, want the new one alone", rows)
 	}
 }
