@@ -24,8 +24,15 @@ import (
 // source every 100 ms.
 func start(t *testing.T, keys string) (*Service, string) {
 	t.Helper()
+	return startAt(t, "127.0.0.1", keys)
+}
+
+// startAt is start listening on host (an address).
+func startAt(t *testing.T, host, keys string) (*Service, string) {
+	t.Helper()
 	port := testenv.FreePort(t)
-	site, err := config.Parse("site.yaml", fmt.Appendf(nil, "domain: lab.test\nntp:\n  listen: [\"127.0.0.1:%d\"]\n%s", port, keys))
+	addr := net.JoinHostPort(host, fmt.Sprint(port))
+	site, err := config.Parse("site.yaml", fmt.Appendf(nil, "domain: lab.test\nntp:\n  listen: [\"%s\"]\n%s", addr, keys))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +41,7 @@ func start(t *testing.T, keys string) (*Service, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Stop(context.Background()) })
-	return s, fmt.Sprintf("127.0.0.1:%d", port)
+	return s, addr
 }
 
 // ask sends one RFC 5905 client request (version v) and returns the reply.
@@ -195,10 +202,16 @@ func TestRateLimitAndGarbage(t *testing.T) {
 }
 
 // TestChronydAcceptsInfrad runs chronyd -Q, which measures a source without touching
-// the clock.
+// the clock, over IPv4 and IPv6.
 func TestChronydAcceptsInfrad(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		t.Run(host, func(t *testing.T) { chronydAccepts(t, host) })
+	}
+}
+
+func chronydAccepts(t *testing.T, at string) {
 	testenv.Need(t, "chronyd")
-	_, addr := start(t, "  chronyd: none\n  local_stratum: 10\n  rate_limit: 0")
+	_, addr := startAt(t, at, "  chronyd: none\n  local_stratum: 10\n  rate_limit: 0")
 	host, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
