@@ -167,6 +167,17 @@ function ipNum(ip) {
   return !ip || ip.includes(":") ? NaN : ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
 }
 const numIP = (n) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join(".");
+
+// ip6Groups is an IPv6 address's eight groups of four hex digits.
+function ip6Groups(ip) {
+  const [head, tail = ""] = ip.split("::");
+  const groups = (s) => (s ? s.split(":") : []);
+  const hs = groups(head), ts = groups(tail);
+  const all = ip.includes("::") ? [...hs, ...Array(8 - hs.length - ts.length).fill("0"), ...ts] : hs;
+  return all.map((g) => g.padStart(4, "0"));
+}
+// ip6Num is an IPv6 address as a BigInt, for the subnets' counts and order.
+const ip6Num = (ip) => BigInt("0x" + ip6Groups(ip).join(""));
 const plural = (n, one, many) => `${n} ${n === 1 ? one : many || one + "s"}`;
 
 // parseTTL reads 300, 30s, 5m, 2h or 1d as seconds; NaN for anything else.
@@ -424,6 +435,28 @@ async function subnetsPage(root) {
   };
 }
 
+// used6 is what an IPv6 subnet holds, as a list: it cannot be drawn as cells. Each
+// host's address in it, and each lease's, in address order.
+function used6(sn, hosts, leases) {
+  const [base, bits] = sn.cidr.split("/");
+  const span = 2n ** BigInt(128 - Number(bits)), first = ip6Num(base);
+  const inside = (ip) => ip && ip.includes(":") && ip6Num(ip) >= first && ip6Num(ip) < first + span;
+  const rows = [];
+  for (const x of hosts) for (const ip of [x.ip, x.ip6]) if (inside(ip)) rows.push([ip, `host ${x.name}`]);
+  for (const l of leases) if (inside(l.ip)) rows.push([l.ip, `lease ${l.mac || ""}${l.hostname ? " · " + l.hostname : ""}`]);
+  rows.sort((a, b) => (ip6Num(a[0]) < ip6Num(b[0]) ? -1 : 1));
+  const ranges = (sn.ranges || []).map((r) => {
+    const held = rows.filter(([ip]) => ip6Num(ip) >= ip6Num(r.start) && ip6Num(ip) <= ip6Num(r.end)).length;
+    return h("tr", { "data-range": r.name || `${r.start}-${r.end}` }, h("td", {}, r.name || h("span", { class: "muted" }, "(unnamed)")),
+      h("td", {}, r.kind === "dhcp" ? "DHCP pool" : "reserved"), h("td", {}, `${r.start} – ${r.end}`),
+      h("td", {}, String(ip6Num(r.end) - ip6Num(r.start) + 1n)), h("td", {}, String(held)));
+  });
+  return [h("p", { class: "use" }, `${span} addresses: ${rows.length} in use`),
+    ranges.length ? table(["Range", "Kind", "Addresses", "Size", "In use"], ranges) : h("p", { class: "muted" }, "No ranges."),
+    rows.length ? table(["Address", "Held by"], rows.map(([ip, by]) => h("tr", {}, h("td", {}, ip), h("td", {}, by))), { "data-used": sn.name })
+      : h("p", { class: "muted" }, "No address in use.")];
+}
+
 function subnetCard(sn, hosts, leases, source) {
   const [base, bits] = sn.cidr.split("/");
   const v4 = !base.includes(":");
@@ -444,11 +477,12 @@ function subnetCard(sn, hosts, leases, source) {
       h("button", { class: "secondary", onclick: () => card.replaceChildren(h("h2", {}, `Edit ${sn.name}`), subnetForm(sn, (name) => { notify(`Subnet ${name} saved.`); refresh(); }, () => refresh())) }, "Edit"),
       h("button", { class: "danger", onclick: () => { if (confirmed(`Delete subnet ${sn.name} (${sn.cidr})?`)) act(() => api("DELETE", `/api/v1/subnets/${encodeURIComponent(sn.name)}`), `Subnet ${sn.name} deleted.`); } }, "Delete"));
   card.append(
-    h("h2", {}, `${sn.name} `, h("span", { class: "muted" }, `${sn.cidr} · ${sn.purpose}${sn.gateway ? " · gateway " + sn.gateway : ""}`), " ", badge(file ? "site file" : "api", "")),
+    h("h2", {}, `${sn.name} `, h("span", { class: "muted" }, `${sn.cidr} · ${sn.purpose}${sn.gateway ? " · gateway " + sn.gateway : ""}${sn.ra ? " · router advertisements" : ""}`), " ", badge(file ? "site file" : "api", "")),
     sn.comment ? h("p", {}, sn.comment) : "",
-    u ? h("p", { class: "use" }, `${last - first + 1} addresses: ${plural(u.hosts, "host")}, ${plural(u.leases, "lease")}, ${u.free} free`) : "",
-    ranges.length ? table(["Range", "Kind", "Addresses", "Size", "Hosts", "Leases", "Free"], ranges) : h("p", { class: "muted" }, "No ranges."),
-    addressMap(sn, hosts, leases), actions);
+    ...(v4 ? [u ? h("p", { class: "use" }, `${last - first + 1} addresses: ${plural(u.hosts, "host")}, ${plural(u.leases, "lease")}, ${u.free} free`) : "",
+      ranges.length ? table(["Range", "Kind", "Addresses", "Size", "Hosts", "Leases", "Free"], ranges) : h("p", { class: "muted" }, "No ranges."),
+      addressMap(sn, hosts, leases)] : used6(sn, hosts, leases)),
+    actions);
   return card;
 }
 
@@ -625,11 +659,7 @@ async function dnsPage(root) {
 // ptr is the reverse name of an address: in-addr.arpa, or ip6.arpa by nibbles.
 function ptr(ip) {
   if (!ip.includes(":")) return ip.split(".").reverse().join(".") + ".in-addr.arpa.";
-  const [head, tail = ""] = ip.split("::");
-  const groups = (s) => (s ? s.split(":") : []);
-  const hs = groups(head), ts = groups(tail);
-  const all = ip.includes("::") ? [...hs, ...Array(8 - hs.length - ts.length).fill("0"), ...ts] : hs;
-  return all.map((g) => g.padStart(4, "0")).join("").split("").reverse().join(".") + ".ip6.arpa.";
+  return ip6Groups(ip).join("").split("").reverse().join(".") + ".ip6.arpa.";
 }
 
 // dnssecCard says whether the zones are signed, and with which keys: the DS records a

@@ -584,6 +584,11 @@ test("a dual-stack host: its IPv6 address, AAAA and both PTRs", async () => {
   await form.getByRole("button", { name: "Add host" }).click();
   await page.locator('#hosts tr[data-host="ds01"]', { hasText: "fd00:77::30" }).waitFor();
   assert.equal((await call("GET", "/api/v1/hosts/ds01")).body.ip6, "fd00:77::30");
+  await go("#/subnets");
+  const card = page.locator('section[data-subnet="lab6"]');
+  await card.locator('[data-used="lab6"] tr', { hasText: "fd00:77::30" }).waitFor();
+  assert.match(await card.locator('[data-used="lab6"] tr', { hasText: "fd00:77::30" }).textContent(), /host ds01/);
+  assert.match(await card.locator(".use").textContent(), /^18446744073709551616 addresses: 1 in use$/);
   await go("#/dns");
   for (const text of ["AAAAfd00:77::30", "0.3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.7.7.0.0.0.0.d.f.ip6.arpa.PTRds01.lab.test."]) {
     await page.locator("tr", { hasText: text }).first().waitFor();
