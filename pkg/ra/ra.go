@@ -182,7 +182,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Health reports a socket that failed.
+// Health reports an interface it cannot advertise on (degraded: the others go on).
 func (s *Service) Health() service.Health { return s.health.Health() }
 
 // Reload takes a new site: the subnets and their settings at the next advertisement;
