@@ -148,6 +148,18 @@ type SSH struct {
 	UserCertLife time.Duration // the longest a user certificate may ask for (and its default)
 }
 
+// AnswersAt reports whether infrad's DNS answers at a on port 53, where a node's
+// resolver asks (what router advertisements and DHCPv6 give nodes): a listen address
+// of a itself, or the unspecified address of a's family.
+func (d DNS) AnswersAt(a netip.Addr) bool {
+	return slices.ContainsFunc(d.Listen, func(l netip.AddrPort) bool {
+		if l.Port() != 53 {
+			return false
+		}
+		return l.Addr() == a || l.Addr().IsUnspecified() && l.Addr().Is6() == a.Is6()
+	})
+}
+
 // BootRoot is where network boot's files are: boot.root, else <data_dir>/boot (the
 // data directory as it is when asked: serve's --data may move it).
 func (s *Site) BootRoot() string {

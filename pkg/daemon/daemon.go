@@ -25,6 +25,7 @@ import (
 	"github.com/infrad/infrad/pkg/cluster"
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/dhcp"
+	"github.com/infrad/infrad/pkg/dhcp6"
 	"github.com/infrad/infrad/pkg/dns"
 	"github.com/infrad/infrad/pkg/export"
 	"github.com/infrad/infrad/pkg/ipam"
@@ -65,6 +66,7 @@ type Daemon struct {
 	dhcp      *dhcp.Service
 	boot      *boot.Service
 	ra        *ra.Service
+	dhcp6     *dhcp6.Service
 	ca        *ca.Service
 	mgr       *service.Manager
 
@@ -320,6 +322,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Boot: d.boot})
 	bootEvents = d.dhcp.NoteBoot
 	d.ra = ra.New(ra.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "ra")})
+	d.dhcp6 = dhcp6.New(dhcp6.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp6")})
 	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"), Quorum: d.node.Quorum,
 		Synced: synced})
 	apiServer := api.New(api.Options{
@@ -352,7 +355,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		Logger:    d.log.With("service", "api"),
 	})
 	d.api = apiServer
-	// Services in start order (ntp, dns, dhcp, boot, ra, ca, api), joining as they are built.
+	// Services in start order (ntp, dns, dhcp, boot, ra, dhcp6, ca, api), joining as they are built.
 	// The API needs none of them: it must answer /readyz while they are failing.
 	d.mgr, err = service.New(service.Options{Logger: d.log},
 		service.Unit{Service: d.ntp},
@@ -360,6 +363,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 		service.Unit{Service: d.dhcp},
 		service.Unit{Service: d.boot},
 		service.Unit{Service: d.ra},
+		service.Unit{Service: d.dhcp6},
 		// The CA trusts infrad's clock and resolves challenges through infrad's DNS.
 		service.Unit{Service: d.ca, Needs: []string{"ntp", "dns"}},
 		service.Unit{Service: apiServer},
@@ -481,6 +485,9 @@ func (d *Daemon) Reload(site *config.Site) error {
 	}
 	if err := d.ra.Reload(context.Background(), site); err != nil {
 		d.log.Error("router advertisements did not restart with the reloaded site", "err", err)
+	}
+	if err := d.dhcp6.Reload(context.Background(), site); err != nil {
+		d.log.Error("dhcpv6 did not restart with the reloaded site", "err", err)
 	}
 	bootRestart, err := d.boot.Reload(context.Background(), site)
 	if err != nil {

@@ -93,14 +93,14 @@ func Requires(cmd Command) string {
 			}
 		}
 	case PutSubnet:
-		if c.Subnet.RA != nil {
+		if c.Subnet.RA != nil || c.Subnet.DHCP6 != "" {
 			return CommandType(IssueSSHCert{}) // this build's newest
 		}
 		if booting(nil, []site.Subnet{c.Subnet}, nil) {
 			return CommandType(BootHost{})
 		}
 	case Reconcile:
-		if sshing(c.File.Hosts) || slices.ContainsFunc(c.File.Subnets, func(sn site.Subnet) bool { return sn.RA != nil }) {
+		if sshing(c.File.Hosts) || slices.ContainsFunc(c.File.Subnets, func(sn site.Subnet) bool { return sn.RA != nil || sn.DHCP6 != "" }) {
 			return CommandType(IssueSSHCert{})
 		}
 		if booting(c.File.Hosts, c.File.Subnets, c.File.Boot) {

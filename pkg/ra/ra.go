@@ -288,14 +288,15 @@ func (s *Service) send(l *link, why string) {
 
 // advertisement is what l says: the subnets that ask for advertisements and that l
 // has an address in, each as a prefix for SLAAC; infrad's DNS at those addresses,
-// where it listens on them; the domain; and a router lifetime when one of them says
-// infrad is the router. nil: no subnet of l asks.
+// where it listens on them; the domain; the M and O flags of their DHCPv6; and a
+// router lifetime when one of them says infrad is the router. nil: no subnet of l
+// asks.
 func (s *Service) advertisement(l *link) *ndp.RouterAdvertisement {
 	addrs, err := l.ifi.Addrs()
 	if err != nil {
 		return nil
 	}
-	site := s.site.Load()
+	cfg := s.site.Load()
 	ra := &ndp.RouterAdvertisement{CurrentHopLimit: 64}
 	var dnsServers []netip.Addr
 	router := false
@@ -313,6 +314,9 @@ func (s *Service) advertisement(l *link) *ndp.RouterAdvertisement {
 			continue
 		}
 		router = router || sn.RA.Router
+		// M and O say what DHCPv6 gives on the link (RFC 4861 §4.2).
+		ra.ManagedConfiguration = ra.ManagedConfiguration || sn.DHCP6 == site.DHCP6Stateful
+		ra.OtherConfiguration = ra.OtherConfiguration || sn.DHCP6 != ""
 		ra.Options = append(ra.Options, &ndp.PrefixInformation{
 			PrefixLength:                   uint8(sn.CIDR.Bits()),
 			OnLink:                         true,
@@ -322,7 +326,7 @@ func (s *Service) advertisement(l *link) *ndp.RouterAdvertisement {
 			Prefix:                         sn.CIDR.Addr(),
 		})
 		for _, a := range own {
-			if listensOn(site.DNS.Listen, a) {
+			if cfg.DNS.AnswersAt(a) {
 				dnsServers = append(dnsServers, a)
 			}
 		}
@@ -335,18 +339,10 @@ func (s *Service) advertisement(l *link) *ndp.RouterAdvertisement {
 	}
 	if len(dnsServers) > 0 {
 		ra.Options = append(ra.Options, &ndp.RecursiveDNSServer{Lifetime: dnsLifetime, Servers: slices.Compact(dnsServers)},
-			&ndp.DNSSearchList{Lifetime: dnsLifetime, DomainNames: []string{strings.TrimSuffix(string(site.Domain), ".")}})
+			&ndp.DNSSearchList{Lifetime: dnsLifetime, DomainNames: []string{strings.TrimSuffix(string(cfg.Domain), ".")}})
 	}
 	if len(l.ifi.HardwareAddr) > 0 {
 		ra.Options = append(ra.Options, &ndp.LinkLayerAddress{Direction: ndp.Source, Addr: l.ifi.HardwareAddr})
 	}
 	return ra
-}
-
-// listensOn reports whether infrad's DNS answers at a on port 53, where a node's
-// resolver asks: a listen address of a itself, or IPv6's unspecified address.
-func listensOn(listen []netip.AddrPort, a netip.Addr) bool {
-	return slices.ContainsFunc(listen, func(l netip.AddrPort) bool {
-		return l.Port() == 53 && (l.Addr() == a || l.Addr() == netip.IPv6Unspecified())
-	})
 }

@@ -93,6 +93,13 @@ func (c *checker) subnets() {
 		if sn.RA != nil && (!sn.CIDR.Addr().Is6() || sn.Purpose != PurposeNodes) {
 			c.addf(at, "ra", "router advertisements are for IPv6 subnets of nodes: %s (%s) is not one", sn.Name, sn.CIDR)
 		}
+		switch {
+		case sn.DHCP6 == "":
+		case sn.DHCP6 != DHCP6Stateful && sn.DHCP6 != DHCP6Stateless:
+			c.addf(at, "dhcp6", "%q is not a DHCPv6 mode: stateful (addresses and options) or stateless (options alone)", sn.DHCP6)
+		case !sn.CIDR.Addr().Is6() || sn.Purpose != PurposeNodes:
+			c.addf(at, "dhcp6", "DHCPv6 is for IPv6 subnets of nodes: %s (%s) is not one", sn.Name, sn.CIDR)
+		}
 		if !sn.Purpose.Valid() {
 			c.addf(at, "purpose", "%q is not a purpose: use nodes, pods or services", sn.Purpose)
 		}

@@ -31,6 +31,7 @@ type SubnetSpec struct {
 	DHCP    *DHCPOptionsSpec `yaml:"dhcp_options" json:"dhcp_options,omitempty"`
 	Boot    string           `yaml:"boot" json:"boot,omitempty"`
 	RA      *SubnetRA        `yaml:"ra" json:"ra,omitempty"`
+	DHCP6   string           `yaml:"dhcp6" json:"dhcp6,omitempty"`
 }
 
 // RangeSpec is a range as written.
@@ -69,7 +70,7 @@ type RecordSpec struct {
 // not overlap, ...) are checked by Set.Problems.
 func (s SubnetSpec) Parse() (Subnet, []FieldError) {
 	var errs fieldErrors
-	sn := Subnet{Name: s.Name, Purpose: Purpose(s.Purpose), Comment: s.Comment, Boot: s.Boot, RA: s.RA}
+	sn := Subnet{Name: s.Name, Purpose: Purpose(s.Purpose), Comment: s.Comment, Boot: s.Boot, RA: s.RA, DHCP6: s.DHCP6}
 	if sn.Purpose == "" {
 		sn.Purpose = PurposeNodes
 	}

@@ -66,9 +66,18 @@ type Subnet struct {
 	DHCP    *DHCPOptions `json:"dhcp_options,omitempty"`
 	Boot    string       `json:"boot,omitempty"` // the boot profile of its clients without one of their own; "": none
 	// RA has infrad send router advertisements for the (IPv6) subnet; nil: none.
-	RA    *SubnetRA `json:"ra,omitempty"`
-	Owner Owner     `json:"owner"`
+	RA *SubnetRA `json:"ra,omitempty"`
+	// DHCP6 has infrad answer DHCPv6 for the (IPv6) subnet: DHCP6Stateful (addresses
+	// and options) or DHCP6Stateless (options alone); "": not.
+	DHCP6 string `json:"dhcp6,omitempty"`
+	Owner Owner  `json:"owner"`
 }
+
+// The DHCPv6 modes of a subnet.
+const (
+	DHCP6Stateful  = "stateful"
+	DHCP6Stateless = "stateless"
+)
 
 // SubnetRA is how infrad advertises an IPv6 subnet (RFC 4861): its prefix for
 // SLAAC, infrad's DNS (RDNSS) and the domain (DNSSL).

@@ -1,0 +1,99 @@
+package dhcp6
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/infrad/infrad/internal/sitetest"
+	"github.com/infrad/infrad/pkg/site"
+)
+
+const testSite = `domain: lab.test
+dns: {listen: ["[::]:53"]}
+ntp: {listen: ["[::]:123"]}
+subnets:
+  - {name: lab6, cidr: "fd00:77::/64", dhcp6: stateful}
+hosts:
+  - {name: cp01, ip: "fd00:77::10", mac: "52:54:00:77:00:10"}
+`
+
+var (
+	own      = []netip.Addr{netip.MustParseAddr("fd00:77::1")}
+	duid     = &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr{2, 0, 0, 0, 0, 1}}
+	reserved = net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 0x10}
+)
+
+func newService(t testing.TB) (*Service, site.Subnet) {
+	t.Helper()
+	m, cfg := sitetest.IPAM(t, []byte(testSite))
+	sn, _ := m.Model().Subnet("lab6")
+	return New(Options{Site: cfg, IPAM: m}), sn
+}
+
+func solicit(t *testing.T, mac net.HardwareAddr) *dhcpv6.Message {
+	t.Helper()
+	m, err := dhcpv6.NewSolicit(mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestReservedAndNot: the reserved MAC gets its host's address, by its DUID or by its
+// link-local address's EUI-64; another gets NoAddrsAvail, and the options either way.
+func TestReservedAndNot(t *testing.T) {
+	s, sn := newService(t)
+	address := func(m *dhcpv6.Message, from netip.Addr) (string, *dhcpv6.Message) {
+		reply, _ := s.reply(sn, own, duid, from, m)
+		if reply == nil || reply.Type() != dhcpv6.MessageTypeAdvertise {
+			t.Fatalf("no advertise: %v", reply)
+		}
+		if len(reply.Options.DNS()) != 1 || !reply.Options.DNS()[0].Equal(net.ParseIP("fd00:77::1")) {
+			t.Errorf("DNS: %v", reply.Options.DNS())
+		}
+		ia := reply.Options.OneIANA()
+		if ia == nil {
+			t.Fatal("no IA_NA")
+		}
+		if a := ia.Options.OneAddress(); a != nil {
+			return a.IPv6Addr.String(), reply
+		}
+		return ia.Options.Status().StatusCode.String(), reply
+	}
+	if got, _ := address(solicit(t, reserved), netip.Addr{}); got != "fd00:77::10" {
+		t.Errorf("the reserved MAC's DUID: got %s", got)
+	}
+	byEUI := solicit(t, reserved)
+	byEUI.UpdateOption(dhcpv6.OptClientID(&dhcpv6.DUIDEN{EnterpriseNumber: 1, EnterpriseIdentifier: []byte{1}}))
+	if got, _ := address(byEUI, netip.MustParseAddr("fe80::5054:ff:fe77:10")); got != "fd00:77::10" {
+		t.Errorf("the reserved MAC's link-local EUI-64: got %s", got)
+	}
+	if got, _ := address(solicit(t, net.HardwareAddr{2, 2, 2, 2, 2, 2}), netip.Addr{}); got != iana.StatusNoAddrsAvail.String() {
+		t.Errorf("a MAC with no reservation: got %s, want NoAddrsAvail", got)
+	}
+	other := solicit(t, reserved)
+	other.AddOption(dhcpv6.OptServerID(&dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr{9, 9, 9, 9, 9, 9}}))
+	if reply, _ := s.reply(sn, own, duid, netip.Addr{}, other); reply != nil {
+		t.Errorf("a message for another server was answered: %v", reply)
+	}
+}
+
+// FuzzReply: whatever arrives, parsed or not, is answered or dropped without harm.
+func FuzzReply(f *testing.F) {
+	m, _ := dhcpv6.NewSolicit(reserved)
+	f.Add(m.ToBytes())
+	f.Add([]byte{11, 0, 0, 1})                // an Information-request with no options
+	f.Add([]byte{12, 0, 0, 0, 0, 0, 0, 0, 0}) // a relay's
+	s, sn := newService(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if msg, err := dhcpv6.MessageFromBytes(b); err == nil {
+			if reply, _ := s.reply(sn, own, duid, netip.MustParseAddr("fe80::1"), msg); reply != nil {
+				reply.ToBytes()
+			}
+		}
+	})
+}
