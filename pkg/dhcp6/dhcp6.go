@@ -5,7 +5,8 @@
 // (option 23), the domain (24) and infrad's NTP (56) where infrad answers on that
 // link. Nothing is committed: the address is the host's, and so are its AAAA and
 // PTR. There are no pools yet, so a client without a reservation is told
-// NoAddrsAvail; relayed messages are not answered yet.
+// NoAddrsAvail. A relayed client's subnet is the one its relay's link address is in,
+// and its MAC the relay's client link-layer address (option 79) when it gives one.
 package dhcp6
 
 import (
@@ -175,36 +176,112 @@ func (s *Service) serve(l *link) {
 			}
 			return
 		}
-		m, err := dhcpv6.MessageFromBytes(buf[:n])
+		in, err := dhcpv6.FromBytes(buf[:n])
 		if err != nil {
-			continue // not a client's message (a relay's, or malformed): dropped
+			continue // malformed: dropped
 		}
-		reply, gave := s.answer(l, peer.Addr(), m)
-		if reply == nil {
+		out, typ, gave := s.handle(l, peer.Addr(), in)
+		if out == nil {
 			continue
 		}
-		if _, err := l.conn.WriteToUDPAddrPort(reply.ToBytes(), peer); err != nil {
+		if _, err := l.conn.WriteToUDPAddrPort(out.ToBytes(), peer); err != nil {
 			s.log.Warn("dhcpv6 reply", "interface", l.ifi.Name, "to", peer, "err", err)
 			continue
 		}
-		s.replies.WithLabelValues(m.Type().String(), gave).Inc()
+		s.replies.WithLabelValues(typ.String(), gave).Inc()
 	}
 }
 
-// answer is the reply to m from the client at from on l, and what it gives; nil:
-// none (l is in no subnet that asks for DHCPv6).
-func (s *Service) answer(l *link, from netip.Addr, m *dhcpv6.Message) (*dhcpv6.Message, string) {
-	sn, own, ok := s.subnetOf(l)
+// handle is the answer to what arrived on l from the peer at from, the type of the
+// client's message and what the answer gives; nil: none. A client's message is
+// answered for the subnet l holds an address in; a relay's for the subnet its link
+// address is in, through the relays it came by.
+func (s *Service) handle(l *link, from netip.Addr, in dhcpv6.DHCPv6) (dhcpv6.DHCPv6, dhcpv6.MessageType, string) {
+	if m, ok := in.(*dhcpv6.Message); ok {
+		sn, own, ok := s.subnetOf(l)
+		if !ok {
+			return nil, 0, ""
+		}
+		reply, gave := s.reply(sn, own, l.duid, from, site.MAC{}, m)
+		if reply == nil {
+			return nil, 0, ""
+		}
+		return reply, m.Type(), gave
+	}
+	relay, ok := in.(*dhcpv6.RelayMessage)
 	if !ok {
-		return nil, ""
+		return nil, 0, ""
 	}
-	return s.reply(sn, own, l.duid, from, m)
+	return s.relayed(relay, s.globals(l), l.duid)
 }
 
-// reply is the answer to m from the client at from, on the link of subnet sn where
-// infrad's addresses are own and its identifier duid; nil: none (a message for
-// another server, or one a server does not answer).
-func (s *Service) reply(sn site.Subnet, own []netip.Addr, duid dhcpv6.DUID, from netip.Addr, m *dhcpv6.Message) (*dhcpv6.Message, string) {
+// relayed is the answer to a relay's message, through the relays it came by, for
+// the subnet the relay next to the client is on; infrad's addresses are own and its
+// identifier duid.
+func (s *Service) relayed(relay *dhcpv6.RelayMessage, own []netip.Addr, duid dhcpv6.DUID) (dhcpv6.DHCPv6, dhcpv6.MessageType, string) {
+	if relay.Type() != dhcpv6.MessageTypeRelayForward {
+		return nil, 0, ""
+	}
+	inner := relay // the relay next to the client
+	for {
+		next, ok := inner.Options.RelayMessage().(*dhcpv6.RelayMessage)
+		if !ok {
+			break
+		}
+		inner = next
+	}
+	m, err := relay.GetInnerMessage()
+	if err != nil {
+		return nil, 0, ""
+	}
+	link, _ := netip.AddrFromSlice(inner.LinkAddr)
+	sn, ok := s.subnetWith(link.Unmap())
+	if !ok {
+		return nil, 0, ""
+	}
+	var mac site.MAC
+	if _, hw := inner.Options.ClientLinkLayerAddress(); len(hw) == 6 {
+		copy(mac[:], hw)
+	}
+	peer, _ := netip.AddrFromSlice(inner.PeerAddr)
+	reply, gave := s.reply(sn, own, duid, peer.Unmap(), mac, m)
+	if reply == nil {
+		return nil, 0, ""
+	}
+	out, err := dhcpv6.NewRelayReplFromRelayForw(relay, reply)
+	if err != nil {
+		return nil, 0, ""
+	}
+	return out, m.Type(), gave
+}
+
+// subnetWith is the subnet asking for DHCPv6 that holds a.
+func (s *Service) subnetWith(a netip.Addr) (site.Subnet, bool) {
+	for _, sn := range s.ipam.Model().Subnets() {
+		if sn.DHCP6 != "" && sn.CIDR.Contains(a) {
+			return sn, true
+		}
+	}
+	return site.Subnet{}, false
+}
+
+// globals are l's global IPv6 addresses: where a relayed client reaches infrad.
+func (s *Service) globals(l *link) []netip.Addr {
+	addrs, _ := l.ifi.Addrs()
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is6() && p.Addr().IsGlobalUnicast() {
+			out = append(out, p.Addr())
+		}
+	}
+	return out
+}
+
+// reply is the answer to m from the client at from (its MAC mac when a relay said
+// it; zero: learnt from m), of subnet sn, where infrad's addresses are own and its
+// identifier duid; nil: none (a message for another server, or one a server does
+// not answer).
+func (s *Service) reply(sn site.Subnet, own []netip.Addr, duid dhcpv6.DUID, from netip.Addr, mac site.MAC, m *dhcpv6.Message) (*dhcpv6.Message, string) {
 	if sid := m.Options.ServerID(); sid != nil && !sid.Equal(duid) {
 		return nil, "" // another server's
 	}
@@ -216,7 +293,10 @@ func (s *Service) reply(sn site.Subnet, own []netip.Addr, duid dhcpv6.DUID, from
 		if sn.DHCP6 != site.DHCP6Stateful || m.Options.OneIANA() == nil {
 			break
 		}
-		ia, ok := s.address(sn, macOf(m, from), m.Options.OneIANA())
+		if mac.IsZero() {
+			mac = macOf(m, from)
+		}
+		ia, ok := s.address(sn, mac, m.Options.OneIANA())
 		mods = append(mods, dhcpv6.WithOption(ia))
 		gave = "address"
 		if !ok {

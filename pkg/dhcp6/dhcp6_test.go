@@ -48,7 +48,7 @@ func solicit(t *testing.T, mac net.HardwareAddr) *dhcpv6.Message {
 func TestReservedAndNot(t *testing.T) {
 	s, sn := newService(t)
 	address := func(m *dhcpv6.Message, from netip.Addr) (string, *dhcpv6.Message) {
-		reply, _ := s.reply(sn, own, duid, from, m)
+		reply, _ := s.reply(sn, own, duid, from, site.MAC{}, m)
 		if reply == nil || reply.Type() != dhcpv6.MessageTypeAdvertise {
 			t.Fatalf("no advertise: %v", reply)
 		}
@@ -77,8 +77,39 @@ func TestReservedAndNot(t *testing.T) {
 	}
 	other := solicit(t, reserved)
 	other.AddOption(dhcpv6.OptServerID(&dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr{9, 9, 9, 9, 9, 9}}))
-	if reply, _ := s.reply(sn, own, duid, netip.Addr{}, other); reply != nil {
+	if reply, _ := s.reply(sn, own, duid, netip.Addr{}, site.MAC{}, other); reply != nil {
 		t.Errorf("a message for another server was answered: %v", reply)
+	}
+}
+
+// TestRelayed: a relayed Solicit is answered inside a Relay-Reply through the relay,
+// for the subnet of the relay's link address, with the MAC the relay gives (option
+// 79) when the client's DUID has none.
+func TestRelayed(t *testing.T) {
+	s, _ := newService(t)
+	m := solicit(t, reserved)
+	m.UpdateOption(dhcpv6.OptClientID(&dhcpv6.DUIDEN{EnterpriseNumber: 1, EnterpriseIdentifier: []byte{1}}))
+	relay, err := dhcpv6.EncapsulateRelay(m, dhcpv6.MessageTypeRelayForward, net.ParseIP("fd00:77::fe"), net.ParseIP("fe80::99"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay.AddOption(dhcpv6.OptClientLinkLayerAddress(iana.HWTypeEthernet, reserved))
+	relay.AddOption(dhcpv6.OptInterfaceID([]byte("r1")))
+	out, typ, gave := s.relayed(relay, own, duid)
+	if out == nil || typ != dhcpv6.MessageTypeSolicit || gave != "address" {
+		t.Fatalf("got %v %s %s", out, typ, gave)
+	}
+	repl, ok := out.(*dhcpv6.RelayMessage)
+	if !ok || repl.Type() != dhcpv6.MessageTypeRelayReply || string(repl.Options.InterfaceID()) != "r1" {
+		t.Fatalf("not a Relay-Reply with the interface-id echoed: %v", out)
+	}
+	inner, err := repl.GetInnerMessage()
+	if err != nil || inner.Options.OneIANA().Options.OneAddress().IPv6Addr.String() != "fd00:77::10" {
+		t.Errorf("the relayed answer: %v %v", inner, err)
+	}
+	elsewhere, _ := dhcpv6.EncapsulateRelay(m, dhcpv6.MessageTypeRelayForward, net.ParseIP("fd00:99::1"), net.ParseIP("fe80::99"))
+	if out, _, _ := s.relayed(elsewhere, own, duid); out != nil {
+		t.Errorf("a relay on a link of no DHCPv6 subnet was answered: %v", out)
 	}
 }
 
@@ -91,8 +122,15 @@ func FuzzReply(f *testing.F) {
 	s, sn := newService(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if msg, err := dhcpv6.MessageFromBytes(b); err == nil {
-			if reply, _ := s.reply(sn, own, duid, netip.MustParseAddr("fe80::1"), msg); reply != nil {
+			if reply, _ := s.reply(sn, own, duid, netip.MustParseAddr("fe80::1"), site.MAC{}, msg); reply != nil {
 				reply.ToBytes()
+			}
+		}
+		if in, err := dhcpv6.FromBytes(b); err == nil {
+			if relay, ok := in.(*dhcpv6.RelayMessage); ok {
+				if out, _, _ := s.relayed(relay, own, duid); out != nil {
+					out.ToBytes()
+				}
 			}
 		}
 	})
