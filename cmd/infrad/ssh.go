@@ -56,7 +56,8 @@ func sshCmd(args []string, stdout, stderr io.Writer) int {
 		arg = pos[1]
 	}
 	needsArg := verb == "host" || verb == "enrol" || verb == "revoke"
-	if len(pos) > 2 || needsArg != (arg != "") {
+	known := needsArg || verb == "renew" || verb == "login"
+	if !known || len(pos) > 2 || needsArg != (arg != "") {
 		fs.Usage()
 		return exitUsage
 	}
@@ -76,9 +77,6 @@ func sshCmd(args []string, stdout, stderr io.Writer) int {
 			err = sshEnrol(c, stdout, arg, *hours)
 		case "revoke":
 			err = sshRevoke(c, stdout, arg)
-		default:
-			fs.Usage()
-			return exitUsage
 		}
 	}
 	if err != nil {
