@@ -218,14 +218,22 @@ func TestTCPPipelining(t *testing.T) {
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
-	slow := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+	answer := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		<-release // answers once the test has read the zones' answers
 		m := new(dns.Msg).SetReply(r)
 		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)})
 		w.WriteMsg(m)
-	})}
-	go slow.ActivateAndServe()
-	t.Cleanup(func() { slow.Shutdown() })
+	})
+	// The upstream on UDP and TCP alike: forward asks over the client's protocol
+	// (TCP here), and a refused TCP connection would be answered SERVFAIL at once.
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, slow := range []*dns.Server{{PacketConn: pc, Handler: answer}, {Listener: ln, Handler: answer}} {
+		go slow.ActivateAndServe()
+		t.Cleanup(func() { slow.Shutdown() })
+	}
 	s := start(t, fmt.Sprintf("  forwarders: [%q]", pc.LocalAddr()))
 	c, err := dns.Dial("tcp", s.addr)
 	if err != nil {
@@ -254,7 +262,7 @@ func TestTCPPipelining(t *testing.T) {
 			t.Errorf("reply %d answers %s, want %q", r.Id, r.Question[0].Name, want[r.Id])
 		}
 		if i < len(names)-1 && r.Question[0].Name == "www.outside.test." {
-			t.Errorf("the forwarded answer came before the zones' ones")
+			t.Errorf("the forwarded answer came before the zones' ones: %s", r)
 		}
 		delete(want, r.Id)
 	}
