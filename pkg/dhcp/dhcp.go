@@ -260,10 +260,9 @@ func (s *Service) open(name string, port int) (*link, error) {
 		return nil, fmt.Errorf("dhcp interface %s: %w", name, err)
 	}
 	l := &link{name: name, bootServer: port == pxeBootServerPort}
-	addrs, _ := iface.Addrs()
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() {
-			l.addr = p.Addr()
+	for _, a := range service.Addrs(iface) {
+		if a.Is4() {
+			l.addr = a
 			break
 		}
 	}
@@ -424,14 +423,7 @@ func (s *Service) checkLinks() {
 			s.health.Fail(key, fmt.Sprintf("interface %s is gone: %v", l.name, err))
 			continue
 		}
-		addrs, _ := iface.Addrs()
-		has := false
-		for _, a := range addrs {
-			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr() == l.addr {
-				has = true
-			}
-		}
-		if !has {
+		if !slices.Contains(service.Addrs(iface), l.addr) {
 			s.health.Fail(key, fmt.Sprintf("interface %s no longer has %s, the server identifier", l.name, l.addr))
 			continue
 		}

@@ -267,14 +267,7 @@ func (s *Service) subnetWith(a netip.Addr) (site.Subnet, bool) {
 
 // globals are l's global IPv6 addresses: where a relayed client reaches infrad.
 func (s *Service) globals(l *link) []netip.Addr {
-	addrs, _ := l.ifi.Addrs()
-	var out []netip.Addr
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is6() && p.Addr().IsGlobalUnicast() {
-			out = append(out, p.Addr())
-		}
-	}
-	return out
+	return slices.DeleteFunc(service.Addrs(l.ifi), func(a netip.Addr) bool { return !a.Is6() || !a.IsGlobalUnicast() })
 }
 
 // reply is the answer to m from the client at from (its MAC mac when a relay said
@@ -368,21 +361,12 @@ func macOf(m *dhcpv6.Message, from netip.Addr) site.MAC {
 // subnetOf is the subnet asking for DHCPv6 that l holds an address in, and l's
 // addresses in it.
 func (s *Service) subnetOf(l *link) (site.Subnet, []netip.Addr, bool) {
-	addrs, err := l.ifi.Addrs()
-	if err != nil {
-		return site.Subnet{}, nil, false
-	}
+	addrs := service.Addrs(l.ifi)
 	for _, sn := range s.ipam.Model().Subnets() {
 		if sn.DHCP6 == "" {
 			continue
 		}
-		var own []netip.Addr
-		for _, a := range addrs {
-			if p, err := netip.ParsePrefix(a.String()); err == nil && sn.CIDR.Contains(p.Addr()) {
-				own = append(own, p.Addr())
-			}
-		}
-		if len(own) > 0 {
+		if own := slices.DeleteFunc(slices.Clone(addrs), func(a netip.Addr) bool { return !sn.CIDR.Contains(a) }); len(own) > 0 {
 			return sn, own, true
 		}
 	}
@@ -399,9 +383,7 @@ func (s *Service) options(own []netip.Addr) []dhcpv6.Modifier {
 		if cfg.DNS.AnswersAt(a) {
 			dns = append(dns, a.AsSlice())
 		}
-		if slices.ContainsFunc(cfg.NTP.Listen, func(l netip.AddrPort) bool {
-			return l.Port() == 123 && (l.Addr() == a || l.Addr() == netip.IPv6Unspecified())
-		}) {
+		if cfg.NTP.AnswersAt(a) {
 			srv := dhcpv6.NTPSuboptionSrvAddr(a.AsSlice())
 			ntp.Add(&srv)
 		}

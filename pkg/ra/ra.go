@@ -292,10 +292,7 @@ func (s *Service) send(l *link, why string) {
 // router lifetime when one of them says infrad is the router. nil: no subnet of l
 // asks.
 func (s *Service) advertisement(l *link) *ndp.RouterAdvertisement {
-	addrs, err := l.ifi.Addrs()
-	if err != nil {
-		return nil
-	}
+	addrs := service.Addrs(l.ifi)
 	cfg := s.site.Load()
 	ra := &ndp.RouterAdvertisement{CurrentHopLimit: 64}
 	var dnsServers []netip.Addr
@@ -304,12 +301,7 @@ func (s *Service) advertisement(l *link) *ndp.RouterAdvertisement {
 		if sn.RA == nil || !sn.CIDR.Addr().Is6() {
 			continue
 		}
-		var own []netip.Addr // l's addresses in the subnet
-		for _, a := range addrs {
-			if p, err := netip.ParsePrefix(a.String()); err == nil && sn.CIDR.Contains(p.Addr()) {
-				own = append(own, p.Addr())
-			}
-		}
+		own := slices.DeleteFunc(slices.Clone(addrs), func(a netip.Addr) bool { return !sn.CIDR.Contains(a) }) // l's in the subnet
 		if len(own) == 0 {
 			continue
 		}
