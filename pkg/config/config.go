@@ -149,14 +149,18 @@ type SSH struct {
 }
 
 // AnswersAt reports whether infrad's DNS answers at a on port 53, where a node's
-// resolver asks (what router advertisements and DHCPv6 give nodes): a listen address
-// of a itself, or the unspecified address of a's family.
-func (d DNS) AnswersAt(a netip.Addr) bool {
-	return slices.ContainsFunc(d.Listen, func(l netip.AddrPort) bool {
-		if l.Port() != 53 {
-			return false
-		}
-		return l.Addr() == a || l.Addr().IsUnspecified() && l.Addr().Is6() == a.Is6()
+// resolver asks (what router advertisements and DHCPv6 give nodes).
+func (d DNS) AnswersAt(a netip.Addr) bool { return listensAt(d.Listen, a, 53) }
+
+// AnswersAt reports whether infrad's NTP answers at a on port 123, where a node's
+// client asks (what DHCPv6 gives nodes).
+func (n NTP) AnswersAt(a netip.Addr) bool { return listensAt(n.Listen, a, 123) }
+
+// listensAt reports whether one of listen is a on port: a itself, or the unspecified
+// address of a's family.
+func listensAt(listen []netip.AddrPort, a netip.Addr, port uint16) bool {
+	return slices.ContainsFunc(listen, func(l netip.AddrPort) bool {
+		return l.Port() == port && (l.Addr() == a || l.Addr().IsUnspecified() && l.Addr().Is6() == a.Is6())
 	})
 }
 
