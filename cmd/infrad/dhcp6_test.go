@@ -44,8 +44,7 @@ esac
 func TestDHCPv6WithRealClients(t *testing.T) {
 	testenv.NeedRoot(t, "ip", "dhclient", "rdisc6", "dig")
 	l := newLab(t)
-	sh(t, "ip", "-n", l.srv, "addr", "add", "fd00:77::1/64", "dev", "br0", "nodad")
-	sh(t, "ip", "netns", "exec", l.srv, "sysctl", "-qw", "net.ipv6.conf.br0.accept_ra=0")
+	l.ipv6(t)
 	l.setMAC(t, "52:54:00:77:00:10")
 	linkLocal(t, l)
 	dir := t.TempDir()

@@ -30,12 +30,18 @@ hosts:
   - {name: infra, ip: 10.77.0.1, ip6: "fd00:77::1"}
 `
 
+// ipv6 gives the server's bridge fd00:77::1/64, and has it take no advertisement, its
+// own included, as a router does (forwarding does the same).
+func (l *lab) ipv6(t *testing.T) {
+	t.Helper()
+	sh(t, "ip", "-n", l.srv, "addr", "add", "fd00:77::1/64", "dev", "br0", "nodad")
+	sh(t, "ip", "netns", "exec", l.srv, "sysctl", "-qw", "net.ipv6.conf.br0.accept_ra=0")
+}
+
 func TestRouterAdvertisements(t *testing.T) {
 	testenv.NeedRoot(t, "ip", "rdisc6", "dig", "curl")
 	l := newLab(t)
-	sh(t, "ip", "-n", l.srv, "addr", "add", "fd00:77::1/64", "dev", "br0", "nodad")
-	// A router takes no advertisement, its own included (forwarding does the same).
-	sh(t, "ip", "netns", "exec", l.srv, "sysctl", "-qw", "net.ipv6.conf.br0.accept_ra=0")
+	l.ipv6(t)
 	dir := t.TempDir()
 	site := filepath.Join(dir, "site.yaml")
 	writeFile(t, site, fmt.Sprintf(raSite, filepath.Join(dir, "data"), false))
