@@ -155,7 +155,7 @@ func (s *Service) request(ctx context.Context, r *request) (*dhcpv4.DHCPv4, *net
 	ctx, cancel := context.WithTimeout(ctx, commitWait)
 	defer cancel()
 	c := ipam.CommitLease{Stamp: ipam.Stamp{At: now}, Subnet: r.sn.Name, MAC: r.mac, IP: ip,
-		Hostname: sanitizeHostname(clientName(r.DHCPv4)), Expires: now.Add(s.settings.Load().leaseTime).Truncate(time.Second),
+		Hostname: site.SanitizeHostname(clientName(r.DHCPv4)), Expires: now.Add(s.settings.Load().leaseTime).Truncate(time.Second),
 		Renewal: addr(r.ClientIPAddr) == ip}
 	k := s.inFlight.start(c)
 	res, err := s.ipam.Apply(ctx, c)

@@ -274,8 +274,8 @@ func TestSanitizeHostname(t *testing.T) {
 		"":                          "",
 		fmt.Sprint(make([]int, 30)): "0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0-0",
 	} {
-		if got := sanitizeHostname(in); got != want {
-			t.Errorf("sanitizeHostname(%q): got %q, want %q", in, got, want)
+		if got := site.SanitizeHostname(in); got != want {
+			t.Errorf("site.SanitizeHostname(%q): got %q, want %q", in, got, want)
 		}
 	}
 }

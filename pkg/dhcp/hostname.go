@@ -25,25 +25,6 @@ func clientName(m *dhcpv4.DHCPv4) string {
 	return label
 }
 
-// sanitizeHostname makes a client's name a DNS label: lower case; letters, digits and
-// hyphens; no hyphen at either end; at most 63 characters. What cannot be saved is "".
-func sanitizeHostname(s string) string {
-	var b strings.Builder
-	for _, c := range strings.ToLower(s) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-':
-			b.WriteRune(c)
-		case c == '_' || c == ' ':
-			b.WriteByte('-')
-		}
-	}
-	name := strings.Trim(b.String(), "-")
-	if len(name) > 63 {
-		name = strings.TrimRight(name[:63], "-")
-	}
-	return name
-}
-
 // nameOptions tells the client the name DNS gives it, as it asked: its host name
 // (option 12) when it asked for one (RFC 2132 §3.14), and, when it sent its FQDN
 // (option 81), the server's answer (RFC 4702 §4): the name, with S set, since infrad

@@ -51,7 +51,7 @@ func TestEndedLeasesAreReclaimed(t *testing.T) {
 	if _, ok := m.Model().Lease(mustAddr(ip)); ok {
 		t.Errorf("the ended lease is still there")
 	}
-	if _, ok := m.Model().LeaseNamed("laptop"); ok {
+	if _, ok := m.Model().LeaseNamed("laptop", false); ok {
 		t.Errorf("the ended lease's name is still there")
 	}
 	s.offers.Expire()

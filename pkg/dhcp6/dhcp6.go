@@ -1,12 +1,14 @@
 // Package dhcp6 answers DHCPv6 (RFC 8415) on the interfaces DHCP serves, for the
-// site's IPv6 subnets that ask for it (subnets[].dhcp6). A host reserved by its MAC
-// (learnt from the client's DUID-LL or DUID-LLT, or from its link-local address's
-// EUI-64) gets its IPv6 address in a stateful subnet; every client gets infrad's DNS
-// (option 23), the domain (24) and infrad's NTP (56) where infrad answers on that
-// link. Nothing is committed: the address is the host's, and so are its AAAA and
-// PTR. There are no pools yet, so a client without a reservation is told
-// NoAddrsAvail. A relayed client's subnet is the one its relay's link address is in,
-// and its MAC the relay's client link-layer address (option 79) when it gives one.
+// site's IPv6 subnets that ask for it (subnets[].dhcp6). In a stateful subnet a host
+// reserved by its MAC (learnt from the client's DUID-LL or DUID-LLT, or from its
+// link-local address's EUI-64) gets its host's IPv6 address, nothing committed: the
+// address is the host's, and so are its AAAA and PTR; any other client gets a lease
+// from the subnet's DHCP ranges, committed through the write path (ipam.CommitLease6)
+// before the Reply, with its AAAA and PTR when it gives its name (option 39). Every
+// client gets infrad's DNS (option 23), the domain (24) and infrad's NTP (56) where
+// infrad answers on that link. A relayed client's subnet is the one its relay's link
+// address is in, and its MAC the relay's client link-layer address (option 79) when
+// it gives one.
 package dhcp6
 
 import (
@@ -20,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/dhcpv6/server6"
@@ -36,21 +39,33 @@ import (
 // Options configure a Service.
 type Options struct {
 	Site     *config.Site          // validated; non-nil
-	IPAM     *ipam.IPAM            // non-nil: the subnets and hosts, as the site has them now
+	IPAM     *ipam.IPAM            // non-nil: the model, and the write path for leases
 	Registry prometheus.Registerer // nil: no metrics
 	Logger   *slog.Logger          // nil: slog.Default()
+	Now      func() time.Time      // nil: time.Now
+	// Share, Quorum, CaughtUp and Evicted are the cluster's, as DHCPv4 has them
+	// (dhcp.Options): which share of the new clients this node answers, whether it
+	// can commit leases, whether it has caught up with the log since it started, why
+	// it is no longer a member. nil: one box.
+	Share    func() (mine, of int)
+	Quorum   func() bool
+	CaughtUp func() bool
+	Evicted  func() string
 }
 
 // Service is the DHCPv6 server. It is a service.Service.
 type Service struct {
 	log     *slog.Logger
 	ipam    *ipam.IPAM
+	opts    Options
+	now     func() time.Time
 	site    atomic.Pointer[config.Site]
 	health  service.Tracker
 	replies *prometheus.CounterVec
 
 	mu    sync.Mutex
-	conns []*link // nil: stopped
+	conns []*link            // nil: stopped
+	stop  context.CancelFunc // ends the commits of the links' messages
 	done  sync.WaitGroup
 }
 
@@ -59,7 +74,10 @@ func New(opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Service{log: opts.Logger, ipam: opts.IPAM,
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Service{log: opts.Logger, ipam: opts.IPAM, opts: opts, now: opts.Now,
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infrad_dhcp6_replies_total",
 			Help: "DHCPv6 messages answered, by the message's type and what the client got: address, options or none."}, []string{"type", "gave"})}
 	s.site.Store(opts.Site)
@@ -77,6 +95,28 @@ type link struct {
 	ifi  *net.Interface
 	conn *net.UDPConn
 	duid dhcpv6.DUID // the server's identifier on it: DUID-LL of its MAC
+	// addrs are the interface's addresses, read again when older than addrsAge (a
+	// read is a netlink dump: too slow for each message).
+	mu     sync.Mutex
+	addrs  []netip.Addr
+	readAt time.Time
+}
+
+// addrsAge is how long a link's addresses are used before they are read again.
+const addrsAge = 2 * time.Second
+
+// workers is how many messages of a link are answered at once: each waits for its
+// commit (a Request's lease) while the others read on.
+const workers = 8
+
+// addresses are l's addresses, read at most addrsAge ago.
+func (l *link) addresses(now time.Time) []netip.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.readAt.IsZero() || now.Sub(l.readAt) > addrsAge || now.Before(l.readAt) {
+		l.addrs, l.readAt = service.Addrs(l.ifi), now
+	}
+	return l.addrs
 }
 
 // Start binds [::]:547 on each of DHCP's interfaces, when a subnet asks for DHCPv6,
@@ -118,9 +158,12 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.conns = links
 	s.health.Reset()
+	ctx, s.stop = context.WithCancel(context.WithoutCancel(ctx))
 	for _, l := range links {
-		s.done.Add(1)
-		go func() { defer s.done.Done(); s.serve(l) }()
+		for range workers {
+			s.done.Add(1)
+			go func() { defer s.done.Done(); s.serve(ctx, l) }()
+		}
 		s.log.Info("dhcpv6 listening", "interface", l.ifi.Name)
 	}
 	return nil
@@ -137,6 +180,9 @@ func (s *Service) Stop(ctx context.Context) error {
 	defer s.mu.Unlock()
 	for _, l := range s.conns {
 		l.conn.Close()
+	}
+	if s.stop != nil {
+		s.stop()
 	}
 	s.conns = nil
 	s.done.Wait()
@@ -164,9 +210,9 @@ func (s *Service) Reload(ctx context.Context, cfg *config.Site) error {
 	return nil
 }
 
-// serve reads l's messages one at a time (each is answered from the model, with no
-// write) until its socket is closed.
-func (s *Service) serve(l *link) {
+// serve reads l's messages and answers each until its socket is closed; workers of
+// them read the socket at once.
+func (s *Service) serve(ctx context.Context, l *link) {
 	buf := make([]byte, 4096)
 	for {
 		n, peer, err := l.conn.ReadFromUDPAddrPort(buf)
@@ -180,7 +226,7 @@ func (s *Service) serve(l *link) {
 		if err != nil {
 			continue // malformed: dropped
 		}
-		out, typ, gave := s.handle(l, peer.Addr(), in)
+		out, typ, gave := s.handle(ctx, l, peer.Addr(), in)
 		if out == nil {
 			continue
 		}
@@ -196,13 +242,17 @@ func (s *Service) serve(l *link) {
 // client's message and what the answer gives; nil: none. A client's message is
 // answered for the subnet l holds an address in; a relay's for the subnet its link
 // address is in, through the relays it came by.
-func (s *Service) handle(l *link, from netip.Addr, in dhcpv6.DHCPv6) (dhcpv6.DHCPv6, dhcpv6.MessageType, string) {
+func (s *Service) handle(ctx context.Context, l *link, from netip.Addr, in dhcpv6.DHCPv6) (dhcpv6.DHCPv6, dhcpv6.MessageType, string) {
+	if s.opts.Evicted != nil && s.opts.Evicted() != "" {
+		return nil, 0, "" // no longer the cluster's: its model falls behind for good
+	}
+	addrs := l.addresses(s.now())
 	if m, ok := in.(*dhcpv6.Message); ok {
-		sn, own, ok := s.subnetOf(l)
+		sn, own, ok := s.subnetOf(addrs)
 		if !ok {
 			return nil, 0, ""
 		}
-		reply, gave := s.reply(sn, own, l.duid, from, site.MAC{}, m)
+		reply, gave := s.reply(ctx, sn, own, l.duid, from, site.MAC{}, m)
 		if reply == nil {
 			return nil, 0, ""
 		}
@@ -212,13 +262,13 @@ func (s *Service) handle(l *link, from netip.Addr, in dhcpv6.DHCPv6) (dhcpv6.DHC
 	if !ok {
 		return nil, 0, ""
 	}
-	return s.relayed(relay, s.globals(l), l.duid)
+	return s.relayed(ctx, relay, globals(addrs), l.duid)
 }
 
 // relayed is the answer to a relay's message, through the relays it came by, for
 // the subnet the relay next to the client is on; infrad's addresses are own and its
 // identifier duid.
-func (s *Service) relayed(relay *dhcpv6.RelayMessage, own []netip.Addr, duid dhcpv6.DUID) (dhcpv6.DHCPv6, dhcpv6.MessageType, string) {
+func (s *Service) relayed(ctx context.Context, relay *dhcpv6.RelayMessage, own []netip.Addr, duid dhcpv6.DUID) (dhcpv6.DHCPv6, dhcpv6.MessageType, string) {
 	if relay.Type() != dhcpv6.MessageTypeRelayForward {
 		return nil, 0, ""
 	}
@@ -244,7 +294,7 @@ func (s *Service) relayed(relay *dhcpv6.RelayMessage, own []netip.Addr, duid dhc
 		copy(mac[:], hw)
 	}
 	peer, _ := netip.AddrFromSlice(inner.PeerAddr)
-	reply, gave := s.reply(sn, own, duid, peer.Unmap(), mac, m)
+	reply, gave := s.reply(ctx, sn, own, duid, peer.Unmap(), mac, m)
 	if reply == nil {
 		return nil, 0, ""
 	}
@@ -265,103 +315,15 @@ func (s *Service) subnetWith(a netip.Addr) (site.Subnet, bool) {
 	return site.Subnet{}, false
 }
 
-// globals are l's global IPv6 addresses: where a relayed client reaches infrad.
-func (s *Service) globals(l *link) []netip.Addr {
-	return slices.DeleteFunc(service.Addrs(l.ifi), func(a netip.Addr) bool { return !a.Is6() || !a.IsGlobalUnicast() })
+// globals are the global IPv6 addresses of addrs: where a relayed client reaches
+// infrad.
+func globals(addrs []netip.Addr) []netip.Addr {
+	return slices.DeleteFunc(slices.Clone(addrs), func(a netip.Addr) bool { return !a.Is6() || !a.IsGlobalUnicast() })
 }
 
-// reply is the answer to m from the client at from (its MAC mac when a relay said
-// it; zero: learnt from m), of subnet sn, where infrad's addresses are own and its
-// identifier duid; nil: none (a message for another server, or one a server does
-// not answer).
-func (s *Service) reply(sn site.Subnet, own []netip.Addr, duid dhcpv6.DUID, from netip.Addr, mac site.MAC, m *dhcpv6.Message) (*dhcpv6.Message, string) {
-	if sid := m.Options.ServerID(); sid != nil && !sid.Equal(duid) {
-		return nil, "" // another server's
-	}
-	mods := []dhcpv6.Modifier{dhcpv6.WithServerID(duid)}
-	mods = append(mods, s.options(own)...)
-	gave := "options"
-	switch m.Type() {
-	case dhcpv6.MessageTypeSolicit, dhcpv6.MessageTypeRequest, dhcpv6.MessageTypeRenew, dhcpv6.MessageTypeRebind, dhcpv6.MessageTypeConfirm:
-		if sn.DHCP6 != site.DHCP6Stateful || m.Options.OneIANA() == nil {
-			break
-		}
-		if mac.IsZero() {
-			mac = macOf(m, from)
-		}
-		ia, ok := s.address(sn, mac, m.Options.OneIANA())
-		mods = append(mods, dhcpv6.WithOption(ia))
-		gave = "address"
-		if !ok {
-			gave = "none"
-		}
-	case dhcpv6.MessageTypeRelease, dhcpv6.MessageTypeDecline:
-		gave = "none" // nothing was committed: nothing to end
-	case dhcpv6.MessageTypeInformationRequest:
-	default:
-		return nil, ""
-	}
-	// An Advertise to a Solicit (no rapid commit yet), else a Reply; the client's
-	// identifier echoed when it gave one (an Information-request may not).
-	reply := &dhcpv6.Message{MessageType: dhcpv6.MessageTypeReply, TransactionID: m.TransactionID}
-	if m.Type() == dhcpv6.MessageTypeSolicit {
-		reply.MessageType = dhcpv6.MessageTypeAdvertise
-	}
-	if cid := m.GetOneOption(dhcpv6.OptionClientID); cid != nil {
-		reply.AddOption(cid)
-	}
-	for _, mod := range mods {
-		mod(reply)
-	}
-	return reply, gave
-}
-
-// address is the answer to the client's IA_NA req on sn: the address of the host
-// reserved for mac, valid for the site's lease time (renewed at half of it, rebound
-// at four fifths), or NoAddrsAvail; ok says it is an address.
-func (s *Service) address(sn site.Subnet, mac site.MAC, req *dhcpv6.OptIANA) (*dhcpv6.OptIANA, bool) {
-	ia := &dhcpv6.OptIANA{IaId: req.IaId}
-	if h, found := s.ipam.Model().HostWithMAC(mac); found && !mac.IsZero() {
-		for _, a := range h.Addrs() {
-			if a.Is6() && sn.CIDR.Contains(a) {
-				lt := s.site.Load().DHCP.LeaseTime
-				ia.T1, ia.T2 = lt/2, lt*4/5
-				ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: a.AsSlice(), PreferredLifetime: lt, ValidLifetime: lt})
-				return ia, true
-			}
-		}
-	}
-	ia.Options.Add(&dhcpv6.OptStatusCode{StatusCode: iana.StatusNoAddrsAvail,
-		StatusMessage: "no address is reserved for this client's MAC in subnet " + sn.Name + " (infrad has no DHCPv6 pools yet)"})
-	return ia, false
-}
-
-// macOf is the client's MAC: from its DUID-LL or DUID-LLT, else from the EUI-64 of its
-// link-local address; zero when neither says it.
-func macOf(m *dhcpv6.Message, from netip.Addr) site.MAC {
-	var mac site.MAC
-	switch d := m.Options.ClientID().(type) {
-	case *dhcpv6.DUIDLL:
-		if len(d.LinkLayerAddr) == 6 {
-			copy(mac[:], d.LinkLayerAddr)
-			return mac
-		}
-	case *dhcpv6.DUIDLLT:
-		if len(d.LinkLayerAddr) == 6 {
-			copy(mac[:], d.LinkLayerAddr)
-			return mac
-		}
-	}
-	if b := from.As16(); from.IsLinkLocalUnicast() && b[11] == 0xff && b[12] == 0xfe {
-		return site.MAC{b[8] ^ 0x02, b[9], b[10], b[13], b[14], b[15]}
-	}
-	return mac
-}
-
-// subnetOf is the subnet asking for DHCPv6 that l holds an address in, and l's
-// addresses in it.
-func (s *Service) subnetOf(l *link) (site.Subnet, []netip.Addr, bool) {
-	addrs := service.Addrs(l.ifi)
+// subnetOf is the subnet asking for DHCPv6 that a link of addresses addrs holds an
+// address in, and the link's addresses in it.
+func (s *Service) subnetOf(addrs []netip.Addr) (site.Subnet, []netip.Addr, bool) {
 	for _, sn := range s.ipam.Model().Subnets() {
 		if sn.DHCP6 == "" {
 			continue

@@ -48,7 +48,7 @@ func solicit(t *testing.T, mac net.HardwareAddr) *dhcpv6.Message {
 func TestReservedAndNot(t *testing.T) {
 	s, sn := newService(t)
 	address := func(m *dhcpv6.Message, from netip.Addr) (string, *dhcpv6.Message) {
-		reply, _ := s.reply(sn, own, duid, from, site.MAC{}, m)
+		reply, _ := s.reply(t.Context(), sn, own, duid, from, site.MAC{}, m)
 		if reply == nil || reply.Type() != dhcpv6.MessageTypeAdvertise {
 			t.Fatalf("no advertise: %v", reply)
 		}
@@ -77,7 +77,7 @@ func TestReservedAndNot(t *testing.T) {
 	}
 	other := solicit(t, reserved)
 	other.AddOption(dhcpv6.OptServerID(&dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr{9, 9, 9, 9, 9, 9}}))
-	if reply, _ := s.reply(sn, own, duid, netip.Addr{}, site.MAC{}, other); reply != nil {
+	if reply, _ := s.reply(t.Context(), sn, own, duid, netip.Addr{}, site.MAC{}, other); reply != nil {
 		t.Errorf("a message for another server was answered: %v", reply)
 	}
 }
@@ -95,7 +95,7 @@ func TestRelayed(t *testing.T) {
 	}
 	relay.AddOption(dhcpv6.OptClientLinkLayerAddress(iana.HWTypeEthernet, reserved))
 	relay.AddOption(dhcpv6.OptInterfaceID([]byte("r1")))
-	out, typ, gave := s.relayed(relay, own, duid)
+	out, typ, gave := s.relayed(t.Context(), relay, own, duid)
 	if out == nil || typ != dhcpv6.MessageTypeSolicit || gave != "address" {
 		t.Fatalf("got %v %s %s", out, typ, gave)
 	}
@@ -108,7 +108,7 @@ func TestRelayed(t *testing.T) {
 		t.Errorf("the relayed answer: %v %v", inner, err)
 	}
 	elsewhere, _ := dhcpv6.EncapsulateRelay(m, dhcpv6.MessageTypeRelayForward, net.ParseIP("fd00:99::1"), net.ParseIP("fe80::99"))
-	if out, _, _ := s.relayed(elsewhere, own, duid); out != nil {
+	if out, _, _ := s.relayed(t.Context(), elsewhere, own, duid); out != nil {
 		t.Errorf("a relay on a link of no DHCPv6 subnet was answered: %v", out)
 	}
 }
@@ -122,13 +122,13 @@ func FuzzReply(f *testing.F) {
 	s, sn := newService(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if msg, err := dhcpv6.MessageFromBytes(b); err == nil {
-			if reply, _ := s.reply(sn, own, duid, netip.MustParseAddr("fe80::1"), site.MAC{}, msg); reply != nil {
+			if reply, _ := s.reply(t.Context(), sn, own, duid, netip.MustParseAddr("fe80::1"), site.MAC{}, msg); reply != nil {
 				reply.ToBytes()
 			}
 		}
 		if in, err := dhcpv6.FromBytes(b); err == nil {
 			if relay, ok := in.(*dhcpv6.RelayMessage); ok {
-				if out, _, _ := s.relayed(relay, own, duid); out != nil {
+				if out, _, _ := s.relayed(t.Context(), relay, own, duid); out != nil {
 					out.ToBytes()
 				}
 			}

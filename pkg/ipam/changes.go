@@ -47,7 +47,7 @@ func sourceOf(cmd Command) string {
 		return by
 	}
 	switch cmd.(type) {
-	case CommitLease, ReleaseLease, ReleaseClientLease, DeclineLease, ExpireLeases:
+	case CommitLease, ReleaseLease, ReleaseClientLease, DeclineLease, ExpireLeases, CommitLease6, ReleaseLease6, DeclineLease6:
 		return "dhcp"
 	case Reconcile:
 		return "site file"

@@ -164,11 +164,15 @@ func load(st *store.Store) (*Model, uint64, error) {
 			if l.Released != 0 {
 				m.released++
 			}
-			if !l.Quarantined() {
+			switch {
+			case l.Quarantined():
+			case l.IP.Is6():
+				x.byClient.ReplaceOrInsert(keyed[string]{l.Client, &l})
+			default:
 				x.byMAC.ReplaceOrInsert(keyed[site.MAC]{l.MAC, &l})
 			}
 			if l.Hostname != "" {
-				x.byName.ReplaceOrInsert(keyed[string]{l.Hostname, &l})
+				x.names(l.IP).ReplaceOrInsert(keyed[string]{l.Hostname, &l})
 			}
 		}
 		tokens, err := store.All[Token](tx, store.BucketTokens)

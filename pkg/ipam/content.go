@@ -94,20 +94,23 @@ func (m *Model) AddressOf(owner site.Name, v6 bool) (a netip.Addr, ok bool) {
 	if !ok {
 		return netip.Addr{}, false
 	}
-	var addrs [2]netip.Addr
 	if h, found := m.Host(host); found {
-		addrs = [2]netip.Addr{h.IP, h.IP6}
-	} else if l, found := m.LeaseNamed(host); found {
-		addrs[0] = l.IP
-	} else {
-		return netip.Addr{}, false
-	}
-	for _, a := range addrs {
-		if a.IsValid() && a.Is6() == v6 {
-			return a, true
+		for _, a := range [2]netip.Addr{h.IP, h.IP6} {
+			if a.IsValid() && a.Is6() == v6 {
+				return a, true
+			}
 		}
+		return netip.Addr{}, true
 	}
-	return netip.Addr{}, true
+	l4, named4 := m.LeaseNamed(host, false)
+	l6, named6 := m.LeaseNamed(host, true)
+	switch {
+	case v6 && named6:
+		return l6.IP, true
+	case !v6 && named4:
+		return l4.IP, true
+	}
+	return netip.Addr{}, named4 || named6
 }
 
 // oneTTL gives every RR of an RRset the set's lowest TTL: an RRset has one TTL (RFC
@@ -336,18 +339,24 @@ func (m *Model) nameServersTitle() string {
 // file's, the API's, an update's) wins over a client's claim, in the transaction that
 // writes the record.
 func (t *txn) takeLeaseName(name site.Name, forward, reverse bool) {
-	var l Lease
-	var ok bool
 	if host, named := t.m.HostnameOf(name); named && forward {
-		l, ok = t.m.LeaseNamed(host)
+		t.unnameLeases(host)
 	} else if a, rev := site.ReverseAddr(name); rev && reverse {
-		l, ok = t.m.Lease(a)
+		if l, ok := t.m.Lease(a); ok && l.Hostname != "" {
+			l.Hostname = ""
+			t.putLease(l)
+		}
 	}
-	if !ok || l.Hostname == "" {
-		return
+}
+
+// unnameLeases takes hostname from the leases, of either family, that have it.
+func (t *txn) unnameLeases(hostname string) {
+	for _, v6 := range []bool{false, true} {
+		if l, ok := t.m.LeaseNamed(hostname, v6); ok {
+			l.Hostname = ""
+			t.putLease(l)
+		}
 	}
-	l.Hostname = ""
-	t.putLease(l)
 }
 
 // Signatures are part of what a zone serves, so their times are the model's: every

@@ -16,7 +16,7 @@ import (
 
 // AppendJSON appends l as json.Marshal writes it (a store.JSONAppender, for store.Put).
 func (l Lease) AppendJSON(b []byte) ([]byte, error) {
-	if !plainString(l.Hostname) || !writableTime(l.Expires) {
+	if !plainString(l.Hostname) || !plainString(l.Client) || !writableTime(l.Expires) {
 		raw, err := json.Marshal(l)
 		return append(b, raw...), err
 	}
@@ -42,6 +42,10 @@ func (l Lease) AppendJSON(b []byte) ([]byte, error) {
 	if l.Granted != 0 {
 		b = append(b, `,"granted":`...)
 		b = strconv.AppendUint(b, l.Granted, 10)
+	}
+	if l.Client != "" {
+		b = append(b, `,"client":"`...)
+		b = append(append(b, l.Client...), '"')
 	}
 	return append(b, '}'), nil
 }

@@ -18,6 +18,7 @@ func TestFastJSONIsEncodingJSON(t *testing.T) {
 	addrs := []netip.Addr{{}, netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("::ffff:10.0.0.1"), netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("2001:db8::7")}
 	times := []time.Time{{}, time.Date(2026, 12, 2, 7, 1, 2, 345678900, time.UTC), time.Date(2026, 12, 2, 8, 0, 0, 0, time.FixedZone("X", 3600)),
 		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), time.Now()}
+	clients := []string{"", "000100012f3a5c1e525400004021/00000001", "a\"b"}
 	for range 2000 {
 		var mac site.MAC
 		if r.IntN(4) > 0 {
@@ -26,7 +27,7 @@ func TestFastJSONIsEncodingJSON(t *testing.T) {
 			}
 		}
 		l := Lease{IP: addrs[r.IntN(len(addrs))], MAC: mac, Hostname: names[r.IntN(len(names))], Expires: times[r.IntN(len(times))], Declined: r.IntN(2) == 0,
-			Released: uint64(r.IntN(2) * r.IntN(1000)), Granted: uint64(r.IntN(2) * r.IntN(1000))}
+			Released: uint64(r.IntN(2) * r.IntN(1000)), Granted: uint64(r.IntN(2) * r.IntN(1000)), Client: clients[r.IntN(len(clients))]}
 		type plainLease Lease // encoding/json's own encoding: no methods
 		want, wantErr := json.Marshal(plainLease(l))
 		if got, err := l.AppendJSON(nil); string(got) != string(want) || (err == nil) != (wantErr == nil) {

@@ -31,6 +31,41 @@ type Lease struct {
 	// the RELEASE (ReleaseClientLease). 0: granted before the site's boxes all kept it
 	// (Shape.Grants).
 	Granted uint64 `json:"granted,omitempty"`
+	// Client is a DHCPv6 lease's client: its DUID and the IAID of the IA that holds the
+	// address, in hex ("<duid>/<iaid>"). A DHCPv4 lease's client is its MAC; a DHCPv6
+	// lease has a MAC too when the client's DUID or link-local address tells it.
+	Client string `json:"client,omitempty"`
+}
+
+// holder names l's client: a DHCPv6 client by its DUID and IAID, else its MAC.
+func (l Lease) holder() string {
+	if l.Client != "" {
+		return "DHCPv6 client " + l.Client
+	}
+	return l.MAC.String()
+}
+
+// client is who a lease is of: a DHCPv4 client's MAC, or a DHCPv6 client's DUID and
+// IAID (id, Lease.Client) and its MAC when known.
+type client struct {
+	mac site.MAC
+	id  string // "": a DHCPv4 client
+}
+
+// holds reports whether l is c's.
+func (c client) holds(l Lease) bool {
+	if c.id != "" || l.Client != "" {
+		return l.Client == c.id
+	}
+	return l.MAC == c.mac
+}
+
+// leaseOf is c's active lease.
+func (m *Model) leaseOf(c client) (Lease, bool) {
+	if c.id != "" {
+		return m.LeaseOfClient(c.id)
+	}
+	return m.LeaseOf(c.mac)
 }
 
 // Quarantined reports whether l holds its address for no client: declined, or
@@ -72,45 +107,87 @@ type Committed struct {
 }
 
 func (c CommitLease) apply(t *txn) (any, error) {
-	sn, ok := t.m.Subnet(c.Subnet)
+	return t.commit(grant{Stamp: c.Stamp, subnet: c.Subnet, who: client{mac: c.MAC}, ip: c.IP,
+		hostname: c.Hostname, expires: c.Expires, renewal: c.Renewal})
+}
+
+// CommitLease6 is CommitLease for a DHCPv6 client, known by its DUID and IAID
+// (Client) rather than its MAC: the same rules, on an IPv6 subnet. MAC, when the
+// client's DUID or link-local address tells it, finds the client's reservation. A
+// name may hold a DHCPv4 lease and a DHCPv6 lease of one machine (one MAC) at once.
+type CommitLease6 struct {
+	Stamp
+	Subnet   string     `json:"subnet"`
+	Client   string     `json:"client"`
+	MAC      site.MAC   `json:"mac,omitzero"`
+	IP       netip.Addr `json:"ip"`
+	Hostname string     `json:"hostname,omitempty"` // sanitised
+	Expires  time.Time  `json:"expires"`
+	Renewal  bool       `json:"renewal,omitempty"` // a Renew or Rebind of the address
+}
+
+func (c CommitLease6) apply(t *txn) (any, error) {
+	if c.Client == "" || !c.IP.Is6() {
+		return nil, invalid("client", "a DHCPv6 lease names its client (DUID and IAID) and an IPv6 address")
+	}
+	return t.commit(grant{Stamp: c.Stamp, subnet: c.Subnet, who: client{mac: c.MAC, id: c.Client}, ip: c.IP,
+		hostname: c.Hostname, expires: c.Expires, renewal: c.Renewal})
+}
+
+// grant is a lease commit of either family.
+type grant struct {
+	Stamp
+	subnet   string
+	who      client
+	ip       netip.Addr
+	hostname string
+	expires  time.Time
+	renewal  bool
+}
+
+func (t *txn) commit(c grant) (any, error) {
+	sn, ok := t.m.Subnet(c.subnet)
 	switch {
 	case !ok:
-		return nil, notFound(fmt.Sprintf("subnet %q", c.Subnet))
-	case !sn.CIDR.Contains(c.IP):
+		return nil, notFound(fmt.Sprintf("subnet %q", c.subnet))
+	case !sn.CIDR.Contains(c.ip):
 		return nil, &Error{Kind: ErrConflict, Msg: "the address is not on this network"}
 	}
-	res := Committed{Lease: Lease{IP: c.IP, MAC: c.MAC, Hostname: c.Hostname, Expires: c.Expires}}
-	prev, had := t.m.Lease(c.IP)
-	continues := had && c.Renewal && prev.MAC == c.MAC && !prev.Quarantined() && !prev.Ended(c.At)
-	old, moves := t.m.LeaseOf(c.MAC)
-	moves = moves && old.IP != c.IP
-	if h, ok := t.m.HostWithMAC(c.MAC); ok && sn.CIDR.Contains(h.IP) {
-		if h.IP != c.IP {
-			return nil, &Error{Kind: ErrConflict, Msg: "this client's address is " + h.IP.String()}
+	res := Committed{Lease: Lease{IP: c.ip, MAC: c.who.mac, Client: c.who.id, Hostname: c.hostname, Expires: c.expires}}
+	prev, had := t.m.Lease(c.ip)
+	continues := had && c.renewal && c.who.holds(prev) && !prev.Quarantined() && !prev.Ended(c.At)
+	old, moves := t.m.leaseOf(c.who)
+	moves = moves && old.IP != c.ip
+	if reserved, ok := t.reservation(sn, c.who.mac); ok {
+		if reserved != c.ip {
+			return nil, &Error{Kind: ErrConflict, Msg: "this client's address is " + reserved.String()}
 		}
 		res.Hostname = "" // a reserved client is known by its host's name alone
-	} else if err := t.grantable(sn, c.MAC, c.IP, c.At); err != nil {
+	} else if err := t.grantable(sn, c.who, c.ip, c.At); err != nil {
 		return nil, err
-	} else if t.m.shape.Grants && c.Renewal && !continues {
+	} else if t.m.shape.Grants && c.renewal && !continues {
 		// A renewal continues a lease: this one has ended (released, deleted, expired)
 		// since the client asked, and a renewal applied late must not make it again.
 		// The client, refused, asks for an address anew.
-		return nil, &Error{Kind: ErrConflict, Msg: "this client's lease of " + c.IP.String() + " has ended: ask for an address again"}
+		return nil, &Error{Kind: ErrConflict, Msg: "this client's lease of " + c.ip.String() + " has ended: ask for an address again"}
 	}
-	if moves && t.m.shape.Grants && old.Expires.After(c.Expires) && !old.Ended(c.At) {
+	if moves && t.m.shape.Grants && old.Expires.After(c.expires) && !old.Ended(c.At) {
 		// A REQUEST applied late (its node stopped waiting; the new leader of a
 		// failover applied it after all) after the client, unanswered, asked again and
 		// was granted another address: the client uses that one.
 		return nil, &Error{Kind: ErrConflict, Msg: "this client holds " + old.IP.String() + ", granted after this request was made"}
 	}
 	if name := res.Hostname; name != "" {
-		if l, ok := t.m.LeaseNamed(name); ok && l.MAC != c.MAC && l.Ended(c.At) {
-			// An ended lease gives its name up: one hostname, one lease, so that a model
-			// loaded from the store indexes names as the one that wrote it did.
-			l.Hostname = ""
-			t.putLease(l)
+		for _, v6 := range [2]bool{false, true} {
+			if l, ok := t.m.LeaseNamed(name, v6); ok && !c.who.holds(l) && l.Ended(c.At) {
+				// An ended lease gives its name up: one hostname, one lease of a family,
+				// so that a model loaded from the store indexes names as the one that
+				// wrote it did.
+				l.Hostname = ""
+				t.putLease(l)
+			}
 		}
-		if keeper, taken := t.nameKeeper(name, c.MAC, c.IP); taken {
+		if keeper, taken := t.nameKeeper(name, c.who, c.ip); taken {
 			res.Hostname, res.NameKeptBy = "", keeper
 		}
 	}
@@ -127,20 +204,35 @@ func (c CommitLease) apply(t *txn) (any, error) {
 	return res, nil
 }
 
-// nameKeeper reports whether hostname is taken from mac's lease of ip, and by whom
-// ("" when mac's own host has it): a host, another client's live lease, records at
-// the name or at the address's reverse name, a name infrad hands out for itself, or
-// the zones' name servers.
-func (t *txn) nameKeeper(hostname string, mac site.MAC, ip netip.Addr) (string, bool) {
+// reservation is the address on sn of the host reserved for mac.
+func (t *txn) reservation(sn site.Subnet, mac site.MAC) (netip.Addr, bool) {
+	if h, ok := t.m.HostWithMAC(mac); ok {
+		for _, a := range h.Addrs() {
+			if sn.CIDR.Contains(a) {
+				return a, true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// nameKeeper reports whether hostname is taken from who's lease of ip, and by whom
+// ("" when who's own host has it): a host, another client's live lease (of ip's
+// family; of the other, another machine's), records at the name or at the address's
+// reverse name, a name infrad hands out for itself, or the zones' name servers.
+func (t *txn) nameKeeper(hostname string, who client, ip netip.Addr) (string, bool) {
 	fqdn := t.m.FQDN(hostname)
 	if h, ok := t.m.Host(hostname); ok {
-		if h.MAC == mac {
+		if h.MAC == who.mac && !who.mac.IsZero() {
 			return "", true // the host's name is the host's
 		}
 		return fmt.Sprintf("host %q", h.Name), true // another machine asked for it
 	}
-	if l, ok := t.m.LeaseNamed(hostname); ok && l.MAC != mac {
+	if l, ok := t.m.LeaseNamed(hostname, ip.Is6()); ok && !who.holds(l) {
 		return "the lease of " + l.IP.String(), true
+	}
+	if l, ok := t.m.LeaseNamed(hostname, !ip.Is6()); ok && (l.MAC != who.mac || who.mac.IsZero()) {
+		return "the lease of " + l.IP.String() + ", another machine's", true
 	}
 	if t.m.HasRecords(fqdn) {
 		return "the records at " + string(fqdn), true
@@ -155,16 +247,16 @@ func (t *txn) nameKeeper(hostname string, mac site.MAC, ip netip.Addr) (string, 
 	return owner, owner != ""
 }
 
-// grantable refuses ip to mac unless ip is in a DHCP range of sn and free at now, or
-// already mac's.
-func (t *txn) grantable(sn site.Subnet, mac site.MAC, ip netip.Addr, now time.Time) error {
+// grantable refuses ip to who unless ip is in a DHCP range of sn and free at now, or
+// already who's.
+func (t *txn) grantable(sn site.Subnet, who client, ip netip.Addr, now time.Time) error {
 	if !site.InDHCPRange(sn, ip) {
 		return &Error{Kind: ErrConflict, Msg: "the address is not in a DHCP range of subnet " + sn.Name}
 	}
 	if h, ok := t.m.HostAt(ip); ok {
 		return &Error{Kind: ErrConflict, Msg: fmt.Sprintf("the address is host %q's", h.Name)}
 	}
-	if l, ok := t.m.Lease(ip); ok && !l.Ended(now) && (l.Declined || l.MAC != mac) {
+	if l, ok := t.m.Lease(ip); ok && !l.Ended(now) && (l.Declined || !who.holds(l)) {
 		return &Error{Kind: ErrConflict, Msg: "the address is not this client's"}
 	}
 	return nil
@@ -179,7 +271,7 @@ func (t *txn) endEarly(l Lease) {
 		t.deleteLease(l.IP)
 		return
 	}
-	t.putLease(Lease{IP: l.IP, MAC: l.MAC, Expires: l.Expires, Released: max(t.index, 1)})
+	t.putLease(Lease{IP: l.IP, MAC: l.MAC, Client: l.Client, Expires: l.Expires, Released: max(t.index, 1)})
 }
 
 // ReleaseLease ends the lease of IP; MAC, when not zero, must be its client's. It is
@@ -196,7 +288,11 @@ type ReleaseLease struct {
 }
 
 func (c ReleaseLease) apply(t *txn) (any, error) {
-	return t.release(c.IP, c.MAC, func(l Lease) bool { return c.Expires.IsZero() || l.Expires.Equal(c.Expires) })
+	var mine func(Lease) bool // anyone's
+	if !c.MAC.IsZero() {
+		mine = func(l Lease) bool { return l.MAC == c.MAC }
+	}
+	return t.release(c.IP, mine, func(l Lease) bool { return c.Expires.IsZero() || l.Expires.Equal(c.Expires) })
 }
 
 // ReleaseClientLease is a DHCP client's RELEASE of IP. It ends MAC's lease of IP
@@ -223,9 +319,27 @@ func (c ReleaseClientLease) apply(t *txn) (any, error) {
 	if c.MAC.IsZero() || (c.Granted == 0 && len(c.Expires) == 0) {
 		return nil, invalid("mac", "a client's release names the client and the lease it ends")
 	}
-	return t.release(c.IP, c.MAC, func(l Lease) bool {
+	who := client{mac: c.MAC}
+	return t.release(c.IP, who.holds, func(l Lease) bool {
 		return (c.Granted != 0 && l.Granted == c.Granted) || slices.ContainsFunc(c.Expires, l.Expires.Equal)
 	})
+}
+
+// ReleaseLease6 is a DHCPv6 client's Release of IP: it ends Client's lease of IP
+// granted by the command at the log's index Granted (0: whichever it holds).
+type ReleaseLease6 struct {
+	Stamp
+	IP      netip.Addr `json:"ip"`
+	Client  string     `json:"client"`
+	Granted uint64     `json:"granted,omitempty"`
+}
+
+func (c ReleaseLease6) apply(t *txn) (any, error) {
+	if c.Client == "" {
+		return nil, invalid("client", "a client's release names the client")
+	}
+	who := client{id: c.Client}
+	return t.release(c.IP, who.holds, func(l Lease) bool { return c.Granted == 0 || l.Granted == c.Granted })
 }
 
 // TrackGrants turns on Shape.Grants: from it on, each lease keeps the index of its
@@ -246,12 +360,12 @@ func (c TrackGrants) apply(t *txn) (any, error) {
 	return nil, nil
 }
 
-// release ends the lease of ip, which must be mac's when mac is not zero and be one
-// the release is of (released).
-func (t *txn) release(ip netip.Addr, mac site.MAC, released func(Lease) bool) (any, error) {
+// release ends the lease of ip, which must be the client's (mine, when not nil) and
+// be one the release is of (released).
+func (t *txn) release(ip netip.Addr, mine func(Lease) bool, released func(Lease) bool) (any, error) {
 	l, ok := t.m.Lease(ip)
 	switch {
-	case !ok || (!mac.IsZero() && (l.MAC != mac || l.Quarantined())):
+	case !ok || (mine != nil && (!mine(l) || l.Quarantined())):
 		return nil, &Error{Kind: ErrNotFound, Msg: "no lease of " + ip.String()}
 	case !released(l):
 		return nil, &Error{Kind: ErrNotFound, Msg: "the lease of " + ip.String() + " was granted again or renewed after the release"}
@@ -280,26 +394,52 @@ type DeclineLease struct {
 }
 
 func (c DeclineLease) apply(t *txn) (any, error) {
-	if h, ok := t.m.HostAt(c.IP); ok {
+	return t.decline(c.Stamp, c.IP, client{mac: c.MAC}, c.Until, c.LeaseExpires, c.LeaseGranted)
+}
+
+// DeclineLease6 is DeclineLease for a DHCPv6 client, known by its DUID and IAID
+// (Client): a Decline of IP.
+type DeclineLease6 struct {
+	Stamp
+	IP     netip.Addr `json:"ip"`
+	Client string     `json:"client"`
+	Until  time.Time  `json:"until"`
+	// LeaseGranted, when set, is the grant of the client's lease of IP (Lease.Granted):
+	// a lease granted again since is not taken by the decline.
+	LeaseGranted uint64 `json:"lease_granted,omitempty"`
+}
+
+func (c DeclineLease6) apply(t *txn) (any, error) {
+	if c.Client == "" || !c.IP.Is6() {
+		return nil, invalid("client", "a DHCPv6 decline names its client (DUID and IAID) and an IPv6 address")
+	}
+	if _, ok := t.m.SubnetOf(c.IP); !ok {
+		return nil, &Error{Kind: ErrConflict, Msg: c.IP.String() + " is in no subnet"}
+	}
+	return t.decline(c.Stamp, c.IP, client{id: c.Client}, c.Until, time.Time{}, c.LeaseGranted)
+}
+
+// decline quarantines ip, which who found in use (see DeclineLease).
+func (t *txn) decline(at Stamp, ip netip.Addr, who client, until, leaseExpires time.Time, leaseGranted uint64) (any, error) {
+	if h, ok := t.m.HostAt(ip); ok {
 		return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("the address is host %q's: a quarantine cannot take it", h.Name)}
 	}
-	l, ok := t.m.Lease(c.IP)
-	if ok && !l.Ended(c.At) && (l.Declined || l.MAC != c.MAC) {
+	l, ok := t.m.Lease(ip)
+	if ok && !l.Ended(at.At) && (l.Declined || !who.holds(l)) {
 		return nil, &Error{Kind: ErrConflict, Msg: "the address is not this client's"}
 	}
 	switch {
 	case !ok:
-	case c.LeaseGranted != 0 && l.Granted != c.LeaseGranted, c.LeaseGranted == 0 && !c.LeaseExpires.IsZero() && !l.Expires.Equal(c.LeaseExpires):
-		return nil, &Error{Kind: ErrConflict, Msg: "the client's lease of " + c.IP.String() + " was granted again after the decline"}
+	case leaseGranted != 0 && l.Granted != leaseGranted, leaseGranted == 0 && !leaseExpires.IsZero() && !l.Expires.Equal(leaseExpires):
+		return nil, &Error{Kind: ErrConflict, Msg: "the client's lease of " + ip.String() + " was granted again after the decline"}
 	}
-	until := c.Until
-	if ok && !l.Ended(c.At) && t.m.shape.DHCPServers > 1 && l.Expires.After(until) {
+	if ok && !l.Ended(at.At) && t.m.shape.DHCPServers > 1 && l.Expires.After(until) {
 		until = l.Expires // a box cut off from the others may renew the lease until then (endEarly)
 	}
-	if old, ok := t.m.LeaseOf(c.MAC); ok && old.IP == c.IP {
-		t.deleteLease(c.IP)
+	if old, ok := t.m.leaseOf(who); ok && old.IP == ip {
+		t.deleteLease(ip)
 	}
-	quarantine := Lease{IP: c.IP, Expires: until, Declined: true}
+	quarantine := Lease{IP: ip, Expires: until, Declined: true}
 	t.putLease(quarantine)
 	return quarantine, nil
 }
@@ -459,6 +599,8 @@ func (c PinLease) apply(t *txn) (any, error) {
 		return nil, &Error{Kind: ErrConflict, Msg: c.IP.String() + " is quarantined (a client declined it), not leased: there is no machine to reserve it for"}
 	case l.Released != 0:
 		return nil, &Error{Kind: ErrConflict, Msg: c.IP.String() + " was released by its client, not leased: reserve it by the client's MAC instead"}
+	case l.IP.Is6():
+		return nil, &Error{Kind: ErrConflict, Msg: c.IP.String() + " is a DHCPv6 lease: reserve it by giving a host the address as its ip6"}
 	}
 	h := site.Host{Name: c.Name, IP: l.IP, MAC: l.MAC, Owner: site.OwnerAPI}
 	if h.Name == "" {

@@ -17,9 +17,11 @@ import (
 // writer's trees own a node then, so the next batch copies what it changes and never
 // writes a node a reader holds.
 type leaseIndexes struct {
-	byIP   *btree.BTreeG[keyed[netip.Addr]] // every lease, declined ones too
-	byMAC  *btree.BTreeG[keyed[site.MAC]]   // the active (not declined) lease of each client
-	byName *btree.BTreeG[keyed[string]]     // the lease of each hostname
+	byIP     *btree.BTreeG[keyed[netip.Addr]] // every lease, declined ones too
+	byMAC    *btree.BTreeG[keyed[site.MAC]]   // the active (not quarantined) DHCPv4 lease of each client
+	byClient *btree.BTreeG[keyed[string]]     // the active DHCPv6 lease of each client (Lease.Client)
+	byName   *btree.BTreeG[keyed[string]]     // the DHCPv4 lease of each hostname
+	byName6  *btree.BTreeG[keyed[string]]     // the DHCPv6 lease of each hostname
 }
 
 // keyed is one entry of a lease index. The key is held by value, so comparisons
@@ -34,17 +36,28 @@ type keyed[K any] struct {
 const leaseDegree = 16
 
 func newLeaseIndexes() leaseIndexes {
+	byString := func(a, b keyed[string]) bool { return a.key < b.key }
 	return leaseIndexes{
-		byIP:   btree.NewG(leaseDegree, func(a, b keyed[netip.Addr]) bool { return a.key.Less(b.key) }),
-		byMAC:  btree.NewG(leaseDegree, func(a, b keyed[site.MAC]) bool { return bytes.Compare(a.key[:], b.key[:]) < 0 }),
-		byName: btree.NewG(leaseDegree, func(a, b keyed[string]) bool { return a.key < b.key }),
+		byIP:     btree.NewG(leaseDegree, func(a, b keyed[netip.Addr]) bool { return a.key.Less(b.key) }),
+		byMAC:    btree.NewG(leaseDegree, func(a, b keyed[site.MAC]) bool { return bytes.Compare(a.key[:], b.key[:]) < 0 }),
+		byClient: btree.NewG(leaseDegree, byString),
+		byName:   btree.NewG(leaseDegree, byString),
+		byName6:  btree.NewG(leaseDegree, byString),
 	}
+}
+
+// names is the index of the hostnames of the leases of a's family.
+func (x leaseIndexes) names(a netip.Addr) *btree.BTreeG[keyed[string]] {
+	if a.Is6() {
+		return x.byName6
+	}
+	return x.byName
 }
 
 // clone returns indexes with x's entries that share x's nodes; afterwards neither x
 // nor the clone owns those nodes, so a change to either copies what it changes.
 func (x leaseIndexes) clone() leaseIndexes {
-	return leaseIndexes{x.byIP.Clone(), x.byMAC.Clone(), x.byName.Clone()}
+	return leaseIndexes{x.byIP.Clone(), x.byMAC.Clone(), x.byClient.Clone(), x.byName.Clone(), x.byName6.Clone()}
 }
 
 func get[K any](t *btree.BTreeG[keyed[K]], k K) (*Lease, bool) {
@@ -57,21 +70,35 @@ func get[K any](t *btree.BTreeG[keyed[K]], k K) (*Lease, bool) {
 // are persistent, and undone by keeping the model before). An entry without a lease
 // is a key that was absent.
 type leaseLog struct {
-	byIP   []keyed[netip.Addr]
-	byMAC  []keyed[site.MAC]
-	byName []keyed[string]
+	byIP     []keyed[netip.Addr]
+	byMAC    []keyed[site.MAC]
+	byClient []keyed[string]
+	byName   []keyed[string]
+	byName6  []keyed[string]
 }
 
 // logMark is a point in a leaseLog to rewind to.
-type logMark struct{ byIP, byMAC, byName int }
+type logMark struct{ byIP, byMAC, byClient, byName, byName6 int }
 
-func (g *leaseLog) mark() logMark { return logMark{len(g.byIP), len(g.byMAC), len(g.byName)} }
+func (g *leaseLog) mark() logMark {
+	return logMark{len(g.byIP), len(g.byMAC), len(g.byClient), len(g.byName), len(g.byName6)}
+}
+
+// names is the log of the index x.names(a).
+func (g *leaseLog) names(a netip.Addr) *[]keyed[string] {
+	if a.Is6() {
+		return &g.byName6
+	}
+	return &g.byName
+}
 
 // rewind undoes every change x made since mark.
 func (x leaseIndexes) rewind(g *leaseLog, mark logMark) {
 	rewind(x.byIP, &g.byIP, mark.byIP)
 	rewind(x.byMAC, &g.byMAC, mark.byMAC)
+	rewind(x.byClient, &g.byClient, mark.byClient)
 	rewind(x.byName, &g.byName, mark.byName)
+	rewind(x.byName6, &g.byName6, mark.byName6)
 }
 
 // set puts l under k in t, logging what it replaced.

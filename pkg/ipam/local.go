@@ -110,16 +110,21 @@ func check[T any](n *neighbourhood, list string, items func(*site.Set) *[]T, key
 // checkHost checks h arriving in place of the host called old ("" for none).
 func (t *txn) checkHost(old string, h *site.Host) error {
 	if h != nil {
-		// A live lease of another client holds the address (a reservation's lease,
+		// A live lease of another client holds an address (a reservation's lease,
 		// left where its host was).
 		o, _ := t.m.Host(old)
-		ownLease := func(l Lease) bool { return !l.Declined && o.IP == h.IP && o.MAC == l.MAC }
-		if l, ok := t.m.Lease(h.IP); ok && !l.Ended(t.at) && (l.Declined || l.MAC != h.MAC) && !ownLease(l) {
-			until := l.Expires.UTC().Format(time.RFC3339)
-			if l.Released != 0 {
-				return &Error{Kind: ErrConflict, Field: "ip", Msg: fmt.Sprintf("%s was released by %s and waits until every node has applied the release, or until %s", h.IP, l.MAC, until)}
+		for _, f := range []struct {
+			field    string
+			now, was netip.Addr
+		}{{"ip", h.IP, o.IP}, {"ip6", h.IP6, o.IP6}} {
+			ownLease := func(l Lease) bool { return !l.Declined && f.was == f.now && o.MAC == l.MAC }
+			if l, ok := t.m.Lease(f.now); ok && f.now.IsValid() && !l.Ended(t.at) && (l.Declined || l.MAC != h.MAC) && !ownLease(l) {
+				until := l.Expires.UTC().Format(time.RFC3339)
+				if l.Released != 0 {
+					return &Error{Kind: ErrConflict, Field: f.field, Msg: fmt.Sprintf("%s was released by %s and waits until every node has applied the release, or until %s", f.now, l.holder(), until)}
+				}
+				return &Error{Kind: ErrConflict, Field: f.field, Msg: fmt.Sprintf("%s is leased to %s until %s: release the lease first", f.now, l.holder(), until)}
 			}
-			return &Error{Kind: ErrConflict, Field: "ip", Msg: fmt.Sprintf("%s is leased to %s until %s: release the lease first", h.IP, l.MAC, until)}
 		}
 	}
 	n := t.neighbourhood()

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infrad/infrad/internal/fixture"
 	"github.com/infrad/infrad/pkg/site"
 )
 
@@ -58,7 +57,7 @@ type entry struct {
 func logOf(t *testing.T, u *universe, n int) []entry {
 	t.Helper()
 	r := rand.New(rand.NewPCG(1, 2))
-	cmds := []Command{Reconcile{Stamp: Stamp{At: u.now}, Source: "site.yaml", File: fixture.Site(t)}}
+	cmds := []Command{Reconcile{Stamp: Stamp{At: u.now}, Source: "site.yaml", File: universeSite(t)}}
 	for i := range n {
 		u.now = u.now.Add(time.Duration(i%3) * time.Second) // some share a second: the serial still rises
 		cmds = append(cmds, u.command([4]byte{byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())}))

@@ -176,11 +176,20 @@ func (m *Model) RecordsAt(name site.Name) []dns.RR {
 // Lease returns the lease of address a.
 func (m *Model) Lease(a netip.Addr) (Lease, bool) { return deref(get(m.leases.byIP, a)) }
 
-// LeaseOf returns the active lease of the client mac.
+// LeaseOf returns the active DHCPv4 lease of the client mac.
 func (m *Model) LeaseOf(mac site.MAC) (Lease, bool) { return deref(get(m.leases.byMAC, mac)) }
 
-// LeaseNamed returns the lease whose hostname is name.
-func (m *Model) LeaseNamed(hostname string) (Lease, bool) {
+// LeaseOfClient returns the active DHCPv6 lease of client (Lease.Client).
+func (m *Model) LeaseOfClient(client string) (Lease, bool) {
+	return deref(get(m.leases.byClient, client))
+}
+
+// LeaseNamed returns the lease of the family asked (v6: DHCPv6, else DHCPv4) whose
+// hostname is name: a name may hold one lease of each.
+func (m *Model) LeaseNamed(hostname string, v6 bool) (Lease, bool) {
+	if v6 {
+		return deref(get(m.leases.byName6, hostname))
+	}
 	return deref(get(m.leases.byName, hostname))
 }
 

@@ -146,10 +146,7 @@ func (t *txn) putHost(h site.Host) {
 			t.deleteLease(old.IP)
 		}
 	}
-	if l, ok := t.m.LeaseNamed(h.Name); ok {
-		l.Hostname = ""
-		t.putLease(l)
-	}
+	t.unnameLeases(h.Name)
 	t.m.hosts = t.m.hosts.Set(h.Name, h)
 	for _, a := range h.Addrs() {
 		t.m.hostByIP = t.m.hostByIP.Set(a, h.Name)
@@ -251,11 +248,15 @@ func (t *txn) putLease(l Lease) {
 	}
 	x := t.m.leases
 	set(x.byIP, &t.log.byIP, l.IP, &l)
-	if !l.Quarantined() {
+	switch {
+	case l.Quarantined():
+	case l.IP.Is6():
+		set(x.byClient, &t.log.byClient, l.Client, &l)
+	default:
 		set(x.byMAC, &t.log.byMAC, l.MAC, &l)
 	}
 	if l.Hostname != "" {
-		set(x.byName, &t.log.byName, l.Hostname, &l)
+		set(x.names(l.IP), t.log.names(l.IP), l.Hostname, &l)
 	}
 	if l.Hostname != "" && named {
 		t.count(t.m.FQDN(l.Hostname), 1)
@@ -283,12 +284,20 @@ func (t *txn) unindexLease(l Lease, unname bool) {
 		t.m.released--
 	}
 	x := t.m.leases
-	if c, _ := get(x.byMAC, l.MAC); !l.Quarantined() && c != nil && c.IP == l.IP {
-		unset(x.byMAC, &t.log.byMAC, l.MAC)
+	switch {
+	case l.Quarantined():
+	case l.IP.Is6():
+		if c, _ := get(x.byClient, l.Client); c != nil && c.IP == l.IP {
+			unset(x.byClient, &t.log.byClient, l.Client)
+		}
+	default:
+		if c, _ := get(x.byMAC, l.MAC); c != nil && c.IP == l.IP {
+			unset(x.byMAC, &t.log.byMAC, l.MAC)
+		}
 	}
 	if l.Hostname != "" && unname {
-		if c, _ := get(x.byName, l.Hostname); c != nil && c.IP == l.IP {
-			unset(x.byName, &t.log.byName, l.Hostname)
+		if c, _ := get(x.names(l.IP), l.Hostname); c != nil && c.IP == l.IP {
+			unset(x.names(l.IP), t.log.names(l.IP), l.Hostname)
 		}
 		t.count(t.m.FQDN(l.Hostname), -1)
 		t.count(site.ReverseName(l.IP), -1)

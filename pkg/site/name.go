@@ -126,3 +126,22 @@ func JoinNames(ns []Name) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// SanitizeHostname makes a DHCP client's name a DNS label: lower case; letters, digits and
+// hyphens; no hyphen at either end; at most 63 characters. What cannot be saved is "".
+func SanitizeHostname(s string) string {
+	var b strings.Builder
+	for _, c := range strings.ToLower(s) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-':
+			b.WriteRune(c)
+		case c == '_' || c == ' ':
+			b.WriteByte('-')
+		}
+	}
+	name := strings.Trim(b.String(), "-")
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	return name
+}

@@ -1,0 +1,296 @@
+package dhcp6
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"hash/fnv"
+	"math"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/infrad/infrad/pkg/ipam"
+	"github.com/infrad/infrad/pkg/site"
+)
+
+// asking is what a client's IA_NA asks for.
+type asking int
+
+const (
+	soliciting asking = iota // an address offered: nothing committed
+	requesting               // an address granted: a Request, or a Solicit with rapid commit
+	renewing                 // its lease extended, by the server that granted it
+	rebinding                // its lease extended, by any server
+)
+
+// As DHCPv4's: how long a lease's commit is waited for; what a node without the
+// quorum keeps short of a committed expiry; how long a declined address rests.
+const (
+	commitWait        = 2 * time.Second
+	skewMargin        = 5 * time.Second
+	declineQuarantine = 10 * time.Minute
+)
+
+// tries bounds how often a Request picks another address when the one it picked
+// was granted to another client meanwhile.
+const tries = 4
+
+// maxScan bounds how many addresses one pick looks at in each range.
+const maxScan = 1 << 16
+
+// lease answers the client's IA_NA req as how asks: the IA with an address and its
+// lifetimes, or with a status; ok says it holds an address. answer is false when
+// this node cannot say now (behind the cluster's log, without the quorum, a commit
+// that failed): the client is not answered, and asks again or another node answers.
+func (s *Service) lease(ctx context.Context, x exchange, req *dhcpv6.OptIANA, how asking) (ia *dhcpv6.OptIANA, ok, answer bool) {
+	ia = &dhcpv6.OptIANA{IaId: req.IaId}
+	m := s.ipam.Model()
+	lt := s.site.Load().DHCP.LeaseTime
+	now := s.now()
+	if a, ok := reservation(m, x.sn, x.mac); ok {
+		return withAddress(ia, a, lt), true, true
+	}
+	client := x.duid + "/" + hex.EncodeToString(req.IaId[:])
+	if how == renewing || how == rebinding {
+		return s.renew(ctx, x, client, req, ia, now)
+	}
+	if s.opts.CaughtUp != nil && !s.opts.CaughtUp() {
+		return nil, false, false // an address from this model may be another's since
+	}
+	if _, held := m.LeaseOfClient(client); how == soliciting && !held && !s.mine(x.duid) {
+		return nil, false, false // another node's client
+	}
+	if !s.quorum() {
+		return nil, false, false // nothing new without the quorum
+	}
+	var hint netip.Addr
+	if a := req.Options.OneAddress(); a != nil {
+		hint, _ = netip.AddrFromSlice(a.IPv6Addr)
+	}
+	var tried []netip.Addr
+	for range tries {
+		a, found := pick(m, x.sn, client, hint.Unmap(), now, tried)
+		if !found {
+			break
+		}
+		if how == soliciting {
+			return withAddress(ia, a, lt), true, true
+		}
+		expires := now.Add(lt).Truncate(time.Second)
+		c := ipam.CommitLease6{Stamp: ipam.Stamp{At: now}, Subnet: x.sn.Name, Client: client, MAC: x.mac, IP: a, Hostname: x.name, Expires: expires}
+		res, err := s.apply(ctx, c)
+		switch {
+		case err == nil:
+			if kept := res.(ipam.Committed).NameKeptBy; kept != "" {
+				s.log.Warn("lease hostname is taken: the first keeps it", "hostname", x.name, "client", client, "kept_by", kept)
+			}
+			return withAddress(ia, a, expires.Sub(now)), true, true
+		case errors.Is(err, ipam.ErrConflict):
+			tried, hint, m = append(tried, a), netip.Addr{}, s.ipam.Model() // taken meanwhile: another
+		default:
+			s.log.Error("lease not stored: no reply", "ip", a, "client", client, "err", err)
+			return nil, false, false
+		}
+	}
+	ia.Options.Add(&dhcpv6.OptStatusCode{StatusCode: iana.StatusNoAddrsAvail,
+		StatusMessage: "no address is free in subnet " + x.sn.Name + ", and none is reserved for this client's MAC"})
+	return ia, false, true
+}
+
+// renew extends client's lease of an address of req (or, when req names none, the
+// lease it holds), granting it anew; a client without such a lease is told NoBinding
+// (RFC 8415 §18.3.4, §18.3.5) and asks for an address again. Without the quorum, a
+// lease is given what is left of it, skewMargin short.
+func (s *Service) renew(ctx context.Context, x exchange, client string, req *dhcpv6.OptIANA, ia *dhcpv6.OptIANA, now time.Time) (*dhcpv6.OptIANA, bool, bool) {
+	m := s.ipam.Model()
+	var asked []netip.Addr
+	for _, a := range req.Options.Addresses() {
+		if ip, ok := netip.AddrFromSlice(a.IPv6Addr); ok {
+			asked = append(asked, ip.Unmap())
+		}
+	}
+	if l, ok := m.LeaseOfClient(client); ok && len(asked) == 0 {
+		asked = append(asked, l.IP)
+	}
+	lt := s.site.Load().DHCP.LeaseTime
+	for _, ip := range asked {
+		l, ok := m.Lease(ip)
+		if !ok || l.Client != client || l.Quarantined() || l.Ended(now) || !x.sn.CIDR.Contains(ip) {
+			continue
+		}
+		expires := now.Add(lt).Truncate(time.Second)
+		_, err := s.apply(ctx, ipam.CommitLease6{Stamp: ipam.Stamp{At: now}, Subnet: x.sn.Name, Client: client, MAC: x.mac,
+			IP: ip, Hostname: l.Hostname, Expires: expires, Renewal: true})
+		switch {
+		case err == nil:
+			return withAddress(ia, ip, expires.Sub(now)), true, true
+		case errors.Is(err, ipam.ErrConflict):
+			continue
+		case errors.Is(err, ipam.ErrNoQuorum), errors.Is(err, context.DeadlineExceeded):
+			if left := (l.Expires.Sub(now) - skewMargin).Truncate(time.Second); left >= time.Second {
+				return withAddress(ia, ip, left), true, true
+			}
+			return nil, false, false
+		default:
+			s.log.Error("renewal not stored: no reply", "ip", ip, "client", client, "err", err)
+			return nil, false, false
+		}
+	}
+	ia.Options.Add(&dhcpv6.OptStatusCode{StatusCode: iana.StatusNoBinding, StatusMessage: "no lease of this client's: ask for an address again"})
+	return ia, false, true
+}
+
+// end applies a Release or Decline of every address of the client's IA_NAs; false:
+// the cluster could not take it now.
+func (s *Service) end(ctx context.Context, x exchange, decline bool) bool {
+	now := s.now()
+	m := s.ipam.Model()
+	for _, req := range x.m.Options.IANA() {
+		client := x.duid + "/" + hex.EncodeToString(req.IaId[:])
+		for _, a := range req.Options.Addresses() {
+			ip, ok := netip.AddrFromSlice(a.IPv6Addr)
+			if !ok || !x.sn.CIDR.Contains(ip.Unmap()) {
+				continue
+			}
+			ip = ip.Unmap()
+			var granted uint64
+			if l, ok := m.Lease(ip); ok && l.Client == client {
+				granted = l.Granted // the lease ended, and not one granted after
+			}
+			var cmd ipam.Command = ipam.ReleaseLease6{Stamp: ipam.Stamp{At: now}, IP: ip, Client: client, Granted: granted}
+			if decline {
+				cmd = ipam.DeclineLease6{Stamp: ipam.Stamp{At: now}, IP: ip, Client: client, Until: now.Add(declineQuarantine).Truncate(time.Second), LeaseGranted: granted}
+			}
+			_, err := s.apply(ctx, cmd)
+			switch {
+			case err == nil:
+				if decline {
+					s.log.Warn("client declined an address: it is in use on the network; quarantined", "ip", ip, "client", client, "for", declineQuarantine)
+				}
+			case errors.Is(err, ipam.ErrNotFound), errors.Is(err, ipam.ErrConflict):
+				// not the client's to end
+			default:
+				s.log.Warn("lease end not stored: no reply", "ip", ip, "client", client, "err", err)
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// apply is the write path, waited for at most commitWait.
+func (s *Service) apply(ctx context.Context, cmd ipam.Command) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, commitWait)
+	defer cancel()
+	return s.ipam.Apply(ctx, cmd)
+}
+
+// withAddress gives ia the address a for lt, renewed at half of it and rebound at
+// four fifths.
+func withAddress(ia *dhcpv6.OptIANA, a netip.Addr, lt time.Duration) *dhcpv6.OptIANA {
+	ia.T1, ia.T2 = lt/2, lt*4/5
+	ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: a.AsSlice(), PreferredLifetime: lt, ValidLifetime: lt})
+	return ia
+}
+
+// reservation is the IPv6 address on sn of the host reserved for mac.
+func reservation(m *ipam.Model, sn site.Subnet, mac site.MAC) (netip.Addr, bool) {
+	if mac.IsZero() {
+		return netip.Addr{}, false
+	}
+	if h, ok := m.HostWithMAC(mac); ok {
+		for _, a := range h.Addrs() { // its ip6, or an IPv6-only host's ip
+			if a.Is6() && sn.CIDR.Contains(a) {
+				return a, true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// pick chooses client's address in sn's DHCP ranges at now: the one it holds, else
+// hint (the address it asks for), else the first free one from a place in each range
+// that a hash of client gives. The place is the same on every box and after a
+// restart, so a client that lost its lease is given its address again while it is
+// free, and two clients rarely start from one address. tried are taken: not picked.
+func pick(m *ipam.Model, sn site.Subnet, client string, hint netip.Addr, now time.Time, tried []netip.Addr) (netip.Addr, bool) {
+	free := func(a netip.Addr) bool {
+		if !a.IsValid() || !site.InDHCPRange(sn, a) || slices.Contains(tried, a) {
+			return false
+		}
+		if _, ok := m.HostAt(a); ok {
+			return false
+		}
+		l, ok := m.Lease(a)
+		return !ok || l.Ended(now) || (l.Client == client && !l.Declined)
+	}
+	if l, ok := m.LeaseOfClient(client); ok && free(l.IP) {
+		return l.IP, true
+	}
+	if free(hint) {
+		return hint, true
+	}
+	h := fnv.New64a()
+	h.Write([]byte(client))
+	sum := h.Sum64()
+	for _, r := range sn.Ranges {
+		if r.Kind != site.RangeDHCP {
+			continue
+		}
+		n := span(r)
+		for i := range min(n, maxScan) {
+			if a := plus(r.Start, (sum+i)%n); free(a) {
+				return a, true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// span is how many addresses r holds, at most 2⁶⁴-1.
+func span(r site.Range) uint64 {
+	s, e := r.Start.As16(), r.End.As16()
+	if binary.BigEndian.Uint64(s[:8]) != binary.BigEndian.Uint64(e[:8]) {
+		return math.MaxUint64
+	}
+	n := binary.BigEndian.Uint64(e[8:]) - binary.BigEndian.Uint64(s[8:])
+	if n == math.MaxUint64 {
+		return n
+	}
+	return n + 1
+}
+
+// plus is the address n after a.
+func plus(a netip.Addr, n uint64) netip.Addr {
+	b := a.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	if lo+n < lo {
+		hi++
+	}
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo+n)
+	return netip.AddrFrom16(b)
+}
+
+// mine says whether this node answers a new client of DUID duid: the nodes of a
+// cluster share them by a hash of it, as DHCPv4's share theirs. A client with a lease
+// is answered by any node.
+func (s *Service) mine(duid string) bool {
+	if s.opts.Share == nil {
+		return true
+	}
+	mine, of := s.opts.Share()
+	if of <= 1 {
+		return true
+	}
+	h := fnv.New32a()
+	h.Write([]byte(duid))
+	return int(h.Sum32()%256)%of == mine
+}
+
+func (s *Service) quorum() bool { return s.opts.Quorum == nil || s.opts.Quorum() }
