@@ -47,12 +47,14 @@ const maxScan = 1 << 16
 // lifetimes, or with a status; ok says it holds an address. answer is false when
 // this node cannot say now (behind the cluster's log, without the quorum, a commit
 // that failed): the client is not answered, and asks again or another node answers.
-func (s *Service) lease(ctx context.Context, x exchange, req *dhcpv6.OptIANA, how asking) (ia *dhcpv6.OptIANA, ok, answer bool) {
+// The name DNS gives the address goes to x.named.
+func (s *Service) lease(ctx context.Context, x *exchange, req *dhcpv6.OptIANA, how asking) (ia *dhcpv6.OptIANA, ok, answer bool) {
 	ia = &dhcpv6.OptIANA{IaId: req.IaId}
 	m := s.ipam.Model()
 	lt := s.site.Load().DHCP.LeaseTime
 	now := s.now()
-	if a, ok := reservation(m, x.sn, x.mac); ok {
+	if h, a, ok := reservation(m, x.sn, x.mac); ok {
+		x.named = h
 		return withAddress(ia, a, lt), true, true
 	}
 	client := x.duid + "/" + hex.EncodeToString(req.IaId[:])
@@ -86,9 +88,11 @@ func (s *Service) lease(ctx context.Context, x exchange, req *dhcpv6.OptIANA, ho
 		res, err := s.apply(ctx, c)
 		switch {
 		case err == nil:
-			if kept := res.(ipam.Committed).NameKeptBy; kept != "" {
-				s.log.Warn("lease hostname is taken: the first keeps it", "hostname", x.name, "client", client, "kept_by", kept)
+			done := res.(ipam.Committed)
+			if done.NameKeptBy != "" {
+				s.log.Warn("lease hostname is taken: the first keeps it", "hostname", x.name, "client", client, "kept_by", done.NameKeptBy)
 			}
+			x.named = done.Hostname
 			return withAddress(ia, a, expires.Sub(now)), true, true
 		case errors.Is(err, ipam.ErrConflict):
 			tried, hint, m = append(tried, a), netip.Addr{}, s.ipam.Model() // taken meanwhile: another
@@ -106,7 +110,7 @@ func (s *Service) lease(ctx context.Context, x exchange, req *dhcpv6.OptIANA, ho
 // lease it holds), granting it anew; a client without such a lease is told NoBinding
 // (RFC 8415 §18.3.4, §18.3.5) and asks for an address again. Without the quorum, a
 // lease is given what is left of it, skewMargin short.
-func (s *Service) renew(ctx context.Context, x exchange, client string, req *dhcpv6.OptIANA, ia *dhcpv6.OptIANA, now time.Time) (*dhcpv6.OptIANA, bool, bool) {
+func (s *Service) renew(ctx context.Context, x *exchange, client string, req *dhcpv6.OptIANA, ia *dhcpv6.OptIANA, now time.Time) (*dhcpv6.OptIANA, bool, bool) {
 	m := s.ipam.Model()
 	var asked []netip.Addr
 	for _, a := range req.Options.Addresses() {
@@ -128,11 +132,13 @@ func (s *Service) renew(ctx context.Context, x exchange, client string, req *dhc
 			IP: ip, Hostname: l.Hostname, Expires: expires, Renewal: true})
 		switch {
 		case err == nil:
+			x.named = l.Hostname
 			return withAddress(ia, ip, expires.Sub(now)), true, true
 		case errors.Is(err, ipam.ErrConflict):
 			continue
 		case errors.Is(err, ipam.ErrNoQuorum), errors.Is(err, context.DeadlineExceeded):
 			if left := (l.Expires.Sub(now) - skewMargin).Truncate(time.Second); left >= time.Second {
+				x.named = l.Hostname
 				return withAddress(ia, ip, left), true, true
 			}
 			return nil, false, false
@@ -198,19 +204,19 @@ func withAddress(ia *dhcpv6.OptIANA, a netip.Addr, lt time.Duration) *dhcpv6.Opt
 	return ia
 }
 
-// reservation is the IPv6 address on sn of the host reserved for mac.
-func reservation(m *ipam.Model, sn site.Subnet, mac site.MAC) (netip.Addr, bool) {
+// reservation is the host reserved for mac and its IPv6 address on sn.
+func reservation(m *ipam.Model, sn site.Subnet, mac site.MAC) (string, netip.Addr, bool) {
 	if mac.IsZero() {
-		return netip.Addr{}, false
+		return "", netip.Addr{}, false
 	}
 	if h, ok := m.HostWithMAC(mac); ok {
 		for _, a := range h.Addrs() { // its ip6, or an IPv6-only host's ip
 			if a.Is6() && sn.CIDR.Contains(a) {
-				return a, true
+				return h.Name, a, true
 			}
 		}
 	}
-	return netip.Addr{}, false
+	return "", netip.Addr{}, false
 }
 
 // pick chooses client's address in sn's DHCP ranges at now: the one it holds, else

@@ -107,6 +107,9 @@ func TestPoolLease(t *testing.T) {
 	if a, st := got(t, reply); a != offered || st != "" {
 		t.Fatalf("the Request got %s (%s), want %s", a, st, offered)
 	}
+	if f := reply.Options.FQDN(); f == nil || f.Flags != 0x03 || f.DomainName.String() != "[laptop.lab.test]" {
+		t.Errorf("the Reply's FQDN option: %v, want laptop.lab.test with S and O set", f)
+	}
 	model := m.Model()
 	if a, _ := model.AddressOf("laptop.lab.test.", true); a != offered {
 		t.Errorf("laptop's AAAA: got %s, want %s", a, offered)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
+	"github.com/insomniacslk/dhcp/rfc1035label"
 
 	"github.com/infrad/infrad/pkg/site"
 )
@@ -19,6 +20,9 @@ type exchange struct {
 	duid string   // the client's DUID, in hex
 	mac  site.MAC // from its DUID, its link-local address or its relay; zero: unknown
 	name string   // the name it gave (option 39's first label), sanitised; "": none
+	// named is the name DNS gives the client's address: its lease's, or its host's;
+	// "": none. The reply tells it (option 39).
+	named string
 }
 
 // reply is the answer to m from the client at from (its MAC mac when a relay said
@@ -85,7 +89,7 @@ func (s *Service) reply(ctx context.Context, sn site.Subnet, own []netip.Addr, d
 		}
 		gave = "none"
 		for _, req := range m.Options.IANA() {
-			ia, ok, answer := s.lease(ctx, x, req, how)
+			ia, ok, answer := s.lease(ctx, &x, req, how)
 			if !answer {
 				return nil, "" // this node cannot say: another, or this one later, answers
 			}
@@ -93,6 +97,9 @@ func (s *Service) reply(ctx context.Context, sn site.Subnet, own []netip.Addr, d
 			if ok {
 				gave = "address"
 			}
+		}
+		if fqdn := m.Options.FQDN(); fqdn != nil && how != soliciting {
+			reply.AddOption(s.fqdn(fqdn, x.named))
 		}
 	case dhcpv6.MessageTypeConfirm:
 		reply.AddOption(s.confirm(x))
@@ -104,6 +111,23 @@ func (s *Service) reply(ctx context.Context, sn site.Subnet, own []netip.Addr, d
 		gave = "none"
 	}
 	return reply, gave
+}
+
+// fqdn is the answer to the client's FQDN option asked (RFC 4704 §5): the name DNS
+// gives its address, with S set, since infrad itself publishes its AAAA and PTR (O
+// too, when the client wanted to publish the AAAA itself), or N when DNS gives it
+// none (another holds the name it asked for).
+func (s *Service) fqdn(asked *dhcpv6.OptFQDN, named string) *dhcpv6.OptFQDN {
+	const fs, fo, fn = 0x01, 0x02, 0x04
+	if named == "" {
+		return &dhcpv6.OptFQDN{Flags: fn, DomainName: &rfc1035label.Labels{}}
+	}
+	flags := uint8(fs)
+	if asked.Flags&fs == 0 {
+		flags |= fo
+	}
+	full := named + "." + strings.TrimSuffix(string(s.site.Load().Domain), ".")
+	return &dhcpv6.OptFQDN{Flags: flags, DomainName: &rfc1035label.Labels{Labels: []string{full}}}
 }
 
 // confirm answers a Confirm (RFC 8415 §18.3.3): Success when every address the
