@@ -7,12 +7,14 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/infrad/infrad/internal/testenv"
 )
@@ -171,4 +173,225 @@ func TestDHCPv6ThroughARelay(t *testing.T) {
 	if got["new_ip6_address"] != "fd00:78::10" || got["new_dhcp6_name_servers"] != "fd00:77::1" {
 		t.Errorf("dhclient -6 through dhcrelay: %v, want fd00:78::10 and infrad's DNS at fd00:77::1", got)
 	}
+}
+
+const dhcp6PoolSite = `domain: lab.test
+data_dir: %s
+api: {listen: "127.0.0.1:8080"}
+dns: {listen: ["127.0.0.1:1053", "[::]:53"], advertise: 10.77.0.1}
+ntp: {listen: ["127.0.0.1:1123", "[::]:123"], local_stratum: 10, chronyd: none}
+ca: {listen: "127.0.0.1:8443"}
+dhcp: {interfaces: [br0], lease_time: 10s}
+subnets:
+  - {name: lab, cidr: 10.77.0.0/24}
+  - name: lab6
+    cidr: "fd00:77::/64"
+    ra: {}
+    dhcp6: stateful
+    ranges: [{kind: dhcp, start: "fd00:77::100", end: "fd00:77::1ff"}]
+hosts:
+  - {name: infra, ip: 10.77.0.1, ip6: "fd00:77::1"}
+`
+
+// dhclient6Binding is dhclient6Script that, once bound, asks infrad's DNS for the
+// client's AAAA and PTR before anything else happens, and records the answers.
+const dhclient6Binding = dhclient6Script + `[ "$reason" = BOUND6 ] && {
+	dig @fd00:77::1 +short +time=1 +tries=3 AAAA $NAME.lab.test > "$DIR/aaaa" 2>&1
+	dig @fd00:77::1 +short +time=1 +tries=3 -x "$new_ip6_address" > "$DIR/ptr" 2>&1
+	touch "$DIR/asked"
+}
+exit 0
+`
+
+// TestDHCPv6PoolWithRealClients: clients without a reservation get leases from the
+// subnet's DHCPv6 range, each with its name: ISC dhclient -6, WIDE dhcp6c and dhcpcd.
+// Each is bound to an address of the range, with infrad's DNS; a client that gave its
+// name (dhclient, dhcpcd) finds its AAAA and PTR answered the moment it is bound;
+// each renews (the lease's expiry moves on) and releases (the lease and its names
+// are gone).
+func TestDHCPv6PoolWithRealClients(t *testing.T) {
+	testenv.NeedRoot(t, "ip", "dhclient", "dhcp6c", "dhcpcd", "unshare", "dig", "curl")
+	l := newLab(t)
+	l.ipv6(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "site.yaml"), fmt.Sprintf(dhcp6PoolSite, filepath.Join(dir, "data")))
+	l.serveIn(t, dir)
+	inRange := func(a string) bool {
+		ip, err := netip.ParseAddr(a)
+		return err == nil && !ip.Less(netip.MustParseAddr("fd00:77::100")) && !netip.MustParseAddr("fd00:77::1ff").Less(ip)
+	}
+	leaseOf := func(ip string) (lease, bool) {
+		for _, ls := range l.leases(t, dir) {
+			if ls.IP == ip {
+				return ls, true
+			}
+		}
+		return lease{}, false
+	}
+	// renewed waits for the client's renewal, and returns when the renewed lease ends.
+	renewed := func(who, ip string) time.Time {
+		t.Helper()
+		first, ok := leaseOf(ip)
+		if !ok {
+			t.Fatalf("%s: no lease of %s", who, ip)
+		}
+		var now lease
+		testenv.WaitFor(t, who+" to renew its lease", func() bool {
+			time.Sleep(100 * time.Millisecond) // the API's rate limit
+			now, _ = leaseOf(ip)
+			return now.Expires.After(first.Expires)
+		})
+		return now.Expires
+	}
+	// released checks that the lease, ending at ends, went before it ended.
+	released := func(who, ip, name string, ends time.Time) {
+		t.Helper()
+		testenv.WaitFor(t, who+"'s release", func() bool {
+			time.Sleep(100 * time.Millisecond)
+			_, held := leaseOf(ip)
+			return !held
+		})
+		if time.Now().After(ends) {
+			t.Errorf("%s: the lease of %s went only as it ended", who, ip)
+		}
+		if name != "" {
+			if got := l.dig("AAAA", name+".lab.test"); got != "" {
+				t.Errorf("%s: %s still resolves to %s after its release", who, name, got)
+			}
+		}
+	}
+
+	// ISC dhclient -6, giving its name.
+	{
+		l.setMAC(t, "52:54:00:77:00:99")
+		linkLocal(t, l)
+		onLink(t, l)
+		d := filepath.Join(dir, "dhclient")
+		os.MkdirAll(d, 0o755)
+		script := filepath.Join(d, "script")
+		writeFile(t, script, strings.NewReplacer("$DIR", d, "$NAME", "laptop6").Replace(dhclient6Binding))
+		os.Chmod(script, 0o755)
+		conf := filepath.Join(d, "conf")
+		writeFile(t, conf, `send fqdn.fqdn "laptop6";`+"\n")
+		writeFile(t, filepath.Join(d, "leases"), "")
+		args := []string{"netns", "exec", l.cli, "dhclient", "-6", "-cf", conf, "-lf", filepath.Join(d, "leases"), "-pf", filepath.Join(d, "pid"), "-sf", script}
+		p := startCmd(t, d, "ip", append(append(args, "-d"), clientIf)...)
+		var bound map[string]string
+		testenv.WaitFor(t, "dhclient -6 bound", func() bool { bound = readEnv(filepath.Join(d, "BOUND6")); return bound != nil })
+		ip := bound["new_ip6_address"]
+		if !inRange(ip) || bound["new_dhcp6_name_servers"] != "fd00:77::1" {
+			t.Fatalf("dhclient -6: %v, want an address of fd00:77::100-1ff and infrad's DNS", bound)
+		}
+		testenv.WaitFor(t, "dhclient -6's script to ask DNS", func() bool { _, err := os.Stat(filepath.Join(d, "asked")); return err == nil })
+		aaaa, _ := os.ReadFile(filepath.Join(d, "aaaa"))
+		ptr, _ := os.ReadFile(filepath.Join(d, "ptr"))
+		if strings.TrimSpace(string(aaaa)) != ip || strings.TrimSpace(string(ptr)) != "laptop6.lab.test." {
+			t.Errorf("asked as it was bound: laptop6's AAAA %q and %s's PTR %q, want %s and laptop6.lab.test.", aaaa, ip, ptr, ip)
+		}
+		ends := renewed("dhclient -6", ip)
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.done
+		sh(t, append(append([]string{"ip"}, args...), "-r", clientIf)...)
+		released("dhclient -6", ip, "laptop6", ends)
+	}
+
+	// WIDE dhcp6c, which gives no name and configures its address itself.
+	{
+		l.setMAC(t, "52:54:00:77:00:98")
+		linkLocal(t, l)
+		d := filepath.Join(dir, "dhcp6c")
+		os.MkdirAll(d, 0o755)
+		conf := filepath.Join(d, "conf")
+		writeFile(t, conf, fmt.Sprintf("interface %s {\n\tsend ia-na 1;\n\trequest domain-name-servers;\n\trequest domain-name;\n\tscript \"%s/script\";\n};\nid-assoc na 1 { };\n", clientIf, d))
+		writeFile(t, filepath.Join(d, "script"), "#!/bin/sh\nenv | grep ^new_ | sort > "+d+"/env.tmp && mv "+d+"/env.tmp "+d+"/env\n")
+		os.Chmod(filepath.Join(d, "script"), 0o755)
+		// Its DUID file is at a fixed path: a tmpfs over it keeps the machine's.
+		p := startCmd(t, d, "ip", "netns", "exec", l.cli, "unshare", "-m", "sh", "-c",
+			"mount -t tmpfs tmpfs /var/lib/dhcpv6 && exec dhcp6c -f -c "+conf+" -p "+d+"/pid "+clientIf)
+		ip := waitForPoolAddress(t, l, inRange, "dhcp6c")
+		var env map[string]string
+		testenv.WaitFor(t, "dhcp6c's script", func() bool { env = readEnv(filepath.Join(d, "env")); return env != nil })
+		if env["new_domain_name_servers"] != "fd00:77::1" {
+			t.Errorf("dhcp6c's script: %v, want infrad's DNS", env)
+		}
+		ends := renewed("dhcp6c", ip)
+		p.cmd.Process.Signal(syscall.SIGTERM) // dhcp6c releases as it stops
+		<-p.done
+		released("dhcp6c", ip, "", ends)
+	}
+
+	// dhcpcd, giving its name.
+	{
+		l.setMAC(t, "52:54:00:77:00:97")
+		linkLocal(t, l)
+		d := filepath.Join(dir, "dhcpcd")
+		os.MkdirAll(d, 0o755)
+		conf := filepath.Join(d, "conf")
+		writeFile(t, conf, "ipv6only\nia_na 1\nhostname dcpd6\nfqdn both\n")
+		writeFile(t, filepath.Join(d, "script"), "#!/bin/sh\nenv | grep ^new_ | sort > "+d+"/env.tmp && mv "+d+"/env.tmp "+d+"/env.$reason\n")
+		os.Chmod(filepath.Join(d, "script"), 0o755)
+		// Its DUID, leases and control socket are at fixed paths: tmpfs over them.
+		p := startCmd(t, d, "ip", "netns", "exec", l.cli, "unshare", "-m", "sh", "-c",
+			"mount -t tmpfs tmpfs /var/lib/dhcpcd && mount -t tmpfs tmpfs /run && exec dhcpcd -6 -B -d -f "+conf+" -c "+d+"/script "+clientIf)
+		var bound map[string]string
+		testenv.WaitFor(t, "dhcpcd bound", func() bool { bound = readEnv(filepath.Join(d, "env.BOUND6")); return bound != nil })
+		ip := bound["new_dhcp6_ia_na1_ia_addr1"]
+		if !inRange(ip) || bound["new_dhcp6_name_servers"] != "fd00:77::1" {
+			t.Fatalf("dhcpcd: %v, want an address of fd00:77::100-1ff and infrad's DNS", bound)
+		}
+		if got := l.dig("AAAA", "dcpd6.lab.test"); got != ip {
+			t.Errorf("dcpd6's AAAA: %q, want %s", got, ip)
+		}
+		if got := l.dig("-x", ip); got != "dcpd6.lab.test." {
+			t.Errorf("%s's PTR: %q, want dcpd6.lab.test.", ip, got)
+		}
+		ends := renewed("dhcpcd", ip)
+		p.cmd.Process.Signal(syscall.SIGALRM) // dhcpcd releases its lease and stops
+		<-p.done
+		released("dhcpcd", ip, "dcpd6", ends)
+	}
+}
+
+// onLink waits for the client's route to fd00:77::/64, from infrad's advertisement:
+// a DHCPv6 address is a /128, and the prefix is on the link by the advertisement.
+func onLink(t *testing.T, l *lab) {
+	t.Helper()
+	testenv.WaitFor(t, "the client's route to fd00:77::/64", func() bool {
+		out, _ := exec.Command("ip", "-n", l.cli, "-6", "route", "show", "fd00:77::/64").Output()
+		return strings.Contains(string(out), "fd00:77::/64")
+	})
+}
+
+// waitForPoolAddress waits for a client that configures its interface itself to hold
+// an address inRange, and returns it.
+func waitForPoolAddress(t *testing.T, l *lab, inRange func(string) bool, who string) string {
+	t.Helper()
+	var ip string
+	testenv.WaitFor(t, who+"'s address from the pool", func() bool {
+		out, _ := exec.Command("ip", "-n", l.cli, "-6", "-o", "addr", "show", "dev", clientIf, "scope", "global").Output()
+		for _, f := range strings.Fields(string(out)) {
+			if a, _, ok := strings.Cut(f, "/128"); ok && inRange(a) {
+				ip = a
+				return true
+			}
+		}
+		return false
+	})
+	return ip
+}
+
+// readEnv reads the NAME=value lines a client's script recorded; nil when there are
+// none yet.
+func readEnv(path string) map[string]string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			env[k] = strings.Trim(strings.TrimSpace(v), "'")
+		}
+	}
+	return env
 }
