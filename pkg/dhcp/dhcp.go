@@ -23,7 +23,6 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv4"
-	"golang.org/x/sys/unix"
 
 	"github.com/infrad/infrad/pkg/config"
 	"github.com/infrad/infrad/pkg/ipam"
@@ -273,7 +272,7 @@ func (s *Service) open(name string, port int) (*link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dhcp interface %s: %w", name, err)
 	}
-	growReadBuffer(conn, readBuffer)
+	service.GrowReadBuffer(conn, service.DHCPReadBuffer)
 	l.conn, l.cancel = conn, func() {}
 	return l, nil
 }
@@ -360,27 +359,6 @@ func (s *Service) answerTo(ctx context.Context, l *link, m *dhcpv4.DHCPv4, from 
 	if _, err := l.conn.WriteTo(appendPacket(make([]byte, 0, 576), resp), dst); err != nil {
 		s.log.Warn("dhcp reply not sent", "to", dst, "err", err)
 	}
-}
-
-// readBuffer is the receive buffer a DHCP socket asks for: a boot storm arrives in
-// bursts, and the kernel's default (about 208 KiB) drops them while a commit is on its
-// way to disk.
-const readBuffer = 4 << 20
-
-// growReadBuffer sets the socket's receive buffer to size, past net.core.rmem_max when
-// the process may (CAP_NET_ADMIN), else as far as rmem_max allows.
-func growReadBuffer(conn *net.UDPConn, size int) {
-	raw, err := conn.SyscallConn()
-	if err == nil {
-		var forced error
-		raw.Control(func(fd uintptr) {
-			forced = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size)
-		})
-		if forced == nil {
-			return
-		}
-	}
-	conn.SetReadBuffer(size)
 }
 
 // Stop closes every server and ends the loops.

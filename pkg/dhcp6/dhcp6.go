@@ -63,10 +63,11 @@ type Service struct {
 	health  service.Tracker
 	replies *prometheus.CounterVec
 
-	mu    sync.Mutex
-	conns []*link            // nil: stopped
-	stop  context.CancelFunc // ends the commits of the links' messages
-	done  sync.WaitGroup
+	mu      sync.Mutex
+	conns   []*link            // nil: stopped
+	stop    context.CancelFunc // ends the workers, and the commits of the links' messages
+	commits chan queued        // the messages that wait for the write path, for the workers
+	done    sync.WaitGroup
 }
 
 // New returns a stopped Service.
@@ -105,9 +106,18 @@ type link struct {
 // addrsAge is how long a link's addresses are used before they are read again.
 const addrsAge = 2 * time.Second
 
-// workers is how many messages of a link are answered at once: each waits for its
-// commit (a Request's lease) while the others read on.
-const workers = 8
+// maxCommits is how many messages that wait for the write path (a Request, Renew,
+// Rebind, Release or Decline, a Solicit with rapid commit) are answered at once, by
+// as many workers, and how many more wait for one; a Request past them is dropped
+// (its client asks again), as DHCPv4's (dhcp.maxCommits).
+const maxCommits = 1024
+
+// queued is a message for the workers: what arrived on l from the peer at from.
+type queued struct {
+	l    *link
+	from netip.AddrPort
+	in   dhcpv6.DHCPv6
+}
 
 // addresses are l's addresses, read at most addrsAge ago.
 func (l *link) addresses(now time.Time) []netip.Addr {
@@ -154,16 +164,18 @@ func (s *Service) Start(ctx context.Context) error {
 				return fail(fmt.Errorf("dhcpv6 on %s: join %s: %w", name, g, err))
 			}
 		}
+		service.GrowReadBuffer(conn, service.DHCPReadBuffer)
 		links = append(links, &link{ifi: ifi, conn: conn, duid: &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: ifi.HardwareAddr}})
 	}
 	s.conns = links
 	s.health.Reset()
 	ctx, s.stop = context.WithCancel(context.WithoutCancel(ctx))
+	s.commits = make(chan queued, maxCommits)
+	for range maxCommits {
+		s.done.Go(func() { s.commitLoop(ctx, s.commits) })
+	}
 	for _, l := range links {
-		for range workers {
-			s.done.Add(1)
-			go func() { defer s.done.Done(); s.serve(ctx, l) }()
-		}
+		s.done.Go(func() { s.serve(ctx, l) })
 		s.log.Info("dhcpv6 listening", "interface", l.ifi.Name)
 	}
 	return nil
@@ -210,8 +222,11 @@ func (s *Service) Reload(ctx context.Context, cfg *config.Site) error {
 	return nil
 }
 
-// serve reads l's messages and answers each until its socket is closed; workers of
-// them read the socket at once.
+// serve reads l's messages until its socket is closed. It answers those that touch
+// only memory (a Solicit, a Confirm, an Information-request) before reading on; one
+// that waits for the write path goes to the workers (commitLoop), whose commits the
+// group commit gathers, or is dropped when they are all busy and as many wait (a
+// Release or Decline is not: its client may send it once, so it gets a goroutine).
 func (s *Service) serve(ctx context.Context, l *link) {
 	buf := make([]byte, 4096)
 	for {
@@ -222,20 +237,73 @@ func (s *Service) serve(ctx context.Context, l *link) {
 			}
 			return
 		}
-		in, err := dhcpv6.FromBytes(buf[:n])
+		// The parsed options point into the bytes they came from: each message gets its own.
+		in, err := dhcpv6.FromBytes(slices.Clone(buf[:n]))
 		if err != nil {
 			continue // malformed: dropped
 		}
-		out, typ, gave := s.handle(ctx, l, peer.Addr(), in)
-		if out == nil {
-			continue
+		switch typ := commitType(in); {
+		case typ == 0:
+			s.answer(ctx, l, peer, in)
+		case s.queue(queued{l, peer, in}):
+		case typ == dhcpv6.MessageTypeRelease || typ == dhcpv6.MessageTypeDecline:
+			s.done.Go(func() { s.answer(ctx, l, peer, in) })
 		}
-		if _, err := l.conn.WriteToUDPAddrPort(out.ToBytes(), peer); err != nil {
-			s.log.Warn("dhcpv6 reply", "interface", l.ifi.Name, "to", peer, "err", err)
-			continue
-		}
-		s.replies.WithLabelValues(typ.String(), gave).Inc()
 	}
+}
+
+// commitType is the type of the client's message in in when answering it waits for
+// the write path; 0 when it does not.
+func commitType(in dhcpv6.DHCPv6) dhcpv6.MessageType {
+	m, err := in.GetInnerMessage()
+	if err != nil {
+		return 0
+	}
+	switch typ := m.Type(); typ {
+	case dhcpv6.MessageTypeRequest, dhcpv6.MessageTypeRenew, dhcpv6.MessageTypeRebind, dhcpv6.MessageTypeRelease, dhcpv6.MessageTypeDecline:
+		return typ
+	case dhcpv6.MessageTypeSolicit:
+		if m.GetOneOption(dhcpv6.OptionRapidCommit) != nil {
+			return typ
+		}
+	}
+	return 0
+}
+
+// queue hands q to the workers, unless they are all busy and as many wait.
+func (s *Service) queue(q queued) bool {
+	select {
+	case s.commits <- q:
+		return true
+	default:
+		return false
+	}
+}
+
+// commitLoop answers queued messages until ctx ends.
+func (s *Service) commitLoop(ctx context.Context, commits <-chan queued) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case q := <-commits:
+			s.answer(ctx, q.l, q.from, q.in)
+		}
+	}
+}
+
+// answer handles what arrived on l from the peer at from, and sends the reply, if
+// there is one.
+func (s *Service) answer(ctx context.Context, l *link, from netip.AddrPort, in dhcpv6.DHCPv6) {
+	out, typ, gave := s.handle(ctx, l, from.Addr(), in)
+	if out == nil {
+		return
+	}
+	if _, err := l.conn.WriteToUDPAddrPort(out.ToBytes(), from); err != nil {
+		s.log.Warn("dhcpv6 reply", "interface", l.ifi.Name, "to", from, "err", err)
+		return
+	}
+	s.replies.WithLabelValues(typ.String(), gave).Inc()
 }
 
 // handle is the answer to what arrived on l from the peer at from, the type of the
