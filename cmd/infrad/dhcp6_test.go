@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -394,4 +395,79 @@ func readEnv(path string) map[string]string {
 		}
 	}
 	return env
+}
+
+// TestDHCPv6Burst: perfdhcp -6 as a thousand clients at once against a pool of
+// sixteen: every address is leased once, to one client (perfdhcp sees no address
+// twice, and the store holds each once). Then, the pool grown by a reload, a burst
+// during which infrad is killed (SIGKILL): every Reply perfdhcp received was for a
+// lease that is on disk after the restart.
+func TestDHCPv6Burst(t *testing.T) {
+	testenv.NeedRoot(t, "ip", "perfdhcp", "curl")
+	l := newLab(t)
+	l.ipv6(t)
+	// perfdhcp sends from the link's global address: one usable at once (no SLAAC,
+	// which would be tentative as it starts).
+	sh(t, "ip", "netns", "exec", l.cli, "sysctl", "-qw", "net.ipv6.conf."+clientIf+".autoconf=0")
+	sh(t, "ip", "-n", l.cli, "addr", "add", "fd00:77::50/64", "dev", clientIf, "nodad")
+	dir := t.TempDir()
+	site := filepath.Join(dir, "site.yaml")
+	small := strings.Replace(fmt.Sprintf(dhcp6PoolSite, filepath.Join(dir, "data")), `end: "fd00:77::1ff"`, `end: "fd00:77::10f"`, 1)
+	writeFile(t, site, strings.Replace(small, "lease_time: 10s", "lease_time: 1h", 1))
+	server := l.serveIn(t, dir)
+	perf := func(secs string) *exec.Cmd {
+		return exec.Command("ip", "netns", "exec", l.cli, "perfdhcp", "-6", "-l", clientIf, "-r", "500", "-R", "100000", "-p", secs)
+	}
+	held := func() map[string]string {
+		byIP := map[string]string{}
+		for _, ls := range l.leases(t, dir) {
+			if prev, ok := byIP[ls.IP]; ok {
+				t.Errorf("%s is leased twice: to %s and %s", ls.IP, prev, ls.Client)
+			}
+			if ls.Client == "" {
+				t.Errorf("a DHCPv6 lease without its client: %+v", ls)
+			}
+			byIP[ls.IP] = ls.Client
+		}
+		return byIP
+	}
+
+	out, _ := perf("3").CombinedOutput()
+	if regexp.MustCompile(`non unique addresses: [1-9]`).Match(out) {
+		t.Errorf("perfdhcp saw an address given twice:\n%s", out)
+	}
+	if got := held(); len(got) != 16 {
+		t.Errorf("%d leases of the sixteen addresses: %v\n%s", len(got), got, out)
+	}
+
+	// The pool grown; a burst, and the server killed in it.
+	large := strings.Replace(fmt.Sprintf(dhcp6PoolSite, filepath.Join(dir, "data")), `end: "fd00:77::1ff"`, `end: "fd00:77::ffff"`, 1)
+	writeFile(t, site, strings.Replace(large, "lease_time: 10s", "lease_time: 1h", 1))
+	server.cmd.Process.Signal(syscall.SIGHUP)
+	testenv.WaitFor(t, "the reloaded pool", func() bool {
+		time.Sleep(100 * time.Millisecond)
+		var sn struct{ Ranges []struct{ End string } }
+		l.api(t, dir, "/api/v1/subnets/lab6", &sn)
+		return len(sn.Ranges) == 1 && sn.Ranges[0].End == "fd00:77::ffff"
+	})
+	cmd := perf("4")
+	var report strings.Builder
+	cmd.Stdout, cmd.Stderr = &report, &report
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // a point in the burst, not a bound on anything
+	server.cmd.Process.Signal(syscall.SIGKILL)
+	<-server.done
+	cmd.Wait()
+	replied := perfCount(report.String(), "REQUEST-REPLY", "received")
+	if replied <= 0 {
+		t.Fatalf("perfdhcp got no Reply before the kill:\n%s", report.String())
+	}
+	l.serveIn(t, dir)
+	if got := held(); len(got) < 16+replied {
+		t.Errorf("perfdhcp received %d Replies before the kill, and %d leases are stored after it (16 from before)", replied, len(got))
+	} else {
+		t.Logf("%d Replies before the kill, %d leases after (16 from before)", replied, len(got))
+	}
 }
