@@ -415,8 +415,8 @@ func TestDHCPv6Burst(t *testing.T) {
 	small := strings.Replace(fmt.Sprintf(dhcp6PoolSite, filepath.Join(dir, "data")), `end: "fd00:77::1ff"`, `end: "fd00:77::10f"`, 1)
 	writeFile(t, site, strings.Replace(small, "lease_time: 10s", "lease_time: 1h", 1))
 	server := l.serveIn(t, dir)
-	perf := func(secs string) *exec.Cmd {
-		return exec.Command("ip", "netns", "exec", l.cli, "perfdhcp", "-6", "-l", clientIf, "-r", "500", "-R", "100000", "-p", secs)
+	perf := func(rate, secs string) *exec.Cmd {
+		return exec.Command("ip", "netns", "exec", l.cli, "perfdhcp", "-6", "-l", clientIf, "-r", rate, "-R", "100000", "-p", secs)
 	}
 	held := func() map[string]string {
 		byIP := map[string]string{}
@@ -432,7 +432,7 @@ func TestDHCPv6Burst(t *testing.T) {
 		return byIP
 	}
 
-	out, _ := perf("3").CombinedOutput()
+	out, _ := perf("500", "3").CombinedOutput()
 	if regexp.MustCompile(`non unique addresses: [1-9]`).Match(out) {
 		t.Errorf("perfdhcp saw an address given twice:\n%s", out)
 	}
@@ -450,7 +450,7 @@ func TestDHCPv6Burst(t *testing.T) {
 		l.api(t, dir, "/api/v1/subnets/lab6", &sn)
 		return len(sn.Ranges) == 1 && sn.Ranges[0].End == "fd00:77::ffff"
 	})
-	cmd := perf("4")
+	cmd := perf("5000", "4")
 	var report strings.Builder
 	cmd.Stdout, cmd.Stderr = &report, &report
 	if err := cmd.Start(); err != nil {
