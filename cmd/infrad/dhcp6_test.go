@@ -471,3 +471,43 @@ func TestDHCPv6Burst(t *testing.T) {
 		t.Logf("%d Replies before the kill, %d leases after (16 from before)", replied, len(got))
 	}
 }
+
+// TestDHCPv6SubnetFromTheAPI: a subnet given DHCPv6 through the API is served at once,
+// with no reload: dhclient -6 gets an address of its range; deleted, the service
+// closes its socket.
+func TestDHCPv6SubnetFromTheAPI(t *testing.T) {
+	testenv.NeedRoot(t, "ip", "dhclient", "curl", "ss")
+	l := newLab(t)
+	l.ipv6(t)
+	l.setMAC(t, "52:54:00:77:00:99")
+	linkLocal(t, l)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "site.yaml"), fmt.Sprintf(raSite, filepath.Join(dir, "data"), false))
+	l.serveIn(t, dir)
+	listening := func() bool {
+		out, _ := exec.Command("ip", "netns", "exec", l.srv, "ss", "-uln", "sport", "= :547").Output()
+		return strings.Contains(string(out), ":547")
+	}
+	if listening() {
+		t.Fatal("DHCPv6 listens before any subnet asks for it")
+	}
+	token := readToken(t, filepath.Join(dir, "data"))
+	api := func(method, path, body string) {
+		t.Helper()
+		sh(t, "ip", "netns", "exec", l.srv, "curl", "-sf", "-X", method, "-H", "Authorization: Bearer "+token,
+			"http://127.0.0.1:8080"+path, "-d", body)
+	}
+	api("POST", "/api/v1/subnets", `{"name": "lab6b", "cidr": "fd00:79::/64", "dhcp6": "stateful",
+		"ranges": [{"kind": "dhcp", "start": "fd00:79::100", "end": "fd00:79::1ff"}]}`)
+	// The subnet is on the link too: infrad answers for the subnet its interface holds an address in.
+	sh(t, "ip", "-n", l.srv, "addr", "add", "fd00:79::1/64", "dev", "br0", "nodad")
+	sh(t, "ip", "-n", l.srv, "addr", "del", "fd00:77::1/64", "dev", "br0")
+	testenv.WaitFor(t, "DHCPv6 to listen for the API's subnet", listening)
+	got := dhclient6(t, l, filepath.Join(dir, "api"), "BOUND6")
+	if a := got["new_ip6_address"]; !strings.HasPrefix(a, "fd00:79::1") || len(a) != len("fd00:79::1xx") {
+		t.Errorf("dhclient -6: %v, want an address of fd00:79::100-1ff", got)
+	}
+	api("DELETE", "/api/v1/dhcp/leases/"+got["new_ip6_address"], "") // a subnet with leases stays
+	api("DELETE", "/api/v1/subnets/lab6b", "")
+	testenv.WaitFor(t, "DHCPv6 to close its socket", func() bool { return !listening() })
+}

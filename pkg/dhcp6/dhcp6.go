@@ -63,11 +63,13 @@ type Service struct {
 	health  service.Tracker
 	replies *prometheus.CounterVec
 
-	mu      sync.Mutex
-	conns   []*link            // nil: stopped
-	stop    context.CancelFunc // ends the workers, and the commits of the links' messages
-	commits chan queued        // the messages that wait for the write path, for the workers
-	done    sync.WaitGroup
+	mu        sync.Mutex
+	conns     []*link            // nil: stopped; empty: no subnet asks for DHCPv6
+	stop      context.CancelFunc // ends the workers, and the commits of the links' messages
+	commits   chan queued        // the messages that wait for the write path, for the workers
+	done      sync.WaitGroup     // the links' readers and the workers
+	unfollow  context.CancelFunc // ends follow
+	following sync.WaitGroup
 }
 
 // New returns a stopped Service.
@@ -129,14 +131,27 @@ func (l *link) addresses(now time.Time) []netip.Addr {
 	return l.addrs
 }
 
-// Start binds [::]:547 on each of DHCP's interfaces, when a subnet asks for DHCPv6,
-// joins the servers' multicast groups and answers there.
+// Start binds [::]:547 on each of DHCP's interfaces when a subnet asks for DHCPv6,
+// joins the servers' multicast groups and answers there. It then follows the site: a
+// subnet that comes to ask for DHCPv6 (through the API too) binds them, and the last
+// one that stops asking closes them.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conns != nil {
 		return nil
 	}
+	if err := s.bind(ctx); err != nil {
+		return err
+	}
+	ctx, s.unfollow = context.WithCancel(context.WithoutCancel(ctx))
+	s.following.Go(func() { s.follow(ctx) })
+	return nil
+}
+
+// bind opens the links when a subnet asks for DHCPv6, and starts their readers and
+// the workers; s.conns is empty when none asks. s.mu is held.
+func (s *Service) bind(ctx context.Context) error {
 	if !s.wanted() {
 		s.conns = []*link{}
 		return nil
@@ -181,6 +196,41 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
+// unbind closes the links and waits for their readers and the workers. s.mu is held.
+func (s *Service) unbind() {
+	for _, l := range s.conns {
+		l.conn.Close()
+	}
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
+	s.conns = nil
+	s.done.Wait()
+}
+
+// follow binds or closes the links as the subnets come to ask for DHCPv6 or stop,
+// until ctx ends.
+func (s *Service) follow(ctx context.Context) {
+	for {
+		_, changed := s.ipam.Watch()
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		s.mu.Lock()
+		if s.conns != nil && (len(s.conns) > 0) != s.wanted() {
+			s.unbind()
+			if err := s.bind(ctx); err != nil {
+				s.conns = []*link{} // tried again at the next change
+				s.health.Fail("subnets", "dhcpv6 did not start for the subnets that ask for it: "+err.Error())
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
 // wanted reports whether a subnet asks for DHCPv6.
 func (s *Service) wanted() bool {
 	return slices.ContainsFunc(s.ipam.Model().Subnets(), func(sn site.Subnet) bool { return sn.DHCP6 != "" })
@@ -189,15 +239,15 @@ func (s *Service) wanted() bool {
 // Stop closes the sockets and waits for their readers.
 func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
+	if s.unfollow != nil {
+		s.unfollow()
+		s.unfollow = nil
+	}
+	s.mu.Unlock()
+	s.following.Wait() // (it takes s.mu)
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, l := range s.conns {
-		l.conn.Close()
-	}
-	if s.stop != nil {
-		s.stop()
-	}
-	s.conns = nil
-	s.done.Wait()
+	s.unbind()
 	return nil
 }
 

@@ -248,10 +248,13 @@ async function dashboard(root) {
     const pools = [];
     for (const sn of subnets) for (const r of sn.ranges || []) {
       if (r.kind !== "dhcp") continue;
-      const size = ipNum(r.end) - ipNum(r.start) + 1;
-      const used = leases.filter((l) => ipNum(l.ip) >= ipNum(r.start) && ipNum(l.ip) <= ipNum(r.end)).length;
+      // An IPv6 pool's size is a BigInt (a /64's range may hold 2^64 addresses).
+      const num = r.start.includes(":") ? ip6Num : (ip) => BigInt(ipNum(ip));
+      const size = num(r.end) - num(r.start) + 1n;
+      const used = leases.filter((l) => l.ip.includes(":") === r.start.includes(":") && num(l.ip) >= num(r.start) && num(l.ip) <= num(r.end)).length;
+      const pct = Number((10000n * BigInt(used)) / size) / 100;
       pools.push(h("tr", {}, h("td", {}, sn.name), h("td", {}, `${r.start} – ${r.end}`),
-        h("td", {}, h("div", { class: "used" }, h("div", { class: "meter", "aria-hidden": "true" }, h("span", { style: `width:${(100 * used) / size}%` })), `${Math.round((100 * used) / size)}%`)), h("td", {}, `${used} / ${size}`)));
+        h("td", {}, h("div", { class: "used" }, h("div", { class: "meter", "aria-hidden": "true" }, h("span", { style: `width:${pct}%` })), `${Math.round(pct)}%`)), h("td", {}, `${used} / ${size}`)));
     }
     sections.pools.replaceChildren(h("h2", {}, "DHCP pools"),
       pools.length ? table(["Subnet", "Range", "Used", "Leases"], pools) : h("p", { class: "muted" }, "No DHCP range."));
@@ -443,7 +446,7 @@ function used6(sn, hosts, leases) {
   const inside = (ip) => ip && ip.includes(":") && ip6Num(ip) >= first && ip6Num(ip) < first + span;
   const rows = [];
   for (const x of hosts) for (const ip of [x.ip, x.ip6]) if (inside(ip)) rows.push([ip, `host ${x.name}`]);
-  for (const l of leases) if (inside(l.ip)) rows.push([l.ip, `lease ${l.mac || ""}${l.hostname ? " · " + l.hostname : ""}`]);
+  for (const l of leases) if (inside(l.ip)) rows.push([l.ip, `lease ${l.client ? "DUID " + l.client : l.mac || ""}${l.hostname ? " · " + l.hostname : ""}`]);
   rows.sort((a, b) => (ip6Num(a[0]) < ip6Num(b[0]) ? -1 : 1));
   const ranges = (sn.ranges || []).map((r) => {
     const held = rows.filter(([ip]) => ip6Num(ip) >= ip6Num(r.start) && ip6Num(ip) <= ip6Num(r.end)).length;
@@ -569,17 +572,19 @@ function editHost(row, x, profiles) {
 
 async function leasesPage(root) {
   let leases = [], hosts = [];
-  const filter = searchBox("lease-filter", "Filter leases by IP, MAC or hostname", query("q"), () => draw());
-  const list = table(["IP", "MAC", "Hostname", "Expires", "State", { hidden: "Actions" }], [], { id: "leases" });
+  const filter = searchBox("lease-filter", "Filter leases by IP, MAC, DUID or hostname", query("q"), () => draw());
+  const list = table(["IP", "Client", "Hostname", "Expires", "State", { hidden: "Actions" }], [], { id: "leases" });
   const count = h("span", { class: "muted" });
   const draw = () => {
     const q = filter.value.toLowerCase();
-    list.setRows(leases.filter((l) => !q || [l.ip, l.mac, l.hostname].some((v) => (v || "").toLowerCase().includes(q))).map((l) => {
+    list.setRows(leases.filter((l) => !q || [l.ip, l.mac, l.client, l.hostname].some((v) => (v || "").toLowerCase().includes(q))).map((l) => {
       const host = hosts.find((x) => x.ip === l.ip);
-      return h("tr", { "data-lease": l.ip }, h("td", {}, l.ip), h("td", {}, l.mac || ""), h("td", {}, l.hostname || (host ? host.name : "")), h("td", {}, when(l.expires)),
+      // A DHCPv6 client is its DUID and IAID; its MAC too when its DUID or address says it.
+      const client = l.client ? [h("span", {}, `DUID ${l.client.replace("/", " · IAID ")}`), l.mac ? h("div", { class: "muted" }, l.mac) : ""] : [l.mac || ""];
+      return h("tr", { "data-lease": l.ip }, h("td", {}, l.ip), h("td", {}, ...client), h("td", {}, l.hostname || (host ? host.name : "")), h("td", {}, when(l.expires)),
         h("td", {}, l.declined ? badge("declined", "warn") : l.released ? badge("released: waits for every node", "warn") : host ? badge(`reserved: ${host.name}`, "ok") : "dynamic"),
         h("td", { class: "actions" },
-          !l.declined && !l.released && !host ? h("button", { class: "secondary", onclick: () => pinLease(l) }, "Pin as reservation") : "", " ",
+          !l.declined && !l.released && !host && !l.client ? h("button", { class: "secondary", onclick: () => pinLease(l) }, "Pin as reservation") : "", " ",
           h("button", { class: "danger", onclick: () => { if (confirmed(`Release the lease of ${l.ip} (${l.mac || "quarantined"})? Its client must ask again.`)) act(() => api("DELETE", `/api/v1/dhcp/leases/${l.ip}`), `Lease of ${l.ip} released.`); } }, "Release")));
     }));
     count.textContent = `(${leases.length}, live)`;
@@ -650,7 +655,7 @@ async function dnsPage(root) {
         records.push({ name: ptr(ip), type: "PTR", value: fqdn(x.name), from: `host ${x.name}`, derived: true });
       }
     }
-    for (const l of leases) if (l.hostname) records.push({ name: fqdn(l.hostname), type: "A", value: l.ip, from: `lease ${l.ip}`, derived: true },
+    for (const l of leases) if (l.hostname) records.push({ name: fqdn(l.hostname), type: l.ip.includes(":") ? "AAAA" : "A", value: l.ip, from: `lease ${l.ip}`, derived: true },
       { name: ptr(l.ip), type: "PTR", value: fqdn(l.hostname), from: `lease ${l.ip}`, derived: true });
     draw();
   };
@@ -807,6 +812,7 @@ const commandNames = {
   PutSubnet: "subnet saved", DeleteSubnet: "subnet deleted", PutHost: "host saved", DeleteHost: "host deleted", AllocateHost: "host allocated",
   PutRecord: "record added", DeleteRecord: "record deleted", UpdateRecords: "dynamic update", Reconcile: "site file applied",
   CommitLease: "lease granted", ReleaseLease: "lease released", ReleaseClientLease: "lease released", DeclineLease: "address declined", ExpireLeases: "leases expired",
+  CommitLease6: "DHCPv6 lease granted", ReleaseLease6: "DHCPv6 lease released", DeclineLease6: "IPv6 address declined",
   TableWrite: "certificate authority", PinLease: "lease pinned", PutToken: "token created", DeleteToken: "token revoked",
   SettleEnds: "released addresses back in the pool", TrackGrants: "lease grants kept",
   EnrolSSHHost: "SSH enrolment made", IssueSSHCert: "SSH certificate issued", RevokeSSHCert: "SSH certificate revoked", BootHost: "boot state",
@@ -910,7 +916,7 @@ async function searchPage(root) {
     const has = (...vs) => vs.some((v) => (v || "").toLowerCase().includes(q));
     const groups = [
       ["Hosts", "hosts", hosts.filter((x) => has(x.name, x.ip, x.ip6, x.mac, x.role, x.comment)).map((x) => [x.name, `${x.ip}${x.mac ? " · " + x.mac : ""}`])],
-      ["Leases", "leases", leases.filter((l) => has(l.ip, l.mac, l.hostname)).map((l) => [l.ip, `${l.mac || "quarantined"}${l.hostname ? " · " + l.hostname : ""}`])],
+      ["Leases", "leases", leases.filter((l) => has(l.ip, l.mac, l.client, l.hostname)).map((l) => [l.ip, `${l.client ? "DUID " + l.client : l.mac || "quarantined"}${l.hostname ? " · " + l.hostname : ""}`])],
       ["DNS records", "dns", records.filter((r) => has(r.name, r.type, r.value)).map((r) => [r.name, `${r.type} ${r.value}`])],
       ["Subnets", "subnets", subnets.filter((sn) => has(sn.name, sn.cidr, sn.comment, ...(sn.ranges || []).map((r) => r.name))).map((sn) => [sn.name, sn.cidr])],
     ];
