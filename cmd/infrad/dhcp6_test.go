@@ -105,6 +105,23 @@ func linkLocal(t *testing.T, l *lab) {
 	})
 }
 
+// dhclient6Args writes dhclient -6's script and a configuration that gives the
+// client's name to d, and returns the arguments of ip that run it in l's client
+// namespace with extra flags.
+func (l *lab) dhclient6Args(t *testing.T, d, name string, extra ...string) []string {
+	t.Helper()
+	os.MkdirAll(d, 0o755)
+	script := filepath.Join(d, "script")
+	writeFile(t, script, strings.ReplaceAll(dhclient6Script, "$DIR", d))
+	os.Chmod(script, 0o755)
+	conf := filepath.Join(d, "conf")
+	writeFile(t, conf, fmt.Sprintf("send fqdn.fqdn %q;\n", name))
+	writeFile(t, filepath.Join(d, "leases"), "")
+	args := append([]string{"netns", "exec", l.cli, "dhclient", "-6", "-cf", conf, "-lf", filepath.Join(d, "leases"),
+		"-pf", filepath.Join(d, "pid"), "-sf", script}, extra...)
+	return append(args, clientIf)
+}
+
 // dhclient6 runs dhclient -6 with extra flags in l's client namespace until it
 // records reason in d, ends it, and returns what it was given.
 func dhclient6(t *testing.T, l *lab, d, reason string, extra ...string) map[string]string {

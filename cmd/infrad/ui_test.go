@@ -59,12 +59,17 @@ func TestUI(t *testing.T) {
 		t.Fatalf("infrad logged no sign-in link:\n%s", server.output.String())
 	}
 
+	l.ipv6(t)
 	l.setMAC(t, "52:54:00:77:00:99")
-	client := filepath.Join(dir, "client")
+	linkLocal(t, l)
+	client, client6 := filepath.Join(dir, "client"), filepath.Join(dir, "client6")
 	lease, _ := json.Marshal(append([]string{"ip"}, l.dhclientArgs(t, client, "laptop", "-1")...))
+	lease6, _ := json.Marshal(append([]string{"ip"}, l.dhclient6Args(t, client6, "laptop6", "-1")...))
 	t.Cleanup(func() { // dhclient -1 goes to the background once it has a lease
-		if pid, err := os.ReadFile(filepath.Join(client, "pid")); err == nil {
-			exec.Command("kill", strings.TrimSpace(string(pid))).Run()
+		for _, d := range []string{client, client6} {
+			if pid, err := os.ReadFile(filepath.Join(d, "pid")); err == nil {
+				exec.Command("kill", strings.TrimSpace(string(pid))).Run()
+			}
 		}
 	})
 
@@ -72,7 +77,7 @@ func TestUI(t *testing.T) {
 	os.MkdirAll(shots, 0o755)
 	cmd := exec.Command("ip", "netns", "exec", l.srv, "node", "--test", "--test-reporter", "spec", "ui.test.mjs")
 	cmd.Dir = tests
-	cmd.Env = append(os.Environ(), "SIGNIN_URL="+link, "LEASE_CMD="+string(lease), "SHOTS="+shots,
+	cmd.Env = append(os.Environ(), "SIGNIN_URL="+link, "LEASE_CMD="+string(lease), "LEASE6_CMD="+string(lease6), "SHOTS="+shots,
 		"API_TOKEN="+readToken(t, filepath.Join(dir, "data")))
 	done := make(chan struct{})
 	var out []byte

@@ -4,6 +4,7 @@
 //   SIGNIN_URL  the sign-in link infrad logged
 //   API_TOKEN   the same token, for checking results through the API
 //   LEASE_CMD   a JSON array: the command that makes a DHCP client take a lease
+//   LEASE6_CMD  the same for a DHCPv6 client (ISC dhclient -6, giving its name laptop6)
 //   SHOTS       where screenshots go
 // A new user builds the lab's subnet, ranges, hosts and records here, in the browser;
 // every action is checked through the API. Any uncaught error or console error fails
@@ -16,7 +17,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
-const { SIGNIN_URL, LEASE_CMD, SHOTS } = process.env;
+const { SIGNIN_URL, LEASE_CMD, LEASE6_CMD, SHOTS } = process.env;
 let API_TOKEN = process.env.API_TOKEN; // until the test that rotates it
 const BASE = new URL(SIGNIN_URL).origin;
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
@@ -573,9 +574,6 @@ test("search the site from the top bar", async () => {
   assert.equal(await page.locator("#hosts tbody tr").count(), 1);
 });
 
-// Layout at both widths: table headers keep their words whole, a pool's use is shown
-// however low, buttons stay inside their cells, no favicon is asked for (a 404 on
-// every load), and a form's failure takes an earlier success notice away.
 test("a dual-stack host: its IPv6 address, AAAA and both PTRs", async () => {
   assert.equal((await call("POST", "/api/v1/subnets", { name: "lab6", cidr: "fd00:77::/64" })).status, 201);
   await go("#/hosts");
@@ -595,6 +593,35 @@ test("a dual-stack host: its IPv6 address, AAAA and both PTRs", async () => {
   }
 });
 
+test("a DHCPv6 client's lease: its DUID, its name's AAAA, no pin", async () => {
+  // The dual-stack test's subnet, given DHCPv6 and a pool: served at once.
+  const made = await call("PUT", "/api/v1/subnets/lab6", { name: "lab6", cidr: "fd00:77::/64", dhcp6: "stateful",
+    ranges: [{ kind: "dhcp", start: "fd00:77::100", end: "fd00:77::1ff" }] });
+  assert.equal(made.status, 200, JSON.stringify(made.body));
+  const [cmd, ...args] = JSON.parse(LEASE6_CMD);
+  execFileSync(cmd, args, { stdio: "ignore", timeout: 30000 });
+  const lease = (await call("GET", "/api/v1/dhcp/leases")).body.find((l) => l.client);
+  assert.ok(lease, "no DHCPv6 lease");
+  await go("#/leases");
+  const row = page.locator(`tr[data-lease="${lease.ip}"]`);
+  await row.waitFor();
+  assert.match(await row.textContent(), /DUID [0-9a-f]+ · IAID [0-9a-f]{8}.*52:54:00:77:00:99.*laptop6.*dynamic/);
+  assert.equal(await row.getByRole("button", { name: "Pin as reservation" }).count(), 0, "a DHCPv6 lease is reserved through a host's ip6");
+  await page.locator("#lease-filter").fill(lease.client.slice(0, 12));
+  await page.locator(`tr[data-lease="${lease.ip}"]`).waitFor();
+  assert.equal(await page.locator("#leases tbody tr").count(), 1);
+  await shot(page, "leases-v6");
+  await go("#/dns");
+  await page.locator("tr", { hasText: "laptop6.lab.test." }).filter({ hasText: "AAAA" }).filter({ hasText: lease.ip }).waitFor();
+  await go("#/subnets");
+  await page.locator('[data-used="lab6"] tr', { hasText: lease.ip }).filter({ hasText: "DUID" }).waitFor();
+  await go("#/dashboard");
+  await page.locator("tr", { hasText: "fd00:77::100 – fd00:77::1ff" }).filter({ hasText: "1 / 256" }).waitFor();
+});
+
+// Layout at both widths: table headers keep their words whole, a pool's use is shown
+// however low, buttons stay inside their cells, no favicon is asked for (a 404 on
+// every load), and a form's failure takes an earlier success notice away.
 test("layout at both widths, and notices that tell the truth", async () => {
   for (const viewport of [{ width: 1400, height: 900 }, { width: 390, height: 844 }]) {
     const ctx = await newContext(viewport);
