@@ -318,14 +318,7 @@ func TestDHCPv6PoolWithRealClients(t *testing.T) {
 		l.setMAC(t, "52:54:00:77:00:98")
 		linkLocal(t, l)
 		d := filepath.Join(dir, "dhcp6c")
-		os.MkdirAll(d, 0o755)
-		conf := filepath.Join(d, "conf")
-		writeFile(t, conf, fmt.Sprintf("interface %s {\n\tsend ia-na 1;\n\trequest domain-name-servers;\n\trequest domain-name;\n\tscript \"%s/script\";\n};\nid-assoc na 1 { };\n", clientIf, d))
-		writeFile(t, filepath.Join(d, "script"), "#!/bin/sh\nenv | grep ^new_ | sort > "+d+"/env.tmp && mv "+d+"/env.tmp "+d+"/env\n")
-		os.Chmod(filepath.Join(d, "script"), 0o755)
-		// Its DUID file is at a fixed path: a tmpfs over it keeps the machine's.
-		p := startCmd(t, d, "ip", "netns", "exec", l.cli, "unshare", "-m", "sh", "-c",
-			"mount -t tmpfs tmpfs /var/lib/dhcpv6 && exec dhcp6c -f -c "+conf+" -p "+d+"/pid "+clientIf)
+		p := l.dhcp6c(t, d)
 		ip := waitForPoolAddress(t, l, inRange, "dhcp6c")
 		var env map[string]string
 		testenv.WaitFor(t, "dhcp6c's script", func() bool { env = readEnv(filepath.Join(d, "env")); return env != nil })
@@ -343,14 +336,7 @@ func TestDHCPv6PoolWithRealClients(t *testing.T) {
 		l.setMAC(t, "52:54:00:77:00:97")
 		linkLocal(t, l)
 		d := filepath.Join(dir, "dhcpcd")
-		os.MkdirAll(d, 0o755)
-		conf := filepath.Join(d, "conf")
-		writeFile(t, conf, "ipv6only\nia_na 1\nhostname dcpd6\nfqdn both\n")
-		writeFile(t, filepath.Join(d, "script"), "#!/bin/sh\nenv | grep ^new_ | sort > "+d+"/env.tmp && mv "+d+"/env.tmp "+d+"/env.$reason\n")
-		os.Chmod(filepath.Join(d, "script"), 0o755)
-		// Its DUID, leases and control socket are at fixed paths: tmpfs over them.
-		p := startCmd(t, d, "ip", "netns", "exec", l.cli, "unshare", "-m", "sh", "-c",
-			"mount -t tmpfs tmpfs /var/lib/dhcpcd && mount -t tmpfs tmpfs /run && exec dhcpcd -6 -B -d -f "+conf+" -c "+d+"/script "+clientIf)
+		p := l.dhcpcd(t, d, "dcpd6")
 		var bound map[string]string
 		testenv.WaitFor(t, "dhcpcd bound", func() bool { bound = readEnv(filepath.Join(d, "env.BOUND6")); return bound != nil })
 		ip := bound["new_dhcp6_ia_na1_ia_addr1"]
@@ -378,6 +364,34 @@ func onLink(t *testing.T, l *lab) {
 		out, _ := exec.Command("ip", "-n", l.cli, "-6", "route", "show", "fd00:77::/64").Output()
 		return strings.Contains(string(out), "fd00:77::/64")
 	})
+}
+
+// dhcp6c starts WIDE dhcp6c in l's client namespace, asking for an address and the
+// DNS options, with a script that records what it was given in d/env.
+func (l *lab) dhcp6c(t *testing.T, d string) *proc {
+	t.Helper()
+	os.MkdirAll(d, 0o755)
+	conf := filepath.Join(d, "conf")
+	writeFile(t, conf, fmt.Sprintf("interface %s {\n\tsend ia-na 1;\n\trequest domain-name-servers;\n\trequest domain-name;\n\tscript \"%s/script\";\n};\nid-assoc na 1 { };\n", clientIf, d))
+	writeFile(t, filepath.Join(d, "script"), "#!/bin/sh\nenv | grep ^new_ | sort > "+d+"/env.tmp && mv "+d+"/env.tmp "+d+"/env\n")
+	os.Chmod(filepath.Join(d, "script"), 0o755)
+	// Its DUID file is at a fixed path: a tmpfs over it keeps the machine's.
+	return startCmd(t, d, "ip", "netns", "exec", l.cli, "unshare", "-m", "sh", "-c",
+		"mount -t tmpfs tmpfs /var/lib/dhcpv6 && exec dhcp6c -f -c "+conf+" -p "+d+"/pid "+clientIf)
+}
+
+// dhcpcd starts dhcpcd for DHCPv6 alone in l's client namespace, giving name, with a
+// script that records what it was given in d/env.REASON.
+func (l *lab) dhcpcd(t *testing.T, d, name string) *proc {
+	t.Helper()
+	os.MkdirAll(d, 0o755)
+	conf := filepath.Join(d, "conf")
+	writeFile(t, conf, "ipv6only\nia_na 1\nhostname "+name+"\nfqdn both\n")
+	writeFile(t, filepath.Join(d, "script"), "#!/bin/sh\nenv | grep ^new_ | sort > "+d+"/env.tmp && mv "+d+"/env.tmp "+d+"/env.$reason\n")
+	os.Chmod(filepath.Join(d, "script"), 0o755)
+	// Its DUID, leases and control socket are at fixed paths: tmpfs over them.
+	return startCmd(t, d, "ip", "netns", "exec", l.cli, "unshare", "-m", "sh", "-c",
+		"mount -t tmpfs tmpfs /var/lib/dhcpcd && mount -t tmpfs tmpfs /run && exec dhcpcd -6 -B -d -f "+conf+" -c "+d+"/script "+clientIf)
 }
 
 // waitForPoolAddress waits for a client that configures its interface itself to hold
@@ -527,4 +541,69 @@ func TestDHCPv6SubnetFromTheAPI(t *testing.T) {
 	api("DELETE", "/api/v1/dhcp/leases/"+got["new_ip6_address"], "") // a subnet with leases stays
 	api("DELETE", "/api/v1/subnets/lab6b", "")
 	testenv.WaitFor(t, "DHCPv6 to close its socket", func() bool { return !listening() })
+}
+
+const dhcp6ReservedSite = `domain: lab.test
+data_dir: %s
+api: {listen: "127.0.0.1:8080"}
+dns: {listen: ["127.0.0.1:1053", "[::]:53"], advertise: 10.77.0.1}
+ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
+ca: {listen: "127.0.0.1:8443"}
+dhcp: {interfaces: [br0], lease_time: 1h}
+subnets:
+  - {name: lab, cidr: 10.77.0.0/24}
+  - {name: lab6, cidr: "fd00:77::/64", ra: {}, dhcp6: stateful}
+hosts:
+  - {name: infra, ip: 10.77.0.1, ip6: "fd00:77::1"}
+  - {name: cp01, ip: 10.77.0.11, ip6: "fd00:77::11", mac: "52:54:00:77:00:11"}
+  - {name: cp02, ip: 10.77.0.12, ip6: "fd00:77::12", mac: "52:54:00:77:00:12"}
+  - {name: cp03, ip: 10.77.0.13, ip6: "fd00:77::13", mac: "52:54:00:77:00:13"}
+`
+
+// TestDHCPv6ReservedWithEachClient: a dual-stack site file's nodes, each reserved by
+// its MAC, get their IPv6 addresses from ISC dhclient -6, WIDE dhcp6c and dhcpcd (each
+// sends its own kind of DUID), and DNS answers both names' families and both PTRs.
+func TestDHCPv6ReservedWithEachClient(t *testing.T) {
+	testenv.NeedRoot(t, "ip", "dhclient", "dhcp6c", "dhcpcd", "unshare", "dig")
+	l := newLab(t)
+	l.ipv6(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "site.yaml"), fmt.Sprintf(dhcp6ReservedSite, filepath.Join(dir, "data")))
+	l.serveIn(t, dir)
+	for _, c := range []struct{ client, mac, host string }{
+		{"dhclient", "52:54:00:77:00:11", "cp01"}, {"dhcp6c", "52:54:00:77:00:12", "cp02"}, {"dhcpcd", "52:54:00:77:00:13", "cp03"},
+	} {
+		l.setMAC(t, c.mac)
+		linkLocal(t, l)
+		d := filepath.Join(dir, c.client)
+		want := "fd00:77::" + c.mac[len(c.mac)-2:]
+		var got string
+		switch c.client {
+		case "dhclient":
+			got = dhclient6(t, l, d, "BOUND6")["new_ip6_address"]
+		case "dhcp6c":
+			p := l.dhcp6c(t, d)
+			got = waitForPoolAddress(t, l, func(a string) bool { return a == want }, "dhcp6c")
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			<-p.done
+		case "dhcpcd":
+			p := l.dhcpcd(t, d, c.host)
+			var bound map[string]string
+			testenv.WaitFor(t, "dhcpcd bound", func() bool { bound = readEnv(filepath.Join(d, "env.BOUND6")); return bound != nil })
+			got = bound["new_dhcp6_ia_na1_ia_addr1"]
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			<-p.done
+		}
+		if got != want {
+			t.Errorf("%s with %s's MAC: got %q, want %s", c.client, c.host, got, want)
+		}
+		for q, want := range map[string]string{
+			"A " + c.host + ".lab.test": "10.77.0." + c.mac[len(c.mac)-2:], "AAAA " + c.host + ".lab.test": want,
+			"-x " + want: c.host + ".lab.test.", "-x 10.77.0." + c.mac[len(c.mac)-2:]: c.host + ".lab.test.",
+		} {
+			if got := l.dig(strings.Fields(q)...); got != want {
+				t.Errorf("dig %s: %q, want %s", q, got, want)
+			}
+		}
+	}
 }
