@@ -462,6 +462,61 @@ func (l *clusterLab) killDuringLoad(t *testing.T, victim *clusterNode) []*cluste
 	return survivors
 }
 
+// TestClusterDHCPv6LosesItsLeader: three nodes serve a DHCPv6 pool; the leader is
+// killed during a perfdhcp -6 burst. Every lease perfdhcp was given a Reply for is
+// on both survivors, no address is held twice, and the survivors go on granting.
+func TestClusterDHCPv6LosesItsLeader(t *testing.T) {
+	l := newClusterLab(t, 3, false)
+	site, _ := os.ReadFile(l.site)
+	writeFile(t, l.site, strings.Replace(string(site), "hosts:\n", `  - name: lab6
+    cidr: "fd00:78::/64"
+    dhcp6: stateful
+    ranges: [{kind: dhcp, start: "fd00:78::1:0", end: "fd00:78::1:ffff"}]
+hosts:
+`, 1))
+	for i, n := range l.nodes {
+		sh(t, "ip", "-n", n.ns, "addr", "add", fmt.Sprintf("fd00:78::%d/64", i+1), "dev", "eth0", "nodad")
+	}
+	// perfdhcp sends from the link's global address: one usable at once.
+	sh(t, "ip", "netns", "exec", l.cli, "sysctl", "-qw", "net.ipv6.conf."+clientIf+".autoconf=0")
+	sh(t, "ip", "-n", l.cli, "addr", "add", "fd00:78::99/64", "dev", clientIf, "nodad")
+	l.form(t)
+	st, _ := l.status(t, l.nodes[0])
+	var survivors []*clusterNode
+	for _, n := range l.nodes {
+		if n.name != st.Leader {
+			survivors = append(survivors, n)
+		}
+	}
+	burst := func(secs int) int {
+		cmd := exec.Command("ip", "netns", "exec", l.cli, "perfdhcp", "-6", "-l", clientIf, "-r", "100", "-R", "100000", "-p", strconv.Itoa(secs))
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if secs > 3 {
+			time.Sleep(2 * time.Second) // a point in the burst, not a bound on anything
+			l.kill(l.node(st.Leader))
+		}
+		cmd.Wait()
+		if regexp.MustCompile(`non unique addresses: [1-9]`).MatchString(out.String()) {
+			t.Errorf("perfdhcp saw an address given twice:\n%s", out.String())
+		}
+		n := perfCount(out.String(), "REQUEST-REPLY", "received")
+		t.Logf("perfdhcp -6: %d Replies\n%s", n, out.String())
+		return n
+	}
+	replied := burst(5)
+	if replied <= 0 {
+		t.Fatal("perfdhcp got no Reply")
+	}
+	l.checkLeases(t, survivors, replied)
+	if more := burst(2); more <= 0 {
+		t.Error("the survivors granted nothing after the leader's death")
+	}
+}
+
 // TestClusterLosesAFollowerOrTheWitness: the same as the leader's death, with a
 // follower of three nodes, and with the witness of two boxes.
 func TestClusterLosesAFollowerOrTheWitness(t *testing.T) {
