@@ -7,6 +7,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"math"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -43,23 +44,88 @@ const tries = 4
 // maxScan bounds how many addresses one pick looks at in each range.
 const maxScan = 1 << 16
 
-// lease answers the client's IA_NA req as how asks: the IA with an address and its
-// lifetimes, or with a status; ok says it holds an address. answer is false when
-// this node cannot say now (behind the cluster's log, without the quorum, a commit
-// that failed): the client is not answered, and asks again or another node answers.
-// The name DNS gives the address goes to x.named.
-func (s *Service) lease(ctx context.Context, x *exchange, req *dhcpv6.OptIANA, how asking) (ia *dhcpv6.OptIANA, ok, answer bool) {
-	ia = &dhcpv6.OptIANA{IaId: req.IaId}
+// ia is an IA the client's message carries: an IA_NA (non-temporary addresses), or an
+// IA_PD (prefixes delegated to a router).
+type ia struct {
+	id    [4]byte
+	pd    int          // an IA_PD's: the length of the prefixes its subnet delegates; 0: an IA_NA
+	asked []netip.Addr // the addresses, or the prefixes' first addresses, the client names
+}
+
+func naOf(o *dhcpv6.OptIANA) ia {
+	r := ia{id: o.IaId}
+	for _, a := range o.Options.Addresses() {
+		if ip, ok := netip.AddrFromSlice(a.IPv6Addr); ok {
+			r.asked = append(r.asked, ip.Unmap())
+		}
+	}
+	return r
+}
+
+func pdOf(o *dhcpv6.OptIAPD, sn site.Subnet) ia {
+	r := ia{id: o.IaId, pd: sn.Delegate.Length}
+	for _, p := range o.Options.Prefixes() {
+		if p.Prefix == nil {
+			continue
+		}
+		if ip, ok := netip.AddrFromSlice(p.Prefix.IP); ok {
+			r.asked = append(r.asked, ip.Unmap())
+		}
+	}
+	return r
+}
+
+// client is the lease's client: the DUID, the IAID, and "/pd" for an IA_PD's.
+func (r ia) client(duid string) string {
+	k := duid + "/" + hex.EncodeToString(r.id[:])
+	if r.pd != 0 {
+		k += "/pd"
+	}
+	return k
+}
+
+// with is the IA holding a (an address, or the prefix a/pd) for lt, renewed at half
+// of it and rebound at four fifths.
+func (r ia) with(a netip.Addr, lt time.Duration) dhcpv6.Option {
+	if r.pd != 0 {
+		o := &dhcpv6.OptIAPD{IaId: r.id, T1: lt / 2, T2: lt * 4 / 5}
+		o.Options.Add(&dhcpv6.OptIAPrefix{PreferredLifetime: lt, ValidLifetime: lt, Prefix: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(r.pd, 128)}})
+		return o
+	}
+	o := &dhcpv6.OptIANA{IaId: r.id, T1: lt / 2, T2: lt * 4 / 5}
+	o.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: a.AsSlice(), PreferredLifetime: lt, ValidLifetime: lt})
+	return o
+}
+
+// status is the IA holding only a status.
+func (r ia) status(code iana.StatusCode, msg string) dhcpv6.Option {
+	st := &dhcpv6.OptStatusCode{StatusCode: code, StatusMessage: msg}
+	if r.pd != 0 {
+		o := &dhcpv6.OptIAPD{IaId: r.id}
+		o.Options.Add(st)
+		return o
+	}
+	o := &dhcpv6.OptIANA{IaId: r.id}
+	o.Options.Add(st)
+	return o
+}
+
+// lease answers the client's IA req as how asks: the IA with an address (or a
+// prefix) and its lifetimes, or with a status; ok says it holds one. answer is false
+// when this node cannot say now (behind the cluster's log, without the quorum, a
+// commit that failed): the client is not answered, and asks again or another node
+// answers. The name DNS gives an address goes to x.named.
+func (s *Service) lease(ctx context.Context, x *exchange, req ia, how asking) (out dhcpv6.Option, ok, answer bool) {
 	m := s.ipam.Model()
 	lt := s.site.Load().DHCP.LeaseTime
 	now := s.now()
-	if h, a, ok := reservation(m, x.sn, x.mac); ok {
+	if h, a, ok := reservation(m, x.sn, x.mac); ok && req.pd == 0 {
 		x.named = h
-		return withAddress(ia, a, lt), true, true
+		return req.with(a, lt), true, true
 	}
-	client := x.duid + "/" + hex.EncodeToString(req.IaId[:])
+	client := req.client(x.duid)
 	if how == renewing || how == rebinding {
-		return s.renew(ctx, x, client, req, ia, now)
+		return s.renew(ctx, x, client, req, now)
 	}
 	if s.opts.CaughtUp != nil && !s.opts.CaughtUp() {
 		return nil, false, false // an address from this model may be another's since
@@ -71,29 +137,35 @@ func (s *Service) lease(ctx context.Context, x *exchange, req *dhcpv6.OptIANA, h
 		return nil, false, false // nothing new without the quorum
 	}
 	var hint netip.Addr
-	if a := req.Options.OneAddress(); a != nil {
-		hint, _ = netip.AddrFromSlice(a.IPv6Addr)
+	if len(req.asked) > 0 {
+		hint = req.asked[0]
+	}
+	name := x.name
+	if req.pd != 0 {
+		name = "" // a prefix has no name
 	}
 	var tried []netip.Addr
 	for range tries {
-		a, found := pick(m, x.sn, client, hint.Unmap(), now, tried)
+		a, found := pick(m, x.sn, req.pd, client, hint, now, tried)
 		if !found {
 			break
 		}
 		if how == soliciting {
-			return withAddress(ia, a, lt), true, true
+			return req.with(a, lt), true, true
 		}
 		expires := now.Add(lt).Truncate(time.Second)
-		c := ipam.CommitLease6{Stamp: ipam.Stamp{At: now}, Subnet: x.sn.Name, Client: client, MAC: x.mac, IP: a, Hostname: x.name, Expires: expires}
+		c := ipam.CommitLease6{Stamp: ipam.Stamp{At: now}, Subnet: x.sn.Name, Client: client, MAC: x.mac, IP: a, Length: req.pd, Hostname: name, Expires: expires}
 		res, err := s.apply(ctx, c)
 		switch {
 		case err == nil:
 			done := res.(ipam.Committed)
 			if done.NameKeptBy != "" {
-				s.log.Warn("lease hostname is taken: the first keeps it", "hostname", x.name, "client", client, "kept_by", done.NameKeptBy)
+				s.log.Warn("lease hostname is taken: the first keeps it", "hostname", name, "client", client, "kept_by", done.NameKeptBy)
 			}
-			x.named = done.Hostname
-			return withAddress(ia, a, expires.Sub(now)), true, true
+			if req.pd == 0 {
+				x.named = done.Hostname
+			}
+			return req.with(a, expires.Sub(now)), true, true
 		case errors.Is(err, ipam.ErrConflict):
 			tried, hint, m = append(tried, a), netip.Addr{}, s.ipam.Model() // taken meanwhile: another
 		default:
@@ -101,45 +173,41 @@ func (s *Service) lease(ctx context.Context, x *exchange, req *dhcpv6.OptIANA, h
 			return nil, false, false
 		}
 	}
-	ia.Options.Add(&dhcpv6.OptStatusCode{StatusCode: iana.StatusNoAddrsAvail,
-		StatusMessage: "no address is free in subnet " + x.sn.Name + ", and none is reserved for this client's MAC"})
-	return ia, false, true
+	if req.pd != 0 {
+		return req.status(iana.StatusNoPrefixAvail, "no prefix is free in subnet "+x.sn.Name+"'s delegation pool"), false, true
+	}
+	return req.status(iana.StatusNoAddrsAvail, "no address is free in subnet "+x.sn.Name+", and none is reserved for this client's MAC"), false, true
 }
 
-// renew extends client's lease of an address of req (or, when req names none, the
-// lease it holds), granting it anew; a client without such a lease is told NoBinding
-// (RFC 8415 §18.3.4, §18.3.5) and asks for an address again. Without the quorum, a
-// lease is given what is left of it, skewMargin short.
-func (s *Service) renew(ctx context.Context, x *exchange, client string, req *dhcpv6.OptIANA, ia *dhcpv6.OptIANA, now time.Time) (*dhcpv6.OptIANA, bool, bool) {
+// renew extends client's lease of an address (or prefix) of req (or, when req names
+// none, the lease it holds), granting it anew; a client without such a lease is told
+// NoBinding (RFC 8415 §18.3.4, §18.3.5) and asks again. Without the quorum, a lease
+// is given what is left of it, skewMargin short.
+func (s *Service) renew(ctx context.Context, x *exchange, client string, req ia, now time.Time) (dhcpv6.Option, bool, bool) {
 	m := s.ipam.Model()
-	var asked []netip.Addr
-	for _, a := range req.Options.Addresses() {
-		if ip, ok := netip.AddrFromSlice(a.IPv6Addr); ok {
-			asked = append(asked, ip.Unmap())
-		}
-	}
+	asked := req.asked
 	if l, ok := m.LeaseOfClient(client); ok && len(asked) == 0 {
-		asked = append(asked, l.IP)
+		asked = []netip.Addr{l.IP}
 	}
 	lt := s.site.Load().DHCP.LeaseTime
 	for _, ip := range asked {
 		l, ok := m.Lease(ip)
-		if !ok || l.Client != client || l.Quarantined() || l.Ended(now) || !x.sn.CIDR.Contains(ip) {
+		if !ok || l.Client != client || l.Quarantined() || l.Ended(now) || l.Length != req.pd {
 			continue
 		}
 		expires := now.Add(lt).Truncate(time.Second)
 		_, err := s.apply(ctx, ipam.CommitLease6{Stamp: ipam.Stamp{At: now}, Subnet: x.sn.Name, Client: client, MAC: x.mac,
-			IP: ip, Hostname: l.Hostname, Expires: expires, Renewal: true})
+			IP: ip, Length: l.Length, Hostname: l.Hostname, Expires: expires, Renewal: true})
 		switch {
 		case err == nil:
 			x.named = l.Hostname
-			return withAddress(ia, ip, expires.Sub(now)), true, true
+			return req.with(ip, expires.Sub(now)), true, true
 		case errors.Is(err, ipam.ErrConflict):
 			continue
 		case errors.Is(err, ipam.ErrNoQuorum), errors.Is(err, context.DeadlineExceeded):
 			if left := (l.Expires.Sub(now) - skewMargin).Truncate(time.Second); left >= time.Second {
 				x.named = l.Hostname
-				return withAddress(ia, ip, left), true, true
+				return req.with(ip, left), true, true
 			}
 			return nil, false, false
 		default:
@@ -147,30 +215,33 @@ func (s *Service) renew(ctx context.Context, x *exchange, client string, req *dh
 			return nil, false, false
 		}
 	}
-	ia.Options.Add(&dhcpv6.OptStatusCode{StatusCode: iana.StatusNoBinding, StatusMessage: "no lease of this client's: ask for an address again"})
-	return ia, false, true
+	return req.status(iana.StatusNoBinding, "no lease of this client's: ask again"), false, true
 }
 
-// end applies a Release or Decline of every address of the client's IA_NAs; false:
-// the cluster could not take it now.
+// end applies a Release or Decline of every address and prefix of the client's IAs;
+// false: the cluster could not take it now.
 func (s *Service) end(ctx context.Context, x exchange, decline bool) bool {
 	now := s.now()
 	m := s.ipam.Model()
-	for _, req := range x.m.Options.IANA() {
-		client := x.duid + "/" + hex.EncodeToString(req.IaId[:])
-		for _, a := range req.Options.Addresses() {
-			ip, ok := netip.AddrFromSlice(a.IPv6Addr)
-			if !ok || !x.sn.CIDR.Contains(ip.Unmap()) {
-				continue
+	var ias []ia
+	for _, o := range x.m.Options.IANA() {
+		ias = append(ias, naOf(o))
+	}
+	if x.sn.Delegate != nil && !decline { // a Decline is of addresses (RFC 8415 §18.2.8)
+		for _, o := range x.m.Options.IAPD() {
+			ias = append(ias, pdOf(o, x.sn))
+		}
+	}
+	for _, req := range ias {
+		client := req.client(x.duid)
+		for _, ip := range req.asked {
+			l, ok := m.Lease(ip)
+			if !ok || l.Client != client {
+				continue // not the client's to end
 			}
-			ip = ip.Unmap()
-			var granted uint64
-			if l, ok := m.Lease(ip); ok && l.Client == client {
-				granted = l.Granted // the lease ended, and not one granted after
-			}
-			var cmd ipam.Command = ipam.ReleaseLease6{Stamp: ipam.Stamp{At: now}, IP: ip, Client: client, Granted: granted}
+			var cmd ipam.Command = ipam.ReleaseLease6{Stamp: ipam.Stamp{At: now}, IP: ip, Client: client, Granted: l.Granted}
 			if decline {
-				cmd = ipam.DeclineLease6{Stamp: ipam.Stamp{At: now}, IP: ip, Client: client, Until: now.Add(declineQuarantine).Truncate(time.Second), LeaseGranted: granted}
+				cmd = ipam.DeclineLease6{Stamp: ipam.Stamp{At: now}, IP: ip, Client: client, Until: now.Add(declineQuarantine).Truncate(time.Second), LeaseGranted: l.Granted}
 			}
 			_, err := s.apply(ctx, cmd)
 			switch {
@@ -179,7 +250,7 @@ func (s *Service) end(ctx context.Context, x exchange, decline bool) bool {
 					s.log.Warn("client declined an address: it is in use on the network; quarantined", "ip", ip, "client", client, "for", declineQuarantine)
 				}
 			case errors.Is(err, ipam.ErrNotFound), errors.Is(err, ipam.ErrConflict):
-				// not the client's to end
+				// ended meanwhile
 			default:
 				s.log.Warn("lease end not stored: no reply", "ip", ip, "client", client, "err", err)
 				return false
@@ -194,14 +265,6 @@ func (s *Service) apply(ctx context.Context, cmd ipam.Command) (any, error) {
 	ctx, cancel := context.WithTimeout(ctx, commitWait)
 	defer cancel()
 	return s.ipam.Apply(ctx, cmd)
-}
-
-// withAddress gives ia the address a for lt, renewed at half of it and rebound at
-// four fifths.
-func withAddress(ia *dhcpv6.OptIANA, a netip.Addr, lt time.Duration) *dhcpv6.OptIANA {
-	ia.T1, ia.T2 = lt/2, lt*4/5
-	ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: a.AsSlice(), PreferredLifetime: lt, ValidLifetime: lt})
-	return ia
 }
 
 // reservation is the host reserved for mac and its IPv6 address on sn.
@@ -219,14 +282,20 @@ func reservation(m *ipam.Model, sn site.Subnet, mac site.MAC) (string, netip.Add
 	return "", netip.Addr{}, false
 }
 
-// pick chooses client's address in sn's DHCP ranges at now: the one it holds, else
-// hint (the address it asks for), else the first free one from a place in each range
-// that a hash of client gives. The place is the same on every box and after a
-// restart, so a client that lost its lease is given its address again while it is
-// free, and two clients rarely start from one address. tried are taken: not picked.
-func pick(m *ipam.Model, sn site.Subnet, client string, hint netip.Addr, now time.Time, tried []netip.Addr) (netip.Addr, bool) {
+// pick chooses client's address in sn's DHCP ranges at now (pd 0), or its prefix of
+// pd bits in sn's delegation pool: the one it holds, else hint (the one it asks for),
+// else the first free one from a place in each range (or the pool) that a hash of
+// client gives. The place is the same on every box and after a restart, so a client
+// that lost its lease is given the same again while it is free, and two clients
+// rarely start from one. tried are taken: not picked.
+func pick(m *ipam.Model, sn site.Subnet, pd int, client string, hint netip.Addr, now time.Time, tried []netip.Addr) (netip.Addr, bool) {
 	free := func(a netip.Addr) bool {
-		if !a.IsValid() || !site.InDHCPRange(sn, a) || slices.Contains(tried, a) {
+		switch {
+		case !a.IsValid() || slices.Contains(tried, a):
+			return false
+		case pd != 0 && !sn.Delegate.Contains(netip.PrefixFrom(a, pd)):
+			return false
+		case pd == 0 && !site.InDHCPRange(sn, a):
 			return false
 		}
 		if _, ok := m.HostAt(a); ok {
@@ -244,6 +313,19 @@ func pick(m *ipam.Model, sn site.Subnet, client string, hint netip.Addr, now tim
 	h := fnv.New64a()
 	h.Write([]byte(client))
 	sum := h.Sum64()
+	if pd != 0 { // the pool's prefixes, 2^(pd - its bits) of them, each 2^(128 - pd) addresses apart
+		d := sn.Delegate
+		n := uint64(math.MaxUint64)
+		if bits := pd - d.Prefix.Bits(); bits < 64 {
+			n = 1 << bits
+		}
+		for i := range min(n, maxScan) {
+			if a := shifted(d.Prefix.Addr(), (sum+i)%n, 128-pd); free(a) {
+				return a, true
+			}
+		}
+		return netip.Addr{}, false
+	}
 	for _, r := range sn.Ranges {
 		if r.Kind != site.RangeDHCP {
 			continue
@@ -256,6 +338,15 @@ func pick(m *ipam.Model, sn site.Subnet, client string, hint netip.Addr, now tim
 		}
 	}
 	return netip.Addr{}, false
+}
+
+// shifted is a plus n shifted left by shift bits (at least 64: a delegated prefix of
+// at most 64 bits).
+func shifted(a netip.Addr, n uint64, shift int) netip.Addr {
+	b := a.As16()
+	hi := binary.BigEndian.Uint64(b[:8]) + n<<(shift-64)
+	binary.BigEndian.PutUint64(b[:8], hi)
+	return netip.AddrFrom16(b)
 }
 
 // span is how many addresses r holds, at most 2⁶⁴-1.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ subnets:
     cidr: "fd00:77::/64"
     dhcp6: stateful
     ranges: [{kind: dhcp, start: "fd00:77::100", end: "fd00:77::103"}]
+    delegate: {prefix: "fd00:100::/62", length: 64}
 hosts:
   - {name: cp01, ip: "fd00:77::10", mac: "52:54:00:77:00:10"}
 `
@@ -203,5 +205,72 @@ func TestNoAddressTwice(t *testing.T) {
 				t.Errorf("round %d: the lease of %s is %+v, want client %d's", round, a, l, i)
 			}
 		}
+	}
+}
+
+// TestPrefixDelegation: a router asking for a prefix (IA_PD) beside its address is
+// offered one of the pool's /64s, then granted it, recorded as its lease with the
+// prefix's length; it renews it, releases it; and the pool of four runs out.
+func TestPrefixDelegation(t *testing.T) {
+	s, m, sn, _ := newPool(t)
+	withPD := func(typ dhcpv6.MessageType, mac byte, p netip.Prefix) *dhcpv6.Message {
+		msg := client{mac: net.HardwareAddr{2, 0, 0, 0, 1, mac}}.msg(t, typ, netip.Addr{})
+		pd := &dhcpv6.OptIAPD{IaId: [4]byte{0, 0, 0, 9}}
+		if p.IsValid() {
+			pd.Options.Add(&dhcpv6.OptIAPrefix{Prefix: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 128)}})
+		}
+		msg.AddOption(pd)
+		return msg
+	}
+	prefixOf := func(reply *dhcpv6.Message) (netip.Prefix, string) {
+		t.Helper()
+		pds := reply.Options.IAPD()
+		if len(pds) != 1 {
+			t.Fatalf("got %d IA_PDs in %v", len(pds), reply)
+		}
+		if st := pds[0].Options.Status(); st != nil && st.StatusCode != iana.StatusSuccess {
+			return netip.Prefix{}, st.StatusCode.String()
+		}
+		ps := pds[0].Options.Prefixes()
+		if len(ps) != 1 {
+			t.Fatalf("got %d prefixes in %v", len(ps), pds[0])
+		}
+		a, _ := netip.AddrFromSlice(ps[0].Prefix.IP)
+		bits, _ := ps[0].Prefix.Mask.Size()
+		return netip.PrefixFrom(a, bits), ""
+	}
+	ask := func(typ dhcpv6.MessageType, mac byte, p netip.Prefix) (netip.Prefix, string) {
+		reply, _ := s.reply(t.Context(), sn, own, duid, netip.Addr{}, site.MAC{}, withPD(typ, mac, p))
+		return prefixOf(reply)
+	}
+	pool := netip.MustParsePrefix("fd00:100::/62")
+	offered, st := ask(dhcpv6.MessageTypeSolicit, 1, netip.Prefix{})
+	if st != "" || offered.Bits() != 64 || !pool.Contains(offered.Addr()) {
+		t.Fatalf("offered %s (%s), want a /64 of %s", offered, st, pool)
+	}
+	if got, _ := ask(dhcpv6.MessageTypeRequest, 1, offered); got != offered {
+		t.Fatalf("the Request got %s, want %s", got, offered)
+	}
+	l, ok := m.Model().Lease(offered.Addr())
+	if !ok || l.Length != 64 || !strings.HasSuffix(l.Client, "/pd") || l.Hostname != "" {
+		t.Fatalf("the delegated prefix's lease: %+v, %v", l, ok)
+	}
+	if got, _ := ask(dhcpv6.MessageTypeRenew, 1, offered); got != offered {
+		t.Errorf("the Renew got %s, want %s", got, offered)
+	}
+	for mac := byte(2); mac <= 4; mac++ {
+		p, st := ask(dhcpv6.MessageTypeSolicit, mac, netip.Prefix{})
+		if got, _ := ask(dhcpv6.MessageTypeRequest, mac, p); st != "" || got != p || got == offered {
+			t.Errorf("router %d: got %s (%s)", mac, got, st)
+		}
+	}
+	if _, st := ask(dhcpv6.MessageTypeSolicit, 5, netip.Prefix{}); st != iana.StatusNoPrefixAvail.String() {
+		t.Errorf("a fifth router: %q, want NoPrefixAvail", st)
+	}
+	if reply, _ := s.reply(t.Context(), sn, own, duid, netip.Addr{}, site.MAC{}, withPD(dhcpv6.MessageTypeRelease, 1, offered)); reply == nil {
+		t.Fatal("no reply to the Release")
+	}
+	if _, ok := m.Model().Lease(offered.Addr()); ok {
+		t.Error("the released prefix is still leased")
 	}
 }

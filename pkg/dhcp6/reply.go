@@ -79,7 +79,7 @@ func (s *Service) reply(ctx context.Context, sn site.Subnet, own []netip.Addr, d
 	gave := "options"
 	switch typ {
 	case dhcpv6.MessageTypeSolicit, dhcpv6.MessageTypeRequest, dhcpv6.MessageTypeRenew, dhcpv6.MessageTypeRebind:
-		if sn.DHCP6 != site.DHCP6Stateful || len(m.Options.IANA()) == 0 {
+		if sn.DHCP6 != site.DHCP6Stateful || len(m.Options.IANA())+len(m.Options.IAPD()) == 0 {
 			break
 		}
 		how := map[dhcpv6.MessageType]asking{dhcpv6.MessageTypeSolicit: soliciting, dhcpv6.MessageTypeRequest: requesting,
@@ -88,13 +88,24 @@ func (s *Service) reply(ctx context.Context, sn site.Subnet, own []netip.Addr, d
 			how = requesting
 		}
 		gave = "none"
-		for _, req := range m.Options.IANA() {
-			ia, ok, answer := s.lease(ctx, &x, req, how)
+		var ias []ia
+		for _, o := range m.Options.IANA() {
+			ias = append(ias, naOf(o))
+		}
+		if sn.Delegate != nil {
+			for _, o := range m.Options.IAPD() {
+				ias = append(ias, pdOf(o, sn))
+			}
+		}
+		for _, req := range ias {
+			out, ok, answer := s.lease(ctx, &x, req, how)
 			if !answer {
 				return nil, "" // this node cannot say: another, or this one later, answers
 			}
-			reply.AddOption(ia)
-			if ok {
+			reply.AddOption(out)
+			if ok && req.pd != 0 && gave == "none" {
+				gave = "prefix"
+			} else if ok && req.pd == 0 {
 				gave = "address"
 			}
 		}

@@ -93,13 +93,19 @@ func Requires(cmd Command) string {
 			}
 		}
 	case PutSubnet:
+		if c.Subnet.Delegate != nil {
+			return CommandType(CommitLease6{}) // this build's newest
+		}
 		if c.Subnet.RA != nil || c.Subnet.DHCP6 != "" {
-			return CommandType(IssueSSHCert{}) // this build's newest
+			return CommandType(IssueSSHCert{})
 		}
 		if booting(nil, []site.Subnet{c.Subnet}, nil) {
 			return CommandType(BootHost{})
 		}
 	case Reconcile:
+		if slices.ContainsFunc(c.File.Subnets, func(sn site.Subnet) bool { return sn.Delegate != nil }) {
+			return CommandType(CommitLease6{})
+		}
 		if sshing(c.File.Hosts) || slices.ContainsFunc(c.File.Subnets, func(sn site.Subnet) bool { return sn.RA != nil || sn.DHCP6 != "" }) {
 			return CommandType(IssueSSHCert{})
 		}
@@ -174,8 +180,8 @@ func (c DeleteSubnet) apply(t *txn) (any, error) {
 		err = &Error{Kind: ErrConflict, Msg: fmt.Sprintf("subnet %q still holds host %q (%s): delete or move its hosts first", sn.Name, h.Name, h.IP)}
 		return false
 	})
-	t.m.LeasesIn(sn.CIDR.Addr(), lastAddr(sn.CIDR), func(l Lease) bool {
-		err = &Error{Kind: ErrConflict, Msg: fmt.Sprintf("subnet %q still holds the DHCP lease of %s (%s): release it first", sn.Name, l.IP, l.MAC)}
+	t.m.leasesOf(sn, func(l Lease) bool {
+		err = &Error{Kind: ErrConflict, Msg: fmt.Sprintf("subnet %q still holds the DHCP lease of %s (%s): release it first", sn.Name, l.Name(), l.holder())}
 		return false
 	})
 	if err != nil {

@@ -47,6 +47,9 @@ func (l Lease) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"client":"`...)
 		b = append(append(b, l.Client...), '"')
 	}
+	if l.Length != 0 {
+		b = strconv.AppendInt(append(b, `,"length":`...), int64(l.Length), 10)
+	}
 	return append(b, '}'), nil
 }
 

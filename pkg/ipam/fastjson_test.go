@@ -27,7 +27,7 @@ func TestFastJSONIsEncodingJSON(t *testing.T) {
 			}
 		}
 		l := Lease{IP: addrs[r.IntN(len(addrs))], MAC: mac, Hostname: names[r.IntN(len(names))], Expires: times[r.IntN(len(times))], Declined: r.IntN(2) == 0,
-			Released: uint64(r.IntN(2) * r.IntN(1000)), Granted: uint64(r.IntN(2) * r.IntN(1000)), Client: clients[r.IntN(len(clients))]}
+			Released: uint64(r.IntN(2) * r.IntN(1000)), Granted: uint64(r.IntN(2) * r.IntN(1000)), Client: clients[r.IntN(len(clients))], Length: []int{0, 56, 64}[r.IntN(3)]}
 		type plainLease Lease // encoding/json's own encoding: no methods
 		want, wantErr := json.Marshal(plainLease(l))
 		if got, err := l.AppendJSON(nil); string(got) != string(want) || (err == nil) != (wantErr == nil) {

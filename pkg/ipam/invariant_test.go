@@ -97,8 +97,8 @@ func invariants(t *testing.T, m *Model, st *store.Store, now time.Time) {
 		if h, ok := m.HostAt(l.IP); !ok || h.MAC != l.MAC || l.Declined { // a reservation's lease shares its host's address
 			hold(l.IP, "the lease of "+l.MAC.String()+" "+l.Client)
 		}
-		if _, ok := m.SubnetOf(l.IP); !ok {
-			t.Errorf("lease %s is in no subnet", l.IP)
+		if _, ok := site.LeaseHome(m.shape.Subnets, l.IP, l.Length); !ok {
+			t.Errorf("lease %s is in no subnet", l.Name())
 		}
 		if l.Quarantined() {
 			continue
@@ -222,11 +222,12 @@ func (u universe) client6(i byte) (string, site.MAC) {
 }
 
 // universeSite is the fixture's site with an IPv6 subnet of nodes, vm6, whose DHCP
-// range is fd00:0:40::150 to ::152.
+// range is fd00:0:40::150 to ::152, and which delegates the /56s of fd00:0:100::/55.
 func universeSite(t testing.TB) site.Set {
 	set := fixture.Site(t)
 	set.Subnets = append(set.Subnets, site.Subnet{Name: "vm6", CIDR: netip.MustParsePrefix("fd00:0:40::/64"), Purpose: site.PurposeNodes,
-		DHCP6: site.DHCP6Stateful, Ranges: []site.Range{{Kind: site.RangeDHCP, Start: netip.MustParseAddr("fd00:0:40::150"), End: netip.MustParseAddr("fd00:0:40::152")}}})
+		DHCP6: site.DHCP6Stateful, Ranges: []site.Range{{Kind: site.RangeDHCP, Start: netip.MustParseAddr("fd00:0:40::150"), End: netip.MustParseAddr("fd00:0:40::152")}},
+		Delegate: &site.Delegation{Prefix: netip.MustParsePrefix("fd00:0:100::/55"), Length: 56}})
 	return set
 }
 func (u universe) name(i byte) string { return []string{"a", "b", "c", "cp01", "laptop", "x"}[i%6] }
@@ -236,7 +237,10 @@ func (u universe) command(b [4]byte) Command {
 	at := Stamp{At: u.now}
 	if b[0] >= 0xc0 { // DHCPv6's commands, and dual-stack hosts
 		id, mac := u.client6(b[1])
-		switch b[0] % 4 {
+		switch b[0] % 5 {
+		case 4: // a prefix delegated: one of the pool's two, or one it does not hold
+			p := []netip.Addr{netip.MustParseAddr("fd00:0:100::"), netip.MustParseAddr("fd00:0:100:100::"), netip.MustParseAddr("fd00:0:100:200::")}[b[2]%3]
+			return CommitLease6{Stamp: at, Subnet: "vm6", Client: id + "/pd", MAC: mac, IP: p, Length: 56, Expires: u.now.Add(time.Hour), Renewal: b[3]%2 == 0}
 		case 0:
 			return CommitLease6{Stamp: at, Subnet: "vm6", Client: id, MAC: mac, IP: u.ip6(b[2]), Hostname: u.name(b[3]), Expires: u.now.Add(time.Hour), Renewal: b[3]%2 == 0}
 		case 1:

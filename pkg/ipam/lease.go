@@ -35,6 +35,17 @@ type Lease struct {
 	// address, in hex ("<duid>/<iaid>"). A DHCPv4 lease's client is its MAC; a DHCPv6
 	// lease has a MAC too when the client's DUID or link-local address tells it.
 	Client string `json:"client,omitempty"`
+	// Length is a delegated prefix's (DHCPv6's IA_PD): the lease is of the prefix
+	// IP/Length, from its subnet's delegation pool. 0: an address.
+	Length int `json:"length,omitempty"`
+}
+
+// Name is what l is of: its address, or its delegated prefix (IP/Length).
+func (l Lease) Name() string {
+	if l.Length != 0 {
+		return netip.PrefixFrom(l.IP, l.Length).String()
+	}
+	return l.IP.String()
 }
 
 // holder names l's client: a DHCPv6 client by its DUID and IAID, else its MAC.
@@ -115,12 +126,17 @@ func (c CommitLease) apply(t *txn) (any, error) {
 // (Client) rather than its MAC: the same rules, on an IPv6 subnet. MAC, when the
 // client's DUID or link-local address tells it, finds the client's reservation. A
 // name may hold a DHCPv4 lease and a DHCPv6 lease of one machine (one MAC) at once.
+//
+// With Length, it delegates the prefix IP/Length from Subnet's delegation pool
+// (site.Subnet.Delegate) to the client, a router: the prefix must be one of the pool's
+// and no other client's; it has no name.
 type CommitLease6 struct {
 	Stamp
 	Subnet   string     `json:"subnet"`
 	Client   string     `json:"client"`
 	MAC      site.MAC   `json:"mac,omitzero"`
 	IP       netip.Addr `json:"ip"`
+	Length   int        `json:"length,omitempty"`   // a delegated prefix's; 0: an address
 	Hostname string     `json:"hostname,omitempty"` // sanitised
 	Expires  time.Time  `json:"expires"`
 	Renewal  bool       `json:"renewal,omitempty"` // a Renew or Rebind of the address
@@ -130,7 +146,7 @@ func (c CommitLease6) apply(t *txn) (any, error) {
 	if c.Client == "" || !c.IP.Is6() {
 		return nil, invalid("client", "a DHCPv6 lease names its client (DUID and IAID) and an IPv6 address")
 	}
-	return t.commit(grant{Stamp: c.Stamp, subnet: c.Subnet, who: client{mac: c.MAC, id: c.Client}, ip: c.IP,
+	return t.commit(grant{Stamp: c.Stamp, subnet: c.Subnet, who: client{mac: c.MAC, id: c.Client}, ip: c.IP, length: c.Length,
 		hostname: c.Hostname, expires: c.Expires, renewal: c.Renewal})
 }
 
@@ -140,6 +156,7 @@ type grant struct {
 	subnet   string
 	who      client
 	ip       netip.Addr
+	length   int // a delegated prefix's; 0: an address
 	hostname string
 	expires  time.Time
 	renewal  bool
@@ -150,22 +167,33 @@ func (t *txn) commit(c grant) (any, error) {
 	switch {
 	case !ok:
 		return nil, notFound(fmt.Sprintf("subnet %q", c.subnet))
-	case !sn.CIDR.Contains(c.ip):
+	case c.length != 0 && !sn.Delegate.Contains(netip.PrefixFrom(c.ip, c.length)):
+		return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("%s/%d is not a prefix subnet %s delegates", c.ip, c.length, sn.Name)}
+	case c.length == 0 && !sn.CIDR.Contains(c.ip):
 		return nil, &Error{Kind: ErrConflict, Msg: "the address is not on this network"}
 	}
-	res := Committed{Lease: Lease{IP: c.ip, MAC: c.who.mac, Client: c.who.id, Hostname: c.hostname, Expires: c.expires}}
+	res := Committed{Lease: Lease{IP: c.ip, MAC: c.who.mac, Client: c.who.id, Length: c.length, Hostname: c.hostname, Expires: c.expires}}
 	prev, had := t.m.Lease(c.ip)
 	continues := had && c.renewal && c.who.holds(prev) && !prev.Quarantined() && !prev.Ended(c.At)
 	old, moves := t.m.leaseOf(c.who)
 	moves = moves && old.IP != c.ip
-	if reserved, ok := t.reservation(sn, c.who.mac); ok {
-		if reserved != c.ip {
-			return nil, &Error{Kind: ErrConflict, Msg: "this client's address is " + reserved.String()}
+	address, reserved := t.reservation(sn, c.who.mac)
+	switch {
+	case c.length != 0: // a prefix: no reservation, no name
+		reserved, res.Hostname = false, ""
+		if err := t.free(c.who, c.ip, c.At); err != nil {
+			return nil, err
 		}
+	case reserved && address != c.ip:
+		return nil, &Error{Kind: ErrConflict, Msg: "this client's address is " + address.String()}
+	case reserved:
 		res.Hostname = "" // a reserved client is known by its host's name alone
-	} else if err := t.grantable(sn, c.who, c.ip, c.At); err != nil {
-		return nil, err
-	} else if t.m.shape.Grants && c.renewal && !continues {
+	default:
+		if err := t.grantable(sn, c.who, c.ip, c.At); err != nil {
+			return nil, err
+		}
+	}
+	if t.m.shape.Grants && c.renewal && !continues && !reserved {
 		// A renewal continues a lease: this one has ended (released, deleted, expired)
 		// since the client asked, and a renewal applied late must not make it again.
 		// The client, refused, asks for an address anew.
@@ -256,6 +284,12 @@ func (t *txn) grantable(sn site.Subnet, who client, ip netip.Addr, now time.Time
 	if h, ok := t.m.HostAt(ip); ok {
 		return &Error{Kind: ErrConflict, Msg: fmt.Sprintf("the address is host %q's", h.Name)}
 	}
+	return t.free(who, ip, now)
+}
+
+// free refuses ip (an address, or a delegated prefix's) to who when another client's
+// live lease or a quarantine holds it at now.
+func (t *txn) free(who client, ip netip.Addr, now time.Time) error {
 	if l, ok := t.m.Lease(ip); ok && !l.Ended(now) && (l.Declined || !who.holds(l)) {
 		return &Error{Kind: ErrConflict, Msg: "the address is not this client's"}
 	}
@@ -271,7 +305,7 @@ func (t *txn) endEarly(l Lease) {
 		t.deleteLease(l.IP)
 		return
 	}
-	t.putLease(Lease{IP: l.IP, MAC: l.MAC, Client: l.Client, Expires: l.Expires, Released: max(t.index, 1)})
+	t.putLease(Lease{IP: l.IP, MAC: l.MAC, Client: l.Client, Length: l.Length, Expires: l.Expires, Released: max(t.index, 1)})
 }
 
 // ReleaseLease ends the lease of IP; MAC, when not zero, must be its client's. It is

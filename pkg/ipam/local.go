@@ -188,14 +188,24 @@ func (t *txn) checkSubnet(old, sn *site.Subnet) error {
 		after.shape.Subnets = append(after.shape.Subnets, *sn)
 	}
 	var err error
-	t.m.LeasesIn(old.CIDR.Addr(), lastAddr(old.CIDR), func(l Lease) bool {
-		if _, ok := after.SubnetOf(l.IP); !ok {
-			err = &Error{Kind: ErrConflict, Field: "cidr", Msg: "the DHCP lease of " + l.IP.String() + " (" + l.MAC.String() + ") would be in no subnet: release it first"}
+	t.m.leasesOf(*old, func(l Lease) bool {
+		if _, ok := site.LeaseHome(after.shape.Subnets, l.IP, l.Length); !ok {
+			err = &Error{Kind: ErrConflict, Field: "cidr", Msg: "the DHCP lease of " + l.Name() + " (" + l.holder() + ") would be in no subnet: release it first"}
 			return false
 		}
 		return true
 	})
 	return err
+}
+
+// leasesOf calls fn with each lease of sn, its addresses' and its delegated
+// prefixes', until fn returns false.
+func (m *Model) leasesOf(sn site.Subnet, fn func(Lease) bool) {
+	more := true
+	m.LeasesIn(sn.CIDR.Addr(), lastAddr(sn.CIDR), func(l Lease) bool { more = fn(l); return more })
+	if d := sn.Delegate; d != nil && more {
+		m.LeasesIn(d.Prefix.Addr(), lastAddr(d.Prefix), fn)
+	}
 }
 
 // lastAddr is the last address of p.

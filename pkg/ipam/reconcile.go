@@ -188,9 +188,9 @@ func plan(m *Model, file site.Set) ([]Change, error) {
 		p.problems = append(p.problems, pr)
 	}
 	for _, l := range m.Leases() {
-		if _, ok := p.merged.SubnetOf(l.IP); !ok {
+		if _, ok := site.LeaseHome(p.merged.Subnets, l.IP, l.Length); !ok {
 			p.problems = append(p.problems, site.Problem{Conflict: true,
-				Message: fmt.Sprintf("the DHCP lease of %s (%s) would be in no subnet: keep its subnet in the file, or release the lease first", l.IP, l.MAC)})
+				Message: fmt.Sprintf("the DHCP lease of %s (%s) would be in no subnet: keep its subnet in the file, or release the lease first", l.Name(), l.holder())})
 		}
 	}
 	if len(p.problems) > 0 {

@@ -100,6 +100,7 @@ func (c *checker) subnets() {
 		case !sn.CIDR.Addr().Is6() || sn.Purpose != PurposeNodes:
 			c.addf(at, "dhcp6", "DHCPv6 is for IPv6 subnets of nodes: %s (%s) is not one", sn.Name, sn.CIDR)
 		}
+		c.delegation(at, i, sn)
 		if !sn.Purpose.Valid() {
 			c.addf(at, "purpose", "%q is not a purpose: use nodes, pods or services", sn.Purpose)
 		}
@@ -114,6 +115,33 @@ func (c *checker) subnets() {
 			c.addf(at, "gateway", "%s is the %s of subnet %q", gw, name, sn.Name)
 		}
 		c.ranges(at, sn)
+	}
+}
+
+// delegation checks the prefix delegation pool of sn, the site's i-th subnet: an IPv6
+// block that stateful DHCPv6 hands out in prefixes longer than it, that no subnet and
+// no other pool overlaps.
+func (c *checker) delegation(at at, i int, sn Subnet) {
+	d := sn.Delegate
+	switch {
+	case d == nil:
+		return
+	case sn.DHCP6 != DHCP6Stateful:
+		c.addf(at, "delegate", "prefixes are delegated by stateful DHCPv6: subnet %q needs dhcp6: stateful", sn.Name)
+	case !d.Prefix.IsValid():
+		return // named where it was parsed
+	case !d.Prefix.Addr().Is6():
+		c.addf(at, "delegate.prefix", "%s is not an IPv6 prefix", d.Prefix)
+	case d.Length <= d.Prefix.Bits() || d.Length > 64:
+		c.addf(at, "delegate.length", "%d: the delegated prefixes are longer than the pool (%s) and at most /64", d.Length, d.Prefix)
+	}
+	for j, o := range c.set.Subnets {
+		if o.CIDR.IsValid() && d.Prefix.IsValid() && o.CIDR.Overlaps(d.Prefix) {
+			c.conflictf(at, "delegate.prefix", "the delegation pool %s overlaps subnet %q (%s)", d.Prefix, o.Name, o.CIDR)
+		}
+		if od := o.Delegate; j < i && od != nil && od.Prefix.IsValid() && d.Prefix.IsValid() && od.Prefix.Overlaps(d.Prefix) {
+			c.conflictf(at, "delegate.prefix", "the delegation pool %s overlaps subnet %q's, %s", d.Prefix, o.Name, od.Prefix)
+		}
 	}
 }
 

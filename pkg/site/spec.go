@@ -32,6 +32,15 @@ type SubnetSpec struct {
 	Boot    string           `yaml:"boot" json:"boot,omitempty"`
 	RA      *SubnetRA        `yaml:"ra" json:"ra,omitempty"`
 	DHCP6   string           `yaml:"dhcp6" json:"dhcp6,omitempty"`
+	// Delegate is the pool DHCPv6 delegates prefixes from (IA_PD).
+	Delegate *DelegationSpec `yaml:"delegate" json:"delegate,omitempty"`
+}
+
+// DelegationSpec is a prefix delegation pool as written: {prefix: "fd00:100::/48",
+// length: 56} delegates the /56s of fd00:100::/48.
+type DelegationSpec struct {
+	Prefix string `yaml:"prefix" json:"prefix"`
+	Length int    `yaml:"length" json:"length"`
 }
 
 // RangeSpec is a range as written.
@@ -85,6 +94,14 @@ func (s SubnetSpec) Parse() (Subnet, []FieldError) {
 		sn.Gateway = errs.addr("gateway", s.Gateway)
 	}
 	sn.DHCP = s.DHCP.parse("dhcp_options", &errs)
+	if d := s.Delegate; d != nil {
+		sn.Delegate = &Delegation{Length: d.Length}
+		if p, err := ParseCIDR(d.Prefix); err != nil {
+			errs.add("delegate.prefix", err.Error())
+		} else {
+			sn.Delegate.Prefix = p
+		}
+	}
 	for i, r := range s.Ranges {
 		at := fmt.Sprintf("ranges[%d]", i)
 		sn.Ranges = append(sn.Ranges, Range{

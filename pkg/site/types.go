@@ -70,7 +70,35 @@ type Subnet struct {
 	// DHCP6 has infrad answer DHCPv6 for the (IPv6) subnet: DHCP6Stateful (addresses
 	// and options) or DHCP6Stateless (options alone); "": not.
 	DHCP6 string `json:"dhcp6,omitempty"`
-	Owner Owner  `json:"owner"`
+	// Delegate has DHCPv6 delegate prefixes of Delegate.Prefix to the subnet's
+	// clients that ask for them (IA_PD, RFC 8415): routers of the networks behind
+	// them. nil: none.
+	Delegate *Delegation `json:"delegate,omitempty"`
+	Owner    Owner       `json:"owner"`
+}
+
+// Delegation is a pool of IPv6 prefixes that DHCPv6 delegates, each of Length bits:
+// a block of the site's address space that no subnet overlaps.
+type Delegation struct {
+	Prefix netip.Prefix `json:"prefix"` // masked
+	Length int          `json:"length"` // of each delegated prefix: more than Prefix's bits, at most 64
+}
+
+// LeaseHome is the subnet a lease at a belongs to: the one that holds a, or, for a
+// prefix of length bits at a that DHCPv6 delegated (length > 0), the one whose pool
+// it is from.
+func LeaseHome(subnets []Subnet, a netip.Addr, length int) (Subnet, bool) {
+	for _, sn := range subnets {
+		if length == 0 && sn.CIDR.Contains(a) || length != 0 && sn.Delegate.Contains(netip.PrefixFrom(a, length)) {
+			return sn, true
+		}
+	}
+	return Subnet{}, false
+}
+
+// Contains reports whether p is one of d's prefixes: of its length, inside it.
+func (d *Delegation) Contains(p netip.Prefix) bool {
+	return d != nil && p.IsValid() && p.Bits() == d.Length && p.Masked() == p && d.Prefix.Contains(p.Addr())
 }
 
 // The DHCPv6 modes of a subnet.
