@@ -607,3 +607,73 @@ func TestDHCPv6ReservedWithEachClient(t *testing.T) {
 		}
 	}
 }
+
+// TestDHCPv6PrefixDelegation: routers ask for prefixes (IA_PD): ISC dhclient -6 -P
+// and dhcpcd (ia_pd) each get a /56 of the site's delegation pool, another each, and
+// each is a lease of its router; dhclient's release gives its prefix back.
+func TestDHCPv6PrefixDelegation(t *testing.T) {
+	testenv.NeedRoot(t, "ip", "dhclient", "dhcpcd", "unshare", "curl")
+	l := newLab(t)
+	l.ipv6(t)
+	dir := t.TempDir()
+	site := strings.Replace(fmt.Sprintf(dhcp6PoolSite, filepath.Join(dir, "data")), "hosts:\n", "    delegate: {prefix: \"fd00:200::/48\", length: 56}\nhosts:\n", 1)
+	writeFile(t, filepath.Join(dir, "site.yaml"), strings.Replace(site, "lease_time: 10s", "lease_time: 1h", 1))
+	l.serveIn(t, dir)
+	pool := netip.MustParsePrefix("fd00:200::/48")
+	delegated := func(who, p string) netip.Prefix {
+		t.Helper()
+		got, err := netip.ParsePrefix(p)
+		if err != nil || got.Bits() != 56 || !pool.Contains(got.Addr()) {
+			t.Fatalf("%s was delegated %q, want a /56 of %s", who, p, pool)
+		}
+		for _, ls := range l.leases(t, dir) {
+			if ls.IP == got.Addr().String() && ls.Length == 56 && strings.HasSuffix(ls.Client, "/pd") {
+				return got
+			}
+		}
+		t.Fatalf("%s's prefix %s is no lease of its: %v", who, got, l.leases(t, dir))
+		return got
+	}
+
+	l.setMAC(t, "52:54:00:77:00:99")
+	linkLocal(t, l)
+	d := filepath.Join(dir, "dhclient")
+	args := l.dhclient6Args(t, d, "router1", "-P")
+	p := startCmd(t, d, "ip", append(args[:len(args)-1:len(args)-1], "-d", clientIf)...)
+	var bound map[string]string
+	testenv.WaitFor(t, "dhclient -6 -P bound", func() bool { bound = readEnv(filepath.Join(d, "BOUND6")); return bound != nil })
+	first := delegated("dhclient -6 -P", bound["new_ip6_prefix"])
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+
+	l.setMAC(t, "52:54:00:77:00:98")
+	linkLocal(t, l)
+	dd := filepath.Join(dir, "dhcpcd")
+	os.MkdirAll(dd, 0o755)
+	writeFile(t, filepath.Join(dd, "conf"), "ipv6only\nia_pd 2\n")
+	writeFile(t, filepath.Join(dd, "script"), "#!/bin/sh\nenv | grep ^new_ | sort > "+dd+"/env.tmp && mv "+dd+"/env.tmp "+dd+"/env.$reason\n")
+	os.Chmod(filepath.Join(dd, "script"), 0o755)
+	q := startCmd(t, dd, "ip", "netns", "exec", l.cli, "unshare", "-m", "sh", "-c",
+		"mount -t tmpfs tmpfs /var/lib/dhcpcd && mount -t tmpfs tmpfs /run && exec dhcpcd -6 -B -d -f "+dd+"/conf -c "+dd+"/script "+clientIf)
+	testenv.WaitFor(t, "dhcpcd's delegated prefix", func() bool { bound = readEnv(filepath.Join(dd, "env.BOUND6")); return bound != nil })
+	second := delegated("dhcpcd", bound["new_dhcp6_ia_pd1_prefix1"]+"/"+bound["new_dhcp6_ia_pd1_prefix1_length"])
+	if second == first {
+		t.Errorf("%s delegated to two routers", first)
+	}
+	q.cmd.Process.Signal(syscall.SIGTERM)
+	<-q.done
+
+	l.setMAC(t, "52:54:00:77:00:99")
+	sh(t, "ip", "-n", l.cli, "link", "set", clientIf, "addrgenmode", "eui64") // dhcpcd turned the kernel's off
+	linkLocal(t, l)
+	sh(t, append(append([]string{"ip"}, args[:len(args)-1]...), "-r", clientIf)...)
+	testenv.WaitFor(t, "dhclient's prefix back in the pool", func() bool {
+		time.Sleep(100 * time.Millisecond) // the API's rate limit
+		for _, ls := range l.leases(t, dir) {
+			if ls.IP == first.Addr().String() {
+				return false
+			}
+		}
+		return true
+	})
+}

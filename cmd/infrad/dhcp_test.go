@@ -188,6 +188,7 @@ func (l *lab) api(t *testing.T, dir, path string, v any) {
 type lease struct {
 	IP, MAC, Hostname string
 	Client            string // a DHCPv6 client's DUID and IAID
+	Length            int    // a delegated prefix's
 	Expires           time.Time
 	Declined          bool
 	Released          uint64 // the index of an early end its address waits on

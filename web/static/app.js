@@ -581,7 +581,7 @@ async function leasesPage(root) {
       const host = hosts.find((x) => x.ip === l.ip);
       // A DHCPv6 client is its DUID and IAID; its MAC too when its DUID or address says it.
       const client = l.client ? [h("span", {}, `DUID ${l.client.replace("/", " · IAID ")}`), l.mac ? h("div", { class: "muted" }, l.mac) : ""] : [l.mac || ""];
-      return h("tr", { "data-lease": l.ip }, h("td", {}, l.ip), h("td", {}, ...client), h("td", {}, l.hostname || (host ? host.name : "")), h("td", {}, when(l.expires)),
+      return h("tr", { "data-lease": l.ip }, h("td", {}, l.length ? `${l.ip}/${l.length}` : l.ip), h("td", {}, ...client), h("td", {}, l.hostname || (host ? host.name : "")), h("td", {}, when(l.expires)),
         h("td", {}, l.declined ? badge("declined", "warn") : l.released ? badge("released: waits for every node", "warn") : host ? badge(`reserved: ${host.name}`, "ok") : "dynamic"),
         h("td", { class: "actions" },
           !l.declined && !l.released && !host && !l.client ? h("button", { class: "secondary", onclick: () => pinLease(l) }, "Pin as reservation") : "", " ",
