@@ -677,3 +677,66 @@ func TestDHCPv6PrefixDelegation(t *testing.T) {
 		return true
 	})
 }
+
+// networkd starts systemd-networkd in l's client namespace with DHCPv6 on the client's
+// interface, giving name, in a mount namespace of its own: its configuration and state
+// directories are the test's, and /sys read-only, as in a container, so that it takes
+// links without udev.
+func (l *lab) networkd(t *testing.T, d, name string) *proc {
+	t.Helper()
+	conf := filepath.Join(d, "network")
+	os.MkdirAll(conf, 0o755)
+	writeFile(t, filepath.Join(conf, "10-c0.network"), fmt.Sprintf("[Match]\nName=%s\n\n[Network]\nDHCP=ipv6\nIPv6AcceptRA=yes\n\n[DHCP]\nHostname=%s\n", clientIf, name))
+	return startCmd(t, d, "ip", "netns", "exec", l.cli, "unshare", "-m", "sh", "-c",
+		"mount --bind "+conf+" /etc/systemd/network && mkdir -p /run/systemd && mount -t tmpfs tmpfs /run/systemd && "+
+			"mount -o remount,ro /sys && mkdir -p /run/systemd/netif && chown systemd-network /run/systemd/netif && "+
+			"SYSTEMD_LOG_LEVEL=debug exec /lib/systemd/systemd-networkd")
+}
+
+// TestDHCPv6WithSystemdNetworkd: systemd-networkd (DUID-EN, rapid commit, asking for
+// a prefix too) gets the address reserved for its MAC (learnt from its link-local
+// address), and on another MAC a lease of the pool under the name it gives, whose AAAA
+// and PTR DNS answers, and a delegated prefix.
+func TestDHCPv6WithSystemdNetworkd(t *testing.T) {
+	testenv.NeedRoot(t, "ip", "unshare", "dig", "curl", "/lib/systemd/systemd-networkd")
+	l := newLab(t)
+	l.ipv6(t)
+	dir := t.TempDir()
+	site := strings.Replace(fmt.Sprintf(dhcp6PoolSite, filepath.Join(dir, "data")), "hosts:\n", "    delegate: {prefix: \"fd00:200::/48\", length: 56}\nhosts:\n", 1)
+	site = strings.Replace(site, "lease_time: 10s", "lease_time: 1h", 1)
+	writeFile(t, filepath.Join(dir, "site.yaml"), site+`  - {name: cp01, ip: 10.77.0.11, ip6: "fd00:77::11", mac: "52:54:00:77:00:11"}`+"\n")
+	l.serveIn(t, dir)
+
+	l.setMAC(t, "52:54:00:77:00:11")
+	linkLocal(t, l)
+	p := l.networkd(t, filepath.Join(dir, "reserved"), "whatever")
+	waitForPoolAddress(t, l, func(a string) bool { return a == "fd00:77::11" }, "systemd-networkd's reserved address")
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+
+	l.setMAC(t, "52:54:00:77:00:97")
+	linkLocal(t, l)
+	p = l.networkd(t, filepath.Join(dir, "pool"), "nd6")
+	inRange := func(a string) bool {
+		ip, err := netip.ParseAddr(a)
+		return err == nil && !ip.Less(netip.MustParseAddr("fd00:77::100")) && !netip.MustParseAddr("fd00:77::1ff").Less(ip)
+	}
+	ip := waitForPoolAddress(t, l, inRange, "systemd-networkd's lease")
+	if got := l.dig("AAAA", "nd6.lab.test"); got != ip {
+		t.Errorf("nd6's AAAA: %q, want %s", got, ip)
+	}
+	if got := l.dig("-x", ip); got != "nd6.lab.test." {
+		t.Errorf("%s's PTR: %q, want nd6.lab.test.", ip, got)
+	}
+	var prefix lease
+	for _, ls := range l.leases(t, dir) {
+		if ls.Length == 56 {
+			prefix = ls
+		}
+	}
+	if !strings.HasPrefix(prefix.IP, "fd00:200:") || !strings.HasSuffix(prefix.Client, "/pd") {
+		t.Errorf("no prefix delegated to systemd-networkd: %v", l.leases(t, dir))
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+}
