@@ -682,11 +682,16 @@ func TestDHCPv6PrefixDelegation(t *testing.T) {
 // interface, giving name, in a mount namespace of its own: its configuration and state
 // directories are the test's, and /sys read-only, as in a container, so that it takes
 // links without udev.
-func (l *lab) networkd(t *testing.T, d, name string) *proc {
+// With a uuid, its DUID is that DUID-UUID; else networkd's own (DUID-EN).
+func (l *lab) networkd(t *testing.T, d, name, uuid string) *proc {
 	t.Helper()
 	conf := filepath.Join(d, "network")
 	os.MkdirAll(conf, 0o755)
-	writeFile(t, filepath.Join(conf, "10-c0.network"), fmt.Sprintf("[Match]\nName=%s\n\n[Network]\nDHCP=ipv6\nIPv6AcceptRA=yes\n\n[DHCP]\nHostname=%s\n", clientIf, name))
+	network := fmt.Sprintf("[Match]\nName=%s\n\n[Network]\nDHCP=ipv6\nIPv6AcceptRA=yes\n\n[DHCP]\nHostname=%s\n", clientIf, name)
+	if uuid != "" {
+		network += "\n[DHCPv6]\nDUIDType=uuid\nDUIDRawData=" + uuid + "\n"
+	}
+	writeFile(t, filepath.Join(conf, "10-c0.network"), network)
 	return startCmd(t, d, "ip", "netns", "exec", l.cli, "unshare", "-m", "sh", "-c",
 		"mount --bind "+conf+" /etc/systemd/network && mkdir -p /run/systemd && mount -t tmpfs tmpfs /run/systemd && "+
 			"mount -o remount,ro /sys && mkdir -p /run/systemd/netif && chown systemd-network /run/systemd/netif && "+
@@ -695,8 +700,9 @@ func (l *lab) networkd(t *testing.T, d, name string) *proc {
 
 // TestDHCPv6WithSystemdNetworkd: systemd-networkd (DUID-EN, rapid commit, asking for
 // a prefix too) gets the address reserved for its MAC (learnt from its link-local
-// address), and on another MAC a lease of the pool under the name it gives, whose AAAA
-// and PTR DNS answers, and a delegated prefix.
+// address); with a DUID-UUID, the address reserved for that DUID; and on another MAC
+// a lease of the pool under the name it gives, whose AAAA and PTR DNS answers, and a
+// delegated prefix.
 func TestDHCPv6WithSystemdNetworkd(t *testing.T) {
 	testenv.NeedRoot(t, "ip", "unshare", "dig", "curl", "/lib/systemd/systemd-networkd")
 	l := newLab(t)
@@ -704,19 +710,29 @@ func TestDHCPv6WithSystemdNetworkd(t *testing.T) {
 	dir := t.TempDir()
 	site := strings.Replace(fmt.Sprintf(dhcp6PoolSite, filepath.Join(dir, "data")), "hosts:\n", "    delegate: {prefix: \"fd00:200::/48\", length: 56}\nhosts:\n", 1)
 	site = strings.Replace(site, "lease_time: 10s", "lease_time: 1h", 1)
-	writeFile(t, filepath.Join(dir, "site.yaml"), site+`  - {name: cp01, ip: 10.77.0.11, ip6: "fd00:77::11", mac: "52:54:00:77:00:11"}`+"\n")
+	const uuid = "6b:0c:36:1e:8e:3a:4f:43:9c:1f:45:5b:8a:7e:02:11"
+	writeFile(t, filepath.Join(dir, "site.yaml"), site+`  - {name: cp01, ip: 10.77.0.11, ip6: "fd00:77::11", mac: "52:54:00:77:00:11"}
+  - {name: cp02, ip: 10.77.0.12, ip6: "fd00:77::12", duid: "00:04:`+uuid+`"}
+`)
 	l.serveIn(t, dir)
 
 	l.setMAC(t, "52:54:00:77:00:11")
 	linkLocal(t, l)
-	p := l.networkd(t, filepath.Join(dir, "reserved"), "whatever")
-	waitForPoolAddress(t, l, func(a string) bool { return a == "fd00:77::11" }, "systemd-networkd's reserved address")
+	p := l.networkd(t, filepath.Join(dir, "reserved"), "whatever", "")
+	waitForPoolAddress(t, l, func(a string) bool { return a == "fd00:77::11" }, "systemd-networkd's address reserved by MAC")
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+
+	l.setMAC(t, "52:54:00:77:00:96")
+	linkLocal(t, l)
+	p = l.networkd(t, filepath.Join(dir, "duid"), "whatever", uuid)
+	waitForPoolAddress(t, l, func(a string) bool { return a == "fd00:77::12" }, "systemd-networkd's address reserved by DUID")
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	<-p.done
 
 	l.setMAC(t, "52:54:00:77:00:97")
 	linkLocal(t, l)
-	p = l.networkd(t, filepath.Join(dir, "pool"), "nd6")
+	p = l.networkd(t, filepath.Join(dir, "pool"), "nd6", "")
 	inRange := func(a string) bool {
 		ip, err := netip.ParseAddr(a)
 		return err == nil && !ip.Less(netip.MustParseAddr("fd00:77::100")) && !netip.MustParseAddr("fd00:77::1ff").Less(ip)

@@ -19,6 +19,7 @@ subnets:
   - {name: lab6, cidr: "fd00:77::/64", dhcp6: stateful}
 hosts:
   - {name: cp01, ip: "fd00:77::10", mac: "52:54:00:77:00:10"}
+  - {name: cp02, ip: "fd00:77::11", duid: "00:02:00:00:00:01:02"}
 `
 
 var (
@@ -71,6 +72,11 @@ func TestReservedAndNot(t *testing.T) {
 	byEUI.UpdateOption(dhcpv6.OptClientID(&dhcpv6.DUIDEN{EnterpriseNumber: 1, EnterpriseIdentifier: []byte{1}}))
 	if got, _ := address(byEUI, netip.MustParseAddr("fe80::5054:ff:fe77:10")); got != "fd00:77::10" {
 		t.Errorf("the reserved MAC's link-local EUI-64: got %s", got)
+	}
+	byDUID := solicit(t, net.HardwareAddr{2, 2, 2, 2, 2, 3})
+	byDUID.UpdateOption(dhcpv6.OptClientID(&dhcpv6.DUIDEN{EnterpriseNumber: 1, EnterpriseIdentifier: []byte{2}}))
+	if got, _ := address(byDUID, netip.Addr{}); got != "fd00:77::11" {
+		t.Errorf("the DUID reserved for cp02: got %s", got)
 	}
 	if got, _ := address(solicit(t, net.HardwareAddr{2, 2, 2, 2, 2, 2}), netip.Addr{}); got != iana.StatusNoAddrsAvail.String() {
 		t.Errorf("a MAC with no reservation: got %s, want NoAddrsAvail", got)

@@ -119,7 +119,7 @@ func (s *Service) lease(ctx context.Context, x *exchange, req ia, how asking) (o
 	m := s.ipam.Model()
 	lt := s.site.Load().DHCP.LeaseTime
 	now := s.now()
-	if h, a, ok := reservation(m, x.sn, x.mac); ok && req.pd == 0 {
+	if h, a, ok := reservation(m, x.sn, x.duid, x.mac); ok && req.pd == 0 {
 		x.named = h
 		return req.with(a, lt), true, true
 	}
@@ -267,12 +267,14 @@ func (s *Service) apply(ctx context.Context, cmd ipam.Command) (any, error) {
 	return s.ipam.Apply(ctx, cmd)
 }
 
-// reservation is the host reserved for mac and its IPv6 address on sn.
-func reservation(m *ipam.Model, sn site.Subnet, mac site.MAC) (string, netip.Addr, bool) {
-	if mac.IsZero() {
-		return "", netip.Addr{}, false
+// reservation is the host reserved for the client of DUID duid (in hex) and MAC mac
+// (zero: unknown), by its DUID or else its MAC, and the host's IPv6 address on sn.
+func reservation(m *ipam.Model, sn site.Subnet, duid string, mac site.MAC) (string, netip.Addr, bool) {
+	h, ok := m.HostWithDUID(duid)
+	if !ok && !mac.IsZero() {
+		h, ok = m.HostWithMAC(mac)
 	}
-	if h, ok := m.HostWithMAC(mac); ok {
+	if ok {
 		for _, a := range h.Addrs() { // its ip6, or an IPv6-only host's ip
 			if a.Is6() && sn.CIDR.Contains(a) {
 				return h.Name, a, true

@@ -71,14 +71,20 @@ func Requires(cmd Command) string {
 	sshing := func(hosts []site.Host) bool { // (and dual-stack: the same build)
 		return slices.ContainsFunc(hosts, func(h site.Host) bool { return h.SSH != nil || h.IP6.IsValid() })
 	}
+	withDUID := func(h site.Host) bool { return h.DUID != "" }
 	switch c := cmd.(type) {
 	case PutHost:
+		if withDUID(c.Host) {
+			return CommandType(CommitLease6{}) // this build's newest
+		}
 		if sshing([]site.Host{c.Host}) {
 			return CommandType(IssueSSHCert{})
 		}
 		if booting([]site.Host{c.Host}, nil, nil) {
 			return CommandType(BootHost{})
 		}
+	case AllocateHost:
+		return Requires(PutHost{Host: c.Host}) // the host it makes carries the same fields
 	case PutToken:
 		if len(c.Token.SSHPrincipals) > 0 {
 			return CommandType(IssueSSHCert{})
@@ -94,7 +100,7 @@ func Requires(cmd Command) string {
 		}
 	case PutSubnet:
 		if c.Subnet.Delegate != nil {
-			return CommandType(CommitLease6{}) // this build's newest
+			return CommandType(CommitLease6{})
 		}
 		if c.Subnet.RA != nil || c.Subnet.DHCP6 != "" {
 			return CommandType(IssueSSHCert{})
@@ -103,7 +109,7 @@ func Requires(cmd Command) string {
 			return CommandType(BootHost{})
 		}
 	case Reconcile:
-		if slices.ContainsFunc(c.File.Subnets, func(sn site.Subnet) bool { return sn.Delegate != nil }) {
+		if slices.ContainsFunc(c.File.Subnets, func(sn site.Subnet) bool { return sn.Delegate != nil }) || slices.ContainsFunc(c.File.Hosts, withDUID) {
 			return CommandType(CommitLease6{})
 		}
 		if sshing(c.File.Hosts) || slices.ContainsFunc(c.File.Subnets, func(sn site.Subnet) bool { return sn.RA != nil || sn.DHCP6 != "" }) {

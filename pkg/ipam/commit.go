@@ -131,6 +131,7 @@ func load(st *store.Store) (*Model, uint64, error) {
 		hosts := immutable.NewSortedMapBuilder[string, site.Host](stringComparer{})
 		byIP := immutable.NewSortedMapBuilder[netip.Addr, string](addrComparer{})
 		byMAC := immutable.NewMapBuilder[site.MAC, string](macHasher{})
+		byDUID := immutable.NewMapBuilder[string, string](stringHasher{})
 		all, err := store.All[site.Host](tx, store.BucketHosts)
 		if err != nil {
 			return err
@@ -143,8 +144,11 @@ func load(st *store.Store) (*Model, uint64, error) {
 			if !h.MAC.IsZero() {
 				byMAC.Set(h.MAC, h.Name)
 			}
+			if h.DUID != "" {
+				byDUID.Set(h.DUID, h.Name)
+			}
 		}
-		m.hosts, m.hostByIP, m.hostByMAC = hosts.Map(), byIP.Map(), byMAC.Map()
+		m.hosts, m.hostByIP, m.hostByMAC, m.hostByDUID = hosts.Map(), byIP.Map(), byMAC.Map(), byDUID.Map()
 		records, err := store.All[site.Record](tx, store.BucketRecords)
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/infrad/infrad/pkg/site"
@@ -69,6 +70,12 @@ func (c client) holds(l Lease) bool {
 		return l.Client == c.id
 	}
 	return l.MAC == c.mac
+}
+
+// duid is a DHCPv6 client's DUID (in hex); "" for a DHCPv4 client.
+func (c client) duid() string {
+	d, _, _ := strings.Cut(c.id, "/")
+	return d
 }
 
 // leaseOf is c's active lease.
@@ -177,7 +184,7 @@ func (t *txn) commit(c grant) (any, error) {
 	continues := had && c.renewal && c.who.holds(prev) && !prev.Quarantined() && !prev.Ended(c.At)
 	old, moves := t.m.leaseOf(c.who)
 	moves = moves && old.IP != c.ip
-	address, reserved := t.reservation(sn, c.who.mac)
+	address, reserved := t.reservation(sn, c.who)
 	switch {
 	case c.length != 0: // a prefix: no reservation, no name
 		reserved, res.Hostname = false, ""
@@ -232,9 +239,14 @@ func (t *txn) commit(c grant) (any, error) {
 	return res, nil
 }
 
-// reservation is the address on sn of the host reserved for mac.
-func (t *txn) reservation(sn site.Subnet, mac site.MAC) (netip.Addr, bool) {
-	if h, ok := t.m.HostWithMAC(mac); ok {
+// reservation is the address on sn of the host reserved for who: by its DUID (a
+// DHCPv6 client's), else by its MAC.
+func (t *txn) reservation(sn site.Subnet, who client) (netip.Addr, bool) {
+	h, ok := t.m.HostWithDUID(who.duid())
+	if !ok || who.id == "" {
+		h, ok = t.m.HostWithMAC(who.mac)
+	}
+	if ok {
 		for _, a := range h.Addrs() {
 			if sn.CIDR.Contains(a) {
 				return a, true
@@ -251,7 +263,7 @@ func (t *txn) reservation(sn site.Subnet, mac site.MAC) (netip.Addr, bool) {
 func (t *txn) nameKeeper(hostname string, who client, ip netip.Addr) (string, bool) {
 	fqdn := t.m.FQDN(hostname)
 	if h, ok := t.m.Host(hostname); ok {
-		if h.MAC == who.mac && !who.mac.IsZero() {
+		if h.MAC == who.mac && !who.mac.IsZero() || h.DUID != "" && h.DUID == who.duid() {
 			return "", true // the host's name is the host's
 		}
 		return fmt.Sprintf("host %q", h.Name), true // another machine asked for it

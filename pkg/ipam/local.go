@@ -88,6 +88,9 @@ func (n *neighbourhood) aroundHost(h site.Host) {
 	if other, ok := n.m.HostWithMAC(h.MAC); ok && !h.MAC.IsZero() {
 		n.addHost(other)
 	}
+	if other, ok := n.m.HostWithDUID(h.DUID); ok && h.DUID != "" {
+		n.addHost(other)
+	}
 	n.addRecordsAt(n.m.FQDN(h.Name))
 }
 

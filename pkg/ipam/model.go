@@ -27,6 +27,8 @@ type Model struct {
 	hosts     *immutable.SortedMap[string, site.Host]  // by name
 	hostByIP  *immutable.SortedMap[netip.Addr, string] // address → host name
 	hostByMAC *immutable.Map[site.MAC, string]         // MAC → host name
+	// hostByDUID is DUID → host name: the hosts reserved for a DHCPv6 client by its DUID.
+	hostByDUID *immutable.Map[string, string]
 
 	records   *immutable.SortedMap[string, site.Record] // by ID
 	recordsAt *immutable.Map[site.Name, []string]       // owner name → record IDs
@@ -78,15 +80,16 @@ func (sh *Shape) index() *Shape {
 
 func emptyModel() *Model {
 	return &Model{
-		shape:     &Shape{},
-		hosts:     immutable.NewSortedMap[string, site.Host](stringComparer{}),
-		hostByIP:  immutable.NewSortedMap[netip.Addr, string](addrComparer{}),
-		hostByMAC: immutable.NewMap[site.MAC, string](macHasher{}),
-		records:   immutable.NewSortedMap[string, site.Record](stringComparer{}),
-		recordsAt: immutable.NewMap[site.Name, []string](nameHasher{}),
-		rrs:       immutable.NewMap[string, dns.RR](stringHasher{}),
-		leases:    newLeaseIndexes(),
-		names:     immutable.NewMap[site.Name, int](nameHasher{}),
+		shape:      &Shape{},
+		hosts:      immutable.NewSortedMap[string, site.Host](stringComparer{}),
+		hostByIP:   immutable.NewSortedMap[netip.Addr, string](addrComparer{}),
+		hostByMAC:  immutable.NewMap[site.MAC, string](macHasher{}),
+		hostByDUID: immutable.NewMap[string, string](stringHasher{}),
+		records:    immutable.NewSortedMap[string, site.Record](stringComparer{}),
+		recordsAt:  immutable.NewMap[site.Name, []string](nameHasher{}),
+		rrs:        immutable.NewMap[string, dns.RR](stringHasher{}),
+		leases:     newLeaseIndexes(),
+		names:      immutable.NewMap[site.Name, int](nameHasher{}),
 
 		tokens:      immutable.NewSortedMap[string, Token](stringComparer{}),
 		tokenByHash: immutable.NewMap[string, string](stringHasher{}),
@@ -140,6 +143,15 @@ func (m *Model) HostAt(a netip.Addr) (site.Host, bool) {
 // HostWithMAC returns the host with mac: the client's reservation.
 func (m *Model) HostWithMAC(mac site.MAC) (site.Host, bool) {
 	name, ok := m.hostByMAC.Get(mac)
+	if !ok {
+		return site.Host{}, false
+	}
+	return m.hosts.Get(name)
+}
+
+// HostWithDUID returns the host reserved for the DHCPv6 client with duid (in hex).
+func (m *Model) HostWithDUID(duid string) (site.Host, bool) {
+	name, ok := m.hostByDUID.Get(duid)
 	if !ok {
 		return site.Host{}, false
 	}

@@ -155,6 +155,9 @@ func (t *txn) putHost(h site.Host) {
 	if !h.MAC.IsZero() {
 		t.m.hostByMAC = t.m.hostByMAC.Set(h.MAC, h.Name)
 	}
+	if h.DUID != "" {
+		t.m.hostByDUID = t.m.hostByDUID.Set(h.DUID, h.Name)
+	}
 	t.count(t.m.FQDN(h.Name), 1)
 	t.mark(store.BucketHosts, h.Name)
 	t.dns = true
@@ -187,6 +190,9 @@ func (t *txn) unindexHost(h site.Host) {
 	}
 	if n, _ := t.m.hostByMAC.Get(h.MAC); !h.MAC.IsZero() && n == h.Name {
 		t.m.hostByMAC = t.m.hostByMAC.Delete(h.MAC)
+	}
+	if n, _ := t.m.hostByDUID.Get(h.DUID); h.DUID != "" && n == h.Name {
+		t.m.hostByDUID = t.m.hostByDUID.Delete(h.DUID)
 	}
 	t.count(t.m.FQDN(h.Name), -1)
 }

@@ -214,6 +214,7 @@ func (c *checker) hosts() {
 	byIP := map[netip.Addr]int{}
 	byMAC := map[MAC]int{}
 	byPiSerial := map[string]int{}
+	byDUID := map[string]int{}
 	for i, h := range c.set.Hosts {
 		at := at{"hosts", i}
 		if h.Name == "" {
@@ -249,6 +250,16 @@ func (c *checker) hosts() {
 			}
 		}
 		c.bootProfile(at, h.Boot, true)
+		if h.DUID != "" {
+			if j, dup := byDUID[h.DUID]; dup {
+				c.conflictf(at, "duid", "DUID %s is already host %q's", h.DUID, c.set.Hosts[j].Name)
+			} else {
+				byDUID[h.DUID] = i
+			}
+			if !slices.ContainsFunc(h.Addrs(), netip.Addr.Is6) {
+				c.addf(at, "duid", "a DUID reserves an IPv6 address for DHCPv6: host %q has none (ip6)", h.Name)
+			}
+		}
 		if h.PiSerial != "" {
 			if !piSerial.MatchString(h.PiSerial) {
 				c.addf(at, "pi_serial", "%q is not a Raspberry Pi serial number: its last 8 hex digits, as the Pi names its TFTP folder (cat /proc/cpuinfo)", h.PiSerial)

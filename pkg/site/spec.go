@@ -1,6 +1,7 @@
 package site
 
 import (
+	"encoding/hex"
 	"fmt"
 	"math"
 	"net/netip"
@@ -57,6 +58,7 @@ type HostSpec struct {
 	IP       string           `yaml:"ip" json:"ip"`
 	IP6      string           `yaml:"ip6" json:"ip6,omitempty"`
 	MAC      string           `yaml:"mac" json:"mac,omitempty"`
+	DUID     string           `yaml:"duid" json:"duid,omitempty"`
 	Role     string           `yaml:"role" json:"role,omitempty"`
 	Comment  string           `yaml:"comment" json:"comment,omitempty"`
 	DHCP     *DHCPOptionsSpec `yaml:"dhcp_options" json:"dhcp_options,omitempty"`
@@ -122,6 +124,13 @@ func (s HostSpec) Parse() (Host, []FieldError) {
 		h.SSH = &HostSSH{Principals: slices.Clone(s.SSH.Principals)}
 	}
 	h.IP = errs.requiredAddr("ip", s.IP)
+	if s.DUID != "" {
+		if d, err := ParseDUID(s.DUID); err != nil {
+			errs.add("duid", err.Error())
+		} else {
+			h.DUID = d
+		}
+	}
 	if s.IP6 != "" {
 		h.IP6 = errs.addr("ip6", s.IP6)
 	}
@@ -177,6 +186,17 @@ func ParseCIDR(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%s has host bits set: did you mean %s?", s, p.Masked())
 	}
 	return p, nil
+}
+
+// ParseDUID parses a DHCPv6 client's DUID (RFC 8415 §11) written as hex bytes, with
+// or without colons ("00:03:00:01:52:54:00:00:40:10", "000300015254..."), into
+// lower-case hex without them.
+func ParseDUID(s string) (string, error) {
+	raw, err := hex.DecodeString(strings.ReplaceAll(strings.ToLower(s), ":", ""))
+	if err != nil || len(raw) < 3 || len(raw) > 130 {
+		return "", fmt.Errorf("%q is not a DUID: 3 to 130 bytes in hex, such as 00:03:00:01:52:54:00:00:40:10", s)
+	}
+	return hex.EncodeToString(raw), nil
 }
 
 // ParseAddr parses an IP address without a zone; IPv4-mapped IPv6 becomes IPv4.

@@ -141,8 +141,12 @@ type Host struct {
 	IP   netip.Addr `json:"ip"`
 	// IP6 is a dual-stack host's IPv6 address (its IP is IPv4); zero: none. Its AAAA
 	// and ip6.arpa PTR follow from it as the A and PTR follow from IP.
-	IP6     netip.Addr   `json:"ip6,omitzero"`
-	MAC     MAC          `json:"mac,omitzero"` // zero for a host without DHCP
+	IP6 netip.Addr `json:"ip6,omitzero"`
+	MAC MAC        `json:"mac,omitzero"` // zero for a host without DHCP
+	// DUID reserves the host's IPv6 address for the DHCPv6 client with this DUID (in
+	// hex, lower case), beside its MAC: for a client whose DUID tells no MAC (DUID-EN,
+	// DUID-UUID). "": none.
+	DUID    string       `json:"duid,omitempty"`
 	Role    string       `json:"role,omitempty"`
 	Comment string       `json:"comment,omitempty"`
 	DHCP    *DHCPOptions `json:"dhcp_options,omitempty"` // override the subnet's
