@@ -719,14 +719,14 @@ func TestDHCPv6WithSystemdNetworkd(t *testing.T) {
 	l.setMAC(t, "52:54:00:77:00:11")
 	linkLocal(t, l)
 	p := l.networkd(t, filepath.Join(dir, "reserved"), "whatever", "")
-	waitForPoolAddress(t, l, func(a string) bool { return a == "fd00:77::11" }, "systemd-networkd's address reserved by MAC")
+	waitForPoolAddress(t, l, func(a string) bool { return a == "fd00:77::11" }, "systemd-networkd (reserved by MAC)")
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	<-p.done
 
 	l.setMAC(t, "52:54:00:77:00:96")
 	linkLocal(t, l)
 	p = l.networkd(t, filepath.Join(dir, "duid"), "whatever", uuid)
-	waitForPoolAddress(t, l, func(a string) bool { return a == "fd00:77::12" }, "systemd-networkd's address reserved by DUID")
+	waitForPoolAddress(t, l, func(a string) bool { return a == "fd00:77::12" }, "systemd-networkd (reserved by DUID)")
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	<-p.done
 
@@ -737,7 +737,7 @@ func TestDHCPv6WithSystemdNetworkd(t *testing.T) {
 		ip, err := netip.ParseAddr(a)
 		return err == nil && !ip.Less(netip.MustParseAddr("fd00:77::100")) && !netip.MustParseAddr("fd00:77::1ff").Less(ip)
 	}
-	ip := waitForPoolAddress(t, l, inRange, "systemd-networkd's lease")
+	ip := waitForPoolAddress(t, l, inRange, "systemd-networkd")
 	if got := l.dig("AAAA", "nd6.lab.test"); got != ip {
 		t.Errorf("nd6's AAAA: %q, want %s", got, ip)
 	}

@@ -498,14 +498,15 @@ async function hostsPage(root) {
   const subnetOf = (ip) => subnets.find((sn) => { const [b, bits] = sn.cidr.split("/"); const n = ipNum(ip), f = ipNum(b); return n >= f && n < f + 2 ** (32 - Number(bits)); });
   const draw = () => {
     const q = search.value.toLowerCase();
-    list.setRows(hosts.filter((x) => !q || [x.name, x.ip, x.ip6, x.mac, x.role, x.comment, x.boot, subnetOf(x.ip)?.name].some((v) => (v || "").toLowerCase().includes(q)))
+    list.setRows(hosts.filter((x) => !q || [x.name, x.ip, x.ip6, x.mac, x.duid, x.role, x.comment, x.boot, subnetOf(x.ip)?.name].some((v) => (v || "").toLowerCase().includes(q)))
       .map((x) => hostRow(x, subnetOf(x.ip), profiles)));
   };
   const allocateIn = h("select", { name: "subnet" });
   const add = fieldForm([
     { name: "name", label: "Name", required: true }, { name: "ip", label: "IP address", placeholder: "or the next free one" },
     h("label", {}, "Next free address in", allocateIn), { name: "ip6", label: "IPv6 address", placeholder: "dual stack (optional)" },
-    { name: "mac", label: "MAC" }, { name: "role", label: "Role" }, { name: "comment", label: "Comment" }], "Add host",
+    { name: "mac", label: "MAC" }, { name: "duid", label: "DHCPv6 DUID", placeholder: "reserves ip6 by DUID (optional)" },
+    { name: "role", label: "Role" }, { name: "comment", label: "Comment" }], "Add host",
   async (v) => {
     const { subnet, ...spec } = clean(v);
     if (!spec.ip && subnet) {
@@ -542,7 +543,7 @@ function hostRow(x, sn, profiles) {
     ? h("td", { class: "actions muted" }, "read-only: from the site file")
     : h("td", { class: "actions" }, h("button", { class: "secondary", onclick: (e) => editHost(e.target.closest("tr"), x, profiles) }, "Edit"), " ",
       h("button", { class: "danger", onclick: () => { if (confirmed(`Delete host ${x.name} (${x.ip})?`)) act(() => api("DELETE", `/api/v1/hosts/${encodeURIComponent(x.name)}`), `Host ${x.name} deleted.`); } }, "Delete"));
-  return h("tr", { "data-host": x.name }, h("td", {}, x.name), h("td", {}, x.ip, x.ip6 ? [h("br"), x.ip6] : ""), h("td", {}, x.mac || ""), h("td", {}, x.role || ""),
+  return h("tr", { "data-host": x.name }, h("td", {}, x.name), h("td", {}, x.ip, x.ip6 ? [h("br"), x.ip6] : ""), h("td", {}, x.mac || "", x.duid ? h("div", { class: "muted" }, `DUID ${x.duid}`) : ""), h("td", {}, x.role || ""),
     h("td", {}, sn?.name || ""), bootCell(x, sn), h("td", {}, x.comment || ""), h("td", {}, x.owner === "file" ? badge("site file", "") : badge("api", "")), actions);
 }
 
@@ -555,7 +556,7 @@ function editHost(row, x, profiles) {
     : [];
   const form = fieldForm([
     { name: "name", label: "Name", value: x.name }, { name: "ip", label: "IP address", value: x.ip }, { name: "ip6", label: "IPv6 address", value: x.ip6 },
-    { name: "mac", label: "MAC", value: x.mac },
+    { name: "mac", label: "MAC", value: x.mac }, { name: "duid", label: "DHCPv6 DUID", value: x.duid },
     { name: "role", label: "Role", value: x.role }, { name: "comment", label: "Comment", value: x.comment }, ...boot], "Save",
   async (v) => {
     const spec = clean(v);

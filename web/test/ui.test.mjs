@@ -578,10 +578,11 @@ test("a dual-stack host: its IPv6 address, AAAA and both PTRs", async () => {
   assert.equal((await call("POST", "/api/v1/subnets", { name: "lab6", cidr: "fd00:77::/64" })).status, 201);
   await go("#/hosts");
   const form = page.locator("#add-host form");
-  await fill(form, { name: "ds01", ip: "10.77.0.30", ip6: "fd00:77::30" });
+  await fill(form, { name: "ds01", ip: "10.77.0.30", ip6: "fd00:77::30", duid: "00:04:AA:BB:CC" });
   await form.getByRole("button", { name: "Add host" }).click();
-  await page.locator('#hosts tr[data-host="ds01"]', { hasText: "fd00:77::30" }).waitFor();
-  assert.equal((await call("GET", "/api/v1/hosts/ds01")).body.ip6, "fd00:77::30");
+  await page.locator('#hosts tr[data-host="ds01"]', { hasText: "fd00:77::30" }).filter({ hasText: "DUID 0004aabbcc" }).waitFor();
+  const ds01 = (await call("GET", "/api/v1/hosts/ds01")).body;
+  assert.equal(`${ds01.ip6} ${ds01.duid}`, "fd00:77::30 0004aabbcc");
   await go("#/subnets");
   const card = page.locator('section[data-subnet="lab6"]');
   await card.locator('[data-used="lab6"] tr', { hasText: "fd00:77::30" }).waitFor();
