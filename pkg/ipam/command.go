@@ -84,6 +84,9 @@ func Requires(cmd Command) string {
 			return CommandType(BootHost{})
 		}
 	case AllocateHost:
+		if c.Host.IP.IsValid() && !c.Host.IP.IsUnspecified() {
+			return CommandType(CommitLease6{}) // a dual-stack host's ip6 allocated: this build's
+		}
 		return Requires(PutHost{Host: c.Host}) // the host it makes carries the same fields
 	case PutToken:
 		if len(c.Token.SSHPrincipals) > 0 {
@@ -286,11 +289,12 @@ func (c DeleteHost) apply(t *txn) (any, error) {
 // AllocateHost creates an API-owned host at the lowest free address of a subnet: not
 // its network, broadcast or gateway address, not in a range, not a host's and not
 // leased. The address is chosen inside the transaction from the model, so it follows
-// from the store and the command alone.
+// from the store and the command alone. A host given an IPv4 ip, allocated in an IPv6
+// subnet, is a dual-stack host: the address is its ip6.
 type AllocateHost struct {
 	Stamp
 	Subnet string    `json:"subnet"`
-	Host   site.Host `json:"host"` // without an address
+	Host   site.Host `json:"host"` // without an address (0.0.0.0), or with an IPv4 one for an IPv6 subnet
 }
 
 func (c AllocateHost) apply(t *txn) (any, error) {
@@ -309,7 +313,15 @@ func (c AllocateHost) apply(t *txn) (any, error) {
 		return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("subnet %q (%s) has no free address outside its ranges", sn.Name, sn.CIDR)}
 	}
 	h := c.Host
-	h.IP, h.Owner = ip, site.OwnerAPI
+	h.Owner = site.OwnerAPI
+	switch given := h.IP.IsValid() && !h.IP.IsUnspecified(); {
+	case given && h.IP.Is4() && ip.Is6():
+		h.IP6 = ip // a dual-stack host's second address
+	case given:
+		return nil, invalid("ip", fmt.Sprintf("allocate picks the address in subnet %q: leave ip out, or give an IPv4 ip to allocate a dual-stack host's ip6 in an IPv6 subnet", sn.Name))
+	default:
+		h.IP = ip
+	}
 	if err := t.checkHost(h.Name, &h); err != nil {
 		return nil, err
 	}

@@ -60,10 +60,12 @@ func (m *IPAM) Rearm(ctx context.Context, name string) (site.Host, error) {
 // (see AllocateHost). The search and the write are one transaction, so concurrent
 // calls never get the same address.
 func (m *IPAM) Allocate(ctx context.Context, subnet string, spec site.HostSpec) (site.Host, error) {
-	if spec.IP != "" {
-		return site.Host{}, invalid("ip", "allocate picks the address: leave ip out, or create the host with POST /api/v1/hosts")
+	if spec.IP6 != "" {
+		return site.Host{}, invalid("ip6", "allocate picks the address: leave ip6 out, or create the host with POST /api/v1/hosts")
 	}
-	spec.IP = "0.0.0.0" // a placeholder for Parse; the command picks the address
+	if spec.IP == "" {
+		spec.IP = "0.0.0.0" // a placeholder for Parse; the command picks the address
+	}
 	h, errs := spec.Parse()
 	if err := fieldError(errs); err != nil {
 		return site.Host{}, err

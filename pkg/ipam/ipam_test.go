@@ -258,6 +258,30 @@ func TestAllocateLowestFree(t *testing.T) {
 	wantErr(t, err, ErrInvalid, "ip")
 }
 
+// TestAllocateDualStack: a host given its IPv4 address and allocated in an IPv6 subnet
+// gets the subnet's lowest free address as its ip6; an IPv6 ip, or an ip6, is refused.
+func TestAllocateDualStack(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
+	m := newOn(t, st)
+	if _, err := m.Reconcile("site.yaml", universeSite(t)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	h, err := m.Allocate(ctx, "vm6", site.HostSpec{Name: "ds1", IP: "10.0.40.30"})
+	if err != nil || h.IP.String() != "10.0.40.30" || h.IP6.String() != "fd00:0:40::1" {
+		t.Fatalf("got %+v, %v: want 10.0.40.30 and fd00:0:40::1", h, err)
+	}
+	if h, err = m.Allocate(ctx, "vm6", site.HostSpec{Name: "ds2", IP: "10.0.40.31"}); err != nil || h.IP6.String() != "fd00:0:40::2" {
+		t.Errorf("the next: %+v, %v: want fd00:0:40::2", h, err)
+	}
+	_, err = m.Allocate(ctx, "vm6", site.HostSpec{Name: "ds3", IP: "fd00:0:40::9"})
+	wantErr(t, err, ErrInvalid, "ip")
+	_, err = m.Allocate(ctx, "vm6", site.HostSpec{Name: "ds3", IP: "10.0.40.32", IP6: "fd00:0:40::9"})
+	wantErr(t, err, ErrInvalid, "ip6")
+	_, err = m.Allocate(ctx, "vm6", site.HostSpec{Name: "ds3", IP: "10.0.40.30"})
+	wantErr(t, err, ErrConflict, "ip", "ds1")
+}
+
 func TestAllocateExhausted(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
 	m := newOn(t, st)

@@ -28,6 +28,7 @@ func TestRequires(t *testing.T) {
 		{"the DNSSEC ring in a KSK roll", ring(`{"keys":[{"ksk":true,"ds_ready":"2026-01-01T00:00:00Z"}]}`), "IssueSSHCert"},
 		{"the DNSSEC ring withdrawn", ring(`{"keys":[],"withdraw":{"started":"2026-01-01T00:00:00Z"}}`), "IssueSSHCert"},
 		{"a site file with a host with SSH principals", Reconcile{File: site.Set{Hosts: []site.Host{{Name: "a", SSH: &site.HostSSH{}}}}}, "IssueSSHCert"},
+		{"a dual-stack host's ip6 allocated", AllocateHost{Host: site.Host{Name: "a", IP: netip.MustParseAddr("10.0.0.1")}}, "CommitLease6"},
 		{"a host allocated with SSH principals", AllocateHost{Host: site.Host{Name: "a", SSH: &site.HostSSH{}}}, "IssueSSHCert"},
 		{"a host reserved by DUID", PutHost{Host: site.Host{Name: "a", IP6: netip.MustParseAddr("fd00::a"), DUID: "000400"}}, "CommitLease6"},
 		{"a subnet that delegates prefixes", PutSubnet{Subnet: site.Subnet{Name: "a", DHCP6: site.DHCP6Stateful, Delegate: &site.Delegation{}}}, "CommitLease6"},

@@ -509,9 +509,11 @@ async function hostsPage(root) {
     { name: "role", label: "Role" }, { name: "comment", label: "Comment" }], "Add host",
   async (v) => {
     const { subnet, ...spec } = clean(v);
-    if (!spec.ip && subnet) {
+    // An IPv6 subnet with an IPv4 ip given: the free address is the host's ip6 (dual stack).
+    const six = subnets.find((sn) => sn.name === subnet)?.cidr.includes(":");
+    if (subnet && (!spec.ip || (six && !spec.ip.includes(":") && !spec.ip6))) {
       const host = await api("POST", `/api/v1/subnets/${encodeURIComponent(subnet)}/allocate`, spec);
-      notify(`Host ${host.name} added at ${host.ip}, the next free address of ${subnet}.`);
+      notify(`Host ${host.name} added at ${six && host.ip6 ? host.ip6 : host.ip}, the next free address of ${subnet}.`);
     } else {
       await api("POST", "/api/v1/hosts", spec);
       notify(`Host ${spec.name} added.`);

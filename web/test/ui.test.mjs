@@ -612,6 +612,15 @@ test("a DHCPv6 client's lease: its DUID, its name's AAAA, no pin", async () => {
   await page.locator(`tr[data-lease="${lease.ip}"]`).waitFor();
   assert.equal(await page.locator("#leases tbody tr").count(), 1);
   await shot(page, "leases-v6");
+  // A dual-stack host's second address, the next free one of the IPv6 subnet.
+  await go("#/hosts");
+  const form = page.locator("#add-host form");
+  await fill(form, { name: "ds02", ip: "10.77.0.31" });
+  await form.locator('select[name="subnet"]').selectOption("lab6");
+  await form.getByRole("button", { name: "Add host" }).click();
+  await page.locator('#hosts tr[data-host="ds02"]', { hasText: "fd00:77::1" }).waitFor();
+  const ds02 = (await call("GET", "/api/v1/hosts/ds02")).body;
+  assert.equal(`${ds02.ip} ${ds02.ip6}`, "10.77.0.31 fd00:77::1");
   await go("#/dns");
   await page.locator("tr", { hasText: "laptop6.lab.test." }).filter({ hasText: "AAAA" }).filter({ hasText: lease.ip }).waitFor();
   await go("#/subnets");
