@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -755,4 +756,69 @@ func TestDHCPv6WithSystemdNetworkd(t *testing.T) {
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	<-p.done
+}
+
+const dhcp6BootSite = `domain: lab.test
+data_dir: %s
+api: {listen: "127.0.0.1:8080"}
+dns: {listen: ["127.0.0.1:1053"], advertise: 10.77.0.1}
+ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
+ca: {listen: "127.0.0.1:8443"}
+dhcp: {interfaces: [br0], lease_time: 1h}
+boot:
+  http_listen: "[::]:8081"
+  profiles:
+    - {name: debian, kernel: debian/vmlinuz}
+subnets:
+  - {name: lab, cidr: 10.77.0.0/24}
+  - {name: lab6, cidr: "fd00:77::/64", ra: {}, dhcp6: stateful}
+hosts:
+  - {name: infra, ip: 10.77.0.1, ip6: "fd00:77::1"}
+  - {name: cp09, ip: 10.77.0.9, ip6: "fd00:77::9", mac: "52:54:00:77:00:99", boot: debian}
+`
+
+// TestDHCPv6NetbootURL: ISC dhclient -6 posing as iPXE (user class "iPXE") is given
+// its machine's script URL (option 59) on the boot endpoint's IPv6 address, and the
+// script fetched there loads the profile's kernel over IPv6; posing as UEFI HTTP boot
+// (vendor class HTTPClient, architecture 16) it is given the iPXE binary's URL.
+func TestDHCPv6NetbootURL(t *testing.T) {
+	testenv.NeedRoot(t, "ip", "dhclient", "curl")
+	l := newLab(t)
+	l.ipv6(t)
+	l.setMAC(t, "52:54:00:77:00:99")
+	linkLocal(t, l)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "site.yaml"), fmt.Sprintf(dhcp6BootSite, filepath.Join(dir, "data")))
+	l.serveIn(t, dir)
+	asking := func(name, send string) map[string]string {
+		d := filepath.Join(dir, name)
+		args := l.dhclient6Args(t, d, name)
+		writeFile(t, args[slices.Index(args, "-cf")+1], "option dhcp6.boot-url code 59 = text;\n"+
+			"option dhcp6.user-class-raw code 15 = string;\noption dhcp6.vendor-class-raw code 16 = string;\n"+
+			"option dhcp6.arch code 61 = unsigned integer 16;\nalso request dhcp6.boot-url;\n"+send)
+		p := startCmd(t, d, "ip", append(args[:len(args)-1:len(args)-1], "-d", clientIf)...)
+		defer func() { p.cmd.Process.Signal(syscall.SIGTERM); <-p.done }()
+		var bound map[string]string
+		testenv.WaitFor(t, "dhclient -6 as "+name, func() bool { bound = readEnv(filepath.Join(d, "BOUND6")); return bound != nil })
+		return bound
+	}
+	fetch := func(url string) string {
+		out, _ := exec.Command("ip", "netns", "exec", l.cli, "curl", "-sf", "-m", "5", url).Output()
+		return string(out)
+	}
+
+	got := asking("ipxe", "send dhcp6.user-class-raw 00:04:69:50:58:45;\n") // "iPXE", as a length-prefixed class
+	script := "http://[fd00:77::1]:8081/ipxe/52-54-00-77-00-99"
+	if got["new_dhcp6_boot_url"] != script {
+		t.Errorf("iPXE's boot URL: %q, want %s (%v)", got["new_dhcp6_boot_url"], script, got)
+	}
+	if body := fetch(script); !strings.Contains(body, "#!ipxe") || !strings.Contains(body, "kernel http://[fd00:77::1]:8081/files/debian/vmlinuz") {
+		t.Errorf("the script over IPv6: %q", body)
+	}
+
+	// Enterprise 343, then "HTTPClient" length-prefixed.
+	got = asking("uefi-http", "send dhcp6.vendor-class-raw 00:00:01:57:00:0a:48:54:54:50:43:6c:69:65:6e:74;\nsend dhcp6.arch 16;\n")
+	if want := "http://[fd00:77::1]:8081/files/ipxe.efi"; got["new_dhcp6_boot_url"] != want {
+		t.Errorf("UEFI HTTP boot's boot URL: %q, want %s (%v)", got["new_dhcp6_boot_url"], want, got)
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/insomniacslk/dhcp/iana"
 	"github.com/pin/tftp/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -68,6 +69,20 @@ const (
 	EFILoader   = "ipxe.efi"       // x86-64 UEFI (arch 7 and 9)
 	ARM64Loader = "ipxe-arm64.efi" // arm64 UEFI (arch 11): no Debian package for x86 boxes has it; put one in the boot root
 )
+
+// LoaderFor is the iPXE binary for a firmware's architecture (RFC 4578 option 93,
+// DHCPv6's option 61); "" when infrad has none to offer it (32-bit UEFI, 32-bit ARM).
+func LoaderFor(arch iana.Arch) string {
+	switch arch {
+	case iana.INTEL_X86PC:
+		return BIOSLoader
+	case iana.EFI_X86_64, iana.EFI_BC, iana.EFI_X86_64_HTTP, iana.EFI_BC_HTTP:
+		return EFILoader
+	case iana.EFI_ARM64, iana.EFI_ARM64_HTTP:
+		return ARM64Loader
+	}
+	return ""
+}
 
 // Service is the boot service: a service.Service.
 type Service struct {

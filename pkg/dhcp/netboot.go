@@ -50,20 +50,6 @@ func firmwareOf(m *dhcpv4.DHCPv4) (firmware, iana.Arch) {
 	return notBooting, arch
 }
 
-// loaderFor is the iPXE binary for a firmware's architecture; "" when infrad has none
-// to offer it (32-bit UEFI, 32-bit ARM).
-func loaderFor(arch iana.Arch) string {
-	switch arch {
-	case iana.INTEL_X86PC:
-		return boot.BIOSLoader
-	case iana.EFI_X86_64, iana.EFI_BC, iana.EFI_X86_64_HTTP, iana.EFI_BC_HTTP:
-		return boot.EFILoader
-	case iana.EFI_ARM64, iana.EFI_ARM64_HTTP:
-		return boot.ARM64Loader
-	}
-	return ""
-}
-
 // pxeUseFile is option 43 for PXE firmware: its sub-option 6 (PXE_DISCOVERY_CONTROL)
 // with bit 3 set, "boot the file this reply names, without boot server discovery"
 // (PXE 2.1, §2.4.2.1). UEFI firmware (EDK2's PXE) takes no offer without it.
@@ -105,14 +91,14 @@ func (s *Service) netboot(r *request, resp *dhcpv4.DHCPv4, infrad netip.Addr) bo
 	case ipxe:
 		resp.BootFileName = endpoint + boot.ScriptPath + boot.MACPath(r.mac)
 	case httpBoot:
-		loader := loaderFor(arch)
+		loader := boot.LoaderFor(arch)
 		if loader == "" {
 			return false
 		}
 		resp.BootFileName = endpoint + boot.FilesPath + loader
 		resp.UpdateOption(dhcpv4.OptClassIdentifier("HTTPClient"))
 	case pxe:
-		loader := loaderFor(arch)
+		loader := boot.LoaderFor(arch)
 		if loader == "" {
 			return false
 		}

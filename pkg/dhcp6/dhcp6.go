@@ -51,6 +51,9 @@ type Options struct {
 	Quorum   func() bool
 	CaughtUp func() bool
 	Evicted  func() string
+	// Boot is the boot service, which network boot clients are pointed at (option
+	// 59); nil: none are.
+	Boot Booter
 }
 
 // Service is the DHCPv6 server. It is a service.Service.

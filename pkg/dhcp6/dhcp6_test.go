@@ -3,12 +3,15 @@ package dhcp6
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infrad/infrad/internal/sitetest"
+	"github.com/infrad/infrad/pkg/boot"
 	"github.com/infrad/infrad/pkg/site"
 )
 
@@ -140,4 +143,70 @@ func FuzzReply(f *testing.F) {
 			}
 		}
 	})
+}
+
+const bootSite = `domain: lab.test
+dns: {listen: ["[::]:53"]}
+boot:
+  http_listen: "[::]:8081"
+  profiles:
+    - {name: debian, kernel: debian/vmlinuz}
+subnets:
+  - {name: lab6, cidr: "fd00:77::/64", dhcp6: stateful}
+hosts:
+  - {name: cp01, ip: "fd00:77::10", mac: "52:54:00:77:00:10", boot: debian}
+  - {name: cp02, ip: "fd00:77::11", mac: "52:54:00:77:00:11"}
+`
+
+// TestNetbootURL: a machine that boots from a profile is given its boot file's URL
+// (option 59) on the boot endpoint's IPv6 address: iPXE its script, UEFI HTTP boot the
+// iPXE binary of its architecture, with HTTPClient echoed. A machine with no profile,
+// and a client that is no boot firmware, get none; nor does anyone when the endpoint
+// listens on IPv4 alone.
+func TestNetbootURL(t *testing.T) {
+	newBoot := func(yaml string) (*Service, site.Subnet) {
+		m, cfg := sitetest.IPAM(t, []byte(yaml))
+		sn, _ := m.Model().Subnet("lab6")
+		return New(Options{Site: cfg, IPAM: m, Boot: boot.New(boot.Options{Site: cfg, IPAM: m, Registry: prometheus.NewRegistry()})}), sn
+	}
+	s, sn := newBoot(bootSite)
+	ask := func(s *Service, mac net.HardwareAddr, mods ...dhcpv6.Modifier) (string, bool) {
+		m := solicit(t, mac)
+		for _, mod := range mods {
+			mod(m)
+		}
+		reply, _ := s.reply(t.Context(), sn, own, duid, netip.Addr{}, site.MAC{}, m)
+		url := ""
+		if o := reply.GetOneOption(dhcpv6.OptionBootfileURL); o != nil {
+			url = string(o.ToBytes())
+		}
+		return url, reply.Options.VendorClass(343) != nil
+	}
+	ipxe := dhcpv6.WithUserClass([]byte("iPXE"))
+	httpBoot := func(d dhcpv6.DHCPv6) {
+		d.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: 343, Data: [][]byte{[]byte("HTTPClient:Arch:00016")}})
+		d.AddOption(dhcpv6.OptClientArchType(iana.EFI_X86_64_HTTP))
+	}
+	cp01, cp02 := net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 0x10}, net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 0x11}
+	for _, tc := range []struct {
+		name      string
+		s         *Service
+		mac       net.HardwareAddr
+		mods      []dhcpv6.Modifier
+		url       string
+		vendorEch bool
+	}{
+		{"iPXE", s, cp01, []dhcpv6.Modifier{ipxe}, "http://[fd00:77::1]:8081/ipxe/52-54-00-77-00-10", false},
+		{"UEFI HTTP boot", s, cp01, []dhcpv6.Modifier{httpBoot}, "http://[fd00:77::1]:8081/files/ipxe.efi", true},
+		{"no profile", s, cp02, []dhcpv6.Modifier{ipxe}, "", false},
+		{"no boot firmware", s, cp01, nil, "", false},
+	} {
+		if url, echoed := ask(tc.s, tc.mac, tc.mods...); url != tc.url || echoed != tc.vendorEch {
+			t.Errorf("%s: got %q (HTTPClient echoed: %v), want %q (%v)", tc.name, url, echoed, tc.url, tc.vendorEch)
+		}
+	}
+	s4, _ := newBoot(strings.Replace(bootSite, `"[::]:8081"`, `"0.0.0.0:8081"`, 1))
+	if url, _ := ask(s4, cp01, ipxe); url != "" {
+		t.Errorf("a boot endpoint on IPv4 alone: got %q, want none", url)
+	}
 }

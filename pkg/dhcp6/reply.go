@@ -77,6 +77,14 @@ func (s *Service) reply(ctx context.Context, sn site.Subnet, own []netip.Addr, d
 		x.name = site.SanitizeHostname(label)
 	}
 	gave := "options"
+	if typ != dhcpv6.MessageTypeRelease && typ != dhcpv6.MessageTypeDecline && len(own) > 0 {
+		if url, httpClient := s.netboot(&x, own[0]); url != "" {
+			reply.AddOption(dhcpv6.OptBootFileURL(url))
+			if httpClient {
+				reply.AddOption(httpClientClass)
+			}
+		}
+	}
 	switch typ {
 	case dhcpv6.MessageTypeSolicit, dhcpv6.MessageTypeRequest, dhcpv6.MessageTypeRenew, dhcpv6.MessageTypeRebind:
 		if sn.DHCP6 != site.DHCP6Stateful || len(m.Options.IANA())+len(m.Options.IAPD()) == 0 {
