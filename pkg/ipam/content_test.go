@@ -3,6 +3,7 @@ package ipam
 import (
 	"context"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -228,4 +229,48 @@ func TestServiceNamesAnswerTheNameServers(t *testing.T) {
 	if got := node(m.Model(), "ca.k8s.example.com."); !slices.Equal(got, []string{`TXT "hello"`}) {
 		t.Errorf("with no name server's address known the CA's name answers %q", got)
 	}
+}
+
+// TestDualStackLeaseNames: one machine (one MAC) holds a DHCPv4 lease and a DHCPv6
+// lease under one name: the name answers A and AAAA, each address its PTR, and the
+// zone's owners (what a transfer carries) list both reverse names. Another machine
+// asking for the name in the other family is refused it. An operator's record at the
+// name takes it from both leases.
+func TestDualStackLeaseNames(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "infrad.db"))
+	m := newOn(t, st)
+	if _, err := m.Reconcile("site.yaml", universeSite(t)); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	commitLease(t, m, "52:54:00:aa:00:01", "10.0.40.150", "laptop", at)
+	mac := fixture.MAC(t, "52:54:00:aa:00:01")
+	six := netip.MustParseAddr("fd00:0:40::150")
+	res, err := m.Apply(t.Context(), CommitLease6{Stamp: Stamp{At: at}, Subnet: "vm6", Client: "00030001525400aa0001/00000001", MAC: mac, IP: six, Hostname: "laptop", Expires: at.Add(time.Hour)})
+	if err != nil || res.(Committed).Hostname != "laptop" {
+		t.Fatalf("the same machine's DHCPv6 lease: %+v, %v", res, err)
+	}
+	if got := node(m.Model(), "laptop.k8s.example.com."); !slices.Equal(got, []string{"A 10.0.40.150", "AAAA fd00:0:40::150"}) {
+		t.Errorf("laptop answers %q", got)
+	}
+	rev := string(site.ReverseName(six))
+	if got := node(m.Model(), rev); !slices.Equal(got, []string{"PTR laptop.k8s.example.com."}) {
+		t.Errorf("%s answers %q", rev, got)
+	}
+	if zone := m.Model().ZoneOf(rev); !slices.Contains(m.Model().Owners(zone), rev) {
+		t.Errorf("the zone %s's owners lack %s", zone, rev)
+	}
+	res, err = m.Apply(t.Context(), CommitLease6{Stamp: Stamp{At: at}, Subnet: "vm6", Client: "0004aabbccdd/00000001", IP: netip.MustParseAddr("fd00:0:40::151"), Hostname: "laptop", Expires: at.Add(time.Hour)})
+	if err != nil || res.(Committed).Hostname != "" || res.(Committed).NameKeptBy == "" {
+		t.Errorf("another machine asking for laptop: %+v, %v", res, err)
+	}
+	if _, err := m.CreateRecord(context.Background(), site.RecordSpec{Name: "laptop", Type: "TXT", Value: `"mine"`}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"10.0.40.150", "fd00:0:40::150"} {
+		if l, _ := m.Model().Lease(netip.MustParseAddr(a)); l.Hostname != "" {
+			t.Errorf("the lease of %s kept its name %q", a, l.Hostname)
+		}
+	}
+	invariants(t, m.Model(), st, at)
 }
