@@ -562,8 +562,9 @@ function editHost(row, x, profiles) {
     { name: "role", label: "Role", value: x.role }, { name: "comment", label: "Comment", value: x.comment }, ...boot], "Save",
   async (v) => {
     const spec = clean(v);
-    // A new name renames the host: one change, its address and records with it.
-    await api("PUT", `/api/v1/hosts/${encodeURIComponent(x.name)}`, { ...spec, dhcp_options: x.dhcp_options });
+    // A new name renames the host: one change, its address and records with it. The
+    // fields the form does not show go back as they were: a PUT replaces the host.
+    await api("PUT", `/api/v1/hosts/${encodeURIComponent(x.name)}`, { ...spec, dhcp_options: x.dhcp_options, ssh: x.ssh, pi_serial: x.pi_serial });
     notify(spec.name && spec.name !== x.name ? `Host ${x.name} renamed ${spec.name}.` : `Host ${x.name} saved.`);
     refresh();
   }, { cancel: () => refresh() });

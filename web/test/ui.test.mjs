@@ -279,6 +279,12 @@ test("hosts: edit with Cancel, rename, comments searched, delete", async () => {
   await page.getByRole("button", { name: "Cancel" }).click();
   await page.locator('#hosts tr[data-host="cp01"] td', { hasText: "control-plane" }).waitFor();
 
+  // Fields the form does not show (SSH principals, a Pi's serial) survive an edit.
+  const w01 = (await call("GET", "/api/v1/hosts/w01")).body;
+  const put = await call("PUT", "/api/v1/hosts/w01", { name: w01.name, ip: w01.ip, mac: w01.mac, role: w01.role, comment: w01.comment,
+    ssh: { principals: ["w01-bmc"] }, pi_serial: "a1b2c3d4" });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  await go("#/hosts");
   row = page.locator('#hosts tr[data-host="w01"]');
   await row.getByRole("button", { name: "Edit" }).click();
   const edit = page.locator("#hosts form");
@@ -287,6 +293,7 @@ test("hosts: edit with Cancel, rename, comments searched, delete", async () => {
   await page.locator('#hosts tr[data-host="w02"]').waitFor();
   assert.equal((await call("GET", "/api/v1/hosts/w01")).status, 404);
   const w02 = (await call("GET", "/api/v1/hosts/w02")).body;
+  assert.equal(`${w02.ssh?.principals} ${w02.pi_serial}`, "w01-bmc a1b2c3d4", "the edit dropped what the form does not show");
   assert.equal(`${w02.ip} ${w02.comment}`, "10.77.0.2 rack 3");
 
   await page.locator("#host-search").fill("rack");
