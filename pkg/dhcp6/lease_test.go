@@ -1,6 +1,7 @@
 package dhcp6
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -273,4 +274,51 @@ func TestPrefixDelegation(t *testing.T) {
 	if _, ok := m.Model().Lease(offered.Addr()); ok {
 		t.Error("the released prefix is still leased")
 	}
+}
+
+// TestWithoutQuorum: a box cut off from its cluster's quorum grants nothing new (a new
+// client is not answered: a box with the quorum answers it) and still answers a
+// reserved client; one behind the log, or evicted, answers no new client either.
+func TestWithoutQuorum(t *testing.T) {
+	m, cfg := sitetest.IPAM(t, []byte(poolSite))
+	sn, _ := m.Model().Subnet("lab6")
+	for _, tc := range []struct {
+		name string
+		opts Options
+	}{
+		{"no quorum", Options{Quorum: func() bool { return false }}},
+		{"behind the log", Options{CaughtUp: func() bool { return false }}},
+		{"another node's client", Options{Share: func() (int, int) { return 0, 2 }}},
+	} {
+		tc.opts.Site, tc.opts.IPAM = cfg, m
+		s := New(tc.opts)
+		fresh := client{mac: net.HardwareAddr{2, 0, 0, 0, 9, 0}}
+		for i := byte(1); tc.opts.Share != nil && s.mine(hexDUID(fresh.mac)); i++ {
+			fresh.mac[5] = i // a client whose DUID hashes to the other node's share
+		}
+		// A Request names its server: the node the client chose answers it, whoever's
+		// share the client is, once it can commit.
+		typs := []dhcpv6.MessageType{dhcpv6.MessageTypeSolicit, dhcpv6.MessageTypeRequest}
+		if tc.opts.Share != nil {
+			typs = typs[:1]
+		}
+		for _, typ := range typs {
+			if reply, _ := s.reply(t.Context(), sn, own, duid, netip.Addr{}, site.MAC{}, fresh.msg(t, typ, netip.Addr{})); reply != nil {
+				t.Errorf("%s: a new client's %s was answered: %v", tc.name, typ, reply)
+			}
+		}
+		reserved := client{mac: net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 0x10}}
+		reply, _ := s.reply(t.Context(), sn, own, duid, netip.Addr{}, site.MAC{}, reserved.msg(t, dhcpv6.MessageTypeSolicit, netip.Addr{}))
+		if a, _ := got(t, reply); a.String() != "fd00:77::10" {
+			t.Errorf("%s: the reserved client got %s", tc.name, a)
+		}
+	}
+	if n := len(m.Leases()); n != 0 {
+		t.Errorf("%d leases were granted", n)
+	}
+}
+
+// hexDUID is the DUID-LL of mac in hex, as the service keys its client.
+func hexDUID(mac net.HardwareAddr) string {
+	return hex.EncodeToString((&dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: mac}).ToBytes())
 }
