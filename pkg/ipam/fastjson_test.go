@@ -39,6 +39,13 @@ func TestFastJSONIsEncodingJSON(t *testing.T) {
 		if got, err := c.AppendJSON(nil); string(got) != string(want) || (err == nil) != (wantErr == nil) {
 			t.Fatalf("command %+v:\n got %s, %v\nwant %s, %v", c, got, err, want, wantErr)
 		}
+		c6 := CommitLease6{Stamp: Stamp{At: times[r.IntN(len(times))], By: []string{"", "token a"}[r.IntN(2)]}, Subnet: names[r.IntN(len(names))],
+			Client: clients[r.IntN(len(clients))], MAC: mac, IP: l.IP, Length: []int{0, 56}[r.IntN(2)], Hostname: names[r.IntN(len(names))],
+			Expires: times[r.IntN(len(times))], Renewal: r.IntN(2) == 0}
+		want, wantErr = json.Marshal(c6)
+		if got, err := c6.AppendJSON(nil); string(got) != string(want) || (err == nil) != (wantErr == nil) {
+			t.Fatalf("command %+v:\n got %s, %v\nwant %s, %v", c6, got, err, want, wantErr)
+		}
 	}
 }
 
