@@ -323,7 +323,7 @@ func (d *Daemon) startServices(ctx context.Context, build api.BuildInfo) error {
 	bootEvents = d.dhcp.NoteBoot
 	d.ra = ra.New(ra.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "ra")})
 	d.dhcp6 = dhcp6.New(dhcp6.Options{Site: d.site, IPAM: d.ipam, Registry: metrics, Logger: d.log.With("service", "dhcp6"),
-		Share: d.node.DHCPShare, Quorum: d.node.Quorum, CaughtUp: d.node.CaughtUp, Evicted: d.node.Evicted, Boot: d.boot})
+		Share: d.node.DHCPShare, Quorum: d.node.Quorum, CaughtUp: d.node.CaughtUp, Promised: d.node.Promised, Evicted: d.node.Evicted, Boot: d.boot})
 	d.ca = ca.New(ca.Options{Site: d.site, Store: d.store, IPAM: d.ipam, Resolver: dnsAddr(d.site.DNS.Listen), Registry: metrics, Logger: d.log.With("service", "ca"), Quorum: d.node.Quorum,
 		Synced: synced})
 	apiServer := api.New(api.Options{

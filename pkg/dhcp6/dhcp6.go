@@ -51,6 +51,9 @@ type Options struct {
 	Quorum   func() bool
 	CaughtUp func() bool
 	Evicted  func() string
+	// Promised is told of each lease renewed without the quorum, before the client
+	// is, as DHCPv4's (dhcp.Options.Promised); nil: not told.
+	Promised func(index uint64, until time.Time) error
 	// Boot is the boot service, which network boot clients are pointed at (option
 	// 59); nil: none are.
 	Boot Booter

@@ -205,17 +205,36 @@ func (s *Service) renew(ctx context.Context, x *exchange, client string, req ia,
 		case errors.Is(err, ipam.ErrConflict):
 			continue
 		case errors.Is(err, ipam.ErrNoQuorum), errors.Is(err, context.DeadlineExceeded):
-			if left := (l.Expires.Sub(now) - skewMargin).Truncate(time.Second); left >= time.Second {
-				x.named = l.Hostname
-				return req.with(ip, left), true, true
-			}
-			return nil, false, false
+			return s.renewWithoutQuorum(x, client, req, ip, now)
 		default:
 			s.log.Error("renewal not stored: no reply", "ip", ip, "client", client, "err", err)
 			return nil, false, false
 		}
 	}
 	return req.status(iana.StatusNoBinding, "no lease of this client's: ask again"), false, true
+}
+
+// renewWithoutQuorum answers a renewal the cluster could not commit, this node being
+// cut off from its quorum, as DHCPv4's does: the lease gets what is left of it,
+// skewMargin short of its committed expiry, and the cluster is told of that promise
+// (Options.Promised) before the client is; a lease ended meanwhile, or too close to
+// its end, gets no answer. The model read is the latest, not the one the message
+// found: an end applied meanwhile may be settled.
+func (s *Service) renewWithoutQuorum(x *exchange, client string, req ia, ip netip.Addr, now time.Time) (dhcpv6.Option, bool, bool) {
+	from := s.ipam.Applied()
+	l, ok := s.ipam.Model().Lease(ip)
+	left := (l.Expires.Sub(now) - skewMargin).Truncate(time.Second)
+	if !ok || l.Client != client || l.Quarantined() || left < time.Second {
+		return nil, false, false
+	}
+	if s.opts.Promised != nil {
+		if err := s.opts.Promised(from, now.Add(left)); err != nil {
+			s.log.Error("renewal without the quorum not answered", "ip", ip, "client", client, "err", err)
+			return nil, false, false
+		}
+	}
+	x.named = l.Hostname
+	return req.with(ip, left), true, true
 }
 
 // end applies a Release or Decline of every address and prefix of the client's IAs;
