@@ -1,14 +1,16 @@
 // Package dhcp6 answers DHCPv6 (RFC 8415) on the interfaces DHCP serves, for the
 // site's IPv6 subnets that ask for it (subnets[].dhcp6). In a stateful subnet a host
-// reserved by its MAC (learnt from the client's DUID-LL or DUID-LLT, or from its
-// link-local address's EUI-64) gets its host's IPv6 address, nothing committed: the
-// address is the host's, and so are its AAAA and PTR; any other client gets a lease
-// from the subnet's DHCP ranges, committed through the write path (ipam.CommitLease6)
-// before the Reply, with its AAAA and PTR when it gives its name (option 39). Every
-// client gets infrad's DNS (option 23), the domain (24) and infrad's NTP (56) where
-// infrad answers on that link. A relayed client's subnet is the one its relay's link
-// address is in, and its MAC the relay's client link-layer address (option 79) when
-// it gives one.
+// reserved by its DUID (hosts[].duid) or its MAC (learnt from the client's DUID-LL or
+// DUID-LLT, its link-local address's EUI-64, or its relay's option 79) gets its
+// host's IPv6 address, nothing committed: the address is the host's, and so are its
+// AAAA and PTR; any other client gets a lease from the subnet's DHCP ranges,
+// committed through the write path (ipam.CommitLease6) before the Reply, with an AAAA
+// and a PTR when it gives its name (option 39); a router that asks is delegated a
+// prefix from the subnet's pool (IA_PD, subnets[].delegate), a lease of its own.
+// Every client gets infrad's DNS (option 23), the domain (24) and infrad's NTP (56)
+// where infrad answers on that link, and a machine that boots from a profile its
+// boot file's URL (59). A relayed client's subnet is the one its relay's link address
+// is in.
 package dhcp6
 
 import (

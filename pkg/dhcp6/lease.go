@@ -19,12 +19,12 @@ import (
 	"github.com/infrad/infrad/pkg/site"
 )
 
-// asking is what a client's IA_NA asks for.
+// asking is what a client's IA (IA_NA or IA_PD) asks for.
 type asking int
 
 const (
-	soliciting asking = iota // an address offered: nothing committed
-	requesting               // an address granted: a Request, or a Solicit with rapid commit
+	soliciting asking = iota // an address (or prefix) offered: nothing committed
+	requesting               // one granted: a Request, or a Solicit with rapid commit
 	renewing                 // its lease extended, by the server that granted it
 	rebinding                // its lease extended, by any server
 )

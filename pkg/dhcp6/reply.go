@@ -90,10 +90,14 @@ func (s *Service) reply(ctx context.Context, sn site.Subnet, own []netip.Addr, d
 		if sn.DHCP6 != site.DHCP6Stateful || len(m.Options.IANA())+len(m.Options.IAPD()) == 0 {
 			break
 		}
-		how := map[dhcpv6.MessageType]asking{dhcpv6.MessageTypeSolicit: soliciting, dhcpv6.MessageTypeRequest: requesting,
-			dhcpv6.MessageTypeRenew: renewing, dhcpv6.MessageTypeRebind: rebinding}[typ]
-		if rapid {
+		how := soliciting
+		switch {
+		case typ == dhcpv6.MessageTypeRequest || rapid:
 			how = requesting
+		case typ == dhcpv6.MessageTypeRenew:
+			how = renewing
+		case typ == dhcpv6.MessageTypeRebind:
+			how = rebinding
 		}
 		gave = "none"
 		var ias []ia

@@ -440,7 +440,7 @@ type DeclineLease struct {
 }
 
 func (c DeclineLease) apply(t *txn) (any, error) {
-	return t.decline(c.Stamp, c.IP, client{mac: c.MAC}, c.Until, c.LeaseExpires, c.LeaseGranted)
+	return t.decline(c.At, c.IP, client{mac: c.MAC}, c.Until, c.LeaseExpires, c.LeaseGranted)
 }
 
 // DeclineLease6 is DeclineLease for a DHCPv6 client, known by its DUID and IAID
@@ -462,16 +462,16 @@ func (c DeclineLease6) apply(t *txn) (any, error) {
 	if _, ok := t.m.SubnetOf(c.IP); !ok {
 		return nil, &Error{Kind: ErrConflict, Msg: c.IP.String() + " is in no subnet"}
 	}
-	return t.decline(c.Stamp, c.IP, client{id: c.Client}, c.Until, time.Time{}, c.LeaseGranted)
+	return t.decline(c.At, c.IP, client{id: c.Client}, c.Until, time.Time{}, c.LeaseGranted)
 }
 
-// decline quarantines ip, which who found in use (see DeclineLease).
-func (t *txn) decline(at Stamp, ip netip.Addr, who client, until, leaseExpires time.Time, leaseGranted uint64) (any, error) {
+// decline quarantines ip, which who found in use at now (see DeclineLease).
+func (t *txn) decline(now time.Time, ip netip.Addr, who client, until, leaseExpires time.Time, leaseGranted uint64) (any, error) {
 	if h, ok := t.m.HostAt(ip); ok {
 		return nil, &Error{Kind: ErrConflict, Msg: fmt.Sprintf("the address is host %q's: a quarantine cannot take it", h.Name)}
 	}
 	l, ok := t.m.Lease(ip)
-	if ok && !l.Ended(at.At) && (l.Declined || !who.holds(l)) {
+	if ok && !l.Ended(now) && (l.Declined || !who.holds(l)) {
 		return nil, &Error{Kind: ErrConflict, Msg: "the address is not this client's"}
 	}
 	switch {
@@ -479,7 +479,7 @@ func (t *txn) decline(at Stamp, ip netip.Addr, who client, until, leaseExpires t
 	case leaseGranted != 0 && l.Granted != leaseGranted, leaseGranted == 0 && !leaseExpires.IsZero() && !l.Expires.Equal(leaseExpires):
 		return nil, &Error{Kind: ErrConflict, Msg: "the client's lease of " + ip.String() + " was granted again after the decline"}
 	}
-	if ok && !l.Ended(at.At) && t.m.shape.DHCPServers > 1 && l.Expires.After(until) {
+	if ok && !l.Ended(now) && t.m.shape.DHCPServers > 1 && l.Expires.After(until) {
 		until = l.Expires // a box cut off from the others may renew the lease until then (endEarly)
 	}
 	if old, ok := t.m.leaseOf(who); ok && old.IP == ip {
