@@ -21,13 +21,17 @@ import (
 	"github.com/infrad/infrad/internal/testenv"
 )
 
-const dhcp6Site = `domain: lab.test
+// lab6Head is the DHCPv6 tests' site file up to DHCP: the lab's services, DNS and NTP
+// on IPv6 too, and the data directory to fill in.
+const lab6Head = `domain: lab.test
 data_dir: %s
 api: {listen: "127.0.0.1:8080"}
 dns: {listen: ["127.0.0.1:1053", "[::]:53"], advertise: 10.77.0.1}
 ntp: {listen: ["127.0.0.1:1123", "[::]:123"], local_stratum: 10, chronyd: none}
 ca: {listen: "127.0.0.1:8443"}
-dhcp: {interfaces: [br0], lease_time: 1h}
+`
+
+const dhcp6Site = lab6Head + `dhcp: {interfaces: [br0], lease_time: 1h}
 subnets:
   - {name: lab, cidr: 10.77.0.0/24}
   - {name: lab6, cidr: "fd00:77::/64", ra: {}, dhcp6: stateful}
@@ -149,13 +153,7 @@ func dhclient6(t *testing.T, l *lab, d, reason string, extra ...string) map[stri
 	return env
 }
 
-const dhcp6RelaySite = `domain: lab.test
-data_dir: %s
-api: {listen: "127.0.0.1:8080"}
-dns: {listen: ["127.0.0.1:1053", "[::]:53"], advertise: 10.77.0.1}
-ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
-ca: {listen: "127.0.0.1:8443"}
-dhcp: {interfaces: [s0], lease_time: 1h}
+const dhcp6RelaySite = lab6Head + `dhcp: {interfaces: [s0], lease_time: 1h}
 subnets:
   - {name: lab, cidr: 10.77.0.0/24}
   - {name: far, cidr: 10.78.0.0/24}
@@ -194,13 +192,7 @@ func TestDHCPv6ThroughARelay(t *testing.T) {
 	}
 }
 
-const dhcp6PoolSite = `domain: lab.test
-data_dir: %s
-api: {listen: "127.0.0.1:8080"}
-dns: {listen: ["127.0.0.1:1053", "[::]:53"], advertise: 10.77.0.1}
-ntp: {listen: ["127.0.0.1:1123", "[::]:123"], local_stratum: 10, chronyd: none}
-ca: {listen: "127.0.0.1:8443"}
-dhcp: {interfaces: [br0], lease_time: 10s}
+const dhcp6PoolSite = lab6Head + `dhcp: {interfaces: [br0], lease_time: 10s}
 subnets:
   - {name: lab, cidr: 10.77.0.0/24}
   - name: lab6
@@ -593,13 +585,7 @@ func TestDHCPv6SubnetFromTheAPI(t *testing.T) {
 	testenv.WaitFor(t, "DHCPv6 to close its socket", func() bool { return !listening() })
 }
 
-const dhcp6ReservedSite = `domain: lab.test
-data_dir: %s
-api: {listen: "127.0.0.1:8080"}
-dns: {listen: ["127.0.0.1:1053", "[::]:53"], advertise: 10.77.0.1}
-ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
-ca: {listen: "127.0.0.1:8443"}
-dhcp: {interfaces: [br0], lease_time: 1h}
+const dhcp6ReservedSite = lab6Head + `dhcp: {interfaces: [br0], lease_time: 1h}
 subnets:
   - {name: lab, cidr: 10.77.0.0/24}
   - {name: lab6, cidr: "fd00:77::/64", ra: {}, dhcp6: stateful}
@@ -805,13 +791,7 @@ func TestDHCPv6WithSystemdNetworkd(t *testing.T) {
 	<-p.done
 }
 
-const dhcp6BootSite = `domain: lab.test
-data_dir: %s
-api: {listen: "127.0.0.1:8080"}
-dns: {listen: ["127.0.0.1:1053"], advertise: 10.77.0.1}
-ntp: {listen: ["127.0.0.1:1123"], local_stratum: 10, chronyd: none}
-ca: {listen: "127.0.0.1:8443"}
-dhcp: {interfaces: [br0], lease_time: 1h}
+const dhcp6BootSite = lab6Head + `dhcp: {interfaces: [br0], lease_time: 1h}
 boot:
   http_listen: "[::]:8081"
   profiles:
