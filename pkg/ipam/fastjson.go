@@ -65,16 +65,21 @@ func (c CommitLease) AppendJSON(b []byte) ([]byte, error) {
 	b = append(append(b, c.Subnet...), `","mac":"`...)
 	b = append(appendMAC(b, c.MAC), `","ip":"`...)
 	b = append(c.IP.AppendTo(b), '"')
-	if c.Hostname != "" {
+	return appendCommitTail(b, c.Hostname, c.Expires, c.Renewal), nil
+}
+
+// appendCommitTail appends the fields both lease commits end with, and the closing brace.
+func appendCommitTail(b []byte, hostname string, expires time.Time, renewal bool) []byte {
+	if hostname != "" {
 		b = append(b, `,"hostname":"`...)
-		b = append(append(b, c.Hostname...), '"')
+		b = append(append(b, hostname...), '"')
 	}
 	b = append(b, `,"expires":`...)
-	b = appendTime(b, c.Expires)
-	if c.Renewal {
+	b = appendTime(b, expires)
+	if renewal {
 		b = append(b, `,"renewal":true`...)
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // AppendJSON appends c as json.Marshal writes it (a store.JSONAppender, for the log).
@@ -97,16 +102,7 @@ func (c CommitLease6) AppendJSON(b []byte) ([]byte, error) {
 	if c.Length != 0 {
 		b = strconv.AppendInt(append(b, `,"length":`...), int64(c.Length), 10)
 	}
-	if c.Hostname != "" {
-		b = append(b, `,"hostname":"`...)
-		b = append(append(b, c.Hostname...), '"')
-	}
-	b = append(b, `,"expires":`...)
-	b = appendTime(b, c.Expires)
-	if c.Renewal {
-		b = append(b, `,"renewal":true`...)
-	}
-	return append(b, '}'), nil
+	return appendCommitTail(b, c.Hostname, c.Expires, c.Renewal), nil
 }
 
 // AppendJSON appends e as json.Marshal writes it (a store.JSONAppender, for the
