@@ -26,6 +26,11 @@ func clientFlags(fs *flag.FlagSet) func() (*client.Client, error) {
 // connectFlags is clientFlags for a command that may need no token (anonymous).
 func connectFlags(fs *flag.FlagSet) func(anonymous bool) (*client.Client, error) {
 	api := fs.String("api", envOr("INFRAD_API", "http://127.0.0.1:8080"), "the infrad API, https:// when it listens off loopback ($INFRAD_API)")
+	return connectTo(fs, api)
+}
+
+// connectTo is connectFlags for a command whose own flag gives the API's address.
+func connectTo(fs *flag.FlagSet, api *string) func(anonymous bool) (*client.Client, error) {
 	token := fs.String("token", os.Getenv("INFRAD_TOKEN"), "the API token ($INFRAD_TOKEN; default: the data directory's api-token)")
 	caFile := fs.String("ca", os.Getenv("INFRAD_CA"), "the site's root certificate, for an https API ($INFRAD_CA; default: the data directory's ca/root.crt)")
 	data := fs.String("data", "", "the data directory whose api-token and ca/root.crt to use (default: ./data, then /var/lib/infrad)")

@@ -72,6 +72,7 @@ type BuildInfo struct {
 type SiteInfo struct {
 	Source     string         `json:"source"`
 	Domain     string         `json:"domain"`
+	TTL        uint32         `json:"ttl"` // dns.ttl: what a record without its own is served at
 	LoadedAt   time.Time      `json:"loaded_at"`
 	Kubernetes export.Cluster `json:"kubernetes"` // what infrad export kubeadm writes
 	MetalLB    struct {

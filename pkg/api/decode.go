@@ -17,7 +17,12 @@ const maxBody = 1 << 20
 // the wrong type, trailing data and bodies over maxBody are refused with the error
 // the client needs: 400, 413 for size, or 408 for a body that did not arrive in time.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	return decodeUpTo(w, r, v, maxBody)
+}
+
+// decodeUpTo is decode of a body of at most limit bytes.
+func decodeUpTo(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -35,7 +40,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		w.Header().Set("Connection", "close")
 		return errorf(http.StatusRequestTimeout, "request_timeout", "the body did not arrive within the server's read timeout")
 	case errors.As(err, &tooBig):
-		return errorf(http.StatusRequestEntityTooLarge, "too_large", "the body is larger than %d bytes", maxBody)
+		return errorf(http.StatusRequestEntityTooLarge, "too_large", "the body is larger than %d bytes", limit)
 	case errors.Is(err, io.EOF):
 		return errorf(http.StatusBadRequest, "malformed", "the body is empty: want a JSON object")
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):

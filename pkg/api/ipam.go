@@ -29,6 +29,8 @@ func (s *Server) ipamRoutes(r chi.Router) {
 	r.Post("/dns/records", s.handle(s.createRecord))
 	r.Get("/dns/records/{id}", s.handle(s.getRecord))
 	r.Delete("/dns/records/{id}", s.handle(s.deleteRecord))
+
+	r.Post("/import", s.handle(s.importSite))
 }
 
 // reply writes v with status, or returns err.

@@ -5,6 +5,7 @@
 package client
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -126,6 +127,19 @@ func (c *Client) Get(path string, v any) error {
 		return err
 	}
 	return DecodeJSON(resp, v)
+}
+
+// PostJSON posts v as JSON to path and decodes the answer into out.
+func (c *Client) PostJSON(path string, v, out any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(http.MethodPost, path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	return DecodeJSON(resp, out)
 }
 
 // DecodeJSON decodes resp's body into v and closes it.

@@ -447,7 +447,7 @@ func (d *Daemon) siteInfo() api.SiteInfo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	k := d.site.Kubernetes
-	info := api.SiteInfo{Source: d.site.Source, Domain: string(d.site.Domain), LoadedAt: d.loadedAt,
+	info := api.SiteInfo{Source: d.site.Source, Domain: string(d.site.Domain), TTL: d.site.DNS.TTL, LoadedAt: d.loadedAt,
 		Kubernetes: export.Cluster{Endpoint: k.String(), ClusterName: k.ClusterName, DNSDomain: strings.TrimSuffix(string(k.DNSDomain), ".")},
 		Servers:    d.site.NameServers()}
 	if b := d.site.MetalLB.BGP; b != nil {

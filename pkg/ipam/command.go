@@ -43,7 +43,7 @@ func init() {
 		PutSubnet{}, DeleteSubnet{}, PutHost{}, DeleteHost{}, AllocateHost{}, PutRecord{}, DeleteRecord{},
 		UpdateRecords{}, Reconcile{}, CommitLease{}, ReleaseLease{}, DeclineLease{}, ExpireLeases{}, TableWrite{},
 		PinLease{}, PutToken{}, DeleteToken{}, Resign{}, SetDHCPServers{}, SettleEnds{}, ReleaseClientLease{}, TrackGrants{},
-		BootHost{}, EnrolSSHHost{}, IssueSSHCert{}, RevokeSSHCert{}, CommitLease6{}, ReleaseLease6{}, DeclineLease6{},
+		BootHost{}, EnrolSSHHost{}, IssueSSHCert{}, RevokeSSHCert{}, CommitLease6{}, ReleaseLease6{}, DeclineLease6{}, Import{},
 	} {
 		t := reflect.TypeOf(c)
 		commandTypes[t.Name()] = t
