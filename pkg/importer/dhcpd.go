@@ -81,9 +81,9 @@ func parseISC(file string, data []byte) ([]stmt, error) {
 	stack := []frame{{}}
 	var cur stmt
 	line := 1
-	flush := func(p Pos) error {
+	flush := func() error {
 		if len(cur.words) > 0 {
-			return fmt.Errorf("%s: %q is not ended by \";\"", p, cur.String())
+			return fmt.Errorf("%s: %q is not ended by \";\"", cur.Pos, cur.String())
 		}
 		return nil
 	}
@@ -134,7 +134,7 @@ func parseISC(file string, data []byte) ([]stmt, error) {
 			cur = stmt{}
 			i++
 		case c == '}':
-			if err := flush(p); err != nil {
+			if err := flush(); err != nil {
 				return nil, err
 			}
 			if len(stack) == 1 {
@@ -160,7 +160,7 @@ func parseISC(file string, data []byte) ([]stmt, error) {
 			i = j
 		}
 	}
-	if err := flush(Pos{file, line}); err != nil {
+	if err := flush(); err != nil {
 		return nil, err
 	}
 	if len(stack) > 1 {
@@ -188,7 +188,12 @@ type dhcpdReader struct {
 type dhcpdScope struct {
 	options site.DHCPOptionsSpec
 	router  string
+	// group is what the enclosing groups set: their hosts' own options (a subnet's
+	// options are the subnet's, but a group of hosts may boot otherwise).
+	group dhcpdOptions
 }
+
+type dhcpdOptions = site.DHCPOptionsSpec
 
 func (s dhcpdScope) any() bool {
 	o := s.options
@@ -224,7 +229,15 @@ func (d *dhcpdReader) scope(stmts []stmt, outer *dhcpdScope, network string) err
 				return err
 			}
 		case "group":
-			if err := d.scope(s.block, &sc, network); err != nil {
+			inner := sc
+			for _, c := range s.block {
+				if !c.isBlk {
+					g := dhcpdScope{options: inner.group}
+					d.parameter(c, &g)
+					inner.group = g.options
+				}
+			}
+			if err := d.scope(s.block, &inner, network); err != nil {
 				return err
 			}
 		case "host":
@@ -410,7 +423,7 @@ func (d *dhcpdReader) subnet(s stmt, outer *dhcpdScope, name string) error {
 // host translates a host block: its MAC, fixed address and name.
 func (d *dhcpdReader) host(s stmt, sc *dhcpdScope) {
 	h := hostItem{HostSpec: site.HostSpec{Name: strings.Trim(s.arg(1), `"`)}}
-	hostOpts := dhcpdScope{}
+	hostOpts := dhcpdScope{options: sc.group}
 	for _, c := range s.block {
 		switch c.arg(0) {
 		case "hardware":

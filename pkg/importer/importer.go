@@ -232,6 +232,9 @@ func (b *builder) record(p Pos, r site.RecordSpec) {
 // into records, and hosts without an address into notes.
 func (b *builder) finish() *Site {
 	s := &b.s
+	if s.Domain == "" {
+		s.Domain = b.opts.Domain
+	}
 	s.Domain = strings.TrimSuffix(strings.ToLower(s.Domain), ".")
 	domain := s.Domain
 	if b.opts.Domain != "" {
@@ -297,7 +300,9 @@ func (b *builder) finish() *Site {
 		v := r.v
 		fqdn := absolute(v.Name, domain)
 		v.Name = relative(fqdn, domain, false)
-		if strings.HasSuffix(v.Name, ".") {
+		if a, err := addrOfReverse(fqdn); err == nil && inSubnet(a.String()) {
+			// a reverse name of a subnet's: infrad serves its reverse zone
+		} else if strings.HasSuffix(v.Name, ".") {
 			b.needZone(r.Pos, fqdn, domain)
 		}
 		switch v.Type {

@@ -225,6 +225,7 @@ func (b *builder) netboxCSV(path string, n *netboxData) error {
 	if n.macs == nil {
 		n.macs = map[string]string{}
 	}
+	noted := false
 	for i, row := range rows[1:] {
 		p := Pos{path, i + 2}
 		switch {
@@ -249,6 +250,9 @@ func (b *builder) netboxCSV(path string, n *netboxData) error {
 				Role: choice(field(row, "role")), Description: field(row, "description")}
 			if mac := field(row, "mac_address", "mac"); mac != "" {
 				n.macs[v.Address] = mac
+			} else if field(row, "assigned_object_id", "interface", "assigned") != "" && !noted {
+				b.notef(p, "the export names the addresses' interfaces but not their MACs: hosts are made without a DHCP reservation (add a MAC column, or import from the API)")
+				noted = true
 			}
 			n.addresses = append(n.addresses, item[nbAddress]{p, v})
 		}

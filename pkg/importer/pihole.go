@@ -50,10 +50,15 @@ func (b *builder) setupVars(path string, data []byte, d *dnsmasqReader) error {
 	vars := map[string]string{}
 	at := map[string]Pos{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
+	read := map[string]bool{"PIHOLE_DOMAIN": true, "DHCP_ACTIVE": true, "DHCP_START": true, "DHCP_END": true, "DHCP_ROUTER": true, "DHCP_LEASETIME": true}
 	for n := 1; sc.Scan(); n++ {
 		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
-		if ok {
-			vars[k], at[k] = strings.Trim(v, `"'`), Pos{path, n}
+		if !ok {
+			continue
+		}
+		vars[k], at[k] = strings.Trim(v, `"'`), Pos{path, n}
+		if !read[k] && !strings.HasPrefix(k, "PIHOLE_DNS_") {
+			b.notef(at[k], "%s: not translated (a setting of Pi-hole's own)", k)
 		}
 	}
 	for _, k := range []string{"PIHOLE_DNS_1", "PIHOLE_DNS_2", "PIHOLE_DNS_3", "PIHOLE_DNS_4"} {
@@ -119,6 +124,29 @@ func (b *builder) piholeTOML(path string, data []byte) error {
 			}
 		}
 		return Pos{path, 0}
+	}
+	// What else the file sets: the settings a user changed (Pi-hole marks them) each
+	// with its line, the defaults counted.
+	defaults := 0
+	for _, key := range md.Undecoded() {
+		if key.String() == "dns.domain.local" || key.String() == "dns.domain.name" {
+			continue
+		}
+		p := Pos{path, 0}
+		for i, l := range lines {
+			if strings.HasPrefix(strings.TrimSpace(l), key[len(key)-1]+" =") {
+				p.Line = i + 1
+				break
+			}
+		}
+		if p.Line > 0 && strings.Contains(lines[p.Line-1], "CHANGED") {
+			b.notef(p, "%s: not translated (a setting of Pi-hole's own)", key)
+		} else {
+			defaults++
+		}
+	}
+	if defaults > 0 {
+		b.notef(Pos{path, 0}, "%d more settings at Pi-hole's defaults: not translated", defaults)
 	}
 	// dns.domain is a string in Pi-hole 6.0, a table {name, local} after it.
 	var domain string

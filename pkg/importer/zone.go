@@ -192,6 +192,9 @@ func (b *builder) zone(origin string, rrs []positioned) {
 			nets = append(nets, p)
 		}
 	}
+	if len(nets) == 0 && len(addrs) > 0 && !reverse {
+		b.notef(Pos{rrs[0].File, 0}, "no subnet is known, so every address record stays a record: import into a site file with its subnets (-c, --to) or into a running infrad (--api) to make the names in them hosts, whose PTR records follow")
+	}
 	for _, p := range rrs {
 		rr := p.rr
 		h := rr.Header()
