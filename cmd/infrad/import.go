@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -129,17 +130,24 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 		if err != nil && !(errors.Is(err, os.ErrNotExist) && *to != "") {
 			return fail(err)
 		}
-		if len(base) > 0 {
-			s, err := config.Parse(file, base)
-			if err != nil {
-				return fail(fmt.Errorf("the site file must be valid before an import goes into it:\n%v", err))
-			}
-			opts.Domain = strings.TrimSuffix(string(s.Domain), ".")
-			for _, sn := range s.Subnets {
-				opts.Subnets = append(opts.Subnets, sn.CIDR)
-			}
-			if setsTTL(base) {
-				opts.TTL = int(s.DNS.TTL)
+		// What the import needs of the file, read as written: the file is checked
+		// with the import in it (it may lack what the import brings, its domain).
+		var f struct {
+			Domain string `yaml:"domain"`
+			DNS    struct {
+				TTL int `yaml:"ttl"`
+			} `yaml:"dns"`
+			Subnets []struct {
+				CIDR string `yaml:"cidr"`
+			} `yaml:"subnets"`
+		}
+		if err := yaml.Unmarshal(base, &f); err != nil {
+			return fail(fmt.Errorf("%s: %w", file, err))
+		}
+		opts.Domain, opts.TTL = strings.TrimSuffix(f.Domain, "."), f.DNS.TTL
+		for _, sn := range f.Subnets {
+			if p, err := netip.ParsePrefix(sn.CIDR); err == nil {
+				opts.Subnets = append(opts.Subnets, p)
 			}
 		}
 	}
@@ -275,16 +283,6 @@ func orWhole(path string) string {
 		return "(the site)"
 	}
 	return path
-}
-
-// setsTTL reports whether a site file gives dns.ttl itself.
-func setsTTL(data []byte) bool {
-	var f struct {
-		DNS struct {
-			TTL *int `yaml:"ttl"`
-		} `yaml:"dns"`
-	}
-	return yaml.Unmarshal(data, &f) == nil && f.DNS.TTL != nil
 }
 
 // writeAtomically replaces path with data, or leaves it as it was.

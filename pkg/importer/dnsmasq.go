@@ -180,6 +180,7 @@ func (d *dnsmasqReader) directive(p Pos, key, value, dir string) error {
 		}
 		target := f[len(f)-1]
 		for _, alias := range f[:len(f)-1] {
+			d.bare(p, key, alias)
 			b.record(p, site.RecordSpec{Name: alias, Type: "CNAME", Value: target, TTL: ttl})
 		}
 	case "srv-host":
@@ -474,11 +475,22 @@ func (d *dnsmasqReader) hostRecord(p Pos, value string) error {
 	if h.Name == "" {
 		return fmt.Errorf("%s: host-record=%s: no name", p, value)
 	}
+	d.bare(p, "host-record", h.Name)
 	if h.IP == "" {
 		h.IP, h.IP6 = h.IP6, ""
 	}
 	d.b.host(p, h)
 	return nil
+}
+
+// bare notes a name without a dot where dnsmasq takes names as they are written
+// (expand-hosts adds the domain to the hosts files' names alone): dnsmasq serves it at
+// the root, which clients reach through their search domain; infrad serves it under
+// the domain, which they reach the same way.
+func (d *dnsmasqReader) bare(p Pos, key, name string) {
+	if !strings.Contains(name, ".") {
+		d.b.notef(p, "%s: %s is a bare name, which dnsmasq serves as it is (%s.), not under the domain: infrad serves it under the domain", key, name, name)
+	}
 }
 
 // done makes the subnets of the ranges, with the options that apply to all of them.

@@ -1,0 +1,375 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/infrad/infrad/internal/testenv"
+)
+
+// importdata is the importer's testdata: sources shaped like the ones users post.
+const importdata = "../../pkg/importer/testdata"
+
+// copyTestdata copies the importer's testdata files into dir.
+func copyTestdata(t *testing.T, dir string, files ...string) {
+	t.Helper()
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(importdata, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runImport runs `infrad import` in the server namespace ns ("": here) and returns
+// its output and exit code.
+func runImport(t *testing.T, ns string, args ...string) (string, int) {
+	t.Helper()
+	argv := append([]string{binary, "import"}, args...)
+	if ns != "" {
+		argv = append([]string{"ip", "netns", "exec", ns}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	out, err := cmd.CombinedOutput()
+	if err != nil && cmd.ProcessState == nil {
+		t.Fatal(err)
+	}
+	return string(out), cmd.ProcessState.ExitCode()
+}
+
+// reserved runs dhclient as each MAC in turn and returns the address each is given.
+func (l *lab) reserved(t *testing.T, dir string, macs []string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	for _, mac := range macs {
+		l.setMAC(t, mac)
+		c := l.dhclient(t, filepath.Join(dir, mac), "", "-d", "-1")
+		testenv.WaitFor(t, mac+" bound", func() bool { return c.got("BOUND") != nil })
+		got[mac] = c.got("BOUND")["new_ip_address"]
+		c.stop()
+	}
+	return got
+}
+
+// answers asks the server on 127.0.0.1:1053 in the lab's server namespace each
+// question, and returns the answers, each sorted.
+func (l *lab) answers(questions [][]string) map[string]string {
+	got := map[string]string{}
+	for _, q := range questions {
+		lines := strings.Split(l.dig(q...), "\n")
+		slices.Sort(lines)
+		got[strings.Join(q, " ")] = strings.Join(lines, " | ")
+	}
+	return got
+}
+
+// TestImportFromDnsmasq moves a dnsmasq site into infrad with one command: dnsmasq
+// itself serves the configuration first, then infrad serves what the import wrote,
+// and dhclient and dig see the same reserved addresses and the same answers.
+func TestImportFromDnsmasq(t *testing.T) {
+	testenv.NeedRoot(t, "ip", "dnsmasq", "dhclient", "dig")
+	l := newLab(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "dnsmasq")
+	os.MkdirAll(src, 0o755)
+	copyTestdata(t, src, "dnsmasq/dnsmasq.conf", "dnsmasq/lab.hosts")
+	conf := filepath.Join(src, "dnsmasq.conf")
+	// dnsmasq opens addn-hosts from its working directory: give it the file's path.
+	raw, _ := os.ReadFile(conf)
+	os.WriteFile(conf, bytes.ReplaceAll(raw, []byte("addn-hosts=lab.hosts"), []byte("addn-hosts="+filepath.Join(src, "lab.hosts"))), 0o644)
+
+	macs := []string{"52:54:00:77:00:10", "52:54:00:77:00:11", "52:54:00:77:00:21", "52:54:00:77:00:22"}
+	questions := [][]string{
+		{"cp01.lab.test"}, {"cp02.lab.test"}, {"worker01.lab.test"}, {"worker02.lab.test"}, {"infra.lab.test"},
+		{"mon.lab.test"}, {"mail.lab.test"}, {"registry.lab.test"}, {"outside.lab.test"},
+		{"apps.lab.test"}, {"grafana.apps.lab.test"}, {"grafana.lab.test"}, {"docs.lab.test"},
+		{"_etcd-server-ssl._tcp.lab.test", "SRV"}, {"lab.test", "TXT"}, {"lab.test", "MX"},
+		{"-x", "10.77.0.1"}, {"-x", "10.77.0.10"}, {"-x", "10.77.0.22"}, {"-x", "10.77.0.30"},
+	}
+
+	// Before: dnsmasq serves the lab.
+	dnsmasq := startCmd(t, dir, "ip", "netns", "exec", l.srv, "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--user=root",
+		"--conf-file="+conf, "--port=1053", "--listen-address=127.0.0.1", "--interface=br0", "--bind-interfaces",
+		"--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--pid-file="+filepath.Join(dir, "dnsmasq.pid"))
+	testenv.WaitFor(t, "dnsmasq answering", func() bool { return l.dig("infra.lab.test") != "" })
+	before := l.reserved(t, filepath.Join(dir, "before"), macs)
+	beforeAnswers := l.answers(questions) // (dnsmasq names a dhcp-host once it has leased: now)
+	dnsmasq.cmd.Process.Signal(syscall.SIGTERM)
+	<-dnsmasq.done
+
+	// The move: one command writes the site file, which validate accepts.
+	site := filepath.Join(dir, "site.yaml")
+	os.WriteFile(site, fmt.Appendf(nil, "data_dir: %s\n%sdhcp: {interfaces: [br0]}\n", filepath.Join(dir, "data"), labServices), 0o644)
+	out, code := runImport(t, "", "dnsmasq", conf, "--to", site)
+	if code != 0 {
+		t.Fatalf("infrad import: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"+ host cp01 10.77.0.10 52:54:00:77:00:10  (" + conf + ":24)", "? " + conf + ":40: log-queries: left out", "wrote " + site} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the import's plan lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := exec.Command(binary, "validate", "-c", site).CombinedOutput(); err != nil {
+		t.Fatalf("infrad validate: %v\n%s", err, out)
+	}
+
+	// After: infrad serves what the import wrote.
+	l.serveIn(t, dir)
+	after := l.reserved(t, filepath.Join(dir, "after"), macs)
+	for _, mac := range macs {
+		if before[mac] == "" || after[mac] != before[mac] {
+			t.Errorf("%s: dnsmasq gave %q, infrad gives %q", mac, before[mac], after[mac])
+		}
+	}
+	afterAnswers := l.answers(questions)
+	for _, q := range questions {
+		k := strings.Join(q, " ")
+		if beforeAnswers[k] == "" || afterAnswers[k] != beforeAnswers[k] {
+			t.Errorf("dig %s: dnsmasq answered %q, infrad answers %q", k, beforeAnswers[k], afterAnswers[k])
+		}
+	}
+}
+
+// TestImportFromDhcpd moves an ISC dhcpd site, with its lease file, into a running
+// infrad in one command: the clients dhcpd leased addresses to keep them (dhclient's
+// INIT-REBOOT is answered with the same address), and the reserved ones get theirs.
+func TestImportFromDhcpd(t *testing.T) {
+	testenv.NeedRoot(t, "ip", "dhcpd", "dhclient", "dig", "curl")
+	l := newLab(t)
+	dir := t.TempDir()
+	copyTestdata(t, dir, "dhcpd/dhcpd.conf")
+	conf, leases := filepath.Join(dir, "dhcpd.conf"), filepath.Join(dir, "dhcpd.leases")
+	os.WriteFile(leases, nil, 0o644)
+
+	// Before: dhcpd serves the lab; two clients take pool leases, cp01 its address.
+	dhcpd := startCmd(t, dir, "ip", "netns", "exec", l.srv, "dhcpd", "-4", "-f", "-d", "-cf", conf, "-lf", leases, "-pf", filepath.Join(dir, "dhcpd.pid"), "br0")
+	pool := map[string]string{"52:54:00:77:01:05": "laptop", "52:54:00:77:01:07": "phone"}
+	before := map[string]string{}
+	for mac, name := range pool {
+		l.setMAC(t, mac)
+		c := l.dhclient(t, filepath.Join(dir, mac), name, "-d", "-1")
+		testenv.WaitFor(t, name+" bound by dhcpd, its lease written down", func() bool {
+			lf, _ := os.ReadFile(filepath.Join(dir, mac, "leases")) // (dhclient writes it after its script)
+			return c.got("BOUND") != nil && bytes.Contains(lf, []byte("fixed-address"))
+		})
+		before[mac] = c.got("BOUND")["new_ip_address"]
+		c.stop() // no release: the client means to come back
+	}
+	cp01 := l.reserved(t, filepath.Join(dir, "cp01-before"), []string{"52:54:00:77:00:10"})["52:54:00:77:00:10"]
+	dhcpd.cmd.Process.Signal(syscall.SIGTERM)
+	<-dhcpd.done
+	if cp01 != "10.77.0.10" || before["52:54:00:77:01:05"] == "" || before["52:54:00:77:01:07"] == "" {
+		t.Fatalf("dhcpd gave cp01 %q and the pool clients %v", cp01, before)
+	}
+
+	// The move: infrad runs with the lab's services and no subnet; one command brings
+	// dhcpd's subnets, hosts and live leases in.
+	os.WriteFile(filepath.Join(dir, "site.yaml"), fmt.Appendf(nil, "domain: lab.test\ndata_dir: %s\n%sdhcp: {interfaces: [br0]}\n", filepath.Join(dir, "data"), labServices), 0o644)
+	l.serveIn(t, dir)
+	out, code := runImport(t, l.srv, "dhcpd", conf, leases, "--api", "--data", filepath.Join(dir, "data"))
+	if code != 0 || !strings.Contains(out, "imported through http://127.0.0.1:8080: 2 subnets, 3 hosts, 0 records, 2 leases") {
+		t.Fatalf("infrad import --api: exit %d\n%s", code, out)
+	}
+
+	// The leases are infrad's now: listed with their clients, and another client
+	// asking for the laptop's address is given another.
+	for _, ls := range l.leases(t, dir) {
+		if mac, ok := map[string]string{before["52:54:00:77:01:05"]: "52:54:00:77:01:05", before["52:54:00:77:01:07"]: "52:54:00:77:01:07"}[ls.IP]; ok && ls.MAC != mac {
+			t.Errorf("lease of %s: got %s, want dhcpd's client %s", ls.IP, ls.MAC, mac)
+		}
+	}
+	l.setMAC(t, "52:54:00:77:01:99")
+	args := l.dhclientArgs(t, filepath.Join(dir, "intruder"), "intruder", "-d", "-1")
+	cf, _ := os.OpenFile(filepath.Join(dir, "intruder", "dhclient.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	fmt.Fprintf(cf, "send dhcp-requested-address %s;\n", before["52:54:00:77:01:05"])
+	cf.Close()
+	intruder := &dhclient{dir: filepath.Join(dir, "intruder"), p: startCmd(t, dir, "ip", args...)}
+	// (dhclient asks for the address in every message, its REQUEST of what it is
+	// offered too: infrad refuses that with a NAK.)
+	testenv.WaitFor(t, "the intruder answered", func() bool {
+		return intruder.got("BOUND") != nil || strings.Contains(intruder.p.output.String(), "DHCPNAK")
+	})
+	if got := intruder.got("BOUND")["new_ip_address"]; got == before["52:54:00:77:01:05"] {
+		t.Errorf("another client asked for the laptop's imported lease %s and was given it", got)
+	}
+	intruder.stop()
+
+	// After: each pool client comes back with INIT-REBOOT and keeps its address.
+	for mac, name := range pool {
+		l.setMAC(t, mac)
+		for _, reason := range []string{"reasons", "PREINIT", "BOUND"} { // (its lease file stays)
+			os.Remove(filepath.Join(dir, mac, reason))
+		}
+		c := l.dhclient(t, filepath.Join(dir, mac), name, "-d", "-1")
+		testenv.WaitFor(t, name+" back", func() bool { return c.got("REBOOT") != nil || c.got("BOUND") != nil })
+		got := c.got("REBOOT")
+		c.stop()
+		if got == nil || got["new_ip_address"] != before[mac] {
+			t.Errorf("%s (%s): dhcpd leased %s; after the move, INIT-REBOOT got %v (reasons: %s)", name, mac, before[mac], got, c.reasons())
+		}
+	}
+	if got := l.reserved(t, filepath.Join(dir, "cp01-after"), []string{"52:54:00:77:00:10"})["52:54:00:77:00:10"]; got != "10.77.0.10" {
+		t.Errorf("cp01: got %s after the move, want its fixed-address 10.77.0.10", got)
+	}
+	if got := l.dig("laptop.lab.test"); got != before["52:54:00:77:01:05"] {
+		t.Errorf("laptop.lab.test: got %q, want the imported lease's %s", got, before["52:54:00:77:01:05"])
+	}
+	var log struct {
+		Changes []struct{ Source, Command string }
+	}
+	l.api(t, dir, "/api/v1/changes?limit=100", &log)
+	imports := slices.DeleteFunc(log.Changes, func(e struct{ Source, Command string }) bool { return e.Command != "Import" })
+	if len(imports) != 1 || !strings.HasPrefix(imports[0].Source, "import dhcpd") {
+		t.Errorf("the change log's imports: got %+v, want one, by \"import dhcpd\"", imports)
+	}
+}
+
+// TestImportFromBIND transfers a zone from BIND (with TSIG) into a site file; infrad
+// serving it transfers the same records as BIND, but for what infrad owns itself (the
+// SOA, the apex NS and its glue) and what the import named as not translated.
+func TestImportFromBIND(t *testing.T) {
+	testenv.Need(t, "named")
+	dir := t.TempDir()
+	copyTestdata(t, dir, "zone/db.lab.test", "zone/db.0.77.10.in-addr.arpa")
+	const secret = "c2VjcmV0LXRyYW5zZmVyLWtleS0xMjM0NTY3ODkwYWI="
+	bindPort := testenv.FreePort(t)
+	conf := fmt.Sprintf(`key "xfer" { algorithm hmac-sha256; secret %q; };
+options {
+	directory %q;
+	pid-file none;
+	listen-on port %d { 127.0.0.1; };
+	listen-on-v6 { none; };
+	recursion no;
+	dnssec-validation no;
+	allow-transfer { key xfer; };
+};
+controls { };
+zone "lab.test" { type primary; file "db.lab.test"; };
+zone "0.77.10.in-addr.arpa" { type primary; file "db.0.77.10.in-addr.arpa"; };
+`, secret, dir, bindPort)
+	os.WriteFile(filepath.Join(dir, "named.conf"), []byte(conf), 0o644)
+	named := testenv.Start(t, exec.Command("named", "-g", "-c", filepath.Join(dir, "named.conf")))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("named:\n%s", named)
+		}
+	})
+	bind := fmt.Sprintf("127.0.0.1:%d", bindPort)
+	tsig := "xfer:hmac-sha256:" + secret
+	testenv.WaitFor(t, "BIND serving lab.test", func() bool { _, err := axfr(bind, "lab.test.", tsig); return err == nil })
+
+	// An unsigned transfer is refused by BIND, and the import says so, changing nothing.
+	site := filepath.Join(dir, "site.yaml")
+	dnsPort := testenv.FreePort(t)
+	starter := fmt.Sprintf(`domain: lab.test
+data_dir: %s
+api: {listen: "127.0.0.1:%d"}
+dns: {listen: ["127.0.0.1:%d"], advertise: 10.77.0.1, transfer_from: [127.0.0.0/8]}
+ntp: {listen: ["127.0.0.1:%d"], local_stratum: 10, chronyd: none}
+ca: {listen: "127.0.0.1:%d"}
+subnets:
+  - {name: lab, cidr: 10.77.0.0/24}
+  - {name: lab6, cidr: "fd00:77::/64"}
+`, filepath.Join(dir, "data"), testenv.FreePort(t), dnsPort, testenv.FreePort(t), testenv.FreePort(t))
+	os.WriteFile(site, []byte(starter), 0o644)
+	if out, code := runImport(t, "", "zone", "axfr://"+bind+"/lab.test", "--to", site); code == 0 || !strings.Contains(out, "transfer lab.test.") {
+		t.Errorf("an unsigned transfer: exit %d, want a failure naming the transfer\n%s", code, out)
+	}
+	if got, _ := os.ReadFile(site); string(got) != starter {
+		t.Errorf("a failed import changed the site file:\n%s", got)
+	}
+
+	out, code := runImport(t, "", "zone", "axfr://"+bind+"/lab.test", "axfr://"+bind+"/0.77.10.in-addr.arpa", "--tsig", tsig, "--to", site)
+	if code != 0 {
+		t.Fatalf("infrad import zone: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"+ host cp03 10.77.0.12 fd00:77::12", "+ record api A 10.77.0.100", "CAA record of lab.test.: not translated"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the plan lacks %q:\n%s", want, out)
+		}
+	}
+	start(t, dir, "serve", "-c", site)
+	infrad := fmt.Sprintf("127.0.0.1:%d", dnsPort)
+	testenv.WaitFor(t, "infrad serving lab.test", func() bool { _, err := axfr(infrad, "lab.test.", ""); return err == nil })
+
+	// What BIND serves that infrad does not, by design: its SOA and apex NS (infrad's
+	// are its own), and what the import named as not translated (the delegation of
+	// dev.lab.test and the CAA record).
+	skipBIND := func(rr dns.RR) bool {
+		h := rr.Header()
+		return h.Rrtype == dns.TypeSOA || h.Rrtype == dns.TypeCAA || h.Rrtype == dns.TypeNS
+	}
+	// What infrad serves that BIND does not: its SOA and NS, and the names it gives
+	// itself at dns.advertise (its name server's, its CA's, its NTP server's, its own).
+	own := []string{"ns.lab.test.", "ca.lab.test.", "ntp.lab.test.", "infrad.lab.test."}
+	skipInfrad := func(rr dns.RR) bool {
+		h := rr.Header()
+		return h.Rrtype == dns.TypeSOA || h.Rrtype == dns.TypeNS || slices.Contains(own, h.Name)
+	}
+	for _, zone := range []string{"lab.test.", "0.77.10.in-addr.arpa."} {
+		want, err := axfr(bind, zone, tsig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := axfr(infrad, zone, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, g := sortedRRs(want, skipBIND), sortedRRs(got, skipInfrad)
+		if !slices.Equal(g, w) {
+			t.Errorf("%s: BIND transfers\n%s\ninfrad transfers\n%s", zone, strings.Join(w, "\n"), strings.Join(g, "\n"))
+		}
+	}
+}
+
+// axfr transfers zone from server, signed with tsig ("name:alg:secret") when given.
+func axfr(server, zone, tsig string) ([]dns.RR, error) {
+	m := new(dns.Msg)
+	m.SetAxfr(zone)
+	tr := &dns.Transfer{DialTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second}
+	if tsig != "" {
+		f := strings.SplitN(tsig, ":", 3)
+		tr.TsigSecret = map[string]string{dns.Fqdn(f[0]): f[2]}
+		m.SetTsig(dns.Fqdn(f[0]), dns.Fqdn(f[1]), 300, time.Now().Unix())
+	}
+	env, err := tr.In(m, server)
+	if err != nil {
+		return nil, err
+	}
+	var rrs []dns.RR
+	for e := range env {
+		if e.Error != nil {
+			return nil, e.Error
+		}
+		rrs = append(rrs, e.RR...)
+	}
+	if len(rrs) == 0 {
+		return nil, fmt.Errorf("no records")
+	}
+	return rrs, nil
+}
+
+// sortedRRs is rrs in text, sorted, without those skip says.
+func sortedRRs(rrs []dns.RR, skip func(dns.RR) bool) []string {
+	var out []string
+	for _, rr := range rrs {
+		if !skip(rr) {
+			out = append(out, strings.ReplaceAll(rr.String(), "\t", " "))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
