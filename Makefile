@@ -12,7 +12,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # installs them; .ci/run does so on every clean machine. Tests that need a missing tool
 # skip, saying which, unless INFRAD_E2E=1, where it is a failure. `make test` runs
 # `make deps` first.
-DEPS := make git curl qemu-user-static skopeo ca-certificates iproute2 dnsutils bind9 bind9-utils knot unbound knot-dnsutils knot-dnssecutils nsd dnsperf isc-dhcp-client isc-dhcp-relay kea-admin kea-dhcp4-server chrony lego certbot openssl nodejs chromium python3-scapy qemu-system-x86 ovmf ipxe ipxe-qemu busybox-static linux-image-amd64 dnsmasq-base openssh-client openssh-server ndisc6 wide-dhcpv6-client dhcpcd-base kea-dhcp6-server systemd
+DEPS := make git curl qemu-user-static skopeo ca-certificates iproute2 dnsutils bind9 bind9-utils knot unbound knot-dnsutils knot-dnssecutils nsd dnsperf isc-dhcp-client isc-dhcp-relay kea-admin kea-dhcp4-server chrony lego certbot openssl nodejs chromium python3-scapy qemu-system-x86 ovmf ipxe ipxe-qemu busybox-static linux-image-amd64 dnsmasq-base openssh-client openssh-server ndisc6 wide-dhcpv6-client dhcpcd-base kea-dhcp6-server systemd isc-dhcp-server
 
 .PHONY: all build run test bench fuzz deps ui-deps check-go clean release
 

@@ -69,6 +69,7 @@ func exportSite(c *client.Client, server, kind string) (export.Site, error) {
 	}
 	s.Domain = strings.TrimSuffix(status.Site.Domain, ".")
 	s.Cluster, s.BGP, s.NTS = status.Site.Kubernetes, status.Site.MetalLB.BGP, status.Site.NTS
+	s.Zones, s.TTL, s.Forwarders, s.LeaseTime = status.Site.Zones, status.Site.TTL, status.Site.Forwarders, time.Duration(status.Site.LeaseTime)*time.Second
 	if err := c.Get("/api/v1/subnets", &s.Subnets); err != nil {
 		return s, err
 	}

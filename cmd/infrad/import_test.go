@@ -127,19 +127,38 @@ func TestImportFromDnsmasq(t *testing.T) {
 	}
 
 	// After: infrad serves what the import wrote.
-	l.serveIn(t, dir)
-	after := l.reserved(t, filepath.Join(dir, "after"), macs)
-	for _, mac := range macs {
-		if before[mac] == "" || after[mac] != before[mac] {
-			t.Errorf("%s: dnsmasq gave %q, infrad gives %q", mac, before[mac], after[mac])
+	infrad := l.serveIn(t, dir)
+	same := func(who, at string) {
+		t.Helper()
+		got := l.reserved(t, filepath.Join(dir, at), macs)
+		for _, mac := range macs {
+			if before[mac] == "" || got[mac] != before[mac] {
+				t.Errorf("%s: dnsmasq gave %q, %s gives %q", mac, before[mac], who, got[mac])
+			}
+		}
+		answers := l.answers(questions)
+		for _, q := range questions {
+			k := strings.Join(q, " ")
+			if beforeAnswers[k] == "" || answers[k] != beforeAnswers[k] {
+				t.Errorf("dig %s: dnsmasq answered %q, %s answers %q", k, beforeAnswers[k], who, answers[k])
+			}
 		}
 	}
-	afterAnswers := l.answers(questions)
-	for _, q := range questions {
-		k := strings.Join(q, " ")
-		if beforeAnswers[k] == "" || afterAnswers[k] != beforeAnswers[k] {
-			t.Errorf("dig %s: dnsmasq answered %q, infrad answers %q", k, beforeAnswers[k], afterAnswers[k])
-		}
+	same("infrad", "after")
+
+	// And back: dnsmasq serving infrad's export of the site gives the same again.
+	back := filepath.Join(dir, "back.conf")
+	exported := sh(t, "ip", "netns", "exec", l.srv, binary, "export", "--data", filepath.Join(dir, "data"), "dnsmasq")
+	os.WriteFile(back, []byte(exported), 0o644)
+	infrad.cmd.Process.Signal(syscall.SIGTERM)
+	<-infrad.done
+	startCmd(t, dir, "ip", "netns", "exec", l.srv, "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--user=root",
+		"--conf-file="+back, "--port=1053", "--listen-address=127.0.0.1", "--interface=br0", "--bind-interfaces",
+		"--dhcp-leasefile="+filepath.Join(dir, "back.leases"), "--pid-file="+filepath.Join(dir, "back.pid"))
+	testenv.WaitFor(t, "dnsmasq answering from the export", func() bool { return l.dig("infra.lab.test") != "" })
+	same("dnsmasq from infrad's export", "back")
+	if t.Failed() {
+		t.Logf("the export:\n%s", exported)
 	}
 }
 
@@ -227,6 +246,17 @@ func TestImportFromDhcpd(t *testing.T) {
 	if got := l.dig("laptop.lab.test"); got != before["52:54:00:77:01:05"] {
 		t.Errorf("laptop.lab.test: got %q, want the imported lease's %s", got, before["52:54:00:77:01:05"])
 	}
+	// The way back: infrad's export is a dhcpd.conf dhcpd takes, with cp01's reservation.
+	back := filepath.Join(dir, "back.conf")
+	exported := sh(t, "ip", "netns", "exec", l.srv, binary, "export", "--data", filepath.Join(dir, "data"), "dhcpd")
+	os.WriteFile(back, []byte(exported), 0o644)
+	if out, err := exec.Command("dhcpd", "-4", "-t", "-cf", back).CombinedOutput(); err != nil {
+		t.Errorf("dhcpd -t refuses infrad's export: %v\n%s\n%s", err, out, exported)
+	}
+	if !strings.Contains(exported, "host cp01 {\n  hardware ethernet 52:54:00:77:00:10;\n  fixed-address 10.77.0.10;") {
+		t.Errorf("the export lacks cp01's reservation:\n%s", exported)
+	}
+
 	var log struct {
 		Changes []struct{ Source, Command string }
 	}

@@ -72,7 +72,10 @@ type BuildInfo struct {
 type SiteInfo struct {
 	Source     string         `json:"source"`
 	Domain     string         `json:"domain"`
-	TTL        uint32         `json:"ttl"` // dns.ttl: what a record without its own is served at
+	TTL        uint32         `json:"ttl"`             // dns.ttl: what a record without its own is served at
+	Zones      []string       `json:"zones,omitempty"` // dns.zones, without their dots
+	Forwarders []string       `json:"forwarders,omitempty"`
+	LeaseTime  int            `json:"dhcp_lease_time"` // seconds
 	LoadedAt   time.Time      `json:"loaded_at"`
 	Kubernetes export.Cluster `json:"kubernetes"` // what infrad export kubeadm writes
 	MetalLB    struct {

@@ -450,6 +450,13 @@ func (d *Daemon) siteInfo() api.SiteInfo {
 	info := api.SiteInfo{Source: d.site.Source, Domain: string(d.site.Domain), TTL: d.site.DNS.TTL, LoadedAt: d.loadedAt,
 		Kubernetes: export.Cluster{Endpoint: k.String(), ClusterName: k.ClusterName, DNSDomain: strings.TrimSuffix(string(k.DNSDomain), ".")},
 		Servers:    d.site.NameServers()}
+	for _, z := range d.site.DNS.Zones {
+		info.Zones = append(info.Zones, strings.TrimSuffix(string(z), "."))
+	}
+	for _, f := range d.site.DNS.Forwarders {
+		info.Forwarders = append(info.Forwarders, f.String())
+	}
+	info.LeaseTime = int(d.site.DHCP.LeaseTime.Seconds())
 	if b := d.site.MetalLB.BGP; b != nil {
 		info.MetalLB.BGP = &export.BGP{MyASN: b.MyASN, PeerASN: b.PeerASN, PeerAddress: b.PeerAddress, PeerPort: b.PeerPort}
 	}

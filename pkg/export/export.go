@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/infrad/infrad/pkg/site"
 )
@@ -30,6 +31,11 @@ type Site struct {
 	NTS       *NTS     // nil: NTS is off
 	SSH       *SSH     // nil: the SSH CA's keys are not made yet
 	EAB       *EAB     // nil: the CA takes ACME accounts without external account binding
+	// What the way back (dnsmasq, dhcpd) carries besides the objects.
+	Zones      []string // further zones, without their dots
+	TTL        uint32   // dns.ttl
+	Forwarders []string // dns.forwarders, ADDRESS or ADDRESS:PORT
+	LeaseTime  time.Duration
 }
 
 // EAB is an external account binding key of the CA's, made for the export.
@@ -76,6 +82,8 @@ var Kinds = map[string]string{
 	"cloud-init":   "a cloud-config that trusts infrad's root and uses infrad for time and names",
 	"ssh":          "a known_hosts @cert-authority line, sshd's TrustedUserCAKeys and an sshd_config snippet with the KRL",
 	"ds":           "the DS records of the zones infrad signs (dns.dnssec), for their parent zone or a validating resolver's trust anchors",
+	"dnsmasq":      "the site as a dnsmasq.conf: ranges, options, reservations, hosts and records (the way back from infrad import dnsmasq)",
+	"dhcpd":        "the site's IPv4 subnets and reservations as an ISC dhcpd.conf (the way back from infrad import dhcpd)",
 }
 
 // Render writes the export kind of s.
@@ -97,6 +105,10 @@ func Render(kind string, s Site) (string, error) {
 		return kubeadm(s)
 	case "chrony":
 		return chrony(s), nil
+	case "dnsmasq":
+		return dnsmasq(s), nil
+	case "dhcpd":
+		return dhcpd(s), nil
 	case "ds":
 		if len(s.DS) == 0 {
 			return "", fmt.Errorf("no zone is signed: DNSSEC is off (dns.dnssec), or its keys are not made yet (see /readyz)")

@@ -2,6 +2,7 @@ package importer
 
 import (
 	"bufio"
+	"cmp"
 	"bytes"
 	"encoding/csv"
 	"fmt"
@@ -63,11 +64,44 @@ func (b *builder) dnsmasq(files []string) error {
 type dnsmasqReader struct {
 	b         *builder
 	seen      map[string]bool
-	options   site.DHCPOptionsSpec // dhcp-option without a tag: every subnet's
-	router    string
-	optionPos Pos
+	all       dnsmasqOptions // dhcp-option without a tag: every subnet's
+	tagged    map[string]*dnsmasqOptions
 	ranges    []dnsmasqRange
+	hostTags  map[string]item[string] // a dhcp-host's set: tag, by its MAC
 	leaseTime []item[string]
+}
+
+// dnsmasqOptions are the DHCP options given to every client, or to those of a tag.
+type dnsmasqOptions struct {
+	Pos    // the first line that gives one
+	spec   site.DHCPOptionsSpec
+	router string
+	used   bool // a subnet or a host took them
+}
+
+func (o *dnsmasqOptions) any() bool {
+	s := o.spec
+	return len(s.DNS)+len(s.NTP)+len(s.Search) > 0 || s.MTU != 0 || s.NextServer != "" || s.BootFile != ""
+}
+
+// optionsFor are the options of the tag in f[0] ("tag:lab"), with f[0] dropped, or
+// every client's.
+func (d *dnsmasqReader) optionsFor(p Pos, f []string) (*dnsmasqOptions, []string) {
+	o := &d.all
+	if len(f) > 0 && strings.HasPrefix(f[0], "tag:") {
+		if d.tagged == nil {
+			d.tagged = map[string]*dnsmasqOptions{}
+		}
+		if o = d.tagged[f[0][4:]]; o == nil {
+			o = &dnsmasqOptions{}
+			d.tagged[f[0][4:]] = o
+		}
+		f = f[1:]
+	}
+	if o.File == "" {
+		o.Pos = p
+	}
+	return o, f
 }
 
 type dnsmasqRange struct {
@@ -153,18 +187,13 @@ func (d *dnsmasqReader) directive(p Pos, key, value, dir string) error {
 	case "dhcp-option", "dhcp-option-force":
 		return d.dhcpOption(p, value)
 	case "dhcp-boot":
-		f := splitList(value)
-		if len(f) > 0 && strings.HasPrefix(f[0], "tag:") {
-			b.notef(p, "dhcp-boot for %s alone: not translated (boot profiles choose by host or subnet)", f[0])
-			return nil
-		}
+		o, f := d.optionsFor(p, splitList(value))
 		if len(f) > 0 {
-			d.options.BootFile = f[0]
+			o.spec.BootFile = f[0]
 		}
 		if len(f) > 2 {
-			d.options.NextServer = f[2]
+			o.spec.NextServer = f[2]
 		}
-		d.optionPos = p
 	case "address":
 		return d.address(p, value)
 	case "host-record":
@@ -299,6 +328,7 @@ var macRe = regexp.MustCompile(`^([0-9a-fA-F*]{1,2}[:-]){5}[0-9a-fA-F*]{1,2}$`)
 func (d *dnsmasqReader) dhcpHost(p Pos, value string) error {
 	var h hostItem
 	var macs []string
+	var tag string
 	for _, f := range splitList(value) {
 		switch {
 		case macRe.MatchString(f):
@@ -313,7 +343,9 @@ func (d *dnsmasqReader) dhcpHost(p Pos, value string) error {
 			} else if id != "*" {
 				d.b.notef(p, "dhcp-host: client identifier %s not translated (infrad reserves by MAC, or by a DHCPv6 client's DUID)", id)
 			}
-		case strings.HasPrefix(f, "set:") || strings.HasPrefix(f, "tag:") || strings.HasPrefix(f, "net:"):
+		case strings.HasPrefix(f, "set:"):
+			tag = f[4:] // its options (dhcp-option=tag:…) become the host's
+		case strings.HasPrefix(f, "tag:") || strings.HasPrefix(f, "net:"):
 			d.b.notef(p, "dhcp-host: %s left out (infrad has no tags: a host's dhcp_options are its own)", f)
 		case f == "ignore":
 			d.b.notef(p, "dhcp-host=%s ignores its client: infrad has no such host; left out", value)
@@ -347,6 +379,12 @@ func (d *dnsmasqReader) dhcpHost(p Pos, value string) error {
 	if h.IP == "" && h.IP6 != "" {
 		h.IP, h.IP6 = h.IP6, ""
 	}
+	if tag != "" && h.MAC != "" {
+		if d.hostTags == nil {
+			d.hostTags = map[string]item[string]{}
+		}
+		d.hostTags[h.MAC] = item[string]{p, tag}
+	}
 	d.b.host(p, h)
 	return nil
 }
@@ -370,7 +408,12 @@ func (d *dnsmasqReader) hostsFile(path string, from Pos) error {
 // dhcpOption is dhcp-option=[tag:T,…][encap:N,][vendor:V,]OPTION,VALUES.
 func (d *dnsmasqReader) dhcpOption(p Pos, value string) error {
 	f := splitList(value)
-	for len(f) > 0 && (strings.HasPrefix(f[0], "tag:") || strings.HasPrefix(f[0], "net:") || strings.HasPrefix(f[0], "encap:") || strings.HasPrefix(f[0], "vendor:") || strings.HasPrefix(f[0], "option6:")) {
+	if len(f) > 1 && strings.HasPrefix(f[0], "tag:") && strings.HasPrefix(f[1], "tag:") {
+		d.b.notef(p, "dhcp-option=%s applies where several tags meet: not translated (set dhcp_options on the subnet or host it is for)", value)
+		return nil
+	}
+	o, f := d.optionsFor(p, f)
+	if len(f) > 0 && (strings.HasPrefix(f[0], "net:") || strings.HasPrefix(f[0], "encap:") || strings.HasPrefix(f[0], "vendor:") || strings.HasPrefix(f[0], "option6:")) {
 		d.b.notef(p, "dhcp-option=%s applies to %s alone: not translated (set dhcp_options on the subnet or host it is for)", value, f[0])
 		return nil
 	}
@@ -378,39 +421,55 @@ func (d *dnsmasqReader) dhcpOption(p Pos, value string) error {
 		return fmt.Errorf("%s: dhcp-option with no option", p)
 	}
 	opt, vals := strings.TrimPrefix(f[0], "option:"), f[1:]
-	d.optionPos = p
 	switch opt {
 	case "3", "router":
 		if len(vals) > 0 {
-			d.router = vals[0]
+			o.router = vals[0]
 		}
 	case "6", "dns-server":
-		d.options.DNS = ownAddrs(vals)
+		o.spec.DNS = ownAddrs(vals)
 	case "42", "ntp-server":
-		d.options.NTP = ownAddrs(vals)
+		o.spec.NTP = ownAddrs(vals)
 	case "119", "domain-search":
-		d.options.Search = vals
+		o.spec.Search = vals
 	case "15", "domain-name":
 		if len(vals) > 0 && d.b.s.Domain == "" {
 			d.b.s.Domain = vals[0]
 		}
 	case "26", "mtu":
 		if len(vals) > 0 {
-			d.options.MTU = atoi(vals[0])
+			o.spec.MTU = atoi(vals[0])
 		}
 	case "66", "tftp-server":
 		if len(vals) > 0 {
-			d.options.NextServer = vals[0]
+			o.spec.NextServer = vals[0]
 		}
 	case "67", "bootfile-name":
 		if len(vals) > 0 {
-			d.options.BootFile = vals[0]
+			o.spec.BootFile = vals[0]
 		}
 	case "1", "netmask":
 	default:
 		d.b.notef(p, "dhcp-option %s: not translated (infrad's DHCP options are dns, ntp, domain_search, mtu, next_server, boot_file and the gateway)", opt)
 	}
 	return nil
+}
+
+// merged is o with the fields over sets laid over it.
+func merged(o, over site.DHCPOptionsSpec) site.DHCPOptionsSpec {
+	if len(over.DNS) > 0 {
+		o.DNS = over.DNS
+	}
+	if len(over.NTP) > 0 {
+		o.NTP = over.NTP
+	}
+	if len(over.Search) > 0 {
+		o.Search = over.Search
+	}
+	o.MTU = cmp.Or(over.MTU, o.MTU)
+	o.NextServer = cmp.Or(over.NextServer, o.NextServer)
+	o.BootFile = cmp.Or(over.BootFile, o.BootFile)
+	return o
 }
 
 // ownAddrs drops 0.0.0.0, which dnsmasq reads as "this server": infrad's default.
@@ -516,16 +575,39 @@ func (d *dnsmasqReader) done() {
 				sn.DHCP6 = "stateless"
 			}
 		}
-		if a, err := netip.ParseAddr(d.router); err == nil && cidr.Contains(a) {
-			sn.Gateway = d.router
+		o := d.all
+		if t := d.tagged[r.tag]; t != nil {
+			o.spec, o.router = merged(d.all.spec, t.spec), cmp.Or(t.router, d.all.router)
+			t.used = true
+		}
+		if a, err := netip.ParseAddr(o.router); err == nil && cidr.Contains(a) {
+			sn.Gateway = o.router
 		} else if cidr.Addr().Is4() {
 			b.notef(r.Pos, "no dhcp-option router for %s: dnsmasq gives its own address as the router; infrad gives the subnet's gateway, which is left unset", cidr)
 		}
-		if o := d.options; len(o.DNS)+len(o.NTP)+len(o.Search) > 0 || o.MTU != 0 || o.NextServer != "" || o.BootFile != "" {
-			opts := o
-			sn.DHCP = &opts
+		if o.any() {
+			sn.DHCP = &o.spec
 		}
 		b.subnet(r.Pos, sn)
+	}
+	for i := range b.hosts {
+		h := &b.hosts[i].v
+		tag, tagged := d.hostTags[h.MAC]
+		if tagged && d.tagged[tag.v] == nil {
+			b.notef(tag.Pos, "dhcp-host: set:%s left out (no dhcp-option is for that tag)", tag.v)
+		}
+		if t := d.tagged[tag.v]; t != nil && tagged {
+			opts := t.spec
+			h.DHCP, t.used = &opts, true
+			if t.router != "" {
+				b.notef(t.Pos, "dhcp-option router for host %s alone: not translated (a host's gateway is its subnet's)", h.Name)
+			}
+		}
+	}
+	for tag, t := range d.tagged {
+		if !t.used {
+			b.notef(t.Pos, "options for tag:%s, which no dhcp-range and no dhcp-host sets: not translated (set dhcp_options on the subnet or host they are for)", tag)
+		}
 	}
 	if len(d.leaseTime) > 0 {
 		b.s.LeaseTime = d.leaseTime[0].v

@@ -83,7 +83,7 @@ func (b *builder) setupVars(path string, data []byte, d *dnsmasqReader) error {
 	if err := d.dhcpRange(at["DHCP_START"], strings.Join(r, ",")); err != nil {
 		return err
 	}
-	d.router = vars["DHCP_ROUTER"]
+	d.all.router = vars["DHCP_ROUTER"]
 	return nil
 }
 
@@ -200,7 +200,7 @@ func (b *builder) piholeTOML(path string, data []byte) error {
 		if err := d.dhcpRange(pos(conf.DHCP.Start), strings.Join(r, ",")); err != nil {
 			return err
 		}
-		d.router = conf.DHCP.Router
+		d.all.router = conf.DHCP.Router
 	} else if conf.DHCP.Start != "" {
 		b.notef(pos(conf.DHCP.Start), "Pi-hole's DHCP server is off (dhcp.active): its range is left out")
 	}
