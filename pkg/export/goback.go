@@ -100,7 +100,9 @@ func dnsmasq(s Site) string {
 		switch {
 		case (r.Type == "A" || r.Type == "AAAA") && strings.HasPrefix(name, "*."):
 			fmt.Fprintf(&b, "address=/%s/%s\n", name[2:], r.Value)
-			if !slices.ContainsFunc(s.Records, func(o site.Record) bool { return string(o.Name) == string(r.Name)[2:] && o.Type == r.Type && o.Value == r.Value }) {
+			if !slices.ContainsFunc(s.Records, func(o site.Record) bool {
+				return string(o.Name) == string(r.Name)[2:] && o.Type == r.Type && o.Value == r.Value
+			}) {
 				fmt.Fprintf(&b, "# (dnsmasq answers %s itself too)\n", name[2:])
 			}
 		case (r.Type == "A" || r.Type == "AAAA") && wildcard[string(r.Name)+" "+r.Value]:

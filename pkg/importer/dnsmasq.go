@@ -2,8 +2,8 @@ package importer
 
 import (
 	"bufio"
-	"cmp"
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"fmt"
 	"net/netip"
