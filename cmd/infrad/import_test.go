@@ -403,3 +403,68 @@ func sortedRRs(rrs []dns.RR, skip func(dns.RR) bool) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// TestImportPlansBeforeItChanges: an import that conflicts with the site changes
+// nothing, through the API or into a site file, and says what conflicts at the source's
+// line; one that does not is applied whole, attributed to the import.
+func TestImportPlansBeforeItChanges(t *testing.T) {
+	dir := t.TempDir()
+	port := testenv.FreePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	site := siteFile(t, dir, "lab.test", port)
+	start(t, dir, "serve", "-c", site)
+	waitReady(t, base)
+	token := readToken(t, filepath.Join(dir, "data"))
+	conf := filepath.Join(dir, "dnsmasq.conf")
+	os.WriteFile(conf, []byte("domain=lab.test\nhost-record=nas.lab.test,10.0.40.20\ndhcp-host=52:54:00:00:40:99,10.0.40.10,tv\nlog-queries\n"), 0o644)
+
+	// Through the API: tv would take cp01's address.
+	out, code := runImport(t, "", "dnsmasq", conf, "--api="+base, "--token", token)
+	for _, want := range []string{"+ host nas 10.0.40.20  (" + conf + ":2)", "? " + conf + ":4: log-queries: left out",
+		`! hosts[1].ip (` + conf + `:3): 10.0.40.10 is already the address of host "cp01"`, "nothing is changed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the import's plan lacks %q:\n%s", want, out)
+		}
+	}
+	if code != exitFail {
+		t.Errorf("a conflicting import: exit %d, want %d", code, exitFail)
+	}
+	if got := hostOwners(t, base, token); len(got) != 1 {
+		t.Errorf("a refused import changed the hosts: %v", got)
+	}
+
+	// Into the site file: the same conflict, and the file stays as it was.
+	before, _ := os.ReadFile(site)
+	if out, code := runImport(t, "", "dnsmasq", conf, "--to", site); code != exitFail || !strings.Contains(out, `! hosts[2].ip (`+conf+`:3)`) { // (the site file's key path)
+		t.Errorf("into the site file: exit %d\n%s", code, out)
+	}
+	// A malformed source is named at its line, and nothing is written either.
+	bad := filepath.Join(dir, "bad.conf")
+	os.WriteFile(bad, []byte("domain=lab.test\ndhcp-range=10.0.40.150,10.0.40.x\n"), 0o644)
+	if out, code := runImport(t, "", "dnsmasq", bad, "--to", site); code != exitFail || !strings.Contains(out, bad+":2: dhcp-range=") {
+		t.Errorf("a malformed source: exit %d\n%s", code, out)
+	}
+	if after, _ := os.ReadFile(site); !bytes.Equal(after, before) {
+		t.Errorf("a refused import changed the site file:\n%s", after)
+	}
+
+	// Without the conflict: applied whole, in one change by "import dnsmasq".
+	os.WriteFile(conf, []byte("domain=lab.test\nhost-record=nas.lab.test,10.0.40.20\ndhcp-host=52:54:00:00:40:99,10.0.40.30,tv\n"), 0o644)
+	if out, code := runImport(t, "", "dnsmasq", conf, "--api="+base, "--token", token); code != exitOK || !strings.Contains(out, "2 hosts") {
+		t.Fatalf("the import: exit %d\n%s", code, out)
+	}
+	if got := hostOwners(t, base, token); len(got) != 3 {
+		t.Errorf("hosts after the import: %v", got)
+	}
+	var log struct {
+		Changes []struct {
+			Source  string
+			Command string
+			Changes []struct{ Kind, Key string }
+		}
+	}
+	getJSON(t, base+"/api/v1/changes?limit=1", token, &log)
+	if len(log.Changes) != 1 || log.Changes[0].Source != "import dnsmasq (token api-token)" || len(log.Changes[0].Changes) != 2 {
+		t.Errorf("the change log's newest entry: %+v, want the import's two hosts by \"import dnsmasq (token api-token)\"", log.Changes)
+	}
+}

@@ -7,7 +7,7 @@ import (
 )
 
 // maxImport bounds an import's body: a site moving in with tens of thousands of hosts.
-const maxImport = 32 << 20
+const maxImport = 16 << 20
 
 // importSite applies what `infrad import` translated, all of it or none, or with
 // dry_run says what it would change and what it would break, changing nothing.

@@ -107,7 +107,7 @@ func TestEveryRouteAnswersBadRequestsWithJSON(t *testing.T) {
 				{"not an object", `[1, 2]`, 400, "malformed"},
 				{"two values", `{} {}`, 400, "malformed"},
 				{"unknown field", `{"name": "x", "colour": "blue"}`, 400, "unknown_field"},
-				{"too large", `{"name": "` + strings.Repeat("x", maxBody) + `"}`, 413, "too_large"},
+				{"too large", `{"name": "` + strings.Repeat("x", limitOf(path)) + `"}`, 413, "too_large"},
 			} {
 				if path == "/api/v1/plan" && tc.status != 413 {
 					tc.status, tc.code = 422, "invalid" // a site file, YAML: not well formed is not a site
@@ -318,4 +318,12 @@ func TestConcurrentAllocateOverHTTP(t *testing.T) {
 	if len(seen) != n {
 		t.Errorf("got %d distinct addresses, want %d", len(seen), n)
 	}
+}
+
+// limitOf is the largest body the route at path reads.
+func limitOf(path string) int {
+	if path == "/api/v1/import" {
+		return maxImport
+	}
+	return maxBody
 }
