@@ -161,8 +161,8 @@ subnets:
 `
 
 // infradLine matches a command line of infrad in a sh block: its command, and the
-// rest of the line.
-var infradLine = regexp.MustCompile(`(?:^|[\s(|;&])(?:bin/)?infrad\s+([a-z-]+)([^|;&#)]*)`)
+// rest of its line.
+var infradLine = regexp.MustCompile(`(?:^|[\s(|;&])(?:bin/)?infrad\s+([a-z-]+)([^|;&#)\n]*)`)
 
 // TestDocsExamples checks every page's examples: each yaml block is a site file (or a
 // part of one, added to siteBase) that validates; each infrad command line in a sh

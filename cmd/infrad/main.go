@@ -34,7 +34,7 @@ Usage:
   infrad plan     -c site.yaml                  what a reload would change: + ~ - per object
   infrad check    [--server ADDR]               a node's preflight before kubeadm: names, clock, CA
   infrad import   KIND SOURCE… [--to site.yaml | --api]   move in from dnsmasq, dhcpd, pihole, a zone or netbox: a plan first
-  infrad export   KIND                          kubeadm | metallb | cert-manager | no-proxy | chrony | resolv | cloud-init | ds | ssh
+  infrad export   KIND                          kubeadm | metallb | cert-manager | no-proxy | chrony | resolv | cloud-init | ds | ssh | dnsmasq | dhcpd
   infrad backup   FILE                          hot, consistent copy of a running infrad's store
   infrad token    create NAME [--scope S] | list | revoke NAME | rotate   API tokens (scopes: read, write, admin)
   infrad ssh      host NAME | renew | login | enrol NAME | revoke SERIAL  SSH certificates from the site's CA
