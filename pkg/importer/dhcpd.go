@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +17,7 @@ import (
 func (b *builder) dhcpd(files []string) error {
 	d := &dhcpdReader{b: b}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := readSource(f)
 		if err != nil {
 			return err
 		}

@@ -7,7 +7,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -43,7 +42,7 @@ func (b *builder) dnsmasq(files []string) error {
 	d := &dnsmasqReader{b: b, seen: map[string]bool{}}
 	for _, f := range files {
 		var err error
-		switch data, rerr := os.ReadFile(f); {
+		switch data, rerr := readSource(f); {
 		case rerr != nil:
 			return rerr
 		case sniff(data) == "ethers":
@@ -116,7 +115,7 @@ func (d *dnsmasqReader) file(path string, from Pos) error {
 		return nil
 	}
 	d.seen[path] = true
-	data, err := os.ReadFile(path)
+	data, err := readSource(path)
 	if err != nil {
 		if from.File != "" {
 			return fmt.Errorf("%s: %w", from, err)
@@ -391,7 +390,7 @@ func (d *dnsmasqReader) dhcpHost(p Pos, value string) error {
 
 // dhcpHostsFile is a dhcp-hostsfile: one dhcp-host's value a line.
 func (d *dnsmasqReader) hostsFile(path string, from Pos) error {
-	data, err := os.ReadFile(path)
+	data, err := readSource(path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", from, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/infrad/infrad/pkg/site"
@@ -15,7 +14,7 @@ import (
 // aliases), as dnsmasq's addn-hosts and Pi-hole's custom.list are. from is where the
 // file was named; zero when it was given itself.
 func (b *builder) hostsFile(path string, from Pos) error {
-	data, err := os.ReadFile(path)
+	data, err := readSource(path)
 	if err != nil {
 		if from.File != "" {
 			return fmt.Errorf("%s: %w", from, err)

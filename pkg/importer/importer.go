@@ -9,8 +9,10 @@ package importer
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -384,6 +386,30 @@ func targetName(value, domain string) string {
 	last := fields[len(fields)-1]
 	fields[len(fields)-1] = absolute(last, domain)
 	return strings.Join(fields, " ")
+}
+
+// maxSource bounds a source file: the largest lease files run to tens of megabytes.
+const maxSource = 256 << 20
+
+// readSource reads a source file: a regular file (not a device or a pipe a
+// configuration line might name) of at most maxSource bytes.
+func readSource(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Size() > maxSource {
+		return nil, fmt.Errorf("%s is larger than %d MiB", path, maxSource>>20)
+	}
+	return io.ReadAll(io.LimitReader(f, maxSource))
 }
 
 func is6(a string) bool { return strings.Contains(a, ":") }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
@@ -189,7 +188,7 @@ func (b *builder) netboxAPI(ctx context.Context, base string, n *netboxData) err
 // Both the table's export (the columns' labels) and the all-data export (the fields'
 // names) are read.
 func (b *builder) netboxCSV(path string, n *netboxData) error {
-	data, err := os.ReadFile(path)
+	data, err := readSource(path)
 	if err != nil {
 		return err
 	}

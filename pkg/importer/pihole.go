@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -22,7 +21,7 @@ import (
 func (b *builder) pihole(files []string) error {
 	d := &dnsmasqReader{b: b, seen: map[string]bool{}}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := readSource(f)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -99,10 +100,12 @@ func (s *Site) WriteInto(base []byte) (SiteFile, error) {
 					}
 				}
 			}
-			if from, ok := s.From[fmt.Sprintf("%s[%d]", l.path, i)]; ok && l.flow {
-				it.LineComment = "from " + from.String()
+			from, ok := s.From[fmt.Sprintf("%s[%d]", l.path, i)]
+			comment := strings.ToValidUTF8("from "+from.String(), "\uFFFD") // (YAML is UTF-8: a file's name may not be)
+			if ok && l.flow {
+				it.LineComment = comment
 			} else if ok {
-				it.HeadComment = "from " + from.String()
+				it.HeadComment = comment
 			}
 			seq.Content = append(seq.Content, it)
 		}
@@ -161,6 +164,7 @@ func asYAML(v any, out *[]*yaml.Node) error {
 // something else.
 func plain(n *yaml.Node) {
 	n.Style = 0
+	n.Value = strings.ToValidUTF8(n.Value, "\uFFFD")
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
 		var probe any
 		if yaml.Unmarshal([]byte(n.Value), &probe) != nil || fmt.Sprint(probe) != n.Value || n.Value == "" {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -55,7 +54,7 @@ func (b *builder) zoneFile(src string) (string, []positioned, error) {
 		}
 		origin = base
 	}
-	data, err := os.ReadFile(path)
+	data, err := readSource(path)
 	if err != nil {
 		return "", nil, err
 	}
@@ -64,7 +63,7 @@ func (b *builder) zoneFile(src string) (string, []positioned, error) {
 		b.notef(Pos{path, 0}, "the zone's origin is taken from the file's name: %s (write ZONE=FILE to give another)", origin)
 	}
 	zp := dns.NewZoneParser(strings.NewReader(string(data)), origin, path)
-	zp.SetIncludeAllowed(true)
+	zp.SetIncludeAllowed(false) // ($INCLUDE would open any path, /dev/zero too: an error names it)
 	var rrs []positioned
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 		rrs = append(rrs, positioned{Pos{path, 0}, rr})
