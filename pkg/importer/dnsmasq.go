@@ -49,6 +49,8 @@ func (b *builder) dnsmasq(files []string) error {
 			err = b.ethers(f, data)
 		case sniff(data) == "hosts":
 			err = b.hostLines(f, data)
+		case sniff(data) == "leases":
+			err = b.dnsmasqLeases(f, data)
 		default:
 			err = d.file(f, Pos{})
 		}
@@ -388,6 +390,41 @@ func (d *dnsmasqReader) dhcpHost(p Pos, value string) error {
 	return nil
 }
 
+// dnsmasqLeases keeps the live leases of dnsmasq's lease file (dnsmasq.leases):
+// EXPIRY MAC ADDRESS NAME CLIENT-ID a line, an expiry of 0 never ending; DHCPv6's
+// lines (after "duid") are left out, said once.
+func (b *builder) dnsmasqLeases(path string, data []byte) error {
+	v6 := false
+	for n, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		p := Pos{path, n + 1}
+		switch {
+		case len(f) == 0:
+			continue
+		case f[0] == "duid":
+			v6 = true
+			b.notef(p, "DHCPv6 leases are not imported (the client asks again and gets an address)")
+			continue
+		case v6:
+			continue
+		}
+		if len(f) < 4 || !isUnixTime(f[0]) || !macRe.MatchString(f[1]) || !isIPv4(f[2]) {
+			return fmt.Errorf("%s: %q is not a lease (EXPIRY MAC ADDRESS NAME CLIENT-ID)", p, line)
+		}
+		secs, _ := strconv.ParseInt(f[0], 10, 64)
+		expires := time.Unix(secs, 0).UTC()
+		if f[0] == "0" {
+			expires = b.opts.Now.AddDate(1, 0, 0)
+		}
+		name := f[3]
+		if name == "*" {
+			name = ""
+		}
+		b.lease(p, Lease{IP: f[2], MAC: strings.ToLower(f[1]), Hostname: name, Expires: expires})
+	}
+	return nil
+}
+
 // dhcpHostsFile is a dhcp-hostsfile: one dhcp-host's value a line.
 func (d *dnsmasqReader) hostsFile(path string, from Pos) error {
 	data, err := readSource(path)
@@ -630,6 +667,9 @@ func sniff(data []byte) string {
 		if _, err := netip.ParseAddr(f[0]); err == nil {
 			return "hosts"
 		}
+		if f[0] == "duid" || (len(f) >= 3 && isUnixTime(f[0]) && macRe.MatchString(f[1])) {
+			return "leases"
+		}
 		if _, err := site.ParseMAC(f[0]); err == nil {
 			return "ethers"
 		}
@@ -725,6 +765,12 @@ func isNumber(s string) bool {
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// isUnixTime reports whether s is a time in seconds since 1970.
+func isUnixTime(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 40)
+	return err == nil
+}
 
 func isIPv4(s string) bool {
 	a, err := netip.ParseAddr(s)

@@ -22,7 +22,7 @@ import (
 
 // Kinds names each source Read takes, with the files it is given.
 var Kinds = map[string]string{
-	"dnsmasq": "dnsmasq.conf (dhcp-range, dhcp-host, dhcp-option, address, host-record, cname, srv-host, txt-record, mx-host, ptr-record, domain, server; the hosts and ethers files it names)",
+	"dnsmasq": "dnsmasq.conf (dhcp-range, dhcp-host, dhcp-option, address, host-record, cname, srv-host, txt-record, mx-host, ptr-record, domain, server; the hosts files it names), /etc/ethers, dnsmasq.leases (live leases are kept)",
 	"dhcpd":   "ISC dhcpd.conf (subnets, ranges, host blocks, options, shared networks) and dhcpd.leases or a Kea lease file (active leases are kept)",
 	"pihole":  "Pi-hole v5 (04-pihole-static-dhcp.conf, custom.list, 05-pihole-custom-cname.conf) or v6 (pihole.toml)",
 	"zone":    "a BIND zone file, or axfr://SERVER[:PORT]/ZONE transferred from a running server (with --tsig NAME:ALGORITHM:SECRET)",
