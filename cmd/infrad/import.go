@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -72,13 +73,7 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 	connect := connectTo(fs, &target.url)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, importUsage)
-		for _, k := range slices.Sorted(func(yield func(string) bool) {
-			for k := range importer.Kinds {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
+		for _, k := range slices.Sorted(maps.Keys(importer.Kinds)) {
 			fmt.Fprintf(stderr, "  %-8s %s\n", k, importer.Kinds[k])
 		}
 		fmt.Fprintln(stderr, "\nFlags:")

@@ -189,10 +189,8 @@ type dhcpdScope struct {
 	router  string
 	// group is what the enclosing groups set: their hosts' own options (a subnet's
 	// options are the subnet's, but a group of hosts may boot otherwise).
-	group dhcpdOptions
+	group site.DHCPOptionsSpec
 }
-
-type dhcpdOptions = site.DHCPOptionsSpec
 
 func (s dhcpdScope) any() bool {
 	o := s.options

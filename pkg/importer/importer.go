@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
@@ -118,22 +119,12 @@ func Read(ctx context.Context, kind string, sources []string, opts Options) (*Si
 	case "netbox":
 		err = b.netbox(ctx, sources)
 	default:
-		return nil, fmt.Errorf("%q is not a kind of import: %s", kind, strings.Join(slices.Sorted(mapKeys(Kinds)), ", "))
+		return nil, fmt.Errorf("%q is not a kind of import: %s", kind, strings.Join(slices.Sorted(maps.Keys(Kinds)), ", "))
 	}
 	if err != nil {
 		return nil, err
 	}
 	return b.finish(), nil
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // builder gathers an import's objects as its parsers find them, names as the source
@@ -432,7 +423,7 @@ func subnetName(given string, p netip.Prefix) string {
 	return "net-" + strings.NewReplacer(".", "-", ":", "-").Replace(strings.TrimRight(p.Addr().String(), ":"))
 }
 
-// leaseFor keeps a lease that has not ended, in a subnet of the import or the site.
+// lease keeps l unless it has ended.
 func (b *builder) lease(p Pos, l Lease) {
 	if !l.Expires.After(b.opts.Now) {
 		return

@@ -105,7 +105,7 @@ func (b *builder) netboxAPI(ctx context.Context, base string, n *netboxData) err
 	}
 	base = strings.TrimSuffix(base, "/")
 	base = strings.TrimSuffix(base, "/api")
-	get := func(path string, each func(json.RawMessage, int) error) error {
+	get := func(path string, each func(string, json.RawMessage, int) error) error {
 		url := base + path + "?limit=1000"
 		for i := 0; url != ""; {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -137,7 +137,7 @@ func (b *builder) netboxAPI(ctx context.Context, base string, n *netboxData) err
 			}
 			for _, r := range page.Results {
 				i++
-				if err := each(r, i); err != nil {
+				if err := each(path, r, i); err != nil {
 					return fmt.Errorf("netbox: %s: %w", path, err)
 				}
 			}
@@ -148,39 +148,37 @@ func (b *builder) netboxAPI(ctx context.Context, base string, n *netboxData) err
 		}
 		return nil
 	}
-	decode := func(path string, add func(Pos, json.RawMessage) error) error {
-		return get(path, func(r json.RawMessage, i int) error { return add(Pos{base + path, i}, r) })
-	}
-	if err := decode("/api/ipam/prefixes/", func(p Pos, r json.RawMessage) error {
-		var v nbPrefix
-		n.prefixes = append(n.prefixes, item[nbPrefix]{p, v})
-		return json.Unmarshal(r, &n.prefixes[len(n.prefixes)-1].v)
-	}); err != nil {
+	if err := get("/api/ipam/prefixes/", collect(&n.prefixes, base)); err != nil {
 		return err
 	}
-	if err := decode("/api/ipam/ip-ranges/", func(p Pos, r json.RawMessage) error {
-		var v nbRange
-		n.ranges = append(n.ranges, item[nbRange]{p, v})
-		return json.Unmarshal(r, &n.ranges[len(n.ranges)-1].v)
-	}); err != nil {
+	if err := get("/api/ipam/ip-ranges/", collect(&n.ranges, base)); err != nil {
 		return err
 	}
-	if err := decode("/api/ipam/ip-addresses/", func(p Pos, r json.RawMessage) error {
-		var v nbAddress
-		n.addresses = append(n.addresses, item[nbAddress]{p, v})
-		return json.Unmarshal(r, &n.addresses[len(n.addresses)-1].v)
-	}); err != nil {
+	if err := get("/api/ipam/ip-addresses/", collect(&n.addresses, base)); err != nil {
+		return err
+	}
+	var ifaces []item[nbInterface]
+	if err := get("/api/dcim/interfaces/", collect(&ifaces, base)); err != nil {
 		return err
 	}
 	n.interfaces = map[int]nbInterface{}
-	return decode("/api/dcim/interfaces/", func(p Pos, r json.RawMessage) error {
-		var v nbInterface
+	for _, i := range ifaces {
+		n.interfaces[i.v.ID] = i.v
+	}
+	return nil
+}
+
+// collect decodes each object of a list into list, placed at the list's URL and its
+// place in it.
+func collect[T any](list *[]item[T], base string) func(string, json.RawMessage, int) error {
+	return func(path string, r json.RawMessage, i int) error {
+		var v T
 		if err := json.Unmarshal(r, &v); err != nil {
 			return err
 		}
-		n.interfaces[v.ID] = v
+		*list = append(*list, item[T]{Pos{base + path, i}, v})
 		return nil
-	})
+	}
 }
 
 // netboxCSV reads one of NetBox's CSV exports, told by its header: prefixes (a
