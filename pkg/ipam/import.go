@@ -128,7 +128,7 @@ type ImportProblem struct {
 // An import that breaks a rule changes nothing: its error (ErrConflict, or
 // ErrInvalid for a malformed field) names every problem.
 func (m *IPAM) Import(ctx context.Context, spec ImportSpec) (ImportPlan, error) {
-	if spec.Kind == "" || strings.Trim(spec.Kind, "abcdefghijklmnopqrstuvwxyz0-9-") != "" {
+	if site.SanitizeHostname(spec.Kind) != spec.Kind || spec.Kind == "" {
 		return ImportPlan{}, invalid("kind", fmt.Sprintf("%q is not the kind of an import, such as dnsmasq", spec.Kind))
 	}
 	c := Import{Stamp: m.stampFor(ctx)}
