@@ -274,6 +274,13 @@ func (u universe) command(b [4]byte) Command {
 		return DeclineLease{Stamp: at, IP: u.ip(b[1]), MAC: u.mac(b[2]), Until: u.now.Add(time.Minute)}
 	case 9:
 		return SettleEnds{Stamp: at, Through: uint64(b[1]) * 8}
+	case 8:
+		if b[3]%2 == 0 { // an import: a host and a lease, both or neither
+			return Import{Stamp: at, Hosts: []site.Host{{Name: u.name(b[1]), IP: u.ip(b[2]), MAC: u.mac(b[3])}},
+				Leases: []ImportedLease{{MAC: u.mac(b[1]), IP: u.ip(b[3]), Hostname: u.name(b[2]), Expires: u.now.Add(time.Hour)}}}
+		}
+		return UpdateRecords{Stamp: at, Zone: "k8s.example.com.",
+			Changes: []RecordChange{{Name: site.Name(u.name(b[1]) + ".k8s.example.com.")}}}
 	case 7:
 		name := site.Name(u.name(b[1]) + ".k8s.example.com.")
 		return UpdateRecords{Stamp: at, Zone: "k8s.example.com.",
