@@ -83,7 +83,7 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return exitUsage
 	}
-	if len(pos) < 2 || (*to != "" && target.set) || (*to != "" && *against != "") {
+	if len(pos) < 2 || (*to != "" || *against != "") && target.set || *to != "" && *against != "" {
 		fs.Usage()
 		return exitUsage
 	}
@@ -153,11 +153,25 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	if s.Domain == "" && *domain != "" {
-		s.Domain = *domain
-	}
 	printImport(stdout, s)
+	if opts.Domain != "" && s.Domain != "" && !strings.EqualFold(opts.Domain, s.Domain) {
+		fmt.Fprintf(stdout, "? the source's domain %s is not the site's: its names are put under %s\n", s.Domain, opts.Domain)
+	}
 	if target.set {
+		// What a site file holds, and the API does not change.
+		var settings []string
+		if len(s.Forwarders) > 0 {
+			settings = append(settings, "dns.forwarders "+strings.Join(s.Forwarders, ", "))
+		}
+		if len(s.Zones) > 0 {
+			settings = append(settings, "dns.zones "+strings.Join(s.Zones, ", "))
+		}
+		if s.LeaseTime != "" {
+			settings = append(settings, "dhcp.lease_time "+s.LeaseTime)
+		}
+		if len(settings) > 0 {
+			fmt.Fprintf(stdout, "? not applied through the API, being the site file's: %s (add them to the site file)\n", strings.Join(settings, "; "))
+		}
 		return importThroughAPI(c, s, stdout, stderr)
 	}
 

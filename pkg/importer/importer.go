@@ -135,6 +135,8 @@ type builder struct {
 	subnets []item[site.SubnetSpec]
 	hosts   []item[hostItem]
 	records []item[site.RecordSpec]
+	// The hosts by their name (lower case) and by each address.
+	hostNamed, hostAt map[string]int
 }
 
 type item[T any] struct {
@@ -150,7 +152,7 @@ type hostItem struct {
 }
 
 func newBuilder(kind string, opts Options) *builder {
-	return &builder{opts: opts, s: Site{Kind: kind, From: map[string]Pos{}}}
+	return &builder{opts: opts, s: Site{Kind: kind, From: map[string]Pos{}}, hostNamed: map[string]int{}, hostAt: map[string]int{}}
 }
 
 func (b *builder) notef(p Pos, format string, args ...any) {
@@ -164,13 +166,20 @@ func (b *builder) subnet(p Pos, sn site.SubnetSpec) {
 // host adds h, or completes the host of its name or address a source gave before:
 // dnsmasq's dhcp-host gives a MAC and a name whose address a hosts file gives.
 func (b *builder) host(p Pos, h hostItem) {
-	for i := range b.hosts {
+	i, named := b.hostNamed[strings.ToLower(h.Name)]
+	if j, at := b.hostAt[h.IP]; at && (!named || j < i) {
+		i, named = j, true
+	}
+	if h.Name == "" && h.IP == "" || !named {
+		b.hosts = append(b.hosts, item[hostItem]{p, h})
+		b.index(len(b.hosts) - 1)
+		return
+	}
+	defer b.index(i)
+	{
 		o := &b.hosts[i].v
 		sameName := h.Name != "" && strings.EqualFold(o.Name, h.Name)
 		sameIP := h.IP != "" && o.IP == h.IP
-		if !sameName && !sameIP {
-			continue
-		}
 		if sameName && h.IP != "" && o.IP != "" && is6(h.IP) != is6(o.IP) && (o.IP6 == "" || o.IP6 == h.IP) {
 			// One name at an address of each family: a dual-stack host.
 			if is6(o.IP) {
@@ -212,9 +221,20 @@ func (b *builder) host(p Pos, h hostItem) {
 		if h.DHCP != nil && o.DHCP == nil {
 			o.DHCP = h.DHCP
 		}
-		return
 	}
-	b.hosts = append(b.hosts, item[hostItem]{p, h})
+}
+
+// index notes the name and addresses of the host at i, where no host before holds them.
+func (b *builder) index(i int) {
+	h := b.hosts[i].v
+	note := func(m map[string]int, key string) {
+		if _, taken := m[key]; key != "" && !taken {
+			m[key] = i
+		}
+	}
+	note(b.hostNamed, strings.ToLower(h.Name))
+	note(b.hostAt, h.IP)
+	note(b.hostAt, h.IP6)
 }
 
 func (b *builder) record(p Pos, r site.RecordSpec) {

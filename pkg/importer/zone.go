@@ -234,12 +234,9 @@ func (b *builder) zone(origin string, rrs []positioned) {
 // reversePTR keeps a reverse zone's PTR unless it is what a host of the import
 // derives; finish then drops those whose host did not come to be.
 func (b *builder) reversePTR(p positioned, ptr *dns.PTR, ttl *int) {
-	ip, err := addrOfReverse(ptr.Hdr.Name)
-	if err == nil {
-		for _, h := range b.hosts {
-			if (h.v.IP == ip.String() || h.v.IP6 == ip.String()) && strings.EqualFold(dns.Fqdn(h.v.Name), ptr.Ptr) {
-				return // the host's reverse name follows from it
-			}
+	if ip, err := addrOfReverse(ptr.Hdr.Name); err == nil {
+		if i, ok := b.hostAt[ip.String()]; ok && strings.EqualFold(dns.Fqdn(b.hosts[i].v.Name), ptr.Ptr) {
+			return // the host's reverse name follows from it
 		}
 	}
 	b.record(p.Pos, site.RecordSpec{Name: ptr.Hdr.Name, Type: "PTR", Value: ptr.Ptr, TTL: ttl})

@@ -180,3 +180,22 @@ func BenchmarkSiteCheck(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkImport is one import of 1,000 hosts (plan and apply, one transaction)
+// into a site of n hosts: what a move costs against the site it moves into.
+func BenchmarkImport(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			m := bigSite(b, n, 0)
+			for i := 0; b.Loop(); i++ {
+				spec := ImportSpec{Kind: "dnsmasq"}
+				for j := range 1000 {
+					spec.Hosts = append(spec.Hosts, site.HostSpec{Name: fmt.Sprintf("imp%d-%d", i, j), IP: addrAt(200_000 + i*1000 + j).String()})
+				}
+				if _, err := m.Import(context.Background(), spec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
