@@ -169,9 +169,13 @@ func TestImportFromDhcpd(t *testing.T) {
 	testenv.NeedRoot(t, "ip", "dhcpd", "dhclient", "dig", "curl")
 	l := newLab(t)
 	dir := t.TempDir()
-	copyTestdata(t, dir, "dhcpd/dhcpd.conf")
+	copyTestdata(t, dir, "dhcpd/dhcpd.conf", "dhcpd/dhcpd6.conf")
 	conf, leases := filepath.Join(dir, "dhcpd.conf"), filepath.Join(dir, "dhcpd.leases")
 	os.WriteFile(leases, nil, 0o644)
+	// The testdata's DHCPv6 part is one dhcpd -6 takes (the golden import reads it).
+	if out, err := exec.Command("dhcpd", "-6", "-t", "-cf", filepath.Join(dir, "dhcpd6.conf")).CombinedOutput(); err != nil {
+		t.Errorf("dhcpd -6 -t refuses the testdata's dhcpd6.conf: %v\n%s", err, out)
+	}
 
 	// Before: dhcpd serves the lab; two clients take pool leases, cp01 its address.
 	dhcpd := startCmd(t, dir, "ip", "netns", "exec", l.srv, "dhcpd", "-4", "-f", "-d", "-cf", conf, "-lf", leases, "-pf", filepath.Join(dir, "dhcpd.pid"), "br0")

@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -145,4 +146,29 @@ func TestConcurrentImportsNeverCollide(t *testing.T) {
 			t.Fatalf("round %d: %d of three won (%v), %d hosts hold %s", round, wins, errs, holders, ip)
 		}
 	}
+}
+
+// FuzzImportSpec: any import body the API could be sent is applied whole or refused
+// whole, and every invariant holds after it.
+func FuzzImportSpec(f *testing.F) {
+	seed, _ := json.Marshal(storage(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)))
+	f.Add(seed, false)
+	f.Add([]byte(`{"kind":"x","hosts":[{"name":"cp01","ip":"10.0.40.77"}],"leases":[{"ip":"10.0.40.150","mac":"52:54:00:00:40:10","expires":"2027-01-01T00:00:00Z"}]}`), true)
+	f.Fuzz(func(t *testing.T, body []byte, dry bool) {
+		var spec ImportSpec
+		if json.Unmarshal(body, &spec) != nil {
+			return
+		}
+		m, st := newIPAM(t)
+		before := m.Model().Serial()
+		spec.DryRun = dry
+		plan, err := m.Import(context.Background(), spec)
+		switch {
+		case err == nil && !dry && plan.Imported == nil:
+			t.Fatal("an import applied without saying what it made")
+		case (err != nil || dry) && m.Model().Serial() != before:
+			t.Fatalf("a refused or dry import changed the site: %v", err)
+		}
+		invariants(t, m.Model(), st, m.now())
+	})
 }
