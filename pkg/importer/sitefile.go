@@ -160,19 +160,11 @@ func asYAML(v any, out *[]*yaml.Node) error {
 	return nil
 }
 
-// plain drops the JSON's quoting and flow style, except where a string would read as
-// something else.
+// plain drops the JSON's quoting and flow style: the encoder quotes a string that
+// would read as something else.
 func plain(n *yaml.Node) {
 	n.Style = 0
 	n.Value = strings.ToValidUTF8(n.Value, "\uFFFD")
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
-		var probe any
-		if yaml.Unmarshal([]byte(n.Value), &probe) != nil || fmt.Sprint(probe) != n.Value || n.Value == "" {
-			n.Style = yaml.DoubleQuotedStyle
-		} else if _, isString := probe.(string); !isString {
-			n.Style = yaml.DoubleQuotedStyle
-		}
-	}
 	for _, c := range n.Content {
 		plain(c)
 	}
