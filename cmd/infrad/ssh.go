@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -101,18 +100,6 @@ type signed struct {
 	ValidBefore time.Time `json:"valid_before"`
 }
 
-// post sends body as JSON to path and decodes the answer into v.
-func post(c *client.Client, path string, body, v any) error {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	resp, err := c.Do(http.MethodPost, path, bytes.NewReader(raw))
-	if err != nil {
-		return err
-	}
-	return client.DecodeJSON(resp, v)
-}
 
 // certPath is where OpenSSH looks for key's certificate: beside it, as
 // <key without .pub>-cert.pub.
@@ -143,7 +130,7 @@ func sshHost(c *client.Client, stdout io.Writer, name, key string) error {
 		return err
 	}
 	var s signed
-	if err := post(c, "/api/v1/ca/ssh/hosts/"+url.PathEscape(name), map[string]string{"public_key": strings.TrimSpace(string(pub))}, &s); err != nil {
+	if err := c.PostJSON("/api/v1/ca/ssh/hosts/"+url.PathEscape(name), map[string]string{"public_key": strings.TrimSpace(string(pub))}, &s); err != nil {
 		return err
 	}
 	return writeCert(stdout, key, s)
@@ -186,7 +173,7 @@ func sshRenew(c *client.Client, stdout io.Writer, keyFile string, force bool) er
 	}
 	body := map[string]any{"certificate": strings.TrimSpace(string(raw)), "time": now.Unix(), "signature": base64.StdEncoding.EncodeToString(ssh.Marshal(sig))}
 	var s signed
-	if err := post(c, "/api/v1/ca/ssh/renew", body, &s); err != nil {
+	if err := c.PostJSON("/api/v1/ca/ssh/renew", body, &s); err != nil {
 		return err
 	}
 	return writeCert(stdout, keyFile, s)
@@ -238,7 +225,7 @@ func sshLogin(c *client.Client, stdout io.Writer, key, principals string, hours 
 		list = strings.Split(principals, ",")
 	}
 	var s signed
-	if err := post(c, "/api/v1/ca/ssh/users", map[string]any{"public_key": strings.TrimSpace(string(pub)), "principals": list, "hours": hours}, &s); err != nil {
+	if err := c.PostJSON("/api/v1/ca/ssh/users", map[string]any{"public_key": strings.TrimSpace(string(pub)), "principals": list, "hours": hours}, &s); err != nil {
 		return err
 	}
 	return writeCert(stdout, key, s)
@@ -253,7 +240,7 @@ func sshEnrol(c *client.Client, stdout io.Writer, name string, hours int) error 
 		Token   string    `json:"token"`
 		Expires time.Time `json:"expires"`
 	}
-	if err := post(c, "/api/v1/ca/ssh/hosts/"+url.PathEscape(name)+"/enrol", body, &e); err != nil {
+	if err := c.PostJSON("/api/v1/ca/ssh/hosts/"+url.PathEscape(name)+"/enrol", body, &e); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, e.Token)
@@ -267,7 +254,7 @@ func sshRevoke(c *client.Client, stdout io.Writer, serial string) error {
 	var rec struct {
 		KeyID string `json:"key_id"`
 	}
-	if err := post(c, "/api/v1/ca/ssh/revoke", map[string]string{"serial": serial}, &rec); err != nil {
+	if err := c.PostJSON("/api/v1/ca/ssh/revoke", map[string]string{"serial": serial}, &rec); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "certificate %s (%s) revoked: sshd refuses it once it has the KRL (GET /api/v1/ca/ssh/krl)\n", serial, rec.KeyID)

@@ -41,18 +41,9 @@ var dnsmasqIgnored = map[string]string{
 func (b *builder) dnsmasq(files []string) error {
 	d := &dnsmasqReader{b: b, seen: map[string]bool{}}
 	for _, f := range files {
-		var err error
-		switch data, rerr := readSource(f); {
-		case rerr != nil:
-			return rerr
-		case sniff(data) == "ethers":
-			err = b.ethers(f, data)
-		case sniff(data) == "hosts":
-			err = b.hostLines(f, data)
-		case sniff(data) == "leases":
-			err = b.dnsmasqLeases(f, data)
-		default:
-			err = d.file(f, Pos{})
+		data, err := readSource(f)
+		if err == nil {
+			err = d.source(f, data)
 		}
 		if err != nil {
 			return err
@@ -60,6 +51,20 @@ func (b *builder) dnsmasq(files []string) error {
 	}
 	d.done()
 	return nil
+}
+
+// source reads one of the files a dnsmasq site is given as: an ethers file, a hosts
+// file, a lease file or a configuration file, told apart by what they hold.
+func (d *dnsmasqReader) source(path string, data []byte) error {
+	switch sniff(data) {
+	case "ethers":
+		return d.b.ethers(path, data)
+	case "hosts":
+		return d.b.hostLines(path, data)
+	case "leases":
+		return d.b.dnsmasqLeases(path, data)
+	}
+	return d.file(path, Pos{})
 }
 
 type dnsmasqReader struct {

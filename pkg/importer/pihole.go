@@ -16,8 +16,8 @@ import (
 )
 
 // pihole reads Pi-hole's files: v6's pihole.toml; v5's setupVars.conf (the DHCP
-// range), its dnsmasq files (04-pihole-static-dhcp.conf, 05-pihole-custom-cname.conf)
-// and custom.list (local DNS, a hosts file).
+// range), its dnsmasq files (04-pihole-static-dhcp.conf, 05-pihole-custom-cname.conf,
+// custom.list: local DNS, a hosts file) as dnsmasq's are read.
 func (b *builder) pihole(files []string) error {
 	d := &dnsmasqReader{b: b, seen: map[string]bool{}}
 	for _, f := range files {
@@ -30,10 +30,8 @@ func (b *builder) pihole(files []string) error {
 			err = b.piholeTOML(f, data)
 		case base == "setupVars.conf":
 			err = b.setupVars(f, data, d)
-		case sniff(data) == "hosts" || base == "custom.list":
-			err = b.hostLines(f, data)
-		default:
-			err = d.file(f, Pos{})
+		default: // dnsmasq's files: custom.list is a hosts file
+			err = d.source(f, data)
 		}
 		if err != nil {
 			return err
