@@ -135,6 +135,7 @@ type builder struct {
 	subnets []item[site.SubnetSpec]
 	hosts   []item[hostItem]
 	records []item[site.RecordSpec]
+	leases  []item[Lease]
 	// The hosts by their name (lower case) and by each address.
 	hostNamed, hostAt map[string]int
 }
@@ -325,6 +326,25 @@ func (b *builder) finish() *Site {
 		s.From[fmt.Sprintf("dns.records[%d]", len(s.Records))] = r.Pos
 		s.Records = append(s.Records, v)
 	}
+	// A client reserved at its own address needs no lease; one reserved elsewhere
+	// takes that address when it asks again (dhcpd keeps a dynamic lease it held
+	// before its host block was written).
+	reserved := map[string]site.HostSpec{}
+	for _, h := range s.Hosts {
+		if h.MAC != "" {
+			reserved[strings.ToLower(h.MAC)] = h
+		}
+	}
+	for _, l := range b.leases {
+		if h, ok := reserved[strings.ToLower(l.v.MAC)]; ok {
+			if h.IP != l.v.IP {
+				b.notef(l.Pos, "the lease of %s to %s is left out: that client is host %s, reserved at %s", l.v.IP, l.v.MAC, h.Name, h.IP)
+			}
+			continue
+		}
+		s.From[fmt.Sprintf("leases[%d]", len(s.Leases))] = l.Pos
+		s.Leases = append(s.Leases, l.v)
+	}
 	slices.SortStableFunc(s.Notes, func(a, b Note) int {
 		if c := strings.Compare(a.File, b.File); c != 0 {
 			return c
@@ -445,9 +465,7 @@ func subnetName(given string, p netip.Prefix) string {
 
 // lease keeps l unless it has ended.
 func (b *builder) lease(p Pos, l Lease) {
-	if !l.Expires.After(b.opts.Now) {
-		return
+	if l.Expires.After(b.opts.Now) {
+		b.leases = append(b.leases, item[Lease]{p, l})
 	}
-	b.s.From[fmt.Sprintf("leases[%d]", len(b.s.Leases))] = p
-	b.s.Leases = append(b.s.Leases, l)
 }

@@ -254,9 +254,12 @@ func (m *IPAM) PlanImport(c Import) ([]Change, []site.Problem) {
 		}
 		problems = append(problems, p)
 	}
-	hostAt := map[netip.Addr]site.Host{}
+	hostAt, hostOf := map[netip.Addr]site.Host{}, map[site.MAC]site.Host{}
 	for _, h := range merged.Hosts {
 		hostAt[h.IP] = h
+		if !h.MAC.IsZero() {
+			hostOf[h.MAC] = h
+		}
 	}
 	for i, l := range c.Leases {
 		bad := func(format string, args ...any) {
@@ -271,6 +274,10 @@ func (m *IPAM) PlanImport(c Import) ([]Change, []site.Problem) {
 				bad("%s is the address of host %q", l.IP, h.Name)
 			}
 			continue // (the client's reservation, which needs no lease)
+		}
+		if h, ok := hostOf[l.MAC]; ok {
+			bad("%s is host %q's, reserved at %s: leave its lease of %s out", l.MAC, h.Name, h.IP, l.IP)
+			continue
 		}
 		if held, ok := model.Lease(l.IP); ok && held.MAC != l.MAC && !held.Ended(c.At) {
 			bad("%s is leased to %s until %s", l.IP, held.holder(), held.Expires.UTC().Format(time.RFC3339))
