@@ -113,12 +113,26 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 		var subnets []site.Subnet
-		if err := c.Get("/api/v1/subnets", &subnets); err != nil {
-			return fail(err)
+		var hosts []site.Host
+		var records []site.Record
+		for path, v := range map[string]any{"/api/v1/subnets": &subnets, "/api/v1/hosts": &hosts, "/api/v1/dns/records": &records} {
+			if err := c.Get(path, v); err != nil {
+				return fail(err)
+			}
 		}
 		opts.Domain, opts.TTL = strings.TrimSuffix(status.Site.Domain, "."), int(status.Site.TTL)
 		for _, sn := range subnets {
 			opts.Subnets = append(opts.Subnets, sn.CIDR)
+		}
+		for _, h := range hosts {
+			spec := site.HostSpec{Name: h.Name, IP: h.IP.String()}
+			if h.IP6.IsValid() {
+				spec.IP6 = h.IP6.String()
+			}
+			opts.Hosts = append(opts.Hosts, spec)
+		}
+		for _, r := range records {
+			opts.Records = append(opts.Records, site.RecordSpec{Name: string(r.Name), Type: r.Type, Value: r.Value})
 		}
 	} else if file != "" {
 		base, err = os.ReadFile(file)
@@ -130,16 +144,19 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 		var f struct {
 			Domain string `yaml:"domain"`
 			DNS    struct {
-				TTL int `yaml:"ttl"`
+				TTL     int               `yaml:"ttl"`
+				Records []site.RecordSpec `yaml:"records"`
 			} `yaml:"dns"`
 			Subnets []struct {
 				CIDR string `yaml:"cidr"`
 			} `yaml:"subnets"`
+			Hosts []site.HostSpec `yaml:"hosts"`
 		}
 		if err := yaml.Unmarshal(base, &f); err != nil {
 			return fail(fmt.Errorf("%s: %w", file, err))
 		}
 		opts.Domain, opts.TTL = strings.TrimSuffix(f.Domain, "."), f.DNS.TTL
+		opts.Hosts, opts.Records = f.Hosts, f.DNS.Records
 		for _, sn := range f.Subnets {
 			if p, err := netip.ParsePrefix(sn.CIDR); err == nil {
 				opts.Subnets = append(opts.Subnets, p)

@@ -250,6 +250,19 @@ func TestImportFromDhcpd(t *testing.T) {
 	if got := l.dig("laptop.lab.test"); got != before["52:54:00:77:01:05"] {
 		t.Errorf("laptop.lab.test: got %q, want the imported lease's %s", got, before["52:54:00:77:01:05"])
 	}
+	// BIND's zone follows dhcpd in: what the site holds already (cp01 and cp02, their
+	// PTRs) is left out, said; the rest is added, the names in the subnet as hosts.
+	copyTestdata(t, dir, "zone/db.lab.test", "zone/db.0.77.10.in-addr.arpa")
+	out, code = runImport(t, l.srv, "zone", filepath.Join(dir, "db.lab.test"), filepath.Join(dir, "db.0.77.10.in-addr.arpa"), "--api", "--data", filepath.Join(dir, "data"))
+	if code != 0 || !strings.Contains(out, "cp01.lab.test. at 10.77.0.10 is the site's host cp01 already: left out") || !strings.Contains(out, "+ host cp03 10.77.0.12") {
+		t.Errorf("the zone after dhcpd: exit %d\n%s", code, out)
+	}
+	for q, want := range map[string]string{"cp03.lab.test": "10.77.0.12", "-x 10.77.0.12": "cp03.lab.test.", "-x 10.77.0.10": "cp01.lab.test.", "api.lab.test": "10.77.0.100\n10.77.0.101"} {
+		if got := l.dig(strings.Fields(q)...); got != want {
+			t.Errorf("dig %s: got %q, want %q", q, got, want)
+		}
+	}
+
 	// The way back: infrad's export is a dhcpd.conf dhcpd takes, with cp01's reservation.
 	back := filepath.Join(dir, "back.conf")
 	exported := sh(t, "ip", "netns", "exec", l.srv, binary, "export", "--data", filepath.Join(dir, "data"), "dhcpd")
@@ -266,8 +279,8 @@ func TestImportFromDhcpd(t *testing.T) {
 	}
 	l.api(t, dir, "/api/v1/changes?limit=100", &log)
 	imports := slices.DeleteFunc(log.Changes, func(e struct{ Source, Command string }) bool { return e.Command != "Import" })
-	if len(imports) != 1 || !strings.HasPrefix(imports[0].Source, "import dhcpd") {
-		t.Errorf("the change log's imports: got %+v, want one, by \"import dhcpd\"", imports)
+	if len(imports) != 2 || !strings.HasPrefix(imports[0].Source, "import zone") || !strings.HasPrefix(imports[1].Source, "import dhcpd") {
+		t.Errorf("the change log's imports: got %+v, want two, by \"import dhcpd\" then \"import zone\"", imports)
 	}
 }
 

@@ -87,6 +87,11 @@ type Options struct {
 	// Subnets are the site's subnets: an address record in one of them is a host
 	// (its PTR follows), and a lease finds its subnet.
 	Subnets []netip.Prefix
+	// Hosts and Records are the site's: what the import holds of them already (a
+	// host of the same name and address, the same record, the PTR a host of the
+	// site derives) is left out, said, so that one source may follow another.
+	Hosts   []site.HostSpec
+	Records []site.RecordSpec
 	// TTL is the site's dns.ttl: a record with another keeps its own. 0: the TTL most
 	// of the source's records have becomes the site's.
 	TTL int
@@ -269,6 +274,19 @@ func (b *builder) finish() *Site {
 		s.From[fmt.Sprintf("subnets[%d]", len(s.Subnets))] = sn.Pos
 		s.Subnets = append(s.Subnets, sn.v)
 	}
+	// What the site holds already: its hosts' names at their addresses, its records.
+	held := map[string]string{}
+	for _, h := range b.opts.Hosts {
+		fqdn := absolute(h.Name, domain)
+		held[fqdn+" A "+h.IP] = "the site's host " + h.Name
+		if h.IP6 != "" {
+			held[fqdn+" A "+h.IP6] = "the site's host " + h.Name
+		}
+	}
+	for _, r := range b.opts.Records {
+		held[recordKey(r, domain)] = "the site's record"
+	}
+	hostNames := map[string]string{} // the import's hosts, by their names
 	for _, h := range b.hosts {
 		v := h.v
 		fqdn := absolute(v.Name, domain)
@@ -278,6 +296,9 @@ func (b *builder) finish() *Site {
 			continue
 		case v.IP == "":
 			b.notef(h.Pos, "host %s has no fixed address (its client takes one from the pool): not a host in infrad, left out", v.Name)
+			continue
+		case held[fqdn+" A "+v.IP] != "":
+			b.notef(h.Pos, "%s at %s is %s already: left out", fqdn, v.IP, held[fqdn+" A "+v.IP])
 			continue
 		case !inSubnet(v.IP):
 			// No subnet: an address record, without the PTR a host would have.
@@ -304,6 +325,7 @@ func (b *builder) finish() *Site {
 		}
 		s.From[fmt.Sprintf("hosts[%d]", len(s.Hosts))] = h.Pos
 		s.Hosts = append(s.Hosts, v.HostSpec)
+		hostNames[fqdn] = v.Name
 		for _, a := range v.aliases {
 			if af := absolute(a, domain); af != fqdn {
 				b.record(h.Pos, site.RecordSpec{Name: af, Type: "CNAME", Value: fqdn})
@@ -313,6 +335,18 @@ func (b *builder) finish() *Site {
 	for _, r := range b.records {
 		v := r.v
 		fqdn := absolute(v.Name, domain)
+		if by := held[recordKey(v, domain)]; by != "" {
+			b.notef(r.Pos, "%s %s %s is %s already: left out", fqdn, v.Type, v.Value, by)
+			continue
+		}
+		if name, ok := hostNames[fqdn]; ok && (v.Type == "A" || v.Type == "AAAA") {
+			b.notef(r.Pos, "%s %s %s is left out: %s is host %s, whose addresses are its ip and ip6, each in a subnet", fqdn, v.Type, v.Value, fqdn, name)
+			continue
+		}
+		if ip, err := addrOfReverse(fqdn); err == nil && v.Type == "PTR" && held[absolute(v.Value, domain)+" A "+ip.String()] != "" {
+			b.notef(r.Pos, "the PTR of %s follows from %s already: left out", ip, held[absolute(v.Value, domain)+" A "+ip.String()])
+			continue
+		}
 		v.Name = relative(fqdn, domain, false)
 		if a, err := addrOfReverse(fqdn); err == nil && inSubnet(a.String()) {
 			// a reverse name of a subnet's: infrad serves its reverse zone
@@ -352,6 +386,26 @@ func (b *builder) finish() *Site {
 		return a.Line - b.Line
 	})
 	return s
+}
+
+// recordKey is a record as the site would hold it: its name and target absolute, an
+// address record's like a host's ("name A address", AAAA too).
+func recordKey(r site.RecordSpec, domain string) string {
+	typ, value := strings.ToUpper(r.Type), r.Value
+	switch typ {
+	case "AAAA":
+		typ = "A"
+	case "CNAME", "MX", "SRV", "PTR":
+		value = targetName(value, domain)
+	case "TXT":
+		if strings.Count(value, `"`) == 2 && strings.HasPrefix(value, `"`) && strings.HasSuffix(value, `"`) {
+			value = value[1 : len(value)-1] // one string, quoted or not
+		}
+	}
+	if a, err := netip.ParseAddr(value); err == nil {
+		value = a.String()
+	}
+	return absolute(r.Name, domain) + " " + typ + " " + value
 }
 
 // needZone notes that fqdn lies outside domain: a zone of the site must hold it.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/infrad/infrad/internal/testenv"
 	"github.com/infrad/infrad/pkg/config"
+	"github.com/infrad/infrad/pkg/site"
 )
 
 // now is the time the lease files' leases are read at.
@@ -60,6 +61,13 @@ func TestImportGolden(t *testing.T) {
 			Options{Subnets: []netip.Prefix{netip.MustParsePrefix("10.77.0.0/24"), netip.MustParsePrefix("fd00:77::/64")}},
 			"subnets:\n  - {name: lab, cidr: 10.77.0.0/24}\n  - {name: lab6, cidr: 'fd00:77::/64'}\n"},
 		{"zone-alone", "zone", []string{"lab.test=zone/db.lab.test"}, Options{}, ""},
+		// After dhcpd's import: what the site holds is left out, said; the site's TTL
+		// is not the zone's.
+		{"zone-after-dhcpd", "zone", []string{"zone/db.lab.test", "zone/db.0.77.10.in-addr.arpa"},
+			Options{Subnets: []netip.Prefix{netip.MustParsePrefix("10.77.0.0/24")}, TTL: 300,
+				Hosts:   []site.HostSpec{{Name: "cp01", IP: "10.77.0.10", MAC: "52:54:00:77:00:10"}, {Name: "cp02", IP: "10.77.0.11"}},
+				Records: []site.RecordSpec{{Name: "registry", Type: "CNAME", Value: "cp01"}, {Name: "@", Type: "TXT", Value: `"v=spf1 mx -all"`}}},
+			"domain: lab.test\ndns: {ttl: 300}\nsubnets:\n  - {name: lab, cidr: 10.77.0.0/24}\n"},
 		{"pihole5", "pihole", []string{"pihole5/setupVars.conf", "pihole5/04-pihole-static-dhcp.conf", "pihole5/custom.list", "pihole5/05-pihole-custom-cname.conf"}, Options{}, ""},
 		{"pihole6", "pihole", []string{"pihole6/pihole.toml"}, Options{}, ""},
 		{"netbox-api", "netbox", []string{netbox}, Options{Domain: "lab.test", Token: "0123456789abcdef"}, ""},

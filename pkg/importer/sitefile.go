@@ -176,8 +176,10 @@ func scalar(v string) *yaml.Node {
 	return n
 }
 
-// child is the value of key in the mapping m, made (of kind) when absent.
+// child is the value of key in the mapping m, made (of kind) when absent. m is
+// written in block style from now on: what is added to it comes with comments.
 func child(m *yaml.Node, key string, kind yaml.Kind) *yaml.Node {
+	m.Style &^= yaml.FlowStyle
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
 			v := m.Content[i+1]

@@ -215,7 +215,12 @@ func (b *builder) zone(origin string, rrs []positioned) {
 			n := addrs[h.Name]
 			single := n[btoi(ip.Is6())] == 1
 			host := strings.TrimSuffix(h.Name, "."+origin)
-			if inSubnet && single && ttlp == nil && !strings.Contains(host, ".") && h.Name != origin && !strings.HasPrefix(host, "*") {
+			// A name at the zone's usual TTL may be a host (served at the site's TTL);
+			// one with a TTL of its own keeps it, as a record.
+			if inSubnet && single && h.Ttl == ttl && !strings.Contains(host, ".") && h.Name != origin && !strings.HasPrefix(host, "*") {
+				if ttlp != nil {
+					b.notef(p.Pos, "%s: served at TTL %d, as a host at the site's (%d)", h.Name, h.Ttl, siteTTL)
+				}
 				b.host(p.Pos, hostItem{HostSpec: hostAt(ip, h.Name)})
 				continue
 			}
