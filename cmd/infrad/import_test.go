@@ -485,3 +485,73 @@ func TestImportPlansBeforeItChanges(t *testing.T) {
 		t.Errorf("the change log's newest entry: %+v, want the import's two hosts by \"import dnsmasq (token api-token)\"", log.Changes)
 	}
 }
+
+// TestImportFromKea moves an ISC Kea site (its kea-dhcp4.conf and its memfile lease
+// file) into a running infrad in one command: a pool client Kea leased an address to
+// keeps it (INIT-REBOOT), and the reserved one gets its address.
+func TestImportFromKea(t *testing.T) {
+	testenv.NeedRoot(t, "ip", "kea-dhcp4", "dhclient", "curl")
+	l := newLab(t)
+	dir := t.TempDir()
+	copyTestdata(t, dir, "kea/kea-dhcp4.conf")
+	conf, leases := filepath.Join(dir, "kea-dhcp4.conf"), filepath.Join(dir, "kea-leases4.csv")
+	// Kea's sockets, logs and leases in the test's directory, not the machine's.
+	raw, _ := os.ReadFile(conf)
+	raw = bytes.ReplaceAll(raw, []byte(`"/run/kea/kea4-ctrl-socket"`), fmt.Appendf(nil, "%q", filepath.Join(dir, "ctrl")))
+	raw = bytes.ReplaceAll(raw, []byte(`"/var/log/kea/kea-dhcp4.log"`), fmt.Appendf(nil, "%q", filepath.Join(dir, "kea.log")))
+	raw = bytes.ReplaceAll(raw, []byte(`"type": "memfile",`), fmt.Appendf(nil, `"type": "memfile", "persist": true, "name": %q,`, leases))
+	os.WriteFile(conf, raw, 0o644)
+	kea := exec.Command("ip", "netns", "exec", l.srv, "kea-dhcp4", "-c", conf)
+	kea.Env = append(os.Environ(), "KEA_PIDFILE_DIR="+dir, "KEA_LOCKFILE_DIR="+dir)
+	keaOut := testenv.Start(t, kea)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kea-dhcp4:\n%s", keaOut)
+		}
+	})
+
+	// Before: Kea leases the laptop an address from its pool, and cp01 its own.
+	const laptop = "52:54:00:77:01:05"
+	l.setMAC(t, laptop)
+	c := l.dhclient(t, filepath.Join(dir, laptop), "laptop", "-d", "-1")
+	testenv.WaitFor(t, "laptop bound by Kea, its lease written down", func() bool {
+		lf, _ := os.ReadFile(filepath.Join(dir, laptop, "leases"))
+		return c.got("BOUND") != nil && bytes.Contains(lf, []byte("fixed-address"))
+	})
+	before := c.got("BOUND")["new_ip_address"]
+	c.stop()
+	if cp01 := l.reserved(t, filepath.Join(dir, "cp01-before"), []string{"52:54:00:77:00:10"})["52:54:00:77:00:10"]; cp01 != "10.77.0.10" {
+		t.Fatalf("Kea gave cp01 %s, want its reservation", cp01)
+	}
+	kea.Process.Signal(syscall.SIGTERM)
+	kea.Wait()
+
+	// The move: infrad with the lab's services and no subnet; one command.
+	os.WriteFile(filepath.Join(dir, "site.yaml"), fmt.Appendf(nil, "domain: lab.test\ndata_dir: %s\n%sdhcp: {interfaces: [br0]}\n", filepath.Join(dir, "data"), labServices), 0o644)
+	l.serveIn(t, dir)
+	out, code := runImport(t, l.srv, "kea", conf, leases, "--api", "--data", filepath.Join(dir, "data"))
+	if code != 0 || !strings.Contains(out, "imported through http://127.0.0.1:8080: 2 subnets, 2 hosts, 0 records, 1 leases") {
+		t.Fatalf("infrad import kea --api: exit %d\n%s", code, out)
+	}
+
+	// Kea's lease is infrad's now, before its client comes back.
+	if ls := l.leases(t, dir); !slices.ContainsFunc(ls, func(x lease) bool { return x.IP == before && x.MAC == laptop && x.Hostname == "laptop" }) {
+		t.Errorf("the leases after the move: %+v, want Kea's lease of %s to the laptop", ls, before)
+	}
+
+	// After: the laptop comes back with INIT-REBOOT and keeps its address.
+	l.setMAC(t, laptop)
+	for _, reason := range []string{"reasons", "PREINIT", "BOUND"} { // (its lease file stays)
+		os.Remove(filepath.Join(dir, laptop, reason))
+	}
+	c = l.dhclient(t, filepath.Join(dir, laptop), "laptop", "-d", "-1")
+	testenv.WaitFor(t, "laptop back", func() bool { return c.got("REBOOT") != nil || c.got("BOUND") != nil })
+	got := c.got("REBOOT")
+	c.stop()
+	if got == nil || got["new_ip_address"] != before {
+		t.Errorf("Kea leased the laptop %s; after the move, INIT-REBOOT got %v (reasons: %s)", before, got, c.reasons())
+	}
+	if got := l.reserved(t, filepath.Join(dir, "cp01-after"), []string{"52:54:00:77:00:10"})["52:54:00:77:00:10"]; got != "10.77.0.10" {
+		t.Errorf("cp01: got %s after the move, want its reservation 10.77.0.10", got)
+	}
+}

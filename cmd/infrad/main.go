@@ -33,7 +33,7 @@ Usage:
   infrad validate -c site.yaml                  check a site file; every mistake with its key path
   infrad plan     -c site.yaml                  what a reload would change: + ~ - per object
   infrad check    [--server ADDR]               a node's preflight before kubeadm: names, clock, CA
-  infrad import   KIND SOURCE… [--to site.yaml | --api]   move in from dnsmasq, dhcpd, pihole, a zone or netbox: a plan first
+  infrad import   KIND SOURCE… [--to site.yaml | --api]   move in from dnsmasq, dhcpd, kea, pihole, a zone or netbox: a plan first
   infrad export   KIND                          kubeadm | metallb | cert-manager | no-proxy | chrony | resolv | cloud-init | ds | ssh | dnsmasq | dhcpd
   infrad backup   FILE                          hot, consistent copy of a running infrad's store
   infrad token    create NAME [--scope S] | list | revoke NAME | rotate   API tokens (scopes: read, write, admin)

@@ -16,7 +16,7 @@ func FuzzRead(f *testing.F) {
 		{"dnsmasq", "dnsmasq/dnsmasq.conf"}, {"dnsmasq", "dnsmasq/lab.hosts"}, {"dnsmasq", "dnsmasq/ethers"},
 		{"dhcpd", "dhcpd/dhcpd.conf"}, {"dhcpd", "dhcpd/dhcpd.leases"}, {"dhcpd", "dhcpd/kea-leases4.csv"},
 		{"zone", "zone/db.lab.test"}, {"pihole", "pihole6/pihole.toml"}, {"pihole", "pihole5/setupVars.conf"},
-		{"netbox", "netbox/ip-addresses.csv"},
+		{"netbox", "netbox/ip-addresses.csv"}, {"kea", "kea/kea-dhcp4.conf"},
 	} {
 		data, err := os.ReadFile(filepath.Join("testdata", seed.file))
 		if err != nil {
@@ -25,7 +25,7 @@ func FuzzRead(f *testing.F) {
 		f.Add(seed.kind, filepath.Base(seed.file), data)
 	}
 	f.Fuzz(func(t *testing.T, kind, name string, data []byte) {
-		if !strings.Contains("dnsmasq dhcpd zone pihole netbox", kind) || kind == "" || strings.ContainsAny(name, "/\x00") || name == "" || name == "." || name == ".." {
+		if !strings.Contains("dnsmasq dhcpd kea zone pihole netbox", kind) || kind == "" || strings.ContainsAny(name, "/\x00") || name == "" || name == "." || name == ".." {
 			return
 		}
 		dir := t.TempDir()

@@ -25,6 +25,7 @@ import (
 var Kinds = map[string]string{
 	"dnsmasq": "dnsmasq.conf (dhcp-range, dhcp-host, dhcp-option, address, host-record, cname, srv-host, txt-record, mx-host, ptr-record, domain, server; the hosts files it names), /etc/ethers, dnsmasq.leases (live leases are kept)",
 	"dhcpd":   "ISC dhcpd.conf (subnets, ranges, host blocks, options, shared networks) and dhcpd.leases or a Kea lease file (active leases are kept)",
+	"kea":     "ISC Kea's kea-dhcp4.conf and kea-dhcp6.conf (subnets, pools, prefix delegation, reservations, options, shared networks) and its lease file kea-leases4.csv (live leases are kept)",
 	"pihole":  "Pi-hole v5 (04-pihole-static-dhcp.conf, custom.list, 05-pihole-custom-cname.conf) or v6 (pihole.toml)",
 	"zone":    "a BIND zone file, or axfr://SERVER[:PORT]/ZONE transferred from a running server (with --tsig NAME:ALGORITHM:SECRET)",
 	"netbox":  "NetBox's REST API (https://netbox/ with --token) or its CSV exports of prefixes, IP ranges and IP addresses",
@@ -117,6 +118,8 @@ func Read(ctx context.Context, kind string, sources []string, opts Options) (*Si
 		err = b.dnsmasq(sources)
 	case "dhcpd":
 		err = b.dhcpd(sources)
+	case "kea":
+		err = b.kea(sources)
 	case "pihole":
 		err = b.pihole(sources)
 	case "zone":

@@ -57,6 +57,7 @@ func TestImportGolden(t *testing.T) {
 	}{
 		{"dnsmasq", "dnsmasq", []string{"dnsmasq/dnsmasq.conf", "dnsmasq/ethers", "dnsmasq/dnsmasq.leases"}, Options{}, ""},
 		{"dhcpd", "dhcpd", []string{"dhcpd/dhcpd.conf", "dhcpd/dhcpd6.conf", "dhcpd/dhcpd.leases", "dhcpd/kea-leases4.csv"}, Options{}, ""},
+		{"kea", "kea", []string{"kea/kea-dhcp4.conf", "kea/kea-dhcp6.conf", "kea/kea-leases4.csv"}, Options{}, ""},
 		{"zone", "zone", []string{"zone/db.lab.test", "zone/db.0.77.10.in-addr.arpa"},
 			Options{Subnets: []netip.Prefix{netip.MustParsePrefix("10.77.0.0/24"), netip.MustParsePrefix("fd00:77::/64")}},
 			"subnets:\n  - {name: lab, cidr: 10.77.0.0/24}\n  - {name: lab6, cidr: 'fd00:77::/64'}\n"},
@@ -159,6 +160,8 @@ func TestMalformedSources(t *testing.T) {
 		{"dhcpd", "dhcpd.conf", "subnet 10.0.0.0 mask 255.255.255.0 { }\n", "dhcpd.conf:1: \"subnet 10.0.0.0 mask 255.255.255.0\" is not"},
 		{"dhcpd", "dhcpd.conf", "option domain-name \"lab.test;\n", "dhcpd.conf:1: a quoted string that does not end"},
 		{"dhcpd", "kea-leases4.csv", "address,hwaddr,client_id\n10.0.0.1,52:54:00:00:00:01,\n", "kea-leases4.csv:1: a Kea lease file's header has expire"},
+		{"kea", "kea-dhcp4.conf", "{\n\"Dhcp4\": {\n  \"subnet4\": [ { \"subnet\": \"10.0.0.0/24\" } \n}\n}\n", "kea-dhcp4.conf:4: not Kea's JSON"},
+		{"kea", "kea-dhcp4.conf", "{ \"Dhcp\": {} }\n", "neither Dhcp4 nor Dhcp6"},
 		{"zone", "db.lab.test", "$TTL 300\n@ IN SOA ns. h. 1 2 3 4 5\nwww IN A 10.0.0.300\n", "db.lab.test"},
 		{"zone", "db.lab.test", "$TTL 300\nwww IN A 10.0.0.3\n", "a zone file begins with its SOA record"},
 		{"pihole", "pihole.toml", "[dns]\nhosts = [\"10.0.0.1\"\n", "pihole.toml:"},
