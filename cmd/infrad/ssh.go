@@ -100,7 +100,6 @@ type signed struct {
 	ValidBefore time.Time `json:"valid_before"`
 }
 
-
 // certPath is where OpenSSH looks for key's certificate: beside it, as
 // <key without .pub>-cert.pub.
 func certPath(key string) string { return strings.TrimSuffix(key, ".pub") + "-cert.pub" }
