@@ -522,6 +522,7 @@ func subnetName(given string, p netip.Prefix) string {
 
 // lease keeps l unless it has ended.
 func (b *builder) lease(p Pos, l Lease) {
+	l.Hostname, _, _ = strings.Cut(l.Hostname, ".") // a lease's name is a label: Kea keeps its FQDN
 	if l.Expires.After(b.opts.Now) {
 		b.leases = append(b.leases, item[Lease]{p, l})
 	}
