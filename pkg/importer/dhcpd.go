@@ -2,6 +2,7 @@ package importer
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"fmt"
 	"net/netip"
@@ -35,7 +36,7 @@ func (b *builder) dhcpd(files []string) error {
 			b.dhcpdLeases(stmts)
 			continue
 		}
-		if err := d.scope(stmts, &dhcpdScope{}, ""); err != nil {
+		if err := d.scope(stmts, &dhcpdScope{}, "", false); err != nil {
 			return err
 		}
 	}
@@ -192,19 +193,19 @@ type dhcpdScope struct {
 	group site.DHCPOptionsSpec
 }
 
-func (s dhcpdScope) any() bool {
-	o := s.options
-	return len(o.DNS)+len(o.NTP)+len(o.Search) > 0 || o.MTU != 0 || o.NextServer != "" || o.BootFile != ""
-}
-
-// scope translates the statements of one scope (the file, a shared network, a group),
-// with what its enclosing scopes set. network names the shared network it is in.
-func (d *dhcpdReader) scope(stmts []stmt, outer *dhcpdScope, network string) error {
-	sc := *outer
+// scope translates the statements of one scope (the file, a shared network, a
+// group), with what its enclosing scopes set. network names the shared network it is
+// in; a group's parameters are its hosts' too.
+func (d *dhcpdReader) scope(stmts []stmt, outer *dhcpdScope, network string, group bool) error {
+	var here dhcpdScope
 	for _, s := range stmts { // a scope's parameters apply to all of it, wherever they stand
 		if !s.isBlk {
-			d.parameter(s, &sc)
+			d.parameter(s, &here)
 		}
+	}
+	sc := dhcpdScope{options: merged(outer.options, here.options), router: cmp.Or(here.router, outer.router), group: outer.group}
+	if group {
+		sc.group = merged(outer.group, here.options)
 	}
 	count := 0
 	for _, s := range stmts {
@@ -221,20 +222,12 @@ func (d *dhcpdReader) scope(stmts []stmt, outer *dhcpdScope, network string) err
 			if err := d.subnet(s, &sc, name); err != nil {
 				return err
 			}
-		case "shared-network":
-			if err := d.scope(s.block, &sc, strings.Trim(s.arg(1), `"`)); err != nil {
-				return err
+		case "shared-network", "group":
+			name := network
+			if s.arg(0) == "shared-network" {
+				name = strings.Trim(s.arg(1), `"`)
 			}
-		case "group":
-			inner := sc
-			for _, c := range s.block {
-				if !c.isBlk {
-					g := dhcpdScope{options: inner.group}
-					d.parameter(c, &g)
-					inner.group = g.options
-				}
-			}
-			if err := d.scope(s.block, &inner, network); err != nil {
+			if err := d.scope(s.block, &sc, name, s.arg(0) == "group"); err != nil {
 				return err
 			}
 		case "host":
@@ -331,17 +324,14 @@ func (d *dhcpdReader) subnet(s stmt, outer *dhcpdScope, name string) error {
 		}
 		cidr = netip.PrefixFrom(a, maskBits(m)).Masked()
 	}
-	sc := *outer
-	sc.router = ""
+	var here dhcpdScope
 	for _, c := range s.block {
 		if !c.isBlk {
-			d.parameter(c, &sc)
+			d.parameter(c, &here)
 		}
 	}
+	sc := dhcpdScope{options: merged(outer.options, here.options), router: cmp.Or(here.router, outer.router), group: outer.group}
 	sn := site.SubnetSpec{Name: subnetName(name, cidr), CIDR: cidr.String()}
-	if sc.router == "" {
-		sc.router = outer.router
-	}
 	if a, err := netip.ParseAddr(sc.router); err == nil && cidr.Contains(a) {
 		sn.Gateway = a.String()
 	}
@@ -409,7 +399,7 @@ func (d *dhcpdReader) subnet(s stmt, outer *dhcpdScope, name string) error {
 			d.b.notef(c.Pos, "%s { … }: not translated (infrad has no counterpart)", c.String())
 		}
 	}
-	if sc.any() {
+	if anyOptions(sc.options) {
 		o := sc.options
 		sn.DHCP = &o
 	}
@@ -470,7 +460,7 @@ func (d *dhcpdReader) host(s stmt, sc *dhcpdScope) {
 	if h.IP == "" && h.IP6 != "" {
 		h.IP, h.IP6 = h.IP6, ""
 	}
-	if hostOpts.any() {
+	if anyOptions(hostOpts.options) {
 		o := hostOpts.options
 		h.DHCP = &o
 	}

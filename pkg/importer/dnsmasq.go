@@ -85,11 +85,6 @@ type dnsmasqOptions struct {
 	used   bool // a subnet or a host took them
 }
 
-func (o *dnsmasqOptions) any() bool {
-	s := o.spec
-	return len(s.DNS)+len(s.NTP)+len(s.Search) > 0 || s.MTU != 0 || s.NextServer != "" || s.BootFile != ""
-}
-
 // optionsFor are the options of the tag in f[0] ("tag:lab"), with f[0] dropped, or
 // every client's.
 func (d *dnsmasqReader) optionsFor(p Pos, f []string) (*dnsmasqOptions, []string) {
@@ -496,23 +491,6 @@ func (d *dnsmasqReader) dhcpOption(p Pos, value string) error {
 	return nil
 }
 
-// merged is o with the fields over sets laid over it.
-func merged(o, over site.DHCPOptionsSpec) site.DHCPOptionsSpec {
-	if len(over.DNS) > 0 {
-		o.DNS = over.DNS
-	}
-	if len(over.NTP) > 0 {
-		o.NTP = over.NTP
-	}
-	if len(over.Search) > 0 {
-		o.Search = over.Search
-	}
-	o.MTU = cmp.Or(over.MTU, o.MTU)
-	o.NextServer = cmp.Or(over.NextServer, o.NextServer)
-	o.BootFile = cmp.Or(over.BootFile, o.BootFile)
-	return o
-}
-
 // ownAddrs drops 0.0.0.0, which dnsmasq reads as "this server": infrad's default.
 func ownAddrs(vals []string) []string {
 	var out []string
@@ -626,7 +604,7 @@ func (d *dnsmasqReader) done() {
 		} else if cidr.Addr().Is4() {
 			b.notef(r.Pos, "no dhcp-option router for %s: dnsmasq gives its own address as the router; infrad gives the subnet's gateway, which is left unset", cidr)
 		}
-		if o.any() {
+		if anyOptions(o.spec) {
 			sn.DHCP = &o.spec
 		}
 		b.subnet(r.Pos, sn)

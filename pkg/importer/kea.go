@@ -2,6 +2,7 @@ package importer
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -215,7 +216,7 @@ func (b *builder) keaSubnet(k keaSubnet, name string, inherited site.DHCPOptions
 			}
 		}
 	}
-	opts.NextServer, opts.BootFile = cmpOr(k.NextServer, opts.NextServer), cmpOr(k.BootFile, opts.BootFile)
+	opts.NextServer, opts.BootFile = cmp.Or(k.NextServer, opts.NextServer), cmp.Or(k.BootFile, opts.BootFile)
 	if anyOptions(opts) {
 		sn.DHCP = &opts
 	}
@@ -227,7 +228,7 @@ func (b *builder) keaSubnet(k keaSubnet, name string, inherited site.DHCPOptions
 
 // keaReservation is a host: its MAC (or a DHCPv6 client's DUID), address and name.
 func (b *builder) keaReservation(r keaReservation, pos func(string) Pos) {
-	key := cmpOr(r.HWAddress, r.DUID, r.ClientID, r.IPAddress)
+	key := cmp.Or(r.HWAddress, r.DUID, r.ClientID, r.IPAddress)
 	p := pos(key)
 	h := hostItem{HostSpec: site.HostSpec{Name: r.Hostname, MAC: strings.ToLower(r.HWAddress), IP: r.IPAddress}}
 	if r.DUID != "" {
@@ -246,7 +247,7 @@ func (b *builder) keaReservation(r keaReservation, pos func(string) Pos) {
 		}
 	}
 	if o := b.keaOptions(r.OptionData, pos); anyOptions(o) || r.NextServer != "" || r.BootFile != "" {
-		o.NextServer, o.BootFile = cmpOr(r.NextServer, o.NextServer), cmpOr(r.BootFile, o.BootFile)
+		o.NextServer, o.BootFile = cmp.Or(r.NextServer, o.NextServer), cmp.Or(r.BootFile, o.BootFile)
 		h.DHCP = &o
 	}
 	b.host(p, h)
@@ -285,23 +286,10 @@ func (b *builder) keaOptions(opts []keaOption, pos func(string) Pos) site.DHCPOp
 		case k.Name == "routers" || k.Code == 3:
 			// a subnet's gateway: read with it
 		default:
-			b.notef(pos(`"`+cmpOr(k.Name, fmt.Sprint(k.Code))+`"`), "option %s: not translated (infrad's DHCP options are dns, ntp, domain_search, mtu, next_server, boot_file and the gateway)", cmpOr(k.Name, fmt.Sprint(k.Code)))
+			b.notef(pos(`"`+cmp.Or(k.Name, fmt.Sprint(k.Code))+`"`), "option %s: not translated (infrad's DHCP options are dns, ntp, domain_search, mtu, next_server, boot_file and the gateway)", cmp.Or(k.Name, fmt.Sprint(k.Code)))
 		}
 	}
 	return o
-}
-
-func anyOptions(s site.DHCPOptionsSpec) bool {
-	return len(s.DNS)+len(s.NTP)+len(s.Search) > 0 || s.MTU != 0 || s.NextServer != "" || s.BootFile != ""
-}
-
-func cmpOr(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // lastOf is the last address of p.
