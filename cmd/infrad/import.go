@@ -211,7 +211,7 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintf(stdout, "! %s%s: %s\n", m.Path, where, m.Msg)
 		}
-		fmt.Fprintf(stdout, "%d conflict(s): nothing is written\n", len(mistakes))
+		fmt.Fprintf(stdout, "%d problem(s): nothing is written\n", len(mistakes))
 		return exitFail
 	}
 	if err != nil {
@@ -290,7 +290,7 @@ func importThroughAPI(c *client.Client, s *importer.Site, stdout, stderr io.Writ
 			}
 			fmt.Fprintf(stdout, "! %s%s: %s\n", orWhole(p.Path), where, p.Message)
 		}
-		fmt.Fprintf(stdout, "%d conflict(s): nothing is changed\n", len(plan.Problems))
+		fmt.Fprintf(stdout, "%d problem(s): nothing is changed\n", len(plan.Problems))
 		return exitFail
 	}
 	spec.DryRun = false
