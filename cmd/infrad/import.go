@@ -155,8 +155,10 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 		if err := yaml.Unmarshal(base, &f); err != nil {
 			return fail(fmt.Errorf("%s: %w", file, err))
 		}
-		opts.Domain, opts.TTL = strings.TrimSuffix(f.Domain, "."), f.DNS.TTL
-		opts.Hosts, opts.Records = f.Hosts, f.DNS.Records
+		if f.Domain != "" { // (else --domain's, or the source's)
+			opts.Domain = strings.TrimSuffix(f.Domain, ".")
+		}
+		opts.TTL, opts.Hosts, opts.Records = f.DNS.TTL, f.Hosts, f.DNS.Records
 		for _, sn := range f.Subnets {
 			if p, err := netip.ParsePrefix(sn.CIDR); err == nil {
 				opts.Subnets = append(opts.Subnets, p)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -553,5 +555,48 @@ func TestImportFromKea(t *testing.T) {
 	}
 	if got := l.reserved(t, filepath.Join(dir, "cp01-after"), []string{"52:54:00:77:00:10"})["52:54:00:77:00:10"]; got != "10.77.0.10" {
 		t.Errorf("cp01: got %s after the move, want its reservation 10.77.0.10", got)
+	}
+}
+
+// TestImportFromNetBox reads NetBox 4.2's recorded API (every page, with its token)
+// into a new site file that validate accepts.
+func TestImportFromNetBox(t *testing.T) {
+	dir := t.TempDir()
+	api := filepath.Join(importdata, "netbox", "api")
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Token 0123456789abcdef" {
+			http.Error(w, `{"detail": "Invalid token"}`, http.StatusForbidden)
+			return
+		}
+		name := strings.Trim(strings.TrimPrefix(r.URL.Path, "/api/"), "/")
+		name = name[strings.LastIndex(name, "/")+1:]
+		if r.URL.Query().Get("offset") != "" {
+			name += "-2"
+		}
+		data, err := os.ReadFile(filepath.Join(api, name+".json"))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(bytes.ReplaceAll(data, []byte("http://127.0.0.1:PORT"), []byte(srv.URL)))
+	}))
+	defer srv.Close()
+	site := filepath.Join(dir, "site.yaml")
+	if out, code := runImport(t, "", "netbox", srv.URL, "--netbox-token", "wrong", "--domain", "lab.test", "--to", site); code == 0 || !strings.Contains(out, "403") {
+		t.Errorf("a wrong token: exit %d\n%s", code, out)
+	}
+	out, code := runImport(t, "", "netbox", srv.URL+"/", "--netbox-token", "0123456789abcdef", "--domain", "lab.test", "--to", site)
+	if code != 0 {
+		t.Fatalf("infrad import netbox: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"+ host cp01 10.77.0.10 fd00:77::10 52:54:00:77:00:10", "+ host worker01 10.77.0.21 52:54:00:77:00:21", "+ record api A 10.77.0.5"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the plan lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := exec.Command(binary, "validate", "-c", site).CombinedOutput(); err != nil {
+		t.Errorf("infrad validate: %v\n%s", err, out)
 	}
 }
