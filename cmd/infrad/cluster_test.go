@@ -675,6 +675,22 @@ func TestClusterZoneIsOneOnEveryNode(t *testing.T) {
 		return from["10.78.0.1"] && from["10.78.0.2"] && from["10.78.0.3"]
 	})
 
+	// An import through a node that may not lead is one change, and every node serves
+	// it: the reservation, the host's name and its PTR.
+	conf := filepath.Join(l.dir, "dnsmasq.conf")
+	os.WriteFile(conf, []byte("domain=lab.test\nhost-record=nas9.lab.test,10.78.0.60\ndhcp-host=52:54:00:78:00:61,10.78.0.61,tv9\n"), 0o644)
+	if out, code := runImport(t, l.nodes[1].ns, "dnsmasq", conf, "--api", "--data", l.nodes[1].data); code != 0 || !strings.Contains(out, "2 hosts") {
+		t.Fatalf("an import through %s: exit %d\n%s", l.nodes[1].name, code, out)
+	}
+	for _, n := range l.nodes {
+		testenv.WaitFor(t, "the import on "+n.name, func() bool {
+			return l.dig(n.addr, "nas9.lab.test") == "10.78.0.60" && l.dig(n.addr, "tv9.lab.test") == "10.78.0.61"
+		})
+		if ptr, _ := exec.Command("ip", "netns", "exec", l.cli, "dig", "@"+n.addr, "-p", "1053", "+short", "-x", "10.78.0.60").Output(); strings.TrimSpace(string(ptr)) != "nas9.lab.test." {
+			t.Errorf("the PTR of 10.78.0.60 on %s: %q", n.name, ptr)
+		}
+	}
+
 	// A named token made through one node signs requests on every node, and a revoke
 	// through another refuses it everywhere; the change log is one on every node.
 	out, err := l.curl(l.nodes[2], "-X", "POST", "http://127.0.0.1:8080/api/v1/tokens", "-d", `{"name":"ops"}`)
