@@ -213,7 +213,9 @@ func TestAdditionalAddresses(t *testing.T) {
 // answers (RFC 7766 §6.2.1.1) are each answered, on the same connection; one that
 // waits for a slow forwarder does not hold up the zones' answers sent after it.
 func TestTCPPipelining(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	// A port below the ephemeral range, free on UDP and TCP: a port the kernel picks
+	// for UDP may be an outgoing TCP connection's (a clean-clone run failed so).
+	pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
