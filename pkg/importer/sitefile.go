@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -101,7 +102,12 @@ func (s *Site) WriteInto(base []byte) (SiteFile, error) {
 				}
 			}
 			from, ok := s.From[fmt.Sprintf("%s[%d]", l.path, i)]
-			comment := strings.ToValidUTF8("from "+from.String(), "\uFFFD") // (YAML is UTF-8: a file's name may not be)
+			comment := strings.Map(func(r rune) rune { // (a comment is UTF-8 without control characters: a file's name may be neither)
+				if unicode.IsControl(r) {
+					return '\uFFFD'
+				}
+				return r
+			}, strings.ToValidUTF8("from "+from.String(), "\uFFFD"))
 			if ok && l.flow {
 				it.LineComment = comment
 			} else if ok {
@@ -149,7 +155,7 @@ func asYAML(v any, out *[]*yaml.Node) error {
 		return err
 	}
 	var seq yaml.Node
-	if err := yaml.Unmarshal(raw, &seq); err != nil {
+	if err := yaml.Unmarshal(printable(raw), &seq); err != nil {
 		return err
 	}
 	if len(seq.Content) == 0 || seq.Content[0].Kind != yaml.SequenceNode {
@@ -160,11 +166,29 @@ func asYAML(v any, out *[]*yaml.Node) error {
 	return nil
 }
 
+// printable escapes in JSON's strings what YAML's reader refuses and JSON leaves as it
+// is (DEL, the C1 controls, U+FFFE): escaped, the value reaches validation, which
+// names it.
+func printable(raw []byte) []byte {
+	var b bytes.Buffer
+	for _, r := range string(raw) {
+		if r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7e || r == 0x85 || r >= 0xa0 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 {
+			b.WriteRune(r)
+		} else {
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.Bytes()
+}
+
 // plain drops the JSON's quoting and flow style: the encoder quotes a string that
 // would read as something else.
 func plain(n *yaml.Node) {
 	n.Style = 0
 	n.Value = strings.ToValidUTF8(n.Value, "\uFFFD")
+	if strings.ContainsFunc(n.Value, unicode.IsControl) {
+		n.Style = yaml.DoubleQuotedStyle // (escaped: validation then names the value)
+	}
 	for _, c := range n.Content {
 		plain(c)
 	}
