@@ -14,7 +14,7 @@ import (
 func FuzzRead(f *testing.F) {
 	for _, seed := range []struct{ kind, file string }{
 		{"dnsmasq", "dnsmasq/dnsmasq.conf"}, {"dnsmasq", "dnsmasq/lab.hosts"}, {"dnsmasq", "dnsmasq/ethers"},
-		{"dhcpd", "dhcpd/dhcpd.conf"}, {"dhcpd", "dhcpd/dhcpd.leases"}, {"dhcpd", "dhcpd/kea-leases4.csv"},
+		{"dhcpd", "dhcpd/dhcpd.conf"}, {"dhcpd", "dhcpd/dhcpd.leases"}, {"kea", "kea/kea-leases4.csv"},
 		{"zone", "zone/db.lab.test"}, {"pihole", "pihole6/pihole.toml"}, {"pihole", "pihole5/setupVars.conf"},
 		{"netbox", "netbox/ip-addresses.csv"}, {"kea", "kea/kea-dhcp4.conf"},
 	} {

@@ -56,7 +56,7 @@ func TestImportGolden(t *testing.T) {
 		base    string // the site file it goes into
 	}{
 		{"dnsmasq", "dnsmasq", []string{"dnsmasq/dnsmasq.conf", "dnsmasq/ethers", "dnsmasq/dnsmasq.leases"}, Options{}, ""},
-		{"dhcpd", "dhcpd", []string{"dhcpd/dhcpd.conf", "dhcpd/dhcpd6.conf", "dhcpd/dhcpd.leases", "dhcpd/kea-leases4.csv"}, Options{}, ""},
+		{"dhcpd", "dhcpd", []string{"dhcpd/dhcpd.conf", "dhcpd/dhcpd6.conf", "dhcpd/dhcpd.leases", "kea/kea-leases4.csv"}, Options{}, ""},
 		{"kea", "kea", []string{"kea/kea-dhcp4.conf", "kea/kea-dhcp6.conf", "kea/kea-leases4.csv", "kea/kea-leases6.csv"}, Options{}, ""},
 		{"zone", "zone", []string{"zone/db.lab.test", "zone/db.0.77.10.in-addr.arpa"},
 			Options{Subnets: []netip.Prefix{netip.MustParsePrefix("10.77.0.0/24"), netip.MustParsePrefix("fd00:77::/64")}},
