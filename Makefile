@@ -61,7 +61,7 @@ test: check-go deps ui-deps
 # Every fuzz target, FUZZTIME each (not part of `make test`, whose runs replay their
 # seeds and every crash found so far, kept in testdata/fuzz).
 FUZZTIME ?= 30s
-FUZZ := ./pkg/ipam:FuzzCommands ./pkg/config:FuzzParse ./pkg/importer:FuzzRead ./pkg/dhcp:FuzzHandle ./pkg/ntp:FuzzRequest ./pkg/dns:FuzzMessage ./pkg/api:FuzzDecode
+FUZZ := ./pkg/ipam:FuzzCommands ./pkg/ipam:FuzzImportSpec ./pkg/config:FuzzParse ./pkg/importer:FuzzRead ./pkg/dhcp:FuzzHandle ./pkg/ntp:FuzzRequest ./pkg/dns:FuzzMessage ./pkg/api:FuzzDecode
 
 fuzz: check-go
 	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; \
