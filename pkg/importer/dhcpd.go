@@ -22,12 +22,8 @@ func (b *builder) dhcpd(files []string) error {
 		if err != nil {
 			return err
 		}
-		if bytes.HasPrefix(data, []byte("address,duid,")) { // kea-leases6.csv
-			b.notef(Pos{f, 0}, "DHCPv6 leases are not imported (the client asks again and gets an address)")
-			continue
-		}
-		if bytes.HasPrefix(data, []byte("address,hwaddr,")) {
-			if err := b.keaLeases(f, data); err != nil {
+		if leases, err := b.keaLeaseFile(f, data); leases || err != nil {
+			if err != nil {
 				return err
 			}
 			continue

@@ -87,12 +87,8 @@ func (b *builder) kea(files []string) error {
 		if err != nil {
 			return err
 		}
-		if bytes.HasPrefix(data, []byte("address,duid,")) { // kea-leases6.csv
-			b.notef(Pos{f, 0}, "DHCPv6 leases are not imported (the client asks again and gets an address)")
-			continue
-		}
-		if bytes.HasPrefix(data, []byte("address,hwaddr,")) {
-			if err := b.keaLeases(f, data); err != nil {
+		if leases, err := b.keaLeaseFile(f, data); leases || err != nil {
+			if err != nil {
 				return err
 			}
 			continue
@@ -102,6 +98,19 @@ func (b *builder) kea(files []string) error {
 		}
 	}
 	return nil
+}
+
+// keaLeaseFile reads data when it is one of Kea's lease files (the dhcpd import
+// takes them too): kea-leases4.csv's live leases are kept, kea-leases6.csv is said.
+func (b *builder) keaLeaseFile(path string, data []byte) (bool, error) {
+	switch {
+	case bytes.HasPrefix(data, []byte("address,duid,")):
+		b.notef(Pos{path, 0}, "DHCPv6 leases are not imported (the client asks again and gets an address)")
+		return true, nil
+	case bytes.HasPrefix(data, []byte("address,hwaddr,")):
+		return true, b.keaLeases(path, data)
+	}
+	return false, nil
 }
 
 func (b *builder) keaConfig(path string, data []byte) error {
